@@ -1,0 +1,52 @@
+"""Shared value types of every contract: money, identifiers, cursor pages.
+
+Money is a decimal string plus an ISO 4217 code, never a float, so amounts survive
+every hop (JSON, vendor wire formats, databases) without rounding drift.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Generic, TypeVar
+
+import msgspec
+from msgspec import Meta
+
+__all__ = [
+    "Currency",
+    "Hours",
+    "Money",
+    "Page",
+    "Struct",
+    "VendorRef",
+]
+
+Currency = Annotated[str, Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217 currency code.", examples=["USD"])]
+Hours = Annotated[Decimal, Meta(ge=0, description="Duration in decimal hours.", examples=["7.5"])]
+
+T = TypeVar("T")
+
+
+class Struct(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=False):
+    """Base of every contract object: keyword-only, strict about unknown fields."""
+
+
+class Money(Struct, frozen=True):
+    """An amount in one currency."""
+
+    amount: Annotated[Decimal, Meta(description="Decimal amount as a string.", examples=["1250.00"])]
+    currency: Currency
+
+
+class VendorRef(Struct, frozen=True):
+    """Where a canonical record lives in a vendor system."""
+
+    system: Annotated[str, Meta(description="Vendor system name.", examples=["netsuite"])]
+    id: Annotated[str, Meta(description="The record's id in that system.")]
+
+
+class Page(Struct, Generic[T]):
+    """One page of a cursor-paged list; `next` is absent on the last page."""
+
+    items: list[T]
+    next_cursor: Annotated[str | None, Meta(description="Opaque cursor of the next page.")] = None

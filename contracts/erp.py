@@ -1,0 +1,118 @@
+"""ERP domain objects: legal entities, customers, projects, accounting periods. ERP owns posting."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from msgspec import Meta
+
+from contracts.common import Currency, Money, Struct
+from contracts.crm import Address
+
+__all__ = [
+    "AccountingPeriod",
+    "BillingMilestone",
+    "BillingSchedule",
+    "Customer",
+    "CustomerUpsert",
+    "ErpProject",
+    "ErpProjectUpsert",
+    "LegalEntity",
+    "ProjectTask",
+    "TaxRegime",
+]
+
+TaxRegime = Literal["us_sales_tax", "uk_vat", "eu_vat"]
+
+
+class LegalEntity(Struct):
+    """A contracting and invoicing entity of the firm (a NetSuite subsidiary)."""
+
+    id: str
+    code: Annotated[str, Meta(description="Short stable code, e.g. US01.", examples=["US01"])]
+    name: str
+    country: str
+    currency: Currency
+    tax_regime: TaxRegime
+    tax_registration: Annotated[str, Meta(description="The entity's own VAT/EIN registration.")]
+    requires_customer_tax_id: Annotated[bool, Meta(description="Customers must carry a tax id to be invoiced.")]
+
+
+class Customer(Struct):
+    """A customer in the ERP, linked to the CRM account by external id."""
+
+    id: str
+    external_id: str
+    name: str
+    legal_entity_id: str
+    currency: Currency
+    tax_id: str | None = None
+    billing_address: Address | None = None
+
+
+class CustomerUpsert(Struct):
+    name: str
+    legal_entity_id: str
+    currency: Currency
+    tax_id: str | None = None
+    billing_address: Address | None = None
+
+
+class ProjectTask(Struct, frozen=True):
+    name: str
+    planned_hours: Annotated[str, Meta(pattern=r"^\d+(\.\d+)?$", description="Decimal hours.")]
+
+
+class BillingMilestone(Struct, frozen=True):
+    name: str
+    due_date: dt.date
+    amount: Money
+
+
+class BillingSchedule(Struct, frozen=True):
+    """How a project bills: time and materials, fixed fee by milestone, or both."""
+
+    billing_type: Literal["time_and_materials", "fixed_fee", "mixed"]
+    milestones: list[BillingMilestone] = []
+    payment_terms_days: Annotated[int, Meta(ge=0, le=180)] = 30
+
+
+class ErpProject(Struct):
+    """A project (NetSuite job) that financial postings are made against."""
+
+    id: str
+    external_id: str
+    name: str
+    customer_id: str
+    legal_entity_id: str
+    currency: Currency
+    status: Literal["pending", "active", "closed"]
+    budget: Money
+    start_date: dt.date | None = None
+    end_date: dt.date | None = None
+    tasks: list[ProjectTask] = []
+    billing: BillingSchedule | None = None
+
+
+class ErpProjectUpsert(Struct):
+    name: str
+    customer_id: str
+    legal_entity_id: str
+    currency: Currency
+    budget: Money
+    start_date: dt.date | None = None
+    end_date: dt.date | None = None
+    tasks: list[ProjectTask] = []
+    billing: BillingSchedule | None = None
+
+
+class AccountingPeriod(Struct):
+    id: str
+    name: Annotated[str, Meta(examples=["Nov 2026"])]
+    start_date: dt.date
+    end_date: dt.date
+    is_closed: bool
+    ar_locked: bool = False
+    ap_locked: bool = False
+    legal_entity_id: str | None = None

@@ -1,0 +1,84 @@
+"""Every runtime setting, from environment variables with documented defaults.
+
+Embedded mode needs none of them: SQLite under `PSCONNECT_HOME`, in-memory limits,
+in-process simulators. Setting `DATABASE_URL` (PostgreSQL) and `REDIS_URL` moves
+state to shared services for several workers and hosts.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta
+
+__all__ = ["ExternalIssuer", "Settings", "load_settings"]
+
+
+class ExternalIssuer(msgspec.Struct, frozen=True, kw_only=True):
+    """An identity provider whose access tokens the gateway also accepts."""
+
+    issuer: str
+    jwks_uri: str
+    audience: str | None = None
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    home_dir: Annotated[str, Meta(description="PSCONNECT_HOME: state directory (SQLite files, demo credentials).")]
+    database_url: Annotated[str, Meta(description="DATABASE_URL: SQLAlchemy URL; SQLite under home by default.")]
+    workflow_database_url: Annotated[str, Meta(description="DBOS system database; DATABASE_URL when it is PostgreSQL.")]
+    redis_url: Annotated[str | None, Meta(description="REDIS_URL: shared rate-limit/idempotency store.")] = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: Annotated[str, Meta(description="PSCONNECT_PUBLIC_URL: base URL clients use; the token issuer.")] = ""
+    audience: Annotated[str, Meta(description="PSCONNECT_AUDIENCE: `aud` of issued and accepted tokens.")] = "psconnect"
+    token_ttl: Annotated[int, Meta(ge=30, le=3600, description="PSCONNECT_TOKEN_TTL: access-token lifetime, s.")] = 300
+    key_rotation_days: Annotated[int, Meta(ge=1, description="PSCONNECT_KEY_ROTATION_DAYS")] = 30
+    external_issuers: tuple[ExternalIssuer, ...] = ()
+    vendor_urls: Annotated[dict[str, str], Meta(
+        description="PSCONNECT_VENDOR_URLS: JSON {vendor: base URL}; vendors not named run in-process.")] = {}
+    seed_demo: Annotated[bool, Meta(description="PSCONNECT_SEED_DEMO: seed simulators and demo client.")] = True
+    service_client_id: str = "psconnect-internal"
+
+    @property
+    def home(self) -> Path:
+        return Path(self.home_dir)
+
+    @property
+    def issuer(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Settings:
+    """Read settings from `env` (default: os.environ); keyword overrides win (tests, CLI flags)."""
+    e = dict(os.environ if env is None else env)
+    home = Path(str(overrides.pop("home", None) or e.get("PSCONNECT_HOME", "var"))).resolve()
+    db = str(overrides.pop("database_url", None) or e.get("DATABASE_URL") or f"sqlite:///{home / 'psconnect.sqlite'}")
+    if db.startswith("postgres://"):
+        db = "postgresql://" + db.removeprefix("postgres://")
+    wf_db = db if db.startswith("postgresql") else f"sqlite:///{home / 'workflows.sqlite'}"
+    raw: dict[str, object] = {
+        "home_dir": str(home),
+        "database_url": db,
+        "workflow_database_url": wf_db,
+        "redis_url": e.get("REDIS_URL") or None,
+        "host": e.get("PSCONNECT_HOST", "127.0.0.1"),
+        "port": int(e.get("PSCONNECT_PORT", "8000")),
+        "public_url": e.get("PSCONNECT_PUBLIC_URL", ""),
+        "audience": e.get("PSCONNECT_AUDIENCE", "psconnect"),
+        "token_ttl": int(e.get("PSCONNECT_TOKEN_TTL", "300")),
+        "key_rotation_days": int(e.get("PSCONNECT_KEY_ROTATION_DAYS", "30")),
+        "external_issuers": msgspec.json.decode(e.get("PSCONNECT_EXTERNAL_ISSUERS", "[]")),
+        "vendor_urls": msgspec.json.decode(e.get("PSCONNECT_VENDOR_URLS", "{}")),
+        "seed_demo": e.get("PSCONNECT_SEED_DEMO", "1") not in ("0", "false", "no"),
+    }
+    raw.update(overrides)
+    settings = msgspec.convert(raw, Settings, strict=False)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    return settings

@@ -1,0 +1,264 @@
+"""The HTTP seam every vendor client stands on: timeouts, retries, breaker, correlation.
+
+Error tree (what a vendor client raises; the system API maps it to a problem)::
+
+    VendorError
+    ├── TransientVendorError      retry later: nothing was (or may safely be re-)done
+    │   ├── VendorRateLimited     429 or a concurrency-limit error; carries retry_after
+    │   ├── VendorUnavailable     5xx, timeout, connection failure
+    │   └── CircuitOpenError      the breaker refuses calls for a cool-down
+    └── VendorRejected            4xx business answer: not found, conflict, invalid
+
+Retries follow "exponential backoff with full jitter"
+(https://aws.amazon.com/blogs/architecture/exponential-backoff-and-jitter/) and never
+undercut a vendor's `Retry-After`. Only transient failures are retried, and a 5xx or
+timeout only when the request is idempotent (GET/PUT/DELETE, or a write the vendor
+de-duplicates by key) — a 429 means the vendor did nothing, so it is always safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final
+
+import httpx
+import msgspec
+
+from contracts.correlation import outgoing_headers
+
+__all__ = [
+    "CircuitBreaker",
+    "CircuitOpenError",
+    "RetryPolicy",
+    "TransientVendorError",
+    "VendorError",
+    "VendorHttp",
+    "VendorRateLimited",
+    "VendorRejected",
+    "VendorUnavailable",
+    "parse_retry_after",
+]
+
+IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+
+class VendorError(Exception):
+    """Any failure talking to a vendor."""
+
+    def __init__(self, vendor: str, message: str, *, status: int | None = None, body: object = None) -> None:
+        super().__init__(f"{vendor}: {message}")
+        self.vendor = vendor
+        self.status = status
+        self.body = body
+
+
+class TransientVendorError(VendorError):
+    """Worth retrying later; `retry_after` is the vendor's hint in seconds, if any."""
+
+    retry_after: float | None = None
+
+
+class VendorRateLimited(TransientVendorError):
+    def __init__(self, vendor: str, message: str, *, retry_after: float | None, status: int | None = 429,
+                 body: object = None) -> None:
+        super().__init__(vendor, message, status=status, body=body)
+        self.retry_after = retry_after
+
+
+class VendorUnavailable(TransientVendorError):
+    pass
+
+
+class CircuitOpenError(TransientVendorError):
+    def __init__(self, vendor: str, retry_after: float) -> None:
+        super().__init__(vendor, f"circuit open for {retry_after:.1f}s after repeated failures", status=None)
+        self.retry_after = retry_after
+
+
+class VendorRejected(VendorError):
+    """The vendor answered with a business error (4xx other than 429); retrying cannot help.
+
+    `code` is the vendor's own error code where it gives one (NetSuite `o:errorCode`,
+    Salesforce `errorCode`), for mapping to a canonical problem.
+    """
+
+    def __init__(self, vendor: str, message: str, *, status: int, code: str | None = None,
+                 body: object = None) -> None:
+        super().__init__(vendor, message, status=status, body=body)
+        self.code = code
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """How hard a client tries before giving up on a transient failure."""
+
+    max_attempts: int = 5
+    base_delay: float = 0.2
+    max_delay: float = 10.0
+    max_retry_after: float = 60.0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        backoff = random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+        if retry_after is not None:
+            return max(min(retry_after, self.max_retry_after), backoff)
+        return backoff
+
+
+class CircuitBreaker:
+    """Per-vendor breaker: opens after `threshold` consecutive transient failures.
+
+    While open, calls fail fast with `CircuitOpenError` so a down vendor costs
+    callers nothing; after `cooldown` one trial call is let through (half-open) and
+    its outcome closes or re-opens the circuit.
+    """
+
+    def __init__(self, vendor: str, *, threshold: int = 10, cooldown: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.vendor = vendor
+        self.threshold = threshold
+        self.cooldown = cooldown
+        self._clock = clock
+        self._failures = 0
+        self._opened_at: float | None = None
+        self._trial_in_flight = False
+
+    @property
+    def state(self) -> str:
+        if self._opened_at is None:
+            return "closed"
+        return "half_open" if self._clock() - self._opened_at >= self.cooldown else "open"
+
+    def before_call(self) -> None:
+        state = self.state
+        if state == "open":
+            assert self._opened_at is not None
+            raise CircuitOpenError(self.vendor, self.cooldown - (self._clock() - self._opened_at))
+        if state == "half_open":
+            if self._trial_in_flight:
+                raise CircuitOpenError(self.vendor, self.cooldown)
+            self._trial_in_flight = True
+
+    def record_success(self) -> None:
+        self._failures = 0
+        self._opened_at = None
+        self._trial_in_flight = False
+
+    def record_failure(self) -> None:
+        self._trial_in_flight = False
+        self._failures += 1
+        if self._failures >= self.threshold or self._opened_at is not None:
+            self._opened_at = self._clock()
+
+
+Classifier = Callable[[httpx.Response], VendorError | None]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class VendorHttp:
+    """One vendor's HTTP access: the client owns auth headers and base URL; this owns resilience.
+
+    Args:
+        vendor: name used in errors, logs and the breaker.
+        client: an `httpx.AsyncClient` whose transport decides where requests go — a
+            simulator in-process, a simulator process, or the real vendor.
+        classify: turns a non-2xx response into the vendor's error (vendors put rate
+            limits and business errors in their own envelopes); `None` = default rules.
+    """
+
+    def __init__(
+        self,
+        vendor: str,
+        client: httpx.AsyncClient,
+        *,
+        classify: Classifier | None = None,
+        retry: RetryPolicy | None = None,
+        breaker: CircuitBreaker | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.vendor = vendor
+        self.client = client
+        self.classify = classify or self.default_classify
+        self.retry = retry or RetryPolicy()
+        self.breaker = breaker or CircuitBreaker(vendor)
+        self._sleep = sleep
+        self.calls = 0
+
+    def default_classify(self, response: httpx.Response) -> VendorError | None:
+        status = response.status_code
+        if status < 400:
+            return None
+        body = _body(response)
+        if status == 429:
+            return VendorRateLimited(self.vendor, "rate limited",
+                                     retry_after=parse_retry_after(response.headers.get("Retry-After")), body=body)
+        if status >= 500:
+            err = VendorUnavailable(self.vendor, f"server error {status}", status=status, body=body)
+            err.retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            return err
+        return VendorRejected(self.vendor, f"rejected with {status}", status=status, body=body)
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+    ) -> httpx.Response:
+        """Send with retries; return the 2xx/3xx response or raise a `VendorError`."""
+        safe = method.upper() in IDEMPOTENT_METHODS if idempotent is None else idempotent
+        content = msgspec.json.encode(json) if json is not None else None
+        send_headers = {**outgoing_headers(), **(headers or {})}
+        if content is not None:
+            send_headers.setdefault("Content-Type", "application/json")
+        attempt = 0
+        while True:
+            attempt += 1
+            self.breaker.before_call()
+            self.calls += 1
+            error: VendorError | None
+            try:
+                response = await self.client.request(method, url, params=params, content=content,
+                                                     headers=send_headers)
+                error = self.classify(response)
+            except httpx.TimeoutException as exc:
+                error = VendorUnavailable(self.vendor, f"timeout: {exc!r}")
+            except httpx.TransportError as exc:
+                error = VendorUnavailable(self.vendor, f"connection failed: {exc!r}")
+            if error is None:
+                self.breaker.record_success()
+                return response
+            if not isinstance(error, TransientVendorError):
+                self.breaker.record_success()  # the vendor is up; it just said no
+                raise error
+            self.breaker.record_failure()
+            retryable = isinstance(error, VendorRateLimited) or safe
+            if not retryable or attempt >= self.retry.max_attempts:
+                raise error
+            await self._sleep(self.retry.delay(attempt, error.retry_after))
+
+
+def _body(response: httpx.Response) -> object:
+    try:
+        return response.json()
+    except ValueError:
+        return response.text[:500]

@@ -1,0 +1,31 @@
+"""Vendor failures as problems: one mapping, registered once as an exception handler.
+
+A vendor throttling us or down is *our upstream* failing, so it is a 503 with
+`Retry-After` (the consumer's own 429 is reserved for the gateway's limits); a vendor
+business refusal keeps its meaning (404, 409, 422).
+"""
+
+from __future__ import annotations
+
+import math
+
+from contracts.problems import ProblemError
+from system_apis._internal.http import TransientVendorError, VendorError, VendorRejected
+
+__all__ = ["vendor_problem"]
+
+
+def vendor_problem(exc: VendorError) -> ProblemError:
+    if isinstance(exc, TransientVendorError):
+        wait = max(1, math.ceil(exc.retry_after or 1))
+        return ProblemError(503, "vendor-unavailable", "Vendor system unavailable",
+                            f"{exc.vendor} did not answer successfully; retry later.",
+                            code="vendor_unavailable", headers={"Retry-After": str(wait)})
+    assert isinstance(exc, VendorRejected)
+    detail = f"{exc.vendor} refused the request" + (f" ({exc.code})" if exc.code else "") + f": {exc}"
+    if exc.status == 404:
+        return ProblemError(404, "not-found", "Not found", detail, code=exc.code or "not_found")
+    if exc.status == 409:
+        return ProblemError(409, "conflict", "Conflict", detail, code=exc.code or "conflict")
+    return ProblemError(422, "vendor-rejected", "Vendor rejected the request", detail,
+                        code=exc.code or "vendor_rejected")

@@ -1,0 +1,26 @@
+"""Parameters and response helpers every domain router shares."""
+
+from __future__ import annotations
+
+from typing import Annotated, TypeVar
+
+from litestar import Response
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import Parameter
+
+__all__ = ["Cursor", "Limit", "created_spec", "upserted"]
+
+T = TypeVar("T")
+
+Limit = Annotated[int, Parameter(ge=1, le=200, description="Page size.")]
+Cursor = Annotated[str | None, Parameter(description="Opaque cursor from the previous page's next_cursor.",
+                                         max_length=2000)]
+
+
+def upserted(record: T, created: bool) -> Response[T]:
+    """201 when the upsert created the record, 200 when it updated an existing one."""
+    return Response(record, status_code=201 if created else 200)
+
+
+def created_spec(model: type) -> dict[int, ResponseSpec]:
+    return {201: ResponseSpec(data_container=model, description="Created.")}
