@@ -1,0 +1,173 @@
+"""The PSA system API on Kantata OX: delivery projects are workspaces, milestones are stories.
+
+Idempotent upsert by external id — why it cannot create two workspaces:
+the external id lives in a Kantata external reference (service_name "psconnect",
+service_model "project", service_model_ref = external id), and it is created *nested in
+the same POST* as the workspace (`workspace.external_reference`), so the workspace and
+the key that finds it again come into existence together or not at all. A crash or a
+lost response after that POST leaves a workspace that the next run's lookup
+(`GET /external_references.json?service_model_ref=…`) finds and updates. The
+alternative — create the workspace, then POST the reference — has a window where a crash
+leaves an orphan no lookup can find, and the re-run creates a second workspace.
+Every later step is itself re-runnable: the client company group is found by name
+before being created, the ERP reference is a create-or-update, and milestones are
+matched by title + due date, so a re-run adds only the missing ones.
+A re-run that finds the half-done workspace answers "updated" (200), not "created".
+
+Concurrent upserts of one external id are serialised per process by a lock; across
+processes the caller (the provisioning workflow, keyed by workflow id) must not run
+two at once — Kantata offers no unique constraint to fall back on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+from collections import defaultdict
+from typing import Any
+
+import httpx
+import msgspec
+from litestar import Router
+
+from contracts.common import Page
+from contracts.problems import FieldError, ProblemError
+from contracts.psa import PsaProject, PsaProjectUpsert
+from system_apis._internal.http import VendorRejected
+from system_apis.domains.psa import psa_router
+from system_apis.kantata.client import VENDOR, KantataClient, KantataPage
+from system_apis.kantata.mapping import (
+    ERP_SERVICE_NAME,
+    SERVICE_MODEL,
+    SERVICE_NAME,
+    MappingError,
+    external_reference,
+    milestone_key,
+    milestone_to_story,
+    project_to_workspace,
+    workspace_to_project,
+)
+
+__all__ = ["KantataPsa", "create_router"]
+
+_INCLUDE = ["external_references", "workspace_groups"]
+
+
+class _Cursor(msgspec.Struct, frozen=True):
+    page: int
+    per_page: int
+
+
+def _encode_cursor(cursor: _Cursor) -> str:
+    return base64.urlsafe_b64encode(msgspec.json.encode(cursor)).decode().rstrip("=")
+
+
+def _decode_cursor(value: str) -> _Cursor:
+    try:
+        cursor = msgspec.json.decode(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)), type=_Cursor)
+    except (binascii.Error, ValueError, msgspec.DecodeError) as exc:
+        raise ProblemError(400, "invalid-cursor", "Invalid cursor", "The cursor is not one this API issued.",
+                           code="invalid_cursor") from exc
+    if cursor.page < 1 or not 1 <= cursor.per_page <= 200:
+        raise ProblemError(400, "invalid-cursor", "Invalid cursor", "The cursor is out of range.",
+                           code="invalid_cursor")
+    return cursor
+
+
+def _unprocessable(exc: MappingError) -> ProblemError:
+    return ProblemError(422, "validation-error", "Validation failed", str(exc),
+                        errors=[FieldError(pointer=exc.field, detail=str(exc))], code="unrepresentable_in_kantata")
+
+
+class KantataPsa:
+    """`PsaSystem` on Kantata OX."""
+
+    def __init__(self, client: KantataClient) -> None:
+        self.client = client
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    async def _projects(self, page: KantataPage) -> list[PsaProject]:
+        ids = [str(w["id"]) for w in page.records]
+        stories: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        if ids:
+            async for story in self.client.iter_stories(ids):
+                stories[str(story["workspace_id"])].append(story)
+        try:
+            return [workspace_to_project(
+                w, external_references=page.associated(w, "external_references", "external_reference_ids"),
+                workspace_groups=page.associated(w, "workspace_groups", "workspace_group_ids"),
+                stories=stories[str(w["id"])]) for w in page.records]
+        except MappingError as exc:
+            raise VendorRejected(VENDOR, f"unreadable workspace record: {exc}", status=502) from exc
+
+    async def _find(self, external_id: str) -> str | None:
+        refs = await self.client.find_external_references(
+            subject_type="Workspace", service_name=SERVICE_NAME, service_model=SERVICE_MODEL,
+            service_model_ref=external_id)
+        ids = sorted({str(r["subject_id"]) for r in refs}, key=int)
+        return ids[0] if ids else None
+
+    async def list_projects(self, external_id: str | None, limit: int, cursor: str | None) -> Page[PsaProject]:
+        if external_id is not None:
+            found = await self._find(external_id)
+            return Page(items=[await self.get_project(found)] if found else [])
+        position = _decode_cursor(cursor) if cursor else _Cursor(page=1, per_page=limit)
+        page = await self.client.list_workspaces(page=position.page, per_page=position.per_page, include=_INCLUDE)
+        following = _Cursor(page=position.page + 1, per_page=position.per_page)
+        return Page(items=await self._projects(page),
+                    next_cursor=_encode_cursor(following) if page.has_next else None)
+
+    async def get_project(self, project_id: str) -> PsaProject:
+        if not project_id.isdigit():  # Kantata ids are numeric; anything else cannot exist
+            raise ProblemError(404, "not-found", "Not found", f"No Kantata workspace {project_id!r}.",
+                               code="not_found")
+        return (await self._projects(await self.client.get_workspace(project_id, include=_INCLUDE)))[0]
+
+    async def _company_id(self, name: str) -> str | None:
+        if not name.strip():
+            return None
+        found = await self.client.find_company(name.strip())
+        return str((found or await self.client.create_company(name.strip()))["id"])
+
+    async def upsert_project(self, external_id: str, data: PsaProjectUpsert) -> tuple[PsaProject, bool]:
+        async with self._locks[external_id]:
+            try:
+                return await self._upsert(external_id, data)
+            except MappingError as exc:
+                raise _unprocessable(exc) from exc
+
+    async def _upsert(self, external_id: str, data: PsaProjectUpsert) -> tuple[PsaProject, bool]:
+        currency = data.budget.currency
+        stories = [milestone_to_story(m, "", currency=currency, terms=data.billing_terms, index=i)
+                   for i, m in enumerate(data.milestones)]  # validate every milestone before writing
+        project_to_workspace(data, workspace_group_id=None)
+        workspace_id = await self._find(external_id)
+        attributes = project_to_workspace(data, workspace_group_id=await self._company_id(data.client_name))
+        created = workspace_id is None
+        if workspace_id is None:
+            attributes["external_reference"] = external_reference(external_id)
+            attributes["creator_role"] = "maven"
+            workspace_id = str((await self.client.create_workspace(attributes)).records[0]["id"])
+        else:
+            await self.client.update_workspace(workspace_id, attributes)
+        if data.erp_project_id:
+            await self.client.save_external_reference({
+                "subject_type": "Workspace", "subject_id": workspace_id,
+                **external_reference(data.erp_project_id, ERP_SERVICE_NAME)})
+        existing = {milestone_key(str(s.get("title", "")), s.get("due_date")): s
+                    async for s in self.client.iter_stories([workspace_id]) if s.get("story_type") == "milestone"}
+        for story in stories:
+            story["workspace_id"] = workspace_id
+            match = existing.get(milestone_key(story["title"], story["due_date"]))
+            if match is None:
+                await self.client.create_story(story)
+            elif any(match.get(k) != v for k, v in story.items() if k != "workspace_id"):
+                await self.client.update_story(str(match["id"]), {k: v for k, v in story.items()
+                                                                  if k != "workspace_id"})
+        return await self.get_project(workspace_id), created
+
+
+def create_router(http: httpx.AsyncClient) -> Router:
+    """The `/system/psa/v1` router backed by Kantata reached through `http`."""
+    return psa_router(KantataPsa(KantataClient(http)))
