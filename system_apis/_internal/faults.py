@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+from collections import Counter
 from typing import Annotated, Literal, Protocol
 
 import msgspec
@@ -28,7 +29,7 @@ class Fault(msgspec.Struct, kw_only=True):
     """One fault rule; matching requests get the fault until `count` runs out."""
 
     kind: FaultKind
-    count: Annotated[int | None, Meta(ge=1, description="Requests to affect; None = until cleared.")] = None
+    count: Annotated[int, Meta(ge=1, description="Requests to affect; absent = until cleared.")] | None = None
     rate: Annotated[float, Meta(ge=0, le=1, description="Probability per matching request.")] = 1.0
     method: str | None = None
     path: Annotated[str | None, Meta(description="Regular expression the request path must match.")] = None
@@ -44,6 +45,8 @@ class FaultPlan:
     def __init__(self, seed: int = 7) -> None:
         self.rules: list[Fault] = []
         self.injected = 0
+        self.seen: Counter[tuple[str, str]] = Counter()
+        """Requests seen, by (method, path): proves a write was or was not repeated."""
         self._rng = random.Random(seed)
 
     def add(self, fault: Fault) -> None:
@@ -54,6 +57,7 @@ class FaultPlan:
 
     def take(self, method: str, path: str) -> Fault | None:
         """The fault to apply to this request, if any; consumes one use of its rule."""
+        self.seen[(method.upper(), path)] += 1
         for rule in list(self.rules):
             if rule.method and rule.method.upper() != method.upper():
                 continue
@@ -90,6 +94,12 @@ class FaultList(msgspec.Struct):
     injected: int
 
 
+class SeenRequest(msgspec.Struct):
+    method: str
+    path: str
+    count: int
+
+
 class Census(msgspec.Struct):
     record_type: str
     external_id: str | None
@@ -117,9 +127,14 @@ def control_router(sim: Simulated) -> Router:
               external_id: str | None = None) -> Census:
         return Census(record_type=record_type, external_id=external_id, count=sim.count(record_type, external_id))
 
+    @get("/requests", sync_to_thread=False)
+    def requests(method: str | None = None, path: str | None = None) -> list[SeenRequest]:
+        return [SeenRequest(method=m, path=p, count=n) for (m, p), n in sorted(sim.faults.seen.items())
+                if (method is None or m == method.upper()) and (path is None or re.search(path, p))]
+
     @post("/reset", sync_to_thread=False, status_code=204)
     def reset() -> None:
         sim.reset()
 
-    return Router(path="/__sim__", route_handlers=[list_faults, add_fault, clear_faults, count, reset],
+    return Router(path="/__sim__", route_handlers=[list_faults, add_fault, clear_faults, count, requests, reset],
                   include_in_schema=False)
