@@ -1,0 +1,258 @@
+"""The NetSuite simulator's records: state, ``q`` filtering, upsert rules, rendering. No HTTP here.
+
+Business rules reproduced because the provisioning process meets them:
+
+- a customer or job naming an unknown subsidiary -> 400 ``INVALID_PARAMETER``;
+- a job whose subsidiary differs from its customer's -> 400 ``USER_ERROR``;
+- subsidiaries and accounting periods are read-only to the integration role -> 403
+  ``INSUFFICIENT_PERMISSION``.
+
+``q`` supports conditions joined by ``AND``: ``<field> IS "<text>"``, ``<field> EQUAL <number>``
+and ``<field> AFTER|BEFORE "<date or instant>"``; a reference field (``subsidiary``) compares
+its ``id``. Real NetSuite supports more operators; these are what the adapter uses.
+Docs: https://docs.oracle.com/en/cloud/saas/netsuite/ns-online-help/section_1545222128.html
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import hashlib
+import re
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from typing import Any, Final
+
+from system_apis.demo_firm import DemoFirm
+from system_apis.netsuite.mapping import (
+    JOB_STATUSES,
+    accounting_period_to_record,
+    format_instant,
+    legal_entity_to_subsidiary,
+)
+
+__all__ = ["RECORD_TYPES", "NsError", "RecordStore"]
+
+Record = dict[str, Any]
+
+RECORD_TYPES: Final = ("subsidiary", "customer", "job", "accountingPeriod")
+WRITABLE: Final = frozenset({"customer", "job"})
+SUBLISTS: Final = {"customer": ("addressBook",), "job": ("projectTask",)}
+REFERENCES: Final = ("subsidiary", "parent", "custrecord_psc_subsidiary")
+_CONDITION = re.compile(r'^\s*(\w+)\s+(IS|EQUAL|AFTER|BEFORE)\s+("(?:[^"\\]|\\.)*"|[-\d.]+)\s*$')
+
+
+class NsError(Exception):
+    """A refusal the simulator renders as NetSuite's error body."""
+
+    def __init__(self, status: int, code: str, detail: str, path: str | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.path = path
+
+
+def _not_found(record_type: str, key: str) -> NsError:
+    return NsError(404, "NONEXISTENT_ID",
+                   f"The record instance does not exist. Provide a valid record instance ID ({record_type} {key}).")
+
+
+def _parse_q(q: str) -> list[tuple[str, str, str]]:
+    conditions = []
+    for part in re.split(r"\s+AND\s+", q.strip()):
+        match = _CONDITION.match(part)
+        if not match:
+            raise NsError(400, "INVALID_PARAMETER", f"Invalid search query: {part!r}.", "q")
+        field, op, raw = match.groups()
+        value = raw[1:-1].replace('\\"', '"') if raw.startswith('"') else raw
+        conditions.append((field, op, value))
+    return conditions
+
+
+def _matches(record: Record, field: str, op: str, value: str) -> bool:
+    actual = record.get(field)
+    if isinstance(actual, dict):
+        actual = actual.get("id")
+    if actual is None:
+        return False
+    if op == "IS":
+        return str(actual) == value
+    if op == "EQUAL":
+        try:
+            return Decimal(str(actual)) == Decimal(value)
+        except InvalidOperation:
+            return False
+    text = str(actual)[: len(value)]
+    return text > value if op == "AFTER" else text < value
+
+
+class RecordStore:
+    """Records by type and internal id; internal ids are sequences, as in NetSuite."""
+
+    def __init__(self, clock: Callable[[], dt.datetime]) -> None:
+        self._clock = clock
+        self.records: dict[str, dict[str, Record]] = {t: {} for t in RECORD_TYPES}
+        self._next_entity = 1001  # customers and jobs share NetSuite's entity id sequence
+        self._next_other = 101
+
+    def seed(self, firm: DemoFirm) -> None:
+        stamp = format_instant(dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+        by_seed: dict[str, str] = {}
+        for n, entity in enumerate(firm.legal_entities, start=1):
+            sub = legal_entity_to_subsidiary(entity, str(n))
+            sub.update(createdDate=stamp, lastModifiedDate=stamp)
+            self.records["subsidiary"][sub["id"]] = sub
+            by_seed[entity.id] = sub["id"]
+        for period in firm.accounting_periods:
+            internal = str(self._next_other)
+            self._next_other += 1
+            rec = accounting_period_to_record(period, internal, by_seed.get(period.legal_entity_id or ""))
+            rec.update(createdDate=stamp, lastModifiedDate=stamp)
+            self.records["accountingPeriod"][internal] = rec
+
+    def _table(self, record_type: str) -> dict[str, Record]:
+        if record_type not in self.records:
+            raise NsError(404, "INVALID_RCRD_TYPE", f"Record type '{record_type}' does not exist.")
+        return self.records[record_type]
+
+    def count(self, record_type: str, external_id: str | None) -> int:
+        table = self.records.get(record_type, {})
+        return sum(1 for r in table.values() if external_id is None or r.get("externalId") == external_id)
+
+    def ids(self, record_type: str, q: str | None) -> list[str]:
+        """Matching ids in a stable but arbitrary order: real NetSuite promises no order either."""
+        conditions = _parse_q(q) if q else []
+        found = [i for i, r in self._table(record_type).items()
+                 if all(_matches(r, f, op, v) for f, op, v in conditions)]
+        return sorted(found, key=lambda i: hashlib.sha1(f"{record_type}/{i}".encode()).hexdigest())
+
+    def find(self, record_type: str, key: str) -> Record:
+        table = self._table(record_type)
+        if key.startswith("eid:"):
+            eid = key[4:]
+            for record in table.values():
+                if record.get("externalId") == eid:
+                    return record
+        elif key in table:
+            return table[key]
+        raise _not_found(record_type, key)
+
+    # ------------------------------------------------------------------ writes
+
+    def upsert(self, record_type: str, external_id: str, body: Record, replace: set[str]) -> tuple[str, bool]:
+        """PUT /{type}/eid:{id}: update the record with that external id or create it."""
+        self._writable(record_type)
+        if "id" in body:
+            raise NsError(400, "USER_ERROR", "You cannot set internalId with upsert.", "id")
+        try:
+            existing = self.find(record_type, f"eid:{external_id}")
+        except NsError:
+            return self._create(record_type, {**body, "externalId": external_id}), True
+        self._update(record_type, existing, {**body, "externalId": external_id}, replace)
+        return str(existing["id"]), False
+
+    def create(self, record_type: str, body: Record) -> str:
+        """POST /{type}: always a new record; a duplicate external id is refused."""
+        self._writable(record_type)
+        eid = body.get("externalId")
+        if eid and self.count(record_type, str(eid)):
+            raise NsError(400, "USER_ERROR", f"A {record_type} record with external ID {eid} already exists.",
+                          "externalId")
+        return self._create(record_type, body)
+
+    def patch(self, record_type: str, key: str, body: Record, replace: set[str]) -> str:
+        self._writable(record_type)
+        record = self.find(record_type, key)
+        self._update(record_type, record, body, replace)
+        return str(record["id"])
+
+    def _writable(self, record_type: str) -> None:
+        self._table(record_type)
+        if record_type not in WRITABLE:
+            raise NsError(403, "INSUFFICIENT_PERMISSION",
+                          f"Permission Violation: you need the 'Edit' permission for {record_type} records.")
+
+    def _create(self, record_type: str, body: Record) -> str:
+        record = copy.deepcopy(body)
+        for sub in SUBLISTS.get(record_type, ()):
+            record[sub] = {"items": list((body.get(sub) or {}).get("items") or [])}
+        if record_type == "job":
+            status_id, status_name = JOB_STATUSES["pending"]
+            record.setdefault("entityStatus", {"id": status_id, "refName": status_name})
+        self._validate(record_type, record, new=True)
+        internal = str(self._next_entity)
+        self._next_entity += 1
+        now = format_instant(self._clock())
+        record.update(id=internal, createdDate=now, lastModifiedDate=now)
+        self.records[record_type][internal] = record
+        return internal
+
+    def _update(self, record_type: str, record: Record, body: Record, replace: set[str]) -> None:
+        merged = copy.deepcopy(record)
+        for field, value in body.items():
+            if field in SUBLISTS.get(record_type, ()):
+                items = list((value or {}).get("items") or [])
+                kept = [] if field in replace else list(merged.get(field, {}).get("items", []))
+                merged[field] = {"items": kept + items}  # NetSuite appends lines unless told to replace
+            else:
+                merged[field] = copy.deepcopy(value)
+        self._validate(record_type, merged, new=False)
+        merged["lastModifiedDate"] = format_instant(self._clock())
+        record.clear()
+        record.update(merged)
+
+    def _validate(self, record_type: str, record: Record, *, new: bool) -> None:
+        if not record.get("companyName"):
+            raise NsError(400, "USER_ERROR", "Please enter value(s) for: Company Name.", "companyName")
+        subsidiary = self._reference(record, "subsidiary", "subsidiary")
+        if record_type == "job":
+            customer = self._reference(record, "parent", "customer")
+            if str(customer["subsidiary"]["id"]) != str(subsidiary["id"]):
+                raise NsError(400, "USER_ERROR", "The subsidiary of a project must be the subsidiary of its "
+                              "customer.", "subsidiary")
+            budget = record.get("custentity_psc_budget_amount")
+            if budget not in (None, ""):
+                try:
+                    Decimal(str(budget))
+                except InvalidOperation:
+                    raise NsError(400, "INVALID_PARAMETER", f"Invalid number {budget!r}.",
+                                  "custentity_psc_budget_amount") from None
+            for field in ("startDate", "projectedEndDate"):
+                value = record.get(field)
+                if value:
+                    try:
+                        dt.date.fromisoformat(str(value))
+                    except ValueError:
+                        raise NsError(400, "INVALID_PARAMETER", f"Invalid date value {value!r}; expected "
+                                      "yyyy-MM-dd (the account's date format).", field) from None
+
+    def _reference(self, record: Record, field: str, target: str) -> Record:
+        ref = record.get(field)
+        ident = ref.get("id") if isinstance(ref, dict) else None
+        referenced = self.records[target].get(str(ident)) if ident is not None else None
+        if referenced is None:
+            raise NsError(400, "INVALID_PARAMETER", f"Invalid value {ident!r} for the reference field {field}.",
+                          field)
+        return referenced
+
+    # ------------------------------------------------------------------ rendering
+
+    def render(self, record_type: str, record: Record, *, expand: bool, root: str) -> Record:
+        """A record as GET returns it: self links, referenced names, sublists as links unless expanded."""
+        href = f"{root}/{record_type}/{record['id']}"
+        out = copy.deepcopy(record)
+        out["links"] = [{"rel": "self", "href": href}]
+        for field in REFERENCES:
+            ref = out.get(field)
+            if isinstance(ref, dict) and ref.get("id") is not None:
+                target = "customer" if field == "parent" else "subsidiary"
+                named = self.records[target].get(str(ref["id"]))
+                if named:
+                    ref["refName"] = named.get("name") or named.get("companyName")
+        for sub in SUBLISTS.get(record_type, ()):
+            links = [{"rel": "self", "href": f"{href}/{sub}"}]
+            items = (out.get(sub) or {}).get("items") or []
+            out[sub] = ({"links": links, "items": items, "count": len(items), "hasMore": False, "offset": 0,
+                         "totalResults": len(items)} if expand else {"links": links})
+        return out

@@ -1,0 +1,157 @@
+"""The ERP system API on NetSuite: legal entities = subsidiaries, projects = jobs.
+
+Canonical ids are NetSuite internal ids (strings of digits); external ids are psconnect's
+keys (``ACC-0001``, ``OPP-0001``...). Cursors are urlsafe base64 of the vendor paging state
+(offset and page size): NetSuite requires the offset to be a multiple of the page size, so a
+follow-up page keeps the first page's size unless the new ``limit`` divides the offset.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Callable
+from typing import Any, Final, TypeVar
+
+import httpx
+import msgspec
+from litestar import Router
+
+from contracts.common import Page
+from contracts.erp import AccountingPeriod, Customer, CustomerUpsert, ErpProject, ErpProjectUpsert, LegalEntity
+from contracts.problems import FieldError, ProblemError
+from system_apis.domains.erp import erp_router
+from system_apis.netsuite.client import NetSuiteClient
+from system_apis.netsuite.mapping import (
+    MappingError,
+    customer_from_record,
+    customer_to_record,
+    period_from_record,
+    project_from_record,
+    project_to_record,
+    subsidiary_from_record,
+)
+
+__all__ = ["NetSuiteErp", "create_router"]
+
+T = TypeVar("T")
+_INTERNAL_ID: Final = re.compile(r"^[0-9]{1,18}$")
+_EXTERNAL_ID: Final = re.compile(r"^[A-Za-z0-9_.:-]{1,80}$")
+
+
+class _Cursor(msgspec.Struct, frozen=True):
+    record: str
+    q: str
+    offset: int
+    size: int
+
+
+def _encode_cursor(cursor: _Cursor) -> str:
+    return base64.urlsafe_b64encode(msgspec.json.encode(cursor)).decode().rstrip("=")
+
+
+def _decode_cursor(value: str, record: str, q: str) -> _Cursor:
+    try:
+        cursor = msgspec.json.decode(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)), type=_Cursor)
+    except (ValueError, msgspec.DecodeError, msgspec.ValidationError):
+        cursor = None
+    if cursor is None or cursor.record != record or cursor.q != q or cursor.offset < 0 or cursor.size < 1:
+        raise ProblemError(422, "validation-error", "Validation failed", "The cursor is not one this list issued.",
+                           errors=[FieldError(pointer="cursor", detail="invalid cursor")], code="invalid_cursor")
+    return cursor
+
+
+def _not_found(kind: str, ident: str) -> ProblemError:
+    return ProblemError(404, "not-found", "Not found", f"No {kind} with id {ident!r}.", code="not_found")
+
+
+def _mapped(mapper: Callable[[dict[str, Any]], T], record: dict[str, Any]) -> T:
+    try:
+        return mapper(record)
+    except MappingError as exc:
+        # NetSuite answered, but with a record psconnect cannot read (e.g. made by hand without an external id).
+        raise ProblemError(502, "vendor-data-invalid", "Vendor record unreadable", str(exc),
+                           code="vendor_data_invalid") from exc
+
+
+class NetSuiteErp:
+    """`ErpSystem` on NetSuite. Upserts are idempotent by external id (``PUT eid:``)."""
+
+    def __init__(self, client: NetSuiteClient) -> None:
+        self.client = client
+
+    async def _page(self, record: str, q: str | None, limit: int, cursor: str | None,
+                    mapper: Callable[[dict[str, Any]], T], *, expand: bool = False) -> Page[T]:
+        offset, size = 0, limit
+        if cursor is not None:
+            state = _decode_cursor(cursor, record, q or "")
+            offset, size = state.offset, (limit if state.offset % limit == 0 else state.size)
+        page = await self.client.list_ids(record, q=q, limit=size, offset=offset)
+        records = await self.client.get_many(record, page.ids, expand=expand)
+        items = [_mapped(mapper, r) for r in records]
+        next_offset = page.next_offset
+        next_cursor = (_encode_cursor(_Cursor(record=record, q=q or "", offset=next_offset, size=size))
+                       if next_offset is not None else None)
+        return Page(items=items, next_cursor=next_cursor)
+
+    async def _get(self, record: str, kind: str, ident: str, mapper: Callable[[dict[str, Any]], T], *,
+                   expand: bool = False) -> T:
+        if not _INTERNAL_ID.match(ident):  # never let an id like "eid:X" or "1/projectTask" reach the URL
+            raise _not_found(kind, ident)
+        return _mapped(mapper, await self.client.get(record, ident, expand=expand))
+
+    async def list_legal_entities(self, limit: int, cursor: str | None) -> Page[LegalEntity]:
+        return await self._page("subsidiary", None, limit, cursor, subsidiary_from_record)
+
+    async def get_legal_entity(self, legal_entity_id: str) -> LegalEntity:
+        return await self._get("subsidiary", "legal entity", legal_entity_id, subsidiary_from_record)
+
+    async def get_customer(self, customer_id: str) -> Customer:
+        return await self._get("customer", "customer", customer_id, customer_from_record, expand=True)
+
+    async def upsert_customer(self, external_id: str, data: CustomerUpsert) -> tuple[Customer, bool]:
+        # NetSuite's upsert does not say whether it created; a read by external id first does.
+        # Two racing first upserts may both report "created", but NetSuite still holds one record.
+        existing = await self.client.find_by_external_id("customer", external_id)
+        internal = await self.client.upsert("customer", external_id, customer_to_record(external_id, data),
+                                            replace=("addressBook",))
+        record = await self.client.get("customer", internal, expand=True)
+        return _mapped(customer_from_record, record), existing is None
+
+    async def list_projects(self, external_id: str | None, limit: int, cursor: str | None) -> Page[ErpProject]:
+        q = None
+        if external_id is not None:
+            if not _EXTERNAL_ID.match(external_id):
+                return Page(items=[])  # upserts only accept this alphabet, so no job can carry it
+            q = f'externalId IS "{external_id}"'
+        return await self._page("job", q, limit, cursor, project_from_record, expand=True)
+
+    async def get_project(self, project_id: str) -> ErpProject:
+        return await self._get("job", "project", project_id, project_from_record, expand=True)
+
+    async def upsert_project(self, external_id: str, data: ErpProjectUpsert) -> tuple[ErpProject, bool]:
+        try:
+            body = project_to_record(external_id, data)
+        except MappingError as exc:
+            raise ProblemError(422, "validation-error", "Validation failed", str(exc),
+                               errors=[FieldError(pointer="/budget/currency", detail=str(exc))],
+                               code="validation_failed") from exc
+        existing = await self.client.find_by_external_id("job", external_id)
+        # replace=projectTask: the task list we send is the whole list, not lines to append.
+        internal = await self.client.upsert("job", external_id, body, replace=("projectTask",))
+        record = await self.client.get("job", internal, expand=True)
+        return _mapped(project_from_record, record), existing is None
+
+    async def list_accounting_periods(self, legal_entity_id: str | None, limit: int,
+                                      cursor: str | None) -> Page[AccountingPeriod]:
+        q = None
+        if legal_entity_id is not None:
+            if not _INTERNAL_ID.match(legal_entity_id):
+                return Page(items=[])  # subsidiary ids are internal ids; nothing else can match
+            q = f"custrecord_psc_subsidiary EQUAL {legal_entity_id}"
+        return await self._page("accountingPeriod", q, limit, cursor, period_from_record)
+
+
+def create_router(http: httpx.AsyncClient) -> Router:
+    """The ``/system/erp/v1`` routes on NetSuite; ``http`` decides where NetSuite is (simulator or real)."""
+    return erp_router(NetSuiteErp(NetSuiteClient(http)))

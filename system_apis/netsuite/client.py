@@ -1,0 +1,251 @@
+"""NetSuite SuiteTalk REST record API client (``/services/rest/record/v1/``).
+
+How NetSuite differs from the other vendors, and what this client does about it:
+
+- A collection GET returns ids and links only; each record is fetched on its own
+  (``expandSubResources=true`` for sublists). Results are unordered, so nothing here
+  relies on order. Paging is ``limit``/``offset``; the next page is at ``offset + count``.
+- The binding limit is *concurrency*, not rate: the account answers excess in-flight
+  requests 429 ``CONCURRENCY_LIMIT_EXCEEDED``. The client holds a semaphore
+  (``max_concurrency``) so its own fan-out never trips the limit, and treats the error as
+  transient when other integrations do.
+- Writes are idempotent by external id: ``PUT /{record}/eid:{externalId}`` upserts and
+  answers 204 with the record's ``Location``.
+
+Errors, as raised to callers (see ``system_apis._internal.http``)::
+
+    VendorError
+    ├── VendorRateLimited   429 (rate or CONCURRENCY_LIMIT_EXCEEDED), retry_after from Retry-After
+    ├── VendorUnavailable   5xx, timeouts, connection failures
+    ├── CircuitOpenError    after repeated transient failures
+    └── VendorRejected      4xx; ``code`` = ``o:errorCode`` (USER_ERROR, INVALID_PARAMETER,
+                            INSUFFICIENT_PERMISSION, NONEXISTENT_ID, INVALID_LOGIN)
+
+Docs: https://docs.oracle.com/en/cloud/saas/netsuite/ns-online-help/section_156570709583.html (errors),
+https://docs.oracle.com/en/cloud/saas/netsuite/ns-online-help/section_156414087576.html (collection paging)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from decimal import Decimal
+from typing import Any, Final
+from urllib.parse import quote
+
+import httpx
+import msgspec
+
+from system_apis._internal.http import (
+    RetryPolicy,
+    Sleep,
+    VendorError,
+    VendorHttp,
+    VendorRateLimited,
+    VendorRejected,
+    VendorUnavailable,
+    parse_retry_after,
+)
+
+__all__ = [
+    "BASE_URL",
+    "CONCURRENCY_LIMIT_EXCEEDED",
+    "RECORD_PATH",
+    "VENDOR",
+    "IdPage",
+    "NetSuiteClient",
+    "classify",
+    "decode",
+    "encode",
+]
+
+VENDOR: Final = "netsuite"
+BASE_URL: Final = "https://1234567.suitetalk.api.netsuite.com"
+RECORD_PATH: Final = "/services/rest/record/v1"
+CONCURRENCY_LIMIT_EXCEEDED: Final = "CONCURRENCY_LIMIT_EXCEEDED"
+MAX_PAGE: Final = 1000
+
+_encoder = msgspec.json.Encoder(decimal_format="number")
+_decoder = msgspec.json.Decoder(float_hook=Decimal)
+
+Record = dict[str, Any]
+
+
+def encode(body: Any) -> bytes:
+    """JSON with ``Decimal`` as numbers, as NetSuite expects numeric fields such as ``plannedWork``."""
+    return _encoder.encode(body)
+
+
+def decode(content: bytes) -> Any:
+    """JSON with every non-integer number as ``Decimal``: NetSuite sends amounts and hours as numbers."""
+    return _decoder.decode(content)
+
+
+def _details(body: object) -> tuple[str | None, str]:
+    if isinstance(body, dict):
+        details = body.get("o:errorDetails")
+        if isinstance(details, list) and details and isinstance(details[0], dict):
+            return details[0].get("o:errorCode"), str(details[0].get("detail") or body.get("title") or "")
+        return None, str(body.get("title") or "")
+    return None, ""
+
+
+def classify(response: httpx.Response) -> VendorError | None:
+    """Read NetSuite's error envelope ``{type, title, status, o:errorDetails[]}`` into the VendorError tree.
+
+    Docs: https://docs.oracle.com/en/cloud/saas/netsuite/ns-online-help/section_156570709583.html
+    """
+    status = response.status_code
+    if status < 400:
+        return None
+    try:
+        body: object = decode(response.content)
+    except (msgspec.DecodeError, ValueError):
+        body = response.text[:500]
+    code, detail = _details(body)
+    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    if status == 429 or code == CONCURRENCY_LIMIT_EXCEEDED:
+        return VendorRateLimited(VENDOR, f"{code or 'rate limited'}: {detail}", retry_after=retry_after,
+                                 status=status, body=body)
+    if status >= 500:
+        err = VendorUnavailable(VENDOR, f"server error {status} {code or ''}: {detail}", status=status, body=body)
+        err.retry_after = retry_after
+        return err
+    if status == 404 and code is None:
+        code = "NONEXISTENT_ID"
+    return VendorRejected(VENDOR, f"{status} {code or ''}: {detail}", status=status, code=code, body=body)
+
+
+class IdPage(msgspec.Struct, kw_only=True):
+    """One collection page: ids only, in whatever order NetSuite chose."""
+
+    ids: list[str]
+    offset: int
+    count: int
+    has_more: bool
+    total_results: int | None = None
+
+    @property
+    def next_offset(self) -> int | None:
+        return self.offset + self.count if self.has_more else None
+
+
+class NetSuiteClient:
+    """NetSuite's wire protocol over `VendorHttp`.
+
+    Args:
+        http: where requests go; give it ``base_url=BASE_URL`` (or the account's URL) or leave
+            the base URL unset and requests are sent to ``BASE_URL``.
+        token: OAuth 2.0 access token sent as ``Authorization: Bearer``.
+        retry: retry policy for transient failures.
+        sleep: injected so tests need not wait out backoff.
+        max_concurrency: in-flight requests this client allows itself; keep it below the
+            account's concurrency limit minus what other integrations use.
+    """
+
+    def __init__(self, http: httpx.AsyncClient, *, token: str = "sim-token", retry: RetryPolicy | None = None,
+                 sleep: Sleep = asyncio.sleep, max_concurrency: int = 4) -> None:
+        self.http = VendorHttp(VENDOR, http, classify=classify, retry=retry, sleep=sleep)
+        self._root = RECORD_PATH if str(http.base_url) else BASE_URL + RECORD_PATH
+        self._auth = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        self._slots = asyncio.Semaphore(max_concurrency)
+
+    def _url(self, record: str, key: str | None = None) -> str:
+        return f"{self._root}/{record}" + (f"/{quote(key, safe=':')}" if key is not None else "")
+
+    async def _send(self, method: str, url: str, *, params: Mapping[str, str | int] | None = None,
+                    json: Any = None) -> httpx.Response:
+        body = msgspec.Raw(encode(json)) if json is not None else None
+        async with self._slots:
+            return await self.http.request(method, url, params=params, json=body, headers=self._auth)
+
+    async def list_ids(self, record: str, *, q: str | None = None, limit: int = MAX_PAGE,
+                       offset: int = 0) -> IdPage:
+        """One page of a record collection.
+
+        Docs: https://docs.oracle.com/en/cloud/saas/netsuite/ns-online-help/section_156414087576.html
+        """
+        params: dict[str, str | int] = {"limit": min(limit, MAX_PAGE), "offset": offset}
+        if q:
+            params["q"] = q
+        body = decode((await self._send("GET", self._url(record), params=params)).content)
+        return IdPage(ids=[str(item["id"]) for item in body.get("items", [])], offset=int(body.get("offset", offset)),
+                      count=int(body.get("count", 0)), has_more=bool(body.get("hasMore", False)),
+                      total_results=body.get("totalResults"))
+
+    async def iter_ids(self, record: str, *, q: str | None = None, page_size: int = MAX_PAGE) -> AsyncIterator[str]:
+        """Every id of a collection, page after page.
+
+        Docs: https://docs.oracle.com/en/cloud/saas/netsuite/ns-online-help/section_156414087576.html
+        """
+        offset: int | None = 0
+        while offset is not None:
+            page = await self.list_ids(record, q=q, limit=page_size, offset=offset)
+            for ident in page.ids:
+                yield ident
+            offset = page.next_offset
+
+    async def get(self, record: str, internal_id: str, *, expand: bool = False) -> Record:
+        """One record by internal id; ``expand`` inlines sublists (project tasks, address book).
+
+        Docs: https://docs.oracle.com/en/cloud/saas/netsuite/ns-online-help/section_159894563219.html
+        """
+        params = {"expandSubResources": "true"} if expand else None
+        result: Record = decode((await self._send("GET", self._url(record, internal_id), params=params)).content)
+        return result
+
+    async def get_many(self, record: str, internal_ids: list[str], *, expand: bool = False) -> list[Record]:
+        """Fetch records concurrently, bounded by ``max_concurrency`` (the collection gave ids only).
+
+        Docs: https://docs.oracle.com/en/cloud/saas/netsuite/ns-online-help/section_159894563219.html
+        """
+        return list(await asyncio.gather(*(self.get(record, i, expand=expand) for i in internal_ids)))
+
+    async def find_by_external_id(self, record: str, external_id: str, *, expand: bool = False) -> Record | None:
+        """The record with this external id, or None when NetSuite has none.
+
+        Docs: https://docs.oracle.com/en/cloud/saas/netsuite/ns-online-help/section_159894563219.html
+        """
+        try:
+            return await self.get(record, f"eid:{external_id}", expand=expand)
+        except VendorRejected as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def upsert(self, record: str, external_id: str, body: Record, *,
+                     replace: tuple[str, ...] = ()) -> str:
+        """Create or update by external id; returns the internal id from ``Location``.
+
+        ``replace`` names sublists whose lines the body replaces instead of appending to.
+        Docs: https://docs.oracle.com/en/cloud/saas/netsuite/ns-online-help/section_156335203191.html
+        """
+        params = {"replace": ",".join(replace)} if replace else None
+        response = await self._send("PUT", self._url(record, f"eid:{external_id}"), params=params, json=body)
+        return _location_id(response)
+
+    async def create(self, record: str, body: Record) -> str:
+        """Create a record; not retried on 5xx (a POST may have been applied).
+
+        Docs: https://docs.oracle.com/en/cloud/saas/netsuite/ns-online-help/section_1545141395.html
+        """
+        return _location_id(await self._send("POST", self._url(record), json=body))
+
+    async def check(self) -> bool:
+        """Connectivity probe: can we list one subsidiary with this token?
+
+        Docs: https://docs.oracle.com/en/cloud/saas/netsuite/ns-online-help/section_156414087576.html
+        """
+        try:
+            await self.list_ids("subsidiary", limit=1)
+        except VendorError:
+            return False
+        return True
+
+
+def _location_id(response: httpx.Response) -> str:
+    location = response.headers.get("Location")
+    if not location:
+        raise VendorUnavailable(VENDOR, f"{response.status_code} without a Location header",
+                                status=response.status_code)
+    return str(location).rstrip("/").rsplit("/", 1)[-1]

@@ -1,0 +1,198 @@
+"""NetSuite records <-> canonical ERP objects: round trips, optional fields, malformed records."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from contracts.common import Money
+from contracts.crm import Address
+from contracts.erp import (
+    AccountingPeriod,
+    BillingMilestone,
+    BillingSchedule,
+    CustomerUpsert,
+    ErpProjectUpsert,
+    LegalEntity,
+    ProjectTask,
+)
+from system_apis.netsuite.client import decode, encode
+from system_apis.netsuite.mapping import (
+    MappingError,
+    accounting_period_to_record,
+    customer_from_record,
+    customer_to_record,
+    format_instant,
+    legal_entity_to_subsidiary,
+    period_from_record,
+    project_from_record,
+    project_to_record,
+    subsidiary_from_record,
+)
+
+
+def _as_vendor_stores(record: dict[str, Any], internal_id: str) -> dict[str, Any]:
+    """What NetSuite gives back for a body we sent: same fields plus its internal id, via real JSON."""
+    return {**decode(encode(record)), "id": internal_id}
+
+
+def _project(**changes: Any) -> ErpProjectUpsert:
+    fields: dict[str, Any] = {
+        "name": "Northwind — Strategy 2026", "customer_id": "1001", "legal_entity_id": "2", "currency": "GBP",
+        "budget": Money(amount=Decimal("123456.78"), currency="GBP"),
+        "start_date": dt.date(2026, 11, 16), "end_date": dt.date(2027, 3, 16),
+        "tasks": [ProjectTask(name="Discovery", planned_hours="40"),
+                  ProjectTask(name="Delivery", planned_hours="312.5")],
+        "billing": BillingSchedule(billing_type="fixed_fee", payment_terms_days=45, milestones=[
+            BillingMilestone(name="Kick-off", due_date=dt.date(2026, 12, 1),
+                             amount=Money(amount=Decimal("61728.39"), currency="GBP"))]),
+    }
+    fields.update(changes)
+    return ErpProjectUpsert(**fields)
+
+
+class TestSubsidiary:
+    def test_round_trip_keeps_everything_but_the_id(self) -> None:
+        entity = LegalEntity(id="LE-UK01", code="UK01", name="Meridian Advisory Ltd", country="GB", currency="GBP",
+                             tax_regime="uk_vat", tax_registration="GB123456789", requires_customer_tax_id=True)
+        record = legal_entity_to_subsidiary(entity, "2")
+        assert record["externalId"] == "LE-UK01"
+        back = subsidiary_from_record(record)
+        assert back.id == "2"
+        assert back == LegalEntity(**{**{f: getattr(entity, f) for f in entity.__struct_fields__}, "id": "2"})
+
+    def test_currency_falls_back_to_internal_id_without_ref_name(self) -> None:
+        record = legal_entity_to_subsidiary(LegalEntity(
+            id="LE-DE01", code="DE01", name="GmbH", country="DE", currency="EUR", tax_regime="eu_vat",
+            tax_registration="DE1", requires_customer_tax_id=True), "3")
+        record["currency"] = {"id": "4"}
+        assert subsidiary_from_record(record).currency == "EUR"
+
+    def test_missing_code_is_a_mapping_error(self) -> None:
+        with pytest.raises(MappingError, match="custrecord_psc_code"):
+            subsidiary_from_record({"id": "9", "name": "x", "country": "US", "currency": {"refName": "USD"},
+                                    "custrecord_psc_tax_regime": "us_sales_tax"})
+
+
+class TestCustomer:
+    def test_round_trip_with_address(self) -> None:
+        data = CustomerUpsert(name="Contoso Holdings", legal_entity_id="2", currency="GBP", tax_id="GB987654321",
+                              billing_address=Address(street="12 Market Street", city="London",
+                                                      postal_code="EC1A 1BB", country="GB"))
+        sent = customer_to_record("ACC-0002", data)
+        assert sent["externalId"] == "ACC-0002"
+        assert sent["subsidiary"] == {"id": "2"}
+        customer = customer_from_record(_as_vendor_stores(sent, "1001"))
+        assert (customer.id, customer.external_id, customer.name) == ("1001", "ACC-0002", "Contoso Holdings")
+        assert (customer.legal_entity_id, customer.currency, customer.tax_id) == ("2", "GBP", "GB987654321")
+        assert customer.billing_address == data.billing_address
+
+    def test_optional_fields_absent(self) -> None:
+        customer = customer_from_record({"id": "7", "externalId": "ACC-9", "companyName": "Lone",
+                                         "subsidiary": {"id": "1"}, "currency": {"refName": "USD"}})
+        assert customer.tax_id is None
+        assert customer.billing_address is None
+
+    def test_empty_vat_number_reads_as_no_tax_id(self) -> None:
+        sent = customer_to_record("ACC-1", CustomerUpsert(name="A", legal_entity_id="1", currency="USD"))
+        assert customer_from_record(_as_vendor_stores(sent, "5")).tax_id is None
+
+    def test_unexpanded_address_book_reads_as_no_address(self) -> None:
+        record = {"id": "7", "externalId": "ACC-9", "companyName": "Lone", "subsidiary": {"id": "1"},
+                  "currency": {"refName": "USD"}, "addressBook": {"links": [{"rel": "self", "href": "x"}]}}
+        assert customer_from_record(record).billing_address is None
+
+    def test_customer_without_external_id_is_refused(self) -> None:
+        with pytest.raises(MappingError, match="externalId"):
+            customer_from_record({"id": "7", "companyName": "Made by hand", "subsidiary": {"id": "1"},
+                                  "currency": {"refName": "USD"}})
+
+
+class TestProject:
+    def test_round_trip_keeps_money_tasks_and_milestones_exact(self) -> None:
+        data = _project()
+        sent = project_to_record("OPP-0001", data)
+        assert sent["custentity_psc_budget_amount"] == "123456.78"
+        assert sent["startDate"] == "2026-11-16"
+        stored = _as_vendor_stores(sent, "1002")
+        stored["entityStatus"] = {"id": "4", "refName": "Pending"}
+        project = project_from_record(stored)
+        assert project.budget == Money(amount=Decimal("123456.78"), currency="GBP")
+        assert project.tasks == data.tasks
+        assert project.billing == data.billing
+        assert (project.start_date, project.end_date) == (data.start_date, data.end_date)
+        assert (project.customer_id, project.legal_entity_id, project.status) == ("1001", "2", "pending")
+
+    def test_planned_work_travels_as_a_json_number_not_a_float(self) -> None:
+        wire = encode(project_to_record("OPP-1", _project(
+            tasks=[ProjectTask(name="T", planned_hours="0.1")])))
+        assert b'"plannedWork":0.1' in wire
+        assert decode(wire)["projectTask"]["items"][0]["plannedWork"] == Decimal("0.1")
+
+    def test_optional_fields_absent(self) -> None:
+        project = project_from_record({"id": "9", "externalId": "OPP-9", "companyName": "Bare",
+                                       "parent": {"id": "1001"}, "subsidiary": {"id": "1"},
+                                       "currency": {"refName": "USD"}})
+        assert project.billing is None
+        assert project.tasks == []
+        assert project.start_date is None
+        assert project.status == "pending"
+        assert project.budget == Money(amount=Decimal("0"), currency="USD")
+
+    @pytest.mark.parametrize(("status", "expected"), [
+        ({"id": "2", "refName": "In Progress"}, "active"),
+        ({"id": "1"}, "closed"),
+        ({"id": "99", "refName": "closed"}, "closed"),
+        ({"refName": "Pending"}, "pending"),
+    ])
+    def test_status_by_id_or_name(self, status: dict[str, str], expected: str) -> None:
+        record = project_to_record("OPP-1", _project())
+        record.update(id="1", entityStatus=status)
+        assert project_from_record(record).status == expected
+
+    def test_unknown_status_is_a_mapping_error(self) -> None:
+        record = project_to_record("OPP-1", _project())
+        record.update(id="1", entityStatus={"id": "77", "refName": "On hold"})
+        with pytest.raises(MappingError, match="status"):
+            project_from_record(record)
+
+    def test_budget_in_another_currency_is_refused(self) -> None:
+        with pytest.raises(MappingError, match="currency"):
+            project_to_record("OPP-1", _project(budget=Money(amount=Decimal("10"), currency="USD")))
+
+    def test_exponent_amounts_are_written_positionally(self) -> None:
+        sent = project_to_record("OPP-1", _project(budget=Money(amount=Decimal("1E+5"), currency="GBP")))
+        assert sent["custentity_psc_budget_amount"] == "100000"
+
+    def test_unreadable_milestones_are_a_mapping_error(self) -> None:
+        record = project_to_record("OPP-1", _project())
+        record.update(id="1", custentity_psc_billing_milestones="[{not json")
+        with pytest.raises(MappingError, match="billing"):
+            project_from_record(record)
+
+
+class TestAccountingPeriod:
+    def test_round_trip(self) -> None:
+        period = AccountingPeriod(id="AP-US01-2026-10", name="Oct 2026", start_date=dt.date(2026, 10, 1),
+                                  end_date=dt.date(2026, 10, 31), is_closed=False, ar_locked=True,
+                                  legal_entity_id="LE-US01")
+        back = period_from_record(accounting_period_to_record(period, "110", "1"))
+        assert (back.id, back.legal_entity_id, back.name) == ("110", "1", "Oct 2026")
+        assert (back.start_date, back.end_date, back.is_closed, back.ar_locked, back.ap_locked) == \
+            (period.start_date, period.end_date, False, True, False)
+
+    def test_period_without_subsidiary(self) -> None:
+        record = {"id": "5", "periodName": "FY 2026", "startDate": "2026-01-01", "endDate": "2026-12-31"}
+        assert period_from_record(record).legal_entity_id is None
+
+    def test_missing_dates_are_a_mapping_error(self) -> None:
+        with pytest.raises(MappingError):
+            period_from_record({"id": "5", "periodName": "?"})
+
+
+def test_instants_use_netsuite_output_format() -> None:
+    instant = dt.datetime(2026, 11, 2, 9, 30, 5, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    assert format_instant(instant) == "2026-11-02T08:30:05Z"
