@@ -180,7 +180,7 @@ class RecordStore:
         if record_type == "job":
             status_id, status_name = JOB_STATUSES["pending"]
             record.setdefault("entityStatus", {"id": status_id, "refName": status_name})
-        self._validate(record_type, record, new=True)
+        self._validate(record_type, record)
         internal = str(self._next_entity)
         self._next_entity += 1
         now = format_instant(self._clock())
@@ -197,12 +197,12 @@ class RecordStore:
                 merged[field] = {"items": kept + items}  # NetSuite appends lines unless told to replace
             else:
                 merged[field] = copy.deepcopy(value)
-        self._validate(record_type, merged, new=False)
+        self._validate(record_type, merged)
         merged["lastModifiedDate"] = format_instant(self._clock())
         record.clear()
         record.update(merged)
 
-    def _validate(self, record_type: str, record: Record, *, new: bool) -> None:
+    def _validate(self, record_type: str, record: Record) -> None:
         if not record.get("companyName"):
             raise NsError(400, "USER_ERROR", "Please enter value(s) for: Company Name.", "companyName")
         subsidiary = self._reference(record, "subsidiary", "subsidiary")

@@ -139,6 +139,17 @@ class TestWireFormat:
         assert response.status_code == 400
         assert response.json()["o:errorDetails"][0]["o:errorCode"] == "INVALID_PARAMETER"
 
+    async def test_iter_ids_follows_offset_paging_to_the_end(self, client: NetSuiteClient) -> None:
+        ids = [i async for i in client.iter_ids("accountingPeriod", page_size=10)]
+        assert len(ids) == len(set(ids)) == 36
+        assert client.http.calls == 4
+
+    async def test_control_routes_count_records(self, http: httpx.AsyncClient) -> None:
+        await http.put(f"{RECORD_PATH}/customer/eid:ACC-0003", headers={"Authorization": "Bearer t"},
+                       json={"companyName": "Acme", "subsidiary": {"id": "1"}})
+        census = await http.get("/__sim__/count", params={"type": "customer", "external_id": "ACC-0003"})
+        assert census.json()["count"] == 1
+
     async def test_simulator_publishes_no_openapi(self, http: httpx.AsyncClient) -> None:
         assert (await http.get("/schema/openapi.json")).status_code == 404
 
