@@ -11,7 +11,7 @@ from typing import Annotated, Final
 import msgspec
 from msgspec import Meta
 
-__all__ = ["PROBLEM_BASE", "FieldError", "Problem", "ProblemError", "problem_type"]
+__all__ = ["MEDIA_TYPE", "PROBLEM_BASE", "FieldError", "Problem", "ProblemError", "problem_type"]
 
 PROBLEM_BASE: Final = "https://psconnect.dev/problems/"
 MEDIA_TYPE: Final = "application/problem+json"

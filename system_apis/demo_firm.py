@@ -108,7 +108,7 @@ def demo_firm() -> DemoFirm:
         if key == "OPP-0003":
             account = accounts[1]
         le = entities[[e.country for e in entities].index(account.billing_address.country or "US")]
-        won = i % 3 == 2 or i < 2  # 21 closed-won, 34 open, 5 lost
+        won = i % 3 == 2 or i < 2  # 22 closed-won, 34 open, 4 lost
         stage: OpportunityStage = "closed_won" if won else ("closed_lost" if i % 11 == 10 else stages[i % 4])
         amount = Decimal(rng.randrange(60_000, 900_000, 5_000)) * FX[le.currency]
         close = ANCHOR_DATE - dt.timedelta(days=rng.randint(1, 40)) if won else \

@@ -17,7 +17,7 @@ from typing import Annotated, Literal, Protocol
 
 import msgspec
 from litestar import Router, delete, get, post
-from litestar.params import Parameter
+from litestar.params import JSONBody, QueryParameter
 from msgspec import Meta
 
 __all__ = ["Fault", "FaultKind", "FaultPlan", "Simulated", "control_router"]
@@ -114,7 +114,7 @@ def control_router(sim: Simulated) -> Router:
         return FaultList(rules=sim.faults.rules, injected=sim.faults.injected)
 
     @post("/faults", sync_to_thread=False)
-    def add_fault(data: Fault) -> FaultList:
+    def add_fault(data: JSONBody[Fault]) -> FaultList:
         sim.faults.add(data)
         return list_faults.fn()  # type: ignore[no-any-return]
 
@@ -123,12 +123,13 @@ def control_router(sim: Simulated) -> Router:
         sim.faults.clear()
 
     @get("/count", sync_to_thread=False)
-    def count(record_type: Annotated[str, Parameter(query="type")],
-              external_id: str | None = None) -> Census:
+    def count(record_type: Annotated[str, QueryParameter(name="type")],
+              external_id: Annotated[str | None, QueryParameter()] = None) -> Census:
         return Census(record_type=record_type, external_id=external_id, count=sim.count(record_type, external_id))
 
     @get("/requests", sync_to_thread=False)
-    def requests(method: str | None = None, path: str | None = None) -> list[SeenRequest]:
+    def requests(method: Annotated[str | None, QueryParameter()] = None,
+                 path: Annotated[str | None, QueryParameter()] = None) -> list[SeenRequest]:
         return [SeenRequest(method=m, path=p, count=n) for (m, p), n in sorted(sim.faults.seen.items())
                 if (method is None or m == method.upper()) and (path is None or re.search(path, p))]
 

@@ -6,14 +6,14 @@ from typing import Annotated, TypeVar
 
 from litestar import Response
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 
 __all__ = ["Cursor", "Limit", "created_spec", "upserted"]
 
 T = TypeVar("T")
 
-Limit = Annotated[int, Parameter(ge=1, le=200, description="Page size.")]
-Cursor = Annotated[str | None, Parameter(description="Opaque cursor from the previous page's next_cursor.",
+Limit = Annotated[int, QueryParameter(ge=1, le=200, description="Page size.")]
+Cursor = Annotated[str | None, QueryParameter(description="Opaque cursor from the previous page's next_cursor.",
                                          max_length=2000)]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Protocol
 
 from litestar import Response, Router, get, put
-from litestar.params import Parameter
+from litestar.params import JSONBody, QueryParameter
 
 from contracts.common import Page
 from contracts.erp import AccountingPeriod, Customer, CustomerUpsert, ErpProject, ErpProjectUpsert, LegalEntity
@@ -14,8 +14,8 @@ from system_apis.domains._params import Cursor, Limit, created_spec, upserted
 __all__ = ["API", "ErpSystem", "erp_router"]
 
 API = "system.erp"
-ExternalId = Annotated[str, Parameter(max_length=80, pattern=r"^[A-Za-z0-9_.:-]+$")]
-RecordId = Annotated[str, Parameter(max_length=64)]
+ExternalId = Annotated[str, QueryParameter(max_length=80, pattern=r"^[A-Za-z0-9_.:-]+$")]
+RecordId = Annotated[str, QueryParameter(max_length=64)]
 
 
 class ErpSystem(Protocol):
@@ -27,13 +27,13 @@ class ErpSystem(Protocol):
 
     async def get_customer(self, customer_id: str) -> Customer: ...
 
-    async def upsert_customer(self, external_id: str, data: CustomerUpsert) -> tuple[Customer, bool]: ...
+    async def upsert_customer(self, external_id: str, data: JSONBody[CustomerUpsert]) -> tuple[Customer, bool]: ...
 
     async def list_projects(self, external_id: str | None, limit: int, cursor: str | None) -> Page[ErpProject]: ...
 
     async def get_project(self, project_id: str) -> ErpProject: ...
 
-    async def upsert_project(self, external_id: str, data: ErpProjectUpsert) -> tuple[ErpProject, bool]: ...
+    async def upsert_project(self, external_id: str, data: JSONBody[ErpProjectUpsert]) -> tuple[ErpProject, bool]: ...
 
     async def list_accounting_periods(self, legal_entity_id: str | None, limit: int,
                                       cursor: str | None) -> Page[AccountingPeriod]: ...
@@ -54,11 +54,11 @@ def erp_router(system: ErpSystem) -> Router:
 
     @put("/customers/by-external-id/{external_id:str}", operation_id="erp.upsertCustomer",
          summary="Create or update a customer by external id", responses=created_spec(Customer))
-    async def upsert_customer(external_id: ExternalId, data: CustomerUpsert) -> Response[Customer]:
+    async def upsert_customer(external_id: ExternalId, data: JSONBody[CustomerUpsert]) -> Response[Customer]:
         return upserted(*await system.upsert_customer(external_id, data))
 
     @get("/projects", operation_id="erp.listProjects", summary="List projects")
-    async def list_projects(external_id: Annotated[str | None, Parameter(max_length=80)] = None,
+    async def list_projects(external_id: Annotated[str | None, QueryParameter(max_length=80)] = None,
                             limit: Limit = 50, cursor: Cursor = None) -> Page[ErpProject]:
         return await system.list_projects(external_id, limit, cursor)
 
@@ -68,11 +68,11 @@ def erp_router(system: ErpSystem) -> Router:
 
     @put("/projects/by-external-id/{external_id:str}", operation_id="erp.upsertProject",
          summary="Create or update a project by external id", responses=created_spec(ErpProject))
-    async def upsert_project(external_id: ExternalId, data: ErpProjectUpsert) -> Response[ErpProject]:
+    async def upsert_project(external_id: ExternalId, data: JSONBody[ErpProjectUpsert]) -> Response[ErpProject]:
         return upserted(*await system.upsert_project(external_id, data))
 
     @get("/accounting-periods", operation_id="erp.listAccountingPeriods", summary="List accounting periods")
-    async def list_accounting_periods(legal_entity_id: Annotated[str | None, Parameter(max_length=64)] = None,
+    async def list_accounting_periods(legal_entity_id: Annotated[str | None, QueryParameter(max_length=64)] = None,
                                       limit: Limit = 50, cursor: Cursor = None) -> Page[AccountingPeriod]:
         return await system.list_accounting_periods(legal_entity_id, limit, cursor)
 
