@@ -1,0 +1,71 @@
+"""The shape of every policy, after Kong's plugins: a config Struct and phase hooks.
+
+A policy runs in front of governed routes (those whose router carries an `api` opt).
+`order` fixes execution — higher runs first on the request and last on the response
+— never the order of files. A hook stops a request by raising `ProblemError`; the
+gateway renders it as problem+json, so no policy formats an error itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Generic, TypeVar
+
+import msgspec
+from litestar import Request
+from litestar.datastructures import MutableScopeHeaders
+
+__all__ = ["Policy", "Principal", "RequestContext", "RouteInfo"]
+
+C = TypeVar("C", bound=msgspec.Struct)
+
+
+class RouteInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """What the bindings resolve for one governed route."""
+
+    api: str
+    operation_id: str
+    method: str
+    path: str
+    scopes: tuple[str, ...]
+
+
+class Principal(msgspec.Struct, frozen=True, kw_only=True):
+    """The authenticated caller, from a verified access token."""
+
+    subject: str
+    client_id: str
+    issuer: str
+    scopes: frozenset[str]
+    legal_entities: frozenset[str] | None = None
+    """Legal-entity codes the caller may see; None = unrestricted."""
+    token_id: str | None = None
+    expires_at: int | None = None
+
+
+class RequestContext:
+    """Per-request state shared by the policies of one chain."""
+
+    __slots__ = ("correlation_id", "principal", "request", "route", "state")
+
+    def __init__(self, request: Request[Any, Any, Any], route: RouteInfo, correlation_id: str) -> None:
+        self.request = request
+        self.route = route
+        self.correlation_id = correlation_id
+        self.principal: Principal | None = None
+        self.state: dict[str, object] = {}
+
+
+class Policy(Generic[C]):
+    """Base of every policy; subclasses set `name`, `order` and override the hooks they need."""
+
+    name: ClassVar[str]
+    order: ClassVar[int]
+
+    def __init__(self, config: C) -> None:
+        self.config = config
+
+    async def on_request(self, ctx: RequestContext) -> None:
+        """Before the handler; raise `ProblemError` to stop the request."""
+
+    async def on_response(self, ctx: RequestContext, status: int, headers: MutableScopeHeaders) -> None:
+        """When the response starts: add or change headers only."""
