@@ -1,0 +1,46 @@
+"""The event outbox: CloudEvents written in the same store as the runs that cause them.
+
+Publishing is idempotent by event id (a step re-executed after a crash publishes the
+same id, which is ignored), so a subscriber never sees an event twice. Subscribers
+read in order by sequence with a cursor; distributed delivery (Redis streams) reads
+from here too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from contracts.common import Page
+from contracts.events import CloudEvent
+from process_apis._internal.clock import as_utc, utcnow
+from process_apis._internal.paging import decode_cursor, encode_cursor
+from process_apis._internal.tables import events
+
+__all__ = ["EventOutbox"]
+
+
+class EventOutbox:
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    def publish(self, event: CloudEvent[dict[str, Any]]) -> bool:
+        """Store the event once; False when an event with this id was already published."""
+        with self.engine.begin() as conn:
+            if conn.execute(sa.select(events.c.seq).where(events.c.id == event.id)).first():
+                return False
+            conn.execute(events.insert().values(id=event.id, type=event.type, source=event.source,
+                                                subject=event.subject, time=event.time or utcnow(), data=event.data))
+        return True
+
+    def list(self, type_: str | None, limit: int, cursor: str | None) -> Page[CloudEvent[dict[str, Any]]]:
+        offset = decode_cursor(cursor)
+        query = sa.select(events)
+        if type_:
+            query = query.where(events.c.type == type_)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(events.c.seq).limit(limit + 1).offset(offset)).mappings().all()
+        items = [CloudEvent(id=r["id"], type=r["type"], source=r["source"], subject=r["subject"],
+                            time=as_utc(r["time"]), data=dict(r["data"])) for r in rows[:limit]]
+        return Page(items=items, next_cursor=encode_cursor(offset + limit) if len(rows) > limit else None)

@@ -1,0 +1,81 @@
+"""The exception queue: business-rule failures with a reason, an owner and a replay.
+
+A record stays `open` until someone replays it (`replayed`), and becomes `resolved`
+when a replayed run succeeds; nothing in the queue is ever deleted.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+import msgspec
+import sqlalchemy as sa
+
+from contracts.common import Page
+from contracts.runs import ExceptionRecord, ExceptionStatus, Violation
+from process_apis._internal.clock import as_utc, utcnow
+from process_apis._internal.paging import decode_cursor, encode_cursor
+from process_apis._internal.tables import exceptions
+
+__all__ = ["ExceptionStore"]
+
+
+class ExceptionStore:
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    def open(self, process: str, run_id: str, subject: str, violations: Sequence[Violation],
+             exception_id: str | None = None) -> ExceptionRecord:
+        """Record a failure; re-opening the same id (a re-executed step) keeps one record."""
+        first = violations[0]
+        now = utcnow()
+        eid = exception_id or f"exc_{uuid.uuid4().hex[:16]}"
+        detail = "; ".join(v.detail for v in violations)
+        with self.engine.begin() as conn:
+            exists = conn.execute(sa.select(exceptions.c.id).where(exceptions.c.id == eid)).scalar()
+            if exists is None:
+                conn.execute(exceptions.insert().values(
+                    id=eid, process=process, run_id=run_id, subject=subject, reason=first.code, detail=detail,
+                    owner=first.owner, status="open", violations=msgspec.to_builtins(list(violations)),
+                    replay_count=0, created_at=now, updated_at=now))
+        record = self.get(eid)
+        assert record is not None
+        return record
+
+    def get(self, exception_id: str) -> ExceptionRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(exceptions).where(exceptions.c.id == exception_id)).mappings().first()
+        return _record(row) if row else None
+
+    def list(self, process: str | None, status: ExceptionStatus | None, owner: str | None, limit: int,
+             cursor: str | None) -> Page[ExceptionRecord]:
+        offset = decode_cursor(cursor)
+        query = sa.select(exceptions)
+        if process:
+            query = query.where(exceptions.c.process == process)
+        if status:
+            query = query.where(exceptions.c.status == status)
+        if owner:
+            query = query.where(exceptions.c.owner == owner)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(exceptions.c.created_at.desc(), exceptions.c.id)
+                                .limit(limit + 1).offset(offset)).mappings().all()
+        return Page(items=[_record(r) for r in rows[:limit]],
+                    next_cursor=encode_cursor(offset + limit) if len(rows) > limit else None)
+
+    def set_status(self, exception_id: str, status: ExceptionStatus, *, replayed: bool = False) -> None:
+        values: dict[str, object] = {"status": status, "updated_at": utcnow()}
+        if replayed:
+            values["replay_count"] = exceptions.c.replay_count + 1
+        with self.engine.begin() as conn:
+            conn.execute(exceptions.update().where(exceptions.c.id == exception_id).values(**values))
+
+
+def _record(row: sa.RowMapping) -> ExceptionRecord:
+    return ExceptionRecord(
+        id=row["id"], process=row["process"], run_id=row["run_id"], subject=row["subject"], reason=row["reason"],
+        detail=row["detail"], owner=row["owner"], status=row["status"],
+        created_at=as_utc(row["created_at"]), updated_at=as_utc(row["updated_at"]),  # type: ignore[arg-type]
+        violations=msgspec.convert(row["violations"] or [], list[Violation]), replay_count=row["replay_count"],
+    )

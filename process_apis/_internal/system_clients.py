@@ -1,0 +1,128 @@
+"""How a process API reaches the system APIs: over HTTP, through the gateway, as a service.
+
+Process APIs never import a vendor package. They call the domain contracts
+(`/system/<domain>/v1`) with a client-credentials token of their own service
+identity, so the same policies — authentication, scopes, later rate limits — protect
+the ERP from our own month-end bursts. In embedded mode the transport is the
+gateway app itself (no socket); distributed, it is the gateway's URL.
+
+Answers are classified once, here: 429/502/503/504 and transport errors are
+`TransientFailure` (retry, honouring `Retry-After`); any other 4xx is a
+`BusinessFailure` carrying the problem the system API returned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import httpx
+import msgspec
+
+from contracts.common import Page
+from contracts.correlation import outgoing_headers
+from contracts.crm import Account, Opportunity
+from contracts.erp import Customer, CustomerUpsert, ErpProject, ErpProjectUpsert, LegalEntity
+from contracts.psa import PsaProject, PsaProjectUpsert
+from system_apis._internal.http import parse_retry_after
+
+__all__ = ["BusinessFailure", "CrmApi", "ErpApi", "PsaApi", "SystemApi", "TokenSource", "TransientFailure"]
+
+T = TypeVar("T")
+TokenSource = Callable[[], Awaitable[str]]
+TRANSIENT_STATUSES = frozenset({408, 429, 502, 503, 504})
+
+
+class TransientFailure(Exception):
+    """Retry later. Arguments stay in `args` so the exception survives DBOS's pickling."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message, retry_after)
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class BusinessFailure(Exception):
+    """A system API refused the call with a 4xx problem; retrying cannot help."""
+
+    def __init__(self, status: int, problem: dict[str, Any]) -> None:
+        super().__init__(status, problem)
+        self.status = status
+        self.problem = problem
+        self.code = str(problem.get("code") or problem.get("type", "")).rsplit("/", 1)[-1]
+
+    def __str__(self) -> str:
+        return f"{self.status}: {self.problem.get('detail') or self.problem.get('title')}"
+
+
+class SystemApi:
+    def __init__(self, http: httpx.AsyncClient, token: TokenSource, base: str) -> None:
+        self.http = http
+        self.token = token
+        self.base = base
+
+    async def call(self, method: str, path: str, type_: type[T], *, json: object = None,
+                   params: dict[str, str | int] | None = None) -> T:
+        headers = {**outgoing_headers(), "Authorization": f"Bearer {await self.token()}"}
+        content = None
+        if json is not None:
+            content = msgspec.json.encode(json)
+            headers["Content-Type"] = "application/json"
+        try:
+            response = await self.http.request(method, self.base + path, content=content, params=params,
+                                               headers=headers)
+        except httpx.TransportError as exc:
+            raise TransientFailure(f"{method} {path}: {exc!r}") from exc
+        if response.status_code in TRANSIENT_STATUSES:
+            raise TransientFailure(f"{method} {path} answered {response.status_code}",
+                                   parse_retry_after(response.headers.get("Retry-After")))
+        if response.status_code >= 400:
+            try:
+                problem = msgspec.json.decode(response.content, type=dict[str, Any])
+            except msgspec.DecodeError:
+                problem = {"title": response.text[:200]}
+            raise BusinessFailure(response.status_code, problem)
+        return msgspec.json.decode(response.content, type=type_)
+
+
+class CrmApi(SystemApi):
+    def __init__(self, http: httpx.AsyncClient, token: TokenSource) -> None:
+        super().__init__(http, token, "/system/crm/v1")
+
+    async def get_opportunity(self, opportunity_id: str) -> Opportunity:
+        return await self.call("GET", f"/opportunities/{opportunity_id}", Opportunity)
+
+    async def get_account(self, account_id: str) -> Account:
+        return await self.call("GET", f"/accounts/{account_id}", Account)
+
+
+class ErpApi(SystemApi):
+    def __init__(self, http: httpx.AsyncClient, token: TokenSource) -> None:
+        super().__init__(http, token, "/system/erp/v1")
+
+    async def legal_entities(self) -> list[LegalEntity]:
+        items: list[LegalEntity] = []
+        cursor: str | None = None
+        while True:
+            params: dict[str, str | int] = {"limit": 200, **({"cursor": cursor} if cursor else {})}
+            page = await self.call("GET", "/legal-entities", Page[LegalEntity], params=params)
+            items += page.items
+            if not page.next_cursor:
+                return items
+            cursor = page.next_cursor
+
+    async def upsert_customer(self, external_id: str, data: CustomerUpsert) -> Customer:
+        return await self.call("PUT", f"/customers/by-external-id/{external_id}", Customer, json=data)
+
+    async def upsert_project(self, external_id: str, data: ErpProjectUpsert) -> ErpProject:
+        return await self.call("PUT", f"/projects/by-external-id/{external_id}", ErpProject, json=data)
+
+
+class PsaApi(SystemApi):
+    def __init__(self, http: httpx.AsyncClient, token: TokenSource) -> None:
+        super().__init__(http, token, "/system/psa/v1")
+
+    async def upsert_project(self, external_id: str, data: PsaProjectUpsert) -> PsaProject:
+        return await self.call("PUT", f"/projects/by-external-id/{external_id}", PsaProject, json=data)

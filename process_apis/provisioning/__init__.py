@@ -1,0 +1,1 @@
+"""Project provisioning: won opportunity -> validated customer -> ERP project -> PSA project."""
