@@ -1,0 +1,154 @@
+"""Assembles the gateway: policies in front of the system, process and OAuth routes.
+
+`create_gateway()` builds everything from settings and returns a `Gateway` holding
+the ASGI app and the runtime parts tests and the CLI reach for (simulators, the
+OAuth server, stores). Nothing starts until the ASGI lifespan runs: then tables
+are created, the demo firm's clients seeded and DBOS launched on the server's own
+event loop, so workflows recovered after a crash run beside live requests.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from dbos import DBOS
+from litestar import Litestar, Router, get
+from litestar.types import ASGIApp
+
+from gateway.db import create_engine, metadata
+from gateway.errors import EXCEPTION_HANDLERS
+from gateway.oauth import OAuth
+from gateway.observability import ObservedApp, configure_logging
+from gateway.settings import Settings, load_settings
+from gateway.vendors import VendorRuntime, build_vendors
+from policies.auth import AuthConfig, Authentication
+from policies.base import Policy
+from policies.bindings import Bindings, load_bindings
+from policies.chain import PolicyChain
+from policies.versioning import Versioning, VersioningConfig
+from process_apis._internal.events import EventOutbox
+from process_apis._internal.exceptions import ExceptionStore
+from process_apis._internal.runs import RunStore
+from process_apis._internal.system_clients import CrmApi, ErpApi, PsaApi
+from process_apis.provisioning.api import provisioning_router
+from process_apis.provisioning.runtime import Runtime, configure
+from process_apis.provisioning.service import ProvisioningService
+from system_apis._internal.http import RetryPolicy
+
+__all__ = ["SERVICE_SCOPES", "Gateway", "ServiceToken", "create_gateway"]
+
+log = logging.getLogger("psconnect.gateway")
+
+SERVICE_SCOPES = ("system.crm:read", "system.erp:read", "system.erp:write", "system.psa:read", "system.psa:write")
+"""What the process APIs' service identity may do: read CRM, write ERP and PSA."""
+
+
+class ServiceToken:
+    """The process APIs' own access token, re-issued shortly before it expires."""
+
+    def __init__(self, oauth: OAuth, client_id: str, scopes: tuple[str, ...], ttl: int) -> None:
+        self._oauth, self._client_id, self._scopes, self._ttl = oauth, client_id, scopes, ttl
+        self._token = ""
+        self._renew_at = 0.0
+
+    async def __call__(self) -> str:
+        if time.monotonic() >= self._renew_at:
+            self._token = self._oauth.issue_service_token(self._client_id, self._scopes)
+            self._renew_at = time.monotonic() + max(self._ttl - 30, self._ttl / 2)
+        return self._token
+
+
+@dataclass
+class Gateway:
+    settings: Settings
+    engine: sa.Engine
+    bindings: Bindings
+    oauth: OAuth
+    vendors: dict[str, VendorRuntime]
+    provisioning: ProvisioningService
+    litestar: Litestar
+    app: ASGIApp
+    internal_http: httpx.AsyncClient
+
+    def simulator(self, domain: str) -> Any:
+        sim = self.vendors[domain].simulator
+        if sim is None:
+            raise LookupError(f"the {domain} vendor is remote; drive its simulator over /__sim__")
+        return sim
+
+
+@get("/health", include_in_schema=False, sync_to_thread=False)
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def _dbos_config(settings: Settings) -> dict[str, Any]:
+    return {"name": "psconnect", "system_database_url": settings.workflow_database_url,
+            "application_version": "psconnect-1", "log_level": "WARNING"}
+
+
+def create_gateway(settings: Settings | None = None, *, bindings: Bindings | None = None,
+                   retry: RetryPolicy | None = None, extra_routes: list[Router] | None = None) -> Gateway:
+    settings = settings or load_settings()
+    bindings = bindings or load_bindings()
+    configure_logging()
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    engine = create_engine(settings.database_url)
+    vendors = build_vendors(settings)
+    oauth_http = httpx.AsyncClient(timeout=httpx.Timeout(5.0))
+    oauth = OAuth(settings, engine, http=oauth_http)
+
+    auth_config = AuthConfig(**bindings.auth)
+
+    def policies_for(api: str) -> list[Policy[Any]]:
+        binding = bindings.apis[api]
+        return [Authentication(auth_config, oauth.validator),
+                Versioning(VersioningConfig(deprecation=binding.deprecation))]
+
+    service = ProvisioningService()
+    litestar = Litestar(
+        route_handlers=[health, *oauth.routes, *[v.router for v in vendors.values()],
+                        provisioning_router(service), *(extra_routes or [])],
+        middleware=[PolicyChain(bindings, policies_for)],
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=None,
+        debug=False,
+    )
+    app = ObservedApp(litestar)
+    internal_http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://psconnect.internal",
+                                      timeout=httpx.Timeout(60.0))
+    token = ServiceToken(oauth, settings.service_client_id, SERVICE_SCOPES, settings.token_ttl)
+    gateway = Gateway(settings=settings, engine=engine, bindings=bindings, oauth=oauth, vendors=vendors,
+                      provisioning=service, litestar=litestar, app=app, internal_http=internal_http)
+    configure(Runtime(
+        runs=RunStore(engine), exceptions=ExceptionStore(engine), outbox=EventOutbox(engine),
+        crm=CrmApi(internal_http, token), erp=ErpApi(internal_http, token), psa=PsaApi(internal_http, token),
+        retry=retry or RetryPolicy(max_attempts=8, base_delay=0.5, max_delay=30.0),
+    ))
+
+    async def startup() -> None:
+        metadata.create_all(engine)
+        oauth.create_tables()
+        oauth.clients.ensure(settings.service_client_id, "psconnect process APIs", SERVICE_SCOPES, None)
+        DBOS(config=_dbos_config(settings))  # type: ignore[arg-type]
+        DBOS.launch()
+        resumed = await service.resume_unstarted()
+        log.info("gateway started", extra={"fields": {"event": "startup", "issuer": settings.issuer,
+                                                      "embedded": settings.embedded, "resumed_runs": resumed}})
+
+    async def shutdown() -> None:
+        DBOS.destroy(destroy_registry=False)
+        await internal_http.aclose()
+        await oauth_http.aclose()
+        for vendor in vendors.values():
+            await vendor.client.aclose()
+        engine.dispose()
+
+    litestar.on_startup.append(startup)
+    litestar.on_shutdown.append(shutdown)
+    return gateway

@@ -1,0 +1,144 @@
+"""The `psconnect` command: serve the stack, run the demo, manage clients, keys and contracts."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gateway.app import create_gateway
+    from gateway.settings import load_settings
+
+    flags = {"host": args.host, "port": args.port}
+    settings = load_settings(**{k: v for k, v in flags.items() if v is not None})
+    gateway = create_gateway(settings)
+    gateway.litestar.on_startup.append(lambda: _banner(gateway))
+    uvicorn.run(gateway.app, host=settings.host, port=settings.port, log_level="warning", lifespan="on",
+                access_log=False)
+    return 0
+
+
+def _banner(gateway: object) -> None:
+    from gateway.app import Gateway
+    from gateway.demo_client import ensure_demo_client
+
+    assert isinstance(gateway, Gateway)
+    settings = gateway.settings
+    lines = [
+        "",
+        "psconnect is running (embedded mode)" if settings.embedded else "psconnect is running",
+        f"  gateway URL    {settings.issuer}",
+        f"  docs URL       {settings.issuer}/docs",
+        f"  token URL      {settings.issuer}/oauth2/token",
+    ]
+    if settings.seed_demo:
+        client_id, secret = ensure_demo_client(gateway.oauth, settings.home)
+        lines += [f"  demo client    {client_id}", f"  demo secret    {secret}",
+                  "  try it         .venv/bin/psconnect demo"]
+    print("\n".join(lines) + "\n", flush=True)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from gateway.demo import run_demo
+
+    return asyncio.run(run_demo(args.base_url, opportunity=args.opportunity, client_id=args.client_id,
+                                client_secret=args.client_secret))
+
+
+def _clients_create(args: argparse.Namespace) -> int:
+    from gateway.app import create_gateway
+
+    gateway = create_gateway()
+    gateway.oauth.create_tables()
+    client_id, secret = gateway.oauth.clients.create(args.name, args.scope, client_id=args.client_id,
+                                                     legal_entities=args.legal_entity or None)
+    print(json.dumps({"client_id": client_id, "client_secret": secret, "scopes": args.scope,
+                      "legal_entities": args.legal_entity or None,
+                      "note": "the secret is shown once; store it now"}, indent=2))
+    return 0
+
+
+def _keys_rotate(_: argparse.Namespace) -> int:
+    from gateway.app import create_gateway
+
+    gateway = create_gateway()
+    gateway.oauth.create_tables()
+    kid = gateway.oauth.keys.rotate()
+    print(json.dumps({"active_kid": kid, "jwks": gateway.oauth.keys.jwks()}, indent=2))
+    return 0
+
+
+def _simulators(args: argparse.Namespace) -> int:
+    from gateway.simulators import serve_simulators
+
+    asyncio.run(serve_simulators(args.host, args.port_base))
+    return 0
+
+
+def _contracts_generate(args: argparse.Namespace) -> int:
+    from gateway.app import create_gateway
+    from gateway.openapi import write_published
+
+    changed = write_published(create_gateway(), Path(args.directory), check=args.check)
+    if args.check and changed:
+        print("published contracts differ from the code: " + ", ".join(changed), file=sys.stderr)
+        print("run `psconnect contracts generate` and commit the result", file=sys.stderr)
+        return 1
+    print(("up to date: " if args.check else "written: ") + (", ".join(changed) or "nothing changed"))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="psconnect", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="start the gateway and every API (embedded mode by default)")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.set_defaults(func=_serve)
+
+    demo = sub.add_parser("demo", help="provision a won opportunity through the gateway, as a client would")
+    demo.add_argument("--base-url", default="http://127.0.0.1:8000",
+                      help="a running gateway; when none answers there, an embedded one is started")
+    demo.add_argument("--opportunity", help="CRM id or external id (default: the first unprovisioned won deal)")
+    demo.add_argument("--client-id")
+    demo.add_argument("--client-secret")
+    demo.set_defaults(func=_demo)
+
+    clients = sub.add_parser("clients", help="OAuth clients").add_subparsers(dest="action", required=True)
+    create = clients.add_parser("create", help="register a client-credentials client; prints its secret once")
+    create.add_argument("--name", required=True)
+    create.add_argument("--scope", action="append", required=True, help="repeat for several scopes")
+    create.add_argument("--client-id")
+    create.add_argument("--legal-entity", action="append", help="restrict to these legal-entity codes")
+    create.set_defaults(func=_clients_create)
+
+    keys = sub.add_parser("keys", help="token signing keys").add_subparsers(dest="action", required=True)
+    keys.add_parser("rotate", help="make a new signing key; the old one verifies until its tokens expire"
+                    ).set_defaults(func=_keys_rotate)
+
+    sims = sub.add_parser("simulators", help="serve the vendor simulators as separate HTTP servers")
+    sims.add_argument("--host", default="127.0.0.1")
+    sims.add_argument("--port-base", type=int, default=9100)
+    sims.set_defaults(func=_simulators)
+
+    contracts = sub.add_parser("contracts", help="published OpenAPI contracts").add_subparsers(dest="action",
+                                                                                              required=True)
+    gen = contracts.add_parser("generate", help="write contracts/openapi/*.json from the code")
+    gen.add_argument("--directory", default="contracts/openapi")
+    gen.add_argument("--check", action="store_true", help="fail when the published files differ from the code")
+    gen.set_defaults(func=_contracts_generate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
