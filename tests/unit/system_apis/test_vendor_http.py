@@ -1,0 +1,121 @@
+"""The vendor HTTP seam: what is retried, how long it waits, when the breaker opens."""
+
+from __future__ import annotations
+
+import datetime as dt
+from email.utils import format_datetime
+
+import httpx
+import pytest
+
+from contracts.correlation import correlation_id
+from system_apis._internal.http import (
+    CircuitBreaker,
+    CircuitOpenError,
+    RetryPolicy,
+    VendorHttp,
+    VendorRateLimited,
+    VendorRejected,
+    VendorUnavailable,
+    parse_retry_after,
+)
+
+
+class Script:
+    """Answers requests from a list of (status, headers); records what it saw."""
+
+    def __init__(self, *answers: tuple[int, dict[str, str]]) -> None:
+        self.answers = list(answers)
+        self.seen: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append(request)
+        status, headers = self.answers.pop(0) if self.answers else (200, {})
+        return httpx.Response(status, headers=headers, json={"ok": status < 400})
+
+
+def make(script: Script, **kwargs: object) -> tuple[VendorHttp, list[float]]:
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(script), base_url="https://vendor.test")
+    return VendorHttp("acme", client, sleep=sleep, **kwargs), waits  # type: ignore[arg-type]
+
+
+async def test_429_is_retried_after_at_least_retry_after_even_for_post() -> None:
+    script = Script((429, {"Retry-After": "3"}), (200, {}))
+    http, waits = make(script)
+    response = await http.request("POST", "/things", json={"a": 1})
+    assert response.status_code == 200 and len(script.seen) == 2
+    assert waits and waits[0] >= 3
+
+
+async def test_5xx_retried_for_idempotent_calls_only() -> None:
+    http, _ = make(Script((503, {}), (200, {})))
+    assert (await http.request("PUT", "/x", json={})).status_code == 200
+    script = Script((503, {}), (200, {}))
+    http, _ = make(script)
+    with pytest.raises(VendorUnavailable):
+        await http.request("POST", "/x", json={})
+    assert len(script.seen) == 1  # a POST that may have landed is never sent twice
+
+
+async def test_business_errors_are_not_retried() -> None:
+    script = Script((400, {}))
+    http, waits = make(script)
+    with pytest.raises(VendorRejected) as err:
+        await http.request("GET", "/x")
+    assert err.value.status == 400 and len(script.seen) == 1 and waits == []
+
+
+async def test_gives_up_after_max_attempts_with_the_last_error() -> None:
+    script = Script(*[(429, {"Retry-After": "0"})] * 10)
+    http, _ = make(script, retry=RetryPolicy(max_attempts=3))
+    with pytest.raises(VendorRateLimited):
+        await http.request("GET", "/x")
+    assert len(script.seen) == 3
+
+
+async def test_correlation_id_and_traceparent_are_passed_on() -> None:
+    script = Script((200, {}))
+    http, _ = make(script)
+    token = correlation_id.set("corr-12345678")
+    try:
+        await http.request("GET", "/x")
+    finally:
+        correlation_id.reset(token)
+    sent = script.seen[0].headers
+    assert sent["X-Correlation-ID"] == "corr-12345678"
+    assert sent["traceparent"].startswith("00-") and len(sent["traceparent"]) == 55
+
+
+async def test_breaker_opens_fails_fast_then_half_opens() -> None:
+    now = [0.0]
+    breaker = CircuitBreaker("acme", threshold=3, cooldown=10, clock=lambda: now[0])
+    script = Script(*[(503, {})] * 3, (200, {}))
+    http, _ = make(script, retry=RetryPolicy(max_attempts=1), breaker=breaker)
+    for _ in range(3):
+        with pytest.raises(VendorUnavailable):
+            await http.request("GET", "/x")
+    with pytest.raises(CircuitOpenError):
+        await http.request("GET", "/x")
+    assert len(script.seen) == 3  # the open circuit spared the vendor
+    now[0] = 11
+    assert (await http.request("GET", "/x")).status_code == 200
+    assert breaker.state == "closed"
+
+
+def test_retry_after_parses_seconds_and_http_dates() -> None:
+    assert parse_retry_after("5") == 5
+    when = dt.datetime(2030, 1, 1, 0, 0, 10, tzinfo=dt.UTC)
+    assert parse_retry_after(format_datetime(when, usegmt=True), now=when.timestamp() - 10) == pytest.approx(10)
+    assert parse_retry_after("soon") is None and parse_retry_after(None) is None
+
+
+def test_backoff_is_jittered_capped_and_never_below_retry_after() -> None:
+    policy = RetryPolicy(base_delay=1, max_delay=4)
+    delays = [policy.delay(6, None) for _ in range(200)]
+    assert max(delays) <= 4 and len(set(delays)) > 100
+    assert all(policy.delay(1, 7) >= 7 for _ in range(20))
