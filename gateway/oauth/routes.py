@@ -1,0 +1,171 @@
+"""The authorization server's public routes: token endpoint, JWKS, RFC 8414 metadata.
+
+These are part of the gateway's published contract, so every response is
+declared for OpenAPI. Token errors keep RFC 6749's `{error, error_description}`
+(what OAuth client libraries parse) and add RFC 9457's `type/title/status` so
+they are problem-shaped like every other error of the gateway.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import anyio.to_thread
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import ValidationException
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import Body
+from litestar.types import ControllerRouterHandler
+from msgspec import Meta
+
+from contracts.problems import problem_type
+from gateway.oauth.server import TokenHttpRequest
+
+if TYPE_CHECKING:
+    from gateway.oauth.component import OAuth
+
+__all__ = ["AuthorizationServerMetadata", "Jwks", "TokenError", "TokenRequest", "TokenResponse", "oauth_routes"]
+
+
+class TokenRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
+    """RFC 6749 §4.4.2 access-token request (form-encoded)."""
+
+    grant_type: Annotated[str | None, Meta(description="Must be `client_credentials`.")] = None
+    scope: Annotated[str | None, Meta(description="Space-separated scopes; omitted = all the client may have.")] = None
+    client_id: Annotated[str | None, Meta(description="With `client_secret_post`; otherwise use HTTP Basic.")] = None
+    client_secret: Annotated[str | None, Meta(description="With `client_secret_post`.")] = None
+
+
+class TokenResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """RFC 6749 §5.1 successful response; `access_token` is an RFC 9068 JWT."""
+
+    access_token: str
+    token_type: Annotated[str, Meta(description="Always `Bearer`.")]
+    expires_in: Annotated[int, Meta(description="Lifetime in seconds.")]
+    scope: Annotated[str | None, Meta(description="The scopes granted, space-separated.")] = None
+
+
+class TokenError(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """RFC 6749 §5.2 error, also carrying RFC 9457 problem members."""
+
+    error: Annotated[str, Meta(description="invalid_request, invalid_client, invalid_grant, unauthorized_client, "
+                                           "unsupported_grant_type or invalid_scope.")]
+    type: str
+    title: str
+    status: int
+    error_description: str | None = None
+
+
+class Jwk(msgspec.Struct, kw_only=True, omit_defaults=True):
+    kty: str
+    kid: str
+    use: str | None = None
+    alg: str | None = None
+    crv: str | None = None
+    x: str | None = None
+    y: str | None = None
+    n: str | None = None
+    e: str | None = None
+
+
+class Jwks(msgspec.Struct, kw_only=True):
+    """RFC 7517 public key set used to verify access tokens."""
+
+    keys: list[Jwk]
+
+
+class AuthorizationServerMetadata(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """RFC 8414 authorization server metadata."""
+
+    issuer: str
+    token_endpoint: str
+    jwks_uri: str
+    grant_types_supported: list[str]
+    token_endpoint_auth_methods_supported: list[str]
+    response_types_supported: list[str]
+    scopes_supported: list[str] | None = None
+
+
+_TITLES = {"invalid_client": "Client authentication failed", "invalid_scope": "Scope not allowed",
+           "unsupported_grant_type": "Grant type not supported", "invalid_request": "Invalid token request",
+           "unauthorized_client": "Client not authorized for this grant", "invalid_grant": "Invalid grant"}
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+class _TokenFailure(Exception):
+    """Carries an RFC 6749 error response past the gateway's problem+json handlers."""
+
+    def __init__(self, response: Response[TokenError]) -> None:
+        super().__init__(response.content.error)
+        self.response = response
+
+
+def _token_failure(_request: Request[Any, Any, Any], exc: _TokenFailure) -> Response[TokenError]:
+    return exc.response
+
+
+def _error(error: str, description: str | None, status: int, headers: dict[str, str]) -> _TokenFailure:
+    body = TokenError(error=error, error_description=description, type=problem_type("oauth-" + error.replace("_", "-")),
+                      title=_TITLES.get(error, "Token request failed"), status=status)
+    return _TokenFailure(Response(body, status_code=status, headers=headers))
+
+
+def _malformed_form(_request: Request[Any, Any, Any], exc: ValidationException) -> Response[TokenError]:
+    # e.g. a repeated parameter; RFC 6749 §3.2 says invalid_request, not a 422 problem.
+    return _error("invalid_request", "Malformed or repeated token request parameter.", 400, dict(_NO_STORE)).response
+
+
+def oauth_routes(oauth: OAuth) -> list[ControllerRouterHandler]:
+    """The three routes, bound to one `OAuth` component."""
+
+    @post(
+        "/oauth2/token",
+        operation_id="issueToken",
+        summary="Issue an access token (client credentials)",
+        tags=["OAuth2"],
+        status_code=200,
+        exception_handlers={_TokenFailure: _token_failure, ValidationException: _malformed_form},
+        responses={
+            400: ResponseSpec(TokenError, description="Malformed request, unsupported grant type or invalid scope."),
+            401: ResponseSpec(TokenError, description="Unknown, revoked or wrongly authenticated client."),
+        },
+    )
+    async def token(
+        request: Request[Any, Any, Any],
+        data: Annotated[TokenRequest, Body(media_type=RequestEncodingType.URL_ENCODED)],
+    ) -> Response[TokenResponse]:
+        if request.headers.get("content-type", "").split(";")[0].strip().lower() != RequestEncodingType.URL_ENCODED:
+            raise _error("invalid_request", "The body must be application/x-www-form-urlencoded.", 400,
+                         dict(_NO_STORE))
+        if not data.grant_type:
+            raise _error("invalid_request", "Missing grant_type.", 400, dict(_NO_STORE))
+        form = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None}
+        http_request = TokenHttpRequest(request.method, request.headers, form)
+        result = await anyio.to_thread.run_sync(oauth.server.token_response, http_request)
+        headers = {k: v for k, v in result.headers if k.lower() != "content-type"} | _NO_STORE
+        body = result.body
+        if result.status >= 400:
+            error = str(body.get("error", "invalid_request"))
+            status = result.status
+            if error == "invalid_client":
+                # RFC 6749 §5.2: 401 with a challenge for the scheme the client can use.
+                status = 401
+                headers["WWW-Authenticate"] = f'Basic realm="{oauth.realm}"'
+            raise _error(error, body.get("error_description"), status, headers)
+        return Response(msgspec.convert(body, TokenResponse), status_code=200, headers=headers)
+
+    @get("/.well-known/jwks.json", operation_id="getJwks", summary="Public keys that sign access tokens",
+         tags=["OAuth2"], cache_control=None)
+    async def jwks() -> Response[Jwks]:
+        keys = await anyio.to_thread.run_sync(oauth.keys.jwks)
+        # Short cache: resource servers pick up a rotation within a minute.
+        return Response(msgspec.convert(keys, Jwks), headers={"Cache-Control": "public, max-age=60"})
+
+    @get("/.well-known/oauth-authorization-server", operation_id="getAuthorizationServerMetadata",
+         summary="Authorization server metadata (RFC 8414)", tags=["OAuth2"])
+    async def metadata() -> AuthorizationServerMetadata:
+        return oauth.metadata()
+
+    return [token, jwks, metadata]

@@ -1,0 +1,65 @@
+"""Authentication: a valid bearer access token, carrying every scope the route needs.
+
+Runs early (order 1450, Kong's jwt priority) so later policies — rate limits per
+consumer, legal-entity filters, audit — see `ctx.principal`. The validator is a
+Protocol: policies never import the gateway; `gateway.oauth.TokenValidator`
+satisfies it. Errors follow RFC 6750 §3: 401 with a `Bearer` challenge for a
+missing or bad token, 403 `insufficient_scope` naming the scopes needed.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, ClassVar, Protocol
+
+import msgspec
+from msgspec import Meta
+
+from contracts.problems import ProblemError
+from policies.base import Policy, Principal, RequestContext
+
+__all__ = ["AuthConfig", "Authentication", "TokenValidatorProtocol"]
+
+# RFC 6750 §2.1: "Bearer" 1*SP b64token
+_BEARER = re.compile(r"Bearer +([A-Za-z0-9\-._~+/]+=*)", re.IGNORECASE)
+
+
+class TokenValidatorProtocol(Protocol):
+    async def validate(self, token: str, *, leeway: int | None = None) -> Principal:
+        """Return the caller or raise a 401 `ProblemError`."""
+        ...
+
+
+class AuthConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    leeway: Annotated[int, Meta(ge=0, le=300, description=(
+        "Clock skew tolerated on token exp/nbf/iat, in seconds."))] = 30
+    realm: Annotated[str, Meta(min_length=1, pattern=r'^[^"\\]+$', description=(
+        "Realm named in the WWW-Authenticate challenge."))] = "psconnect"
+
+
+class Authentication(Policy[AuthConfig]):
+    name: ClassVar[str] = "auth"
+    order: ClassVar[int] = 1450
+
+    def __init__(self, config: AuthConfig, validator: TokenValidatorProtocol) -> None:
+        super().__init__(config)
+        self.validator = validator
+
+    async def on_request(self, ctx: RequestContext) -> None:
+        header = ctx.request.headers.get("authorization")
+        match = _BEARER.fullmatch(header.strip()) if header else None
+        if match is None:
+            detail = "A bearer access token is required." if not header else "The Authorization header is not Bearer."
+            raise ProblemError(401, "unauthorized", "Unauthorized", detail, code="missing_token",
+                               headers={"WWW-Authenticate": f'Bearer realm="{self.config.realm}"'})
+        principal = await self.validator.validate(match.group(1), leeway=self.config.leeway)
+        ctx.principal = principal
+        needed = ctx.route.scopes
+        missing = [s for s in needed if s not in principal.scopes]
+        if missing:
+            raise ProblemError(
+                403, "forbidden", "Forbidden", f"The access token lacks the scope(s): {' '.join(missing)}.",
+                code="insufficient_scope",
+                headers={"WWW-Authenticate": (f'Bearer realm="{self.config.realm}", error="insufficient_scope", '
+                                              f'scope="{" ".join(needed)}"')},
+            )
