@@ -122,7 +122,10 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class CircuitBreaker:
-    """Per-vendor breaker: opens after `threshold` consecutive transient failures.
+    """Per-vendor breaker: opens after `threshold` consecutive failures (5xx, timeouts, no connection).
+
+    Rate-limit answers do not count: backoff handles them, and opening the circuit on
+    them would turn the vendor's pacing into an outage of our own.
 
     While open, calls fail fast with `CircuitOpenError` so a down vendor costs
     callers nothing; after `cooldown` one trial call is let through (half-open) and
@@ -250,7 +253,8 @@ class VendorHttp:
             if not isinstance(error, TransientVendorError):
                 self.breaker.record_success()  # the vendor is up; it just said no
                 raise error
-            self.breaker.record_failure()
+            if not isinstance(error, VendorRateLimited):
+                self.breaker.record_failure()  # throttling is a healthy vendor pacing us, not an outage
             retryable = isinstance(error, VendorRateLimited) or safe
             if not retryable or attempt >= self.retry.max_attempts:
                 raise error

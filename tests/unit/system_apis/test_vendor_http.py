@@ -119,3 +119,11 @@ def test_backoff_is_jittered_capped_and_never_below_retry_after() -> None:
     delays = [policy.delay(6, None) for _ in range(200)]
     assert max(delays) <= 4 and len(set(delays)) > 100
     assert all(policy.delay(1, 7) >= 7 for _ in range(20))
+
+
+async def test_rate_limits_never_open_the_breaker() -> None:
+    breaker = CircuitBreaker("acme", threshold=2, cooldown=60)
+    script = Script(*[(429, {"Retry-After": "0"})] * 6, (200, {}))
+    http, _ = make(script, retry=RetryPolicy(max_attempts=7), breaker=breaker)
+    assert (await http.request("GET", "/x")).status_code == 200
+    assert breaker.state == "closed"
