@@ -21,12 +21,13 @@ from litestar import Litestar, Router, get
 from litestar.types import ASGIApp
 
 from gateway.db import create_engine, metadata
+from gateway.docs import docs_router
 from gateway.errors import EXCEPTION_HANDLERS
 from gateway.oauth import OAuth
 from gateway.observability import ObservedApp, configure_logging
 from gateway.settings import Settings, load_settings
 from gateway.vendors import VendorRuntime, build_vendors
-from policies.auth import AuthConfig, Authentication
+from policies.auth import Authentication
 from policies.base import Policy
 from policies.bindings import Bindings, load_bindings
 from policies.chain import PolicyChain
@@ -93,27 +94,30 @@ def _dbos_config(settings: Settings) -> dict[str, Any]:
 
 
 def create_gateway(settings: Settings | None = None, *, bindings: Bindings | None = None,
-                   retry: RetryPolicy | None = None, extra_routes: list[Router] | None = None) -> Gateway:
+                   retry: RetryPolicy | None = None, vendor_retry: RetryPolicy | None = None,
+                   extra_routes: list[Router] | None = None) -> Gateway:
+    """Build the gateway. `retry` paces the process steps, `vendor_retry` each system API's vendor calls."""
     settings = settings or load_settings()
     bindings = bindings or load_bindings()
     configure_logging()
     logging.getLogger("httpx").setLevel(logging.WARNING)
     engine = create_engine(settings.database_url)
-    vendors = build_vendors(settings)
+    vendors = build_vendors(settings, retry=vendor_retry)
     oauth_http = httpx.AsyncClient(timeout=httpx.Timeout(5.0))
     oauth = OAuth(settings, engine, http=oauth_http)
 
-    auth_config = AuthConfig(**bindings.auth)
-
     def policies_for(api: str) -> list[Policy[Any]]:
         binding = bindings.apis[api]
-        return [Authentication(auth_config, oauth.validator),
+        return [Authentication(bindings.auth, oauth.validator),
                 Versioning(VersioningConfig(deprecation=binding.deprecation))]
 
     service = ProvisioningService()
     litestar = Litestar(
         route_handlers=[health, *oauth.routes, *[v.router for v in vendors.values()],
-                        provisioning_router(service), *(extra_routes or [])],
+                        provisioning_router(service),
+                        # API catalog, published OpenAPI documents and Swagger UI (ungoverned; gateway/docs.py).
+                        docs_router(bindings),
+                        *(extra_routes or [])],
         middleware=[PolicyChain(bindings, policies_for)],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=None,

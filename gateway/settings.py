@@ -39,6 +39,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     external_issuers: tuple[ExternalIssuer, ...] = ()
     vendor_urls: Annotated[dict[str, str], Meta(
         description="PSCONNECT_VENDOR_URLS: JSON {vendor: base URL}; vendors not named run in-process.")] = {}
+    vendor_tokens: Annotated[dict[str, str], Meta(
+        description="PSCONNECT_VENDOR_TOKENS: JSON {vendor: API token}; simulators accept any token.")] = {}
     seed_demo: Annotated[bool, Meta(description="PSCONNECT_SEED_DEMO: seed simulators and demo client.")] = True
     service_client_id: str = "psconnect-internal"
 
@@ -76,6 +78,7 @@ def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Set
         "key_rotation_days": int(e.get("PSCONNECT_KEY_ROTATION_DAYS", "30")),
         "external_issuers": msgspec.json.decode(e.get("PSCONNECT_EXTERNAL_ISSUERS", "[]")),
         "vendor_urls": msgspec.json.decode(e.get("PSCONNECT_VENDOR_URLS", "{}")),
+        "vendor_tokens": msgspec.json.decode(e.get("PSCONNECT_VENDOR_TOKENS", "{}")),
         "seed_demo": e.get("PSCONNECT_SEED_DEMO", "1") not in ("0", "false", "no"),
     }
     raw.update(overrides)

@@ -18,6 +18,7 @@ from litestar.types import ASGIApp
 
 from gateway.settings import Settings
 from system_apis._internal.faults import Simulated
+from system_apis._internal.http import RetryPolicy
 from system_apis.kantata import api as kantata_api
 from system_apis.kantata import client as kantata_client
 from system_apis.kantata.simulator import KantataSimulator
@@ -44,7 +45,8 @@ class VendorSpec:
     name: str
     base_url: str
     simulator: Callable[[], Simulator]
-    router: Callable[[httpx.AsyncClient], Router]
+    router: Callable[..., Router]
+    """`create_router(http, *, token, retry)` of the vendor's api module."""
 
 
 VENDORS: tuple[VendorSpec, ...] = (
@@ -62,7 +64,7 @@ class VendorRuntime:
     simulator: Simulator | None = field(default=None)
 
 
-def build_vendors(settings: Settings) -> dict[str, VendorRuntime]:
+def build_vendors(settings: Settings, *, retry: RetryPolicy | None = None) -> dict[str, VendorRuntime]:
     """One client and router per domain; simulators in-process unless a URL is configured."""
     out: dict[str, VendorRuntime] = {}
     for spec in VENDORS:
@@ -73,7 +75,10 @@ def build_vendors(settings: Settings) -> dict[str, VendorRuntime]:
                                        limits=httpx.Limits(max_connections=50, max_keepalive_connections=20))
         else:
             simulator = spec.simulator()
-            client = httpx.AsyncClient(transport=httpx.ASGITransport(app=simulator.app), base_url=spec.base_url,
+            transport = httpx.ASGITransport(app=simulator.app)  # type: ignore[arg-type]
+            client = httpx.AsyncClient(transport=transport, base_url=spec.base_url,
                                        timeout=VENDOR_TIMEOUT)
-        out[spec.domain] = VendorRuntime(spec=spec, client=client, router=spec.router(client), simulator=simulator)
+        token = settings.vendor_tokens.get(spec.name, "sim-token")
+        out[spec.domain] = VendorRuntime(spec=spec, client=client, simulator=simulator,
+                                         router=spec.router(client, token=token, retry=retry))
     return out

@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from policies.auth import AuthConfig
+
 __all__ = [
     "ApiBinding",
     "Bindings",
@@ -65,7 +67,7 @@ class ApiBinding(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 
 class Bindings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     format_version: Annotated[Literal[1], Meta(description="Version of this file's format.")]
-    auth: Annotated[dict[str, int], Meta(description="Authentication policy settings (leeway_seconds).")] = {}
+    auth: Annotated[AuthConfig, Meta(description="Authentication policy settings.")] = AuthConfig()
     apis: dict[Annotated[str, Meta(pattern=r"^[a-z_]+\.[a-z_]+$")], ApiBinding]
 
 

@@ -34,6 +34,7 @@ from litestar import Router
 from contracts.common import Page
 from contracts.problems import FieldError, ProblemError
 from contracts.psa import PsaProject, PsaProjectUpsert
+from system_apis._internal.http import RetryPolicy
 from system_apis._internal.http import VendorRejected
 from system_apis.domains.psa import psa_router
 from system_apis.kantata.client import VENDOR, KantataClient, KantataPage
@@ -168,6 +169,6 @@ class KantataPsa:
         return await self.get_project(workspace_id), created
 
 
-def create_router(http: httpx.AsyncClient) -> Router:
+def create_router(http: httpx.AsyncClient, *, token: str = "sim-token", retry: RetryPolicy | None = None) -> Router:
     """The `/system/psa/v1` router backed by Kantata reached through `http`."""
-    return psa_router(KantataPsa(KantataClient(http)))
+    return psa_router(KantataPsa(KantataClient(http, token=token, retry=retry)))

@@ -20,6 +20,7 @@ from litestar import Router
 from contracts.common import Page
 from contracts.erp import AccountingPeriod, Customer, CustomerUpsert, ErpProject, ErpProjectUpsert, LegalEntity
 from contracts.problems import FieldError, ProblemError
+from system_apis._internal.http import RetryPolicy
 from system_apis.domains.erp import erp_router
 from system_apis.netsuite.client import NetSuiteClient
 from system_apis.netsuite.mapping import (
@@ -152,6 +153,6 @@ class NetSuiteErp:
         return await self._page("accountingPeriod", q, limit, cursor, period_from_record)
 
 
-def create_router(http: httpx.AsyncClient) -> Router:
+def create_router(http: httpx.AsyncClient, *, token: str = "sim-token", retry: RetryPolicy | None = None) -> Router:
     """The ``/system/erp/v1`` routes on NetSuite; ``http`` decides where NetSuite is (simulator or real)."""
-    return erp_router(NetSuiteErp(NetSuiteClient(http)))
+    return erp_router(NetSuiteErp(NetSuiteClient(http, token=token, retry=retry)))

@@ -20,6 +20,7 @@ from litestar import Router
 from contracts.common import Page
 from contracts.crm import Account, AccountUpsert, Opportunity, OpportunityStage
 from contracts.problems import ProblemError
+from system_apis._internal.http import RetryPolicy
 from system_apis._internal.http import VendorRejected
 from system_apis.domains.crm import crm_router
 from system_apis.salesforce.client import VENDOR, SalesforceClient, soql_literal
@@ -136,6 +137,6 @@ class SalesforceCrm:
                                                  opportunity_id))
 
 
-def create_router(http: httpx.AsyncClient) -> Router:
+def create_router(http: httpx.AsyncClient, *, token: str = "sim-token", retry: RetryPolicy | None = None) -> Router:
     """The `/system/crm/v1` routes served from the Salesforce org `http` reaches."""
-    return crm_router(SalesforceCrm(SalesforceClient(http)))
+    return crm_router(SalesforceCrm(SalesforceClient(http, token=token, retry=retry)))
