@@ -1,0 +1,96 @@
+"""Test helpers for running the whole embedded stack in-process, as a client sees it.
+
+Not a conftest: imported explicitly by the tests that need a stack, so fixtures of
+different suites cannot collide.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from asgi_lifespan import LifespanManager
+
+from gateway.app import Gateway, create_gateway
+from gateway.settings import load_settings
+from system_apis._internal.http import RetryPolicy
+
+__all__ = ["ALL_SCOPES", "PG_ADMIN_URL", "Stack", "postgres_database", "running_stack"]
+
+ALL_SCOPES = ("system.crm:read", "system.crm:write", "system.erp:read", "system.erp:write", "system.psa:read",
+              "system.psa:write", "process.provisioning:read", "process.provisioning:write")
+PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+FAST_RETRY = RetryPolicy(max_attempts=6, base_delay=0.01, max_delay=0.05, max_retry_after=0.2)
+FAST_VENDOR_RETRY = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05, max_retry_after=0.1)
+TERMINAL = {"succeeded", "needs_attention", "failed"}
+
+
+@dataclass
+class Stack:
+    gateway: Gateway
+    http: httpx.AsyncClient
+    client_id: str
+    client_secret: str
+
+    def sim(self, domain: str) -> Any:
+        return self.gateway.simulator(domain)
+
+    async def start(self, opportunity_id: str, key: str | None = None) -> httpx.Response:
+        return await self.http.post("/process/provisioning/v1/runs", json={"opportunity_id": opportunity_id},
+                                    headers={"Idempotency-Key": key or str(uuid.uuid4())})
+
+    async def wait(self, run_id: str, timeout: float = 30.0) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            run: dict[str, Any] = (await self.http.get(f"/process/provisioning/v1/runs/{run_id}")).json()
+            if run["status"] in TERMINAL:
+                return run
+            if loop.time() > deadline:
+                raise AssertionError(f"run {run_id} still {run['status']}: {run['steps']}")
+            await asyncio.sleep(0.05)
+
+    async def provision(self, opportunity_id: str) -> dict[str, Any]:
+        response = await self.start(opportunity_id)
+        assert response.status_code in (200, 202), response.text
+        return await self.wait(response.json()["id"])
+
+
+@contextlib.asynccontextmanager
+async def postgres_database() -> AsyncIterator[str]:
+    """A throw-away PostgreSQL database on the local server, dropped afterwards."""
+    name = f"psconnect_t_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextlib.asynccontextmanager
+async def running_stack(home: Path, *, database_url: str | None = None,
+                        retry: RetryPolicy = FAST_RETRY) -> AsyncIterator[Stack]:
+    overrides: dict[str, object] = {"home": str(home), "seed_demo": False}
+    if database_url:
+        overrides["database_url"] = database_url
+    gateway = create_gateway(load_settings(env={}, **overrides), retry=retry, vendor_retry=FAST_VENDOR_RETRY)
+    async with LifespanManager(gateway.app, startup_timeout=60, shutdown_timeout=30):  # type: ignore[arg-type]
+        client_id, secret = gateway.oauth.clients.create("integration tests", ALL_SCOPES)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway.app),  # type: ignore[arg-type]
+                                     base_url="http://testserver", timeout=60) as http:
+            token = await http.post("/oauth2/token", data={"grant_type": "client_credentials"},
+                                    auth=(client_id, secret))
+            assert token.status_code == 200, token.text
+            http.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+            yield Stack(gateway, http, client_id, secret)
