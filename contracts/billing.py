@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from msgspec import Meta
 
-from contracts.common import Currency, Hours, Money, Struct
+from contracts.common import Currency, FrozenStruct, Hours, Money, Struct
 
 __all__ = [
     "Contract",
@@ -20,7 +20,7 @@ __all__ = [
 ]
 
 
-class RateCardLine(Struct, frozen=True):
+class RateCardLine(FrozenStruct, frozen=True):
     role: str
     hourly_rate: Money
 
@@ -75,7 +75,7 @@ class Expense(Struct):
     status: Literal["draft", "submitted", "approved", "rejected"]
 
 
-class InvoiceLine(Struct, frozen=True):
+class InvoiceLine(FrozenStruct, frozen=True):
     kind: Literal["time", "milestone", "expense", "credit"]
     description: str
     quantity: Annotated[Hours, Meta(description="Hours for time lines, 1 otherwise.")]

@@ -14,6 +14,7 @@ from msgspec import Meta
 
 __all__ = [
     "Currency",
+    "FrozenStruct",
     "Hours",
     "Money",
     "Page",
@@ -31,14 +32,18 @@ class Struct(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defa
     """Base of every contract object: keyword-only, strict about unknown fields."""
 
 
-class Money(Struct, frozen=True):
+class FrozenStruct(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """Base of immutable contract values (money, references, lines)."""
+
+
+class Money(FrozenStruct, frozen=True):
     """An amount in one currency."""
 
     amount: Annotated[Decimal, Meta(description="Decimal amount as a string.", examples=["1250.00"])]
     currency: Currency
 
 
-class VendorRef(Struct, frozen=True):
+class VendorRef(FrozenStruct, frozen=True):
     """Where a canonical record lives in a vendor system."""
 
     system: Annotated[str, Meta(description="Vendor system name.", examples=["netsuite"])]

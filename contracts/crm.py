@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from msgspec import Meta
 
-from contracts.common import Currency, Money, Struct
+from contracts.common import Currency, FrozenStruct, Money, Struct
 
 __all__ = ["Account", "AccountUpsert", "Address", "Opportunity", "OpportunityStage"]
 
@@ -16,7 +16,7 @@ OpportunityStage = Literal[
 ]
 
 
-class Address(Struct, frozen=True):
+class Address(FrozenStruct, frozen=True):
     street: str | None = None
     city: str | None = None
     postal_code: str | None = None

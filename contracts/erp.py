@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from msgspec import Meta
 
-from contracts.common import Currency, Money, Struct
+from contracts.common import Currency, FrozenStruct, Money, Struct
 from contracts.crm import Address
 
 __all__ = [
@@ -59,18 +59,18 @@ class CustomerUpsert(Struct):
     billing_address: Address | None = None
 
 
-class ProjectTask(Struct, frozen=True):
+class ProjectTask(FrozenStruct, frozen=True):
     name: str
     planned_hours: Annotated[str, Meta(pattern=r"^\d+(\.\d+)?$", description="Decimal hours.")]
 
 
-class BillingMilestone(Struct, frozen=True):
+class BillingMilestone(FrozenStruct, frozen=True):
     name: str
     due_date: dt.date
     amount: Money
 
 
-class BillingSchedule(Struct, frozen=True):
+class BillingSchedule(FrozenStruct, frozen=True):
     """How a project bills: time and materials, fixed fee by milestone, or both."""
 
     billing_type: Literal["time_and_materials", "fixed_fee", "mixed"]

@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from contracts.common import Money, Struct
+from contracts.common import FrozenStruct, Money, Struct
 
 __all__ = ["PsaMilestone", "PsaProject", "PsaProjectUpsert"]
 
 
-class PsaMilestone(Struct, frozen=True):
+class PsaMilestone(FrozenStruct, frozen=True):
     name: str
     due_date: dt.date
     amount: Money | None = None

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from msgspec import Meta
 
-from contracts.common import Struct
+from contracts.common import FrozenStruct, Struct
 
 __all__ = ["ExceptionRecord", "ExceptionStatus", "Run", "RunStatus", "RunStep", "StepState", "Violation"]
 
@@ -47,7 +47,7 @@ class Run(Struct):
     exception_id: str | None = None
 
 
-class Violation(Struct, frozen=True):
+class Violation(FrozenStruct, frozen=True):
     """One broken business rule, with who must fix it."""
 
     code: Annotated[str, Meta(examples=["missing_tax_id"])]

@@ -124,7 +124,8 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
         debug=False,
     )
     app = ObservedApp(litestar)
-    internal_http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://psconnect.internal",
+    internal_http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]
+                                      base_url="http://psconnect.internal",
                                       timeout=httpx.Timeout(60.0))
     token = ServiceToken(oauth, settings.service_client_id, SERVICE_SCOPES, settings.token_ttl)
     gateway = Gateway(settings=settings, engine=engine, bindings=bindings, oauth=oauth, vendors=vendors,

@@ -111,8 +111,10 @@ class _Api:
             run = await self.call("GET", f"/process/provisioning/v1/runs/{run['id']}")
 
     async def start(self, opportunity_id: str) -> dict[str, Any]:
-        return await self.call("POST", "/process/provisioning/v1/runs", json={"opportunity_id": opportunity_id},
-                               headers={"Idempotency-Key": str(uuid.uuid4())})  # type: ignore[no-any-return]
+        run: dict[str, Any] = await self.call("POST", "/process/provisioning/v1/runs",
+                                              json={"opportunity_id": opportunity_id},
+                                              headers={"Idempotency-Key": str(uuid.uuid4())})
+        return run
 
 
 async def _flow(base_url: str, creds: tuple[str, str], opportunity: str | None) -> int:
@@ -172,8 +174,13 @@ async def _flow(base_url: str, creds: tuple[str, str], opportunity: str | None) 
 
 async def _exception_and_replay(api: _Api, won: list[dict[str, Any]], provisioned: set[str]) -> None:
     """A deal whose account lacks a VAT number: exception, fix in the CRM, replay."""
-    broken = next((o for o in won if o.get("legal_entity_code") in ("UK01", "DE01") and o["id"] not in provisioned
-                   and not (await api.call("GET", f"/system/crm/v1/accounts/{o['account_id']}")).get("tax_id")), None)
+    broken = None
+    for opp in won:
+        if opp.get("legal_entity_code") in ("UK01", "DE01") and opp["id"] not in provisioned:
+            account = await api.call("GET", f"/system/crm/v1/accounts/{opp['account_id']}")
+            if not account.get("tax_id"):
+                broken = opp
+                break
     if broken is None:
         _say("5. exception and replay: no deal with a missing tax id left (already fixed in an earlier demo)")
         return

@@ -15,6 +15,7 @@ import uuid
 from typing import Any
 
 import msgspec
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from contracts.correlation import correlation_id, new_traceparent, traceparent
@@ -53,7 +54,7 @@ class ObservedApp:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
@@ -83,7 +84,7 @@ class ObservedApp:
                 principal = getattr(ctx, "principal", None)
                 route = getattr(ctx, "route", None)
                 access_log.info("access", extra={"fields": {
-                    "event": "access", "method": scope["method"], "path": scope["path"], "status": status,
+                    "event": "access", "method": scope.get("method"), "path": scope["path"], "status": status,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 3),
                     "operation": getattr(route, "operation_id", None),
                     "client_id": getattr(principal, "client_id", None),

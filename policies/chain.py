@@ -10,14 +10,15 @@ responses get the same headers and access-log line as any other.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from litestar import Request
 from litestar.datastructures import MutableScopeHeaders
+from litestar.enums import ScopeType
 from litestar.handlers import HTTPRouteHandler
 from litestar.middleware import ASGIMiddleware
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
 from contracts.correlation import correlation_id
 from contracts.problems import MEDIA_TYPE, ProblemError
@@ -52,10 +53,12 @@ class PolicyChain(ASGIMiddleware):
         return hit
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await next_app(scope, receive, send)
             return
-        resolved = self.resolve(scope["route_handler"], scope["method"], scope["path"])  # type: ignore[arg-type]
+        http_scope: HTTPScope = scope
+        resolved = self.resolve(cast(HTTPRouteHandler, http_scope["route_handler"]), http_scope["method"],
+                                http_scope["path"])
         if resolved is None:
             await next_app(scope, receive, send)
             return

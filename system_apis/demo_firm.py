@@ -132,7 +132,8 @@ def demo_firm() -> DemoFirm:
         cost = ROLES[role] * FX[le.currency] * Decimal("0.42")
         first, last = FIRST[i % 20], LAST[(i // 20 + i) % 20]
         workers.append(Worker(
-            id=f"W-{i + 1:05d}", name=f"{first} {last}", email=f"{first.lower()}.{last.lower()}{i + 1}@meridian.example",
+            id=f"W-{i + 1:05d}", name=f"{first} {last}",
+            email=f"{first.lower()}.{last.lower()}{i + 1}@meridian.example",
             legal_entity_code=le.code, role=role, practice=PRACTICES[i % 4], cost_center=f"CC-{le.code}-{i % 4 + 1}",
             status="terminated" if i % 97 == 96 else "active", cost_rate=_money(cost, le.currency),
             hire_date=ANCHOR_DATE - dt.timedelta(days=rng.randint(60, 3000)),

@@ -46,9 +46,9 @@ class Stack:
         return await self.http.post("/process/provisioning/v1/runs", json={"opportunity_id": opportunity_id},
                                     headers={"Idempotency-Key": key or str(uuid.uuid4())})
 
-    async def wait(self, run_id: str, timeout: float = 30.0) -> dict[str, Any]:
+    async def wait(self, run_id: str, within: float = 30.0) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + within
         while True:
             run: dict[str, Any] = (await self.http.get(f"/process/provisioning/v1/runs/{run_id}")).json()
             if run["status"] in TERMINAL:

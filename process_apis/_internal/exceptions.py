@@ -76,6 +76,6 @@ def _record(row: sa.RowMapping) -> ExceptionRecord:
     return ExceptionRecord(
         id=row["id"], process=row["process"], run_id=row["run_id"], subject=row["subject"], reason=row["reason"],
         detail=row["detail"], owner=row["owner"], status=row["status"],
-        created_at=as_utc(row["created_at"]), updated_at=as_utc(row["updated_at"]),  # type: ignore[arg-type]
+        created_at=as_utc(row["created_at"]), updated_at=as_utc(row["updated_at"]),
         violations=msgspec.convert(row["violations"] or [], list[Violation]), replay_count=row["replay_count"],
     )

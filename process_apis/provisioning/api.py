@@ -60,7 +60,8 @@ def provisioning_router(service: ProvisioningService) -> Router:
         return _accepted(*await service.start(data.data.opportunity_id, f"event:{data.source}:{data.id}"))
 
     @get("/runs", operation_id="provisioning.listRuns", summary="List provisioning runs")
-    async def list_runs(status: Annotated[RunStatus | None, QueryParameter()] = None, limit: Limit = 50, cursor: Cursor = None) -> Page[Run]:
+    async def list_runs(status: Annotated[RunStatus | None, QueryParameter()] = None, limit: Limit = 50,
+                        cursor: Cursor = None) -> Page[Run]:
         return runtime().runs.list(PROCESS, status, limit, cursor)
 
     @get("/runs/{run_id:str}", operation_id="provisioning.getRun", summary="Get a run with its steps")

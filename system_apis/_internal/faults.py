@@ -116,7 +116,7 @@ def control_router(sim: Simulated) -> Router:
     @post("/faults", sync_to_thread=False)
     def add_fault(data: JSONBody[Fault]) -> FaultList:
         sim.faults.add(data)
-        return list_faults.fn()  # type: ignore[no-any-return]
+        return FaultList(rules=sim.faults.rules, injected=sim.faults.injected)
 
     @delete("/faults", sync_to_thread=False)
     def clear_faults() -> None:

@@ -14,17 +14,17 @@ from system_apis.demo_firm import BROKEN_OPPORTUNITIES, LEGAL_ENTITIES, demo_fir
 
 
 def _opp(**changes: object) -> Opportunity:
-    base = dict(id="006A", name="Deal", account_id="001A", stage="closed_won", is_won=True,
-                amount=Money(amount=Decimal("120000.00"), currency="GBP"), close_date=dt.date(2026, 10, 1),
-                legal_entity_code="UK01", project_template="tm_standard", start_date=dt.date(2026, 10, 15),
-                end_date=dt.date(2027, 1, 15))
+    base = {"id": "006A", "name": "Deal", "account_id": "001A", "stage": "closed_won", "is_won": True,
+                "amount": Money(amount=Decimal("120000.00"), currency="GBP"), "close_date": dt.date(2026, 10, 1),
+                "legal_entity_code": "UK01", "project_template": "tm_standard", "start_date": dt.date(2026, 10, 15),
+                "end_date": dt.date(2027, 1, 15)}
     base.update(changes)
     return Opportunity(**base)  # type: ignore[arg-type]
 
 
 def _account(**changes: object) -> Account:
-    base = dict(id="001A", name="Northwind Ltd", currency="GBP", tax_id="GB123456789",
-                billing_address=Address(city="London", country="GB"))
+    base = {"id": "001A", "name": "Northwind Ltd", "currency": "GBP", "tax_id": "GB123456789",
+                "billing_address": Address(city="London", country="GB")}
     base.update(changes)
     return Account(**base)  # type: ignore[arg-type]
 
