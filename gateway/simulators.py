@@ -26,7 +26,7 @@ async def serve_simulators(host: str, port_base: int) -> None:
     servers = []
     for i, spec in enumerate(VENDORS):
         config = uvicorn.Config(spec.simulator().app, host=host, port=port_base + i + 1, log_level="warning",
-                                lifespan="off", access_log=False)
+                                lifespan="off", access_log=False, timeout_graceful_shutdown=2)
         servers.append(uvicorn.Server(config))
     print(json.dumps(simulator_urls(host, port_base)), flush=True)
     await asyncio.gather(*(server.serve() for server in servers))
