@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import threading
 import time
@@ -42,6 +43,7 @@ def _embedded_gateway() -> Iterator[tuple[str, tuple[str, str]]]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     gateway = create_gateway(load_settings(port=port))
+    logging.getLogger("psconnect.access").setLevel(logging.WARNING)  # the demo's own output is the story
     server = uvicorn.Server(uvicorn.Config(gateway.app, host="127.0.0.1", port=port, log_level="warning",
                                            access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)
