@@ -34,8 +34,7 @@ from litestar import Router
 from contracts.common import Page
 from contracts.problems import FieldError, ProblemError
 from contracts.psa import PsaProject, PsaProjectUpsert
-from system_apis._internal.http import RetryPolicy
-from system_apis._internal.http import VendorRejected
+from system_apis._internal.http import RetryPolicy, VendorRejected
 from system_apis.domains.psa import psa_router
 from system_apis.kantata.client import VENDOR, KantataClient, KantataPage
 from system_apis.kantata.mapping import (

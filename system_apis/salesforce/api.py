@@ -20,8 +20,7 @@ from litestar import Router
 from contracts.common import Page
 from contracts.crm import Account, AccountUpsert, Opportunity, OpportunityStage
 from contracts.problems import ProblemError
-from system_apis._internal.http import RetryPolicy
-from system_apis._internal.http import VendorRejected
+from system_apis._internal.http import RetryPolicy, VendorRejected
 from system_apis.domains.crm import crm_router
 from system_apis.salesforce.client import VENDOR, SalesforceClient, soql_literal
 from system_apis.salesforce.mapping import (
