@@ -11,7 +11,7 @@ from typing import Annotated, Final
 import msgspec
 from msgspec import Meta
 
-__all__ = ["MEDIA_TYPE", "PROBLEM_BASE", "FieldError", "Problem", "ProblemError", "problem_type"]
+__all__ = ["MEDIA_TYPE", "PROBLEM_BASE", "FieldError", "Problem", "ProblemError", "invalid_cursor", "problem_type"]
 
 PROBLEM_BASE: Final = "https://psconnect.dev/problems/"
 MEDIA_TYPE: Final = "application/problem+json"
@@ -60,3 +60,9 @@ class ProblemError(Exception):
             type=problem_type(slug), title=title, status=status, detail=detail, errors=errors, code=code
         )
         self.headers = headers or {}
+
+
+def invalid_cursor(detail: str = "The cursor is not one this API issued.") -> ProblemError:
+    """Every list answers a forged, stale or foreign cursor the same way: a 422 on `cursor`."""
+    return ProblemError(422, "validation-error", "Validation failed", detail,
+                        errors=[FieldError(pointer="cursor", detail="invalid cursor")], code="invalid_cursor")

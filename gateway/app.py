@@ -9,6 +9,7 @@ event loop, so workflows recovered after a crash run beside live requests.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -147,7 +148,8 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
                                                       "embedded": settings.embedded, "resumed_runs": resumed}})
 
     async def shutdown() -> None:
-        DBOS.destroy(destroy_registry=False)
+        # Off the event loop: DBOS joins its background threads, which may need this loop to finish.
+        await asyncio.to_thread(DBOS.destroy, destroy_registry=False)
         await internal_http.aclose()
         await oauth_http.aclose()
         for vendor in vendors.values():

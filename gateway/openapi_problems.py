@@ -48,7 +48,7 @@ PROBLEM_RESPONSES: Final[dict[int, tuple[str, str, dict[str, Any]]]] = {
 # Operations whose service answers with more than the rules below derive from the route:
 # starting a run looks the opportunity up in the CRM (404 unknown, 503 CRM down).
 _OPERATION_STATUSES: Final[dict[str, frozenset[int]]] = {
-    "provisioning.startRun": frozenset({404, 409, 503}),
+    "provisioning.startRun": frozenset({404, 503}),
     "provisioning.receiveCrmEvent": frozenset({404, 503}),
     "provisioning.replayException": frozenset({409}),
 }

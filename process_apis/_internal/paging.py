@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from contracts.problems import FieldError, ProblemError
+from contracts.problems import invalid_cursor
 
 __all__ = ["decode_cursor", "encode_cursor"]
 
@@ -23,7 +23,5 @@ def decode_cursor(cursor: str | None) -> int:
         if kind != "o" or offset < 0:
             raise ValueError(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ProblemError(422, "validation-error", "Validation failed", "The cursor is not one this API issued.",
-                           errors=[FieldError(pointer="cursor", detail="invalid cursor")],
-                           code="invalid_cursor") from exc
+        raise invalid_cursor() from exc
     return offset

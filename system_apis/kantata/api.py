@@ -32,7 +32,7 @@ import msgspec
 from litestar import Router
 
 from contracts.common import Page
-from contracts.problems import FieldError, ProblemError
+from contracts.problems import FieldError, ProblemError, invalid_cursor
 from contracts.psa import PsaProject, PsaProjectUpsert
 from system_apis._internal.http import RetryPolicy, VendorRejected
 from system_apis.domains.psa import psa_router
@@ -67,11 +67,9 @@ def _decode_cursor(value: str) -> _Cursor:
     try:
         cursor = msgspec.json.decode(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)), type=_Cursor)
     except (binascii.Error, ValueError, msgspec.DecodeError) as exc:
-        raise ProblemError(400, "invalid-cursor", "Invalid cursor", "The cursor is not one this API issued.",
-                           code="invalid_cursor") from exc
+        raise invalid_cursor() from exc
     if cursor.page < 1 or not 1 <= cursor.per_page <= 200:
-        raise ProblemError(400, "invalid-cursor", "Invalid cursor", "The cursor is out of range.",
-                           code="invalid_cursor")
+        raise invalid_cursor("The cursor is out of range.")
     return cursor
 
 

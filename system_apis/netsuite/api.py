@@ -19,7 +19,7 @@ from litestar import Router
 
 from contracts.common import Page
 from contracts.erp import AccountingPeriod, Customer, CustomerUpsert, ErpProject, ErpProjectUpsert, LegalEntity
-from contracts.problems import FieldError, ProblemError
+from contracts.problems import FieldError, ProblemError, invalid_cursor
 from system_apis._internal.http import RetryPolicy
 from system_apis.domains.erp import erp_router
 from system_apis.netsuite.client import NetSuiteClient
@@ -57,8 +57,7 @@ def _decode_cursor(value: str, record: str, q: str) -> _Cursor:
     except (ValueError, msgspec.DecodeError, msgspec.ValidationError):
         cursor = None
     if cursor is None or cursor.record != record or cursor.q != q or cursor.offset < 0 or cursor.size < 1:
-        raise ProblemError(422, "validation-error", "Validation failed", "The cursor is not one this list issued.",
-                           errors=[FieldError(pointer="cursor", detail="invalid cursor")], code="invalid_cursor")
+        raise invalid_cursor("The cursor is not one this list issued.")
     return cursor
 
 

@@ -19,7 +19,7 @@ from litestar import Router
 
 from contracts.common import Page
 from contracts.crm import Account, AccountUpsert, Opportunity, OpportunityStage
-from contracts.problems import ProblemError
+from contracts.problems import invalid_cursor
 from system_apis._internal.http import RetryPolicy, VendorRejected
 from system_apis.domains.crm import crm_router
 from system_apis.salesforce.client import VENDOR, SalesforceClient, soql_literal
@@ -57,8 +57,7 @@ def decode_cursor(cursor: str, prefix: str) -> str:
     except (binascii.Error, ValueError, msgspec.DecodeError):
         after = ""
     if not is_salesforce_id(after, prefix):
-        raise ProblemError(400, "bad-request", "Bad request", "The cursor is not one this API issued.",
-                           code="invalid_cursor")
+        raise invalid_cursor()
     return after
 
 

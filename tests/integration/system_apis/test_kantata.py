@@ -170,9 +170,9 @@ class TestListProjects:
         assert [p["title"] for p in body["items"]] == ["Project 1"]
         assert (await api.get("/system/psa/v1/projects", params={"external_id": "nope"})).json()["items"] == []
 
-    async def test_bad_cursor_is_a_400_problem(self, api: AsyncTestClient[Litestar]) -> None:
+    async def test_bad_cursor_is_a_422_problem(self, api: AsyncTestClient[Litestar]) -> None:
         response = await api.get("/system/psa/v1/projects", params={"cursor": "not-ours"})
-        assert response.status_code == 400
+        assert response.status_code == 422 and response.json()["code"] == "invalid_cursor"
         assert response.headers["content-type"].startswith("application/problem+json")
 
 

@@ -120,10 +120,10 @@ class TestQueryPaging:
         assert proposal["items"]
         assert all(o["stage"] == "proposal" for o in proposal["items"])
 
-    async def test_forged_cursor_is_a_400_problem_not_soql(self, api: httpx.AsyncClient,
+    async def test_forged_cursor_is_a_422_problem_not_soql(self, api: httpx.AsyncClient,
                                                            sim: SalesforceSimulator) -> None:
         response = await api.get(f"{CRM}/accounts", params={"cursor": "eyJhZnRlciI6IicgT1IgSWQgIT0gJyJ9"})
-        assert response.status_code == 400
+        assert response.status_code == 422
         assert response.headers["content-type"].startswith("application/problem+json")
         assert response.json()["code"] == "invalid_cursor"
         assert sim.requests == []

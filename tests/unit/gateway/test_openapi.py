@@ -130,8 +130,10 @@ class TestGovernedOperations:
                 expected.add(404)
             if key.startswith("system.") or op_id == "provisioning.startRun":
                 expected.add(503)
-            if op_id in {"provisioning.replayException", "provisioning.startRun"}:
+            if op_id == "provisioning.replayException":
                 expected.add(409)
+            if op_id == "provisioning.startRun":
+                expected.add(404)
             for status in expected:
                 assert _is_problem(doc, _response(doc, op, status)), (op_id, status)
             unavailable = _response(doc, op, 503)
@@ -140,11 +142,12 @@ class TestGovernedOperations:
             assert "Retry-After" in (_response(doc, op, 429) or {})["headers"], op_id
             assert "WWW-Authenticate" in (_response(doc, op, 401) or {})["headers"], op_id
 
-    def test_start_run_documents_idempotency_key_and_conflict(self, documents: dict[str, dict[str, Any]]) -> None:
+    def test_start_run_documents_idempotency_key_and_its_problems(self, documents: dict[str, dict[str, Any]]) -> None:
         doc = documents["process.provisioning.v1"]
         op = doc["paths"]["/process/provisioning/v1/runs"]["post"]
         assert any(p["in"] == "header" and p["name"].lower() == "idempotency-key" for p in op["parameters"])
-        assert set(op["responses"]) >= {"200", "202", "400", "409", "422", "503"}
+        assert set(op["responses"]) >= {"200", "202", "400", "404", "422", "503"}
+        assert "409" not in op["responses"]  # a reused key is a 422; nothing answers 409 here
 
 
 class TestGatewayOperations:
