@@ -26,13 +26,11 @@ from gateway.docs import docs_router
 from gateway.errors import EXCEPTION_HANDLERS
 from gateway.oauth import OAuth
 from gateway.observability import ObservedApp, configure_logging
+from gateway.policy_runtime import PolicyRuntime
 from gateway.settings import Settings, load_settings
 from gateway.vendors import VendorRuntime, build_vendors
-from policies.auth import Authentication
-from policies.base import Policy
 from policies.bindings import Bindings, load_bindings
 from policies.chain import PolicyChain
-from policies.versioning import Versioning, VersioningConfig
 from process_apis._internal.events import EventOutbox
 from process_apis._internal.exceptions import ExceptionStore
 from process_apis._internal.runs import RunStore
@@ -71,6 +69,7 @@ class Gateway:
     engine: sa.Engine
     bindings: Bindings
     oauth: OAuth
+    policies: PolicyRuntime
     vendors: dict[str, VendorRuntime]
     provisioning: ProvisioningService
     litestar: Litestar
@@ -107,10 +106,7 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
     oauth_http = httpx.AsyncClient(timeout=httpx.Timeout(5.0))
     oauth = OAuth(settings, engine, http=oauth_http)
 
-    def policies_for(api: str) -> list[Policy[Any]]:
-        binding = bindings.apis[api]
-        return [Authentication(bindings.auth, oauth.validator),
-                Versioning(VersioningConfig(deprecation=binding.deprecation))]
+    policy_runtime = PolicyRuntime(settings, bindings, oauth)
 
     service = ProvisioningService()
     litestar = Litestar(
@@ -119,7 +115,7 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
                         # API catalog, published OpenAPI documents and Swagger UI (ungoverned; gateway/docs.py).
                         docs_router(bindings),
                         *(extra_routes or [])],
-        middleware=[PolicyChain(bindings, policies_for)],
+        middleware=[PolicyChain(bindings, policy_runtime.policies_for)],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=None,
         debug=False,
@@ -129,7 +125,8 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
                                       base_url="http://psconnect.internal",
                                       timeout=httpx.Timeout(60.0))
     token = ServiceToken(oauth, settings.service_client_id, SERVICE_SCOPES, settings.token_ttl)
-    gateway = Gateway(settings=settings, engine=engine, bindings=bindings, oauth=oauth, vendors=vendors,
+    gateway = Gateway(settings=settings, engine=engine, bindings=bindings, oauth=oauth, policies=policy_runtime,
+                      vendors=vendors,
                       provisioning=service, litestar=litestar, app=app, internal_http=internal_http)
     configure(Runtime(
         runs=RunStore(engine), exceptions=ExceptionStore(engine), outbox=EventOutbox(engine),
@@ -139,6 +136,7 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
 
     async def startup() -> None:
         metadata.create_all(engine)
+        await policy_runtime.startup()
         oauth.create_tables()
         oauth.clients.ensure(settings.service_client_id, "psconnect process APIs", SERVICE_SCOPES, None)
         DBOS(config=_dbos_config(settings))  # type: ignore[arg-type]
@@ -151,6 +149,7 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
         # Off the event loop: DBOS joins its background threads, which may need this loop to finish.
         await asyncio.to_thread(DBOS.destroy, destroy_registry=False)
         await internal_http.aclose()
+        await policy_runtime.shutdown()
         await oauth_http.aclose()
         for vendor in vendors.values():
             await vendor.client.aclose()
