@@ -1,4 +1,9 @@
-"""Commercial and billing objects: contracts, rate cards, time, expenses, invoice drafts."""
+"""Commercial and billing objects: rate cards, contracts, ERP time postings, invoices, credits.
+
+Billing is tracked per time-entry line, never per timesheet: each posting line and
+invoice line names the entry (and its version) it comes from, so partial billing,
+credits and re-approved entries are exact.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +16,22 @@ from contracts.common import Currency, FrozenStruct, Hours, Money, Struct
 
 __all__ = [
     "Contract",
+    "CreditMemo",
+    "CreditMemoUpsert",
     "Expense",
-    "InvoiceDraft",
+    "Invoice",
     "InvoiceLine",
+    "InvoiceUpsert",
+    "PostedTime",
     "RateCard",
     "RateCardLine",
-    "TimeEntry",
+    "TimePostingBatch",
+    "TimePostingJob",
+    "TimePostingLine",
+    "TimePostingResult",
 ]
+
+Period = Annotated[str, Meta(pattern=r"^\d{4}-\d{2}$", description="Billing period YYYY-MM.", examples=["2026-10"])]
 
 
 class RateCardLine(FrozenStruct, frozen=True):
@@ -38,11 +52,10 @@ class RateCard(Struct):
 
 
 class Contract(Struct):
-    """The commercial agreement behind a project: billing type, rate card, cap."""
+    """The commercial agreement behind a project: billing type, rate card, value."""
 
     id: str
-    opportunity_id: str
-    account_id: str
+    project_external_id: str
     legal_entity_code: str
     billing_type: Literal["time_and_materials", "fixed_fee", "mixed"]
     rate_card_id: str | None
@@ -51,23 +64,10 @@ class Contract(Struct):
     end_date: dt.date | None = None
 
 
-class TimeEntry(Struct):
-    id: str
-    worker_id: str
-    project_id: str
-    date: dt.date
-    hours: Hours
-    billable: bool
-    status: Literal["draft", "submitted", "approved", "rejected"]
-    role: str | None = None
-    notes: str | None = None
-    approved_at: dt.datetime | None = None
-
-
 class Expense(Struct):
     id: str
     worker_id: str
-    project_id: str
+    project_external_id: str
     date: dt.date
     category: str
     amount: Money
@@ -75,22 +75,104 @@ class Expense(Struct):
     status: Literal["draft", "submitted", "approved", "rejected"]
 
 
+class TimePostingLine(FrozenStruct, frozen=True):
+    """One approved entry (at one version) as it is posted to the ERP as time (a NetSuite timeBill)."""
+
+    line_key: Annotated[str, Meta(description="Entry id + version: the posting's idempotency key.")]
+    project_external_id: str
+    employee_external_id: str
+    date: dt.date
+    hours: Annotated[str, Meta(pattern=r"^-?\d+(\.\d+)?$", description="Decimal hours; negative reverses.")]
+    rate: Money
+    amount: Money
+    billable: bool
+    memo: str | None = None
+
+
+class TimePostingBatch(Struct):
+    batch_key: Annotated[str, Meta(min_length=8, max_length=120,
+                                   description="Stable key of the batch; the ERP posts a key once.")]
+    legal_entity_id: str
+    lines: Annotated[list[TimePostingLine], Meta(min_length=1, max_length=1000)]
+
+
+class TimePostingJob(Struct):
+    batch_key: str
+    job_id: str
+    status: Literal["pending", "complete", "failed"]
+
+
+class TimePostingResult(Struct):
+    batch_key: str
+    status: Literal["pending", "complete", "failed"]
+    posted: Annotated[dict[str, str], Meta(description="line_key -> ERP time record id.")] = {}
+    failed: Annotated[dict[str, str], Meta(description="line_key -> ERP error.")] = {}
+
+
+class PostedTime(Struct):
+    """Time as the ERP holds it, for reconciliation."""
+
+    id: str
+    line_key: str
+    project_external_id: str
+    employee_external_id: str
+    date: dt.date
+    hours: Hours | Annotated[str, Meta(pattern=r"^-\d+(\.\d+)?$")]
+    amount: Money
+    billable: bool
+
+
 class InvoiceLine(FrozenStruct, frozen=True):
     kind: Literal["time", "milestone", "expense", "credit"]
     description: str
-    quantity: Annotated[Hours, Meta(description="Hours for time lines, 1 otherwise.")]
+    quantity: Annotated[str, Meta(pattern=r"^-?\d+(\.\d+)?$", description="Hours for time lines, 1 otherwise.")]
     unit_price: Money
     amount: Money
-    source_ids: list[str] = []
+    source_keys: Annotated[list[str], Meta(description="Posting line keys or milestone ids billed here.")] = []
 
 
-class InvoiceDraft(Struct):
-    id: str
-    project_id: str
+class InvoiceUpsert(Struct):
     customer_id: str
-    legal_entity_code: str
-    period: Annotated[str, Meta(pattern=r"^\d{4}-\d{2}$", description="Billing period YYYY-MM.")]
+    project_external_id: str
+    legal_entity_id: str
+    period: Period
+    currency: Currency
+    lines: Annotated[list[InvoiceLine], Meta(min_length=1)]
+    memo: str | None = None
+
+
+class Invoice(Struct):
+    """An invoice draft in the ERP (NetSuite invoice, pending approval)."""
+
+    id: str
+    external_id: str
+    customer_id: str
+    project_external_id: str
+    legal_entity_id: str
+    period: Period
     currency: Currency
     lines: list[InvoiceLine]
     total: Money
     status: Literal["draft", "approved", "posted", "void"] = "draft"
+
+
+class CreditMemoUpsert(Struct):
+    customer_id: str
+    project_external_id: str
+    legal_entity_id: str
+    period: Period
+    currency: Currency
+    invoice_external_id: Annotated[str, Meta(description="The invoice this credit applies to.")]
+    lines: Annotated[list[InvoiceLine], Meta(min_length=1)]
+    reason: str
+
+
+class CreditMemo(Struct):
+    id: str
+    external_id: str
+    invoice_external_id: str
+    project_external_id: str
+    period: Period
+    currency: Currency
+    lines: list[InvoiceLine]
+    total: Money

@@ -7,7 +7,7 @@ from typing import Literal
 
 from contracts.common import FrozenStruct, Money, Struct
 
-__all__ = ["PsaMilestone", "PsaProject", "PsaProjectUpsert"]
+__all__ = ["PsaMilestone", "PsaProject", "PsaProjectUpsert", "TimesheetSubmission"]
 
 
 class PsaMilestone(FrozenStruct, frozen=True):
@@ -30,6 +30,7 @@ class PsaProject(Struct):
     due_date: dt.date | None = None
     milestones: list[PsaMilestone] = []
     erp_project_id: str | None = None
+    rate_card_id: str | None = None
 
 
 class PsaProjectUpsert(Struct):
@@ -41,3 +42,20 @@ class PsaProjectUpsert(Struct):
     due_date: dt.date | None = None
     milestones: list[PsaMilestone] = []
     erp_project_id: str | None = None
+    rate_card_id: str | None = None
+
+
+class TimesheetSubmission(Struct):
+    """A submitted timesheet in the PSA (Kantata): one person, one project, one period of entries.
+
+    A resubmitted rejected timesheet is a new submission, so approvals never carry over.
+    """
+
+    id: str
+    user_email: str
+    project_external_id: str
+    period_start: dt.date
+    period_end: dt.date
+    status: Literal["pending", "approved", "rejected"]
+    time_entry_ids: list[str]
+    decided_at: dt.datetime | None = None

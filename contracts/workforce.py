@@ -9,7 +9,7 @@ from msgspec import Meta
 
 from contracts.common import Hours, Money, Struct
 
-__all__ = ["Assignment", "Worker"]
+__all__ = ["Assignment", "CostCenter", "Employee", "EmployeeUpsert", "PsaUser", "PsaUserUpsert", "Worker"]
 
 
 class Worker(Struct):
@@ -27,10 +27,63 @@ class Worker(Struct):
 
 
 class Assignment(Struct):
+    """A worker staffed on a project in a role (PSA owns staffing); the role prices the time."""
+
     id: str
-    project_id: str
-    worker_id: str
+    project_external_id: Annotated[str, Meta(description="The ERP project's external id (PRJ-…).")]
+    worker_email: str
     role: str
     start_date: dt.date
     end_date: dt.date
     planned_hours: Hours
+    worker_id: Annotated[str | None, Meta(description="HR id, when the PSA user carries it.")] = None
+
+
+class CostCenter(Struct):
+    id: str
+    name: str
+    legal_entity_code: str
+
+
+class EmployeeUpsert(Struct):
+    """A worker as the ERP needs it to post time against (NetSuite employee)."""
+
+    name: str
+    email: str
+    legal_entity_id: str
+    cost_center: str
+    cost_rate: Money
+    active: bool
+
+
+class Employee(Struct):
+    id: str
+    external_id: str
+    name: str
+    email: str
+    legal_entity_id: str
+    cost_center: str
+    cost_rate: Money
+    active: bool
+
+
+class PsaUserUpsert(Struct):
+    """A worker as the PSA needs it to staff and price (Kantata user)."""
+
+    name: str
+    email: str
+    role: str
+    practice: str
+    cost_rate: Money
+    active: bool
+
+
+class PsaUser(Struct):
+    id: str
+    external_id: str
+    name: str
+    email: str
+    role: str
+    practice: str
+    cost_rate: Money
+    active: bool

@@ -21,8 +21,9 @@ from contracts.common import Money
 from contracts.crm import Account, Address, Opportunity, OpportunityStage
 from contracts.erp import AccountingPeriod, LegalEntity
 from contracts.workforce import Worker
+from system_apis.demo_delivery import SeedProject, plan_projects
 
-__all__ = ["ANCHOR_DATE", "BROKEN_OPPORTUNITIES", "DemoFirm", "demo_firm"]
+__all__ = ["ANCHOR_DATE", "BROKEN_OPPORTUNITIES", "LEGAL_ENTITIES", "DemoFirm", "build_firm", "demo_firm"]
 
 ANCHOR_DATE = dt.date(2026, 11, 2)
 """The firm's 'today' for seeded dates, fixed so every run seeds the same firm."""
@@ -72,6 +73,8 @@ class DemoFirm(msgspec.Struct, kw_only=True):
     workers: list[Worker]
     rate_cards: list[RateCard]
     accounting_periods: list[AccountingPeriod]
+    projects: list[SeedProject]
+    """Projects already delivering (provisioned before the demo starts), with their staffing."""
 
 
 def _money(amount: Decimal, currency: str) -> Money:
@@ -80,7 +83,13 @@ def _money(amount: Decimal, currency: str) -> Money:
 
 @cache
 def demo_firm() -> DemoFirm:
-    """Build the firm; cached, so treat the result as read-only (simulators copy what they keep)."""
+    """The demo firm (240 workers); cached, so treat it as read-only (simulators copy what they keep)."""
+    return build_firm(240)
+
+
+@cache
+def build_firm(worker_count: int) -> DemoFirm:
+    """A firm of `worker_count` workers; the benchmark builds a 10,000-worker one."""
     rng = random.Random(2026)
     entities = LEGAL_ENTITIES
     accounts: list[Account] = []
@@ -126,7 +135,7 @@ def demo_firm() -> DemoFirm:
 
     workers: list[Worker] = []
     role_names = list(ROLES)
-    for i in range(240):
+    for i in range(worker_count):
         le = entities[i % 3]
         role = role_names[min(4, int(rng.random() ** 1.6 * 5))]
         cost = ROLES[role] * FX[le.currency] * Decimal("0.42")
@@ -137,6 +146,7 @@ def demo_firm() -> DemoFirm:
             legal_entity_code=le.code, role=role, practice=PRACTICES[i % 4], cost_center=f"CC-{le.code}-{i % 4 + 1}",
             status="terminated" if i % 97 == 96 else "active", cost_rate=_money(cost, le.currency),
             hire_date=ANCHOR_DATE - dt.timedelta(days=rng.randint(60, 3000)),
+            termination_date=dt.date(2026, 10, 16) if i % 97 == 96 else None,
         ))
 
     rate_cards = [
@@ -154,8 +164,8 @@ def demo_firm() -> DemoFirm:
             end = (dt.date(2026 + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1))
             periods.append(AccountingPeriod(
                 id=f"AP-{le.code}-2026-{month:02d}", name=start.strftime("%b %Y"), start_date=start, end_date=end,
-                is_closed=end < ANCHOR_DATE.replace(day=1) - dt.timedelta(days=31),
-                ar_locked=end < ANCHOR_DATE.replace(day=1), legal_entity_id=le.id,
+                is_closed=end < dt.date(2026, 9, 1), ar_locked=end < dt.date(2026, 9, 1), legal_entity_id=le.id,
             ))
     return DemoFirm(legal_entities=entities, accounts=accounts, opportunities=opportunities, workers=workers,
-                    rate_cards=rate_cards, accounting_periods=periods)
+                    rate_cards=rate_cards, accounting_periods=periods,
+                    projects=plan_projects(entities, accounts, workers, rate_cards))

@@ -1,0 +1,181 @@
+"""The demo firm's delivery: projects already running, their staffing, and the time booked to them.
+
+Every simulator seeds from here, so the ERP job, the PSA workspace (with its rate card
+and assignments) and the time system's project all describe one project, keyed by
+its ERP external id (`PRJ-A0001`). Time is generated, not stored: two entries per
+worker per weekday, deterministic, so the 10,000-worker benchmark firm costs no
+memory until a simulator asks for a period. A few entries are wrong on purpose —
+each listed in `TIME_DEFECTS` with the exception it must raise.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from decimal import Decimal
+from typing import Literal
+
+import msgspec
+
+from contracts.billing import RateCard
+from contracts.common import Money
+from contracts.crm import Account
+from contracts.erp import BillingMilestone, LegalEntity
+from contracts.workforce import Worker
+
+__all__ = [
+    "DEMO_PERIOD",
+    "TIME_DEFECTS",
+    "SeedAssignment",
+    "SeedProject",
+    "SeedTimeEntry",
+    "defect_entries",
+    "plan_projects",
+    "time_entries",
+]
+
+DEMO_PERIOD = (dt.date(2026, 10, 1), dt.date(2026, 10, 31))
+"""The month the demo bills: closed for time, open for posting and invoicing."""
+
+BillingType = Literal["time_and_materials", "fixed_fee", "mixed"]
+CLOSED_PROJECT_INDEX = 7
+MISPRICED_PROJECT_INDEX = 3
+
+
+class SeedAssignment(msgspec.Struct, frozen=True, kw_only=True):
+    worker_id: str
+    role: str
+    start_date: dt.date
+    end_date: dt.date
+    planned_hours: Decimal
+
+
+class SeedProject(msgspec.Struct, kw_only=True):
+    external_id: str
+    name: str
+    account_id: str
+    legal_entity_code: str
+    currency: str
+    billing_type: BillingType
+    rate_card_id: str
+    budget: Money
+    start_date: dt.date
+    end_date: dt.date
+    status: Literal["active", "closed"]
+    milestones: list[BillingMilestone]
+    assignments: list[SeedAssignment]
+
+
+class SeedTimeEntry(msgspec.Struct, frozen=True, array_like=True):
+    """Compact on purpose: the benchmark holds 440,000 of them in the time simulator."""
+
+    id: str
+    worker_id: str
+    project_external_id: str
+    date: dt.date
+    hours: Decimal
+    billable: bool
+    status: Literal["draft", "submitted", "approved", "rejected"]
+    task: str
+    billable_rate: Decimal | None = None
+    """Set only where the time system prices time differently from the rate card (a defect)."""
+
+
+def plan_projects(entities: Sequence[LegalEntity], accounts: Sequence[Account], workers: Sequence[Worker],
+                  rate_cards: Sequence[RateCard]) -> list[SeedProject]:
+    """One project per eight workers, staffed within its legal entity; each worker on two projects."""
+    count = max(12, len(workers) // 8)
+    count -= count % 3
+    cards = {c.legal_entity_code: c for c in rate_cards}
+    by_entity: dict[str, list[SeedProject]] = {e.code: [] for e in entities}
+    projects: list[SeedProject] = []
+    for i in range(count):
+        entity = entities[i % 3]
+        entity_accounts = [a for a in accounts if a.currency == entity.currency]
+        account = entity_accounts[(i // 3) % len(entity_accounts)]
+        billing: BillingType = ("time_and_materials", "time_and_materials", "time_and_materials", "fixed_fee",
+                                "mixed")[i % 5]
+        budget = Money(amount=Decimal(150_000 + (i * 7919) % 600_000).quantize(Decimal("0.01")),
+                       currency=entity.currency)
+        start, end = dt.date(2026, 6, 1) + dt.timedelta(days=i % 60), dt.date(2027, 3, 31)
+        milestones = []
+        if billing != "time_and_materials":
+            share = Decimal("0.25") if billing == "fixed_fee" else Decimal("0.10")
+            for n, due in enumerate((dt.date(2026, 10, 15), dt.date(2026, 12, 15)), start=1):
+                milestones.append(BillingMilestone(
+                    name=f"Milestone {n}", due_date=due,
+                    amount=Money(amount=(budget.amount * share).quantize(Decimal("0.01")), currency=entity.currency)))
+        project = SeedProject(
+            external_id=f"PRJ-A{i + 1:04d}", name=f"{account.name} — delivery {i + 1}", account_id=account.id,
+            legal_entity_code=entity.code, currency=entity.currency, billing_type=billing,
+            rate_card_id=cards[entity.code].id, budget=budget, start_date=start, end_date=end,
+            status="closed" if i == CLOSED_PROJECT_INDEX else "active", milestones=milestones, assignments=[])
+        projects.append(project)
+        by_entity[entity.code].append(project)
+    for i, worker in enumerate(workers):
+        pool = by_entity[worker.legal_entity_code]
+        primary, secondary = pool[(i // 3) % len(pool)], pool[(i // 3 + 1) % len(pool)]
+        for project, hours in ((primary, Decimal("120")), (secondary, Decimal("40"))):
+            project.assignments.append(SeedAssignment(worker_id=worker.id, role=worker.role,
+                                                      start_date=project.start_date, end_date=project.end_date,
+                                                      planned_hours=hours))
+    return projects
+
+
+def _weekdays(start: dt.date, end: dt.date) -> Iterator[dt.date]:
+    day = start
+    while day <= end:
+        if day.weekday() < 5:
+            yield day
+        day += dt.timedelta(days=1)
+
+
+def time_entries(projects: Sequence[SeedProject], workers: Sequence[Worker], start: dt.date,
+                 end: dt.date) -> Iterator[SeedTimeEntry]:
+    """Two entries per worker per weekday in [start, end]: most approved, some still in the workflow."""
+    primary: dict[str, tuple[str, str]] = {}
+    secondary: dict[str, tuple[str, str]] = {}
+    for project in projects:
+        for a in project.assignments:
+            slot = primary if a.worker_id not in primary else secondary
+            slot.setdefault(a.worker_id, (project.external_id, a.role))
+    mispriced = projects[MISPRICED_PROJECT_INDEX].external_id if len(projects) > MISPRICED_PROJECT_INDEX else ""
+    for w_index, worker in enumerate(workers):
+        if worker.id not in primary:
+            continue
+        first, second = primary[worker.id], secondary.get(worker.id, primary[worker.id])
+        for day in _weekdays(start, end):
+            d = day.toordinal()
+            stamp = day.strftime("%Y%m%d")
+            for n, ((project_id, role), hours) in enumerate(((first, Decimal((6, 5.5, 6.5)[(w_index + d) % 3])),
+                                                             (second, Decimal((2, 2.5, 1.5)[(w_index + d) % 3])))):
+                roll = (w_index * 31 + d * 7 + n) % 100
+                status: Literal["draft", "submitted", "approved"] = \
+                    "approved" if roll < 97 else ("submitted" if roll < 99 else "draft")
+                billable = (w_index + d + n) % 20 != 0  # one entry in twenty is internal time
+                rate = Decimal("1.00") if project_id == mispriced and w_index % 5 == 0 and n == 0 else None
+                yield SeedTimeEntry(id=f"TE-{worker.id[2:]}-{stamp}-{n}", worker_id=worker.id,
+                                    project_external_id=project_id, date=day, hours=hours.quantize(Decimal("0.1")),
+                                    billable=billable, status=status, task=role, billable_rate=rate)
+
+
+def defect_entries(projects: Sequence[SeedProject], workers: Sequence[Worker]) -> list[SeedTimeEntry]:
+    """Approved entries that must not post: in a closed period, and dated in the future."""
+    worker, project = workers[0], next(p for p in projects if p.legal_entity_code == workers[0].legal_entity_code)
+    role = worker.role
+    return [
+        SeedTimeEntry(id=f"TE-{worker.id[2:]}-20260828-9", worker_id=worker.id, project_external_id=project.external_id,
+                      date=dt.date(2026, 8, 28), hours=Decimal("3.0"), billable=True, status="approved", task=role),
+        SeedTimeEntry(id=f"TE-{worker.id[2:]}-20261120-9", worker_id=worker.id, project_external_id=project.external_id,
+                      date=dt.date(2026, 11, 20), hours=Decimal("4.0"), billable=True, status="approved", task=role),
+    ]
+
+
+TIME_DEFECTS = {
+    "project_inactive": f"entries on project index {CLOSED_PROJECT_INDEX} (status closed)",
+    "worker_inactive": "entries of terminated workers dated after their termination date (2026-10-16)",
+    "rate_card_mismatch": f"entries on project index {MISPRICED_PROJECT_INDEX} whose time-system rate is 1.00",
+    "period_closed": "the approved entry dated 2026-08-28 (August is closed)",
+    "future_dated": "the approved entry dated 2026-11-20",
+}
+"""Which seeded entries are wrong on purpose, by the exception reason they must raise."""
