@@ -86,4 +86,11 @@ class PolicyChain(ASGIMiddleware):
             await send_with_policies({"type": "http.response.start", "status": problem.status, "headers": headers})
             await send_with_policies({"type": "http.response.body", "body": body, "more_body": False})
             return
-        await next_app(scope, ctx.request.receive, send_with_policies)
+        # A policy may wrap the downstream app (`wrap(ctx, app) -> app`): to answer itself (an idempotent
+        # replay) or to see the response body (recording it). Highest order ends up outermost.
+        app = next_app
+        for policy in reversed(policies):
+            wrap = getattr(policy, "wrap", None)
+            if wrap is not None:
+                app = wrap(ctx, app)
+        await app(scope, ctx.request.receive, send_with_policies)
