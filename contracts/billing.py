@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from msgspec import Meta
 
-from contracts.common import Currency, FrozenStruct, Hours, Money, Struct
+from contracts.common import Currency, FrozenStruct, Money, Struct
 
 __all__ = [
     "Contract",
@@ -117,7 +117,7 @@ class PostedTime(Struct):
     project_external_id: str
     employee_external_id: str
     date: dt.date
-    hours: Hours | Annotated[str, Meta(pattern=r"^-\d+(\.\d+)?$")]
+    hours: Annotated[str, Meta(pattern=r"^-?\d+(\.\d+)?$", description="Decimal hours; negative for a reversal.")]
     amount: Money
     billable: bool
 

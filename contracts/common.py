@@ -23,7 +23,8 @@ __all__ = [
 ]
 
 Currency = Annotated[str, Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217 currency code.", examples=["USD"])]
-Hours = Annotated[Decimal, Meta(ge=0, description="Duration in decimal hours.", examples=["7.5"])]
+# msgspec cannot bound a Decimal; non-negative hours are checked where they enter (mappings, rules).
+Hours = Annotated[Decimal, Meta(description="Duration in decimal hours.", examples=["7.5"])]
 
 T = TypeVar("T")
 

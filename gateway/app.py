@@ -21,6 +21,8 @@ from dbos import DBOS
 from litestar import Litestar, Router, get
 from litestar.types import ASGIApp
 
+from experience_apis.workbench.api import workbench_router
+from experience_apis.workbench.store import WorkbenchStore
 from gateway.db import create_engine, metadata
 from gateway.docs import docs_router
 from gateway.errors import EXCEPTION_HANDLERS
@@ -28,11 +30,14 @@ from gateway.oauth import OAuth
 from gateway.observability import ObservedApp, configure_logging
 from gateway.policy_runtime import PolicyRuntime
 from gateway.settings import Settings, load_settings
+from gateway.upstream import UpstreamPool, upstream_routers
 from gateway.vendors import VendorRuntime, build_vendors
 from policies.bindings import Bindings, load_bindings
 from policies.chain import PolicyChain
+from policies.cors import DEFAULT_CORS, litestar_cors
 from process_apis._internal.events import EventOutbox
 from process_apis._internal.exceptions import ExceptionStore
+from process_apis._internal.replay import register_replayer
 from process_apis._internal.runs import RunStore
 from process_apis._internal.system_clients import CrmApi, ErpApi, PsaApi
 from process_apis.provisioning.api import provisioning_router
@@ -109,14 +114,17 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
     policy_runtime = PolicyRuntime(settings, bindings, oauth)
 
     service = ProvisioningService()
+    upstream_pool = UpstreamPool()  # remote upstream routes (gateway/upstream.py)
     litestar = Litestar(
         route_handlers=[health, *oauth.routes, *[v.router for v in vendors.values()],
-                        provisioning_router(service),
+                        provisioning_router(service), workbench_router(WorkbenchStore(engine)),
                         # API catalog, published OpenAPI documents and Swagger UI (ungoverned; gateway/docs.py).
                         docs_router(bindings),
+                        *upstream_routers(settings.upstreams, upstream_pool, bindings.apis),
                         *(extra_routes or [])],
         middleware=[PolicyChain(bindings, policy_runtime.policies_for)],
         exception_handlers=EXCEPTION_HANDLERS,
+        cors_config=litestar_cors(DEFAULT_CORS, settings.cors_origins),  # preflights answered before auth
         openapi_config=None,
         debug=False,
     )
@@ -128,6 +136,7 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
     gateway = Gateway(settings=settings, engine=engine, bindings=bindings, oauth=oauth, policies=policy_runtime,
                       vendors=vendors,
                       provisioning=service, litestar=litestar, app=app, internal_http=internal_http)
+    register_replayer("provisioning", service.replay)
     configure(Runtime(
         runs=RunStore(engine), exceptions=ExceptionStore(engine), outbox=EventOutbox(engine),
         crm=CrmApi(internal_http, token), erp=ErpApi(internal_http, token), psa=PsaApi(internal_http, token),
@@ -149,6 +158,7 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
         # Off the event loop: DBOS joins its background threads, which may need this loop to finish.
         await asyncio.to_thread(DBOS.destroy, destroy_registry=False)
         await internal_http.aclose()
+        await upstream_pool.aclose()
         await policy_runtime.shutdown()
         await oauth_http.aclose()
         for vendor in vendors.values():

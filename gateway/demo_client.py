@@ -17,7 +17,8 @@ __all__ = ["DEMO_CLIENT_ID", "DEMO_SCOPES", "ensure_demo_client", "read_demo_cre
 
 DEMO_CLIENT_ID = "demo-client"
 DEMO_SCOPES = ("system.crm:read", "system.crm:write", "system.erp:read", "system.erp:write", "system.psa:read",
-               "system.psa:write", "process.provisioning:read", "process.provisioning:write")
+               "system.psa:write", "process.provisioning:read", "process.provisioning:write",
+               "experience.workbench:read", "experience.workbench:write")
 
 
 def _path(home: Path) -> Path:

@@ -1,0 +1,1 @@
+"""The exception workbench: list, filter, assign, comment, resolve and replay — every action audited."""

@@ -1,0 +1,130 @@
+"""Workbench state beside the exception queue: assignees and comments, each change audited.
+
+The exception records belong to the process APIs; the workbench adds who owns the
+follow-up and what was said, in its own tables, and writes the audit event in the
+same transaction as the change it describes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import sqlalchemy as sa
+
+from contracts.common import Page
+from contracts.problems import ProblemError
+from contracts.runs import ExceptionStatus
+from contracts.workbench import Comment, WorkbenchDetail, WorkbenchItem
+from experience_apis._internal.audit import AuditLog
+from gateway.db import metadata
+from process_apis._internal.clock import as_utc, utcnow
+from process_apis._internal.exceptions import ExceptionStore
+from process_apis._internal.paging import decode_cursor, encode_cursor
+from process_apis._internal.tables import exceptions
+
+__all__ = ["WorkbenchStore", "assignments", "comments"]
+
+assignments = sa.Table(
+    "workbench_assignments", metadata,
+    sa.Column("exception_id", sa.String(64), primary_key=True),
+    sa.Column("assignee", sa.String(120), nullable=False),
+    sa.Column("assigned_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+comments = sa.Table(
+    "workbench_comments", metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("exception_id", sa.String(64), nullable=False, index=True),
+    sa.Column("author", sa.String(120), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+class WorkbenchStore:
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self.exceptions = ExceptionStore(engine)
+        self.audit = AuditLog(engine)
+
+    def list(self, *, status: ExceptionStatus | None, owner: str | None, process: str | None,
+             reason: str | None, assignee: str | None, older_than_hours: float | None, limit: int,
+             cursor: str | None) -> Page[WorkbenchItem]:
+        offset = decode_cursor(cursor)
+        query = sa.select(exceptions.c.id).select_from(
+            exceptions.outerjoin(assignments, assignments.c.exception_id == exceptions.c.id))
+        for column, value in ((exceptions.c.status, status), (exceptions.c.owner, owner),
+                              (exceptions.c.process, process), (exceptions.c.reason, reason),
+                              (assignments.c.assignee, assignee)):
+            if value is not None:
+                query = query.where(column == value)
+        if older_than_hours is not None:
+            query = query.where(exceptions.c.created_at <= utcnow() - dt.timedelta(hours=older_than_hours))
+        with self.engine.connect() as conn:
+            ids = conn.execute(query.order_by(exceptions.c.created_at, exceptions.c.id)
+                               .limit(limit + 1).offset(offset)).scalars().all()
+        items = [self.item(i) for i in ids[:limit]]
+        return Page(items=items, next_cursor=encode_cursor(offset + limit) if len(ids) > limit else None)
+
+    def item(self, exception_id: str) -> WorkbenchItem:
+        record = self.exceptions.get(exception_id)
+        if record is None:
+            raise ProblemError(404, "not-found", "Exception not found", f"No exception {exception_id!r}.")
+        with self.engine.connect() as conn:
+            assignee = conn.execute(sa.select(assignments.c.assignee).where(
+                assignments.c.exception_id == exception_id)).scalar()
+            count = conn.execute(sa.select(sa.func.count()).select_from(comments).where(
+                comments.c.exception_id == exception_id)).scalar() or 0
+        age = max(0.0, (utcnow() - record.created_at).total_seconds() / 3600)
+        return WorkbenchItem(exception=record, assignee=assignee, comment_count=int(count), age_hours=round(age, 2))
+
+    def detail(self, exception_id: str) -> WorkbenchDetail:
+        item = self.item(exception_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(comments).where(comments.c.exception_id == exception_id)
+                                .order_by(comments.c.created_at, comments.c.id)).mappings().all()
+        return WorkbenchDetail(item=item, audit=self.audit.trail("exception", exception_id),
+                               comments=[Comment(id=r["id"], exception_id=r["exception_id"], author=r["author"],
+                                                 text=r["text"], created_at=as_utc(r["created_at"])) for r in rows])
+
+    def assign(self, exception_id: str, assignee: str, actor: str) -> WorkbenchItem:
+        before = self.item(exception_id).assignee
+        with self.engine.begin() as conn:
+            conn.execute(assignments.delete().where(assignments.c.exception_id == exception_id))
+            conn.execute(assignments.insert().values(exception_id=exception_id, assignee=assignee,
+                                                     assigned_at=utcnow()))
+            self.audit.record(conn, actor, "exception", exception_id, "assign", {"assignee": (before, assignee)})
+        return self.item(exception_id)
+
+    def comment(self, exception_id: str, text: str, actor: str) -> Comment:
+        self.item(exception_id)
+        comment = Comment(id=f"cmt_{uuid.uuid4().hex[:16]}", exception_id=exception_id, author=actor, text=text,
+                          created_at=utcnow())
+        with self.engine.begin() as conn:
+            conn.execute(comments.insert().values(id=comment.id, exception_id=exception_id, author=actor, text=text,
+                                                  created_at=comment.created_at))
+            self.audit.record(conn, actor, "exception", exception_id, "comment", {"comment": (None, comment.id)})
+        return comment
+
+    def resolve(self, exception_id: str, resolution: str, actor: str) -> WorkbenchItem:
+        """Close an open exception that needs no replay; refused while a replay is in flight or after."""
+        self.item(exception_id)
+        with self.engine.begin() as conn:
+            changed = conn.execute(exceptions.update().where(
+                exceptions.c.id == exception_id, exceptions.c.status == "open").values(
+                status="resolved", updated_at=utcnow())).rowcount
+            if changed:
+                self.audit.record(conn, actor, "exception", exception_id, "resolve",
+                                  {"status": ("open", "resolved"), "resolution": (None, resolution)})
+        if not changed:
+            status = self.item(exception_id).exception.status
+            raise ProblemError(409, "conflict", "Exception is not open",
+                               f"Exception {exception_id} is {status}; only open exceptions can be resolved.",
+                               code="not_open")
+        return self.item(exception_id)
+
+    def record_replay(self, exception_id: str, actor: str, attempt: int) -> None:
+        with self.engine.begin() as conn:
+            self.audit.record(conn, actor, "exception", exception_id, "replay",
+                              {"status": ("open", "replayed"), "attempt": (None, str(attempt))})
