@@ -14,6 +14,8 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
+from gateway.upstream import UpstreamRoute
+
 __all__ = ["ExternalIssuer", "Settings", "load_settings"]
 
 
@@ -43,6 +45,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         description="PSCONNECT_VENDOR_TOKENS: JSON {vendor: API token}; simulators accept any token.")] = {}
     seed_demo: Annotated[bool, Meta(description="PSCONNECT_SEED_DEMO: seed simulators and demo client.")] = True
     service_client_id: str = "psconnect-internal"
+    cors_origins: Annotated[tuple[str, ...], Meta(description=(
+        "PSCONNECT_CORS_ORIGINS: comma-separated origins whose pages may call the APIs (the portal's try-it)."))] = ()
+    upstreams: Annotated[tuple[UpstreamRoute, ...], Meta(description=(
+        "PSCONNECT_UPSTREAMS: JSON list of {api, prefix, url}: APIs proxied to another process or host."))] = ()
 
     @property
     def home(self) -> Path:
@@ -80,6 +86,8 @@ def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Set
         "vendor_urls": msgspec.json.decode(e.get("PSCONNECT_VENDOR_URLS", "{}")),
         "vendor_tokens": msgspec.json.decode(e.get("PSCONNECT_VENDOR_TOKENS", "{}")),
         "seed_demo": e.get("PSCONNECT_SEED_DEMO", "1") not in ("0", "false", "no"),
+        "cors_origins": tuple(o.strip() for o in e.get("PSCONNECT_CORS_ORIGINS", "").split(",") if o.strip()),
+        "upstreams": msgspec.json.decode(e.get("PSCONNECT_UPSTREAMS", "[]")),
     }
     raw.update(overrides)
     settings = msgspec.convert(raw, Settings, strict=False)
