@@ -19,14 +19,28 @@ from typing import Any, TypeVar
 import httpx
 import msgspec
 
+from contracts.billing import (
+    CreditMemo,
+    CreditMemoUpsert,
+    Invoice,
+    InvoiceUpsert,
+    PostedTime,
+    RateCard,
+    TimePostingBatch,
+    TimePostingJob,
+    TimePostingResult,
+)
 from contracts.common import Page
 from contracts.correlation import outgoing_headers
 from contracts.crm import Account, Opportunity
-from contracts.erp import Customer, CustomerUpsert, ErpProject, ErpProjectUpsert, LegalEntity
+from contracts.erp import AccountingPeriod, Customer, CustomerUpsert, ErpProject, ErpProjectUpsert, LegalEntity
 from contracts.psa import PsaProject, PsaProjectUpsert
+from contracts.time import TimeEntry
+from contracts.workforce import Assignment, Worker
 from system_apis._internal.http import parse_retry_after
 
-__all__ = ["BusinessFailure", "CrmApi", "ErpApi", "PsaApi", "SystemApi", "TokenSource", "TransientFailure"]
+__all__ = ["BusinessFailure", "CrmApi", "ErpApi", "HrApi", "PsaApi", "SystemApi", "TimeApi", "TokenSource",
+           "TransientFailure"]
 
 T = TypeVar("T")
 TokenSource = Callable[[], Awaitable[str]]
@@ -86,6 +100,19 @@ class SystemApi:
             raise BusinessFailure(response.status_code, problem)
         return msgspec.json.decode(response.content, type=type_)
 
+    async def all_pages(self, path: str, type_: type[Page[T]], limit: int,
+                        params: dict[str, str | int] | None = None) -> list[T]:
+        """Every item of a cursor-paged list (reference data, read once per run)."""
+        items: list[T] = []
+        cursor: str | None = None
+        while True:
+            query: dict[str, str | int] = {**(params or {}), "limit": limit, **({"cursor": cursor} if cursor else {})}
+            page = await self.call("GET", path, type_, params=query)
+            items += page.items
+            if not page.next_cursor:
+                return items
+            cursor = page.next_cursor
+
 
 class CrmApi(SystemApi):
     def __init__(self, http: httpx.AsyncClient, token: TokenSource) -> None:
@@ -119,6 +146,36 @@ class ErpApi(SystemApi):
     async def upsert_project(self, external_id: str, data: ErpProjectUpsert) -> ErpProject:
         return await self.call("PUT", f"/projects/by-external-id/{external_id}", ErpProject, json=data)
 
+    async def projects(self) -> list[ErpProject]:
+        return await self.all_pages("/projects", Page[ErpProject], 200)
+
+    async def accounting_periods(self) -> list[AccountingPeriod]:
+        return await self.all_pages("/accounting-periods", Page[AccountingPeriod], 200)
+
+    async def post_time(self, batch: TimePostingBatch) -> TimePostingJob:
+        return await self.call("POST", "/time-postings", TimePostingJob, json=batch)
+
+    async def time_posting(self, batch_key: str) -> TimePostingResult:
+        return await self.call("GET", f"/time-postings/{batch_key}", TimePostingResult)
+
+    async def posted_time(self, project_external_id: str, start: str, end: str) -> list[PostedTime]:
+        return await self.all_pages("/posted-time", Page[PostedTime], 1000,
+                                    {"project_external_id": project_external_id, "from": start, "to": end})
+
+    async def upsert_invoice(self, external_id: str, data: InvoiceUpsert) -> Invoice:
+        return await self.call("PUT", f"/invoices/by-external-id/{external_id}", Invoice, json=data)
+
+    async def invoices(self, project_external_id: str, period: str) -> list[Invoice]:
+        return await self.all_pages("/invoices", Page[Invoice], 200,
+                                    {"project_external_id": project_external_id, "period": period})
+
+    async def upsert_credit_memo(self, external_id: str, data: CreditMemoUpsert) -> CreditMemo:
+        return await self.call("PUT", f"/credit-memos/by-external-id/{external_id}", CreditMemo, json=data)
+
+    async def credit_memos(self, project_external_id: str, period: str) -> list[CreditMemo]:
+        return await self.all_pages("/credit-memos", Page[CreditMemo], 200,
+                                    {"project_external_id": project_external_id, "period": period})
+
 
 class PsaApi(SystemApi):
     def __init__(self, http: httpx.AsyncClient, token: TokenSource) -> None:
@@ -126,3 +183,36 @@ class PsaApi(SystemApi):
 
     async def upsert_project(self, external_id: str, data: PsaProjectUpsert) -> PsaProject:
         return await self.call("PUT", f"/projects/by-external-id/{external_id}", PsaProject, json=data)
+
+    async def projects(self) -> list[PsaProject]:
+        return await self.all_pages("/projects", Page[PsaProject], 200)
+
+    async def assignments(self) -> list[Assignment]:
+        return await self.all_pages("/assignments", Page[Assignment], 200)
+
+    async def all_rate_cards(self) -> list[RateCard]:
+        return await self.all_pages("/rate-cards", Page[RateCard], 200)
+
+
+class TimeApi(SystemApi):
+    """The time domain (`/system/time/v1`): approved entries are read in pages of up to 2,000."""
+
+    def __init__(self, http: httpx.AsyncClient, token: TokenSource) -> None:
+        super().__init__(http, token, "/system/time/v1")
+
+    async def entries(self, params: dict[str, str | int], cursor: str | None) -> Page[TimeEntry]:
+        query = {**params, **({"cursor": cursor} if cursor else {})}
+        return await self.call("GET", "/time-entries", Page[TimeEntry], params=query)
+
+    async def entry(self, entry_id: str) -> TimeEntry:
+        return await self.call("GET", f"/time-entries/{entry_id}", TimeEntry)
+
+
+class HrApi(SystemApi):
+    """The HR domain (`/system/hr/v1`, read only here): worker status and employment dates."""
+
+    def __init__(self, http: httpx.AsyncClient, token: TokenSource) -> None:
+        super().__init__(http, token, "/system/hr/v1")
+
+    async def workers(self) -> list[Worker]:
+        return await self.all_pages("/workers", Page[Worker], 100)

@@ -1,0 +1,189 @@
+"""Validation rules an approved time entry must pass before it may post to the ERP.
+
+Pure functions over reference data loaded once per run (`Reference`): per-entry work is
+dictionary lookups, so 440,000 entries validate in seconds. Every broken rule becomes a
+`Violation` naming the team that owns the fix; a passing entry becomes a `PricedLine`
+carrying the rate that applies and its amount, quantized to the currency's cents.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from decimal import ROUND_HALF_UP, Decimal
+
+import msgspec
+
+from contracts.billing import RateCard
+from contracts.erp import BillingMilestone
+from contracts.runs import Violation
+from contracts.time import TimeEntry
+
+__all__ = [
+    "CENT",
+    "PeriodRef",
+    "PricedLine",
+    "ProjectRef",
+    "Reference",
+    "WorkerRef",
+    "line_key",
+    "period_of",
+    "quantize",
+    "validate",
+]
+
+CENT = Decimal("0.01")
+DELIVERY_OPS = "delivery-operations"
+COMMERCIAL = "commercial-finance"
+FINANCE_CLOSE = "finance-close"
+MASTER_DATA = "finance-master-data"
+HR_OPS = "hr-operations"
+
+
+class ProjectRef(msgspec.Struct, frozen=True, kw_only=True):
+    """A project as billing sees it: the ERP job joined with its PSA workspace (the contract)."""
+
+    external_id: str
+    legal_entity_code: str
+    legal_entity_id: str
+    customer_id: str
+    currency: str
+    status: str
+    billing_type: str
+    rate_card_id: str | None
+    milestones: tuple[BillingMilestone, ...] = ()
+
+
+class WorkerRef(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    email: str
+    status: str
+    hire_date: dt.date | None = None
+    termination_date: dt.date | None = None
+
+
+class PeriodRef(msgspec.Struct, frozen=True, kw_only=True):
+    is_closed: bool
+    ar_locked: bool = False
+
+
+class Reference(msgspec.Struct, kw_only=True):
+    """Everything validation needs, keyed for lookups; loaded once per run by `enrich`."""
+
+    projects: dict[str, ProjectRef]
+    rate_cards: dict[str, RateCard]
+    roles: dict[tuple[str, str], str]
+    """(project external id, worker email) -> role on the project (PSA assignment)."""
+    workers: dict[str, WorkerRef]
+    """Worker email -> worker (HR)."""
+    periods: dict[tuple[str, str], PeriodRef]
+    """(legal entity code, YYYY-MM) -> accounting period state."""
+    entity_currency: dict[str, str]
+    """Legal entity code -> functional currency."""
+    _rates: dict[tuple[str, str], Decimal] = {}
+
+    def rate(self, card: RateCard, role: str) -> Decimal | None:
+        key = (card.id, role)
+        if key not in self._rates:
+            line = next((ln for ln in card.lines if ln.role == role), None)
+            self._rates[key] = line.hourly_rate.amount if line is not None else Decimal(-1)
+        found = self._rates[key]
+        return None if found < 0 else found
+
+
+class PricedLine(msgspec.Struct, frozen=True, array_like=True):
+    """One entry version, validated and priced: a ledger line to be posted."""
+
+    line_key: str
+    entry_id: str
+    project: str
+    worker_id: str
+    legal_entity_code: str
+    period: str
+    date: dt.date
+    hours: Decimal
+    rate: Decimal
+    amount: Decimal
+    currency: str
+    billable: bool
+    role: str
+
+
+def quantize(value: Decimal) -> Decimal:
+    return value.quantize(CENT, ROUND_HALF_UP)
+
+
+def period_of(day: dt.date) -> str:
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def line_key(entry: TimeEntry) -> str:
+    """Entry id + a hash of the fields that change what is billed: a new version gets a new key."""
+    rate = entry.billable_rate.amount if entry.billable_rate is not None else ""
+    raw = f"{entry.hours.normalize()}|{entry.date}|{entry.project_code}|{int(entry.billable)}|{rate}"
+    return f"{entry.id}:{hashlib.blake2b(raw.encode(), digest_size=6).hexdigest()}"
+
+
+def validate(entry: TimeEntry, ref: Reference, as_of: dt.date) -> PricedLine | tuple[Violation, ...]:
+    """Price the entry, or say every reason it cannot post, each with its owner."""
+    out: list[Violation] = []
+
+    def broken(code: str, detail: str, owner: str) -> None:
+        out.append(Violation(code=code, detail=detail, owner=owner))
+
+    if entry.status != "approved":
+        broken("entry_not_approved", f"Entry {entry.id} is {entry.status}, not approved.", DELIVERY_OPS)
+    if entry.date > as_of:
+        broken("future_dated", f"Entry {entry.id} is dated {entry.date}, after {as_of}.", DELIVERY_OPS)
+    project = ref.projects.get(entry.project_code)
+    worker = ref.workers.get(entry.user_email.lower())
+    role = ref.roles.get((entry.project_code, entry.user_email.lower()))
+    rate: Decimal | None = None
+    if project is None:
+        broken("unknown_project", f"Project {entry.project_code!r} is not an ERP project.", DELIVERY_OPS)
+    else:
+        if project.status != "active":
+            broken("project_inactive", f"Project {project.external_id} is {project.status}.", DELIVERY_OPS)
+        card = ref.rate_cards.get(project.rate_card_id or "")
+        if card is None:
+            broken("rate_card_missing", f"Project {project.external_id} has no rate card "
+                   f"({project.rate_card_id!r} not found).", COMMERCIAL)
+        else:
+            if entry.date < card.valid_from or (card.valid_to is not None and entry.date > card.valid_to):
+                broken("rate_card_not_valid", f"Rate card {card.id} is not valid on {entry.date}.", COMMERCIAL)
+            if card.currency != project.currency:
+                broken("rate_card_mismatch", f"Rate card {card.id} is in {card.currency}, the contract of "
+                       f"{project.external_id} in {project.currency}.", COMMERCIAL)
+            if role is None:
+                broken("worker_not_assigned", f"{entry.user_email} is not staffed on {project.external_id}.",
+                       DELIVERY_OPS)
+            else:
+                rate = ref.rate(card, role)
+                if rate is None:
+                    broken("rate_card_missing", f"Rate card {card.id} has no rate for role {role!r}.", COMMERCIAL)
+                elif entry.billable_rate is not None and entry.billable_rate.amount != rate:
+                    broken("rate_card_mismatch", f"The time system prices entry {entry.id} at "
+                           f"{entry.billable_rate.amount}, rate card {card.id} at {rate} for {role}.", COMMERCIAL)
+        period = ref.periods.get((project.legal_entity_code, period_of(entry.date)))
+        if period is None or period.is_closed or period.ar_locked:
+            state = "missing" if period is None else "closed"
+            broken("period_closed", f"Accounting period {period_of(entry.date)} of {project.legal_entity_code} "
+                   f"is {state}.", FINANCE_CLOSE)
+        entity_currency = ref.entity_currency.get(project.legal_entity_code)
+        if entity_currency != project.currency:
+            broken("currency_mismatch", f"Project {project.external_id} bills in {project.currency}, legal entity "
+                   f"{project.legal_entity_code} in {entity_currency}.", MASTER_DATA)
+    if worker is None:
+        broken("worker_inactive", f"{entry.user_email} is not a worker in HR.", HR_OPS)
+    elif (worker.status == "terminated" and (worker.termination_date is None or entry.date > worker.termination_date)) \
+            or (worker.hire_date is not None and entry.date < worker.hire_date):
+        broken("worker_inactive", f"Worker {worker.id} was not employed on {entry.date}.", HR_OPS)
+    if out:
+        return tuple(out)
+    assert project is not None and worker is not None and role is not None and rate is not None
+    amount = quantize(entry.hours * rate) if entry.billable else Decimal("0.00")
+    return PricedLine(line_key=line_key(entry), entry_id=entry.id, project=project.external_id, worker_id=worker.id,
+                      legal_entity_code=project.legal_entity_code, period=period_of(entry.date), date=entry.date,
+                      hours=entry.hours, rate=rate, amount=amount, currency=project.currency,
+                      billable=entry.billable, role=role)
+

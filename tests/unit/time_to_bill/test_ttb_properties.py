@@ -1,0 +1,67 @@
+"""Properties of the ledger under any sequence of approvals, re-approvals, retried and crashed posting runs.
+
+Per project and period: invoiced − credits = Σ billable approved hours × applicable rate (of each entry's
+latest version), the ERP holds the same net amount, and no line key is ever posted twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from process_apis.time_to_bill.ledger import Ledger
+from process_apis.time_to_bill.rules import PricedLine, quantize, validate
+from tests.unit.time_to_bill.ttb_books import Books
+from tests.unit.time_to_bill.ttb_factory import AS_OF, RATE, entry, memory_engine, project, reference
+
+PROJECTS = {"PRJ-A0001": project(), "PRJ-A0002": project(external_id="PRJ-A0002", billing_type="mixed")}
+DAYS = [dt.date(2026, 10, 5), dt.date(2026, 10, 30), dt.date(2026, 11, 2)]
+
+approve = st.tuples(st.just("approve"), st.integers(0, 5), st.sampled_from(["1", "2.5", "6.5", "8"]),
+                    st.sampled_from(sorted(PROJECTS)), st.booleans(), st.sampled_from(DAYS))
+post = st.tuples(st.just("post"), st.booleans())
+invoice = st.tuples(st.just("invoice"), st.sampled_from(sorted(PROJECTS)), st.sampled_from(["2026-10", "2026-11"]))
+operations = st.lists(st.one_of(approve, post, invoice), min_size=1, max_size=25)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(operations)
+def test_invoiced_equals_billable_approved_time_and_nothing_posts_twice(ops: list[tuple[object, ...]]) -> None:
+    books = Books(Ledger(memory_engine()))
+    ref = reference()
+    latest: dict[str, PricedLine] = {}
+    runs = 0
+    for op in ops:
+        if op[0] == "approve":
+            _, i, hours, code, billable, day = op
+            line = validate(entry(f"TE-{i}", hours=Decimal(str(hours)), project_code=str(code), billable=bool(billable),
+                                  date=day), ref, AS_OF)
+            assert isinstance(line, PricedLine)
+            books.ledger.record([line])
+            latest[line.entry_id] = line
+        elif op[0] == "post":
+            runs += 1
+            books.post(f"r{runs}", crash_after_erp=bool(op[1]))  # a crashed run is resumed below, or never
+            if op[1]:
+                books.post(f"r{runs}")
+        else:
+            books.invoice(PROJECTS[str(op[1])], str(op[2]))
+    runs += 1
+    books.post(f"r{runs}")
+    for p in PROJECTS.values():
+        for period in ("2026-10", "2026-11"):
+            books.invoice(p, period)
+
+    assert books.duplicates == []
+    for code, p in PROJECTS.items():
+        expected_time = sum((quantize(ln.hours * RATE) for ln in latest.values() if ln.project == code and ln.billable),
+                            Decimal(0))
+        posted = sum((amount for key, amount in books.posted.items()
+                      if any(r.line_key == key for r in books.ledger.lines(code, "2026-10") +
+                             books.ledger.lines(code, "2026-11"))), Decimal(0))
+        assert posted == expected_time
+        milestones = sum((m.amount.amount for m in p.milestones), Decimal(0)) if p.billing_type == "mixed" else 0
+        assert books.net_invoiced(code) == expected_time + milestones
