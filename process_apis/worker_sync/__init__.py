@@ -1,0 +1,1 @@
+"""Worker sync process API: HR is authoritative for workers; changes flow to the PSA and the ERP."""

@@ -1,0 +1,116 @@
+"""Starting, finding and replaying worker-sync runs — the decisions behind the routes.
+
+At most one sync runs at a time: a start while another run is queued or running
+answers that run (200) instead of racing it, and an Idempotency-Key replays the run
+it first started. A replay of an exception starts (or joins) a sync of the changed
+workers: the failed worker has no fingerprint for its current HR data, so that run
+retries it — there is nothing to replay per worker beyond that.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+import sqlalchemy as sa
+from dbos import DBOS, SetWorkflowID
+
+from contracts.problems import ProblemError
+from contracts.runs import Run
+from process_apis._internal.clock import utcnow
+from process_apis._internal.tables import exceptions, idempotency_keys, runs
+from process_apis.worker_sync.runtime import runtime
+from process_apis.worker_sync.workflow import PROCESS, STEPS, sync_workers, workflow_id
+
+__all__ = ["WorkerSyncService"]
+
+ACTIVE = ("queued", "running")
+SCOPE = "worker_sync.startRun"
+
+
+def _mode(full: bool) -> str:
+    return "full" if full else "changes"
+
+
+class WorkerSyncService:
+    async def start(self, full: bool = False, idempotency_key: str | None = None) -> tuple[Run, bool]:
+        """Start a sync (or find the one running / the one this key started); True when this call started it."""
+        rt = runtime()
+        body_print = hashlib.sha256(_mode(full).encode()).hexdigest()
+        if idempotency_key:
+            earlier = self._idempotent_run(idempotency_key, body_print)
+            if earlier is not None:
+                return earlier, False
+        active = self._active()
+        if active is not None:
+            run, started = active, False
+        else:
+            run_id = f"ws_{uuid.uuid4().hex[:16]}"
+            run, started = rt.runs.create(PROCESS, f"{_mode(full)}:{utcnow():%Y-%m-%dT%H:%M:%SZ}:{run_id[3:9]}",
+                                          run_id, STEPS)
+            await self._launch(run)
+        if idempotency_key:
+            self._remember(idempotency_key, body_print, run.id)
+        return run, started
+
+    async def replay(self, exception_id: str) -> Run:
+        """Claim an open worker-sync exception and sync the changed workers again (the failed one among them)."""
+        rt = runtime()
+        record = rt.exceptions.get(exception_id)
+        if record is None or record.process != PROCESS:
+            raise ProblemError(404, "not-found", "Exception not found", f"No worker-sync exception {exception_id!r}.")
+        with rt.runs.engine.begin() as conn:
+            claimed = conn.execute(exceptions.update().where(
+                exceptions.c.id == exception_id, exceptions.c.status == "open").values(
+                status="replayed", replay_count=exceptions.c.replay_count + 1, updated_at=utcnow())).rowcount
+        if not claimed:
+            raise ProblemError(409, "conflict", "Exception is not open",
+                               f"Exception {exception_id} is {record.status}; only open exceptions replay.",
+                               code="not_replayable")
+        run, _ = await self.start(False)
+        return run
+
+    async def resume_unstarted(self) -> int:
+        """Launch runs recorded but never handed to DBOS (a crash between the two writes); DBOS dedupes the rest."""
+        rt = runtime()
+        with rt.runs.engine.connect() as conn:
+            ids = conn.execute(sa.select(runs.c.id).where(runs.c.process == PROCESS,
+                                                          runs.c.status.in_(ACTIVE))).scalars().all()
+        for run_id in ids:
+            run = rt.runs.get(run_id)
+            if run is not None:
+                await self._launch(run)
+        return len(ids)
+
+    def _active(self) -> Run | None:
+        rt = runtime()
+        with rt.runs.engine.connect() as conn:
+            run_id = conn.execute(sa.select(runs.c.id).where(runs.c.process == PROCESS, runs.c.status.in_(ACTIVE))
+                                  .order_by(runs.c.created_at).limit(1)).scalar()
+        return rt.runs.get(run_id) if run_id else None
+
+    async def _launch(self, run: Run) -> None:
+        with SetWorkflowID(workflow_id(run.id, run.attempt)):
+            await DBOS.start_workflow_async(sync_workers, run.id, run.subject, run.attempt,
+                                            run.subject.startswith("full:"))
+
+    def _idempotent_run(self, key: str, body_print: str) -> Run | None:
+        rt = runtime()
+        with rt.runs.engine.connect() as conn:
+            row = conn.execute(sa.select(idempotency_keys).where(
+                idempotency_keys.c.scope == SCOPE, idempotency_keys.c.key == key)).mappings().first()
+        if row is None:
+            return None
+        if row["fingerprint"] != body_print:
+            raise ProblemError(422, "idempotency-key-reused", "Idempotency key reused",
+                               "This Idempotency-Key was used with a different request body.",
+                               code="idempotency_key_mismatch")
+        return rt.runs.get(row["run_id"])
+
+    def _remember(self, key: str, body_print: str, run_id: str) -> None:
+        try:
+            with runtime().runs.engine.begin() as conn:
+                conn.execute(idempotency_keys.insert().values(scope=SCOPE, key=key, fingerprint=body_print,
+                                                              run_id=run_id, created_at=utcnow()))
+        except sa.exc.IntegrityError:
+            pass  # a concurrent request with the same key recorded it first
