@@ -35,9 +35,9 @@ class AuditEvent(Struct):
     id: str
     at: dt.datetime
     actor: Actor
-    entity_type: Literal["exception"]
+    entity_type: Literal["exception", "application"]
     entity_id: str
-    action: Literal["assign", "comment", "resolve", "replay"]
+    action: Annotated[str, Meta(examples=["assign", "comment", "resolve", "replay", "register", "revoke"])]
     changes: Annotated[dict[str, list[str | None]], Meta(description="field -> [before, after].")]
 
 

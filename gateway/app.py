@@ -28,9 +28,14 @@ from gateway.docs import docs_router
 from gateway.errors import EXCEPTION_HANDLERS
 from gateway.oauth import OAuth
 from gateway.observability import ObservedApp, configure_logging
+from gateway.openapi import ApiEntry, catalog
 from gateway.policy_runtime import PolicyRuntime
+from gateway.portal.accounts import Accounts
+from gateway.portal.apps import Apps
+from gateway.portal.routes import portal_router
 from gateway.settings import Settings, load_settings
 from gateway.upstream import UpstreamPool, upstream_routers
+from gateway.usage import UsageRecorder
 from gateway.vendors import VendorRuntime, build_vendors
 from policies.bindings import Bindings, load_bindings
 from policies.chain import PolicyChain
@@ -115,11 +120,19 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
 
     service = ProvisioningService()
     upstream_pool = UpstreamPool()  # remote upstream routes (gateway/upstream.py)
+    usage = UsageRecorder()
+    litestar: Litestar
+
+    def api_catalog() -> list[ApiEntry]:
+        return catalog(litestar, bindings)
+
+    portal = portal_router(Accounts(engine, frozenset(settings.portal_admins)), Apps(engine, oauth), usage,
+                           api_catalog, token_url=f"{settings.issuer}/oauth2/token")
     litestar = Litestar(
         route_handlers=[health, *oauth.routes, *[v.router for v in vendors.values()],
                         provisioning_router(service), workbench_router(WorkbenchStore(engine)),
                         # API catalog, published OpenAPI documents and Swagger UI (ungoverned; gateway/docs.py).
-                        docs_router(bindings),
+                        docs_router(bindings), portal,
                         *upstream_routers(settings.upstreams, upstream_pool, bindings.apis),
                         *(extra_routes or [])],
         middleware=[PolicyChain(bindings, policy_runtime.policies_for)],
@@ -128,7 +141,7 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
         openapi_config=None,
         debug=False,
     )
-    app = ObservedApp(litestar)
+    app = ObservedApp(litestar, usage)
     internal_http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]
                                       base_url="http://psconnect.internal",
                                       timeout=httpx.Timeout(60.0))

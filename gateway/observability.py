@@ -19,6 +19,7 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from contracts.correlation import correlation_id, new_traceparent, traceparent
+from gateway.usage import UsageRecorder
 
 __all__ = ["ObservedApp", "configure_logging"]
 
@@ -50,8 +51,9 @@ def configure_logging(level: str = "INFO") -> None:
 
 
 class ObservedApp:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, usage: UsageRecorder | None = None) -> None:
         self.app = app
+        self.usage = usage
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -78,14 +80,17 @@ class ObservedApp:
         try:
             await self.app(scope, receive, send_observed)
         finally:
+            state = scope.get("state", {})
+            ctx = state.get("policy_context")
+            principal = getattr(ctx, "principal", None)
+            duration_ms = (time.perf_counter() - started) * 1000
+            if self.usage is not None and principal is not None:
+                self.usage.record(principal.client_id, status, duration_ms)
             if access_log.isEnabledFor(logging.INFO):
-                state = scope.get("state", {})
-                ctx = state.get("policy_context")
-                principal = getattr(ctx, "principal", None)
                 route = getattr(ctx, "route", None)
                 access_log.info("access", extra={"fields": {
                     "event": "access", "method": scope.get("method"), "path": scope["path"], "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                    "duration_ms": round(duration_ms, 3),
                     "operation": getattr(route, "operation_id", None),
                     "client_id": getattr(principal, "client_id", None),
                     "correlation_id": cid, "traceparent": tp,

@@ -44,11 +44,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     vendor_tokens: Annotated[dict[str, str], Meta(
         description="PSCONNECT_VENDOR_TOKENS: JSON {vendor: API token}; simulators accept any token.")] = {}
     seed_demo: Annotated[bool, Meta(description="PSCONNECT_SEED_DEMO: seed simulators and demo client.")] = True
+    portal_admins: Annotated[tuple[str, ...], Meta(
+        description="PSCONNECT_PORTAL_ADMINS: comma-separated emails whose portal accounts are admins.")] = (
+        "admin@psconnect.local",)
     service_client_id: str = "psconnect-internal"
     cors_origins: Annotated[tuple[str, ...], Meta(description=(
         "PSCONNECT_CORS_ORIGINS: comma-separated origins whose pages may call the APIs (the portal's try-it)."))] = ()
     upstreams: Annotated[tuple[UpstreamRoute, ...], Meta(description=(
         "PSCONNECT_UPSTREAMS: JSON list of {api, prefix, url}: APIs proxied to another process or host."))] = ()
+    redis_prefix: Annotated[str, Meta(min_length=1, description=(
+        "PSCONNECT_REDIS_PREFIX: namespace of the gateway's Redis keys; deployments sharing one Redis differ."))] = \
+        "psconnect"
+    limits_store: Annotated[str | None, Meta(description=(
+        "PSCONNECT_LIMITS_STORE: `memory` or `redis` counters for rate limits and quotas; "
+        "default `redis` when REDIS_URL is set, else `memory`."))] = None
 
     @property
     def home(self) -> Path:
@@ -85,9 +94,13 @@ def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Set
         "external_issuers": msgspec.json.decode(e.get("PSCONNECT_EXTERNAL_ISSUERS", "[]")),
         "vendor_urls": msgspec.json.decode(e.get("PSCONNECT_VENDOR_URLS", "{}")),
         "vendor_tokens": msgspec.json.decode(e.get("PSCONNECT_VENDOR_TOKENS", "{}")),
+        "portal_admins": tuple(a.strip().lower() for a in e.get("PSCONNECT_PORTAL_ADMINS",
+                                                                "admin@psconnect.local").split(",") if a.strip()),
         "seed_demo": e.get("PSCONNECT_SEED_DEMO", "1") not in ("0", "false", "no"),
         "cors_origins": tuple(o.strip() for o in e.get("PSCONNECT_CORS_ORIGINS", "").split(",") if o.strip()),
         "upstreams": msgspec.json.decode(e.get("PSCONNECT_UPSTREAMS", "[]")),
+        "redis_prefix": e.get("PSCONNECT_REDIS_PREFIX") or "psconnect",
+        "limits_store": e.get("PSCONNECT_LIMITS_STORE") or None,
     }
     raw.update(overrides)
     settings = msgspec.convert(raw, Settings, strict=False)

@@ -1,0 +1,158 @@
+"""Applications registered in the portal: each is an OAuth client owned by an account.
+
+The secret is returned once, at registration or rotation, and never stored in
+clear. A plan change to a higher plan waits for an admin; a lower one applies at
+once. Every change is written to the audit trail with who made it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from contracts.problems import ProblemError
+from experience_apis._internal.audit import AuditLog
+from gateway.db import metadata
+from gateway.oauth import OAuth
+from gateway.portal.accounts import Account
+from process_apis._internal.clock import utcnow
+
+__all__ = ["PLANS", "App", "Apps"]
+
+PLANS: tuple[str, ...] = ("bronze", "silver", "gold")
+"""Plans in ascending order; moving right needs an admin's approval."""
+
+apps = sa.Table(
+    "portal_apps", metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("account_id", sa.String(40), nullable=False, index=True),
+    sa.Column("name", sa.String(120), nullable=False),
+    sa.Column("client_id", sa.String(80), nullable=False, unique=True),
+    sa.Column("scopes", sa.Text, nullable=False),
+    sa.Column("plan", sa.String(20), nullable=False),
+    sa.Column("requested_plan", sa.String(20)),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+)
+
+
+@dataclass(frozen=True)
+class App:
+    id: str
+    account_id: str
+    name: str
+    client_id: str
+    scopes: tuple[str, ...]
+    plan: str
+    requested_plan: str | None
+    revoked: bool
+
+
+class Apps:
+    def __init__(self, engine: sa.Engine, oauth: OAuth) -> None:
+        self.engine = engine
+        self.oauth = oauth
+        self.audit = AuditLog(engine)
+
+    def register(self, account: Account, name: str, scopes: Sequence[str], plan: str) -> tuple[App, str]:
+        """Create the app and its client; returns the app and the secret, which is never shown again."""
+        name = name.strip()
+        if not 1 <= len(name) <= 120:
+            raise ProblemError(422, "validation-error", "Validation failed", "Name the application (1–120 chars).",
+                               code="invalid_app")
+        if not scopes:
+            raise ProblemError(422, "validation-error", "Validation failed", "Choose at least one API scope.",
+                               code="invalid_app")
+        granted_plan = plan if plan == PLANS[0] else PLANS[0]  # higher plans wait for an admin
+        client_id, secret = self.oauth.clients.create(f"{name} ({account.email})", list(scopes),
+                                                      client_id=f"app-{uuid.uuid4().hex[:12]}")
+        app_id = f"app_{uuid.uuid4().hex[:12]}"
+        with self.engine.begin() as conn:
+            conn.execute(apps.insert().values(id=app_id, account_id=account.id, name=name, client_id=client_id,
+                                              scopes=" ".join(scopes), plan=granted_plan,
+                                              requested_plan=None if plan == granted_plan else plan,
+                                              created_at=utcnow()))
+            self.audit.record(conn, account.email, "application", app_id, "register",
+                              {"client_id": (None, client_id), "plan": (None, granted_plan)})
+        return self.get(account, app_id), secret
+
+    def owned_by(self, account: Account) -> list[App]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(apps).where(apps.c.account_id == account.id)
+                                .order_by(apps.c.created_at)).mappings().all()
+        return [_app(r) for r in rows]
+
+    def get(self, account: Account, app_id: str) -> App:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(apps).where(apps.c.id == app_id)).mappings().first()
+        if row is None or (row["account_id"] != account.id and not account.is_admin):
+            raise ProblemError(404, "not-found", "Application not found", f"No application {app_id!r}.")
+        return _app(row)
+
+    def rotate(self, account: Account, app_id: str) -> str:
+        app = self._live(account, app_id)
+        secret = self.oauth.clients.rotate_secret(app.client_id)
+        with self.engine.begin() as conn:
+            self.audit.record(conn, account.email, "application", app_id, "rotate_secret", {"secret": ("…", "…")})
+        return secret
+
+    def revoke(self, account: Account, app_id: str) -> None:
+        app = self._live(account, app_id)
+        self.oauth.clients.revoke(app.client_id)
+        with self.engine.begin() as conn:
+            conn.execute(apps.update().where(apps.c.id == app_id).values(revoked_at=utcnow()))
+            self.audit.record(conn, account.email, "application", app_id, "revoke", {"revoked": ("no", "yes")})
+
+    def request_plan(self, account: Account, app_id: str, plan: str) -> App:
+        app = self._live(account, app_id)
+        if plan not in PLANS:
+            raise ProblemError(422, "validation-error", "Unknown plan", f"Plans are {', '.join(PLANS)}.",
+                               code="unknown_plan")
+        upgrade = PLANS.index(plan) > PLANS.index(app.plan)
+        values = {"requested_plan": plan} if upgrade else {"plan": plan, "requested_plan": None}
+        with self.engine.begin() as conn:
+            conn.execute(apps.update().where(apps.c.id == app_id).values(**values))
+            self.audit.record(conn, account.email, "application", app_id, "request_plan" if upgrade else "change_plan",
+                              {"plan": (app.plan, plan)})
+        return self.get(account, app_id)
+
+    def pending(self) -> list[App]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(apps).where(apps.c.requested_plan.is_not(None),
+                                                      apps.c.revoked_at.is_(None))).mappings().all()
+        return [_app(r) for r in rows]
+
+    def decide(self, admin: Account, app_id: str, approve: bool) -> None:
+        if not admin.is_admin:
+            raise ProblemError(403, "forbidden", "Admins only", "Only an admin decides plan upgrades.",
+                               code="not_admin")
+        app = self.get(admin, app_id)
+        if app.requested_plan is None:
+            raise ProblemError(409, "conflict", "Nothing to decide", "This application has no pending request.",
+                               code="no_pending_request")
+        values = {"requested_plan": None, **({"plan": app.requested_plan} if approve else {})}
+        with self.engine.begin() as conn:
+            conn.execute(apps.update().where(apps.c.id == app_id).values(**values))
+            self.audit.record(conn, admin.email, "application", app_id, "approve_plan" if approve else "reject_plan",
+                              {"plan": (app.plan, app.requested_plan if approve else app.plan)})
+
+    def plan_of(self, client_id: str) -> str | None:
+        """The plan of a portal-registered client (the rate-limit policy asks)."""
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(apps.c.plan).where(apps.c.client_id == client_id)).scalar()
+
+    def _live(self, account: Account, app_id: str) -> App:
+        app = self.get(account, app_id)
+        if app.revoked:
+            raise ProblemError(409, "conflict", "Application revoked", "This application was revoked.",
+                               code="revoked")
+        return app
+
+
+def _app(row: sa.RowMapping) -> App:
+    return App(id=row["id"], account_id=row["account_id"], name=row["name"], client_id=row["client_id"],
+               scopes=tuple(row["scopes"].split()), plan=row["plan"], requested_plan=row["requested_plan"],
+               revoked=row["revoked_at"] is not None)

@@ -1,0 +1,219 @@
+"""The portal's pages: catalog and search, sign-up/in, applications, credentials, usage, try-it, admin.
+
+Server-rendered HTML (Jinja2, autoescaped) under a strict Content-Security-Policy —
+`default-src 'self'` — so nothing can load from anywhere but the gateway. Session
+cookies are HttpOnly, Secure and SameSite=Lax; every POST must come from this origin
+and, once signed in, carry the session's CSRF token.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Any
+
+import jinja2
+from litestar import Request, Response, Router, get, post
+from litestar.datastructures import Cookie
+from litestar.enums import MediaType
+from litestar.params import FromPath, QueryParameter
+from litestar.response import Redirect
+from litestar.static_files import create_static_files_router
+
+from contracts.problems import ProblemError
+from gateway.portal.accounts import Accounts, Session
+from gateway.portal.apps import PLANS, Apps
+from gateway.portal.charts import bar_chart
+from gateway.usage import UsageRecorder
+
+__all__ = ["COOKIE", "PortalCatalogEntry", "portal_router"]
+
+COOKIE = "psc_session"
+HERE = Path(__file__).parent
+CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; "
+       "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+PortalCatalogEntry = dict[str, Any]
+
+_env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
+                          undefined=jinja2.StrictUndefined)
+
+
+def _page(template: str, status: int = 200, cookies: list[Cookie] | None = None, **context: Any) -> Response[str]:
+    context.setdefault("notice", None)
+    context.setdefault("error", None)
+    context.setdefault("session", None)
+    html = _env.get_template(template).render(**context)
+    return Response(html, status_code=status, media_type=MediaType.HTML, cookies=cookies or [],
+                    headers={"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
+                             "Referrer-Policy": "same-origin", "Cache-Control": "no-store"})
+
+
+def portal_router(accounts: Accounts, apps: Apps, usage: UsageRecorder, catalog: Any, *, token_url: str,
+                  secure_cookies: bool = True) -> Router:
+    """`catalog()` returns the API entries (gateway.openapi.catalog of the running app)."""
+
+    def session_of(request: Request[Any, Any, Any]) -> Session | None:
+        return accounts.session(request.cookies.get(COOKIE))
+
+    async def form(request: Request[Any, Any, Any], *, needs_session: Session | None) -> dict[str, list[str]]:
+        origin = request.headers.get("origin")
+        if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}":
+            raise ProblemError(403, "forbidden", "Cross-site form", "Forms must be posted from the portal.",
+                               code="bad_origin")
+        data = await request.form()
+        values = {k: data.getall(k) for k in data}
+        if needs_session is not None and values.get("csrf_token", [""])[0] != needs_session.csrf_token:
+            raise ProblemError(403, "forbidden", "CSRF check failed", "Reload the page and try again.",
+                               code="csrf_failed")
+        return values
+
+    def require(request: Request[Any, Any, Any]) -> Session:
+        session = session_of(request)
+        if session is None:
+            raise ProblemError(401, "unauthorized", "Sign in first", "This page needs a portal session.",
+                               code="no_session")
+        return session
+
+    def cookie(value: str, max_age: int) -> Cookie:
+        return Cookie(key=COOKIE, value=value, path="/portal", httponly=True, secure=secure_cookies,
+                      samesite="lax", max_age=max_age)
+
+    @get("/", sync_to_thread=False)
+    def index(request: Request[Any, Any, Any],
+              q: Annotated[str, QueryParameter(max_length=200)] = "") -> Response[str]:
+        needle = q.strip().lower()
+        entries = [e for e in catalog() if e.name != "gateway"]
+        if needle:
+            entries = [e for e in entries if needle in " ".join(
+                [e.name, e.title, e.description, e.owner, e.layer, e.lifecycle, *e.scopes]).lower()]
+        layers = []
+        for layer in ("experience", "process", "system"):
+            rows = [{"name": e.name, "version": e.version, "title": e.title, "description": e.description,
+                     "lifecycle": e.lifecycle, "owner": e.owner, "scopes": e.scopes,
+                     "sunset": e.deprecation.sunset.isoformat() if e.deprecation else None}
+                    for e in entries if e.layer == layer]
+            if rows:
+                layers.append((layer, rows))
+        return _page("catalog.html", title="API catalog", layers=layers, q=q, session=session_of(request))
+
+    @get("/signup", sync_to_thread=False)
+    def signup_page(request: Request[Any, Any, Any]) -> Response[str]:
+        return _page("signup.html", title="Sign up", mode="signup", email=None, session=session_of(request))
+
+    @post("/signup", status_code=200)
+    async def signup(request: Request[Any, Any, Any]) -> Response[Any]:
+        values = await form(request, needs_session=None)
+        first = {k: v[0] for k, v in values.items()}
+        try:
+            account = accounts.sign_up(first.get("email", ""), first.get("name", ""), first.get("password", ""))
+        except ProblemError as exc:
+            detail = "; ".join(f"{e.pointer}: {e.detail}" for e in exc.problem.errors or []) or exc.problem.detail
+            return _page("signup.html", status=exc.problem.status, title="Sign up", mode="signup",
+                         email=first.get("email"), error=detail)
+        token, _ = accounts.open_session(account)
+        return Redirect("/portal/apps", cookies=[cookie(token, 8 * 3600)])
+
+    @get("/signin", sync_to_thread=False)
+    def signin_page(request: Request[Any, Any, Any]) -> Response[str]:
+        return _page("signup.html", title="Sign in", mode="signin", email=None, session=session_of(request))
+
+    @post("/signin", status_code=200)
+    async def signin(request: Request[Any, Any, Any]) -> Response[Any]:
+        first = {k: v[0] for k, v in (await form(request, needs_session=None)).items()}
+        account = accounts.sign_in(first.get("email", ""), first.get("password", ""))
+        if account is None:
+            return _page("signup.html", status=401, title="Sign in", mode="signin", email=first.get("email"),
+                         error="Email or password is wrong.")
+        token, _ = accounts.open_session(account)
+        return Redirect("/portal/apps", cookies=[cookie(token, 8 * 3600)])
+
+    @post("/signout", status_code=200)
+    async def signout(request: Request[Any, Any, Any]) -> Response[Any]:
+        session = require(request)
+        await form(request, needs_session=session)
+        accounts.close_session(request.cookies.get(COOKIE))
+        return Redirect("/portal", cookies=[cookie("", 0)])
+
+    def scopes_offered() -> list[str]:
+        return sorted({s for e in catalog() if e.name != "gateway" for s in e.scopes})
+
+    @get("/apps", sync_to_thread=False)
+    def my_apps(request: Request[Any, Any, Any]) -> Response[str]:
+        session = require(request)
+        return _page("apps.html", title="My applications", session=session, apps=apps.owned_by(session.account),
+                     plans=PLANS, scopes=scopes_offered())
+
+    @post("/apps", status_code=200)
+    async def register(request: Request[Any, Any, Any]) -> Response[str]:
+        session = require(request)
+        values = await form(request, needs_session=session)
+        offered = set(scopes_offered())
+        chosen = [s for s in values.get("scope", []) if s in offered]
+        try:
+            app, secret = apps.register(session.account, values.get("name", [""])[0], chosen,
+                                        values.get("plan", [PLANS[0]])[0])
+        except ProblemError as exc:
+            return _page("apps.html", status=exc.problem.status, title="My applications", session=session,
+                         apps=apps.owned_by(session.account), plans=PLANS, scopes=sorted(offered),
+                         error=exc.problem.detail)
+        return _page("secret.html", title="Credentials", session=session, app=app, secret=secret, token_url=token_url)
+
+    @get("/apps/{app_id:str}", sync_to_thread=False)
+    def app_page(request: Request[Any, Any, Any], app_id: FromPath[str]) -> Response[str]:
+        session = require(request)
+        app = apps.get(session.account, app_id)
+        buckets = usage.series(app.client_id)[-60:]
+        labels = [dt.datetime.fromtimestamp(b.minute * 60, dt.UTC).strftime("%H:%M") for b in buckets]
+        chart = bar_chart(labels, {"requests": [b.requests for b in buckets], "errors": [b.errors for b in buckets],
+                                   "429s": [b.throttled for b in buckets]}, title="Calls per minute")
+        rows = [{"label": label, "requests": b.requests, "errors": b.errors, "throttled": b.throttled,
+                 "latency_ms_avg": b.latency_ms_avg, "latency_ms_max": b.latency_ms_max}
+                for label, b in zip(labels, buckets, strict=True)]
+        try_ops = [{"path": path, "scope": scope} for path, scope in (
+            ("/system/crm/v1/accounts?limit=3", "system.crm:read"),
+            ("/system/erp/v1/legal-entities", "system.erp:read"),
+            ("/process/provisioning/v1/runs?limit=3", "process.provisioning:read"),
+            ("/experience/workbench/v1/exceptions?limit=3", "experience.workbench:read")) if scope in app.scopes]
+        return _page("app.html", title=app.name, session=session, app=app, plans=PLANS, chart=chart, usage=rows,
+                     try_ops=try_ops)
+
+    @post("/apps/{app_id:str}/rotate", status_code=200)
+    async def rotate(request: Request[Any, Any, Any], app_id: FromPath[str]) -> Response[str]:
+        session = require(request)
+        await form(request, needs_session=session)
+        secret = apps.rotate(session.account, app_id)
+        return _page("secret.html", title="New secret", session=session, app=apps.get(session.account, app_id),
+                     secret=secret, token_url=token_url)
+
+    @post("/apps/{app_id:str}/revoke", status_code=200)
+    async def revoke(request: Request[Any, Any, Any], app_id: FromPath[str]) -> Response[Any]:
+        session = require(request)
+        await form(request, needs_session=session)
+        apps.revoke(session.account, app_id)
+        return Redirect(f"/portal/apps/{app_id}")
+
+    @post("/apps/{app_id:str}/plan", status_code=200)
+    async def change_plan(request: Request[Any, Any, Any], app_id: FromPath[str]) -> Response[Any]:
+        session = require(request)
+        values = await form(request, needs_session=session)
+        apps.request_plan(session.account, app_id, values.get("plan", [""])[0])
+        return Redirect(f"/portal/apps/{app_id}")
+
+    @get("/admin", sync_to_thread=False)
+    def admin(request: Request[Any, Any, Any]) -> Response[str]:
+        session = require(request)
+        if not session.account.is_admin:
+            raise ProblemError(403, "forbidden", "Admins only", "This page is for portal admins.", code="not_admin")
+        return _page("admin.html", title="Admin", session=session, pending=apps.pending())
+
+    @post("/admin/apps/{app_id:str}/decision", status_code=200)
+    async def decide(request: Request[Any, Any, Any], app_id: FromPath[str]) -> Response[Any]:
+        session = require(request)
+        values = await form(request, needs_session=session)
+        apps.decide(session.account, app_id, values.get("decision", [""])[0] == "approve")
+        return Redirect("/portal/admin")
+
+    static = create_static_files_router(path="/static", directories=[HERE / "static"], include_in_schema=False)
+    return Router(path="/portal", include_in_schema=False,
+                  route_handlers=[index, signup_page, signup, signin_page, signin, signout, my_apps, register,
+                                  app_page, rotate, revoke, change_plan, admin, decide, static])

@@ -1,0 +1,107 @@
+"""The developer portal in a real browser: sign up, register an app, get credentials, try it, see usage.
+
+Debian's Chromium, driven by Playwright, against a gateway served on localhost;
+every request to another host is aborted and recorded, and the journey fails if one
+was made. Screenshots of each step land in artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from playwright.sync_api import Route, expect, sync_playwright
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    home = tmp_path_factory.mktemp("portal-home")
+    code = ("import uvicorn; from gateway.app import create_gateway; from gateway.settings import load_settings; "
+            f"g = create_gateway(load_settings(env={{}}, home={str(home)!r}, port={port})); "
+            f"uvicorn.run(g.app, host='127.0.0.1', port={port}, log_level='warning')")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2])
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "the gateway did not start"
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_sign_up_register_try_it_and_see_usage(base_url: str) -> None:
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: `make browser` installs Debian's chromium"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    external: list[str] = []
+
+    def guard(route: Route) -> None:
+        if urlsplit(route.request.url).hostname in {"127.0.0.1", "localhost"}:
+            route.continue_()
+        else:
+            external.append(route.request.url)
+            route.abort()
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            context.route("**/*", guard)
+            page = context.new_page()
+            page.goto(f"{base_url}/portal")
+            expect(page.locator('tr[data-api="system.crm"]')).to_be_visible()
+            page.screenshot(path=str(SCREENSHOTS / "portal-1-catalog.png"), full_page=True)
+
+            page.click("text=Sign up")
+            page.fill("input[name=email]", "ada@example.com")
+            page.fill("input[name=name]", "Ada")
+            page.fill("input[name=password]", "a long enough password")
+            page.click("button:has-text('Sign up')")
+            expect(page).to_have_url(re.compile(r"/portal/apps$"))
+
+            page.fill("input[name=name]", "Invoice reader")
+            page.check("input[value='system.crm:read']")
+            page.click("button:has-text('Register')")
+            secret = page.locator("#client-secret").inner_text()
+            client_id = page.locator("#client-id").inner_text()
+            assert len(secret) > 30 and client_id.startswith("app-")
+            page.screenshot(path=str(SCREENSHOTS / "portal-2-credentials.png"), full_page=True)
+
+            page.click("text=Continue to the application")
+            page.fill("#try-secret", secret)
+            page.click("#try-it button")
+            result = page.locator("#try-result")
+            expect(result).to_have_attribute("data-status", "200", timeout=15_000)
+            assert "Northwind" in result.inner_text()
+            page.screenshot(path=str(SCREENSHOTS / "portal-3-try-it.png"), full_page=True)
+
+            page.reload()
+            expect(page.locator("td.requests").first).to_have_text("1")
+            expect(page.locator("svg.chart rect.bar.requests").first).to_be_visible()
+            page.screenshot(path=str(SCREENSHOTS / "portal-4-usage.png"), full_page=True)
+        finally:
+            browser.close()
+    assert external == [], f"the portal made external requests: {external}"
