@@ -238,6 +238,22 @@ class Ledger:
                              .values(state="failed", reason=sa.bindparam("why"), updated_at=now),
                              [{"k": k, "why": v[:60]} for k, v in failed.items()])
 
+    def to_exception(self, keys: Sequence[str], exception_id: str, reason: str) -> None:
+        """Park rows the ERP refused (e.g. a period closed meanwhile) on an exception, for replay."""
+        with self.engine.begin() as conn:
+            for chunk in _chunks(list(keys)):
+                conn.execute(ledger.update().where(ledger.c.line_key.in_(chunk), ledger.c.state == "validated")
+                             .values(state="exception", claim=None, exception_id=exception_id, reason=reason[:60],
+                                     updated_at=utcnow()))
+
+    def requeue(self, keys: Sequence[str]) -> None:
+        """Back to validated (unclaimed): a replay after the ERP-side cause was fixed."""
+        with self.engine.begin() as conn:
+            for chunk in _chunks(list(keys)):
+                conn.execute(ledger.update().where(ledger.c.line_key.in_(chunk), ledger.c.state == "exception")
+                             .values(state="validated", claim=None, exception_id=None, reason=None,
+                                     updated_at=utcnow()))
+
     # --- invoicing ---------------------------------------------------------------------------------------------
 
     def invoiceable(self, project: str, period: str) -> list[LedgerRow]:

@@ -1,0 +1,100 @@
+"""Routes of the time-to-bill process API: `/process/time-to-bill/v1`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Response, Router, get, post
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
+from msgspec import Meta
+
+from contracts.common import Page, Struct
+from contracts.events import CloudEvent
+from contracts.problems import ProblemError
+from contracts.runs import ExceptionRecord, ExceptionStatus, Run, RunStatus
+from process_apis.time_to_bill.reconcile import Reconciliation
+from process_apis.time_to_bill.runtime import runtime
+from process_apis.time_to_bill.service import EventOutcome, TimeToBillService
+from process_apis.time_to_bill.workflow import PROCESS
+
+__all__ = ["API", "BASE", "TIMESHEET_APPROVED", "StartBillingRun", "TimesheetApproved", "time_to_bill_router"]
+
+API = "process.time_to_bill"
+BASE = "/process/time-to-bill/v1"
+TIMESHEET_APPROVED = "psconnect.time.timesheet.approved"
+Limit = Annotated[int, QueryParameter(ge=1, le=200, description="Page size.")]
+Cursor = Annotated[str | None, QueryParameter(max_length=2000, description="Cursor from the previous page.")]
+PeriodParam = Annotated[str, QueryParameter(pattern=r"^\d{4}-\d{2}$", description="Billing period YYYY-MM.")]
+IdempotencyKey = Annotated[str | None, HeaderParameter(name="Idempotency-Key", min_length=8, max_length=255,
+                                                 description="Unique per intended start.")]
+
+
+class StartBillingRun(Struct):
+    legal_entity_code: Annotated[str, Meta(pattern=r"^([A-Z]{2}\d{2}|\*)$", examples=["US01"],
+                                           description="Legal entity code, or * for all.")]
+    period: Annotated[str, Meta(pattern=r"^\d{4}-\d{2}$", examples=["2026-10"])]
+
+
+class TimesheetApproved(Struct):
+    """Payload of `psconnect.time.timesheet.approved`: the entries the approval covers."""
+
+    entry_ids: Annotated[list[Annotated[str, Meta(max_length=120)]], Meta(min_length=1, max_length=500)]
+
+
+def time_to_bill_router(service: TimeToBillService) -> Router:
+    existing = {200: ResponseSpec(data_container=Run, description="The run for this entity and period is running.")}
+
+    @post("/billing-runs", operation_id="timeToBill.startBillingRun", status_code=202, responses=existing,
+          summary="Start the billing run of a legal entity and period")
+    async def start(data: JSONBody[StartBillingRun], idempotency_key: IdempotencyKey = None) -> Response[Run]:
+        run, started = await service.start_run(data.legal_entity_code, data.period, idempotency_key)
+        return Response(run, status_code=202 if started else 200, headers={"Location": f"{BASE}/billing-runs/{run.id}"})
+
+    @get("/billing-runs", operation_id="timeToBill.listBillingRuns", summary="List billing runs")
+    async def list_runs(status: Annotated[RunStatus | None, QueryParameter()] = None, limit: Limit = 50,
+                        cursor: Cursor = None) -> Page[Run]:
+        return runtime().runs.list(PROCESS, status, limit, cursor)
+
+    @get("/billing-runs/{run_id:str}", operation_id="timeToBill.getBillingRun",
+         summary="Get a billing run with its progress per step")
+    async def get_run(run_id: Annotated[str, PathParameter(max_length=120)]) -> Run:
+        run = runtime().runs.get(run_id)
+        if run is None or run.process != PROCESS:
+            raise ProblemError(404, "not-found", "Run not found", f"No billing run {run_id!r}.")
+        return run
+
+    @post("/events", operation_id="timeToBill.receiveEvent", status_code=202,
+          summary="Receive a timesheet-approved event (CloudEvents 1.0)")
+    async def event(data: JSONBody[CloudEvent[TimesheetApproved]]) -> EventOutcome:
+        if data.type != TIMESHEET_APPROVED:
+            raise ProblemError(422, "validation-error", "Unsupported event type",
+                               f"Only {TIMESHEET_APPROVED} is accepted.", code="unsupported_event_type")
+        return await service.on_approved(data.data.entry_ids)
+
+    @get("/exceptions", operation_id="timeToBill.listExceptions", summary="List time-to-bill exceptions")
+    async def list_exceptions(status: Annotated[ExceptionStatus | None, QueryParameter()] = None,
+                              owner: Annotated[str | None, QueryParameter(max_length=80)] = None,
+                              limit: Limit = 50, cursor: Cursor = None) -> Page[ExceptionRecord]:
+        return runtime().exceptions.list(PROCESS, status, owner, limit, cursor)
+
+    @post("/exceptions/{exception_id:str}/replay", operation_id="timeToBill.replayException", status_code=202,
+          summary="Re-validate the entries behind an exception after the fix")
+    async def replay(exception_id: Annotated[str, PathParameter(max_length=64)]) -> dict[str, Any]:
+        return {"exception_id": exception_id, "lines_requeued": await service.replay(exception_id)}
+
+    @get("/reconciliation", operation_id="timeToBill.reconcile",
+         summary="Time system vs ERP posted time vs invoiced, per project and period")
+    async def reconciliation(period: PeriodParam,
+                             project: Annotated[str | None, QueryParameter(max_length=80)] = None,
+                             legal_entity_code: Annotated[str | None, QueryParameter(max_length=16)] = None,
+                             ) -> list[Reconciliation]:
+        if project:
+            return [await service.reconcile(project, period)]
+        if legal_entity_code:
+            return await service.reconcile_entity(legal_entity_code, period)
+        raise ProblemError(422, "validation-error", "Missing filter", "Give project or legal_entity_code.",
+                           code="missing_filter")
+
+    return Router(path=BASE, opt={"api": API}, tags=["time-to-bill"],
+                  route_handlers=[start, list_runs, get_run, event, list_exceptions, replay, reconciliation])

@@ -1,0 +1,55 @@
+"""Enrichment: the reference data validation needs, read once per run from the system APIs.
+
+Project (ERP job: legal entity, customer, status, billing schedule), contract (PSA
+workspace: billing terms and rate card id), rate cards and each worker's role on a
+project (PSA), legal entities and accounting periods (ERP), worker status (HR). A few
+paged reads per run, never one per entry; per-entry work is then dictionary lookups.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from contracts.erp import AccountingPeriod, LegalEntity
+from process_apis._internal.system_clients import ErpApi, HrApi, PsaApi
+from process_apis.time_to_bill.rules import PeriodRef, ProjectRef, Reference, WorkerRef, period_of
+
+__all__ = ["load_reference", "periods_by_entity"]
+
+
+def periods_by_entity(periods: list[AccountingPeriod],
+                      entities: list[LegalEntity]) -> dict[tuple[str, str], PeriodRef]:
+    """(legal entity code, YYYY-MM) -> period state; a period without an entity applies to all of them."""
+    code_of = {e.id: e.code for e in entities}
+    out: dict[tuple[str, str], PeriodRef] = {}
+    for p in sorted(periods, key=lambda p: p.legal_entity_id is not None):  # entity-specific rows win
+        ref = PeriodRef(is_closed=p.is_closed, ar_locked=p.ar_locked)
+        codes = [code_of[p.legal_entity_id]] if p.legal_entity_id in code_of else \
+            ([] if p.legal_entity_id else list(code_of.values()))
+        for code in codes:
+            out[(code, period_of(p.start_date))] = ref
+    return out
+
+
+async def load_reference(erp: ErpApi, psa: PsaApi, hr: HrApi) -> Reference:
+    entities, periods, erp_projects, psa_projects = await asyncio.gather(
+        erp.legal_entities(), erp.accounting_periods(), erp.projects(), psa.projects())
+    cards, assignments, workers = await asyncio.gather(psa.all_rate_cards(), psa.assignments(), hr.workers())
+    code_of = {e.id: e.code for e in entities}
+    contracts = {p.external_id: p for p in psa_projects}
+    projects: dict[str, ProjectRef] = {}
+    for p in erp_projects:
+        contract = contracts.get(p.external_id)
+        billing = p.billing.billing_type if p.billing else (contract.billing_terms if contract else
+                                                            "time_and_materials")
+        projects[p.external_id] = ProjectRef(
+            external_id=p.external_id, legal_entity_code=code_of.get(p.legal_entity_id, p.legal_entity_id),
+            legal_entity_id=p.legal_entity_id, customer_id=p.customer_id, currency=p.currency, status=p.status,
+            billing_type=billing, rate_card_id=contract.rate_card_id if contract else None,
+            milestones=tuple(p.billing.milestones) if p.billing else ())
+    return Reference(
+        projects=projects, rate_cards={c.id: c for c in cards},
+        roles={(a.project_external_id, a.worker_email.lower()): a.role for a in assignments},
+        workers={w.email.lower(): WorkerRef(id=w.id, email=w.email, status=w.status, hire_date=w.hire_date,
+                                            termination_date=w.termination_date) for w in workers},
+        periods=periods_by_entity(periods, entities), entity_currency={e.code: e.currency for e in entities})

@@ -1,0 +1,176 @@
+"""Starting billing runs, taking approval events, replaying exceptions, reconciling — behind routes and CLI.
+
+One run per legal entity and period (its subject): starting it again while it runs joins
+it; starting it again after it finished runs a new attempt, which bills only what the
+ledger has not billed yet. Events validate the entries they name into the ledger at once
+(the real-time path); the next run posts them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+import msgspec
+import sqlalchemy as sa
+from dbos import DBOS, SetWorkflowID, WorkflowHandleAsync
+
+from contracts.problems import ProblemError
+from contracts.runs import Run
+from contracts.time import TimeEntry
+from process_apis._internal.clock import utcnow
+from process_apis._internal.system_clients import BusinessFailure, TransientFailure
+from process_apis._internal.tables import idempotency_keys, runs
+from process_apis.time_to_bill.enrich import load_reference
+from process_apis.time_to_bill.reconcile import Reconciliation, reconcile_project
+from process_apis.time_to_bill.runtime import runtime
+from process_apis.time_to_bill.workflow import ALL_ENTITIES, PROCESS, STEPS, billing_run, record_entries, workflow_id
+
+__all__ = ["EventOutcome", "TimeToBillService"]
+
+TERMINAL = ("succeeded", "needs_attention", "failed")
+
+
+class EventOutcome(msgspec.Struct, kw_only=True):
+    entries: int
+    validated: int
+    exceptions: int
+
+
+class TimeToBillService:
+    def __init__(self, as_of: dt.date | None = None) -> None:
+        self.as_of = as_of
+        """The firm's 'today' (future-dated checks); None means the real date."""
+
+    def today(self) -> dt.date:
+        return self.as_of or dt.date.today()
+
+    async def start_run(self, legal_entity_code: str, period: str, idempotency_key: str | None = None,
+                        *, wait: bool = False) -> tuple[Run, bool]:
+        """Start (or join) the billing run for a legal entity and period; True when this call started it."""
+        rt = runtime()
+        subject = f"{legal_entity_code}:{period}"
+        fingerprint = hashlib.sha256(subject.encode()).hexdigest()
+        if idempotency_key:
+            earlier = self._idempotent_run(idempotency_key, fingerprint)
+            if earlier is not None:
+                return earlier, False
+        run_id = f"ttb_{'ALL' if legal_entity_code == ALL_ENTITIES else legal_entity_code}_{period}"
+        run, created = rt.runs.create(PROCESS, subject, run_id, STEPS)
+        if not created and run.status in TERMINAL:
+            with rt.runs.engine.begin() as conn:
+                conn.execute(runs.update().where(runs.c.id == run.id).values(
+                    attempt=runs.c.attempt + 1, status="queued", updated_at=utcnow(), finished_at=None))
+            run = rt.runs.new_attempt_steps(run.id)
+            created = True
+        handle = await self._launch(run, legal_entity_code, period)
+        if idempotency_key:
+            self._remember(idempotency_key, fingerprint, run.id)
+        if wait:
+            await handle.get_result()
+        found = rt.runs.get(run.id)
+        assert found is not None
+        return found, created
+
+    async def run_and_wait(self, legal_entity_code: str, period: str) -> Run:
+        """For the CLI and the demo: run to the end and return the finished run."""
+        run, _ = await self.start_run(legal_entity_code, period, wait=True)
+        return run
+
+    async def on_approved(self, entry_ids: list[str]) -> EventOutcome:
+        """The real-time path: validate the named entries into the ledger now; the next run posts them."""
+        rt = runtime()
+        entries: list[TimeEntry] = []
+        try:
+            for entry_id in entry_ids:
+                entries.append(await rt.time.entry(entry_id))
+            ref = await load_reference(rt.erp, rt.psa, rt.hr)
+        except TransientFailure as exc:
+            raise ProblemError(503, "upstream-unavailable", "Time system unavailable", str(exc),
+                               headers={"Retry-After": str(int(exc.retry_after or 1))}) from exc
+        except BusinessFailure as exc:
+            raise ProblemError(422, "validation-error", "Entry cannot be read", str(exc),
+                               code="unknown_time_entry") from exc
+        valid, failed = record_entries(f"ttb_events_{self.today():%Y-%m}", entries, ref, self.today(), ALL_ENTITIES)
+        return EventOutcome(entries=len(entries), validated=valid, exceptions=failed)
+
+    async def replay(self, exception_id: str) -> int:
+        """Re-validate the entries behind an exception with fresh data (and re-read entries); returns lines fixed."""
+        rt = runtime()
+        record = rt.exceptions.get(exception_id)
+        if record is None or record.process != PROCESS:
+            raise ProblemError(404, "not-found", "Exception not found", f"No time-to-bill exception {exception_id!r}.")
+        if record.status != "open":
+            raise ProblemError(409, "conflict", "Exception is not open",
+                               f"Exception {exception_id} is {record.status}; only open exceptions replay.",
+                               code="not_replayable")
+        rt.exceptions.set_status(exception_id, "replayed", replayed=True)
+        lines = rt.ledger.by_exception(exception_id)
+        parked = [row.line_key for row, payload in lines if payload is None]
+        rt.ledger.requeue(parked)
+        entries = []
+        for row, payload in lines:
+            if payload is None:
+                continue
+            try:
+                entries.append(await rt.time.entry(row.entry_id))
+            except BusinessFailure:
+                entries.append(msgspec.json.decode(payload, type=TimeEntry))
+        ref = await load_reference(rt.erp, rt.psa, rt.hr)
+        valid, failed = record_entries(f"{record.run_id}:replay{record.replay_count + 1}", entries, ref, self.today(),
+                                       ALL_ENTITIES)
+        if not failed:
+            rt.exceptions.set_status(exception_id, "resolved")
+        return valid + len(parked)
+
+    async def reconcile(self, project: str, period: str) -> Reconciliation:
+        rt = runtime()
+        ref = await load_reference(rt.erp, rt.psa, rt.hr)
+        if project not in ref.projects:
+            raise ProblemError(404, "not-found", "Project not found", f"The ERP has no project {project!r}.")
+        return await reconcile_project(project, period, ref, self.today())
+
+    async def reconcile_entity(self, legal_entity_code: str, period: str) -> list[Reconciliation]:
+        rt = runtime()
+        ref = await load_reference(rt.erp, rt.psa, rt.hr)
+        codes = sorted(c for c, p in ref.projects.items() if legal_entity_code in (ALL_ENTITIES, p.legal_entity_code))
+        return [await reconcile_project(c, period, ref, self.today()) for c in codes]
+
+    async def resume_unstarted(self) -> int:
+        rt = runtime()
+        with rt.runs.engine.connect() as conn:
+            rows = conn.execute(sa.select(runs.c.id, runs.c.subject).where(
+                runs.c.process == PROCESS, runs.c.status.in_(("queued", "running")))).all()
+        for run_id, subject in rows:
+            run = rt.runs.get(run_id)
+            if run is not None:
+                entity, _, period = subject.partition(":")
+                await self._launch(run, entity, period)
+        return len(rows)
+
+    async def _launch(self, run: Run, legal_entity_code: str, period: str) -> WorkflowHandleAsync[str]:
+        with SetWorkflowID(workflow_id(run.id, run.attempt)):
+            return await DBOS.start_workflow_async(billing_run, run.id, legal_entity_code, period,
+                                                   self.today().isoformat(), run.attempt)
+
+    def _idempotent_run(self, key: str, fingerprint: str) -> Run | None:
+        rt = runtime()
+        with rt.runs.engine.connect() as conn:
+            row = conn.execute(sa.select(idempotency_keys).where(
+                idempotency_keys.c.scope == "time_to_bill.startRun", idempotency_keys.c.key == key)).mappings().first()
+        if row is None:
+            return None
+        if row["fingerprint"] != fingerprint:
+            raise ProblemError(422, "idempotency-key-reused", "Idempotency key reused",
+                               "This Idempotency-Key was used with a different request body.",
+                               code="idempotency_key_mismatch")
+        return rt.runs.get(row["run_id"])
+
+    def _remember(self, key: str, fingerprint: str, run_id: str) -> None:
+        try:
+            with runtime().runs.engine.begin() as conn:
+                conn.execute(idempotency_keys.insert().values(scope="time_to_bill.startRun", key=key,
+                                                              fingerprint=fingerprint, run_id=run_id,
+                                                              created_at=utcnow()))
+        except sa.exc.IntegrityError:
+            pass

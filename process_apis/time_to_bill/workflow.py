@@ -1,0 +1,275 @@
+"""The billing run: one DBOS workflow per legal entity and period; every step a batch, never an entry.
+
+Steps: read a page of approved entries and validate it into the ledger (as many steps as
+pages), post claimed ledger lines to the ERP in batches of up to 1,000, draft invoices and
+credit memos for a chunk of projects. Step outputs are small (a cursor, counts); the data
+lives in the ledger, so checkpoints stay tiny and a run killed mid-way resumes at its first
+unfinished step. A re-executed posting step re-claims the same rows (its claim token is the
+run, attempt and batch number), so the ERP sees the same batch key and posts nothing twice.
+
+A run for `*` covers every legal entity in one pass over the time system; its posting is
+still per entity, so one entity's ERP outage fails that entity's part only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections import defaultdict
+from functools import partial
+from typing import Final
+
+import msgspec
+from dbos import DBOS
+
+from contracts.billing import TimePostingBatch, TimePostingLine
+from contracts.common import Money
+from contracts.runs import Violation
+from contracts.time import TimeEntry
+from process_apis._internal.steps import StepExhausted, run_step
+from process_apis._internal.system_clients import BusinessFailure, TransientFailure
+from process_apis.time_to_bill.enrich import load_reference
+from process_apis.time_to_bill.invoicing import credit_memos, invoice_draft, milestone_key
+from process_apis.time_to_bill.ledger import ExceptionLine, LedgerRow
+from process_apis.time_to_bill.rules import PricedLine, Reference, line_key, period_of, validate
+from process_apis.time_to_bill.runtime import runtime
+
+__all__ = ["ALL_ENTITIES", "PROCESS", "STEPS", "billing_run", "exception_id_for", "record_entries", "workflow_id"]
+
+PROCESS: Final = "time_to_bill"
+STEPS: Final = ("read_validate", "post_time", "invoice", "finish")
+ALL_ENTITIES: Final = "*"
+INTEGRATION_OPS: Final = "integration-operations"
+CATCH_UP_MONTHS: Final = 3
+_references: dict[str, Reference] = {}
+
+
+def workflow_id(run_id: str, attempt: int) -> str:
+    return f"{run_id}:a{attempt}"
+
+
+def exception_id_for(run_id: str, subject: str, reason: str) -> str:
+    """Deterministic: a re-executed step re-opens the same record; one record per project and reason."""
+    return "exc_" + hashlib.sha256(f"{run_id}|{subject}|{reason}".encode()).hexdigest()[:16]
+
+
+async def reference(run_id: str) -> Reference:
+    """Reference data for a run, read once per process (after a restart it is simply read again)."""
+    if run_id not in _references:
+        rt = runtime()
+        _references.clear()
+        _references[run_id] = await load_reference(rt.erp, rt.psa, rt.hr)
+    return _references[run_id]
+
+
+def _window(period: str) -> tuple[dt.date, dt.date]:
+    year, month = (int(x) for x in period.split("-"))
+    start = dt.date(year, month, 1)
+    end = (dt.date(year + month // 12, month % 12 + 1, 1)) - dt.timedelta(days=1)
+    back_year, back_month = divmod(year * 12 + month - 1 - CATCH_UP_MONTHS, 12)
+    return dt.date(back_year, back_month + 1, 1), max(start, end)
+
+
+def record_entries(run_id: str, entries: list[TimeEntry], ref: Reference, as_of: dt.date,
+                   legal_entity_code: str) -> tuple[int, int]:
+    """Validate entries into the ledger; open one exception per project and reason. Returns (valid, failed)."""
+    rt = runtime()
+    outcomes: list[PricedLine | ExceptionLine] = []
+    groups: dict[tuple[str, str], list[Violation]] = defaultdict(list)
+    failed = 0
+    for entry in entries:
+        project = ref.projects.get(entry.project_code)
+        code = project.legal_entity_code if project else "?"
+        if legal_entity_code not in (ALL_ENTITIES, code):
+            continue
+        result = validate(entry, ref, as_of)
+        if isinstance(result, PricedLine):
+            outcomes.append(result)
+            continue
+        failed += 1
+        reason = result[0].code
+        subject = f"{entry.project_code}:{reason}"
+        if len(groups[(subject, reason)]) < 20:
+            groups[(subject, reason)].append(result[0])
+        worker = ref.workers.get(entry.user_email.lower())
+        outcomes.append(ExceptionLine(
+            line_key=line_key(entry), entry_id=entry.id, project=entry.project_code,
+            worker_id=worker.id if worker else entry.user_email, legal_entity_code=code,
+            period=period_of(entry.date), date=entry.date, hours=entry.hours, billable=entry.billable,
+            exception_id=exception_id_for(run_id, subject, reason), reason=reason,
+            payload=_encode(entry)))
+    for (subject, reason), violations in groups.items():
+        rt.exceptions.open(PROCESS, run_id, subject, violations, exception_id=exception_id_for(run_id, subject, reason))
+    rt.ledger.record(outcomes)
+    return len(outcomes) - failed, failed
+
+
+def _encode(entry: TimeEntry) -> bytes:
+    return msgspec.json.encode(entry)
+
+
+@DBOS.step(name="time_to_bill.read_validate")
+async def read_page(run_id: str, legal_entity_code: str, period: str, as_of: str, cursor: str | None,
+                    totals: dict[str, int]) -> tuple[str | None, dict[str, int]]:
+    rt = runtime()
+    ref = await reference(run_id)
+    start, _ = _window(period)
+    params: dict[str, str | int] = {"status": "approved", "from": start.isoformat(), "limit": rt.page_size}
+    page = await run_step(rt.runs, run_id, "read_validate", lambda: rt.time.entries(params, cursor), retry=rt.retry,
+                          sleep=rt.sleep)
+    valid, failed = record_entries(run_id, page.items, ref, dt.date.fromisoformat(as_of), legal_entity_code)
+    out = {"entries_read": totals.get("entries_read", 0) + len(page.items),
+           "validated": totals.get("validated", 0) + valid, "exceptions": totals.get("exceptions", 0) + failed}
+    rt.runs.step(run_id, "read_validate", "running" if page.next_cursor else "succeeded",
+                 vendor_ids={k: str(v) for k, v in out.items()})
+    return page.next_cursor, out
+
+
+def _posting_line(row: LedgerRow) -> TimePostingLine:
+    return TimePostingLine(line_key=row.line_key, project_external_id=row.project,
+                           employee_external_id=row.worker_id, date=row.date, hours=str(row.hours),
+                           rate=Money(amount=row.rate, currency=row.currency),
+                           amount=Money(amount=row.amount, currency=row.currency), billable=row.billable,
+                           memo=row.entry_id)
+
+
+@DBOS.step(name="time_to_bill.post_time")
+async def post_batch(run_id: str, attempt: int, legal_entity_code: str, number: int, posted_so_far: int) -> int:
+    """Post one claimed batch; 0 when nothing is left to post for this legal entity."""
+    rt = runtime()
+    ref = await reference(run_id)
+    claim = f"{workflow_id(run_id, attempt)}:{legal_entity_code}:b{number}"
+    rows = rt.ledger.claim(legal_entity_code, claim, rt.batch_size)
+    if not rows:
+        return 0
+    entity_id = ref.projects[rows[0].project].legal_entity_id if rows[0].project in ref.projects else \
+        f"LE-{legal_entity_code}"
+    digest = hashlib.blake2b("\n".join(r.line_key for r in rows).encode(), digest_size=6).hexdigest()
+    batch = TimePostingBatch(batch_key=f"{claim}:{digest}", legal_entity_id=entity_id,
+                             lines=[_posting_line(r) for r in rows])
+
+    async def post() -> dict[str, dict[str, str]]:
+        await rt.erp.post_time(batch)
+        for _ in range(200):
+            result = await rt.erp.time_posting(batch.batch_key)
+            if result.status != "pending":
+                return {"posted": result.posted, "failed": result.failed}
+            await rt.sleep(0.05)
+        raise TransientFailure(f"time posting {batch.batch_key} still pending")
+
+    try:
+        result = await run_step(rt.runs, run_id, "post_time", post, retry=rt.retry, sleep=rt.sleep)
+    except BusinessFailure as exc:
+        subject = f"{legal_entity_code}:{claim}"
+        reason = exc.code or "erp_rejected"
+        eid = exception_id_for(run_id, subject, reason)
+        rt.exceptions.open(PROCESS, run_id, subject, [Violation(code=reason, detail=str(exc), owner="finance-close"
+                                                                if reason == "period_closed" else INTEGRATION_OPS)],
+                           exception_id=eid)
+        rt.ledger.to_exception([r.line_key for r in rows], eid, reason)
+        return len(rows)
+    except StepExhausted:
+        rt.ledger.release(claim)
+        raise
+    rt.ledger.mark_posted(result["posted"], result["failed"])
+    rt.runs.step(run_id, "post_time", "running", vendor_ids={
+        "posted": str(posted_so_far + len(result["posted"])), "batches": str(number)})
+    return len(rows)
+
+
+@DBOS.step(name="time_to_bill.invoice")
+async def invoice_projects(run_id: str, period: str, projects: list[str]) -> int:
+    """Draft the period's invoice (and credit memos) for a chunk of projects; returns documents written."""
+    rt = runtime()
+    ref = await reference(run_id)
+    written = 0
+    for code in projects:
+        project = ref.projects[code]
+        draft = invoice_draft(project, period, rt.ledger.invoiceable(code, period), rt.ledger.billed_milestones(code))
+        if draft is not None:
+            await run_step(rt.runs, run_id, "invoice", partial(rt.erp.upsert_invoice, draft.external_id,
+                                                               draft.invoice), retry=rt.retry, sleep=rt.sleep)
+            rt.ledger.mark_invoiced(draft.time_keys, draft.external_id, draft.milestones)
+            written += 1
+        for external_id, memo, keys in credit_memos(project, period, rt.ledger.creditable(code, period)):
+            await run_step(rt.runs, run_id, "invoice", partial(rt.erp.upsert_credit_memo, external_id, memo),
+                           retry=rt.retry, sleep=rt.sleep)
+            rt.ledger.mark_invoiced(keys, external_id)
+            written += 1
+    return written
+
+
+def _projects_to_invoice(ref: Reference, legal_entity_code: str, period: str, with_posted: list[str]) -> list[str]:
+    due = {p.external_id for p in ref.projects.values() if any(period_of(m.due_date) == period and
+                                                               milestone_key(p.external_id, m) for m in p.milestones)}
+    return sorted(c for c in set(with_posted) | due if c in ref.projects and
+                  legal_entity_code in (ALL_ENTITIES, ref.projects[c].legal_entity_code))
+
+
+@DBOS.step(name="time_to_bill.plan_invoices")
+async def plan_invoices(run_id: str, legal_entity_code: str, period: str) -> list[str]:
+    rt = runtime()
+    ref = await reference(run_id)
+    entities = sorted({p.legal_entity_code for p in ref.projects.values()}) \
+        if legal_entity_code == ALL_ENTITIES else [legal_entity_code]
+    posted = [c for e in entities for c in rt.ledger.projects_with_work(e, period)]
+    return _projects_to_invoice(ref, legal_entity_code, period, posted)
+
+
+@DBOS.step(name="time_to_bill.entities")
+async def entities_of(run_id: str, legal_entity_code: str) -> list[str]:
+    if legal_entity_code != ALL_ENTITIES:
+        return [legal_entity_code]
+    return sorted((await reference(run_id)).entity_currency)
+
+
+@DBOS.step(name="time_to_bill.finish")
+async def finish(run_id: str, status: str, totals: dict[str, str], failures: list[str]) -> str:
+    rt = runtime()
+    exception_id = None
+    if failures:
+        exception_id = exception_id_for(run_id, "erp", "vendor_unavailable")
+        violations = [Violation(code="vendor_unavailable", detail=f, owner=INTEGRATION_OPS) for f in failures]
+        rt.exceptions.open(PROCESS, run_id, run_id, violations, exception_id=exception_id)
+    rt.runs.step(run_id, "finish", "succeeded", vendor_ids=totals)
+    rt.runs.set_status(run_id, status, result=totals, exception_id=exception_id)  # type: ignore[arg-type]
+    _references.pop(run_id, None)
+    return status
+
+
+@DBOS.workflow(name="time_to_bill.billing_run")
+async def billing_run(run_id: str, legal_entity_code: str, period: str, as_of: str, attempt: int) -> str:
+    """Take a legal entity's approved time for a period to posted ERP time and invoice drafts."""
+    totals: dict[str, int] = {}
+    cursor: str | None = None
+    failures: list[str] = []
+    try:
+        while True:
+            cursor, totals = await read_page(run_id, legal_entity_code, period, as_of, cursor, totals)
+            if cursor is None:
+                break
+    except (StepExhausted, BusinessFailure) as exc:
+        return await finish(run_id, "failed", {k: str(v) for k, v in totals.items()}, [f"time system: {exc}"])
+    posted = 0
+    for entity in await entities_of(run_id, legal_entity_code):
+        number = 0
+        try:  # one entity's ERP outage fails that entity's posting only
+            while True:
+                number += 1
+                n = await post_batch(run_id, attempt, entity, number, posted)
+                if n == 0:
+                    break
+                posted += n
+        except StepExhausted as exc:
+            failures.append(f"{entity}: {exc}")
+    rt_totals = {**{k: str(v) for k, v in totals.items()}, "posted": str(posted)}
+    projects = await plan_invoices(run_id, legal_entity_code, period)
+    documents = 0
+    for i in range(0, len(projects), 50):
+        try:
+            documents += await invoice_projects(run_id, period, projects[i:i + 50])
+        except (StepExhausted, BusinessFailure) as exc:
+            failures.append(f"invoicing {projects[i]}..: {exc}")
+    rt_totals["invoice_documents"] = str(documents)
+    status = "failed" if failures else ("needs_attention" if totals.get("exceptions") else "succeeded")
+    return await finish(run_id, status, rt_totals, failures)
