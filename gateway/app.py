@@ -37,6 +37,7 @@ from gateway.settings import Settings, load_settings
 from gateway.upstream import UpstreamPool, upstream_routers
 from gateway.usage import UsageRecorder
 from gateway.vendors import VendorRuntime, build_vendors
+from gateway.web.sessions import WebSessions
 from policies.bindings import Bindings, load_bindings
 from policies.chain import PolicyChain
 from policies.cors import DEFAULT_CORS, litestar_cors
@@ -126,8 +127,8 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
     def api_catalog() -> list[ApiEntry]:
         return catalog(litestar, bindings)
 
-    portal = portal_router(Accounts(engine, frozenset(settings.portal_admins)), Apps(engine, oauth), usage,
-                           api_catalog, token_url=f"{settings.issuer}/oauth2/token")
+    web = WebSessions(Accounts(engine, frozenset(settings.portal_admins)))
+    portal = portal_router(web, Apps(engine, oauth), usage, api_catalog, token_url=f"{settings.issuer}/oauth2/token")
     litestar = Litestar(
         route_handlers=[health, *oauth.routes, *[v.router for v in vendors.values()],
                         provisioning_router(service), workbench_router(WorkbenchStore(engine)),

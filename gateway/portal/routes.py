@@ -12,71 +12,33 @@ import datetime as dt
 from pathlib import Path
 from typing import Annotated, Any
 
-import jinja2
 from litestar import Request, Response, Router, get, post
-from litestar.datastructures import Cookie
-from litestar.enums import MediaType
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 
 from contracts.problems import ProblemError
-from gateway.portal.accounts import Accounts, Session
+from gateway.portal.accounts import Session
 from gateway.portal.apps import PLANS, Apps
 from gateway.portal.charts import bar_chart
 from gateway.usage import UsageRecorder
+from gateway.web.pages import render
+from gateway.web.sessions import COOKIE, WebSessions
 
-__all__ = ["COOKIE", "PortalCatalogEntry", "portal_router"]
+__all__ = ["portal_router"]
 
-COOKIE = "psc_session"
 HERE = Path(__file__).parent
-CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; "
-       "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
-PortalCatalogEntry = dict[str, Any]
-
-_env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
-                          undefined=jinja2.StrictUndefined)
 
 
-def _page(template: str, status: int = 200, cookies: list[Cookie] | None = None, **context: Any) -> Response[str]:
-    context.setdefault("notice", None)
-    context.setdefault("error", None)
-    context.setdefault("session", None)
-    html = _env.get_template(template).render(**context)
-    return Response(html, status_code=status, media_type=MediaType.HTML, cookies=cookies or [],
-                    headers={"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
-                             "Referrer-Policy": "same-origin", "Cache-Control": "no-store"})
-
-
-def portal_router(accounts: Accounts, apps: Apps, usage: UsageRecorder, catalog: Any, *, token_url: str,
-                  secure_cookies: bool = True) -> Router:
+def portal_router(web: WebSessions, apps: Apps, usage: UsageRecorder, catalog: Any, *, token_url: str) -> Router:
     """`catalog()` returns the API entries (gateway.openapi.catalog of the running app)."""
-
-    def session_of(request: Request[Any, Any, Any]) -> Session | None:
-        return accounts.session(request.cookies.get(COOKIE))
+    accounts = web.accounts
+    session_of = web.current
+    require = web.require
+    cookie = web.cookie
 
     async def form(request: Request[Any, Any, Any], *, needs_session: Session | None) -> dict[str, list[str]]:
-        origin = request.headers.get("origin")
-        if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}":
-            raise ProblemError(403, "forbidden", "Cross-site form", "Forms must be posted from the portal.",
-                               code="bad_origin")
-        data = await request.form()
-        values = {k: data.getall(k) for k in data}
-        if needs_session is not None and values.get("csrf_token", [""])[0] != needs_session.csrf_token:
-            raise ProblemError(403, "forbidden", "CSRF check failed", "Reload the page and try again.",
-                               code="csrf_failed")
-        return values
-
-    def require(request: Request[Any, Any, Any]) -> Session:
-        session = session_of(request)
-        if session is None:
-            raise ProblemError(401, "unauthorized", "Sign in first", "This page needs a portal session.",
-                               code="no_session")
-        return session
-
-    def cookie(value: str, max_age: int) -> Cookie:
-        return Cookie(key=COOKIE, value=value, path="/portal", httponly=True, secure=secure_cookies,
-                      samesite="lax", max_age=max_age)
+        return await web.form(request, needs_session)
 
     @get("/", sync_to_thread=False)
     def index(request: Request[Any, Any, Any],
@@ -94,11 +56,11 @@ def portal_router(accounts: Accounts, apps: Apps, usage: UsageRecorder, catalog:
                     for e in entries if e.layer == layer]
             if rows:
                 layers.append((layer, rows))
-        return _page("catalog.html", title="API catalog", layers=layers, q=q, session=session_of(request))
+        return render("catalog.html", title="API catalog", layers=layers, q=q, session=session_of(request))
 
     @get("/signup", sync_to_thread=False)
     def signup_page(request: Request[Any, Any, Any]) -> Response[str]:
-        return _page("signup.html", title="Sign up", mode="signup", email=None, session=session_of(request))
+        return render("signup.html", title="Sign up", mode="signup", email=None, session=session_of(request))
 
     @post("/signup", status_code=200)
     async def signup(request: Request[Any, Any, Any]) -> Response[Any]:
@@ -108,21 +70,21 @@ def portal_router(accounts: Accounts, apps: Apps, usage: UsageRecorder, catalog:
             account = accounts.sign_up(first.get("email", ""), first.get("name", ""), first.get("password", ""))
         except ProblemError as exc:
             detail = "; ".join(f"{e.pointer}: {e.detail}" for e in exc.problem.errors or []) or exc.problem.detail
-            return _page("signup.html", status=exc.problem.status, title="Sign up", mode="signup",
+            return render("signup.html", status=exc.problem.status, title="Sign up", mode="signup",
                          email=first.get("email"), error=detail)
         token, _ = accounts.open_session(account)
         return Redirect("/portal/apps", cookies=[cookie(token, 8 * 3600)])
 
     @get("/signin", sync_to_thread=False)
     def signin_page(request: Request[Any, Any, Any]) -> Response[str]:
-        return _page("signup.html", title="Sign in", mode="signin", email=None, session=session_of(request))
+        return render("signup.html", title="Sign in", mode="signin", email=None, session=session_of(request))
 
     @post("/signin", status_code=200)
     async def signin(request: Request[Any, Any, Any]) -> Response[Any]:
         first = {k: v[0] for k, v in (await form(request, needs_session=None)).items()}
         account = accounts.sign_in(first.get("email", ""), first.get("password", ""))
         if account is None:
-            return _page("signup.html", status=401, title="Sign in", mode="signin", email=first.get("email"),
+            return render("signup.html", status=401, title="Sign in", mode="signin", email=first.get("email"),
                          error="Email or password is wrong.")
         token, _ = accounts.open_session(account)
         return Redirect("/portal/apps", cookies=[cookie(token, 8 * 3600)])
@@ -140,7 +102,7 @@ def portal_router(accounts: Accounts, apps: Apps, usage: UsageRecorder, catalog:
     @get("/apps", sync_to_thread=False)
     def my_apps(request: Request[Any, Any, Any]) -> Response[str]:
         session = require(request)
-        return _page("apps.html", title="My applications", session=session, apps=apps.owned_by(session.account),
+        return render("apps.html", title="My applications", session=session, apps=apps.owned_by(session.account),
                      plans=PLANS, scopes=scopes_offered())
 
     @post("/apps", status_code=200)
@@ -153,10 +115,10 @@ def portal_router(accounts: Accounts, apps: Apps, usage: UsageRecorder, catalog:
             app, secret = apps.register(session.account, values.get("name", [""])[0], chosen,
                                         values.get("plan", [PLANS[0]])[0])
         except ProblemError as exc:
-            return _page("apps.html", status=exc.problem.status, title="My applications", session=session,
+            return render("apps.html", status=exc.problem.status, title="My applications", session=session,
                          apps=apps.owned_by(session.account), plans=PLANS, scopes=sorted(offered),
                          error=exc.problem.detail)
-        return _page("secret.html", title="Credentials", session=session, app=app, secret=secret, token_url=token_url)
+        return render("secret.html", title="Credentials", session=session, app=app, secret=secret, token_url=token_url)
 
     @get("/apps/{app_id:str}", sync_to_thread=False)
     def app_page(request: Request[Any, Any, Any], app_id: FromPath[str]) -> Response[str]:
@@ -174,7 +136,7 @@ def portal_router(accounts: Accounts, apps: Apps, usage: UsageRecorder, catalog:
             ("/system/erp/v1/legal-entities", "system.erp:read"),
             ("/process/provisioning/v1/runs?limit=3", "process.provisioning:read"),
             ("/experience/workbench/v1/exceptions?limit=3", "experience.workbench:read")) if scope in app.scopes]
-        return _page("app.html", title=app.name, session=session, app=app, plans=PLANS, chart=chart, usage=rows,
+        return render("app.html", title=app.name, session=session, app=app, plans=PLANS, chart=chart, usage=rows,
                      try_ops=try_ops)
 
     @post("/apps/{app_id:str}/rotate", status_code=200)
@@ -182,7 +144,7 @@ def portal_router(accounts: Accounts, apps: Apps, usage: UsageRecorder, catalog:
         session = require(request)
         await form(request, needs_session=session)
         secret = apps.rotate(session.account, app_id)
-        return _page("secret.html", title="New secret", session=session, app=apps.get(session.account, app_id),
+        return render("secret.html", title="New secret", session=session, app=apps.get(session.account, app_id),
                      secret=secret, token_url=token_url)
 
     @post("/apps/{app_id:str}/revoke", status_code=200)
@@ -204,7 +166,7 @@ def portal_router(accounts: Accounts, apps: Apps, usage: UsageRecorder, catalog:
         session = require(request)
         if not session.account.is_admin:
             raise ProblemError(403, "forbidden", "Admins only", "This page is for portal admins.", code="not_admin")
-        return _page("admin.html", title="Admin", session=session, pending=apps.pending())
+        return render("admin.html", title="Admin", session=session, pending=apps.pending())
 
     @post("/admin/apps/{app_id:str}/decision", status_code=200)
     async def decide(request: Request[Any, Any, Any], app_id: FromPath[str]) -> Response[Any]:
