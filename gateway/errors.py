@@ -8,6 +8,7 @@ detail hides internals; the traceback goes to the log with the correlation id).
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import msgspec
@@ -49,8 +50,7 @@ def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Re
     extra = exc.extra if isinstance(exc.extra, list) else []
     for item in extra:
         if isinstance(item, dict):
-            key = str(item.get("key") or item.get("source") or "body")
-            errors.append(FieldError(pointer=key, detail=str(item.get("message", "invalid"))))
+            errors.append(_field_error(item))
     # Litestar reports every validation failure as 400; a well-formed request whose
     # values break the contract is 422, a body that is not JSON at all stays 400.
     malformed = "decode" in (exc.detail or "").lower() or "malformed" in (exc.detail or "").lower()
@@ -59,6 +59,25 @@ def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Re
                       detail=exc.detail or "The request does not match the contract.", errors=errors or None,
                       code="malformed_body" if malformed else "validation_failed")
     return problem_response(problem, request)
+
+
+_FIELD_IN_MESSAGE = re.compile(r"^Object (?:contains unknown|missing required) field `([^`]+)`")
+
+
+def _field_error(item: dict[str, Any]) -> FieldError:
+    """A body error as a JSON pointer to the field (RFC 6901), naming unknown or missing fields themselves.
+
+    Litestar reports `key` as the top-level field (`billing_address.city`, `tasks[0].name`) or `data` for
+    the body as a whole; msgspec's message names an unknown or missing field. Parameters keep their name.
+    """
+    key, message = str(item.get("key") or ""), str(item.get("message", "invalid"))
+    if item.get("source") not in (None, "body"):
+        return FieldError(pointer=key or str(item.get("source")), detail=message)
+    path = [] if key in ("", "data") else re.split(r"\.|\[(\d+)\]", key)
+    named = _FIELD_IN_MESSAGE.match(message)
+    parts = [p for p in path if p] + ([named.group(1)] if named else [])
+    pointer = "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in parts)
+    return FieldError(pointer=pointer, detail=message)
 
 
 def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:

@@ -1,0 +1,216 @@
+"""Request validation at the gateway: the checks that must happen before a body is decoded.
+
+Litestar decodes each body once, with msgspec, into the contract's Struct (field-level
+errors come out of gateway/errors.py as `errors[]` with JSON pointers). This policy
+adds what decoding cannot do safely itself: a size limit enforced while reading
+(413, before a huge body is buffered), the content type (415), well-formed UTF-8
+(400) and a nesting-depth limit (400, so a `[[[[…` bomb never reaches the decoder).
+
+Optional sampled response validation decodes a share of responses against the
+route's declared return type; drift is logged and counted, never sent to the caller.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+from collections import Counter
+from typing import Annotated, Any, ClassVar
+
+import msgspec
+from litestar import Request
+from litestar.types import (
+    ASGIApp,
+    HTTPDisconnectEvent,
+    HTTPRequestEvent,
+    Message,
+    Receive,
+    ReceiveMessage,
+    Scope,
+    Send,
+)
+from msgspec import Meta
+
+from contracts.problems import FieldError, ProblemError
+from policies.base import Policy, RequestContext
+
+__all__ = ["DEFAULT_VALIDATION", "RequestValidation", "ValidationConfig", "drift_counter"]
+
+log = logging.getLogger("psconnect.validation")
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+drift_counter: Counter[str] = Counter()
+"""Response-contract drift per operation id (exported as a metric by the observability layer)."""
+
+
+class ValidationConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    max_body_bytes: Annotated[int, Meta(ge=1, le=64 << 20, description="Largest request body accepted; else 413.")] = (
+        1 << 20)
+    max_depth: Annotated[int, Meta(ge=1, le=512, description="Deepest JSON nesting accepted; else 400.")] = 32
+    media_types: Annotated[tuple[str, ...], Meta(description=(
+        "Accepted request content types (`+json` suffixes of the first are accepted too); else 415."))] = (
+        "application/json",)
+    response_sample_rate: Annotated[float, Meta(ge=0.0, le=1.0, description=(
+        "Share of responses decoded against the declared return type to detect upstream drift."))] = 0.0
+
+
+DEFAULT_VALIDATION = ValidationConfig()
+"""TODO(bindings v2, part A): map from `policies.validation` in policies/gateway.yaml, per API."""
+
+
+def nesting_depth(body: bytes) -> int:
+    """Deepest bracket nesting outside JSON strings; cheap enough to run on every body."""
+    if body.count(b"[") + body.count(b"{") <= 1:
+        return body.count(b"[") + body.count(b"{")
+    depth = deepest = 0
+    for match in _TOKENS.finditer(body):
+        token = match.group()
+        if token in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token in (b"]", b"}"):
+            depth -= 1
+    return deepest
+
+
+class RequestValidation(Policy[ValidationConfig]):
+    name: ClassVar[str] = "validation"
+    order: ClassVar[int] = 850  # after auth and rate limits (910): a rejected caller never costs a body read
+
+    def __init__(self, config: ValidationConfig) -> None:
+        super().__init__(config)
+        self._media = tuple(m.lower() for m in config.media_types)
+        self._suffix = "+json" if any(m.endswith("json") for m in self._media) else None
+
+    async def on_request(self, ctx: RequestContext) -> None:
+        if ctx.route.method not in _BODY_METHODS:
+            return
+        request = ctx.request
+        declared = request.headers.get("content-length")
+        limit = self.config.max_body_bytes
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise _too_large(limit)
+        body = await self._read(request, limit)
+        if not body and _takes_body(ctx):
+            raise ProblemError(400, "bad-request", "Body required", "This operation needs a JSON body.",
+                               errors=[FieldError(pointer="", detail="missing body")], code="body_missing")
+        if body:
+            self._check_media_type(request.headers.get("content-type"))
+            try:
+                body.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ProblemError(400, "bad-request", "Malformed body",
+                                   f"The body is not valid UTF-8 (byte {exc.start}).", code="malformed_body") from exc
+            if nesting_depth(body) > self.config.max_depth:
+                raise ProblemError(400, "bad-request", "Body nested too deeply",
+                                   f"JSON nesting deeper than {self.config.max_depth} levels is refused.",
+                                   code="body_too_deep")
+        ctx.request = Request(request.scope, _replaying(body))
+
+    def _check_media_type(self, header: str | None) -> None:
+        media = (header or "").split(";", 1)[0].strip().lower()
+        if media in self._media or (self._suffix and media.endswith(self._suffix)):
+            return
+        raise ProblemError(415, "unsupported-media-type", "Unsupported media type",
+                           f"Send the body as {' or '.join(self._media)}" + (f", not {media}." if media else "."),
+                           code="unsupported_media_type", headers={"Accept": ", ".join(self._media)})
+
+    @staticmethod
+    async def _read(request: Request[Any, Any, Any], limit: int) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await request.receive()
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
+
+    def wrap(self, ctx: RequestContext, app: ASGIApp) -> ASGIApp:
+        rate = self.config.response_sample_rate
+        if not rate or random.random() >= rate:
+            return app
+        handler = ctx.request.scope.get("route_handler")
+        return_type = getattr(getattr(handler, "parsed_fn_signature", None), "return_type", None)
+        annotation = getattr(return_type, "annotation", None)
+        if annotation is None:
+            return app
+        return _ResponseSampler(app, ctx, annotation)
+
+
+class _ResponseSampler:
+    """Decodes a sampled JSON response against the declared type; reports, never alters, the response."""
+
+    def __init__(self, app: ASGIApp, ctx: RequestContext, annotation: Any) -> None:
+        self.app, self.ctx, self.annotation = app, ctx, _unwrap_response(annotation)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        chunks: list[bytes] = []
+        status = 0
+
+        async def sampling_send(message: Message) -> None:
+            nonlocal status
+            await send(message)
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body" and 200 <= status < 300:
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    self._check(b"".join(chunks))
+
+        await self.app(scope, receive, sampling_send)
+
+    def _check(self, body: bytes) -> None:
+        if self.annotation is None:
+            return
+        try:
+            msgspec.json.decode(body, type=self.annotation)
+        except (msgspec.ValidationError, msgspec.DecodeError, TypeError) as exc:
+            drift_counter[self.ctx.route.operation_id] += 1
+            log.warning("response contract drift", extra={"fields": {
+                "event": "response_contract_drift", "operation_id": self.ctx.route.operation_id,
+                "api": self.ctx.route.api, "detail": str(exc)}})
+
+
+def _unwrap_response(annotation: Any) -> Any:
+    """`Response[T]` declares T; anything msgspec cannot decode into is not sampled."""
+    args = getattr(annotation, "__args__", None)
+    if getattr(annotation, "__origin__", None) is not None and args and "Response" in str(annotation.__origin__):
+        annotation = args[0]
+    try:
+        msgspec.json.Decoder(annotation)
+    except (TypeError, ValueError):
+        return None
+    return annotation
+
+
+def _takes_body(ctx: RequestContext) -> bool:
+    signature = getattr(ctx.request.scope.get("route_handler"), "parsed_fn_signature", None)
+    return signature is not None and "data" in signature.parameters
+
+
+def _too_large(limit: int) -> ProblemError:
+    return ProblemError(413, "payload-too-large", "Payload too large",
+                        f"The request body exceeds {limit} bytes.", code="body_too_large")
+
+
+def _replaying(body: bytes) -> Receive:
+    """A receive that hands the already-read body to the handler, then reports a disconnect."""
+    sent = False
+
+    async def receive() -> ReceiveMessage:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return HTTPRequestEvent(type="http.request", body=body, more_body=False)
+        return HTTPDisconnectEvent(type="http.disconnect")
+
+    return receive
