@@ -15,6 +15,10 @@ from gateway.settings import Settings
 from policies.auth import Authentication
 from policies.base import Policy
 from policies.bindings import Bindings
+from policies.idempotency import DEFAULT_IDEMPOTENCY, Idempotency
+from policies.idempotency_stores import create_store
+from policies.ip_allowlist import DEFAULT_IP_ALLOWLIST, IpAllowList
+from policies.validation import DEFAULT_VALIDATION, RequestValidation
 from policies.versioning import Versioning, VersioningConfig
 
 __all__ = ["PolicyRuntime"]
@@ -26,14 +30,20 @@ class PolicyRuntime:
         self.bindings = bindings
         self.oauth = oauth
         self._auth = Authentication(bindings.auth, oauth.validator)
+        # Request governance (issue 4 part B): module-default configs until the bindings map them.
+        self._idempotency_store = create_store(settings.redis_url)
+        self._request_policies: list[Policy[Any]] = [
+            IpAllowList(DEFAULT_IP_ALLOWLIST), RequestValidation(DEFAULT_VALIDATION),
+            Idempotency(DEFAULT_IDEMPOTENCY, self._idempotency_store)]
 
     def policies_for(self, api: str) -> list[Policy[Any]]:
         """The policies of one API; the chain orders them by `order`."""
         binding = self.bindings.apis[api]
-        return [self._auth, Versioning(VersioningConfig(deprecation=binding.deprecation))]
+        return [self._auth, Versioning(VersioningConfig(deprecation=binding.deprecation)), *self._request_policies]
 
     async def startup(self) -> None:
         """Open what the policies share (stores, connections)."""
 
     async def shutdown(self) -> None:
         """Close what `startup` opened."""
+        await self._idempotency_store.aclose()
