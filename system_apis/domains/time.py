@@ -1,0 +1,84 @@
+"""Time domain contract: `/system/time/v1` — time entries, projects and uninvoiced time as captured.
+
+The time system is read here, never written: approval happens in the time system, and
+the time-to-bill process takes approved entries from it. A page holds *at most* `limit`
+entries and may hold fewer (even on a page that is not the last) when a filter the
+vendor cannot apply itself (e.g. status on Harvest) drops entries; only an absent
+`next_cursor` means the end. A cursor carries the whole query it was issued for, so the
+filters of a request that passes `cursor` are taken from the cursor.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Protocol
+
+import msgspec
+from litestar import Router, get
+from litestar.params import PathParameter, QueryParameter
+
+from contracts.common import Page
+from contracts.time import TimeEntry, TimeEntryStatus, TimeProject, UninvoicedProject
+from system_apis.domains._params import Cursor, Limit
+
+__all__ = ["API", "EntryLimit", "TimeEntryQuery", "TimeSystem", "time_router"]
+
+API = "system.time"
+
+EntryLimit = Annotated[int, QueryParameter(ge=1, le=2000, description="Page size (entries).")]
+
+
+class TimeEntryQuery(msgspec.Struct, frozen=True, kw_only=True):
+    """Which time entries to list; every field optional (None = no filter)."""
+
+    status: TimeEntryStatus | None = None
+    start: dt.date | None = None
+    end: dt.date | None = None
+    updated_since: dt.datetime | None = None
+    project_code: str | None = None
+
+
+class TimeSystem(Protocol):
+    """What a time-capture vendor adapter provides."""
+
+    async def list_time_entries(self, query: TimeEntryQuery, limit: int, cursor: str | None) -> Page[TimeEntry]: ...
+
+    async def get_time_entry(self, entry_id: str) -> TimeEntry: ...
+
+    async def list_projects(self, limit: int, cursor: str | None) -> Page[TimeProject]: ...
+
+    async def uninvoiced_report(self, start: dt.date, end: dt.date) -> Page[UninvoicedProject]: ...
+
+
+def time_router(system: TimeSystem) -> Router:
+    @get("/time-entries", operation_id="time.listTimeEntries", summary="List time entries")
+    async def list_time_entries(
+            status: Annotated[TimeEntryStatus | None, QueryParameter(description="Approval state.")] = None,
+            start: Annotated[dt.date | None, QueryParameter(name="from", description="First spent date.")] = None,
+            end: Annotated[dt.date | None, QueryParameter(name="to", description="Last spent date.")] = None,
+            updated_since: Annotated[dt.datetime | None, QueryParameter(
+                description="Only entries changed at or after this instant (ISO 8601).")] = None,
+            project_code: Annotated[str | None, QueryParameter(max_length=80)] = None,
+            limit: EntryLimit = 500, cursor: Cursor = None) -> Page[TimeEntry]:
+        query = TimeEntryQuery(status=status, start=start, end=end, updated_since=updated_since,
+                               project_code=project_code)
+        return await system.list_time_entries(query, limit, cursor)
+
+    @get("/time-entries/{entry_id:str}", operation_id="time.getTimeEntry", summary="Get a time entry")
+    async def get_time_entry(entry_id: Annotated[str, PathParameter(max_length=64)]) -> TimeEntry:
+        return await system.get_time_entry(entry_id)
+
+    @get("/projects", operation_id="time.listProjects", summary="List the time system's projects")
+    async def list_projects(limit: Limit = 100, cursor: Cursor = None) -> Page[TimeProject]:
+        return await system.list_projects(limit, cursor)
+
+    @get("/reports/uninvoiced", operation_id="time.uninvoicedReport",
+         summary="Billable time not yet invoiced, per project")
+    async def uninvoiced_report(
+            start: Annotated[dt.date, QueryParameter(name="from", description="First spent date.")],
+            end: Annotated[dt.date, QueryParameter(name="to", description="Last spent date (≤ 1 year on).")],
+    ) -> Page[UninvoicedProject]:
+        return await system.uninvoiced_report(start, end)
+
+    return Router(path="/system/time/v1", opt={"api": API}, tags=["time"],
+                  route_handlers=[list_time_entries, get_time_entry, list_projects, uninvoiced_report])

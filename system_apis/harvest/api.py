@@ -1,0 +1,188 @@
+"""The time system API on Harvest v2: time entries, projects and the uninvoiced report.
+
+Harvest names an entry's user and project by id only, so the adapter keeps a small
+reference cache — user id -> email, project id -> project (code, client currency) —
+loaded from `/v2/users` and `/v2/projects` (a few requests even for 10,000 users) and
+reloaded when it is older than `cache_ttl` or when an entry names an id it does not
+hold, so a user or project created since the last load is picked up at once.
+
+Paging: a domain cursor wraps the vendor's own `links.next` (path and query, re-based
+onto our base URL) plus the one filter Harvest cannot apply — approval status — so
+one domain page costs exactly the vendor pages it needs and no vendor page is read
+twice. The vendor page size is the domain `limit` (≤ 2000, Harvest's cap); filtering
+by status may leave a page short, and an empty vendor page is skipped rather than
+returned (see `system_apis.domains.time`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import datetime as dt
+import time
+from collections.abc import Callable, Iterable
+
+import httpx
+import msgspec
+from litestar import Router
+
+from contracts.common import Page
+from contracts.problems import FieldError, ProblemError, invalid_cursor
+from contracts.time import TimeEntry, TimeEntryStatus, TimeProject, UninvoicedProject
+from system_apis._internal.http import RetryPolicy, VendorRejected
+from system_apis.domains.time import TimeEntryQuery, time_router
+from system_apis.harvest import _wire as wire
+from system_apis.harvest.client import API_PREFIX, MAX_PER_PAGE, VENDOR, HarvestClient, split_link
+from system_apis.harvest.mapping import (
+    project_to_canonical,
+    status_of,
+    time_entry_to_canonical,
+    uninvoiced_to_canonical,
+)
+
+__all__ = ["HarvestTime", "create_router"]
+
+
+class _Cursor(msgspec.Struct, frozen=True, kw_only=True):
+    link: str
+    """Path and query of the vendor page to read next (Harvest's `links.next`, host removed)."""
+    status: TimeEntryStatus | None = None
+
+
+def _encode_cursor(link: str, status: TimeEntryStatus | None = None) -> str:
+    url = httpx.URL(link)
+    relative = url.raw_path.decode("ascii")
+    return base64.urlsafe_b64encode(msgspec.json.encode(_Cursor(link=relative, status=status))).decode().rstrip("=")
+
+
+def _decode_cursor(value: str, collection: str) -> _Cursor:
+    try:
+        cursor = msgspec.json.decode(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)), type=_Cursor)
+        _, params = split_link(cursor.link, expected_path=f"{API_PREFIX}/{collection}")
+        if not 1 <= int(params.get("per_page", MAX_PER_PAGE)) <= MAX_PER_PAGE:
+            raise ValueError("page size out of range")
+    except (binascii.Error, ValueError, msgspec.DecodeError) as exc:
+        raise invalid_cursor() from exc
+    return cursor
+
+
+def _not_found(entry_id: str) -> ProblemError:
+    return ProblemError(404, "not-found", "Not found", f"No Harvest time entry {entry_id!r}.", code="not_found")
+
+
+class HarvestTime:
+    """`TimeSystem` on Harvest v2."""
+
+    def __init__(self, client: HarvestClient, *, cache_ttl: float = 300.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.client = client
+        self.cache_ttl = cache_ttl
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._loaded_at: float | None = None
+        self.emails: dict[int, str] = {}
+        self.projects: dict[int, wire.Project] = {}
+        self.codes: dict[str, int] = {}
+
+    # --- reference cache ------------------------------------------------------------------------------
+
+    def _fresh(self) -> bool:
+        return self._loaded_at is not None and self._clock() - self._loaded_at < self.cache_ttl
+
+    async def _reload(self) -> None:
+        emails = {u.id: u.email async for u in self.client.iter_users()}
+        projects = {p.id: p async for p in self.client.iter_projects()}
+        self.emails, self.projects = emails, projects
+        self.codes = {p.code: p.id for p in projects.values() if p.code}
+        self._loaded_at = self._clock()
+
+    async def refresh(self, *, force: bool = False) -> None:
+        """Load users and projects unless the cache is fresh (or reload anyway with `force`)."""
+        async with self._lock:
+            if force or not self._fresh():
+                await self._reload()
+
+    async def _ensure(self, entries: Iterable[wire.TimeEntry]) -> None:
+        if not self._fresh():
+            await self.refresh()
+        if any(e.user.id not in self.emails or e.project.id not in self.projects for e in entries):
+            await self.refresh(force=True)
+
+    def _map(self, entry: wire.TimeEntry) -> TimeEntry:
+        project, email = self.projects.get(entry.project.id), self.emails.get(entry.user.id)
+        if project is None or email is None:
+            raise VendorRejected(VENDOR, f"time entry {entry.id} names an unknown user or project", status=502,
+                                 code="unknown_reference")
+        currency = project.client.currency if project.client is not None and project.client.currency else "USD"
+        return time_entry_to_canonical(entry, user_email=email, project_code=project.code or "", currency=currency)
+
+    # --- TimeSystem -----------------------------------------------------------------------------------
+
+    async def list_time_entries(self, query: TimeEntryQuery, limit: int, cursor: str | None) -> Page[TimeEntry]:
+        link: str | None = None
+        params: dict[str, str | int] | None = None
+        status = query.status
+        if cursor:
+            decoded = _decode_cursor(cursor, "time_entries")
+            link, status = decoded.link, decoded.status
+        else:
+            project_id: int | None = None
+            if query.project_code is not None:
+                await self.refresh()
+                project_id = self.codes.get(query.project_code)
+                if project_id is None:
+                    await self.refresh(force=True)
+                    project_id = self.codes.get(query.project_code)
+                if project_id is None:
+                    return Page(items=[])
+            params = self.client.time_entry_params(start=query.start, end=query.end,
+                                                   updated_since=query.updated_since, project_id=project_id,
+                                                   per_page=limit)
+        while True:
+            page = await self.client.time_entries_page(params=params, link=link)
+            entries = page.time_entries
+            if status is not None:
+                entries = [e for e in entries if status_of(e.is_closed, e.is_locked) == status]
+            await self._ensure(entries)
+            items = [self._map(e) for e in entries]
+            following = page.links.next
+            if not following:
+                return Page(items=items)
+            if items:
+                return Page(items=items, next_cursor=_encode_cursor(following, status))
+            link, params = following, None
+
+    async def get_time_entry(self, entry_id: str) -> TimeEntry:
+        if not entry_id.isdigit():  # Harvest ids are integers; anything else cannot exist
+            raise _not_found(entry_id)
+        entry = await self.client.get_time_entry(int(entry_id))
+        await self._ensure([entry])
+        return self._map(entry)
+
+    async def list_projects(self, limit: int, cursor: str | None) -> Page[TimeProject]:
+        link = _decode_cursor(cursor, "projects").link if cursor else None
+        page = await self.client.projects_page(per_page=limit, link=link)
+        following = page.links.next
+        return Page(items=[project_to_canonical(p) for p in page.projects],
+                    next_cursor=_encode_cursor(following) if following else None)
+
+    async def uninvoiced_report(self, start: dt.date, end: dt.date) -> Page[UninvoicedProject]:
+        if end < start or (end - start).days > 365:
+            raise ProblemError(422, "validation-error", "Validation failed",
+                               "The report covers at most one year, from `from` to `to`.",
+                               errors=[FieldError(pointer="to", detail="must be on or after from, within 365 days")],
+                               code="invalid_range")
+        rows = [row async for row in self.client.iter_uninvoiced(start, end)]
+        if any(r.project_id not in self.projects for r in rows) or not self._fresh():
+            await self.refresh(force=True)
+        items = []
+        for row in rows:
+            project = self.projects.get(row.project_id)
+            items.append(uninvoiced_to_canonical(row, project_code=(project.code or "") if project else ""))
+        return Page(items=items)
+
+
+def create_router(http: httpx.AsyncClient, *, token: str = "sim-token", retry: RetryPolicy | None = None) -> Router:
+    """The `/system/time/v1` router backed by Harvest reached through `http`."""
+    return time_router(HarvestTime(HarvestClient(http, token=token, retry=retry)))
