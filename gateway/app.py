@@ -33,6 +33,7 @@ from gateway.policy_runtime import PolicyRuntime
 from gateway.portal.accounts import Accounts
 from gateway.portal.apps import Apps
 from gateway.portal.routes import portal_router
+from gateway.processes import Processes
 from gateway.settings import Settings, load_settings
 from gateway.upstream import UpstreamPool, upstream_routers
 from gateway.usage import UsageRecorder
@@ -41,22 +42,15 @@ from gateway.web.sessions import WebSessions
 from policies.bindings import Bindings, load_bindings
 from policies.chain import PolicyChain
 from policies.cors import DEFAULT_CORS, litestar_cors
-from process_apis._internal.events import EventOutbox
-from process_apis._internal.exceptions import ExceptionStore
-from process_apis._internal.replay import register_replayer
-from process_apis._internal.runs import RunStore
-from process_apis._internal.system_clients import CrmApi, ErpApi, PsaApi
-from process_apis.provisioning.api import provisioning_router
-from process_apis.provisioning.runtime import Runtime, configure
-from process_apis.provisioning.service import ProvisioningService
 from system_apis._internal.http import RetryPolicy
 
 __all__ = ["SERVICE_SCOPES", "Gateway", "ServiceToken", "create_gateway"]
 
 log = logging.getLogger("psconnect.gateway")
 
-SERVICE_SCOPES = ("system.crm:read", "system.erp:read", "system.erp:write", "system.psa:read", "system.psa:write")
-"""What the process APIs' service identity may do: read CRM, write ERP and PSA."""
+SERVICE_SCOPES = ("system.crm:read", "system.erp:read", "system.erp:write", "system.psa:read", "system.psa:write",
+                  "system.time:read", "system.hr:read")
+"""What the process APIs' service identity may do: read CRM, time and HR; write ERP and PSA."""
 
 
 class ServiceToken:
@@ -82,7 +76,7 @@ class Gateway:
     oauth: OAuth
     policies: PolicyRuntime
     vendors: dict[str, VendorRuntime]
-    provisioning: ProvisioningService
+    processes: Processes
     litestar: Litestar
     app: ASGIApp
     internal_http: httpx.AsyncClient
@@ -119,7 +113,7 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
 
     policy_runtime = PolicyRuntime(settings, bindings, oauth)
 
-    service = ProvisioningService()
+    processes = Processes.create(demo_calendar=settings.seed_demo and settings.embedded)
     upstream_pool = UpstreamPool()  # remote upstream routes (gateway/upstream.py)
     usage = UsageRecorder()
     litestar: Litestar
@@ -131,7 +125,7 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
     portal = portal_router(web, Apps(engine, oauth), usage, api_catalog, token_url=f"{settings.issuer}/oauth2/token")
     litestar = Litestar(
         route_handlers=[health, *oauth.routes, *[v.router for v in vendors.values()],
-                        provisioning_router(service), workbench_router(WorkbenchStore(engine)),
+                        *processes.routers(), workbench_router(WorkbenchStore(engine)),
                         # API catalog, published OpenAPI documents and Swagger UI (ungoverned; gateway/docs.py).
                         docs_router(bindings), portal,
                         *upstream_routers(settings.upstreams, upstream_pool, bindings.apis),
@@ -149,13 +143,8 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
     token = ServiceToken(oauth, settings.service_client_id, SERVICE_SCOPES, settings.token_ttl)
     gateway = Gateway(settings=settings, engine=engine, bindings=bindings, oauth=oauth, policies=policy_runtime,
                       vendors=vendors,
-                      provisioning=service, litestar=litestar, app=app, internal_http=internal_http)
-    register_replayer("provisioning", service.replay)
-    configure(Runtime(
-        runs=RunStore(engine), exceptions=ExceptionStore(engine), outbox=EventOutbox(engine),
-        crm=CrmApi(internal_http, token), erp=ErpApi(internal_http, token), psa=PsaApi(internal_http, token),
-        retry=retry or RetryPolicy(max_attempts=8, base_delay=0.5, max_delay=30.0),
-    ))
+                      processes=processes, litestar=litestar, app=app, internal_http=internal_http)
+    processes.configure(engine, internal_http, token, retry)
 
     async def startup() -> None:
         metadata.create_all(engine)
@@ -164,7 +153,7 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
         oauth.clients.ensure(settings.service_client_id, "psconnect process APIs", SERVICE_SCOPES, None)
         DBOS(config=_dbos_config(settings))  # type: ignore[arg-type]
         DBOS.launch()
-        resumed = await service.resume_unstarted()
+        resumed = await processes.resume()
         log.info("gateway started", extra={"fields": {"event": "startup", "issuer": settings.issuer,
                                                       "embedded": settings.embedded, "resumed_runs": resumed}})
 

@@ -28,6 +28,9 @@ from system_apis.netsuite.simulator import NetSuiteSimulator
 from system_apis.salesforce import api as salesforce_api
 from system_apis.salesforce import client as salesforce_client
 from system_apis.salesforce.simulator import SalesforceSimulator
+from system_apis.workday import api as workday_api
+from system_apis.workday import client as workday_client
+from system_apis.workday.simulator import WorkdaySimulator
 
 __all__ = ["VENDORS", "Simulator", "VendorRuntime", "VendorSpec", "build_vendors"]
 
@@ -53,6 +56,7 @@ VENDORS: tuple[VendorSpec, ...] = (
     VendorSpec("crm", "salesforce", salesforce_client.BASE_URL, SalesforceSimulator, salesforce_api.create_router),
     VendorSpec("erp", "netsuite", netsuite_client.BASE_URL, NetSuiteSimulator, netsuite_api.create_router),
     VendorSpec("psa", "kantata", kantata_client.BASE_URL, KantataSimulator, kantata_api.create_router),
+    VendorSpec("hr", "workday", workday_client.BASE_URL, WorkdaySimulator, workday_api.create_router),
 )
 
 

@@ -156,7 +156,9 @@ class TestExceptions:
         record = (await stack.http.get(f"/process/provisioning/v1/exceptions/{run['exception_id']}")).json()
         assert (record["reason"], record["owner"], record["status"]) == \
             ("missing_tax_id", "finance-master-data", "open")
-        assert stack.sim("erp").count("job", None) == 0 and stack.sim("psa").count("workspace", None) == 0
+        subject = run["subject"]
+        assert stack.sim("erp").count("job", f"PRJ-{subject}") == 0
+        assert stack.sim("psa").count("workspace", f"PRJ-{subject}") == 0
         listed = (await stack.http.get("/process/provisioning/v1/exceptions", params={"status": "open"})).json()
         assert [e["id"] for e in listed["items"]] == [record["id"]]
 
