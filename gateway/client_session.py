@@ -1,0 +1,130 @@
+"""How the CLI talks to psconnect: as a client application, over HTTP, through the gateway.
+
+`psconnect demo`, `billing …` and `workers sync` all get a token with client
+credentials and call the governed APIs. When no gateway answers at the URL, an
+embedded one is started in-process for the command (with the demo client's
+credentials), so every command works on a fresh machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import httpx
+
+__all__ = ["TERMINAL", "ApiClient", "say", "with_gateway"]
+
+TERMINAL = {"succeeded", "needs_attention", "failed"}
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+@contextlib.contextmanager
+def _embedded_gateway() -> Iterator[tuple[str, tuple[str, str]]]:
+    """Start the embedded stack on a free port in a background thread."""
+    import uvicorn
+
+    from gateway.app import create_gateway
+    from gateway.demo_client import ensure_demo_client
+    from gateway.settings import load_settings
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    gateway = create_gateway(load_settings(port=port))
+    logging.getLogger("psconnect.access").setLevel(logging.WARNING)  # the command's own output is the story
+    server = uvicorn.Server(uvicorn.Config(gateway.app, host="127.0.0.1", port=port, log_level="warning",
+                                           access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the embedded gateway did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}", ensure_demo_client(gateway.oauth, gateway.settings.home)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+async def _reachable(url: str) -> bool:
+    try:
+        async with httpx.AsyncClient(timeout=1.0) as client:
+            return (await client.get(url + "/health")).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+class ApiClient:
+    def __init__(self, client: httpx.AsyncClient, token: dict[str, Any]) -> None:
+        self.client = client
+        self.token = token
+        self.headers = {"Authorization": f"Bearer {token['access_token']}"}
+
+    async def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = await self.client.request(method, path, headers={**self.headers, **kwargs.pop("headers", {})},
+                                             **kwargs)
+        if response.status_code >= 400:
+            raise RuntimeError(f"{method} {path} -> {response.status_code}: {response.text}")
+        return response.json()
+
+    async def wait(self, run: dict[str, Any], path: str, *, show: Callable[[dict[str, Any]], str] | None = None,
+                   every: float = 0.25) -> dict[str, Any]:
+        """Poll a run resource at `path`, printing each step when its state or progress changes."""
+        shown: dict[str, str] = {}
+        while True:
+            for step in run["steps"]:
+                line = show(step) if show else _step_line(step)
+                if step["state"] != "pending" and shown.get(step["name"]) != line:
+                    shown[step["name"]] = line
+                    say(line)
+            if run["status"] in TERMINAL:
+                return run
+            await asyncio.sleep(every)
+            run = await self.call("GET", path)
+
+
+def _step_line(step: dict[str, Any]) -> str:
+    extra = f" {step['duration_ms']:.0f} ms" if step.get("duration_ms") is not None else ""
+    ids = ", ".join(f"{k}={v}" for k, v in step["vendor_ids"].items())
+    return f"    {step['name']:<15} {step['state']:<10}{extra:>9}  {ids or step.get('detail') or ''}"
+
+
+Body = Callable[[ApiClient, str], Awaitable[int]]
+
+
+async def with_gateway(base_url: str, client_id: str | None, client_secret: str | None, body: Body) -> int:
+    """Run `body` against the gateway at `base_url`, or an embedded one when none answers there."""
+    from gateway.demo_client import read_demo_credentials
+    from gateway.settings import load_settings
+
+    if await _reachable(base_url):
+        creds = (client_id, client_secret) if client_id and client_secret else \
+            read_demo_credentials(load_settings().home)
+        if creds is None or not creds[0] or not creds[1]:
+            say("no credentials: pass --client-id and --client-secret (make run prints the demo client's)")
+            return 2
+        return await _session(base_url, (str(creds[0]), str(creds[1])), body)
+    say(f"no gateway at {base_url}; starting the embedded stack for this command…")
+    with _embedded_gateway() as (url, creds):
+        return await _session(url, (client_id or creds[0], client_secret or creds[1]), body)
+
+
+async def _session(base_url: str, creds: tuple[str, str], body: Body) -> int:
+    async with httpx.AsyncClient(base_url=base_url, timeout=60.0) as client:
+        response = await client.post("/oauth2/token", data={"grant_type": "client_credentials"}, auth=creds)
+        if response.status_code != 200:
+            say(f"token request failed: {response.status_code} {response.text}")
+            return 1
+        return await body(ApiClient(client, response.json()), base_url)
