@@ -7,7 +7,7 @@ UV := .tools/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test setup lint typecheck contracts contracts-check browser services bench clean
+.PHONY: run test setup lint typecheck contracts contracts-check spectral browser services bench clean
 
 run: setup
 	$(BIN)/psconnect serve
@@ -16,9 +16,19 @@ test: setup browser services
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/psconnect contracts generate --check
+	$(BIN)/psconnect contracts lint
+	$(BIN)/psconnect contracts diff contracts/releases contracts/openapi --fail-on breaking
+	@$(MAKE) --no-print-directory spectral
 	$(BIN)/pytest -q
 
 setup: $(VENV)/.synced
+
+# Spectral (spectral:oas + OWASP API Security Top 10 2023, .spectral.yaml) when Node is present.
+spectral:
+	@if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then \
+		{ test node_modules/.package-lock.json -nt package-lock.json || npm ci --no-audit --no-fund --loglevel=error; } && \
+		npx --no-install spectral lint "contracts/openapi/*.json" --fail-severity error --display-only-failures; \
+	else echo "spectral: skipped: node not found (the house-rule lint above still ran)"; fi
 
 $(UV):
 	$(PYTHON) -m venv .tools

@@ -136,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--directory", default="contracts/openapi")
     gen.add_argument("--check", action="store_true", help="fail when the published files differ from the code")
     gen.set_defaults(func=_contracts_generate)
+    from governance.cli import register as register_governance
+    register_governance(contracts)
     return parser
 
 

@@ -23,12 +23,14 @@ from litestar.params import FromPath
 from litestar.static_files import create_static_files_router
 from swagger_ui_bundle import swagger_ui_path
 
-from gateway.openapi import ApiEntry, catalog, generate, render
+from gateway.openapi import PUBLISHED_DIR, ApiEntry, catalog, generate, render
 from policies.bindings import Bindings
 
-__all__ = ["ASSETS", "CatalogEntry", "CatalogLinks", "docs_router"]
+__all__ = ["ASSETS", "RELEASES_DIR", "CatalogEntry", "CatalogLinks", "docs_router"]
 
 ASSETS: Final = "/docs/assets"
+# The last released contracts (governance baseline); the changelog compares the served documents with them.
+RELEASES_DIR: Final = PUBLISHED_DIR.parent / "releases"
 _LAYERS: Final = ("experience", "process", "system", "gateway")
 _LAYER_TITLES: Final = {"experience": "Experience APIs", "process": "Process APIs", "system": "System APIs",
                         "gateway": "Gateway"}
@@ -61,7 +63,8 @@ class _Published:
 
     def __init__(self, app: Litestar, bindings: Bindings) -> None:
         self.entries: list[ApiEntry] = catalog(app, bindings)
-        self.texts = {key: render(doc).encode() for key, doc in generate(app, bindings).items()}
+        self.documents = generate(app, bindings)
+        self.texts = {key: render(doc).encode() for key, doc in self.documents.items()}
 
     def entry(self, name: str, version: str) -> ApiEntry:
         for entry in self.entries:
@@ -109,7 +112,8 @@ def _index_html(entries: list[ApiEntry]) -> str:
                 f'<span class="badge badge-{html.escape(e.lifecycle)}">{html.escape(e.lifecycle)}</span>'
                 f"<div>{html.escape(e.description)}</div>"
                 f'<div class="meta">owner {html.escape(e.owner)}{sunset} · '
-                f'<a href="{links.openapi}">OpenAPI document</a></div></li>')
+                f'<a href="{links.openapi}">OpenAPI document</a> · '
+                f'<a href="/apis/{html.escape(e.name)}/changelog">changelog</a></div></li>')
         sections.append(f"<h2>{html.escape(_LAYER_TITLES.get(layer, layer.title()))}</h2><ul>{''.join(items)}</ul>")
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>psconnect APIs</title>'
@@ -169,6 +173,18 @@ def docs_router(bindings: Bindings) -> Router:
         entry = pub.entry(name, version)
         return Response(pub.texts[entry.key], media_type="application/json")
 
+    @get("/apis/{name:str}/changelog", sync_to_thread=False)
+    def api_changelog(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[bytes]:
+        from governance.changelog import changelogs
+        from governance.spec import load_contracts
+
+        pub = for_app(request.app)
+        if not any(e.name == name for e in pub.entries):
+            raise NotFoundException(f"No published API {name!r}.")
+        released = load_contracts(RELEASES_DIR) if RELEASES_DIR.is_dir() else {}
+        logs = changelogs(released, pub.documents, api=name)
+        return Response(msgspec.json.encode({"api": name, "changelogs": logs}), media_type="application/json")
+
     @get("/docs", sync_to_thread=False)
     def docs_index(request: Request[Any, Any, Any]) -> Response[str]:
         return Response(_index_html(for_app(request.app).entries), media_type="text/html")
@@ -180,4 +196,4 @@ def docs_router(bindings: Bindings) -> Router:
     assets = create_static_files_router(path=ASSETS, directories=[str(swagger_ui_path)], name="docs-assets",
                                         include_in_schema=False)
     return Router(path="/", include_in_schema=False,
-                  route_handlers=[list_apis, openapi_document, docs_index, docs_page, assets])
+                  route_handlers=[list_apis, openapi_document, api_changelog, docs_index, docs_page, assets])

@@ -225,6 +225,8 @@ def _document(entry: ApiEntry, ops: list[tuple[HTTPRoute, _Operation]], bindings
                                                                          op.method))}]
             elif "requestBody" in operation:
                 operation["security"] = [{"clientSecretBasic": []}, {}]
+            else:
+                operation["security"] = []  # public on purpose: key discovery and server metadata
             if entry.deprecation is not None:
                 operation["deprecated"] = True
                 for response in operation["responses"].values():
@@ -237,7 +239,9 @@ def _document(entry: ApiEntry, ops: list[tuple[HTTPRoute, _Operation]], bindings
     document: dict[str, Any] = {
         "openapi": raw["openapi"],
         "info": _info(entry),
-        "servers": [{"url": "/", "description": "The gateway serving this document."}],
+        "servers": [{"url": "/", "x-internal": False,
+                     "description": "The gateway serving this document, in whichever environment it runs "
+                                    "(local, staging or production)."}],
         "tags": [{"name": tag, "description": entry.title}
                  for tag in sorted({t for item in paths.values() for o in item.values() for t in o.get("tags", [])})],
         "paths": paths,
@@ -245,7 +249,42 @@ def _document(entry: ApiEntry, ops: list[tuple[HTTPRoute, _Operation]], bindings
     }
     if responses:
         document["components"]["responses"] = responses
-    return _tidy_components(document)
+    return _add_links(_tidy_components(document))
+
+
+def _add_links(document: dict[str, Any]) -> dict[str, Any]:
+    """OpenAPI links from each write to the read of what it answered with (upsert -> get, startRun -> getRun).
+
+    A write whose success body is a schema with an `id`, and a GET with one path parameter
+    answering that same schema, are a create/read pair; the link lets clients (and
+    schemathesis' stateful phase) read back the record the write returned.
+    """
+    def success_ref(operation: dict[str, Any], statuses: tuple[str, ...]) -> set[str]:
+        return {r.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref", "")
+                for status, r in operation.get("responses", {}).items() if status in statuses} - {""}
+
+    schemas = document.get("components", {}).get("schemas", {})
+    readers: dict[str, tuple[str, str]] = {}
+    for item in document["paths"].values():
+        get_op = item.get("get")
+        params = [p for p in (get_op or {}).get("parameters", []) if p.get("in") == "path"]
+        if get_op and len(params) == 1 and get_op.get("operationId"):
+            for ref in success_ref(get_op, ("200",)):
+                if "id" in schemas.get(ref.removeprefix(_SCHEMAS), {}).get("properties", {}):
+                    readers[ref] = (get_op["operationId"], params[0]["name"])
+    for item in document["paths"].values():
+        for method, operation in item.items():
+            if method == "get":
+                continue
+            for status, response in operation.get("responses", {}).items():
+                ref = next(iter(success_ref(operation, (status,))), "") if status.startswith("2") else ""
+                if ref in readers:
+                    op_id, param = readers[ref]
+                    response.setdefault("links", {})[op_id.rsplit(".", 1)[-1]] = {
+                        "operationId": op_id, "parameters": {param: "$response.body#/id"},
+                        "description": f"Read back the record by the `id` in this response ({op_id}).",
+                    }
+    return document
 
 
 def _info(entry: ApiEntry) -> dict[str, Any]:
@@ -270,7 +309,9 @@ def _security_schemes(entry: ApiEntry) -> dict[str, Any]:
     return {"oauth2": {
         "type": "oauth2",
         "description": "OAuth2 client credentials: exchange your client id and secret for a bearer access token "
-                       f"at `{TOKEN_URL}`, asking for the scopes listed here.",
+                       f"at `{TOKEN_URL}`, asking for the scopes listed here. Access tokens are short-lived RFC 9068 "
+                       "JWTs, issued and validated per RFC8725 (JWT best current practices): an explicit "
+                       "asymmetric algorithm allow-list, `typ` at+jwt, and issuer, audience and expiry checks.",
         "flows": {"clientCredentials": {"tokenUrl": TOKEN_URL,
                                         "scopes": {scope: _scope_text(scope, entry) for scope in entry.scopes}}},
     }}

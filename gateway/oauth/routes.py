@@ -122,7 +122,7 @@ def oauth_routes(oauth: OAuth) -> list[ControllerRouterHandler]:
 
     @post(
         "/oauth2/token",
-        operation_id="issueToken",
+        operation_id="gateway.issueToken",
         summary="Issue an access token (client credentials)",
         tags=["OAuth2"],
         status_code=200,
@@ -156,14 +156,14 @@ def oauth_routes(oauth: OAuth) -> list[ControllerRouterHandler]:
             raise _error(error, body.get("error_description"), status, headers)
         return Response(msgspec.convert(body, TokenResponse), status_code=200, headers=headers)
 
-    @get("/.well-known/jwks.json", operation_id="getJwks", summary="Public keys that sign access tokens",
+    @get("/.well-known/jwks.json", operation_id="gateway.getJwks", summary="Public keys that sign access tokens",
          tags=["OAuth2"], cache_control=None)
     async def jwks() -> Response[Jwks]:
         keys = await anyio.to_thread.run_sync(oauth.keys.jwks)
         # Short cache: resource servers pick up a rotation within a minute.
         return Response(msgspec.convert(keys, Jwks), headers={"Cache-Control": "public, max-age=60"})
 
-    @get("/.well-known/oauth-authorization-server", operation_id="getAuthorizationServerMetadata",
+    @get("/.well-known/oauth-authorization-server", operation_id="gateway.getAuthorizationServerMetadata",
          summary="Authorization server metadata (RFC 8414)", tags=["OAuth2"])
     async def metadata() -> AuthorizationServerMetadata:
         return oauth.metadata()
