@@ -1,14 +1,32 @@
-"""ERP domain contract: `/system/erp/v1` — legal entities, customers, projects, periods."""
+"""ERP domain contract: `/system/erp/v1` — legal entities, customers, projects, periods, and time-to-bill.
+
+Time-to-bill additions: employees (upserted from HR), time posting in batches (202 + a job;
+the batch key posts once), posted time, invoice drafts and credit memos for reconciliation.
+Posting or invoicing into a closed or AR-locked period is refused by the ERP with a 422
+problem whose code is ``period_closed``: the process checks first, the ERP is the last line.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Protocol
 
-from litestar import Response, Router, get, put
+from litestar import Response, Router, get, post, put
 from litestar.params import JSONBody, QueryParameter
 
+from contracts.billing import (
+    CreditMemo,
+    CreditMemoUpsert,
+    Invoice,
+    InvoiceUpsert,
+    PostedTime,
+    TimePostingBatch,
+    TimePostingJob,
+    TimePostingResult,
+)
 from contracts.common import Page
 from contracts.erp import AccountingPeriod, Customer, CustomerUpsert, ErpProject, ErpProjectUpsert, LegalEntity
+from contracts.workforce import Employee, EmployeeUpsert
 from system_apis.domains._params import Cursor, Limit, created_spec, upserted
 
 __all__ = ["API", "ErpSystem", "erp_router"]
@@ -16,6 +34,10 @@ __all__ = ["API", "ErpSystem", "erp_router"]
 API = "system.erp"
 ExternalId = Annotated[str, QueryParameter(max_length=80, pattern=r"^[A-Za-z0-9_.:-]+$")]
 RecordId = Annotated[str, QueryParameter(max_length=64)]
+BatchKey = Annotated[str, QueryParameter(min_length=8, max_length=120)]
+ProjectFilter = Annotated[str | None, QueryParameter(max_length=80, description="The project's external id.")]
+PeriodFilter = Annotated[str | None, QueryParameter(pattern=r"^\d{4}-\d{2}$", description="Billing period YYYY-MM.")]
+PostedLimit = Annotated[int, QueryParameter(ge=1, le=1000, description="Page size (reconciliation reads in bulk).")]
 
 
 class ErpSystem(Protocol):
@@ -37,6 +59,27 @@ class ErpSystem(Protocol):
 
     async def list_accounting_periods(self, legal_entity_id: str | None, limit: int,
                                       cursor: str | None) -> Page[AccountingPeriod]: ...
+
+    async def upsert_employee(self, external_id: str, data: EmployeeUpsert) -> tuple[Employee, bool]: ...
+
+    async def post_time(self, batch: TimePostingBatch) -> TimePostingJob:
+        """Post a batch once: the same ``batch_key`` again returns the same job and posts nothing twice."""
+        ...
+
+    async def get_time_posting(self, batch_key: str) -> TimePostingResult: ...
+
+    async def list_posted_time(self, project_external_id: str | None, date_from: dt.date | None,
+                               date_to: dt.date | None, limit: int, cursor: str | None) -> Page[PostedTime]: ...
+
+    async def upsert_invoice(self, external_id: str, data: InvoiceUpsert) -> tuple[Invoice, bool]: ...
+
+    async def list_invoices(self, project_external_id: str | None, period: str | None, limit: int,
+                            cursor: str | None) -> Page[Invoice]: ...
+
+    async def upsert_credit_memo(self, external_id: str, data: CreditMemoUpsert) -> tuple[CreditMemo, bool]: ...
+
+    async def list_credit_memos(self, project_external_id: str | None, period: str | None, limit: int,
+                                cursor: str | None) -> Page[CreditMemo]: ...
 
 
 def erp_router(system: ErpSystem) -> Router:
@@ -76,6 +119,54 @@ def erp_router(system: ErpSystem) -> Router:
                                       limit: Limit = 50, cursor: Cursor = None) -> Page[AccountingPeriod]:
         return await system.list_accounting_periods(legal_entity_id, limit, cursor)
 
+    @put("/employees/by-external-id/{external_id:str}", operation_id="erp.upsertEmployee",
+         summary="Create or update an employee by external id (the HR worker id)",
+         responses=created_spec(Employee))
+    async def upsert_employee(external_id: ExternalId, data: JSONBody[EmployeeUpsert]) -> Response[Employee]:
+        return upserted(*await system.upsert_employee(external_id, data))
+
+    @post("/time-postings", operation_id="erp.postTime", status_code=202,
+          summary="Post a batch of approved time (the same batch key posts once)")
+    async def post_time(data: JSONBody[TimePostingBatch]) -> TimePostingJob:
+        return await system.post_time(data)
+
+    @get("/time-postings/{batch_key:str}", operation_id="erp.getTimePosting",
+         summary="Result of a time posting batch, per line")
+    async def get_time_posting(batch_key: BatchKey) -> TimePostingResult:
+        return await system.get_time_posting(batch_key)
+
+    @get("/posted-time", operation_id="erp.listPostedTime", summary="List time as posted in the ERP")
+    async def list_posted_time(project_external_id: ProjectFilter = None,
+                               date_from: Annotated[dt.date | None, QueryParameter(
+                                   name="from", description="Inclusive first date (YYYY-MM-DD).")] = None,
+                               date_to: Annotated[dt.date | None, QueryParameter(
+                                   name="to", description="Inclusive last date (YYYY-MM-DD).")] = None,
+                               limit: PostedLimit = 200, cursor: Cursor = None) -> Page[PostedTime]:
+        return await system.list_posted_time(project_external_id, date_from, date_to, limit, cursor)
+
+    @put("/invoices/by-external-id/{external_id:str}", operation_id="erp.upsertInvoice",
+         summary="Create or update an invoice draft by external id", responses=created_spec(Invoice))
+    async def upsert_invoice(external_id: ExternalId, data: JSONBody[InvoiceUpsert]) -> Response[Invoice]:
+        return upserted(*await system.upsert_invoice(external_id, data))
+
+    @get("/invoices", operation_id="erp.listInvoices", summary="List invoices")
+    async def list_invoices(project_external_id: ProjectFilter = None, period: PeriodFilter = None,
+                            limit: Limit = 50, cursor: Cursor = None) -> Page[Invoice]:
+        return await system.list_invoices(project_external_id, period, limit, cursor)
+
+    @put("/credit-memos/by-external-id/{external_id:str}", operation_id="erp.upsertCreditMemo",
+         summary="Create or update a credit memo by external id", responses=created_spec(CreditMemo))
+    async def upsert_credit_memo(external_id: ExternalId,
+                                 data: JSONBody[CreditMemoUpsert]) -> Response[CreditMemo]:
+        return upserted(*await system.upsert_credit_memo(external_id, data))
+
+    @get("/credit-memos", operation_id="erp.listCreditMemos", summary="List credit memos")
+    async def list_credit_memos(project_external_id: ProjectFilter = None, period: PeriodFilter = None,
+                                limit: Limit = 50, cursor: Cursor = None) -> Page[CreditMemo]:
+        return await system.list_credit_memos(project_external_id, period, limit, cursor)
+
     return Router(path="/system/erp/v1", opt={"api": API}, tags=["erp"],
                   route_handlers=[list_legal_entities, get_legal_entity, get_customer, upsert_customer,
-                                  list_projects, get_project, upsert_project, list_accounting_periods])
+                                  list_projects, get_project, upsert_project, list_accounting_periods,
+                                  upsert_employee, post_time, get_time_posting, list_posted_time,
+                                  upsert_invoice, list_invoices, upsert_credit_memo, list_credit_memos])

@@ -5,7 +5,10 @@ Business rules reproduced because the provisioning process meets them:
 - a customer or job naming an unknown subsidiary -> 400 ``INVALID_PARAMETER``;
 - a job whose subsidiary differs from its customer's -> 400 ``USER_ERROR``;
 - subsidiaries and accounting periods are read-only to the integration role -> 403
-  ``INSUFFICIENT_PERMISSION``.
+  ``INSUFFICIENT_PERMISSION``;
+- an invoice or credit memo whose ``postingPeriod`` is closed or AR-locked -> 400 ``PERIOD_CLOSED``;
+  one whose customer, job, period or ``createdFrom`` invoice is unknown -> 400 ``INVALID_KEY_OR_REF``.
+  NetSuite computes a transaction's ``total`` from its lines; so does this store.
 
 ``q`` supports conditions joined by ``AND``: ``<field> IS "<text>"``, ``<field> EQUAL <number>``
 and ``<field> AFTER|BEFORE "<date or instant>"``; a reference field (``subsidiary``) compares
@@ -24,6 +27,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
 from system_apis.demo_firm import DemoFirm
+from system_apis.netsuite._billing_mapping import BATCH_RECORD
+from system_apis.netsuite._seed import seed_delivery
 from system_apis.netsuite.mapping import (
     JOB_STATUSES,
     accounting_period_to_record,
@@ -35,10 +40,15 @@ __all__ = ["RECORD_TYPES", "NsError", "RecordStore"]
 
 Record = dict[str, Any]
 
-RECORD_TYPES: Final = ("subsidiary", "customer", "job", "accountingPeriod")
-WRITABLE: Final = frozenset({"customer", "job"})
-SUBLISTS: Final = {"customer": ("addressBook",), "job": ("projectTask",)}
-REFERENCES: Final = ("subsidiary", "parent", "custrecord_psc_subsidiary")
+RECORD_TYPES: Final = ("subsidiary", "customer", "job", "accountingPeriod", "employee", "invoice", "creditMemo",
+                        BATCH_RECORD)
+WRITABLE: Final = frozenset({"customer", "job", "employee", "invoice", "creditMemo", BATCH_RECORD})
+ENTITIES: Final = frozenset({"customer", "job", "employee"})
+"""Entity records share one internal id sequence in NetSuite; transactions and others have their own."""
+SUBLISTS: Final = {"customer": ("addressBook",), "job": ("projectTask",), "invoice": ("item",),
+                   "creditMemo": ("item",)}
+REFERENCES: Final = {"subsidiary": "subsidiary", "parent": "customer", "custrecord_psc_subsidiary": "subsidiary",
+                     "entity": "customer", "job": "job", "createdFrom": "invoice"}
 _CONDITION = re.compile(r'^\s*(\w+)\s+(IS|EQUAL|AFTER|BEFORE)\s+("(?:[^"\\]|\\.)*"|[-\d.]+)\s*$')
 
 
@@ -93,7 +103,11 @@ class RecordStore:
     def __init__(self, clock: Callable[[], dt.datetime]) -> None:
         self._clock = clock
         self.records: dict[str, dict[str, Record]] = {t: {} for t in RECORD_TYPES}
-        self._next_entity = 1001  # customers and jobs share NetSuite's entity id sequence
+        self.by_eid: dict[str, dict[str, str]] = {t: {} for t in RECORD_TYPES}
+        """External id -> internal id per type: lookups by eid must not scan 10,000 employees."""
+        self.periods: dict[tuple[str, str], Record] = {}
+        """(subsidiary id, ``YYYY-MM``) -> accountingPeriod, for period checks on every posted line."""
+        self._next_entity = 1001  # customers, jobs and employees share NetSuite's entity id sequence
         self._next_other = 101
 
     def seed(self, firm: DemoFirm) -> None:
@@ -110,6 +124,27 @@ class RecordStore:
             rec = accounting_period_to_record(period, internal, by_seed.get(period.legal_entity_id or ""))
             rec.update(createdDate=stamp, lastModifiedDate=stamp)
             self.records["accountingPeriod"][internal] = rec
+            self.by_eid["accountingPeriod"][period.id] = internal
+            if rec.get("custrecord_psc_subsidiary"):
+                self.periods[(rec["custrecord_psc_subsidiary"]["id"], period.start_date.strftime("%Y-%m"))] = rec
+        for sub in self.records["subsidiary"].values():
+            self.by_eid["subsidiary"][sub["externalId"]] = sub["id"]
+        for record_type, record in seed_delivery(firm, by_seed):
+            record.update(createdDate=stamp, lastModifiedDate=stamp)
+            self._insert(record_type, record)
+
+    def _insert(self, record_type: str, record: Record) -> str:
+        if record_type in ENTITIES:
+            internal = str(self._next_entity)
+            self._next_entity += 1
+        else:
+            internal = str(self._next_other)
+            self._next_other += 1
+        record["id"] = internal
+        self.records[record_type][internal] = record
+        if record.get("externalId"):
+            self.by_eid[record_type][str(record["externalId"])] = internal
+        return internal
 
     def _table(self, record_type: str) -> dict[str, Record]:
         if record_type not in self.records:
@@ -118,7 +153,9 @@ class RecordStore:
 
     def count(self, record_type: str, external_id: str | None) -> int:
         table = self.records.get(record_type, {})
-        return sum(1 for r in table.values() if external_id is None or r.get("externalId") == external_id)
+        if external_id is None:
+            return len(table)
+        return sum(1 for r in table.values() if r.get("externalId") == external_id)
 
     def ids(self, record_type: str, q: str | None) -> list[str]:
         """Matching ids in a stable but arbitrary order: real NetSuite promises no order either."""
@@ -130,10 +167,9 @@ class RecordStore:
     def find(self, record_type: str, key: str) -> Record:
         table = self._table(record_type)
         if key.startswith("eid:"):
-            eid = key[4:]
-            for record in table.values():
-                if record.get("externalId") == eid:
-                    return record
+            internal = self.by_eid[record_type].get(key[4:])
+            if internal is not None and internal in table:
+                return table[internal]
         elif key in table:
             return table[key]
         raise _not_found(record_type, key)
@@ -156,7 +192,7 @@ class RecordStore:
         """POST /{type}: always a new record; a duplicate external id is refused."""
         self._writable(record_type)
         eid = body.get("externalId")
-        if eid and self.count(record_type, str(eid)):
+        if eid and str(eid) in self.by_eid[record_type]:
             raise NsError(400, "USER_ERROR", f"A {record_type} record with external ID {eid} already exists.",
                           "externalId")
         return self._create(record_type, body)
@@ -180,13 +216,12 @@ class RecordStore:
         if record_type == "job":
             status_id, status_name = JOB_STATUSES["pending"]
             record.setdefault("entityStatus", {"id": status_id, "refName": status_name})
+        if record_type == "invoice":
+            record.setdefault("approvalStatus", {"id": "1", "refName": "Pending Approval"})
         self._validate(record_type, record)
-        internal = str(self._next_entity)
-        self._next_entity += 1
         now = format_instant(self._clock())
-        record.update(id=internal, createdDate=now, lastModifiedDate=now)
-        self.records[record_type][internal] = record
-        return internal
+        record.update(createdDate=now, lastModifiedDate=now)
+        return self._insert(record_type, record)
 
     def _update(self, record_type: str, record: Record, body: Record, replace: set[str]) -> None:
         merged = copy.deepcopy(record)
@@ -199,10 +234,26 @@ class RecordStore:
                 merged[field] = copy.deepcopy(value)
         self._validate(record_type, merged)
         merged["lastModifiedDate"] = format_instant(self._clock())
+        old_eid = record.get("externalId")
         record.clear()
         record.update(merged)
+        if old_eid != record.get("externalId"):
+            self.by_eid[record_type].pop(str(old_eid), None)
+            if record.get("externalId"):
+                self.by_eid[record_type][str(record["externalId"])] = str(record["id"])
 
     def _validate(self, record_type: str, record: Record) -> None:
+        if record_type in ("invoice", "creditMemo"):
+            self._validate_transaction(record_type, record)
+            return
+        if record_type == "employee":
+            self._reference(record, "subsidiary", "subsidiary")
+            if not record.get("lastName") or not record.get("email"):
+                raise NsError(400, "USER_ERROR", "Please enter value(s) for: Last Name, Email.", "lastName")
+            return
+        if record_type == BATCH_RECORD:
+            self._reference(record, "custrecord_psc_tb_subsidiary", "subsidiary")
+            return
         if not record.get("companyName"):
             raise NsError(400, "USER_ERROR", "Please enter value(s) for: Company Name.", "companyName")
         subsidiary = self._reference(record, "subsidiary", "subsidiary")
@@ -227,13 +278,41 @@ class RecordStore:
                         raise NsError(400, "INVALID_PARAMETER", f"Invalid date value {value!r}; expected "
                                       "yyyy-MM-dd (the account's date format).", field) from None
 
-    def _reference(self, record: Record, field: str, target: str) -> Record:
+    def _validate_transaction(self, record_type: str, record: Record) -> None:
+        """Transactions need known references and an open, AR-unlocked posting period; NetSuite sums the total."""
+        subsidiary = self._reference(record, "subsidiary", "subsidiary")
+        customer = self._reference(record, "entity", "customer", code="INVALID_KEY_OR_REF")
+        job = self._reference(record, "job", "job", code="INVALID_KEY_OR_REF")
+        if (str(job["parent"]["id"]) != str(customer["id"])
+                or str(customer["subsidiary"]["id"]) != str(subsidiary["id"])):
+            raise NsError(400, "USER_ERROR", "The project must belong to the customer and the customer to the "
+                          "subsidiary of the transaction.", "job")
+        period = self._reference(record, "postingPeriod", "accountingPeriod", code="INVALID_KEY_OR_REF")
+        if str((period.get("custrecord_psc_subsidiary") or {}).get("id")) != str(subsidiary["id"]):
+            raise NsError(400, "INVALID_FLD_VALUE", "The posting period is not a period of this subsidiary.",
+                          "postingPeriod")
+        if period.get("isClosed") or period.get("arLocked"):
+            raise NsError(400, "PERIOD_CLOSED", f"The accounting period {period.get('periodName')} is closed or "
+                          "locked for accounts receivable; choose an open period.", "postingPeriod")
+        if record_type == "creditMemo":
+            self._reference(record, "createdFrom", "invoice", code="INVALID_KEY_OR_REF")
+        total = Decimal(0)
+        for n, line in enumerate((record.get("item") or {}).get("items") or []):
+            try:
+                total += Decimal(str(line.get("amount")))
+            except InvalidOperation:
+                raise NsError(400, "INVALID_FLD_VALUE", f"Invalid amount on line {n + 1}.",
+                              f"item[{n}].amount") from None
+        if not (record.get("item") or {}).get("items"):
+            raise NsError(400, "USER_ERROR", "You must enter at least one line item for this transaction.", "item")
+        record["total"] = total
+
+    def _reference(self, record: Record, field: str, target: str, *, code: str = "INVALID_PARAMETER") -> Record:
         ref = record.get(field)
         ident = ref.get("id") if isinstance(ref, dict) else None
         referenced = self.records[target].get(str(ident)) if ident is not None else None
         if referenced is None:
-            raise NsError(400, "INVALID_PARAMETER", f"Invalid value {ident!r} for the reference field {field}.",
-                          field)
+            raise NsError(400, code, f"Invalid value {ident!r} for the reference field {field}.", field)
         return referenced
 
     # ------------------------------------------------------------------ rendering
@@ -243,13 +322,12 @@ class RecordStore:
         href = f"{root}/{record_type}/{record['id']}"
         out = copy.deepcopy(record)
         out["links"] = [{"rel": "self", "href": href}]
-        for field in REFERENCES:
+        for field, target in REFERENCES.items():
             ref = out.get(field)
             if isinstance(ref, dict) and ref.get("id") is not None:
-                target = "customer" if field == "parent" else "subsidiary"
                 named = self.records[target].get(str(ref["id"]))
                 if named:
-                    ref["refName"] = named.get("name") or named.get("companyName")
+                    ref["refName"] = named.get("name") or named.get("companyName") or named.get("tranId")
         for sub in SUBLISTS.get(record_type, ()):
             links = [{"rel": "self", "href": f"{href}/{sub}"}]
             items = (out.get(sub) or {}).get("items") or []

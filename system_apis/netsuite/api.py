@@ -1,4 +1,6 @@
-"""The ERP system API on NetSuite: legal entities = subsidiaries, projects = jobs.
+"""The ERP system API on NetSuite: legal entities = subsidiaries, projects = jobs, time = timeBills.
+
+Employees, time posting, invoices and credit memos live in ``_billing_api`` (mixed in here).
 
 Canonical ids are NetSuite internal ids (strings of digits); external ids are psconnect's
 keys (``ACC-0001``, ``OPP-0001``...). Cursors are urlsafe base64 of the vendor paging state
@@ -22,6 +24,7 @@ from contracts.erp import AccountingPeriod, Customer, CustomerUpsert, ErpProject
 from contracts.problems import FieldError, ProblemError, invalid_cursor
 from system_apis._internal.http import RetryPolicy
 from system_apis.domains.erp import erp_router
+from system_apis.netsuite._billing_api import NetSuiteBilling, vendor_data_invalid
 from system_apis.netsuite.client import NetSuiteClient
 from system_apis.netsuite.mapping import (
     MappingError,
@@ -69,16 +72,21 @@ def _mapped(mapper: Callable[[dict[str, Any]], T], record: dict[str, Any]) -> T:
     try:
         return mapper(record)
     except MappingError as exc:
-        # NetSuite answered, but with a record psconnect cannot read (e.g. made by hand without an external id).
-        raise ProblemError(502, "vendor-data-invalid", "Vendor record unreadable", str(exc),
-                           code="vendor_data_invalid") from exc
+        raise vendor_data_invalid(exc) from exc
 
 
-class NetSuiteErp:
-    """`ErpSystem` on NetSuite. Upserts are idempotent by external id (``PUT eid:``)."""
+def _record(record: dict[str, Any]) -> dict[str, Any]:
+    return record
+
+
+class NetSuiteErp(NetSuiteBilling):
+    """`ErpSystem` on NetSuite. Upserts are idempotent by external id (``PUT eid:``); time posts in async batches."""
 
     def __init__(self, client: NetSuiteClient) -> None:
-        self.client = client
+        super().__init__(client)
+
+    async def _records(self, record_type: str, q: str, limit: int, cursor: str | None) -> Page[dict[str, Any]]:
+        return await self._page(record_type, q or None, limit, cursor, _record, expand=True)
 
     async def _page(self, record: str, q: str | None, limit: int, cursor: str | None,
                     mapper: Callable[[dict[str, Any]], T], *, expand: bool = False) -> Page[T]:

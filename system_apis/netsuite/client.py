@@ -11,6 +11,28 @@ How NetSuite differs from the other vendors, and what this client does about it:
   transient when other integrations do.
 - Writes are idempotent by external id: ``PUT /{record}/eid:{externalId}`` upserts and
   answers 204 with the record's ``Location``.
+- Batches go through asynchronous requests: ``Prefer: respond-async`` with an
+  ``X-NetSuite-Idempotency-Key`` (a UUID) answers 202 + ``Preference-Applied`` + the ``Location``
+  of a job under ``/services/rest/async/v1/job/{id}``; the same key again answers 400
+  ``IDEMPOTENCY_ERROR`` with the ``Location`` of the first job and never runs twice.
+- Bulk reads (posted time for reconciliation) use SuiteQL (``POST /services/rest/query/v1/suiteql``),
+  one row per record instead of one GET per record.
+
+Time posting carrier. NetSuite's REST record API has no batch create, and asynchronous
+processing applies to REST web services (record and query), not to RESTlets. So one batch of up
+to 1,000 time lines is ONE asynchronous ``POST /customrecord_psc_time_batch`` (a custom record
+type installed in the account by the psconnect SuiteCloud bundle) whose external id is the batch
+key and whose long-text field ``custrecord_psc_tb_lines`` carries the lines. Its user-event script
+``customscript_psc_time_batch_ue`` queues the map/reduce script ``customscript_psc_time_batch_mr``
+(deployment ``customdeploy_psc_time_batch_mr``), which creates one ``timeBill`` per line with
+``externalId`` = line key (unique per record type, so a line already posted under another batch is
+reported as posted with the existing id, never created twice), refuses lines per line (codes
+``PERIOD_CLOSED``, ``EMPLOYEE_INACTIVE``, ``JOB_CLOSED``, ``INVALID_KEY_OR_REF``,
+``INVALID_FLD_VALUE``), and writes ``custrecord_psc_tb_status`` / ``custrecord_psc_tb_results``.
+A map/reduce because creating 1,000 timeBills exceeds a user-event script's governance. Two
+guards make a batch post once: the idempotency key (derived from the batch key) and the batch
+record's unique external id (for replays after NetSuite forgets the key).
+Docs: https://docs.oracle.com/en/cloud/saas/netsuite/ns-online-help/chapter_161251386312.html
 
 Errors, as raised to callers (see ``system_apis._internal.http``)::
 
@@ -28,6 +50,7 @@ https://docs.oracle.com/en/cloud/saas/netsuite/ns-online-help/section_1564140875
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from decimal import Decimal
 from typing import Any, Final
@@ -48,22 +71,32 @@ from system_apis._internal.http import (
 )
 
 __all__ = [
+    "ASYNC_PATH",
     "BASE_URL",
     "CONCURRENCY_LIMIT_EXCEEDED",
+    "IDEMPOTENCY_ERROR",
     "RECORD_PATH",
+    "SUITEQL_PATH",
     "VENDOR",
+    "AsyncJob",
     "IdPage",
     "NetSuiteClient",
+    "QueryPage",
     "classify",
     "decode",
     "encode",
+    "idempotency_key",
 ]
 
 VENDOR: Final = "netsuite"
 BASE_URL: Final = "https://1234567.suitetalk.api.netsuite.com"
 RECORD_PATH: Final = "/services/rest/record/v1"
+ASYNC_PATH: Final = "/services/rest/async/v1"
+SUITEQL_PATH: Final = "/services/rest/query/v1/suiteql"
 CONCURRENCY_LIMIT_EXCEEDED: Final = "CONCURRENCY_LIMIT_EXCEEDED"
+IDEMPOTENCY_ERROR: Final = "IDEMPOTENCY_ERROR"
 MAX_PAGE: Final = 1000
+_KEY_NAMESPACE: Final = uuid.UUID("5b0e1a52-8d5e-4f43-9a7c-3c1f0c5e7d21")
 
 _encoder = msgspec.json.Encoder(decimal_format="number")
 _decoder = msgspec.json.Decoder(float_hook=Decimal)
@@ -103,6 +136,8 @@ def classify(response: httpx.Response) -> VendorError | None:
     except (msgspec.DecodeError, ValueError):
         body = response.text[:500]
     code, detail = _details(body)
+    if code == IDEMPOTENCY_ERROR and response.headers.get("Location"):
+        return None  # a replay of a submitted async request: the Location names the original job
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
     if status == 429 or code == CONCURRENCY_LIMIT_EXCEEDED:
         return VendorRateLimited(VENDOR, f"{code or 'rate limited'}: {detail}", retry_after=retry_after,
@@ -130,6 +165,26 @@ class IdPage(msgspec.Struct, kw_only=True):
         return self.offset + self.count if self.has_more else None
 
 
+def idempotency_key(key: str) -> str:
+    """NetSuite wants a UUID; derive it from our stable key so a retry anywhere sends the same one."""
+    return str(uuid.uuid5(_KEY_NAMESPACE, key))
+
+
+class AsyncJob(msgspec.Struct, kw_only=True):
+    """An asynchronous request's job: ``progress`` is NetSuite's (pending, succeeded, failed...)."""
+
+    id: str
+    completed: bool
+    progress: str
+
+
+class QueryPage(msgspec.Struct, kw_only=True):
+    rows: list[dict[str, Any]]
+    offset: int
+    has_more: bool
+    total_results: int | None = None
+
+
 class NetSuiteClient:
     """NetSuite's wire protocol over `VendorHttp`.
 
@@ -146,18 +201,23 @@ class NetSuiteClient:
     def __init__(self, http: httpx.AsyncClient, *, token: str = "sim-token", retry: RetryPolicy | None = None,
                  sleep: Sleep = asyncio.sleep, max_concurrency: int = 4) -> None:
         self.http = VendorHttp(VENDOR, http, classify=classify, retry=retry, sleep=sleep)
-        self._root = RECORD_PATH if str(http.base_url) else BASE_URL + RECORD_PATH
+        self._base = "" if str(http.base_url) else BASE_URL
+        self._root = self._base + RECORD_PATH
         self._auth = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         self._slots = asyncio.Semaphore(max_concurrency)
+        self._sleep = sleep
 
     def _url(self, record: str, key: str | None = None) -> str:
         return f"{self._root}/{record}" + (f"/{quote(key, safe=':')}" if key is not None else "")
 
     async def _send(self, method: str, url: str, *, params: Mapping[str, str | int] | None = None,
-                    json: Any = None) -> httpx.Response:
+                    json: Any = None, headers: Mapping[str, str] | None = None,
+                    idempotent: bool | None = None) -> httpx.Response:
         body = msgspec.Raw(encode(json)) if json is not None else None
+        sent = {**self._auth, **headers} if headers else self._auth
         async with self._slots:
-            return await self.http.request(method, url, params=params, json=body, headers=self._auth)
+            return await self.http.request(method, url, params=params, json=body, headers=sent,
+                                           idempotent=idempotent)
 
     async def list_ids(self, record: str, *, q: str | None = None, limit: int = MAX_PAGE,
                        offset: int = 0) -> IdPage:
@@ -230,6 +290,60 @@ class NetSuiteClient:
         Docs: https://docs.oracle.com/en/cloud/saas/netsuite/ns-online-help/section_1545141395.html
         """
         return _location_id(await self._send("POST", self._url(record), json=body))
+
+    async def submit_async(self, record: str, body: Record, *, key: str) -> str:
+        """Create a record asynchronously, once per ``key``; returns the async job id.
+
+        Retried on 5xx like a read: the idempotency key makes a repeated submission answer with the
+        first job (400 ``IDEMPOTENCY_ERROR`` + ``Location``) instead of running again.
+        Docs: https://docs.oracle.com/en/cloud/saas/netsuite/ns-online-help/subsect_164494900632.html
+        """
+        response = await self._send("POST", self._url(record), json=body, idempotent=True,
+                                    headers={"Prefer": "respond-async",
+                                             "X-NetSuite-Idempotency-Key": idempotency_key(key)})
+        return _location_id(response)
+
+    async def job(self, job_id: str) -> AsyncJob:
+        """The state of an asynchronous job.
+
+        Docs: https://docs.oracle.com/en/cloud/saas/netsuite/ns-online-help/subsect_161278579295.html
+        """
+        body = decode((await self._send("GET", f"{self._base}{ASYNC_PATH}/job/{quote(job_id)}")).content)
+        return AsyncJob(id=str(body.get("id", job_id)), completed=bool(body.get("completed")),
+                        progress=str(body.get("progress") or "pending"))
+
+    async def wait_job(self, job_id: str, *, interval: float = 0.5, max_polls: int = 240) -> AsyncJob:
+        """Poll a job until NetSuite says it completed (or give up and return its last state)."""
+        state = await self.job(job_id)
+        polls = 1
+        while not state.completed and polls < max_polls:
+            await self._sleep(interval)
+            state = await self.job(job_id)
+            polls += 1
+        return state
+
+    async def job_result(self, job_id: str) -> Record:
+        """The result of a completed job's (single) task: the record created, or the refusal raised.
+
+        Docs: https://docs.oracle.com/en/cloud/saas/netsuite/ns-online-help/subsect_161252889998.html
+        """
+        tasks = decode((await self._send("GET", f"{self._base}{ASYNC_PATH}/job/{quote(job_id)}/task")).content)
+        task_id = str(tasks["items"][0]["id"])
+        url = f"{self._base}{ASYNC_PATH}/job/{quote(job_id)}/task/{quote(task_id)}/result"
+        result: Record = decode((await self._send("GET", url)).content)
+        return result
+
+    async def suiteql(self, query: str, *, limit: int = MAX_PAGE, offset: int = 0) -> QueryPage:
+        """One page of a SuiteQL query; every value comes back as a string.
+
+        Docs: https://docs.oracle.com/en/cloud/saas/netsuite/ns-online-help/section_157909186990.html
+        """
+        response = await self._send("POST", f"{self._base}{SUITEQL_PATH}", json={"q": query}, idempotent=True,
+                                    params={"limit": min(limit, MAX_PAGE), "offset": offset},
+                                    headers={"Prefer": "transient"})
+        body = decode(response.content)
+        return QueryPage(rows=list(body.get("items", [])), offset=int(body.get("offset", offset)),
+                         has_more=bool(body.get("hasMore", False)), total_results=body.get("totalResults"))
 
     async def check(self) -> bool:
         """Connectivity probe: can we list one subsidiary with this token?

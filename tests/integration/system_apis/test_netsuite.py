@@ -89,7 +89,7 @@ async def _all_pages(api: ApiClient, path: str, limits: list[int], **params: str
             return items
 
 
-async def _customer(api: ApiClient, external_id: str = "ACC-0002", legal_entity_id: str = "2") -> dict[str, Any]:
+async def _customer(api: ApiClient, external_id: str = "ACC-0047", legal_entity_id: str = "2") -> dict[str, Any]:
     response = await api.put(f"{ERP}/customers/by-external-id/{external_id}", json={
         "name": "Contoso Holdings", "legal_entity_id": legal_entity_id, "currency": "GBP", "tax_id": "GB987654321",
         "billing_address": {"street": "12 Market Street", "city": "London", "postal_code": "EC1A 1BB",
@@ -216,29 +216,29 @@ class TestCustomers:
     async def test_upsert_creates_then_updates_one_record(self, api: ApiClient, sim: NetSuiteSimulator) -> None:
         body = {"name": "Contoso Holdings", "legal_entity_id": "2", "currency": "GBP", "tax_id": "GB987654321",
                 "billing_address": {"street": "12 Market Street", "city": "London", "country": "GB"}}
-        first = await api.put(f"{ERP}/customers/by-external-id/ACC-0002", json=body)
+        first = await api.put(f"{ERP}/customers/by-external-id/ACC-0047", json=body)
         assert first.status_code == 201, first.text
-        second = await api.put(f"{ERP}/customers/by-external-id/ACC-0002", json={**body, "name": "Contoso Group"})
+        second = await api.put(f"{ERP}/customers/by-external-id/ACC-0047", json={**body, "name": "Contoso Group"})
         assert second.status_code == 200
         assert second.json()["id"] == first.json()["id"]
         assert second.json()["name"] == "Contoso Group"
         assert second.json()["billing_address"]["city"] == "London"
-        assert sim.count("customer", "ACC-0002") == 1
-        stored = sim.store.find("customer", "eid:ACC-0002")
+        assert sim.count("customer", "ACC-0047") == 1
+        stored = sim.store.find("customer", "eid:ACC-0047")
         assert len(stored["addressBook"]["items"]) == 1  # replaced, not appended
 
     async def test_get_customer(self, api: ApiClient) -> None:
         created = await _customer(api)
         response = await api.get(f"{ERP}/customers/{created['id']}")
         assert response.status_code == 200
-        assert response.json()["external_id"] == "ACC-0002"
+        assert response.json()["external_id"] == "ACC-0047"
 
     async def test_unknown_subsidiary_is_a_422_problem(self, api: ApiClient, sim: NetSuiteSimulator) -> None:
-        response = await api.put(f"{ERP}/customers/by-external-id/ACC-0005", json={
+        response = await api.put(f"{ERP}/customers/by-external-id/ACC-0045", json={
             "name": "Nowhere", "legal_entity_id": "42", "currency": "EUR"})
         assert response.status_code == 422
         assert response.json()["code"] == "INVALID_PARAMETER"
-        assert sim.count("customer", "ACC-0005") == 0
+        assert sim.count("customer", "ACC-0045") == 0
 
     async def test_missing_customer_is_a_404_problem(self, api: ApiClient) -> None:
         response = await api.get(f"{ERP}/customers/123456")
@@ -272,8 +272,10 @@ class TestProjects:
         assert listed[0]["tasks"]  # list reads expand sublists too
         got = await api.get(f"{ERP}/projects/{listed[0]['id']}")
         assert got.json() == listed[0]
-        everything = await _all_pages(api, f"{ERP}/projects", [2])
-        assert sorted(p["external_id"] for p in everything) == ["OPP-0001", "OPP-0002", "OPP-0003"]
+        everything = await _all_pages(api, f"{ERP}/projects", [10])
+        keys = [p["external_id"] for p in everything]
+        assert len(keys) == len(set(keys)) == 33  # the 30 seeded delivery projects and these three
+        assert sorted(k for k in keys if k.startswith("OPP-")) == ["OPP-0001", "OPP-0002", "OPP-0003"]
 
     async def test_quote_in_external_id_filter_finds_nothing(self, api: ApiClient) -> None:
         response = await api.get(f"{ERP}/projects", params={"external_id": 'x" OR id EQUAL 1'})
@@ -398,10 +400,11 @@ class TestResilience:
 
     async def test_reset_restores_the_seed_and_clears_faults(self, client: NetSuiteClient,
                                                               sim: NetSuiteSimulator) -> None:
-        await client.upsert("customer", "ACC-0001", {"companyName": "A", "subsidiary": {"id": "1"}})
+        await client.upsert("customer", "ACC-0046", {"companyName": "A", "subsidiary": {"id": "1"}})
         sim.faults.add(Fault(kind="server_error"))
         sim.reset()
-        assert sim.count("customer", None) == 0
+        assert sim.count("customer", "ACC-0046") == 0
+        assert (sim.count("customer", None), sim.count("job", None), sim.count("employee", None)) == (30, 30, 240)
         assert sim.count("subsidiary", None) == 3
         assert sim.count("accountingPeriod", None) == 36
         assert (await client.get("subsidiary", "1"))["id"] == "1"

@@ -6,8 +6,10 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import pytest
 
+from contracts.billing import InvoiceLine, InvoiceUpsert, TimePostingBatch, TimePostingLine
 from contracts.common import Money
 from contracts.crm import Address
 from contracts.erp import (
@@ -18,6 +20,16 @@ from contracts.erp import (
     ErpProjectUpsert,
     LegalEntity,
     ProjectTask,
+)
+from contracts.workforce import EmployeeUpsert
+from system_apis.netsuite._billing_mapping import (
+    batch_to_record,
+    employee_from_record,
+    employee_to_record,
+    invoice_from_record,
+    invoice_to_record,
+    posted_time_from_row,
+    posting_result_from_record,
 )
 from system_apis.netsuite.client import decode, encode
 from system_apis.netsuite.mapping import (
@@ -196,3 +208,70 @@ class TestAccountingPeriod:
 def test_instants_use_netsuite_output_format() -> None:
     instant = dt.datetime(2026, 11, 2, 9, 30, 5, tzinfo=dt.timezone(dt.timedelta(hours=1)))
     assert format_instant(instant) == "2026-11-02T08:30:05Z"
+
+
+class TestBillingRecords:
+    """Employees, time batches, SuiteQL rows, invoices and credit memos (system_apis.netsuite._billing_mapping)."""
+
+    def test_employee_round_trip_keeps_cost_rate_exact(self) -> None:
+        data = EmployeeUpsert(name="Ana Ahmed Costa", email="ana@x.example", legal_entity_id="2",
+                              cost_center="CC-UK01-1", cost_rate=Money(amount=Decimal("61.0500"), currency="GBP"),
+                              active=False)
+        record = {**employee_to_record("W-00001", data), "id": "1500"}
+        back = employee_from_record(record)
+        assert (back.name, back.cost_rate, back.active, back.external_id) == (
+            "Ana Ahmed Costa", data.cost_rate, False, "W-00001")
+
+    def test_time_batch_lines_are_compact_arrays_keyed_by_the_batch(self) -> None:
+        usd = Money(amount=Decimal("250.00"), currency="USD")
+        line = TimePostingLine(line_key="TE-1-v2", project_external_id="PRJ-A0001", employee_external_id="W-00001",
+                               date=dt.date(2026, 10, 5), hours="-1.5", rate=usd,
+                               amount=Money(amount=Decimal("-375.00"), currency="USD"), billable=True)
+        record = batch_to_record(TimePostingBatch(batch_key="US01-2026-10-1", legal_entity_id="1", lines=[line]))
+        assert record["externalId"] == "US01-2026-10-1"
+        assert msgspec.json.decode(record["custrecord_psc_tb_lines"]) == [
+            ["TE-1-v2", "PRJ-A0001", "W-00001", "2026-10-05", "-1.5", "250.00", "USD", True, None]]
+
+    def test_posting_result_reads_status_and_results(self) -> None:
+        result = posting_result_from_record({"id": "9", "externalId": "B-00000001", "custrecord_psc_tb_status":
+                                             "COMPLETE", "custrecord_psc_tb_results":
+                                             '{"posted": {"a": "1000001"}, "failed": {"b": "PERIOD_CLOSED: x"}}'})
+        assert (result.status, result.posted, result.failed) == ("complete", {"a": "1000001"},
+                                                                 {"b": "PERIOD_CLOSED: x"})
+        pending = posting_result_from_record({"id": "9", "externalId": "B-00000001"})
+        assert (pending.status, pending.posted) == ("pending", {})
+
+    def test_unreadable_results_are_a_mapping_error(self) -> None:
+        with pytest.raises(MappingError):
+            posting_result_from_record({"id": "9", "externalId": "B", "custrecord_psc_tb_results": "{oops"})
+
+    def test_suiteql_row_reads_strings_and_reversals(self) -> None:
+        row = {"id": "1000001", "externalid": "TE-1-v2", "job": "PRJ-A0001", "employee": "W-00001",
+               "trandate": "2026-10-05", "hours": "-1.5", "rate": "250.00", "isbillable": "T", "currency": "USD"}
+        posted = posted_time_from_row(row)
+        assert (posted.hours, posted.amount, posted.billable) == (
+            "-1.5", Money(amount=Decimal("-375.00"), currency="USD"), True)
+        with pytest.raises(MappingError):
+            posted_time_from_row({**row, "trandate": "10/05/2026"})
+
+    def test_invoice_round_trip_keeps_lines_and_period(self) -> None:
+        from system_apis.netsuite._billing_mapping import invoice_from_record
+
+        usd = Money(amount=Decimal("250.00"), currency="USD")
+        data = InvoiceUpsert(customer_id="1001", project_external_id="PRJ-A0001", legal_entity_id="1",
+                             period="2026-10", currency="USD", lines=[InvoiceLine(
+                                 kind="time", description="10 h", quantity="10", unit_price=usd,
+                                 amount=Money(amount=Decimal("2500.00"), currency="USD"), source_keys=["a", "b"])])
+        record = invoice_to_record("INV-1", data, job_id="1002", period_id="110", tran_date=dt.date(2026, 10, 31))
+        assert "approvalStatus" not in record  # never reset an approved invoice to draft on update
+        back = invoice_from_record({**record, "id": "77", "total": Decimal("2500.00")},
+                                   project_external_id="PRJ-A0001")
+        assert (back.period, back.lines, back.status, back.total.amount) == (
+            "2026-10", data.lines, "draft", Decimal("2500.00"))
+
+    def test_invoice_line_with_a_foreign_item_is_a_mapping_error(self) -> None:
+        record = {"id": "7", "externalId": "INV", "entity": {"id": "1"}, "subsidiary": {"id": "1"},
+                  "currency": {"refName": "USD"}, "custbody_psc_period": "2026-10",
+                  "item": {"items": [{"item": {"id": "999"}, "quantity": 1, "rate": 1, "amount": 1}]}}
+        with pytest.raises(MappingError):
+            invoice_from_record(record, project_external_id="PRJ-A0001")
