@@ -95,7 +95,16 @@ class TimeToBillService:
         return EventOutcome(entries=len(entries), validated=valid, exceptions=failed)
 
     async def replay(self, exception_id: str) -> int:
-        """Re-validate the entries behind an exception with fresh data (and re-read entries); returns lines fixed."""
+        """Re-validate the entries behind an exception with fresh data and bill them; returns lines fixed."""
+        fixed, _ = await self.replay_runs(exception_id)
+        return fixed
+
+    async def replay_runs(self, exception_id: str) -> tuple[int, list[Run]]:
+        """Replay, then start (or join) the billing run of every legal entity and period the lines belong to.
+
+        Replaying only re-validates into the ledger; the runs post the fixed lines (and invoice
+        them), so a replay after the fix ends with the entries posted once, not merely queued.
+        """
         rt = runtime()
         record = rt.exceptions.get(exception_id)
         if record is None or record.process != PROCESS:
@@ -121,7 +130,9 @@ class TimeToBillService:
                                        ALL_ENTITIES)
         if not failed:
             rt.exceptions.set_status(exception_id, "resolved")
-        return valid + len(parked)
+        started = [await self.start_run(entity, period) for entity, period in
+                   sorted({(row.legal_entity_code, row.period) for row, _ in lines})]
+        return valid + len(parked), [run for run, _ in started]
 
     async def reconcile(self, project: str, period: str) -> Reconciliation:
         rt = runtime()

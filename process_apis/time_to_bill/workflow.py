@@ -42,6 +42,11 @@ ALL_ENTITIES: Final = "*"
 INTEGRATION_OPS: Final = "integration-operations"
 CATCH_UP_MONTHS: Final = 3
 _references: dict[str, Reference] = {}
+_MAX_REFERENCES: Final = 8
+ERP_REFUSALS: Final = {"PERIOD_CLOSED": ("period_closed", "finance-close"),
+                       "JOB_CLOSED": ("project_inactive", "delivery-operations"),
+                       "EMPLOYEE_INACTIVE": ("worker_inactive", "hr-operations")}
+"""NetSuite's per-line refusal codes -> (exception reason, owner); any other refusal is integration's."""
 
 
 def workflow_id(run_id: str, attempt: int) -> str:
@@ -54,11 +59,17 @@ def exception_id_for(run_id: str, subject: str, reason: str) -> str:
 
 
 async def reference(run_id: str) -> Reference:
-    """Reference data for a run, read once per process (after a restart it is simply read again)."""
+    """Reference data for a run, read once per process (after a restart it is simply read again).
+
+    Keyed by run, so concurrent runs keep their own; a run's entry goes when it finishes, and
+    the oldest go first should runs die without finishing.
+    """
     if run_id not in _references:
         rt = runtime()
-        _references.clear()
-        _references[run_id] = await load_reference(rt.erp, rt.psa, rt.hr)
+        loaded = await load_reference(rt.erp, rt.psa, rt.hr)
+        while len(_references) >= _MAX_REFERENCES:
+            _references.pop(next(iter(_references)))
+        _references[run_id] = loaded
     return _references[run_id]
 
 
@@ -113,8 +124,9 @@ async def read_page(run_id: str, legal_entity_code: str, period: str, as_of: str
                     totals: dict[str, int]) -> tuple[str | None, dict[str, int]]:
     rt = runtime()
     ref = await reference(run_id)
-    start, _ = _window(period)
-    params: dict[str, str | int] = {"status": "approved", "from": start.isoformat(), "limit": rt.page_size}
+    start, end = _window(period)
+    params: dict[str, str | int] = {"status": "approved", "from": start.isoformat(), "to": end.isoformat(),
+                                    "limit": rt.page_size}
     page = await run_step(rt.runs, run_id, "read_validate", lambda: rt.time.entries(params, cursor), retry=rt.retry,
                           sleep=rt.sleep)
     valid, failed = record_entries(run_id, page.items, ref, dt.date.fromisoformat(as_of), legal_entity_code)
@@ -133,20 +145,21 @@ def _posting_line(row: LedgerRow) -> TimePostingLine:
                            memo=row.entry_id)
 
 
-@DBOS.step(name="time_to_bill.post_time")
-async def post_batch(run_id: str, attempt: int, legal_entity_code: str, number: int, posted_so_far: int) -> int:
-    """Post one claimed batch; 0 when nothing is left to post for this legal entity."""
+class _Outcome(msgspec.Struct):
+    posted: dict[str, str] = {}
+    failed: dict[str, str] = {}
+    refused: list[tuple[str, str, str]] = []
+    """(line key, reason code, detail) of lines the ERP refused as a whole batch."""
+
+
+async def _post_lines(run_id: str, entity_id: str, batch_key: str, rows: list[LedgerRow]) -> _Outcome:
+    """Post rows as one ERP batch; a batch the ERP refuses as a whole is split until the refused lines are found.
+
+    The halves get derived batch keys (`…L`, `…R`), so a retried step re-sends the same keys
+    and the ERP's idempotency still holds; only the lines that are refused alone are parked.
+    """
     rt = runtime()
-    ref = await reference(run_id)
-    claim = f"{workflow_id(run_id, attempt)}:{legal_entity_code}:b{number}"
-    rows = rt.ledger.claim(legal_entity_code, claim, rt.batch_size)
-    if not rows:
-        return 0
-    entity_id = ref.projects[rows[0].project].legal_entity_id if rows[0].project in ref.projects else \
-        f"LE-{legal_entity_code}"
-    digest = hashlib.blake2b("\n".join(r.line_key for r in rows).encode(), digest_size=6).hexdigest()
-    batch = TimePostingBatch(batch_key=f"{claim}:{digest}", legal_entity_id=entity_id,
-                             lines=[_posting_line(r) for r in rows])
+    batch = TimePostingBatch(batch_key=batch_key, legal_entity_id=entity_id, lines=[_posting_line(r) for r in rows])
 
     async def post() -> dict[str, dict[str, str]]:
         await rt.erp.post_time(batch)
@@ -160,21 +173,68 @@ async def post_batch(run_id: str, attempt: int, legal_entity_code: str, number: 
     try:
         result = await run_step(rt.runs, run_id, "post_time", post, retry=rt.retry, sleep=rt.sleep)
     except BusinessFailure as exc:
-        subject = f"{legal_entity_code}:{claim}"
-        reason = exc.code or "erp_rejected"
-        eid = exception_id_for(run_id, subject, reason)
-        rt.exceptions.open(PROCESS, run_id, subject, [Violation(code=reason, detail=str(exc), owner="finance-close"
-                                                                if reason == "period_closed" else INTEGRATION_OPS)],
-                           exception_id=eid)
-        rt.ledger.to_exception([r.line_key for r in rows], eid, reason)
-        return len(rows)
+        if len(rows) == 1:
+            return _Outcome(refused=[(rows[0].line_key, exc.code or "erp_rejected", str(exc))])
+        half = len(rows) // 2
+        left = await _post_lines(run_id, entity_id, f"{batch_key}L", rows[:half])
+        right = await _post_lines(run_id, entity_id, f"{batch_key}R", rows[half:])
+        return _Outcome(posted={**left.posted, **right.posted}, failed={**left.failed, **right.failed},
+                        refused=left.refused + right.refused)
+    return _Outcome(posted=result["posted"], failed=result["failed"])
+
+
+def _park(run_id: str, rows: list[LedgerRow], problems: list[tuple[str, str, str, str]]) -> None:
+    """Refused lines become owned exceptions, one per project and reason: never a silent `failed` state.
+
+    `problems`: (line key, reason, owner, detail). The exception is keyed by the run, project
+    and reason, so a re-executed step re-opens the same record.
+    """
+    rt = runtime()
+    project_of = {r.line_key: r.project for r in rows}
+    groups: dict[tuple[str, str, str], list[tuple[str, str]]] = defaultdict(list)
+    for key, reason, owner, detail in problems:
+        groups[(project_of.get(key, "?"), reason, owner)].append((key, detail))
+    for (project, reason, owner), items in sorted(groups.items()):
+        subject = f"{project}:{reason}"
+        eid = exception_id_for(run_id, f"{subject}:erp", reason)
+        violations = [Violation(code=reason, detail=f"ERP refused {key}: {detail}"[:500], owner=owner)
+                      for key, detail in items[:20]]
+        rt.exceptions.open(PROCESS, run_id, subject, violations, exception_id=eid)
+        rt.ledger.to_exception([key for key, _ in items], eid, reason)
+
+
+def _classify(detail: str) -> tuple[str, str]:
+    code = detail.split(":", 1)[0].strip()
+    return ERP_REFUSALS.get(code, ("erp_rejected", INTEGRATION_OPS))
+
+
+@DBOS.step(name="time_to_bill.post_time")
+async def post_batch(run_id: str, attempt: int, legal_entity_code: str, number: int,
+                     posted_so_far: int) -> list[int]:
+    """Post one claimed batch: [lines handled, lines posted]; [0, 0] when nothing is left for this legal entity."""
+    rt = runtime()
+    ref = await reference(run_id)
+    claim = f"{workflow_id(run_id, attempt)}:{legal_entity_code}:b{number}"
+    rows = rt.ledger.claim(legal_entity_code, claim, rt.batch_size)
+    if not rows:
+        return [0, 0]
+    entity_id = ref.projects[rows[0].project].legal_entity_id if rows[0].project in ref.projects else \
+        f"LE-{legal_entity_code}"
+    digest = hashlib.blake2b("\n".join(r.line_key for r in rows).encode(), digest_size=6).hexdigest()
+    try:
+        outcome = await _post_lines(run_id, entity_id, f"{claim}:{digest}", rows)
     except StepExhausted:
         rt.ledger.release(claim)
         raise
-    rt.ledger.mark_posted(result["posted"], result["failed"])
+    rt.ledger.mark_posted(outcome.posted, {})
+    problems = [(key, *_classify(detail), detail) for key, detail in outcome.failed.items()]
+    problems += [(key, code, "finance-close" if code == "period_closed" else INTEGRATION_OPS, detail)
+                 for key, code, detail in outcome.refused]
+    if problems:
+        _park(run_id, rows, problems)
     rt.runs.step(run_id, "post_time", "running", vendor_ids={
-        "posted": str(posted_so_far + len(result["posted"])), "batches": str(number)})
-    return len(rows)
+        "posted": str(posted_so_far + len(outcome.posted)), "batches": str(number)})
+    return [len(rows), len(outcome.posted)]
 
 
 @DBOS.step(name="time_to_bill.invoice")
@@ -256,8 +316,8 @@ async def billing_run(run_id: str, legal_entity_code: str, period: str, as_of: s
         try:  # one entity's ERP outage fails that entity's posting only
             while True:
                 number += 1
-                n = await post_batch(run_id, attempt, entity, number, posted)
-                if n == 0:
+                handled, n = await post_batch(run_id, attempt, entity, number, posted)
+                if handled == 0:
                     break
                 posted += n
         except StepExhausted as exc:

@@ -1,0 +1,141 @@
+"""A month-end billing run through the gateway, against the simulators: posted once, invoiced, exceptions owned.
+
+The demo firm's October 2026 for each legal entity: every valid approved entry reaches
+NetSuite as exactly one timeBill, each project gets its invoice draft (T&M lines per
+worker/role/rate, milestone lines for fixed-fee and mixed projects), each seeded defect
+(`TIME_DEFECTS`) raises an owned exception while everything else flows, and
+reconciliation agrees: time system approved = ERP posted = invoiced − credits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from system_apis.demo_delivery import TIME_DEFECTS
+from system_apis.demo_firm import demo_firm
+from tests.integration.time_to_bill.ttb_stack import BASE, PERIOD, TtbStack, misprice, ttb_stack
+
+pytestmark = pytest.mark.slow
+
+FIRM = demo_firm()
+PROJECTS = {p.external_id: p for p in FIRM.projects}
+ENTITIES = ("US01", "UK01", "DE01")
+
+
+async def approved_entries(s: TtbStack, **params: Any) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        query = {"status": "approved", "from": "2026-10-01", "to": "2026-10-31", "limit": 2000, **params,
+                 **({"cursor": cursor} if cursor else {})}
+        page = (await s.http.get("/system/time/v1/time-entries", params=query)).json()
+        out += page["items"]
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return out
+
+
+def approval_event(entry_ids: list[str]) -> dict[str, Any]:
+    return {"specversion": "1.0", "id": f"evt-{entry_ids[0]}", "source": "https://time.example/harvest",
+            "type": "psconnect.time.timesheet.approved", "time": "2026-11-02T09:00:00Z",
+            "datacontenttype": "application/json", "data": {"entry_ids": entry_ids}}
+
+
+async def invoices(s: TtbStack, project: str) -> list[dict[str, Any]]:
+    response = await s.http.get("/system/erp/v1/invoices", params={"project_external_id": project, "period": PERIOD})
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+async def test_month_end_run_per_entity_posts_once_invoices_and_owns_every_defect(tmp_path: Path) -> None:
+    async with ttb_stack(tmp_path) as s:
+        mispriced = misprice(s, "PRJ-A0004", every=5)
+        runs = await asyncio.gather(*(s.bill(e) for e in ENTITIES))
+
+        # progress per step is visible on the run
+        for entity, run in zip(ENTITIES, runs, strict=True):
+            steps = {step["name"]: step for step in run["steps"]}
+            assert int(steps["read_validate"]["vendor_ids"]["entries_read"]) > 10_000
+            assert int(run["result"]["posted"]) > 3_000
+            assert steps["post_time"]["vendor_ids"]["posted"] == run["result"]["posted"]
+            assert run["status"] == ("succeeded" if entity == "DE01" else "needs_attention")  # DE01 has no defect
+
+        # every valid approved entry posted exactly once (one timeBill per entry, none twice)
+        bills = s.time_bills()
+        per_entry = collections.Counter(b.memo for b in bills)
+        assert max(per_entry.values()) == 1
+        held = {r["entry_id"] for r in s.ledger_rows(state="exception")}
+        approved = await approved_entries(s)
+        expected = {e["id"] for e in approved} - held
+        assert set(per_entry) == expected
+        assert len(held) > 0 and mispriced <= held
+
+        # invoices: T&M lines per worker/role/rate; milestones for fixed-fee and mixed
+        tm = await invoices(s, "PRJ-A0001")
+        assert len(tm) == 1
+        lines = tm[0]["lines"]
+        assert {ln["kind"] for ln in lines} == {"time"}
+        groups = [(ln["description"], ln["unit_price"]["amount"]) for ln in lines]
+        assert len(groups) == len(set(groups))
+        for ln in lines:
+            assert Decimal(ln["amount"]["amount"]) == (Decimal(ln["quantity"]) * Decimal(ln["unit_price"]["amount"]))
+        fixed = await invoices(s, "PRJ-A0004")
+        assert [(ln["kind"], ln["amount"]["amount"]) for inv in fixed for ln in inv["lines"]] == \
+            [("milestone", "43439.25")]
+        mixed = await invoices(s, "PRJ-A0010")
+        kinds = collections.Counter(ln["kind"] for inv in mixed for ln in inv["lines"])
+        assert kinds["milestone"] == 1 and kinds["time"] > 1
+        assert await invoices(s, "PRJ-A0008") == []  # the closed project bills nothing
+
+        # the future-dated entry is November's: no October run reads it; its approval event catches it
+        future = str(s.sim("time").entry_id("TE-00001-20261120-9"))
+        event = await s.http.post(f"{BASE}/events", json=approval_event([future]))
+        assert event.status_code == 202, event.text
+        assert event.json() == {"entries": 1, "validated": 0, "exceptions": 1}
+
+        # every seeded defect raises its exception, with an owner
+        exceptions = await s.exceptions()
+        reasons = {v["code"] for e in exceptions for v in e["violations"]}
+        assert set(TIME_DEFECTS) <= reasons
+        assert all(e["owner"] for e in exceptions)
+        by_reason = {v["code"]: e for e in exceptions for v in e["violations"]}
+        assert by_reason["project_inactive"]["subject"].startswith("PRJ-A0008")
+        assert by_reason["rate_card_mismatch"]["subject"].startswith("PRJ-A0004")
+
+        # reconciliation: clean for every project, the held entries counted not hidden
+        for entity in ENTITIES:
+            for rec in await s.reconcile(entity=entity):
+                assert rec["discrepancies"] == [], rec
+        (inactive,) = await s.reconcile(project="PRJ-A0008")
+        assert inactive["held_in_exceptions"] > 0 and inactive["posted_hours"] == "0"
+        (clean,) = await s.reconcile(project="PRJ-A0013")
+        assert clean["held_in_exceptions"] == 0
+        assert Decimal(clean["approved_amount"]) == Decimal(clean["posted_amount"]) == \
+            Decimal(clean["invoiced_amount"]) > 0
+
+
+async def test_a_run_bills_its_own_period_only(tmp_path: Path) -> None:
+    async with ttb_stack(tmp_path) as s:
+        s.stack.gateway.processes.time_to_bill.as_of = None  # the wall clock: November is past too
+        run = await s.bill("US01")
+        assert run["status"] in ("succeeded", "needs_attention")
+        assert not [b for b in s.time_bills() if b.date >= "2026-11-01"]
+
+
+async def test_starting_a_run_twice_with_one_key_is_one_run(tmp_path: Path) -> None:
+    async with ttb_stack(tmp_path) as s:
+        first = await s.start("DE01", key="same-key-123")
+        again = await s.http.post(f"{BASE}/billing-runs", json={"legal_entity_code": "DE01", "period": PERIOD},
+                                  headers={"Idempotency-Key": "same-key-123"})
+        assert again.status_code == 200 and again.json()["id"] == first["id"]
+        other = await s.http.post(f"{BASE}/billing-runs", json={"legal_entity_code": "UK01", "period": PERIOD},
+                                  headers={"Idempotency-Key": "same-key-123"})
+        assert other.status_code == 422
+        await s.wait(first["id"])

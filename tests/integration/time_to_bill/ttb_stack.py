@@ -1,0 +1,136 @@
+"""A running stack for time-to-bill tests: the gateway with every simulator, the demo calendar, run helpers.
+
+Not a conftest: imported explicitly, like tests/stack.py. Until the gateway registers the
+Harvest time system itself, `with_time_vendor()` adds it to the vendor registry for the
+test process (a no-op once gateway/vendors.py lists it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+import gateway.vendors as gateway_vendors
+from process_apis.time_to_bill.ledger import ledger
+from system_apis._internal.http import RetryPolicy
+from system_apis.demo_firm import ANCHOR_DATE
+from system_apis.harvest import client as harvest_client
+from system_apis.harvest import create_router as harvest_router
+from system_apis.harvest.simulator import HarvestSimulator
+from tests.stack import FAST_RETRY, Stack, running_stack
+
+__all__ = ["BASE", "PERIOD", "TERMINAL", "TtbStack", "misprice", "ttb_stack", "with_time_vendor"]
+
+BASE = "/process/time-to-bill/v1"
+PERIOD = "2026-10"
+TERMINAL = {"succeeded", "needs_attention", "failed"}
+
+
+def with_time_vendor() -> None:
+    """Register Harvest for the time domain (rate limit off: tests must not wait out 15 s windows)."""
+    if any(spec.domain == "time" for spec in gateway_vendors.VENDORS):
+        return
+    spec = gateway_vendors.VendorSpec("time", "harvest", harvest_client.BASE_URL,
+                                      lambda: HarvestSimulator(requests_per_window=None), harvest_router)
+    gateway_vendors.VENDORS = (*gateway_vendors.VENDORS, spec)
+
+
+@dataclass
+class TtbStack:
+    stack: Stack
+
+    @property
+    def http(self) -> Any:
+        return self.stack.http
+
+    def sim(self, domain: str) -> Any:
+        return self.stack.sim(domain)
+
+    @property
+    def engine(self) -> sa.Engine:
+        return self.stack.gateway.engine
+
+    async def start(self, entity: str, period: str = PERIOD, key: str | None = None) -> dict[str, Any]:
+        response = await self.http.post(f"{BASE}/billing-runs", json={"legal_entity_code": entity, "period": period},
+                                        headers={"Idempotency-Key": key or str(uuid.uuid4())})
+        assert response.status_code in (200, 202), response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def wait(self, run_id: str, attempt: int | None = None, within: float = 120.0) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while True:
+            run: dict[str, Any] = (await self.http.get(f"{BASE}/billing-runs/{run_id}")).json()
+            if run["status"] in TERMINAL and (attempt is None or run["attempt"] >= attempt):
+                return run
+            if loop.time() > deadline:
+                raise AssertionError(f"billing run {run_id} still {run['status']}: {run['steps']}")
+            await asyncio.sleep(0.05)
+
+    async def bill(self, entity: str, period: str = PERIOD) -> dict[str, Any]:
+        started = await self.start(entity, period)
+        return await self.wait(started["id"], started["attempt"])
+
+    async def exceptions(self, **params: Any) -> list[dict[str, Any]]:
+        response = await self.http.get(f"{BASE}/exceptions", params={"limit": 200, **params})
+        assert response.status_code == 200, response.text
+        items: list[dict[str, Any]] = response.json()["items"]
+        return items
+
+    async def reconcile(self, *, project: str | None = None, entity: str | None = None,
+                        period: str = PERIOD) -> list[dict[str, Any]]:
+        params = {"period": period, **({"project": project} if project else {}),
+                  **({"legal_entity_code": entity} if entity else {})}
+        response = await self.http.get(f"{BASE}/reconciliation", params=params)
+        assert response.status_code == 200, response.text
+        out: list[dict[str, Any]] = response.json()
+        return out
+
+    def time_bills(self) -> list[Any]:
+        """Every timeBill the ERP simulator holds."""
+        return list(self.sim("erp").ledger.bills)
+
+    def ledger_rows(self, **where: Any) -> list[dict[str, Any]]:
+        query = sa.select(ledger).where(*(ledger.c[k] == v for k, v in where.items()))
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def posted_hours(self, entry_id: str) -> Decimal:
+        """Net hours the ERP holds for one time entry (postings and reversals)."""
+        return sum((Decimal(str(b.hours)) for b in self.time_bills() if b.memo == entry_id), Decimal(0))
+
+
+@contextlib.asynccontextmanager
+async def ttb_stack(home: Path, *, database_url: str | None = None,
+                    retry: RetryPolicy = FAST_RETRY) -> AsyncIterator[TtbStack]:
+    """The whole gateway, judging "future-dated" against the demo firm's today (2026-11-02)."""
+    with_time_vendor()
+    async with running_stack(home, database_url=database_url, retry=retry) as stack:
+        stack.gateway.processes.time_to_bill.as_of = ANCHOR_DATE
+        yield TtbStack(stack)
+
+
+def misprice(s: TtbStack, project: str, *, every: int = 5, rate: Decimal = Decimal("1.00")) -> set[str]:
+    """Make the time system price some of a project's billable entries at `rate` (a rate-card mismatch).
+
+    The demo seed means to do this on its own (`TIME_DEFECTS["rate_card_mismatch"]`), but
+    at 240 workers none of the project's workers books it as their first project, so the
+    test sets the time system's rate itself. Returns the Harvest ids of the changed (approved) entries.
+    """
+    store = s.sim("time").store
+    index = store.project_index[project]
+    changed = set()
+    for entry in store.entries:
+        if entry.project == index and entry.billable and entry.state == 2 and entry.user % every == 0:
+            entry.rate = rate
+            changed.add(str(entry.id))
+    return changed
