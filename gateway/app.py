@@ -23,6 +23,7 @@ from litestar.types import ASGIApp
 
 from experience_apis.workbench.api import workbench_router
 from experience_apis.workbench.store import WorkbenchStore
+from gateway.console.routes import CONSOLE_SCOPES, console_router
 from gateway.db import create_engine, metadata
 from gateway.docs import docs_router
 from gateway.errors import EXCEPTION_HANDLERS
@@ -121,13 +122,20 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
     def api_catalog() -> list[ApiEntry]:
         return catalog(litestar, bindings)
 
-    web = WebSessions(Accounts(engine, frozenset(settings.portal_admins)))
+    async def whole_app(scope: Any, receive: Any, send: Any) -> None:  # bound below; routes need the client first
+        await app(scope, receive, send)
+
+    internal_http = httpx.AsyncClient(transport=httpx.ASGITransport(app=whole_app), base_url="http://psconnect.internal",
+                                      timeout=httpx.Timeout(60.0))
+    web = WebSessions(Accounts(engine, frozenset(settings.portal_admins), frozenset(settings.operations_users)))
+    console = console_router(web, internal_http, ServiceToken(oauth, settings.console_client_id, CONSOLE_SCOPES,
+                                                              settings.token_ttl))
     portal = portal_router(web, Apps(engine, oauth), usage, api_catalog, token_url=f"{settings.issuer}/oauth2/token")
     litestar = Litestar(
         route_handlers=[health, *oauth.routes, *[v.router for v in vendors.values()],
                         *processes.routers(), workbench_router(WorkbenchStore(engine)),
                         # API catalog, published OpenAPI documents and Swagger UI (ungoverned; gateway/docs.py).
-                        docs_router(bindings), portal,
+                        docs_router(bindings), portal, console,
                         *upstream_routers(settings.upstreams, upstream_pool, bindings.apis),
                         *(extra_routes or [])],
         middleware=[PolicyChain(bindings, policy_runtime.policies_for)],
@@ -137,9 +145,6 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
         debug=False,
     )
     app = ObservedApp(litestar, usage)
-    internal_http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]
-                                      base_url="http://psconnect.internal",
-                                      timeout=httpx.Timeout(60.0))
     token = ServiceToken(oauth, settings.service_client_id, SERVICE_SCOPES, settings.token_ttl)
     gateway = Gateway(settings=settings, engine=engine, bindings=bindings, oauth=oauth, policies=policy_runtime,
                       vendors=vendors,
@@ -151,6 +156,7 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
         await policy_runtime.startup()
         oauth.create_tables()
         oauth.clients.ensure(settings.service_client_id, "psconnect process APIs", SERVICE_SCOPES, None)
+        oauth.clients.ensure(settings.console_client_id, "psconnect operations console", CONSOLE_SCOPES, None)
         DBOS(config=_dbos_config(settings))  # type: ignore[arg-type]
         DBOS.launch()
         resumed = await processes.resume()

@@ -47,6 +47,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     portal_admins: Annotated[tuple[str, ...], Meta(
         description="PSCONNECT_PORTAL_ADMINS: comma-separated emails whose portal accounts are admins.")] = (
         "admin@psconnect.local",)
+    operations_users: Annotated[tuple[str, ...], Meta(
+        description="PSCONNECT_OPERATIONS_USERS: comma-separated emails that may use the operations console.")] = (
+        "ops@psconnect.local",)
+    console_client_id: str = "psconnect-console"
     service_client_id: str = "psconnect-internal"
     cors_origins: Annotated[tuple[str, ...], Meta(description=(
         "PSCONNECT_CORS_ORIGINS: comma-separated origins whose pages may call the APIs (the portal's try-it)."))] = ()
@@ -96,6 +100,8 @@ def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Set
         "vendor_tokens": msgspec.json.decode(e.get("PSCONNECT_VENDOR_TOKENS", "{}")),
         "portal_admins": tuple(a.strip().lower() for a in e.get("PSCONNECT_PORTAL_ADMINS",
                                                                 "admin@psconnect.local").split(",") if a.strip()),
+        "operations_users": tuple(a.strip().lower() for a in e.get("PSCONNECT_OPERATIONS_USERS",
+                                                                   "ops@psconnect.local").split(",") if a.strip()),
         "seed_demo": e.get("PSCONNECT_SEED_DEMO", "1") not in ("0", "false", "no"),
         "cors_origins": tuple(o.strip() for o in e.get("PSCONNECT_CORS_ORIGINS", "").split(",") if o.strip()),
         "upstreams": msgspec.json.decode(e.get("PSCONNECT_UPSTREAMS", "[]")),

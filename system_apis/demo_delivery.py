@@ -153,7 +153,8 @@ def time_entries(projects: Sequence[SeedProject], workers: Sequence[Worker], sta
                 status: Literal["draft", "submitted", "approved"] = \
                     "approved" if roll < 97 else ("submitted" if roll < 99 else "draft")
                 billable = (w_index + d + n) % 20 != 0  # one entry in twenty is internal time
-                rate = Decimal("1.00") if project_id == mispriced and w_index % 5 == 0 and n == 0 else None
+                # Every fifth day of the mispriced project's primary staff carries the time system's wrong rate.
+                rate = Decimal("1.00") if project_id == mispriced and n == 0 and d % 5 == 0 else None
                 yield SeedTimeEntry(id=f"TE-{worker.id[2:]}-{stamp}-{n}", worker_id=worker.id,
                                     project_external_id=project_id, date=day, hours=hours.quantize(Decimal("0.1")),
                                     billable=billable, status=status, task=role, billable_rate=rate)

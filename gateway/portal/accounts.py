@@ -71,6 +71,8 @@ class Account:
     email: str
     name: str
     is_admin: bool
+    is_operations: bool = False
+    """May use the operations console (finance and operations staff; admins too)."""
 
 
 @dataclass(frozen=True)
@@ -80,9 +82,16 @@ class Session:
 
 
 class Accounts:
-    def __init__(self, engine: sa.Engine, admin_emails: frozenset[str]) -> None:
+    def __init__(self, engine: sa.Engine, admin_emails: frozenset[str],
+                 operations_emails: frozenset[str] = frozenset()) -> None:
         self.engine = engine
         self.admin_emails = admin_emails
+        self.operations_emails = operations_emails
+
+    def _account(self, row: sa.RowMapping) -> Account:
+        admin = bool(row["is_admin"])
+        return Account(id=row["id"], email=row["email"], name=row["name"], is_admin=admin,
+                       is_operations=admin or row["email"] in self.operations_emails)
 
     def sign_up(self, email: str, name: str, password: str) -> Account:
         email = email.strip().lower()
@@ -97,7 +106,8 @@ class Accounts:
             raise ProblemError(422, "validation-error", "Validation failed", "The sign-up form has errors.",
                                errors=errors, code="invalid_signup")
         account = Account(id=f"acc_{uuid.uuid4().hex[:16]}", email=email, name=name.strip(),
-                          is_admin=email in self.admin_emails)
+                          is_admin=email in self.admin_emails,
+                          is_operations=email in self.admin_emails or email in self.operations_emails)
         try:
             with self.engine.begin() as conn:
                 conn.execute(accounts.insert().values(id=account.id, email=email, name=account.name,
@@ -116,7 +126,7 @@ class Accounts:
             return None
         if not verify_password(password, row["password_hash"]):
             return None
-        return Account(id=row["id"], email=row["email"], name=row["name"], is_admin=bool(row["is_admin"]))
+        return self._account(row)
 
     def open_session(self, account: Account) -> tuple[str, Session]:
         """A new session; returns the cookie value (shown to the browser only) and the session."""
@@ -135,8 +145,7 @@ class Accounts:
                                .where(sessions.c.token_hash == _digest(token))).mappings().first()
         if row is None or as_utc(row["expires_at"]) < utcnow():
             return None
-        account = Account(id=row["id"], email=row["email"], name=row["name"], is_admin=bool(row["is_admin"]))
-        return Session(account=account, csrf_token=row["csrf_token"])
+        return Session(account=self._account(row), csrf_token=row["csrf_token"])
 
     def close_session(self, token: str | None) -> None:
         if token:

@@ -94,7 +94,7 @@ def test_sign_up_register_try_it_and_see_usage(base_url: str) -> None:
             page.fill("#try-secret", secret)
             page.click("#try-it button")
             result = page.locator("#try-result")
-            expect(result).to_have_attribute("data-status", "200", timeout=15_000)
+            expect(result).to_have_attribute("data-status", "200", timeout=45_000)
             assert "Northwind" in result.inner_text()
             page.screenshot(path=str(SCREENSHOTS / "portal-3-try-it.png"), full_page=True)
 
@@ -105,3 +105,61 @@ def test_sign_up_register_try_it_and_see_usage(base_url: str) -> None:
         finally:
             browser.close()
     assert external == [], f"the portal made external requests: {external}"
+
+
+def test_operations_console_renders_its_charts(base_url: str) -> None:
+    """An ops user sees open exceptions drawn as charts, and acts on one, with no external request."""
+    external: list[str] = []
+
+    def guard(route: Route) -> None:
+        if urlsplit(route.request.url).hostname in {"127.0.0.1", "localhost"}:
+            route.continue_()
+        else:
+            external.append(route.request.url)
+            route.abort()
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 1000})
+            context.route("**/*", guard)
+            page = context.new_page()
+            page.goto(f"{base_url}/portal/signup")
+            page.fill("input[name=email]", "ops@psconnect.local")
+            page.fill("input[name=name]", "Ops")
+            page.fill("input[name=password]", "a long enough password")
+            page.click("button:has-text('Sign up')")
+            page.fill("input[name=name]", "Ops tools")
+            page.check("input[value='process.provisioning:write']")
+            page.check("input[value='process.provisioning:read']")
+            page.click("button:has-text('Register')")
+            creds = (page.locator("#client-id").inner_text(), page.locator("#client-secret").inner_text())
+            token = httpx.post(f"{base_url}/oauth2/token", data={"grant_type": "client_credentials"}, auth=creds)
+            started = httpx.post(f"{base_url}/process/provisioning/v1/runs", json={"opportunity_id": "OPP-0003"},
+                                 headers={"Authorization": f"Bearer {token.json()['access_token']}",
+                                          "Idempotency-Key": "browser-console-0003"})
+            assert started.status_code == 202, started.text
+            auth = {"Authorization": f"Bearer {token.json()['access_token']}"}
+            deadline = time.monotonic() + 60
+            while (run := httpx.get(f"{base_url}/process/provisioning/v1/runs/{started.json()['id']}",
+                                    headers=auth)).json().get("status") != "needs_attention":
+                assert run.status_code == 200, run.text
+                assert time.monotonic() < deadline, "the provisioning run did not raise its exception"
+                time.sleep(0.2)
+
+            page.goto(f"{base_url}/console")
+            expect(page.locator("#open-total")).to_have_text("1")
+            expect(page.locator("svg.chart")).to_have_count(3)
+            expect(page.locator("svg.chart rect.bar").first).to_be_visible()
+            page.screenshot(path=str(SCREENSHOTS / "console-1-overview.png"), full_page=True)
+
+            page.click("text=open the workbench")
+            page.locator("table.exceptions a").first.click()
+            page.fill("input[name=assignee]", "maria.masterdata")
+            page.click("button:has-text('Assign')")
+            expect(page.locator("#assignee")).to_have_text("maria.masterdata")
+            expect(page.locator("table.audit")).to_contain_text("ops@psconnect.local via psconnect-console")
+            page.screenshot(path=str(SCREENSHOTS / "console-2-exception.png"), full_page=True)
+        finally:
+            browser.close()
+    assert external == [], f"the console made external requests: {external}"

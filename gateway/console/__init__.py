@@ -1,0 +1,1 @@
+"""The operations console: exceptions and dashboards for finance and operations staff, in the browser."""

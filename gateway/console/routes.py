@@ -1,0 +1,116 @@
+"""Console pages: an overview of open exceptions drawn as charts, the workbench list, one exception.
+
+The console is a backend-for-frontend: it calls the experience APIs through the
+gateway, with its own service token, on behalf of the signed-in person — the same
+policies as any client, and the person (not the console) in the audit trail.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+import httpx
+from litestar import Request, Response, Router, get, post
+from litestar.params import FromPath, QueryParameter
+from litestar.response import Redirect
+
+from contracts.problems import ProblemError
+from gateway.portal.accounts import Session
+from gateway.portal.charts import bar_chart
+from gateway.web.pages import render
+from gateway.web.sessions import WebSessions
+
+__all__ = ["CONSOLE_SCOPES", "console_router"]
+
+CONSOLE_SCOPES = ("experience.workbench:read", "experience.workbench:write", "experience.console:write")
+WB = "/experience/workbench/v1"
+AGE_BUCKETS = (("< 1 day", 24.0), ("1–3 days", 72.0), ("3–7 days", 168.0), ("> 7 days", float("inf")))
+Filter = Annotated[str | None, QueryParameter(max_length=120)]
+
+
+def console_router(web: WebSessions, http: httpx.AsyncClient, token: Callable[[], Awaitable[str]]) -> Router:
+    def staff(request: Request[Any, Any, Any]) -> Session:
+        session = web.require(request)
+        if not session.account.is_operations:
+            raise ProblemError(403, "forbidden", "Operations staff only",
+                               "The console is for finance and operations staff.", code="not_operations")
+        return session
+
+    async def call(session: Session, method: str, path: str, **kwargs: Any) -> Any:
+        headers = {"Authorization": f"Bearer {await token()}", "X-On-Behalf-Of": session.account.email}
+        response = await http.request(method, path, headers=headers, **kwargs)
+        if response.status_code >= 400:
+            body = response.json()
+            raise ProblemError(response.status_code, "upstream", body.get("title", "Error"), body.get("detail"),
+                               code=body.get("code"))
+        return response.json()
+
+    async def everything(session: Session, **filters: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            page = await call(session, "GET", f"{WB}/exceptions",
+                              params={**filters, "limit": 200, **({"cursor": cursor} if cursor else {})})
+            items += page["items"]
+            cursor = page["next_cursor"]
+            if not cursor or len(items) >= 2000:
+                return items
+
+    @get("/")
+    async def overview(request: Request[Any, Any, Any]) -> Response[str]:
+        session = staff(request)
+        items = await everything(session, status="open")
+        reasons = Counter(i["exception"]["reason"] for i in items)
+        owners = Counter(i["exception"]["owner"] for i in items)
+        ages = Counter(next(label for label, limit in AGE_BUCKETS if i["age_hours"] < limit) for i in items)
+        charts = [
+            bar_chart(list(reasons), {"open": list(reasons.values())}, title="Open exceptions by reason"),
+            bar_chart(list(owners), {"open": list(owners.values())}, title="Open exceptions by owner"),
+            bar_chart([b for b, _ in AGE_BUCKETS], {"open": [ages.get(b, 0) for b, _ in AGE_BUCKETS]},
+                      title="Open exceptions by age"),
+        ]
+        return render("console_overview.html", title="Operations console", session=session, charts=charts,
+                      total=len(items), reasons=reasons.most_common(), owners=owners.most_common())
+
+    @get("/exceptions")
+    async def exceptions(request: Request[Any, Any, Any], status: Filter = None, owner: Filter = None,
+                         reason: Filter = None, process: Filter = None, assignee: Filter = None) -> Response[str]:
+        session = staff(request)
+        filters = {k: v for k, v in {"status": status, "owner": owner, "reason": reason, "process": process,
+                                     "assignee": assignee}.items() if v}
+        items = await everything(session, **filters)
+        return render("console_exceptions.html", title="Exceptions", session=session, items=items,
+                      filters=filters, query=urlencode(filters))
+
+    @get("/exceptions/{exception_id:str}")
+    async def exception(request: Request[Any, Any, Any], exception_id: FromPath[str],
+                        notice: Annotated[str | None, QueryParameter(max_length=200)] = None) -> Response[str]:
+        session = staff(request)
+        detail = await call(session, "GET", f"{WB}/exceptions/{exception_id}")
+        return render("console_exception.html", title="Exception", session=session, d=detail, notice=notice)
+
+    @post("/exceptions/{exception_id:str}/{action:str}", status_code=200)
+    async def act(request: Request[Any, Any, Any], exception_id: FromPath[str], action: FromPath[str]) -> Redirect:
+        session = staff(request)
+        values = {k: v[0] for k, v in (await web.form(request, session)).items()}
+        path = f"{WB}/exceptions/{exception_id}"
+        if action == "assign":
+            await call(session, "POST", f"{path}/assignment", json={"assignee": values.get("assignee", "")})
+            note = "Assigned."
+        elif action == "comment":
+            await call(session, "POST", f"{path}/comments", json={"text": values.get("text", "")})
+            note = "Comment added."
+        elif action == "resolve":
+            await call(session, "POST", f"{path}/resolution", json={"resolution": values.get("resolution", "")})
+            note = "Resolved."
+        elif action == "replay":
+            replayed = await call(session, "POST", f"{path}/replay")
+            note = f"Replay started: run {replayed['run']['id']} attempt {replayed['run']['attempt']}."
+        else:
+            raise ProblemError(404, "not-found", "Unknown action", f"No console action {action!r}.")
+        return Redirect(f"/console/exceptions/{exception_id}?{urlencode({'notice': note})}")
+
+    return Router(path="/console", include_in_schema=False, route_handlers=[overview, exceptions, exception, act])
