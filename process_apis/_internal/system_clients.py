@@ -184,6 +184,10 @@ class PsaApi(SystemApi):
     async def upsert_project(self, external_id: str, data: PsaProjectUpsert) -> PsaProject:
         return await self.call("PUT", f"/projects/by-external-id/{external_id}", PsaProject, json=data)
 
+    async def rate_cards(self, legal_entity_code: str) -> list[RateCard]:
+        """Every rate card of one legal entity."""
+        return await self.all_pages("/rate-cards", Page[RateCard], 200, {"legal_entity_code": legal_entity_code})
+
     async def projects(self) -> list[PsaProject]:
         return await self.all_pages("/projects", Page[PsaProject], 200)
 

@@ -102,14 +102,25 @@ async def erp_project(run_id: str, opp: Opportunity, customer: Customer, verdict
 async def psa_project(run_id: str, opp: Opportunity, account: Account, project: ErpProject,
                       verdict: Verdict) -> PsaProject:
     rt = runtime()
-    assert verdict.template is not None
+    template, legal_entity = verdict.template, verdict.legal_entity
+    assert template is not None and legal_entity is not None
     start, end = _dates(opp)
-    data = PsaProjectUpsert(title=opp.name, client_name=account.name, budget=opp.amount,
-                            billing_terms=verdict.template.billing_type, start_date=start, due_date=end,
-                            milestones=verdict.template.psa_milestones(opp.amount, start, end),
-                            erp_project_id=project.id)
-    return await run_step(rt.runs, run_id, "psa_project", lambda: rt.psa.upsert_project(f"PRJ-{opp.id}", data),
-                          retry=rt.retry, vendor_ids=lambda p: {"psa_project": p.id})
+    entity = legal_entity.code
+
+    async def upsert() -> PsaProject:
+        # The legal entity's rate card in force on the start date prices the project's time; none found
+        # leaves the PSA's default, and time-to-bill raises "rate card not found" for it.
+        cards = [c for c in await rt.psa.rate_cards(entity) if c.currency == opp.amount.currency
+                 and c.valid_from <= start and (c.valid_to is None or start <= c.valid_to)]
+        data = PsaProjectUpsert(title=opp.name, client_name=account.name, budget=opp.amount,
+                                billing_terms=template.billing_type, start_date=start, due_date=end,
+                                milestones=template.psa_milestones(opp.amount, start, end),
+                                erp_project_id=project.id,
+                                rate_card_id=max(cards, key=lambda c: c.valid_from).id if cards else None)
+        return await rt.psa.upsert_project(f"PRJ-{opp.id}", data)
+
+    return await run_step(rt.runs, run_id, "psa_project", upsert, retry=rt.retry,
+                          vendor_ids=lambda p: {"psa_project": p.id})
 
 
 @DBOS.step(name="provisioning.publish")

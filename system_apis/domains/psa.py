@@ -1,19 +1,33 @@
-"""PSA domain contract: `/system/psa/v1` — delivery projects with milestones and budget."""
+"""PSA domain contract: `/system/psa/v1` — delivery projects, staffing, rate cards, users, time, timesheets."""
 
 from __future__ import annotations
 
-from typing import Annotated, Protocol
+import datetime as dt
+from typing import Annotated, Literal, Protocol
 
-from litestar import Response, Router, get, put
+from litestar import Response, Router, get, post, put
 from litestar.params import JSONBody, PathParameter, QueryParameter
+from msgspec import Meta
 
-from contracts.common import Page
-from contracts.psa import PsaProject, PsaProjectUpsert
+from contracts.billing import RateCard
+from contracts.common import Page, Struct
+from contracts.psa import PsaProject, PsaProjectUpsert, TimesheetSubmission
+from contracts.time import TimeEntry, TimeEntryStatus
+from contracts.workforce import Assignment, PsaUser, PsaUserUpsert
 from system_apis.domains._params import Cursor, Limit, created_spec, upserted
 
-__all__ = ["API", "PsaSystem", "psa_router"]
+__all__ = ["API", "PsaSystem", "TimesheetDecision", "psa_router"]
 
 API = "system.psa"
+_EXTERNAL_ID = PathParameter(max_length=80, pattern=r"^[A-Za-z0-9_.:-]+$")
+SubmissionStatus = Literal["pending", "approved", "rejected"]
+
+
+class TimesheetDecision(Struct):
+    """An approver's decision on one submitted timesheet. Deciding it again the same way changes nothing."""
+
+    decision: Literal["approved", "rejected"]
+    comment: Annotated[str, Meta(max_length=2000)] | None = None
 
 
 class PsaSystem(Protocol):
@@ -23,7 +37,25 @@ class PsaSystem(Protocol):
 
     async def get_project(self, project_id: str) -> PsaProject: ...
 
-    async def upsert_project(self, external_id: str, data: JSONBody[PsaProjectUpsert]) -> tuple[PsaProject, bool]: ...
+    async def upsert_project(self, external_id: str, data: PsaProjectUpsert) -> tuple[PsaProject, bool]: ...
+
+    async def list_assignments(self, project_external_id: str | None, limit: int,
+                               cursor: str | None) -> Page[Assignment]: ...
+
+    async def list_rate_cards(self, legal_entity_code: str | None, limit: int,
+                              cursor: str | None) -> Page[RateCard]: ...
+
+    async def get_rate_card(self, rate_card_id: str) -> RateCard: ...
+
+    async def upsert_user(self, external_id: str, data: PsaUserUpsert) -> tuple[PsaUser, bool]: ...
+
+    async def list_time_entries(self, status: TimeEntryStatus | None, start: dt.date | None, end: dt.date | None,
+                                limit: int, cursor: str | None) -> Page[TimeEntry]: ...
+
+    async def list_timesheet_submissions(self, status: SubmissionStatus | None, limit: int,
+                                         cursor: str | None) -> Page[TimesheetSubmission]: ...
+
+    async def decide_timesheet(self, submission_id: str, data: TimesheetDecision) -> TimesheetSubmission: ...
 
 
 def psa_router(system: PsaSystem) -> Router:
@@ -38,9 +70,55 @@ def psa_router(system: PsaSystem) -> Router:
 
     @put("/projects/by-external-id/{external_id:str}", operation_id="psa.upsertProject",
          summary="Create or update a delivery project by external id", responses=created_spec(PsaProject))
-    async def upsert_project(external_id: Annotated[str, PathParameter(max_length=80, pattern=r"^[A-Za-z0-9_.:-]+$")],
+    async def upsert_project(external_id: Annotated[str, _EXTERNAL_ID],
                              data: JSONBody[PsaProjectUpsert]) -> Response[PsaProject]:
         return upserted(*await system.upsert_project(external_id, data))
 
+    @get("/assignments", operation_id="psa.listAssignments", summary="List staffing assignments")
+    async def list_assignments(
+            project_external_id: Annotated[str | None, QueryParameter(max_length=80,
+                                                                      description="Only this project's.")] = None,
+            limit: Limit = 50, cursor: Cursor = None) -> Page[Assignment]:
+        return await system.list_assignments(project_external_id, limit, cursor)
+
+    @get("/rate-cards", operation_id="psa.listRateCards", summary="List rate cards")
+    async def list_rate_cards(
+            legal_entity_code: Annotated[str | None, QueryParameter(max_length=16,
+                                                                    description="Only this entity's.")] = None,
+            limit: Limit = 50, cursor: Cursor = None) -> Page[RateCard]:
+        return await system.list_rate_cards(legal_entity_code, limit, cursor)
+
+    @get("/rate-cards/{rate_card_id:str}", operation_id="psa.getRateCard", summary="Get a rate card")
+    async def get_rate_card(rate_card_id: Annotated[str, PathParameter(max_length=80)]) -> RateCard:
+        return await system.get_rate_card(rate_card_id)
+
+    @put("/users/by-external-id/{external_id:str}", operation_id="psa.upsertUser",
+         summary="Create or update a PSA user by HR worker id", responses=created_spec(PsaUser))
+    async def upsert_user(external_id: Annotated[str, _EXTERNAL_ID],
+                          data: JSONBody[PsaUserUpsert]) -> Response[PsaUser]:
+        return upserted(*await system.upsert_user(external_id, data))
+
+    @get("/time-entries", operation_id="psa.listTimeEntries", summary="List time entries booked in the PSA")
+    async def list_time_entries(
+            status: Annotated[TimeEntryStatus | None, QueryParameter(description="Only entries in this state.")] = None,
+            start: Annotated[dt.date | None, QueryParameter(name="from", description="First date worked.")] = None,
+            end: Annotated[dt.date | None, QueryParameter(name="to", description="Last date worked.")] = None,
+            limit: Limit = 50, cursor: Cursor = None) -> Page[TimeEntry]:
+        return await system.list_time_entries(status, start, end, limit, cursor)
+
+    @get("/timesheet-submissions", operation_id="psa.listTimesheetSubmissions", summary="List timesheet submissions")
+    async def list_timesheet_submissions(
+            status: Annotated[SubmissionStatus | None, QueryParameter(description="Only submissions in this state.")]
+            = None, limit: Limit = 50, cursor: Cursor = None) -> Page[TimesheetSubmission]:
+        return await system.list_timesheet_submissions(status, limit, cursor)
+
+    @post("/timesheet-submissions/{submission_id:str}/decision", operation_id="psa.decideTimesheet",
+          summary="Approve or reject a submitted timesheet", status_code=200)
+    async def decide_timesheet(submission_id: Annotated[str, PathParameter(max_length=64)],
+                               data: JSONBody[TimesheetDecision]) -> TimesheetSubmission:
+        return await system.decide_timesheet(submission_id, data)
+
     return Router(path="/system/psa/v1", opt={"api": API}, tags=["psa"],
-                  route_handlers=[list_projects, get_project, upsert_project])
+                  route_handlers=[list_projects, get_project, upsert_project, list_assignments, list_rate_cards,
+                                  get_rate_card, upsert_user, list_time_entries, list_timesheet_submissions,
+                                  decide_timesheet])

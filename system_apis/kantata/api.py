@@ -22,8 +22,6 @@ two at once — Kantata offers no unique constraint to fall back on.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 from collections import defaultdict
 from typing import Any
 
@@ -32,10 +30,18 @@ import msgspec
 from litestar import Router
 
 from contracts.common import Page
-from contracts.problems import FieldError, ProblemError, invalid_cursor
+from contracts.problems import FieldError, ProblemError
 from contracts.psa import PsaProject, PsaProjectUpsert
 from system_apis._internal.http import RetryPolicy, VendorRejected
 from system_apis.domains.psa import psa_router
+from system_apis.kantata._delivery_api import (
+    Cursor,
+    KantataDelivery,
+    decode_cursor,
+    encode_cursor,
+    not_found,
+    unprocessable,
+)
 from system_apis.kantata.client import VENDOR, KantataClient, KantataPage
 from system_apis.kantata.mapping import (
     ERP_SERVICE_NAME,
@@ -54,32 +60,13 @@ __all__ = ["KantataPsa", "create_router"]
 _INCLUDE = ["external_references", "workspace_groups"]
 
 
-class _Cursor(msgspec.Struct, frozen=True):
-    page: int
-    per_page: int
+class KantataPsa(KantataDelivery):
+    """`PsaSystem` on Kantata OX (projects here; staffing, rate cards, users, time in `_delivery_api.py`).
 
-
-def _encode_cursor(cursor: _Cursor) -> str:
-    return base64.urlsafe_b64encode(msgspec.json.encode(cursor)).decode().rstrip("=")
-
-
-def _decode_cursor(value: str) -> _Cursor:
-    try:
-        cursor = msgspec.json.decode(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)), type=_Cursor)
-    except (binascii.Error, ValueError, msgspec.DecodeError) as exc:
-        raise invalid_cursor() from exc
-    if cursor.page < 1 or not 1 <= cursor.per_page <= 200:
-        raise invalid_cursor("The cursor is out of range.")
-    return cursor
-
-
-def _unprocessable(exc: MappingError) -> ProblemError:
-    return ProblemError(422, "validation-error", "Validation failed", str(exc),
-                        errors=[FieldError(pointer=exc.field, detail=str(exc))], code="unrepresentable_in_kantata")
-
-
-class KantataPsa:
-    """`PsaSystem` on Kantata OX."""
+    A project's `rate_card_id` is the canonical rate card id (RC-...), read through the rate
+    card's external reference; on upsert, None leaves the workspace's rate card as it is
+    (Kantata gives every workspace the account's default card).
+    """
 
     def __init__(self, client: KantataClient) -> None:
         self.client = client
@@ -91,11 +78,13 @@ class KantataPsa:
         if ids:
             async for story in self.client.iter_stories(ids):
                 stories[str(story["workspace_id"])].append(story)
+        cards = await self.rate_card_codes({str(w.get("rate_card_id") or "") for w in page.records})
         try:
-            return [workspace_to_project(
+            return [msgspec.structs.replace(workspace_to_project(
                 w, external_references=page.associated(w, "external_references", "external_reference_ids"),
                 workspace_groups=page.associated(w, "workspace_groups", "workspace_group_ids"),
-                stories=stories[str(w["id"])]) for w in page.records]
+                stories=stories[str(w["id"])]), rate_card_id=cards.get(str(w.get("rate_card_id") or "")))
+                for w in page.records]
         except MappingError as exc:
             raise VendorRejected(VENDOR, f"unreadable workspace record: {exc}", status=502) from exc
 
@@ -110,16 +99,15 @@ class KantataPsa:
         if external_id is not None:
             found = await self._find(external_id)
             return Page(items=[await self.get_project(found)] if found else [])
-        position = _decode_cursor(cursor) if cursor else _Cursor(page=1, per_page=limit)
+        position = decode_cursor(cursor, limit)
         page = await self.client.list_workspaces(page=position.page, per_page=position.per_page, include=_INCLUDE)
-        following = _Cursor(page=position.page + 1, per_page=position.per_page)
+        following = Cursor(page=position.page + 1, per_page=position.per_page)
         return Page(items=await self._projects(page),
-                    next_cursor=_encode_cursor(following) if page.has_next else None)
+                    next_cursor=encode_cursor(following) if page.has_next else None)
 
     async def get_project(self, project_id: str) -> PsaProject:
         if not project_id.isdigit():  # Kantata ids are numeric; anything else cannot exist
-            raise ProblemError(404, "not-found", "Not found", f"No Kantata workspace {project_id!r}.",
-                               code="not_found")
+            raise not_found("workspace", project_id)
         return (await self._projects(await self.client.get_workspace(project_id, include=_INCLUDE)))[0]
 
     async def _company_id(self, name: str) -> str | None:
@@ -133,15 +121,22 @@ class KantataPsa:
             try:
                 return await self._upsert(external_id, data)
             except MappingError as exc:
-                raise _unprocessable(exc) from exc
+                raise unprocessable(exc) from exc
 
     async def _upsert(self, external_id: str, data: PsaProjectUpsert) -> tuple[PsaProject, bool]:
         currency = data.budget.currency
         stories = [milestone_to_story(m, "", currency=currency, terms=data.billing_terms, index=i)
                    for i, m in enumerate(data.milestones)]  # validate every milestone before writing
         project_to_workspace(data, workspace_group_id=None)
+        rate_card = await self.rate_card_kantata_id(data.rate_card_id) if data.rate_card_id else None
+        if data.rate_card_id and rate_card is None:
+            raise ProblemError(422, "validation-error", "Validation failed", f"No rate card {data.rate_card_id!r}.",
+                               errors=[FieldError(pointer="/rate_card_id", detail="unknown rate card")],
+                               code="unknown_rate_card")
         workspace_id = await self._find(external_id)
         attributes = project_to_workspace(data, workspace_group_id=await self._company_id(data.client_name))
+        if rate_card is not None:
+            attributes["rate_card_id"] = rate_card
         created = workspace_id is None
         if workspace_id is None:
             attributes["external_reference"] = external_reference(external_id)

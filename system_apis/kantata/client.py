@@ -1,170 +1,52 @@
-"""Kantata OX API v1 wire protocol (https://developer.kantata.com/): auth, paging, errors, filters.
+"""Kantata OX API v1 endpoints (https://developer.kantata.com/), one method per vendor operation.
 
-Error tree raised here (all from `system_apis._internal.http`)::
+The transport half — auth header, the indexed-by-id envelope, paging, the error tree
+and the boolean-filter quirk — is in `_wire.py` and re-exported here:
 
     VendorError
-    ├── VendorRateLimited    429 — request rate *and* concurrency: Kantata has no separate
-    │                        concurrency error, both answer 429 with Retry-After
+    ├── VendorRateLimited    429 — request rate *and* concurrency (Kantata has one answer for both)
     ├── VendorUnavailable    5xx, timeouts, connection failures
     ├── CircuitOpenError     too many transient failures in a row
     └── VendorRejected       401/403/404/422; `code` = the first error's `type`
-                             ("validation", "system", ...) from `{"errors": [...]}`
-
-Kantata answers collections *indexed by id* under the collection key, with their
-order in `results: [{key, id}]`, included associations under their own top-level
-keys, and paging in `meta` (`page`/`per_page`, at most 200 a page)
-(https://developer.kantata.com/#section/Introduction/Pagination).
 
 Kantata has no idempotency header; idempotent writes rest on external references
-(see `api.py`). POSTs are therefore never retried after a 5xx/timeout here — the
-caller's re-run of the whole upsert is what is safe.
+(see `api.py`), so POSTs are never retried after a 5xx/timeout — the caller's re-run
+of the whole upsert is what is safe. Timesheet decisions are PUTs, and deciding a
+submission twice the same way is refused by Kantata, which `api.py` reads as "done".
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Mapping
-from typing import Any, Final
+import datetime as dt
+from collections.abc import AsyncIterator
+from typing import Final
 
-import httpx
-import msgspec
-
-from system_apis._internal.http import (
-    RetryPolicy,
-    Sleep,
-    VendorError,
-    VendorHttp,
-    VendorRateLimited,
-    VendorRejected,
-    VendorUnavailable,
-    parse_retry_after,
+from system_apis._internal.http import VendorError
+from system_apis.kantata._wire import (
+    API_PREFIX,
+    BASE_URL,
+    MAX_PER_PAGE,
+    VENDOR,
+    Filter,
+    KantataPage,
+    KantataWire,
+    Record,
+    classify,
+    filter_params,
 )
 
 __all__ = ["API_PREFIX", "BASE_URL", "MAX_PER_PAGE", "VENDOR", "KantataClient", "KantataPage", "classify",
            "filter_params"]
 
-VENDOR: Final = "kantata"
-BASE_URL: Final = "https://api.mavenlink.com"
-API_PREFIX: Final = "/api/v1"
-MAX_PER_PAGE: Final = 200
-
-Record = dict[str, Any]
-Filter = str | int | bool | list[str] | None
-
-
-class KantataPage(msgspec.Struct, kw_only=True):
-    """One page of a collection: records in `results` order plus included associations."""
-
-    records: list[Record]
-    included: dict[str, dict[str, Record]]
-    page_number: int
-    page_count: int
-    count: int
-
-    @property
-    def has_next(self) -> bool:
-        return self.page_number < self.page_count
-
-    def associated(self, record: Record, key: str, ids_field: str) -> list[Record]:
-        """The included `key` records a record points to through `ids_field` (e.g. external_reference_ids)."""
-        pool = self.included.get(key, {})
-        return [pool[str(i)] for i in record.get(ids_field) or [] if str(i) in pool]
-
-
-def classify(response: httpx.Response) -> VendorError | None:
-    """Kantata's `{"errors": [{type, message, field?}]}` envelope to the VendorError tree."""
-    status = response.status_code
-    if status < 400:
+def _between(start: dt.date | None, end: dt.date | None) -> str | None:
+    """Kantata's `date_performed_between=YYYY-MM-DD:YYYY-MM-DD`; an open side takes a far bound."""
+    if start is None and end is None:
         return None
-    try:
-        body: Any = response.json()
-    except ValueError:
-        body = response.text[:500]
-    errors = body.get("errors") if isinstance(body, dict) else None
-    first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
-    message = "; ".join(str(e.get("message")) for e in errors if isinstance(e, dict)) if errors else f"HTTP {status}"
-    retry_after = parse_retry_after(response.headers.get("Retry-After"))
-    if status == 429:
-        return VendorRateLimited(VENDOR, message, retry_after=retry_after, body=body)
-    if status >= 500:
-        err = VendorUnavailable(VENDOR, f"server error {status}: {message}", status=status, body=body)
-        err.retry_after = retry_after
-        return err
-    code = str(first.get("type")) if first.get("type") else None
-    if first.get("field"):
-        message = f"{first['field']}: {message}"
-    return VendorRejected(VENDOR, message, status=status, code=code, body=body)
+    return f"{(start or dt.date(1970, 1, 1)).isoformat()}:{(end or dt.date(2999, 12, 31)).isoformat()}"
 
 
-def filter_params(filters: Mapping[str, Filter]) -> dict[str, str | int]:
-    """Query parameters for Kantata filters.
-
-    Kantata applies a boolean filter whenever the parameter is present, whatever its
-    value: `archived=false` selects the archived records exactly like `archived=true`
-    (https://developer.kantata.com/#section/Introduction/Filters). So a False filter is
-    never sent — leaving it out is how "not archived" is asked for.
-    """
-    params: dict[str, str | int] = {}
-    for name, value in filters.items():
-        if value is None or value is False:
-            continue
-        if value is True:
-            params[name] = "true"
-        elif isinstance(value, list):
-            params[name] = ",".join(value)
-        else:
-            params[name] = value
-    return params
-
-
-class KantataClient:
+class KantataClient(KantataWire):
     """Kantata OX API v1 over `VendorHttp`; requests go wherever `http`'s transport points."""
-
-    def __init__(self, http: httpx.AsyncClient, *, token: str = "sim-token", retry: RetryPolicy | None = None,
-                 sleep: Sleep = asyncio.sleep) -> None:
-        self.http = VendorHttp(VENDOR, http, classify=classify, retry=retry, sleep=sleep)
-        self._headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-
-    async def _call(self, method: str, path: str, *, params: Mapping[str, str | int] | None = None,
-                     json: Any = None) -> Any:
-        response = await self.http.request(method, f"{API_PREFIX}/{path}", params=params, json=json,
-                                           headers=self._headers)
-        return response.json()
-
-    @staticmethod
-    def _page(body: dict[str, Any], key: str) -> KantataPage:
-        pool: dict[str, Record] = body.get(key) or {}
-        records = [pool[str(r["id"])] for r in body.get("results") or []
-                   if r.get("key") == key and str(r.get("id")) in pool]
-        meta = body.get("meta") or {}
-        included = {k: v for k, v in body.items()
-                    if k not in (key, "results", "meta", "count") and isinstance(v, dict)}
-        return KantataPage(records=records, included=included, page_number=int(meta.get("page_number") or 1),
-                           page_count=int(meta.get("page_count") or 1), count=int(body.get("count") or 0))
-
-    async def list_page(self, key: str, *, page: int = 1, per_page: int = 20,
-                        filters: Mapping[str, Filter] | None = None) -> KantataPage:
-        """One page of `/api/v1/{key}.json`; `per_page` is capped at Kantata's 200."""
-        params = {**filter_params(filters or {}), "page": page, "per_page": min(per_page, MAX_PER_PAGE)}
-        return self._page(await self._call("GET", f"{key}.json", params=params), key)
-
-    async def iterate(self, key: str, *, per_page: int = MAX_PER_PAGE,
-                      filters: Mapping[str, Filter] | None = None) -> AsyncIterator[KantataPage]:
-        """Every page of a collection, following `meta.page_count`."""
-        page = 1
-        while True:
-            current = await self.list_page(key, page=page, per_page=per_page, filters=filters)
-            yield current
-            if not current.has_next:
-                return
-            page += 1
-
-    async def _one(self, method: str, key: str, path: str, *, params: Mapping[str, str | int] | None = None,
-                   json: Any = None) -> KantataPage:
-        page = self._page(await self._call(method, path, params=params, json=json), key)
-        if not page.records:
-            raise VendorRejected(VENDOR, f"{method} {path} answered no {key} record", status=502)
-        return page
 
     # --- workspaces -------------------------------------------------------------------------------
 
@@ -211,10 +93,15 @@ class KantataClient:
     # --- external references -----------------------------------------------------------------------
 
     async def find_external_references(self, *, subject_type: str, service_name: str, service_model: str,
-                                       service_model_ref: str | None = None,
-                                       subject_id: str | None = None) -> list[Record]:
-        """Look up external references. Docs: https://developer.kantata.com/#tag/External-References"""
+                                       service_model_ref: str | list[str] | None = None,
+                                       subject_id: str | list[str] | None = None) -> list[Record]:
+        """Look up external references; a list filter matches any of its values (comma-separated on the wire).
+
+        Docs: https://developer.kantata.com/#tag/External-References
+        """
         found: list[Record] = []
+        if subject_id == [] or service_model_ref == []:
+            return found  # an empty id list would otherwise mean "no filter"
         async for page in self.iterate("external_references", filters={
                 "subject_type": subject_type, "service_name": service_name, "service_model": service_model,
                 "service_model_ref": service_model_ref, "subject_id": subject_id}):
@@ -259,3 +146,133 @@ class KantataClient:
         except VendorError:
             return False
         return True
+
+    # --- roles and rate cards ------------------------------------------------------------------------
+
+    async def list_roles(self) -> list[Record]:
+        """Account roles (Developer, Senior Consultant...). Docs: https://developer.kantata.com/kantata/specification/roles"""
+        return [r async for page in self.iterate("roles") for r in page.records]
+
+    async def list_rate_cards(self, *, page: int = 1, per_page: int = 20, only: list[str] | None = None,
+                              include: list[str] | None = None) -> KantataPage:
+        """Rate cards, one per currency of a rate card set. Docs: https://developer.kantata.com/kantata/specification/rate-cards-(multiple-currencies)"""
+        return await self.list_page("rate_cards", page=page, per_page=per_page,
+                                    filters={"only": only, "include": include})
+
+    async def iter_rate_card_versions(self, rate_card_ids: list[str]) -> AsyncIterator[Record]:
+        """Versions (effective dates) of some rate cards. Docs: https://developer.kantata.com/kantata/specification/rate-card-versions"""
+        async for page in self.iterate("rate_card_versions", filters={"rate_card_id": rate_card_ids}):
+            for record in page.records:
+                yield record
+
+    async def iter_rate_card_roles(self, version_ids: list[str]) -> AsyncIterator[tuple[Record, Record | None]]:
+        """Bill rate per role of some versions, each with its included role.
+
+        Docs: https://developer.kantata.com/kantata/specification/rate-card-role-(rate-for-a-role)
+        """
+        async for page in self.iterate("rate_card_roles", filters={"rate_card_version_id": version_ids,
+                                                                    "include": ["role"]}):
+            roles = page.included.get("roles", {})
+            for record in page.records:
+                yield record, roles.get(str(record.get("role_id")))
+
+    # --- staffing: workspace resources and their allocations ----------------------------------------
+
+    async def list_workspace_resources(self, *, page: int = 1, per_page: int = 20,
+                                       workspace_ids: list[str] | None = None) -> KantataPage:
+        """Named resources: a user in a role on a workspace, with user and role included.
+
+        Docs: https://developer.kantata.com/kantata/specification/Workspace-Resources
+        """
+        return await self.list_page("workspace_resources", page=page, per_page=per_page,
+                                    filters={"workspace_id": workspace_ids, "include": ["user", "role"]})
+
+    async def iter_workspace_allocations(self, resource_ids: list[str]) -> AsyncIterator[Record]:
+        """Allocations (dates and minutes) of some resources. Docs: https://developer.kantata.com/kantata/specification/workspace-allocations"""
+        async for page in self.iterate("workspace_allocations", filters={"resource_id": resource_ids}):
+            for record in page.records:
+                yield record
+
+    # --- users ---------------------------------------------------------------------------------------
+
+    async def get_user(self, user_id: str) -> Record:
+        """One user. Docs: https://developer.kantata.com/kantata/specification/users/get-user"""
+        return (await self._one("GET", "users", f"users/{user_id}.json")).records[0]
+
+    async def create_user(self, attributes: Record) -> Record:
+        """Create a user, with a nested `external_reference` (one atomic write). Docs: https://developer.kantata.com/kantata/specification/users"""
+        return (await self._one("POST", "users", "users.json", json={"user": attributes})).records[0]
+
+    async def update_user(self, user_id: str, attributes: Record) -> Record:
+        """Update a user. Docs: https://developer.kantata.com/kantata/specification/users"""
+        return (await self._one("PUT", "users", f"users/{user_id}.json", json={"user": attributes})).records[0]
+
+    # --- time entries ----------------------------------------------------------------------------------
+
+    async def list_time_entries(self, *, page: int = 1, per_page: int = 20, approved: bool = False,
+                                start: dt.date | None = None, end: dt.date | None = None,
+                                workspace_ids: list[str] | None = None) -> KantataPage:
+        """Time entries with user, workspace, story and submission included.
+
+        `approved` is a presence filter (any value means true), so only True is ever sent.
+        Docs: https://developer.kantata.com/kantata/specification/time-entries/get-time-entries
+        """
+        filters: dict[str, Filter] = {"approved": approved, "date_performed_between": _between(start, end),
+                                      "workspace_id": workspace_ids, "include": _TIME_INCLUDE}
+        return await self.list_page("time_entries", page=page, per_page=per_page, filters=filters)
+
+    async def get_time_entry(self, entry_id: str) -> KantataPage:
+        """One time entry with its associations. Docs: https://developer.kantata.com/kantata/specification/time-entries"""
+        return await self._one("GET", "time_entries", f"time_entries/{entry_id}.json",
+                               params=filter_params({"include": _TIME_INCLUDE}))
+
+    async def create_time_entry(self, attributes: Record) -> Record:
+        """Log time (workspace_id, user_id, date_performed, time_in_minutes, billable...).
+
+        Docs: https://developer.kantata.com/kantata/specification/time-entries/create-time-entry
+        """
+        page = await self._one("POST", "time_entries", "time_entries.json", json={"time_entry": attributes})
+        return page.records[0]
+
+    async def update_time_entry(self, entry_id: str, attributes: Record) -> Record:
+        """Change a time entry (Kantata keeps the id). Docs: https://developer.kantata.com/kantata/specification/time-entries"""
+        page = await self._one("PUT", "time_entries", f"time_entries/{entry_id}.json",
+                               json={"time_entry": attributes})
+        return page.records[0]
+
+    # --- timesheet submissions -------------------------------------------------------------------------
+
+    async def list_timesheet_submissions(self, *, page: int = 1, per_page: int = 20,
+                                         status: str | None = None) -> KantataPage:
+        """Submissions (one person, one workspace, one period). Docs: https://developer.kantata.com/kantata/specification/timesheet-submissions"""
+        return await self.list_page("timesheet_submissions", page=page, per_page=per_page,
+                                    filters={"status": status, "include": _SUBMISSION_INCLUDE})
+
+    async def get_timesheet_submission(self, submission_id: str) -> KantataPage:
+        """One submission. Docs: https://developer.kantata.com/kantata/specification/timesheet-submissions"""
+        return await self._one("GET", "timesheet_submissions", f"timesheet_submissions/{submission_id}.json",
+                               params=filter_params({"include": _SUBMISSION_INCLUDE}))
+
+    async def create_timesheet_submission(self, attributes: Record) -> KantataPage:
+        """Submit a user's unapproved time on one workspace for a period (a resubmission is a new record).
+
+        Docs: https://developer.kantata.com/kantata/specification/timesheet-submissions
+        """
+        return await self._one("POST", "timesheet_submissions", "timesheet_submissions.json",
+                               params=filter_params({"include": _SUBMISSION_INCLUDE}),
+                               json={"timesheet_submission": attributes})
+
+    async def decide_timesheet_submission(self, submission_id: str, decision: str,
+                                          comment: str | None = None) -> KantataPage:
+        """Approve or reject one submission (`decision` is "approve" or "reject").
+
+        Docs: https://developer.kantata.com/kantata/specification/timesheet-submissions/approve%20timesheet%20submission
+        """
+        body = {"resolution": {"description": comment}} if comment else {}
+        return await self._one("PUT", "timesheet_submissions",
+                               f"timesheet_submissions/{submission_id}/{decision}.json",
+                               params=filter_params({"include": _SUBMISSION_INCLUDE}), json=body)
+
+
+_TIME_INCLUDE: Final = ["user", "workspace", "story", "timesheet_submission"]
+_SUBMISSION_INCLUDE: Final = ["user", "workspace"]

@@ -5,8 +5,10 @@ id with their order in `results` and paging in `meta` (per_page silently capped 
 200), included associations, the `{"errors": [...]}` envelope (422 validation, 404,
 401 without a Bearer token), boolean filters applied whenever present — even
 `archived=false` — and 429 + Retry-After for both rate and concurrency limits (Kantata
-has no distinct concurrency error). Seeded with the demo firm's workers as users and no
-workspaces: provisioning creates those.
+has no distinct concurrency error). Seeded from the demo firm: its workers as users, its
+delivering projects as workspaces with rate cards and staffing (`_sim_seed.py`), and —
+when a period is given — their time with weekly timesheet submissions. Projects that
+provisioning creates (PRJ-OPP-...) are not seeded.
 """
 
 from __future__ import annotations
@@ -20,7 +22,11 @@ import msgspec
 from litestar import Litestar, Request, Response, route
 
 from system_apis._internal.faults import Fault, FaultPlan, control_router
-from system_apis.demo_firm import demo_firm
+from system_apis.demo_firm import DemoFirm, demo_firm
+from system_apis.kantata._sim_delivery import DELIVERY_TABLES, DeliveryResources
+from system_apis.kantata._sim_delivery import Invalid as _Invalid
+from system_apis.kantata._sim_delivery import now as _now
+from system_apis.kantata._sim_seed import seed_firm
 from system_apis.kantata.mapping import STATUS_KEYS, base_unit, format_price
 
 __all__ = ["KantataSimulator", "SeenRequest"]
@@ -30,7 +36,7 @@ Answer = tuple[int, Any]
 
 _WORKSPACE_FIELDS = ("title", "description", "budgeted", "start_date", "due_date", "archived",
                      "stories_are_fixed_fee_by_default", "workspace_group_ids", "client_role_name",
-                     "consultant_role_name")
+                     "consultant_role_name", "rate_card_id")
 _STORY_FIELDS = ("title", "description", "due_date", "start_date", "fixed_fee", "budget_estimate_in_cents",
                  "archived", "state", "billable")
 _STORY_TYPES = ("task", "deliverable", "milestone")
@@ -46,12 +52,6 @@ class SeenRequest(msgspec.Struct, frozen=True):
     headers: dict[str, str]
 
 
-class _Invalid(Exception):
-    def __init__(self, field: str, message: str, status: int = 422, kind: str = "validation") -> None:
-        super().__init__(message)
-        self.field, self.message, self.status, self.kind = field, message, status, kind
-
-
 def _errors(kind: str, message: str, field: str | None = None) -> Record:
     error: Record = {"type": kind, "message": message}
     if field:
@@ -59,21 +59,37 @@ def _errors(kind: str, message: str, field: str | None = None) -> Record:
     return {"errors": [error]}
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-
-
 def _truthy_filter(query: dict[str, str], name: str) -> bool:
     # Kantata quirk: a boolean filter is applied whenever present, whatever its value.
     return name in query
 
 
-class KantataSimulator:
-    """Stateful fake of Kantata OX; `app` is its ASGI app, `faults` its fault plan."""
+_SINGULAR = {"stories": "story", "time_entries": "time_entry", "timesheet_submissions": "timesheet_submission",
+             "rate_card_versions": "rate_card_version", "workspace_allocations": "workspace_allocation"}
+_INCLUDES = {  # include name -> (table, field on the record holding the id or the list of ids)
+    "external_references": ("external_references", "external_reference_ids"),
+    "workspace_groups": ("workspace_groups", "workspace_group_ids"), "stories": ("stories", "story_ids"),
+    "user": ("users", "user_id"), "role": ("roles", "role_id"), "workspace": ("workspaces", "workspace_id"),
+    "story": ("stories", "story_id"), "timesheet_submission": ("timesheet_submissions", "timesheet_submission_id"),
+    "rate_card": ("rate_cards", "rate_card_id")}
+_COUNTED = {"workspace": "workspaces", "story": "stories", "external_reference": "external_references",
+            "workspace_group": "workspace_groups", "user": "users", "rate_card": "rate_cards",
+            "workspace_resource": "workspace_resources", "time_entry": "time_entries",
+            "timesheet_submission": "timesheet_submissions"}
 
-    def __init__(self, *, seed: bool = True) -> None:
+
+class KantataSimulator(DeliveryResources):
+    """Stateful fake of Kantata OX; `app` is its ASGI app, `faults` its fault plan.
+
+    `firm` (default: the demo firm) is what gets seeded; `time_period` adds its time.
+    """
+
+    def __init__(self, *, seed: bool = True, firm: DemoFirm | None = None,
+                 time_period: tuple[dt.date, dt.date] | None = None) -> None:
         self.faults = FaultPlan()
         self._seed = seed
+        self._firm = firm
+        self._time_period = time_period
         self._app: Litestar | None = None
         self.requests: list[SeenRequest] = []
         self.reset()
@@ -85,38 +101,44 @@ class KantataSimulator:
         self.requests = []
         self._ids = itertools.count(1001)
         self.tables: dict[str, dict[str, Record]] = {
-            "workspaces": {}, "stories": {}, "external_references": {}, "workspace_groups": {}, "users": {}}
+            "workspaces": {}, "stories": {}, "external_references": {}, "workspace_groups": {}, "users": {},
+            **{table: {} for table in DELIVERY_TABLES}}
+        self._refs_of: dict[tuple[str, str], list[str]] = {}
+        self._stamp: str | None = None
         self.me_id = self._insert("users", {"full_name": "psconnect integration", "email_address":
                                             "integration@meridian.example", "headline": "API user"})
         if self._seed:
-            for worker in demo_firm().workers:
-                uid = self._insert("users", {"full_name": worker.name, "email_address": worker.email,
-                                             "headline": worker.role.replace("_", " ").title(),
-                                             "disabled": worker.status == "terminated"})
-                self._insert("external_references", {
-                    "subject_type": "User", "subject_id": uid, "service_name": "hr", "service_model": "worker",
-                    "service_model_ref": worker.id, "status": "synced"})
+            self._stamp = _now()  # one shared timestamp string for the whole seed keeps memory flat
+            seed_firm(self, self._firm or demo_firm(), self._time_period)
+            self._stamp = None
 
     def _insert(self, table: str, record: Record) -> str:
         rid = str(next(self._ids))
-        now = _now()
+        now = self._stamp or _now()
         self.tables[table][rid] = {"id": rid, "created_at": now, "updated_at": now, **record}
+        if table == "external_references":
+            self._refs_of.setdefault((record["subject_type"], record["subject_id"]), []).append(rid)
         return rid
 
     def count(self, record_type: str, external_id: str | None = None) -> int:
-        """Records of a type; for "workspace"/"story", those of the workspace(s) with that external id."""
-        table = {"workspace": "workspaces", "story": "stories", "external_reference": "external_references",
-                 "workspace_group": "workspace_groups", "user": "users"}.get(record_type, record_type)
+        """Records of a type; with an external id: the workspace(s) with that id (and their stories, resources,
+        time entries and submissions), the user(s) with that HR worker id, the rate card(s) with that id."""
+        table = _COUNTED.get(record_type, record_type)
         if table not in self.tables:
             return 0
         if external_id is None:
             return len(self.tables[table])
+        subject = {"users": "User", "rate_cards": "RateCard"}.get(table)
+        if subject is not None:
+            return len({r["subject_id"] for r in self.tables["external_references"].values()
+                        if r["subject_type"] == subject and r["service_model_ref"] == external_id}
+                       & self.tables[table].keys())
         owners = {r["subject_id"] for r in self.tables["external_references"].values()
                   if r["subject_type"] == "Workspace" and r["service_model_ref"] == external_id}
         if table == "workspaces":
             return len(owners & self.tables["workspaces"].keys())
-        if table == "stories":
-            return sum(1 for s in self.tables["stories"].values() if s["workspace_id"] in owners)
+        if table in ("stories", "workspace_resources", "time_entries", "timesheet_submissions"):
+            return sum(1 for s in self.tables[table].values() if s["workspace_id"] in owners)
         return sum(1 for r in self.tables[table].values() if r.get("service_model_ref") == external_id)
 
     # --- wire helpers -------------------------------------------------------------------------------
@@ -129,12 +151,12 @@ class KantataSimulator:
         body: Record = {"count": total, "results": [{"key": key, "id": i} for i in shown],
                         key: {i: self._render(key, i) for i in shown}}
         for include in filter(None, query.get("include", "").split(",")):
-            table, ids_field = {"external_references": ("external_references", "external_reference_ids"),
-                                "workspace_groups": ("workspace_groups", "workspace_group_ids"),
-                                "stories": ("stories", "story_ids")}.get(include, ("", ""))
+            table, ids_field = _INCLUDES.get(include, ("", ""))
             if table:
-                body[table] = {j: dict(self.tables[table][j]) for rec in body[key].values()
-                               for j in rec.get(ids_field, []) if j in self.tables[table]}
+                pointed = (j for rec in body[key].values() for j in (
+                    rec.get(ids_field) or [] if ids_field.endswith("_ids") else [rec.get(ids_field)]))
+                body[table] = {str(j): dict(self.tables[table][str(j)]) for j in pointed
+                               if j is not None and str(j) in self.tables[table]}
         if paged:
             body["meta"] = {"count": total, "page_count": max(1, -(-total // per_page)), "page_number": page,
                             "page_size": per_page}
@@ -142,10 +164,9 @@ class KantataSimulator:
 
     def _render(self, key: str, rid: str) -> Record:
         record = dict(self.tables[key][rid])
-        if key in ("workspaces", "stories", "users"):
-            subject = {"workspaces": "Workspace", "stories": "Story", "users": "User"}[key]
-            record["external_reference_ids"] = [r["id"] for r in self.tables["external_references"].values()
-                                                if r["subject_type"] == subject and r["subject_id"] == rid]
+        if key in ("workspaces", "stories", "users", "rate_cards"):
+            subject = {"workspaces": "Workspace", "stories": "Story", "users": "User", "rate_cards": "RateCard"}[key]
+            record["external_reference_ids"] = list(self._refs_of.get((subject, rid), []))
         if key == "workspaces":
             record["story_ids"] = [s["id"] for s in self.tables["stories"].values() if s["workspace_id"] == rid]
         return record
@@ -182,6 +203,8 @@ class KantataSimulator:
         for gid in ws.get("workspace_group_ids") or []:
             self._get("workspace_groups", str(gid))
         ws["workspace_group_ids"] = [str(g) for g in ws.get("workspace_group_ids") or []]
+        if ws.get("rate_card_id") is not None:
+            ws["rate_card_id"] = str(self._get("rate_cards", str(ws["rate_card_id"]))["id"])
         if "status_key" in attrs:
             status = next((s for s in STATUS_KEYS.values() if s["key"] == attrs["status_key"]), None)
             if status is None:
@@ -219,7 +242,8 @@ class KantataSimulator:
     def save_extref(self, attrs: Record) -> str:
         ref = self._check_extref(attrs)
         subject_type, subject_id = str(attrs.get("subject_type") or ""), str(attrs.get("subject_id") or "")
-        table = {"Workspace": "workspaces", "Story": "stories", "User": "users"}.get(subject_type)
+        table = {"Workspace": "workspaces", "Story": "stories", "User": "users",
+                 "RateCard": "rate_cards"}.get(subject_type)
         if table is None:
             raise _Invalid("subject_type", "Subject type is not supported")
         self._get(table, subject_id)
@@ -270,13 +294,16 @@ class KantataSimulator:
         if "only" in query:
             wanted = set(query["only"].split(","))
             rows = [r for r in rows if r["id"] in wanted]
+        rows = self.delivery_filter(table, rows, query)
         if table == "stories" and "workspace_id" in query:
             wids = set(query["workspace_id"].split(","))
             rows = [r for r in rows if r["workspace_id"] in wids]
         if table == "external_references":
             for name in ("subject_type", "subject_id", "service_name", "service_model", "service_model_ref"):
-                if name in query:
-                    rows = [r for r in rows if r.get(name) == query[name]]
+                if name in query:  # id filters take comma-separated lists, like every Kantata id filter
+                    wanted = set(query[name].split(",")) if name in ("subject_id", "service_model_ref") \
+                        else {query[name]}
+                    rows = [r for r in rows if r.get(name) in wanted]
         if table == "workspace_groups":
             if _truthy_filter(query, "company"):
                 rows = [r for r in rows if r.get("company")]
@@ -291,16 +318,21 @@ class KantataSimulator:
             raise _Invalid("path", f"no route for {path}", status=404, kind="system")
         if key == "users" and parts[1:] == ["me"]:
             return 200, self._envelope("users", [self.me_id], query, paged=False)
-        singular = {"stories": "story"}.get(key, key[:-1])
+        singular = _SINGULAR.get(key, key[:-1])
         if len(parts) == 1 and method == "GET":
             return 200, self._envelope(key, self._filtered(key, query), query, paged=True)
+        if len(parts) == 3 and key == "timesheet_submissions" and method == "PUT" and parts[2] in ("approve",
+                                                                                                   "reject"):
+            self.decide_submission(parts[1], parts[2], body)
+            return 200, self._envelope(key, [parts[1]], query, paged=False)
         payload = body.get(singular) if isinstance(body, dict) else None
         if method in ("POST", "PUT") and not isinstance(payload, dict):
             raise _Invalid(singular, f"Request body must contain a '{singular}' object", status=400)
         if len(parts) == 1 and method == "POST":
             creators = {"workspaces": self.create_workspace, "stories": self.save_story,
-                        "external_references": self.save_extref,
-                        "workspace_groups": self.create_group}
+                        "external_references": self.save_extref, "workspace_groups": self.create_group,
+                        "users": self.create_user, "time_entries": self.create_time_entry,
+                        "timesheet_submissions": self.create_submission}
             if key not in creators:
                 raise _Invalid("path", f"{key} cannot be created here", status=404, kind="system")
             return 200, self._envelope(key, [creators[key](payload or {})], query, paged=False)
@@ -312,6 +344,10 @@ class KantataSimulator:
                 self.update_workspace(rid, payload or {})
             elif method == "PUT" and key == "stories":
                 self.save_story(payload or {}, rid)
+            elif method == "PUT" and key == "users":
+                self.update_user(rid, payload or {})
+            elif method == "PUT" and key == "time_entries":
+                self.update_time_entry(rid, payload or {})
             else:
                 raise _Invalid("path", f"{method} {path} is not supported", status=404, kind="system")
             return 200, self._envelope(key, [rid], query, paged=False)

@@ -25,6 +25,7 @@ from system_apis._internal.http import (
     VendorRejected,
     VendorUnavailable,
 )
+from system_apis.demo_firm import demo_firm
 from system_apis.domains.psa import psa_router
 from system_apis.kantata import BASE_URL, KantataClient, KantataPsa, KantataSimulator
 
@@ -46,7 +47,8 @@ class Sleeps:
 
 @pytest.fixture
 def sim() -> KantataSimulator:
-    return KantataSimulator()
+    # The provisioning tests start from no workspaces; the seeded delivery is tested in test_kantata_delivery.py.
+    return KantataSimulator(firm=msgspec.structs.replace(demo_firm(), projects=[]))
 
 
 @pytest.fixture

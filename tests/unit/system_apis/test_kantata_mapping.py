@@ -175,3 +175,87 @@ class TestFilterParams:
     def test_false_boolean_filters_are_never_sent(self) -> None:
         assert filter_params({"archived": False, "company": True, "only": ["1", "2"], "search": None}) == \
             {"company": "true", "only": "1,2"}
+
+
+class TestDeliveryMapping:
+    """Staffing, rate cards, users, time and timesheets (system_apis/kantata/_delivery_mapping.py)."""
+
+    def test_role_names_round_trip(self) -> None:
+        from system_apis.kantata._delivery_mapping import role_key, role_name
+        for key in ("analyst", "senior_consultant", "director"):
+            assert role_key(role_name(key)) == key
+        assert role_key("  Senior   Consultant ") == "senior_consultant"
+
+    def test_minutes_and_hours_are_exact(self) -> None:
+        from system_apis.kantata._delivery_mapping import hours_of, minutes_of
+        assert hours_of(330) == Decimal("5.5") and hours_of(None) == Decimal(0)
+        assert minutes_of(Decimal("6.5")) == 390
+        with pytest.raises(MappingError):
+            minutes_of(Decimal("0.001"))
+
+    def test_rate_card_uses_the_version_in_force_and_its_references(self) -> None:
+        from system_apis.kantata._delivery_mapping import rate_card_of
+        card = {"id": "5", "title": "US01 standard rates 2026", "currency": "USD"}
+        refs = [{"service_name": "psconnect", "service_model": "rate_card", "service_model_ref": "RC-US01-2026"},
+                {"service_name": "erp", "service_model": "legal_entity", "service_model_ref": "US01"}]
+        versions = [{"id": "6", "effective_date": "2026-01-01"}, {"id": "7", "effective_date": "2027-01-01"}]
+        rates: list[tuple[dict[str, Any], dict[str, Any] | None]] = [
+            ({"rate_card_version_id": "6", "rate": 27500}, {"name": "Senior Consultant"}),
+            ({"rate_card_version_id": "7", "rate": 29000}, {"name": "Senior Consultant"})]
+        got = rate_card_of(card, refs=refs, versions=versions, rates=rates, on=dt.date(2026, 10, 1))
+        assert (got.id, got.legal_entity_code, got.valid_from, got.valid_to) == \
+            ("RC-US01-2026", "US01", dt.date(2026, 1, 1), dt.date(2026, 12, 31))
+        assert [(line.role, line.hourly_rate.amount) for line in got.lines] == \
+            [("senior_consultant", Decimal("275.00"))]
+        unref = rate_card_of(card, refs=[], versions=versions[:1], rates=[], on=dt.date(2026, 10, 1))
+        assert (unref.id, unref.legal_entity_code, unref.valid_to, unref.lines) == ("5", "", None, [])
+        with pytest.raises(MappingError):
+            rate_card_of(card, refs=refs, versions=[], rates=[])
+
+    def test_time_entry_status_from_approval_and_submission(self) -> None:
+        from system_apis.kantata._delivery_mapping import time_entry_of
+        entry = {"id": "9", "user_id": "3", "workspace_id": "4", "date_performed": "2026-10-05", "time_in_minutes": 90,
+                 "billable": True, "approved": False, "rate_in_cents": 21000, "updated_at": "2026-10-06T10:00:00.000Z"}
+        common: dict[str, Any] = {"user": {"email_address": "a@b.example"}, "workspace": {"currency": "GBP"},
+                                  "story": None, "project_code": "PRJ-A0002"}
+        assert time_entry_of(entry, submission=None, **common).status == "draft"
+        assert time_entry_of(entry, submission={"status": "pending"}, **common).status == "submitted"
+        assert time_entry_of(entry, submission={"status": "rejected"}, **common).status == "rejected"
+        done = time_entry_of({**entry, "approved": True},
+                             submission={"status": "approved", "resolved_at": "2026-10-09T18:00:00.000Z"}, **common)
+        assert (done.status, done.hours, done.billable_rate) == \
+            ("approved", Decimal("1.5"), Money(amount=Decimal("210.00"), currency="GBP"))
+        assert done.approved_at == dt.datetime(2026, 10, 9, 18, tzinfo=dt.UTC)
+        internal = time_entry_of({**entry, "billable": False}, submission=None, **common)
+        assert internal.billable_rate is None and internal.task is None
+
+    def test_user_attributes_round_trip(self) -> None:
+        from contracts.workforce import PsaUserUpsert
+        from system_apis.kantata._delivery_mapping import psa_user_of, user_attributes
+        data = PsaUserUpsert(name="Ana Ahmed", email="ana@meridian.example", role="manager", practice="strategy",
+                             cost_rate=Money(amount=Decimal("142.80"), currency="EUR"), active=False)
+        attrs = user_attributes(data)
+        assert attrs["headline"] == "Manager" and attrs["disabled"] is True
+        got = psa_user_of({"id": "77", **attrs}, external_id="W-00001")
+        assert (got.name, got.email, got.role, got.practice, got.cost_rate, got.active) == \
+            (data.name, data.email, data.role, data.practice, data.cost_rate, data.active)
+        bare = psa_user_of({"id": "78", "full_name": "X", "headline": "Senior Consultant"}, external_id="W-2")
+        assert (bare.role, bare.active, bare.cost_rate.amount) == ("senior_consultant", True, Decimal("0.00"))
+
+    def test_submission_and_assignment(self) -> None:
+        from system_apis.kantata._delivery_mapping import assignment_of, submission_of
+        sub = submission_of({"id": "1", "status": "approved", "start_date": "2026-10-05", "end_date": "2026-10-11",
+                             "time_entry_ids": [5, 6], "resolved_at": "2026-10-12T09:00:00Z"},
+                            user={"email_address": "a@b.example"}, project_external_id="PRJ-A0001")
+        assert (sub.time_entry_ids, sub.decided_at) == (["5", "6"], dt.datetime(2026, 10, 12, 9, tzinfo=dt.UTC))
+        with pytest.raises(MappingError):
+            submission_of({"id": "2", "status": "canceled", "start_date": "2026-10-05", "end_date": "2026-10-11"},
+                          user=None, project_external_id="")
+        allocations = [{"start_date": "2026-06-01", "end_date": "2026-08-31", "minutes": 4800},
+                       {"start_date": "2026-09-01", "end_date": "2027-03-31", "minutes": 2400}]
+        got = assignment_of({"id": "8", "label": "Analyst"}, user=None, role=None, allocations=allocations,
+                            project_external_id="PRJ-A0001", worker_id=None)
+        assert (got.role, got.start_date, got.end_date, got.planned_hours) == \
+            ("analyst", dt.date(2026, 6, 1), dt.date(2027, 3, 31), Decimal("120"))
+        with pytest.raises(MappingError):
+            assignment_of({"id": "9"}, user=None, role=None, allocations=[], project_external_id="", worker_id=None)
