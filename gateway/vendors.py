@@ -19,6 +19,9 @@ from litestar.types import ASGIApp
 from gateway.settings import Settings
 from system_apis._internal.faults import Simulated
 from system_apis._internal.http import RetryPolicy
+from system_apis.harvest import api as harvest_api
+from system_apis.harvest import client as harvest_client
+from system_apis.harvest.simulator import HarvestSimulator
 from system_apis.kantata import api as kantata_api
 from system_apis.kantata import client as kantata_client
 from system_apis.kantata.simulator import KantataSimulator
@@ -57,6 +60,7 @@ VENDORS: tuple[VendorSpec, ...] = (
     VendorSpec("erp", "netsuite", netsuite_client.BASE_URL, NetSuiteSimulator, netsuite_api.create_router),
     VendorSpec("psa", "kantata", kantata_client.BASE_URL, KantataSimulator, kantata_api.create_router),
     VendorSpec("hr", "workday", workday_client.BASE_URL, WorkdaySimulator, workday_api.create_router),
+    VendorSpec("time", "harvest", harvest_client.BASE_URL, HarvestSimulator, harvest_api.create_router),
 )
 
 

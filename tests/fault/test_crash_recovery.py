@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.vendors import VENDORS
 from tests.stack import postgres_database
 
 pytestmark = pytest.mark.slow
@@ -65,7 +66,7 @@ def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
 
 @pytest.fixture
 def simulators(tmp_path: Path) -> Iterator[dict[str, str]]:
-    base = free_port(4) - 1
+    base = free_port(len(VENDORS) + 1) - 1
     proc = spawn([*PSCONNECT, "simulators", "--port-base", str(base)], {}, tmp_path / "simulators.log")
     urls = {"salesforce": f"http://127.0.0.1:{base + 1}", "netsuite": f"http://127.0.0.1:{base + 2}",
             "kantata": f"http://127.0.0.1:{base + 3}"}
