@@ -1,19 +1,23 @@
-"""`psconnect demo`: the provisioning flow driven exactly as a client application would.
+"""`psconnect demo`: provisioning and time-to-bill driven exactly as a client application would.
 
 Everything goes over HTTP through the gateway: a client-credentials token, the CRM
 system API to pick a won deal, the provisioning process API to start it (with an
 Idempotency-Key), status polling until the run ends, then a look at the records the
 run created, a business-rule exception fixed at its source and replayed, and the
-published events. When no gateway answers at the URL, one is started in-process.
+published events; then October's approved time billed for every legal entity and
+reconciled. When no gateway answers at the URL, one is started in-process.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections import Counter
+from decimal import Decimal
 from typing import Any
 
 from gateway.client_session import ApiClient, say, with_gateway
+from gateway.commands import reconciliation, start_billing
 
 __all__ = ["run_demo"]
 
@@ -82,6 +86,7 @@ async def _flow(api: ApiClient, base_url: str, opportunity: str | None) -> int:
                              params={"type": "psconnect.project.provisioned", "limit": 200}))["items"]
     say(f"6. events: {len(events)} psconnect.project.provisioned published; latest subject "
          f"{events[-1]['subject'] if events else '-'}")
+    await _time_to_bill(api)
     say(f"demo finished in {time.perf_counter() - started:.1f} s")
     return 0
 
@@ -111,3 +116,28 @@ async def _exception_and_replay(api: ApiClient, won: list[dict[str, Any]], provi
     replayed = await _wait(api, await api.call("POST", f"/process/provisioning/v1/exceptions/{record['id']}/replay"))
     record = await api.call("GET", f"/process/provisioning/v1/exceptions/{record['id']}")
     say(f"   replay attempt {replayed['attempt']}: run {replayed['status']}, exception {record['status']}")
+
+
+async def _time_to_bill(api: ApiClient) -> None:
+    """October's approved time, every legal entity: posted to the ERP, drafted as invoices, reconciled."""
+    say("7. time-to-bill: October 2026, every legal entity (POST /process/time-to-bill/v1/billing-runs)")
+    run = await start_billing(api, "*", "2026-10")
+    run = await api.wait(run, f"/process/time-to-bill/v1/billing-runs/{run['id']}")
+    say(f"   billing run {run['id']} {run['status']}")
+    open_exceptions = (await api.call("GET", "/process/time-to-bill/v1/exceptions",
+                                      params={"status": "open", "limit": 200}))["items"]
+    reasons = Counter(e["reason"] for e in open_exceptions)
+    say("   held as owned exceptions: " + (", ".join(f"{r} ×{n}" for r, n in sorted(reasons.items())) or "none"))
+    say("8. reconciliation: approved in the time system vs posted in the ERP vs invoiced")
+    for entity in ("US01", "UK01", "DE01"):
+        rows = await reconciliation(api, "2026-10", legal_entity=entity)
+        clean = [r for r in rows if not r["discrepancies"]]
+        currency = rows[0]["currency"] if rows else ""
+        approved = sum(Decimal(r["approved_amount"]) for r in rows)
+        posted = sum(Decimal(r["posted_amount"]) for r in rows)
+        invoiced = sum(Decimal(r["invoiced_amount"]) for r in rows)
+        say(f"   {entity}: {len(rows)} projects, {len(clean)} clean; approved {approved:,.2f} {currency}, "
+            f"posted {posted:,.2f}, invoiced {invoiced:,.2f}")
+        for r in rows:
+            if r["discrepancies"]:
+                say(f"      {r['project']}: {'; '.join(r['discrepancies'])}")
