@@ -7,7 +7,7 @@ UV := .tools/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test setup lint typecheck contracts contracts-check spectral browser services bench clean
+.PHONY: run test setup lint typecheck contracts contracts-check spectral browser services bench bench-gateway clean
 
 run: setup
 	$(BIN)/psconnect serve
@@ -55,8 +55,12 @@ browser:
 services:
 	@bash .ci/services.sh
 
-bench: setup
-	@echo "benchmarks arrive with the time-to-bill and gateway-governance issues"
+bench: setup bench-gateway
+
+# Gateway governance benchmark (not in `make test`): bare handler, governed path, nginx, remote upstream.
+bench-gateway: setup services
+	@{ command -v hey && command -v nginx; } >/dev/null 2>&1 || apt-get install -y -q hey wrk nginx
+	$(BIN)/python -m benchmarks.gateway.run
 
 clean:
 	rm -rf var artifacts .pytest_cache .mypy_cache .ruff_cache
