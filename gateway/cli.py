@@ -8,25 +8,23 @@ import json
 import sys
 from pathlib import Path
 
-__all__ = ["main"]
+__all__ = ["banner", "main"]
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from gateway.app import create_gateway
+    from gateway.serve import WorkersRefused, serve
     from gateway.settings import load_settings
 
     flags = {"host": args.host, "port": args.port}
     settings = load_settings(**{k: v for k, v in flags.items() if v is not None})
-    gateway = create_gateway(settings)
-    gateway.litestar.on_startup.append(lambda: _banner(gateway))
-    uvicorn.run(gateway.app, host=settings.host, port=settings.port, log_level="warning", lifespan="on",
-                access_log=False)
-    return 0
+    try:
+        return serve(settings, workers=args.workers)
+    except WorkersRefused as exc:
+        print(f"psconnect serve: {exc}", file=sys.stderr)
+        return 2
 
 
-def _banner(gateway: object) -> None:
+def banner(gateway: object) -> None:
     from gateway.app import Gateway
     from gateway.demo_client import ensure_demo_client
 
@@ -103,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="start the gateway and every API (embedded mode by default)")
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--workers", type=int, default=1,
+                       help="worker processes sharing the port (more than 1 needs PostgreSQL and Redis)")
     serve.set_defaults(func=_serve)
 
     demo = sub.add_parser("demo", help="provision a won opportunity through the gateway, as a client would")

@@ -27,6 +27,11 @@ REF: Final = "#/components/schemas/{name}"
 
 _RETRY_AFTER = {"description": "Seconds to wait before retrying.",
                 "schema": {"type": "integer", "minimum": 0}}
+_RATELIMIT_POLICY = {"description": ("Limits of the caller's plan on this API (IETF httpapi RateLimit-Policy, "
+                                     'structured-field list), e.g. `"minute";q=600;w=60, "day";q=50000;w=86400`.'),
+                     "schema": {"type": "string"}}
+_RATELIMIT = {"description": ('Remaining units and seconds to reset per limit (IETF httpapi RateLimit), e.g. '
+                              '`"minute";r=0;t=12, "day";r=4870;t=40210`.'), "schema": {"type": "string"}}
 _CHALLENGE = {"description": "RFC 6750 Bearer challenge (error and scope on 403).", "schema": {"type": "string"}}
 
 # status -> (component name, description, headers)
@@ -40,7 +45,9 @@ PROBLEM_RESPONSES: Final[dict[int, tuple[str, str, dict[str, Any]]]] = {
     404: ("NotFound", "No record with this id, or a record the request refers to does not exist.", {}),
     409: ("Conflict", "The request conflicts with the current state of the resource.", {}),
     422: ("ValidationFailed", "A parameter or body field breaks the contract; `errors[]` names each one.", {}),
-    429: ("TooManyRequests", "A rate limit or quota of the caller's plan is exhausted.", {"Retry-After": _RETRY_AFTER}),
+    429: ("TooManyRequests", "A rate limit (code `rate_limited`) or quota (code `quota_exceeded`) of the caller's "
+                             "plan, or the API's spike arrest, is exhausted.",
+          {"Retry-After": _RETRY_AFTER, "RateLimit-Policy": _RATELIMIT_POLICY, "RateLimit": _RATELIMIT}),
     503: ("Unavailable", "A system the operation depends on is unavailable or throttling us; retry later.",
           {"Retry-After": _RETRY_AFTER}),
 }

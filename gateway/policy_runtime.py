@@ -4,10 +4,16 @@ One place decides which policies guard an API and with what configuration; the
 chain middleware only runs them. Policies that hold state (counters, stores) get
 it from here and release it in `shutdown`, so a policy module stays pure config +
 hooks, as Kong's plugins are.
+
+Rate limits and quotas count in one `CounterStore`: Redis when `REDIS_URL` is set
+(shared by every worker and host, keys under `PSCONNECT_REDIS_PREFIX`), else this
+process's memory (embedded mode).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 from typing import Any
 
 from gateway.oauth import OAuth
@@ -18,10 +24,17 @@ from policies.bindings import Bindings
 from policies.idempotency import DEFAULT_IDEMPOTENCY, Idempotency
 from policies.idempotency_stores import create_store
 from policies.ip_allowlist import DEFAULT_IP_ALLOWLIST, IpAllowList
+from policies.plans import resolve_plan
+from policies.quota import ApiUsage, Quota, UsageMeter, UsageReport
+from policies.rate_limit import RateLimit, RateLimitConfig
+from policies.spike_arrest import SpikeArrest, SpikeArrestPolicyConfig
+from policies.stores import CounterStore, StoreUnavailable, build_store
 from policies.validation import DEFAULT_VALIDATION, RequestValidation
 from policies.versioning import Versioning, VersioningConfig
 
 __all__ = ["PolicyRuntime"]
+
+log = logging.getLogger("psconnect.gateway")
 
 
 class PolicyRuntime:
@@ -30,6 +43,9 @@ class PolicyRuntime:
         self.bindings = bindings
         self.oauth = oauth
         self._auth = Authentication(bindings.auth, oauth.validator)
+        store_name = settings.limits_store or ("redis" if settings.redis_url else "memory")
+        self.limits: CounterStore = build_store(store_name, url=settings.redis_url, namespace=settings.redis_prefix)
+        self.meter = UsageMeter(self.limits)
         # Request governance (issue 4 part B): module-default configs until the bindings map them.
         self._idempotency_store = create_store(settings.redis_url)
         self._request_policies: list[Policy[Any]] = [
@@ -39,11 +55,48 @@ class PolicyRuntime:
     def policies_for(self, api: str) -> list[Policy[Any]]:
         """The policies of one API; the chain orders them by `order`."""
         binding = self.bindings.apis[api]
-        return [self._auth, Versioning(VersioningConfig(deprecation=binding.deprecation)), *self._request_policies]
+        policies: list[Policy[Any]] = [self._auth, Versioning(VersioningConfig(deprecation=binding.deprecation))]
+        policies += self._limit_policies(api)
+        return [*policies, *self._request_policies]
+
+    def _limit_policies(self, api: str) -> list[Policy[Any]]:
+        b = self.bindings
+        config = RateLimitConfig(api=api, plans=b.plans, default_plan=b.default_plan, consumers=b.consumers)
+        policies: list[Policy[Any]] = [RateLimit(config, self.limits, self.meter),
+                                       Quota(config, self.limits, self.meter)]
+        spike = b.apis[api].spike_arrest
+        if spike is not None:
+            policies.append(SpikeArrest(SpikeArrestPolicyConfig(api=api, limit=spike), self.limits, self.meter))
+        return policies
+
+    async def usage(self, client_id: str) -> UsageReport:
+        """Today's requests and 429s and the quotas left, per API, for one consumer.
+
+        When the limit store is down the counters read as zero and `store_available` is False.
+        """
+        now = dt.datetime.now(dt.UTC)
+        b = self.bindings
+        apis: list[ApiUsage] = []
+        available = True
+        for api in b.apis:
+            plan = resolve_plan(b.plans, b.consumers, b.default_plan, client_id, api)
+            try:
+                requests, rejected = await self.meter.read(client_id, api, now.date())
+                quotas = await self.meter.quotas(plan, client_id, api, now)
+            except StoreUnavailable:
+                available, requests, rejected, quotas = False, 0, 0, []
+            apis.append(ApiUsage(api=api, requests_today=requests, rejected_today=rejected, quotas=quotas))
+        plan_name = resolve_plan(b.plans, b.consumers, b.default_plan, client_id, "").plan
+        return UsageReport(client_id=client_id, plan=plan_name, day=now.date(), apis=apis,
+                           store_available=available)
 
     async def startup(self) -> None:
-        """Open what the policies share (stores, connections)."""
+        """Open what the policies share (stores, connections). A down Redis does not stop start-up."""
+        if not await self.limits.ping():
+            log.warning("limit store not reachable at start-up; serving per each plan's on_store_failure",
+                        extra={"fields": {"event": "limit_store_down_at_startup", **self.limits.describe()}})
 
     async def shutdown(self) -> None:
         """Close what `startup` opened."""
+        await self.limits.close()
         await self._idempotency_store.aclose()

@@ -3,12 +3,17 @@
 `policies/gateway.yaml` is decoded once at start-up into these Structs; a bad file
 stops start-up with the file and the field named. Scopes follow the house rule
 `<layer>.<api>:<read|write>`: safe methods need `read`, the rest `write`, unless an
-operation names its own. The most specific setting wins (operation > API > global).
+operation names its own. The most specific setting wins (operation > API > global;
+for limits consumer+API > consumer > plan+API > plan, see `policies/plans.py`).
+
+Format 2 added plans, consumers and each API's spike arrest; a format-1 file is
+refused with a message saying so rather than read half-way.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -16,6 +21,7 @@ import msgspec
 from msgspec import Meta
 
 from policies.auth import AuthConfig
+from policies.plans import Consumer, Plan, SpikeArrestConfig
 
 __all__ = [
     "ApiBinding",
@@ -28,6 +34,9 @@ __all__ = [
 ]
 
 DEFAULT_FILE = Path(__file__).with_name("gateway.yaml")
+BINDINGS_ENV = "PSCONNECT_BINDINGS"
+"""Environment variable naming another bindings file (a deployment's own plans and consumers)."""
+FORMAT_VERSION = 2
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 ScopeName = Annotated[str, Meta(pattern=r"^[a-z_]+\.[a-z_]+:(read|write|admin)$")]
 
@@ -59,29 +68,72 @@ class ApiBinding(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     description: str = ""
     deprecation: Deprecation | None = None
     operations: dict[str, OperationBinding] = {}
+    spike_arrest: Annotated[SpikeArrestConfig | None, Meta(
+        description="Ceiling on all consumers together, protecting what runs behind the API.")] = None
 
     def __post_init__(self) -> None:
         if (self.lifecycle == "deprecated") != (self.deprecation is not None):
             raise ValueError("lifecycle 'deprecated' and a deprecation block go together")
 
 
+ApiName = Annotated[str, Meta(pattern=r"^[a-z_]+\.[a-z_]+$")]
+PlanName = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_-]*$")]
+
+
 class Bindings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    format_version: Annotated[Literal[1], Meta(description="Version of this file's format.")]
+    format_version: Annotated[Literal[2], Meta(description="Version of this file's format.")]
     auth: Annotated[AuthConfig, Meta(description="Authentication policy settings.")] = AuthConfig()
-    apis: dict[Annotated[str, Meta(pattern=r"^[a-z_]+\.[a-z_]+$")], ApiBinding]
+    apis: dict[ApiName, ApiBinding]
+    plans: Annotated[dict[PlanName, Plan], Meta(description="Subscription tiers with their limits.")] = \
+        msgspec.field(default_factory=lambda: {"unlimited": Plan(description="No limits (no plans declared).")})
+    default_plan: Annotated[str, Meta(description="Plan of consumers not listed in `consumers`.")] = "unlimited"
+    consumers: Annotated[dict[str, Consumer], Meta(description="OAuth client id -> plan and overrides.")] = {}
+
+    def __post_init__(self) -> None:
+        # Cross-field rules; msgspec reports them at decode time, with the path `$`.
+        if self.default_plan not in self.plans:
+            raise ValueError(f"default_plan: unknown plan {self.default_plan!r} (plans: {sorted(self.plans)})")
+        for name, plan in self.plans.items():
+            for api in plan.apis:
+                if api not in self.apis:
+                    raise ValueError(f"plans.{name}.apis: unknown API {api!r}")
+        for client_id, consumer in self.consumers.items():
+            if consumer.plan not in self.plans:
+                raise ValueError(f"consumers.{client_id}.plan: unknown plan {consumer.plan!r}")
+            for api in consumer.apis:
+                if api not in self.apis:
+                    raise ValueError(f"consumers.{client_id}.apis: unknown API {api!r}")
 
 
 class BindingsError(Exception):
     """The bindings file is invalid; the message names the file and the field."""
 
 
-def load_bindings(path: Path = DEFAULT_FILE) -> Bindings:
+def load_bindings(path: Path | None = None) -> Bindings:
+    """Decode the bindings file: `path`, else $PSCONNECT_BINDINGS, else the published `gateway.yaml`."""
+    path = path or Path(os.environ.get(BINDINGS_ENV) or DEFAULT_FILE)
     try:
-        return msgspec.yaml.decode(path.read_bytes(), type=Bindings)
+        raw = path.read_bytes()
     except FileNotFoundError as exc:
         raise BindingsError(f"{path}: file not found") from exc
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    try:
+        return msgspec.yaml.decode(raw, type=Bindings)
+    except msgspec.ValidationError as exc:
+        found = _format_version(raw)
+        if found is not None and found != FORMAT_VERSION:
+            raise BindingsError(f"{path}: format_version {found} is not supported (expected {FORMAT_VERSION}; "
+                                "format 2 added plans, consumers and spike_arrest)") from exc
         raise BindingsError(f"{path}: {exc}") from exc
+    except msgspec.DecodeError as exc:
+        raise BindingsError(f"{path}: {exc}") from exc
+
+
+def _format_version(raw: bytes) -> object:
+    try:
+        doc = msgspec.yaml.decode(raw)
+    except msgspec.DecodeError:
+        return None
+    return doc.get("format_version") if isinstance(doc, dict) else None
 
 
 def required_scopes(bindings: Bindings, api: str, operation_id: str, method: str) -> tuple[str, ...]:

@@ -19,18 +19,18 @@ def test_published_bindings_load_and_resolve_scopes_by_method() -> None:
 
 def test_operation_override_wins(tmp_path: Path) -> None:
     path = tmp_path / "g.yaml"
-    path.write_text("format_version: 1\napis:\n  system.crm:\n    title: CRM\n    layer: system\n    owner: x\n"
+    path.write_text("format_version: 2\napis:\n  system.crm:\n    title: CRM\n    layer: system\n    owner: x\n"
                     "    operations:\n      crm.getAccount: {scopes: [system.crm:admin]}\n")
     assert required_scopes(load_bindings(path), "system.crm", "crm.getAccount", "GET") == ("system.crm:admin",)
 
 
 @pytest.mark.parametrize(("text", "field"), [
-    ("format_version: 2\napis: {}\n", "format_version"),
-    ("format_version: 1\napis:\n  system.crm: {title: C, layer: galaxy, owner: x}\n", "layer"),
-    ("format_version: 1\napis:\n  system.crm: {title: C, layer: system, owner: x, colour: red}\n", "colour"),
-    ("format_version: 1\napis:\n  system.crm: {title: C, layer: system, owner: x, lifecycle: deprecated}\n",
+    ("format_version: 3\napis: {}\n", "format_version"),
+    ("format_version: 2\napis:\n  system.crm: {title: C, layer: galaxy, owner: x}\n", "layer"),
+    ("format_version: 2\napis:\n  system.crm: {title: C, layer: system, owner: x, colour: red}\n", "colour"),
+    ("format_version: 2\napis:\n  system.crm: {title: C, layer: system, owner: x, lifecycle: deprecated}\n",
      "deprecat"),
-    ("format_version: 1\napis:\n  system.crm: {title: C, layer: system, owner: x,"
+    ("format_version: 2\napis:\n  system.crm: {title: C, layer: system, owner: x,"
      " operations: {op: {scopes: [Not A Scope]}}}\n", "scopes"),
 ])
 def test_invalid_file_is_refused_with_file_and_field(tmp_path: Path, text: str, field: str) -> None:

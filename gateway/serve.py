@@ -1,0 +1,72 @@
+"""`psconnect serve`: one process, or N worker processes sharing one port, Redis and PostgreSQL.
+
+Several workers are uvicorn's multiprocess mode: the parent binds the socket and
+supervises; each worker imports `create_app` and builds its own gateway (its own
+DBOS, pools and policy runtime) from the environment. Limits stay exact across
+workers because they count in Redis. DBOS is not safe on SQLite from several
+processes, so more than one worker needs PostgreSQL (DATABASE_URL) and Redis
+(REDIS_URL); without them `serve` refuses with a message saying what to set.
+"""
+
+from __future__ import annotations
+
+import os
+
+from litestar.types import ASGIApp
+
+from gateway.settings import Settings
+
+__all__ = ["WorkersRefused", "check_workers", "create_app", "serve"]
+
+
+class WorkersRefused(Exception):
+    """More than one worker was asked for on settings that cannot share state."""
+
+
+def check_workers(settings: Settings, workers: int) -> None:
+    """Raise `WorkersRefused` unless `workers` processes can share this configuration."""
+    if workers < 1:
+        raise WorkersRefused("--workers must be at least 1")
+    if workers == 1:
+        return
+    missing = []
+    if not settings.database_url.startswith("postgresql"):
+        missing.append("DATABASE_URL (PostgreSQL; durable workflows cannot share a SQLite file across processes)")
+    if not settings.redis_url:
+        missing.append("REDIS_URL (rate limits, quotas and idempotency records must be shared by the workers)")
+    if settings.limits_store == "memory":
+        missing.append("PSCONNECT_LIMITS_STORE=redis (memory counters would let each worker admit the full limit)")
+    if missing:
+        raise WorkersRefused(f"--workers {workers} needs " + " and ".join(missing) + "; or run with --workers 1.")
+
+
+def create_app() -> ASGIApp:
+    """Worker entry point (uvicorn factory): a whole gateway from the environment."""
+    from gateway.app import create_gateway
+
+    return create_gateway().app
+
+
+def serve(settings: Settings, *, workers: int = 1) -> int:
+    """Serve until interrupted; several workers share one socket (the parent supervises them)."""
+    import uvicorn
+
+    check_workers(settings, workers)
+    if workers == 1:
+        from gateway.app import create_gateway
+        from gateway.cli import banner
+
+        gateway = create_gateway(settings)
+        gateway.litestar.on_startup.append(lambda: banner(gateway))
+        uvicorn.run(gateway.app, host=settings.host, port=settings.port, log_level="warning", lifespan="on",
+                    access_log=False)
+        return 0
+    # Workers re-read settings from the environment: carry the command-line overrides there.
+    os.environ["PSCONNECT_HOST"] = settings.host
+    os.environ["PSCONNECT_PORT"] = str(settings.port)
+    os.environ["PSCONNECT_HOME"] = settings.home_dir
+    print(f"\npsconnect is running with {workers} workers\n  gateway URL    {settings.issuer}\n"
+          f"  docs URL       {settings.issuer}/docs\n", flush=True)
+    uvicorn.run("gateway.serve:create_app", factory=True, host=settings.host, port=settings.port,
+                workers=workers, log_level="warning", lifespan="on", access_log=False)
+    return 0

@@ -1,0 +1,173 @@
+"""Quota: daily and monthly request allowances per consumer and API, and the usage meter.
+
+Quotas are calendar counters in UTC — the day's counter is keyed by the date, the
+month's by the month — so every node agrees on when they reset and the portal can
+show "resets at 00:00 UTC". Each is a `limits` fixed window in the shared store,
+hit atomically (no check-then-increment). Runs after the rate limit (900 < 910), so
+a request refused for speed does not spend quota.
+
+`UsageMeter` keeps the gateway's own per-consumer counters (requests and 429s per
+API per day) that `PolicyRuntime.usage()` reports beside the quotas' remaining.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import math
+import time
+from typing import ClassVar, Literal
+
+import msgspec
+from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerMonth
+
+from policies.base import Policy, RequestContext
+from policies.plans import ResolvedPlan, resolve_plan
+from policies.rate_limit import (
+    LimitState,
+    RateLimitConfig,
+    UsageMeterProtocol,
+    add_limit_states,
+    consumer_of,
+    rate_limited,
+    store_unavailable,
+)
+from policies.stores import CounterStore, StoreUnavailable
+
+__all__ = ["ApiUsage", "Quota", "QuotaUsage", "UsageMeter", "UsageReport", "quota_windows"]
+
+Period = Literal["day", "month"]
+_USAGE_TTL = 3 * 86400
+
+
+class QuotaUsage(msgspec.Struct, frozen=True, kw_only=True):
+    period: Period
+    limit: int
+    used: int
+    remaining: int
+    resets_at: dt.datetime
+
+
+class ApiUsage(msgspec.Struct, frozen=True, kw_only=True):
+    api: str
+    requests_today: int
+    rejected_today: int
+    """Requests answered 429 today (rate limit, spike arrest or quota)."""
+    quotas: list[QuotaUsage]
+
+
+class UsageReport(msgspec.Struct, frozen=True, kw_only=True):
+    """One consumer's usage, from the gateway's own counters (what the portal shows)."""
+
+    client_id: str
+    plan: str
+    day: dt.date
+    apis: list[ApiUsage]
+    store_available: bool = True
+
+
+def _period_end(period: Period, now: dt.datetime) -> dt.datetime:
+    if period == "day":
+        return dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    year, month = (now.year + 1, 1) if now.month == 12 else (now.year, now.month + 1)
+    return dt.datetime(year, month, 1, tzinfo=dt.UTC)
+
+
+def quota_windows(plan: ResolvedPlan, now: dt.datetime) -> list[tuple[Period, RateLimitItem, str]]:
+    """The quota counters that apply now: (period, limits item, calendar key)."""
+    windows: list[tuple[Period, RateLimitItem, str]] = []
+    if plan.allowance.per_day is not None:
+        windows.append(("day", RateLimitItemPerDay(plan.allowance.per_day), now.strftime("%Y-%m-%d")))
+    if plan.allowance.per_month is not None:
+        windows.append(("month", RateLimitItemPerMonth(plan.allowance.per_month), now.strftime("%Y-%m")))
+    return windows
+
+
+class UsageMeter:
+    """Requests and 429s per consumer, API and UTC day, in the same store as the limits."""
+
+    def __init__(self, store: CounterStore) -> None:
+        self.store = store
+
+    @staticmethod
+    def _key(consumer: str, api: str, what: str, day: dt.date | None = None) -> str:
+        day = day or dt.datetime.now(dt.UTC).date()
+        return f"usage/{day.isoformat()}/{consumer}/{api}/{what}"
+
+    async def count(self, consumer: str, api: str) -> None:
+        await self.store.incr(self._key(consumer, api, "requests"), _USAGE_TTL)
+
+    async def reject(self, consumer: str, api: str) -> None:
+        with contextlib.suppress(StoreUnavailable):  # statistics only; the 429 stands
+            await self.store.incr(self._key(consumer, api, "rejected"), _USAGE_TTL)
+
+    async def read(self, consumer: str, api: str, day: dt.date) -> tuple[int, int]:
+        return (await self.store.get(self._key(consumer, api, "requests", day)),
+                await self.store.get(self._key(consumer, api, "rejected", day)))
+
+    async def quotas(self, plan: ResolvedPlan, consumer: str, api: str, now: dt.datetime) -> list[QuotaUsage]:
+        limiter = self.store.limiter("fixed-window")
+        found: list[QuotaUsage] = []
+        for period, item, key in quota_windows(plan, now):
+            stats = await self.store.guarded(lambda item=item, key=key: limiter.get_window_stats(  # type: ignore[misc]
+                item, "quota", consumer, api, key))
+            found.append(QuotaUsage(period=period, limit=item.amount, used=item.amount - stats.remaining,
+                                    remaining=stats.remaining, resets_at=_period_end(period, now)))
+        return found
+
+
+class Quota(Policy[RateLimitConfig]):
+    name: ClassVar[str] = "quota"
+    order: ClassVar[int] = 900
+
+    def __init__(self, config: RateLimitConfig, store: CounterStore, meter: UsageMeterProtocol | None = None) -> None:
+        super().__init__(config)
+        self.store = store
+        self.meter = meter
+        self._resolved: dict[str, ResolvedPlan] = {}
+
+    def resolve(self, consumer: str) -> ResolvedPlan:
+        hit = self._resolved.get(consumer)
+        if hit is None:
+            c = self.config
+            hit = self._resolved[consumer] = resolve_plan(c.plans, c.consumers, c.default_plan, consumer, c.api)
+        return hit
+
+    async def on_request(self, ctx: RequestContext) -> None:
+        consumer = consumer_of(ctx)
+        plan = self.resolve(consumer)
+        now = dt.datetime.now(dt.UTC)
+        windows = quota_windows(plan, now)
+        if not windows:
+            return
+        limiter = self.store.limiter("fixed-window")
+
+        async def count() -> list[tuple[bool, int]]:
+            ids = [("quota", consumer, self.config.api, key) for _, _, key in windows]
+            admitted = await asyncio.gather(*(limiter.hit(item, *i) for (_, item, _), i in zip(windows, ids,
+                                                                                                  strict=True)))
+            stats = await asyncio.gather(*(limiter.get_window_stats(item, *i)
+                                           for (_, item, _), i in zip(windows, ids, strict=True)))
+            return [(ok, st.remaining) for ok, st in zip(admitted, stats, strict=True)]
+
+        try:
+            results = await self.store.guarded(count)
+        except StoreUnavailable:
+            if plan.on_store_failure == "closed":
+                raise store_unavailable() from None
+            return
+        epoch = time.time()
+        states: list[tuple[LimitState, bool]] = []
+        for (period, item, _), (admitted, remaining) in zip(windows, results, strict=True):
+            reset = max(1, math.ceil(_period_end(period, now).timestamp() - epoch))
+            states.append((LimitState(period, item.amount, item.get_expiry(), remaining, reset), admitted))
+        add_limit_states(ctx, [s for s, _ in states])
+        exhausted = [s for s, admitted in states if not admitted]
+        if exhausted:
+            if self.meter is not None:
+                await self.meter.reject(consumer, self.config.api)
+            periods = " and ".join(f"{s.quota} per {s.name}" for s in exhausted)
+            raise rate_limited(exhausted, code="quota_exceeded", detail=(
+                f"The quota of plan {plan.plan!r} on {self.config.api} ({periods}) is used up; it resets at the "
+                f"start of the next UTC {exhausted[-1].name}."))
