@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import TypeVar
 
 import msgspec
 import sqlalchemy as sa
@@ -22,6 +25,7 @@ from process_apis._internal.clock import utcnow
 from process_apis._internal.system_clients import BusinessFailure, TransientFailure
 from process_apis._internal.tables import idempotency_keys, runs
 from process_apis.time_to_bill.enrich import load_reference
+from process_apis.time_to_bill.ledger import LedgerRow
 from process_apis.time_to_bill.reconcile import Reconciliation, reconcile_project
 from process_apis.time_to_bill.runtime import runtime
 from process_apis.time_to_bill.workflow import ALL_ENTITIES, PROCESS, STEPS, billing_run, record_entries, workflow_id
@@ -29,6 +33,22 @@ from process_apis.time_to_bill.workflow import ALL_ENTITIES, PROCESS, STEPS, bil
 __all__ = ["EventOutcome", "TimeToBillService"]
 
 TERMINAL = ("succeeded", "needs_attention", "failed")
+T = TypeVar("T")
+
+
+async def _with_retry(fn: Callable[[], Awaitable[T]]) -> T:
+    """A read outside a workflow step: retried like a step's vendor call, then a 503 problem for the caller."""
+    rt = runtime()
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return await fn()
+        except TransientFailure as exc:
+            if attempt >= rt.retry.max_attempts:
+                raise ProblemError(503, "upstream-unavailable", "Time system unavailable", str(exc),
+                                   headers={"Retry-After": str(int(exc.retry_after or 1))}) from exc
+            await rt.sleep(rt.retry.delay(attempt, exc.retry_after))
 
 
 class EventOutcome(msgspec.Struct, kw_only=True):
@@ -117,14 +137,9 @@ class TimeToBillService:
         lines = rt.ledger.by_exception(exception_id)
         parked = [row.line_key for row, payload in lines if payload is None]
         rt.ledger.requeue(parked)
-        entries = []
-        for row, payload in lines:
-            if payload is None:
-                continue
-            try:
-                entries.append(await rt.time.entry(row.entry_id))
-            except BusinessFailure:
-                entries.append(msgspec.json.decode(payload, type=TimeEntry))
+        held = [(row, payload) for row, payload in lines if payload is not None]
+        fresh = await self._current_entries([row for row, _ in held])
+        entries = [fresh.get(row.entry_id) or msgspec.json.decode(payload, type=TimeEntry) for row, payload in held]
         ref = await load_reference(rt.erp, rt.psa, rt.hr)
         valid, failed = record_entries(f"{record.run_id}:replay{record.replay_count + 1}", entries, ref, self.today(),
                                        ALL_ENTITIES)
@@ -133,6 +148,27 @@ class TimeToBillService:
         started = [await self.start_run(entity, period) for entity, period in
                    sorted({(row.legal_entity_code, row.period) for row, _ in lines})]
         return valid + len(parked), [run for run, _ in started]
+
+    async def _current_entries(self, rows: list[LedgerRow]) -> dict[str, TimeEntry]:
+        """The held entries as the time system has them now: a few paged reads per project, not one per entry."""
+        rt = runtime()
+        wanted = {row.entry_id for row in rows}
+        found: dict[str, TimeEntry] = {}
+        spans: dict[str, tuple[dt.date, dt.date]] = {}
+        for row in rows:
+            lo, hi = spans.get(row.project, (row.date, row.date))
+            spans[row.project] = (min(lo, row.date), max(hi, row.date))
+        for project, (start, end) in sorted(spans.items()):
+            params: dict[str, str | int] = {"project_code": project, "from": start.isoformat(),
+                                            "to": end.isoformat(), "limit": rt.page_size}
+            cursor: str | None = None
+            while True:
+                page = await _with_retry(partial(rt.time.entries, params, cursor))
+                found.update((e.id, e) for e in page.items if e.id in wanted)
+                cursor = page.next_cursor
+                if not cursor:
+                    break
+        return found
 
     async def reconcile(self, project: str, period: str) -> Reconciliation:
         rt = runtime()

@@ -19,7 +19,7 @@ import pytest
 
 from system_apis.demo_delivery import TIME_DEFECTS
 from system_apis.demo_firm import demo_firm
-from tests.integration.time_to_bill.ttb_stack import BASE, PERIOD, TtbStack, misprice, ttb_stack
+from tests.integration.time_to_bill.ttb_stack import BASE, PERIOD, TtbStack, mispriced, ttb_stack
 
 pytestmark = pytest.mark.slow
 
@@ -56,7 +56,7 @@ async def invoices(s: TtbStack, project: str) -> list[dict[str, Any]]:
 
 async def test_month_end_run_per_entity_posts_once_invoices_and_owns_every_defect(tmp_path: Path) -> None:
     async with ttb_stack(tmp_path) as s:
-        mispriced = misprice(s, "PRJ-A0004", every=5)
+        seeded_mispriced = mispriced(s)
         runs = await asyncio.gather(*(s.bill(e) for e in ENTITIES))
 
         # progress per step is visible on the run
@@ -75,7 +75,7 @@ async def test_month_end_run_per_entity_posts_once_invoices_and_owns_every_defec
         approved = await approved_entries(s)
         expected = {e["id"] for e in approved} - held
         assert set(per_entry) == expected
-        assert len(held) > 0 and mispriced <= held
+        assert len(held) > 0 and seeded_mispriced and seeded_mispriced <= held
 
         # invoices: T&M lines per worker/role/rate; milestones for fixed-fee and mixed
         tm = await invoices(s, "PRJ-A0001")

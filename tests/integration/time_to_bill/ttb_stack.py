@@ -27,7 +27,7 @@ from system_apis.harvest import create_router as harvest_router
 from system_apis.harvest.simulator import HarvestSimulator
 from tests.stack import FAST_RETRY, Stack, running_stack
 
-__all__ = ["BASE", "PERIOD", "TERMINAL", "TtbStack", "misprice", "ttb_stack", "with_time_vendor"]
+__all__ = ["BASE", "PERIOD", "TERMINAL", "TtbStack", "misprice", "mispriced", "ttb_stack", "with_time_vendor"]
 
 BASE = "/process/time-to-bill/v1"
 PERIOD = "2026-10"
@@ -119,18 +119,23 @@ async def ttb_stack(home: Path, *, database_url: str | None = None,
         yield TtbStack(stack)
 
 
-def misprice(s: TtbStack, project: str, *, every: int = 5, rate: Decimal = Decimal("1.00")) -> set[str]:
-    """Make the time system price some of a project's billable entries at `rate` (a rate-card mismatch).
+def misprice(s: TtbStack, project: str, *, every: int = 5, rate: Decimal | None = Decimal("1.00")) -> set[str]:
+    """Make the time system price some of a project's approved billable October entries at `rate` (a rate-card mismatch).
 
-    The demo seed means to do this on its own (`TIME_DEFECTS["rate_card_mismatch"]`), but
-    at 240 workers none of the project's workers books it as their first project, so the
-    test sets the time system's rate itself. Returns the Harvest ids of the changed (approved) entries.
+    Returns the Harvest ids of the changed entries; setting `rate=None` again is the fix (the
+    time system then prices them from the project's rates).
     """
     store = s.sim("time").store
     index = store.project_index[project]
     changed = set()
     for entry in store.entries:
-        if entry.project == index and entry.billable and entry.state == 2 and entry.user % every == 0:
+        if (entry.project == index and entry.billable and entry.state == 2 and entry.user % every == 0
+                and entry.spent_date.month == 10):
             entry.rate = rate
             changed.add(str(entry.id))
     return changed
+
+
+def mispriced(s: TtbStack) -> set[str]:
+    """Harvest ids of the approved entries the time system prices differently from the rate card (seeded)."""
+    return {str(e.id) for e in s.sim("time").store.entries if e.rate is not None and e.state == 2}

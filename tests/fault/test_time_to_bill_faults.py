@@ -1,0 +1,115 @@
+"""Time-to-bill under ERP faults: a flaky ERP loses and duplicates nothing; one entity's outage blocks no other.
+
+The whole gateway with its simulators (tests/integration/time_to_bill/ttb_stack.py). NetSuite
+answers 5xx and 429 on 5% of calls, or is down for one subsidiary's postings only; the
+billing runs must end with every valid entry posted exactly once and a clean
+reconciliation, and the outage must fail only the entity it hits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from system_apis._internal.faults import Fault
+from tests.integration.time_to_bill.ttb_stack import TtbStack, ttb_stack
+
+pytestmark = pytest.mark.slow
+
+ENTITIES = ("US01", "UK01", "DE01")
+
+
+def assert_posted_once(s: TtbStack) -> None:
+    counts = collections.Counter(b.memo for b in s.time_bills())
+    assert counts and max(counts.values()) == 1
+    posted = {r["entry_id"] for r in s.ledger_rows() if r["state"] in ("posted", "invoiced") and r["kind"] == "time"}
+    assert posted == set(counts)  # nothing lost between the ledger and the ERP
+    assert not s.ledger_rows(state="validated") and not s.ledger_rows(state="failed")
+
+
+async def assert_reconciled(s: TtbStack, entity: str) -> None:
+    """Clean, but for the amount the NetSuite adapter rounds half-even (GBP; test_billing_run pins that)."""
+    for rec in await s.reconcile(entity=entity):
+        assert [d for d in rec["discrepancies"] if "approved amount" not in d] == [], rec
+
+
+async def test_erp_5xx_and_429_on_5_percent_of_calls_lose_and_duplicate_nothing(tmp_path: Path) -> None:
+    async with ttb_stack(tmp_path) as s:
+        erp = s.sim("erp")
+        erp.faults.add(Fault(kind="server_error", rate=0.05))
+        erp.faults.add(Fault(kind="rate_limit", rate=0.05, retry_after=0))
+        run = await s.bill("*")
+        assert run["status"] == "needs_attention", run  # the seeded defects, nothing else
+        owners = {e["owner"] for e in await s.exceptions()}
+        assert owners == {"hr-operations", "finance-close", "delivery-operations", "commercial-finance"}
+        assert erp.faults.injected > 10
+        erp.faults.clear()
+        assert_posted_once(s)
+        for entity in ENTITIES:
+            await assert_reconciled(s, entity)
+
+
+class _DownFor:
+    """The ERP's transport: time batches of one subsidiary answer 503, everything else passes."""
+
+    def __init__(self, app: Any, subsidiary: str) -> None:
+        self.app, self.subsidiary, self.refused = app, subsidiary, 0
+        self.down = True
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or "customrecord_psc_time_batch" not in scope["path"]:
+            await self.app(scope, receive, send)
+            return
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        if self.down and json.loads(body).get("custrecord_psc_tb_subsidiary", {}).get("id") == self.subsidiary:
+            self.refused += 1
+            await send({"type": "http.response.start", "status": 503,
+                        "headers": [(b"content-type", b"application/json")]})
+            await send({"type": "http.response.body", "body": b'{"title": "Service Unavailable", "status": 503}'})
+            return
+        sent = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+async def test_one_entitys_erp_outage_blocks_nobody_else(tmp_path: Path) -> None:
+    async with ttb_stack(tmp_path) as s:
+        entities = (await s.http.get("/system/erp/v1/legal-entities")).json()["items"]
+        uk = next(e["id"] for e in entities if e["code"] == "UK01")
+        transport = s.stack.gateway.vendors["erp"].client._transport
+        outage = _DownFor(transport.app, uk)
+        transport.app = outage
+
+        runs = dict(zip(ENTITIES, await asyncio.gather(*(s.bill(e) for e in ENTITIES)), strict=True))
+        assert outage.refused > 0
+        assert runs["UK01"]["status"] == "failed"
+        assert runs["US01"]["status"] == "needs_attention" and runs["DE01"]["status"] == "succeeded"
+        posted_uk = [r for r in s.ledger_rows(legal_entity_code="UK01") if r["state"] in ("posted", "invoiced")
+                     and r["kind"] == "time"]
+        assert posted_uk == []  # its milestone invoices went out: only time batches were down
+        for entity in ("US01", "DE01"):
+            await assert_reconciled(s, entity)
+        failed = [e for e in await s.exceptions() if e["owner"] == "integration-operations"]
+        assert failed and "UK01" in json.dumps(failed)
+
+        outage.down = False  # the outage ends: the next run bills UK01, nothing twice
+        rerun = await s.bill("UK01")
+        assert rerun["status"] == "needs_attention"
+        assert_posted_once(s)
+        await assert_reconciled(s, "UK01")
