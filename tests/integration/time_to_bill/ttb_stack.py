@@ -1,8 +1,7 @@
 """A running stack for time-to-bill tests: the gateway with every simulator, the demo calendar, run helpers.
 
-Not a conftest: imported explicitly, like tests/stack.py. Until the gateway registers the
-Harvest time system itself, `with_time_vendor()` adds it to the vendor registry for the
-test process (a no-op once gateway/vendors.py lists it).
+Not a conftest: imported explicitly, like tests/stack.py. `with_time_vendor()` puts Harvest
+(rate limit off) in the vendor registry of the test process.
 """
 
 from __future__ import annotations
@@ -35,12 +34,15 @@ TERMINAL = {"succeeded", "needs_attention", "failed"}
 
 
 def with_time_vendor() -> None:
-    """Register Harvest for the time domain (rate limit off: tests must not wait out 15 s windows)."""
-    if any(spec.domain == "time" for spec in gateway_vendors.VENDORS):
-        return
-    spec = gateway_vendors.VendorSpec("time", "harvest", harvest_client.BASE_URL,
-                                      lambda: HarvestSimulator(requests_per_window=None), harvest_router)
-    gateway_vendors.VENDORS = (*gateway_vendors.VENDORS, spec)
+    """Harvest for the time domain, its rate limit off (tests must not wait out 15 s windows).
+
+    Adds Harvest to the vendor registry until gateway/vendors.py lists it; once it does, only
+    swaps in the unlimited simulator.
+    """
+    unlimited = gateway_vendors.VendorSpec("time", "harvest", harvest_client.BASE_URL,
+                                           lambda: HarvestSimulator(requests_per_window=None), harvest_router)
+    others = tuple(spec for spec in gateway_vendors.VENDORS if spec.domain != "time")
+    gateway_vendors.VENDORS = (*others, unlimited)
 
 
 @dataclass
@@ -120,7 +122,7 @@ async def ttb_stack(home: Path, *, database_url: str | None = None,
 
 
 def misprice(s: TtbStack, project: str, *, every: int = 5, rate: Decimal | None = Decimal("1.00")) -> set[str]:
-    """Make the time system price some of a project's approved billable October entries at `rate` (a rate-card mismatch).
+    """Make the time system price some approved billable October entries of a project at `rate` (a mismatch).
 
     Returns the Harvest ids of the changed entries; setting `rate=None` again is the fix (the
     time system then prices them from the project's rates).
