@@ -72,10 +72,11 @@ class Processes:
                 + await self.time_to_bill.resume_unstarted())
 
     async def _replay_billing(self, exception_id: str) -> Run:
+        """Re-validate the held lines and start (or join) the billing runs that will post them."""
         rt = ttb_runtime.runtime()
         record = rt.exceptions.get(exception_id)
-        await self.time_to_bill.replay(exception_id)
-        run = rt.runs.get(record.run_id) if record else None
+        _, runs = await self.time_to_bill.replay_runs(exception_id)
+        run = runs[0] if runs else (rt.runs.get(record.run_id) if record else None)
         if run is None:
             raise LookupError(f"billing run of exception {exception_id} not found")
         return run

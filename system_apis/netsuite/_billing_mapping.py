@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Final
 
 import msgspec
@@ -152,7 +152,8 @@ def posted_time_from_row(row: Record) -> PostedTime:
             id=str(row["id"]), line_key=str(row["externalid"]), project_external_id=str(row["job"]),
             employee_external_id=str(row["employee"]), date=dt.date.fromisoformat(str(row["trandate"])[:10]),
             hours=_decimal_text(hours),
-            amount=Money(amount=(hours * rate).quantize(Decimal("0.01")), currency=currency),
+            # Accounting rounds half up (as the process does); Decimal's default, half-even, drifts by a cent.
+            amount=Money(amount=(hours * rate).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP), currency=currency),
             billable=str(row["isbillable"]).upper() in ("T", "TRUE"),
         )
     except (KeyError, ValueError) as exc:

@@ -33,9 +33,9 @@ def assert_posted_once(s: TtbStack) -> None:
 
 
 async def assert_reconciled(s: TtbStack, entity: str) -> None:
-    """Clean, but for the amount the NetSuite adapter rounds half-even (GBP; test_billing_run pins that)."""
+    """Approved = posted = invoiced for every project of the entity, to the cent."""
     for rec in await s.reconcile(entity=entity):
-        assert [d for d in rec["discrepancies"] if "approved amount" not in d] == [], rec
+        assert rec["discrepancies"] == [], rec
 
 
 async def test_erp_5xx_and_429_on_5_percent_of_calls_lose_and_duplicate_nothing(tmp_path: Path) -> None:
