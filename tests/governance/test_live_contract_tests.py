@@ -36,7 +36,7 @@ def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pa
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"{base}/.well-known/jwks.json", timeout=2).status_code == 200 and (
@@ -46,7 +46,7 @@ def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pa
                 pass
             time.sleep(0.3)
         else:
-            pytest.fail("psconnect serve did not come up within 60 s")
+            pytest.fail("psconnect serve did not come up within 120 s")
         yield base, home
     finally:
         proc.terminate()

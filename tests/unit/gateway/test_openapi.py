@@ -161,7 +161,7 @@ class TestGatewayOperations:
 
     def test_public_endpoints_need_no_token(self, documents: dict[str, dict[str, Any]]) -> None:
         doc = documents["gateway.v1"]
-        assert "security" not in doc["paths"]["/.well-known/jwks.json"]["get"]
+        assert doc["paths"]["/.well-known/jwks.json"]["get"]["security"] == []  # public, and says so
         assert "oauth2" not in doc["components"]["securitySchemes"]
 
 
