@@ -40,8 +40,15 @@ async def reconciliation(api: ApiClient, period: str, *, project: str | None = N
                          legal_entity: str | None = None) -> list[dict[str, Any]]:
     params = {"period": period, **({"project": project} if project else {}),
               **({"legal_entity_code": legal_entity} if legal_entity else {})}
-    rows: list[dict[str, Any]] = await api.call("GET", f"{TTB}/reconciliation", params=params)
-    return rows
+    rows: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        page = await api.call("GET", f"{TTB}/reconciliation",
+                              params={**params, "limit": 200, **({"cursor": cursor} if cursor else {})})
+        rows += page["items"]
+        cursor = page["next_cursor"]
+        if not cursor:
+            return rows
 
 
 def print_reconciliation(rows: list[dict[str, Any]]) -> int:

@@ -58,6 +58,11 @@ _OPERATION_STATUSES: Final[dict[str, frozenset[int]]] = {
     "provisioning.startRun": frozenset({404, 503}),
     "provisioning.receiveCrmEvent": frozenset({404, 503}),
     "provisioning.replayException": frozenset({409}),
+    "worker_sync.replayException": frozenset({409}),
+    "timeToBill.replayException": frozenset({409}),
+    "timeToBill.listReconciliation": frozenset({404}),
+    "workbench.resolveException": frozenset({409}),
+    "workbench.replayException": frozenset({409}),
 }
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from litestar import Response, Router, get, post
 from litestar.openapi.datastructures import ResponseSpec
@@ -13,6 +13,7 @@ from contracts.common import Page, Struct
 from contracts.events import CloudEvent
 from contracts.problems import ProblemError
 from contracts.runs import ExceptionRecord, ExceptionStatus, Run, RunStatus
+from process_apis._internal.paging import decode_cursor, encode_cursor
 from process_apis.time_to_bill.reconcile import Reconciliation
 from process_apis.time_to_bill.runtime import runtime
 from process_apis.time_to_bill.service import EventOutcome, TimeToBillService
@@ -40,6 +41,12 @@ class TimesheetApproved(Struct):
     """Payload of `psconnect.time.timesheet.approved`: the entries the approval covers."""
 
     entry_ids: Annotated[list[Annotated[str, Meta(max_length=120)]], Meta(min_length=1, max_length=500)]
+
+
+class ReplayOutcome(Struct):
+    exception_id: str
+    lines_requeued: Annotated[int, Meta(ge=0, description="Held lines re-validated and queued for posting.")]
+    runs: Annotated[list[Run], Meta(description="Billing runs started or joined to post them.")]
 
 
 def time_to_bill_router(service: TimeToBillService) -> Router:
@@ -79,22 +86,28 @@ def time_to_bill_router(service: TimeToBillService) -> Router:
         return runtime().exceptions.list(PROCESS, status, owner, limit, cursor)
 
     @post("/exceptions/{exception_id:str}/replay", operation_id="timeToBill.replayException", status_code=202,
-          summary="Re-validate the entries behind an exception after the fix")
-    async def replay(exception_id: Annotated[str, PathParameter(max_length=64)]) -> dict[str, Any]:
-        return {"exception_id": exception_id, "lines_requeued": await service.replay(exception_id)}
+          summary="Re-validate the entries behind an exception after the fix and post them")
+    async def replay(exception_id: Annotated[str, PathParameter(max_length=64)]) -> ReplayOutcome:
+        requeued, runs = await service.replay_runs(exception_id)
+        return ReplayOutcome(exception_id=exception_id, lines_requeued=requeued, runs=runs)
 
-    @get("/reconciliation", operation_id="timeToBill.reconcile",
+    @get("/reconciliation", operation_id="timeToBill.listReconciliation",
          summary="Time system vs ERP posted time vs invoiced, per project and period")
     async def reconciliation(period: PeriodParam,
                              project: Annotated[str | None, QueryParameter(max_length=80)] = None,
                              legal_entity_code: Annotated[str | None, QueryParameter(max_length=16)] = None,
-                             ) -> list[Reconciliation]:
+                             limit: Limit = 50, cursor: Cursor = None) -> Page[Reconciliation]:
         if project:
-            return [await service.reconcile(project, period)]
-        if legal_entity_code:
-            return await service.reconcile_entity(legal_entity_code, period)
-        raise ProblemError(422, "validation-error", "Missing filter", "Give project or legal_entity_code.",
-                           code="missing_filter")
+            rows = [await service.reconcile(project, period)]
+        elif legal_entity_code:
+            rows = await service.reconcile_entity(legal_entity_code, period)
+        else:
+            raise ProblemError(422, "validation-error", "Missing filter", "Give project or legal_entity_code.",
+                               code="missing_filter")
+        offset = decode_cursor(cursor)
+        page = rows[offset:offset + limit]
+        more = offset + limit < len(rows)
+        return Page(items=page, next_cursor=encode_cursor(offset + limit) if more else None)
 
     return Router(path=BASE, opt={"api": API}, tags=["time-to-bill"],
                   route_handlers=[start, list_runs, get_run, event, list_exceptions, replay, reconciliation])

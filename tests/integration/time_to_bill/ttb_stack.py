@@ -92,10 +92,16 @@ class TtbStack:
                         period: str = PERIOD) -> list[dict[str, Any]]:
         params = {"period": period, **({"project": project} if project else {}),
                   **({"legal_entity_code": entity} if entity else {})}
-        response = await self.http.get(f"{BASE}/reconciliation", params=params)
-        assert response.status_code == 200, response.text
-        out: list[dict[str, Any]] = response.json()
-        return out
+        out: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            response = await self.http.get(f"{BASE}/reconciliation",
+                                           params={**params, "limit": 200, **({"cursor": cursor} if cursor else {})})
+            assert response.status_code == 200, response.text
+            out += response.json()["items"]
+            cursor = response.json()["next_cursor"]
+            if not cursor:
+                return out
 
     def time_bills(self) -> list[Any]:
         """Every timeBill the ERP simulator holds."""
