@@ -8,6 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+from gateway import commands
+
 __all__ = ["banner", "main"]
 
 
@@ -94,6 +96,37 @@ def _contracts_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_process_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`billing run|reconcile` and `workers sync`: through a running gateway, or an embedded one."""
+    def client_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--base-url", default="http://127.0.0.1:8000")
+        p.add_argument("--client-id")
+        p.add_argument("--client-secret")
+
+    billing = sub.add_parser("billing", help="time-to-bill").add_subparsers(dest="action", required=True)
+    run = billing.add_parser("run", help="bill a legal entity's approved time for a period, with progress")
+    run.add_argument("--legal-entity", required=True, help="e.g. US01, or * for every legal entity")
+    run.add_argument("--period", required=True, help="YYYY-MM")
+    client_flags(run)
+    run.set_defaults(func=lambda a: asyncio.run(commands.billing_run(
+        a.base_url, a.legal_entity, a.period, a.client_id, a.client_secret)))
+    rec = billing.add_parser("reconcile", help="approved vs posted vs invoiced, per project")
+    rec.add_argument("--period", required=True)
+    target = rec.add_mutually_exclusive_group(required=True)
+    target.add_argument("--project")
+    target.add_argument("--legal-entity")
+    client_flags(rec)
+    rec.set_defaults(func=lambda a: asyncio.run(commands.billing_reconcile(
+        a.base_url, a.period, project=a.project, legal_entity=a.legal_entity, client_id=a.client_id,
+        client_secret=a.client_secret)))
+    workers = sub.add_parser("workers", help="HR worker sync").add_subparsers(dest="action", required=True)
+    sync = workers.add_parser("sync", help="push HR changes to PSA users and ERP employees")
+    sync.add_argument("--full", action="store_true", help="push every worker, changed or not")
+    client_flags(sync)
+    sync.set_defaults(func=lambda a: asyncio.run(commands.workers_sync(
+        a.base_url, full=a.full, client_id=a.client_id, client_secret=a.client_secret)))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="psconnect", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -124,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("keys", help="token signing keys").add_subparsers(dest="action", required=True)
     keys.add_parser("rotate", help="make a new signing key; the old one verifies until its tokens expire"
                     ).set_defaults(func=_keys_rotate)
+
+    _add_process_commands(sub)
 
     sims = sub.add_parser("simulators", help="serve the vendor simulators as separate HTTP servers")
     sims.add_argument("--host", default="127.0.0.1")
