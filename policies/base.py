@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 import msgspec
 from litestar import Request
 from litestar.datastructures import MutableScopeHeaders
+from litestar.types import ASGIApp
 
 __all__ = ["Policy", "Principal", "RequestContext", "RouteInfo"]
 
@@ -69,3 +70,8 @@ class Policy(Generic[C]):
 
     async def on_response(self, ctx: RequestContext, status: int, headers: MutableScopeHeaders) -> None:
         """When the response starts: add or change headers only."""
+
+    def wrap(self, ctx: RequestContext, app: ASGIApp) -> ASGIApp:
+        """Wrap the downstream app for this request — to answer itself (an idempotent replay) or to see
+        the response body (recording it). Most policies leave it as it is."""
+        return app

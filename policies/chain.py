@@ -90,7 +90,5 @@ class PolicyChain(ASGIMiddleware):
         # replay) or to see the response body (recording it). Highest order ends up outermost.
         app = next_app
         for policy in reversed(policies):
-            wrap = getattr(policy, "wrap", None)
-            if wrap is not None:
-                app = wrap(ctx, app)
+            app = policy.wrap(ctx, app)
         await app(scope, ctx.request.receive, send_with_policies)
