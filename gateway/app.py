@@ -112,7 +112,8 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
     oauth_http = httpx.AsyncClient(timeout=httpx.Timeout(5.0))
     oauth = OAuth(settings, engine, http=oauth_http)
 
-    policy_runtime = PolicyRuntime(settings, bindings, oauth)
+    apps = Apps(engine, oauth)  # the portal's applications carry the plan their consumer subscribed to
+    policy_runtime = PolicyRuntime(settings, bindings, oauth, subscriptions=apps.plan_of)
 
     processes = Processes.create(demo_calendar=settings.seed_demo and settings.embedded)
     upstream_pool = UpstreamPool()  # remote upstream routes (gateway/upstream.py)
@@ -130,7 +131,7 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
     web = WebSessions(Accounts(engine, frozenset(settings.portal_admins), frozenset(settings.operations_users)))
     console = console_router(web, internal_http, ServiceToken(oauth, settings.console_client_id, CONSOLE_SCOPES,
                                                               settings.token_ttl))
-    portal = portal_router(web, Apps(engine, oauth), usage, api_catalog, token_url=f"{settings.issuer}/oauth2/token")
+    portal = portal_router(web, apps, usage, api_catalog, token_url=f"{settings.issuer}/oauth2/token")
     litestar = Litestar(
         route_handlers=[health, *oauth.routes, *[v.router for v in vendors.values()],
                         *processes.routers(), workbench_router(WorkbenchStore(engine)),

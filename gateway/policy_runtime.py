@@ -24,7 +24,7 @@ from policies.bindings import Bindings
 from policies.idempotency import DEFAULT_IDEMPOTENCY, Idempotency
 from policies.idempotency_stores import create_store
 from policies.ip_allowlist import DEFAULT_IP_ALLOWLIST, IpAllowList
-from policies.plans import resolve_plan
+from policies.plans import PlanLookup, resolve_plan
 from policies.quota import ApiUsage, Quota, UsageMeter, UsageReport
 from policies.rate_limit import RateLimit, RateLimitConfig
 from policies.spike_arrest import SpikeArrest, SpikeArrestPolicyConfig
@@ -38,8 +38,10 @@ log = logging.getLogger("psconnect.gateway")
 
 
 class PolicyRuntime:
-    def __init__(self, settings: Settings, bindings: Bindings, oauth: OAuth) -> None:
+    def __init__(self, settings: Settings, bindings: Bindings, oauth: OAuth,
+                 subscriptions: PlanLookup | None = None) -> None:
         self.settings = settings
+        self.subscriptions = subscriptions
         self.bindings = bindings
         self.oauth = oauth
         self._auth = Authentication(bindings.auth, oauth.validator)
@@ -62,8 +64,8 @@ class PolicyRuntime:
     def _limit_policies(self, api: str) -> list[Policy[Any]]:
         b = self.bindings
         config = RateLimitConfig(api=api, plans=b.plans, default_plan=b.default_plan, consumers=b.consumers)
-        policies: list[Policy[Any]] = [RateLimit(config, self.limits, self.meter),
-                                       Quota(config, self.limits, self.meter)]
+        policies: list[Policy[Any]] = [RateLimit(config, self.limits, self.meter, self.subscriptions),
+                                       Quota(config, self.limits, self.meter, self.subscriptions)]
         spike = b.apis[api].spike_arrest
         if spike is not None:
             policies.append(SpikeArrest(SpikeArrestPolicyConfig(api=api, limit=spike), self.limits, self.meter))
@@ -76,17 +78,20 @@ class PolicyRuntime:
         """
         now = dt.datetime.now(dt.UTC)
         b = self.bindings
+        subscribed = None
+        if self.subscriptions is not None and client_id not in b.consumers:
+            subscribed = self.subscriptions(client_id)
         apis: list[ApiUsage] = []
         available = True
         for api in b.apis:
-            plan = resolve_plan(b.plans, b.consumers, b.default_plan, client_id, api)
+            plan = resolve_plan(b.plans, b.consumers, b.default_plan, client_id, api, subscribed)
             try:
                 requests, rejected = await self.meter.read(client_id, api, now.date())
                 quotas = await self.meter.quotas(plan, client_id, api, now)
             except StoreUnavailable:
                 available, requests, rejected, quotas = False, 0, 0, []
             apis.append(ApiUsage(api=api, requests_today=requests, rejected_today=rejected, quotas=quotas))
-        plan_name = resolve_plan(b.plans, b.consumers, b.default_plan, client_id, "").plan
+        plan_name = resolve_plan(b.plans, b.consumers, b.default_plan, client_id, "", subscribed).plan
         return UsageReport(client_id=client_id, plan=plan_name, day=now.date(), apis=apis,
                            store_available=available)
 

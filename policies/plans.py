@@ -14,6 +14,8 @@ from our own month-end bursts.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Annotated, Literal
 
 import msgspec
@@ -25,6 +27,8 @@ __all__ = [
     "Consumer",
     "FailureMode",
     "Plan",
+    "PlanCache",
+    "PlanLookup",
     "ResolvedPlan",
     "SpikeArrestConfig",
     "Strategy",
@@ -102,10 +106,14 @@ class ResolvedPlan(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def resolve_plan(plans: dict[str, Plan], consumers: dict[str, Consumer], default_plan: str,
-                 client_id: str | None, api: str) -> ResolvedPlan:
-    """The limits of `client_id` on `api`; unknown or anonymous callers get `default_plan`."""
+                 client_id: str | None, api: str, subscribed: str | None = None) -> ResolvedPlan:
+    """The limits of `client_id` on `api`.
+
+    A consumer declared in the bindings gets its declared plan; otherwise the plan it subscribed to (the
+    developer portal records it), when that plan exists; otherwise `default_plan`.
+    """
     consumer = consumers.get(client_id) if client_id is not None else None
-    name = consumer.plan if consumer is not None else default_plan
+    name = consumer.plan if consumer is not None else (subscribed if subscribed in plans else default_plan)
     plan = plans[name]
     allowance = plan.apis.get(api, Allowance()).over(plan.limits)
     strategy, failure = plan.strategy, plan.on_store_failure
@@ -114,3 +122,30 @@ def resolve_plan(plans: dict[str, Plan], consumers: dict[str, Consumer], default
         strategy = consumer.strategy or strategy
         failure = consumer.on_store_failure or failure
     return ResolvedPlan(plan=name, strategy=strategy, on_store_failure=failure, allowance=allowance)
+
+
+PlanLookup = Callable[[str], "str | None"]
+"""client id -> the plan it subscribed to (the developer portal's record), or None."""
+
+
+class PlanCache:
+    """Resolved plans per consumer for one API, re-read after `ttl` seconds so an approved upgrade applies."""
+
+    def __init__(self, plans: dict[str, Plan], consumers: dict[str, Consumer], default_plan: str, api: str,
+                 subscriptions: PlanLookup | None = None, ttl: float = 60.0) -> None:
+        self.plans, self.consumers, self.default_plan, self.api = plans, consumers, default_plan, api
+        self.subscriptions = subscriptions
+        self.ttl = ttl
+        self._hits: dict[str, tuple[float, ResolvedPlan]] = {}
+
+    def get(self, client_id: str) -> ResolvedPlan:
+        now = time.monotonic()
+        hit = self._hits.get(client_id)
+        if hit is not None and now - hit[0] < self.ttl:
+            return hit[1]
+        subscribed = None
+        if self.subscriptions is not None and client_id not in self.consumers:
+            subscribed = self.subscriptions(client_id)
+        resolved = resolve_plan(self.plans, self.consumers, self.default_plan, client_id, self.api, subscribed)
+        self._hits[client_id] = (now, resolved)
+        return resolved

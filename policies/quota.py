@@ -23,7 +23,7 @@ import msgspec
 from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerMonth
 
 from policies.base import Policy, RequestContext
-from policies.plans import ResolvedPlan, resolve_plan
+from policies.plans import PlanCache, PlanLookup, ResolvedPlan
 from policies.rate_limit import (
     LimitState,
     RateLimitConfig,
@@ -121,18 +121,16 @@ class Quota(Policy[RateLimitConfig]):
     name: ClassVar[str] = "quota"
     order: ClassVar[int] = 900
 
-    def __init__(self, config: RateLimitConfig, store: CounterStore, meter: UsageMeterProtocol | None = None) -> None:
+    def __init__(self, config: RateLimitConfig, store: CounterStore, meter: UsageMeterProtocol | None = None,
+                 subscriptions: PlanLookup | None = None) -> None:
         super().__init__(config)
+        self._plans = PlanCache(config.plans, config.consumers, config.default_plan, config.api, subscriptions)
         self.store = store
         self.meter = meter
-        self._resolved: dict[str, ResolvedPlan] = {}
 
     def resolve(self, consumer: str) -> ResolvedPlan:
-        hit = self._resolved.get(consumer)
-        if hit is None:
-            c = self.config
-            hit = self._resolved[consumer] = resolve_plan(c.plans, c.consumers, c.default_plan, consumer, c.api)
-        return hit
+        """The consumer's limits on this API (declared, subscribed or default), re-read each minute."""
+        return self._plans.get(consumer)
 
     async def on_request(self, ctx: RequestContext) -> None:
         consumer = consumer_of(ctx)

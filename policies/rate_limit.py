@@ -33,7 +33,7 @@ from msgspec import Meta
 
 from contracts.problems import ProblemError
 from policies.base import Policy, RequestContext
-from policies.plans import Consumer, Plan, ResolvedPlan, Strategy, resolve_plan
+from policies.plans import Consumer, Plan, PlanCache, PlanLookup, ResolvedPlan, Strategy
 from policies.stores import CounterStore, StoreUnavailable
 
 __all__ = [
@@ -135,19 +135,16 @@ class RateLimit(Policy[RateLimitConfig]):
     name: ClassVar[str] = "rate_limit"
     order: ClassVar[int] = 910
 
-    def __init__(self, config: RateLimitConfig, store: CounterStore, meter: UsageMeterProtocol | None = None) -> None:
+    def __init__(self, config: RateLimitConfig, store: CounterStore, meter: UsageMeterProtocol | None = None,
+                 subscriptions: PlanLookup | None = None) -> None:
         super().__init__(config)
+        self._plans = PlanCache(config.plans, config.consumers, config.default_plan, config.api, subscriptions)
         self.store = store
         self.meter = meter
-        self._resolved: dict[str, ResolvedPlan] = {}
 
     def resolve(self, consumer: str) -> ResolvedPlan:
-        """The consumer's limits on this API; resolved once per consumer (the config never changes)."""
-        hit = self._resolved.get(consumer)
-        if hit is None:
-            c = self.config
-            hit = self._resolved[consumer] = resolve_plan(c.plans, c.consumers, c.default_plan, consumer, c.api)
-        return hit
+        """The consumer's limits on this API (declared, subscribed or default), re-read each minute."""
+        return self._plans.get(consumer)
 
     async def on_request(self, ctx: RequestContext) -> None:
         consumer = consumer_of(ctx)

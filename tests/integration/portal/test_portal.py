@@ -162,3 +162,21 @@ class TestApplications:
         with stack.gateway.engine.connect() as conn:
             plan = conn.execute(sa.select(apps_table.c.plan).where(apps_table.c.id == app_id)).scalar()
         assert plan == "gold"
+
+
+async def test_the_plan_chosen_in_the_portal_sets_the_rate_limits(stack: Stack) -> None:
+    async with browser(stack) as dev, browser(stack) as admin:
+        await sign_up(dev)
+        _, bronze_id, bronze_secret = await register(dev, plan="bronze")
+        gold_app, gold_id, gold_secret = await register(dev, plan="gold")
+        await sign_up(admin, "admin@psconnect.local")
+        queue = (await admin.get("/portal/admin")).text
+        await admin.post(f"/portal/admin/apps/{gold_app}/decision", data={"csrf_token": csrf(queue),
+                                                                           "decision": "approve"})
+    policies = {}
+    for name, client_id, secret in (("bronze", bronze_id, bronze_secret), ("gold", gold_id, gold_secret)):
+        access = (await token(stack, client_id, secret)).json()["access_token"]
+        answer = await stack.http.get("/system/crm/v1/accounts", headers={"Authorization": f"Bearer {access}"})
+        assert answer.status_code == 200
+        policies[name] = answer.headers["ratelimit-policy"]
+    assert '"minute";q=120' in policies["bronze"] and '"minute";q=3000' in policies["gold"]
