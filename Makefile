@@ -19,7 +19,7 @@ test: setup browser services
 	$(BIN)/psconnect contracts lint
 	$(BIN)/psconnect contracts diff contracts/releases contracts/openapi --fail-on breaking
 	@$(MAKE) --no-print-directory spectral
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 setup: $(VENV)/.synced
 
