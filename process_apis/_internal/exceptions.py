@@ -7,12 +7,13 @@ when a replayed run succeeds; nothing in the queue is ever deleted.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import msgspec
 import sqlalchemy as sa
 
 from contracts.common import Page
+from contracts.problems import ProblemError
 from contracts.runs import ExceptionRecord, ExceptionStatus, Violation
 from process_apis._internal.clock import as_utc, utcnow
 from process_apis._internal.paging import decode_cursor, encode_cursor
@@ -63,6 +64,28 @@ class ExceptionStore:
                                 .limit(limit + 1).offset(offset)).mappings().all()
         return Page(items=[_record(r) for r in rows[:limit]],
                     next_cursor=encode_cursor(offset + limit) if len(rows) > limit else None)
+
+    def claim(self, exception_id: str, process: str,
+              then: Callable[[sa.Connection, ExceptionRecord], None] | None = None) -> ExceptionRecord:
+        """Take an open exception for replay, atomically: of two concurrent replays only one gets it.
+
+        `then` runs in the same transaction (e.g. re-queueing the run), so a crash cannot leave the
+        exception claimed and its run untouched.
+        """
+        record = self.get(exception_id)
+        if record is None or record.process != process:
+            raise ProblemError(404, "not-found", "Exception not found", f"No {process} exception {exception_id!r}.")
+        with self.engine.begin() as conn:
+            claimed = conn.execute(exceptions.update().where(
+                exceptions.c.id == exception_id, exceptions.c.status == "open").values(
+                status="replayed", replay_count=exceptions.c.replay_count + 1, updated_at=utcnow())).rowcount
+            if claimed and then is not None:
+                then(conn, record)
+        if not claimed:
+            raise ProblemError(409, "conflict", "Exception is not open",
+                               f"Exception {exception_id} is {record.status}; only open exceptions replay.",
+                               code="not_replayable")
+        return record
 
     def set_status(self, exception_id: str, status: ExceptionStatus, *, replayed: bool = False) -> None:
         values: dict[str, object] = {"status": status, "updated_at": utcnow()}

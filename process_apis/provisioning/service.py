@@ -14,10 +14,11 @@ import sqlalchemy as sa
 from dbos import DBOS, SetWorkflowID
 
 from contracts.problems import ProblemError
-from contracts.runs import Run
+from contracts.runs import ExceptionRecord, Run
 from process_apis._internal.clock import utcnow
+from process_apis._internal.start_keys import StartKeys
 from process_apis._internal.system_clients import BusinessFailure, TransientFailure
-from process_apis._internal.tables import exceptions, idempotency_keys, runs
+from process_apis._internal.tables import runs
 from process_apis.provisioning.runtime import runtime
 from process_apis.provisioning.workflow import PROCESS, STEPS, provision, workflow_id
 
@@ -31,10 +32,12 @@ class ProvisioningService:
         """Start (or find) the run for an opportunity; True when this call started it."""
         rt = runtime()
         fingerprint = hashlib.sha256(opportunity_ref.encode()).hexdigest()
+        keys = StartKeys(rt.runs.engine, "provisioning.startRun")
         if idempotency_key:
-            earlier = self._idempotent_run(idempotency_key, fingerprint)
-            if earlier is not None:
-                return earlier, False
+            earlier = keys.earlier_run(idempotency_key, fingerprint)
+            found = rt.runs.get(earlier) if earlier else None
+            if found is not None:
+                return found, False
         try:
             opp = await rt.crm.get_opportunity(opportunity_ref)
         except BusinessFailure as exc:
@@ -50,27 +53,18 @@ class ProvisioningService:
         if created or run.status in ("queued", "running"):
             await self._launch(run)
         if idempotency_key:
-            self._remember(idempotency_key, fingerprint, run.id)
+            keys.remember(idempotency_key, fingerprint, run.id)
         return run, created
 
     async def replay(self, exception_id: str) -> Run:
         """Re-run the process behind an open exception, after its data was fixed."""
         rt = runtime()
-        record = rt.exceptions.get(exception_id)
-        if record is None:
-            raise ProblemError(404, "not-found", "Exception not found", f"No exception {exception_id!r}.")
-        with rt.runs.engine.begin() as conn:  # claim it atomically: two replays never both start
-            claimed = conn.execute(exceptions.update().where(
-                exceptions.c.id == exception_id, exceptions.c.status == "open").values(
-                status="replayed", replay_count=exceptions.c.replay_count + 1, updated_at=utcnow())).rowcount
-            if claimed:
-                conn.execute(runs.update().where(runs.c.id == record.run_id, runs.c.status.in_(REPLAYABLE))
-                             .values(attempt=runs.c.attempt + 1, status="queued", updated_at=utcnow(),
-                                     finished_at=None))
-        if not claimed:
-            raise ProblemError(409, "conflict", "Exception is not open",
-                               f"Exception {exception_id} is {record.status}; only open exceptions replay.",
-                               code="not_replayable")
+
+        def requeue(conn: sa.Connection, record: ExceptionRecord) -> None:
+            conn.execute(runs.update().where(runs.c.id == record.run_id, runs.c.status.in_(REPLAYABLE))
+                         .values(attempt=runs.c.attempt + 1, status="queued", updated_at=utcnow(), finished_at=None))
+
+        record = rt.exceptions.claim(exception_id, PROCESS, then=requeue)
         run = rt.runs.new_attempt_steps(record.run_id)
         await self._launch(run)
         return run
@@ -90,27 +84,3 @@ class ProvisioningService:
     async def _launch(self, run: Run) -> None:
         with SetWorkflowID(workflow_id(run.id, run.attempt)):
             await DBOS.start_workflow_async(provision, run.id, run.subject, run.attempt)
-
-    def _idempotent_run(self, key: str, fingerprint: str) -> Run | None:
-        rt = runtime()
-        with rt.runs.engine.connect() as conn:
-            row = conn.execute(sa.select(idempotency_keys).where(
-                idempotency_keys.c.scope == "provisioning.startRun", idempotency_keys.c.key == key)).mappings().first()
-        if row is None:
-            return None
-        if row["fingerprint"] != fingerprint:
-            raise ProblemError(422, "idempotency-key-reused", "Idempotency key reused",
-                               "This Idempotency-Key was used with a different request body.",
-                               code="idempotency_key_mismatch")
-        return rt.runs.get(row["run_id"])
-
-    def _remember(self, key: str, fingerprint: str, run_id: str) -> None:
-        try:
-            with runtime().runs.engine.begin() as conn:
-                conn.execute(idempotency_keys.insert().values(scope="provisioning.startRun", key=key,
-                                                              fingerprint=fingerprint, run_id=run_id,
-                                                              created_at=utcnow()))
-        except sa.exc.IntegrityError:
-            pass  # a concurrent request with the same key recorded it first
-
-

@@ -15,10 +15,10 @@ import uuid
 import sqlalchemy as sa
 from dbos import DBOS, SetWorkflowID
 
-from contracts.problems import ProblemError
 from contracts.runs import Run
 from process_apis._internal.clock import utcnow
-from process_apis._internal.tables import exceptions, idempotency_keys, runs
+from process_apis._internal.start_keys import StartKeys
+from process_apis._internal.tables import runs
 from process_apis.worker_sync.runtime import runtime
 from process_apis.worker_sync.workflow import PROCESS, STEPS, sync_workers, workflow_id
 
@@ -38,7 +38,8 @@ class WorkerSyncService:
         rt = runtime()
         body_print = hashlib.sha256(_mode(full).encode()).hexdigest()
         if idempotency_key:
-            earlier = self._idempotent_run(idempotency_key, body_print)
+            earlier_id = StartKeys(runtime().runs.engine, SCOPE).earlier_run(idempotency_key, body_print)
+            earlier = runtime().runs.get(earlier_id) if earlier_id else None
             if earlier is not None:
                 return earlier, False
         active = self._active()
@@ -50,23 +51,12 @@ class WorkerSyncService:
                                           run_id, STEPS)
             await self._launch(run)
         if idempotency_key:
-            self._remember(idempotency_key, body_print, run.id)
+            StartKeys(runtime().runs.engine, SCOPE).remember(idempotency_key, body_print, run.id)
         return run, started
 
     async def replay(self, exception_id: str) -> Run:
         """Claim an open worker-sync exception and sync the changed workers again (the failed one among them)."""
-        rt = runtime()
-        record = rt.exceptions.get(exception_id)
-        if record is None or record.process != PROCESS:
-            raise ProblemError(404, "not-found", "Exception not found", f"No worker-sync exception {exception_id!r}.")
-        with rt.runs.engine.begin() as conn:
-            claimed = conn.execute(exceptions.update().where(
-                exceptions.c.id == exception_id, exceptions.c.status == "open").values(
-                status="replayed", replay_count=exceptions.c.replay_count + 1, updated_at=utcnow())).rowcount
-        if not claimed:
-            raise ProblemError(409, "conflict", "Exception is not open",
-                               f"Exception {exception_id} is {record.status}; only open exceptions replay.",
-                               code="not_replayable")
+        runtime().exceptions.claim(exception_id, PROCESS)
         run, _ = await self.start(False)
         return run
 
@@ -93,24 +83,3 @@ class WorkerSyncService:
         with SetWorkflowID(workflow_id(run.id, run.attempt)):
             await DBOS.start_workflow_async(sync_workers, run.id, run.subject, run.attempt,
                                             run.subject.startswith("full:"))
-
-    def _idempotent_run(self, key: str, body_print: str) -> Run | None:
-        rt = runtime()
-        with rt.runs.engine.connect() as conn:
-            row = conn.execute(sa.select(idempotency_keys).where(
-                idempotency_keys.c.scope == SCOPE, idempotency_keys.c.key == key)).mappings().first()
-        if row is None:
-            return None
-        if row["fingerprint"] != body_print:
-            raise ProblemError(422, "idempotency-key-reused", "Idempotency key reused",
-                               "This Idempotency-Key was used with a different request body.",
-                               code="idempotency_key_mismatch")
-        return rt.runs.get(row["run_id"])
-
-    def _remember(self, key: str, body_print: str, run_id: str) -> None:
-        try:
-            with runtime().runs.engine.begin() as conn:
-                conn.execute(idempotency_keys.insert().values(scope=SCOPE, key=key, fingerprint=body_print,
-                                                              run_id=run_id, created_at=utcnow()))
-        except sa.exc.IntegrityError:
-            pass  # a concurrent request with the same key recorded it first

@@ -1,0 +1,42 @@
+"""Idempotency keys of the operations that start a run: one key, one body, one run.
+
+A retried start with the same key and body answers the run the first call started; the
+same key with another body is refused (422), so a client bug cannot pass for a retry.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from contracts.problems import ProblemError
+from process_apis._internal.clock import utcnow
+from process_apis._internal.tables import idempotency_keys
+
+__all__ = ["StartKeys"]
+
+
+class StartKeys:
+    def __init__(self, engine: sa.Engine, scope: str) -> None:
+        self.engine = engine
+        self.scope = scope
+
+    def earlier_run(self, key: str, fingerprint: str) -> str | None:
+        """The run this key started, if any; 422 when the key came with another body."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(idempotency_keys).where(
+                idempotency_keys.c.scope == self.scope, idempotency_keys.c.key == key)).mappings().first()
+        if row is None:
+            return None
+        if row["fingerprint"] != fingerprint:
+            raise ProblemError(422, "idempotency-key-reused", "Idempotency key reused",
+                               "This Idempotency-Key was used with a different request body.",
+                               code="idempotency_key_mismatch")
+        return str(row["run_id"])
+
+    def remember(self, key: str, fingerprint: str, run_id: str) -> None:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(idempotency_keys.insert().values(scope=self.scope, key=key, fingerprint=fingerprint,
+                                                              run_id=run_id, created_at=utcnow()))
+        except sa.exc.IntegrityError:
+            pass  # a concurrent request with the same key recorded it first
