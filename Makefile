@@ -7,7 +7,7 @@ UV := .tools/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test setup lint typecheck contracts contracts-check spectral browser services bench bench-gateway clean
+.PHONY: run test setup lint typecheck contracts contracts-check spectral browser services bench bench-gateway bench-ttb clean
 
 run: setup
 	$(BIN)/psconnect serve
@@ -55,12 +55,16 @@ browser:
 services:
 	@bash .ci/services.sh
 
-bench: setup bench-gateway
+bench: setup bench-gateway bench-ttb
 
 # Gateway governance benchmark (not in `make test`): bare handler, governed path, nginx, remote upstream.
 bench-gateway: setup services
 	@{ command -v hey && command -v nginx; } >/dev/null 2>&1 || apt-get install -y -q hey wrk nginx
 	$(BIN)/python -m benchmarks.gateway.run
+
+# Month-end time-to-bill benchmark (not in `make test`): 10,000 workers, 440,000 entries, clean/faults/floor.
+bench-ttb: setup
+	$(BIN)/python -m benchmarks.time_to_bill.run --workers 10000
 
 clean:
 	rm -rf var artifacts .pytest_cache .mypy_cache .ruff_cache
