@@ -8,6 +8,7 @@ detail hides internals; the traceback goes to the log with the correlation id).
 from __future__ import annotations
 
 import logging
+import math
 import re
 from typing import Any
 
@@ -17,6 +18,7 @@ from litestar.exceptions import HTTPException, ValidationException
 
 from contracts.correlation import correlation_id
 from contracts.problems import MEDIA_TYPE, FieldError, Problem, ProblemError, problem_type
+from process_apis._internal.system_clients import TransientFailure
 from system_apis._internal.http import VendorError
 from system_apis._internal.problems import vendor_problem
 
@@ -93,6 +95,15 @@ def _vendor(request: Request[Any, Any, Any], exc: VendorError) -> Response[bytes
     return _problem_error(request, vendor_problem(exc))
 
 
+def _upstream_transient(request: Request[Any, Any, Any], exc: TransientFailure) -> Response[bytes]:
+    """A process read a system API that is down or throttling: the caller retries, as the process would."""
+    log.warning("upstream unavailable on %s: %s", request.url.path, exc)
+    wait = max(1, math.ceil(exc.retry_after or 1))
+    problem = Problem(type=problem_type("upstream-unavailable"), title="Upstream system unavailable", status=503,
+                      detail=str(exc), code="upstream_unavailable")
+    return problem_response(problem, request, {"Retry-After": str(wait)})
+
+
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     problem = Problem(type=problem_type("internal-error"), title="Internal server error", status=500,
@@ -104,6 +115,7 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     ProblemError: _problem_error,
     ValidationException: _validation,
     VendorError: _vendor,
+    TransientFailure: _upstream_transient,
     HTTPException: _http,
     Exception: _unexpected,
 }

@@ -25,6 +25,7 @@ from contracts.workforce import Worker
 
 __all__ = [
     "DEMO_PERIOD",
+    "MISPRICED_PROJECT_INDEX",
     "TIME_DEFECTS",
     "SeedAssignment",
     "SeedProject",

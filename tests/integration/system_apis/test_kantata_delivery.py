@@ -21,7 +21,7 @@ from contracts.workforce import PsaUserUpsert
 from gateway.errors import EXCEPTION_HANDLERS
 from system_apis._internal.faults import Fault
 from system_apis._internal.http import CircuitOpenError, RetryPolicy, VendorRejected, VendorUnavailable
-from system_apis.demo_delivery import CLOSED_PROJECT_INDEX
+from system_apis.demo_delivery import CLOSED_PROJECT_INDEX, MISPRICED_PROJECT_INDEX
 from system_apis.demo_firm import demo_firm
 from system_apis.domains.psa import psa_router
 from system_apis.kantata import BASE_URL, KantataClient, KantataPsa, KantataSimulator
@@ -222,6 +222,9 @@ class TestTimeEntries:
         for item in items:
             if not item["billable"]:
                 assert item["billable_rate"] is None
+                continue
+            if Decimal(item["billable_rate"]["amount"]) == Decimal("1.00"):  # the seeded rate-card defect
+                assert item["project_code"] == FIRM.projects[MISPRICED_PROJECT_INDEX].external_id
                 continue
             card = cards[projects[item["project_code"]].rate_card_id]
             expected = next(line.hourly_rate for line in card.lines if line.role == roles[item["user_email"]])

@@ -95,8 +95,12 @@ class TtbStack:
         out: list[dict[str, Any]] = []
         cursor: str | None = None
         while True:
-            response = await self.http.get(f"{BASE}/reconciliation",
-                                           params={**params, "limit": 200, **({"cursor": cursor} if cursor else {})})
+            for _ in range(20):  # a client honours Retry-After while the ERP's breaker cools down
+                response = await self.http.get(f"{BASE}/reconciliation", params={
+                    **params, "limit": 200, **({"cursor": cursor} if cursor else {})})
+                if response.status_code != 503:
+                    break
+                await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
             assert response.status_code == 200, response.text
             out += response.json()["items"]
             cursor = response.json()["next_cursor"]
