@@ -58,6 +58,12 @@ def portal_router(web: WebSessions, apps: Apps, usage: UsageRecorder, catalog: A
                 layers.append((layer, rows))
         return render("catalog.html", title="API catalog", layers=layers, q=q, session=session_of(request))
 
+    @get("/apis/{name:str}/changelog", sync_to_thread=False)
+    def changelog_page(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[str]:
+        if not any(e.name == name for e in catalog()):
+            raise ProblemError(404, "not-found", "API not found", f"No published API {name!r}.")
+        return render("changelog.html", title=f"Changelog {name}", api=name, session=session_of(request))
+
     @get("/signup", sync_to_thread=False)
     def signup_page(request: Request[Any, Any, Any]) -> Response[str]:
         return render("signup.html", title="Sign up", mode="signup", email=None, session=session_of(request))
@@ -177,5 +183,5 @@ def portal_router(web: WebSessions, apps: Apps, usage: UsageRecorder, catalog: A
 
     static = create_static_files_router(path="/static", directories=[HERE / "static"], include_in_schema=False)
     return Router(path="/portal", include_in_schema=False,
-                  route_handlers=[index, signup_page, signup, signin_page, signin, signout, my_apps, register,
-                                  app_page, rotate, revoke, change_plan, admin, decide, static])
+                  route_handlers=[index, changelog_page, signup_page, signup, signin_page, signin, signout, my_apps,
+                                  register, app_page, rotate, revoke, change_plan, admin, decide, static])

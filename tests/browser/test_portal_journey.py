@@ -74,6 +74,10 @@ def test_sign_up_register_try_it_and_see_usage(base_url: str) -> None:
             page.goto(f"{base_url}/portal")
             expect(page.locator('tr[data-api="system.crm"]')).to_be_visible()
             page.screenshot(path=str(SCREENSHOTS / "portal-1-catalog.png"), full_page=True)
+            page.locator('tr[data-api="system.psa"] a:has-text("Changelog")').click()
+            expect(page.locator("ul.changes li").first).to_be_visible()  # generated from the contract diff
+            expect(page.locator("#changelog")).to_contain_text("psa.listAssignments")
+            page.goto(f"{base_url}/portal")
 
             page.click("text=Sign up")
             page.fill("input[name=email]", "ada@example.com")
