@@ -58,6 +58,7 @@ ledger = sa.Table(
     sa.Index("ix_ttb_ledger_le_state", "legal_entity_code", "state"),
     sa.Index("ix_ttb_ledger_project_period", "project", "period"),
     sa.Index("ix_ttb_ledger_exception", "exception_id"),
+    sa.Index("ix_ttb_ledger_claim", "claim"),  # every posting step looks its claim up: no full scan per batch
 )
 
 
