@@ -46,7 +46,7 @@ def _free(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) != 0
 
 
-def wait_until(check: Any, what: str, within: float = 60.0) -> Any:
+def wait_until(check: Any, what: str, within: float = 120.0) -> Any:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         try:
