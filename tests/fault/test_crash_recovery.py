@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,27 +22,12 @@ import httpx
 import pytest
 
 from gateway.vendors import VENDORS
+from tests.ports import free_port
 from tests.stack import postgres_database
 
 pytestmark = pytest.mark.slow
 
 PSCONNECT = [sys.executable, "-m", "gateway"]
-
-
-def free_port(span: int = 1) -> int:
-    """A port p such that p..p+span-1 are free now."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port + span < 65000 and all(_free(port + i) for i in range(span)):
-            return port
-    raise RuntimeError("no free port range")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) != 0
 
 
 def wait_until(check: Any, what: str, within: float = 120.0) -> Any:

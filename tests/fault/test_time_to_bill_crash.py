@@ -11,9 +11,7 @@ must not post it again.
 from __future__ import annotations
 
 import collections
-import random
 import signal
-import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ import pytest
 
 from gateway.vendors import VENDORS
 from tests.fault.test_crash_recovery import spawn, start_gateway, stop, token, wait_until
+from tests.ports import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -30,24 +29,6 @@ PSCONNECT_SIMULATORS = ["-m", "gateway", "simulators"]
 BASE = "/process/time-to-bill/v1"
 BATCH_PATH = "customrecord_psc_time_batch"
 TERMINAL = {"succeeded", "needs_attention", "failed"}
-
-
-def free_port(span: int = 1) -> int:
-    """A port p with p..p+span-1 bindable now, below the ephemeral range (client sockets cannot take them)."""
-    for _ in range(100):
-        port = random.randrange(20000, 32000 - span)
-        if all(_bindable(port + i) for i in range(span)):
-            return port
-    raise RuntimeError("no free port range")
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 @pytest.fixture
