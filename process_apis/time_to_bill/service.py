@@ -22,13 +22,16 @@ from contracts.problems import ProblemError
 from contracts.runs import Run
 from contracts.time import TimeEntry
 from process_apis._internal.clock import utcnow
+from process_apis._internal.start_keys import StartKeys
 from process_apis._internal.system_clients import BusinessFailure, TransientFailure
-from process_apis._internal.tables import idempotency_keys, runs
+from process_apis._internal.tables import runs
 from process_apis.time_to_bill.enrich import load_reference
 from process_apis.time_to_bill.ledger import LedgerRow
 from process_apis.time_to_bill.reconcile import Reconciliation, reconcile_project
 from process_apis.time_to_bill.runtime import runtime
 from process_apis.time_to_bill.workflow import ALL_ENTITIES, PROCESS, STEPS, billing_run, record_entries, workflow_id
+
+SCOPE = "time_to_bill.startRun"
 
 __all__ = ["EventOutcome", "TimeToBillService"]
 
@@ -72,7 +75,8 @@ class TimeToBillService:
         subject = f"{legal_entity_code}:{period}"
         fingerprint = hashlib.sha256(subject.encode()).hexdigest()
         if idempotency_key:
-            earlier = self._idempotent_run(idempotency_key, fingerprint)
+            earlier_id = StartKeys(runtime().runs.engine, SCOPE).earlier_run(idempotency_key, fingerprint)
+            earlier = runtime().runs.get(earlier_id) if earlier_id else None
             if earlier is not None:
                 return earlier, False
         run_id = f"ttb_{'ALL' if legal_entity_code == ALL_ENTITIES else legal_entity_code}_{period}"
@@ -85,7 +89,7 @@ class TimeToBillService:
             created = True
         handle = await self._launch(run, legal_entity_code, period)
         if idempotency_key:
-            self._remember(idempotency_key, fingerprint, run.id)
+            StartKeys(runtime().runs.engine, SCOPE).remember(idempotency_key, fingerprint, run.id)
         if wait:
             await handle.get_result()
         found = rt.runs.get(run.id)
@@ -126,14 +130,7 @@ class TimeToBillService:
         them), so a replay after the fix ends with the entries posted once, not merely queued.
         """
         rt = runtime()
-        record = rt.exceptions.get(exception_id)
-        if record is None or record.process != PROCESS:
-            raise ProblemError(404, "not-found", "Exception not found", f"No time-to-bill exception {exception_id!r}.")
-        if record.status != "open":
-            raise ProblemError(409, "conflict", "Exception is not open",
-                               f"Exception {exception_id} is {record.status}; only open exceptions replay.",
-                               code="not_replayable")
-        rt.exceptions.set_status(exception_id, "replayed", replayed=True)
+        record = rt.exceptions.claim(exception_id, PROCESS)  # atomic: of two concurrent replays one proceeds
         lines = rt.ledger.by_exception(exception_id)
         parked = [row.line_key for row, payload in lines if payload is None]
         rt.ledger.requeue(parked)
@@ -200,24 +197,3 @@ class TimeToBillService:
             return await DBOS.start_workflow_async(billing_run, run.id, legal_entity_code, period,
                                                    self.today().isoformat(), run.attempt)
 
-    def _idempotent_run(self, key: str, fingerprint: str) -> Run | None:
-        rt = runtime()
-        with rt.runs.engine.connect() as conn:
-            row = conn.execute(sa.select(idempotency_keys).where(
-                idempotency_keys.c.scope == "time_to_bill.startRun", idempotency_keys.c.key == key)).mappings().first()
-        if row is None:
-            return None
-        if row["fingerprint"] != fingerprint:
-            raise ProblemError(422, "idempotency-key-reused", "Idempotency key reused",
-                               "This Idempotency-Key was used with a different request body.",
-                               code="idempotency_key_mismatch")
-        return rt.runs.get(row["run_id"])
-
-    def _remember(self, key: str, fingerprint: str, run_id: str) -> None:
-        try:
-            with runtime().runs.engine.begin() as conn:
-                conn.execute(idempotency_keys.insert().values(scope="time_to_bill.startRun", key=key,
-                                                              fingerprint=fingerprint, run_id=run_id,
-                                                              created_at=utcnow()))
-        except sa.exc.IntegrityError:
-            pass
