@@ -26,8 +26,6 @@ from gateway.settings import load_settings
 from policies.bindings import Bindings, load_bindings
 from tests.stack import FAST_VENDOR_RETRY
 
-pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
-
 ACCOUNTS = "/system/crm/v1/accounts?limit=1"
 
 
@@ -56,6 +54,7 @@ class RedisServer:
 
 @pytest.fixture
 def redis_server() -> Iterator[RedisServer]:
+    assert shutil.which("redis-server"), "redis-server is missing: `make test` runs .ci/services.sh, which installs it"
     server = RedisServer()
     server.start()
     yield server
