@@ -22,12 +22,11 @@ from typing import ClassVar, Literal
 import msgspec
 from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerMonth
 
-from policies.base import Policy, RequestContext
-from policies.plans import PlanCache, PlanLookup, ResolvedPlan
+from policies.base import RequestContext
+from policies.plans import ResolvedPlan
 from policies.rate_limit import (
     LimitState,
-    RateLimitConfig,
-    UsageMeterProtocol,
+    PlanPolicy,
     add_limit_states,
     consumer_of,
     rate_limited,
@@ -117,20 +116,9 @@ class UsageMeter:
         return found
 
 
-class Quota(Policy[RateLimitConfig]):
+class Quota(PlanPolicy):
     name: ClassVar[str] = "quota"
     order: ClassVar[int] = 900
-
-    def __init__(self, config: RateLimitConfig, store: CounterStore, meter: UsageMeterProtocol | None = None,
-                 subscriptions: PlanLookup | None = None) -> None:
-        super().__init__(config)
-        self._plans = PlanCache(config.plans, config.consumers, config.default_plan, config.api, subscriptions)
-        self.store = store
-        self.meter = meter
-
-    def resolve(self, consumer: str) -> ResolvedPlan:
-        """The consumer's limits on this API (declared, subscribed or default), re-read each minute."""
-        return self._plans.get(consumer)
 
     async def on_request(self, ctx: RequestContext) -> None:
         consumer = consumer_of(ctx)

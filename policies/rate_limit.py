@@ -39,6 +39,7 @@ from policies.stores import CounterStore, StoreUnavailable
 __all__ = [
     "ANONYMOUS",
     "LimitState",
+    "PlanPolicy",
     "RateLimit",
     "RateLimitConfig",
     "UsageMeterProtocol",
@@ -131,9 +132,8 @@ async def hit_limits(store: CounterStore, strategy: Strategy, items: list[tuple[
              bool(ok)) for (name, item), ok, stat in zip(items, admitted, stats, strict=False)]
 
 
-class RateLimit(Policy[RateLimitConfig]):
-    name: ClassVar[str] = "rate_limit"
-    order: ClassVar[int] = 910
+class PlanPolicy(Policy[RateLimitConfig]):
+    """What the rate-limit and quota policies share: a counter store and each consumer's resolved plan."""
 
     def __init__(self, config: RateLimitConfig, store: CounterStore, meter: UsageMeterProtocol | None = None,
                  subscriptions: PlanLookup | None = None) -> None:
@@ -145,6 +145,11 @@ class RateLimit(Policy[RateLimitConfig]):
     def resolve(self, consumer: str) -> ResolvedPlan:
         """The consumer's limits on this API (declared, subscribed or default), re-read each minute."""
         return self._plans.get(consumer)
+
+
+class RateLimit(PlanPolicy):
+    name: ClassVar[str] = "rate_limit"
+    order: ClassVar[int] = 910
 
     async def on_request(self, ctx: RequestContext) -> None:
         consumer = consumer_of(ctx)
