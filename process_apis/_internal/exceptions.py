@@ -65,6 +65,13 @@ class ExceptionStore:
         return Page(items=[_record(r) for r in rows[:limit]],
                     next_cursor=encode_cursor(offset + limit) if len(rows) > limit else None)
 
+    def get_of(self, process: str, exception_id: str) -> ExceptionRecord:
+        """The exception, if `process` raised it; otherwise a 404 problem."""
+        record = self.get(exception_id)
+        if record is None or record.process != process:
+            raise ProblemError(404, "not-found", "Exception not found", f"No {process} exception {exception_id!r}.")
+        return record
+
     def claim(self, exception_id: str, process: str,
               then: Callable[[sa.Connection, ExceptionRecord], None] | None = None) -> ExceptionRecord:
         """Take an open exception for replay, atomically: of two concurrent replays only one gets it.
@@ -72,9 +79,7 @@ class ExceptionStore:
         `then` runs in the same transaction (e.g. re-queueing the run), so a crash cannot leave the
         exception claimed and its run untouched.
         """
-        record = self.get(exception_id)
-        if record is None or record.process != process:
-            raise ProblemError(404, "not-found", "Exception not found", f"No {process} exception {exception_id!r}.")
+        record = self.get_of(process, exception_id)
         with self.engine.begin() as conn:
             claimed = conn.execute(exceptions.update().where(
                 exceptions.c.id == exception_id, exceptions.c.status == "open").values(

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 
 from contracts.common import Page
+from contracts.problems import ProblemError
 from contracts.runs import Run, RunStatus, RunStep, StepState
 from process_apis._internal.clock import as_utc, utcnow
 from process_apis._internal.paging import decode_cursor, encode_cursor
@@ -55,6 +56,13 @@ class RunStore:
             steps = conn.execute(sa.select(run_steps).where(run_steps.c.run_id == run_id)
                                  .order_by(run_steps.c.position)).mappings().all()
         return _run(row, steps)
+
+    def get_of(self, process: str, run_id: str) -> Run:
+        """The run, if it is one of `process`'s; otherwise a 404 problem (a run id never crosses processes)."""
+        run = self.get(run_id)
+        if run is None or run.process != process:
+            raise ProblemError(404, "not-found", "Run not found", f"No {process} run {run_id!r}.")
+        return run
 
     def by_subject(self, process: str, subject: str) -> Run | None:
         with self.engine.connect() as conn:

@@ -66,10 +66,7 @@ def provisioning_router(service: ProvisioningService) -> Router:
 
     @get("/runs/{run_id:str}", operation_id="provisioning.getRun", summary="Get a run with its steps")
     async def get_run(run_id: Annotated[str, PathParameter(max_length=120)]) -> Run:
-        run = runtime().runs.get(run_id)
-        if run is None or run.process != PROCESS:
-            raise ProblemError(404, "not-found", "Run not found", f"No provisioning run {run_id!r}.")
-        return run
+        return runtime().runs.get_of(PROCESS, run_id)
 
     @get("/exceptions", operation_id="provisioning.listExceptions", summary="List provisioning exceptions")
     async def list_exceptions(status: Annotated[ExceptionStatus | None, QueryParameter()] = None,
@@ -79,10 +76,7 @@ def provisioning_router(service: ProvisioningService) -> Router:
 
     @get("/exceptions/{exception_id:str}", operation_id="provisioning.getException", summary="Get an exception")
     async def get_exception(exception_id: Annotated[str, PathParameter(max_length=64)]) -> ExceptionRecord:
-        record = runtime().exceptions.get(exception_id)
-        if record is None or record.process != PROCESS:
-            raise ProblemError(404, "not-found", "Exception not found", f"No provisioning exception {exception_id!r}.")
-        return record
+        return runtime().exceptions.get_of(PROCESS, exception_id)
 
     @post("/exceptions/{exception_id:str}/replay", operation_id="provisioning.replayException", status_code=202,
           summary="Replay the run behind an exception after its data was fixed")

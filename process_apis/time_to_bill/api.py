@@ -66,10 +66,7 @@ def time_to_bill_router(service: TimeToBillService) -> Router:
     @get("/billing-runs/{run_id:str}", operation_id="timeToBill.getBillingRun",
          summary="Get a billing run with its progress per step")
     async def get_run(run_id: Annotated[str, PathParameter(max_length=120)]) -> Run:
-        run = runtime().runs.get(run_id)
-        if run is None or run.process != PROCESS:
-            raise ProblemError(404, "not-found", "Run not found", f"No billing run {run_id!r}.")
-        return run
+        return runtime().runs.get_of(PROCESS, run_id)
 
     @post("/events", operation_id="timeToBill.receiveEvent", status_code=202,
           summary="Receive a timesheet-approved event (CloudEvents 1.0)")

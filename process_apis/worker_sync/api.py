@@ -10,7 +10,6 @@ from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParam
 from msgspec import Meta
 
 from contracts.common import Page, Struct
-from contracts.problems import ProblemError
 from contracts.runs import ExceptionRecord, ExceptionStatus, Run, RunStatus
 from process_apis.worker_sync.runtime import runtime
 from process_apis.worker_sync.service import WorkerSyncService
@@ -50,10 +49,7 @@ def worker_sync_router(service: WorkerSyncService) -> Router:
 
     @get("/runs/{run_id:str}", operation_id="worker_sync.getRun", summary="Get a run with its progress")
     async def get_run(run_id: Annotated[str, PathParameter(max_length=120)]) -> Run:
-        run = runtime().runs.get(run_id)
-        if run is None or run.process != PROCESS:
-            raise ProblemError(404, "not-found", "Run not found", f"No worker-sync run {run_id!r}.")
-        return run
+        return runtime().runs.get_of(PROCESS, run_id)
 
     @get("/exceptions", operation_id="worker_sync.listExceptions", summary="List worker-sync exceptions")
     async def list_exceptions(status: Annotated[ExceptionStatus | None, QueryParameter()] = None,
@@ -63,10 +59,7 @@ def worker_sync_router(service: WorkerSyncService) -> Router:
 
     @get("/exceptions/{exception_id:str}", operation_id="worker_sync.getException", summary="Get an exception")
     async def get_exception(exception_id: Annotated[str, PathParameter(max_length=64)]) -> ExceptionRecord:
-        record = runtime().exceptions.get(exception_id)
-        if record is None or record.process != PROCESS:
-            raise ProblemError(404, "not-found", "Exception not found", f"No worker-sync exception {exception_id!r}.")
-        return record
+        return runtime().exceptions.get_of(PROCESS, exception_id)
 
     @post("/exceptions/{exception_id:str}/replay", operation_id="worker_sync.replayException", status_code=202,
           summary="Sync again after the data behind an exception was fixed")
