@@ -7,78 +7,25 @@ other than localhost is aborted and recorded, and the test fails if there was on
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
-from urllib.parse import urlsplit
 
-import httpx
 import pytest
-from playwright.sync_api import Page, Route, sync_playwright
+from playwright.sync_api import Page
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
-LOCAL_HOSTS = {"127.0.0.1", "localhost"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.browser.harness import SCREENSHOTS, guarded_context, served_gateway
 
 
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
-    home = tmp_path_factory.mktemp("docs-home")
-    code = ("import uvicorn; from gateway.app import create_gateway; from gateway.settings import load_settings; "
-            f"g = create_gateway(load_settings(env={{}}, home={str(home)!r}, port={port})); "
-            f"uvicorn.run(g.app, host='127.0.0.1', port={port}, log_level='warning')")
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2])
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, "the gateway process exited during start-up"
-            assert time.monotonic() < deadline, "the gateway did not start within 60 s"
-            time.sleep(0.2)
+    with served_gateway(tmp_path_factory.mktemp("docs-home")) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
 def page() -> Iterator[tuple[Page, list[str]]]:
-    assert CHROMIUM.exists(), (f"{CHROMIUM} is missing: install Debian's chromium (`make browser`, which runs "
-                               ".ci/install-chromium.sh) — Playwright's own browser download cannot work offline.")
     external: list[str] = []
-
-    def guard(route: Route) -> None:
-        if urlsplit(route.request.url).hostname in LOCAL_HOSTS:
-            route.continue_()
-        else:
-            external.append(route.request.url)
-            route.abort()
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            context = browser.new_context(viewport={"width": 1280, "height": 900})
-            context.route("**/*", guard)
-            yield context.new_page(), external
-        finally:
-            browser.close()
+    with guarded_context(external) as context:
+        yield context.new_page(), external
 
 
 def test_docs_index_lists_the_apis_offline(base_url: str, page: tuple[Page, list[str]]) -> None:

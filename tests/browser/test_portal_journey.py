@@ -8,162 +8,103 @@ was made. Screenshots of each step land in artifacts/screenshots/.
 from __future__ import annotations
 
 import re
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import Route, expect, sync_playwright
+from playwright.sync_api import expect
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+from tests.browser.harness import SCREENSHOTS, guarded_context, served_gateway
 
 
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    home = tmp_path_factory.mktemp("portal-home")
-    code = ("import uvicorn; from gateway.app import create_gateway; from gateway.settings import load_settings; "
-            f"g = create_gateway(load_settings(env={{}}, home={str(home)!r}, port={port})); "
-            f"uvicorn.run(g.app, host='127.0.0.1', port={port}, log_level='warning')")
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2])
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "the gateway did not start"
-            time.sleep(0.2)
+    with served_gateway(tmp_path_factory.mktemp("portal-home")) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def test_sign_up_register_try_it_and_see_usage(base_url: str) -> None:
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: `make browser` installs Debian's chromium"
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     external: list[str] = []
+    with guarded_context(external, height=900) as context:
+        page = context.new_page()
+        page.goto(f"{base_url}/portal")
+        expect(page.locator('tr[data-api="system.crm"]')).to_be_visible()
+        page.screenshot(path=str(SCREENSHOTS / "portal-1-catalog.png"), full_page=True)
+        page.locator('tr[data-api="system.psa"] a:has-text("Changelog")').click()
+        expect(page.locator("ul.changes li").first).to_be_visible()  # generated from the contract diff
+        expect(page.locator("#changelog")).to_contain_text("psa.listAssignments")
+        page.goto(f"{base_url}/portal")
 
-    def guard(route: Route) -> None:
-        if urlsplit(route.request.url).hostname in {"127.0.0.1", "localhost"}:
-            route.continue_()
-        else:
-            external.append(route.request.url)
-            route.abort()
+        page.click("text=Sign up")
+        page.fill("input[name=email]", "ada@example.com")
+        page.fill("input[name=name]", "Ada")
+        page.fill("input[name=password]", "a long enough password")
+        page.click("button:has-text('Sign up')")
+        expect(page).to_have_url(re.compile(r"/portal/apps$"))
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            context = browser.new_context(viewport={"width": 1280, "height": 900})
-            context.route("**/*", guard)
-            page = context.new_page()
-            page.goto(f"{base_url}/portal")
-            expect(page.locator('tr[data-api="system.crm"]')).to_be_visible()
-            page.screenshot(path=str(SCREENSHOTS / "portal-1-catalog.png"), full_page=True)
-            page.locator('tr[data-api="system.psa"] a:has-text("Changelog")').click()
-            expect(page.locator("ul.changes li").first).to_be_visible()  # generated from the contract diff
-            expect(page.locator("#changelog")).to_contain_text("psa.listAssignments")
-            page.goto(f"{base_url}/portal")
+        page.fill("input[name=name]", "Invoice reader")
+        page.check("input[value='system.crm:read']")
+        page.click("button:has-text('Register')")
+        secret = page.locator("#client-secret").inner_text()
+        client_id = page.locator("#client-id").inner_text()
+        assert len(secret) > 30 and client_id.startswith("app-")
+        page.screenshot(path=str(SCREENSHOTS / "portal-2-credentials.png"), full_page=True)
 
-            page.click("text=Sign up")
-            page.fill("input[name=email]", "ada@example.com")
-            page.fill("input[name=name]", "Ada")
-            page.fill("input[name=password]", "a long enough password")
-            page.click("button:has-text('Sign up')")
-            expect(page).to_have_url(re.compile(r"/portal/apps$"))
+        page.click("text=Continue to the application")
+        page.fill("#try-secret", secret)
+        page.click("#try-it button")
+        result = page.locator("#try-result")
+        expect(result).to_have_attribute("data-status", "200", timeout=45_000)
+        assert "Northwind" in result.inner_text()
+        page.screenshot(path=str(SCREENSHOTS / "portal-3-try-it.png"), full_page=True)
 
-            page.fill("input[name=name]", "Invoice reader")
-            page.check("input[value='system.crm:read']")
-            page.click("button:has-text('Register')")
-            secret = page.locator("#client-secret").inner_text()
-            client_id = page.locator("#client-id").inner_text()
-            assert len(secret) > 30 and client_id.startswith("app-")
-            page.screenshot(path=str(SCREENSHOTS / "portal-2-credentials.png"), full_page=True)
-
-            page.click("text=Continue to the application")
-            page.fill("#try-secret", secret)
-            page.click("#try-it button")
-            result = page.locator("#try-result")
-            expect(result).to_have_attribute("data-status", "200", timeout=45_000)
-            assert "Northwind" in result.inner_text()
-            page.screenshot(path=str(SCREENSHOTS / "portal-3-try-it.png"), full_page=True)
-
-            page.reload()
-            expect(page.locator("td.requests").first).to_have_text("1")
-            expect(page.locator("svg.chart rect.bar.requests").first).to_be_visible()
-            page.screenshot(path=str(SCREENSHOTS / "portal-4-usage.png"), full_page=True)
-        finally:
-            browser.close()
+        page.reload()
+        expect(page.locator("td.requests").first).to_have_text("1")
+        expect(page.locator("svg.chart rect.bar.requests").first).to_be_visible()
+        page.screenshot(path=str(SCREENSHOTS / "portal-4-usage.png"), full_page=True)
     assert external == [], f"the portal made external requests: {external}"
 
 
 def test_operations_console_renders_its_charts(base_url: str) -> None:
     """An ops user sees open exceptions drawn as charts, and acts on one, with no external request."""
     external: list[str] = []
+    with guarded_context(external, height=1000) as context:
+        page = context.new_page()
+        page.goto(f"{base_url}/portal/signup")
+        page.fill("input[name=email]", "ops@psconnect.local")
+        page.fill("input[name=name]", "Ops")
+        page.fill("input[name=password]", "a long enough password")
+        page.click("button:has-text('Sign up')")
+        page.fill("input[name=name]", "Ops tools")
+        page.check("input[value='process.provisioning:write']")
+        page.check("input[value='process.provisioning:read']")
+        page.click("button:has-text('Register')")
+        creds = (page.locator("#client-id").inner_text(), page.locator("#client-secret").inner_text())
+        token = httpx.post(f"{base_url}/oauth2/token", data={"grant_type": "client_credentials"}, auth=creds)
+        started = httpx.post(f"{base_url}/process/provisioning/v1/runs", json={"opportunity_id": "OPP-0003"},
+                             headers={"Authorization": f"Bearer {token.json()['access_token']}",
+                                      "Idempotency-Key": "browser-console-0003"})
+        assert started.status_code == 202, started.text
+        auth = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        deadline = time.monotonic() + 60
+        while (run := httpx.get(f"{base_url}/process/provisioning/v1/runs/{started.json()['id']}",
+                                headers=auth)).json().get("status") != "needs_attention":
+            assert run.status_code == 200, run.text
+            assert time.monotonic() < deadline, "the provisioning run did not raise its exception"
+            time.sleep(0.2)
 
-    def guard(route: Route) -> None:
-        if urlsplit(route.request.url).hostname in {"127.0.0.1", "localhost"}:
-            route.continue_()
-        else:
-            external.append(route.request.url)
-            route.abort()
+        page.goto(f"{base_url}/console")
+        expect(page.locator("#open-total")).to_have_text("1")
+        expect(page.locator("svg.chart")).to_have_count(3)
+        expect(page.locator("svg.chart rect.bar").first).to_be_visible()
+        page.screenshot(path=str(SCREENSHOTS / "console-1-overview.png"), full_page=True)
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            context = browser.new_context(viewport={"width": 1280, "height": 1000})
-            context.route("**/*", guard)
-            page = context.new_page()
-            page.goto(f"{base_url}/portal/signup")
-            page.fill("input[name=email]", "ops@psconnect.local")
-            page.fill("input[name=name]", "Ops")
-            page.fill("input[name=password]", "a long enough password")
-            page.click("button:has-text('Sign up')")
-            page.fill("input[name=name]", "Ops tools")
-            page.check("input[value='process.provisioning:write']")
-            page.check("input[value='process.provisioning:read']")
-            page.click("button:has-text('Register')")
-            creds = (page.locator("#client-id").inner_text(), page.locator("#client-secret").inner_text())
-            token = httpx.post(f"{base_url}/oauth2/token", data={"grant_type": "client_credentials"}, auth=creds)
-            started = httpx.post(f"{base_url}/process/provisioning/v1/runs", json={"opportunity_id": "OPP-0003"},
-                                 headers={"Authorization": f"Bearer {token.json()['access_token']}",
-                                          "Idempotency-Key": "browser-console-0003"})
-            assert started.status_code == 202, started.text
-            auth = {"Authorization": f"Bearer {token.json()['access_token']}"}
-            deadline = time.monotonic() + 60
-            while (run := httpx.get(f"{base_url}/process/provisioning/v1/runs/{started.json()['id']}",
-                                    headers=auth)).json().get("status") != "needs_attention":
-                assert run.status_code == 200, run.text
-                assert time.monotonic() < deadline, "the provisioning run did not raise its exception"
-                time.sleep(0.2)
-
-            page.goto(f"{base_url}/console")
-            expect(page.locator("#open-total")).to_have_text("1")
-            expect(page.locator("svg.chart")).to_have_count(3)
-            expect(page.locator("svg.chart rect.bar").first).to_be_visible()
-            page.screenshot(path=str(SCREENSHOTS / "console-1-overview.png"), full_page=True)
-
-            page.click("text=open the workbench")
-            page.locator("table.exceptions a").first.click()
-            page.fill("input[name=assignee]", "maria.masterdata")
-            page.click("button:has-text('Assign')")
-            expect(page.locator("#assignee")).to_have_text("maria.masterdata")
-            expect(page.locator("table.audit")).to_contain_text("ops@psconnect.local via psconnect-console")
-            page.screenshot(path=str(SCREENSHOTS / "console-2-exception.png"), full_page=True)
-        finally:
-            browser.close()
+        page.click("text=open the workbench")
+        page.locator("table.exceptions a").first.click()
+        page.fill("input[name=assignee]", "maria.masterdata")
+        page.click("button:has-text('Assign')")
+        expect(page.locator("#assignee")).to_have_text("maria.masterdata")
+        expect(page.locator("table.audit")).to_contain_text("ops@psconnect.local via psconnect-console")
+        page.screenshot(path=str(SCREENSHOTS / "console-2-exception.png"), full_page=True)
     assert external == [], f"the console made external requests: {external}"
