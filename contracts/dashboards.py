@@ -1,0 +1,210 @@
+"""Dashboard objects: the figures finance operations watch between and at month-end.
+
+One Struct per widget of the dashboards experience API (`/experience/dashboards/v1`).
+Money is `Money` (decimal string + currency) and totals are kept per currency, never
+added across currencies; hours are decimal strings (`Hours`); ratios are decimal
+strings with four places ("0.8125"), null when the denominator is zero, so a chart
+never shows a made-up 0 % or a float artefact.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from msgspec import Meta
+
+from contracts.common import Currency, Hours, Money, Struct
+
+__all__ = [
+    "AgingBucket",
+    "AgingBucketName",
+    "AgingReport",
+    "BacklogPage",
+    "BacklogTotal",
+    "Count",
+    "FlowRun",
+    "MarginPage",
+    "MarginTotal",
+    "ProjectBacklog",
+    "ProjectMargin",
+    "ProjectReadiness",
+    "Ratio",
+    "ReadinessPage",
+    "ReadinessTotal",
+    "SyncHealth",
+    "UtilizationFigures",
+    "UtilizationGroup",
+    "UtilizationReport",
+    "WorkerUtilization",
+    "WorkerUtilizationPage",
+]
+
+Ratio = Annotated[Decimal | None, Meta(
+    description="Decimal ratio with four places; null when the denominator is zero.", examples=["0.8125"])]
+DashPeriod = Annotated[str, Meta(pattern=r"^\d{4}-\d{2}$", description="Period YYYY-MM.", examples=["2026-10"])]
+NextCursor = Annotated[str | None, Meta(description="Opaque cursor of the next page; null on the last page.")]
+AgingBucketName = Literal["0-30", "31-60", "61-90", "90+"]
+
+
+# --- 1, 2: utilization -------------------------------------------------------------------------
+
+
+class UtilizationFigures(Struct):
+    """Hours of a group of workers in one period, and the two utilization ratios."""
+
+    capacity_hours: Annotated[Hours, Meta(description="8 h per weekday of the period the worker was employed.")]
+    planned_hours: Annotated[Hours, Meta(description="Assignment hours prorated over the period's weekdays.")]
+    actual_hours: Annotated[Hours, Meta(description="Approved hours worked in the period.")]
+    billable_hours: Annotated[Hours, Meta(description="Approved billable hours worked in the period.")]
+    planned_utilization: Annotated[Ratio, Meta(description="planned_hours / capacity_hours.")]
+    actual_utilization: Annotated[Ratio, Meta(description="billable_hours / capacity_hours.")]
+
+
+class UtilizationGroup(Struct):
+    key: Annotated[str, Meta(description="The practice or legal entity code of the group.")]
+    figures: UtilizationFigures
+
+
+class UtilizationReport(Struct):
+    period: DashPeriod
+    totals: UtilizationFigures
+    by_practice: list[UtilizationGroup]
+    by_legal_entity: list[UtilizationGroup]
+
+
+class WorkerUtilization(Struct):
+    worker_id: Annotated[str, Meta(description="HR id of the worker.")]
+    legal_entity_code: str
+    practice: str
+    figures: UtilizationFigures
+
+
+class WorkerUtilizationPage(Struct):
+    items: list[WorkerUtilization]
+    next_cursor: NextCursor = None
+
+
+# --- 3: backlog --------------------------------------------------------------------------------
+
+
+class ProjectBacklog(Struct):
+    """Contracted value of a project not yet delivered by the end of the period."""
+
+    project: Annotated[str, Meta(description="The ERP project's external id (PRJ-…).")]
+    legal_entity_code: str
+    practice: str
+    contracted: Money
+    delivered: Annotated[Money, Meta(description="Value of approved time delivered up to the period's end.")]
+    remaining: Annotated[Money, Meta(description="contracted - delivered (negative when overrun).")]
+
+
+class BacklogTotal(Struct):
+    currency: Currency
+    contracted: Money
+    delivered: Money
+    remaining: Money
+
+
+class BacklogPage(Struct):
+    items: list[ProjectBacklog]
+    totals: Annotated[list[BacklogTotal], Meta(description="One per currency, over all pages.")]
+    next_cursor: NextCursor = None
+
+
+# --- 4: invoice readiness ----------------------------------------------------------------------
+
+
+class ProjectReadiness(Struct):
+    """What of a project's approved time can be invoiced now, and what holds it back."""
+
+    project: str
+    legal_entity_code: str
+    practice: str
+    approved_unbilled_hours: Annotated[Hours, Meta(description="Approved hours not yet invoiced.")]
+    approved_unbilled: Annotated[Money, Meta(description="Their billable value.")]
+    posted_uninvoiced: Annotated[Money, Meta(description="Value posted to the ERP but not yet invoiced.")]
+    held_hours: Annotated[Hours, Meta(description="Hours of lines held in exceptions.")]
+    lines: Annotated[int, Meta(ge=0, description="Approved, not yet invoiced lines.")]
+    oldest_date: Annotated[dt.date | None, Meta(description="Work date of the oldest such line.")] = None
+
+
+class ReadinessTotal(Struct):
+    currency: Currency
+    approved_unbilled_hours: Hours
+    approved_unbilled: Money
+    posted_uninvoiced: Money
+    held_hours: Hours
+    lines: int
+
+
+class ReadinessPage(Struct):
+    items: list[ProjectReadiness]
+    totals: Annotated[list[ReadinessTotal], Meta(description="One per currency, over all pages.")]
+    next_cursor: NextCursor = None
+
+
+# --- 5: unbilled aging -------------------------------------------------------------------------
+
+
+class AgingBucket(Struct):
+    bucket: Annotated[AgingBucketName, Meta(description="Age in days of the work date at `as_of`.")]
+    currency: Currency
+    hours: Hours
+    amount: Money
+
+
+class AgingReport(Struct):
+    as_of: dt.date
+    buckets: Annotated[list[AgingBucket], Meta(description="Every bucket of every currency present, zeros too.")]
+
+
+# --- 6: margin ---------------------------------------------------------------------------------
+
+
+class ProjectMargin(Struct):
+    project: str
+    legal_entity_code: str
+    practice: str
+    revenue: Annotated[Money, Meta(description="Billable value of approved time in the period.")]
+    cost: Annotated[Money, Meta(description="Hours x worker cost rate in the period.")]
+    margin: Money
+    margin_ratio: Annotated[Ratio, Meta(description="margin / revenue.")]
+
+
+class MarginTotal(Struct):
+    currency: Currency
+    revenue: Money
+    cost: Money
+    margin: Money
+    margin_ratio: Ratio
+
+
+class MarginPage(Struct):
+    items: list[ProjectMargin]
+    totals: Annotated[list[MarginTotal], Meta(description="One per currency, over all pages.")]
+    next_cursor: NextCursor = None
+
+
+# --- 7: sync health ----------------------------------------------------------------------------
+
+
+class Count(Struct):
+    key: str
+    count: Annotated[int, Meta(ge=0)]
+
+
+class FlowRun(Struct):
+    process: str
+    run_id: str
+    finished_at: dt.datetime
+
+
+class SyncHealth(Struct):
+    exceptions_by_reason: Annotated[list[Count], Meta(description="Open exceptions by reason code.")]
+    exceptions_by_age: Annotated[list[Count], Meta(description='Open exceptions by age: "<1h","1-24h","1-7d",">7d".')]
+    exceptions_by_owner: Annotated[list[Count], Meta(description="Open exceptions by owning team.")]
+    failed_runs: Annotated[list[Count], Meta(description="Failed runs per process.")]
+    dead_letters: Annotated[int, Meta(ge=0, description="Ledger lines the ERP rejected permanently.")]
+    last_good_run: Annotated[list[FlowRun], Meta(description="Latest succeeded run per process.")]
