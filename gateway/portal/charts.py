@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
 from html import escape
 
-__all__ = ["bar_chart"]
+__all__ = ["Formatter", "Number", "bar_chart", "column_chart", "horizontal_bar_chart"]
 
 
 def bar_chart(labels: Sequence[str], series: dict[str, Sequence[float]], *, title: str, width: int = 720,
@@ -34,5 +35,142 @@ def bar_chart(labels: Sequence[str], series: dict[str, Sequence[float]], *, titl
         parts.append(f'<text x="{pad}" y="{height - 6}" font-size="11" fill="#5b6472">{escape(labels[0])}</text>')
         parts.append(f'<text x="{width - pad}" y="{height - 6}" font-size="11" fill="#5b6472" '
                      f'text-anchor="end">{escape(labels[-1])}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+# --- Dashboard charts: exact values in, accessible SVG out -------------------------------------------------------
+#
+# The dashboards hand over Decimal figures (money, hours, ratios). Only the geometry is computed in
+# floats; every label and `data-value` shows the exact figure, so what a reader (or a test) sees next
+# to a bar is the API's number, never a rounded float.
+
+Number = Decimal | int | float
+Formatter = Callable[[Decimal], str]
+PALETTE = ("#1f5fbf", "#9a6400", "#1d7a46", "#b42318")
+
+
+def _exact(value: Number) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def _plain(value: Decimal) -> str:
+    return f"{value:,}"
+
+
+def _span(values: Sequence[Decimal]) -> tuple[float, float]:
+    """The axis range: always includes zero, never empty (an all-zero chart still has a scale)."""
+    lo = min([0.0, *(float(v) for v in values)])
+    hi = max([0.0, *(float(v) for v in values)])
+    return (lo, hi) if hi > lo else (lo, lo + 1.0)
+
+
+def _clip(text: str, room: float, char_w: float = 6.5) -> str:
+    """Shorten a label to the pixels it has; the full text stays in the bar's <title>."""
+    most = max(1, int(room / char_w))
+    return text if len(text) <= most else text[: max(1, most - 1)] + "…"
+
+
+def _frame(chart_id: str, title: str, description: str, width: int, height: int) -> list[str]:
+    ident = escape(chart_id)
+    return [f'<svg class="chart dashboard" id="{ident}" role="img" aria-labelledby="{ident}-title {ident}-desc" '
+            f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">',
+            f'<title id="{ident}-title">{escape(title)}</title><desc id="{ident}-desc">{escape(description)}</desc>',
+            f'<text x="12" y="20" font-size="13" font-weight="600" aria-hidden="true">{escape(title)}</text>']
+
+
+def _legend(names: Sequence[str], width: int) -> list[str]:
+    if len(names) < 2:
+        return []
+    return [f'<text class="legend" x="{width - 200}" y="{20 + 14 * s}" font-size="11" '
+            f'fill="{PALETTE[s % len(PALETTE)]}" aria-hidden="true">■ {escape(name)}</text>'
+            for s, name in enumerate(names)]
+
+
+def _bar(x: float, y: float, w: float, h: float, s: int, name: str, label: str, value: Decimal,
+         fmt: Formatter) -> str:
+    return (f'<rect class="bar s{s}" data-series="{escape(name)}" data-label="{escape(label)}" data-value="{value}" '
+            f'x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" fill="{PALETTE[s % len(PALETTE)]}">'
+            f'<title>{escape(label)} · {escape(name)}: {escape(fmt(value))}</title></rect>')
+
+
+def _empty(parts: list[str], x: float, y: float) -> str:
+    parts.append(f'<text class="empty" x="{x:.1f}" y="{y:.1f}" font-size="12" fill="#5b6472">No data</text></svg>')
+    return "".join(parts)
+
+
+def column_chart(labels: Sequence[str], series: Mapping[str, Sequence[Number]], *, title: str, description: str,
+                 chart_id: str, fmt: Formatter = _plain, width: int = 720, height: int = 260) -> str:
+    """Vertical bars grouped by label, one colour per series (planned vs actual, amount per aging bucket).
+
+    Heights are proportional to the values on an axis that always includes zero; a negative
+    value hangs below the zero line. Every label is written under its group (clipped to fit,
+    in full in the bar's tooltip), and each bar carries `data-label`/`data-series`/`data-value`.
+    """
+    names = list(series)
+    values = {name: [_exact(v) for v in series[name]] for name in names}
+    parts = _frame(chart_id, title, description, width, height) + _legend(names, width)
+    left, right, top, bottom = 56, 12, 44, 28
+    plot_w, plot_h = width - left - right, height - top - bottom
+    if not labels or not names:
+        return _empty(parts, left, top + plot_h / 2)
+    every = [v for vs in values.values() for v in vs]
+    lo, hi = _span(every)
+    zero_y = top + plot_h * hi / (hi - lo)
+    group_w = plot_w / len(labels)
+    bar_w = group_w * 0.8 / len(names)
+    parts.append(f'<line x1="{left}" x2="{width - right}" y1="{zero_y:.1f}" y2="{zero_y:.1f}" stroke="#5b6472"/>')
+    if (most := max(every, default=Decimal(0))) > 0:
+        parts.append(f'<text class="axis" x="{left - 4}" y="{top + 4}" font-size="10" fill="#5b6472" '
+                     f'text-anchor="end">{escape(fmt(most))}</text>')
+    for s, name in enumerate(names):
+        for i, value in enumerate(values[name][: len(labels)]):
+            h = plot_h * abs(float(value)) / (hi - lo)
+            x = left + i * group_w + group_w * 0.1 + s * bar_w
+            y = zero_y - h if value >= 0 else zero_y
+            parts.append(_bar(x, y, bar_w, h, s, name, labels[i], value, fmt))
+    for i, label in enumerate(labels):
+        parts.append(f'<text class="label" x="{left + (i + 0.5) * group_w:.1f}" y="{height - 10}" font-size="11" '
+                     f'text-anchor="middle" fill="#1d2430">{escape(_clip(label, group_w))}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def horizontal_bar_chart(labels: Sequence[str], series: Mapping[str, Sequence[Number]], *, title: str,
+                         description: str, chart_id: str, fmt: Formatter = _plain, width: int = 720,
+                         row_height: int = 22) -> str:
+    """One row per label with its bars side by side (top projects, counts); grows in height with the rows.
+
+    Lengths are proportional to the values on an axis that always includes zero, so a negative
+    margin extends left of the zero line. The exact figure of the first series is written at the
+    end of each row.
+    """
+    names = list(series)
+    values = {name: [_exact(v) for v in series[name]] for name in names}
+    left, right, top = 190, 110, 44
+    rows = max(1, len(labels))
+    band = row_height * max(1, len(names))
+    height = top + rows * (band + 6) + 12
+    parts = _frame(chart_id, title, description, width, height) + _legend(names, width)
+    if not labels or not names:
+        return _empty(parts, left, top + 16)
+    plot_w = width - left - right
+    lo, hi = _span([v for vs in values.values() for v in vs])
+    zero_x = left + plot_w * -lo / (hi - lo)
+    parts.append(f'<line x1="{zero_x:.1f}" x2="{zero_x:.1f}" y1="{top - 4}" y2="{height - 8}" stroke="#5b6472"/>')
+    for i, label in enumerate(labels):
+        y0 = top + i * (band + 6)
+        parts.append(f'<text class="label" x="{left - 8}" y="{y0 + band / 2 + 4:.1f}" font-size="11" text-anchor="end" '
+                     f'fill="#1d2430">{escape(_clip(label, left - 16))}</text>')
+        for s, name in enumerate(names):
+            if i >= len(values[name]):
+                continue
+            value = values[name][i]
+            w = plot_w * abs(float(value)) / (hi - lo)
+            x = zero_x if value >= 0 else zero_x - w
+            parts.append(_bar(x, y0 + s * row_height + 2, w, row_height - 4, s, name, label, value, fmt))
+        if i < len(values[names[0]]):
+            parts.append(f'<text class="value" x="{width - right + 8}" y="{y0 + band / 2 + 4:.1f}" font-size="11" '
+                         f'fill="#5b6472">{escape(fmt(values[names[0]][i]))}</text>')
     parts.append("</svg>")
     return "".join(parts)
