@@ -1,9 +1,11 @@
-"""Enrichment: the reference data validation needs, read once per run from the system APIs.
+"""Enrichment: the reference data validation and the billing facts need, read once per run from the system APIs.
 
 Project (ERP job: legal entity, customer, status, billing schedule), contract (PSA
 workspace: billing terms and rate card id), rate cards and each worker's role on a
 project (PSA), legal entities and accounting periods (ERP), worker status (HR). A few
 paged reads per run, never one per entry; per-entry work is then dictionary lookups.
+The same reads also carry what the billing facts (`facts.py`) need: each worker's practice
+and cost rate (HR), assignments' planned hours and each workspace's budget (PSA).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import asyncio
 
 from contracts.erp import AccountingPeriod, LegalEntity
 from process_apis._internal.system_clients import ErpApi, HrApi, PsaApi
-from process_apis.time_to_bill.rules import PeriodRef, ProjectRef, Reference, WorkerRef, period_of
+from process_apis.time_to_bill.rules import PeriodRef, PlannedWork, ProjectRef, Reference, WorkerRef, period_of
 
 __all__ = ["load_reference", "periods_by_entity"]
 
@@ -46,10 +48,19 @@ async def load_reference(erp: ErpApi, psa: PsaApi, hr: HrApi) -> Reference:
             external_id=p.external_id, legal_entity_code=code_of.get(p.legal_entity_id, p.legal_entity_id),
             legal_entity_id=p.legal_entity_id, customer_id=p.customer_id, currency=p.currency, status=p.status,
             billing_type=billing, rate_card_id=contract.rate_card_id if contract else None,
-            milestones=tuple(p.billing.milestones) if p.billing else ())
+            milestones=tuple(p.billing.milestones) if p.billing else (),
+            budget=contract.budget.amount if contract and contract.budget.currency == p.currency else None)
+    id_of = {w.email.lower(): w.id for w in workers}
+    plans = tuple(PlannedWork(project=a.project_external_id, worker_id=a.worker_id or id_of.get(a.worker_email.lower(),
+                                                                                            a.worker_email),
+                              start_date=a.start_date, end_date=a.end_date, planned_hours=a.planned_hours)
+                  for a in assignments)
     return Reference(
         projects=projects, rate_cards={c.id: c for c in cards},
         roles={(a.project_external_id, a.worker_email.lower()): a.role for a in assignments},
         workers={w.email.lower(): WorkerRef(id=w.id, email=w.email, status=w.status, hire_date=w.hire_date,
-                                            termination_date=w.termination_date) for w in workers},
-        periods=periods_by_entity(periods, entities), entity_currency={e.code: e.currency for e in entities})
+                                            termination_date=w.termination_date, legal_entity_code=w.legal_entity_code,
+                                            practice=w.practice, cost_rate=w.cost_rate.amount,
+                                            cost_currency=w.cost_rate.currency) for w in workers},
+        periods=periods_by_entity(periods, entities), entity_currency={e.code: e.currency for e in entities},
+        entity_ids={e.code: e.id for e in entities}, plans=plans)

@@ -22,6 +22,7 @@ from contracts.time import TimeEntry
 __all__ = [
     "CENT",
     "PeriodRef",
+    "PlannedWork",
     "PricedLine",
     "ProjectRef",
     "Reference",
@@ -52,6 +53,8 @@ class ProjectRef(msgspec.Struct, frozen=True, kw_only=True):
     billing_type: str
     rate_card_id: str | None
     milestones: tuple[BillingMilestone, ...] = ()
+    budget: Decimal | None = None
+    """Contracted value (the PSA workspace's budget) in `currency`; None when the PSA has no workspace."""
 
 
 class WorkerRef(msgspec.Struct, frozen=True, kw_only=True):
@@ -60,6 +63,20 @@ class WorkerRef(msgspec.Struct, frozen=True, kw_only=True):
     status: str
     hire_date: dt.date | None = None
     termination_date: dt.date | None = None
+    legal_entity_code: str = ""
+    practice: str = ""
+    cost_rate: Decimal | None = None
+    cost_currency: str = ""
+
+
+class PlannedWork(msgspec.Struct, frozen=True, kw_only=True):
+    """A PSA assignment as the billing facts need it: planned hours over a date range."""
+
+    project: str
+    worker_id: str
+    start_date: dt.date
+    end_date: dt.date
+    planned_hours: Decimal
 
 
 class PeriodRef(msgspec.Struct, frozen=True, kw_only=True):
@@ -80,6 +97,10 @@ class Reference(msgspec.Struct, kw_only=True):
     """(legal entity code, YYYY-MM) -> accounting period state."""
     entity_currency: dict[str, str]
     """Legal entity code -> functional currency."""
+    entity_ids: dict[str, str] = {}
+    """Legal entity code -> ERP id (LE-US01): consumers may name an entity either way."""
+    plans: tuple[PlannedWork, ...] = ()
+    """Assignments with planned hours (PSA), for the billing facts' planned utilization."""
     _rates: dict[tuple[str, str], Decimal] = {}
 
     def rate(self, card: RateCard, role: str) -> Decimal | None:

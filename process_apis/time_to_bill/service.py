@@ -3,11 +3,14 @@
 One run per legal entity and period (its subject): starting it again while it runs joins
 it; starting it again after it finished runs a new attempt, which bills only what the
 ledger has not billed yet. Events validate the entries they name into the ledger at once
-(the real-time path); the next run posts them.
+(the real-time path); the next run posts them. Wherever the ledger changes outside a run
+(events, replays) the billing facts of the touched slices are refreshed at once, so the
+dashboards never wait for month-end to show a change.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 from collections.abc import Awaitable, Callable
@@ -26,8 +29,10 @@ from process_apis._internal.start_keys import StartKeys
 from process_apis._internal.system_clients import BusinessFailure, TransientFailure
 from process_apis._internal.tables import runs
 from process_apis.time_to_bill.enrich import load_reference
+from process_apis.time_to_bill.facts import BillingFacts
 from process_apis.time_to_bill.ledger import LedgerRow
 from process_apis.time_to_bill.reconcile import Reconciliation, reconcile_project
+from process_apis.time_to_bill.rules import Reference, period_of
 from process_apis.time_to_bill.runtime import runtime
 from process_apis.time_to_bill.workflow import ALL_ENTITIES, PROCESS, STEPS, billing_run, record_entries, workflow_id
 
@@ -116,6 +121,8 @@ class TimeToBillService:
             raise ProblemError(422, "validation-error", "Entry cannot be read", str(exc),
                                code="unknown_time_entry") from exc
         valid, failed = record_entries(f"ttb_events_{self.today():%Y-%m}", entries, ref, self.today(), ALL_ENTITIES)
+        await self._refresh_facts(ref, {(p.legal_entity_code, period_of(e.date)) for e in entries
+                                        if (p := ref.projects.get(e.project_code)) is not None})
         return EventOutcome(entries=len(entries), validated=valid, exceptions=failed)
 
     async def replay(self, exception_id: str) -> int:
@@ -142,9 +149,18 @@ class TimeToBillService:
                                        ALL_ENTITIES)
         if not failed:
             rt.exceptions.set_status(exception_id, "resolved")
+        await self._refresh_facts(ref, {(row.legal_entity_code, row.period) for row, _ in lines})
         started = [await self.start_run(entity, period) for entity, period in
                    sorted({(row.legal_entity_code, row.period) for row, _ in lines})]
         return valid + len(parked), [run for run, _ in started]
+
+    @staticmethod
+    async def _refresh_facts(ref: Reference, slices: set[tuple[str, str]]) -> None:
+        """Recompute the billing facts of the (legal entity, period) slices the ledger just changed in."""
+        facts = BillingFacts(runtime().ledger.engine)
+        known = {(e, p) for e, p in slices if e in ref.entity_currency}
+        if known:
+            await asyncio.to_thread(facts.refresh_many, ref, known)
 
     async def _current_entries(self, rows: list[LedgerRow]) -> dict[str, TimeEntry]:
         """The held entries as the time system has them now: a few paged reads per project, not one per entry."""

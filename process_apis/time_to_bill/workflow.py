@@ -2,10 +2,11 @@
 
 Steps: read a page of approved entries and validate it into the ledger (as many steps as
 pages), post claimed ledger lines to the ERP in batches of up to 1,000, draft invoices and
-credit memos for a chunk of projects. Step outputs are small (a cursor, counts); the data
-lives in the ledger, so checkpoints stay tiny and a run killed mid-way resumes at its first
-unfinished step. A re-executed posting step re-claims the same rows (its claim token is the
-run, attempt and batch number), so the ERP sees the same batch key and posts nothing twice.
+credit memos for a chunk of projects, then refresh the billing facts the dashboards read.
+Step outputs are small (a cursor, counts); the data lives in the ledger, so checkpoints
+stay tiny and a run killed mid-way resumes at its first unfinished step. A re-executed
+posting step re-claims the same rows (its claim token is the run, attempt and batch
+number), so the ERP sees the same batch key and posts nothing twice.
 
 A run for `*` covers every legal entity in one pass over the time system; its posting is
 still per entity, so one entity's ERP outage fails that entity's part only.
@@ -13,6 +14,7 @@ still per entity, so one entity's ERP outage fails that entity's part only.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 from collections import defaultdict
@@ -29,15 +31,18 @@ from contracts.time import TimeEntry
 from process_apis._internal.steps import StepExhausted, run_step
 from process_apis._internal.system_clients import BusinessFailure, TransientFailure
 from process_apis.time_to_bill.enrich import load_reference
+from process_apis.time_to_bill.facts import BillingFacts, window_start
 from process_apis.time_to_bill.invoicing import credit_memos, invoice_draft, milestone_key
 from process_apis.time_to_bill.ledger import ExceptionLine, LedgerRow
 from process_apis.time_to_bill.rules import PricedLine, Reference, line_key, period_of, validate
 from process_apis.time_to_bill.runtime import runtime
 
-__all__ = ["ALL_ENTITIES", "PROCESS", "STEPS", "billing_run", "exception_id_for", "record_entries", "workflow_id"]
+__all__ = ["ALL_ENTITIES", "PROCESS", "STEPS", "billing_run", "exception_id_for", "record_entries", "refresh_facts",
+           "workflow_id"]
 
 PROCESS: Final = "time_to_bill"
 STEPS: Final = ("read_validate", "post_time", "invoice", "finish")
+"""The steps a run shows; the facts refresh is a durable step too, but reported in `finish`'s totals."""
 ALL_ENTITIES: Final = "*"
 INTEGRATION_OPS: Final = "integration-operations"
 CATCH_UP_MONTHS: Final = 3
@@ -283,6 +288,28 @@ async def entities_of(run_id: str, legal_entity_code: str) -> list[str]:
     return sorted((await reference(run_id)).entity_currency)
 
 
+@DBOS.step(name="time_to_bill.refresh_facts")
+async def refresh_facts(run_id: str, legal_entity_code: str, period: str) -> int:
+    """Recompute the dashboards' billing facts for every period of the run's window that has ledger lines.
+
+    The catch-up window reaches back `CATCH_UP_MONTHS`, so late entries of earlier periods
+    are counted there too. Off the event loop: at month-end volume this is seconds of Decimal
+    work, and live requests must not wait behind it. Returns the slices refreshed.
+    """
+    rt = runtime()
+    ref = await reference(run_id)
+    facts = BillingFacts(rt.ledger.engine)
+    entities = sorted(ref.entity_currency) if legal_entity_code == ALL_ENTITIES else [legal_entity_code]
+    since = window_start(period, CATCH_UP_MONTHS)
+
+    def refresh() -> int:
+        slices = [(e, p) for e in entities for p in facts.periods_with_work(e, since) if p <= period]
+        slices += [(e, period) for e in entities]  # the run's own period, even when it has no lines (yet)
+        return len(facts.refresh_many(ref, slices))
+
+    return await asyncio.to_thread(refresh)
+
+
 @DBOS.step(name="time_to_bill.finish")
 async def finish(run_id: str, status: str, totals: dict[str, str], failures: list[str]) -> str:
     rt = runtime()
@@ -331,5 +358,6 @@ async def billing_run(run_id: str, legal_entity_code: str, period: str, as_of: s
         except (StepExhausted, BusinessFailure) as exc:
             failures.append(f"invoicing {projects[i]}..: {exc}")
     rt_totals["invoice_documents"] = str(documents)
+    rt_totals["fact_slices"] = str(await refresh_facts(run_id, legal_entity_code, period))
     status = "failed" if failures else ("needs_attention" if totals.get("exceptions") else "succeeded")
     return await finish(run_id, status, rt_totals, failures)
