@@ -1,4 +1,4 @@
-"""Console pages: an overview of open exceptions drawn as charts, the workbench list, one exception.
+"""Console pages: an overview of open exceptions drawn as charts, the workbench list, one exception, dashboards.
 
 The console is a backend-for-frontend: it calls the experience APIs through the
 gateway, with its own service token, on behalf of the signed-in person — the same
@@ -8,16 +8,19 @@ policies as any client, and the person (not the console) in the audit trail.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
 
 import httpx
+import msgspec
 from litestar import Request, Response, Router, get, post
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Redirect
 
-from contracts.problems import ProblemError
+from contracts.problems import FieldError, ProblemError
+from gateway.console.dashboard_charts import TEMPLATE_HELPERS
+from gateway.console.dashboards import DashboardFilters, load
 from gateway.portal.accounts import Session
 from gateway.portal.charts import bar_chart
 from gateway.web.pages import render
@@ -25,10 +28,13 @@ from gateway.web.sessions import WebSessions
 
 __all__ = ["CONSOLE_SCOPES", "console_router"]
 
-CONSOLE_SCOPES = ("experience.workbench:read", "experience.workbench:write", "experience.console:write")
+CONSOLE_SCOPES = ("experience.workbench:read", "experience.workbench:write", "experience.console:write",
+                  "experience.dashboards:read")
 WB = "/experience/workbench/v1"
 AGE_BUCKETS = (("< 1 day", 24.0), ("1–3 days", 72.0), ("3–7 days", 168.0), ("> 7 days", float("inf")))
 Filter = Annotated[str | None, QueryParameter(max_length=120)]
+Cursor = Annotated[str | None, QueryParameter(max_length=2000)]
+T = TypeVar("T")
 
 
 def console_router(web: WebSessions, http: httpx.AsyncClient, token: Callable[[], Awaitable[str]]) -> Router:
@@ -39,14 +45,18 @@ def console_router(web: WebSessions, http: httpx.AsyncClient, token: Callable[[]
                                "The console is for finance and operations staff.", code="not_operations")
         return session
 
-    async def call(session: Session, method: str, path: str, **kwargs: Any) -> Any:
+    async def send(session: Session, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {await token()}", "X-On-Behalf-Of": session.account.email}
         response = await http.request(method, path, headers=headers, **kwargs)
         if response.status_code >= 400:
             body = response.json()
             raise ProblemError(response.status_code, "upstream", body.get("title", "Error"), body.get("detail"),
-                               code=body.get("code"))
-        return response.json()
+                               code=body.get("code"),
+                               errors=msgspec.convert(body.get("errors"), list[FieldError] | None))
+        return response
+
+    async def call(session: Session, method: str, path: str, **kwargs: Any) -> Any:
+        return (await send(session, method, path, **kwargs)).json()
 
     async def everything(session: Session, **filters: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
@@ -113,4 +123,37 @@ def console_router(web: WebSessions, http: httpx.AsyncClient, token: Callable[[]
             raise ProblemError(404, "not-found", "Unknown action", f"No console action {action!r}.")
         return Redirect(f"/console/exceptions/{exception_id}?{urlencode({'notice': note})}")
 
-    return Router(path="/console", include_in_schema=False, route_handlers=[overview, exceptions, exception, act])
+    @get("/dashboards")
+    async def dashboards(request: Request[Any, Any, Any], legal_entity: Filter = None, period: Filter = None,
+                         practice: Filter = None, as_of: Filter = None, workers_cursor: Cursor = None,
+                         backlog_cursor: Cursor = None, readiness_cursor: Cursor = None,
+                         margin_cursor: Cursor = None) -> Response[str]:
+        session = staff(request)
+        cursors = {"workers": workers_cursor, "backlog": backlog_cursor, "readiness": readiness_cursor,
+                   "margin": margin_cursor}
+        filters = DashboardFilters(legal_entity=legal_entity or None, period=period or None,
+                                   practice=practice or None, as_of=as_of or None,
+                                   cursors={k: v for k, v in cursors.items() if v})
+
+        async def fetch(path: str, params: Mapping[str, str | int], into: type[T]) -> T:
+            return msgspec.json.decode((await send(session, "GET", path, params=params)).content, type=into)
+
+        try:
+            board = await load(fetch, filters)
+        except ProblemError as problem:  # the reader's filter was refused: say why, keep the form
+            if problem.problem.status >= 500:
+                raise
+            return render("console_dashboards.html", status=problem.problem.status, title="Dashboards",
+                          session=session, d=None, filters=filters, error=_refusal(problem), **TEMPLATE_HELPERS)
+        return render("console_dashboards.html", title="Dashboards", session=session, d=board, filters=filters,
+                      **TEMPLATE_HELPERS)
+
+    return Router(path="/console", include_in_schema=False,
+                  route_handlers=[overview, exceptions, exception, act, dashboards])
+
+
+def _refusal(problem: ProblemError) -> str:
+    """The API's own words for a refused filter, with the fields it names."""
+    p = problem.problem
+    fields = "; ".join(f"{e.pointer}: {e.detail}" for e in p.errors or [])
+    return " ".join(part for part in (p.title + ".", p.detail or "", f"({fields})" if fields else "") if part)
