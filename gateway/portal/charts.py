@@ -118,15 +118,18 @@ def column_chart(labels: Sequence[str], series: Mapping[str, Sequence[Number]], 
     lo, hi = _span(every)
     zero_y = top + plot_h * hi / (hi - lo)
     group_w = plot_w / len(labels)
-    bar_w = group_w * 0.8 / len(names)
+    bar_w = min(group_w * 0.8 / len(names), 56.0)  # few groups: slim bars, centred, not slabs
+    inset = (group_w - bar_w * len(names)) / 2
     parts.append(f'<line x1="{left}" x2="{width - right}" y1="{zero_y:.1f}" y2="{zero_y:.1f}" stroke="#5b6472"/>')
+    parts.append(f'<text class="axis" x="{left - 4}" y="{zero_y + 4:.1f}" font-size="10" fill="#5b6472" '
+                 f'text-anchor="end">0</text>')
     if (most := max(every, default=Decimal(0))) > 0:
         parts.append(f'<text class="axis" x="{left - 4}" y="{top + 4}" font-size="10" fill="#5b6472" '
                      f'text-anchor="end">{escape(fmt(most))}</text>')
     for s, name in enumerate(names):
         for i, value in enumerate(values[name][: len(labels)]):
             h = plot_h * abs(float(value)) / (hi - lo)
-            x = left + i * group_w + group_w * 0.1 + s * bar_w
+            x = left + i * group_w + inset + s * bar_w
             y = zero_y - h if value >= 0 else zero_y
             parts.append(_bar(x, y, bar_w, h, s, name, labels[i], value, fmt))
     for i, label in enumerate(labels):

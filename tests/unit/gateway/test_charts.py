@@ -105,3 +105,16 @@ def test_labels_titles_and_series_names_are_escaped(chart: Callable[..., str]) -
     bar = next(root.iter(f"{SVG}rect"))
     assert bar.attrib["data-label"] == evil and bar.attrib["data-series"] == evil
     assert root.find(f"{SVG}title").text == evil  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("values", [[Decimal("5")], [Decimal("-3"), Decimal("7"), Decimal("0")],
+                                    [Decimal(i) for i in range(40)]])
+def test_every_bar_stays_inside_the_drawing(values: list[Decimal]) -> None:
+    labels = [f"label {i}" for i in range(len(values))]
+    for svg in (column_chart(labels, {"a": values, "b": values}, title="t", description="d", chart_id="c"),
+                horizontal_bar_chart(labels, {"a": values}, title="t", description="d", chart_id="h")):
+        root = ET.fromstring(svg)
+        width, height = float(root.attrib["width"]), float(root.attrib["height"])
+        for bar in bars(svg):
+            assert attr(bar, "x") >= 0 and attr(bar, "x") + attr(bar, "width") <= width + 0.1
+            assert attr(bar, "y") >= 0 and attr(bar, "y") + attr(bar, "height") <= height + 0.1
