@@ -12,8 +12,6 @@ API per day) that `PolicyRuntime.usage()` reports beside the quotas' remaining.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
 import math
 import time
@@ -25,14 +23,16 @@ from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerMonth
 from policies.base import RequestContext
 from policies.plans import ResolvedPlan
 from policies.rate_limit import (
-    LimitState,
     PlanPolicy,
     add_limit_states,
     consumer_of,
+    exhausted_of,
+    hit_limits,
     rate_limited,
     store_unavailable,
 )
 from policies.stores import CounterStore, StoreUnavailable
+from policies.stores.batch import CounterHit, CounterKind, LimitHit
 
 __all__ = ["ApiUsage", "Quota", "QuotaUsage", "UsageMeter", "UsageReport", "quota_windows"]
 
@@ -94,12 +94,13 @@ class UsageMeter:
         day = day or dt.datetime.now(dt.UTC).date()
         return f"usage/{day.isoformat()}/{consumer}/{api}/{what}"
 
-    async def count(self, consumer: str, api: str) -> None:
-        await self.store.incr(self._key(consumer, api, "requests"), _USAGE_TTL)
-
-    async def reject(self, consumer: str, api: str) -> None:
-        with contextlib.suppress(StoreUnavailable):  # statistics only; the 429 stands
-            await self.store.incr(self._key(consumer, api, "rejected"), _USAGE_TTL)
+    def counters(self, consumer: str, api: str, *, requests: CounterKind | None = "count") -> tuple[CounterHit, ...]:
+        """Counted with the request's limits: the request (as `requests` says; None: counted already) and,
+        when refused, the refusal."""
+        rejected = CounterHit("count_refused", self._key(consumer, api, "rejected"), _USAGE_TTL)
+        if requests is None:
+            return (rejected,)
+        return CounterHit(requests, self._key(consumer, api, "requests"), _USAGE_TTL), rejected
 
     async def read(self, consumer: str, api: str, day: dt.date) -> tuple[int, int]:
         return (await self.store.get(self._key(consumer, api, "requests", day)),
@@ -127,32 +128,22 @@ class Quota(PlanPolicy):
         windows = quota_windows(plan, now)
         if not windows:
             return
-        limiter = self.store.limiter("fixed-window")
-
-        async def count() -> list[tuple[bool, int]]:
-            ids = [("quota", consumer, self.config.api, key) for _, _, key in windows]
-            admitted = await asyncio.gather(*(limiter.hit(item, *i) for (_, item, _), i in zip(windows, ids,
-                                                                                                  strict=True)))
-            stats = await asyncio.gather(*(limiter.get_window_stats(item, *i)
-                                           for (_, item, _), i in zip(windows, ids, strict=True)))
-            return [(ok, st.remaining) for ok, st in zip(admitted, stats, strict=True)]
-
+        hits = [(period, LimitHit("fixed-window", item, ("quota", consumer, self.config.api, key)))
+                for period, item, key in windows]
+        counters = self.meter.counters(consumer, self.config.api, requests=None) if self.meter else ()
         try:
-            results = await self.store.guarded(count)
+            admitted, states = await hit_limits(self.store, hits, counters)
         except StoreUnavailable:
             if plan.on_store_failure == "closed":
                 raise store_unavailable() from None
             return
         epoch = time.time()
-        states: list[tuple[LimitState, bool]] = []
-        for (period, item, _), (admitted, remaining) in zip(windows, results, strict=True):
-            reset = max(1, math.ceil(_period_end(period, now).timestamp() - epoch))
-            states.append((LimitState(period, item.amount, item.get_expiry(), remaining, reset), admitted))
-        add_limit_states(ctx, [s for s, _ in states])
-        exhausted = [s for s, admitted in states if not admitted]
-        if exhausted:
-            if self.meter is not None:
-                await self.meter.reject(consumer, self.config.api)
+        # A calendar quota resets at the start of the next UTC day or month, not one window after first use.
+        states = [msgspec.structs.replace(s, reset=max(1, math.ceil(_period_end(period, now).timestamp() - epoch)))
+                  for (period, _, _), s in zip(windows, states, strict=True)]
+        add_limit_states(ctx, states)
+        if not admitted:
+            exhausted = exhausted_of(states)
             periods = " and ".join(f"{s.quota} per {s.name}" for s in exhausted)
             raise rate_limited(exhausted, code="quota_exceeded", detail=(
                 f"The quota of plan {plan.plan!r} on {self.config.api} ({periods}) is used up; it resets at the "

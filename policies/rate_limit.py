@@ -1,9 +1,11 @@
 """Rate limit: per consumer, per API, per second and per minute, by the consumer's plan.
 
 Runs after authentication (it needs `ctx.principal.client_id`) at Kong's rate-limiting
-priority, 910. Counting is `limits.aio` in a shared `CounterStore`: each hit is one
-atomic operation (Lua on Redis), never a read-then-write, so N workers on one Redis
-admit exactly the limit. Keys are consumer + API + window, the same on every node.
+priority, 910.
+Counting is `limits.aio`'s algorithms in a shared `CounterStore`: a request's limits are
+tested together and spent all or none, atomically (one Lua script on Redis), never a
+read-then-write, so N workers on one Redis admit exactly the limit. Keys are consumer +
+API + window, the same on every node, and are `limits`' own keys.
 
 Every governed response carries the IETF httpapi `RateLimit-Policy` and `RateLimit`
 headers (draft-ietf-httpapi-ratelimit-headers, structured-field form), written here
@@ -19,22 +21,21 @@ breakers. Plans that guard money-moving or costly APIs can choose `closed`.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
-from collections.abc import Awaitable
+from collections.abc import Sequence
 from typing import Annotated, ClassVar, Protocol
 
 import msgspec
-from limits import RateLimitItem, RateLimitItemPerMinute, RateLimitItemPerSecond
-from limits.util import WindowStats
+from limits import RateLimitItemPerMinute, RateLimitItemPerSecond
 from litestar.datastructures import MutableScopeHeaders
 from msgspec import Meta
 
 from contracts.problems import ProblemError
 from policies.base import Policy, RequestContext
-from policies.plans import Consumer, Plan, PlanCache, PlanLookup, ResolvedPlan, Strategy
+from policies.plans import Consumer, Plan, PlanCache, PlanLookup, ResolvedPlan
 from policies.stores import CounterStore, StoreUnavailable
+from policies.stores.batch import CounterHit, CounterKind, LimitHit, RequestHits
 
 __all__ = [
     "ANONYMOUS",
@@ -45,6 +46,7 @@ __all__ = [
     "UsageMeterProtocol",
     "add_limit_states",
     "consumer_of",
+    "exhausted_of",
     "hit_limits",
     "rate_limited",
     "store_unavailable",
@@ -104,32 +106,22 @@ def reset_in(reset_time: float, now: float) -> int:
     return max(0, math.ceil(reset_time - now))
 
 
-async def hit_limits(store: CounterStore, strategy: Strategy, items: list[tuple[str, RateLimitItem]],
-                     ids: tuple[str, ...], *, also: Awaitable[object] | None = None,
-                     ) -> list[tuple[LimitState, bool]]:
-    """Hit every item at once, then read their windows: two store round trips whatever the count.
+async def hit_limits(store: CounterStore, hits: Sequence[tuple[str, LimitHit]],
+                     counters: tuple[CounterHit, ...] = ()) -> tuple[bool, list[LimitState]]:
+    """Test every limit of the request and spend all or none, with its usage counters: one store operation.
 
-    Each hit is atomic on its own; hits of one request are concurrent, so a refusal by one
-    window may still spend a unit of another (as in Kong). `also` rides along with the hits.
+    Returns whether the request is admitted and each limit's state after it.
     """
-    limiter = store.limiter(strategy)
-
-    async def count() -> tuple[list[object], list[WindowStats]]:
-        jobs: list[Awaitable[object]] = [limiter.hit(item, *ids) for _, item in items]
-        if also is not None:
-            jobs.append(also)
-        admitted = await asyncio.gather(*jobs)
-        stats = await asyncio.gather(*(limiter.get_window_stats(item, *ids) for _, item in items))
-        return admitted, list(stats)
-
-    try:
-        admitted, stats = await store.guarded(count)
-    finally:
-        if also is not None and asyncio.iscoroutine(also):
-            also.close()  # never awaited when the store was skipped; silence the warning
+    result = await store.hit_many(RequestHits(tuple(hit for _, hit in hits), counters))
     now = time.time()
-    return [(LimitState(name, item.amount, item.get_expiry(), stat.remaining, reset_in(stat.reset_time, now)),
-             bool(ok)) for (name, item), ok, stat in zip(items, admitted, stats, strict=False)]
+    states = [LimitState(name, hit.item.amount, hit.item.get_expiry(), remaining, reset_in(reset, now))
+              for (name, hit), (remaining, reset) in zip(hits, result.windows, strict=True)]
+    return result.admitted, states
+
+
+def exhausted_of(states: list[LimitState]) -> list[LimitState]:
+    """The limits that refused a request (no room for one more), or all of them if rounding hides which."""
+    return [s for s in states if s.remaining < 1] or states
 
 
 class PlanPolicy(Policy[RateLimitConfig]):
@@ -154,23 +146,22 @@ class RateLimit(PlanPolicy):
     async def on_request(self, ctx: RequestContext) -> None:
         consumer = consumer_of(ctx)
         plan = self.resolve(consumer)
-        items: list[tuple[str, RateLimitItem]] = []
+        ids = ("rl", consumer, self.config.api)
+        hits: list[tuple[str, LimitHit]] = []
         if plan.allowance.per_second is not None:
-            items.append(("second", RateLimitItemPerSecond(plan.allowance.per_second)))
+            hits.append(("second", LimitHit(plan.strategy, RateLimitItemPerSecond(plan.allowance.per_second), ids)))
         if plan.allowance.per_minute is not None:
-            items.append(("minute", RateLimitItemPerMinute(plan.allowance.per_minute)))
+            hits.append(("minute", LimitHit(plan.strategy, RateLimitItemPerMinute(plan.allowance.per_minute), ids)))
+        counters = self.meter.counters(consumer, self.config.api) if self.meter else ()
         try:
-            results = await hit_limits(self.store, plan.strategy, items, ("rl", consumer, self.config.api),
-                                       also=self.meter.count(consumer, self.config.api) if self.meter else None)
+            admitted, states = await hit_limits(self.store, hits, counters)
         except StoreUnavailable:
             if plan.on_store_failure == "closed":
                 raise store_unavailable() from None
             return
-        add_limit_states(ctx, [state for state, _ in results])
-        exhausted = [state for state, admitted in results if not admitted]
-        if exhausted:
-            if self.meter is not None:
-                await self.meter.reject(consumer, self.config.api)
+        add_limit_states(ctx, states)
+        if not admitted:
+            exhausted = exhausted_of(states)
             raise rate_limited(exhausted, code="rate_limited", detail=(
                 f"Plan {plan.plan!r} allows {', '.join(f'{s.quota} per {s.name}' for s in exhausted)} "
                 f"on {self.config.api}; retry after the window frees room."))
@@ -186,6 +177,6 @@ class RateLimit(PlanPolicy):
 class UsageMeterProtocol(Protocol):
     """What the limiting policies need from the usage meter (`policies.quota.UsageMeter`)."""
 
-    async def count(self, consumer: str, api: str) -> None: ...
-
-    async def reject(self, consumer: str, api: str) -> None: ...
+    def counters(self, consumer: str, api: str, *, requests: CounterKind | None = "count") -> tuple[CounterHit, ...]:
+        """The usage counters to add with a request's limits (see `UsageMeter.counters`)."""
+        ...

@@ -24,6 +24,7 @@ from policies.rate_limit import (
     store_unavailable,
 )
 from policies.stores import CounterStore, StoreUnavailable
+from policies.stores.batch import LimitHit
 
 __all__ = ["SpikeArrest", "SpikeArrestPolicyConfig"]
 
@@ -42,23 +43,20 @@ class SpikeArrest(Policy[SpikeArrestPolicyConfig]):
         super().__init__(config)
         self.store = store
         self.meter = meter
-        self._item = RateLimitItemPerSecond(config.limit.per_second)
+        self._hit = LimitHit("moving-window", RateLimitItemPerSecond(config.limit.per_second), ("spike", config.api))
 
     async def on_request(self, ctx: RequestContext) -> None:
         try:
-            results = await hit_limits(self.store, "moving-window", [("spike", self._item)],
-                                       ("spike", self.config.api))
+            # Counted for its consumer here only when refused; admitted, the rate limit counts it.
+            counters = self.meter.counters(consumer_of(ctx), self.config.api, requests="count_refused") \
+                if self.meter else ()
+            admitted, states = await hit_limits(self.store, [("spike", self._hit)], counters)
         except StoreUnavailable:
             if self.config.limit.on_store_failure == "closed":
                 raise store_unavailable() from None
             return
-        add_limit_states(ctx, [state for state, _ in results])
-        exhausted = [state for state, admitted in results if not admitted]
-        if exhausted:
-            if self.meter is not None:
-                consumer = consumer_of(ctx)
-                await self.meter.count(consumer, self.config.api)
-                await self.meter.reject(consumer, self.config.api)
-            raise rate_limited(exhausted, code="rate_limited", detail=(
-                f"{self.config.api} accepts at most {self._item.amount} requests per second from all "
+        add_limit_states(ctx, states)
+        if not admitted:
+            raise rate_limited(states, code="rate_limited", detail=(
+                f"{self.config.api} accepts at most {self._hit.item.amount} requests per second from all "
                 "consumers together; retry shortly."))

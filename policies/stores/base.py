@@ -26,6 +26,7 @@ from limits.aio.strategies import (
 )
 
 from policies.plans import Strategy
+from policies.stores.batch import HitResult, RequestHits
 
 __all__ = ["CounterStore", "StoreUnavailable"]
 
@@ -95,6 +96,13 @@ class CounterStore(ABC):
             self._down_since = now
             log.error("limit store unavailable; limits follow each policy's on_store_failure until it returns",
                       extra={"fields": {"event": "limit_store_down", "store": self.name, "error": repr(exc)}})
+
+    async def hit_many(self, hits: RequestHits) -> HitResult:
+        """All of one request's limits and counters in one store operation (see `policies.stores.batch`)."""
+        return await self.guarded(lambda: self._hit_many(hits))
+
+    @abstractmethod
+    async def _hit_many(self, hits: RequestHits) -> HitResult: ...
 
     async def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         """Add to a plain counter (usage statistics) that expires `expiry` seconds after creation."""

@@ -7,6 +7,7 @@ from typing import ClassVar
 from limits.aio.storage import MemoryStorage
 
 from policies.stores.base import CounterStore
+from policies.stores.batch import HitResult, RequestHits
 
 __all__ = ["MemoryCounterStore"]
 
@@ -26,6 +27,26 @@ class MemoryCounterStore(CounterStore):
 
     def _key(self, key: str) -> str:
         return f"{self.namespace}:{key}"
+
+    async def _hit_many(self, hits: RequestHits) -> HitResult:
+        """Through `limits`' own limiters: test all, then spend all. One event loop, so no other request runs
+        between the tests and the hits unless the storage yields; each hit is still atomic, so a race can
+        only refuse, never over-admit."""
+        limiters = [(hit, self.limiter(hit.strategy)) for hit in hits.limits]
+        admitted = True
+        for hit, limiter in limiters:
+            admitted = await limiter.test(hit.item, *hit.ids, cost=hit.cost) and admitted
+        if admitted:
+            for hit, limiter in limiters:
+                admitted = await limiter.hit(hit.item, *hit.ids, cost=hit.cost) and admitted
+        for counter in hits.counters:
+            if counter.kind == "count" or not admitted:
+                await self._storage.incr(self._key(counter.key), counter.expiry)
+        windows = []
+        for hit, limiter in limiters:
+            stats = await limiter.get_window_stats(hit.item, *hit.ids)
+            windows.append((stats.remaining, stats.reset_time))
+        return HitResult(admitted, tuple(windows))
 
     async def close(self) -> None:
         await self._storage.reset()
