@@ -18,14 +18,22 @@ after) a rotation stays valid until it expires.
 The private JWK is stored as JSON in the database: whoever can read the
 database can mint tokens; encrypting it at rest is left to the deployment.
 
-Workers cache the keys. A verifier that meets an unknown `kid` (another worker
-rotated) may reload, at most once per `refresh_interval`, so a flood of forged
-kids cannot turn into a flood of queries.
+Workers cache the keys. A verifier that meets an unknown `kid` reloads when that
+could find it: the cache is empty or stale (`refresh_interval`), or the token was
+issued after the last load (within the clock-skew `leeway`). The last case is
+not hypothetical: a load can read the table after another worker stamped a new
+key's `created_at` but before it committed, and the very first key signs at
+once. Every such reload waits until `reload_gap` after the previous load began,
+and concurrent misses share one, so a flood of forged kids (their `iat` is
+whatever the forger writes) costs at most one query per gap; a request skips the
+query when a load began after it arrived, since that load saw every key
+committed before its token was signed.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -85,22 +93,29 @@ class SigningKeys:
         rotation_days: float = 30,
         leeway: int = 30,
         refresh_interval: float = 5.0,
+        reload_gap: float = 0.5,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.engine = engine
         self.token_ttl = token_ttl
         self.rotation_seconds = rotation_days * _DAY
         self.refresh_interval = refresh_interval
+        self.leeway = leeway
+        self.reload_gap = reload_gap
         # The old key signs for one more period after rotation, plus one period of stale cache elsewhere.
         self.overlap = token_ttl + leeway + 2 * refresh_interval
         self.clock = clock
+        self.monotonic = monotonic
         self._lock = threading.Lock()
         self._keys: list[_StoredKey] = []
         self._loaded_at: float | None = None
+        self._load_began = -math.inf  # monotonic time the last load began (reload pacing, see the docstring)
         self._signing: tuple[str, KeySet] | None = None
 
     # --- loading ---------------------------------------------------------------
     def _load(self) -> None:
+        self._load_began = self.monotonic()
         now = self.clock()
         horizon = _dt(now - self.overlap)
         query = (sa.select(signing_keys)
@@ -193,9 +208,24 @@ class SigningKeys:
                 return k.public if k.retired_at is None or k.retired_at + self.overlap > now else None
         return None
 
-    def can_refresh(self) -> bool:
-        """Whether `refresh` would reload now (lets a verifier skip the thread hop when it would not)."""
-        return not self._keys or self._stale()
+    def reload_delay(self, issued_at: float | None) -> float | None:
+        """For a token whose kid is not cached: None if no reload could find its key, else seconds to wait first.
+
+        `issued_at` is the token's unverified `iat`: it only decides whether a reload is worth it, never
+        how often one runs (see the module docstring).
+        """
+        if self._keys and not self._stale():
+            fresh = issued_at is not None and self._loaded_at is not None and \
+                issued_at + self.leeway + 1 >= self._loaded_at  # +1: iat is whole seconds
+            if not fresh:
+                return None
+        return max(0.0, self._load_began + self.reload_gap - self.monotonic())
+
+    def reload_unless_loaded_since(self, arrived: float) -> None:
+        """Reload, unless a load began at or after `arrived` (monotonic): that one saw what this one would."""
+        with self._lock:
+            if self._load_began < arrived:
+                self._load()
 
     def refresh(self) -> bool:
         """Reload from the database unless that happened within `refresh_interval`; True if reloaded."""

@@ -7,8 +7,9 @@ key published by one IdP never verifies another issuer's token), signature,
 then time and audience claims with a small leeway.
 
 Fast path: our own tokens are verified against the cached keys of `SigningKeys`
-with no database access. An unknown kid triggers one reload (another worker may
-have rotated), throttled by `SigningKeys.refresh_interval`; an external IdP's
+with no database access. An unknown kid triggers a reload when one could find it
+(another worker created or rotated the key), paced by `SigningKeys.reload_gap`
+and shared by concurrent misses (see gateway/oauth/keys.py); an external IdP's
 JWKS is fetched through the injected `httpx.AsyncClient`, cached, and refetched
 on an unknown kid at most once per `jwks_cooldown` seconds, so a flood of
 forged kids cannot hammer the IdP.
@@ -123,11 +124,22 @@ class TokenValidator:
         entry = self._external.get(issuer)
         return entry[1] if entry else None
 
-    async def _local_key(self, kid: str) -> Key | None:
+    async def _local_key(self, kid: str, issued_at: float | None) -> Key | None:
         key = self.keys.verification_key(kid)
-        if key is None and self.keys.can_refresh() and await asyncio.to_thread(self.keys.refresh):
+        if key is not None:
+            return key
+        arrived = self.keys.monotonic()
+        delay = self.keys.reload_delay(issued_at)
+        if delay is None:
+            return None
+        if delay > 0:
+            await asyncio.sleep(delay)  # paces reloads; a concurrent miss may bring the key meanwhile
             key = self.keys.verification_key(kid)
-        return key
+            if key is not None:
+                return key
+        # Every miss looks again after the reload, whichever request ran it (concurrent first calls).
+        await asyncio.to_thread(self.keys.reload_unless_loaded_since, arrived)
+        return self.keys.verification_key(kid)
 
     async def validate(self, token: str, *, leeway: int | None = None) -> Principal:
         leeway = self.leeway if leeway is None else leeway
@@ -156,7 +168,9 @@ class TokenValidator:
             raise invalid_token("missing issuer")
         audience = self.audience
         if iss == self.issuer:
-            key = await self._local_key(kid)
+            iat = claims.get("iat")
+            key = await self._local_key(kid, iat if isinstance(iat, int | float) and not isinstance(iat, bool)
+                                        else None)
         elif iss in self._external:
             ext, remote = self._external[iss]
             audience = ext.audience or self.audience

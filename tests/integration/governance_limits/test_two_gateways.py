@@ -73,7 +73,7 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
         admin = create_gateway(load_settings(env=env))
         admin.oauth.create_tables()
         secrets = {cid: admin.oauth.clients.create(cid, ("system.crm:read",), client_id=cid)[1]
-                   for cid in [*(f"lim-{s}" for s in STRATEGIES), "lim-quota", "lim-warmup"]}
+                   for cid in [*(f"lim-{s}" for s in STRATEGIES), "lim-quota"]}
         admin.engine.dispose()
         ports = [_free_port(), _free_port()]
         urls = [f"http://127.0.0.1:{p}" for p in ports]
@@ -122,20 +122,7 @@ async def _hammer(cluster: Cluster, client_id: str, n: int) -> list[httpx.Respon
         return list(await asyncio.gather(*(one(i) for i in range(n))))
 
 
-async def _warm_up(cluster: Cluster) -> None:
-    """One sequential call per node (another consumer) so each node has loaded the signing key first.
-
-    Without it the second node answered some concurrent first calls 401 "unknown signing key"
-    while it reloaded keys — see the report; not a rate-limit matter.
-    """
-    async with httpx.AsyncClient(timeout=30) as http:
-        headers = {"Authorization": f"Bearer {await cluster.token(http, 'lim-warmup')}"}
-        for url in cluster.urls:
-            assert (await http.get(url + ACCOUNTS, headers=headers)).status_code == 200
-
-
 async def test_limits_hold_exactly_across_two_processes(cluster: Cluster) -> None:
-    await _warm_up(cluster)
     for strategy in STRATEGIES:
         answers = await _hammer(cluster, f"lim-{strategy}", 200)
         codes = [r.status_code for r in answers]
@@ -152,7 +139,6 @@ async def test_limits_hold_exactly_across_two_processes(cluster: Cluster) -> Non
 
 
 async def test_quota_decrements_blocks_and_is_reported(cluster: Cluster) -> None:
-    await _warm_up(cluster)
     async with httpx.AsyncClient(timeout=30) as http:
         token = await cluster.token(http, "lim-quota")
         headers = {"Authorization": f"Bearer {token}"}
