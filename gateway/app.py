@@ -21,12 +21,15 @@ from dbos import DBOS
 from litestar import Litestar, Router, get
 from litestar.types import ASGIApp
 
+from experience_apis.dashboards.api import dashboards_router
+from experience_apis.dashboards.store import DashboardStore
 from experience_apis.workbench.api import workbench_router
 from experience_apis.workbench.store import WorkbenchStore
 from gateway.console.routes import CONSOLE_SCOPES, console_router
 from gateway.db import create_engine, metadata
 from gateway.docs import docs_router
 from gateway.errors import EXCEPTION_HANDLERS
+from gateway.executors import Executors
 from gateway.oauth import OAuth
 from gateway.observability import ObservedApp, configure_logging
 from gateway.openapi import ApiEntry, catalog
@@ -135,6 +138,7 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
     litestar = Litestar(
         route_handlers=[health, *oauth.routes, *[v.router for v in vendors.values()],
                         *processes.routers(), workbench_router(WorkbenchStore(engine)),
+                        dashboards_router(DashboardStore(engine)),
                         # API catalog, published OpenAPI documents and Swagger UI (ungoverned; gateway/docs.py).
                         docs_router(bindings), portal, console,
                         *upstream_routers(settings.upstreams, upstream_pool, bindings.apis),
@@ -151,6 +155,7 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
                       vendors=vendors,
                       processes=processes, litestar=litestar, app=app, internal_http=internal_http)
     processes.configure(engine, internal_http, token, retry)
+    executors = Executors(settings, engine)  # DBOS executor id; on PostgreSQL a lease per process
 
     async def startup() -> None:
         metadata.create_all(engine)
@@ -158,13 +163,14 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
         oauth.create_tables()
         oauth.clients.ensure(settings.service_client_id, "psconnect process APIs", SERVICE_SCOPES, None)
         oauth.clients.ensure(settings.console_client_id, "psconnect operations console", CONSOLE_SCOPES, None)
-        DBOS(config=_dbos_config(settings))  # type: ignore[arg-type]
-        DBOS.launch()
+        DBOS(config=executors.configure(_dbos_config(settings)))  # type: ignore[arg-type]
+        executors.launch()  # takes the lease, DBOS.launch(), then recovers dead executors' workflows
         resumed = await processes.resume()
         log.info("gateway started", extra={"fields": {"event": "startup", "issuer": settings.issuer,
                                                       "embedded": settings.embedded, "resumed_runs": resumed}})
 
     async def shutdown() -> None:
+        await asyncio.to_thread(executors.stop)
         # Off the event loop: DBOS joins its background threads, which may need this loop to finish.
         await asyncio.to_thread(DBOS.destroy, destroy_registry=False)
         await internal_http.aclose()

@@ -26,7 +26,7 @@ __all__ = ["ALL_SCOPES", "PG_ADMIN_URL", "Stack", "postgres_database", "running_
 
 ALL_SCOPES = ("system.crm:read", "system.crm:write", "system.erp:read", "system.erp:write", "system.psa:read",
               "system.psa:write", "process.provisioning:read", "process.provisioning:write",
-               "experience.workbench:read", "experience.workbench:write",
+               "experience.workbench:read", "experience.workbench:write", "experience.dashboards:read",
                "system.time:read", "system.hr:read", "process.worker_sync:read", "process.worker_sync:write",
                "process.time_to_bill:read", "process.time_to_bill:write")
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

@@ -1,0 +1,1 @@
+"""The dashboards experience API: the figures finance operations watch, one call per widget."""

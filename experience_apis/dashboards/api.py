@@ -1,0 +1,105 @@
+"""Routes of the dashboards experience API: `/experience/dashboards/v1`, one call per widget.
+
+Every widget takes `legal_entity` (code or ERP id), `period` (YYYY-MM; default the latest
+period with figures) and `practice`; lists also `limit` and `cursor`. The caller's grant of
+legal entities (its token) narrows every query — see `experience_apis/_internal/scope.py`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from litestar import Request, Router, get
+from litestar.params import QueryParameter
+
+from contracts.dashboards import (
+    AgingReport,
+    BacklogPage,
+    MarginPage,
+    ReadinessPage,
+    SyncHealth,
+    UtilizationReport,
+    WorkerUtilizationPage,
+)
+from experience_apis._internal.scope import entity_grant, resolve_entities
+from experience_apis.dashboards.store import DashboardStore, Entities
+from process_apis._internal.clock import utcnow
+
+__all__ = ["API", "dashboards_router"]
+
+API = "experience.dashboards"
+LegalEntity = Annotated[str | None, QueryParameter(
+    pattern=r"^[A-Za-z0-9-]{2,20}$", description="Legal entity code (US01) or ERP id (LE-US01).")]
+Period = Annotated[str | None, QueryParameter(
+    pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM; default the latest period with figures.")]
+Practice = Annotated[str | None, QueryParameter(max_length=60, description="Practice, e.g. technology.")]
+Limit = Annotated[int, QueryParameter(ge=1, le=200)]
+Cursor = Annotated[str | None, QueryParameter(max_length=200, description="Opaque cursor from `next_cursor`.")]
+
+
+def dashboards_router(store: DashboardStore) -> Router:
+    def scope(request: Request[Any, Any, Any], legal_entity: str | None) -> Entities:
+        grant = entity_grant(request)
+        if grant is None and legal_entity is None:
+            return None
+        return resolve_entities(grant, legal_entity, store.entity_aliases())
+
+    def period_of(entities: Entities, period: str | None) -> str:
+        return period or store.latest_period(entities)
+
+    @get("/utilization", operation_id="dashboards.getUtilization",
+         summary="Capacity, planned, actual and billable hours, by practice and legal entity")
+    async def utilization(request: Request[Any, Any, Any], legal_entity: LegalEntity = None, period: Period = None,
+                          practice: Practice = None) -> UtilizationReport:
+        entities = scope(request, legal_entity)
+        return store.utilization(entities, period_of(entities, period), practice)
+
+    @get("/utilization/workers", operation_id="dashboards.listWorkerUtilization",
+         summary="Utilization per worker, ordered by worker id")
+    async def worker_utilization(request: Request[Any, Any, Any], legal_entity: LegalEntity = None,
+                                 period: Period = None, practice: Practice = None, limit: Limit = 50,
+                                 cursor: Cursor = None) -> WorkerUtilizationPage:
+        entities = scope(request, legal_entity)
+        return store.worker_utilization(entities, period_of(entities, period), practice, limit, cursor)
+
+    @get("/backlog", operation_id="dashboards.listBacklog",
+         summary="Contracted value not yet delivered by the end of the period, per project")
+    async def backlog(request: Request[Any, Any, Any], legal_entity: LegalEntity = None, period: Period = None,
+                      practice: Practice = None, limit: Limit = 50, cursor: Cursor = None) -> BacklogPage:
+        entities = scope(request, legal_entity)
+        return store.backlog(entities, period_of(entities, period), practice, limit, cursor)
+
+    @get("/invoice-readiness", operation_id="dashboards.listInvoiceReadiness",
+         summary="Approved time not yet invoiced, posted value and held hours, per project")
+    async def invoice_readiness(request: Request[Any, Any, Any], legal_entity: LegalEntity = None,
+                                period: Period = None, practice: Practice = None, limit: Limit = 50,
+                                cursor: Cursor = None) -> ReadinessPage:
+        entities = scope(request, legal_entity)
+        return store.readiness(entities, period_of(entities, period), practice, limit, cursor)
+
+    @get("/unbilled-aging", operation_id="dashboards.getUnbilledAging",
+         summary="Unbilled approved time by age of its work date: 0-30, 31-60, 61-90, 90+ days")
+    async def unbilled_aging(request: Request[Any, Any, Any], legal_entity: LegalEntity = None,
+                             period: Period = None, practice: Practice = None,
+                             as_of: Annotated[dt.date | None, QueryParameter(
+                                 description="Date ages are measured at; default today.")] = None) -> AgingReport:
+        entities = scope(request, legal_entity)
+        return store.aging(entities, period_of(entities, period), practice, as_of or utcnow().date())
+
+    @get("/margin", operation_id="dashboards.listMargin", summary="Revenue, cost and margin of the period, per project")
+    async def margin(request: Request[Any, Any, Any], legal_entity: LegalEntity = None, period: Period = None,
+                     practice: Practice = None, limit: Limit = 50, cursor: Cursor = None) -> MarginPage:
+        entities = scope(request, legal_entity)
+        return store.margin(entities, period_of(entities, period), practice, limit, cursor)
+
+    @get("/sync-health", operation_id="dashboards.getSyncHealth",
+         summary="Open exceptions by reason, age and owner; failed runs, dead letters, last good run per flow")
+    async def sync_health(request: Request[Any, Any, Any], legal_entity: LegalEntity = None,
+                          period: Period = None, practice: Practice = None) -> SyncHealth:
+        """`period` and `practice` are accepted like on every widget; sync health is current state, not a period's."""
+        return store.sync_health(scope(request, legal_entity))
+
+    return Router(path="/experience/dashboards/v1", opt={"api": API}, tags=["dashboards"],
+                  route_handlers=[utilization, worker_utilization, backlog, invoice_readiness, unbilled_aging, margin,
+                                  sync_health])

@@ -1,0 +1,354 @@
+"""Queries behind the dashboard widgets: the billing facts, plus the process stores for sync health.
+
+Every query takes the legal entities the caller may see (`entities`, None = all, resolved
+by `experience_apis/_internal/scope.py`) and filters on them in SQL, so a restricted
+consumer's totals, groups, pages and counts are computed from its entities' rows only.
+Sums run in SQL over integer units of 1/10,000 (exact on SQLite and PostgreSQL) and become
+`Decimal` here; totals are kept per currency, never added across currencies.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Final, get_args
+
+import sqlalchemy as sa
+
+from contracts.common import Money
+from contracts.dashboards import (
+    AgingBucket,
+    AgingBucketName,
+    AgingReport,
+    BacklogPage,
+    BacklogTotal,
+    Count,
+    FlowRun,
+    MarginPage,
+    MarginTotal,
+    ProjectBacklog,
+    ProjectMargin,
+    ProjectReadiness,
+    ReadinessPage,
+    ReadinessTotal,
+    SyncHealth,
+    UtilizationFigures,
+    UtilizationGroup,
+    UtilizationReport,
+    WorkerUtilization,
+    WorkerUtilizationPage,
+)
+from process_apis._internal.clock import as_utc, utcnow
+from process_apis._internal.paging import decode_cursor, encode_cursor
+from process_apis._internal.tables import exceptions, runs
+from process_apis.time_to_bill.facts import (
+    fact_contracts,
+    fact_entities,
+    fact_projects,
+    fact_unbilled_days,
+    fact_workers,
+    from_units,
+)
+from process_apis.time_to_bill.ledger import ledger
+
+__all__ = ["DashboardStore", "Entities", "ratio"]
+
+RATIO_PLACES: Final = Decimal("0.0001")
+CENT: Final = Decimal("0.01")
+AGE_BUCKETS: Final = ("<1h", "1-24h", "1-7d", ">7d")
+AGING: Final[tuple[AgingBucketName, ...]] = get_args(AgingBucketName)
+Entities = frozenset[str] | None
+
+
+def ratio(numerator: Decimal, denominator: Decimal) -> Decimal | None:
+    """A four-place ratio, or None when there is nothing to divide by (never a made-up 0)."""
+    if not denominator:
+        return None
+    return (numerator / denominator).quantize(RATIO_PLACES, ROUND_HALF_UP)
+
+
+def _money(units: int | None, currency: str) -> Money:
+    return Money(amount=from_units(units).quantize(CENT, ROUND_HALF_UP), currency=currency)
+
+
+def _hours(units: int | None) -> Decimal:
+    return from_units(units).normalize() if units else Decimal("0")
+
+
+def _figures(capacity: int, planned: int, actual: int, billable: int) -> UtilizationFigures:
+    cap = from_units(capacity)
+    return UtilizationFigures(capacity_hours=_hours(capacity), planned_hours=_hours(planned),
+                              actual_hours=_hours(actual), billable_hours=_hours(billable),
+                              planned_utilization=ratio(from_units(planned), cap),
+                              actual_utilization=ratio(from_units(billable), cap))
+
+
+def _within(table: sa.Table, entities: Entities, practice: str | None = None) -> list[sa.ColumnElement[bool]]:
+    where: list[sa.ColumnElement[bool]] = []
+    if entities is not None:
+        where.append(table.c.legal_entity_code.in_(sorted(entities)))
+    if practice is not None:
+        where.append(table.c.practice == practice)
+    return where
+
+
+def _page_cursor(offset: int, limit: int, fetched: int) -> str | None:
+    return encode_cursor(offset + limit) if fetched > limit else None
+
+
+class DashboardStore:
+    def __init__(self, engine: sa.Engine, *, alias_ttl: float = 30.0) -> None:
+        self.engine = engine
+        self._alias_ttl = alias_ttl
+        self._aliases: tuple[float, dict[str, str]] = (0.0, {})
+
+    # --- reference -------------------------------------------------------------------------------------------
+
+    def entity_aliases(self) -> dict[str, str]:
+        """Every legal entity's code, ERP id and seed id (`LE-<code>`) -> its code, cached briefly.
+
+        Legal entities change a few times a year; an empty answer (no facts yet) is not cached.
+        """
+        at, aliases = self._aliases
+        if aliases and time.monotonic() - at < self._alias_ttl:
+            return aliases
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(fact_entities.c.code, fact_entities.c.erp_id)).all()
+        aliases = {**{erp_id: code for code, erp_id in rows}, **{f"LE-{code}": code for code, _ in rows},
+                   **{code: code for code, _ in rows}}
+        self._aliases = (time.monotonic(), aliases)
+        return aliases
+
+    def latest_period(self, entities: Entities) -> str:
+        """The latest period that has figures for these entities; this month when there are none."""
+        with self.engine.connect() as conn:
+            found = conn.execute(sa.select(sa.func.max(fact_workers.c.period)).where(
+                *_within(fact_workers, entities))).scalar()
+        return str(found) if found else f"{utcnow():%Y-%m}"
+
+    # --- 1, 2: utilization -----------------------------------------------------------------------------------
+
+    def utilization(self, entities: Entities, period: str, practice: str | None) -> UtilizationReport:
+        t = fact_workers
+        query = (sa.select(t.c.legal_entity_code, t.c.practice, sa.func.sum(t.c.capacity), sa.func.sum(t.c.planned),
+                           sa.func.sum(t.c.actual), sa.func.sum(t.c.billable))
+                 .where(t.c.period == period, *_within(t, entities, practice))
+                 .group_by(t.c.legal_entity_code, t.c.practice))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        total = [0, 0, 0, 0]
+        by_practice: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+        by_entity: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+        for entity, group_practice, *sums in rows:
+            for i, value in enumerate(sums):
+                units = int(value or 0)
+                total[i] += units
+                by_practice[group_practice][i] += units
+                by_entity[entity][i] += units
+        return UtilizationReport(
+            period=period, totals=_figures(*total),
+            by_practice=[UtilizationGroup(key=k, figures=_figures(*v)) for k, v in sorted(by_practice.items())],
+            by_legal_entity=[UtilizationGroup(key=k, figures=_figures(*v)) for k, v in sorted(by_entity.items())])
+
+    def worker_utilization(self, entities: Entities, period: str, practice: str | None, limit: int,
+                           cursor: str | None) -> WorkerUtilizationPage:
+        offset = decode_cursor(cursor)
+        t = fact_workers
+        query = (sa.select(t.c.worker_id, sa.func.min(t.c.worker_entity), sa.func.min(t.c.practice),
+                           sa.func.sum(t.c.capacity), sa.func.sum(t.c.planned), sa.func.sum(t.c.actual),
+                           sa.func.sum(t.c.billable))
+                 .where(t.c.period == period, *_within(t, entities, practice))
+                 .group_by(t.c.worker_id).order_by(t.c.worker_id).limit(limit + 1).offset(offset))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        items = [WorkerUtilization(worker_id=w, legal_entity_code=e, practice=p,
+                                   figures=_figures(int(c or 0), int(pl or 0), int(a or 0), int(b or 0)))
+                 for w, e, p, c, pl, a, b in rows[:limit]]
+        return WorkerUtilizationPage(items=items, next_cursor=_page_cursor(offset, limit, len(rows)))
+
+    # --- 3: backlog ------------------------------------------------------------------------------------------
+
+    def backlog(self, entities: Entities, period: str, practice: str | None, limit: int,
+                cursor: str | None) -> BacklogPage:
+        offset = decode_cursor(cursor)
+        c, f = fact_contracts, fact_projects
+        delivered = (sa.select(f.c.project, sa.func.sum(f.c.revenue).label("delivered"))
+                     .where(f.c.period <= period, *_within(f, entities)).group_by(f.c.project).subquery())
+        base = (sa.select(c.c.project, c.c.legal_entity_code, c.c.practice, c.c.currency, c.c.contracted,
+                          sa.func.coalesce(delivered.c.delivered, 0).label("delivered"))
+                .select_from(c.outerjoin(delivered, delivered.c.project == c.c.project))
+                .where(*_within(c, entities, practice)))
+        inner = base.subquery()
+        totals_query = (sa.select(inner.c.currency, sa.func.sum(inner.c.contracted), sa.func.sum(inner.c.delivered))
+                        .group_by(inner.c.currency).order_by(inner.c.currency))
+        with self.engine.connect() as conn:
+            rows = conn.execute(base.order_by(c.c.project).limit(limit + 1).offset(offset)).all()
+            totals = conn.execute(totals_query).all()
+        items = [ProjectBacklog(project=p, legal_entity_code=e, practice=pr, contracted=_money(k, cur),
+                                delivered=_money(d, cur), remaining=_money(int(k) - int(d), cur))
+                 for p, e, pr, cur, k, d in rows[:limit]]
+        return BacklogPage(items=items, next_cursor=_page_cursor(offset, limit, len(rows)), totals=[
+            BacklogTotal(currency=cur, contracted=_money(k, cur), delivered=_money(d, cur),
+                         remaining=_money(int(k or 0) - int(d or 0), cur)) for cur, k, d in totals])
+
+    # --- 4: invoice readiness --------------------------------------------------------------------------------
+
+    def readiness(self, entities: Entities, period: str, practice: str | None, limit: int,
+                  cursor: str | None) -> ReadinessPage:
+        offset = decode_cursor(cursor)
+        f = fact_projects
+        where = [f.c.period == period, *_within(f, entities, practice),
+                 sa.or_(f.c.lines > 0, f.c.held_hours != 0)]
+        page_query = (sa.select(f.c.project, f.c.legal_entity_code, f.c.practice, f.c.currency, f.c.unbilled_hours,
+                                f.c.unbilled, f.c.posted_uninvoiced, f.c.held_hours, f.c.lines, f.c.oldest_date)
+                      .where(*where).order_by(f.c.project).limit(limit + 1).offset(offset))
+        totals_query = (sa.select(f.c.currency, sa.func.sum(f.c.unbilled_hours), sa.func.sum(f.c.unbilled),
+                                  sa.func.sum(f.c.posted_uninvoiced), sa.func.sum(f.c.held_hours),
+                                  sa.func.sum(f.c.lines))
+                        .where(*where).group_by(f.c.currency).order_by(f.c.currency))
+        with self.engine.connect() as conn:
+            rows = conn.execute(page_query).all()
+            totals = conn.execute(totals_query).all()
+        items = [ProjectReadiness(project=p, legal_entity_code=e, practice=pr, approved_unbilled_hours=_hours(uh),
+                                  approved_unbilled=_money(u, cur), posted_uninvoiced=_money(pu, cur),
+                                  held_hours=_hours(h), lines=n, oldest_date=oldest)
+                 for p, e, pr, cur, uh, u, pu, h, n, oldest in rows[:limit]]
+        return ReadinessPage(items=items, next_cursor=_page_cursor(offset, limit, len(rows)), totals=[
+            ReadinessTotal(currency=cur, approved_unbilled_hours=_hours(uh), approved_unbilled=_money(u, cur),
+                           posted_uninvoiced=_money(pu, cur), held_hours=_hours(h), lines=int(n or 0))
+            for cur, uh, u, pu, h, n in totals])
+
+    # --- 5: unbilled aging -----------------------------------------------------------------------------------
+
+    def aging(self, entities: Entities, period: str, practice: str | None, as_of: dt.date) -> AgingReport:
+        """Unbilled value of every period up to `period`, by the age of its work date at `as_of`."""
+        d = fact_unbilled_days
+        query = (sa.select(d.c.currency, d.c.date, sa.func.sum(d.c.hours), sa.func.sum(d.c.amount))
+                 .where(d.c.period <= period, *_within(d, entities, practice)).group_by(d.c.currency, d.c.date))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        sums: dict[tuple[str, str], list[int]] = {}
+        for currency, day, hours, amount in rows:
+            for bucket in AGING:
+                sums.setdefault((currency, bucket), [0, 0])
+            sums[(currency, _bucket((as_of - day).days))][0] += int(hours or 0)
+            sums[(currency, _bucket((as_of - day).days))][1] += int(amount or 0)
+        buckets = [AgingBucket(bucket=bucket, currency=currency, hours=_hours(h), amount=_money(a, currency))
+                   for currency in sorted({c for c, _ in sums}) for bucket in AGING
+                   for h, a in [sums[(currency, bucket)]]]
+        return AgingReport(as_of=as_of, buckets=buckets)
+
+    # --- 6: margin -------------------------------------------------------------------------------------------
+
+    def margin(self, entities: Entities, period: str, practice: str | None, limit: int,
+               cursor: str | None) -> MarginPage:
+        offset = decode_cursor(cursor)
+        f = fact_projects
+        where = [f.c.period == period, *_within(f, entities, practice)]
+        page_query = (sa.select(f.c.project, f.c.legal_entity_code, f.c.practice, f.c.currency, f.c.revenue,
+                                f.c.cost).where(*where).order_by(f.c.project).limit(limit + 1).offset(offset))
+        totals_query = (sa.select(f.c.currency, sa.func.sum(f.c.revenue), sa.func.sum(f.c.cost))
+                        .where(*where).group_by(f.c.currency).order_by(f.c.currency))
+        with self.engine.connect() as conn:
+            rows = conn.execute(page_query).all()
+            totals = conn.execute(totals_query).all()
+        items = [ProjectMargin(project=p, legal_entity_code=e, practice=pr, revenue=_money(r, cur),
+                               cost=_money(c, cur), margin=_money(int(r) - int(c), cur),
+                               margin_ratio=ratio(from_units(int(r) - int(c)), from_units(r)))
+                 for p, e, pr, cur, r, c in rows[:limit]]
+        return MarginPage(items=items, next_cursor=_page_cursor(offset, limit, len(rows)), totals=[
+            MarginTotal(currency=cur, revenue=_money(r, cur), cost=_money(c, cur),
+                        margin=_money(int(r or 0) - int(c or 0), cur),
+                        margin_ratio=ratio(from_units(int(r or 0) - int(c or 0)), from_units(r)))
+            for cur, r, c in totals])
+
+    # --- 7: sync health --------------------------------------------------------------------------------------
+
+    def sync_health(self, entities: Entities) -> SyncHealth:
+        """Open exceptions, failed runs and dead letters; a restricted caller sees only its entities' share.
+
+        An exception belongs to a legal entity through its subject (`<project>:<reason>`, the
+        project's entity) or its run (subject `<entity>:<period>`); a run through its subject.
+        What cannot be attributed (provisioning of an opportunity, a `*` run) is shown to
+        unrestricted callers only.
+        """
+        now = utcnow()
+        with self.engine.connect() as conn:
+            open_rows = conn.execute(
+                sa.select(exceptions.c.subject, exceptions.c.reason, exceptions.c.owner, exceptions.c.created_at,
+                          runs.c.subject).select_from(exceptions.outerjoin(runs, runs.c.id == exceptions.c.run_id))
+                .where(exceptions.c.status == "open")).all()
+            project_entity = dict(conn.execute(sa.select(fact_contracts.c.project, fact_contracts.c.legal_entity_code)
+                                               .where(*_within(fact_contracts, entities))).all()) \
+                if entities is not None else {}
+            run_where = _run_within(entities)
+            failed = conn.execute(sa.select(runs.c.process, sa.func.count()).where(
+                runs.c.status == "failed", *run_where).group_by(runs.c.process).order_by(runs.c.process)).all()
+            latest = (sa.select(runs.c.process, sa.func.max(runs.c.finished_at).label("at"))
+                      .where(runs.c.status == "succeeded", runs.c.finished_at.is_not(None), *run_where)
+                      .group_by(runs.c.process).subquery())
+            good = conn.execute(sa.select(runs.c.process, sa.func.min(runs.c.id), latest.c.at).select_from(
+                runs.join(latest, sa.and_(latest.c.process == runs.c.process, latest.c.at == runs.c.finished_at)))
+                .where(runs.c.status == "succeeded", *run_where)
+                .group_by(runs.c.process, latest.c.at).order_by(runs.c.process)).all()
+            codes = sorted(entities) if entities is not None else \
+                list(conn.execute(sa.select(fact_entities.c.code)).scalars())
+            dead = conn.execute(sa.select(sa.func.count()).select_from(ledger).where(  # the (entity, state) index
+                ledger.c.legal_entity_code.in_(codes), ledger.c.state == "failed")).scalar() if codes else 0
+        by_reason: dict[str, int] = defaultdict(int)
+        by_owner: dict[str, int] = defaultdict(int)
+        by_age = dict.fromkeys(AGE_BUCKETS, 0)
+        for subject, reason, owner, created_at, run_subject in open_rows:
+            if entities is not None and not _attributed(subject, run_subject, project_entity, entities):
+                continue
+            by_reason[reason] += 1
+            by_owner[owner] += 1
+            by_age[_age_bucket(now - as_utc(created_at))] += 1
+        return SyncHealth(
+            exceptions_by_reason=_counts(by_reason),
+            exceptions_by_age=[Count(key=k, count=v) for k, v in by_age.items()],
+            exceptions_by_owner=_counts(by_owner), failed_runs=[Count(key=p, count=int(n)) for p, n in failed],
+            dead_letters=int(dead or 0),
+            last_good_run=[FlowRun(process=p, run_id=i, finished_at=as_utc(at)) for p, i, at in good])
+
+
+def _bucket(days: int) -> AgingBucketName:
+    if days <= 30:
+        return "0-30"
+    if days <= 60:
+        return "31-60"
+    if days <= 90:
+        return "61-90"
+    return "90+"
+
+
+def _age_bucket(age: dt.timedelta) -> str:
+    if age < dt.timedelta(hours=1):
+        return "<1h"
+    if age < dt.timedelta(days=1):
+        return "1-24h"
+    if age < dt.timedelta(days=7):
+        return "1-7d"
+    return ">7d"
+
+
+def _counts(counts: dict[str, int]) -> list[Count]:
+    return [Count(key=k, count=v) for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+
+def _run_within(entities: Entities) -> Sequence[sa.ColumnElement[bool]]:
+    """Runs whose subject is `<entity>:<period>` of one of the entities (billing runs); all runs when unrestricted."""
+    if entities is None:
+        return []
+    return [sa.or_(sa.false(), *(runs.c.subject.like(f"{code}:%") for code in sorted(entities)))]
+
+
+def _attributed(subject: str, run_subject: str | None, project_entity: dict[str, str],
+                entities: frozenset[str]) -> bool:
+    head = subject.partition(":")[0]
+    if project_entity.get(head) in entities:
+        return True
+    return run_subject is not None and run_subject.partition(":")[0] in entities
