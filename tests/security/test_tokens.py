@@ -30,7 +30,7 @@ from gateway.errors import EXCEPTION_HANDLERS
 from gateway.oauth import OAuth
 from gateway.settings import ExternalIssuer
 from policies.auth import AuthConfig, Authentication
-from policies.base import RequestContext, RouteInfo
+from policies.base import Principal, RequestContext, RouteInfo
 from tests.security.oauth_kit import Clock, b64, build_oauth, engine_for, forge, sign
 
 ISSUER = "http://127.0.0.1:8000"
@@ -322,3 +322,51 @@ async def test_hostile_tokens_only_ever_yield_401(oauth: OAuth, header: Any, bod
     with pytest.raises(ProblemError) as err:
         await oauth.validator.validate(token)
     assert err.value.problem.status == 401
+
+
+class CountingValidator:
+    """The real validator, counting how often the policy asks it."""
+
+    def __init__(self, oauth: OAuth) -> None:
+        self.inner, self.calls = oauth.validator, 0
+
+    async def validate(self, token: str, *, leeway: int | None = None) -> Principal:
+        self.calls += 1
+        return await self.inner.validate(token, leeway=leeway)
+
+
+class TestValidatedTokenCache:
+    async def test_a_token_is_verified_once_and_a_tampered_copy_in_full(self, oauth: OAuth) -> None:
+        validator = CountingValidator(oauth)
+        async with AsyncTestClient(app=probe_app(Authentication(AuthConfig(), validator))) as client:
+            token = signed(oauth)
+            assert [(await call(client, token)).status_code for _ in range(3)] == [200, 200, 200]
+            assert validator.calls == 1
+            head, payload, signature = token.split(".")
+            forged = ".".join([head, payload, signature[:-4] + ("AAAA" if signature[-4:] != "AAAA" else "BBBB")])
+            assert_invalid_token(await call(client, forged), "bad signature")
+            assert validator.calls == 2
+
+    async def test_a_remembered_token_still_expires(self, oauth: OAuth, clock: Clock) -> None:
+        validator = CountingValidator(oauth)
+        async with AsyncTestClient(app=probe_app(Authentication(AuthConfig(leeway=0), validator))) as client:
+            token = signed(oauth, exp=int(time.time()) + 1)
+            assert (await call(client, token)).status_code == 200
+            await asyncio.sleep(1.2)
+            clock.advance(1.2)
+            assert_invalid_token(await call(client, token), "token expired")
+            assert validator.calls == 2  # not answered from the cache once expired
+
+    async def test_the_cache_can_be_switched_off_and_is_bounded(self, oauth: OAuth) -> None:
+        off = CountingValidator(oauth)
+        async with AsyncTestClient(app=probe_app(Authentication(AuthConfig(verified_cache_seconds=0), off))) as c:
+            token = signed(oauth)
+            for _ in range(3):
+                assert (await call(c, token)).status_code == 200
+        assert off.calls == 3
+        small = CountingValidator(oauth)
+        async with AsyncTestClient(app=probe_app(Authentication(AuthConfig(verified_cache_size=2), small))) as c:
+            first, second, third = (signed(oauth, jti=f"j-{i}") for i in range(3))
+            for token in (first, second, third, third, second, first):
+                assert (await call(c, token)).status_code == 200
+        assert small.calls == 4  # `first` was forgotten when `third` came in; the others were remembered
