@@ -8,10 +8,13 @@ so a caller cannot inject log lines or oversized headers.
 
 from __future__ import annotations
 
+import atexit
 import logging
+import queue
 import re
 import time
 import uuid
+from logging.handlers import QueueHandler, QueueListener
 from typing import Any
 
 import msgspec
@@ -33,19 +36,40 @@ class _JsonFormatter(logging.Formatter):
         payload: dict[str, Any] = getattr(record, "fields", None) or {"message": record.getMessage()}
         payload = {"ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"), "level": record.levelname.lower(),
                    "logger": record.name, **payload}
-        if "correlation_id" not in payload and correlation_id.get():
-            payload["correlation_id"] = correlation_id.get()
+        cid = getattr(record, "correlation_id", None) or correlation_id.get()
+        if "correlation_id" not in payload and cid:
+            payload["correlation_id"] = cid
         if record.exc_info:
             payload["exc"] = self.formatException(record.exc_info)
         return msgspec.json.encode(payload).decode()
 
 
+class _DeferredQueueHandler(QueueHandler):
+    """Hands the record to the writer thread as it is: formatting and the write to stderr happen there, so a
+    slow log reader never stalls the event loop, and the request pays only for creating the record."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        if not hasattr(record, "correlation_id"):
+            record.correlation_id = correlation_id.get()  # the writer thread does not see this request's context
+        return record
+
+
+_handler: _DeferredQueueHandler | None = None
+
+
 def configure_logging(level: str = "INFO") -> None:
-    """JSON lines on stderr for psconnect's loggers."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(_JsonFormatter())
+    """JSON lines on stderr for psconnect's loggers, written by one background thread per process."""
+    global _handler
+    if _handler is None:
+        writer = logging.StreamHandler()
+        writer.setFormatter(_JsonFormatter())
+        records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+        listener = QueueListener(records, writer)
+        listener.start()
+        atexit.register(listener.stop)  # drains what is queued before the process ends
+        _handler = _DeferredQueueHandler(records)
     root = logging.getLogger("psconnect")
-    root.handlers[:] = [handler]
+    root.handlers[:] = [_handler]
     root.setLevel(level)
     root.propagate = False
 

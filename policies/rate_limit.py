@@ -143,15 +143,29 @@ class RateLimit(PlanPolicy):
     name: ClassVar[str] = "rate_limit"
     order: ClassVar[int] = 910
 
-    async def on_request(self, ctx: RequestContext) -> None:
-        consumer = consumer_of(ctx)
-        plan = self.resolve(consumer)
+    def __init__(self, config: RateLimitConfig, store: CounterStore, meter: UsageMeterProtocol | None = None,
+                 subscriptions: PlanLookup | None = None) -> None:
+        super().__init__(config, store, meter, subscriptions)
+        self._hits: dict[str, tuple[ResolvedPlan, list[tuple[str, LimitHit]]]] = {}
+
+    def hits(self, consumer: str, plan: ResolvedPlan) -> list[tuple[str, LimitHit]]:
+        """The consumer's limit hits, built once per plan (a changed plan builds them again)."""
+        known = self._hits.get(consumer)
+        if known is not None and known[0] == plan:
+            return known[1]
         ids = ("rl", consumer, self.config.api)
         hits: list[tuple[str, LimitHit]] = []
         if plan.allowance.per_second is not None:
             hits.append(("second", LimitHit(plan.strategy, RateLimitItemPerSecond(plan.allowance.per_second), ids)))
         if plan.allowance.per_minute is not None:
             hits.append(("minute", LimitHit(plan.strategy, RateLimitItemPerMinute(plan.allowance.per_minute), ids)))
+        self._hits[consumer] = (plan, hits)
+        return hits
+
+    async def on_request(self, ctx: RequestContext) -> None:
+        consumer = consumer_of(ctx)
+        plan = self.resolve(consumer)
+        hits = self.hits(consumer, plan)
         counters = self.meter.counters(consumer, self.config.api) if self.meter else ()
         try:
             admitted, states = await hit_limits(self.store, hits, counters)

@@ -32,10 +32,11 @@ class LimitHit(msgspec.Struct, frozen=True):
     item: RateLimitItem
     ids: tuple[str, ...]
     cost: int = 1
+    key: str = ""
+    """`limits`' key for `item` and `ids`; computed once, as policies reuse their hits request after request."""
 
-    @property
-    def key(self) -> str:
-        return self.item.key_for(*self.ids)
+    def __post_init__(self) -> None:
+        msgspec.structs.force_setattr(self, "key", self.item.key_for(*self.ids))
 
 
 class CounterHit(msgspec.Struct, frozen=True):
