@@ -46,8 +46,9 @@ AGING_BUCKETS: tuple[AgingBucketName, ...] = ("0-30", "31-60", "61-90", "90+")
 T = TypeVar("T")
 
 
+# Fixed-point (",f") everywhere: a normalised Decimal such as 1.056E+4 still reads 10,560.
 def money(value: Money) -> str:
-    return f"{value.amount:,} {value.currency}"
+    return f"{value.amount:,f} {value.currency}"
 
 
 def percent(ratio: Decimal | None) -> str:
@@ -55,11 +56,11 @@ def percent(ratio: Decimal | None) -> str:
 
 
 def hours(value: Decimal) -> str:
-    return f"{value:,} h"
+    return f"{value:,f} h"
 
 
 def _amount(currency: str) -> Callable[[Decimal], str]:
-    return lambda amount: f"{amount:,} {currency}"
+    return lambda amount: f"{amount:,f} {currency}"
 
 
 def _ratio(value: Decimal) -> str:

@@ -55,7 +55,7 @@ def _exact(value: Number) -> Decimal:
 
 
 def _plain(value: Decimal) -> str:
-    return f"{value:,}"
+    return f"{value:,f}"  # fixed-point: "1.2E+3" from a normalised Decimal reads "1,200"
 
 
 def _span(values: Sequence[Decimal]) -> tuple[float, float]:
