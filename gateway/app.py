@@ -45,7 +45,7 @@ from gateway.vendors import VendorRuntime, build_vendors
 from gateway.web.sessions import WebSessions
 from policies.bindings import Bindings, load_bindings
 from policies.chain import PolicyChain
-from policies.cors import DEFAULT_CORS, litestar_cors
+from policies.cors import litestar_cors
 from system_apis._internal.http import RetryPolicy
 
 __all__ = ["SERVICE_SCOPES", "Gateway", "ServiceToken", "create_gateway"]
@@ -145,7 +145,7 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
                         *(extra_routes or [])],
         middleware=[PolicyChain(bindings, policy_runtime.policies_for)],
         exception_handlers=EXCEPTION_HANDLERS,
-        cors_config=litestar_cors(DEFAULT_CORS, settings.cors_origins),  # preflights answered before auth
+        cors_config=litestar_cors(bindings.cors, settings.cors_origins),  # preflights answered before auth
         openapi_config=None,
         debug=False,
     )

@@ -21,15 +21,15 @@ from gateway.settings import Settings
 from policies.auth import Authentication
 from policies.base import Policy
 from policies.bindings import Bindings
-from policies.idempotency import DEFAULT_IDEMPOTENCY, Idempotency
+from policies.idempotency import Idempotency
 from policies.idempotency_stores import create_store
-from policies.ip_allowlist import DEFAULT_IP_ALLOWLIST, IpAllowList
+from policies.ip_allowlist import IpAllowList
 from policies.plans import PlanLookup, resolve_plan
 from policies.quota import ApiUsage, Quota, UsageMeter, UsageReport
 from policies.rate_limit import RateLimit, RateLimitConfig
 from policies.spike_arrest import SpikeArrest, SpikeArrestPolicyConfig
 from policies.stores import CounterStore, StoreUnavailable, build_store
-from policies.validation import DEFAULT_VALIDATION, RequestValidation
+from policies.validation import RequestValidation
 from policies.versioning import Versioning, VersioningConfig
 
 __all__ = ["PolicyRuntime"]
@@ -48,18 +48,17 @@ class PolicyRuntime:
         store_name = settings.limits_store or ("redis" if settings.redis_url else "memory")
         self.limits: CounterStore = build_store(store_name, url=settings.redis_url, namespace=settings.redis_prefix)
         self.meter = UsageMeter(self.limits)
-        # Request governance (issue 4 part B): module-default configs until the bindings map them.
         self._idempotency_store = create_store(settings.redis_url)
-        self._request_policies: list[Policy[Any]] = [
-            IpAllowList(DEFAULT_IP_ALLOWLIST), RequestValidation(DEFAULT_VALIDATION),
-            Idempotency(DEFAULT_IDEMPOTENCY, self._idempotency_store)]
+        self._ip_allowlist = IpAllowList(bindings.ip_allowlist())
+        self._idempotency = Idempotency(bindings.idempotency, self._idempotency_store)
 
     def policies_for(self, api: str) -> list[Policy[Any]]:
         """The policies of one API; the chain orders them by `order`."""
         binding = self.bindings.apis[api]
         policies: list[Policy[Any]] = [self._auth, Versioning(VersioningConfig(deprecation=binding.deprecation))]
         policies += self._limit_policies(api)
-        return [*policies, *self._request_policies]
+        validation = RequestValidation(binding.validation or self.bindings.validation)
+        return [*policies, self._ip_allowlist, validation, self._idempotency]
 
     def _limit_policies(self, api: str) -> list[Policy[Any]]:
         b = self.bindings

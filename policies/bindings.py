@@ -7,7 +7,10 @@ operation names its own. The most specific setting wins (operation > API > globa
 for limits consumer+API > consumer > plan+API > plan, see `policies/plans.py`).
 
 Format 2 added plans, consumers and each API's spike arrest; a format-1 file is
-refused with a message saying so rather than read half-way.
+refused with a message saying so rather than read half-way. Request governance is
+declared here too: `validation` (global, and per API), `idempotency` (which operations
+honour or require `Idempotency-Key`), `cors`, `trusted_proxies` and each consumer's
+`ip_allow` — every policy's configuration lives in this one file.
 """
 
 from __future__ import annotations
@@ -21,7 +24,11 @@ import msgspec
 from msgspec import Meta
 
 from policies.auth import AuthConfig
+from policies.cors import CorsConfig
+from policies.idempotency import IdempotencyConfig
+from policies.ip_allowlist import IpAllowListConfig
 from policies.plans import Consumer, Plan, SpikeArrestConfig
+from policies.validation import ValidationConfig
 
 __all__ = [
     "ApiBinding",
@@ -70,6 +77,8 @@ class ApiBinding(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     operations: dict[str, OperationBinding] = {}
     spike_arrest: Annotated[SpikeArrestConfig | None, Meta(
         description="Ceiling on all consumers together, protecting what runs behind the API.")] = None
+    validation: Annotated[ValidationConfig | None, Meta(
+        description="Request validation for this API, replacing the global `validation`.")] = None
 
     def __post_init__(self) -> None:
         if (self.lifecycle == "deprecated") != (self.deprecation is not None):
@@ -88,6 +97,14 @@ class Bindings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         msgspec.field(default_factory=lambda: {"unlimited": Plan(description="No limits (no plans declared).")})
     default_plan: Annotated[str, Meta(description="Plan of consumers not listed in `consumers`.")] = "unlimited"
     consumers: Annotated[dict[str, Consumer], Meta(description="OAuth client id -> plan and overrides.")] = {}
+    validation: Annotated[ValidationConfig, Meta(description="Request validation of every API.")] = \
+        ValidationConfig()
+    idempotency: Annotated[IdempotencyConfig, Meta(description="Operations that honour Idempotency-Key.")] = \
+        IdempotencyConfig()
+    cors: Annotated[CorsConfig, Meta(description="Browsers' cross-origin access (the portal's try-it).")] = \
+        CorsConfig()
+    trusted_proxies: Annotated[tuple[str, ...], Meta(description=(
+        "CIDR blocks of load balancers whose X-Forwarded-For is believed (for `ip_allow`)."))] = ()
 
     def __post_init__(self) -> None:
         # Cross-field rules; msgspec reports them at decode time, with the path `$`.
@@ -103,6 +120,12 @@ class Bindings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             for api in consumer.apis:
                 if api not in self.apis:
                     raise ValueError(f"consumers.{client_id}.apis: unknown API {api!r}")
+        self.ip_allowlist()  # a bad CIDR block stops loading
+
+    def ip_allowlist(self) -> IpAllowListConfig:
+        """The IP allow-list policy's config: each consumer's `ip_allow`, behind `trusted_proxies`."""
+        return IpAllowListConfig(clients={cid: c.ip_allow for cid, c in self.consumers.items() if c.ip_allow},
+                                 trusted_proxies=self.trusted_proxies)
 
 
 class BindingsError(Exception):

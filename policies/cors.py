@@ -14,7 +14,7 @@ import msgspec
 from litestar.config.cors import CORSConfig
 from msgspec import Meta
 
-__all__ = ["DEFAULT_CORS", "CorsConfig", "litestar_cors"]
+__all__ = ["CorsConfig", "litestar_cors"]
 
 Origin = Annotated[str, Meta(pattern=r"^(\*|https?://[A-Za-z0-9.\-]+(:\d{1,5})?)$")]
 
@@ -29,10 +29,6 @@ class CorsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
         "Location", "Retry-After", "RateLimit", "RateLimit-Policy", "X-Correlation-ID", "traceparent",
         "Idempotent-Replayed", "Deprecation", "Sunset", "Link")
     max_age: Annotated[int, Meta(ge=0, le=86400, description="Seconds a browser may cache a preflight.")] = 600
-
-
-DEFAULT_CORS = CorsConfig()
-"""TODO(bindings v2, part A): map from `cors` in policies/gateway.yaml; origins also from PSCONNECT_CORS_ORIGINS."""
 
 
 def litestar_cors(config: CorsConfig, extra_origins: tuple[str, ...] = ()) -> CORSConfig | None:

@@ -27,7 +27,7 @@ from contracts.problems import ProblemError
 from policies.base import Policy, RequestContext
 from policies.idempotency_stores import IdempotencyStore, Record, StoredResponse, StoreUnavailable
 
-__all__ = ["DEFAULT_IDEMPOTENCY", "REPLAYED_HEADER", "Idempotency", "IdempotencyConfig"]
+__all__ = ["REPLAYED_HEADER", "Idempotency", "IdempotencyConfig"]
 
 log = logging.getLogger("psconnect.idempotency")
 
@@ -52,16 +52,6 @@ class IdempotencyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
         "Largest response body stored for replay, bytes; a larger response is not recorded."))] = 256 * 1024
     fail_open: Annotated[bool, Meta(description=(
         "When the store is down: true runs the request unprotected, false (default) answers 503."))] = False
-
-
-DEFAULT_IDEMPOTENCY = IdempotencyConfig(operations={
-    # TODO(bindings v2, part A): map from `policies.idempotency` in policies/gateway.yaml.
-    "provisioning.startRun": "required",
-    "crm.upsertAccount": "optional",
-    "erp.upsertCustomer": "optional",
-    "erp.upsertProject": "optional",
-    "psa.upsertProject": "optional",
-})
 
 
 class _Claim(msgspec.Struct, frozen=True):

@@ -18,7 +18,7 @@ from msgspec import Meta
 from contracts.problems import ProblemError
 from policies.base import Policy, RequestContext
 
-__all__ = ["DEFAULT_IP_ALLOWLIST", "IpAllowList", "IpAllowListConfig", "client_address"]
+__all__ = ["IpAllowList", "IpAllowListConfig", "client_address"]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -33,10 +33,6 @@ class IpAllowListConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     def __post_init__(self) -> None:
         for cidr in [*self.trusted_proxies, *(c for blocks in self.clients.values() for c in blocks)]:
             ipaddress.ip_network(cidr, strict=False)  # ValueError names the bad block at load time
-
-
-DEFAULT_IP_ALLOWLIST = IpAllowListConfig()
-"""TODO(bindings v2, part A): map from `consumers.<client_id>.ip_allow` in policies/gateway.yaml."""
 
 
 def _networks(blocks: tuple[str, ...]) -> tuple[Network, ...]:

@@ -14,6 +14,7 @@ from our own month-end bursts.
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Callable
 from typing import Annotated, Literal
@@ -87,6 +88,15 @@ class Consumer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     on_store_failure: FailureMode | None = None
     limits: Annotated[Allowance, Meta(description="Overrides on every API.")] = Allowance()
     apis: Annotated[dict[str, Allowance], Meta(description="Overrides per API.")] = {}
+    ip_allow: Annotated[tuple[str, ...], Meta(description=(
+        "CIDR blocks the client may call from; empty: any address."))] = ()
+
+    def __post_init__(self) -> None:
+        for block in self.ip_allow:
+            try:
+                ipaddress.ip_network(block, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"ip_allow: {exc}") from None
 
 
 class SpikeArrestConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

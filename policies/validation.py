@@ -35,7 +35,7 @@ from msgspec import Meta
 from contracts.problems import FieldError, ProblemError
 from policies.base import Policy, RequestContext
 
-__all__ = ["DEFAULT_VALIDATION", "RequestValidation", "ValidationConfig", "drift_counter"]
+__all__ = ["RequestValidation", "ValidationConfig", "drift_counter"]
 
 log = logging.getLogger("psconnect.validation")
 
@@ -54,10 +54,6 @@ class ValidationConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
         "application/json",)
     response_sample_rate: Annotated[float, Meta(ge=0.0, le=1.0, description=(
         "Share of responses decoded against the declared return type to detect upstream drift."))] = 0.0
-
-
-DEFAULT_VALIDATION = ValidationConfig()
-"""TODO(bindings v2, part A): map from `policies.validation` in policies/gateway.yaml, per API."""
 
 
 def nesting_depth(body: bytes) -> int:

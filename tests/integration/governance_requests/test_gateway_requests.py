@@ -8,10 +8,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from asgi_lifespan import LifespanManager
 
 from gateway.app import create_gateway
 from gateway.settings import load_settings
+from policies.bindings import BINDINGS_ENV, DEFAULT_FILE
 from policies.idempotency import REPLAYED_HEADER
 from tests.stack import Stack, running_stack
 
@@ -91,3 +93,19 @@ class TestCors:
     async def test_cors_is_off_unless_configured(self, stack: Stack) -> None:
         response = await stack.http.get("/system/crm/v1/accounts", headers={"Origin": PORTAL})
         assert response.status_code == 200 and "access-control-allow-origin" not in response.headers
+
+
+async def test_an_apis_own_validation_block_replaces_the_global_one(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Declared in the bindings file: the PSA API accepts bodies of at most 200 bytes, the CRM API keeps 1 MiB."""
+    doc = yaml.safe_load(DEFAULT_FILE.read_text())
+    doc["apis"]["system.psa"]["validation"] = {"max_body_bytes": 200}
+    bindings = tmp_path / "bindings.yaml"
+    bindings.write_text(yaml.safe_dump(doc))
+    monkeypatch.setenv(BINDINGS_ENV, str(bindings))
+    body = {"name": "x" * 300, "legal_entity_code": "US01"}
+    async with running_stack(tmp_path) as stack:
+        psa = await stack.http.put("/system/psa/v1/projects/by-external-id/PRJ-1", json=body)
+        crm = await stack.http.put("/system/crm/v1/accounts/by-external-id/ACC-1", json=body)
+    assert psa.status_code == 413 and psa.headers["content-type"].startswith("application/problem+json")
+    assert crm.status_code != 413  # decoded by the contract (a 422 for these fields), not refused for its size

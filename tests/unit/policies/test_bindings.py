@@ -17,6 +17,21 @@ def test_published_bindings_load_and_resolve_scopes_by_method() -> None:
         ("process.provisioning:write",)
 
 
+def test_published_bindings_declare_request_governance() -> None:
+    bindings = load_bindings()
+    assert bindings.idempotency.operations["provisioning.startRun"] == "required"
+    assert bindings.validation.max_body_bytes == 1 << 20
+    assert bindings.ip_allowlist().clients == {}
+
+
+def test_consumer_ip_allow_becomes_the_allow_list(tmp_path: Path) -> None:
+    path = tmp_path / "g.yaml"
+    path.write_text("format_version: 2\napis: {}\ntrusted_proxies: [10.1.0.0/16]\n"
+                    "consumers:\n  app: {plan: unlimited, ip_allow: [192.0.2.0/24]}\n  other: {plan: unlimited}\n")
+    allow = load_bindings(path).ip_allowlist()
+    assert allow.clients == {"app": ("192.0.2.0/24",)} and allow.trusted_proxies == ("10.1.0.0/16",)
+
+
 def test_operation_override_wins(tmp_path: Path) -> None:
     path = tmp_path / "g.yaml"
     path.write_text("format_version: 2\napis:\n  system.crm:\n    title: CRM\n    layer: system\n    owner: x\n"
@@ -32,6 +47,10 @@ def test_operation_override_wins(tmp_path: Path) -> None:
      "deprecat"),
     ("format_version: 2\napis:\n  system.crm: {title: C, layer: system, owner: x,"
      " operations: {op: {scopes: [Not A Scope]}}}\n", "scopes"),
+    ("format_version: 2\napis: {}\nconsumers:\n  app: {plan: unlimited, ip_allow: [10.0.0.0/33]}\n", "ip_allow"),
+    ("format_version: 2\napis: {}\nvalidation: {max_body_bytes: 0}\n", "validation.max_body_bytes"),
+    ("format_version: 2\napis: {}\nidempotency: {operations: {op: always}}\n", "idempotency.operations"),
+    ("format_version: 2\napis: {}\ncors: {allow_origins: [not-an-origin]}\n", "cors.allow_origins"),
 ])
 def test_invalid_file_is_refused_with_file_and_field(tmp_path: Path, text: str, field: str) -> None:
     path = tmp_path / "bad.yaml"

@@ -5,11 +5,11 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from policies.cors import DEFAULT_CORS, CorsConfig, litestar_cors
+from policies.cors import CorsConfig, litestar_cors
 
 
 def test_no_origin_means_no_cors() -> None:
-    assert litestar_cors(DEFAULT_CORS) is None
+    assert litestar_cors(CorsConfig()) is None
 
 
 def test_origins_from_settings_are_added() -> None:
