@@ -6,6 +6,9 @@ DBOS, pools and policy runtime) from the environment. Limits stay exact across
 workers because they count in Redis. DBOS is not safe on SQLite from several
 processes, so more than one worker needs PostgreSQL (DATABASE_URL) and Redis
 (REDIS_URL); without them `serve` refuses with a message saying what to set.
+Each worker is its own DBOS executor with a lease in PostgreSQL, so a worker's
+start-up never re-runs a sibling's workflows and the workflows of a worker that
+dies are finished by a survivor (gateway/executors.py).
 """
 
 from __future__ import annotations
