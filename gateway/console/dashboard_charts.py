@@ -96,7 +96,7 @@ def workers_chart(page: WorkerUtilizationPage) -> str:
     return horizontal_bar_chart([w.worker_id for w in drawn], {
         "planned": [w.figures.planned_utilization or Decimal(0) for w in drawn],
         "actual": [w.figures.actual_utilization or Decimal(0) for w in drawn],
-    }, title="Utilization by worker (this page)", chart_id="chart-workers", fmt=_ratio, row_height=12,
+    }, title="Utilization by worker (this page)", chart_id="chart-workers", fmt=_ratio, row_height=14,
         description="Planned and actual utilization of each worker on this page, ordered by worker id.")
 
 

@@ -124,8 +124,8 @@ def column_chart(labels: Sequence[str], series: Mapping[str, Sequence[Number]], 
     parts.append(f'<text class="axis" x="{left - 4}" y="{zero_y + 4:.1f}" font-size="10" fill="#5b6472" '
                  f'text-anchor="end">0</text>')
     if (most := max(every, default=Decimal(0))) > 0:
-        parts.append(f'<text class="axis" x="{left - 4}" y="{top + 4}" font-size="10" fill="#5b6472" '
-                     f'text-anchor="end">{escape(fmt(most))}</text>')
+        parts.append(f'<text class="axis" x="{left}" y="{top - 6}" font-size="10" fill="#5b6472">'
+                     f'max {escape(fmt(most))}</text>')
     for s, name in enumerate(names):
         for i, value in enumerate(values[name][: len(labels)]):
             h = plot_h * abs(float(value)) / (hi - lo)
@@ -145,8 +145,8 @@ def horizontal_bar_chart(labels: Sequence[str], series: Mapping[str, Sequence[Nu
     """One row per label with its bars side by side (top projects, counts); grows in height with the rows.
 
     Lengths are proportional to the values on an axis that always includes zero, so a negative
-    margin extends left of the zero line. The exact figure of the first series is written at the
-    end of each row.
+    margin extends left of the zero line. The exact figure of every bar is written at the end of
+    its row, in its series' colour.
     """
     names = list(series)
     values = {name: [_exact(v) for v in series[name]] for name in names}
@@ -172,8 +172,9 @@ def horizontal_bar_chart(labels: Sequence[str], series: Mapping[str, Sequence[Nu
             w = plot_w * abs(float(value)) / (hi - lo)
             x = zero_x if value >= 0 else zero_x - w
             parts.append(_bar(x, y0 + s * row_height + 2, w, row_height - 4, s, name, label, value, fmt))
-        if i < len(values[names[0]]):
-            parts.append(f'<text class="value" x="{width - right + 8}" y="{y0 + band / 2 + 4:.1f}" font-size="11" '
-                         f'fill="#5b6472">{escape(fmt(values[names[0]][i]))}</text>')
+            mid = y0 + s * row_height + row_height / 2
+            parts.append(f'<text class="value" x="{width - right + 8}" y="{mid + 4:.1f}"'
+                         f' font-size="{min(11, row_height - 1)}" fill="{PALETTE[s % len(PALETTE)]}">'
+                         f'{escape(fmt(value))}</text>')
     parts.append("</svg>")
     return "".join(parts)

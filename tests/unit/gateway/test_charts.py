@@ -77,6 +77,13 @@ class TestHorizontalBarChart:
         assert "1,000.00 USD" in svg  # the exact figure, formatted, beside the bar
         assert {b.attrib["x"] for b in drawn} == {drawn[0].attrib["x"]}  # all start at the zero line
 
+    def test_each_series_writes_its_own_figure_beside_its_bar(self) -> None:
+        svg = horizontal_bar_chart(["W-1"], {"planned": [Decimal("0.0920")], "actual": [Decimal("0.9915")]},
+                                   title="t", description="d", chart_id="w", fmt=lambda v: f"{v * 100:.2f} %")
+        root = ET.fromstring(svg)
+        figures = [t.text for t in root.iter(f"{SVG}text") if t.attrib.get("class") == "value"]
+        assert figures == ["9.20 %", "99.15 %"]
+
     def test_a_negative_value_extends_left_of_the_zero_line(self) -> None:
         drawn = bars(horizontal_bar_chart(["gain", "loss"], {"margin": [Decimal("300"), Decimal("-100")]},
                                           title="Margin", description="d", chart_id="m"))
