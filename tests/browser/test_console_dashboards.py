@@ -154,6 +154,8 @@ def test_dashboards_draw_the_apis_figures_and_follow_the_filters(base_url: str, 
     external: list[str] = []
     with guarded_context(external, height=1000) as context:
         page = context.new_page()
+        console_errors: list[str] = []  # a CSP violation (inline style or script) is logged here by Chromium
+        page.on("console", lambda message: console_errors.append(message.text) if message.type == "error" else None)
         sign_in(page, base_url)
         page.goto(f"{base_url}/console")
         page.click("nav.console-nav >> text=Dashboards")
@@ -198,6 +200,7 @@ def test_dashboards_draw_the_apis_figures_and_follow_the_filters(base_url: str, 
         second_page = {p for c, d in second.items() if c.startswith("chart-backlog-") for p, _, _ in d}
         assert second_page and not first_page & second_page
         page.screenshot(path=str(SCREENSHOTS / "console-dashboards-3-backlog-page-2.png"), full_page=True)
+        assert console_errors == [], f"the page logged errors (CSP violations?): {console_errors}"
     assert external == [], f"the dashboards made external requests: {external}"
 
 
