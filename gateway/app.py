@@ -120,7 +120,7 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
 
     processes = Processes.create(demo_calendar=settings.seed_demo and settings.embedded)
     upstream_pool = UpstreamPool()  # remote upstream routes (gateway/upstream.py)
-    usage = UsageRecorder()
+    usage = UsageRecorder(settings.redis_url, settings.redis_prefix)
     litestar: Litestar
 
     def api_catalog() -> list[ApiEntry]:
@@ -160,6 +160,7 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
     async def startup() -> None:
         metadata.create_all(engine)
         await policy_runtime.startup()
+        await usage.start()
         oauth.create_tables()
         oauth.clients.ensure(settings.service_client_id, "psconnect process APIs", SERVICE_SCOPES, None)
         oauth.clients.ensure(settings.console_client_id, "psconnect operations console", CONSOLE_SCOPES, None)
@@ -176,6 +177,7 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
         await internal_http.aclose()
         await upstream_pool.aclose()
         await policy_runtime.shutdown()
+        await usage.stop()
         await oauth_http.aclose()
         for vendor in vendors.values():
             await vendor.client.aclose()

@@ -126,11 +126,11 @@ def portal_router(web: WebSessions, apps: Apps, usage: UsageRecorder, catalog: A
                          error=exc.problem.detail)
         return render("secret.html", title="Credentials", session=session, app=app, secret=secret, token_url=token_url)
 
-    @get("/apps/{app_id:str}", sync_to_thread=False)
-    def app_page(request: Request[Any, Any, Any], app_id: FromPath[str]) -> Response[str]:
+    @get("/apps/{app_id:str}")
+    async def app_page(request: Request[Any, Any, Any], app_id: FromPath[str]) -> Response[str]:
         session = require(request)
         app = apps.get(session.account, app_id)
-        buckets = usage.series(app.client_id)[-60:]
+        buckets = await usage.series(app.client_id, minutes=60)
         labels = [dt.datetime.fromtimestamp(b.minute * 60, dt.UTC).strftime("%H:%M") for b in buckets]
         chart = bar_chart(labels, {"requests": [b.requests for b in buckets], "errors": [b.errors for b in buckets],
                                    "429s": [b.throttled for b in buckets]}, title="Calls per minute")
