@@ -19,7 +19,7 @@ from litestar.types import ASGIApp
 
 from gateway.settings import Settings
 
-__all__ = ["WorkersRefused", "check_workers", "create_app", "serve"]
+__all__ = ["WorkersRefused", "check_workers", "create_app", "create_tables", "serve"]
 
 
 class WorkersRefused(Exception):
@@ -43,6 +43,24 @@ def check_workers(settings: Settings, workers: int) -> None:
         raise WorkersRefused(f"--workers {workers} needs " + " and ".join(missing) + "; or run with --workers 1.")
 
 
+def create_tables(settings: Settings) -> None:
+    """Create the shared tables once, in the parent, before the workers start.
+
+    Each worker's start-up runs `metadata.create_all` (check, then create). On a fresh
+    PostgreSQL database N workers raced on it: one failed on a duplicate type, and
+    uvicorn then stopped every worker. With the tables in place each check finds them.
+    (DBOS serializes its own migrations with an advisory lock.)
+    """
+    import gateway.app  # noqa: F401 - declares every table on the metadata
+    from gateway.db import create_engine, metadata
+
+    engine = create_engine(settings.database_url)
+    try:
+        metadata.create_all(engine)
+    finally:
+        engine.dispose()
+
+
 def create_app() -> ASGIApp:
     """Worker entry point (uvicorn factory): a whole gateway from the environment."""
     from gateway.app import create_gateway
@@ -64,6 +82,7 @@ def serve(settings: Settings, *, workers: int = 1) -> int:
         uvicorn.run(gateway.app, host=settings.host, port=settings.port, log_level="warning", lifespan="on",
                     access_log=False)
         return 0
+    create_tables(settings)
     # Workers re-read settings from the environment: carry the command-line overrides there.
     os.environ["PSCONNECT_HOST"] = settings.host
     os.environ["PSCONNECT_PORT"] = str(settings.port)
