@@ -84,7 +84,12 @@ class SeedTimeEntry(msgspec.Struct, frozen=True, array_like=True):
 
 def plan_projects(entities: Sequence[LegalEntity], accounts: Sequence[Account], workers: Sequence[Worker],
                   rate_cards: Sequence[RateCard]) -> list[SeedProject]:
-    """One project per eight workers, staffed within its legal entity; each worker on two projects."""
+    """One project per eight workers, staffed within its legal entity; each worker on two projects.
+
+    Plans match the time `time_entries` books (about 6 h a day on the primary project and 2 h on the
+    secondary): 6 h and 1.5 h a weekday over the assignment, so planned utilization sits a little under
+    actual. A project's budget is its planned hours at the rate card's rates plus 5-25 % headroom, so the
+    backlog (contracted minus delivered) stays positive through the demo months."""
     count = max(12, len(workers) // 8)
     count -= count % 3
     cards = {c.legal_entity_code: c for c in rate_cards}
@@ -96,30 +101,34 @@ def plan_projects(entities: Sequence[LegalEntity], accounts: Sequence[Account], 
         account = entity_accounts[(i // 3) % len(entity_accounts)]
         billing: BillingType = ("time_and_materials", "time_and_materials", "time_and_materials", "fixed_fee",
                                 "mixed")[i % 5]
-        budget = Money(amount=Decimal(150_000 + (i * 7919) % 600_000).quantize(Decimal("0.01")),
-                       currency=entity.currency)
         start, end = dt.date(2026, 6, 1) + dt.timedelta(days=i % 60), dt.date(2027, 3, 31)
-        milestones = []
-        if billing != "time_and_materials":
-            share = Decimal("0.25") if billing == "fixed_fee" else Decimal("0.10")
-            for n, due in enumerate((dt.date(2026, 10, 15), dt.date(2026, 12, 15)), start=1):
-                milestones.append(BillingMilestone(
-                    name=f"Milestone {n}", due_date=due,
-                    amount=Money(amount=(budget.amount * share).quantize(Decimal("0.01")), currency=entity.currency)))
         project = SeedProject(
             external_id=f"PRJ-A{i + 1:04d}", name=f"{account.name} — delivery {i + 1}", account_id=account.id,
             legal_entity_code=entity.code, currency=entity.currency, billing_type=billing,
-            rate_card_id=cards[entity.code].id, budget=budget, start_date=start, end_date=end,
-            status="closed" if i == CLOSED_PROJECT_INDEX else "active", milestones=milestones, assignments=[])
+            rate_card_id=cards[entity.code].id, budget=Money(amount=Decimal("0.00"), currency=entity.currency),
+            start_date=start, end_date=end, status="closed" if i == CLOSED_PROJECT_INDEX else "active",
+            milestones=[], assignments=[])
         projects.append(project)
         by_entity[entity.code].append(project)
     for i, worker in enumerate(workers):
         pool = by_entity[worker.legal_entity_code]
         primary, secondary = pool[(i // 3) % len(pool)], pool[(i // 3 + 1) % len(pool)]
-        for project, hours in ((primary, Decimal("120")), (secondary, Decimal("40"))):
+        for project, per_day in ((primary, Decimal("6")), (secondary, Decimal("1.5"))):
+            days = sum(1 for _ in _weekdays(project.start_date, project.end_date))
             project.assignments.append(SeedAssignment(worker_id=worker.id, role=worker.role,
                                                       start_date=project.start_date, end_date=project.end_date,
-                                                      planned_hours=hours))
+                                                      planned_hours=per_day * days))
+    for i, project in enumerate(projects):
+        rates = {line.role: line.hourly_rate.amount for line in cards[project.legal_entity_code].lines}
+        planned_value = sum((a.planned_hours * rates.get(a.role, Decimal(0)) for a in project.assignments), Decimal(0))
+        headroom = Decimal("1.05") + Decimal("0.05") * (i % 5)
+        project.budget = Money(amount=(planned_value * headroom).quantize(Decimal("0.01")), currency=project.currency)
+        if project.billing_type != "time_and_materials":
+            share = Decimal("0.25") if project.billing_type == "fixed_fee" else Decimal("0.10")
+            project.milestones = [
+                BillingMilestone(name=f"Milestone {n}", due_date=due, amount=Money(
+                    amount=(project.budget.amount * share).quantize(Decimal("0.01")), currency=project.currency))
+                for n, due in enumerate((dt.date(2026, 10, 15), dt.date(2026, 12, 15)), start=1)]
     return projects
 
 

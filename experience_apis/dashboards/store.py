@@ -75,7 +75,9 @@ def _money(units: int | None, currency: str) -> Money:
 
 
 def _hours(units: int | None) -> Decimal:
-    return from_units(units).normalize() if units else Decimal("0")
+    """Hours without trailing zeros and never in exponent form (`normalize` alone turns 10560 into 1.056E+4)."""
+    hours = from_units(units).normalize() if units else Decimal("0")
+    return hours.quantize(Decimal(1)) if hours == hours.to_integral_value() else hours
 
 
 def _figures(capacity: int, planned: int, actual: int, billable: int) -> UtilizationFigures:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import re
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -93,6 +94,11 @@ class TestUtilization:
         assert (D(got["capacity_hours"]), D(got["planned_hours"]), D(got["actual_hours"]),
                 D(got["billable_hours"])) == (total["capacity"], total["planned"], total["actual"], total["billable"])
         assert total["actual"] > 10_000
+        # Plain decimal strings a spreadsheet or chart library reads as they are: never "1.056E+4".
+        assert all(re.fullmatch(r"\d+(\.\d+)?", got[k]) for k in ("capacity_hours", "planned_hours",
+                                                                 "actual_hours", "billable_hours")), got
+        # The demo firm plans most of its people's time and bills about as much as it planned.
+        assert Decimal("0.8") < D(got["planned_utilization"]) < 1 and Decimal("0.8") < D(got["actual_utilization"]) < 1
         assert D(got["actual_utilization"]) == (total["billable"] / total["capacity"]).quantize(Decimal("0.0001"))
         assert [g["key"] for g in report["by_legal_entity"]] == ["UK01"]
         practices = {w.practice for w in FIRM.workers if w.legal_entity_code == "UK01"}
@@ -152,6 +158,7 @@ class TestProjects:
             assert item["delivered"]["amount"] == money(done)
             assert D(item["remaining"]["amount"]) == project.budget.amount - done
             assert item["practice"] == want.practice[project.external_id]
+            assert D(item["remaining"]["amount"]) > 0  # budgets cover the months delivered so far
         totals = (await get(s.http, "/backlog", period=PERIOD))["totals"]
         assert [t["currency"] for t in totals] == ["EUR", "GBP", "USD"]  # never added across currencies
         for t in totals:
