@@ -7,7 +7,7 @@ UV := .tools/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test setup lint typecheck contracts contracts-check spectral browser services bench bench-gateway bench-ttb clean
+.PHONY: run test setup lint typecheck contracts contracts-check spectral browser services bench bench-gateway bench-ttb bench-dashboards clean
 
 run: setup
 	$(BIN)/psconnect serve
@@ -55,7 +55,7 @@ browser:
 services:
 	@bash .ci/services.sh
 
-bench: setup bench-gateway bench-ttb
+bench: setup bench-gateway bench-ttb bench-dashboards
 
 # Gateway governance benchmark (not in `make test`): bare handler, governed path, nginx, remote upstream.
 bench-gateway: setup services
@@ -65,6 +65,10 @@ bench-gateway: setup services
 # Month-end time-to-bill benchmark (not in `make test`): 10,000 workers, 440,000 entries, clean/faults/floor.
 bench-ttb: setup
 	$(BIN)/python -m benchmarks.time_to_bill.run --workers 10000
+
+# Dashboards on the month-end data set (not in `make test`): facts refresh time, p50/p99 per widget on PostgreSQL.
+bench-dashboards: setup services
+	$(BIN)/python -m benchmarks.dashboards.run
 
 clean:
 	rm -rf var artifacts .pytest_cache .mypy_cache .ruff_cache
