@@ -18,7 +18,7 @@ __all__ = ["DEMO_CLIENT_ID", "DEMO_SCOPES", "ensure_demo_client", "read_demo_cre
 DEMO_CLIENT_ID = "demo-client"
 DEMO_SCOPES = ("system.crm:read", "system.crm:write", "system.erp:read", "system.erp:write", "system.psa:read",
                "system.psa:write", "process.provisioning:read", "process.provisioning:write",
-               "experience.workbench:read", "experience.workbench:write",
+               "experience.workbench:read", "experience.workbench:write", "experience.dashboards:read",
                "system.time:read", "system.hr:read", "process.worker_sync:read", "process.worker_sync:write",
                "process.time_to_bill:read", "process.time_to_bill:write")
 

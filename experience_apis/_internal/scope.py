@@ -32,15 +32,16 @@ def resolve_entities(grant: frozenset[str] | None, requested: str | None,
     """The entity codes a query may read; None = every entity.
 
     `aliases` maps every known code and ERP id to its code. An unknown requested entity is a
-    400 on `legal_entity`; a known one outside the grant is a 403 (the caller learns it
-    exists, which the catalog of legal entities tells anyway, but not its figures).
+    422 on `legal_entity` (well-formed, but no such entity); a known one outside the grant is a
+    403 (the caller learns it exists, which the catalog of legal entities tells anyway, but not
+    its figures).
     """
     allowed = None if grant is None else frozenset(aliases.get(g, g) for g in grant)
     if requested is None:
         return allowed
     code = aliases.get(requested)
     if code is None:
-        raise ProblemError(400, "validation-error", "Validation failed", f"Unknown legal entity {requested!r}.",
+        raise ProblemError(422, "validation-error", "Validation failed", f"Unknown legal entity {requested!r}.",
                            errors=[FieldError(pointer="legal_entity", detail="unknown legal entity")],
                            code="unknown_legal_entity")
     if allowed is not None and code not in allowed:

@@ -141,7 +141,8 @@ def portal_router(web: WebSessions, apps: Apps, usage: UsageRecorder, catalog: A
             ("/system/crm/v1/accounts?limit=3", "system.crm:read"),
             ("/system/erp/v1/legal-entities", "system.erp:read"),
             ("/process/provisioning/v1/runs?limit=3", "process.provisioning:read"),
-            ("/experience/workbench/v1/exceptions?limit=3", "experience.workbench:read")) if scope in app.scopes]
+            ("/experience/workbench/v1/exceptions?limit=3", "experience.workbench:read"),
+            ("/experience/dashboards/v1/utilization", "experience.dashboards:read")) if scope in app.scopes]
         return render("app.html", title=app.name, session=session, app=app, plans=PLANS, chart=chart, usage=rows,
                      try_ops=try_ops)
 
