@@ -22,7 +22,6 @@ import msgspec
 from litestar import Request
 from litestar.types import (
     ASGIApp,
-    HTTPDisconnectEvent,
     HTTPRequestEvent,
     Message,
     Receive,
@@ -103,7 +102,7 @@ class RequestValidation(Policy[ValidationConfig]):
                 raise ProblemError(400, "bad-request", "Body nested too deeply",
                                    f"JSON nesting deeper than {self.config.max_depth} levels is refused.",
                                    code="body_too_deep")
-        ctx.request = Request(request.scope, _replaying(body))
+        ctx.request = Request(request.scope, _replaying(body, request.receive))
 
     def _check_media_type(self, header: str | None) -> None:
         media = (header or "").split(";", 1)[0].strip().lower()
@@ -198,8 +197,12 @@ def _too_large(limit: int) -> ProblemError:
                         f"The request body exceeds {limit} bytes.", code="body_too_large")
 
 
-def _replaying(body: bytes) -> Receive:
-    """A receive that hands the already-read body to the handler, then reports a disconnect."""
+def _replaying(body: bytes, then: Receive) -> Receive:
+    """A receive that hands the already-read body to the handler, then the connection's own receive.
+
+    Not a made-up disconnect: a streaming response listens on receive for the client going away,
+    and a disconnect reported while the client still waits cut every streamed answer to a request
+    with a body short (a proxied download broke off after its first chunk)."""
     sent = False
 
     async def receive() -> ReceiveMessage:
@@ -207,6 +210,6 @@ def _replaying(body: bytes) -> Receive:
         if not sent:
             sent = True
             return HTTPRequestEvent(type="http.request", body=body, more_body=False)
-        return HTTPDisconnectEvent(type="http.disconnect")
+        return await then()
 
     return receive
