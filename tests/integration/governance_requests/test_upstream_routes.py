@@ -52,10 +52,13 @@ class Upstream:
         echo = {"method": scope["method"], "path": scope["path"], "query": scope["query_string"].decode(),
                 "headers": {k.decode(): v.decode() for k, v in scope["headers"]},
                 "body_sha": hashlib.sha256(body).hexdigest(), "body_len": len(body)}
+        if scope["path"] == "/sized":  # a declared length: `pad` bytes of padding make it as large as asked
+            echo["pad"] = "x" * int(scope["query_string"].decode().partition("pad=")[2] or 0)
         payload = msgspec.json.encode(echo)
+        sized = [(b"content-length", str(len(payload)).encode())] if scope["path"] == "/sized" else []
         await send({"type": "http.response.start", "status": 207, "headers": [
             (b"content-type", b"application/json"), (b"x-upstream", b"yes"), (b"connection", b"keep-alive, x-secret"),
-            (b"x-secret", b"hop"), (b"keep-alive", b"timeout=5")]})
+            (b"x-secret", b"hop"), (b"keep-alive", b"timeout=5"), *sized]})
         await send({"type": "http.response.body", "body": payload})
 
 
@@ -111,6 +114,23 @@ class TestProxy:
         await pool.aclose()
         assert response.json()["body_sha"] == hashlib.sha256(body).hexdigest()
         assert response.json()["body_len"] == len(body)
+
+    @pytest.mark.parametrize("pad", [0, 600_000])  # one piece below BUFFERED_BYTES, streamed above it
+    async def test_declared_lengths_pass_through_whole_or_streamed(self, upstream: tuple[Upstream, str],
+                                                                   pad: int) -> None:
+        http, pool = await gateway_for(upstream[1])
+        body = b'{"sku": "A-1", "quantity": 2}'
+        response = await http.post(f"{PREFIX}/sized?pad={pad}", content=body,
+                                   headers={"Content-Type": "application/json"})
+        await pool.aclose()
+        assert response.status_code == 207 and response.headers["x-upstream"] == "yes"
+        assert "x-secret" not in response.headers
+        echo = response.json()
+        assert echo["body_sha"] == hashlib.sha256(body).hexdigest() and len(echo["pad"]) == pad
+        if pad == 0:  # answered in one piece, with its length; the large one streamed, its length unknown up front
+            assert response.headers["content-length"] == str(len(response.content))
+        else:
+            assert "content-length" not in response.headers and len(response.content) > 600_000
 
     async def test_the_policy_chain_runs_in_front(self, upstream: tuple[Upstream, str]) -> None:
         http, pool = await gateway_for(upstream[1])
