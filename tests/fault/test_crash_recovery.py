@@ -8,12 +8,7 @@ same state finishes the run: the ERP project was written exactly once.
 
 from __future__ import annotations
 
-import json
-import os
 import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,72 +16,16 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.vendors import VENDORS
 from tests.ports import free_port
+from tests.processes import running_simulators, start_gateway, stop, token, wait_until
 from tests.stack import postgres_database
 
 pytestmark = pytest.mark.slow
 
-PSCONNECT = [sys.executable, "-m", "gateway"]
-
-
-def wait_until(check: Any, what: str, within: float = 120.0) -> Any:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-            if value:
-                return value
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(args, env={**os.environ, **env}, stdout=log.open("ab"), stderr=subprocess.STDOUT,
-                            cwd=Path(__file__).resolve().parents[2])
-
-
 @pytest.fixture
 def simulators(tmp_path: Path) -> Iterator[dict[str, str]]:
-    base = free_port(len(VENDORS) + 1) - 1
-    proc = spawn([*PSCONNECT, "simulators", "--port-base", str(base)], {}, tmp_path / "simulators.log")
-    urls = {"salesforce": f"http://127.0.0.1:{base + 1}", "netsuite": f"http://127.0.0.1:{base + 2}",
-            "kantata": f"http://127.0.0.1:{base + 3}"}
-    try:
-        for url in urls.values():
-            wait_until(lambda u=url: httpx.get(f"{u}/__sim__/faults").status_code == 200, f"simulator {url}")
+    with running_simulators(tmp_path) as urls:
         yield urls
-    finally:
-        stop(proc)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
-
-
-def start_gateway(home: Path, port: int, urls: dict[str, str], database_url: str | None) -> subprocess.Popen[bytes]:
-    env = {"PSCONNECT_HOME": str(home), "PSCONNECT_VENDOR_URLS": json.dumps(urls), "PSCONNECT_PORT": str(port)}
-    if database_url:
-        env["DATABASE_URL"] = database_url
-    proc = spawn([*PSCONNECT, "serve"], env, home / "gateway.log")
-    wait_until(lambda: httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200, "gateway start")
-    return proc
-
-
-def token(base: str, home: Path) -> str:
-    creds = wait_until(lambda: (home / "demo-client.json").exists() and json.loads(
-        (home / "demo-client.json").read_text()), "demo credentials")
-    answer = httpx.post(f"{base}/oauth2/token", data={"grant_type": "client_credentials"},
-                        auth=(creds["client_id"], creds["client_secret"]))
-    assert answer.status_code == 200, answer.text
-    return str(answer.json()["access_token"])
 
 
 def run_state(base: str, auth: dict[str, str], run_id: str) -> dict[str, Any]:

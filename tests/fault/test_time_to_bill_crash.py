@@ -12,20 +12,17 @@ from __future__ import annotations
 
 import collections
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from gateway.vendors import VENDORS
-from tests.fault.test_crash_recovery import spawn, start_gateway, stop, token, wait_until
 from tests.ports import free_port
+from tests.processes import running_simulators, start_gateway, stop, token, wait_until
 
 pytestmark = pytest.mark.slow
 
-PSCONNECT_SIMULATORS = ["-m", "gateway", "simulators"]
 BASE = "/process/time-to-bill/v1"
 BATCH_PATH = "customrecord_psc_time_batch"
 TERMINAL = {"succeeded", "needs_attention", "failed"}
@@ -33,15 +30,8 @@ TERMINAL = {"succeeded", "needs_attention", "failed"}
 
 @pytest.fixture
 def all_simulators(tmp_path: Path) -> Any:
-    base = free_port(len(VENDORS) + 1) - 1
-    proc = spawn([sys.executable, *PSCONNECT_SIMULATORS, "--port-base", str(base)], {}, tmp_path / "simulators.log")
-    urls = {spec.name: f"http://127.0.0.1:{base + i + 1}" for i, spec in enumerate(VENDORS)}
-    try:
-        for url in urls.values():
-            wait_until(lambda u=url: httpx.get(f"{u}/__sim__/faults").status_code == 200, f"simulator {url}")
+    with running_simulators(tmp_path) as urls:
         yield urls
-    finally:
-        stop(proc)
 
 
 def batch_posts(netsuite: str) -> int:

@@ -27,9 +27,8 @@ from gateway.demo_client import DEMO_SCOPES
 from gateway.executors import LEASE_BEAT, LEASE_TTL, workflow_executors
 from gateway.oauth import OAuth
 from gateway.settings import load_settings
-from gateway.vendors import VENDORS
-from tests.fault.test_crash_recovery import PSCONNECT, spawn, stop, wait_until
 from tests.ports import free_port
+from tests.processes import PSCONNECT, running_simulators, spawn, stop, wait_until
 from tests.stack import postgres_database
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -39,16 +38,8 @@ ISSUER = "http://127.0.0.1:8999"  # one issuer for every process, as behind a lo
 
 @pytest.fixture
 def simulators(tmp_path: Path) -> Iterator[dict[str, str]]:
-    base = free_port(len(VENDORS) + 1) - 1
-    proc = spawn([*PSCONNECT, "simulators", "--port-base", str(base)], {}, tmp_path / "simulators.log")
-    urls = {"salesforce": f"http://127.0.0.1:{base + 1}", "netsuite": f"http://127.0.0.1:{base + 2}",
-            "kantata": f"http://127.0.0.1:{base + 3}"}
-    try:
-        for url in urls.values():
-            wait_until(lambda u=url: httpx.get(f"{u}/__sim__/faults").status_code == 200, f"simulator {url}")
+    with running_simulators(tmp_path) as urls:
         yield urls
-    finally:
-        stop(proc)
 
 
 @pytest.fixture
