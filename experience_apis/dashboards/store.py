@@ -41,6 +41,7 @@ from contracts.dashboards import (
     WorkerUtilization,
     WorkerUtilizationPage,
 )
+from experience_apis._internal.attribution import Attribution, entity_aliases
 from process_apis._internal.clock import as_utc, utcnow
 from process_apis._internal.paging import decode_cursor, encode_cursor
 from process_apis._internal.tables import exceptions, runs
@@ -118,9 +119,7 @@ class DashboardStore:
         if aliases and time.monotonic() - at < self._alias_ttl:
             return aliases
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(fact_entities.c.code, fact_entities.c.erp_id)).all()
-        aliases = {**{erp_id: code for code, erp_id in rows}, **{f"LE-{code}": code for code, _ in rows},
-                   **{code: code for code, _ in rows}}
+            aliases = entity_aliases(conn)
         self._aliases = (time.monotonic(), aliases)
         return aliases
 
@@ -283,9 +282,7 @@ class DashboardStore:
                 sa.select(exceptions.c.subject, exceptions.c.reason, exceptions.c.owner, exceptions.c.created_at,
                           runs.c.subject).select_from(exceptions.outerjoin(runs, runs.c.id == exceptions.c.run_id))
                 .where(exceptions.c.status == "open")).all()
-            project_entity = dict(conn.execute(sa.select(fact_contracts.c.project, fact_contracts.c.legal_entity_code)
-                                               .where(*_within(fact_contracts, entities))).all()) \
-                if entities is not None else {}
+            attribution = Attribution(conn, entities)
             run_where = _run_within(entities)
             failed = conn.execute(sa.select(runs.c.process, sa.func.count()).where(
                 runs.c.status == "failed", *run_where).group_by(runs.c.process).order_by(runs.c.process)).all()
@@ -304,7 +301,7 @@ class DashboardStore:
         by_owner: dict[str, int] = defaultdict(int)
         by_age = dict.fromkeys(AGE_BUCKETS, 0)
         for subject, reason, owner, created_at, run_subject in open_rows:
-            if entities is not None and not _attributed(subject, run_subject, project_entity, entities):
+            if not attribution.visible(subject, run_subject):
                 continue
             by_reason[reason] += 1
             by_owner[owner] += 1
@@ -346,11 +343,3 @@ def _run_within(entities: Entities) -> Sequence[sa.ColumnElement[bool]]:
     if entities is None:
         return []
     return [sa.or_(sa.false(), *(runs.c.subject.like(f"{code}:%") for code in sorted(entities)))]
-
-
-def _attributed(subject: str, run_subject: str | None, project_entity: dict[str, str],
-                entities: frozenset[str]) -> bool:
-    head = subject.partition(":")[0]
-    if project_entity.get(head) in entities:
-        return True
-    return run_subject is not None and run_subject.partition(":")[0] in entities

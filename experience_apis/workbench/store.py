@@ -2,7 +2,9 @@
 
 The exception records belong to the process APIs; the workbench adds who owns the
 follow-up and what was said, in its own tables, and writes the audit event in the
-same transaction as the change it describes.
+same transaction as the change it describes. A caller restricted to legal entities
+sees, and acts on, only the exceptions attributable to them (`entities`); any other is
+a 404, as if it did not exist.
 """
 
 from __future__ import annotations
@@ -16,14 +18,18 @@ from contracts.common import Page
 from contracts.problems import ProblemError
 from contracts.runs import ExceptionStatus
 from contracts.workbench import Comment, WorkbenchDetail, WorkbenchItem
+from experience_apis._internal.attribution import Attribution, entity_aliases
 from experience_apis._internal.audit import AuditLog
+from experience_apis._internal.scope import resolve_entities
 from gateway.db import metadata
 from process_apis._internal.clock import as_utc, utcnow
 from process_apis._internal.exceptions import ExceptionStore
 from process_apis._internal.paging import decode_cursor, encode_cursor
-from process_apis._internal.tables import exceptions
+from process_apis._internal.tables import exceptions, runs
 
-__all__ = ["WorkbenchStore", "assignments", "comments"]
+__all__ = ["Entities", "WorkbenchStore", "assignments", "comments"]
+
+Entities = frozenset[str] | None
 
 assignments = sa.Table(
     "workbench_assignments", metadata,
@@ -48,12 +54,20 @@ class WorkbenchStore:
         self.exceptions = ExceptionStore(engine)
         self.audit = AuditLog(engine)
 
+    def entities_of(self, grant: frozenset[str] | None) -> Entities:
+        """The entity codes a token's grant (codes or ERP ids) covers; None = unrestricted."""
+        if grant is None:
+            return None
+        with self.engine.connect() as conn:
+            return resolve_entities(grant, None, entity_aliases(conn))
+
     def list(self, *, status: ExceptionStatus | None, owner: str | None, process: str | None,
              reason: str | None, assignee: str | None, older_than_hours: float | None, limit: int,
-             cursor: str | None) -> Page[WorkbenchItem]:
+             cursor: str | None, entities: Entities = None) -> Page[WorkbenchItem]:
         offset = decode_cursor(cursor)
-        query = sa.select(exceptions.c.id).select_from(
-            exceptions.outerjoin(assignments, assignments.c.exception_id == exceptions.c.id))
+        query = sa.select(exceptions.c.id, exceptions.c.subject, runs.c.subject).select_from(
+            exceptions.outerjoin(assignments, assignments.c.exception_id == exceptions.c.id)
+            .outerjoin(runs, runs.c.id == exceptions.c.run_id))
         for column, value in ((exceptions.c.status, status), (exceptions.c.owner, owner),
                               (exceptions.c.process, process), (exceptions.c.reason, reason),
                               (assignments.c.assignee, assignee)):
@@ -61,15 +75,20 @@ class WorkbenchStore:
                 query = query.where(column == value)
         if older_than_hours is not None:
             query = query.where(exceptions.c.created_at <= utcnow() - dt.timedelta(hours=older_than_hours))
+        query = query.order_by(exceptions.c.created_at, exceptions.c.id)
         with self.engine.connect() as conn:
-            ids = conn.execute(query.order_by(exceptions.c.created_at, exceptions.c.id)
-                               .limit(limit + 1).offset(offset)).scalars().all()
+            if entities is None:
+                ids = [row[0] for row in conn.execute(query.limit(limit + 1).offset(offset))]
+            else:  # attributed in Python (see experience_apis/_internal/attribution.py), then paged
+                seen = Attribution(conn, entities)
+                ids = [i for i, subject, run_subject in conn.execute(query)
+                       if seen.visible(subject, run_subject)][offset:offset + limit + 1]
         items = [self.item(i) for i in ids[:limit]]
         return Page(items=items, next_cursor=encode_cursor(offset + limit) if len(ids) > limit else None)
 
-    def item(self, exception_id: str) -> WorkbenchItem:
+    def item(self, exception_id: str, entities: Entities = None) -> WorkbenchItem:
         record = self.exceptions.get(exception_id)
-        if record is None:
+        if record is None or not self._visible(record.run_id, record.subject, entities):
             raise ProblemError(404, "not-found", "Exception not found", f"No exception {exception_id!r}.")
         with self.engine.connect() as conn:
             assignee = conn.execute(sa.select(assignments.c.assignee).where(
@@ -79,8 +98,15 @@ class WorkbenchStore:
         age = max(0.0, (utcnow() - record.created_at).total_seconds() / 3600)
         return WorkbenchItem(exception=record, assignee=assignee, comment_count=int(count), age_hours=round(age, 2))
 
-    def detail(self, exception_id: str) -> WorkbenchDetail:
-        item = self.item(exception_id)
+    def _visible(self, run_id: str, subject: str, entities: Entities) -> bool:
+        if entities is None:
+            return True
+        with self.engine.connect() as conn:
+            run_subject = conn.execute(sa.select(runs.c.subject).where(runs.c.id == run_id)).scalar()
+            return Attribution(conn, entities).visible(subject, run_subject)
+
+    def detail(self, exception_id: str, entities: Entities = None) -> WorkbenchDetail:
+        item = self.item(exception_id, entities)
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(comments).where(comments.c.exception_id == exception_id)
                                 .order_by(comments.c.created_at, comments.c.id)).mappings().all()
@@ -88,8 +114,8 @@ class WorkbenchStore:
                                comments=[Comment(id=r["id"], exception_id=r["exception_id"], author=r["author"],
                                                  text=r["text"], created_at=as_utc(r["created_at"])) for r in rows])
 
-    def assign(self, exception_id: str, assignee: str, actor: str) -> WorkbenchItem:
-        before = self.item(exception_id).assignee
+    def assign(self, exception_id: str, assignee: str, actor: str, entities: Entities = None) -> WorkbenchItem:
+        before = self.item(exception_id, entities).assignee
         with self.engine.begin() as conn:
             conn.execute(assignments.delete().where(assignments.c.exception_id == exception_id))
             conn.execute(assignments.insert().values(exception_id=exception_id, assignee=assignee,
@@ -97,8 +123,8 @@ class WorkbenchStore:
             self.audit.record(conn, actor, "exception", exception_id, "assign", {"assignee": (before, assignee)})
         return self.item(exception_id)
 
-    def comment(self, exception_id: str, text: str, actor: str) -> Comment:
-        self.item(exception_id)
+    def comment(self, exception_id: str, text: str, actor: str, entities: Entities = None) -> Comment:
+        self.item(exception_id, entities)
         comment = Comment(id=f"cmt_{uuid.uuid4().hex[:16]}", exception_id=exception_id, author=actor, text=text,
                           created_at=utcnow())
         with self.engine.begin() as conn:
@@ -107,9 +133,9 @@ class WorkbenchStore:
             self.audit.record(conn, actor, "exception", exception_id, "comment", {"comment": (None, comment.id)})
         return comment
 
-    def resolve(self, exception_id: str, resolution: str, actor: str) -> WorkbenchItem:
+    def resolve(self, exception_id: str, resolution: str, actor: str, entities: Entities = None) -> WorkbenchItem:
         """Close an open exception that needs no replay; refused while a replay is in flight or after."""
-        self.item(exception_id)
+        self.item(exception_id, entities)
         with self.engine.begin() as conn:
             changed = conn.execute(exceptions.update().where(
                 exceptions.c.id == exception_id, exceptions.c.status == "open").values(

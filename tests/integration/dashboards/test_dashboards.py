@@ -64,11 +64,11 @@ async def walk(http: httpx.AsyncClient, path: str, **params: Any) -> list[dict[s
 
 
 @contextlib.asynccontextmanager
-async def consumer(s: TtbStack, entities: list[str] | None) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of its own, holding only the dashboards read scope and the given legal-entity grant."""
+async def consumer(s: TtbStack, entities: list[str] | None,
+                   scopes: tuple[str, ...] = ("experience.dashboards:read",)) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of its own, holding only `scopes` and the given legal-entity grant."""
     gw = s.stack.gateway
-    client_id, secret = gw.oauth.clients.create("dashboards test", ("experience.dashboards:read",),
-                                                legal_entities=entities)
+    client_id, secret = gw.oauth.clients.create("dashboards test", scopes, legal_entities=entities)
     transport = httpx.ASGITransport(app=gw.app)  # type: ignore[arg-type]
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         token = await http.post("/oauth2/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret))
@@ -286,3 +286,40 @@ class TestRefresh:
         readiness = {i["project"]: i for i in await walk(s.http, "/invoice-readiness", period=PERIOD, limit=200)}
         assert D(readiness[project]["approved_unbilled"]["amount"]) == 2 * rate  # reversal + new version, net
         assert readiness[project]["lines"] == 2
+
+
+class TestWorkbenchRestriction:
+    """The exception workbench, the other experience API, honours the same grant: on data, not on routes."""
+
+    async def test_a_uk01_consumer_lists_and_acts_on_uk01_exceptions_only(self, s: TtbStack) -> None:
+        uk_projects = {p.external_id for p in FIRM.projects if p.legal_entity_code == "UK01"}
+        with s.engine.connect() as conn:
+            rows = conn.execute(sa.select(exceptions.c.id, exceptions.c.subject)).all()
+        ours = {i for i, subject in rows if subject.partition(":")[0] in uk_projects}
+        theirs = {i for i, _ in rows} - ours
+        assert ours and theirs
+        scopes = ("experience.workbench:read", "experience.workbench:write")
+        async with consumer(s, ["LE-UK01"], scopes) as uk:
+            seen: list[str] = []
+            cursor = None
+            while True:
+                page = (await uk.get("/experience/workbench/v1/exceptions",
+                                     params={"limit": 7, **({"cursor": cursor} if cursor else {})})).json()
+                seen += [item["exception"]["id"] for item in page["items"]]
+                if not (cursor := page["next_cursor"]):
+                    break
+            assert sorted(seen) == sorted(ours)  # every UK01 exception once, no other
+            other = sorted(theirs)[0]
+            with s.engine.connect() as conn:
+                before = conn.execute(sa.select(exceptions.c.status).where(exceptions.c.id == other)).scalar()
+            for method, path, body in (("GET", "", None), ("POST", "/comments", {"text": "peek"}),
+                                       ("POST", "/assignment", {"assignee": "me@example.com"}),
+                                       ("POST", "/resolution", {"resolution": "not mine"}),
+                                       ("POST", "/replay", None)):
+                response = await uk.request(method, f"/experience/workbench/v1/exceptions/{other}{path}", json=body)
+                assert response.status_code == 404, (path, response.text)  # as if it did not exist
+            mine = sorted(ours)[0]
+            assert (await uk.post(f"/experience/workbench/v1/exceptions/{mine}/comments",
+                                  json={"text": "looking"})).status_code == 201
+        with s.engine.connect() as conn:
+            assert conn.execute(sa.select(exceptions.c.status).where(exceptions.c.id == other)).scalar() == before
