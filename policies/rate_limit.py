@@ -1,11 +1,11 @@
 """Rate limit: per consumer, per API, per second and per minute, by the consumer's plan.
 
 Runs after authentication (it needs `ctx.principal.client_id`) at Kong's rate-limiting
-priority, 910.
-Counting is `limits.aio`'s algorithms in a shared `CounterStore`: a request's limits are
-tested together and spent all or none, atomically (one Lua script on Redis), never a
+priority, 910. Counting uses the `limits` strategies in a shared `CounterStore`: a
+request's limits are tested together and spent all or none, atomically (`limits.aio`
+in memory, one Lua script with `limits`' keys and arithmetic on Redis), never a
 read-then-write, so N workers on one Redis admit exactly the limit. Keys are consumer +
-API + window, the same on every node, and are `limits`' own keys.
+API + window, the same on every node.
 
 Every governed response carries the IETF httpapi `RateLimit-Policy` and `RateLimit`
 headers (draft-ietf-httpapi-ratelimit-headers, structured-field form), written here

@@ -1,8 +1,9 @@
 """The counter-store interface every rate-limit and quota policy counts through.
 
-Counting itself is the `limits` library's (atomic Lua on Redis, a lock-free dict in
-memory); a store adds what a gateway needs around it: one namespace per deployment,
-one limiter per strategy, and outage handling. When the backing service fails, the
+Counting follows the `limits` library's strategies and keys; a request's limits and
+usage counters are one `hit_many` call (see `policies.stores.batch`). A store adds what
+a gateway needs around them: one namespace per deployment, one limiter per strategy
+(for reading windows, and for counting in memory), and outage handling. When the backing service fails, the
 store raises `StoreUnavailable` — fast: after a failure it does not try again for
 `probe_interval` seconds, so an outage costs no connect timeout per request — and
 logs the degradation once per outage, and the recovery once, instead of per request.
