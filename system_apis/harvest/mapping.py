@@ -1,6 +1,6 @@
 """Harvest v2 wire records <-> canonical time objects. Pure functions, no I/O.
 
-Reading of the spec (vendor-specs/harvest-v2.openapi.yaml, TimeEntry):
+Reading of the spec (system_apis/harvest/spec/harvest-v2.openapi.yaml, TimeEntry):
 
 - **status** — Harvest has no status field. `is_closed` is "approved via Timesheet
   Approval", so closed -> `approved`. A timesheet submitted for approval is locked

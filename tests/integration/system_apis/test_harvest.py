@@ -32,7 +32,8 @@ from system_apis.demo_delivery import DEMO_PERIOD
 from system_apis.domains.time import TimeEntryQuery, time_router
 from system_apis.harvest import BASE_URL, HarvestClient, HarvestSimulator, HarvestTime
 
-SPEC = Path(__file__).resolve().parents[4] / "shared" / "vendor-specs" / "harvest-v2.openapi.yaml"
+# The vendor's public contract (MIT, JoliCode), kept in the repository so any clone can check against it.
+SPEC = Path(__file__).resolve().parents[3] / "system_apis" / "harvest" / "spec" / "harvest-v2.openapi.yaml"
 DEFECT_CLOSED, DEFECT_FUTURE = "TE-00001-20260828-9", "TE-00001-20261120-9"
 HEADERS = {"Authorization": "Bearer t", "Harvest-Account-Id": "1000001"}
 
