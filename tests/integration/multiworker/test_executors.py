@@ -202,6 +202,8 @@ def test_a_killed_processes_workflow_finishes_once_on_a_survivor_never_on_a_live
                                                  headers=auth).json())["status"] in ("succeeded", "failed") and r,
                          "the survivor to finish the run", within=LEASE_TTL + 4 * LEASE_BEAT + 60)
         assert run["status"] == "succeeded", run
+        # The run resource is finished by the workflow's last step; DBOS records the workflow's own end just after.
+        wait_until(lambda: db.workflow(workflow)[0] == "SUCCESS", "DBOS to record the workflow's end", within=30)
         assert db.workflow(workflow)[:2] == ("SUCCESS", executor_b)
         assert executor_a not in db.leases()
         subject = run["subject"]
