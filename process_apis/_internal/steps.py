@@ -4,6 +4,9 @@ The retry loop lives inside the step (not in DBOS's step retries) because it mus
 honour each answer's `Retry-After` and count attempts on the run resource people
 watch. A step that exhausts its retries raises `StepExhausted`; the workflow turns
 that into an exception record, so a long outage loses nothing and can be replayed.
+`retrying` is that loop on its own, for calls that record progress their own way or
+answer a caller directly (`unavailable`: the 503 a request gets when a system API
+stays down).
 """
 
 from __future__ import annotations
@@ -12,11 +15,12 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from contracts.problems import ProblemError
 from process_apis._internal.runs import RunStore
 from process_apis._internal.system_clients import BusinessFailure, TransientFailure
 from system_apis._internal.http import RetryPolicy
 
-__all__ = ["StepExhausted", "run_step"]
+__all__ = ["StepExhausted", "retrying", "run_step", "unavailable"]
 
 T = TypeVar("T")
 
@@ -31,24 +35,44 @@ class StepExhausted(Exception):
         return f"step {self.step} gave up after retries: {self.last_error}"
 
 
-async def run_step(runs: RunStore, run_id: str, name: str, fn: Callable[[], Awaitable[T]], *,
-                   retry: RetryPolicy, vendor_ids: Callable[[T], dict[str, str]] | None = None,
-                   sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> T:
+async def retrying(fn: Callable[[], Awaitable[T]], *, retry: RetryPolicy,
+                   sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                   on_retry: Callable[[TransientFailure], None] | None = None) -> T:
+    """Call `fn`, retrying `TransientFailure` with backoff that honours Retry-After; the last one propagates."""
     attempt = 0
     while True:
         attempt += 1
-        runs.step(run_id, name, "running", attempt=True)
         try:
-            result = await fn()
+            return await fn()
         except TransientFailure as exc:
             if attempt >= retry.max_attempts:
-                runs.step(run_id, name, "failed", detail=str(exc))
-                raise StepExhausted(name, str(exc)) from exc
-            runs.step(run_id, name, "running", detail=f"retrying after: {exc}")
+                raise
+            if on_retry is not None:
+                on_retry(exc)
             await sleep(retry.delay(attempt, exc.retry_after))
-            continue
-        except BusinessFailure as exc:
-            runs.step(run_id, name, "failed", detail=str(exc))
-            raise
-        runs.step(run_id, name, "succeeded", vendor_ids=vendor_ids(result) if vendor_ids else {})
-        return result
+
+
+def unavailable(exc: TransientFailure, what: str) -> ProblemError:
+    """The 503 a caller gets when a system API stays down, with the Retry-After it announced."""
+    return ProblemError(503, "upstream-unavailable", f"{what} unavailable", str(exc),
+                        headers={"Retry-After": str(int(exc.retry_after or 1))})
+
+
+async def run_step(runs: RunStore, run_id: str, name: str, fn: Callable[[], Awaitable[T]], *,
+                   retry: RetryPolicy, vendor_ids: Callable[[T], dict[str, str]] | None = None,
+                   sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> T:
+    async def attempt() -> T:
+        runs.step(run_id, name, "running", attempt=True)
+        return await fn()
+
+    try:
+        result = await retrying(attempt, retry=retry, sleep=sleep, on_retry=lambda exc: runs.step(
+            run_id, name, "running", detail=f"retrying after: {exc}"))
+    except TransientFailure as exc:
+        runs.step(run_id, name, "failed", detail=str(exc))
+        raise StepExhausted(name, str(exc)) from exc
+    except BusinessFailure as exc:
+        runs.step(run_id, name, "failed", detail=str(exc))
+        raise
+    runs.step(run_id, name, "succeeded", vendor_ids=vendor_ids(result) if vendor_ids else {})
+    return result

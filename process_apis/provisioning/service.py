@@ -17,6 +17,7 @@ from contracts.problems import ProblemError
 from contracts.runs import ExceptionRecord, Run
 from process_apis._internal.clock import utcnow
 from process_apis._internal.start_keys import StartKeys
+from process_apis._internal.steps import unavailable
 from process_apis._internal.system_clients import BusinessFailure, TransientFailure
 from process_apis._internal.tables import runs
 from process_apis.provisioning.runtime import runtime
@@ -47,8 +48,7 @@ class ProvisioningService:
                     from exc
             raise ProblemError(422, "validation-error", "Opportunity cannot be read", str(exc)) from exc
         except TransientFailure as exc:
-            raise ProblemError(503, "upstream-unavailable", "CRM unavailable", str(exc),
-                               headers={"Retry-After": str(int(exc.retry_after or 1))}) from exc
+            raise unavailable(exc, "CRM") from exc
         run, created = rt.runs.create(PROCESS, opp.id, f"prov_{opp.id}", STEPS)
         if created or run.status in ("queued", "running"):
             await self._launch(run)

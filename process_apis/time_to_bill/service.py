@@ -26,6 +26,7 @@ from contracts.runs import Run
 from contracts.time import TimeEntry
 from process_apis._internal.clock import utcnow
 from process_apis._internal.start_keys import StartKeys
+from process_apis._internal.steps import retrying, unavailable
 from process_apis._internal.system_clients import BusinessFailure, TransientFailure
 from process_apis._internal.tables import runs
 from process_apis.time_to_bill.enrich import load_reference
@@ -47,16 +48,10 @@ T = TypeVar("T")
 async def _with_retry(fn: Callable[[], Awaitable[T]]) -> T:
     """A read outside a workflow step: retried like a step's vendor call, then a 503 problem for the caller."""
     rt = runtime()
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            return await fn()
-        except TransientFailure as exc:
-            if attempt >= rt.retry.max_attempts:
-                raise ProblemError(503, "upstream-unavailable", "Time system unavailable", str(exc),
-                                   headers={"Retry-After": str(int(exc.retry_after or 1))}) from exc
-            await rt.sleep(rt.retry.delay(attempt, exc.retry_after))
+    try:
+        return await retrying(fn, retry=rt.retry, sleep=rt.sleep)
+    except TransientFailure as exc:
+        raise unavailable(exc, "Time system") from exc
 
 
 class EventOutcome(msgspec.Struct, kw_only=True):
@@ -115,8 +110,7 @@ class TimeToBillService:
                 entries.append(await rt.time.entry(entry_id))
             ref = await load_reference(rt.erp, rt.psa, rt.hr)
         except TransientFailure as exc:
-            raise ProblemError(503, "upstream-unavailable", "Time system unavailable", str(exc),
-                               headers={"Retry-After": str(int(exc.retry_after or 1))}) from exc
+            raise unavailable(exc, "Time system") from exc
         except BusinessFailure as exc:
             raise ProblemError(422, "validation-error", "Entry cannot be read", str(exc),
                                code="unknown_time_entry") from exc

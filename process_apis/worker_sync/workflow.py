@@ -25,7 +25,7 @@ from contracts.common import Page
 from contracts.runs import Violation
 from contracts.workforce import Worker
 from process_apis._internal.clock import utcnow
-from process_apis._internal.steps import StepExhausted
+from process_apis._internal.steps import StepExhausted, retrying
 from process_apis._internal.system_clients import BusinessFailure, TransientFailure
 from process_apis._internal.tables import exceptions, run_steps
 from process_apis.worker_sync.runtime import Runtime, runtime
@@ -76,15 +76,10 @@ def exception_id_for(run_id: str, attempt: int, worker_id: str | None = None) ->
 
 async def _retrying(rt: Runtime, name: str, fn: Callable[[], Awaitable[T]]) -> T:
     """Retry transient failures honouring Retry-After; `StepExhausted` when they outlast the policy."""
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            return await fn()
-        except TransientFailure as exc:
-            if attempt >= rt.retry.max_attempts:
-                raise StepExhausted(name, str(exc)) from exc
-            await rt.sleep(rt.retry.delay(attempt, exc.retry_after))
+    try:
+        return await retrying(fn, retry=rt.retry, sleep=rt.sleep)
+    except TransientFailure as exc:
+        raise StepExhausted(name, str(exc)) from exc
 
 
 @DBOS.step(name="worker_sync.read_erp")
