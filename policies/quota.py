@@ -29,9 +29,8 @@ from policies.rate_limit import (
     exhausted_of,
     hit_limits,
     rate_limited,
-    store_unavailable,
 )
-from policies.stores import CounterStore, StoreUnavailable
+from policies.stores import CounterStore
 from policies.stores.batch import CounterHit, CounterKind, LimitHit
 
 __all__ = ["ApiUsage", "Quota", "QuotaUsage", "UsageMeter", "UsageReport", "quota_windows"]
@@ -131,12 +130,10 @@ class Quota(PlanPolicy):
         hits = [(period, LimitHit("fixed-window", item, ("quota", consumer, self.config.api, key)))
                 for period, item, key in windows]
         counters = self.meter.counters(consumer, self.config.api, requests=None) if self.meter else ()
-        try:
-            admitted, states = await hit_limits(self.store, hits, counters)
-        except StoreUnavailable:
-            if plan.on_store_failure == "closed":
-                raise store_unavailable() from None
+        outcome = await hit_limits(self.store, hits, counters, on_store_failure=plan.on_store_failure)
+        if outcome is None:
             return
+        admitted, states = outcome
         epoch = time.time()
         # A calendar quota resets at the start of the next UTC day or month, not one window after first use.
         states = [msgspec.structs.replace(s, reset=max(1, math.ceil(_period_end(period, now).timestamp() - epoch)))

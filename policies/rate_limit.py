@@ -33,7 +33,7 @@ from msgspec import Meta
 
 from contracts.problems import ProblemError
 from policies.base import Policy, RequestContext
-from policies.plans import Consumer, Plan, PlanCache, PlanLookup, ResolvedPlan
+from policies.plans import Consumer, FailureMode, Plan, PlanCache, PlanLookup, ResolvedPlan
 from policies.stores import CounterStore, StoreUnavailable
 from policies.stores.batch import CounterHit, CounterKind, LimitHit, RequestHits
 
@@ -107,12 +107,19 @@ def reset_in(reset_time: float, now: float) -> int:
 
 
 async def hit_limits(store: CounterStore, hits: Sequence[tuple[str, LimitHit]],
-                     counters: tuple[CounterHit, ...] = ()) -> tuple[bool, list[LimitState]]:
+                     counters: tuple[CounterHit, ...] = (), *, on_store_failure: FailureMode = "open",
+                     ) -> tuple[bool, list[LimitState]] | None:
     """Test every limit of the request and spend all or none, with its usage counters: one store operation.
 
-    Returns whether the request is admitted and each limit's state after it.
+    Returns whether the request is admitted and each limit's state after it; None when the store is
+    down and `on_store_failure` admits unchecked (`closed` answers 503 instead).
     """
-    result = await store.hit_many(RequestHits(tuple(hit for _, hit in hits), counters))
+    try:
+        result = await store.hit_many(RequestHits(tuple(hit for _, hit in hits), counters))
+    except StoreUnavailable:
+        if on_store_failure == "closed":
+            raise store_unavailable() from None
+        return None
     now = time.time()
     states = [LimitState(name, hit.item.amount, hit.item.get_expiry(), remaining, reset_in(reset, now))
               for (name, hit), (remaining, reset) in zip(hits, result.windows, strict=True)]
@@ -167,12 +174,10 @@ class RateLimit(PlanPolicy):
         plan = self.resolve(consumer)
         hits = self.hits(consumer, plan)
         counters = self.meter.counters(consumer, self.config.api) if self.meter else ()
-        try:
-            admitted, states = await hit_limits(self.store, hits, counters)
-        except StoreUnavailable:
-            if plan.on_store_failure == "closed":
-                raise store_unavailable() from None
+        outcome = await hit_limits(self.store, hits, counters, on_store_failure=plan.on_store_failure)
+        if outcome is None:
             return
+        admitted, states = outcome
         add_limit_states(ctx, states)
         if not admitted:
             exhausted = exhausted_of(states)

@@ -21,9 +21,8 @@ from policies.rate_limit import (
     consumer_of,
     hit_limits,
     rate_limited,
-    store_unavailable,
 )
-from policies.stores import CounterStore, StoreUnavailable
+from policies.stores import CounterStore
 from policies.stores.batch import LimitHit
 
 __all__ = ["SpikeArrest", "SpikeArrestPolicyConfig"]
@@ -46,15 +45,14 @@ class SpikeArrest(Policy[SpikeArrestPolicyConfig]):
         self._hit = LimitHit("moving-window", RateLimitItemPerSecond(config.limit.per_second), ("spike", config.api))
 
     async def on_request(self, ctx: RequestContext) -> None:
-        try:
-            # Counted for its consumer here only when refused; admitted, the rate limit counts it.
-            counters = self.meter.counters(consumer_of(ctx), self.config.api, requests="count_refused") \
-                if self.meter else ()
-            admitted, states = await hit_limits(self.store, [("spike", self._hit)], counters)
-        except StoreUnavailable:
-            if self.config.limit.on_store_failure == "closed":
-                raise store_unavailable() from None
+        # Counted for its consumer here only when refused; admitted, the rate limit counts it.
+        counters = self.meter.counters(consumer_of(ctx), self.config.api, requests="count_refused") \
+            if self.meter else ()
+        outcome = await hit_limits(self.store, [("spike", self._hit)], counters,
+                                   on_store_failure=self.config.limit.on_store_failure)
+        if outcome is None:
             return
+        admitted, states = outcome
         add_limit_states(ctx, states)
         if not admitted:
             raise rate_limited(states, code="rate_limited", detail=(
