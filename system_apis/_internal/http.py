@@ -40,7 +40,9 @@ __all__ = [
     "VendorRateLimited",
     "VendorRejected",
     "VendorUnavailable",
+    "error_body",
     "parse_retry_after",
+    "transient_error",
 ]
 
 IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
@@ -90,6 +92,28 @@ class VendorRejected(VendorError):
                  body: object = None) -> None:
         super().__init__(vendor, message, status=status, body=body)
         self.code = code
+
+
+def error_body(response: httpx.Response) -> Any:
+    """A failed answer's body for the error: its JSON, else the start of its text."""
+    try:
+        return response.json()
+    except ValueError:
+        return response.text[:500]
+
+
+def transient_error(vendor: str, response: httpx.Response, message: str, body: object) -> TransientVendorError | None:
+    """The retryable answers, read alike for every vendor whose envelope says nothing more: 429 is
+    `VendorRateLimited`, 5xx `VendorUnavailable`, each with the `Retry-After` the vendor sent; None otherwise."""
+    status = response.status_code
+    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    if status == 429:
+        return VendorRateLimited(vendor, message, retry_after=retry_after, body=body)
+    if status >= 500:
+        err = VendorUnavailable(vendor, f"server error {status}: {message}", status=status, body=body)
+        err.retry_after = retry_after
+        return err
+    return None
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:

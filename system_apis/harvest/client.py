@@ -35,10 +35,9 @@ from system_apis._internal.http import (
     Sleep,
     VendorError,
     VendorHttp,
-    VendorRateLimited,
     VendorRejected,
-    VendorUnavailable,
-    parse_retry_after,
+    error_body,
+    transient_error,
 )
 from system_apis.harvest import _wire as wire
 
@@ -82,20 +81,13 @@ def classify(response: httpx.Response) -> VendorError | None:
     status = response.status_code
     if status < 400:
         return None
-    try:
-        body: Any = response.json()
-    except ValueError:
-        body = response.text[:500]
+    body = error_body(response)
     fields = body if isinstance(body, dict) else {}
     message = str(fields.get("message") or fields.get("error_description") or fields.get("error")
                   or f"HTTP {status}")
-    retry_after = parse_retry_after(response.headers.get("Retry-After"))
-    if status == 429:
-        return VendorRateLimited(VENDOR, message, retry_after=retry_after, body=body)
-    if status >= 500:
-        err = VendorUnavailable(VENDOR, f"server error {status}: {message}", status=status, body=body)
-        err.retry_after = retry_after
-        return err
+    transient = transient_error(VENDOR, response, message, body)
+    if transient is not None:
+        return transient
     code = str(fields["error"]) if isinstance(fields.get("error"), str) else _CODES.get(status, f"http_{status}")
     return VendorRejected(VENDOR, message, status=status, code=code, body=body)
 

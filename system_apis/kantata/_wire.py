@@ -34,10 +34,9 @@ from system_apis._internal.http import (
     Sleep,
     VendorError,
     VendorHttp,
-    VendorRateLimited,
     VendorRejected,
-    VendorUnavailable,
-    parse_retry_after,
+    error_body,
+    transient_error,
 )
 
 __all__ = ["API_PREFIX", "BASE_URL", "MAX_PER_PAGE", "VENDOR", "Filter", "KantataPage", "KantataWire", "Record",
@@ -76,20 +75,13 @@ def classify(response: httpx.Response) -> VendorError | None:
     status = response.status_code
     if status < 400:
         return None
-    try:
-        body: Any = response.json()
-    except ValueError:
-        body = response.text[:500]
+    body = error_body(response)
     errors = body.get("errors") if isinstance(body, dict) else None
     first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
     message = "; ".join(str(e.get("message")) for e in errors if isinstance(e, dict)) if errors else f"HTTP {status}"
-    retry_after = parse_retry_after(response.headers.get("Retry-After"))
-    if status == 429:
-        return VendorRateLimited(VENDOR, message, retry_after=retry_after, body=body)
-    if status >= 500:
-        err = VendorUnavailable(VENDOR, f"server error {status}: {message}", status=status, body=body)
-        err.retry_after = retry_after
-        return err
+    transient = transient_error(VENDOR, response, message, body)
+    if transient is not None:
+        return transient
     code = str(first.get("type")) if first.get("type") else None
     if first.get("field"):
         message = f"{first['field']}: {message}"

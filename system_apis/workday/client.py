@@ -31,10 +31,9 @@ from system_apis._internal.http import (
     Sleep,
     VendorError,
     VendorHttp,
-    VendorRateLimited,
     VendorRejected,
-    VendorUnavailable,
-    parse_retry_after,
+    error_body,
+    transient_error,
 )
 
 __all__ = ["BASE_URL", "DEFAULT_TENANT", "MAX_LIMIT", "VENDOR", "WorkdayClient", "WorkdayPage", "classify",
@@ -71,19 +70,12 @@ def classify(response: httpx.Response) -> VendorError | None:
     status = response.status_code
     if status < 400:
         return None
-    try:
-        body: Any = response.json()
-    except ValueError:
-        body = response.text[:500]
+    body = error_body(response)
     envelope = body if isinstance(body, dict) else {}
     message = str(envelope.get("error") or f"HTTP {status}")
-    retry_after = parse_retry_after(response.headers.get("Retry-After"))
-    if status == 429:
-        return VendorRateLimited(VENDOR, message, retry_after=retry_after, body=body)
-    if status >= 500:
-        err = VendorUnavailable(VENDOR, f"server error {status}: {message}", status=status, body=body)
-        err.retry_after = retry_after
-        return err
+    transient = transient_error(VENDOR, response, message, body)
+    if transient is not None:
+        return transient
     details = envelope.get("errors")
     first = details[0] if isinstance(details, list) and details and isinstance(details[0], dict) else {}
     if first.get("field"):
