@@ -13,14 +13,14 @@ import asyncio
 import random
 import re
 from collections import Counter
-from typing import Annotated, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 import msgspec
-from litestar import Router, delete, get, post
+from litestar import Request, Router, delete, get, post
 from litestar.params import JSONBody, QueryParameter
 from msgspec import Meta
 
-__all__ = ["Fault", "FaultKind", "FaultPlan", "Simulated", "control_router"]
+__all__ = ["Fault", "FaultKind", "FaultPlan", "ReceivedRequest", "Simulated", "control_router", "received"]
 
 FaultKind = Literal["rate_limit", "server_error", "slow", "concurrency_limit", "business_error", "timeout"]
 
@@ -87,6 +87,21 @@ class Simulated(Protocol):
     def count(self, record_type: str, external_id: str | None) -> int: ...
 
     def reset(self) -> None: ...
+
+
+class ReceivedRequest(msgspec.Struct, frozen=True):
+    """A request as a simulator received it, for tests that check what the client sent."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+
+
+def received(request: Request[Any, Any, Any]) -> ReceivedRequest:
+    return ReceivedRequest(method=request.method.upper(), path=request.url.path,
+                           query=dict(request.query_params.items()),
+                           headers={k.lower(): v for k, v in request.headers.items()})
 
 
 class FaultList(msgspec.Struct):

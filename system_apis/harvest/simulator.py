@@ -33,13 +33,13 @@ import msgspec
 from litestar import Litestar, Request, Response, Router, get, patch, post, route
 from litestar.params import JSONBody, PathParameter
 
-from system_apis._internal.faults import Fault, FaultPlan, control_router
+from system_apis._internal.faults import Fault, FaultPlan, ReceivedRequest, control_router, received
 from system_apis.demo_delivery import DEMO_PERIOD, defect_entries, time_entries
 from system_apis.demo_firm import DemoFirm, demo_firm
 from system_apis.harvest._lists import Invalid, Lists
 from system_apis.harvest._store import Entry, Store, WireEntry
 
-__all__ = ["EntryEdit", "HarvestSimulator", "SeenRequest"]
+__all__ = ["EntryEdit", "HarvestSimulator"]
 
 _ENCODER: Final = msgspec.json.Encoder(decimal_format="number")
 _INVALID_TOKEN: Final = {"error": "invalid_token",
@@ -47,15 +47,6 @@ _INVALID_TOKEN: Final = {"error": "invalid_token",
                                               "for other reasons."}
 _REPORT_PATHS: Final = ("/v2/reports/",)
 EntryId = Annotated[int, PathParameter(description="Harvest time entry id.")]
-
-
-class SeenRequest(msgspec.Struct, frozen=True):
-    """A request as the simulator received it, for tests that check what the client sent."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
 
 
 class EntryEdit(msgspec.Struct, kw_only=True):
@@ -106,7 +97,7 @@ class HarvestSimulator:
         self._limits = (requests_per_window, window_seconds, report_requests_per_window, report_window_seconds)
         self._clock = clock
         self._app: Litestar | None = None
-        self.requests: list[SeenRequest] = []
+        self.requests: list[ReceivedRequest] = []
         self.record_requests = True
         self.reset()
 
@@ -215,12 +206,11 @@ class HarvestSimulator:
         return None  # slow: answer normally after the delay
 
     async def _dispatch(self, request: Request[Any, Any, Any]) -> Response[bytes]:
-        method, path = request.method.upper(), request.url.path
-        query = dict(request.query_params.items())
+        seen = received(request)
+        method, path, query = seen.method, seen.path, seen.query
         headers = request.headers
         if self.record_requests:
-            self.requests.append(SeenRequest(method=method, path=path, query=query,
-                                             headers={k.lower(): v for k, v in headers.items()}))
+            self.requests.append(seen)
         fault = self.faults.take(method, path)
         if fault is not None:
             answer = await self._fault_answer(fault)

@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 from litestar import Litestar, Request, Response, route
 
-from system_apis._internal.faults import Fault, FaultPlan, control_router
+from system_apis._internal.faults import Fault, FaultPlan, ReceivedRequest, control_router, received
 from system_apis.demo_firm import DemoFirm, demo_firm
 from system_apis.kantata._sim_delivery import DELIVERY_TABLES, DeliveryResources
 from system_apis.kantata._sim_delivery import Invalid as _Invalid
@@ -29,7 +29,7 @@ from system_apis.kantata._sim_delivery import now as _now
 from system_apis.kantata._sim_seed import seed_firm
 from system_apis.kantata.mapping import STATUS_KEYS, base_unit, format_price
 
-__all__ = ["KantataSimulator", "SeenRequest"]
+__all__ = ["KantataSimulator"]
 
 Record = dict[str, Any]
 Answer = tuple[int, Any]
@@ -41,15 +41,6 @@ _STORY_FIELDS = ("title", "description", "due_date", "start_date", "fixed_fee", 
                  "archived", "state", "billable")
 _STORY_TYPES = ("task", "deliverable", "milestone")
 _EXTREF_REQUIRED = ("service_name", "service_model", "service_model_ref")
-
-
-class SeenRequest(msgspec.Struct, frozen=True):
-    """A request as the simulator received it, for tests that check what the client sent."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
 
 
 def _errors(kind: str, message: str, field: str | None = None) -> Record:
@@ -91,7 +82,7 @@ class KantataSimulator(DeliveryResources):
         self._firm = firm
         self._time_period = time_period
         self._app: Litestar | None = None
-        self.requests: list[SeenRequest] = []
+        self.requests: list[ReceivedRequest] = []
         self.reset()
 
     # --- state ------------------------------------------------------------------------------------
@@ -369,10 +360,9 @@ class KantataSimulator(DeliveryResources):
         return None  # slow: answer normally after the delay
 
     async def _dispatch(self, request: Request[Any, Any, Any]) -> Response[bytes]:
-        method, path = request.method.upper(), request.url.path
-        query = dict(request.query_params.items())
-        self.requests.append(SeenRequest(method=method, path=path, query=query,
-                                         headers={k.lower(): v for k, v in request.headers.items()}))
+        seen = received(request)
+        method, path, query = seen.method, seen.path, seen.query
+        self.requests.append(seen)
         fault = self.faults.take(method, path)
         if fault is not None:
             answer = await self._fault_answer(fault)

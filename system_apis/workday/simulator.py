@@ -26,7 +26,7 @@ from litestar.params import JSONBody, PathParameter
 
 from contracts.common import Money
 from contracts.workforce import CostCenter, Worker
-from system_apis._internal.faults import Fault, FaultPlan, control_router
+from system_apis._internal.faults import Fault, FaultPlan, ReceivedRequest, control_router, received
 from system_apis.demo_firm import DemoFirm, demo_firm
 from system_apis.workday.client import DEFAULT_TENANT, MAX_LIMIT
 from system_apis.workday.mapping import (
@@ -37,7 +37,7 @@ from system_apis.workday.mapping import (
     worker_to_record,
 )
 
-__all__ = ["SEEDED_AT", "SeenRequest", "WorkdaySimulator", "WorkerChange"]
+__all__ = ["SEEDED_AT", "WorkdaySimulator", "WorkerChange"]
 
 SEEDED_AT = dt.datetime(2026, 11, 2, 6, 0, tzinfo=dt.UTC)
 """`lastUpdated` of every seeded worker; later changes are stamped after it."""
@@ -56,15 +56,6 @@ class WorkerChange(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     cost_rate: Money | None = None
     status: str | None = None
     termination_date: dt.date | None = None
-
-
-class SeenRequest(msgspec.Struct, frozen=True):
-    """A request as the tenant received it, for tests that check what the client sent."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
 
 
 class _Refused(Exception):
@@ -107,7 +98,7 @@ class WorkdaySimulator:
         self.by_wid: dict[str, str] = {}
         self.cost_centers: dict[str, CostCenter] = {}
         self._last_stamp = SEEDED_AT
-        self.requests: deque[SeenRequest] = deque(maxlen=1000)
+        self.requests: deque[ReceivedRequest] = deque(maxlen=1000)
         """The latest requests (bounded: a month-end benchmark must not grow this without end)."""
         self.reset()
 
@@ -230,10 +221,9 @@ class WorkdaySimulator:
         return None  # slow: answer normally after the delay
 
     async def dispatch(self, request: Request[Any, Any, Any]) -> Response[bytes]:
-        method, path = request.method.upper(), request.url.path
-        query = dict(request.query_params.items())
-        self.requests.append(SeenRequest(method=method, path=path, query=query,
-                                         headers={k.lower(): v for k, v in request.headers.items()}))
+        seen = received(request)
+        method, path, query = seen.method, seen.path, seen.query
+        self.requests.append(seen)
         fault = self.faults.take(method, path)
         if fault is not None:
             answer = await self._fault_answer(fault)
