@@ -25,8 +25,8 @@ from experience_apis.dashboards.api import dashboards_router
 from experience_apis.dashboards.store import DashboardStore
 from experience_apis.workbench.api import workbench_router
 from experience_apis.workbench.store import WorkbenchStore
-from gateway.console.routes import CONSOLE_SCOPES, console_router
-from gateway.db import create_engine, metadata
+from foundation.db import create_engine, metadata
+from foundation.retry import RetryPolicy
 from gateway.docs import docs_router
 from gateway.errors import EXCEPTION_HANDLERS
 from gateway.executors import Executors
@@ -34,21 +34,21 @@ from gateway.oauth import OAuth
 from gateway.observability import ObservedApp, configure_logging
 from gateway.openapi import ApiEntry, catalog
 from gateway.policy_runtime import PolicyRuntime
-from gateway.portal.accounts import Accounts
-from gateway.portal.apps import Apps
-from gateway.portal.routes import portal_router
 from gateway.processes import Processes
 from gateway.settings import Settings, load_settings
 from gateway.upstream import UpstreamPool, upstream_routers
 from gateway.usage import UsageRecorder
 from gateway.vendors import VendorRuntime, build_vendors
-from gateway.web.sessions import WebSessions
 from policies.bindings import Bindings, load_bindings
 from policies.chain import PolicyChain
 from policies.cors import litestar_cors
-from system_apis._internal.http import RetryPolicy
+from web.console.routes import CONSOLE_SCOPES, console_router
+from web.portal.accounts import Accounts
+from web.portal.apps import Apps
+from web.portal.routes import portal_router
+from web.sessions import WebSessions
 
-__all__ = ["SERVICE_SCOPES", "Gateway", "ServiceToken", "create_gateway"]
+__all__ = ["SERVICE_SCOPES", "Gateway", "ServiceToken", "create_app", "create_gateway", "create_tables"]
 
 log = logging.getLogger("psconnect.gateway")
 
@@ -115,7 +115,7 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
     oauth_http = httpx.AsyncClient(timeout=httpx.Timeout(5.0))
     oauth = OAuth(settings, engine, http=oauth_http)
 
-    apps = Apps(engine, oauth)  # the portal's applications carry the plan their consumer subscribed to
+    apps = Apps(engine, oauth.clients)  # the portal's applications carry the plan their consumer subscribed to
     policy_runtime = PolicyRuntime(settings, bindings, oauth, subscriptions=apps.plan_of)
 
     processes = Processes.create(demo_calendar=settings.seed_demo and settings.embedded)
@@ -186,3 +186,23 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
     litestar.on_startup.append(startup)
     litestar.on_shutdown.append(shutdown)
     return gateway
+
+
+def create_tables(settings: Settings) -> None:
+    """Create the shared tables once, in the parent, before the workers start.
+
+    Each worker's start-up runs `metadata.create_all` (check, then create). On a fresh
+    PostgreSQL database N workers raced on it: one failed on a duplicate type, and
+    uvicorn then stopped every worker. With the tables in place each check finds them.
+    (DBOS serializes its own migrations with an advisory lock.)
+    """
+    engine = create_engine(settings.database_url)
+    try:
+        metadata.create_all(engine)
+    finally:
+        engine.dispose()
+
+
+def create_app() -> ASGIApp:
+    """Worker entry point (uvicorn factory): a whole gateway from the environment."""
+    return create_gateway().app

@@ -41,7 +41,7 @@ from typing import Any
 import sqlalchemy as sa
 from dbos import DBOS
 
-from gateway.db import metadata
+from foundation.db import metadata
 from gateway.settings import Settings
 
 __all__ = ["Executors", "workflow_executors"]

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from litestar import Router
 
 from contracts.runs import Run
+from foundation.retry import RetryPolicy
 from process_apis._internal.events import EventOutbox
 from process_apis._internal.exceptions import ExceptionStore
 from process_apis._internal.replay import register_replayer
@@ -29,7 +30,6 @@ from process_apis.time_to_bill.service import TimeToBillService
 from process_apis.worker_sync import runtime as sync_runtime
 from process_apis.worker_sync.api import worker_sync_router
 from process_apis.worker_sync.service import WorkerSyncService
-from system_apis._internal.http import RetryPolicy
 from system_apis.demo_firm import ANCHOR_DATE
 
 __all__ = ["Processes"]

@@ -16,9 +16,9 @@ import httpx
 from litestar import Router
 from litestar.types import ASGIApp
 
+from foundation.retry import RetryPolicy
 from gateway.settings import Settings
 from system_apis._internal.faults import Simulated
-from system_apis._internal.http import RetryPolicy
 from system_apis.harvest import api as harvest_api
 from system_apis.harvest import client as harvest_client
 from system_apis.harvest.simulator import HarvestSimulator

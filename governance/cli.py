@@ -1,7 +1,7 @@
 """The governance actions of `psconnect contracts`: lint, diff, changelog, test.
 
 Each prints a report in text (default), JSON or JUnit, to stdout or `--output`, and exits
-non-zero when a finding reaches `--fail-on` — the contract a CI step needs. `gateway.cli`
+non-zero when a finding reaches `--fail-on` — the contract a CI step needs. `cli.main`
 calls `register` to add these actions beside `generate`.
 """
 

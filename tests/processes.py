@@ -23,7 +23,7 @@ from tests.ports import free_port
 
 __all__ = ["PSCONNECT", "running_simulators", "spawn", "start_gateway", "stop", "token", "wait_until"]
 
-PSCONNECT = [sys.executable, "-m", "gateway"]
+PSCONNECT = [sys.executable, "-m", "cli"]
 
 
 def wait_until(check: Any, what: str, within: float = 120.0) -> Any:

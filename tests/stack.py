@@ -18,9 +18,9 @@ import httpx
 import sqlalchemy as sa
 from asgi_lifespan import LifespanManager
 
+from foundation.retry import RetryPolicy
 from gateway.app import Gateway, create_gateway
 from gateway.settings import load_settings
-from system_apis._internal.http import RetryPolicy
 
 __all__ = ["ALL_SCOPES", "PG_ADMIN_URL", "Stack", "postgres_database", "running_stack"]
 

@@ -158,11 +158,11 @@ async def _bench(database: str, workers: int, calls: int) -> dict[str, Any]:
     from asgi_lifespan import LifespanManager
 
     from benchmarks.time_to_bill.run import _install_vendors
+    from foundation.retry import RetryPolicy
     from gateway.app import create_gateway
     from gateway.settings import load_settings
     from policies.bindings import load_bindings
     from process_apis.time_to_bill.facts import BillingFacts
-    from system_apis._internal.http import RetryPolicy
 
     t0 = time.perf_counter()
     firm = _install_vendors(workers)

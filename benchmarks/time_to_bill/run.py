@@ -68,10 +68,10 @@ def _install_vendors(workers: int) -> Any:
 async def _scenario(name: str, workers: int) -> dict[str, Any]:
     from asgi_lifespan import LifespanManager
 
+    from foundation.retry import RetryPolicy
     from gateway.app import create_gateway
     from gateway.settings import load_settings
     from system_apis._internal.faults import Fault
-    from system_apis._internal.http import RetryPolicy
     from system_apis.demo_firm import ANCHOR_DATE
 
     t0 = time.perf_counter()

@@ -24,7 +24,7 @@ from contracts.dashboards import (
 )
 from experience_apis._internal.scope import entity_grant, resolve_entities
 from experience_apis.dashboards.store import DashboardStore, Entities
-from process_apis._internal.clock import utcnow
+from foundation.clock import utcnow
 
 __all__ = ["API", "dashboards_router"]
 

@@ -42,8 +42,8 @@ from contracts.dashboards import (
     WorkerUtilizationPage,
 )
 from experience_apis._internal.attribution import Attribution, entity_aliases
-from process_apis._internal.clock import as_utc, utcnow
-from process_apis._internal.paging import decode_cursor, encode_cursor
+from foundation.clock import as_utc, utcnow
+from foundation.paging import decode_cursor, encode_cursor
 from process_apis._internal.tables import exceptions, runs
 from process_apis.time_to_bill.facts import (
     fact_contracts,

@@ -19,12 +19,12 @@ from contracts.problems import ProblemError
 from contracts.runs import ExceptionStatus
 from contracts.workbench import Comment, WorkbenchDetail, WorkbenchItem
 from experience_apis._internal.attribution import Attribution, entity_aliases
-from experience_apis._internal.audit import AuditLog
 from experience_apis._internal.scope import resolve_entities
-from gateway.db import metadata
-from process_apis._internal.clock import as_utc, utcnow
+from foundation.audit import AuditLog
+from foundation.clock import as_utc, utcnow
+from foundation.db import metadata
+from foundation.paging import decode_cursor, encode_cursor
 from process_apis._internal.exceptions import ExceptionStore
-from process_apis._internal.paging import decode_cursor, encode_cursor
 from process_apis._internal.tables import exceptions, runs
 
 __all__ = ["Entities", "WorkbenchStore", "assignments", "comments"]

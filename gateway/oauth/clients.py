@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 import msgspec
 import sqlalchemy as sa
 
-from gateway.db import metadata
+from foundation.db import metadata
 
 __all__ = ["ClientRegistry", "OAuthClient", "hash_secret", "oauth_clients", "verify_secret"]
 

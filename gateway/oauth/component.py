@@ -9,7 +9,7 @@ import httpx
 import sqlalchemy as sa
 from litestar.types import ControllerRouterHandler
 
-from gateway.db import metadata as db_metadata
+from foundation.db import metadata as db_metadata
 from gateway.oauth.clients import ClientRegistry, oauth_clients
 from gateway.oauth.keys import SigningKeys, signing_keys
 from gateway.oauth.routes import AuthorizationServerMetadata, oauth_routes
@@ -25,7 +25,7 @@ class OAuth:
 
     Args:
         settings: issuer, audience, token_ttl, key_rotation_days, external_issuers.
-        engine: the gateway's SQLAlchemy engine (`gateway.db.create_engine`).
+        engine: the gateway's SQLAlchemy engine (`foundation.db.create_engine`).
         http: client used to fetch external IdPs' JWKS (required when any are configured).
         leeway: clock-skew tolerance for `exp`/`nbf`/`iat`, seconds.
         scopes_supported: published in the RFC 8414 metadata when given.

@@ -44,7 +44,7 @@ from typing import Any
 import sqlalchemy as sa
 from joserfc.jwk import ECKey, Key, KeySet
 
-from gateway.db import metadata
+from foundation.db import metadata
 
 __all__ = ["SIGNING_ALG", "SigningKeys", "signing_keys"]
 

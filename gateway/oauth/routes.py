@@ -8,7 +8,7 @@ they are problem-shaped like every other error of the gateway.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import anyio.to_thread
 import msgspec
@@ -21,10 +21,8 @@ from litestar.types import ControllerRouterHandler
 from msgspec import Meta
 
 from contracts.problems import problem_type
-from gateway.oauth.server import TokenHttpRequest
-
-if TYPE_CHECKING:
-    from gateway.oauth.component import OAuth
+from gateway.oauth.keys import SigningKeys
+from gateway.oauth.server import OAuthServer, TokenHttpRequest
 
 __all__ = ["AuthorizationServerMetadata", "Jwks", "TokenError", "TokenRequest", "TokenResponse", "oauth_routes"]
 
@@ -117,7 +115,17 @@ def _malformed_form(_request: Request[Any, Any, Any], exc: ValidationException) 
     return _error("invalid_request", "Malformed or repeated token request parameter.", 400, dict(_NO_STORE)).response
 
 
-def oauth_routes(oauth: OAuth) -> list[ControllerRouterHandler]:
+class AuthorizationServer(Protocol):
+    """What the routes serve: the OAuth component (`gateway.oauth.component.OAuth`)."""
+
+    realm: str
+    server: OAuthServer
+    keys: SigningKeys
+
+    def metadata(self) -> AuthorizationServerMetadata: ...
+
+
+def oauth_routes(oauth: AuthorizationServer) -> list[ControllerRouterHandler]:
     """The three routes, bound to one `OAuth` component."""
 
     @post(

@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from contracts.common import Page
 from contracts.problems import ProblemError
 from contracts.runs import Run, RunStatus, RunStep, StepState
-from process_apis._internal.clock import as_utc, utcnow
-from process_apis._internal.paging import decode_cursor, encode_cursor
+from foundation.clock import as_utc, utcnow
+from foundation.paging import decode_cursor, encode_cursor
 from process_apis._internal.tables import run_steps, runs
 
 __all__ = ["RunStore"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from contracts.problems import ProblemError
-from process_apis._internal.clock import utcnow
+from foundation.clock import utcnow
 from process_apis._internal.tables import idempotency_keys
 
 __all__ = ["StartKeys"]

@@ -16,9 +16,9 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from contracts.problems import ProblemError
+from foundation.retry import RetryPolicy
 from process_apis._internal.runs import RunStore
 from process_apis._internal.system_clients import BusinessFailure, TransientFailure
-from system_apis._internal.http import RetryPolicy
 
 __all__ = ["StepExhausted", "retrying", "run_step", "unavailable"]
 

@@ -37,7 +37,7 @@ from contracts.erp import AccountingPeriod, Customer, CustomerUpsert, ErpProject
 from contracts.psa import PsaProject, PsaProjectUpsert
 from contracts.time import TimeEntry
 from contracts.workforce import Assignment, Worker
-from system_apis._internal.http import parse_retry_after
+from foundation.retry import parse_retry_after
 
 __all__ = ["BusinessFailure", "CrmApi", "ErpApi", "HrApi", "PsaApi", "SystemApi", "TimeApi", "TokenSource",
            "TransientFailure"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from gateway.db import metadata
+from foundation.db import metadata
 
 __all__ = ["events", "exceptions", "idempotency_keys", "run_steps", "runs"]
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from foundation.retry import RetryPolicy
 from process_apis._internal.events import EventOutbox
 from process_apis._internal.exceptions import ExceptionStore
 from process_apis._internal.runs import RunStore
 from process_apis._internal.system_clients import CrmApi, ErpApi, PsaApi
-from system_apis._internal.http import RetryPolicy
 
 __all__ = ["Runtime", "configure", "runtime"]
 

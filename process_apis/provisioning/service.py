@@ -15,7 +15,7 @@ from dbos import DBOS, SetWorkflowID
 
 from contracts.problems import ProblemError
 from contracts.runs import ExceptionRecord, Run
-from process_apis._internal.clock import utcnow
+from foundation.clock import utcnow
 from process_apis._internal.start_keys import StartKeys
 from process_apis._internal.steps import unavailable
 from process_apis._internal.system_clients import BusinessFailure, TransientFailure

@@ -21,7 +21,7 @@ from contracts.erp import Customer, CustomerUpsert, ErpProject, ErpProjectUpsert
 from contracts.events import PROJECT_PROVISIONED, CloudEvent
 from contracts.psa import PsaProject, PsaProjectUpsert
 from contracts.runs import Violation
-from process_apis._internal.clock import utcnow
+from foundation.clock import utcnow
 from process_apis._internal.steps import StepExhausted, run_step
 from process_apis._internal.system_clients import BusinessFailure
 from process_apis.provisioning.rules import Verdict, validate

@@ -13,7 +13,7 @@ from contracts.common import Page, Struct
 from contracts.events import CloudEvent
 from contracts.problems import ProblemError
 from contracts.runs import ExceptionRecord, ExceptionStatus, Run, RunStatus
-from process_apis._internal.paging import decode_cursor, encode_cursor
+from foundation.paging import decode_cursor, encode_cursor
 from process_apis.time_to_bill.reconcile import Reconciliation
 from process_apis.time_to_bill.runtime import runtime
 from process_apis.time_to_bill.service import EventOutcome, TimeToBillService

@@ -36,7 +36,7 @@ from typing import Any, Final
 import msgspec
 import sqlalchemy as sa
 
-from gateway.db import metadata
+from foundation.db import metadata
 from process_apis.time_to_bill.ledger import ledger
 from process_apis.time_to_bill.rules import CENT, Reference, period_of
 

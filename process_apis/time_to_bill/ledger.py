@@ -21,8 +21,8 @@ from typing import Any
 import msgspec
 import sqlalchemy as sa
 
-from gateway.db import metadata
-from process_apis._internal.clock import utcnow
+from foundation.clock import utcnow
+from foundation.db import metadata
 from process_apis.time_to_bill.rules import PricedLine
 
 __all__ = ["LEDGER_STATES", "ExceptionLine", "Ledger", "LedgerRow", "RecordCounts", "ledger"]

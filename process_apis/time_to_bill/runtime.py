@@ -6,12 +6,12 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from foundation.retry import RetryPolicy
 from process_apis._internal.events import EventOutbox
 from process_apis._internal.exceptions import ExceptionStore
 from process_apis._internal.runs import RunStore
 from process_apis._internal.system_clients import ErpApi, HrApi, PsaApi, TimeApi
 from process_apis.time_to_bill.ledger import Ledger
-from system_apis._internal.http import RetryPolicy
 
 __all__ = ["Runtime", "configure", "runtime"]
 

@@ -24,7 +24,7 @@ from dbos import DBOS, SetWorkflowID, WorkflowHandleAsync
 from contracts.problems import ProblemError
 from contracts.runs import Run
 from contracts.time import TimeEntry
-from process_apis._internal.clock import utcnow
+from foundation.clock import utcnow
 from process_apis._internal.start_keys import StartKeys
 from process_apis._internal.steps import retrying, unavailable
 from process_apis._internal.system_clients import BusinessFailure, TransientFailure

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 import httpx
 import sqlalchemy as sa
 
+from foundation.retry import RetryPolicy
 from process_apis._internal.exceptions import ExceptionStore
 from process_apis._internal.runs import RunStore
 from process_apis._internal.system_clients import TokenSource
 from process_apis.worker_sync.clients import HrApi, WorkforceErpApi, WorkforcePsaApi
 from process_apis.worker_sync.state import SyncState
-from system_apis._internal.http import RetryPolicy
 
 __all__ = ["Runtime", "build_runtime", "configure", "runtime"]
 

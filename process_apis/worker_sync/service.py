@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from dbos import DBOS, SetWorkflowID
 
 from contracts.runs import Run
-from process_apis._internal.clock import utcnow
+from foundation.clock import utcnow
 from process_apis._internal.start_keys import StartKeys
 from process_apis._internal.tables import runs
 from process_apis.worker_sync.runtime import runtime

@@ -17,8 +17,8 @@ import msgspec
 import sqlalchemy as sa
 
 from contracts.workforce import EmployeeUpsert, PsaUserUpsert, Worker
-from gateway.db import metadata
-from process_apis._internal.clock import utcnow
+from foundation.clock import utcnow
+from foundation.db import metadata
 
 __all__ = ["SyncState", "employee_for", "fingerprint", "psa_user_for", "worker_sync_state"]
 

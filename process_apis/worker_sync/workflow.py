@@ -24,7 +24,7 @@ from dbos import DBOS
 from contracts.common import Page
 from contracts.runs import Violation
 from contracts.workforce import Worker
-from process_apis._internal.clock import utcnow
+from foundation.clock import utcnow
 from process_apis._internal.steps import StepExhausted, retrying
 from process_apis._internal.system_clients import BusinessFailure, TransientFailure
 from process_apis._internal.tables import exceptions, run_steps

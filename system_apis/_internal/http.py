@@ -19,8 +19,6 @@ de-duplicates by key) — a 429 means the vendor did nothing, so it is always sa
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
@@ -29,11 +27,11 @@ import httpx
 import msgspec
 
 from contracts.correlation import outgoing_headers
+from foundation.retry import RetryPolicy, parse_retry_after
 
 __all__ = [
     "CircuitBreaker",
     "CircuitOpenError",
-    "RetryPolicy",
     "TransientVendorError",
     "VendorError",
     "VendorHttp",
@@ -41,7 +39,6 @@ __all__ = [
     "VendorRejected",
     "VendorUnavailable",
     "error_body",
-    "parse_retry_after",
     "transient_error",
 ]
 
@@ -114,35 +111,6 @@ def transient_error(vendor: str, response: httpx.Response, message: str, body: o
         err.retry_after = retry_after
         return err
     return None
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a `Retry-After` header: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
-class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
-    """How hard a client tries before giving up on a transient failure."""
-
-    max_attempts: int = 5
-    base_delay: float = 0.2
-    max_delay: float = 10.0
-    max_retry_after: float = 60.0
-
-    def delay(self, attempt: int, retry_after: float | None) -> float:
-        backoff = random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
-        if retry_after is not None:
-            return max(min(retry_after, self.max_retry_after), backoff)
-        return backoff
 
 
 class CircuitBreaker:

@@ -10,7 +10,6 @@ filters of a request that passes `cursor` are taken from the cursor.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 from typing import Annotated, Protocol
 
@@ -19,8 +18,8 @@ from litestar import Router, get
 from litestar.params import PathParameter, QueryParameter
 
 from contracts.common import Page
-from contracts.problems import invalid_cursor
 from contracts.time import TimeEntry, TimeEntryStatus, TimeProject, UninvoicedProject
+from foundation.paging import decode_cursor, encode_cursor
 from system_apis.domains._params import Cursor, Limit
 
 __all__ = ["API", "EntryLimit", "TimeEntryQuery", "TimeSystem", "time_router"]
@@ -50,23 +49,6 @@ class TimeSystem(Protocol):
     async def list_projects(self, limit: int, cursor: str | None) -> Page[TimeProject]: ...
 
     async def uninvoiced_report(self, start: dt.date, end: dt.date) -> Page[UninvoicedProject]: ...
-
-
-def _cursor(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"u:{offset}".encode()).decode().rstrip("=")
-
-
-def _offset(cursor: str | None) -> int:
-    if not cursor:
-        return 0
-    try:
-        kind, _, value = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().partition(":")
-        offset = int(value)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise invalid_cursor() from exc
-    if kind != "u" or offset < 0:
-        raise invalid_cursor()
-    return offset
 
 
 def time_router(system: TimeSystem) -> Router:
@@ -100,9 +82,9 @@ def time_router(system: TimeSystem) -> Router:
     ) -> Page[UninvoicedProject]:
         # The vendor reports every project at once; the contract pages it like every other list.
         rows = (await system.uninvoiced_report(start, end)).items
-        offset = _offset(cursor)
+        offset = decode_cursor(cursor)
         more = offset + limit < len(rows)
-        return Page(items=rows[offset:offset + limit], next_cursor=_cursor(offset + limit) if more else None)
+        return Page(items=rows[offset:offset + limit], next_cursor=encode_cursor(offset + limit) if more else None)
 
     return Router(path="/system/time/v1", opt={"api": API}, tags=["time"],
                   route_handlers=[list_time_entries, get_time_entry, list_projects, uninvoiced_report])

@@ -17,8 +17,6 @@ returned (see `system_apis.domains.time`).
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import datetime as dt
 import time
 from collections.abc import Callable, Iterable
@@ -30,7 +28,9 @@ from litestar import Router
 from contracts.common import Page
 from contracts.problems import FieldError, ProblemError, invalid_cursor
 from contracts.time import TimeEntry, TimeEntryStatus, TimeProject, UninvoicedProject
-from system_apis._internal.http import RetryPolicy, VendorRejected
+from foundation.paging import decode_position, encode_position
+from foundation.retry import RetryPolicy
+from system_apis._internal.http import VendorRejected
 from system_apis.domains.time import TimeEntryQuery, time_router
 from system_apis.harvest import _wire as wire
 from system_apis.harvest.client import API_PREFIX, MAX_PER_PAGE, VENDOR, HarvestClient, split_link
@@ -53,16 +53,16 @@ class _Cursor(msgspec.Struct, frozen=True, kw_only=True):
 def _encode_cursor(link: str, status: TimeEntryStatus | None = None) -> str:
     url = httpx.URL(link)
     relative = url.raw_path.decode("ascii")
-    return base64.urlsafe_b64encode(msgspec.json.encode(_Cursor(link=relative, status=status))).decode().rstrip("=")
+    return encode_position(_Cursor(link=relative, status=status))
 
 
 def _decode_cursor(value: str, collection: str) -> _Cursor:
+    cursor = decode_position(value, _Cursor)
     try:
-        cursor = msgspec.json.decode(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)), type=_Cursor)
         _, params = split_link(cursor.link, expected_path=f"{API_PREFIX}/{collection}")
         if not 1 <= int(params.get("per_page", MAX_PER_PAGE)) <= MAX_PER_PAGE:
             raise ValueError("page size out of range")
-    except (binascii.Error, ValueError, msgspec.DecodeError) as exc:
+    except ValueError as exc:
         raise invalid_cursor() from exc
     return cursor
 

@@ -30,15 +30,8 @@ from typing import Any, Final, TypeVar
 import httpx
 import msgspec
 
-from system_apis._internal.http import (
-    RetryPolicy,
-    Sleep,
-    VendorError,
-    VendorHttp,
-    VendorRejected,
-    error_body,
-    transient_error,
-)
+from foundation.retry import RetryPolicy
+from system_apis._internal.http import Sleep, VendorError, VendorHttp, VendorRejected, error_body, transient_error
 from system_apis.harvest import _wire as wire
 
 __all__ = [

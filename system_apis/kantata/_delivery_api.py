@@ -15,8 +15,6 @@ the same way and answers it unchanged; the opposite decision is a 409 conflict.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import datetime as dt
 from collections import defaultdict
 from typing import Any, Literal
@@ -29,6 +27,7 @@ from contracts.problems import FieldError, ProblemError, invalid_cursor
 from contracts.psa import TimesheetSubmission
 from contracts.time import TimeEntry, TimeEntryStatus
 from contracts.workforce import Assignment, PsaUser, PsaUserUpsert
+from foundation.paging import decode_position, encode_position
 from system_apis._internal.http import VendorRejected
 from system_apis.domains.psa import TimesheetDecision
 from system_apis.kantata._delivery_mapping import (
@@ -46,7 +45,7 @@ from system_apis.kantata._delivery_mapping import (
 from system_apis.kantata.client import VENDOR, KantataClient, KantataPage
 from system_apis.kantata.mapping import ERP_SERVICE_NAME, SERVICE_MODEL, SERVICE_NAME, MappingError
 
-__all__ = ["Cursor", "KantataDelivery", "decode_cursor", "encode_cursor", "not_found", "unprocessable"]
+__all__ = ["Cursor", "KantataDelivery", "decode_cursor", "not_found", "unprocessable"]
 
 Record = dict[str, Any]
 
@@ -56,24 +55,17 @@ class Cursor(msgspec.Struct, frozen=True):
     per_page: int
 
 
-def encode_cursor(cursor: Cursor) -> str:
-    return base64.urlsafe_b64encode(msgspec.json.encode(cursor)).decode().rstrip("=")
-
-
 def decode_cursor(value: str | None, limit: int) -> Cursor:
     if not value:
         return Cursor(page=1, per_page=limit)
-    try:
-        cursor = msgspec.json.decode(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)), type=Cursor)
-    except (binascii.Error, ValueError, msgspec.DecodeError) as exc:
-        raise invalid_cursor() from exc
+    cursor = decode_position(value, Cursor)
     if cursor.page < 1 or not 1 <= cursor.per_page <= 200:
         raise invalid_cursor("The cursor is out of range.")
     return cursor
 
 
 def _next(position: Cursor, page: KantataPage) -> str | None:
-    return encode_cursor(Cursor(page=position.page + 1, per_page=position.per_page)) if page.has_next else None
+    return encode_position(Cursor(page=position.page + 1, per_page=position.per_page)) if page.has_next else None
 
 
 def not_found(what: str, key: str) -> ProblemError:

@@ -29,15 +29,8 @@ from typing import Any, Final
 import httpx
 import msgspec
 
-from system_apis._internal.http import (
-    RetryPolicy,
-    Sleep,
-    VendorError,
-    VendorHttp,
-    VendorRejected,
-    error_body,
-    transient_error,
-)
+from foundation.retry import RetryPolicy
+from system_apis._internal.http import Sleep, VendorError, VendorHttp, VendorRejected, error_body, transient_error
 
 __all__ = ["API_PREFIX", "BASE_URL", "MAX_PER_PAGE", "VENDOR", "Filter", "KantataPage", "KantataWire", "Record",
            "classify", "filter_params"]

@@ -32,13 +32,14 @@ from litestar import Router
 from contracts.common import Page
 from contracts.problems import FieldError, ProblemError
 from contracts.psa import PsaProject, PsaProjectUpsert
-from system_apis._internal.http import RetryPolicy, VendorRejected
+from foundation.paging import encode_position
+from foundation.retry import RetryPolicy
+from system_apis._internal.http import VendorRejected
 from system_apis.domains.psa import psa_router
 from system_apis.kantata._delivery_api import (
     Cursor,
     KantataDelivery,
     decode_cursor,
-    encode_cursor,
     not_found,
     unprocessable,
 )
@@ -103,7 +104,7 @@ class KantataPsa(KantataDelivery):
         page = await self.client.list_workspaces(page=position.page, per_page=position.per_page, include=_INCLUDE)
         following = Cursor(page=position.page + 1, per_page=position.per_page)
         return Page(items=await self._projects(page),
-                    next_cursor=encode_cursor(following) if page.has_next else None)
+                    next_cursor=encode_position(following) if page.has_next else None)
 
     async def get_project(self, project_id: str) -> PsaProject:
         if not project_id.isdigit():  # Kantata ids are numeric; anything else cannot exist

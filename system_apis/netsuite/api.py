@@ -10,7 +10,6 @@ follow-up page keeps the first page's size unless the new ``limit`` divides the 
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
@@ -22,7 +21,8 @@ from litestar import Router
 from contracts.common import Page
 from contracts.erp import AccountingPeriod, Customer, CustomerUpsert, ErpProject, ErpProjectUpsert, LegalEntity
 from contracts.problems import FieldError, ProblemError, invalid_cursor
-from system_apis._internal.http import RetryPolicy
+from foundation.paging import decode_position, encode_position
+from foundation.retry import RetryPolicy
 from system_apis.domains.erp import erp_router
 from system_apis.netsuite._billing_api import NetSuiteBilling, vendor_data_invalid
 from system_apis.netsuite.client import NetSuiteClient
@@ -50,16 +50,9 @@ class _Cursor(msgspec.Struct, frozen=True):
     size: int
 
 
-def _encode_cursor(cursor: _Cursor) -> str:
-    return base64.urlsafe_b64encode(msgspec.json.encode(cursor)).decode().rstrip("=")
-
-
 def _decode_cursor(value: str, record: str, q: str) -> _Cursor:
-    try:
-        cursor = msgspec.json.decode(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)), type=_Cursor)
-    except (ValueError, msgspec.DecodeError, msgspec.ValidationError):
-        cursor = None
-    if cursor is None or cursor.record != record or cursor.q != q or cursor.offset < 0 or cursor.size < 1:
+    cursor = decode_position(value, _Cursor)
+    if cursor.record != record or cursor.q != q or cursor.offset < 0 or cursor.size < 1:
         raise invalid_cursor("The cursor is not one this list issued.")
     return cursor
 
@@ -98,7 +91,7 @@ class NetSuiteErp(NetSuiteBilling):
         records = await self.client.get_many(record, page.ids, expand=expand)
         items = [_mapped(mapper, r) for r in records]
         next_offset = page.next_offset
-        next_cursor = (_encode_cursor(_Cursor(record=record, q=q or "", offset=next_offset, size=size))
+        next_cursor = (encode_position(_Cursor(record=record, q=q or "", offset=next_offset, size=size))
                        if next_offset is not None else None)
         return Page(items=items, next_cursor=next_cursor)
 

@@ -8,8 +8,6 @@ https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/dome_qu
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -20,7 +18,9 @@ from litestar import Router
 from contracts.common import Page
 from contracts.crm import Account, AccountUpsert, Opportunity, OpportunityStage
 from contracts.problems import invalid_cursor
-from system_apis._internal.http import RetryPolicy, VendorRejected
+from foundation.paging import decode_position, encode_position
+from foundation.retry import RetryPolicy
+from system_apis._internal.http import VendorRejected
 from system_apis.domains.crm import crm_router
 from system_apis.salesforce.client import VENDOR, SalesforceClient, soql_literal
 from system_apis.salesforce.mapping import (
@@ -46,16 +46,12 @@ class _Cursor(msgspec.Struct, frozen=True):
 
 
 def encode_cursor(after_id: str) -> str:
-    return base64.urlsafe_b64encode(msgspec.json.encode(_Cursor(after=after_id))).decode().rstrip("=")
+    return encode_position(_Cursor(after=after_id))
 
 
 def decode_cursor(cursor: str, prefix: str) -> str:
     """The Id a cursor resumes after; a cursor this API did not issue is a 400, never SOQL."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        after = msgspec.json.decode(raw, type=_Cursor).after
-    except (binascii.Error, ValueError, msgspec.DecodeError):
-        after = ""
+    after = decode_position(cursor, _Cursor).after
     if not is_salesforce_id(after, prefix):
         raise invalid_cursor()
     return after

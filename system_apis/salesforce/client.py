@@ -29,15 +29,14 @@ from urllib.parse import quote
 import httpx
 import msgspec
 
+from foundation.retry import RetryPolicy, parse_retry_after
 from system_apis._internal.http import (
-    RetryPolicy,
     Sleep,
     VendorError,
     VendorHttp,
     VendorRateLimited,
     VendorRejected,
     VendorUnavailable,
-    parse_retry_after,
 )
 
 __all__ = [

@@ -9,8 +9,6 @@ follow cursors until there is none, never until a short page.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 
 import httpx
@@ -20,7 +18,9 @@ from litestar import Router
 from contracts.common import Page
 from contracts.problems import ProblemError, invalid_cursor
 from contracts.workforce import CostCenter, Worker
-from system_apis._internal.http import RetryPolicy, VendorRejected
+from foundation.paging import decode_position, encode_position
+from foundation.retry import RetryPolicy
+from system_apis._internal.http import VendorRejected
 from system_apis.domains.hr import hr_router
 from system_apis.workday.client import MAX_LIMIT, VENDOR, WorkdayClient, is_wid
 from system_apis.workday.mapping import MappingError, Record, cost_center_from_record, worker_from_record
@@ -34,15 +34,8 @@ class _Cursor(msgspec.Struct, frozen=True, omit_defaults=True):
     since: dt.datetime | None = None
 
 
-def _encode(cursor: _Cursor) -> str:
-    return base64.urlsafe_b64encode(msgspec.json.encode(cursor)).decode().rstrip("=")
-
-
 def _decode(value: str) -> _Cursor:
-    try:
-        cursor = msgspec.json.decode(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)), type=_Cursor)
-    except (binascii.Error, ValueError, msgspec.DecodeError) as exc:
-        raise invalid_cursor() from exc
+    cursor = decode_position(value, _Cursor)
     if cursor.offset < 0 or not 1 <= cursor.limit <= MAX_LIMIT:
         raise invalid_cursor("The cursor is out of range.")
     return cursor
@@ -84,7 +77,7 @@ class WorkdayHr:
             records = [r for r in records if (_updated(r) or dt.datetime.max.replace(tzinfo=dt.UTC)) >= since]
         following = page.next_offset
         return Page(items=[_worker(r) for r in records],
-                    next_cursor=_encode(_Cursor(offset=following, limit=position.limit, since=position.since))
+                    next_cursor=encode_position(_Cursor(offset=following, limit=position.limit, since=position.since))
                     if following is not None else None)
 
     async def get_worker(self, worker_id: str) -> Worker:
@@ -104,7 +97,7 @@ class WorkdayHr:
         except MappingError as exc:
             raise VendorRejected(VENDOR, f"unreadable cost center record: {exc}", status=502) from exc
         following = page.next_offset
-        return Page(items=items, next_cursor=_encode(_Cursor(offset=following, limit=position.limit))
+        return Page(items=items, next_cursor=encode_position(_Cursor(offset=following, limit=position.limit))
                     if following is not None else None)
 
 

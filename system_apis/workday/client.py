@@ -26,15 +26,8 @@ from typing import Any, Final
 import httpx
 import msgspec
 
-from system_apis._internal.http import (
-    RetryPolicy,
-    Sleep,
-    VendorError,
-    VendorHttp,
-    VendorRejected,
-    error_body,
-    transient_error,
-)
+from foundation.retry import RetryPolicy
+from system_apis._internal.http import Sleep, VendorError, VendorHttp, VendorRejected, error_body, transient_error
 
 __all__ = ["BASE_URL", "DEFAULT_TENANT", "MAX_LIMIT", "VENDOR", "WorkdayClient", "WorkdayPage", "classify",
            "is_wid"]

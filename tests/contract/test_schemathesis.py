@@ -35,10 +35,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from foundation.db import metadata
+from foundation.retry import RetryPolicy
 from gateway.app import Gateway, create_gateway
-from gateway.db import metadata
 from gateway.settings import load_settings
-from system_apis._internal.http import RetryPolicy
 
 ALL_SCOPES = ("system.crm:read", "system.crm:write", "system.erp:read", "system.erp:write", "system.psa:read",
               "system.psa:write", "process.provisioning:read", "process.provisioning:write")

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.cli import main
+from cli.main import main
 from governance.changelog import changelogs, to_markdown
 
 

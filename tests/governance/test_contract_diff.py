@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from gateway.cli import main
+from cli.main import main
 from gateway.openapi import PUBLISHED_DIR
 from governance.diff import diff_contracts, diff_document
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from gateway.cli import main
+from cli.main import main
 from gateway.openapi import PUBLISHED_DIR
 from governance.lint import lint_document
 from governance.spec import load_contracts

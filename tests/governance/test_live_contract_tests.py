@@ -18,7 +18,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 # `python -c` puts the working directory first on sys.path: the command runs this checkout's code.
-PSCONNECT = [sys.executable, "-c", "import sys; from gateway.cli import main; sys.exit(main())"]
+PSCONNECT = [sys.executable, "-c", "import sys; from cli.main import main; sys.exit(main())"]
 
 
 def _free_port() -> int:

@@ -15,7 +15,7 @@ from joserfc import jws
 from joserfc.jwk import Key
 from litestar import Litestar
 
-from gateway.db import create_engine
+from foundation.db import create_engine
 from gateway.errors import EXCEPTION_HANDLERS
 from gateway.oauth import OAuth
 from gateway.settings import ExternalIssuer, load_settings

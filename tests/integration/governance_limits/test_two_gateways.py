@@ -85,7 +85,7 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
                     # the access log goes to a file: an unread pipe would fill up and block the server
                     log = (tmp_path / f"gateway-{port}.log").open("wb")
                     proc = subprocess.Popen(  # noqa: ASYNC220 - starting a server returns at once
-                        [sys.executable, "-m", "gateway", "serve", "--port", str(port)], env=env,
+                        [sys.executable, "-m", "cli", "serve", "--port", str(port)], env=env,
                         stdout=subprocess.DEVNULL, stderr=log)
                     log.close()
                     procs.append(proc)

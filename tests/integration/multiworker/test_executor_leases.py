@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from gateway.db import create_engine, metadata
+from foundation.db import create_engine, metadata
 from gateway.executors import Executors, workflow_executors
 from gateway.settings import load_settings
 from tests.stack import postgres_database

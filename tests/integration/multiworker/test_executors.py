@@ -22,8 +22,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from gateway.db import create_engine
-from gateway.demo_client import DEMO_SCOPES
+from cli.demo_client import DEMO_SCOPES
+from foundation.db import create_engine
 from gateway.executors import LEASE_BEAT, LEASE_TTL, workflow_executors
 from gateway.oauth import OAuth
 from gateway.settings import load_settings

@@ -22,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 
 from contracts.problems import ProblemError
-from gateway.db import create_engine
+from foundation.db import create_engine
 from gateway.oauth import OAuth
 from tests.security.oauth_kit import Clock, b64, build_oauth
 from tests.stack import postgres_database

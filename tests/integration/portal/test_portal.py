@@ -10,9 +10,9 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from gateway.portal.accounts import accounts as accounts_table
-from gateway.portal.apps import apps as apps_table
 from tests.stack import Stack, running_stack
+from web.portal.accounts import accounts as accounts_table
+from web.portal.apps import apps as apps_table
 
 PASSWORD = "correct horse battery staple"
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from foundation.retry import RetryPolicy
 from system_apis._internal.faults import Fault
-from system_apis._internal.http import RetryPolicy
 from tests.stack import Stack, postgres_database, running_stack
 
 

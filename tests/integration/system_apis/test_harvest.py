@@ -19,15 +19,10 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from contracts.correlation import correlation_id
+from foundation.retry import RetryPolicy
 from gateway.errors import EXCEPTION_HANDLERS
 from system_apis._internal.faults import Fault
-from system_apis._internal.http import (
-    CircuitOpenError,
-    RetryPolicy,
-    VendorRateLimited,
-    VendorRejected,
-    VendorUnavailable,
-)
+from system_apis._internal.http import CircuitOpenError, VendorRateLimited, VendorRejected, VendorUnavailable
 from system_apis.demo_delivery import DEMO_PERIOD
 from system_apis.domains.time import TimeEntryQuery, time_router
 from system_apis.harvest import BASE_URL, HarvestClient, HarvestSimulator, HarvestTime

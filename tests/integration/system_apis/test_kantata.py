@@ -16,15 +16,10 @@ from litestar.testing import AsyncTestClient
 from contracts.common import Money
 from contracts.correlation import correlation_id
 from contracts.psa import PsaMilestone, PsaProjectUpsert
+from foundation.retry import RetryPolicy
 from gateway.errors import EXCEPTION_HANDLERS
 from system_apis._internal.faults import Fault
-from system_apis._internal.http import (
-    CircuitOpenError,
-    RetryPolicy,
-    VendorRateLimited,
-    VendorRejected,
-    VendorUnavailable,
-)
+from system_apis._internal.http import CircuitOpenError, VendorRateLimited, VendorRejected, VendorUnavailable
 from system_apis.demo_firm import demo_firm
 from system_apis.domains.psa import psa_router
 from system_apis.kantata import BASE_URL, KantataClient, KantataPsa, KantataSimulator

@@ -18,9 +18,10 @@ from contracts.common import Money
 from contracts.correlation import correlation_id
 from contracts.psa import PsaProjectUpsert
 from contracts.workforce import PsaUserUpsert
+from foundation.retry import RetryPolicy
 from gateway.errors import EXCEPTION_HANDLERS
 from system_apis._internal.faults import Fault
-from system_apis._internal.http import CircuitOpenError, RetryPolicy, VendorRejected, VendorUnavailable
+from system_apis._internal.http import CircuitOpenError, VendorRejected, VendorUnavailable
 from system_apis.demo_delivery import CLOSED_PROJECT_INDEX, MISPRICED_PROJECT_INDEX
 from system_apis.demo_firm import demo_firm
 from system_apis.domains.psa import psa_router

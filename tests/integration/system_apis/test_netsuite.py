@@ -12,15 +12,10 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from contracts.correlation import correlation_id
+from foundation.retry import RetryPolicy
 from gateway.errors import EXCEPTION_HANDLERS
 from system_apis._internal.faults import Fault
-from system_apis._internal.http import (
-    CircuitOpenError,
-    RetryPolicy,
-    VendorRateLimited,
-    VendorRejected,
-    VendorUnavailable,
-)
+from system_apis._internal.http import CircuitOpenError, VendorRateLimited, VendorRejected, VendorUnavailable
 from system_apis.domains.erp import erp_router
 from system_apis.netsuite import BASE_URL, NetSuiteClient, NetSuiteErp, NetSuiteSimulator, create_router
 from system_apis.netsuite.client import RECORD_PATH

@@ -12,9 +12,9 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from foundation.retry import RetryPolicy
 from gateway.errors import EXCEPTION_HANDLERS
 from system_apis._internal.faults import Fault
-from system_apis._internal.http import RetryPolicy
 from system_apis.demo_firm import demo_firm
 from system_apis.domains.erp import erp_router
 from system_apis.netsuite import BASE_URL, NetSuiteClient, NetSuiteErp, NetSuiteSimulator

@@ -12,12 +12,12 @@ from litestar import Litestar
 
 from contracts.correlation import correlation_id
 from contracts.crm import AccountUpsert, Address
+from foundation.retry import RetryPolicy
 from gateway.errors import EXCEPTION_HANDLERS
 from system_apis._internal.faults import Fault
 from system_apis._internal.http import (
     CircuitBreaker,
     CircuitOpenError,
-    RetryPolicy,
     VendorRateLimited,
     VendorRejected,
     VendorUnavailable,

@@ -13,15 +13,10 @@ from litestar.testing import AsyncTestClient
 
 from contracts.common import Money
 from contracts.correlation import correlation_id
+from foundation.retry import RetryPolicy
 from gateway.errors import EXCEPTION_HANDLERS
 from system_apis._internal.faults import Fault
-from system_apis._internal.http import (
-    CircuitOpenError,
-    RetryPolicy,
-    VendorRateLimited,
-    VendorRejected,
-    VendorUnavailable,
-)
+from system_apis._internal.http import CircuitOpenError, VendorRateLimited, VendorRejected, VendorUnavailable
 from system_apis.demo_firm import demo_firm
 from system_apis.domains.hr import hr_router
 from system_apis.workday import BASE_URL, WorkdayClient, WorkdayHr, WorkdaySimulator

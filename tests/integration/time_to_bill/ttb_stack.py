@@ -18,8 +18,8 @@ from typing import Any
 import sqlalchemy as sa
 
 import gateway.vendors as gateway_vendors
+from foundation.retry import RetryPolicy
 from process_apis.time_to_bill.ledger import ledger
-from system_apis._internal.http import RetryPolicy
 from system_apis.demo_firm import ANCHOR_DATE
 from system_apis.harvest import client as harvest_client
 from system_apis.harvest import create_router as harvest_router

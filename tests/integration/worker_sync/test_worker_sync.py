@@ -29,14 +29,14 @@ from contracts.common import Money, Page
 from contracts.erp import LegalEntity
 from contracts.problems import ProblemError
 from contracts.workforce import Employee, EmployeeUpsert, PsaUser, PsaUserUpsert
-from gateway.db import create_engine, metadata
+from foundation.db import create_engine, metadata
+from foundation.retry import RetryPolicy
 from gateway.errors import EXCEPTION_HANDLERS
 from process_apis.worker_sync.api import worker_sync_router
 from process_apis.worker_sync.runtime import build_runtime, configure
 from process_apis.worker_sync.service import WorkerSyncService
 from process_apis.worker_sync.state import SyncState
 from system_apis._internal.faults import Fault
-from system_apis._internal.http import RetryPolicy
 from system_apis.demo_firm import LEGAL_ENTITIES
 from system_apis.workday import BASE_URL, WorkdaySimulator
 from system_apis.workday import create_router as workday_router

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from gateway.portal.charts import column_chart, horizontal_bar_chart
+from web.portal.charts import column_chart, horizontal_bar_chart
 
 SVG = "{http://www.w3.org/2000/svg}"
 

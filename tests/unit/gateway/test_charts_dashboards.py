@@ -20,7 +20,7 @@ from contracts.dashboards import (
     UtilizationGroup,
     UtilizationReport,
 )
-from gateway.console.dashboard_charts import (
+from web.console.dashboard_charts import (
     aging_charts,
     backlog_charts,
     health_charts,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from contracts.problems import ProblemError
-from process_apis._internal.paging import decode_cursor, encode_cursor
+from foundation.paging import decode_cursor, encode_cursor
 
 
 def test_round_trip() -> None:

@@ -9,15 +9,14 @@ import httpx
 import pytest
 
 from contracts.correlation import correlation_id
+from foundation.retry import RetryPolicy, parse_retry_after
 from system_apis._internal.http import (
     CircuitBreaker,
     CircuitOpenError,
-    RetryPolicy,
     VendorHttp,
     VendorRateLimited,
     VendorRejected,
     VendorUnavailable,
-    parse_retry_after,
 )
 
 

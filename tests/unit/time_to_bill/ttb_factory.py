@@ -13,7 +13,7 @@ from contracts.billing import RateCard, RateCardLine
 from contracts.common import Money
 from contracts.erp import BillingMilestone
 from contracts.time import TimeEntry
-from gateway.db import create_engine, metadata
+from foundation.db import create_engine, metadata
 from process_apis.time_to_bill.rules import PeriodRef, ProjectRef, Reference, WorkerRef
 
 __all__ = ["AS_OF", "entry", "memory_engine", "project", "reference"]

@@ -10,17 +10,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import sqlalchemy as sa
 
 from contracts.problems import ProblemError
-from experience_apis._internal.audit import AuditLog
-from gateway.db import metadata
-from gateway.oauth import OAuth
-from gateway.portal.accounts import Account
-from process_apis._internal.clock import utcnow
+from foundation.audit import AuditLog
+from foundation.clock import utcnow
+from foundation.db import metadata
+from web.portal.accounts import Account
 
-__all__ = ["PLANS", "App", "Apps"]
+__all__ = ["PLANS", "App", "Apps", "ClientIssuer"]
 
 PLANS: tuple[str, ...] = ("bronze", "silver", "gold")
 """Plans in ascending order; moving right needs an admin's approval."""
@@ -39,6 +39,16 @@ apps = sa.Table(
 )
 
 
+class ClientIssuer(Protocol):
+    """The OAuth client registry an application stands on (the gateway's authorization server)."""
+
+    def create(self, name: str, scopes: Sequence[str], *, client_id: str | None = None) -> tuple[str, str]: ...
+
+    def rotate_secret(self, client_id: str) -> str: ...
+
+    def revoke(self, client_id: str) -> None: ...
+
+
 @dataclass(frozen=True)
 class App:
     id: str
@@ -52,9 +62,9 @@ class App:
 
 
 class Apps:
-    def __init__(self, engine: sa.Engine, oauth: OAuth) -> None:
+    def __init__(self, engine: sa.Engine, clients: ClientIssuer) -> None:
         self.engine = engine
-        self.oauth = oauth
+        self.clients = clients
         self.audit = AuditLog(engine)
 
     def register(self, account: Account, name: str, scopes: Sequence[str], plan: str) -> tuple[App, str]:
@@ -67,7 +77,7 @@ class Apps:
             raise ProblemError(422, "validation-error", "Validation failed", "Choose at least one API scope.",
                                code="invalid_app")
         granted_plan = plan if plan == PLANS[0] else PLANS[0]  # higher plans wait for an admin
-        client_id, secret = self.oauth.clients.create(f"{name} ({account.email})", list(scopes),
+        client_id, secret = self.clients.create(f"{name} ({account.email})", list(scopes),
                                                       client_id=f"app-{uuid.uuid4().hex[:12]}")
         app_id = f"app_{uuid.uuid4().hex[:12]}"
         with self.engine.begin() as conn:
@@ -94,14 +104,14 @@ class Apps:
 
     def rotate(self, account: Account, app_id: str) -> str:
         app = self._live(account, app_id)
-        secret = self.oauth.clients.rotate_secret(app.client_id)
+        secret = self.clients.rotate_secret(app.client_id)
         with self.engine.begin() as conn:
             self.audit.record(conn, account.email, "application", app_id, "rotate_secret", {"secret": ("…", "…")})
         return secret
 
     def revoke(self, account: Account, app_id: str) -> None:
         app = self._live(account, app_id)
-        self.oauth.clients.revoke(app.client_id)
+        self.clients.revoke(app.client_id)
         with self.engine.begin() as conn:
             conn.execute(apps.update().where(apps.c.id == app_id).values(revoked_at=utcnow()))
             self.audit.record(conn, account.email, "application", app_id, "revoke", {"revoked": ("no", "yes")})

@@ -8,13 +8,13 @@ import json
 import sys
 from pathlib import Path
 
-from gateway import commands
+from cli import commands
 
-__all__ = ["banner", "main"]
+__all__ = ["build_parser", "main"]
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from gateway.serve import WorkersRefused, serve
+    from cli.serve import WorkersRefused, serve
     from gateway.settings import load_settings
 
     flags = {"host": args.host, "port": args.port}
@@ -26,28 +26,8 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
 
 
-def banner(gateway: object) -> None:
-    from gateway.app import Gateway
-    from gateway.demo_client import ensure_demo_client
-
-    assert isinstance(gateway, Gateway)
-    settings = gateway.settings
-    lines = [
-        "",
-        "psconnect is running (embedded mode)" if settings.embedded else "psconnect is running",
-        f"  gateway URL    {settings.issuer}",
-        f"  docs URL       {settings.issuer}/docs",
-        f"  token URL      {settings.issuer}/oauth2/token",
-    ]
-    if settings.seed_demo:
-        client_id, secret = ensure_demo_client(gateway.oauth, settings.home)
-        lines += [f"  demo client    {client_id}", f"  demo secret    {secret}",
-                  "  try it         .venv/bin/psconnect demo"]
-    print("\n".join(lines) + "\n", flush=True)
-
-
 def _demo(args: argparse.Namespace) -> int:
-    from gateway.demo import run_demo
+    from cli.demo import run_demo
 
     return asyncio.run(run_demo(args.base_url, opportunity=args.opportunity, client_id=args.client_id,
                                 client_secret=args.client_secret))
@@ -77,7 +57,7 @@ def _keys_rotate(_: argparse.Namespace) -> int:
 
 
 def _simulators(args: argparse.Namespace) -> int:
-    from gateway.simulators import serve_simulators
+    from cli.simulators import serve_simulators
 
     asyncio.run(serve_simulators(args.host, args.port_base))
     return 0

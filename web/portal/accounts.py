@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from contracts.problems import FieldError, ProblemError
-from gateway.db import metadata
-from process_apis._internal.clock import as_utc, utcnow
+from foundation.clock import as_utc, utcnow
+from foundation.db import metadata
 
 __all__ = ["Account", "Accounts", "Session", "hash_password", "verify_password"]
 

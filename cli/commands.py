@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from gateway.client_session import ApiClient, say, with_gateway
+from cli.client_session import ApiClient, say, with_gateway
 
 __all__ = ["billing_reconcile", "billing_run", "workers_sync"]
 

@@ -25,7 +25,7 @@ from contracts.dashboards import (
     UtilizationReport,
     WorkerUtilizationPage,
 )
-from gateway.portal.charts import column_chart, horizontal_bar_chart
+from web.portal.charts import column_chart, horizontal_bar_chart
 
 __all__ = [
     "AGING_BUCKETS",

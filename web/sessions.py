@@ -13,7 +13,7 @@ from litestar import Request
 from litestar.datastructures import Cookie
 
 from contracts.problems import ProblemError
-from gateway.portal.accounts import Accounts, Session
+from web.portal.accounts import Accounts, Session
 
 __all__ = ["COOKIE", "WebSessions"]
 

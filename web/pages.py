@@ -17,12 +17,12 @@ from litestar.enums import MediaType
 
 __all__ = ["CSP", "render"]
 
-GATEWAY = Path(__file__).resolve().parents[1]
+WEB = Path(__file__).resolve().parent
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; "
        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
 
 _env = jinja2.Environment(
-    loader=jinja2.FileSystemLoader([GATEWAY / "portal" / "templates", GATEWAY / "console" / "templates"]),
+    loader=jinja2.FileSystemLoader([WEB / "portal" / "templates", WEB / "console" / "templates"]),
     autoescape=True, undefined=jinja2.StrictUndefined)
 
 

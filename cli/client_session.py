@@ -33,8 +33,8 @@ def _embedded_gateway() -> Iterator[tuple[str, tuple[str, str]]]:
     """Start the embedded stack on a free port in a background thread."""
     import uvicorn
 
+    from cli.demo_client import ensure_demo_client
     from gateway.app import create_gateway
-    from gateway.demo_client import ensure_demo_client
     from gateway.settings import load_settings
 
     with socket.socket() as s:
@@ -106,7 +106,7 @@ Body = Callable[[ApiClient, str], Awaitable[int]]
 
 async def with_gateway(base_url: str, client_id: str | None, client_secret: str | None, body: Body) -> int:
     """Run `body` against the gateway at `base_url`, or an embedded one when none answers there."""
-    from gateway.demo_client import read_demo_credentials
+    from cli.demo_client import read_demo_credentials
     from gateway.settings import load_settings
 
     if await _reachable(base_url):

@@ -13,8 +13,8 @@ import msgspec
 import sqlalchemy as sa
 
 from contracts.workbench import AuditEvent
-from gateway.db import metadata
-from process_apis._internal.clock import as_utc, utcnow
+from foundation.clock import as_utc, utcnow
+from foundation.db import metadata
 
 __all__ = ["AuditLog", "audit_events"]
 

@@ -19,12 +19,12 @@ from litestar.params import FromPath, QueryParameter
 from litestar.response import Redirect
 
 from contracts.problems import FieldError, ProblemError
-from gateway.console.dashboard_charts import TEMPLATE_HELPERS
-from gateway.console.dashboards import DashboardFilters, load
-from gateway.portal.accounts import Session
-from gateway.portal.charts import bar_chart
-from gateway.web.pages import render
-from gateway.web.sessions import WebSessions
+from web.console.dashboard_charts import TEMPLATE_HELPERS
+from web.console.dashboards import DashboardFilters, load
+from web.pages import render
+from web.portal.accounts import Session
+from web.portal.charts import bar_chart
+from web.sessions import WebSessions
 
 __all__ = ["CONSOLE_SCOPES", "console_router"]
 

@@ -9,8 +9,9 @@ and, once signed in, carry the session's CSRF token.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from litestar import Request, Response, Router, get, post
 from litestar.params import FromPath, QueryParameter
@@ -18,19 +19,37 @@ from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 
 from contracts.problems import ProblemError
-from gateway.portal.accounts import Session
-from gateway.portal.apps import PLANS, Apps
-from gateway.portal.charts import bar_chart
-from gateway.usage import UsageRecorder
-from gateway.web.pages import render
-from gateway.web.sessions import COOKIE, WebSessions
+from web.pages import render
+from web.portal.accounts import Session
+from web.portal.apps import PLANS, Apps
+from web.portal.charts import bar_chart
+from web.sessions import COOKIE, WebSessions
 
 __all__ = ["portal_router"]
 
 HERE = Path(__file__).parent
 
 
-def portal_router(web: WebSessions, apps: Apps, usage: UsageRecorder, catalog: Any, *, token_url: str) -> Router:
+class UsageMinute(Protocol):
+    """One minute of an application's calls, as the gateway counted them."""
+
+    minute: int
+    requests: int
+    errors: int
+    throttled: int
+    latency_ms_max: float
+
+    @property
+    def latency_ms_avg(self) -> float: ...
+
+
+class UsageSeries(Protocol):
+    """The gateway's per-client usage counters (summed over every worker)."""
+
+    async def series(self, client_id: str, minutes: int = 60) -> Sequence[UsageMinute]: ...
+
+
+def portal_router(web: WebSessions, apps: Apps, usage: UsageSeries, catalog: Any, *, token_url: str) -> Router:
     """`catalog()` returns the API entries (gateway.openapi.catalog of the running app)."""
     accounts = web.accounts
     session_of = web.current

@@ -1,7 +1,7 @@
 """`psconnect serve`: one process, or N worker processes sharing one port, Redis and PostgreSQL.
 
 Several workers are uvicorn's multiprocess mode: the parent binds the socket and
-supervises; each worker imports `create_app` and builds its own gateway (its own
+supervises; each worker imports `gateway.app.create_app` and builds its own gateway (its own
 DBOS, pools and policy runtime) from the environment. Limits stay exact across
 workers because they count in Redis. DBOS is not safe on SQLite from several
 processes, so more than one worker needs PostgreSQL (DATABASE_URL) and Redis
@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import os
 
-from litestar.types import ASGIApp
-
+from cli.demo_client import ensure_demo_client
+from gateway.app import Gateway
 from gateway.settings import Settings
 
-__all__ = ["WorkersRefused", "check_workers", "create_app", "create_tables", "serve"]
+__all__ = ["WorkersRefused", "banner", "check_workers", "serve"]
 
 
 class WorkersRefused(Exception):
@@ -43,29 +43,21 @@ def check_workers(settings: Settings, workers: int) -> None:
         raise WorkersRefused(f"--workers {workers} needs " + " and ".join(missing) + "; or run with --workers 1.")
 
 
-def create_tables(settings: Settings) -> None:
-    """Create the shared tables once, in the parent, before the workers start.
-
-    Each worker's start-up runs `metadata.create_all` (check, then create). On a fresh
-    PostgreSQL database N workers raced on it: one failed on a duplicate type, and
-    uvicorn then stopped every worker. With the tables in place each check finds them.
-    (DBOS serializes its own migrations with an advisory lock.)
-    """
-    import gateway.app  # noqa: F401 - declares every table on the metadata
-    from gateway.db import create_engine, metadata
-
-    engine = create_engine(settings.database_url)
-    try:
-        metadata.create_all(engine)
-    finally:
-        engine.dispose()
-
-
-def create_app() -> ASGIApp:
-    """Worker entry point (uvicorn factory): a whole gateway from the environment."""
-    from gateway.app import create_gateway
-
-    return create_gateway().app
+def banner(gateway: Gateway) -> None:
+    """What `make run` prints once the stack answers: its URLs and the demo client's credentials."""
+    settings = gateway.settings
+    lines = [
+        "",
+        "psconnect is running (embedded mode)" if settings.embedded else "psconnect is running",
+        f"  gateway URL    {settings.issuer}",
+        f"  docs URL       {settings.issuer}/docs",
+        f"  token URL      {settings.issuer}/oauth2/token",
+    ]
+    if settings.seed_demo:
+        client_id, secret = ensure_demo_client(gateway.oauth, settings.home)
+        lines += [f"  demo client    {client_id}", f"  demo secret    {secret}",
+                  "  try it         .venv/bin/psconnect demo"]
+    print("\n".join(lines) + "\n", flush=True)
 
 
 def serve(settings: Settings, *, workers: int = 1) -> int:
@@ -75,13 +67,14 @@ def serve(settings: Settings, *, workers: int = 1) -> int:
     check_workers(settings, workers)
     if workers == 1:
         from gateway.app import create_gateway
-        from gateway.cli import banner
 
         gateway = create_gateway(settings)
         gateway.litestar.on_startup.append(lambda: banner(gateway))
         uvicorn.run(gateway.app, host=settings.host, port=settings.port, log_level="warning", lifespan="on",
                     access_log=False)
         return 0
+    from gateway.app import create_tables
+
     create_tables(settings)
     # Workers re-read settings from the environment: carry the command-line overrides there.
     os.environ["PSCONNECT_HOST"] = settings.host
@@ -89,6 +82,6 @@ def serve(settings: Settings, *, workers: int = 1) -> int:
     os.environ["PSCONNECT_HOME"] = settings.home_dir
     print(f"\npsconnect is running with {workers} workers\n  gateway URL    {settings.issuer}\n"
           f"  docs URL       {settings.issuer}/docs\n", flush=True)
-    uvicorn.run("gateway.serve:create_app", factory=True, host=settings.host, port=settings.port,
+    uvicorn.run("cli.serve:create_app", factory=True, host=settings.host, port=settings.port,
                 workers=workers, log_level="warning", lifespan="on", access_log=False)
     return 0

@@ -16,8 +16,8 @@ from collections import Counter
 from decimal import Decimal
 from typing import Any
 
-from gateway.client_session import ApiClient, say, with_gateway
-from gateway.commands import reconciliation, start_billing
+from cli.client_session import ApiClient, say, with_gateway
+from cli.commands import reconciliation, start_billing
 
 __all__ = ["run_demo"]
 
