@@ -15,6 +15,7 @@ run: setup
 test: setup browser services
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/psconnect contracts generate --check
 	$(BIN)/psconnect contracts lint
 	$(BIN)/psconnect contracts diff contracts/releases contracts/openapi --fail-on breaking
@@ -43,6 +44,7 @@ lint: setup
 
 typecheck: setup
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 contracts: setup
 	$(BIN)/psconnect contracts generate
