@@ -82,6 +82,6 @@ def serve(settings: Settings, *, workers: int = 1) -> int:
     os.environ["PSCONNECT_HOME"] = settings.home_dir
     print(f"\npsconnect is running with {workers} workers\n  gateway URL    {settings.issuer}\n"
           f"  docs URL       {settings.issuer}/docs\n", flush=True)
-    uvicorn.run("cli.serve:create_app", factory=True, host=settings.host, port=settings.port,
+    uvicorn.run("gateway.app:create_app", factory=True, host=settings.host, port=settings.port,
                 workers=workers, log_level="warning", lifespan="on", access_log=False)
     return 0
