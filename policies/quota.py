@@ -24,16 +24,18 @@ from policies.base import RequestContext
 from policies.plans import ResolvedPlan
 from policies.rate_limit import (
     PlanPolicy,
+    RateLimitConfig,
     add_limit_states,
     consumer_of,
     exhausted_of,
     hit_limits,
     rate_limited,
 )
+from policies.registry import PolicyBuild, PolicyFactory
 from policies.stores import CounterStore
 from policies.stores.batch import CounterHit, CounterKind, LimitHit
 
-__all__ = ["ApiUsage", "Quota", "QuotaUsage", "UsageMeter", "UsageReport", "quota_windows"]
+__all__ = ["FACTORY", "ApiUsage", "Quota", "QuotaUsage", "UsageMeter", "UsageReport", "quota_windows"]
 
 Period = Literal["day", "month"]
 _USAGE_TTL = 3 * 86400
@@ -145,3 +147,13 @@ class Quota(PlanPolicy):
             raise rate_limited(exhausted, code="quota_exceeded", detail=(
                 f"The quota of plan {plan.plan!r} on {self.config.api} ({periods}) is used up; it resets at the "
                 f"start of the next UTC {exhausted[-1].name}."))
+
+
+def _build(b: PolicyBuild) -> Quota:
+    config = RateLimitConfig(api=b.api, plans=b.bindings.plans, default_plan=b.bindings.default_plan,
+                             consumers=b.bindings.consumers)
+    return Quota(config, b.services.counters, b.services.meter, b.services.subscriptions)
+
+
+FACTORY = PolicyFactory(name="quota", build=_build)
+"""Registered in the entry-point group psconnect.policies; `plans`, `default_plan` and `consumers` configure it."""
