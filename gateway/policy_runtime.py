@@ -14,7 +14,6 @@ process's memory (embedded mode).
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from typing import Any
 
@@ -23,10 +22,10 @@ from gateway.settings import Settings
 from policies.base import Policy
 from policies.bindings import Bindings, BindingsError
 from policies.idempotency_stores import create_store
-from policies.plans import PlanLookup, resolve_plan
-from policies.quota import ApiUsage, UsageMeter, UsageReport
+from policies.plans import PlanLookup
+from policies.quota import UsageMeter, UsageReport
 from policies.registry import PolicyAssembly, PolicyServices, UnknownPolicy
-from policies.stores import CounterStore, StoreUnavailable, build_store
+from policies.stores import CounterStore, build_store
 
 __all__ = ["PolicyRuntime"]
 
@@ -60,24 +59,7 @@ class PolicyRuntime:
 
         When the limit store is down the counters read as zero and `store_available` is False.
         """
-        now = dt.datetime.now(dt.UTC)
-        b = self.bindings
-        subscribed = None
-        if self.subscriptions is not None and client_id not in b.consumers:
-            subscribed = self.subscriptions(client_id)
-        apis: list[ApiUsage] = []
-        available = True
-        for api in b.apis:
-            plan = resolve_plan(b.plans, b.consumers, b.default_plan, client_id, api, subscribed)
-            try:
-                requests, rejected = await self.meter.read(client_id, api, now.date())
-                quotas = await self.meter.quotas(plan, client_id, api, now)
-            except StoreUnavailable:
-                available, requests, rejected, quotas = False, 0, 0, []
-            apis.append(ApiUsage(api=api, requests_today=requests, rejected_today=rejected, quotas=quotas))
-        plan_name = resolve_plan(b.plans, b.consumers, b.default_plan, client_id, "", subscribed).plan
-        return UsageReport(client_id=client_id, plan=plan_name, day=now.date(), apis=apis,
-                           store_available=available)
+        return await self.meter.report(self.bindings, client_id, self.subscriptions)
 
     async def startup(self) -> None:
         """Open what the policies share (stores, connections). A down Redis does not stop start-up."""

@@ -7,7 +7,8 @@ hit atomically (no check-then-increment). Runs after the rate limit (900 < 910),
 a request refused for speed does not spend quota.
 
 `UsageMeter` keeps the gateway's own per-consumer counters (requests and 429s per
-API per day) that `PolicyRuntime.usage()` reports beside the quotas' remaining.
+API per day) that its `report()` (the portal's `PolicyRuntime.usage()`) shows beside
+the quotas' remaining.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import msgspec
 from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerMonth
 
 from policies.base import RequestContext
-from policies.plans import ResolvedPlan
+from policies.plans import PlanLookup, ResolvedPlan, resolve_plan
 from policies.rate_limit import (
     PlanPolicy,
     RateLimitConfig,
@@ -32,8 +33,11 @@ from policies.rate_limit import (
     rate_limited,
 )
 from policies.registry import PolicyBuild, PolicyFactory
-from policies.stores import CounterStore
+from policies.stores import CounterStore, StoreUnavailable
 from policies.stores.batch import CounterHit, CounterKind, LimitHit
+
+if TYPE_CHECKING:
+    from policies.bindings import Bindings
 
 __all__ = ["FACTORY", "ApiUsage", "Quota", "QuotaUsage", "UsageMeter", "UsageReport", "quota_windows"]
 
@@ -116,6 +120,30 @@ class UsageMeter:
             found.append(QuotaUsage(period=period, limit=item.amount, used=item.amount - stats.remaining,
                                     remaining=stats.remaining, resets_at=_period_end(period, now)))
         return found
+
+    async def report(self, bindings: Bindings, client_id: str, subscriptions: PlanLookup | None = None) -> UsageReport:
+        """Today's requests and 429s and the quotas left, per API, for one consumer (`PolicyRuntime.usage`).
+
+        When the limit store is down the counters read as zero and `store_available` is False.
+        """
+        now = dt.datetime.now(dt.UTC)
+        b = bindings
+        subscribed = None
+        if subscriptions is not None and client_id not in b.consumers:
+            subscribed = subscriptions(client_id)
+        apis: list[ApiUsage] = []
+        available = True
+        for api in b.apis:
+            plan = resolve_plan(b.plans, b.consumers, b.default_plan, client_id, api, subscribed)
+            try:
+                requests, rejected = await self.read(client_id, api, now.date())
+                quotas = await self.quotas(plan, client_id, api, now)
+            except StoreUnavailable:
+                available, requests, rejected, quotas = False, 0, 0, []
+            apis.append(ApiUsage(api=api, requests_today=requests, rejected_today=rejected, quotas=quotas))
+        plan_name = resolve_plan(b.plans, b.consumers, b.default_plan, client_id, "", subscribed).plan
+        return UsageReport(client_id=client_id, plan=plan_name, day=now.date(), apis=apis,
+                           store_available=available)
 
 
 class Quota(PlanPolicy):
