@@ -25,8 +25,9 @@ from msgspec import Meta
 
 from contracts.problems import ProblemError
 from policies.base import Policy, Principal, RequestContext
+from policies.registry import PolicyFactory
 
-__all__ = ["AuthConfig", "Authentication", "TokenValidatorProtocol"]
+__all__ = ["FACTORY", "AuthConfig", "Authentication", "TokenValidatorProtocol"]
 
 # RFC 6750 §2.1: "Bearer" 1*SP b64token
 _BEARER = re.compile(r"Bearer +([A-Za-z0-9\-._~+/]+=*)", re.IGNORECASE)
@@ -92,3 +93,8 @@ class Authentication(Policy[AuthConfig]):
                 headers={"WWW-Authenticate": (f'Bearer realm="{self.config.realm}", error="insufficient_scope", '
                                               f'scope="{" ".join(needed)}"')},
             )
+
+
+FACTORY = PolicyFactory(name="auth", shared=True,
+                        build=lambda b: Authentication(b.bindings.auth, b.services.token_validator))
+"""Registered in the entry-point group psconnect.policies; one instance (one token cache) for every API."""

@@ -7,7 +7,9 @@ operation names its own. The most specific setting wins (operation > API > globa
 for limits consumer+API > consumer > plan+API > plan, see `policies/plans.py`).
 
 Format 2 added plans, consumers and each API's spike arrest; a format-1 file is
-refused with a message saying so rather than read half-way. Request governance is
+refused with a message saying so rather than read half-way. Format 3 added `policies`:
+the policies in front of every API by their registered name (`policies/registry.py`),
+and each API's own `policies` over them; a format-2 file runs `DEFAULT_POLICIES`. Request governance is
 declared here too: `validation` (global, and per API), `idempotency` (which operations
 honour or require `Idempotency-Key`), `cors`, `trusted_proxies` and each consumer's
 `ip_allow` — every policy's configuration lives in this one file.
@@ -18,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
@@ -36,6 +38,7 @@ __all__ = [
     "BindingsError",
     "Deprecation",
     "OperationBinding",
+    "check_policies",
     "load_bindings",
     "required_scopes",
 ]
@@ -43,8 +46,17 @@ __all__ = [
 DEFAULT_FILE = Path(__file__).with_name("gateway.yaml")
 BINDINGS_ENV = "PSCONNECT_BINDINGS"
 """Environment variable naming another bindings file (a deployment's own plans and consumers)."""
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+FORMAT_VERSIONS = (2, 3)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+PolicyName = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]*$")]
+PolicyEntry = Annotated[bool | dict[str, Any], Meta(description=(
+    "true: the policy runs (its settings in its own block of this file); false: it does not; "
+    "a mapping: it runs with these settings (a policy that takes its settings here)."))]
+DEFAULT_POLICIES: dict[str, bool | dict[str, Any]] = {
+    "auth": True, "ip_allowlist": True, "spike_arrest": True, "rate_limit": True, "quota": True,
+    "validation": True, "versioning": True, "idempotency": True}
+"""The chain of a file that names none (every format-2 file): today's standard chain."""
 ScopeName = Annotated[str, Meta(pattern=r"^[a-z_]+\.[a-z_]+:(read|write|admin)$")]
 
 
@@ -79,6 +91,9 @@ class ApiBinding(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
         description="Ceiling on all consumers together, protecting what runs behind the API.")] = None
     validation: Annotated[ValidationConfig | None, Meta(
         description="Request validation for this API, replacing the global `validation`.")] = None
+    policies: Annotated[dict[PolicyName, PolicyEntry], Meta(description=(
+        "Policies of this API over the global `policies`: adds one, changes its settings, or removes it (false)."
+    ))] = {}
 
     def __post_init__(self) -> None:
         if (self.lifecycle == "deprecated") != (self.deprecation is not None):
@@ -90,7 +105,10 @@ PlanName = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_-]*$")]
 
 
 class Bindings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    format_version: Annotated[Literal[2], Meta(description="Version of this file's format.")]
+    format_version: Annotated[Literal[2, 3], Meta(description="Version of this file's format.")]
+    policies: Annotated[dict[PolicyName, PolicyEntry], Meta(description=(
+        "Policies in front of every API, by registered name (entry-point group psconnect.policies)."
+    ))] = msgspec.field(default_factory=lambda: dict(DEFAULT_POLICIES))
     auth: Annotated[AuthConfig, Meta(description="Authentication policy settings.")] = AuthConfig()
     apis: dict[ApiName, ApiBinding]
     plans: Annotated[dict[PlanName, Plan], Meta(description="Subscription tiers with their limits.")] = \
@@ -140,14 +158,27 @@ def load_bindings(path: Path | None = None) -> Bindings:
     except FileNotFoundError as exc:
         raise BindingsError(f"{path}: file not found") from exc
     try:
-        return msgspec.yaml.decode(raw, type=Bindings)
+        bindings = msgspec.yaml.decode(raw, type=Bindings)
     except msgspec.ValidationError as exc:
         found = _format_version(raw)
-        if found is not None and found != FORMAT_VERSION:
-            raise BindingsError(f"{path}: format_version {found} is not supported (expected {FORMAT_VERSION}; "
-                                "format 2 added plans, consumers and spike_arrest)") from exc
+        if found is not None and found not in FORMAT_VERSIONS:
+            raise BindingsError(f"{path}: format_version {found} is not supported (expected 2 or {FORMAT_VERSION}; "
+                                "format 2 added plans, consumers and spike_arrest, format 3 `policies`)") from exc
         raise BindingsError(f"{path}: {exc}") from exc
     except msgspec.DecodeError as exc:
+        raise BindingsError(f"{path}: {exc}") from exc
+    check_policies(bindings, path)
+    return bindings
+
+
+def check_policies(bindings: Bindings, path: Path | str = "bindings") -> None:
+    """Every `policies` entry names a registered policy (entry-point group psconnect.policies)."""
+    from policies.registry import UnknownPolicy
+    from policies.registry import check_policies as check  # the registry loads the policy modules, which import this
+
+    try:
+        check(bindings)
+    except UnknownPolicy as exc:
         raise BindingsError(f"{path}: {exc}") from exc
 
 

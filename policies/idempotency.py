@@ -26,8 +26,9 @@ from msgspec import Meta
 from contracts.problems import ProblemError
 from policies.base import Policy, RequestContext
 from policies.idempotency_stores import IdempotencyStore, Record, StoredResponse, StoreUnavailable
+from policies.registry import PolicyFactory
 
-__all__ = ["REPLAYED_HEADER", "Idempotency", "IdempotencyConfig"]
+__all__ = ["FACTORY", "REPLAYED_HEADER", "Idempotency", "IdempotencyConfig"]
 
 log = logging.getLogger("psconnect.idempotency")
 
@@ -180,3 +181,8 @@ class _Recorder:
                 log.warning("idempotency lock expired before the request finished; response not recorded")
         except StoreUnavailable as exc:
             log.warning("idempotency store down; response not recorded: %s", exc)
+
+
+FACTORY = PolicyFactory(name="idempotency", shared=True,
+                        build=lambda b: Idempotency(b.bindings.idempotency, b.services.idempotency_store))
+"""Registered in the entry-point group psconnect.policies; the `idempotency` block configures it."""

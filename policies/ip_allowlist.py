@@ -17,8 +17,9 @@ from msgspec import Meta
 
 from contracts.problems import ProblemError
 from policies.base import Policy, RequestContext
+from policies.registry import PolicyFactory
 
-__all__ = ["IpAllowList", "IpAllowListConfig", "client_address"]
+__all__ = ["FACTORY", "IpAllowList", "IpAllowListConfig", "client_address"]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -79,3 +80,7 @@ class IpAllowList(Policy[IpAllowListConfig]):
             raise ProblemError(403, "forbidden", "Address not allowed",
                                f"Client {ctx.principal.client_id} may not call from {address or 'an unknown address'}.",
                                code="ip_not_allowed")
+
+
+FACTORY = PolicyFactory(name="ip_allowlist", shared=True, build=lambda b: IpAllowList(b.bindings.ip_allowlist()))
+"""Registered in the entry-point group psconnect.policies; consumers' `ip_allow` and `trusted_proxies` configure it."""

@@ -7,7 +7,8 @@ hit atomically (no check-then-increment). Runs after the rate limit (900 < 910),
 a request refused for speed does not spend quota.
 
 `UsageMeter` keeps the gateway's own per-consumer counters (requests and 429s per
-API per day) that `PolicyRuntime.usage()` reports beside the quotas' remaining.
+API per day) that its `report()` (the portal's `PolicyRuntime.usage()`) shows beside
+the quotas' remaining.
 """
 
 from __future__ import annotations
@@ -15,25 +16,30 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import msgspec
 from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerMonth
 
 from policies.base import RequestContext
-from policies.plans import ResolvedPlan
+from policies.plans import PlanLookup, ResolvedPlan, resolve_plan
 from policies.rate_limit import (
     PlanPolicy,
+    RateLimitConfig,
     add_limit_states,
     consumer_of,
     exhausted_of,
     hit_limits,
     rate_limited,
 )
-from policies.stores import CounterStore
+from policies.registry import PolicyBuild, PolicyFactory
+from policies.stores import CounterStore, StoreUnavailable
 from policies.stores.batch import CounterHit, CounterKind, LimitHit
 
-__all__ = ["ApiUsage", "Quota", "QuotaUsage", "UsageMeter", "UsageReport", "quota_windows"]
+if TYPE_CHECKING:
+    from policies.bindings import Bindings
+
+__all__ = ["FACTORY", "ApiUsage", "Quota", "QuotaUsage", "UsageMeter", "UsageReport", "quota_windows"]
 
 Period = Literal["day", "month"]
 _USAGE_TTL = 3 * 86400
@@ -115,6 +121,30 @@ class UsageMeter:
                                     remaining=stats.remaining, resets_at=_period_end(period, now)))
         return found
 
+    async def report(self, bindings: Bindings, client_id: str, subscriptions: PlanLookup | None = None) -> UsageReport:
+        """Today's requests and 429s and the quotas left, per API, for one consumer (`PolicyRuntime.usage`).
+
+        When the limit store is down the counters read as zero and `store_available` is False.
+        """
+        now = dt.datetime.now(dt.UTC)
+        b = bindings
+        subscribed = None
+        if subscriptions is not None and client_id not in b.consumers:
+            subscribed = subscriptions(client_id)
+        apis: list[ApiUsage] = []
+        available = True
+        for api in b.apis:
+            plan = resolve_plan(b.plans, b.consumers, b.default_plan, client_id, api, subscribed)
+            try:
+                requests, rejected = await self.read(client_id, api, now.date())
+                quotas = await self.quotas(plan, client_id, api, now)
+            except StoreUnavailable:
+                available, requests, rejected, quotas = False, 0, 0, []
+            apis.append(ApiUsage(api=api, requests_today=requests, rejected_today=rejected, quotas=quotas))
+        plan_name = resolve_plan(b.plans, b.consumers, b.default_plan, client_id, "", subscribed).plan
+        return UsageReport(client_id=client_id, plan=plan_name, day=now.date(), apis=apis,
+                           store_available=available)
+
 
 class Quota(PlanPolicy):
     name: ClassVar[str] = "quota"
@@ -145,3 +175,13 @@ class Quota(PlanPolicy):
             raise rate_limited(exhausted, code="quota_exceeded", detail=(
                 f"The quota of plan {plan.plan!r} on {self.config.api} ({periods}) is used up; it resets at the "
                 f"start of the next UTC {exhausted[-1].name}."))
+
+
+def _build(b: PolicyBuild) -> Quota:
+    config = RateLimitConfig(api=b.api, plans=b.bindings.plans, default_plan=b.bindings.default_plan,
+                             consumers=b.bindings.consumers)
+    return Quota(config, b.services.counters, b.services.meter, b.services.subscriptions)
+
+
+FACTORY = PolicyFactory(name="quota", build=_build)
+"""Registered in the entry-point group psconnect.policies; `plans`, `default_plan` and `consumers` configure it."""

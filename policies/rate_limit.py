@@ -34,11 +34,13 @@ from msgspec import Meta
 from contracts.problems import ProblemError
 from policies.base import Policy, RequestContext
 from policies.plans import Consumer, FailureMode, Plan, PlanCache, PlanLookup, ResolvedPlan
+from policies.registry import PolicyBuild, PolicyFactory
 from policies.stores import CounterStore, StoreUnavailable
 from policies.stores.batch import CounterHit, CounterKind, LimitHit, RequestHits
 
 __all__ = [
     "ANONYMOUS",
+    "FACTORY",
     "LimitState",
     "PlanPolicy",
     "RateLimit",
@@ -199,3 +201,13 @@ class UsageMeterProtocol(Protocol):
     def counters(self, consumer: str, api: str, *, requests: CounterKind | None = "count") -> tuple[CounterHit, ...]:
         """The usage counters to add with a request's limits (see `UsageMeter.counters`)."""
         ...
+
+
+def _build(b: PolicyBuild) -> RateLimit:
+    config = RateLimitConfig(api=b.api, plans=b.bindings.plans, default_plan=b.bindings.default_plan,
+                             consumers=b.bindings.consumers)
+    return RateLimit(config, b.services.counters, b.services.meter, b.services.subscriptions)
+
+
+FACTORY = PolicyFactory(name="rate_limit", build=_build)
+"""Registered in the entry-point group psconnect.policies; `plans`, `default_plan` and `consumers` configure it."""

@@ -22,10 +22,11 @@ from policies.rate_limit import (
     hit_limits,
     rate_limited,
 )
+from policies.registry import PolicyBuild, PolicyFactory
 from policies.stores import CounterStore
 from policies.stores.batch import LimitHit
 
-__all__ = ["SpikeArrest", "SpikeArrestPolicyConfig"]
+__all__ = ["FACTORY", "SpikeArrest", "SpikeArrestPolicyConfig"]
 
 
 class SpikeArrestPolicyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -58,3 +59,14 @@ class SpikeArrest(Policy[SpikeArrestPolicyConfig]):
             raise rate_limited(states, code="rate_limited", detail=(
                 f"{self.config.api} accepts at most {self._hit.item.amount} requests per second from all "
                 "consumers together; retry shortly."))
+
+
+def _build(b: PolicyBuild) -> SpikeArrest | None:
+    ceiling = b.binding.spike_arrest
+    if ceiling is None:
+        return None  # the API declares no ceiling
+    return SpikeArrest(SpikeArrestPolicyConfig(api=b.api, limit=ceiling), b.services.counters, b.services.meter)
+
+
+FACTORY = PolicyFactory(name="spike_arrest", build=_build)
+"""Registered in the entry-point group psconnect.policies; runs on the APIs with a `spike_arrest` block."""

@@ -33,8 +33,9 @@ from msgspec import Meta
 
 from contracts.problems import FieldError, ProblemError
 from policies.base import Policy, RequestContext
+from policies.registry import PolicyFactory
 
-__all__ = ["RequestValidation", "ValidationConfig", "drift_counter"]
+__all__ = ["FACTORY", "RequestValidation", "ValidationConfig", "drift_counter"]
 
 log = logging.getLogger("psconnect.validation")
 
@@ -213,3 +214,8 @@ def _replaying(body: bytes, then: Receive) -> Receive:
         return await then()
 
     return receive
+
+
+FACTORY = PolicyFactory(name="validation",
+                        build=lambda b: RequestValidation(b.binding.validation or b.bindings.validation))
+"""Registered in the entry-point group psconnect.policies; the API's `validation` block, else the global one."""

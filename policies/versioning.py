@@ -16,8 +16,9 @@ from litestar.datastructures import MutableScopeHeaders
 
 from policies.base import Policy, RequestContext
 from policies.bindings import Deprecation
+from policies.registry import PolicyFactory
 
-__all__ = ["Versioning", "VersioningConfig"]
+__all__ = ["FACTORY", "Versioning", "VersioningConfig"]
 
 
 class VersioningConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -42,3 +43,8 @@ class Versioning(Policy[VersioningConfig]):
     async def on_response(self, ctx: RequestContext, status: int, headers: MutableScopeHeaders) -> None:
         for name, value in self._headers:
             headers.add(name, value)
+
+
+FACTORY = PolicyFactory(name="versioning",
+                        build=lambda b: Versioning(VersioningConfig(deprecation=b.binding.deprecation)))
+"""Registered in the entry-point group psconnect.policies; the API's `deprecation` block is its setting."""

@@ -40,7 +40,7 @@ def test_operation_override_wins(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("text", "field"), [
-    ("format_version: 3\napis: {}\n", "format_version"),
+    ("format_version: 4\napis: {}\n", "format_version"),
     ("format_version: 2\napis:\n  system.crm: {title: C, layer: galaxy, owner: x}\n", "layer"),
     ("format_version: 2\napis:\n  system.crm: {title: C, layer: system, owner: x, colour: red}\n", "colour"),
     ("format_version: 2\napis:\n  system.crm: {title: C, layer: system, owner: x, lifecycle: deprecated}\n",

@@ -51,11 +51,15 @@ class TestPublishedFile:
         gateway = create_gateway(load_settings(env={}, home=str(tmp_path), seed_demo=False))
         chains = {api: [(p.name, p.order) for p in sorted(gateway.policies.policies_for(api),
                                                            key=lambda p: p.order, reverse=True)]
-                  for api in ("system.crm", "system.erp", "process.provisioning")}
+                  for api in ("system.crm", "system.erp", "process.provisioning", "system.hr",
+                              "experience.dashboards", "process.time_to_bill")}
         common = [("auth", 1450), ("ip_allowlist", 1400), ("rate_limit", 910), ("quota", 900),
                   ("validation", 850), ("versioning", 800), ("idempotency", 700)]
         assert chains["system.crm"] == common
         assert chains["process.provisioning"] == common
+        assert chains["system.hr"] == common
+        assert chains["experience.dashboards"] == common
+        assert chains["process.time_to_bill"] == common
         assert chains["system.erp"] == [*common[:2], ("spike_arrest", 920), *common[2:]]
 
 
