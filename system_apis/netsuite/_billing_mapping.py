@@ -143,7 +143,7 @@ def posting_result_from_record(record: Record) -> TimePostingResult:
 
 
 def posted_time_from_row(row: Record) -> PostedTime:
-    """One SuiteQL ``timebill`` row (see ``NetSuiteClient.posted_time_query``) as posted time."""
+    """One SuiteQL ``timebill`` row (see ``netsuite._queries.posted_time_query``) as posted time."""
     try:
         hours = _decimal(row["hours"], "hours")
         rate = _decimal(row["rate"], "rate")
