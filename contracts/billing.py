@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from msgspec import Meta
 
 from contracts.common import Currency, FrozenStruct, Money, Struct
+from contracts.erp import ErpRefusalReason
 
 __all__ = [
     "Contract",
@@ -107,6 +108,8 @@ class TimePostingResult(Struct):
     status: Literal["pending", "complete", "failed"]
     posted: Annotated[dict[str, str], Meta(description="line_key -> ERP time record id.")] = {}
     failed: Annotated[dict[str, str], Meta(description="line_key -> ERP error.")] = {}
+    refusals: Annotated[dict[str, ErpRefusalReason], Meta(
+        description="line_key -> why the ERP refused the line, for the lines in `failed`.")] = {}
 
 
 class PostedTime(Struct):

@@ -18,12 +18,19 @@ __all__ = [
     "CustomerUpsert",
     "ErpProject",
     "ErpProjectUpsert",
+    "ErpRefusalReason",
     "LegalEntity",
     "ProjectTask",
     "TaxRegime",
 ]
 
 TaxRegime = Literal["us_sales_tax", "uk_vat", "eu_vat"]
+
+ErpRefusalReason = Literal["period_closed", "project_inactive", "worker_inactive", "duplicate", "validation",
+                           "rejected"]
+"""Why an ERP refused a posting line, whatever the ERP: the accounting period is closed, the project
+or the worker is inactive on that date, the line is a duplicate, a field or reference is invalid,
+or another refusal (``rejected``)."""
 
 
 class LegalEntity(Struct):

@@ -136,7 +136,7 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
                                                               settings.token_ttl))
     portal = portal_router(web, apps, usage, api_catalog, token_url=f"{settings.issuer}/oauth2/token")
     litestar = Litestar(
-        route_handlers=[health, *oauth.routes, *[v.router for v in vendors.values()],
+        route_handlers=[health, *oauth.routes, *{id(v): v.router for v in vendors.values()}.values(),
                         *processes.routers(), workbench_router(WorkbenchStore(engine)),
                         dashboards_router(DashboardStore(engine)),
                         # API catalog, published OpenAPI documents and Swagger UI (ungoverned; gateway/docs.py).
@@ -179,7 +179,7 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
         await policy_runtime.shutdown()
         await usage.stop()
         await oauth_http.aclose()
-        for vendor in vendors.values():
+        for vendor in {id(v): v for v in vendors.values()}.values():  # a vendor may back several domains
             await vendor.client.aclose()
         engine.dispose()
 

@@ -43,6 +43,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         description="PSCONNECT_VENDOR_URLS: JSON {vendor: base URL}; vendors not named run in-process.")] = {}
     vendor_tokens: Annotated[dict[str, str], Meta(
         description="PSCONNECT_VENDOR_TOKENS: JSON {vendor: API token}; simulators accept any token.")] = {}
+    vendor_choice: Annotated[dict[str, str], Meta(description=(
+        "PSCONNECT_VENDORS: JSON {domain: vendor}; required for a domain with several installed vendors."))] = {}
     seed_demo: Annotated[bool, Meta(description="PSCONNECT_SEED_DEMO: seed simulators and demo client.")] = True
     portal_admins: Annotated[tuple[str, ...], Meta(
         description="PSCONNECT_PORTAL_ADMINS: comma-separated emails whose portal accounts are admins.")] = (
@@ -98,6 +100,7 @@ def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Set
         "external_issuers": msgspec.json.decode(e.get("PSCONNECT_EXTERNAL_ISSUERS", "[]")),
         "vendor_urls": msgspec.json.decode(e.get("PSCONNECT_VENDOR_URLS", "{}")),
         "vendor_tokens": msgspec.json.decode(e.get("PSCONNECT_VENDOR_TOKENS", "{}")),
+        "vendor_choice": msgspec.json.decode(e.get("PSCONNECT_VENDORS", "{}")),
         "portal_admins": tuple(a.strip().lower() for a in e.get("PSCONNECT_PORTAL_ADMINS",
                                                                 "admin@psconnect.local").split(",") if a.strip()),
         "operations_users": tuple(a.strip().lower() for a in e.get("PSCONNECT_OPERATIONS_USERS",

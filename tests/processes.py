@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from gateway.vendors import VENDORS
+from system_apis.registry import installed
 from tests.ports import free_port
 
 __all__ = ["PSCONNECT", "running_simulators", "spawn", "start_gateway", "stop", "token", "wait_until"]
@@ -74,9 +74,9 @@ def token(base: str, home: Path) -> str:
 @contextmanager
 def running_simulators(tmp_path: Path) -> Iterator[dict[str, str]]:
     """Every vendor simulator in one process of its own (their state outlives any gateway): name -> URL."""
-    base = free_port(len(VENDORS) + 1) - 1
+    base = free_port(len(installed()) + 1) - 1
     proc = spawn([*PSCONNECT, "simulators", "--port-base", str(base)], {}, tmp_path / "simulators.log")
-    urls = {spec.name: f"http://127.0.0.1:{base + i + 1}" for i, spec in enumerate(VENDORS)}
+    urls = {spec.name: f"http://127.0.0.1:{base + i + 1}" for i, spec in enumerate(installed())}
     try:
         for url in urls.values():
             wait_until(lambda u=url: httpx.get(f"{u}/__sim__/faults").status_code == 200, f"simulator {url}")

@@ -45,8 +45,10 @@ def peak_rss_mb() -> float:
 
 
 def _install_vendors(workers: int) -> Any:
-    """Seed every simulator with the benchmark firm (the gateway builds its simulators from VENDORS)."""
-    import gateway.vendors as gv
+    """Seed every simulator with the benchmark firm (the gateway builds its simulators from the vendor registry)."""
+    import dataclasses
+
+    from system_apis import registry
     from system_apis.demo_firm import build_firm
     from system_apis.harvest.simulator import HarvestSimulator
     from system_apis.kantata.simulator import KantataSimulator
@@ -55,13 +57,14 @@ def _install_vendors(workers: int) -> Any:
 
     firm = build_firm(workers)
     makers: dict[str, Any] = {
-        "time": lambda: HarvestSimulator(firm=firm, requests_per_window=None, report_requests_per_window=None),
-        "erp": lambda: NetSuiteSimulator(firm=firm),
-        "psa": lambda: KantataSimulator(firm=firm),
-        "hr": lambda: WorkdaySimulator(firm=firm),
+        "harvest": lambda: HarvestSimulator(firm=firm, requests_per_window=None, report_requests_per_window=None),
+        "netsuite": lambda: NetSuiteSimulator(firm=firm),
+        "kantata": lambda: KantataSimulator(firm=firm),
+        "workday": lambda: WorkdaySimulator(firm=firm),
     }
-    gv.VENDORS = tuple(gv.VendorSpec(s.domain, s.name, s.base_url, makers.get(s.domain, s.simulator), s.router)
-                       for s in gv.VENDORS)
+    for package in registry.installed():
+        if package.name in makers:
+            registry.register(dataclasses.replace(package, simulator=makers[package.name]))
     return firm
 
 

@@ -48,10 +48,10 @@ INTEGRATION_OPS: Final = "integration-operations"
 CATCH_UP_MONTHS: Final = 3
 _references: dict[str, Reference] = {}
 _MAX_REFERENCES: Final = 8
-ERP_REFUSALS: Final = {"PERIOD_CLOSED": ("period_closed", "finance-close"),
-                       "JOB_CLOSED": ("project_inactive", "delivery-operations"),
-                       "EMPLOYEE_INACTIVE": ("worker_inactive", "hr-operations")}
-"""NetSuite's per-line refusal codes -> (exception reason, owner); any other refusal is integration's."""
+ERP_REFUSALS: Final = {"period_closed": ("period_closed", "finance-close"),
+                       "project_inactive": ("project_inactive", "delivery-operations"),
+                       "worker_inactive": ("worker_inactive", "hr-operations")}
+"""The ERP's canonical per-line refusal reasons -> (exception reason, owner); any other refusal is integration's."""
 
 
 def workflow_id(run_id: str, attempt: int) -> str:
@@ -153,6 +153,7 @@ def _posting_line(row: LedgerRow) -> TimePostingLine:
 class _Outcome(msgspec.Struct):
     posted: dict[str, str] = {}
     failed: dict[str, str] = {}
+    refusals: dict[str, str] = {}
     refused: list[tuple[str, str, str]] = []
     """(line key, reason code, detail) of lines the ERP refused as a whole batch."""
 
@@ -171,7 +172,7 @@ async def _post_lines(run_id: str, entity_id: str, batch_key: str, rows: list[Le
         for _ in range(200):
             result = await rt.erp.time_posting(batch.batch_key)
             if result.status != "pending":
-                return {"posted": result.posted, "failed": result.failed}
+                return {"posted": result.posted, "failed": result.failed, "refusals": dict(result.refusals)}
             await rt.sleep(0.05)
         raise TransientFailure(f"time posting {batch.batch_key} still pending")
 
@@ -184,8 +185,8 @@ async def _post_lines(run_id: str, entity_id: str, batch_key: str, rows: list[Le
         left = await _post_lines(run_id, entity_id, f"{batch_key}L", rows[:half])
         right = await _post_lines(run_id, entity_id, f"{batch_key}R", rows[half:])
         return _Outcome(posted={**left.posted, **right.posted}, failed={**left.failed, **right.failed},
-                        refused=left.refused + right.refused)
-    return _Outcome(posted=result["posted"], failed=result["failed"])
+                        refusals={**left.refusals, **right.refusals}, refused=left.refused + right.refused)
+    return _Outcome(posted=result["posted"], failed=result["failed"], refusals=result.get("refusals", {}))
 
 
 def _park(run_id: str, rows: list[LedgerRow], problems: list[tuple[str, str, str, str]]) -> None:
@@ -208,9 +209,8 @@ def _park(run_id: str, rows: list[LedgerRow], problems: list[tuple[str, str, str
         rt.ledger.to_exception([key for key, _ in items], eid, reason)
 
 
-def _classify(detail: str) -> tuple[str, str]:
-    code = detail.split(":", 1)[0].strip()
-    return ERP_REFUSALS.get(code, ("erp_rejected", INTEGRATION_OPS))
+def _classify(reason: str | None) -> tuple[str, str]:
+    return ERP_REFUSALS.get(reason or "", ("erp_rejected", INTEGRATION_OPS))
 
 
 @DBOS.step(name="time_to_bill.post_time")
@@ -232,7 +232,7 @@ async def post_batch(run_id: str, attempt: int, legal_entity_code: str, number: 
         rt.ledger.release(claim)
         raise
     rt.ledger.mark_posted(outcome.posted, {})
-    problems = [(key, *_classify(detail), detail) for key, detail in outcome.failed.items()]
+    problems = [(key, *_classify(outcome.refusals.get(key)), detail) for key, detail in outcome.failed.items()]
     problems += [(key, code, "finance-close" if code == "period_closed" else INTEGRATION_OPS, detail)
                  for key, code, detail in outcome.refused]
     if problems:

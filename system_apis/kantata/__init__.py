@@ -1,7 +1,14 @@
-"""Kantata OX (PSA) system API: workspaces as delivery projects, milestone stories, external references."""
+"""Kantata OX (PSA) system API: workspaces as delivery projects, milestone stories, external references.
+
+Its simulator is in `simulator/`.
+"""
 
 from system_apis.kantata.api import KantataPsa, create_router
 from system_apis.kantata.client import BASE_URL, KantataClient
-from system_apis.kantata.simulator import KantataSimulator
+from system_apis.registry import VendorPackage
 
-__all__ = ["BASE_URL", "KantataClient", "KantataPsa", "KantataSimulator", "create_router"]
+__all__ = ["BASE_URL", "VENDOR", "KantataClient", "KantataPsa", "create_router"]
+
+VENDOR = VendorPackage(name="kantata", domains=("psa",), base_url=BASE_URL, create_router=create_router,
+                       simulator="system_apis.kantata.simulator:KantataSimulator", order=3)
+"""The psa vendor kantata: found through the `psconnect.vendors` entry point (pyproject.toml)."""

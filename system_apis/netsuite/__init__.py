@@ -1,7 +1,11 @@
-"""NetSuite (ERP) system API: SuiteTalk REST record client, mapping, routes and simulator."""
+"""NetSuite (ERP) system API: SuiteTalk REST record client, mapping and routes; its simulator is in `simulator/`."""
 
 from system_apis.netsuite.api import NetSuiteErp, create_router
 from system_apis.netsuite.client import BASE_URL, NetSuiteClient
-from system_apis.netsuite.simulator import NetSuiteSimulator
+from system_apis.registry import VendorPackage
 
-__all__ = ["BASE_URL", "NetSuiteClient", "NetSuiteErp", "NetSuiteSimulator", "create_router"]
+__all__ = ["BASE_URL", "VENDOR", "NetSuiteClient", "NetSuiteErp", "create_router"]
+
+VENDOR = VendorPackage(name="netsuite", domains=("erp",), base_url=BASE_URL, create_router=create_router,
+                       simulator="system_apis.netsuite.simulator:NetSuiteSimulator", order=2)
+"""The erp vendor netsuite: found through the `psconnect.vendors` entry point (pyproject.toml)."""

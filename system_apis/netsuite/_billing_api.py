@@ -43,7 +43,7 @@ from system_apis.netsuite._billing_mapping import (
     posted_time_from_row,
     posting_result_from_record,
 )
-from system_apis.netsuite._ledger import posted_time_query
+from system_apis.netsuite._queries import posted_time_query
 from system_apis.netsuite.client import NetSuiteClient
 from system_apis.netsuite.mapping import MappingError
 

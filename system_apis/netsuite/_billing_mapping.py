@@ -35,6 +35,7 @@ from contracts.billing import (
     TimePostingResult,
 )
 from contracts.common import Money
+from contracts.erp import ErpRefusalReason
 from contracts.workforce import Employee, EmployeeUpsert
 from system_apis.netsuite.mapping import (
     MappingError,
@@ -49,6 +50,7 @@ __all__ = [
     "APPROVAL_STATUSES",
     "BATCH_RECORD",
     "ITEM_IDS",
+    "REFUSAL_REASONS",
     "BatchLine",
     "batch_lines",
     "batch_to_record",
@@ -60,6 +62,7 @@ __all__ = [
     "invoice_to_record",
     "posted_time_from_row",
     "posting_result_from_record",
+    "refusal_reason",
 ]
 
 Record = dict[str, Any]
@@ -71,6 +74,11 @@ _KIND_BY_ITEM: Final = {v: k for k, v in ITEM_IDS.items()}
 APPROVAL_STATUSES: Final = {"1": "draft", "2": "approved", "3": "void"}
 """``approvalStatus`` ids: 1 Pending Approval, 2 Approved, 3 Rejected."""
 _BATCH_STATUS: Final = {"PENDING": "pending", "COMPLETE": "complete", "FAILED": "failed"}
+REFUSAL_REASONS: Final[dict[str, ErpRefusalReason]] = {
+    "PERIOD_CLOSED": "period_closed", "JOB_CLOSED": "project_inactive", "EMPLOYEE_INACTIVE": "worker_inactive",
+    "DUP_RCRD": "duplicate", "INVALID_KEY_OR_REF": "validation", "INVALID_FLD_VALUE": "validation",
+}
+"""The map/reduce script's per-line refusal codes (the ``CODE: message`` of ``failed``) -> canonical reason."""
 
 BatchLine = tuple[str, str, str, str, str, str, str, bool, str | None]
 """(line_key, job eid, employee eid, date, hours, rate, currency, billable, memo) — one line on the wire."""
@@ -139,11 +147,17 @@ def posting_result_from_record(record: Record) -> TimePostingResult:
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise MappingError(f"time batch {key} has unreadable results: {exc}") from exc
     return TimePostingResult(batch_key=str(key), status=_BATCH_STATUS[raw_status],  # type: ignore[arg-type]
-                             posted=results.posted, failed=results.failed)
+                             posted=results.posted, failed=results.failed,
+                             refusals={k: refusal_reason(v) for k, v in results.failed.items()})
+
+
+def refusal_reason(error: str) -> ErpRefusalReason:
+    """The canonical reason of one ``failed`` entry (``CODE: message``); an unknown code is ``rejected``."""
+    return REFUSAL_REASONS.get(error.split(":", 1)[0].strip(), "rejected")
 
 
 def posted_time_from_row(row: Record) -> PostedTime:
-    """One SuiteQL ``timebill`` row (see ``NetSuiteClient.posted_time_query``) as posted time."""
+    """One SuiteQL ``timebill`` row (see ``netsuite._queries.posted_time_query``) as posted time."""
     try:
         hours = _decimal(row["hours"], "hours")
         rate = _decimal(row["rate"], "rate")

@@ -25,7 +25,8 @@ from system_apis._internal.faults import Fault
 from system_apis._internal.http import CircuitOpenError, VendorRateLimited, VendorRejected, VendorUnavailable
 from system_apis.demo_delivery import DEMO_PERIOD
 from system_apis.domains.time import TimeEntryQuery, time_router
-from system_apis.harvest import BASE_URL, HarvestClient, HarvestSimulator, HarvestTime
+from system_apis.harvest import BASE_URL, HarvestClient, HarvestTime
+from system_apis.harvest.simulator import HarvestSimulator
 
 # The vendor's public contract (MIT, JoliCode), kept in the repository so any clone can check against it.
 SPEC = Path(__file__).resolve().parents[3] / "system_apis" / "harvest" / "spec" / "harvest-v2.openapi.yaml"

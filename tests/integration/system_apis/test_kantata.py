@@ -22,7 +22,8 @@ from system_apis._internal.faults import Fault
 from system_apis._internal.http import CircuitOpenError, VendorRateLimited, VendorRejected, VendorUnavailable
 from system_apis.demo_firm import demo_firm
 from system_apis.domains.psa import psa_router
-from system_apis.kantata import BASE_URL, KantataClient, KantataPsa, KantataSimulator
+from system_apis.kantata import BASE_URL, KantataClient, KantataPsa
+from system_apis.kantata.simulator import KantataSimulator
 
 EXT = "OPP-0002"
 

@@ -25,7 +25,8 @@ from system_apis._internal.http import CircuitOpenError, VendorRejected, VendorU
 from system_apis.demo_delivery import CLOSED_PROJECT_INDEX, MISPRICED_PROJECT_INDEX
 from system_apis.demo_firm import demo_firm
 from system_apis.domains.psa import psa_router
-from system_apis.kantata import BASE_URL, KantataClient, KantataPsa, KantataSimulator
+from system_apis.kantata import BASE_URL, KantataClient, KantataPsa
+from system_apis.kantata.simulator import KantataSimulator
 
 WEEK = (dt.date(2026, 10, 5), dt.date(2026, 10, 9))
 FIRM = demo_firm()

@@ -17,8 +17,9 @@ from gateway.errors import EXCEPTION_HANDLERS
 from system_apis._internal.faults import Fault
 from system_apis._internal.http import CircuitOpenError, VendorRateLimited, VendorRejected, VendorUnavailable
 from system_apis.domains.erp import erp_router
-from system_apis.netsuite import BASE_URL, NetSuiteClient, NetSuiteErp, NetSuiteSimulator, create_router
+from system_apis.netsuite import BASE_URL, NetSuiteClient, NetSuiteErp, create_router
 from system_apis.netsuite.client import RECORD_PATH
+from system_apis.netsuite.simulator import NetSuiteSimulator
 
 ApiClient = AsyncTestClient[Litestar]
 

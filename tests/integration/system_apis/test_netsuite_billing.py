@@ -17,9 +17,10 @@ from gateway.errors import EXCEPTION_HANDLERS
 from system_apis._internal.faults import Fault
 from system_apis.demo_firm import demo_firm
 from system_apis.domains.erp import erp_router
-from system_apis.netsuite import BASE_URL, NetSuiteClient, NetSuiteErp, NetSuiteSimulator
+from system_apis.netsuite import BASE_URL, NetSuiteClient, NetSuiteErp
 from system_apis.netsuite._billing_mapping import BATCH_RECORD
 from system_apis.netsuite.client import RECORD_PATH, idempotency_key
+from system_apis.netsuite.simulator import NetSuiteSimulator
 
 ApiClient = AsyncTestClient[Litestar]
 ERP = "/system/erp/v1"

@@ -24,9 +24,10 @@ from system_apis._internal.http import (
 )
 from system_apis.demo_firm import demo_firm
 from system_apis.domains.crm import crm_router
-from system_apis.salesforce import BASE_URL, SalesforceClient, SalesforceCrm, SalesforceSimulator, create_router
+from system_apis.salesforce import BASE_URL, SalesforceClient, SalesforceCrm, create_router
 from system_apis.salesforce.client import API_PATH
 from system_apis.salesforce.mapping import EXTERNAL_ID_FIELD
+from system_apis.salesforce.simulator import SalesforceSimulator
 
 CRM = "/system/crm/v1"
 UPSERT_BODY = {"name": "Globex Partners", "billing_address": {"street": "1 Canal St", "city": "London",

@@ -19,8 +19,8 @@ from system_apis._internal.faults import Fault
 from system_apis._internal.http import CircuitOpenError, VendorRateLimited, VendorRejected, VendorUnavailable
 from system_apis.demo_firm import demo_firm
 from system_apis.domains.hr import hr_router
-from system_apis.workday import BASE_URL, WorkdayClient, WorkdayHr, WorkdaySimulator
-from system_apis.workday.simulator import SEEDED_AT, WorkerChange
+from system_apis.workday import BASE_URL, WorkdayClient, WorkdayHr
+from system_apis.workday.simulator import SEEDED_AT, WorkdaySimulator, WorkerChange
 
 
 def asgi(sim: WorkdaySimulator) -> httpx.ASGITransport:

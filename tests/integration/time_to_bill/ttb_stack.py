@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -17,12 +18,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-import gateway.vendors as gateway_vendors
 from foundation.retry import RetryPolicy
 from process_apis.time_to_bill.ledger import ledger
+from system_apis import registry
 from system_apis.demo_firm import ANCHOR_DATE
-from system_apis.harvest import client as harvest_client
-from system_apis.harvest import create_router as harvest_router
+from system_apis.harvest import VENDOR as HARVEST
 from system_apis.harvest.simulator import HarvestSimulator
 from tests.stack import FAST_RETRY, Stack, running_stack
 
@@ -36,13 +36,9 @@ TERMINAL = {"succeeded", "needs_attention", "failed"}
 def with_time_vendor() -> None:
     """Harvest for the time domain, its rate limit off (tests must not wait out 15 s windows).
 
-    Adds Harvest to the vendor registry until gateway/vendors.py lists it; once it does, only
-    swaps in the unlimited simulator.
+    Replaces the Harvest declaration in this process's vendor registry by one whose simulator is unlimited.
     """
-    unlimited = gateway_vendors.VendorSpec("time", "harvest", harvest_client.BASE_URL,
-                                           lambda: HarvestSimulator(requests_per_window=None), harvest_router)
-    others = tuple(spec for spec in gateway_vendors.VENDORS if spec.domain != "time")
-    gateway_vendors.VENDORS = (*others, unlimited)
+    registry.register(dataclasses.replace(HARVEST, simulator=lambda: HarvestSimulator(requests_per_window=None)))
 
 
 @dataclass

@@ -38,9 +38,9 @@ from process_apis.worker_sync.service import WorkerSyncService
 from process_apis.worker_sync.state import SyncState
 from system_apis._internal.faults import Fault
 from system_apis.demo_firm import LEGAL_ENTITIES
-from system_apis.workday import BASE_URL, WorkdaySimulator
+from system_apis.workday import BASE_URL
 from system_apis.workday import create_router as workday_router
-from system_apis.workday.simulator import WorkerChange
+from system_apis.workday.simulator import WorkdaySimulator, WorkerChange
 
 BASE = "/process/worker-sync/v1"
 TERMINAL = {"succeeded", "needs_attention", "failed"}

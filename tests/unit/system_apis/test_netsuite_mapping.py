@@ -241,6 +241,15 @@ class TestBillingRecords:
         pending = posting_result_from_record({"id": "9", "externalId": "B-00000001"})
         assert (pending.status, pending.posted) == ("pending", {})
 
+    def test_refusal_codes_map_to_the_canonical_reasons(self) -> None:
+        failed = {"a": "PERIOD_CLOSED: x", "b": "JOB_CLOSED: x", "c": "EMPLOYEE_INACTIVE: x",
+                  "d": "INVALID_KEY_OR_REF: x", "e": "INVALID_FLD_VALUE: x", "f": "DUP_RCRD: x", "g": "SSS_USAGE: x"}
+        result = posting_result_from_record({"id": "9", "externalId": "B-00000001", "custrecord_psc_tb_status":
+                                             "COMPLETE", "custrecord_psc_tb_results":
+                                             msgspec.json.encode({"posted": {}, "failed": failed}).decode()})
+        assert result.refusals == {"a": "period_closed", "b": "project_inactive", "c": "worker_inactive",
+                                   "d": "validation", "e": "validation", "f": "duplicate", "g": "rejected"}
+
     def test_unreadable_results_are_a_mapping_error(self) -> None:
         with pytest.raises(MappingError):
             posting_result_from_record({"id": "9", "externalId": "B", "custrecord_psc_tb_results": "{oops"})

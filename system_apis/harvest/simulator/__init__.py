@@ -36,8 +36,8 @@ from litestar.params import JSONBody, PathParameter
 from system_apis._internal.faults import Fault, FaultPlan, ReceivedRequest, control_router, received
 from system_apis.demo_delivery import DEMO_PERIOD, defect_entries, time_entries
 from system_apis.demo_firm import DemoFirm, demo_firm
-from system_apis.harvest._lists import Invalid, Lists
-from system_apis.harvest._store import Entry, Store, WireEntry
+from system_apis.harvest.simulator._lists import Invalid, Lists
+from system_apis.harvest.simulator._store import Entry, Store, WireEntry
 
 __all__ = ["EntryEdit", "HarvestSimulator"]
 

@@ -1,6 +1,6 @@
 """Measure a full read of a month of time entries through the Harvest adapter (not a test).
 
-`python -m system_apis.harvest._readbench [workers]` seeds the simulator with a firm of
+`python -m system_apis.harvest.simulator._readbench [workers]` seeds the simulator with a firm of
 `workers` (default 10,000: 440,000 entries), then pages every approved entry of the demo
 month through `HarvestTime.list_time_entries` at 2000 a page, in-process (ASGITransport),
 and prints seed time, read time, entries/s and peak RSS. The simulator's rate limit is

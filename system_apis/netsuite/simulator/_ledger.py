@@ -3,13 +3,12 @@
 TimeBills are stored as tuples, not dicts: the month-end benchmark posts 440,000 of them.
 Posting a batch plays the account's map/reduce script (see ``system_apis.netsuite.client``):
 one timeBill per line, ``externalId`` = line key, refusals per line with our script's codes.
-SuiteQL: only the ``timebill`` statement ``posted_time_query`` builds is understood (its WHERE
-conditions are parsed); anything else is 400 ``INVALID_PARAMETER``, as a malformed query is.
+SuiteQL: only the ``timebill`` statement ``netsuite._queries.posted_time_query`` builds is
+understood (its WHERE conditions are parsed); anything else is 400 ``INVALID_PARAMETER``, as a malformed query is.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from decimal import Decimal
 from typing import Any, Final, NamedTuple
@@ -17,10 +16,13 @@ from typing import Any, Final, NamedTuple
 import msgspec
 
 from system_apis.netsuite._billing_mapping import BatchLine
-from system_apis.netsuite._store import NsError, RecordStore
+from system_apis.netsuite._queries import POSTED_TIME_CONDITION as _CONDITION
+from system_apis.netsuite._queries import POSTED_TIME_ORDER as _ORDER
+from system_apis.netsuite._queries import POSTED_TIME_SELECT as _SELECT
 from system_apis.netsuite.mapping import JOB_STATUSES
+from system_apis.netsuite.simulator._store import NsError, RecordStore
 
-__all__ = ["AsyncJobs", "SimJob", "TimeLedger", "posted_time_query"]
+__all__ = ["AsyncJobs", "SimJob", "TimeLedger"]
 
 Record = dict[str, Any]
 
@@ -28,25 +30,6 @@ FIRST_TIME_BILL_ID: Final = 1_000_001
 _CLOSED_JOB: Final = JOB_STATUSES["closed"][0]
 _NUMBER: Final = re.compile(r"^-?\d{1,6}(\.\d{1,6})?$")
 _DATE: Final = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_SELECT: Final = ("SELECT t.id, t.externalid, j.externalid AS job, e.externalid AS employee, "
-                  "TO_CHAR(t.trandate, 'YYYY-MM-DD') AS trandate, t.hours, t.rate, t.isbillable, "
-                  "c.symbol AS currency FROM timebill t JOIN job j ON j.id = t.customer "
-                  "JOIN employee e ON e.id = t.employee JOIN currency c ON c.id = j.currency WHERE ")
-_ORDER: Final = " ORDER BY t.id"
-_CONDITION: Final = re.compile(r"^(?:j\.externalid = '([A-Za-z0-9_.:-]+)'|"
-                               r"t\.trandate (>=|<=) TO_DATE\('(\d{4}-\d{2}-\d{2})', 'YYYY-MM-DD'\)|1 = 1)$")
-
-
-def posted_time_query(project_external_id: str | None, date_from: dt.date | None, date_to: dt.date | None) -> str:
-    """The SuiteQL statement listing posted time; project ids are restricted to a quote-free alphabet."""
-    conditions = []
-    if project_external_id is not None:
-        conditions.append(f"j.externalid = '{project_external_id}'")
-    if date_from is not None:
-        conditions.append(f"t.trandate >= TO_DATE('{date_from.isoformat()}', 'YYYY-MM-DD')")
-    if date_to is not None:
-        conditions.append(f"t.trandate <= TO_DATE('{date_to.isoformat()}', 'YYYY-MM-DD')")
-    return _SELECT + (" AND ".join(conditions) or "1 = 1") + _ORDER
 
 
 class TimeBill(NamedTuple):

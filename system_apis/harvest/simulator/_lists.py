@@ -20,7 +20,7 @@ from typing import Any, Final
 
 import msgspec
 
-from system_apis.harvest._store import PROJECT_ID_BASE, USER_ID_BASE, EntryFilter, Store
+from system_apis.harvest.simulator._store import PROJECT_ID_BASE, USER_ID_BASE, EntryFilter, Store
 
 __all__ = ["MAX_PER_PAGE", "Invalid", "Lists"]
 

@@ -28,13 +28,13 @@ from typing import Any, Final
 
 from system_apis.demo_firm import DemoFirm
 from system_apis.netsuite._billing_mapping import BATCH_RECORD
-from system_apis.netsuite._seed import seed_delivery
 from system_apis.netsuite.mapping import (
     JOB_STATUSES,
     accounting_period_to_record,
     format_instant,
     legal_entity_to_subsidiary,
 )
+from system_apis.netsuite.simulator._seed import seed_delivery
 
 __all__ = ["RECORD_TYPES", "NsError", "RecordStore"]
 

@@ -17,9 +17,9 @@ What it reproduces (so an adapter passing here should pass against NetSuite):
   answers 400 ``IDEMPOTENCY_ERROR`` with the first job's ``Location`` and runs nothing; job, task
   and task result under ``/services/rest/async/v1/job/…``;
 - the psconnect time batch record and its map/reduce (timeBills per line, refusals per line), and
-  SuiteQL over timeBills (``/services/rest/query/v1/suiteql``), in ``system_apis.netsuite._ledger``.
+  SuiteQL over timeBills (``/services/rest/query/v1/suiteql``), in ``system_apis.netsuite.simulator._ledger``.
 
-Supported ``q`` forms are listed in ``system_apis.netsuite._store``.
+Supported ``q`` forms are listed in ``system_apis.netsuite.simulator._store``.
 Docs: https://docs.oracle.com/en/cloud/saas/netsuite/ns-online-help/section_156570709583.html
 """
 
@@ -38,8 +38,6 @@ from litestar.params import FromPath
 from system_apis._internal.faults import Fault, FaultPlan, control_router
 from system_apis.demo_firm import DemoFirm, demo_firm
 from system_apis.netsuite._billing_mapping import BATCH_RECORD
-from system_apis.netsuite._ledger import AsyncJobs, SimJob, TimeLedger
-from system_apis.netsuite._store import RECORD_TYPES, NsError, RecordStore
 from system_apis.netsuite.client import (
     ASYNC_PATH,
     BASE_URL,
@@ -51,6 +49,8 @@ from system_apis.netsuite.client import (
     encode,
 )
 from system_apis.netsuite.mapping import format_instant
+from system_apis.netsuite.simulator._ledger import AsyncJobs, SimJob, TimeLedger
+from system_apis.netsuite.simulator._store import RECORD_TYPES, NsError, RecordStore
 
 __all__ = ["NetSuiteSimulator", "SeenRequest"]
 

@@ -1,6 +1,6 @@
 """The simulator's delivery half: roles, rate cards, staffing, users, time entries, timesheet submissions.
 
-Kept apart from `simulator.py` (request handling, workspaces, faults) so each stays
+Kept apart from `simulator/__init__.py` (request handling, workspaces, faults) so each stays
 readable. Wire shapes follow the Kantata OX reference
 (https://developer.kantata.com/kantata/specification): rate cards -> rate card versions
 (`effective_date`) -> rate card roles (`rate` in cents per hour for a `role_id`);

@@ -24,8 +24,8 @@ from system_apis.kantata._delivery_mapping import (
     WORKER_MODEL,
     role_name,
 )
-from system_apis.kantata._sim_delivery import Record
 from system_apis.kantata.mapping import SERVICE_MODEL, SERVICE_NAME, STATUS_KEYS, base_unit, format_price, to_minor
+from system_apis.kantata.simulator._delivery import Record
 
 __all__ = ["seed_firm"]
 

@@ -6,7 +6,7 @@ id with their order in `results` and paging in `meta` (per_page silently capped 
 401 without a Bearer token), boolean filters applied whenever present — even
 `archived=false` — and 429 + Retry-After for both rate and concurrency limits (Kantata
 has no distinct concurrency error). Seeded from the demo firm: its workers as users, its
-delivering projects as workspaces with rate cards and staffing (`_sim_seed.py`), and —
+delivering projects as workspaces with rate cards and staffing (`simulator/_seed.py`), and —
 when a period is given — their time with weekly timesheet submissions. Projects that
 provisioning creates (PRJ-OPP-...) are not seeded.
 """
@@ -23,11 +23,11 @@ from litestar import Litestar, Request, Response, route
 
 from system_apis._internal.faults import Fault, FaultPlan, ReceivedRequest, control_router, received
 from system_apis.demo_firm import DemoFirm, demo_firm
-from system_apis.kantata._sim_delivery import DELIVERY_TABLES, DeliveryResources
-from system_apis.kantata._sim_delivery import Invalid as _Invalid
-from system_apis.kantata._sim_delivery import now as _now
-from system_apis.kantata._sim_seed import seed_firm
 from system_apis.kantata.mapping import STATUS_KEYS, base_unit, format_price
+from system_apis.kantata.simulator._delivery import DELIVERY_TABLES, DeliveryResources
+from system_apis.kantata.simulator._delivery import Invalid as _Invalid
+from system_apis.kantata.simulator._delivery import now as _now
+from system_apis.kantata.simulator._seed import seed_firm
 
 __all__ = ["KantataSimulator"]
 

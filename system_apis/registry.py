@@ -1,0 +1,161 @@
+"""Which vendors are installed, and which one backs a domain.
+
+Each vendor package declares itself in its ``__init__.py`` (``VENDOR = VendorPackage(...)``)
+and is listed in the ``psconnect.vendors`` entry-point group (``pyproject.toml``); a firm's own
+distribution can add a vendor the same way, without a change here or in the gateway.
+
+``resolve(domain, legal_entity)`` is the one place a vendor is chosen for a domain. Today
+it returns the single installed vendor of the domain, or the one ``PSCONNECT_VENDORS``
+names (``{"erp": "netsuite"}``); a domain with two vendors and no choice is a start-up error.
+The legal entity is in the signature for routing per legal entity (a connections file);
+it is not used yet.
+
+A declaration names its simulator by dotted path (``"package.module:Class"``), loaded
+only by `load_simulator`: production code never imports a simulator.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, Protocol
+
+import httpx
+from litestar import Router
+from litestar.types import ASGIApp
+
+from foundation.retry import RetryPolicy
+from system_apis._internal.faults import Simulated
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "RouterFactory",
+    "Simulator",
+    "VendorConfigurationError",
+    "VendorPackage",
+    "domains",
+    "installed",
+    "load_simulator",
+    "register",
+    "resolve",
+]
+
+ENTRY_POINT_GROUP = "psconnect.vendors"
+
+
+class Simulator(Simulated, Protocol):
+    """A vendor's stand-in: an ASGI app plus the control surface the tests drive."""
+
+    @property
+    def app(self) -> ASGIApp: ...
+
+
+class RouterFactory(Protocol):
+    """``create_router`` of a vendor's api module: the domain router on a client reaching the vendor."""
+
+    def __call__(self, http: httpx.AsyncClient, *, token: str = ..., retry: RetryPolicy | None = ...) -> Router: ...
+
+
+class VendorConfigurationError(RuntimeError):
+    """The installed vendors and the settings do not name exactly one vendor for a domain."""
+
+
+@dataclass(frozen=True)
+class VendorPackage:
+    """A vendor package's declaration.
+
+    ``name`` keys the vendor's settings: its URL in ``PSCONNECT_VENDOR_URLS`` and its API token
+    in ``PSCONNECT_VENDOR_TOKENS`` (without a URL it runs in-process as its simulator).
+    """
+
+    name: str
+    domains: tuple[str, ...]
+    """The domain contracts (``system_apis/domains/<domain>.py``) the vendor's router implements."""
+    base_url: str
+    """Where the real vendor is; the in-process simulator is reached under the same URL."""
+    create_router: RouterFactory
+    simulator: str | Callable[[], Simulator]
+    """``"module:Class"``, imported only when a simulator is wanted; a callable in tests and benchmarks."""
+    order: int = 100
+    """Sort key: the order of routers and of the ports `psconnect simulators` gives out."""
+    default_token: str = field(default="sim-token")
+    """The token when ``PSCONNECT_VENDOR_TOKENS`` names none (simulators accept any token)."""
+
+
+_registered: dict[str, VendorPackage] | None = None
+
+
+def _discover() -> dict[str, VendorPackage]:
+    found: dict[str, VendorPackage] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        package = ep.load()
+        if not isinstance(package, VendorPackage):
+            raise VendorConfigurationError(
+                f"entry point {ep.name} = {ep.value} in {ENTRY_POINT_GROUP} is not a VendorPackage")
+        if package.name in found:
+            raise VendorConfigurationError(f"two packages declare the vendor {package.name!r}")
+        found[package.name] = package
+    return found
+
+
+def installed() -> tuple[VendorPackage, ...]:
+    """Every installed vendor (entry points, read once per process), in declaration order."""
+    global _registered
+    if _registered is None:
+        _registered = _discover()
+    return tuple(sorted(_registered.values(), key=lambda p: (p.order, p.name)))
+
+
+def register(package: VendorPackage) -> None:
+    """Add a vendor in this process, or replace the one of the same name (tests, benchmarks, embedding)."""
+    installed()
+    assert _registered is not None
+    _registered[package.name] = package
+
+
+def domains(packages: Iterable[VendorPackage] | None = None) -> tuple[str, ...]:
+    """The domains some installed vendor implements, in vendor order."""
+    out: dict[str, None] = {}
+    for package in installed() if packages is None else packages:
+        out.update(dict.fromkeys(package.domains))
+    return tuple(out)
+
+
+def resolve(domain: str, legal_entity: str | None, *, choice: Mapping[str, str] | None = None) -> VendorPackage:
+    """The vendor that serves ``domain`` (for ``legal_entity``; not used yet: one vendor per domain).
+
+    ``choice`` is ``Settings.vendor_choice`` (``PSCONNECT_VENDORS``, ``{domain: vendor}``); it
+    must name an installed vendor of the domain, and is required when the domain has several.
+    """
+    candidates = [p for p in installed() if domain in p.domains]
+    chosen = (choice or {}).get(domain)
+    if chosen is not None:
+        for package in candidates:
+            if package.name == chosen:
+                return package
+        raise VendorConfigurationError(
+            f"PSCONNECT_VENDORS names {chosen!r} for the {domain} domain, but the installed {domain} vendors are "
+            f"{_names(candidates)}")
+    if not candidates:
+        raise VendorConfigurationError(f"no installed vendor implements the {domain} domain")
+    if len(candidates) > 1:
+        raise VendorConfigurationError(
+            f"the {domain} domain has several installed vendors ({_names(candidates)}); choose one with "
+            f'PSCONNECT_VENDORS=\'{{"{domain}": "{candidates[0].name}"}}\'')
+    return candidates[0]
+
+
+def load_simulator(package: VendorPackage) -> Simulator:
+    """A new simulator of the vendor, its module imported only now."""
+    if callable(package.simulator):
+        return package.simulator()
+    module_name, _, attribute = package.simulator.partition(":")
+    factory: Any = getattr(importlib.import_module(module_name), attribute)
+    simulator: Simulator = factory()
+    return simulator
+
+
+def _names(packages: Iterable[VendorPackage]) -> str:
+    return ", ".join(p.name for p in packages) or "none"

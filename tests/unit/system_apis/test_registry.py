@@ -1,0 +1,45 @@
+"""The vendor registry: entry-point discovery, one vendor per domain, the lazy simulator path."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+
+import pytest
+
+from system_apis import registry
+from system_apis.registry import VendorConfigurationError, VendorPackage, resolve
+
+INSTALLED = ("salesforce", "netsuite", "kantata", "workday", "harvest")
+
+
+def test_the_five_vendors_are_found_through_entry_points_in_port_order() -> None:
+    assert tuple(p.name for p in registry.installed()) == INSTALLED
+    assert registry.domains() == ("crm", "erp", "psa", "hr", "time")
+    assert {d: resolve(d, None).name for d in registry.domains()} == {
+        "crm": "salesforce", "erp": "netsuite", "psa": "kantata", "hr": "workday", "time": "harvest"}
+
+
+def test_a_second_vendor_of_a_domain_needs_a_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    netsuite = resolve("erp", None)
+    other = dataclasses.replace(netsuite, name="other-erp", order=200)
+    monkeypatch.setattr(registry, "_registered", {p.name: p for p in (*registry.installed(), other)})
+    with pytest.raises(VendorConfigurationError, match="several installed vendors"):
+        resolve("erp", "US01")
+    assert resolve("erp", None, choice={"erp": "other-erp"}) is other
+    with pytest.raises(VendorConfigurationError, match="PSCONNECT_VENDORS names 'sap'"):
+        resolve("erp", None, choice={"erp": "sap"})
+    with pytest.raises(VendorConfigurationError, match="no installed vendor"):
+        resolve("payroll", None)
+
+
+def test_declarations_name_their_simulator_by_path_and_importing_a_vendor_does_not_load_it() -> None:
+    for package in registry._discover().values():  # as declared (tests may register replacements)
+        assert isinstance(package, VendorPackage)
+        simulator = type(registry.load_simulator(package)).__name__
+        assert package.simulator == f"system_apis.{package.name}.simulator:{simulator}"
+    code = ("import sys, gateway.vendors, system_apis.registry as r; [p.name for p in r.installed()]; "
+            "print([m for m in sys.modules if m.endswith('.simulator') or '.simulator.' in m])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
