@@ -1,5 +1,9 @@
 """Vendor failures as problems: one mapping, registered once as an exception handler.
 
+The public face of the system APIs' failures: the gateway registers `vendor_problem` for
+`VendorError` (the root of every vendor client's error tree) without reaching into the
+system APIs' `_internal`.
+
 A vendor throttling us or down is *our upstream* failing, so it is a 503 with
 `Retry-After` (the consumer's own 429 is reserved for the gateway's limits); a vendor
 business refusal keeps its meaning (404, 409, 422).
@@ -12,7 +16,7 @@ import math
 from contracts.problems import ProblemError
 from system_apis._internal.http import TransientVendorError, VendorError, VendorRejected
 
-__all__ = ["vendor_problem"]
+__all__ = ["VendorError", "vendor_problem"]
 
 
 def vendor_problem(exc: VendorError) -> ProblemError:
