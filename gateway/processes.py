@@ -15,8 +15,9 @@ import httpx
 import sqlalchemy as sa
 from litestar import Router
 
+from contracts.runs import Run
 from foundation.retry import RetryPolicy
-from process_apis.exception_queue import register_replayer
+from process_apis.exception_queue import Replayer, register_replayer
 from process_apis.registry import HostOptions, ProcessPackage, SharedParts, TokenSource, discover
 from system_apis.demo_firm import ANCHOR_DATE
 
@@ -61,7 +62,7 @@ class Processes:
         return sum([await h.package.resume_unstarted(h.service) for h in self.hosted.values()])
 
 
-def _replayer(hosted: HostedProcess) -> Any:
-    async def replay(exception_id: str) -> Any:
+def _replayer(hosted: HostedProcess) -> Replayer:
+    async def replay(exception_id: str) -> Run:
         return await hosted.package.replay(hosted.service, exception_id)
     return replay
