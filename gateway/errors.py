@@ -18,7 +18,7 @@ from litestar.exceptions import HTTPException, ValidationException
 
 from contracts.correlation import correlation_id
 from contracts.problems import MEDIA_TYPE, FieldError, Problem, ProblemError, problem_type
-from process_apis._internal.system_clients import TransientFailure
+from process_apis.failures import TransientFailure
 from system_apis.problems import VendorError, vendor_problem
 
 __all__ = ["EXCEPTION_HANDLERS", "problem_response"]

@@ -8,52 +8,17 @@ gateway renders it as problem+json, so no policy formats an error itself.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import ClassVar, Generic, TypeVar
 
 import msgspec
-from litestar import Request
 from litestar.datastructures import MutableScopeHeaders
 from litestar.types import ASGIApp
+
+from foundation.identity import Principal, RequestContext, RouteInfo
 
 __all__ = ["Policy", "Principal", "RequestContext", "RouteInfo"]
 
 C = TypeVar("C", bound=msgspec.Struct)
-
-
-class RouteInfo(msgspec.Struct, frozen=True, kw_only=True):
-    """What the bindings resolve for one governed route."""
-
-    api: str
-    operation_id: str
-    method: str
-    path: str
-    scopes: tuple[str, ...]
-
-
-class Principal(msgspec.Struct, frozen=True, kw_only=True):
-    """The authenticated caller, from a verified access token."""
-
-    subject: str
-    client_id: str
-    issuer: str
-    scopes: frozenset[str]
-    legal_entities: frozenset[str] | None = None
-    """Legal-entity codes the caller may see; None = unrestricted."""
-    token_id: str | None = None
-    expires_at: int | None = None
-
-
-class RequestContext:
-    """Per-request state shared by the policies of one chain."""
-
-    __slots__ = ("correlation_id", "principal", "request", "route", "state")
-
-    def __init__(self, request: Request[Any, Any, Any], route: RouteInfo, correlation_id: str) -> None:
-        self.request = request
-        self.route = route
-        self.correlation_id = correlation_id
-        self.principal: Principal | None = None
-        self.state: dict[str, object] = {}
 
 
 class Policy(Generic[C]):

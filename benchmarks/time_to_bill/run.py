@@ -91,7 +91,7 @@ async def _scenario(name: str, workers: int) -> dict[str, Any]:
         out["entries_seeded"] = harvest.count("time_entry", None)
         out["setup_s"] = round(time.perf_counter() - t0, 1)
         out["rss_after_setup_mb"] = round(peak_rss_mb())
-        service = gw.processes.time_to_bill
+        service = gw.processes.service("time_to_bill")
         service.as_of = ANCHOR_DATE
         if name == "floor":
             out.update(await _floor(gw, harvest))

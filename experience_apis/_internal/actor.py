@@ -12,7 +12,7 @@ from typing import Any
 
 from litestar import Request
 
-from policies.base import RequestContext
+from foundation.identity import principal_of
 
 __all__ = ["DELEGATE_SCOPE", "actor_of"]
 
@@ -21,10 +21,9 @@ _PERSON = re.compile(r"^[^\s@,;]{1,64}@[^\s@,;]{1,190}$")
 
 
 def actor_of(request: Request[Any, Any, Any]) -> str:
-    ctx = request.scope.get("state", {}).get("policy_context")
-    if not isinstance(ctx, RequestContext) or ctx.principal is None:
+    principal = principal_of(request)
+    if principal is None:
         return "anonymous"
-    principal = ctx.principal
     person = request.headers.get("x-on-behalf-of", "")
     if person and DELEGATE_SCOPE in principal.scopes and _PERSON.match(person):
         return f"{person} via {principal.subject}"

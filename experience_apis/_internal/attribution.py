@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from process_apis.time_to_bill.facts import fact_contracts, fact_entities
+from process_apis.time_to_bill.billing_facts import fact_contracts, fact_entities
 
 __all__ = ["Attribution", "entity_aliases"]
 

@@ -14,17 +14,17 @@ from typing import Any
 from litestar import Request
 
 from contracts.problems import FieldError, ProblemError
-from policies.base import RequestContext
+from foundation.identity import principal_of
 
 __all__ = ["entity_grant", "resolve_entities"]
 
 
 def entity_grant(request: Request[Any, Any, Any]) -> frozenset[str] | None:
     """The legal entities the caller's token grants, as written in the token; None = unrestricted."""
-    ctx = request.scope.get("state", {}).get("policy_context")
-    if not isinstance(ctx, RequestContext) or ctx.principal is None:
+    principal = principal_of(request)
+    if principal is None:
         return frozenset()  # no verified principal: nothing (the gateway never routes such a request here)
-    return ctx.principal.legal_entities
+    return principal.legal_entities
 
 
 def resolve_entities(grant: frozenset[str] | None, requested: str | None,

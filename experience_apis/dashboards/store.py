@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections import defaultdict
-from collections.abc import Sequence
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Final, get_args
 
@@ -42,18 +41,18 @@ from contracts.dashboards import (
     WorkerUtilizationPage,
 )
 from experience_apis._internal.attribution import Attribution, entity_aliases
-from foundation.clock import as_utc, utcnow
+from foundation.clock import utcnow
 from foundation.paging import decode_cursor, encode_cursor
-from process_apis._internal.tables import exceptions, runs
-from process_apis.time_to_bill.facts import (
+from process_apis.exception_queue import ExceptionQueue
+from process_apis.time_to_bill.billing_facts import (
+    entity_codes,
     fact_contracts,
-    fact_entities,
     fact_projects,
     fact_unbilled_days,
     fact_workers,
+    failed_lines,
     from_units,
 )
-from process_apis.time_to_bill.ledger import ledger
 
 __all__ = ["DashboardStore", "Entities", "ratio"]
 
@@ -277,41 +276,28 @@ class DashboardStore:
         unrestricted callers only.
         """
         now = utcnow()
+        queue = ExceptionQueue(self.engine)
+        open_rows = queue.entries(status="open")
+        health = queue.run_health(None if entities is None else [f"{code}:" for code in sorted(entities)])
         with self.engine.connect() as conn:
-            open_rows = conn.execute(
-                sa.select(exceptions.c.subject, exceptions.c.reason, exceptions.c.owner, exceptions.c.created_at,
-                          runs.c.subject).select_from(exceptions.outerjoin(runs, runs.c.id == exceptions.c.run_id))
-                .where(exceptions.c.status == "open")).all()
             attribution = Attribution(conn, entities)
-            run_where = _run_within(entities)
-            failed = conn.execute(sa.select(runs.c.process, sa.func.count()).where(
-                runs.c.status == "failed", *run_where).group_by(runs.c.process).order_by(runs.c.process)).all()
-            latest = (sa.select(runs.c.process, sa.func.max(runs.c.finished_at).label("at"))
-                      .where(runs.c.status == "succeeded", runs.c.finished_at.is_not(None), *run_where)
-                      .group_by(runs.c.process).subquery())
-            good = conn.execute(sa.select(runs.c.process, sa.func.min(runs.c.id), latest.c.at).select_from(
-                runs.join(latest, sa.and_(latest.c.process == runs.c.process, latest.c.at == runs.c.finished_at)))
-                .where(runs.c.status == "succeeded", *run_where)
-                .group_by(runs.c.process, latest.c.at).order_by(runs.c.process)).all()
-            codes = sorted(entities) if entities is not None else \
-                list(conn.execute(sa.select(fact_entities.c.code)).scalars())
-            dead = conn.execute(sa.select(sa.func.count()).select_from(ledger).where(  # the (entity, state) index
-                ledger.c.legal_entity_code.in_(codes), ledger.c.state == "failed")).scalar() if codes else 0
+            codes = sorted(entities) if entities is not None else entity_codes(conn)
+            dead = failed_lines(conn, codes)
         by_reason: dict[str, int] = defaultdict(int)
         by_owner: dict[str, int] = defaultdict(int)
         by_age = dict.fromkeys(AGE_BUCKETS, 0)
-        for subject, reason, owner, created_at, run_subject in open_rows:
-            if not attribution.visible(subject, run_subject):
+        for row in open_rows:
+            if not attribution.visible(row.subject, row.run_subject):
                 continue
-            by_reason[reason] += 1
-            by_owner[owner] += 1
-            by_age[_age_bucket(now - as_utc(created_at))] += 1
+            by_reason[row.reason] += 1
+            by_owner[row.owner] += 1
+            by_age[_age_bucket(now - row.created_at)] += 1
         return SyncHealth(
             exceptions_by_reason=_counts(by_reason),
             exceptions_by_age=[Count(key=k, count=v) for k, v in by_age.items()],
-            exceptions_by_owner=_counts(by_owner), failed_runs=[Count(key=p, count=int(n)) for p, n in failed],
-            dead_letters=int(dead or 0),
-            last_good_run=[FlowRun(process=p, run_id=i, finished_at=as_utc(at)) for p, i, at in good])
+            exceptions_by_owner=_counts(by_owner), failed_runs=[Count(key=p, count=n) for p, n in health.failed],
+            dead_letters=dead,
+            last_good_run=[FlowRun(process=p, run_id=i, finished_at=at) for p, i, at in health.last_good])
 
 
 def _bucket(days: int) -> AgingBucketName:
@@ -336,10 +322,3 @@ def _age_bucket(age: dt.timedelta) -> str:
 
 def _counts(counts: dict[str, int]) -> list[Count]:
     return [Count(key=k, count=v) for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
-
-
-def _run_within(entities: Entities) -> Sequence[sa.ColumnElement[bool]]:
-    """Runs whose subject is `<entity>:<period>` of one of the entities (billing runs); all runs when unrestricted."""
-    if entities is None:
-        return []
-    return [sa.or_(sa.false(), *(runs.c.subject.like(f"{code}:%") for code in sorted(entities)))]

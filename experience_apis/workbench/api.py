@@ -21,7 +21,7 @@ from contracts.workbench import (
 from experience_apis._internal.actor import actor_of
 from experience_apis._internal.scope import entity_grant
 from experience_apis.workbench.store import Entities, WorkbenchStore
-from process_apis._internal.replay import replay
+from process_apis.exception_queue import replay
 
 __all__ = ["API", "workbench_router"]
 

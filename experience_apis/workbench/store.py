@@ -24,8 +24,7 @@ from foundation.audit import AuditLog
 from foundation.clock import as_utc, utcnow
 from foundation.db import metadata
 from foundation.paging import decode_cursor, encode_cursor
-from process_apis._internal.exceptions import ExceptionStore
-from process_apis._internal.tables import exceptions, runs
+from process_apis.exception_queue import ExceptionQueue, QueueEntry
 
 __all__ = ["Entities", "WorkbenchStore", "assignments", "comments"]
 
@@ -51,7 +50,7 @@ comments = sa.Table(
 class WorkbenchStore:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
-        self.exceptions = ExceptionStore(engine)
+        self.exceptions = ExceptionQueue(engine)
         self.audit = AuditLog(engine)
 
     def entities_of(self, grant: frozenset[str] | None) -> Entities:
@@ -65,24 +64,24 @@ class WorkbenchStore:
              reason: str | None, assignee: str | None, older_than_hours: float | None, limit: int,
              cursor: str | None, entities: Entities = None) -> Page[WorkbenchItem]:
         offset = decode_cursor(cursor)
-        query = sa.select(exceptions.c.id, exceptions.c.subject, runs.c.subject).select_from(
-            exceptions.outerjoin(assignments, assignments.c.exception_id == exceptions.c.id)
-            .outerjoin(runs, runs.c.id == exceptions.c.run_id))
-        for column, value in ((exceptions.c.status, status), (exceptions.c.owner, owner),
-                              (exceptions.c.process, process), (exceptions.c.reason, reason),
-                              (assignments.c.assignee, assignee)):
-            if value is not None:
-                query = query.where(column == value)
-        if older_than_hours is not None:
-            query = query.where(exceptions.c.created_at <= utcnow() - dt.timedelta(hours=older_than_hours))
-        query = query.order_by(exceptions.c.created_at, exceptions.c.id)
-        with self.engine.connect() as conn:
-            if entities is None:
-                ids = [row[0] for row in conn.execute(query.limit(limit + 1).offset(offset))]
-            else:  # attributed in Python (see experience_apis/_internal/attribution.py), then paged
+        assigned = None
+        if assignee is not None:
+            with self.engine.connect() as conn:
+                assigned = set(conn.execute(sa.select(assignments.c.exception_id).where(
+                    assignments.c.assignee == assignee)).scalars())
+        before = None if older_than_hours is None else utcnow() - dt.timedelta(hours=older_than_hours)
+
+        def matching(limit: int | None = None, offset: int = 0) -> list[QueueEntry]:
+            return self.exceptions.entries(status=status, owner=owner, process=process, reason=reason,
+                                           created_before=before, ids=assigned, limit=limit, offset=offset)
+
+        if entities is None:
+            ids = [e.id for e in matching(limit + 1, offset)]
+        else:  # attributed in Python (see experience_apis/_internal/attribution.py), then paged
+            entries = matching()
+            with self.engine.connect() as conn:
                 seen = Attribution(conn, entities)
-                ids = [i for i, subject, run_subject in conn.execute(query)
-                       if seen.visible(subject, run_subject)][offset:offset + limit + 1]
+                ids = [e.id for e in entries if seen.visible(e.subject, e.run_subject)][offset:offset + limit + 1]
         items = [self.item(i) for i in ids[:limit]]
         return Page(items=items, next_cursor=encode_cursor(offset + limit) if len(ids) > limit else None)
 
@@ -101,8 +100,8 @@ class WorkbenchStore:
     def _visible(self, run_id: str, subject: str, entities: Entities) -> bool:
         if entities is None:
             return True
+        run_subject = self.exceptions.run_subject(run_id)
         with self.engine.connect() as conn:
-            run_subject = conn.execute(sa.select(runs.c.subject).where(runs.c.id == run_id)).scalar()
             return Attribution(conn, entities).visible(subject, run_subject)
 
     def detail(self, exception_id: str, entities: Entities = None) -> WorkbenchDetail:
@@ -136,13 +135,9 @@ class WorkbenchStore:
     def resolve(self, exception_id: str, resolution: str, actor: str, entities: Entities = None) -> WorkbenchItem:
         """Close an open exception that needs no replay; refused while a replay is in flight or after."""
         self.item(exception_id, entities)
-        with self.engine.begin() as conn:
-            changed = conn.execute(exceptions.update().where(
-                exceptions.c.id == exception_id, exceptions.c.status == "open").values(
-                status="resolved", updated_at=utcnow())).rowcount
-            if changed:
-                self.audit.record(conn, actor, "exception", exception_id, "resolve",
-                                  {"status": ("open", "resolved"), "resolution": (None, resolution)})
+        changed = self.exceptions.resolve(exception_id, then=lambda conn: self.audit.record(
+            conn, actor, "exception", exception_id, "resolve",
+            {"status": ("open", "resolved"), "resolution": (None, resolution)}))
         if not changed:
             status = self.item(exception_id).exception.status
             raise ProblemError(409, "conflict", "Exception is not open",

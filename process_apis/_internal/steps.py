@@ -37,8 +37,11 @@ class StepExhausted(Exception):
 
 async def retrying(fn: Callable[[], Awaitable[T]], *, retry: RetryPolicy,
                    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                   on_retry: Callable[[TransientFailure], None] | None = None) -> T:
-    """Call `fn`, retrying `TransientFailure` with backoff that honours Retry-After; the last one propagates."""
+                   on_retry: Callable[[TransientFailure], None] | None = None, exhausted_as: str | None = None) -> T:
+    """Call `fn`, retrying `TransientFailure` with backoff that honours Retry-After.
+
+    The last failure propagates as it is, or as `StepExhausted(exhausted_as, ...)` when a step name is given.
+    """
     attempt = 0
     while True:
         attempt += 1
@@ -46,6 +49,8 @@ async def retrying(fn: Callable[[], Awaitable[T]], *, retry: RetryPolicy,
             return await fn()
         except TransientFailure as exc:
             if attempt >= retry.max_attempts:
+                if exhausted_as is not None:
+                    raise StepExhausted(exhausted_as, str(exc)) from exc
                 raise
             if on_retry is not None:
                 on_retry(exc)

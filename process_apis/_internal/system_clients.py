@@ -13,7 +13,6 @@ Answers are classified once, here: 429/502/503/504 and transport errors are
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import httpx
@@ -36,39 +35,16 @@ from contracts.crm import Account, Opportunity
 from contracts.erp import AccountingPeriod, Customer, CustomerUpsert, ErpProject, ErpProjectUpsert, LegalEntity
 from contracts.psa import PsaProject, PsaProjectUpsert
 from contracts.time import TimeEntry
-from contracts.workforce import Assignment, Worker
+from contracts.workforce import Assignment, Employee, EmployeeUpsert, PsaUser, PsaUserUpsert, Worker
 from foundation.retry import parse_retry_after
+from process_apis.failures import BusinessFailure, TransientFailure
+from process_apis.registry import TokenSource
 
 __all__ = ["BusinessFailure", "CrmApi", "ErpApi", "HrApi", "PsaApi", "SystemApi", "TimeApi", "TokenSource",
            "TransientFailure"]
 
 T = TypeVar("T")
-TokenSource = Callable[[], Awaitable[str]]
 TRANSIENT_STATUSES = frozenset({408, 429, 502, 503, 504})
-
-
-class TransientFailure(Exception):
-    """Retry later. Arguments stay in `args` so the exception survives DBOS's pickling."""
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message, retry_after)
-        self.retry_after = retry_after
-
-    def __str__(self) -> str:
-        return str(self.args[0])
-
-
-class BusinessFailure(Exception):
-    """A system API refused the call with a 4xx problem; retrying cannot help."""
-
-    def __init__(self, status: int, problem: dict[str, Any]) -> None:
-        super().__init__(status, problem)
-        self.status = status
-        self.problem = problem
-        self.code = str(problem.get("code") or problem.get("type", "")).rsplit("/", 1)[-1]
-
-    def __str__(self) -> str:
-        return f"{self.status}: {self.problem.get('detail') or self.problem.get('title')}"
 
 
 class SystemApi:
@@ -176,6 +152,9 @@ class ErpApi(SystemApi):
         return await self.all_pages("/credit-memos", Page[CreditMemo], 200,
                                     {"project_external_id": project_external_id, "period": period})
 
+    async def upsert_employee(self, external_id: str, data: EmployeeUpsert) -> Employee:
+        return await self.call("PUT", f"/employees/by-external-id/{external_id}", Employee, json=data)
+
 
 class PsaApi(SystemApi):
     def __init__(self, http: httpx.AsyncClient, token: TokenSource) -> None:
@@ -197,6 +176,9 @@ class PsaApi(SystemApi):
     async def all_rate_cards(self) -> list[RateCard]:
         return await self.all_pages("/rate-cards", Page[RateCard], 200)
 
+    async def upsert_user(self, external_id: str, data: PsaUserUpsert) -> PsaUser:
+        return await self.call("PUT", f"/users/by-external-id/{external_id}", PsaUser, json=data)
+
 
 class TimeApi(SystemApi):
     """The time domain (`/system/time/v1`): approved entries are read in pages of up to 2,000."""
@@ -213,10 +195,19 @@ class TimeApi(SystemApi):
 
 
 class HrApi(SystemApi):
-    """The HR domain (`/system/hr/v1`, read only here): worker status and employment dates."""
+    """The HR domain (`/system/hr/v1`, read only here): workers, their status and employment dates."""
 
     def __init__(self, http: httpx.AsyncClient, token: TokenSource) -> None:
         super().__init__(http, token, "/system/hr/v1")
 
     async def workers(self) -> list[Worker]:
+        """Every worker (reference data, read once per billing run)."""
         return await self.all_pages("/workers", Page[Worker], 100)
+
+    async def list_workers(self, limit: int, cursor: str | None) -> Page[Worker]:
+        """One page of workers (the worker sync reads and syncs page by page)."""
+        params: dict[str, str | int] = {"limit": limit, **({"cursor": cursor} if cursor else {})}
+        return await self.call("GET", "/workers", Page[Worker], params=params)
+
+    async def get_worker(self, worker_id: str) -> Worker:
+        return await self.call("GET", f"/workers/{worker_id}", Worker)

@@ -1,9 +1,4 @@
-"""What the provisioning steps need at run time, set once when the app starts.
-
-DBOS workflows and steps are module-level functions (they must be found again by
-name after a restart), so their collaborators live in one module-level slot rather
-than being passed as arguments that would be pickled into the workflow's inputs.
-"""
+"""What the provisioning steps need at run time, set once at assembly (see `process_apis._internal.slots`)."""
 
 from __future__ import annotations
 
@@ -13,9 +8,11 @@ from foundation.retry import RetryPolicy
 from process_apis._internal.events import EventOutbox
 from process_apis._internal.exceptions import ExceptionStore
 from process_apis._internal.runs import RunStore
+from process_apis._internal.slots import RuntimeSlot
 from process_apis._internal.system_clients import CrmApi, ErpApi, PsaApi
+from process_apis.registry import SharedParts
 
-__all__ = ["Runtime", "configure", "runtime"]
+__all__ = ["Runtime", "build_runtime", "configure", "runtime"]
 
 
 @dataclass(frozen=True)
@@ -29,15 +26,12 @@ class Runtime:
     retry: RetryPolicy
 
 
-_runtime: Runtime | None = None
+_slot: RuntimeSlot[Runtime] = RuntimeSlot("provisioning")
+configure = _slot.set
+runtime = _slot.get
 
 
-def configure(rt: Runtime) -> None:
-    global _runtime
-    _runtime = rt
-
-
-def runtime() -> Runtime:
-    if _runtime is None:
-        raise RuntimeError("provisioning runtime not configured; the app's startup configures it")
-    return _runtime
+def build_runtime(parts: SharedParts) -> Runtime:
+    engine, http, token = parts.engine, parts.http, parts.token
+    return Runtime(runs=RunStore(engine), exceptions=ExceptionStore(engine), outbox=EventOutbox(engine),
+                   crm=CrmApi(http, token), erp=ErpApi(http, token), psa=PsaApi(http, token), retry=parts.retry)

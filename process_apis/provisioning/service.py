@@ -1,7 +1,7 @@
 """Starting, finding and replaying provisioning runs — the decisions behind the routes.
 
 One run per opportunity: the opportunity is resolved to its CRM id first (so
-`OPP-0001` and the Salesforce id are the same run), the run row is unique per
+`OPP-0001` and the CRM's own id are the same run), the run row is unique per
 subject, and the workflow id is derived from the run, so neither a retry, a
 duplicate event nor two concurrent requests can start a second provisioning.
 """

@@ -5,15 +5,17 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Response, Router, get, post
+from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
+from litestar.params import HeaderParameter, JSONBody, QueryParameter
 from msgspec import Meta
 
 from contracts.common import Page, Struct
 from contracts.events import CloudEvent
 from contracts.problems import ProblemError
-from contracts.runs import ExceptionRecord, ExceptionStatus, Run, RunStatus
+from contracts.runs import Run
 from foundation.paging import decode_cursor, encode_cursor
+from process_apis._internal.routes import Cursor, Limit, Op, constant, record_routes, replay_route
 from process_apis.time_to_bill.reconcile import Reconciliation
 from process_apis.time_to_bill.runtime import runtime
 from process_apis.time_to_bill.service import EventOutcome, TimeToBillService
@@ -24,8 +26,6 @@ __all__ = ["API", "BASE", "TIMESHEET_APPROVED", "StartBillingRun", "TimesheetApp
 API = "process.time_to_bill"
 BASE = "/process/time-to-bill/v1"
 TIMESHEET_APPROVED = "psconnect.time.timesheet.approved"
-Limit = Annotated[int, QueryParameter(ge=1, le=200, description="Page size.")]
-Cursor = Annotated[str | None, QueryParameter(max_length=2000, description="Cursor from the previous page.")]
 PeriodParam = Annotated[str, QueryParameter(pattern=r"^\d{4}-\d{2}$", description="Billing period YYYY-MM.")]
 IdempotencyKey = Annotated[str | None, HeaderParameter(name="Idempotency-Key", min_length=8, max_length=255,
                                                  description="Unique per intended start.")]
@@ -49,48 +49,41 @@ class ReplayOutcome(Struct):
     runs: Annotated[list[Run], Meta(description="Billing runs started or joined to post them.")]
 
 
+async def _replay(service: TimeToBillService, exception_id: str) -> ReplayOutcome:
+    requeued, runs = await service.replay_runs(exception_id)
+    return ReplayOutcome(exception_id=exception_id, lines_requeued=requeued, runs=runs)
+
+
 def time_to_bill_router(service: TimeToBillService) -> Router:
     existing = {200: ResponseSpec(data_container=Run, description="The run for this entity and period is running.")}
 
     @post("/billing-runs", operation_id="timeToBill.startBillingRun", status_code=202, responses=existing,
           summary="Start the billing run of a legal entity and period")
-    async def start(data: JSONBody[StartBillingRun], idempotency_key: IdempotencyKey = None) -> Response[Run]:
+    async def start(service: NamedDependency[TimeToBillService], data: JSONBody[StartBillingRun],
+                    idempotency_key: IdempotencyKey = None) -> Response[Run]:
         run, started = await service.start_run(data.legal_entity_code, data.period, idempotency_key)
         return Response(run, status_code=202 if started else 200, headers={"Location": f"{BASE}/billing-runs/{run.id}"})
 
-    @get("/billing-runs", operation_id="timeToBill.listBillingRuns", summary="List billing runs")
-    async def list_runs(status: Annotated[RunStatus | None, QueryParameter()] = None, limit: Limit = 50,
-                        cursor: Cursor = None) -> Page[Run]:
-        return runtime().runs.list(PROCESS, status, limit, cursor)
-
-    @get("/billing-runs/{run_id:str}", operation_id="timeToBill.getBillingRun",
-         summary="Get a billing run with its progress per step")
-    async def get_run(run_id: Annotated[str, PathParameter(max_length=120)]) -> Run:
-        return runtime().runs.get_of(PROCESS, run_id)
-
     @post("/events", operation_id="timeToBill.receiveEvent", status_code=202,
           summary="Receive a timesheet-approved event (CloudEvents 1.0)")
-    async def event(data: JSONBody[CloudEvent[TimesheetApproved]]) -> EventOutcome:
+    async def event(service: NamedDependency[TimeToBillService],
+                    data: JSONBody[CloudEvent[TimesheetApproved]]) -> EventOutcome:
         if data.type != TIMESHEET_APPROVED:
             raise ProblemError(422, "validation-error", "Unsupported event type",
                                f"Only {TIMESHEET_APPROVED} is accepted.", code="unsupported_event_type")
         return await service.on_approved(data.data.entry_ids)
 
-    @get("/exceptions", operation_id="timeToBill.listExceptions", summary="List time-to-bill exceptions")
-    async def list_exceptions(status: Annotated[ExceptionStatus | None, QueryParameter()] = None,
-                              owner: Annotated[str | None, QueryParameter(max_length=80)] = None,
-                              limit: Limit = 50, cursor: Cursor = None) -> Page[ExceptionRecord]:
-        return runtime().exceptions.list(PROCESS, status, owner, limit, cursor)
-
-    @post("/exceptions/{exception_id:str}/replay", operation_id="timeToBill.replayException", status_code=202,
-          summary="Re-validate the entries behind an exception after the fix and post them")
-    async def replay(exception_id: Annotated[str, PathParameter(max_length=64)]) -> ReplayOutcome:
-        requeued, runs = await service.replay_runs(exception_id)
-        return ReplayOutcome(exception_id=exception_id, lines_requeued=requeued, runs=runs)
+    records = record_routes(
+        PROCESS, runs_path="/billing-runs", list_runs=Op("timeToBill.listBillingRuns", "List billing runs"),
+        get_run=Op("timeToBill.getBillingRun", "Get a billing run with its progress per step"),
+        list_exceptions=Op("timeToBill.listExceptions", "List time-to-bill exceptions"), get_exception=None)
+    replay = replay_route(Op("timeToBill.replayException",
+                             "Re-validate the entries behind an exception after the fix and post them"),
+                          ReplayOutcome, _replay)
 
     @get("/reconciliation", operation_id="timeToBill.listReconciliation",
          summary="Time system vs ERP posted time vs invoiced, per project and period")
-    async def reconciliation(period: PeriodParam,
+    async def reconciliation(service: NamedDependency[TimeToBillService], period: PeriodParam,
                              project: Annotated[str | None, QueryParameter(max_length=80)] = None,
                              legal_entity_code: Annotated[str | None, QueryParameter(max_length=16)] = None,
                              limit: Limit = 50, cursor: Cursor = None) -> Page[Reconciliation]:
@@ -107,4 +100,5 @@ def time_to_bill_router(service: TimeToBillService) -> Router:
         return Page(items=page, next_cursor=encode_cursor(offset + limit) if more else None)
 
     return Router(path=BASE, opt={"api": API}, tags=["time-to-bill"],
-                  route_handlers=[start, list_runs, get_run, event, list_exceptions, replay, reconciliation])
+                  dependencies={"service": constant(service), "runtime": Provide(runtime, sync_to_thread=False)},
+                  route_handlers=[start, *records.runs, event, *records.exceptions, replay, reconciliation])

@@ -1,4 +1,4 @@
-"""What the time-to-bill steps need at run time, set once when the app starts (DBOS steps are module-level)."""
+"""What the time-to-bill steps need at run time, set once at assembly (see `process_apis._internal.slots`)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,13 @@ from foundation.retry import RetryPolicy
 from process_apis._internal.events import EventOutbox
 from process_apis._internal.exceptions import ExceptionStore
 from process_apis._internal.runs import RunStore
+from process_apis._internal.slots import RuntimeSlot
 from process_apis._internal.system_clients import ErpApi, HrApi, PsaApi, TimeApi
+from process_apis.registry import SharedParts
 from process_apis.time_to_bill.ledger import Ledger
+from process_apis.time_to_bill.rules import Reference
 
-__all__ = ["Runtime", "configure", "runtime"]
+__all__ = ["Runtime", "build_runtime", "configure", "runtime"]
 
 
 @dataclass(frozen=True)
@@ -30,17 +33,17 @@ class Runtime:
     page_size: int = 2000
     batch_size: int = 1000
     sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep)
+    references: dict[str, Reference] = field(default_factory=dict)
+    """Reference data per running billing run, loaded once per run in this process (a cache, not state)."""
 
 
-_runtime: Runtime | None = None
+def build_runtime(parts: SharedParts) -> Runtime:
+    engine, http, token = parts.engine, parts.http, parts.token
+    return Runtime(runs=RunStore(engine), exceptions=ExceptionStore(engine), outbox=EventOutbox(engine),
+                   ledger=Ledger(engine), time=TimeApi(http, token), erp=ErpApi(http, token),
+                   psa=PsaApi(http, token), hr=HrApi(http, token), retry=parts.retry)
 
 
-def configure(rt: Runtime) -> None:
-    global _runtime
-    _runtime = rt
-
-
-def runtime() -> Runtime:
-    if _runtime is None:
-        raise RuntimeError("time-to-bill runtime not configured; the app's startup configures it")
-    return _runtime
+_slot: RuntimeSlot[Runtime] = RuntimeSlot("time_to_bill")
+configure = _slot.set
+runtime = _slot.get

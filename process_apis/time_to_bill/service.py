@@ -124,6 +124,19 @@ class TimeToBillService:
         fixed, _ = await self.replay_runs(exception_id)
         return fixed
 
+    async def replay_run(self, exception_id: str) -> Run:
+        """Re-validate the held lines and start (or join) the billing runs that will post them; the first one.
+
+        The workbench's replay: one run to answer with (the exception's own run when nothing needed posting).
+        """
+        rt = runtime()
+        record = rt.exceptions.get(exception_id)
+        _, started = await self.replay_runs(exception_id)
+        run = started[0] if started else (rt.runs.get(record.run_id) if record else None)
+        if run is None:
+            raise LookupError(f"billing run of exception {exception_id} not found")
+        return run
+
     async def replay_runs(self, exception_id: str) -> tuple[int, list[Run]]:
         """Replay, then start (or join) the billing run of every legal entity and period the lines belong to.
 

@@ -46,7 +46,6 @@ STEPS: Final = ("read_validate", "post_time", "invoice", "finish")
 ALL_ENTITIES: Final = "*"
 INTEGRATION_OPS: Final = "integration-operations"
 CATCH_UP_MONTHS: Final = 3
-_references: dict[str, Reference] = {}
 _MAX_REFERENCES: Final = 8
 ERP_REFUSALS: Final = {"period_closed": ("period_closed", "finance-close"),
                        "project_inactive": ("project_inactive", "delivery-operations"),
@@ -69,13 +68,14 @@ async def reference(run_id: str) -> Reference:
     Keyed by run, so concurrent runs keep their own; a run's entry goes when it finishes, and
     the oldest go first should runs die without finishing.
     """
-    if run_id not in _references:
+    cache = runtime().references
+    if run_id not in cache:
         rt = runtime()
         loaded = await load_reference(rt.erp, rt.psa, rt.hr)
-        while len(_references) >= _MAX_REFERENCES:
-            _references.pop(next(iter(_references)))
-        _references[run_id] = loaded
-    return _references[run_id]
+        while len(cache) >= _MAX_REFERENCES:
+            cache.pop(next(iter(cache)))
+        cache[run_id] = loaded
+    return cache[run_id]
 
 
 def _window(period: str) -> tuple[dt.date, dt.date]:
@@ -320,7 +320,7 @@ async def finish(run_id: str, status: str, totals: dict[str, str], failures: lis
         rt.exceptions.open(PROCESS, run_id, run_id, violations, exception_id=exception_id)
     rt.runs.step(run_id, "finish", "succeeded", vendor_ids=totals)
     rt.runs.set_status(run_id, status, result=totals, exception_id=exception_id)  # type: ignore[arg-type]
-    _references.pop(run_id, None)
+    rt.references.pop(run_id, None)
     return status
 
 

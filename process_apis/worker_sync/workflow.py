@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Awaitable, Callable
 from typing import Final, Literal, TypeVar
 
 import msgspec
@@ -26,7 +25,7 @@ from contracts.runs import Violation
 from contracts.workforce import Worker
 from foundation.clock import utcnow
 from process_apis._internal.steps import StepExhausted, retrying
-from process_apis._internal.system_clients import BusinessFailure, TransientFailure
+from process_apis._internal.system_clients import BusinessFailure
 from process_apis._internal.tables import exceptions, run_steps
 from process_apis.worker_sync.runtime import Runtime, runtime
 from process_apis.worker_sync.state import employee_for, fingerprint, psa_user_for
@@ -74,21 +73,13 @@ def exception_id_for(run_id: str, attempt: int, worker_id: str | None = None) ->
     return "exc_" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-async def _retrying(rt: Runtime, name: str, fn: Callable[[], Awaitable[T]]) -> T:
-    """Retry transient failures honouring Retry-After; `StepExhausted` when they outlast the policy."""
-    try:
-        return await retrying(fn, retry=rt.retry, sleep=rt.sleep)
-    except TransientFailure as exc:
-        raise StepExhausted(name, str(exc)) from exc
-
-
 @DBOS.step(name="worker_sync.read_erp")
 async def read_legal_entities(run_id: str) -> dict[str, str]:
     """ERP legal-entity ids by code: HR names a worker's company by code, the ERP employee needs the id."""
     rt = runtime()
     rt.runs.step(run_id, "read_erp", "running", attempt=True)
     try:
-        entities = await _retrying(rt, "read_erp", rt.erp.legal_entities)
+        entities = await retrying(rt.erp.legal_entities, retry=rt.retry, sleep=rt.sleep, exhausted_as="read_erp")
     except (StepExhausted, BusinessFailure) as exc:
         rt.runs.step(run_id, "read_erp", "failed", detail=str(exc))
         raise
@@ -101,7 +92,8 @@ async def read_hr_page(run_id: str, cursor: str | None, before: SyncCounts) -> P
     rt = runtime()
     rt.runs.step(run_id, "read_hr", "running", attempt=True)
     try:
-        page = await _retrying(rt, "read_hr", lambda: rt.hr.list_workers(rt.batch_size, cursor))
+        page = await retrying(lambda: rt.hr.list_workers(rt.batch_size, cursor), retry=rt.retry, sleep=rt.sleep,
+                              exhausted_as="read_hr")
     except (StepExhausted, BusinessFailure) as exc:
         rt.runs.step(run_id, "read_hr", "failed", detail=str(exc))
         raise
@@ -120,9 +112,10 @@ async def _sync_one(rt: Runtime, run_id: str, attempt: int, worker: Worker, prin
         if entity_id is None:
             raise BusinessFailure(422, {"code": "unknown_legal_entity", "detail":
                                         f"the ERP has no legal entity {worker.legal_entity_code!r}"})
-        user = await _retrying(rt, "sync_workers", lambda: rt.psa.upsert_user(worker.id, psa_user_for(worker)))
-        employee = await _retrying(rt, "sync_workers",
-                                   lambda: rt.erp.upsert_employee(worker.id, employee_for(worker, entity_id)))
+        user = await retrying(lambda: rt.psa.upsert_user(worker.id, psa_user_for(worker)), retry=rt.retry,
+                              sleep=rt.sleep, exhausted_as="sync_workers")
+        employee = await retrying(lambda: rt.erp.upsert_employee(worker.id, employee_for(worker, entity_id)),
+                                  retry=rt.retry, sleep=rt.sleep, exhausted_as="sync_workers")
     except BusinessFailure as exc:
         owner = FINANCE_MASTER_DATA if exc.code == "unknown_legal_entity" else \
             HR_MASTER_DATA if exc.status in (400, 404, 409, 422) else INTEGRATION_OPS

@@ -125,7 +125,7 @@ async def test_month_end_run_per_entity_posts_once_invoices_and_owns_every_defec
 
 async def test_a_run_bills_its_own_period_only(tmp_path: Path) -> None:
     async with ttb_stack(tmp_path) as s:
-        s.stack.gateway.processes.time_to_bill.as_of = None  # the wall clock: November is past too
+        s.stack.gateway.processes.service("time_to_bill").as_of = None  # the wall clock: November is past too
         run = await s.bill("US01")
         assert run["status"] in ("succeeded", "needs_attention")
         assert not [b for b in s.time_bills() if b.date >= "2026-11-01"]

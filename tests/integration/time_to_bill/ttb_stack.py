@@ -123,7 +123,7 @@ async def ttb_stack(home: Path, *, database_url: str | None = None,
     """The whole gateway, judging "future-dated" against the demo firm's today (2026-11-02)."""
     with_time_vendor()
     async with running_stack(home, database_url=database_url, retry=retry) as stack:
-        stack.gateway.processes.time_to_bill.as_of = ANCHOR_DATE
+        stack.gateway.processes.service("time_to_bill").as_of = ANCHOR_DATE
         yield TtbStack(stack)
 
 

@@ -32,6 +32,7 @@ from contracts.workforce import Employee, EmployeeUpsert, PsaUser, PsaUserUpsert
 from foundation.db import create_engine, metadata
 from foundation.retry import RetryPolicy
 from gateway.errors import EXCEPTION_HANDLERS
+from process_apis.registry import SharedParts
 from process_apis.worker_sync.api import worker_sync_router
 from process_apis.worker_sync.runtime import build_runtime, configure
 from process_apis.worker_sync.service import WorkerSyncService
@@ -157,8 +158,9 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
                        exception_handlers=EXCEPTION_HANDLERS)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]
                                      base_url="http://psconnect.internal") as internal:
-            configure(build_runtime(engine, internal, _token, sleep=_no_sleep, concurrency=4,
-                                    retry=RetryPolicy(max_attempts=4, base_delay=0.001)))
+            parts = SharedParts(engine=engine, http=internal, token=_token,
+                                retry=RetryPolicy(max_attempts=4, base_delay=0.001))
+            configure(build_runtime(parts, sleep=_no_sleep, concurrency=4))
             DBOS(config={"name": "psconnect-worker-sync-test",
                          "system_database_url": f"sqlite:///{tmp_path / 'workflows.sqlite'}",
                          "application_version": "worker-sync-test", "log_level": "WARNING"})
