@@ -19,40 +19,19 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from contracts.correlation import correlation_id
-from foundation.retry import RetryPolicy
-from gateway.errors import EXCEPTION_HANDLERS
 from system_apis._internal.faults import Fault
 from system_apis._internal.http import CircuitOpenError, VendorRateLimited, VendorRejected, VendorUnavailable
 from system_apis.demo_delivery import DEMO_PERIOD
 from system_apis.domains.time import TimeEntryQuery, time_router
 from system_apis.harvest import BASE_URL, HarvestClient, HarvestTime
 from system_apis.harvest.simulator import HarvestSimulator
+from tests.integration.system_apis import vendor_kit
+from tests.integration.system_apis.vendor_kit import PACE, Clock, Sleeps, domain_api, vendor_http
 
 # The vendor's public contract (MIT, JoliCode), kept in the repository so any clone can check against it.
 SPEC = Path(__file__).resolve().parents[3] / "system_apis" / "harvest" / "spec" / "harvest-v2.openapi.yaml"
 DEFECT_CLOSED, DEFECT_FUTURE = "TE-00001-20260828-9", "TE-00001-20261120-9"
 HEADERS = {"Authorization": "Bearer t", "Harvest-Account-Id": "1000001"}
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Sleeps:
-    """Records waits and moves the simulator's clock on, as a real sleep would."""
-
-    def __init__(self, clock: Clock | None = None) -> None:
-        self.waits: list[float] = []
-        self.clock = clock
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        if self.clock is not None:
-            self.clock.now += seconds
 
 
 class Recording(httpx.AsyncBaseTransport):
@@ -70,7 +49,7 @@ class Recording(httpx.AsyncBaseTransport):
 
 
 def asgi(sim: HarvestSimulator) -> httpx.ASGITransport:
-    return httpx.ASGITransport(app=sim.app)  # type: ignore[arg-type]
+    return vendor_kit.asgi(sim.app)
 
 
 @pytest.fixture(scope="module")
@@ -85,24 +64,19 @@ def sim(seeded: HarvestSimulator) -> HarvestSimulator:
 
 
 @pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
-
-
-@pytest.fixture
 def recording(sim: HarvestSimulator) -> Recording:
     return Recording(asgi(sim))
 
 
 @pytest.fixture
-async def http(recording: Recording) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=recording, base_url=BASE_URL) as client:
+async def http(sim: HarvestSimulator, recording: Recording) -> AsyncIterator[httpx.AsyncClient]:
+    async with vendor_http(sim.app, BASE_URL, transport=recording) as client:
         yield client
 
 
 @pytest.fixture
 def client(http: httpx.AsyncClient, sleeps: Sleeps) -> HarvestClient:
-    return HarvestClient(http, retry=RetryPolicy(max_attempts=4, base_delay=0.01), sleep=sleeps)
+    return HarvestClient(http, retry=PACE, sleep=sleeps)
 
 
 @pytest.fixture
@@ -112,8 +86,7 @@ def time_api(client: HarvestClient) -> HarvestTime:
 
 @pytest.fixture
 async def api(time_api: HarvestTime) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    app = Litestar(route_handlers=[time_router(time_api)], exception_handlers=EXCEPTION_HANDLERS)
-    async with AsyncTestClient(app=app) as test_client:
+    async with domain_api(time_router(time_api)) as test_client:
         yield test_client
 
 

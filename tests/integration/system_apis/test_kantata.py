@@ -16,29 +16,15 @@ from litestar.testing import AsyncTestClient
 from contracts.common import Money
 from contracts.correlation import correlation_id
 from contracts.psa import PsaMilestone, PsaProjectUpsert
-from foundation.retry import RetryPolicy
-from gateway.errors import EXCEPTION_HANDLERS
 from system_apis._internal.faults import Fault
 from system_apis._internal.http import CircuitOpenError, VendorRateLimited, VendorRejected, VendorUnavailable
 from system_apis.demo_firm import demo_firm
 from system_apis.domains.psa import psa_router
 from system_apis.kantata import BASE_URL, KantataClient, KantataPsa
 from system_apis.kantata.simulator import KantataSimulator
+from tests.integration.system_apis.vendor_kit import PACE, Sleeps, asgi, domain_api, vendor_http
 
 EXT = "OPP-0002"
-
-
-def asgi(sim: KantataSimulator) -> httpx.ASGITransport:
-    # Litestar's precise ASGI types do not unify with httpx's loose ones; the app is a valid ASGI callable.
-    return httpx.ASGITransport(app=sim.app)  # type: ignore[arg-type]
-
-
-class Sleeps:
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
 
 
 @pytest.fixture
@@ -48,19 +34,14 @@ def sim() -> KantataSimulator:
 
 
 @pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
-
-
-@pytest.fixture
 async def http(sim: KantataSimulator) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=asgi(sim), base_url=BASE_URL) as client:
+    async with vendor_http(sim.app, BASE_URL) as client:
         yield client
 
 
 @pytest.fixture
 def client(http: httpx.AsyncClient, sleeps: Sleeps) -> KantataClient:
-    return KantataClient(http, retry=RetryPolicy(max_attempts=4, base_delay=0.01), sleep=sleeps)
+    return KantataClient(http, retry=PACE, sleep=sleeps)
 
 
 @pytest.fixture
@@ -70,8 +51,7 @@ def psa(client: KantataClient) -> KantataPsa:
 
 @pytest.fixture
 async def api(psa: KantataPsa) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    app = Litestar(route_handlers=[psa_router(psa)], exception_handlers=EXCEPTION_HANDLERS)
-    async with AsyncTestClient(app=app) as test_client:
+    async with domain_api(psa_router(psa)) as test_client:
         yield test_client
 
 
@@ -235,7 +215,7 @@ class TestUpsert:
 
     async def test_lost_response_to_the_create_then_rerun_gives_one_workspace(self, sim: KantataSimulator,
                                                                               sleeps: Sleeps) -> None:
-        inner = asgi(sim)
+        inner = asgi(sim.app)
 
         class LoseFirstCreateResponse(httpx.AsyncBaseTransport):
             lost = False

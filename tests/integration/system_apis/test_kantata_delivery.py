@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
-import httpx
 import msgspec
 import pytest
 from litestar import Litestar
@@ -18,8 +17,6 @@ from contracts.common import Money
 from contracts.correlation import correlation_id
 from contracts.psa import PsaProjectUpsert
 from contracts.workforce import PsaUserUpsert
-from foundation.retry import RetryPolicy
-from gateway.errors import EXCEPTION_HANDLERS
 from system_apis._internal.faults import Fault
 from system_apis._internal.http import CircuitOpenError, VendorRejected, VendorUnavailable
 from system_apis.demo_delivery import CLOSED_PROJECT_INDEX, MISPRICED_PROJECT_INDEX
@@ -27,17 +24,10 @@ from system_apis.demo_firm import demo_firm
 from system_apis.domains.psa import psa_router
 from system_apis.kantata import BASE_URL, KantataClient, KantataPsa
 from system_apis.kantata.simulator import KantataSimulator
+from tests.integration.system_apis.vendor_kit import PACE, Sleeps, domain_api, vendor_http
 
 WEEK = (dt.date(2026, 10, 5), dt.date(2026, 10, 9))
 FIRM = demo_firm()
-
-
-class Sleeps:
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
 
 
 @pytest.fixture(scope="module")
@@ -52,21 +42,14 @@ def sim(seeded: KantataSimulator) -> KantataSimulator:
 
 
 @pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
-
-
-@pytest.fixture
 async def client(sim: KantataSimulator, sleeps: Sleeps) -> AsyncIterator[KantataClient]:
-    transport = httpx.ASGITransport(app=sim.app)  # type: ignore[arg-type]
-    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as http:
-        yield KantataClient(http, retry=RetryPolicy(max_attempts=4, base_delay=0.01), sleep=sleeps)
+    async with vendor_http(sim.app, BASE_URL) as http:
+        yield KantataClient(http, retry=PACE, sleep=sleeps)
 
 
 @pytest.fixture
 async def api(client: KantataClient) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    app = Litestar(route_handlers=[psa_router(KantataPsa(client))], exception_handlers=EXCEPTION_HANDLERS)
-    async with AsyncTestClient(app=app) as test_client:
+    async with domain_api(psa_router(KantataPsa(client))) as test_client:
         yield test_client
 
 

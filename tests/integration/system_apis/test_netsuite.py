@@ -13,25 +13,15 @@ from litestar.testing import AsyncTestClient
 
 from contracts.correlation import correlation_id
 from foundation.retry import RetryPolicy
-from gateway.errors import EXCEPTION_HANDLERS
 from system_apis._internal.faults import Fault
 from system_apis._internal.http import CircuitOpenError, VendorRateLimited, VendorRejected, VendorUnavailable
 from system_apis.domains.erp import erp_router
 from system_apis.netsuite import BASE_URL, NetSuiteClient, NetSuiteErp, create_router
 from system_apis.netsuite.client import RECORD_PATH
 from system_apis.netsuite.simulator import NetSuiteSimulator
+from tests.integration.system_apis.vendor_kit import PACE, Sleeps, domain_api, vendor_http
 
 ApiClient = AsyncTestClient[Litestar]
-
-
-class Sleeps:
-    """Stands in for asyncio.sleep: records each backoff instead of waiting it out."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
 
 
 @pytest.fixture
@@ -40,26 +30,19 @@ def sim() -> NetSuiteSimulator:
 
 
 @pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
-
-
-@pytest.fixture
 async def http(sim: NetSuiteSimulator) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=sim.app),  # type: ignore[arg-type]
-                                 base_url=BASE_URL) as client:
+    async with vendor_http(sim.app, BASE_URL) as client:
         yield client
 
 
 @pytest.fixture
 def client(http: httpx.AsyncClient, sleeps: Sleeps) -> NetSuiteClient:
-    return NetSuiteClient(http, sleep=sleeps, retry=RetryPolicy(max_attempts=4, base_delay=0.01))
+    return NetSuiteClient(http, sleep=sleeps, retry=PACE)
 
 
 @pytest.fixture
 async def api(client: NetSuiteClient) -> AsyncIterator[ApiClient]:
-    app = Litestar(route_handlers=[erp_router(NetSuiteErp(client))], exception_handlers=EXCEPTION_HANDLERS)
-    async with AsyncTestClient(app) as test_client:
+    async with domain_api(erp_router(NetSuiteErp(client))) as test_client:
         yield test_client
 
 
@@ -305,8 +288,8 @@ class TestResilience:
                                                              sleeps: Sleeps) -> None:
         sim.faults.add(Fault(kind="rate_limit", count=1, retry_after=7))
         assert (await client.get("subsidiary", "1"))["custrecord_psc_code"] == "US01"
-        assert sleeps.delays
-        assert sleeps.delays[0] >= 7
+        assert sleeps.waits
+        assert sleeps.waits[0] >= 7
         assert client.http.calls == 2
 
     async def test_5xx_is_retried_on_reads_and_upserts(self, client: NetSuiteClient, sim: NetSuiteSimulator) -> None:
@@ -407,8 +390,7 @@ class TestResilience:
 
 
 async def test_create_router_serves_the_erp_contract(http: httpx.AsyncClient) -> None:
-    app = Litestar(route_handlers=[create_router(http)], exception_handlers=EXCEPTION_HANDLERS)
-    async with AsyncTestClient(app) as api:
+    async with domain_api(create_router(http)) as api:
         response = await api.get(f"{ERP}/legal-entities", params={"limit": 50})
     assert response.status_code == 200
     assert len(response.json()["items"]) == 3

@@ -7,13 +7,10 @@ from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
-import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from foundation.retry import RetryPolicy
-from gateway.errors import EXCEPTION_HANDLERS
 from system_apis._internal.faults import Fault
 from system_apis.demo_firm import demo_firm
 from system_apis.domains.erp import erp_router
@@ -21,6 +18,7 @@ from system_apis.netsuite import BASE_URL, NetSuiteClient, NetSuiteErp
 from system_apis.netsuite._billing_mapping import BATCH_RECORD
 from system_apis.netsuite.client import RECORD_PATH, idempotency_key
 from system_apis.netsuite.simulator import NetSuiteSimulator
+from tests.integration.system_apis.vendor_kit import PACE, Sleeps, domain_api, vendor_http
 
 ApiClient = AsyncTestClient[Litestar]
 ERP = "/system/erp/v1"
@@ -31,35 +29,20 @@ LEAVER = next(w for w in FIRM.workers if w.status == "terminated" and w.legal_en
 WORKER = US_PROJECT.assignments[0].worker_id
 
 
-class Sleeps:
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
-
-
 @pytest.fixture
 def sim() -> NetSuiteSimulator:
     return NetSuiteSimulator()
 
 
 @pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
-
-
-@pytest.fixture
 async def client(sim: NetSuiteSimulator, sleeps: Sleeps) -> AsyncIterator[NetSuiteClient]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=sim.app),  # type: ignore[arg-type]
-                                 base_url=BASE_URL) as http:
-        yield NetSuiteClient(http, sleep=sleeps, retry=RetryPolicy(max_attempts=4, base_delay=0.01))
+    async with vendor_http(sim.app, BASE_URL) as http:
+        yield NetSuiteClient(http, sleep=sleeps, retry=PACE)
 
 
 @pytest.fixture
 async def api(client: NetSuiteClient) -> AsyncIterator[ApiClient]:
-    app = Litestar(route_handlers=[erp_router(NetSuiteErp(client))], exception_handlers=EXCEPTION_HANDLERS)
-    async with AsyncTestClient(app) as test_client:
+    async with domain_api(erp_router(NetSuiteErp(client))) as test_client:
         yield test_client
 
 
@@ -182,17 +165,14 @@ class TestTimePosting:
 
     async def test_pending_until_the_map_reduce_runs(self, client: NetSuiteClient) -> None:
         sim = NetSuiteSimulator(defer_postings=True)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=sim.app),  # type: ignore[arg-type]
-                                     base_url=BASE_URL) as http:
-            app = Litestar(route_handlers=[erp_router(NetSuiteErp(NetSuiteClient(http)))],
-                           exception_handlers=EXCEPTION_HANDLERS)
-            async with AsyncTestClient(app) as api:
-                job = await post(api, batch("US01-2026-10-0008", [line("TE-9-v1")]))
-                assert job["status"] == "pending"
-                assert (await result(api, "US01-2026-10-0008"))["status"] == "pending"
-                assert sim.run_postings() == 1
-                done = await result(api, "US01-2026-10-0008")
-                assert done["status"] == "complete" and list(done["posted"]) == ["TE-9-v1"]
+        async with (vendor_http(sim.app, BASE_URL) as http,
+                    domain_api(erp_router(NetSuiteErp(NetSuiteClient(http)))) as api):
+            job = await post(api, batch("US01-2026-10-0008", [line("TE-9-v1")]))
+            assert job["status"] == "pending"
+            assert (await result(api, "US01-2026-10-0008"))["status"] == "pending"
+            assert sim.run_postings() == 1
+            done = await result(api, "US01-2026-10-0008")
+            assert done["status"] == "complete" and list(done["posted"]) == ["TE-9-v1"]
 
     async def test_unknown_batch_is_a_404_problem(self, api: ApiClient) -> None:
         response = await api.get(f"{ERP}/time-postings/US01-never-posted")
@@ -203,7 +183,7 @@ class TestTimePosting:
                                                                sleeps: Sleeps) -> None:
         sim.faults.add(Fault(kind="server_error", status=503, method="POST", path=BATCH_RECORD, count=2))
         job = await post(api, batch("US01-2026-10-0009", [line("TE-10-v1")]))
-        assert job["status"] == "complete" and len(sleeps.delays) == 2
+        assert job["status"] == "complete" and len(sleeps.waits) == 2
         assert sim.count("timeBill", "TE-10-v1") == 1
 
     async def test_business_error_on_the_batch_is_a_422_without_retry(self, api: ApiClient,
@@ -244,7 +224,7 @@ class TestPostedTime:
                                                       sleeps: Sleeps) -> None:
         sim.faults.add(Fault(kind="rate_limit", retry_after=3, path="suiteql", count=1))
         response = await api.get(f"{ERP}/posted-time")
-        assert response.status_code == 200 and sleeps.delays and sleeps.delays[0] >= 3
+        assert response.status_code == 200 and sleeps.waits and sleeps.waits[0] >= 3
 
 
 def _invoice(customer_id: str, period: str = "2026-10", **changes: Any) -> dict[str, Any]:

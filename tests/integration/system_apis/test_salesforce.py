@@ -8,12 +8,10 @@ from typing import Any
 
 import httpx
 import pytest
-from litestar import Litestar
 
 from contracts.correlation import correlation_id
 from contracts.crm import AccountUpsert, Address
 from foundation.retry import RetryPolicy
-from gateway.errors import EXCEPTION_HANDLERS
 from system_apis._internal.faults import Fault
 from system_apis._internal.http import (
     CircuitBreaker,
@@ -28,23 +26,12 @@ from system_apis.salesforce import BASE_URL, SalesforceClient, SalesforceCrm, cr
 from system_apis.salesforce.client import API_PATH
 from system_apis.salesforce.mapping import EXTERNAL_ID_FIELD
 from system_apis.salesforce.simulator import SalesforceSimulator
+from tests.integration.system_apis.vendor_kit import Sleeps, domain_api, vendor_http
 
 CRM = "/system/crm/v1"
 UPSERT_BODY = {"name": "Globex Partners", "billing_address": {"street": "1 Canal St", "city": "London",
                                                               "postal_code": "EC1A 1BB", "country": "GB"},
                "currency": "GBP", "tax_id": "GB999999973", "industry": "Energy"}
-
-
-def asgi(app: Litestar) -> httpx.ASGITransport:
-    # httpx types the ASGI callable loosely and Litestar strictly; the two agree at runtime.
-    return httpx.ASGITransport(app=app)  # type: ignore[arg-type]
-
-
-class Sleeps(list[float]):
-    """Records backoff waits instead of waiting."""
-
-    async def __call__(self, seconds: float) -> None:
-        self.append(seconds)
 
 
 @pytest.fixture
@@ -54,24 +41,19 @@ def sim() -> SalesforceSimulator:
 
 @pytest.fixture
 async def http(sim: SalesforceSimulator) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=asgi(sim.app), base_url=BASE_URL) as client:
+    async with vendor_http(sim.app, BASE_URL) as client:
         yield client
 
 
 @pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
-
-
-@pytest.fixture
 def client(http: httpx.AsyncClient, sleeps: Sleeps) -> SalesforceClient:
+    # Three attempts, not the kit's PACE: the fault and breaker tests below count calls per attempt.
     return SalesforceClient(http, sleep=sleeps, retry=RetryPolicy(max_attempts=3))
 
 
 @pytest.fixture
 async def api(client: SalesforceClient) -> AsyncIterator[httpx.AsyncClient]:
-    app = Litestar(route_handlers=[crm_router(SalesforceCrm(client))], exception_handlers=EXCEPTION_HANDLERS)
-    async with httpx.AsyncClient(transport=asgi(app), base_url="http://psconnect.test") as c:
+    async with domain_api(crm_router(SalesforceCrm(client))) as c:
         yield c
 
 
@@ -222,8 +204,8 @@ class TestFaults:
         sim.faults.add(Fault(kind="rate_limit", retry_after=3, count=1))
         account = await SalesforceCrm(client).get_account("ACC-0001")
         assert account.external_id == "ACC-0001"
-        assert len(sleeps) == 1
-        assert sleeps[0] >= 3
+        assert len(sleeps.waits) == 1
+        assert sleeps.waits[0] >= 3
 
     async def test_server_error_retried_on_reads(self, sim: SalesforceSimulator, client: SalesforceClient) -> None:
         sim.faults.add(Fault(kind="server_error", status=503, count=2))
@@ -239,7 +221,7 @@ class TestFaults:
                                                   sleeps: Sleeps) -> None:
         sim.faults.add(Fault(kind="concurrency_limit", retry_after=2, count=1))
         assert (await SalesforceCrm(client).get_opportunity("OPP-0001")).is_won
-        assert sleeps[0] >= 2
+        assert sleeps.waits[0] >= 2
         sim.faults.add(Fault(kind="concurrency_limit"))
         with pytest.raises(VendorRateLimited) as caught:
             await client.limits()
@@ -332,8 +314,7 @@ class TestWireBehaviour:
         assert sim.faults.rules == []
 
     async def test_create_router_serves_the_contract(self, http: httpx.AsyncClient) -> None:
-        app = Litestar(route_handlers=[create_router(http)], exception_handlers=EXCEPTION_HANDLERS)
-        async with httpx.AsyncClient(transport=asgi(app), base_url="http://t") as c:
+        async with domain_api(create_router(http)) as c:
             body: dict[str, Any] = (await c.get(f"{CRM}/opportunities", params={"limit": 5})).json()
         assert len(body["items"]) == 5
         assert body["next_cursor"]

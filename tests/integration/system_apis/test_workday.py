@@ -13,26 +13,13 @@ from litestar.testing import AsyncTestClient
 
 from contracts.common import Money
 from contracts.correlation import correlation_id
-from foundation.retry import RetryPolicy
-from gateway.errors import EXCEPTION_HANDLERS
 from system_apis._internal.faults import Fault
 from system_apis._internal.http import CircuitOpenError, VendorRateLimited, VendorRejected, VendorUnavailable
 from system_apis.demo_firm import demo_firm
 from system_apis.domains.hr import hr_router
 from system_apis.workday import BASE_URL, WorkdayClient, WorkdayHr
 from system_apis.workday.simulator import SEEDED_AT, WorkdaySimulator, WorkerChange
-
-
-def asgi(sim: WorkdaySimulator) -> httpx.ASGITransport:
-    return httpx.ASGITransport(app=sim.app)  # type: ignore[arg-type]
-
-
-class Sleeps:
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
+from tests.integration.system_apis.vendor_kit import PACE, Sleeps, domain_api, vendor_http
 
 
 @pytest.fixture
@@ -41,25 +28,19 @@ def sim() -> WorkdaySimulator:
 
 
 @pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
-
-
-@pytest.fixture
 async def http(sim: WorkdaySimulator) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=asgi(sim), base_url=BASE_URL) as client:
+    async with vendor_http(sim.app, BASE_URL) as client:
         yield client
 
 
 @pytest.fixture
 def client(http: httpx.AsyncClient, sleeps: Sleeps) -> WorkdayClient:
-    return WorkdayClient(http, retry=RetryPolicy(max_attempts=4, base_delay=0.01), sleep=sleeps)
+    return WorkdayClient(http, retry=PACE, sleep=sleeps)
 
 
 @pytest.fixture
 async def api(client: WorkdayClient) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    app = Litestar(route_handlers=[hr_router(WorkdayHr(client))], exception_handlers=EXCEPTION_HANDLERS)
-    async with AsyncTestClient(app=app) as test_client:
+    async with domain_api(hr_router(WorkdayHr(client))) as test_client:
         yield test_client
 
 

@@ -42,6 +42,7 @@ from system_apis.demo_firm import LEGAL_ENTITIES
 from system_apis.workday import BASE_URL
 from system_apis.workday import create_router as workday_router
 from system_apis.workday.simulator import WorkdaySimulator, WorkerChange
+from tests.integration.system_apis.vendor_kit import asgi, vendor_http
 
 BASE = "/process/worker-sync/v1"
 TERMINAL = {"succeeded", "needs_attention", "failed"}
@@ -151,13 +152,11 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     hr = WorkdaySimulator()
     downstream = Downstream()
     service = WorkerSyncService()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=hr.app),  # type: ignore[arg-type]
-                                 base_url=BASE_URL) as hr_http:
+    async with vendor_http(hr.app, BASE_URL) as hr_http:
         app = Litestar(route_handlers=[workday_router(hr_http, retry=RetryPolicy(max_attempts=2, base_delay=0.001)),
                                        downstream.router(), worker_sync_router(service)],
                        exception_handlers=EXCEPTION_HANDLERS)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]
-                                     base_url="http://psconnect.internal") as internal:
+        async with httpx.AsyncClient(transport=asgi(app), base_url="http://psconnect.internal") as internal:
             parts = SharedParts(engine=engine, http=internal, token=_token,
                                 retry=RetryPolicy(max_attempts=4, base_delay=0.001))
             configure(build_runtime(parts, sleep=_no_sleep, concurrency=4))
