@@ -1,9 +1,15 @@
 """How the CLI talks to psconnect: as a client application, over HTTP, through the gateway.
 
 `psconnect demo`, `billing …` and `workers sync` all get a token with client
-credentials and call the governed APIs. When no gateway answers at the URL, an
-embedded one is started in-process for the command (with the demo client's
-credentials), so every command works on a fresh machine.
+credentials and call the governed APIs. When no gateway answers at the URL, `demo`
+starts an embedded one in-process (with the demo client's credentials), so it works
+on a fresh machine; `billing` and `workers` do not — a fresh embedded stack has an
+empty ledger, so its answers (every project discrepant) would describe nothing real —
+they say that nothing answers there and how to start it.
+
+A problem answer from the gateway ends the command with one line (status, title,
+detail, field errors, code) instead of a traceback: exit 2 when the request itself was
+refused as invalid (400/422), 1 otherwise.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -19,13 +26,18 @@ from typing import Any
 
 import httpx
 
-__all__ = ["TERMINAL", "ApiClient", "say", "with_gateway"]
+__all__ = ["TERMINAL", "ApiClient", "ProblemAnswer", "say", "warn", "with_gateway"]
 
 TERMINAL = {"succeeded", "needs_attention", "failed"}
 
 
 def say(text: str = "") -> None:
     print(text, flush=True)
+
+
+def warn(text: str) -> None:
+    """One line on stderr: why the command stopped."""
+    print(text, file=sys.stderr, flush=True)
 
 
 @contextlib.contextmanager
@@ -66,6 +78,30 @@ async def _reachable(url: str) -> bool:
         return False
 
 
+class ProblemAnswer(Exception):
+    """The gateway refused a call; `str()` is the one line the command prints."""
+
+    def __init__(self, method: str, path: str, response: httpx.Response) -> None:
+        self.status = response.status_code
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            parts = [str(body.get(k)) for k in ("title", "detail") if body.get(k)]
+            fields = [f"{e.get('pointer')}: {e.get('detail')}" for e in body.get("errors") or []
+                      if isinstance(e, dict)]
+            text = ": ".join(parts) + (f" ({'; '.join(fields)})" if fields else "") + \
+                (f" [{body['code']}]" if body.get("code") else "")
+        else:
+            text = response.text
+        super().__init__(" ".join(f"{method} {path} -> {self.status}: {text}".split()))
+
+    @property
+    def exit_code(self) -> int:
+        return 2 if self.status in (400, 422) else 1
+
+
 class ApiClient:
     def __init__(self, client: httpx.AsyncClient, token: dict[str, Any]) -> None:
         self.client = client
@@ -76,7 +112,7 @@ class ApiClient:
         response = await self.client.request(method, path, headers={**self.headers, **kwargs.pop("headers", {})},
                                              **kwargs)
         if response.status_code >= 400:
-            raise RuntimeError(f"{method} {path} -> {response.status_code}: {response.text}")
+            raise ProblemAnswer(method, path, response)
         return response.json()
 
     async def wait(self, run: dict[str, Any], path: str, *, show: Callable[[dict[str, Any]], str] | None = None,
@@ -104,12 +140,30 @@ def _step_line(step: dict[str, Any]) -> str:
 Body = Callable[[ApiClient, str], Awaitable[int]]
 
 
-async def with_gateway(base_url: str, client_id: str | None, client_secret: str | None, body: Body) -> int:
-    """Run `body` against the gateway at `base_url`, or an embedded one when none answers there."""
+async def with_gateway(base_url: str, client_id: str | None, client_secret: str | None, body: Body, *,
+                       embedded: bool = False) -> int:
+    """Run `body` against the gateway at `base_url`; when none answers, an embedded one if `embedded`, else exit 1."""
+    try:
+        return await _with_gateway(base_url, client_id, client_secret, body, embedded)
+    except ProblemAnswer as exc:
+        warn(str(exc))
+        return exc.exit_code
+    except httpx.HTTPError as exc:  # the gateway went away mid-command
+        warn(f"lost the gateway at {base_url}: {type(exc).__name__}: {exc}")
+        return 1
+
+
+async def _with_gateway(base_url: str, client_id: str | None, client_secret: str | None, body: Body,
+                        embedded: bool) -> int:
     from cli.demo_client import read_demo_credentials
     from gateway.settings import load_settings
 
-    if await _reachable(base_url):
+    if not await _reachable(base_url):
+        if not embedded:
+            warn(f"nothing answers at {base_url}: start psconnect first (`make run` or `psconnect serve`), "
+                "or pass --base-url")
+            return 1
+    else:
         creds = (client_id, client_secret) if client_id and client_secret else \
             read_demo_credentials(load_settings().home)
         if creds is None or not creds[0] or not creds[1]:

@@ -1,7 +1,8 @@
 """`psconnect billing run|reconcile` and `psconnect workers sync`: process runs started like a client would.
 
-Each command calls the process API through the gateway, then follows the run's own
-resource until it ends, printing each step's progress as it moves, so a month-end
+Each command calls the process API through a running gateway (never an embedded one
+started for the command: its empty ledger would make every answer meaningless), then
+follows the run's own resource until it ends, printing each step's progress as it moves, so a month-end
 run shows where it is and what it has done.
 """
 

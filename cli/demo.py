@@ -27,7 +27,7 @@ async def run_demo(base_url: str, *, opportunity: str | None = None, client_id: 
     async def body(api: ApiClient, url: str) -> int:
         return await _flow(api, url, opportunity)
 
-    return await with_gateway(base_url, client_id, client_secret, body)
+    return await with_gateway(base_url, client_id, client_secret, body, embedded=True)
 
 
 async def _start(api: ApiClient, opportunity_id: str) -> dict[str, Any]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from cli import commands
@@ -13,8 +15,11 @@ from cli import commands
 __all__ = ["build_parser", "main"]
 
 
+PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
 def _serve(args: argparse.Namespace) -> int:
-    from cli.serve import WorkersRefused, serve
+    from cli.serve import PortInUse, WorkersRefused, serve
     from gateway.settings import load_settings
 
     flags = {"host": args.host, "port": args.port}
@@ -24,6 +29,20 @@ def _serve(args: argparse.Namespace) -> int:
     except WorkersRefused as exc:
         print(f"psconnect serve: {exc}", file=sys.stderr)
         return 2
+    except PortInUse as exc:
+        print(f"psconnect serve: {exc}", file=sys.stderr)
+        return 1
+
+
+def _with_period(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Check `--period` here, before any gateway is asked: one line and exit 2, like argparse's own errors."""
+    def checked(args: argparse.Namespace) -> int:
+        if not PERIOD.match(args.period) or args.period.startswith("0000"):
+            print(f"psconnect {args.command} {args.action}: --period {args.period!r} is not a month: "
+                  "give YYYY-MM with a month from 01 to 12, e.g. 2026-10", file=sys.stderr)
+            return 2
+        return run(args)
+    return checked
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -77,7 +96,7 @@ def _contracts_generate(args: argparse.Namespace) -> int:
 
 
 def _add_process_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """`billing run|reconcile` and `workers sync`: through a running gateway, or an embedded one."""
+    """`billing run|reconcile` and `workers sync`: through a running gateway (`make run` / `psconnect serve`)."""
     def client_flags(p: argparse.ArgumentParser) -> None:
         p.add_argument("--base-url", default="http://127.0.0.1:8000")
         p.add_argument("--client-id")
@@ -88,17 +107,17 @@ def _add_process_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     run.add_argument("--legal-entity", required=True, help="e.g. US01, or * for every legal entity")
     run.add_argument("--period", required=True, help="YYYY-MM")
     client_flags(run)
-    run.set_defaults(func=lambda a: asyncio.run(commands.billing_run(
-        a.base_url, a.legal_entity, a.period, a.client_id, a.client_secret)))
+    run.set_defaults(func=_with_period(lambda a: asyncio.run(commands.billing_run(
+        a.base_url, a.legal_entity, a.period, a.client_id, a.client_secret))))
     rec = billing.add_parser("reconcile", help="approved vs posted vs invoiced, per project")
     rec.add_argument("--period", required=True)
     target = rec.add_mutually_exclusive_group(required=True)
     target.add_argument("--project")
     target.add_argument("--legal-entity")
     client_flags(rec)
-    rec.set_defaults(func=lambda a: asyncio.run(commands.billing_reconcile(
+    rec.set_defaults(func=_with_period(lambda a: asyncio.run(commands.billing_reconcile(
         a.base_url, a.period, project=a.project, legal_entity=a.legal_entity, client_id=a.client_id,
-        client_secret=a.client_secret)))
+        client_secret=a.client_secret))))
     workers = sub.add_parser("workers", help="HR worker sync").add_subparsers(dest="action", required=True)
     sync = workers.add_parser("sync", help="push HR changes to PSA users and ERP employees")
     sync.add_argument("--full", action="store_true", help="push every worker, changed or not")
@@ -157,5 +176,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from policies.bindings import BindingsError
+
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except BindingsError as exc:  # every command that builds a gateway reads the bindings file first
+        print(f"psconnect {args.command}: {exc}", file=sys.stderr)
+        return 2

@@ -14,16 +14,38 @@ dies are finished by a survivor (gateway/executors.py).
 from __future__ import annotations
 
 import os
+import socket
 
 from cli.demo_client import ensure_demo_client
 from gateway.app import Gateway
 from gateway.settings import Settings
 
-__all__ = ["WorkersRefused", "banner", "check_workers", "serve"]
+__all__ = ["PortInUse", "WorkersRefused", "banner", "check_port", "check_workers", "serve"]
 
 
 class WorkersRefused(Exception):
     """More than one worker was asked for on settings that cannot share state."""
+
+
+class PortInUse(Exception):
+    """Something already listens on the port `serve` was asked for."""
+
+
+def check_port(host: str, port: int) -> None:
+    """Raise `PortInUse` unless `host:port` can be bound now — before any banner claims the stack is running.
+
+    The banner is printed at start-up, which uvicorn runs before it binds; a busy port would
+    otherwise show "psconnect is running" with its URLs and then fail. SO_REUSEADDR as uvicorn
+    sets it, so a port only in TIME_WAIT is not mistaken for a busy one.
+    """
+    for family, kind, proto, _, address in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                raise PortInUse(f"port {port} is in use on {host}") from exc
+        return
 
 
 def check_workers(settings: Settings, workers: int) -> None:
@@ -65,6 +87,7 @@ def serve(settings: Settings, *, workers: int = 1) -> int:
     import uvicorn
 
     check_workers(settings, workers)
+    check_port(settings.host, settings.port)
     if workers == 1:
         from gateway.app import create_gateway
 
@@ -74,7 +97,9 @@ def serve(settings: Settings, *, workers: int = 1) -> int:
                     access_log=False)
         return 0
     from gateway.app import create_tables
+    from policies.bindings import load_bindings
 
+    load_bindings()  # the workers read it on their own: a bad file stops here, with one line, not N tracebacks
     create_tables(settings)
     # Workers re-read settings from the environment: carry the command-line overrides there.
     os.environ["PSCONNECT_HOST"] = settings.host

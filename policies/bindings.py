@@ -17,8 +17,10 @@ honour or require `Idempotency-Key`), `cors`, `trusted_proxies` and each consume
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -153,22 +155,101 @@ class BindingsError(Exception):
 def load_bindings(path: Path | None = None) -> Bindings:
     """Decode the bindings file: `path`, else $PSCONNECT_BINDINGS, else the published `gateway.yaml`."""
     path = path or Path(os.environ.get(BINDINGS_ENV) or DEFAULT_FILE)
+    shown = _shown(path)
     try:
         raw = path.read_bytes()
     except FileNotFoundError as exc:
-        raise BindingsError(f"{path}: file not found") from exc
+        raise BindingsError(f"{shown}: file not found") from exc
     try:
         bindings = msgspec.yaml.decode(raw, type=Bindings)
     except msgspec.ValidationError as exc:
         found = _format_version(raw)
         if found is not None and found not in FORMAT_VERSIONS:
-            raise BindingsError(f"{path}: format_version {found} is not supported (expected 2 or {FORMAT_VERSION}; "
+            raise BindingsError(f"{shown}: format_version {found} is not supported (expected 2 or {FORMAT_VERSION}; "
                                 "format 2 added plans, consumers and spike_arrest, format 3 `policies`)") from exc
-        raise BindingsError(f"{path}: {exc}") from exc
+        raise BindingsError(f"{shown}: {_one_line(explain(exc, raw))}") from exc
     except msgspec.DecodeError as exc:
-        raise BindingsError(f"{path}: {exc}") from exc
-    check_policies(bindings, path)
+        raise BindingsError(f"{shown}: {_one_line(str(exc))}") from exc
+    check_policies(bindings, shown)
     return bindings
+
+
+def _shown(path: Path) -> str:
+    """The file as a person would name it: relative to the working directory when it lies below it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd())) if path.is_absolute() else str(path)
+    except ValueError:
+        return str(path)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+_AT = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+_SEGMENT = re.compile(r"\.([^.\[]+)|\[(\.\.\.|\d+)\]")
+_UNKNOWN_FIELD = re.compile(r"^Object contains unknown field `([^`]+)`$")
+
+
+def explain(exc: msgspec.ValidationError, raw: bytes) -> str:
+    """msgspec's error as `plans.gold.limits.per_minute: Expected …`, with the keys msgspec shows as `[...]`.
+
+    msgspec names a mapping's key only as `[...]` (`$.plans[...].limits`); the failing key is
+    found by decoding the file again with that mapping narrowed to one entry at a time — the
+    entry whose narrowed file fails with the same error is the culprit.
+    """
+    found = _AT.match(str(exc))
+    assert found is not None  # the pattern matches any text
+    message, path = found.group("message"), found.group("path")
+    if path is None:
+        return message  # a cross-field rule: its message names its fields itself
+    try:
+        doc = msgspec.yaml.decode(raw)
+    except msgspec.DecodeError:
+        doc = None
+    keys: list[str | int] = []
+    for name, index in _SEGMENT.findall(path):
+        if name:
+            keys.append(name)
+        elif index != "...":
+            keys.append(int(index))
+        else:
+            keys.append(_culprit(doc, keys, str(exc)) or "[...]")
+    unknown = _UNKNOWN_FIELD.match(message)
+    if unknown:
+        keys.append(unknown.group(1))
+        message = "unknown field"
+    dotted = "".join(f"[{k}]" if isinstance(k, int) else ("" if i == 0 else ".") + k for i, k in enumerate(keys))
+    return f"{dotted}: {message}" if dotted else message
+
+
+def _culprit(doc: object, keys: list[str | int], error: str) -> str | None:
+    """The key of the mapping at `keys` whose entry alone reproduces `error`."""
+    mapping = _at(doc, keys)
+    if not isinstance(mapping, dict):
+        return None
+    for key in mapping:
+        narrowed = copy.deepcopy(doc)
+        inner = _at(narrowed, keys)
+        assert isinstance(inner, dict)
+        for other in [k for k in inner if k != key]:
+            del inner[other]
+        try:
+            msgspec.convert(narrowed, Bindings, builtin_types=(dt.datetime, dt.date))
+        except msgspec.ValidationError as again:
+            if str(again) == error:
+                return str(key)
+    return None
+
+
+def _at(doc: object, keys: list[str | int]) -> object:
+    for key in keys:
+        found = (isinstance(doc, dict) and key in doc) or \
+            (isinstance(doc, list) and isinstance(key, int) and key < len(doc))
+        if not found:
+            return None
+        doc = doc[key]  # type: ignore[index]
+    return doc
 
 
 def check_policies(bindings: Bindings, path: Path | str = "bindings") -> None:

@@ -92,6 +92,15 @@ class RunStore:
             values["exception_id"] = exception_id
         with self.engine.begin() as conn:
             conn.execute(runs.update().where(runs.c.id == run_id).values(**values))
+            if status in TERMINAL:  # a finished run shows no step still `running`
+                conn.execute(run_steps.update().where(run_steps.c.run_id == run_id, run_steps.c.state == "running")
+                             .values(state="failed" if status == "failed" else "succeeded", finished_at=now))
+
+    def skip_pending(self, run_id: str) -> None:
+        """Steps that never ran will not run in this attempt: `skipped`, not `pending` forever."""
+        with self.engine.begin() as conn:
+            conn.execute(run_steps.update().where(run_steps.c.run_id == run_id, run_steps.c.state == "pending")
+                         .values(state="skipped"))
 
     def new_attempt_steps(self, run_id: str) -> Run:
         """Reset every step to pending for a replay (the caller already bumped the attempt)."""

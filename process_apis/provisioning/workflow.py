@@ -22,6 +22,7 @@ from contracts.events import PROJECT_PROVISIONED, CloudEvent
 from contracts.psa import PsaProject, PsaProjectUpsert
 from contracts.runs import Violation
 from foundation.clock import utcnow
+from process_apis._internal.crashes import describe, record_crash
 from process_apis._internal.steps import StepExhausted, run_step
 from process_apis._internal.system_clients import BusinessFailure
 from process_apis.provisioning.rules import Verdict, validate
@@ -152,9 +153,23 @@ async def open_exception(run_id: str, subject: str, attempt: int, violations: li
     return record.id
 
 
+@DBOS.step(name="provisioning.crashed")
+async def crashed(run_id: str, attempt: int, error: str) -> str:
+    rt = runtime()
+    record_crash(rt.runs, rt.exceptions, PROCESS, run_id, attempt, error)
+    return "failed"
+
+
 @DBOS.workflow(name="provisioning.provision")
 async def provision(run_id: str, opportunity_id: str, attempt: int) -> str:
-    """Provision one won opportunity; returns the run's final status."""
+    """Provision one won opportunity; returns the run's final status (`failed` with an exception on a crash)."""
+    try:
+        return await _provision(run_id, opportunity_id, attempt)
+    except Exception as exc:
+        return await crashed(run_id, attempt, describe(exc))
+
+
+async def _provision(run_id: str, opportunity_id: str, attempt: int) -> str:
     try:
         opp, account = await read_crm(run_id, opportunity_id)
         verdict = await check_rules(run_id, opp, account)

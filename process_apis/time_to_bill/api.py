@@ -34,7 +34,8 @@ IdempotencyKey = Annotated[str | None, HeaderParameter(name="Idempotency-Key", m
 class StartBillingRun(Struct):
     legal_entity_code: Annotated[str, Meta(pattern=r"^([A-Z]{2}\d{2}|\*)$", examples=["US01"],
                                            description="Legal entity code, or * for all.")]
-    period: Annotated[str, Meta(pattern=r"^\d{4}-\d{2}$", examples=["2026-10"])]
+    period: Annotated[str, Meta(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", examples=["2026-10"],
+                                description="Billing period YYYY-MM, a real month (01-12).")]
 
 
 class TimesheetApproved(Struct):

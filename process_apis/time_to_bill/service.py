@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import re
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TypeVar
@@ -21,7 +22,7 @@ import msgspec
 import sqlalchemy as sa
 from dbos import DBOS, SetWorkflowID, WorkflowHandleAsync
 
-from contracts.problems import ProblemError
+from contracts.problems import FieldError, ProblemError
 from contracts.runs import Run
 from contracts.time import TimeEntry
 from foundation.clock import utcnow
@@ -42,7 +43,24 @@ SCOPE = "time_to_bill.startRun"
 __all__ = ["EventOutcome", "TimeToBillService"]
 
 TERMINAL = ("succeeded", "needs_attention", "failed")
+PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+"""A billing period: YYYY-MM with a real month (01-12) and a year from 0001 on."""
 T = TypeVar("T")
+
+
+def check_period(period: str) -> None:
+    """A 422 on `period` unless it names a real month: a run for `2026-13` would crash, never bill."""
+    found = PERIOD.match(period)
+    if found is None or int(found.group(1)) < 1:
+        raise ProblemError(422, "validation-error", "Validation failed",
+                           f"Period {period!r} is not a month: give YYYY-MM with a month from 01 to 12.",
+                           errors=[FieldError(pointer="/period", detail="expected YYYY-MM, month 01-12")],
+                           code="invalid_period")
+
+
+def origin_run_id(run_id: str) -> str:
+    """The billing run behind an exception: a replay's exceptions carry `<run id>:replay<n>`."""
+    return re.sub(r":replay\d+$", "", run_id)
 
 
 async def _with_retry(fn: Callable[[], Awaitable[T]]) -> T:
@@ -72,6 +90,9 @@ class TimeToBillService:
                         *, wait: bool = False) -> tuple[Run, bool]:
         """Start (or join) the billing run for a legal entity and period; True when this call started it."""
         rt = runtime()
+        check_period(period)
+        if legal_entity_code != ALL_ENTITIES:
+            await self._check_entity(legal_entity_code)
         subject = f"{legal_entity_code}:{period}"
         fingerprint = hashlib.sha256(subject.encode()).hexdigest()
         if idempotency_key:
@@ -95,6 +116,17 @@ class TimeToBillService:
         found = rt.runs.get(run.id)
         assert found is not None
         return found, created
+
+    @staticmethod
+    async def _check_entity(legal_entity_code: str) -> None:
+        """A 422 unless the ERP has this legal entity: a run for an unknown one would bill nothing and succeed."""
+        known = {e.code for e in await _with_retry(runtime().erp.legal_entities)}
+        if legal_entity_code not in known:
+            raise ProblemError(422, "validation-error", "Unknown legal entity",
+                               f"The ERP has no legal entity {legal_entity_code!r}; known: "
+                               f"{', '.join(sorted(known))} (or * for all).",
+                               errors=[FieldError(pointer="/legal_entity_code", detail="unknown legal entity")],
+                               code="unknown_legal_entity")
 
     async def run_and_wait(self, legal_entity_code: str, period: str) -> Run:
         """For the CLI and the demo: run to the end and return the finished run."""
@@ -132,9 +164,11 @@ class TimeToBillService:
         rt = runtime()
         record = rt.exceptions.get(exception_id)
         _, started = await self.replay_runs(exception_id)
-        run = started[0] if started else (rt.runs.get(record.run_id) if record else None)
-        if run is None:
-            raise LookupError(f"billing run of exception {exception_id} not found")
+        run = started[0] if started else (rt.runs.get(origin_run_id(record.run_id)) if record else None)
+        if run is None:  # e.g. an exception of the approval events, whose lines all moved on meanwhile
+            raise ProblemError(409, "conflict", "Nothing left to replay",
+                               f"Exception {exception_id} holds no entries any more and belongs to no billing run; "
+                               "it is resolved.", code="nothing_to_replay")
         return run
 
     async def replay_runs(self, exception_id: str) -> tuple[int, list[Run]]:
@@ -152,13 +186,16 @@ class TimeToBillService:
         fresh = await self._current_entries([row for row, _ in held])
         entries = [fresh.get(row.entry_id) or msgspec.json.decode(payload, type=TimeEntry) for row, payload in held]
         ref = await load_reference(rt.erp, rt.psa, rt.hr)
-        valid, failed = record_entries(f"{record.run_id}:replay{record.replay_count + 1}", entries, ref, self.today(),
-                                       ALL_ENTITIES)
+        # A replay's exceptions carry `<run>:replay<n>`; a replay of one of those that fails again re-opens it
+        # (same label, same id) rather than growing the label replay after replay.
+        label = record.run_id if origin_run_id(record.run_id) != record.run_id else \
+            f"{record.run_id}:replay{record.replay_count + 1}"
+        valid, failed = record_entries(label, entries, ref, self.today(), ALL_ENTITIES)
         if not failed:
             rt.exceptions.set_status(exception_id, "resolved")
         await self._refresh_facts(ref, {(row.legal_entity_code, row.period) for row, _ in lines})
-        started = [await self.start_run(entity, period) for entity, period in
-                   sorted({(row.legal_entity_code, row.period) for row, _ in lines})]
+        started = [await self.start_run(entity, period) for entity, period in  # `?`: a project the ERP lacks
+                   sorted({(row.legal_entity_code, row.period) for row, _ in lines}) if entity in ref.entity_currency]
         return valid + len(parked), [run for run, _ in started]
 
     @staticmethod

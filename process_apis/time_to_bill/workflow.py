@@ -28,6 +28,7 @@ from contracts.billing import TimePostingBatch, TimePostingLine
 from contracts.common import Money
 from contracts.runs import Violation
 from contracts.time import TimeEntry
+from process_apis._internal.crashes import describe, record_crash
 from process_apis._internal.steps import StepExhausted, run_step
 from process_apis._internal.system_clients import BusinessFailure, TransientFailure
 from process_apis.time_to_bill.enrich import load_reference
@@ -115,7 +116,10 @@ def record_entries(run_id: str, entries: list[TimeEntry], ref: Reference, as_of:
             exception_id=exception_id_for(run_id, subject, reason), reason=reason,
             payload=_encode(entry)))
     for (subject, reason), violations in groups.items():
-        rt.exceptions.open(PROCESS, run_id, subject, violations, exception_id=exception_id_for(run_id, subject, reason))
+        record = rt.exceptions.open(PROCESS, run_id, subject, violations,
+                                    exception_id=exception_id_for(run_id, subject, reason))
+        if record.status == "replayed":  # its lines are held by it again (a later attempt): replayable again
+            rt.exceptions.set_status(record.id, "open")
     rt.ledger.record(outcomes)
     return len(outcomes) - failed, failed
 
@@ -319,14 +323,39 @@ async def finish(run_id: str, status: str, totals: dict[str, str], failures: lis
         violations = [Violation(code="vendor_unavailable", detail=f, owner=INTEGRATION_OPS) for f in failures]
         rt.exceptions.open(PROCESS, run_id, run_id, violations, exception_id=exception_id)
     rt.runs.step(run_id, "finish", "succeeded", vendor_ids=totals)
+    rt.runs.skip_pending(run_id)  # e.g. `invoice` when nothing was due
     rt.runs.set_status(run_id, status, result=totals, exception_id=exception_id)  # type: ignore[arg-type]
     rt.references.pop(run_id, None)
     return status
 
 
+@DBOS.step(name="time_to_bill.posted")
+async def posting_done(run_id: str, failed: bool) -> None:
+    """`post_time` ends here: each batch leaves it `running`, and the last, empty claim says nothing."""
+    runtime().runs.step(run_id, "post_time", "failed" if failed else "succeeded")
+
+
+@DBOS.step(name="time_to_bill.crashed")
+async def crashed(run_id: str, attempt: int, error: str) -> str:
+    rt = runtime()
+    record_crash(rt.runs, rt.exceptions, PROCESS, run_id, attempt, error)
+    rt.references.pop(run_id, None)
+    return "failed"
+
+
 @DBOS.workflow(name="time_to_bill.billing_run")
 async def billing_run(run_id: str, legal_entity_code: str, period: str, as_of: str, attempt: int) -> str:
-    """Take a legal entity's approved time for a period to posted ERP time and invoice drafts."""
+    """Take a legal entity's approved time for a period to posted ERP time and invoice drafts.
+
+    A crash anywhere (an error no step handles) ends the run `failed` with an owned exception.
+    """
+    try:
+        return await _billing_run(run_id, legal_entity_code, period, as_of, attempt)
+    except Exception as exc:
+        return await crashed(run_id, attempt, describe(exc))
+
+
+async def _billing_run(run_id: str, legal_entity_code: str, period: str, as_of: str, attempt: int) -> str:
     totals: dict[str, int] = {}
     cursor: str | None = None
     failures: list[str] = []
@@ -349,6 +378,7 @@ async def billing_run(run_id: str, legal_entity_code: str, period: str, as_of: s
                 posted += n
         except StepExhausted as exc:
             failures.append(f"{entity}: {exc}")
+    await posting_done(run_id, bool(failures))
     rt_totals = {**{k: str(v) for k, v in totals.items()}, "posted": str(posted)}
     projects = await plan_invoices(run_id, legal_entity_code, period)
     documents = 0

@@ -24,6 +24,7 @@ from contracts.common import Page
 from contracts.runs import Violation
 from contracts.workforce import Worker
 from foundation.clock import utcnow
+from process_apis._internal.crashes import describe, record_crash
 from process_apis._internal.steps import StepExhausted, retrying
 from process_apis._internal.system_clients import BusinessFailure
 from process_apis._internal.tables import exceptions, run_steps
@@ -193,9 +194,26 @@ async def open_exception(run_id: str, subject: str, attempt: int, violation: Vio
     return record.id
 
 
+@DBOS.step(name="worker_sync.crashed")
+async def crashed(run_id: str, attempt: int, error: str) -> str:
+    rt = runtime()
+    record_crash(rt.runs, rt.exceptions, PROCESS, run_id, attempt, error)
+    return "failed"
+
+
 @DBOS.workflow(name="worker_sync.sync")
 async def sync_workers(run_id: str, subject: str, attempt: int, full: bool) -> str:
-    """Sync every HR worker whose PSA/ERP view changed (all of them when `full`); returns the final status."""
+    """Sync every HR worker whose PSA/ERP view changed (all of them when `full`); returns the final status.
+
+    A crash anywhere (an error no step handles) ends the run `failed` with an owned exception.
+    """
+    try:
+        return await _sync_workers(run_id, subject, attempt, full)
+    except Exception as exc:
+        return await crashed(run_id, attempt, describe(exc))
+
+
+async def _sync_workers(run_id: str, subject: str, attempt: int, full: bool) -> str:
     try:
         entities = await read_legal_entities(run_id)
         totals = SyncCounts()
