@@ -36,6 +36,7 @@ from litestar import Request
 
 from contracts.common import Page
 from contracts.erp import ErpProject, LegalEntity
+from contracts.problems import ProblemError
 from foundation.grants import Grant, entity_grant
 
 __all__ = ["DIRECTORY_STATE_KEY", "EntityDirectory", "ErpDirectory", "SystemScope", "kept", "system_scope"]
@@ -87,7 +88,11 @@ class ErpDirectory:
         while True:
             params: dict[str, str | int] = {"limit": 200, **({"cursor": cursor} if cursor else {})}
             response = await self._http.get(path, params=params, headers=headers)
-            response.raise_for_status()
+            if response.status_code != 200:  # the ERP cannot say whose a record is: answer nothing, not everything
+                raise ProblemError(503, "vendor-unavailable", "Legal entities cannot be resolved",
+                                   f"The ERP answered {response.status_code} to {path}; retry shortly.",
+                                   code="vendor_unavailable",
+                                   headers={"Retry-After": response.headers.get("Retry-After", "5")})
             page = msgspec.json.decode(response.content, type=Page[type_])  # type: ignore[valid-type]
             items.extend(page.items)
             cursor = page.next_cursor
