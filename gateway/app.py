@@ -19,6 +19,7 @@ import httpx
 import sqlalchemy as sa
 from dbos import DBOS
 from litestar import Litestar, Router, get
+from litestar.datastructures import State
 from litestar.types import ASGIApp
 
 from experience_apis.dashboards.api import dashboards_router
@@ -42,6 +43,7 @@ from gateway.vendors import VendorRuntime, build_vendors
 from policies.bindings import Bindings, load_bindings
 from policies.chain import PolicyChain
 from policies.cors import litestar_cors
+from system_apis.grants import DIRECTORY_STATE_KEY, ErpDirectory
 from web.console.routes import CONSOLE_SCOPES, console_router
 from web.portal.accounts import Accounts
 from web.portal.apps import Apps
@@ -135,6 +137,9 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
     console = console_router(web, internal_http, ServiceToken(oauth, settings.console_client_id, CONSOLE_SCOPES,
                                                               settings.token_ttl))
     portal = portal_router(web, apps, usage, api_catalog, token_url=f"{settings.issuer}/oauth2/token")
+    token = ServiceToken(oauth, settings.service_client_id, SERVICE_SCOPES, settings.token_ttl)
+    # The system APIs attribute records to legal entities through the ERP, read as the service (system_apis/grants.py).
+    entity_directory = ErpDirectory(internal_http, token)
     litestar = Litestar(
         route_handlers=[health, *oauth.routes, *{id(v): v.router for v in vendors.values()}.values(),
                         *processes.routers(), workbench_router(WorkbenchStore(engine)),
@@ -148,9 +153,9 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
         cors_config=litestar_cors(bindings.cors, settings.cors_origins),  # preflights answered before auth
         openapi_config=None,
         debug=False,
+        state=State({DIRECTORY_STATE_KEY: entity_directory}),
     )
     app = ObservedApp(litestar, usage)
-    token = ServiceToken(oauth, settings.service_client_id, SERVICE_SCOPES, settings.token_ttl)
     gateway = Gateway(settings=settings, engine=engine, bindings=bindings, oauth=oauth, policies=policy_runtime,
                       vendors=vendors,
                       processes=processes, litestar=litestar, app=app, internal_http=internal_http)

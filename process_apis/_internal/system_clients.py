@@ -100,6 +100,9 @@ class CrmApi(SystemApi):
     async def get_account(self, account_id: str) -> Account:
         return await self.call("GET", f"/accounts/{account_id}", Account)
 
+    async def opportunities(self) -> list[Opportunity]:
+        return await self.all_pages("/opportunities", Page[Opportunity], 200)
+
 
 class ErpApi(SystemApi):
     def __init__(self, http: httpx.AsyncClient, token: TokenSource) -> None:

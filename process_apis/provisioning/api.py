@@ -1,10 +1,16 @@
-"""Routes of the provisioning process API: `/process/provisioning/v1`."""
+"""Routes of the provisioning process API: `/process/provisioning/v1`.
+
+Legal-entity grant (`process_apis/_internal/grants.py`): a run, its exceptions and its
+events belong to the entity the opportunity is booked to in the CRM. A restricted caller
+provisions only opportunities of a granted entity (another entity's, or one booked to no
+known entity, is a 403 and starts nothing) and sees only those runs, exceptions and events.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Response, Router, get, post
+from litestar import Request, Response, Router, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter, JSONBody, QueryParameter
@@ -14,7 +20,10 @@ from contracts.common import Page, Struct
 from contracts.events import CLOSED_WON, CloudEvent
 from contracts.problems import ProblemError
 from contracts.runs import Run
+from foundation.grants import Grant, entity_grant
+from process_apis._internal.grants import Visibility, filtered_page
 from process_apis._internal.routes import Cursor, Limit, Op, constant, record_routes, replay_route
+from process_apis._internal.system_clients import BusinessFailure
 from process_apis.provisioning.runtime import Runtime, runtime
 from process_apis.provisioning.service import ProvisioningService
 from process_apis.provisioning.workflow import PROCESS
@@ -47,22 +56,48 @@ async def _replay(service: ProvisioningService, exception_id: str) -> Response[R
     return _accepted(await service.replay(exception_id), True)
 
 
+async def _visibility(request: Request[Any, Any, Any]) -> Visibility:
+    """The caller's view: a record by its opportunity's legal entity (CRM, read as the service)."""
+    booked: dict[str, str | None] | None = None
+
+    async def run_entity(subject: str) -> str | None:
+        nonlocal booked
+        if booked is None:
+            booked = {o.id: o.legal_entity_code for o in await runtime().crm.opportunities()}
+        return booked.get(subject)
+
+    return Visibility(Grant(entity_grant(request, outside_gateway=None)), run_entity=run_entity)
+
+
+async def _require_opportunity(visibility: Visibility, opportunity_ref: str) -> None:
+    """403 unless the opportunity is booked to a granted entity (an unknown one: the service's 404)."""
+    if not visibility.restricted:
+        return
+    try:
+        opportunity = await runtime().crm.get_opportunity(opportunity_ref)
+    except BusinessFailure:
+        return
+    visibility.grant.require(opportunity.legal_entity_code)
+
+
 def provisioning_router(service: ProvisioningService) -> Router:
     existing = {200: ResponseSpec(data_container=Run, description="A run for this opportunity already exists.")}
 
     @post("/runs", operation_id="provisioning.startRun", summary="Provision a won opportunity",
           status_code=202, responses=existing)
-    async def start_run(service: NamedDependency[ProvisioningService], data: JSONBody[StartRun],
-                        idempotency_key: IdempotencyKey) -> Response[Run]:
+    async def start_run(service: NamedDependency[ProvisioningService], visibility: NamedDependency[Visibility],
+                        data: JSONBody[StartRun], idempotency_key: IdempotencyKey) -> Response[Run]:
+        await _require_opportunity(visibility, data.opportunity_id)
         return _accepted(*await service.start(data.opportunity_id, idempotency_key))
 
     @post("/crm-events", operation_id="provisioning.receiveCrmEvent", status_code=202, responses=existing,
           summary="Receive a CRM closed-won event (CloudEvents 1.0)")
-    async def crm_event(service: NamedDependency[ProvisioningService],
+    async def crm_event(service: NamedDependency[ProvisioningService], visibility: NamedDependency[Visibility],
                         data: JSONBody[CloudEvent[ClosedWon]]) -> Response[Run]:
         if data.type != CLOSED_WON:
             raise ProblemError(422, "validation-error", "Unsupported event type",
                                f"Only {CLOSED_WON} starts provisioning.", code="unsupported_event_type")
+        await _require_opportunity(visibility, data.data.opportunity_id)
         return _accepted(*await service.start(data.data.opportunity_id, f"event:{data.source}:{data.id}"))
 
     records = record_routes(
@@ -74,11 +109,15 @@ def provisioning_router(service: ProvisioningService) -> Router:
                              "Replay the run behind an exception after its data was fixed"), Response[Run], _replay)
 
     @get("/events", operation_id="provisioning.listEvents", summary="List published provisioning events")
-    async def list_events(runtime: NamedDependency[Runtime],
+    async def list_events(runtime: NamedDependency[Runtime], visibility: NamedDependency[Visibility],
                           type: Annotated[str | None, QueryParameter(max_length=200)] = None,
                           limit: Limit = 50, cursor: Cursor = None) -> Page[CloudEvent[dict[str, Any]]]:
-        return runtime.outbox.list(type, limit, cursor)
+        if not visibility.restricted:
+            return runtime.outbox.list(type, limit, cursor)
+        return await filtered_page(lambda n, c: runtime.outbox.list(type, n, c),
+                                   lambda event: visibility.subject(event.subject), limit, cursor)
 
     return Router(path=BASE, opt={"api": API}, tags=["provisioning"],
-                  dependencies={"service": constant(service), "runtime": Provide(runtime, sync_to_thread=False)},
+                  dependencies={"service": constant(service), "runtime": Provide(runtime, sync_to_thread=False),
+                                "visibility": Provide(_visibility)},
                   route_handlers=[start_run, crm_event, *records.runs, *records.exceptions, replay, list_events])

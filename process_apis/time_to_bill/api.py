@@ -1,10 +1,18 @@
-"""Routes of the time-to-bill process API: `/process/time-to-bill/v1`."""
+"""Routes of the time-to-bill process API: `/process/time-to-bill/v1`.
+
+Legal-entity grant (`process_apis/_internal/grants.py`): a restricted caller starts billing
+runs only for a granted entity — `*` (every entity) is a 403 for it (it starts one run per
+granted entity instead), so no run it starts touches another entity's time. An approval
+event whose entries are on another entity's project is a 403; reconciliation by another
+entity (or `*`) is a 403, of another entity's project a 404; runs and exceptions are
+filtered like the workbench's.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Response, Router, get, post
+from litestar import Request, Response, Router, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter, JSONBody, QueryParameter
@@ -14,8 +22,12 @@ from contracts.common import Page, Struct
 from contracts.events import CloudEvent
 from contracts.problems import ProblemError
 from contracts.runs import Run
+from foundation.grants import Grant, entity_grant
 from foundation.paging import decode_cursor, encode_cursor
+from process_apis._internal.grants import Visibility
 from process_apis._internal.routes import Cursor, Limit, Op, constant, record_routes, replay_route
+from process_apis._internal.system_clients import BusinessFailure, TransientFailure
+from process_apis.attribution import Attribution, entity_aliases
 from process_apis.time_to_bill.reconcile import Reconciliation
 from process_apis.time_to_bill.runtime import runtime
 from process_apis.time_to_bill.service import EventOutcome, TimeToBillService
@@ -55,23 +67,65 @@ async def _replay(service: TimeToBillService, exception_id: str) -> ReplayOutcom
     return ReplayOutcome(exception_id=exception_id, lines_requeued=requeued, runs=runs)
 
 
+async def _visibility(request: Request[Any, Any, Any]) -> Visibility:
+    """The caller's view: a run by its subject's entity, an exception as the workbench attributes it."""
+    entities = entity_grant(request, outside_gateway=None)
+
+    async def run_entity(subject: str) -> str | None:
+        return subject.partition(":")[0]
+
+    if entities is None:
+        return Visibility(Grant(None), run_entity=run_entity)
+    with runtime().runs.engine.connect() as conn:
+        grant = Grant(entities, entity_aliases(conn))
+        attribution = Attribution(conn, grant.entities)
+
+    async def exception_visible(subject: str, run_subject: str | None) -> bool:
+        return attribution.visible(subject, run_subject)
+
+    return Visibility(grant, run_entity=run_entity, exception_visible=exception_visible)
+
+
+async def _project_entities() -> dict[str, str]:
+    """ERP project external id -> legal entity code, read as the process's service identity."""
+    rt = runtime()
+    code_of = {e.id: e.code for e in await rt.erp.legal_entities()}
+    return {p.external_id: code_of.get(p.legal_entity_id, p.legal_entity_id) for p in await rt.erp.projects()}
+
+
+async def _require_entries(visibility: Visibility, entry_ids: list[str]) -> None:
+    """403 unless every named time entry is on a project of a granted entity (unknown entries: the service's 422)."""
+    if not visibility.restricted:
+        return
+    rt = runtime()
+    projects = await _project_entities()
+    for entry_id in entry_ids:
+        try:
+            entry = await rt.time.entry(entry_id)
+        except (BusinessFailure, TransientFailure):
+            continue  # an unreadable entry is the service's to report (422 / 503)
+        visibility.grant.require(projects.get(entry.project_code))
+
+
 def time_to_bill_router(service: TimeToBillService) -> Router:
     existing = {200: ResponseSpec(data_container=Run, description="The run for this entity and period is running.")}
 
     @post("/billing-runs", operation_id="timeToBill.startBillingRun", status_code=202, responses=existing,
           summary="Start the billing run of a legal entity and period")
-    async def start(service: NamedDependency[TimeToBillService], data: JSONBody[StartBillingRun],
-                    idempotency_key: IdempotencyKey = None) -> Response[Run]:
+    async def start(service: NamedDependency[TimeToBillService], visibility: NamedDependency[Visibility],
+                    data: JSONBody[StartBillingRun], idempotency_key: IdempotencyKey = None) -> Response[Run]:
+        visibility.grant.require(data.legal_entity_code)  # `*` too: it would bill entities beyond the grant
         run, started = await service.start_run(data.legal_entity_code, data.period, idempotency_key)
         return Response(run, status_code=202 if started else 200, headers={"Location": f"{BASE}/billing-runs/{run.id}"})
 
     @post("/events", operation_id="timeToBill.receiveEvent", status_code=202,
           summary="Receive a timesheet-approved event (CloudEvents 1.0)")
-    async def event(service: NamedDependency[TimeToBillService],
+    async def event(service: NamedDependency[TimeToBillService], visibility: NamedDependency[Visibility],
                     data: JSONBody[CloudEvent[TimesheetApproved]]) -> EventOutcome:
         if data.type != TIMESHEET_APPROVED:
             raise ProblemError(422, "validation-error", "Unsupported event type",
                                f"Only {TIMESHEET_APPROVED} is accepted.", code="unsupported_event_type")
+        await _require_entries(visibility, data.data.entry_ids)
         return await service.on_approved(data.data.entry_ids)
 
     records = record_routes(
@@ -84,10 +138,18 @@ def time_to_bill_router(service: TimeToBillService) -> Router:
 
     @get("/reconciliation", operation_id="timeToBill.listReconciliation",
          summary="Time system vs ERP posted time vs invoiced, per project and period")
-    async def reconciliation(service: NamedDependency[TimeToBillService], period: PeriodParam,
+    async def reconciliation(service: NamedDependency[TimeToBillService], visibility: NamedDependency[Visibility],
+                             period: PeriodParam,
                              project: Annotated[str | None, QueryParameter(max_length=80)] = None,
                              legal_entity_code: Annotated[str | None, QueryParameter(max_length=16)] = None,
                              limit: Limit = 50, cursor: Cursor = None) -> Page[Reconciliation]:
+        if visibility.restricted:
+            if project:
+                entity = (await _project_entities()).get(project)
+                if entity is not None and not visibility.grant.allows(entity):
+                    raise visibility.missing("Project", project)
+            elif legal_entity_code:
+                visibility.grant.require(legal_entity_code)
         if project:
             rows = [await service.reconcile(project, period)]
         elif legal_entity_code:
@@ -101,5 +163,6 @@ def time_to_bill_router(service: TimeToBillService) -> Router:
         return Page(items=page, next_cursor=encode_cursor(offset + limit) if more else None)
 
     return Router(path=BASE, opt={"api": API}, tags=["time-to-bill"],
-                  dependencies={"service": constant(service), "runtime": Provide(runtime, sync_to_thread=False)},
+                  dependencies={"service": constant(service), "runtime": Provide(runtime, sync_to_thread=False),
+                                "visibility": Provide(_visibility)},
                   route_handlers=[start, *records.runs, event, *records.exceptions, replay, reconciliation])

@@ -1,10 +1,15 @@
-"""Routes of the worker-sync process API: `/process/worker-sync/v1`."""
+"""Routes of the worker-sync process API: `/process/worker-sync/v1`.
+
+Legal-entity grant (`process_apis/_internal/grants.py`): a sync pushes every entity's
+workers, so its runs and exceptions belong to no single entity — a caller restricted to
+legal entities sees none of them (404 by id), cannot start a sync (403) nor replay one (404).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Response, Router, post
+from litestar import Request, Response, Router, post
 from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter, JSONBody
@@ -12,6 +17,8 @@ from msgspec import Meta
 
 from contracts.common import Struct
 from contracts.runs import Run
+from foundation.grants import Grant, entity_grant
+from process_apis._internal.grants import Visibility
 from process_apis._internal.routes import Op, constant, record_routes, replay_route
 from process_apis.worker_sync.runtime import runtime
 from process_apis.worker_sync.service import WorkerSyncService
@@ -37,14 +44,24 @@ async def _replay(service: WorkerSyncService, exception_id: str) -> Response[Run
     return _accepted(await service.replay(exception_id), True)
 
 
+async def _firm_wide(subject: str) -> str | None:
+    return None  # a sync (and what it raises) spans every legal entity
+
+
+async def _visibility(request: Request[Any, Any, Any]) -> Visibility:
+    return Visibility(Grant(entity_grant(request, outside_gateway=None)), run_entity=_firm_wide)
+
+
 def worker_sync_router(service: WorkerSyncService) -> Router:
     existing = {200: ResponseSpec(data_container=Run,
                                   description="A sync is already running, or this key already started one.")}
 
     @post("/runs", operation_id="worker_sync.startRun", status_code=202, responses=existing,
           summary="Sync HR workers to the PSA and the ERP")
-    async def start_run(service: NamedDependency[WorkerSyncService], data: JSONBody[StartSync],
-                        idempotency_key: IdempotencyKey) -> Response[Run]:
+    async def start_run(service: NamedDependency[WorkerSyncService], visibility: NamedDependency[Visibility],
+                        data: JSONBody[StartSync], idempotency_key: IdempotencyKey) -> Response[Run]:
+        if visibility.restricted:
+            visibility.grant.require(None)  # it would write every entity's workers
         return _accepted(*await service.start(data.full, idempotency_key))
 
     records = record_routes(
@@ -56,5 +73,6 @@ def worker_sync_router(service: WorkerSyncService) -> Router:
                              "Sync again after the data behind an exception was fixed"), Response[Run], _replay)
 
     return Router(path=BASE, opt={"api": API}, tags=["worker-sync"],
-                  dependencies={"service": constant(service), "runtime": Provide(runtime, sync_to_thread=False)},
+                  dependencies={"service": constant(service), "runtime": Provide(runtime, sync_to_thread=False),
+                                "visibility": Provide(_visibility)},
                   route_handlers=[start_run, *records.runs, *records.exceptions, replay])

@@ -4,14 +4,20 @@ Time-to-bill additions: employees (upserted from HR), time posting in batches (2
 the batch key posts once), posted time, invoice drafts and credit memos for reconciliation.
 Posting or invoicing into a closed or AR-locked period is refused by the ERP with a 422
 problem whose code is ``period_closed``: the process checks first, the ERP is the last line.
+
+A caller restricted to legal entities sees and writes only theirs (`system_apis/grants.py`):
+lists are filtered (a page may hold fewer than `limit`), a write naming another entity (the
+body's `legal_entity_id`, a line's or invoice's project) is a 403, another entity's record
+by id a 404. A time-posting result is shown to a restricted caller when every line it
+posted is on a granted project (a batch that posted nothing cannot be attributed: 404).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Protocol
+from typing import Annotated, Any, Protocol
 
-from litestar import Response, Router, get, post, put
+from litestar import Request, Response, Router, get, post, put
 from litestar.params import JSONBody, QueryParameter
 
 from contracts.billing import (
@@ -28,6 +34,7 @@ from contracts.common import Page
 from contracts.erp import AccountingPeriod, Customer, CustomerUpsert, ErpProject, ErpProjectUpsert, LegalEntity
 from contracts.workforce import Employee, EmployeeUpsert
 from system_apis.domains._params import Cursor, Limit, created_spec, upserted
+from system_apis.grants import SystemScope, kept, system_scope
 
 __all__ = ["API", "ErpSystem", "erp_router"]
 
@@ -83,87 +90,153 @@ class ErpSystem(Protocol):
 
 
 def erp_router(system: ErpSystem) -> Router:
+    async def existing_project(external_id: str) -> ErpProject | None:
+        found = await system.list_projects(external_id, 1, None)
+        return found.items[0] if found.items else None
+
+    async def posted_projects(keys: set[str]) -> set[str] | None:
+        """The projects of the posted lines `keys` (None when some line is not found among posted time)."""
+        projects: dict[str, str] = {}
+        cursor: str | None = None
+        while True:
+            page = await system.list_posted_time(None, None, None, 1000, cursor)
+            projects.update({p.line_key: p.project_external_id for p in page.items if p.line_key in keys})
+            cursor = page.next_cursor
+            if not cursor:
+                break
+        return set(projects.values()) if set(projects) == keys else None
+
+    async def require_entity(scope: SystemScope, legal_entity_id: str, projects: list[str]) -> None:
+        scope.grant.require(legal_entity_id)
+        await scope.require_projects(projects)
+
     @get("/legal-entities", operation_id="erp.listLegalEntities", summary="List legal entities")
-    async def list_legal_entities(limit: Limit = 50, cursor: Cursor = None) -> Page[LegalEntity]:
-        return await system.list_legal_entities(limit, cursor)
+    async def list_legal_entities(request: Request[Any, Any, Any], limit: Limit = 50,
+                                  cursor: Cursor = None) -> Page[LegalEntity]:
+        grant = (await system_scope(request)).grant
+        return kept(await system.list_legal_entities(limit, cursor), lambda e: grant.allows(e.code))
 
     @get("/legal-entities/{legal_entity_id:str}", operation_id="erp.getLegalEntity", summary="Get a legal entity")
-    async def get_legal_entity(legal_entity_id: RecordId) -> LegalEntity:
-        return await system.get_legal_entity(legal_entity_id)
+    async def get_legal_entity(request: Request[Any, Any, Any], legal_entity_id: RecordId) -> LegalEntity:
+        grant = (await system_scope(request)).grant
+        entity = await system.get_legal_entity(legal_entity_id)
+        grant.found(entity.code, "Legal entity", legal_entity_id)
+        return entity
 
     @get("/customers/{customer_id:str}", operation_id="erp.getCustomer", summary="Get a customer")
-    async def get_customer(customer_id: RecordId) -> Customer:
-        return await system.get_customer(customer_id)
+    async def get_customer(request: Request[Any, Any, Any], customer_id: RecordId) -> Customer:
+        grant = (await system_scope(request)).grant
+        customer = await system.get_customer(customer_id)
+        grant.found(customer.legal_entity_id, "Customer", customer_id)
+        return customer
 
     @put("/customers/by-external-id/{external_id:str}", operation_id="erp.upsertCustomer",
          summary="Create or update a customer by external id", responses=created_spec(Customer))
-    async def upsert_customer(external_id: ExternalId, data: JSONBody[CustomerUpsert]) -> Response[Customer]:
+    async def upsert_customer(request: Request[Any, Any, Any], external_id: ExternalId,
+                              data: JSONBody[CustomerUpsert]) -> Response[Customer]:
+        (await system_scope(request)).grant.require(data.legal_entity_id)
         return upserted(*await system.upsert_customer(external_id, data))
 
     @get("/projects", operation_id="erp.listProjects", summary="List projects")
-    async def list_projects(external_id: Annotated[str | None, QueryParameter(max_length=80)] = None,
+    async def list_projects(request: Request[Any, Any, Any],
+                            external_id: Annotated[str | None, QueryParameter(max_length=80)] = None,
                             limit: Limit = 50, cursor: Cursor = None) -> Page[ErpProject]:
-        return await system.list_projects(external_id, limit, cursor)
+        grant = (await system_scope(request)).grant
+        return kept(await system.list_projects(external_id, limit, cursor), lambda p: grant.allows(p.legal_entity_id))
 
     @get("/projects/{project_id:str}", operation_id="erp.getProject", summary="Get a project")
-    async def get_project(project_id: RecordId) -> ErpProject:
-        return await system.get_project(project_id)
+    async def get_project(request: Request[Any, Any, Any], project_id: RecordId) -> ErpProject:
+        grant = (await system_scope(request)).grant
+        project = await system.get_project(project_id)
+        grant.found(project.legal_entity_id, "Project", project_id)
+        return project
 
     @put("/projects/by-external-id/{external_id:str}", operation_id="erp.upsertProject",
          summary="Create or update a project by external id", responses=created_spec(ErpProject))
-    async def upsert_project(external_id: ExternalId, data: JSONBody[ErpProjectUpsert]) -> Response[ErpProject]:
+    async def upsert_project(request: Request[Any, Any, Any], external_id: ExternalId,
+                             data: JSONBody[ErpProjectUpsert]) -> Response[ErpProject]:
+        scope = await system_scope(request)
+        scope.grant.require(data.legal_entity_id)
+        if scope.restricted and (existing := await existing_project(external_id)) is not None:
+            scope.grant.require(existing.legal_entity_id)  # never move another entity's project
         return upserted(*await system.upsert_project(external_id, data))
 
     @get("/accounting-periods", operation_id="erp.listAccountingPeriods", summary="List accounting periods")
-    async def list_accounting_periods(legal_entity_id: Annotated[str | None, QueryParameter(max_length=64)] = None,
+    async def list_accounting_periods(request: Request[Any, Any, Any],
+                                      legal_entity_id: Annotated[str | None, QueryParameter(max_length=64)] = None,
                                       limit: Limit = 50, cursor: Cursor = None) -> Page[AccountingPeriod]:
-        return await system.list_accounting_periods(legal_entity_id, limit, cursor)
+        grant = (await system_scope(request)).grant
+        if legal_entity_id is not None:
+            grant.require(legal_entity_id)
+        return kept(await system.list_accounting_periods(legal_entity_id, limit, cursor),
+                    lambda p: p.legal_entity_id is None or grant.allows(p.legal_entity_id))
 
     @put("/employees/by-external-id/{external_id:str}", operation_id="erp.upsertEmployee",
          summary="Create or update an employee by external id (the HR worker id)",
          responses=created_spec(Employee))
-    async def upsert_employee(external_id: ExternalId, data: JSONBody[EmployeeUpsert]) -> Response[Employee]:
+    async def upsert_employee(request: Request[Any, Any, Any], external_id: ExternalId,
+                              data: JSONBody[EmployeeUpsert]) -> Response[Employee]:
+        (await system_scope(request)).grant.require(data.legal_entity_id)
         return upserted(*await system.upsert_employee(external_id, data))
 
     @post("/time-postings", operation_id="erp.postTime", status_code=202,
           summary="Post a batch of approved time (the same batch key posts once)")
-    async def post_time(data: JSONBody[TimePostingBatch]) -> TimePostingJob:
+    async def post_time(request: Request[Any, Any, Any], data: JSONBody[TimePostingBatch]) -> TimePostingJob:
+        await require_entity(await system_scope(request), data.legal_entity_id,
+                             [line.project_external_id for line in data.lines])
         return await system.post_time(data)
 
     @get("/time-postings/{batch_key:str}", operation_id="erp.getTimePosting",
          summary="Result of a time posting batch, per line")
-    async def get_time_posting(batch_key: BatchKey) -> TimePostingResult:
-        return await system.get_time_posting(batch_key)
+    async def get_time_posting(request: Request[Any, Any, Any], batch_key: BatchKey) -> TimePostingResult:
+        scope = await system_scope(request)
+        result = await system.get_time_posting(batch_key)
+        if scope.restricted:
+            projects = await posted_projects(set(result.posted)) if result.posted else None
+            allowed = await scope.project_filter()
+            if projects is None or not all(allowed(p) for p in projects):
+                scope.grant.found(None, "Time posting", batch_key)
+        return result
 
     @get("/posted-time", operation_id="erp.listPostedTime", summary="List time as posted in the ERP")
-    async def list_posted_time(project_external_id: ProjectFilter = None,
+    async def list_posted_time(request: Request[Any, Any, Any], project_external_id: ProjectFilter = None,
                                date_from: Annotated[dt.date | None, QueryParameter(
                                    name="from", description="Inclusive first date (YYYY-MM-DD).")] = None,
                                date_to: Annotated[dt.date | None, QueryParameter(
                                    name="to", description="Inclusive last date (YYYY-MM-DD).")] = None,
                                limit: PostedLimit = 200, cursor: Cursor = None) -> Page[PostedTime]:
-        return await system.list_posted_time(project_external_id, date_from, date_to, limit, cursor)
+        allowed = await (await system_scope(request)).project_filter()
+        page = await system.list_posted_time(project_external_id, date_from, date_to, limit, cursor)
+        return kept(page, lambda p: allowed(p.project_external_id))
 
     @put("/invoices/by-external-id/{external_id:str}", operation_id="erp.upsertInvoice",
          summary="Create or update an invoice draft by external id", responses=created_spec(Invoice))
-    async def upsert_invoice(external_id: ExternalId, data: JSONBody[InvoiceUpsert]) -> Response[Invoice]:
+    async def upsert_invoice(request: Request[Any, Any, Any], external_id: ExternalId,
+                             data: JSONBody[InvoiceUpsert]) -> Response[Invoice]:
+        await require_entity(await system_scope(request), data.legal_entity_id, [data.project_external_id])
         return upserted(*await system.upsert_invoice(external_id, data))
 
     @get("/invoices", operation_id="erp.listInvoices", summary="List invoices")
-    async def list_invoices(project_external_id: ProjectFilter = None, period: PeriodFilter = None,
-                            limit: Limit = 50, cursor: Cursor = None) -> Page[Invoice]:
-        return await system.list_invoices(project_external_id, period, limit, cursor)
+    async def list_invoices(request: Request[Any, Any, Any], project_external_id: ProjectFilter = None,
+                            period: PeriodFilter = None, limit: Limit = 50, cursor: Cursor = None) -> Page[Invoice]:
+        grant = (await system_scope(request)).grant
+        page = await system.list_invoices(project_external_id, period, limit, cursor)
+        return kept(page, lambda i: grant.allows(i.legal_entity_id))
 
     @put("/credit-memos/by-external-id/{external_id:str}", operation_id="erp.upsertCreditMemo",
          summary="Create or update a credit memo by external id", responses=created_spec(CreditMemo))
-    async def upsert_credit_memo(external_id: ExternalId,
+    async def upsert_credit_memo(request: Request[Any, Any, Any], external_id: ExternalId,
                                  data: JSONBody[CreditMemoUpsert]) -> Response[CreditMemo]:
+        await require_entity(await system_scope(request), data.legal_entity_id, [data.project_external_id])
         return upserted(*await system.upsert_credit_memo(external_id, data))
 
     @get("/credit-memos", operation_id="erp.listCreditMemos", summary="List credit memos")
-    async def list_credit_memos(project_external_id: ProjectFilter = None, period: PeriodFilter = None,
-                                limit: Limit = 50, cursor: Cursor = None) -> Page[CreditMemo]:
-        return await system.list_credit_memos(project_external_id, period, limit, cursor)
+    async def list_credit_memos(request: Request[Any, Any, Any], project_external_id: ProjectFilter = None,
+                                period: PeriodFilter = None, limit: Limit = 50,
+                                cursor: Cursor = None) -> Page[CreditMemo]:
+        allowed = await (await system_scope(request)).project_filter()
+        page = await system.list_credit_memos(project_external_id, period, limit, cursor)
+        return kept(page, lambda m: allowed(m.project_external_id))
 
     return Router(path="/system/erp/v1", opt={"api": API}, tags=["erp"],
                   route_handlers=[list_legal_entities, get_legal_entity, get_customer, upsert_customer,

@@ -6,21 +6,27 @@ entries and may hold fewer (even on a page that is not the last) when a filter t
 vendor cannot apply itself (e.g. status on Harvest) drops entries; only an absent
 `next_cursor` means the end. A cursor carries the whole query it was issued for, so the
 filters of a request that passes `cursor` are taken from the cursor.
+
+Legal-entity grant (`system_apis/grants.py`): the time system knows no entities; an entry,
+a project and an uninvoiced row belong to the entity of the ERP project their project code
+names (psconnect sets it to the ERP project's external id). A restricted caller sees only
+those of granted entities; one whose project the ERP does not know is hidden from it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Protocol
+from typing import Annotated, Any, Protocol
 
 import msgspec
-from litestar import Router, get
+from litestar import Request, Router, get
 from litestar.params import PathParameter, QueryParameter
 
 from contracts.common import Page
 from contracts.time import TimeEntry, TimeEntryStatus, TimeProject, UninvoicedProject
 from foundation.paging import decode_cursor, encode_cursor
 from system_apis.domains._params import Cursor, Limit
+from system_apis.grants import kept, system_scope
 
 __all__ = ["API", "EntryLimit", "TimeEntryQuery", "TimeSystem", "time_router"]
 
@@ -54,6 +60,7 @@ class TimeSystem(Protocol):
 def time_router(system: TimeSystem) -> Router:
     @get("/time-entries", operation_id="time.listTimeEntries", summary="List time entries")
     async def list_time_entries(
+            request: Request[Any, Any, Any],
             status: Annotated[TimeEntryStatus | None, QueryParameter(description="Approval state.")] = None,
             start: Annotated[dt.date | None, QueryParameter(name="from", description="First spent date.")] = None,
             end: Annotated[dt.date | None, QueryParameter(name="to", description="Last spent date.")] = None,
@@ -63,25 +70,35 @@ def time_router(system: TimeSystem) -> Router:
             limit: EntryLimit = 500, cursor: Cursor = None) -> Page[TimeEntry]:
         query = TimeEntryQuery(status=status, start=start, end=end, updated_since=updated_since,
                                project_code=project_code)
-        return await system.list_time_entries(query, limit, cursor)
+        allowed = await (await system_scope(request)).project_filter()
+        return kept(await system.list_time_entries(query, limit, cursor), lambda e: allowed(e.project_code))
 
     @get("/time-entries/{entry_id:str}", operation_id="time.getTimeEntry", summary="Get a time entry")
-    async def get_time_entry(entry_id: Annotated[str, PathParameter(max_length=64)]) -> TimeEntry:
-        return await system.get_time_entry(entry_id)
+    async def get_time_entry(request: Request[Any, Any, Any],
+                             entry_id: Annotated[str, PathParameter(max_length=64)]) -> TimeEntry:
+        scope = await system_scope(request)
+        entry = await system.get_time_entry(entry_id)
+        if not await scope.allows_project(entry.project_code):
+            scope.grant.found(None, "Time entry", entry_id)
+        return entry
 
     @get("/projects", operation_id="time.listProjects", summary="List the time system's projects")
-    async def list_projects(limit: Limit = 100, cursor: Cursor = None) -> Page[TimeProject]:
-        return await system.list_projects(limit, cursor)
+    async def list_projects(request: Request[Any, Any, Any], limit: Limit = 100,
+                            cursor: Cursor = None) -> Page[TimeProject]:
+        allowed = await (await system_scope(request)).project_filter()
+        return kept(await system.list_projects(limit, cursor), lambda p: allowed(p.code))
 
     @get("/reports/uninvoiced", operation_id="time.uninvoicedReport",
          summary="Billable time not yet invoiced, per project")
     async def uninvoiced_report(
+            request: Request[Any, Any, Any],
             start: Annotated[dt.date, QueryParameter(name="from", description="First spent date.")],
             end: Annotated[dt.date, QueryParameter(name="to", description="Last spent date (≤ 1 year on).")],
             limit: Limit = 100, cursor: Cursor = None,
     ) -> Page[UninvoicedProject]:
         # The vendor reports every project at once; the contract pages it like every other list.
-        rows = (await system.uninvoiced_report(start, end)).items
+        allowed = await (await system_scope(request)).project_filter()
+        rows = [r for r in (await system.uninvoiced_report(start, end)).items if allowed(r.project_code)]
         offset = decode_cursor(cursor)
         more = offset + limit < len(rows)
         return Page(items=rows[offset:offset + limit], next_cursor=encode_cursor(offset + limit) if more else None)
