@@ -10,6 +10,7 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 from contracts.common import Page
 from contracts.crm import Account, AccountUpsert, Opportunity, OpportunityStage
 from system_apis.domains._params import Cursor, Limit, created_spec, upserted
+from system_apis.pacing import bind_consumer
 
 __all__ = ["API", "CrmSystem", "crm_router"]
 
@@ -55,5 +56,5 @@ def crm_router(system: CrmSystem) -> Router:
     async def get_opportunity(opportunity_id: Annotated[str, PathParameter(max_length=64)]) -> Opportunity:
         return await system.get_opportunity(opportunity_id)
 
-    return Router(path="/system/crm/v1", opt={"api": API}, tags=["crm"],
+    return Router(path="/system/crm/v1", opt={"api": API}, tags=["crm"], before_request=bind_consumer,
                   route_handlers=[list_accounts, get_account, upsert_account, list_opportunities, get_opportunity])

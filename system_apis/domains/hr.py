@@ -16,6 +16,7 @@ from litestar.params import PathParameter, QueryParameter
 from contracts.common import Page
 from contracts.workforce import CostCenter, Worker
 from system_apis.domains._params import Cursor
+from system_apis.pacing import bind_consumer
 
 __all__ = ["API", "HrLimit", "HrSystem", "hr_router"]
 
@@ -51,5 +52,5 @@ def hr_router(system: HrSystem) -> Router:
     async def list_cost_centers(limit: HrLimit = 100, cursor: Cursor = None) -> Page[CostCenter]:
         return await system.list_cost_centers(limit, cursor)
 
-    return Router(path="/system/hr/v1", opt={"api": API}, tags=["hr"],
+    return Router(path="/system/hr/v1", opt={"api": API}, tags=["hr"], before_request=bind_consumer,
                   route_handlers=[list_workers, get_worker, list_cost_centers])
