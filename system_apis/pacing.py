@@ -12,9 +12,10 @@ the vendor publishes (declared beside its client, `VendorBudget`), and in each w
   the process APIs' service identity, which may send up to `Shares.service` (60%) —
   a month-end billing run is not starved by an integration's retry storm.
 
-A request over its share is not queued for the rest of the window: the vendor client
-answers at once that the vendor is busy (503 `vendor-unavailable`, `Retry-After` = when
-the share frees room), and the caller's own retry policy decides (the process steps wait
+A request over its share is not queued for the rest of the window: it is answered at once
+429 `rate-limited` with `Retry-After` = when its share frees room (the consumer sent too
+much; 503 `vendor-unavailable` when the vendor's whole budget is spent, which is nobody's
+excess alone), and the caller's own retry policy decides (the process steps wait
 `Retry-After` at their level). When the vendor answers 429 anyway (another worker or
 tool on the same token, or a separately limited endpoint such as Harvest's reports), that
 call is answered alike, at once.
@@ -97,28 +98,26 @@ class Pacer:
         self.service_cap = max(1, math.floor(n * self.shares.service))
         self.others_cap = max(1, n - math.ceil(n * self.shares.reserved))
 
-    def take(self, who: str | None) -> float:
-        """Record a send for `who` and return 0, or return how long until `who` may send (nothing recorded)."""
+    def take(self, who: str | None) -> tuple[float, bool]:
+        """Record a send for `who` and return (0, False); or, recording nothing, how long until `who` may
+        send and whether `who`'s own share (rather than the vendor's whole budget) is what is spent."""
         now = self._clock()
         horizon = now - self.budget.seconds
         for log in (self._all, self._others, *self._by_consumer.values()):
             while log and log[0] <= horizon:
                 log.popleft()
-        waits = [0.0]
-        if len(self._all) >= self.budget.requests:
-            waits.append(self._all[0] - horizon)
+        whole = self._all[0] - horizon if len(self._all) >= self.budget.requests else 0.0
+        share = 0.0
         own: collections.deque[float] | None = None
         service = who in _service_consumers
         if who is not None:
             own = self._by_consumer.setdefault(who, collections.deque())
-            cap = self.service_cap if service else self.consumer_cap
-            if len(own) >= cap:
-                waits.append(own[0] - horizon)
+            if len(own) >= (self.service_cap if service else self.consumer_cap):
+                share = own[0] - horizon
             if not service and len(self._others) >= self.others_cap:
-                waits.append(self._others[0] - horizon)
-        wait = max(waits)
-        if wait > 0:
-            return wait
+                share = max(share, self._others[0] - horizon)
+        if whole > 0 or share > 0:
+            return max(whole, share), share >= whole
         self._all.append(now)
         if own is not None:
             own.append(now)
@@ -126,4 +125,4 @@ class Pacer:
                 self._others.append(now)
         if len(self._by_consumer) > 1000:  # forget consumers that sent nothing in the window
             self._by_consumer = {k: v for k, v in self._by_consumer.items() if v}
-        return 0.0
+        return 0.0, False

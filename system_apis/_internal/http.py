@@ -5,6 +5,7 @@ Error tree (what a vendor client raises; the system API maps it to a problem)::
     VendorError
     ├── TransientVendorError      retry later: nothing was (or may safely be re-)done
     │   ├── VendorRateLimited     429 or a concurrency-limit error; carries retry_after
+    │   │   └── VendorShareSpent  not sent: the consumer's share of our budget is spent
     │   ├── VendorUnavailable     5xx, timeout, connection failure
     │   └── CircuitOpenError      the breaker refuses calls for a cool-down
     └── VendorRejected            4xx business answer: not found, conflict, invalid
@@ -46,6 +47,7 @@ __all__ = [
     "VendorHttp",
     "VendorRateLimited",
     "VendorRejected",
+    "VendorShareSpent",
     "VendorUnavailable",
     "error_body",
     "transient_error",
@@ -79,6 +81,15 @@ class VendorRateLimited(TransientVendorError):
                  body: object = None) -> None:
         super().__init__(vendor, message, status=status, body=body)
         self.retry_after = retry_after
+
+
+class VendorShareSpent(VendorRateLimited):
+    """Not sent: this consumer has used its share of the vendor's request budget (`system_apis.pacing`)."""
+
+    def __init__(self, vendor: str, consumer: str, retry_after: float) -> None:
+        super().__init__(vendor, f"{consumer} has used its share of our {vendor} request budget for "
+                         f"{retry_after:.1f}s", retry_after=retry_after, status=None)
+        self.consumer = consumer
 
 
 class VendorUnavailable(TransientVendorError):
@@ -283,14 +294,17 @@ class VendorHttp:
         assert self.pacer is not None
         who = consumer.get()
         slept = 0.0
-        while (wait := self.pacer.take(who)) > 0:
+        while True:
+            wait, own_share = self.pacer.take(who)
+            if wait <= 0:
+                return slept
             if wait > self.max_wait or waited + slept + wait > self.wait_budget:
-                raise VendorRateLimited(
-                    self.vendor, f"the vendor's request budget{'' if who is None else ' share of ' + who} is "
-                    f"spent for {wait:.1f}s", retry_after=wait, status=None)
+                if own_share:
+                    raise VendorShareSpent(self.vendor, who or "", wait)
+                raise VendorRateLimited(self.vendor, f"our request budget is spent for {wait:.1f}s",
+                                        retry_after=wait, status=None)
             slept += wait
             await self._sleep(wait)
-        return slept
 
 
 def _body(response: httpx.Response) -> object:

@@ -6,7 +6,8 @@ every caller's request — another consumer's request to the time API was held 1
 whole embedded gateway runs with production's vendor retry policy against the Harvest simulator
 with its real limit and clock: consumer A bursts, and while it lasts consumer B and the process
 APIs' service identity each ask once. B and the service identity are answered at once, A is told to come back
-(503 `vendor-unavailable` or 429, with `Retry-After`), and no request is held open.
+(429 for its spent share of the vendor's budget, or 503 when the vendor is busy, with
+`Retry-After`), and no request is held open.
 """
 
 from __future__ import annotations
