@@ -16,6 +16,7 @@ from litestar import Router
 
 from foundation.retry import RetryPolicy
 from gateway.settings import Settings
+from system_apis.pacing import set_service_consumers
 from system_apis.registry import (
     Simulator,
     VendorConfigurationError,
@@ -44,6 +45,7 @@ def build_vendors(settings: Settings, *, retry: RetryPolicy | None = None) -> di
     Fails (`VendorConfigurationError`) when a domain has several vendors and `PSCONNECT_VENDORS`
     chooses none, or the choice names a domain or vendor that is not installed.
     """
+    set_service_consumers(frozenset({settings.service_client_id}))  # its own share of each vendor's budget
     served = domains()
     unknown = sorted(set(settings.vendor_choice) - set(served))
     if unknown:

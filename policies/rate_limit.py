@@ -4,7 +4,7 @@ Runs after authentication (it needs `ctx.principal.client_id`) at Kong's rate-li
 priority, 910. Counting uses the `limits` strategies in a shared `CounterStore`: a
 request's limits are tested together and spent all or none, atomically (`limits.aio`
 in memory, one Lua script with `limits`' keys and arithmetic on Redis), never a
-read-then-write, so N workers on one Redis admit exactly the limit. Keys are consumer +
+read-then-write, so N workers on one Redis admit what one process would. Keys are consumer +
 API + window, the same on every node.
 
 Every governed response carries the IETF httpapi `RateLimit-Policy` and `RateLimit`

@@ -5,7 +5,8 @@ The public face of the system APIs' failures: the gateway registers `vendor_prob
 system APIs' `_internal`.
 
 A vendor throttling us or down is *our upstream* failing, so it is a 503 with
-`Retry-After` (the consumer's own 429 is reserved for the gateway's limits); a vendor
+`Retry-After` (the consumer's own 429 is reserved for limits on the consumer: the gateway's, and
+its share of a vendor's budget, `system_apis.pacing`); a vendor
 business refusal keeps its meaning (404, 409, 422).
 """
 
@@ -14,12 +15,17 @@ from __future__ import annotations
 import math
 
 from contracts.problems import ProblemError
-from system_apis._internal.http import TransientVendorError, VendorError, VendorRejected
+from system_apis._internal.http import TransientVendorError, VendorError, VendorRejected, VendorShareSpent
 
 __all__ = ["VendorError", "vendor_problem"]
 
 
 def vendor_problem(exc: VendorError) -> ProblemError:
+    if isinstance(exc, VendorShareSpent):  # the consumer sent too much: its own 429, as the gateway's limits
+        return ProblemError(429, "rate-limited", "Too many requests",
+                            f"This client has used its share of the {exc.vendor} request budget, which all "
+                            "consumers share; retry after the window frees room.", code="vendor_share_spent",
+                            headers={"Retry-After": str(max(1, math.ceil(exc.retry_after or 1)))})
     if isinstance(exc, TransientVendorError):
         wait = max(1, math.ceil(exc.retry_after or 1))
         return ProblemError(503, "vendor-unavailable", "Vendor system unavailable",

@@ -5,6 +5,7 @@ Error tree (what a vendor client raises; the system API maps it to a problem)::
     VendorError
     ├── TransientVendorError      retry later: nothing was (or may safely be re-)done
     │   ├── VendorRateLimited     429 or a concurrency-limit error; carries retry_after
+    │   │   └── VendorShareSpent  not sent: the consumer's share of our budget is spent
     │   ├── VendorUnavailable     5xx, timeout, connection failure
     │   └── CircuitOpenError      the breaker refuses calls for a cool-down
     └── VendorRejected            4xx business answer: not found, conflict, invalid
@@ -14,6 +15,14 @@ Retries follow "exponential backoff with full jitter"
 undercut a vendor's `Retry-After`. Only transient failures are retried, and a 5xx or
 timeout only when the request is idempotent (GET/PUT/DELETE, or a write the vendor
 de-duplicates by key) — a 429 means the vendor did nothing, so it is always safe.
+
+Every call here serves a request someone is waiting on, so waiting is bounded: a wait
+longer than `max_wait` (the vendor's `Retry-After`, or the consumer's share of the
+vendor's budget being spent, see `system_apis.pacing`) is not waited out inside the
+request — the error is raised at once and answered 503 with `Retry-After`, and the
+caller retries at its level (the process steps do) instead of holding a connection, and
+a worker's attention, for up to a minute. All waits of one call together stay within
+`wait_budget`.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ import msgspec
 
 from contracts.correlation import outgoing_headers
 from foundation.retry import RetryPolicy, parse_retry_after
+from system_apis.pacing import Pacer, consumer
 
 __all__ = [
     "CircuitBreaker",
@@ -37,12 +47,17 @@ __all__ = [
     "VendorHttp",
     "VendorRateLimited",
     "VendorRejected",
+    "VendorShareSpent",
     "VendorUnavailable",
     "error_body",
     "transient_error",
 ]
 
 IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+MAX_WAIT: Final = 1.0
+"""The longest one wait inside a request (seconds); a longer one is answered 503 + Retry-After at once."""
+WAIT_BUDGET: Final = 2.0
+"""The most one call waits in all (seconds), retries included."""
 
 
 class VendorError(Exception):
@@ -66,6 +81,15 @@ class VendorRateLimited(TransientVendorError):
                  body: object = None) -> None:
         super().__init__(vendor, message, status=status, body=body)
         self.retry_after = retry_after
+
+
+class VendorShareSpent(VendorRateLimited):
+    """Not sent: this consumer has used its share of the vendor's request budget (`system_apis.pacing`)."""
+
+    def __init__(self, vendor: str, consumer: str, retry_after: float) -> None:
+        super().__init__(vendor, f"{consumer} has used its share of our {vendor} request budget for "
+                         f"{retry_after:.1f}s", retry_after=retry_after, status=None)
+        self.consumer = consumer
 
 
 class VendorUnavailable(TransientVendorError):
@@ -186,12 +210,18 @@ class VendorHttp:
         retry: RetryPolicy | None = None,
         breaker: CircuitBreaker | None = None,
         sleep: Sleep = asyncio.sleep,
+        pacer: Pacer | None = None,
+        max_wait: float = MAX_WAIT,
+        wait_budget: float = WAIT_BUDGET,
     ) -> None:
         self.vendor = vendor
         self.client = client
         self.classify = classify or self.default_classify
         self.retry = retry or RetryPolicy()
         self.breaker = breaker or CircuitBreaker(vendor)
+        self.pacer = pacer
+        self.max_wait = max_wait
+        self.wait_budget = wait_budget
         self._sleep = sleep
         self.calls = 0
 
@@ -226,8 +256,11 @@ class VendorHttp:
         if content is not None:
             send_headers.setdefault("Content-Type", "application/json")
         attempt = 0
+        waited = 0.0
         while True:
             attempt += 1
+            if self.pacer is not None:
+                waited += await self._pace(waited)
             self.breaker.before_call()
             self.calls += 1
             error: VendorError | None
@@ -250,7 +283,28 @@ class VendorHttp:
             retryable = isinstance(error, VendorRateLimited) or safe
             if not retryable or attempt >= self.retry.max_attempts:
                 raise error
-            await self._sleep(self.retry.delay(attempt, error.retry_after))
+            delay = self.retry.delay(attempt, error.retry_after)
+            if delay > self.max_wait or waited + delay > self.wait_budget:
+                raise error  # answered at once with Retry-After; not waited out inside the request
+            waited += delay
+            await self._sleep(delay)
+
+    async def _pace(self, waited: float) -> float:
+        """Take a send from the vendor's budget for this request's consumer, waiting briefly if need be."""
+        assert self.pacer is not None
+        who = consumer.get()
+        slept = 0.0
+        while True:
+            wait, own_share = self.pacer.take(who)
+            if wait <= 0:
+                return slept
+            if wait > self.max_wait or waited + slept + wait > self.wait_budget:
+                if own_share:
+                    raise VendorShareSpent(self.vendor, who or "", wait)
+                raise VendorRateLimited(self.vendor, f"our request budget is spent for {wait:.1f}s",
+                                        retry_after=wait, status=None)
+            slept += wait
+            await self._sleep(wait)
 
 
 def _body(response: httpx.Response) -> object:

@@ -35,6 +35,7 @@ from contracts.erp import AccountingPeriod, Customer, CustomerUpsert, ErpProject
 from contracts.workforce import Employee, EmployeeUpsert
 from system_apis.domains._params import Cursor, Limit, created_spec, upserted
 from system_apis.grants import SystemScope, kept, system_scope
+from system_apis.pacing import bind_consumer
 
 __all__ = ["API", "ErpSystem", "erp_router"]
 
@@ -238,7 +239,7 @@ def erp_router(system: ErpSystem) -> Router:
         page = await system.list_credit_memos(project_external_id, period, limit, cursor)
         return kept(page, lambda m: allowed(m.project_external_id))
 
-    return Router(path="/system/erp/v1", opt={"api": API}, tags=["erp"],
+    return Router(path="/system/erp/v1", opt={"api": API}, tags=["erp"], before_request=bind_consumer,
                   route_handlers=[list_legal_entities, get_legal_entity, get_customer, upsert_customer,
                                   list_projects, get_project, upsert_project, list_accounting_periods,
                                   upsert_employee, post_time, get_time_posting, list_posted_time,

@@ -27,6 +27,7 @@ from contracts.time import TimeEntry, TimeEntryStatus, TimeProject, UninvoicedPr
 from foundation.paging import decode_cursor, encode_cursor
 from system_apis.domains._params import Cursor, Limit
 from system_apis.grants import kept, system_scope
+from system_apis.pacing import bind_consumer
 
 __all__ = ["API", "EntryLimit", "TimeEntryQuery", "TimeSystem", "time_router"]
 
@@ -103,5 +104,5 @@ def time_router(system: TimeSystem) -> Router:
         more = offset + limit < len(rows)
         return Page(items=rows[offset:offset + limit], next_cursor=encode_cursor(offset + limit) if more else None)
 
-    return Router(path="/system/time/v1", opt={"api": API}, tags=["time"],
+    return Router(path="/system/time/v1", opt={"api": API}, tags=["time"], before_request=bind_consumer,
                   route_handlers=[list_time_entries, get_time_entry, list_projects, uninvoiced_report])

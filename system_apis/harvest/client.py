@@ -33,12 +33,14 @@ import msgspec
 from foundation.retry import RetryPolicy
 from system_apis._internal.http import Sleep, VendorError, VendorHttp, VendorRejected, error_body, transient_error
 from system_apis.harvest import _wire as wire
+from system_apis.pacing import Pacer, VendorBudget
 
 __all__ = [
     "API_PREFIX",
     "BASE_URL",
     "DEFAULT_ACCOUNT_ID",
     "MAX_PER_PAGE",
+    "RATE_LIMIT",
     "USER_AGENT",
     "VENDOR",
     "HarvestClient",
@@ -52,6 +54,9 @@ API_PREFIX: Final = "/v2"
 MAX_PER_PAGE: Final = 2000
 DEFAULT_ACCOUNT_ID: Final = "1000001"
 USER_AGENT: Final = "psconnect (integration@meridian.example)"
+RATE_LIMIT: Final = VendorBudget(100, 15.0)
+"""Harvest's limit for one account, all our consumers together
+(https://help.getharvest.com/api-v2/introduction/overview/general/#rate-limiting); the client paces to it."""
 
 P = TypeVar("P", bound=wire.PageMeta)
 T = TypeVar("T", bound=msgspec.Struct)
@@ -102,8 +107,9 @@ class HarvestClient:
 
     def __init__(self, http: httpx.AsyncClient, *, token: str = "sim-token", retry: RetryPolicy | None = None,
                  sleep: Sleep = asyncio.sleep, account_id: str = DEFAULT_ACCOUNT_ID,
-                 user_agent: str = USER_AGENT) -> None:
-        self.http = VendorHttp(VENDOR, http, classify=classify, retry=retry, sleep=sleep)
+                 user_agent: str = USER_AGENT, budget: VendorBudget | None = RATE_LIMIT) -> None:
+        self.http = VendorHttp(VENDOR, http, classify=classify, retry=retry, sleep=sleep,
+                               pacer=Pacer(budget) if budget is not None else None)
         self._headers = {"Authorization": f"Bearer {token}", "Harvest-Account-Id": account_id,
                          "User-Agent": user_agent, "Accept": "application/json"}
 

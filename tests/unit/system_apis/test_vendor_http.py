@@ -44,11 +44,11 @@ def make(script: Script, **kwargs: object) -> tuple[VendorHttp, list[float]]:
 
 
 async def test_429_is_retried_after_at_least_retry_after_even_for_post() -> None:
-    script = Script((429, {"Retry-After": "3"}), (200, {}))
+    script = Script((429, {"Retry-After": "1"}), (200, {}))
     http, waits = make(script)
     response = await http.request("POST", "/things", json={"a": 1})
     assert response.status_code == 200 and len(script.seen) == 2
-    assert waits and waits[0] >= 3
+    assert waits and waits[0] >= 1
 
 
 async def test_5xx_retried_for_idempotent_calls_only() -> None:
@@ -123,6 +123,6 @@ def test_backoff_is_jittered_capped_and_never_below_retry_after() -> None:
 async def test_rate_limits_never_open_the_breaker() -> None:
     breaker = CircuitBreaker("acme", threshold=2, cooldown=60)
     script = Script(*[(429, {"Retry-After": "0"})] * 6, (200, {}))
-    http, _ = make(script, retry=RetryPolicy(max_attempts=7), breaker=breaker)
+    http, _ = make(script, retry=RetryPolicy(max_attempts=7, base_delay=0.01, max_delay=0.05), breaker=breaker)
     assert (await http.request("GET", "/x")).status_code == 200
     assert breaker.state == "closed"
