@@ -54,8 +54,15 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _clients_create(args: argparse.Namespace) -> int:
     from gateway.app import create_gateway
+    from gateway.openapi import catalog
 
     gateway = create_gateway()
+    declared = {s for entry in catalog(gateway.litestar, gateway.bindings) for s in entry.scopes}
+    unknown = [s for s in dict.fromkeys(args.scope) if s not in declared]
+    if unknown:  # a scope no API declares would grant nothing today and something unplanned tomorrow
+        print(f"psconnect clients create: no API declares the scope(s) {', '.join(unknown)}; "
+              f"declared scopes are: {' '.join(sorted(declared))}", file=sys.stderr)
+        return 2
     gateway.oauth.create_tables()
     client_id, secret = gateway.oauth.clients.create(args.name, args.scope, client_id=args.client_id,
                                                      legal_entities=args.legal_entity or None)
@@ -158,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
                     ).set_defaults(func=_keys_rotate)
 
     _add_process_commands(sub)
+    from cli.accounts import register as register_accounts
+    register_accounts(sub)
 
     sims = sub.add_parser("simulators", help="serve the vendor simulators as separate HTTP servers")
     sims.add_argument("--host", default="127.0.0.1")

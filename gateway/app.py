@@ -40,13 +40,15 @@ from gateway.settings import Settings, load_settings
 from gateway.upstream import UpstreamPool, upstream_routers
 from gateway.usage import UsageRecorder
 from gateway.vendors import VendorRuntime, build_vendors
-from policies.bindings import Bindings, load_bindings
+from policies.bindings import Bindings, load_bindings, scope_needs_approval
 from policies.chain import PolicyChain
 from policies.cors import litestar_cors
+from policies.failure_throttle import FailureThrottle
 from system_apis.grants import DIRECTORY_STATE_KEY, ErpDirectory
 from web.console.routes import CONSOLE_SCOPES, console_router
-from web.portal.accounts import Accounts
+from web.portal.accounts import Accounts, upgrade_schema
 from web.portal.apps import Apps
+from web.portal.mail import Mailer
 from web.portal.routes import portal_router
 from web.sessions import WebSessions
 
@@ -117,8 +119,12 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
     oauth_http = httpx.AsyncClient(timeout=httpx.Timeout(5.0))
     oauth = OAuth(settings, engine, http=oauth_http)
 
-    apps = Apps(engine, oauth.clients)  # the portal's applications carry the plan their consumer subscribed to
+    # The portal's applications carry the plan their consumer subscribed to; their sensitive scopes wait for an admin.
+    apps = Apps(engine, oauth.clients, needs_approval=lambda scope: scope_needs_approval(bindings, scope))
     policy_runtime = PolicyRuntime(settings, bindings, oauth, subscriptions=apps.plan_of)
+    # Failed client authentications and portal sign-ins, counted in the limits' store (Redis when shared).
+    throttle = FailureThrottle(policy_runtime.limits, trusted_proxies=bindings.trusted_proxies)
+    oauth.throttle = throttle
 
     processes = Processes.create(demo_calendar=settings.seed_demo and settings.embedded)
     upstream_pool = UpstreamPool()  # remote upstream routes (gateway/upstream.py)
@@ -133,10 +139,12 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
 
     internal_http = httpx.AsyncClient(transport=httpx.ASGITransport(app=whole_app), base_url="http://psconnect.internal",
                                       timeout=httpx.Timeout(60.0))
-    web = WebSessions(Accounts(engine, frozenset(settings.portal_admins), frozenset(settings.operations_users)))
+    accounts = Accounts(engine, base_url=settings.issuer)  # roles come from an admin, never from an email
+    web = WebSessions(accounts)
     console = console_router(web, internal_http, ServiceToken(oauth, settings.console_client_id, CONSOLE_SCOPES,
                                                               settings.token_ttl))
-    portal = portal_router(web, apps, usage, api_catalog, token_url=f"{settings.issuer}/oauth2/token")
+    portal = portal_router(web, apps, usage, api_catalog, token_url=f"{settings.issuer}/oauth2/token",
+                           mailer=Mailer(settings.smtp_url, settings.smtp_from), throttle=throttle)
     token = ServiceToken(oauth, settings.service_client_id, SERVICE_SCOPES, settings.token_ttl)
     # The system APIs attribute records to legal entities through the ERP, read as the service (system_apis/grants.py).
     entity_directory = ErpDirectory(internal_http, token)
@@ -172,6 +180,7 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
         DBOS(config=executors.configure(_dbos_config(settings)))  # type: ignore[arg-type]
         executors.launch()  # takes the lease, DBOS.launch(), then recovers dead executors' workflows
         resumed = await processes.resume()
+        portal_start_up(settings, engine, accounts)
         log.info("gateway started", extra={"fields": {"event": "startup", "issuer": settings.issuer,
                                                       "embedded": settings.embedded, "resumed_runs": resumed}})
 
@@ -191,6 +200,20 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
     litestar.on_startup.append(startup)
     litestar.on_shutdown.append(shutdown)
     return gateway
+
+
+def portal_start_up(settings: Settings, engine: sa.Engine, accounts: Accounts) -> None:
+    """Bring an older portal schema up to date; warn about ignored role settings; print the first-admin link."""
+    upgrade_schema(engine)
+    for name, value in (("PSCONNECT_PORTAL_ADMINS", settings.portal_admins),
+                        ("PSCONNECT_OPERATIONS_USERS", settings.operations_users)):
+        if value:
+            log.warning(f"{name} is ignored: roles are granted by a portal admin or `psconnect accounts grant`",
+                        extra={"fields": {"event": "ignored_setting", "setting": name}})
+    link = accounts.enrolment_link()
+    if link is not None:
+        log.warning("no portal admin yet: open this one-time link, signed in, to become the first admin",
+                    extra={"fields": {"event": "admin_enrolment_link", "link": link}})
 
 
 def create_tables(settings: Settings) -> None:

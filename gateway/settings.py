@@ -46,12 +46,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     vendor_choice: Annotated[dict[str, str], Meta(description=(
         "PSCONNECT_VENDORS: JSON {domain: vendor}; required for a domain with several installed vendors."))] = {}
     seed_demo: Annotated[bool, Meta(description="PSCONNECT_SEED_DEMO: seed simulators and demo client.")] = True
-    portal_admins: Annotated[tuple[str, ...], Meta(
-        description="PSCONNECT_PORTAL_ADMINS: comma-separated emails whose portal accounts are admins.")] = (
-        "admin@psconnect.local",)
-    operations_users: Annotated[tuple[str, ...], Meta(
-        description="PSCONNECT_OPERATIONS_USERS: comma-separated emails that may use the operations console.")] = (
-        "ops@psconnect.local",)
+    portal_admins: Annotated[tuple[str, ...], Meta(description=(
+        "PSCONNECT_PORTAL_ADMINS: no longer grants anything (roles come from an admin or `psconnect accounts`); "
+        "accepted and ignored with a warning at start-up."))] = ()
+    operations_users: Annotated[tuple[str, ...], Meta(description=(
+        "PSCONNECT_OPERATIONS_USERS: no longer grants anything; accepted and ignored with a warning."))] = ()
+    smtp_url: Annotated[str | None, Meta(description=(
+        "PSCONNECT_SMTP_URL: smtp://[user:password@]host[:port] (STARTTLS when offered) or smtps://…; the "
+        "portal's confirmation mail. Unset: the link is written to the server log."))] = None
+    smtp_from: Annotated[str, Meta(description="PSCONNECT_SMTP_FROM: sender of the portal's mail.")] = \
+        "psconnect@localhost"
     console_client_id: str = "psconnect-console"
     service_client_id: str = "psconnect-internal"
     cors_origins: Annotated[tuple[str, ...], Meta(description=(
@@ -101,10 +105,12 @@ def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Set
         "vendor_urls": msgspec.json.decode(e.get("PSCONNECT_VENDOR_URLS", "{}")),
         "vendor_tokens": msgspec.json.decode(e.get("PSCONNECT_VENDOR_TOKENS", "{}")),
         "vendor_choice": msgspec.json.decode(e.get("PSCONNECT_VENDORS", "{}")),
-        "portal_admins": tuple(a.strip().lower() for a in e.get("PSCONNECT_PORTAL_ADMINS",
-                                                                "admin@psconnect.local").split(",") if a.strip()),
-        "operations_users": tuple(a.strip().lower() for a in e.get("PSCONNECT_OPERATIONS_USERS",
-                                                                   "ops@psconnect.local").split(",") if a.strip()),
+        "portal_admins": tuple(a.strip().lower() for a in e.get("PSCONNECT_PORTAL_ADMINS", "").split(",")
+                               if a.strip()),
+        "operations_users": tuple(a.strip().lower() for a in e.get("PSCONNECT_OPERATIONS_USERS", "").split(",")
+                                  if a.strip()),
+        "smtp_url": e.get("PSCONNECT_SMTP_URL") or None,
+        "smtp_from": e.get("PSCONNECT_SMTP_FROM") or "psconnect@localhost",
         "seed_demo": e.get("PSCONNECT_SEED_DEMO", "1") not in ("0", "false", "no"),
         "cors_origins": tuple(o.strip() for o in e.get("PSCONNECT_CORS_ORIGINS", "").split(",") if o.strip()),
         "upstreams": msgspec.json.decode(e.get("PSCONNECT_UPSTREAMS", "[]")),

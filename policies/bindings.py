@@ -40,9 +40,11 @@ __all__ = [
     "BindingsError",
     "Deprecation",
     "OperationBinding",
+    "SelfService",
     "check_policies",
     "load_bindings",
     "required_scopes",
+    "scope_needs_approval",
 ]
 
 DEFAULT_FILE = Path(__file__).with_name("gateway.yaml")
@@ -102,6 +104,20 @@ class ApiBinding(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
             raise ValueError("lifecycle 'deprecated' and a deprecation block go together")
 
 
+class SelfService(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Which scopes a portal application gets at registration; every other scope waits for an admin.
+
+    A scope's sensitivity is its API's layer and its access (`<layer>.<api>:<access>`):
+    finance writes and the system layer's direct vendor access are never self-service.
+    """
+
+    layers: Annotated[tuple[Literal["system", "process", "experience"], ...], Meta(
+        description="Layers whose scopes (of the accesses below) are granted at registration.")] = (
+        "experience", "process")
+    access: Annotated[tuple[Literal["read", "write", "admin"], ...], Meta(
+        description="Accesses granted at registration on those layers.")] = ("read",)
+
+
 ApiName = Annotated[str, Meta(pattern=r"^[a-z_]+\.[a-z_]+$")]
 PlanName = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_-]*$")]
 
@@ -125,6 +141,9 @@ class Bindings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         CorsConfig()
     trusted_proxies: Annotated[tuple[str, ...], Meta(description=(
         "CIDR blocks of load balancers whose X-Forwarded-For is believed (for `ip_allow`)."))] = ()
+    self_service: Annotated[SelfService, Meta(description=(
+        "Scopes a portal application is granted at registration; the rest wait for an admin's approval."))] = \
+        SelfService()
 
     def __post_init__(self) -> None:
         # Cross-field rules; msgspec reports them at decode time, with the path `$`.
@@ -280,3 +299,11 @@ def required_scopes(bindings: Bindings, api: str, operation_id: str, method: str
     if op is not None:
         return op.scopes
     return (f"{api}:{'read' if method.upper() in SAFE_METHODS else 'write'}",)
+
+
+def scope_needs_approval(bindings: Bindings, scope: str) -> bool:
+    """True unless `scope` is self-service (`self_service`): an API's scope outside it, or no API's, waits."""
+    api, _, access = scope.partition(":")
+    binding = bindings.apis.get(api)
+    rule = bindings.self_service
+    return binding is None or binding.layer not in rule.layers or access not in rule.access

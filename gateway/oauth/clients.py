@@ -194,6 +194,14 @@ class ClientRegistry:
             raise KeyError(client_id)
         return secret
 
+    def set_grants(self, client_id: str, scopes: Sequence[str], legal_entities: Sequence[str] | None) -> None:
+        """Replace what the client may ask for (an admin's approval in the portal); tokens issued later see it."""
+        with self.engine.begin() as conn:
+            result = conn.execute(oauth_clients.update().where(oauth_clients.c.client_id == client_id).values(
+                scopes=_join(scopes), legal_entities=None if legal_entities is None else _join(legal_entities)))
+        if result.rowcount == 0:
+            raise KeyError(client_id)
+
     def revoke(self, client_id: str) -> None:
         """Stop issuing tokens to the client. Tokens already issued live until `exp` (short TTL)."""
         with self.engine.begin() as conn:

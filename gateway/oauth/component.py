@@ -16,6 +16,7 @@ from gateway.oauth.routes import AuthorizationServerMetadata, oauth_routes
 from gateway.oauth.server import OAuthServer
 from gateway.oauth.validator import TokenValidator
 from gateway.settings import Settings
+from policies.failure_throttle import FailureThrottle
 
 __all__ = ["OAuth"]
 
@@ -50,6 +51,8 @@ class OAuth:
         self.validator = TokenValidator(issuer=self.issuer, audience=settings.audience, keys=self.keys, http=http,
                                         external_issuers=settings.external_issuers, leeway=leeway,
                                         jwks_cooldown=jwks_cooldown, clock=clock)
+        self.throttle: FailureThrottle | None = None
+        """Set by the gateway once its counter store exists: throttles failed client authentications."""
 
     def create_tables(self) -> None:
         """Create `oauth_clients` and `signing_keys` if missing (other tables of the metadata are left alone)."""

@@ -8,7 +8,10 @@ they are problem-shaped like every other error of the gateway.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Annotated, Any, Protocol
+from urllib.parse import unquote
 
 import anyio.to_thread
 import msgspec
@@ -23,6 +26,7 @@ from msgspec import Meta
 from contracts.problems import problem_type
 from gateway.oauth.keys import SigningKeys
 from gateway.oauth.server import OAuthServer, TokenHttpRequest
+from policies.failure_throttle import FailureThrottle
 
 __all__ = ["AuthorizationServerMetadata", "Jwks", "TokenError", "TokenRequest", "TokenResponse", "oauth_routes"]
 
@@ -49,7 +53,8 @@ class TokenError(msgspec.Struct, kw_only=True, omit_defaults=True):
     """RFC 6749 §5.2 error, also carrying RFC 9457 problem members."""
 
     error: Annotated[str, Meta(description="invalid_request, invalid_client, invalid_grant, unauthorized_client, "
-                                           "unsupported_grant_type or invalid_scope.")]
+                                           "unsupported_grant_type, invalid_scope, or temporarily_unavailable "
+                                           "(429: too many failed authentications; see Retry-After).")]
     type: str
     title: str
     status: int
@@ -88,7 +93,8 @@ class AuthorizationServerMetadata(msgspec.Struct, kw_only=True, omit_defaults=Tr
 
 _TITLES = {"invalid_client": "Client authentication failed", "invalid_scope": "Scope not allowed",
            "unsupported_grant_type": "Grant type not supported", "invalid_request": "Invalid token request",
-           "unauthorized_client": "Client not authorized for this grant", "invalid_grant": "Invalid grant"}
+           "unauthorized_client": "Client not authorized for this grant", "invalid_grant": "Invalid grant",
+           "temporarily_unavailable": "Too many failed authentications"}
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
@@ -115,12 +121,26 @@ def _malformed_form(_request: Request[Any, Any, Any], exc: ValidationException) 
     return _error("invalid_request", "Malformed or repeated token request parameter.", 400, dict(_NO_STORE)).response
 
 
+def _basic_client_id(authorization: str | None) -> str | None:
+    """The client id of an HTTP Basic `Authorization` header; None when there is none (or not Basic)."""
+    scheme, _, value = (authorization or "").partition(" ")
+    if scheme.lower() != "basic" or not value.strip():
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8", "replace")
+    except (binascii.Error, ValueError):
+        return ""  # Basic was used, but garbled: authlib answers invalid_client
+    return unquote(decoded.partition(":")[0])  # RFC 6749 §2.3.1: form-encoded before Basic
+
+
 class AuthorizationServer(Protocol):
     """What the routes serve: the OAuth component (`gateway.oauth.component.OAuth`)."""
 
     realm: str
     server: OAuthServer
     keys: SigningKeys
+    throttle: FailureThrottle | None
+    """Counts failed client authentications per client id and address; None = unthrottled."""
 
     def metadata(self) -> AuthorizationServerMetadata: ...
 
@@ -138,6 +158,9 @@ def oauth_routes(oauth: AuthorizationServer) -> list[ControllerRouterHandler]:
         responses={
             400: ResponseSpec(TokenError, description="Malformed request, unsupported grant type or invalid scope."),
             401: ResponseSpec(TokenError, description="Unknown, revoked or wrongly authenticated client."),
+            429: ResponseSpec(TokenError, description=(
+                "Too many failed authentications for this client id or from this address; retry after "
+                "the Retry-After header's seconds.")),
         },
     )
     async def token(
@@ -149,9 +172,30 @@ def oauth_routes(oauth: AuthorizationServer) -> list[ControllerRouterHandler]:
                          dict(_NO_STORE))
         if not data.grant_type:
             raise _error("invalid_request", "Missing grant_type.", 400, dict(_NO_STORE))
+        basic_client = _basic_client_id(request.headers.get("authorization"))
+        if basic_client is not None and data.client_secret is not None:
+            # RFC 6749 §2.3: a client MUST NOT use more than one authentication method in a request.
+            raise _error("invalid_request", "The client authenticated two ways at once (HTTP Basic and "
+                         "client_secret in the body); use one.", 400, dict(_NO_STORE))
+        client_id = basic_client or data.client_id or ""
+        throttle = oauth.throttle
+        address = ""
+        if throttle is not None:
+            address = throttle.address(request.client.host if request.client else None,
+                                       request.headers.get("x-forwarded-for"))
+            wait = await throttle.reserve("token", client_id, address)
+            if wait is not None:
+                raise _error("temporarily_unavailable", f"Too many failed authentications; retry in {wait} s.",
+                             429, {**_NO_STORE, "Retry-After": str(wait)})
         form = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None}
         http_request = TokenHttpRequest(request.method, request.headers, form)
-        result = await anyio.to_thread.run_sync(oauth.server.token_response, http_request)
+        failed_authentication = False
+        try:
+            result = await anyio.to_thread.run_sync(oauth.server.token_response, http_request)
+            failed_authentication = result.status >= 400 and result.body.get("error") == "invalid_client"
+        finally:
+            if throttle is not None and not failed_authentication:  # only a failed authentication stays counted
+                await throttle.release("token", client_id, address)
         headers = {k: v for k, v in result.headers if k.lower() != "content-type"} | _NO_STORE
         body = result.body
         if result.status >= 400:

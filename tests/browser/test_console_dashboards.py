@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -21,7 +22,14 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.harness import SCREENSHOTS, guarded_context, served_gateway
+from tests.browser.harness import (
+    SCREENSHOTS,
+    approve_pending,
+    confirm_email,
+    guarded_context,
+    psconnect,
+    served_gateway,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -33,34 +41,47 @@ Bars = dict[str, list[tuple[str, str, str]]]
 
 
 @pytest.fixture(scope="module")
-def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with served_gateway(tmp_path_factory.mktemp("console-dashboards-home")) as url:
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("console-dashboards-home")
+
+
+@pytest.fixture(scope="module")
+def base_url(home: Path) -> Iterator[str]:
+    with served_gateway(home) as url:
         yield url
 
 
 @pytest.fixture(scope="module")
-def auth(base_url: str) -> dict[str, str]:
+def auth(base_url: str, home: Path) -> dict[str, str]:
     """The operations user signed up, an app of theirs registered, October billed; the app's auth headers."""
     external: list[str] = []
     with guarded_context(external) as context:
-        headers = sign_up_and_register(context.new_page(), base_url)
+        headers = sign_up_and_register(context.new_page(), base_url, home)
     assert external == [], f"the portal made external requests: {external}"
     bill_october(base_url, headers)
     return headers
 
 
-def sign_up_and_register(page: Page, base_url: str) -> dict[str, str]:
-    """Sign up as the operations user and register an app for billing runs and dashboards; returns auth headers."""
+def sign_up_and_register(page: Page, base_url: str, home: Path) -> dict[str, str]:
+    """Sign up as the operations user and register an app for billing runs and dashboards; returns auth headers.
+
+    The operations role is granted on the server (`psconnect accounts grant`), the email confirmed with the
+    link the server logged, and the billing write scope approved by an admin.
+    """
     page.goto(f"{base_url}/portal/signup")
     page.fill("input[name=email]", "ops@psconnect.local")
     page.fill("input[name=name]", "Ops")
     page.fill("input[name=password]", "a long enough password")
     page.click("button:has-text('Sign up')")
+    psconnect(home, "accounts", "grant", "--email", "ops@psconnect.local", "--role", "operations")
+    confirm_email(page, home, "ops@psconnect.local")
+    page.goto(f"{base_url}/portal/apps")
     page.fill("input[name=name]", "Month-end checks")
     for scope in ("process.time_to_bill:read", "process.time_to_bill:write", "experience.dashboards:read"):
         page.check(f"input[value='{scope}']")
     page.click("button:has-text('Register')")
     creds = (page.locator("#client-id").inner_text(), page.locator("#client-secret").inner_text())
+    approve_pending(page.context, base_url, home)
     token = httpx.post(f"{base_url}/oauth2/token", data={"grant_type": "client_credentials"}, auth=creds)
     assert token.status_code == 200, token.text
     return {"Authorization": f"Bearer {token.json()['access_token']}"}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.portal.test_portal import PASSWORD, browser, csrf
+from tests.integration.portal.portal_kit import PASSWORD, browser, csrf, psconnect
 from tests.stack import Stack, running_stack
 
 
@@ -23,6 +23,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
 async def test_overview_draws_open_exceptions_as_charts(stack: Stack) -> None:
     async with browser(stack) as ops:
         await ops.post("/portal/signup", data={"email": "ops@psconnect.local", "name": "Ops", "password": PASSWORD})
+        assert psconnect(stack, "accounts", "grant", "--email", "ops@psconnect.local", "--role", "operations")[0] == 0
         page = await ops.get("/console")
         assert page.status_code == 200
         assert '<strong id="open-total">3</strong>' in page.text
@@ -34,6 +35,7 @@ async def test_overview_draws_open_exceptions_as_charts(stack: Stack) -> None:
 async def test_actions_go_through_the_workbench_and_the_audit_names_the_person(stack: Stack) -> None:
     async with browser(stack) as ops:
         await ops.post("/portal/signup", data={"email": "ops@psconnect.local", "name": "Ops", "password": PASSWORD})
+        assert psconnect(stack, "accounts", "grant", "--email", "ops@psconnect.local", "--role", "operations")[0] == 0
         listed = (await ops.get("/console/exceptions", params={"reason": "currency_mismatch"})).text
         exception_id = re.search(r'href="/console/exceptions/(exc_[0-9a-f]+)"', listed)
         assert exception_id

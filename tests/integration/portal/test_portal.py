@@ -1,4 +1,8 @@
-"""The developer portal as a browser uses it: accounts, sessions, CSRF, applications, plans, usage."""
+"""The developer portal as a browser uses it: accounts, sessions, CSRF, applications, plans, usage.
+
+Applications are registered by accounts that confirmed their email (the link the
+server logged), with self-service scopes; an admin is made by `psconnect accounts grant`.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +14,14 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from tests.integration.portal.portal_kit import PASSWORD, browser, csrf, psconnect, sign_up, sign_up_confirmed
 from tests.stack import Stack, running_stack
 from web.portal.accounts import accounts as accounts_table
 from web.portal.apps import apps as apps_table
 
-PASSWORD = "correct horse battery staple"
+__all__ = ["PASSWORD", "browser", "csrf", "make_admin", "register", "token"]
+
+SELF_SERVICE = ("process.provisioning:read", "experience.workbench:read")
 
 
 @pytest.fixture
@@ -23,27 +30,18 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
         yield s
 
 
-def browser(stack: Stack) -> httpx.AsyncClient:
-    """A cookie-keeping client on https, as a browser would be (session cookies are Secure)."""
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=stack.gateway.app),  # type: ignore[arg-type]
-                             base_url="https://portal.test", follow_redirects=True,
-                             headers={"Origin": "https://portal.test"})
+async def make_admin(client: httpx.AsyncClient, stack: Stack, email: str = "boss@example.com") -> None:
+    """An account made admin on the server's command line (`psconnect accounts grant`)."""
+    await sign_up(client, email)
+    code, _, err = psconnect(stack, "accounts", "grant", "--email", email, "--role", "admin")
+    assert code == 0, err
 
 
-def csrf(page: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert match, "page has no CSRF token"
-    return match.group(1)
-
-
-async def sign_up(client: httpx.AsyncClient, email: str = "dev@example.com") -> httpx.Response:
-    return await client.post("/portal/signup", data={"email": email, "name": "Dev", "password": PASSWORD})
-
-
-async def register(client: httpx.AsyncClient, plan: str = "bronze") -> tuple[str, str, str]:
+async def register(client: httpx.AsyncClient, plan: str = "bronze", scopes: tuple[str, ...] = SELF_SERVICE,
+                   legal_entities: str = "") -> tuple[str, str, str]:
     page = (await client.get("/portal/apps")).text
     answer = await client.post("/portal/apps", data={"csrf_token": csrf(page), "name": "Billing bot", "plan": plan,
-                                                     "scope": ["system.crm:read", "system.erp:read"]})
+                                                     "scope": list(scopes), "legal_entities": legal_entities})
     assert answer.status_code == 200, answer.text
     client_id = re.search(r'id="client-id">([^<]+)<', answer.text)
     secret = re.search(r'id="client-secret">([^<]+)<', answer.text)
@@ -99,30 +97,30 @@ class TestAccounts:
             assert (await client.get("/portal/apps")).status_code == 401
 
 
-class TestApplications:
+class TestApplications:  # every account here confirmed its email
     async def test_register_shows_the_secret_once_and_it_works_at_the_token_endpoint(self, stack: Stack) -> None:
         async with browser(stack) as client:
-            await sign_up(client)
+            await sign_up_confirmed(client)
             app_id, client_id, secret = await register(client)
             issued = await token(stack, client_id, secret)
-            assert issued.status_code == 200 and issued.json()["scope"] == "system.crm:read system.erp:read"
+            assert issued.status_code == 200 and issued.json()["scope"] == " ".join(SELF_SERVICE)
             app_page = (await client.get(f"/portal/apps/{app_id}")).text
             assert secret not in app_page and client_id in app_page
 
     async def test_calls_show_up_in_usage(self, stack: Stack) -> None:
         async with browser(stack) as client:
-            await sign_up(client)
+            await sign_up_confirmed(client)
             app_id, client_id, secret = await register(client)
             access = (await token(stack, client_id, secret)).json()["access_token"]
             for _ in range(3):
-                await stack.http.get("/system/crm/v1/accounts", headers={"Authorization": f"Bearer {access}"})
-            await stack.http.get("/process/provisioning/v1/runs", headers={"Authorization": f"Bearer {access}"})
+                await stack.http.get("/process/provisioning/v1/runs", headers={"Authorization": f"Bearer {access}"})
+            await stack.http.get("/experience/workbench/v1/exceptions", headers={"Authorization": f"Bearer {access}"})
             page = (await client.get(f"/portal/apps/{app_id}")).text
             assert '<td class="requests">4</td>' in page and "<svg" in page and 'class="bar requests"' in page
 
     async def test_rotate_replaces_the_secret_and_revoke_stops_tokens(self, stack: Stack) -> None:
         async with browser(stack) as client:
-            await sign_up(client)
+            await sign_up_confirmed(client)
             app_id, client_id, secret = await register(client)
             page = (await client.get(f"/portal/apps/{app_id}")).text
             rotated = await client.post(f"/portal/apps/{app_id}/rotate", data={"csrf_token": csrf(page)})
@@ -135,7 +133,7 @@ class TestApplications:
 
     async def test_forms_without_csrf_token_or_from_another_origin_are_refused(self, stack: Stack) -> None:
         async with browser(stack) as client:
-            await sign_up(client)
+            await sign_up_confirmed(client)
             page = (await client.get("/portal/apps")).text
             no_token = await client.post("/portal/apps",
                                          data={"name": "x", "plan": "bronze", "scope": "system.crm:read"})
@@ -147,13 +145,13 @@ class TestApplications:
 
     async def test_plan_upgrade_waits_for_an_admin(self, stack: Stack) -> None:
         async with browser(stack) as client:
-            await sign_up(client)
+            await sign_up_confirmed(client)
             app_id, _, _ = await register(client, plan="gold")
             page = (await client.get(f"/portal/apps/{app_id}")).text
             assert "bronze — upgrade to gold awaiting approval" in page
             assert (await client.get("/portal/admin")).status_code == 403
         async with browser(stack) as admin:
-            await sign_up(admin, "admin@psconnect.local")
+            await make_admin(admin, stack)
             queue = (await admin.get("/portal/admin")).text
             assert "Billing bot" in queue
             await admin.post(f"/portal/admin/apps/{app_id}/decision",
@@ -166,17 +164,17 @@ class TestApplications:
 
 async def test_the_plan_chosen_in_the_portal_sets_the_rate_limits(stack: Stack) -> None:
     async with browser(stack) as dev, browser(stack) as admin:
-        await sign_up(dev)
+        await sign_up_confirmed(dev)
         _, bronze_id, bronze_secret = await register(dev, plan="bronze")
         gold_app, gold_id, gold_secret = await register(dev, plan="gold")
-        await sign_up(admin, "admin@psconnect.local")
+        await make_admin(admin, stack)
         queue = (await admin.get("/portal/admin")).text
         await admin.post(f"/portal/admin/apps/{gold_app}/decision", data={"csrf_token": csrf(queue),
                                                                            "decision": "approve"})
     policies = {}
     for name, client_id, secret in (("bronze", bronze_id, bronze_secret), ("gold", gold_id, gold_secret)):
         access = (await token(stack, client_id, secret)).json()["access_token"]
-        answer = await stack.http.get("/system/crm/v1/accounts", headers={"Authorization": f"Bearer {access}"})
+        answer = await stack.http.get("/process/provisioning/v1/runs", headers={"Authorization": f"Bearer {access}"})
         assert answer.status_code == 200
         policies[name] = answer.headers["ratelimit-policy"]
     assert '"minute";q=120' in policies["bronze"] and '"minute";q=3000' in policies["gold"]
