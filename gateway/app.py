@@ -21,10 +21,12 @@ from dbos import DBOS
 from litestar import Litestar, Router, get
 from litestar.types import ASGIApp
 
+from experience_apis.audit.api import audit_router
 from experience_apis.dashboards.api import dashboards_router
 from experience_apis.dashboards.store import DashboardStore
 from experience_apis.workbench.api import workbench_router
 from experience_apis.workbench.store import WorkbenchStore
+from foundation.audit import AuditLog
 from foundation.db import create_engine, metadata
 from foundation.retry import RetryPolicy
 from gateway.docs import docs_router
@@ -116,7 +118,8 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
     oauth = OAuth(settings, engine, http=oauth_http)
 
     apps = Apps(engine, oauth.clients)  # the portal's applications carry the plan their consumer subscribed to
-    policy_runtime = PolicyRuntime(settings, bindings, oauth, subscriptions=apps.plan_of)
+    trail = AuditLog(engine)  # the audit policy records every write; the audit API reads it
+    policy_runtime = PolicyRuntime(settings, bindings, oauth, subscriptions=apps.plan_of, audit=trail)
 
     processes = Processes.create(demo_calendar=settings.seed_demo and settings.embedded)
     upstream_pool = UpstreamPool()  # remote upstream routes (gateway/upstream.py)
@@ -138,7 +141,7 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
     litestar = Litestar(
         route_handlers=[health, *oauth.routes, *{id(v): v.router for v in vendors.values()}.values(),
                         *processes.routers(), workbench_router(WorkbenchStore(engine)),
-                        dashboards_router(DashboardStore(engine)),
+                        dashboards_router(DashboardStore(engine)), audit_router(trail),
                         # API catalog, published OpenAPI documents and Swagger UI (ungoverned; gateway/docs.py).
                         docs_router(bindings), portal, console,
                         *upstream_routers(settings.upstreams, upstream_pool, bindings.apis),
