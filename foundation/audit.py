@@ -98,9 +98,9 @@ _PG_TRIGGERS = (
 for _sql in _SQLITE_TRIGGERS:
     sa.event.listen(audit_events, "after_create",
                     sa.DDL(_sql).execute_if(dialect="sqlite"))  # type: ignore[no-untyped-call]
-for _sql in (_PG_FUNCTION, *_PG_TRIGGERS):
+for _sql in (_PG_FUNCTION, *_PG_TRIGGERS):  # DDL formats with %: the function's own % doubled
     sa.event.listen(audit_events, "after_create",
-                    sa.DDL(_sql).execute_if(dialect="postgresql"))  # type: ignore[no-untyped-call]
+                    sa.DDL(_sql.replace("%", "%%")).execute_if(dialect="postgresql"))  # type: ignore[no-untyped-call]
 
 
 @sa.event.listens_for(metadata, "after_create")
