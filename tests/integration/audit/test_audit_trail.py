@@ -155,3 +155,15 @@ async def test_workbench_actions_carry_client_operation_and_outcome_once(stack: 
     ]
     detail = (await stack.http.get(f"/experience/workbench/v1/exceptions/{exception_id}")).json()
     assert [a["action"] for a in detail["audit"]] == ["resolve"]  # the refused attempt is not an action on it
+
+
+async def test_an_idempotent_retry_is_recorded_as_a_replay_not_a_second_write(stack: Stack) -> None:
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    body = {"name": "Contoso Holdings", "legal_entity_id": "2", "currency": "GBP"}
+    first = await stack.http.put(f"{ERP}/customers/by-external-id/ACC-0048", json=body, headers=key)
+    again = await stack.http.put(f"{ERP}/customers/by-external-id/ACC-0048", json=body, headers=key)
+    assert first.status_code == again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
+    newest, oldest = await events(stack.http, operation="erp.upsertCustomer")
+    assert oldest["changes"] == {} and oldest["records"]["response.id"] == [first.json()["id"]]
+    assert newest["changes"] == {"idempotent_replay": [None, "true"]}
+    assert (newest["entity_type"], newest["entity_id"], newest["status"]) == ("customer", "ACC-0048", 201)
