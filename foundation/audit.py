@@ -1,22 +1,53 @@
-"""The audit trail: who did what to which record, when, and what it changed.
+"""The audit trail: who did what to which record, when, through which operation, and how it ended.
 
-Append-only: rows are inserted, never updated or deleted, so the trail of an
-exception (or, later, a portal application) can be shown and trusted as it was.
+One table, `audit_events`, for everything finance must be able to show afterwards:
+the workbench's actions on an exception, the portal's changes to an application, and
+every write on the system and process APIs (recorded by the `audit` policy, which also
+records writes the gateway refused, with their status and problem code).
+
+Append-only, enforced by the database: triggers created with the table refuse every
+UPDATE and DELETE (and, on PostgreSQL, TRUNCATE), so not even a bug in psconnect — or
+someone with the application's own connection — can rewrite what happened. Code only
+ever inserts.
+
+The columns after `changes` came with the API-wide trail; they are nullable, and a
+database created before them gets them (and the triggers) when the tables are next
+created (`metadata.create_all` at start-up, see `_upgrade`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from typing import Any
 
 import msgspec
 import sqlalchemy as sa
 
+from contracts.audit import AuditEntry
 from contracts.workbench import AuditEvent
 from foundation.clock import as_utc, utcnow
 from foundation.db import metadata
+from foundation.identity import Principal, RequestContext
 
-__all__ = ["AuditLog", "audit_events"]
+__all__ = [
+    "APPEND_ONLY",
+    "DELEGATE_SCOPE",
+    "AuditLog",
+    "AuditQuery",
+    "Via",
+    "audit_events",
+    "person_of",
+    "via_of",
+]
+
+DELEGATE_SCOPE = "experience.console:write"
+"""Only a principal holding this scope (the operations console) may name the person it acts for."""
+_PERSON = re.compile(r"^[^\s@,;]{1,64}@[^\s@,;]{1,190}$")
+APPEND_ONLY = "audit_events is append-only"
+"""The text of the database's refusal of an UPDATE or DELETE (both dialects)."""
 
 audit_events = sa.Table(
     "audit_events", metadata,
@@ -27,8 +58,128 @@ audit_events = sa.Table(
     sa.Column("entity_id", sa.String(120), nullable=False),
     sa.Column("action", sa.String(40), nullable=False),
     sa.Column("changes", sa.JSON, nullable=False),
+    # The API-wide trail (nullable: the portal's rows carry none of it, older rows predate it).
+    sa.Column("client_id", sa.String(120), nullable=True),
+    sa.Column("person", sa.String(255), nullable=True),
+    sa.Column("api", sa.String(80), nullable=True),
+    sa.Column("operation_id", sa.String(120), nullable=True),
+    sa.Column("method", sa.String(10), nullable=True),
+    sa.Column("path", sa.String(500), nullable=True),
+    sa.Column("legal_entity", sa.String(40), nullable=True),
+    sa.Column("correlation_id", sa.String(120), nullable=True),
+    sa.Column("status", sa.Integer, nullable=True),
+    sa.Column("problem_code", sa.String(80), nullable=True),
+    sa.Column("records", sa.JSON, nullable=True),
     sa.Index("ix_audit_entity", "entity_type", "entity_id"),
+    sa.Index("ix_audit_at", "at", "id"),
+    sa.Index("ix_audit_client", "client_id", "at"),
+    sa.Index("ix_audit_legal_entity", "legal_entity", "at"),
 )
+
+_NEW_COLUMNS = ("client_id", "person", "api", "operation_id", "method", "path", "legal_entity", "correlation_id",
+                "status", "problem_code", "records")
+
+# -- append-only, in the database -------------------------------------------------------------------------------
+
+_SQLITE_TRIGGERS = tuple(
+    f"CREATE TRIGGER IF NOT EXISTS audit_events_no_{op.lower()} BEFORE {op} ON audit_events "
+    f"BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY}: {op} refused'); END"
+    for op in ("UPDATE", "DELETE"))
+_PG_FUNCTION = (
+    "CREATE OR REPLACE FUNCTION audit_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ "
+    f"BEGIN RAISE EXCEPTION '{APPEND_ONLY}: % refused', TG_OP USING ERRCODE = 'insufficient_privilege'; END $$")
+_PG_TRIGGERS = (
+    "CREATE OR REPLACE TRIGGER audit_events_no_change BEFORE UPDATE OR DELETE ON audit_events "
+    "FOR EACH ROW EXECUTE FUNCTION audit_events_append_only()",
+    "CREATE OR REPLACE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events "
+    "FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only()",
+)
+
+for _sql in _SQLITE_TRIGGERS:
+    sa.event.listen(audit_events, "after_create",
+                    sa.DDL(_sql).execute_if(dialect="sqlite"))  # type: ignore[no-untyped-call]
+for _sql in (_PG_FUNCTION, *_PG_TRIGGERS):  # DDL formats with %: the function's own % doubled
+    sa.event.listen(audit_events, "after_create",
+                    sa.DDL(_sql.replace("%", "%%")).execute_if(dialect="postgresql"))  # type: ignore[no-untyped-call]
+
+
+@sa.event.listens_for(metadata, "after_create")
+def _upgrade(target: sa.MetaData, connection: sa.Connection, **_: Any) -> None:
+    """A database whose audit table predates the API-wide trail: add its columns and triggers.
+
+    Runs after every `create_all`; on an up-to-date table it only reads the column list.
+    Nullable columns only, so adding them never rewrites a row.
+    """
+    inspector = sa.inspect(connection)
+    if not inspector.has_table("audit_events"):
+        return
+    present = {c["name"] for c in inspector.get_columns("audit_events")}
+    missing = [c for c in _NEW_COLUMNS if c not in present]
+    if not missing:
+        return
+    for name in missing:
+        column = audit_events.c[name]
+        kind = column.type.compile(dialect=connection.dialect)
+        connection.execute(sa.text(f"ALTER TABLE audit_events ADD COLUMN {name} {kind}"))
+    statements = _SQLITE_TRIGGERS if connection.dialect.name == "sqlite" else (_PG_FUNCTION, *_PG_TRIGGERS)
+    for sql in statements:
+        connection.execute(sa.text(sql))
+    for index in audit_events.indexes:
+        index.create(connection, checkfirst=True)
+
+
+# -- who and through what ---------------------------------------------------------------------------------------
+
+
+def person_of(principal: Principal, on_behalf_of: str | None) -> str | None:
+    """The person a delegating caller (the console) acts for; None for anyone else, whatever they claim."""
+    if on_behalf_of and DELEGATE_SCOPE in principal.scopes and _PERSON.match(on_behalf_of):
+        return on_behalf_of
+    return None
+
+
+class Via(msgspec.Struct, frozen=True, kw_only=True):
+    """How an action reached psconnect: the calling client, the person, the operation, the request's id."""
+
+    client_id: str | None = None
+    person: str | None = None
+    api: str | None = None
+    operation_id: str | None = None
+    method: str | None = None
+    path: str | None = None
+    correlation_id: str | None = None
+    status: int | None = None
+    """The answer the request gets when the recorded change commits (the handler's success status)."""
+    legal_entity: str | None = None
+
+
+def via_of(scope: Mapping[str, Any]) -> Via | None:
+    """The `Via` of a governed request, from the context the policy chain put on its ASGI scope."""
+    ctx = scope.get("state", {}).get("policy_context")
+    if not isinstance(ctx, RequestContext):
+        return None
+    principal = ctx.principal
+    handler = scope.get("route_handler")
+    status = getattr(handler, "status_code", None)
+    return Via(client_id=principal.client_id if principal else None,
+               person=person_of(principal, ctx.request.headers.get("x-on-behalf-of")) if principal else None,
+               api=ctx.route.api, operation_id=ctx.route.operation_id, method=ctx.route.method,
+               path=ctx.route.path[:500], correlation_id=ctx.correlation_id or None,
+               status=status if isinstance(status, int) else None)
+
+
+class AuditQuery(msgspec.Struct, frozen=True, kw_only=True):
+    """Filters of the trail as the audit API and the console read it; None = any."""
+
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    client_id: str | None = None
+    operation_id: str | None = None
+    legal_entities: frozenset[str] | None = None
+    """Rows of these legal-entity values only (every alias of the granted entities); None = every row."""
+    outcome: str | None = None
+    """`success` (< 400, or recorded by the change itself), `refused` (4xx) or `error` (5xx)."""
+    entity_id: str | None = None
 
 
 class AuditLog:
@@ -36,17 +187,78 @@ class AuditLog:
         self.engine = engine
 
     def record(self, conn: sa.Connection, actor: str, entity_type: str, entity_id: str, action: str,
-               changes: Mapping[str, tuple[str | None, str | None]]) -> None:
-        """Append one event inside the caller's transaction, so the change and its audit commit together."""
+               changes: Mapping[str, tuple[str | None, str | None]], *, via: Via | None = None,
+               legal_entity: str | None = None, status: int | None = None, problem_code: str | None = None,
+               records: Mapping[str, Collection[str]] | None = None) -> None:
+        """Append one event inside the caller's transaction, so the change and its audit commit together.
+
+        `via` says how the request came (client, person, operation, correlation id); `status`
+        and `legal_entity` override its own.
+        """
+        via = via or Via()
+        event_id = f"aud_{uuid.uuid4().hex[:20]}"
         conn.execute(audit_events.insert().values(
-            id=f"aud_{uuid.uuid4().hex[:20]}", at=utcnow(), actor=actor, entity_type=entity_type,
-            entity_id=entity_id, action=action, changes={k: list(v) for k, v in changes.items()}))
+            id=event_id, at=utcnow(), actor=actor[:120], entity_type=entity_type[:40], entity_id=entity_id[:120],
+            action=action[:40], changes={k: list(v) for k, v in changes.items()},
+            client_id=via.client_id, person=via.person, api=via.api, operation_id=via.operation_id,
+            method=via.method, path=via.path, correlation_id=via.correlation_id,
+            legal_entity=(legal_entity or via.legal_entity or None),
+            status=status if status is not None else via.status, problem_code=problem_code,
+            records=None if records is None else {k: sorted(v) for k, v in records.items()}))
+
+    def append(self, actor: str, entity_type: str, entity_id: str, action: str, **fields: Any) -> None:
+        """`record` in a transaction of its own (a request's outcome, recorded after it was answered)."""
+        with self.engine.begin() as conn:
+            self.record(conn, actor, entity_type, entity_id, action, fields.pop("changes", {}), **fields)
 
     def trail(self, entity_type: str, entity_id: str) -> list[AuditEvent]:
+        """What was done to one record, oldest first; attempts that were refused are not actions on it."""
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(audit_events).where(
-                audit_events.c.entity_type == entity_type, audit_events.c.entity_id == entity_id)
+                audit_events.c.entity_type == entity_type, audit_events.c.entity_id == entity_id,
+                sa.or_(audit_events.c.status.is_(None), audit_events.c.status < 400))
                 .order_by(audit_events.c.at, audit_events.c.id)).mappings().all()
         return [AuditEvent(id=r["id"], at=as_utc(r["at"]), actor=r["actor"], entity_type=r["entity_type"],
                            entity_id=r["entity_id"], action=r["action"],
                            changes=msgspec.convert(r["changes"], dict[str, list[str | None]])) for r in rows]
+
+    def events(self, query: AuditQuery, *, limit: int, after: tuple[dt.datetime, str] | None = None,
+               ) -> list[AuditEntry]:
+        """The trail newest first, `limit` rows after the position `(at, id)` of the previous page's last."""
+        c = audit_events.c
+        where: list[sa.ColumnElement[bool]] = []
+        if query.since is not None:
+            where.append(c.at >= query.since)
+        if query.until is not None:
+            where.append(c.at < query.until)
+        if query.client_id is not None:
+            where.append(c.client_id == query.client_id)
+        if query.operation_id is not None:
+            where.append(c.operation_id == query.operation_id)
+        if query.entity_id is not None:
+            where.append(c.entity_id == query.entity_id)
+        if query.legal_entities is not None:
+            where.append(c.legal_entity.in_(sorted(query.legal_entities)))
+        if query.outcome == "success":
+            where.append(sa.or_(c.status.is_(None), c.status < 400))
+        elif query.outcome == "refused":
+            where.append(sa.and_(c.status >= 400, c.status < 500))
+        elif query.outcome == "error":
+            where.append(c.status >= 500)
+        if after is not None:
+            at, event_id = after
+            where.append(sa.or_(c.at < at, sa.and_(c.at == at, c.id < event_id)))
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(audit_events).where(*where).order_by(c.at.desc(), c.id.desc())
+                                .limit(limit)).mappings().all()
+        return [_entry(r) for r in rows]
+
+
+def _entry(r: sa.RowMapping) -> AuditEntry:
+    return AuditEntry(
+        id=r["id"], at=as_utc(r["at"]), actor=r["actor"], client_id=r["client_id"], person=r["person"],
+        api=r["api"], operation_id=r["operation_id"], method=r["method"], path=r["path"],
+        entity_type=r["entity_type"], entity_id=r["entity_id"], action=r["action"], legal_entity=r["legal_entity"],
+        correlation_id=r["correlation_id"], status=r["status"], problem_code=r["problem_code"],
+        records=msgspec.convert(r["records"] or {}, dict[str, list[str]]),
+        changes=msgspec.convert(r["changes"] or {}, dict[str, list[str | None]]))

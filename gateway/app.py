@@ -22,10 +22,12 @@ from litestar import Litestar, Router, get
 from litestar.datastructures import State
 from litestar.types import ASGIApp
 
+from experience_apis.audit.api import audit_router
 from experience_apis.dashboards.api import dashboards_router
 from experience_apis.dashboards.store import DashboardStore
 from experience_apis.workbench.api import workbench_router
 from experience_apis.workbench.store import WorkbenchStore
+from foundation.audit import AuditLog
 from foundation.db import create_engine, metadata
 from foundation.retry import RetryPolicy
 from gateway.docs import docs_router
@@ -121,7 +123,8 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
 
     # The portal's applications carry the plan their consumer subscribed to; their sensitive scopes wait for an admin.
     apps = Apps(engine, oauth.clients, needs_approval=lambda scope: scope_needs_approval(bindings, scope))
-    policy_runtime = PolicyRuntime(settings, bindings, oauth, subscriptions=apps.plan_of)
+    trail = AuditLog(engine)  # the audit policy records every write; the audit API reads it
+    policy_runtime = PolicyRuntime(settings, bindings, oauth, subscriptions=apps.plan_of, audit=trail)
     # Failed client authentications and portal sign-ins, counted in the limits' store (Redis when shared).
     throttle = FailureThrottle(policy_runtime.limits, trusted_proxies=bindings.trusted_proxies)
     oauth.throttle = throttle
@@ -151,7 +154,7 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
     litestar = Litestar(
         route_handlers=[health, *oauth.routes, *{id(v): v.router for v in vendors.values()}.values(),
                         *processes.routers(), workbench_router(WorkbenchStore(engine)),
-                        dashboards_router(DashboardStore(engine)),
+                        dashboards_router(DashboardStore(engine)), audit_router(trail),
                         # API catalog, published OpenAPI documents and Swagger UI (ungoverned; gateway/docs.py).
                         docs_router(bindings), portal, console,
                         *upstream_routers(settings.upstreams, upstream_pool, bindings.apis),

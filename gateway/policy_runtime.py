@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from foundation.audit import AuditLog
 from gateway.oauth import OAuth
 from gateway.settings import Settings
 from policies.base import Policy
@@ -34,7 +35,7 @@ log = logging.getLogger("psconnect.gateway")
 
 class PolicyRuntime:
     def __init__(self, settings: Settings, bindings: Bindings, oauth: OAuth,
-                 subscriptions: PlanLookup | None = None) -> None:
+                 subscriptions: PlanLookup | None = None, audit: AuditLog | None = None) -> None:
         self.settings = settings
         self.subscriptions = subscriptions
         self.bindings = bindings
@@ -44,7 +45,8 @@ class PolicyRuntime:
         self.meter = UsageMeter(self.limits)
         self._idempotency_store = create_store(settings.redis_url)
         self.services = PolicyServices(counters=self.limits, meter=self.meter, token_validator=oauth.validator,
-                                       idempotency_store=self._idempotency_store, subscriptions=subscriptions)
+                                       idempotency_store=self._idempotency_store, subscriptions=subscriptions,
+                                       audit=audit)
         try:
             self._assembly = PolicyAssembly(bindings, self.services)
         except UnknownPolicy as exc:  # bindings built in code, not read by load_bindings

@@ -59,7 +59,7 @@ PolicyEntry = Annotated[bool | dict[str, Any], Meta(description=(
     "a mapping: it runs with these settings (a policy that takes its settings here)."))]
 DEFAULT_POLICIES: dict[str, bool | dict[str, Any]] = {
     "auth": True, "ip_allowlist": True, "spike_arrest": True, "rate_limit": True, "quota": True,
-    "validation": True, "versioning": True, "idempotency": True}
+    "validation": True, "versioning": True, "idempotency": True, "audit": True}
 """The chain of a file that names none (every format-2 file): today's standard chain."""
 ScopeName = Annotated[str, Meta(pattern=r"^[a-z_]+\.[a-z_]+:(read|write|admin)$")]
 

@@ -77,6 +77,7 @@ class PolicyChain(ASGIMiddleware):
             for policy in policies:
                 await policy.on_request(ctx)
         except ProblemError as exc:
+            ctx.state["problem"] = exc  # what the response phase (the audit) records of a refusal
             problem = exc.problem
             problem.instance = scope["path"]
             problem.correlation_id = ctx.correlation_id or None

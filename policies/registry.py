@@ -21,6 +21,7 @@ import msgspec
 from policies.base import Policy
 
 if TYPE_CHECKING:
+    from foundation.audit import AuditLog
     from policies.auth import TokenValidatorProtocol
     from policies.bindings import ApiBinding, Bindings
     from policies.idempotency_stores import IdempotencyStore
@@ -46,6 +47,8 @@ class PolicyServices:
     idempotency_store: IdempotencyStore
     subscriptions: PlanLookup | None = None
     """Consumer -> the plan its portal application subscribed to."""
+    audit: AuditLog | None = None
+    """The audit trail the `audit` policy appends to; None: writes are not recorded."""
 
 
 @dataclass(frozen=True, kw_only=True)

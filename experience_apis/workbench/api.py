@@ -21,6 +21,7 @@ from contracts.workbench import (
 from experience_apis._internal.actor import actor_of
 from experience_apis._internal.scope import entity_grant
 from experience_apis.workbench.store import Entities, WorkbenchStore
+from foundation.audit import via_of
 from process_apis.exception_queue import replay
 
 __all__ = ["API", "workbench_router"]
@@ -54,27 +55,30 @@ def workbench_router(store: WorkbenchStore) -> Router:
           summary="Assign an exception to a person or team", status_code=200)
     async def assign(exception_id: ExceptionId, data: JSONBody[AssignRequest],
                      request: Request[Any, Any, Any]) -> WorkbenchItem:
-        return store.assign(exception_id, data.assignee, actor_of(request), seen_by(request))
+        return store.assign(exception_id, data.assignee, actor_of(request), seen_by(request), via_of(request.scope))
 
     @post("/exceptions/{exception_id:str}/comments", operation_id="workbench.commentException",
           summary="Comment on an exception", status_code=201)
     async def comment(exception_id: ExceptionId, data: JSONBody[CommentRequest],
                       request: Request[Any, Any, Any]) -> Comment:
-        return store.comment(exception_id, data.text, actor_of(request), seen_by(request))
+        return store.comment(exception_id, data.text, actor_of(request), seen_by(request), via_of(request.scope))
 
     @post("/exceptions/{exception_id:str}/resolution", operation_id="workbench.resolveException",
           summary="Resolve an exception that needs no replay", status_code=200)
     async def resolve(exception_id: ExceptionId, data: JSONBody[ResolveRequest],
                       request: Request[Any, Any, Any]) -> WorkbenchItem:
-        return store.resolve(exception_id, data.resolution, actor_of(request), seen_by(request))
+        return store.resolve(exception_id, data.resolution, actor_of(request), seen_by(request),
+                             via_of(request.scope))
 
     @post("/exceptions/{exception_id:str}/replay", operation_id="workbench.replayException",
           summary="Replay the process run behind an exception", status_code=202)
     async def replay_exception(exception_id: ExceptionId, request: Request[Any, Any, Any]) -> WorkbenchReplay:
         record = store.item(exception_id, seen_by(request)).exception
         run = await replay(record.process, exception_id)
-        store.record_replay(exception_id, actor_of(request), run.attempt)
+        store.record_replay(exception_id, actor_of(request), run.attempt, via_of(request.scope))
         return WorkbenchReplay(exception_id=exception_id, run=run)
 
-    return Router(path="/experience/workbench/v1", opt={"api": API}, tags=["workbench"],
+    # Every write records its own audit event with the change (`audit: handler`); the audit policy
+    # records only the refused ones.
+    return Router(path="/experience/workbench/v1", opt={"api": API, "audit": "handler"}, tags=["workbench"],
                   route_handlers=[list_exceptions, get_exception, assign, comment, resolve, replay_exception])

@@ -20,7 +20,7 @@ from contracts.runs import ExceptionStatus
 from contracts.workbench import Comment, WorkbenchDetail, WorkbenchItem
 from experience_apis._internal.attribution import Attribution, entity_aliases
 from experience_apis._internal.scope import resolve_entities
-from foundation.audit import AuditLog
+from foundation.audit import AuditLog, Via
 from foundation.clock import as_utc, utcnow
 from foundation.db import metadata
 from foundation.paging import decode_cursor, encode_cursor
@@ -113,31 +113,36 @@ class WorkbenchStore:
                                comments=[Comment(id=r["id"], exception_id=r["exception_id"], author=r["author"],
                                                  text=r["text"], created_at=as_utc(r["created_at"])) for r in rows])
 
-    def assign(self, exception_id: str, assignee: str, actor: str, entities: Entities = None) -> WorkbenchItem:
+    def assign(self, exception_id: str, assignee: str, actor: str, entities: Entities = None,
+               via: Via | None = None) -> WorkbenchItem:
         before = self.item(exception_id, entities).assignee
         with self.engine.begin() as conn:
             conn.execute(assignments.delete().where(assignments.c.exception_id == exception_id))
             conn.execute(assignments.insert().values(exception_id=exception_id, assignee=assignee,
                                                      assigned_at=utcnow()))
-            self.audit.record(conn, actor, "exception", exception_id, "assign", {"assignee": (before, assignee)})
+            self.audit.record(conn, actor, "exception", exception_id, "assign", {"assignee": (before, assignee)},
+                              via=via)
         return self.item(exception_id)
 
-    def comment(self, exception_id: str, text: str, actor: str, entities: Entities = None) -> Comment:
+    def comment(self, exception_id: str, text: str, actor: str, entities: Entities = None,
+                via: Via | None = None) -> Comment:
         self.item(exception_id, entities)
         comment = Comment(id=f"cmt_{uuid.uuid4().hex[:16]}", exception_id=exception_id, author=actor, text=text,
                           created_at=utcnow())
         with self.engine.begin() as conn:
             conn.execute(comments.insert().values(id=comment.id, exception_id=exception_id, author=actor, text=text,
                                                   created_at=comment.created_at))
-            self.audit.record(conn, actor, "exception", exception_id, "comment", {"comment": (None, comment.id)})
+            self.audit.record(conn, actor, "exception", exception_id, "comment", {"comment": (None, comment.id)},
+                              via=via)
         return comment
 
-    def resolve(self, exception_id: str, resolution: str, actor: str, entities: Entities = None) -> WorkbenchItem:
+    def resolve(self, exception_id: str, resolution: str, actor: str, entities: Entities = None,
+                via: Via | None = None) -> WorkbenchItem:
         """Close an open exception that needs no replay; refused while a replay is in flight or after."""
         self.item(exception_id, entities)
         changed = self.exceptions.resolve(exception_id, then=lambda conn: self.audit.record(
             conn, actor, "exception", exception_id, "resolve",
-            {"status": ("open", "resolved"), "resolution": (None, resolution)}))
+            {"status": ("open", "resolved"), "resolution": (None, resolution)}, via=via))
         if not changed:
             status = self.item(exception_id).exception.status
             raise ProblemError(409, "conflict", "Exception is not open",
@@ -145,7 +150,7 @@ class WorkbenchStore:
                                code="not_open")
         return self.item(exception_id)
 
-    def record_replay(self, exception_id: str, actor: str, attempt: int) -> None:
+    def record_replay(self, exception_id: str, actor: str, attempt: int, via: Via | None = None) -> None:
         with self.engine.begin() as conn:
             self.audit.record(conn, actor, "exception", exception_id, "replay",
-                              {"status": ("open", "replayed"), "attempt": (None, str(attempt))})
+                              {"status": ("open", "replayed"), "attempt": (None, str(attempt))}, via=via)

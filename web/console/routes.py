@@ -1,4 +1,5 @@
-"""Console pages: an overview of open exceptions drawn as charts, the workbench list, one exception, dashboards.
+"""Console pages: an overview of open exceptions drawn as charts, the workbench list, one exception, dashboards,
+and the audit trail (with its CSV export).
 
 The console is a backend-for-frontend: it calls the experience APIs through the
 gateway, with its own service token, on behalf of the signed-in person — the same
@@ -8,7 +9,7 @@ policies as any client, and the person (not the console) in the audit trail.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
 
@@ -16,9 +17,10 @@ import httpx
 import msgspec
 from litestar import Request, Response, Router, get, post
 from litestar.params import FromPath, QueryParameter
-from litestar.response import Redirect
+from litestar.response import Redirect, Stream
 
 from contracts.problems import FieldError, ProblemError
+from web.console.audit import AuditFilters, audit_csv, audit_page
 from web.console.dashboard_charts import TEMPLATE_HELPERS
 from web.console.dashboards import DashboardFilters, load
 from web.pages import render
@@ -29,8 +31,9 @@ from web.sessions import WebSessions
 __all__ = ["CONSOLE_SCOPES", "console_router"]
 
 CONSOLE_SCOPES = ("experience.workbench:read", "experience.workbench:write", "experience.console:write",
-                  "experience.dashboards:read")
+                  "experience.dashboards:read", "experience.audit:read")
 WB = "/experience/workbench/v1"
+AUDIT = "/experience/audit/v1/events"
 AGE_BUCKETS = (("< 1 day", 24.0), ("1–3 days", 72.0), ("3–7 days", 168.0), ("> 7 days", float("inf")))
 Filter = Annotated[str | None, QueryParameter(max_length=120)]
 Cursor = Annotated[str | None, QueryParameter(max_length=2000)]
@@ -148,8 +151,37 @@ def console_router(web: WebSessions, http: httpx.AsyncClient, token: Callable[[]
         return render("console_dashboards.html", title="Dashboards", session=session, d=board, filters=filters,
                       **TEMPLATE_HELPERS)
 
+    @get("/audit")
+    async def audit(request: Request[Any, Any, Any], cursor: Cursor = None) -> Response[str]:
+        session = staff(request)
+        filters = AuditFilters.of(request.query_params)
+        try:
+            page = await audit_page(lambda params: call(session, "GET", AUDIT, params=params), filters, cursor)
+        except ProblemError as problem:  # the reader's filter was refused: say why, keep the form
+            if problem.problem.status >= 500:
+                raise
+            return render("console_audit.html", status=problem.problem.status, title="Audit trail", session=session,
+                          page=None, filters=filters, error=_refusal(problem))
+        return render("console_audit.html", title="Audit trail", session=session, page=page, filters=filters)
+
+    @get("/audit.csv")
+    async def audit_export(request: Request[Any, Any, Any]) -> Stream:
+        session = staff(request)
+        filters = AuditFilters.of(request.query_params)
+        rows = audit_csv(lambda params: call(session, "GET", AUDIT, params=params), filters)
+        first = await anext(rows)  # the header, after the first page: a refused filter is a problem, not a file
+        return Stream(_prepend(first, rows), media_type="text/csv; charset=utf-8", headers={
+            "Content-Disposition": 'attachment; filename="psconnect-audit.csv"', "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff"})
+
     return Router(path="/console", include_in_schema=False,
-                  route_handlers=[overview, exceptions, exception, act, dashboards])
+                  route_handlers=[overview, exceptions, exception, act, dashboards, audit, audit_export])
+
+
+async def _prepend(first: str, rest: AsyncIterator[str]) -> AsyncIterator[str]:
+    yield first
+    async for chunk in rest:
+        yield chunk
 
 
 def _refusal(problem: ProblemError) -> str:

@@ -54,7 +54,7 @@ class TestPublishedFile:
                   for api in ("system.crm", "system.erp", "process.provisioning", "system.hr",
                               "experience.dashboards", "process.time_to_bill")}
         common = [("auth", 1450), ("ip_allowlist", 1400), ("rate_limit", 910), ("quota", 900),
-                  ("validation", 850), ("versioning", 800), ("idempotency", 700)]
+                  ("validation", 850), ("versioning", 800), ("idempotency", 700), ("audit", 100)]
         assert chains["system.crm"] == common
         assert chains["process.provisioning"] == common
         assert chains["system.hr"] == common

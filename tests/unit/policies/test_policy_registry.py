@@ -14,7 +14,8 @@ from policies.base import Policy
 from policies.bindings import DEFAULT_FILE, BindingsError, load_bindings
 from policies.registry import PolicyBuild, PolicyFactory, registered_policies, resolve_chain
 
-BUILT_IN = {"auth", "ip_allowlist", "spike_arrest", "rate_limit", "quota", "validation", "versioning", "idempotency"}
+BUILT_IN = {"auth", "ip_allowlist", "spike_arrest", "rate_limit", "quota", "validation", "versioning", "idempotency",
+            "audit"}
 _APIS = ("apis:\n  system.crm: {title: C, layer: system, owner: x}\n"
          "  system.erp: {title: E, layer: system, owner: x, spike_arrest: {per_second: 5}}\n")
 
