@@ -20,13 +20,17 @@ from litestar.params import PathParameter, QueryParameter
 
 from contracts.common import Page
 from contracts.runs import ExceptionRecord, ExceptionStatus, Run, RunStatus
+from foundation.paging import CURSOR_MAX_LENGTH, CURSOR_PATTERN
 from process_apis._internal.exceptions import ExceptionStore
 from process_apis._internal.runs import RunStore
 
 __all__ = ["Cursor", "Limit", "Op", "RecordRoutes", "Records", "constant", "record_routes", "replay_route"]
 
 Limit = Annotated[int, QueryParameter(ge=1, le=200, description="Page size.")]
-Cursor = Annotated[str | None, QueryParameter(max_length=2000, description="Cursor from the previous page.")]
+Cursor = Annotated[str | None, QueryParameter(
+    description="Opaque cursor: the `next_cursor` of the previous page of this same list; any other value is a 422 "
+                "`invalid_cursor`.",
+    pattern=CURSOR_PATTERN, max_length=CURSOR_MAX_LENGTH)]
 RunId = Annotated[str, PathParameter(max_length=120)]
 ExceptionId = Annotated[str, PathParameter(max_length=64)]
 Owner = Annotated[str | None, QueryParameter(max_length=80)]

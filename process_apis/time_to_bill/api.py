@@ -94,10 +94,11 @@ def time_to_bill_router(service: TimeToBillService) -> Router:
         else:
             raise ProblemError(422, "validation-error", "Missing filter", "Give project or legal_entity_code.",
                                code="missing_filter")
-        offset = decode_cursor(cursor)
+        offset = decode_cursor(cursor, "time_to_bill.reconciliation")
         page = rows[offset:offset + limit]
         more = offset + limit < len(rows)
-        return Page(items=page, next_cursor=encode_cursor(offset + limit) if more else None)
+        following = encode_cursor(offset + limit, "time_to_bill.reconciliation") if more else None
+        return Page(items=page, next_cursor=following)
 
     return Router(path=BASE, opt={"api": API}, tags=["time-to-bill"],
                   dependencies={"service": constant(service), "runtime": Provide(runtime, sync_to_thread=False)},
