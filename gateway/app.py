@@ -27,6 +27,7 @@ from experience_apis.workbench.api import workbench_router
 from experience_apis.workbench.store import WorkbenchStore
 from foundation.db import create_engine, metadata
 from foundation.retry import RetryPolicy
+from gateway.allow import repair_options_allow
 from gateway.docs import docs_router
 from gateway.errors import EXCEPTION_HANDLERS
 from gateway.executors import Executors
@@ -149,6 +150,7 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
         openapi_config=None,
         debug=False,
     )
+    repair_options_allow(litestar)  # Allow names every method of a path served by two routers
     app = ObservedApp(litestar, usage)
     token = ServiceToken(oauth, settings.service_client_id, SERVICE_SCOPES, settings.token_ttl)
     gateway = Gateway(settings=settings, engine=engine, bindings=bindings, oauth=oauth, policies=policy_runtime,
