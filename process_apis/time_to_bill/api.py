@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from litestar import Response, Router, get, post
@@ -10,7 +11,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter, JSONBody, QueryParameter
 from msgspec import Meta
 
-from contracts.common import Page, Struct
+from contracts.common import IDEMPOTENCY_KEY_PATTERN, Page, Struct
 from contracts.events import CloudEvent
 from contracts.problems import ProblemError
 from contracts.runs import Run
@@ -27,8 +28,9 @@ API = "process.time_to_bill"
 BASE = "/process/time-to-bill/v1"
 TIMESHEET_APPROVED = "psconnect.time.timesheet.approved"
 PeriodParam = Annotated[str, QueryParameter(pattern=r"^\d{4}-\d{2}$", description="Billing period YYYY-MM.")]
-IdempotencyKey = Annotated[str | None, HeaderParameter(name="Idempotency-Key", min_length=8, max_length=255,
-                                                 description="Unique per intended start.")]
+IdempotencyKey = Annotated[str | None, HeaderParameter(
+    name="Idempotency-Key", min_length=8, max_length=255, pattern=IDEMPOTENCY_KEY_PATTERN,
+    description="Unique per intended start.")]
 
 
 class StartBillingRun(Struct):
@@ -40,7 +42,13 @@ class StartBillingRun(Struct):
 class TimesheetApproved(Struct):
     """Payload of `psconnect.time.timesheet.approved`: the entries the approval covers."""
 
-    entry_ids: Annotated[list[Annotated[str, Meta(max_length=120)]], Meta(min_length=1, max_length=500)]
+    entry_ids: Annotated[list[Annotated[str, Meta(min_length=1, max_length=120)]], Meta(min_length=1, max_length=500)]
+
+
+class TimesheetApprovedEvent(CloudEvent[TimesheetApproved], kw_only=True, forbid_unknown_fields=False):
+    """The one event type this endpoint takes, declared as such (any other `type` is a 422)."""
+
+    type: Annotated[str, Meta(pattern=rf"^{re.escape(TIMESHEET_APPROVED)}$", examples=[TIMESHEET_APPROVED])]
 
 
 class ReplayOutcome(Struct):
@@ -67,7 +75,7 @@ def time_to_bill_router(service: TimeToBillService) -> Router:
     @post("/events", operation_id="timeToBill.receiveEvent", status_code=202,
           summary="Receive a timesheet-approved event (CloudEvents 1.0)")
     async def event(service: NamedDependency[TimeToBillService],
-                    data: JSONBody[CloudEvent[TimesheetApproved]]) -> EventOutcome:
+                    data: JSONBody[TimesheetApprovedEvent]) -> EventOutcome:
         if data.type != TIMESHEET_APPROVED:
             raise ProblemError(422, "validation-error", "Unsupported event type",
                                f"Only {TIMESHEET_APPROVED} is accepted.", code="unsupported_event_type")

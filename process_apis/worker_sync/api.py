@@ -10,7 +10,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter, JSONBody
 from msgspec import Meta
 
-from contracts.common import Struct
+from contracts.common import IDEMPOTENCY_KEY_PATTERN, Struct
 from contracts.runs import Run
 from process_apis._internal.routes import Op, constant, record_routes, replay_route
 from process_apis.worker_sync.runtime import runtime
@@ -21,8 +21,9 @@ __all__ = ["API", "BASE", "StartSync", "worker_sync_router"]
 
 API = "process.worker_sync"
 BASE = "/process/worker-sync/v1"
-IdempotencyKey = Annotated[str, HeaderParameter(name="Idempotency-Key", min_length=8, max_length=255,
-                                          description="Unique per intended start; a retry sends the same key.")]
+IdempotencyKey = Annotated[str, HeaderParameter(
+    name="Idempotency-Key", min_length=8, max_length=255, pattern=IDEMPOTENCY_KEY_PATTERN,
+    description="Unique per intended start; a retry sends the same key.")]
 
 
 class StartSync(Struct):
