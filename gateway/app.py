@@ -28,6 +28,7 @@ from experience_apis.workbench.store import WorkbenchStore
 from foundation.db import create_engine, metadata
 from foundation.retry import RetryPolicy
 from gateway.allow import repair_options_allow
+from gateway.body_deadline import BodyDeadline
 from gateway.docs import docs_router
 from gateway.errors import EXCEPTION_HANDLERS
 from gateway.executors import Executors
@@ -151,7 +152,7 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
         debug=False,
     )
     repair_options_allow(litestar)  # Allow names every method of a path served by two routers
-    app = ObservedApp(litestar, usage)
+    app = ObservedApp(BodyDeadline(litestar, settings.body_read_timeout), usage)
     token = ServiceToken(oauth, settings.service_client_id, SERVICE_SCOPES, settings.token_ttl)
     gateway = Gateway(settings=settings, engine=engine, bindings=bindings, oauth=oauth, policies=policy_runtime,
                       vendors=vendors,
