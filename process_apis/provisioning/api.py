@@ -45,6 +45,7 @@ class ClosedWonEvent(CloudEvent[ClosedWon], kw_only=True, forbid_unknown_fields=
     """The one event type this endpoint takes, declared as such (any other `type` is a 422)."""
 
     type: Annotated[str, Meta(pattern=rf"^{re.escape(CLOSED_WON)}$", examples=[CLOSED_WON])]
+    data: ClosedWon
 
 
 def _accepted(run: Run, started: bool) -> Response[Run]:

@@ -49,6 +49,7 @@ class TimesheetApprovedEvent(CloudEvent[TimesheetApproved], kw_only=True, forbid
     """The one event type this endpoint takes, declared as such (any other `type` is a 422)."""
 
     type: Annotated[str, Meta(pattern=rf"^{re.escape(TIMESHEET_APPROVED)}$", examples=[TIMESHEET_APPROVED])]
+    data: TimesheetApproved
 
 
 class ReplayOutcome(Struct):
