@@ -39,10 +39,14 @@ class StartBillingRun(Struct):
     period: Annotated[str, Meta(pattern=r"^\d{4}-\d{2}$", examples=["2026-10"])]
 
 
+EntryId = Annotated[str, Meta(min_length=1, max_length=120, pattern=r"^[A-Za-z0-9_.:-]+$",
+                               description="Time-system id of an approved entry.")]
+
+
 class TimesheetApproved(Struct):
     """Payload of `psconnect.time.timesheet.approved`: the entries the approval covers."""
 
-    entry_ids: Annotated[list[Annotated[str, Meta(min_length=1, max_length=120)]], Meta(min_length=1, max_length=500)]
+    entry_ids: Annotated[list[EntryId], Meta(min_length=1, max_length=500)]
 
 
 class TimesheetApprovedEvent(CloudEvent[TimesheetApproved], kw_only=True, forbid_unknown_fields=False):
