@@ -59,7 +59,7 @@ def test_contract_tests_pass_against_a_running_instance(instance: tuple[str, Pat
     env = {**os.environ, "PSCONNECT_CLIENT_ID": creds["client_id"], "PSCONNECT_CLIENT_SECRET": creds["client_secret"]}
     done = subprocess.run([*PSCONNECT, "contracts", "test", "--base-url", base, "--max-examples", "5",
                            "--report-dir", str(tmp_path)], env=env, cwd=REPO, capture_output=True, text=True,
-                          timeout=240, check=False)
+                          timeout=480, check=False)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     conform = re.search(r"^(\d+) of (\d+) API\(s\) conform$", done.stdout, re.MULTILINE)
     assert conform is not None and conform[1] == conform[2] and int(conform[1]) >= 5, done.stdout[-2000:]
