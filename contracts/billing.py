@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from msgspec import Meta
 
-from contracts.common import Currency, FrozenStruct, Money, Struct
+from contracts.common import Currency, FrozenStruct, Money, NonEmpty, Struct
 from contracts.erp import ErpRefusalReason
 
 __all__ = [
@@ -79,9 +79,9 @@ class Expense(Struct):
 class TimePostingLine(FrozenStruct, frozen=True):
     """One approved entry (at one version) as it is posted to the ERP as time (a NetSuite timeBill)."""
 
-    line_key: Annotated[str, Meta(description="Entry id + version: the posting's idempotency key.")]
-    project_external_id: str
-    employee_external_id: str
+    line_key: Annotated[str, Meta(min_length=1, description="Entry id + version: the posting's idempotency key.")]
+    project_external_id: NonEmpty
+    employee_external_id: NonEmpty
     date: dt.date
     hours: Annotated[str, Meta(pattern=r"^-?\d+(\.\d+)?$", description="Decimal hours; negative reverses.")]
     rate: Money
@@ -93,7 +93,7 @@ class TimePostingLine(FrozenStruct, frozen=True):
 class TimePostingBatch(Struct):
     batch_key: Annotated[str, Meta(min_length=8, max_length=120,
                                    description="Stable key of the batch; the ERP posts a key once.")]
-    legal_entity_id: str
+    legal_entity_id: NonEmpty
     lines: Annotated[list[TimePostingLine], Meta(min_length=1, max_length=1000)]
 
 
@@ -127,7 +127,7 @@ class PostedTime(Struct):
 
 class InvoiceLine(FrozenStruct, frozen=True):
     kind: Literal["time", "milestone", "expense", "credit"]
-    description: str
+    description: NonEmpty
     quantity: Annotated[str, Meta(pattern=r"^-?\d+(\.\d+)?$", description="Hours for time lines, 1 otherwise.")]
     unit_price: Money
     amount: Money
@@ -135,9 +135,9 @@ class InvoiceLine(FrozenStruct, frozen=True):
 
 
 class InvoiceUpsert(Struct):
-    customer_id: str
-    project_external_id: str
-    legal_entity_id: str
+    customer_id: NonEmpty
+    project_external_id: NonEmpty
+    legal_entity_id: NonEmpty
     period: Period
     currency: Currency
     lines: Annotated[list[InvoiceLine], Meta(min_length=1)]
@@ -160,14 +160,14 @@ class Invoice(Struct):
 
 
 class CreditMemoUpsert(Struct):
-    customer_id: str
-    project_external_id: str
-    legal_entity_id: str
+    customer_id: NonEmpty
+    project_external_id: NonEmpty
+    legal_entity_id: NonEmpty
     period: Period
     currency: Currency
-    invoice_external_id: Annotated[str, Meta(description="The invoice this credit applies to.")]
+    invoice_external_id: Annotated[str, Meta(min_length=1, description="The invoice this credit applies to.")]
     lines: Annotated[list[InvoiceLine], Meta(min_length=1)]
-    reason: str
+    reason: NonEmpty
 
 
 class CreditMemo(Struct):

@@ -13,10 +13,12 @@ import msgspec
 from msgspec import Meta
 
 __all__ = [
+    "IDEMPOTENCY_KEY_PATTERN",
     "Currency",
     "FrozenStruct",
     "Hours",
     "Money",
+    "NonEmpty",
     "Page",
     "Struct",
     "VendorRef",
@@ -25,6 +27,13 @@ __all__ = [
 Currency = Annotated[str, Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217 currency code.", examples=["USD"])]
 # msgspec cannot bound a Decimal; non-negative hours are checked where they enter (mappings, rules).
 Hours = Annotated[Decimal, Meta(description="Duration in decimal hours.", examples=["7.5"])]
+
+IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9._:~+/=-]{8,255}$"
+"""What an `Idempotency-Key` may be: 8 to 255 characters of letters, digits and `._:~+/=-` (a UUID fits)."""
+
+NonEmpty = Annotated[str, Meta(min_length=1)]
+"""A text field of a request contract that must say something: an empty name, id or email is refused with a
+422 at the gateway rather than forwarded to a vendor that rejects it."""
 
 T = TypeVar("T")
 

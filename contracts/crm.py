@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from msgspec import Meta
 
-from contracts.common import Currency, FrozenStruct, Money, Struct
+from contracts.common import Currency, FrozenStruct, Money, NonEmpty, Struct
 
 __all__ = ["Account", "AccountUpsert", "Address", "Opportunity", "OpportunityStage"]
 
@@ -38,7 +38,7 @@ class Account(Struct):
 class AccountUpsert(Struct):
     """Fields a caller may set when upserting an account by external id."""
 
-    name: str
+    name: NonEmpty
     billing_address: Address
     currency: Currency
     tax_id: str | None = None

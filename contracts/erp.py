@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from msgspec import Meta
 
-from contracts.common import Currency, FrozenStruct, Money, Struct
+from contracts.common import Currency, FrozenStruct, Money, NonEmpty, Struct
 from contracts.crm import Address
 
 __all__ = [
@@ -59,20 +59,20 @@ class Customer(Struct):
 
 
 class CustomerUpsert(Struct):
-    name: str
-    legal_entity_id: str
+    name: NonEmpty
+    legal_entity_id: NonEmpty
     currency: Currency
     tax_id: str | None = None
     billing_address: Address | None = None
 
 
 class ProjectTask(FrozenStruct, frozen=True):
-    name: str
+    name: NonEmpty
     planned_hours: Annotated[str, Meta(pattern=r"^\d+(\.\d+)?$", description="Decimal hours.")]
 
 
 class BillingMilestone(FrozenStruct, frozen=True):
-    name: str
+    name: NonEmpty
     due_date: dt.date
     amount: Money
 
@@ -103,9 +103,9 @@ class ErpProject(Struct):
 
 
 class ErpProjectUpsert(Struct):
-    name: str
-    customer_id: str
-    legal_entity_id: str
+    name: NonEmpty
+    customer_id: NonEmpty
+    legal_entity_id: NonEmpty
     currency: Currency
     budget: Money
     start_date: dt.date | None = None

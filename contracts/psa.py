@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from contracts.common import FrozenStruct, Money, Struct
+from contracts.common import FrozenStruct, Money, NonEmpty, Struct
 
 __all__ = ["PsaMilestone", "PsaProject", "PsaProjectUpsert", "TimesheetSubmission"]
 
 
 class PsaMilestone(FrozenStruct, frozen=True):
-    name: str
+    name: NonEmpty
     due_date: dt.date
     amount: Money | None = None
 
@@ -34,8 +34,8 @@ class PsaProject(Struct):
 
 
 class PsaProjectUpsert(Struct):
-    title: str
-    client_name: str
+    title: NonEmpty
+    client_name: NonEmpty
     budget: Money
     billing_terms: Literal["time_and_materials", "fixed_fee", "mixed"]
     start_date: dt.date | None = None

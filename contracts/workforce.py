@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from msgspec import Meta
 
-from contracts.common import Hours, Money, Struct
+from contracts.common import Hours, Money, NonEmpty, Struct
 
 __all__ = ["Assignment", "CostCenter", "Employee", "EmployeeUpsert", "PsaUser", "PsaUserUpsert", "Worker"]
 
@@ -48,10 +48,10 @@ class CostCenter(Struct):
 class EmployeeUpsert(Struct):
     """A worker as the ERP needs it to post time against (NetSuite employee)."""
 
-    name: str
-    email: str
-    legal_entity_id: str
-    cost_center: str
+    name: NonEmpty
+    email: NonEmpty
+    legal_entity_id: NonEmpty
+    cost_center: NonEmpty
     cost_rate: Money
     active: bool
 
@@ -70,10 +70,10 @@ class Employee(Struct):
 class PsaUserUpsert(Struct):
     """A worker as the PSA needs it to staff and price (Kantata user)."""
 
-    name: str
-    email: str
-    role: str
-    practice: str
+    name: NonEmpty
+    email: NonEmpty
+    role: NonEmpty
+    practice: NonEmpty
     cost_rate: Money
     active: bool
 

@@ -30,6 +30,8 @@ from experience_apis.workbench.store import WorkbenchStore
 from foundation.audit import AuditLog
 from foundation.db import create_engine, metadata
 from foundation.retry import RetryPolicy
+from gateway.allow import repair_options_allow
+from gateway.body_deadline import BodyDeadline
 from gateway.docs import docs_router
 from gateway.errors import EXCEPTION_HANDLERS
 from gateway.executors import Executors
@@ -166,7 +168,8 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
         debug=False,
         state=State({DIRECTORY_STATE_KEY: entity_directory}),
     )
-    app = ObservedApp(litestar, usage)
+    repair_options_allow(litestar)  # Allow names every method of a path served by two routers
+    app = ObservedApp(BodyDeadline(litestar, settings.body_read_timeout), usage)
     gateway = Gateway(settings=settings, engine=engine, bindings=bindings, oauth=oauth, policies=policy_runtime,
                       vendors=vendors,
                       processes=processes, litestar=litestar, app=app, internal_http=internal_http)

@@ -23,7 +23,7 @@ from litestar.params import FromPath
 from litestar.static_files import create_static_files_router
 from swagger_ui_bundle import swagger_ui_path
 
-from gateway.openapi import PUBLISHED_DIR, ApiEntry, catalog, generate, render
+from gateway.openapi import DEFAULT_ORIGIN, PUBLISHED_DIR, ApiEntry, catalog, generate, render, server_object
 from policies.bindings import Bindings
 
 __all__ = ["ASSETS", "RELEASES_DIR", "CatalogEntry", "CatalogLinks", "docs_router"]
@@ -171,7 +171,12 @@ def docs_router(bindings: Bindings) -> Router:
                          ) -> Response[bytes]:
         pub = for_app(request.app)
         entry = pub.entry(name, version)
-        return Response(pub.texts[entry.key], media_type="application/json")
+        origin = str(request.base_url).rstrip("/")
+        if origin == DEFAULT_ORIGIN:
+            return Response(pub.texts[entry.key], media_type="application/json")
+        # The served document names the origin it was fetched from, so its server URL works as it is.
+        document = {**pub.documents[entry.key], "servers": [server_object(origin)]}
+        return Response(render(document).encode(), media_type="application/json")
 
     @get("/apis/{name:str}/changelog", sync_to_thread=False)
     def api_changelog(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[bytes]:

@@ -49,6 +49,7 @@ from gateway.openapi_problems import PROBLEM_RESPONSES, problem_components, prob
 from policies.bindings import Bindings, Deprecation, required_scopes
 
 __all__ = [
+    "DEFAULT_ORIGIN",
     "GATEWAY_API",
     "PUBLISHED_DIR",
     "ApiEntry",
@@ -57,6 +58,7 @@ __all__ = [
     "catalog",
     "generate",
     "render",
+    "server_object",
     "write_published",
 ]
 
@@ -64,6 +66,8 @@ PUBLISHED_DIR: Final = Path(contracts.__file__).resolve().parent / "openapi"
 GATEWAY_API: Final = "gateway"
 TOKEN_URL: Final = "/oauth2/token"
 EXAMPLE_SEED: Final = 10
+DEFAULT_ORIGIN: Final = "http://127.0.0.1:8000"
+"""Where `psconnect serve` listens by default: the published documents' server URL until a client sets its own."""
 _SCHEMAS = "#/components/schemas/"
 _LITESTAR_400 = "Validation Exception"
 _MODULE_PREFIX = re.compile(r"(?:(?<=_)|^)(?:[a-z][a-z0-9_]*\.)+")
@@ -239,9 +243,7 @@ def _document(entry: ApiEntry, ops: list[tuple[HTTPRoute, _Operation]], bindings
     document: dict[str, Any] = {
         "openapi": raw["openapi"],
         "info": _info(entry),
-        "servers": [{"url": "/", "x-internal": False,
-                     "description": "The gateway serving this document, in whichever environment it runs "
-                                    "(local, staging or production)."}],
+        "servers": [server_object(DEFAULT_ORIGIN)],
         "tags": [{"name": tag, "description": entry.title}
                  for tag in sorted({t for item in paths.values() for o in item.values() for t in o.get("tags", [])})],
         "paths": paths,
@@ -249,7 +251,101 @@ def _document(entry: ApiEntry, ops: list[tuple[HTTPRoute, _Operation]], bindings
     }
     if responses:
         document["components"]["responses"] = responses
+    _close_request_schemas(document, _closed_structs(op.handler for _, op in ops))
     return _add_links(_tidy_components(document))
+
+
+def _closed_structs(handlers: Iterator[HTTPRouteHandler]) -> set[str]:
+    """Names of the Structs in request bodies that refuse unknown fields (`forbid_unknown_fields=True`)."""
+    closed: set[str] = set()
+    seen: set[type] = set()
+
+    def walk(info: msgspec.inspect.Type) -> None:
+        if isinstance(info, msgspec.inspect.StructType):
+            if info.cls in seen:
+                return
+            seen.add(info.cls)
+            if info.forbid_unknown_fields:
+                closed.add(info.cls.__name__)
+            for field in info.fields:
+                walk(field.type)
+        elif isinstance(info, msgspec.inspect.UnionType):
+            for member in info.types:
+                walk(member)
+        elif isinstance(info, (msgspec.inspect.ListType, msgspec.inspect.VarTupleType, msgspec.inspect.SetType,
+                               msgspec.inspect.FrozenSetType)):
+            walk(info.item_type)
+        elif isinstance(info, msgspec.inspect.DictType):
+            walk(info.value_type)
+
+    for handler in handlers:
+        data = handler.parsed_fn_signature.parameters.get("data")
+        if data is not None:
+            try:
+                walk(msgspec.inspect.type_info(data.annotation))
+            except TypeError:
+                continue  # not a msgspec type (a raw body): nothing to close
+    return closed
+
+
+def _close_request_schemas(document: dict[str, Any], closed: set[str]) -> None:
+    """`additionalProperties: false` on every request schema whose Struct refuses unknown fields.
+
+    msgspec answers an unknown field with a 422 (`forbid_unknown_fields=True` on every
+    contract Struct) but Litestar's schema leaves objects open, which promised clients that
+    extra fields were accepted. Schemas reached from request bodies are closed, so a shared
+    one (`Money`) is closed in responses too: the server never sends a field it did not declare.
+    """
+    schemas = document.get("components", {}).get("schemas", {})
+    done: set[int] = set()
+
+    def close(node: Any) -> None:
+        if isinstance(node, list):
+            for item in node:
+                close(item)
+            return
+        if not isinstance(node, dict) or id(node) in done:
+            return
+        done.add(id(node))
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith(_SCHEMAS):
+            name = ref.removeprefix(_SCHEMAS)
+            target = schemas.get(name)
+            named = name in closed or (isinstance(target, dict) and target.get("title") in closed)
+            if named and isinstance(target, dict) and "properties" in target:
+                target["additionalProperties"] = False
+            close(target)
+            return
+        if node.get("type") == "object" and node.get("title") in closed and "properties" in node:
+            node["additionalProperties"] = False
+        for key in ("properties",):
+            for value in (node.get(key) or {}).values():
+                close(value)
+        for key in ("items", "oneOf", "anyOf", "allOf"):
+            close(node.get(key))
+
+    for item in document["paths"].values():
+        for operation in item.values():
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                close(media.get("schema"))
+
+
+def server_object(origin: str) -> dict[str, Any]:
+    """The one server of every document: the gateway's origin, with the operations' absolute paths after it.
+
+    Paths are absolute (`/system/crm/v1/accounts`), so the server URL is an origin with no
+    path and no trailing slash: a client that joins server URL and path literally, as
+    generated clients do (`host + path`), gets `https://gw.example.com/system/crm/v1/accounts`.
+    A relative `/` joined that way gave `//system/...`, which names a host called `system`.
+    The origin is a variable so one document serves every environment; the gateway's own
+    `/apis/.../openapi.json` sets its default to the origin it was asked at.
+    """
+    return {"url": "{origin}", "x-internal": False,
+            "description": "The gateway serving this API, in whichever environment it runs (local, staging or "
+                           "production): set `origin` to its scheme, host and port.",
+            "variables": {"origin": {"default": origin,
+                                     "description": "Scheme, host and port of the gateway, without a trailing "
+                                                    f"slash (`{DEFAULT_ORIGIN}` for `psconnect serve`)."}}}
 
 
 def _add_links(document: dict[str, Any]) -> dict[str, Any]:

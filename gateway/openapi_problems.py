@@ -36,15 +36,17 @@ _CHALLENGE = {"description": "RFC 6750 Bearer challenge (error and scope on 403)
 
 # status -> (component name, description, headers)
 PROBLEM_RESPONSES: Final[dict[int, tuple[str, str, dict[str, Any]]]] = {
-    400: ("BadRequest", "The body is not well-formed JSON, or the cursor is not one this API issued "
-                        "(code `invalid_cursor`).", {}),
+    400: ("BadRequest", "The request is not well-formed: a body that is not JSON or not UTF-8 (code "
+                        "`malformed_body`), a missing body (`body_missing`) or one nested too deeply "
+                        "(`body_too_deep`).", {}),
     401: ("Unauthorized", "No bearer token, or the token is invalid, expired or revoked.",
           {"WWW-Authenticate": _CHALLENGE}),
     403: ("Forbidden", "The token lacks a scope the operation requires (code `insufficient_scope`).",
           {"WWW-Authenticate": _CHALLENGE}),
     404: ("NotFound", "No record with this id, or a record the request refers to does not exist.", {}),
     409: ("Conflict", "The request conflicts with the current state of the resource.", {}),
-    422: ("ValidationFailed", "A parameter or body field breaks the contract; `errors[]` names each one.", {}),
+    422: ("ValidationFailed", "A parameter or body field breaks the contract; `errors[]` names each one. A cursor "
+                              "that the same list did not issue is code `invalid_cursor`.", {}),
     429: ("TooManyRequests", "A rate limit (code `rate_limited`) or quota (code `quota_exceeded`) of the caller's "
                              "plan, or the API's spike arrest, is exhausted.",
           {"Retry-After": _RETRY_AFTER, "RateLimit-Policy": _RATELIMIT_POLICY, "RateLimit": _RATELIMIT}),
@@ -87,7 +89,8 @@ def problem_statuses(*, governed: bool, layer: str, operation_id: str, has_input
         has_input: the operation takes parameters or a body.
         has_body: the operation takes a request body.
         has_path_params: the route has path parameters, so the record may not exist.
-        has_cursor: the operation pages with a `cursor` the API issued (a foreign one is a 400).
+        has_cursor: the operation pages with a `cursor` (a malformed query string is a 400; a cursor the
+            list did not issue is a 422).
     """
     statuses: set[int] = set()
     if governed:

@@ -34,6 +34,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     redis_url: Annotated[str | None, Meta(description="REDIS_URL: shared rate-limit/idempotency store.")] = None
     host: str = "127.0.0.1"
     port: int = 8000
+    body_read_timeout: Annotated[float, Meta(gt=0, le=300, description=(
+        "PSCONNECT_BODY_READ_TIMEOUT: seconds a client has to send a request body; else 408 and closed."))] = 10.0
     public_url: Annotated[str, Meta(description="PSCONNECT_PUBLIC_URL: base URL clients use; the token issuer.")] = ""
     audience: Annotated[str, Meta(description="PSCONNECT_AUDIENCE: `aud` of issued and accepted tokens.")] = "psconnect"
     token_ttl: Annotated[int, Meta(ge=30, le=3600, description="PSCONNECT_TOKEN_TTL: access-token lifetime, s.")] = 300
@@ -97,6 +99,7 @@ def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Set
         "redis_url": e.get("REDIS_URL") or None,
         "host": e.get("PSCONNECT_HOST", "127.0.0.1"),
         "port": int(e.get("PSCONNECT_PORT", "8000")),
+        "body_read_timeout": float(e.get("PSCONNECT_BODY_READ_TIMEOUT", "10")),
         "public_url": e.get("PSCONNECT_PUBLIC_URL", ""),
         "audience": e.get("PSCONNECT_AUDIENCE", "psconnect"),
         "token_ttl": int(e.get("PSCONNECT_TOKEN_TTL", "300")),

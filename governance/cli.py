@@ -80,7 +80,8 @@ def _test(args: argparse.Namespace) -> int:
         return 2
     try:
         results = run_live_tests(args.base_url, client_id, secret, report_dir=Path(args.report_dir),
-                                 max_examples=args.max_examples, apis=args.api or None)
+                                 max_examples=args.max_examples, apis=args.api or None,
+                                 checks=tuple(c.strip() for c in args.checks.split(",") if c.strip()))
     except LiveTestError as exc:
         print(f"contract tests could not run: {exc}", file=sys.stderr)
         return 2
@@ -128,6 +129,10 @@ def register(subparsers: Any) -> None:
     test.add_argument("--client-secret", help="or env PSCONNECT_CLIENT_SECRET")
     test.add_argument("--api", action="append", help="only this API (name or name.version); repeatable")
     test.add_argument("--max-examples", type=int, default=10, help="examples per operation and phase")
+    from governance.live_test import DEFAULT_CHECKS
+
+    test.add_argument("--checks", default=",".join(DEFAULT_CHECKS),
+                      help="schemathesis checks, comma-separated, or `all` (default: the response conformance checks)")
     test.add_argument("--report-dir", default="artifacts/contract-tests",
                       help="JUnit per API and merged contract-tests.xml land here")
     test.set_defaults(func=_test)

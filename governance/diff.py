@@ -6,6 +6,10 @@ narrowed type, format or bound on input; a widened type on output; a tightened s
 requirement; a changed success status); `warning` — a client might notice (a new success
 status, a new enum value in a response, a request field no longer read); `info` — additive.
 
+Every published API is gated: a document with no baseline among the old ones is `info` only
+while its `info.x-lifecycle` says `beta`; one that claims `stable` (or `deprecated`) without a
+release baseline is `breaking`, since nothing would stop a change that breaks its clients.
+
 Direction matters for schemas: a request schema may only accept more, a response schema may
 only promise more. Removing something deprecated is `info` once its sunset date has passed
 (the caller passes "today", so verdicts are reproducible) and `breaking` before it.
@@ -24,7 +28,8 @@ __all__ = ["RULES", "diff_contracts", "diff_document"]
 
 RULES: Final[dict[str, str]] = {
     "api-removed": "A published API version disappeared.",
-    "api-added": "A new API version was published.",
+    "api-added": "A new API version was published (beta until released).",
+    "api-unreleased": "A published API claims to be stable but has no release baseline, so no change to it is gated.",
     "path-removed": "A path disappeared.",
     "operation-removed": "An operation disappeared.",
     "operation-added": "A new operation.",
@@ -91,8 +96,14 @@ def diff_contracts(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]
             ctx.removal("api-removed", "(document)", f"API version {key} is no longer published", None)
             out += ctx.findings
         elif key not in old:
-            out.append(Finding(rule="api-added", severity="info", document=key, location="(document)",
-                               message=f"new API version {key}"))
+            lifecycle = new[key].get("info", {}).get("x-lifecycle")
+            if lifecycle in (None, "beta"):
+                out.append(Finding(rule="api-added", severity="info", document=key, location="(document)",
+                                   message=f"new API version {key} (lifecycle {lifecycle or 'unstated'})"))
+            else:
+                out.append(Finding(rule="api-unreleased", severity="breaking", document=key, location="info",
+                                   message=f"{key} is published as {lifecycle} but has no release baseline: copy "
+                                           "its document to the releases, or mark it `lifecycle: beta`"))
         else:
             out += diff_document(key, old[key], new[key], today=day)
     return out

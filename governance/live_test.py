@@ -12,6 +12,7 @@ expects). Access tokens live minutes; one is fetched per API, so a run of any le
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -96,7 +97,7 @@ def run_live_tests(base_url: str, client_id: str, client_secret: str, *, report_
                 auth = ["--header", f"Authorization: Bearer {_token(client, client_id, client_secret, scopes)}"]
             shown = " ".join([*cmd, *auth[:1], "<redacted>"])
             print(f"== {key}: {shown}", file=out, flush=True)
-            proc = subprocess.run(cmd + auth, capture_output=True, text=True, check=False)
+            proc = subprocess.run(cmd + auth, capture_output=True, text=True, check=False, env=_hooks_env())
             print(_tail(proc.stdout + proc.stderr), file=out, flush=True)
             tests, failures, errors = _counts(junit)
             results.append(ApiResult(key=key, exit_code=proc.returncode, tests=tests, failures=failures,
@@ -104,6 +105,13 @@ def run_live_tests(base_url: str, client_id: str, client_secret: str, *, report_
     _merge([Path(r.junit) for r in results], report_dir / "contract-tests.xml")
     print(summary(results), file=out, flush=True)
     return results
+
+
+def _hooks_env() -> dict[str, str]:
+    """schemathesis loads governance/schemathesis_hooks.py (cursor and Idempotency-Key values) from this checkout."""
+    root = str(Path(__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "SCHEMATHESIS_HOOKS": "governance.schemathesis_hooks", "PYTHONPATH": path}
 
 
 def _tail(text: str, lines: int = 40) -> str:

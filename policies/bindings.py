@@ -87,7 +87,9 @@ class ApiBinding(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     layer: Literal["system", "process", "experience"]
     version: Annotated[str, Meta(pattern=r"^v\d+$")] = "v1"
     owner: Annotated[str, Meta(description="Team accountable for the API.")]
-    lifecycle: Literal["beta", "stable", "deprecated"] = "stable"
+    lifecycle: Annotated[Literal["beta", "stable", "deprecated"], Meta(description=(
+        "`stable` only once released (its document copied to contracts/releases/, which the breaking-change "
+        "gate then protects); a new API is `beta` until then."))] = "beta"
     description: str = ""
     deprecation: Deprecation | None = None
     operations: dict[str, OperationBinding] = {}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import secrets
 from typing import Annotated, ClassVar, Literal
 
@@ -23,6 +24,7 @@ import msgspec
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from msgspec import Meta
 
+from contracts.common import IDEMPOTENCY_KEY_PATTERN
 from contracts.problems import ProblemError
 from policies.base import Policy, RequestContext
 from policies.idempotency_stores import IdempotencyStore, Record, StoredResponse, StoreUnavailable
@@ -33,7 +35,7 @@ __all__ = ["FACTORY", "REPLAYED_HEADER", "Idempotency", "IdempotencyConfig"]
 log = logging.getLogger("psconnect.idempotency")
 
 REPLAYED_HEADER = "Idempotent-Replayed"
-_KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.:~+/=")
+_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)  # the same pattern every published Idempotency-Key declares
 # Representation headers worth replaying; hop-by-hop, date and per-request headers are not.
 _REPLAYED = frozenset({b"content-type", b"location", b"etag", b"last-modified", b"content-location",
                        b"content-language"})
@@ -79,7 +81,7 @@ class Idempotency(Policy[IdempotencyConfig]):
                                    "This operation needs an Idempotency-Key header; a retry sends the same key.",
                                    code="idempotency_key_missing")
             return
-        if not 8 <= len(key) <= 255 or not set(key) <= _KEY_CHARS:
+        if not _KEY.match(key):
             raise ProblemError(400, "bad-request", "Invalid Idempotency-Key",
                                "Idempotency-Key must be 8 to 255 URL-safe characters.", code="idempotency_key_invalid")
         consumer = ctx.principal.client_id if ctx.principal else "anonymous"

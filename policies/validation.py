@@ -12,6 +12,7 @@ route's declared return type; drift is logged and counted, never sent to the cal
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import random
 import re
@@ -41,6 +42,11 @@ log = logging.getLogger("psconnect.validation")
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+# RFC 9110 §5.6.2/§5.6.4/§8.3.1: media-type = type "/" subtype *( OWS ";" OWS [ token "=" ( token / quoted-string ) ] )
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_QUOTED = r'"(?:[\t \x21\x23-\x5b\x5d-\x7e]|\\[\t \x21-\x7e])*"'
+_MEDIA_TYPE = re.compile(rf"^({_TOKEN}/{_TOKEN})((?:[ \t]*;[ \t]*(?:{_TOKEN}=(?:{_TOKEN}|{_QUOTED}))?)*)[ \t]*$")
+_PARAMETER = re.compile(rf"({_TOKEN})=({_TOKEN}|{_QUOTED})")
 drift_counter: Counter[str] = Counter()
 """Response-contract drift per operation id (exported as a metric by the observability layer)."""
 
@@ -50,7 +56,8 @@ class ValidationConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
         1 << 20)
     max_depth: Annotated[int, Meta(ge=1, le=512, description="Deepest JSON nesting accepted; else 400.")] = 32
     media_types: Annotated[tuple[str, ...], Meta(description=(
-        "Accepted request content types (`+json` suffixes of the first are accepted too); else 415."))] = (
+        "Accepted request content types, exactly (a `+json` type such as `application/cloudevents+json` only when "
+        "listed), with optional well-formed parameters; else 415."))] = (
         "application/json",)
     response_sample_rate: Annotated[float, Meta(ge=0.0, le=1.0, description=(
         "Share of responses decoded against the declared return type to detect upstream drift."))] = 0.0
@@ -78,9 +85,9 @@ class RequestValidation(Policy[ValidationConfig]):
     def __init__(self, config: ValidationConfig) -> None:
         super().__init__(config)
         self._media = tuple(m.lower() for m in config.media_types)
-        self._suffix = "+json" if any(m.endswith("json") for m in self._media) else None
 
     async def on_request(self, ctx: RequestContext) -> None:
+        _check_query(ctx.request)
         if ctx.route.method not in _BODY_METHODS:
             return
         request = ctx.request
@@ -106,9 +113,16 @@ class RequestValidation(Policy[ValidationConfig]):
         ctx.request = Request(request.scope, _replaying(body, request.receive))
 
     def _check_media_type(self, header: str | None) -> None:
-        media = (header or "").split(";", 1)[0].strip().lower()
-        if media in self._media or (self._suffix and media.endswith(self._suffix)):
-            return
+        """Exactly a listed media type, with well-formed parameters; JSON is UTF-8 (RFC 8259 §8.1).
+
+        Not any `+json` suffix: `application/vnd.evil+json` names a format this API never
+        declared, and `application/json;;;==` is not a media type at all."""
+        parsed = _MEDIA_TYPE.match(header or "")
+        media = parsed.group(1).lower() if parsed else (header or "").split(";", 1)[0].strip().lower()
+        if parsed and media in self._media:
+            charsets = [v.strip('"').lower() for k, v in _PARAMETER.findall(parsed.group(2)) if k.lower() == "charset"]
+            if all(c == "utf-8" for c in charsets):
+                return
         raise ProblemError(415, "unsupported-media-type", "Unsupported media type",
                            f"Send the body as {' or '.join(self._media)}" + (f", not {media}." if media else "."),
                            code="unsupported_media_type", headers={"Accept": ", ".join(self._media)})
@@ -186,6 +200,54 @@ def _unwrap_response(annotation: Any) -> Any:
     except (TypeError, ValueError):
         return None
     return annotation
+
+
+_STRICT_QUERY_TYPES: dict[Any, str] = {int: "an integer in decimal digits", dt.date: "an RFC 3339 full-date",
+                                       dt.datetime: "an RFC 3339 date-time"}
+_DIGITS = re.compile(r"^-?[0-9]+$")
+
+
+def _check_query(request: Request[Any, Any, Any]) -> None:
+    """Integer, date and date-time query parameters as their published type says, nothing looser.
+
+    Litestar converts query strings with msgspec's lax rules, under which `limit=1e3` and
+    `limit=5.0` are integers and `updated_since=0.5` is a date-time (seconds since 1970).
+    The contracts declare `type: integer` and `format: date-time`; a value written any
+    other way is a 422 on that parameter, on every operation alike."""
+    signature = getattr(request.scope.get("route_handler"), "parsed_fn_signature", None)
+    if signature is None or not request.scope.get("query_string"):
+        return
+    path_params = request.scope.get("path_params") or {}
+    errors: list[FieldError] = []
+    for name, field in signature.parameters.items():
+        definition = field.kwarg_definition
+        if name in path_params or getattr(definition, "header", None) or getattr(definition, "cookie", None):
+            continue
+        scalar = field.annotation
+        if field.is_optional:
+            inner = [t.annotation for t in field.inner_types if t.annotation is not type(None)]
+            scalar = inner[0] if len(inner) == 1 else None
+        expected = _STRICT_QUERY_TYPES.get(scalar)
+        if expected is None:
+            continue
+        key = getattr(definition, "name", None) or name
+        for raw in request.query_params.getall(key, []):
+            if not _strictly(raw, scalar):
+                errors.append(FieldError(pointer=key, detail=f"Expected {expected}, got {raw[:40]!r}"))
+    if errors:
+        raise ProblemError(422, "validation-error", "Validation failed",
+                           f"Validation failed for {request.method} {request.url.path}", errors=errors,
+                           code="validation_failed")
+
+
+def _strictly(raw: str, scalar: Any) -> bool:
+    if scalar is int:
+        return bool(_DIGITS.match(raw))
+    try:
+        msgspec.convert(raw, scalar, strict=True)
+    except msgspec.ValidationError:
+        return False
+    return True
 
 
 def _takes_body(ctx: RequestContext) -> bool:

@@ -28,6 +28,8 @@ from foundation.paging import decode_position, encode_position
 __all__ = ["API", "AuditFilters", "audit_router", "read_events"]
 
 API = "experience.audit"
+LIST_ID = "audit.events"
+"""What the trail's cursors are bound to (foundation.paging): no other list accepts them."""
 Text = Annotated[str | None, QueryParameter(max_length=120)]
 Outcome = Literal["success", "refused", "error"]
 
@@ -58,7 +60,7 @@ def read_events(trail: AuditLog, grant: frozenset[str] | None, filters: AuditFil
                                errors=[FieldError(pointer=name, detail="date-time without a time zone")])
     after = None
     if cursor:
-        position = decode_position(cursor, _After)
+        position = decode_position(cursor, _After, LIST_ID)
         if position.a.tzinfo is None:
             raise invalid_cursor()
         after = (position.a, position.i)
@@ -69,7 +71,7 @@ def read_events(trail: AuditLog, grant: frozenset[str] | None, filters: AuditFil
     rows = trail.events(query, limit=limit + 1, after=after)
     more = len(rows) > limit
     rows = rows[:limit]
-    return Page(items=rows, next_cursor=encode_position(_After(rows[-1].at, rows[-1].id)) if more else None)
+    return Page(items=rows, next_cursor=encode_position(_After(rows[-1].at, rows[-1].id), LIST_ID) if more else None)
 
 
 def _entities(engine: sa.Engine, grant: frozenset[str] | None, requested: str | None) -> frozenset[str] | None:

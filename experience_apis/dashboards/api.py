@@ -25,6 +25,7 @@ from contracts.dashboards import (
 from experience_apis._internal.scope import entity_grant, resolve_entities
 from experience_apis.dashboards.store import DashboardStore, Entities
 from foundation.clock import utcnow
+from foundation.paging import CURSOR_MAX_LENGTH, CURSOR_PATTERN
 
 __all__ = ["API", "dashboards_router"]
 
@@ -35,7 +36,10 @@ Period = Annotated[str | None, QueryParameter(
     pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM; default the latest period with figures.")]
 Practice = Annotated[str | None, QueryParameter(max_length=60, description="Practice, e.g. technology.")]
 Limit = Annotated[int, QueryParameter(ge=1, le=200)]
-Cursor = Annotated[str | None, QueryParameter(max_length=200, description="Opaque cursor from `next_cursor`.")]
+Cursor = Annotated[str | None, QueryParameter(
+    description="Opaque cursor: the `next_cursor` of the previous page of this same list; any other value is a 422 "
+                "`invalid_cursor`.",
+    pattern=CURSOR_PATTERN, max_length=CURSOR_MAX_LENGTH)]
 
 
 def dashboards_router(store: DashboardStore) -> Router:

@@ -97,8 +97,8 @@ def _within(table: sa.Table, entities: Entities, practice: str | None = None) ->
     return where
 
 
-def _page_cursor(offset: int, limit: int, fetched: int) -> str | None:
-    return encode_cursor(offset + limit) if fetched > limit else None
+def _page_cursor(offset: int, limit: int, fetched: int, widget: str) -> str | None:
+    return encode_cursor(offset + limit, f"dashboards.{widget}") if fetched > limit else None
 
 
 class DashboardStore:
@@ -155,7 +155,7 @@ class DashboardStore:
 
     def worker_utilization(self, entities: Entities, period: str, practice: str | None, limit: int,
                            cursor: str | None) -> WorkerUtilizationPage:
-        offset = decode_cursor(cursor)
+        offset = decode_cursor(cursor, "dashboards.worker_utilization")
         t = fact_workers
         query = (sa.select(t.c.worker_id, sa.func.min(t.c.worker_entity), sa.func.min(t.c.practice),
                            sa.func.sum(t.c.capacity), sa.func.sum(t.c.planned), sa.func.sum(t.c.actual),
@@ -167,13 +167,14 @@ class DashboardStore:
         items = [WorkerUtilization(worker_id=w, legal_entity_code=e, practice=p,
                                    figures=_figures(int(c or 0), int(pl or 0), int(a or 0), int(b or 0)))
                  for w, e, p, c, pl, a, b in rows[:limit]]
-        return WorkerUtilizationPage(items=items, next_cursor=_page_cursor(offset, limit, len(rows)))
+        return WorkerUtilizationPage(items=items,
+                                     next_cursor=_page_cursor(offset, limit, len(rows), "worker_utilization"))
 
     # --- 3: backlog ------------------------------------------------------------------------------------------
 
     def backlog(self, entities: Entities, period: str, practice: str | None, limit: int,
                 cursor: str | None) -> BacklogPage:
-        offset = decode_cursor(cursor)
+        offset = decode_cursor(cursor, "dashboards.backlog")
         c, f = fact_contracts, fact_projects
         delivered = (sa.select(f.c.project, sa.func.sum(f.c.revenue).label("delivered"))
                      .where(f.c.period <= period, *_within(f, entities)).group_by(f.c.project).subquery())
@@ -190,7 +191,7 @@ class DashboardStore:
         items = [ProjectBacklog(project=p, legal_entity_code=e, practice=pr, contracted=_money(k, cur),
                                 delivered=_money(d, cur), remaining=_money(int(k) - int(d), cur))
                  for p, e, pr, cur, k, d in rows[:limit]]
-        return BacklogPage(items=items, next_cursor=_page_cursor(offset, limit, len(rows)), totals=[
+        return BacklogPage(items=items, next_cursor=_page_cursor(offset, limit, len(rows), "backlog"), totals=[
             BacklogTotal(currency=cur, contracted=_money(k, cur), delivered=_money(d, cur),
                          remaining=_money(int(k or 0) - int(d or 0), cur)) for cur, k, d in totals])
 
@@ -198,7 +199,7 @@ class DashboardStore:
 
     def readiness(self, entities: Entities, period: str, practice: str | None, limit: int,
                   cursor: str | None) -> ReadinessPage:
-        offset = decode_cursor(cursor)
+        offset = decode_cursor(cursor, "dashboards.readiness")
         f = fact_projects
         where = [f.c.period == period, *_within(f, entities, practice),
                  sa.or_(f.c.lines > 0, f.c.held_hours != 0)]
@@ -216,7 +217,7 @@ class DashboardStore:
                                   approved_unbilled=_money(u, cur), posted_uninvoiced=_money(pu, cur),
                                   held_hours=_hours(h), lines=n, oldest_date=oldest)
                  for p, e, pr, cur, uh, u, pu, h, n, oldest in rows[:limit]]
-        return ReadinessPage(items=items, next_cursor=_page_cursor(offset, limit, len(rows)), totals=[
+        return ReadinessPage(items=items, next_cursor=_page_cursor(offset, limit, len(rows), "readiness"), totals=[
             ReadinessTotal(currency=cur, approved_unbilled_hours=_hours(uh), approved_unbilled=_money(u, cur),
                            posted_uninvoiced=_money(pu, cur), held_hours=_hours(h), lines=int(n or 0))
             for cur, uh, u, pu, h, n in totals])
@@ -245,7 +246,7 @@ class DashboardStore:
 
     def margin(self, entities: Entities, period: str, practice: str | None, limit: int,
                cursor: str | None) -> MarginPage:
-        offset = decode_cursor(cursor)
+        offset = decode_cursor(cursor, "dashboards.margin")
         f = fact_projects
         where = [f.c.period == period, *_within(f, entities, practice)]
         page_query = (sa.select(f.c.project, f.c.legal_entity_code, f.c.practice, f.c.currency, f.c.revenue,
@@ -259,7 +260,7 @@ class DashboardStore:
                                cost=_money(c, cur), margin=_money(int(r) - int(c), cur),
                                margin_ratio=ratio(from_units(int(r) - int(c)), from_units(r)))
                  for p, e, pr, cur, r, c in rows[:limit]]
-        return MarginPage(items=items, next_cursor=_page_cursor(offset, limit, len(rows)), totals=[
+        return MarginPage(items=items, next_cursor=_page_cursor(offset, limit, len(rows), "margin"), totals=[
             MarginTotal(currency=cur, revenue=_money(r, cur), cost=_money(c, cur),
                         margin=_money(int(r or 0) - int(c or 0), cur),
                         margin_ratio=ratio(from_units(int(r or 0) - int(c or 0)), from_units(r)))

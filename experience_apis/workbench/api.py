@@ -22,6 +22,7 @@ from experience_apis._internal.actor import actor_of
 from experience_apis._internal.scope import entity_grant
 from experience_apis.workbench.store import Entities, WorkbenchStore
 from foundation.audit import via_of
+from foundation.paging import CURSOR_MAX_LENGTH, CURSOR_PATTERN
 from process_apis.exception_queue import replay
 
 __all__ = ["API", "workbench_router"]
@@ -41,7 +42,9 @@ def workbench_router(store: WorkbenchStore) -> Router:
         owner: Text = None, process: Text = None, reason: Text = None, assignee: Text = None,
         older_than_hours: Annotated[float | None, QueryParameter(ge=0, le=24 * 365)] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
-        cursor: Annotated[str | None, QueryParameter(max_length=2000)] = None,
+        cursor: Annotated[str | None, QueryParameter(
+            description="Opaque cursor: the `next_cursor` of the previous page; any other value is a 422.",
+            pattern=CURSOR_PATTERN, max_length=CURSOR_MAX_LENGTH)] = None,
     ) -> Page[WorkbenchItem]:
         return store.list(status=status, owner=owner, process=process, reason=reason, assignee=assignee,
                           older_than_hours=older_than_hours, limit=limit, cursor=cursor, entities=seen_by(request))

@@ -63,7 +63,7 @@ class WorkbenchStore:
     def list(self, *, status: ExceptionStatus | None, owner: str | None, process: str | None,
              reason: str | None, assignee: str | None, older_than_hours: float | None, limit: int,
              cursor: str | None, entities: Entities = None) -> Page[WorkbenchItem]:
-        offset = decode_cursor(cursor)
+        offset = decode_cursor(cursor, "workbench.exceptions")
         assigned = None
         if assignee is not None:
             with self.engine.connect() as conn:
@@ -83,7 +83,8 @@ class WorkbenchStore:
                 seen = Attribution(conn, entities)
                 ids = [e.id for e in entries if seen.visible(e.subject, e.run_subject)][offset:offset + limit + 1]
         items = [self.item(i) for i in ids[:limit]]
-        return Page(items=items, next_cursor=encode_cursor(offset + limit) if len(ids) > limit else None)
+        more = len(ids) > limit
+        return Page(items=items, next_cursor=encode_cursor(offset + limit, "workbench.exceptions") if more else None)
 
     def item(self, exception_id: str, entities: Entities = None) -> WorkbenchItem:
         record = self.exceptions.get(exception_id)

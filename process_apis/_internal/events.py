@@ -35,7 +35,7 @@ class EventOutbox:
         return True
 
     def list(self, type_: str | None, limit: int, cursor: str | None) -> Page[CloudEvent[dict[str, Any]]]:
-        offset = decode_cursor(cursor)
+        offset = decode_cursor(cursor, "events")
         query = sa.select(events)
         if type_:
             query = query.where(events.c.type == type_)
@@ -43,4 +43,4 @@ class EventOutbox:
             rows = conn.execute(query.order_by(events.c.seq).limit(limit + 1).offset(offset)).mappings().all()
         items = [CloudEvent(id=r["id"], type=r["type"], source=r["source"], subject=r["subject"],
                             time=as_utc(r["time"]), data=dict(r["data"])) for r in rows[:limit]]
-        return Page(items=items, next_cursor=encode_cursor(offset + limit) if len(rows) > limit else None)
+        return Page(items=items, next_cursor=encode_cursor(offset + limit, "events") if len(rows) > limit else None)

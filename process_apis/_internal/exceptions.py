@@ -51,7 +51,7 @@ class ExceptionStore:
 
     def list(self, process: str | None, status: ExceptionStatus | None, owner: str | None, limit: int,
              cursor: str | None) -> Page[ExceptionRecord]:
-        offset = decode_cursor(cursor)
+        offset = decode_cursor(cursor, f"{process or '*'}.exceptions")
         query = sa.select(exceptions)
         if process:
             query = query.where(exceptions.c.process == process)
@@ -63,7 +63,8 @@ class ExceptionStore:
             rows = conn.execute(query.order_by(exceptions.c.created_at.desc(), exceptions.c.id)
                                 .limit(limit + 1).offset(offset)).mappings().all()
         return Page(items=[_record(r) for r in rows[:limit]],
-                    next_cursor=encode_cursor(offset + limit) if len(rows) > limit else None)
+                    next_cursor=encode_cursor(offset + limit, f"{process or '*'}.exceptions")
+                    if len(rows) > limit else None)
 
     def get_of(self, process: str, exception_id: str) -> ExceptionRecord:
         """The exception, if `process` raised it; otherwise a 404 problem."""

@@ -62,9 +62,13 @@ class Visibility:
 
 
 async def filtered_page(fetch: Callable[[int, str | None], Page[T]], keep: Callable[[T], Awaitable[bool]],
-                        limit: int, cursor: str | None) -> Page[T]:
-    """A page of the records `keep` admits, read through the store's own list (`fetch(limit, cursor)`)."""
-    offset = decode_cursor(cursor)
+                        limit: int, cursor: str | None, list_id: str) -> Page[T]:
+    """A page of the records `keep` admits, read through the store's own list (`fetch(limit, cursor)`).
+
+    Its cursors count filtered records, so they are bound to `list_id` (the filtered list), never
+    accepted by the unfiltered list of the same records.
+    """
+    offset = decode_cursor(cursor, list_id)
     kept: list[T] = []
     store_cursor: str | None = None
     while True:
@@ -74,4 +78,4 @@ async def filtered_page(fetch: Callable[[int, str | None], Page[T]], keep: Calla
         if not store_cursor or len(kept) > offset + limit:
             break
     more = len(kept) > offset + limit
-    return Page(items=kept[offset:offset + limit], next_cursor=encode_cursor(offset + limit) if more else None)
+    return Page(items=kept[offset:offset + limit], next_cursor=encode_cursor(offset + limit, list_id) if more else None)

@@ -21,6 +21,7 @@ from litestar.params import PathParameter, QueryParameter
 
 from contracts.common import Page
 from contracts.runs import ExceptionRecord, ExceptionStatus, Run, RunStatus
+from foundation.paging import CURSOR_MAX_LENGTH, CURSOR_PATTERN
 from process_apis._internal.exceptions import ExceptionStore
 from process_apis._internal.grants import Visibility, filtered_page
 from process_apis._internal.runs import RunStore
@@ -29,7 +30,10 @@ __all__ = ["Cursor", "Limit", "Op", "RecordRoutes", "Records", "constant", "reco
            "visible_exception"]
 
 Limit = Annotated[int, QueryParameter(ge=1, le=200, description="Page size.")]
-Cursor = Annotated[str | None, QueryParameter(max_length=2000, description="Cursor from the previous page.")]
+Cursor = Annotated[str | None, QueryParameter(
+    description="Opaque cursor: the `next_cursor` of the previous page of this same list; any other value is a 422 "
+                "`invalid_cursor`.",
+    pattern=CURSOR_PATTERN, max_length=CURSOR_MAX_LENGTH)]
 RunId = Annotated[str, PathParameter(max_length=120)]
 ExceptionId = Annotated[str, PathParameter(max_length=64)]
 Owner = Annotated[str | None, QueryParameter(max_length=80)]
@@ -80,7 +84,8 @@ def record_routes(process: str, *, runs_path: str, list_runs: Op, get_run: Op, l
         if not visibility.restricted:
             return runtime.runs.list(process, status, limit, cursor)
         return await filtered_page(lambda n, c: runtime.runs.list(process, status, n, c),
-                                   lambda run: visibility.subject(run.subject), limit, cursor)
+                                   lambda run: visibility.subject(run.subject), limit, cursor,
+                                   f"{process}.runs.granted")
 
     @get(runs_path + "/{run_id:str}", operation_id=get_run.operation_id, summary=get_run.summary)
     async def get_run_(runtime: NamedDependency[Records], visibility: NamedDependency[Visibility],
@@ -98,7 +103,8 @@ def record_routes(process: str, *, runs_path: str, list_runs: Op, get_run: Op, l
         if not visibility.restricted:
             return runtime.exceptions.list(process, status, owner, limit, cursor)
         return await filtered_page(lambda n, c: runtime.exceptions.list(process, status, owner, n, c),
-                                   lambda record: visible_exception(runtime, visibility, record), limit, cursor)
+                                   lambda record: visible_exception(runtime, visibility, record), limit, cursor,
+                                   f"{process}.exceptions.granted")
 
     exception_routes = [list_exceptions_]
     if get_exception is not None:

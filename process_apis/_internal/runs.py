@@ -71,7 +71,7 @@ class RunStore:
         return self.get(run_id) if run_id else None
 
     def list(self, process: str, status: RunStatus | None, limit: int, cursor: str | None) -> Page[Run]:
-        offset = decode_cursor(cursor)
+        offset = decode_cursor(cursor, f"{process}.runs")
         query = sa.select(runs.c.id).where(runs.c.process == process)
         if status:
             query = query.where(runs.c.status == status)
@@ -79,7 +79,8 @@ class RunStore:
             ids = conn.execute(query.order_by(runs.c.created_at.desc(), runs.c.id)
                                .limit(limit + 1).offset(offset)).scalars().all()
         items = [r for r in (self.get(i) for i in ids[:limit]) if r is not None]
-        return Page(items=items, next_cursor=encode_cursor(offset + limit) if len(ids) > limit else None)
+        more = len(ids) > limit
+        return Page(items=items, next_cursor=encode_cursor(offset + limit, f"{process}.runs") if more else None)
 
     def set_status(self, run_id: str, status: RunStatus, *, result: dict[str, str] | None = None,
                    exception_id: str | None = None) -> None:

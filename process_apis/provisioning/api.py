@@ -8,6 +8,7 @@ known entity, is a 403 and starts nothing) and sees only those runs, exceptions 
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from litestar import Request, Response, Router, get, post
@@ -16,7 +17,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter, JSONBody, QueryParameter
 from msgspec import Meta
 
-from contracts.common import Page, Struct
+from contracts.common import IDEMPOTENCY_KEY_PATTERN, Page, Struct
 from contracts.events import CLOSED_WON, CloudEvent
 from contracts.problems import ProblemError
 from contracts.runs import Run
@@ -32,8 +33,9 @@ __all__ = ["API", "ClosedWon", "StartRun", "provisioning_router"]
 
 API = "process.provisioning"
 BASE = "/process/provisioning/v1"
-IdempotencyKey = Annotated[str, HeaderParameter(name="Idempotency-Key", min_length=8, max_length=255,
-                                          description="Unique per intended start; a retry sends the same key.")]
+IdempotencyKey = Annotated[str, HeaderParameter(
+    name="Idempotency-Key", min_length=8, max_length=255, pattern=IDEMPOTENCY_KEY_PATTERN,
+    description="Unique per intended start; a retry sends the same key.")]
 OpportunityId = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$",
                                     description="CRM id or external id of the opportunity.")]
 
@@ -46,6 +48,13 @@ class ClosedWon(Struct):
     """Payload of `psconnect.crm.opportunity.closed_won`."""
 
     opportunity_id: OpportunityId
+
+
+class ClosedWonEvent(CloudEvent[ClosedWon], kw_only=True, forbid_unknown_fields=False):
+    """The one event type this endpoint takes, declared as such (any other `type` is a 422)."""
+
+    type: Annotated[str, Meta(pattern=rf"^{re.escape(CLOSED_WON)}$", examples=[CLOSED_WON])]
+    data: ClosedWon
 
 
 def _accepted(run: Run, started: bool) -> Response[Run]:
@@ -93,7 +102,7 @@ def provisioning_router(service: ProvisioningService) -> Router:
     @post("/crm-events", operation_id="provisioning.receiveCrmEvent", status_code=202, responses=existing,
           summary="Receive a CRM closed-won event (CloudEvents 1.0)")
     async def crm_event(service: NamedDependency[ProvisioningService], visibility: NamedDependency[Visibility],
-                        data: JSONBody[CloudEvent[ClosedWon]]) -> Response[Run]:
+                        data: JSONBody[ClosedWonEvent]) -> Response[Run]:
         if data.type != CLOSED_WON:
             raise ProblemError(422, "validation-error", "Unsupported event type",
                                f"Only {CLOSED_WON} starts provisioning.", code="unsupported_event_type")
@@ -115,7 +124,8 @@ def provisioning_router(service: ProvisioningService) -> Router:
         if not visibility.restricted:
             return runtime.outbox.list(type, limit, cursor)
         return await filtered_page(lambda n, c: runtime.outbox.list(type, n, c),
-                                   lambda event: visibility.subject(event.subject), limit, cursor)
+                                   lambda event: visibility.subject(event.subject), limit, cursor,
+                                   "provisioning.events.granted")
 
     return Router(path=BASE, opt={"api": API}, tags=["provisioning"],
                   dependencies={"service": constant(service), "runtime": Provide(runtime, sync_to_thread=False),

@@ -10,6 +10,7 @@ filtered like the workbench's.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from litestar import Request, Response, Router, get, post
@@ -18,7 +19,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter, JSONBody, QueryParameter
 from msgspec import Meta
 
-from contracts.common import Page, Struct
+from contracts.common import IDEMPOTENCY_KEY_PATTERN, Page, Struct
 from contracts.events import CloudEvent
 from contracts.problems import ProblemError
 from contracts.runs import Run
@@ -39,21 +40,35 @@ API = "process.time_to_bill"
 BASE = "/process/time-to-bill/v1"
 TIMESHEET_APPROVED = "psconnect.time.timesheet.approved"
 PeriodParam = Annotated[str, QueryParameter(pattern=r"^\d{4}-\d{2}$", description="Billing period YYYY-MM.")]
-IdempotencyKey = Annotated[str | None, HeaderParameter(name="Idempotency-Key", min_length=8, max_length=255,
-                                                 description="Unique per intended start.")]
+IdempotencyKey = Annotated[str | None, HeaderParameter(
+    name="Idempotency-Key", min_length=8, max_length=255, pattern=IDEMPOTENCY_KEY_PATTERN,
+    description="Unique per intended start.")]
 
 
 class StartBillingRun(Struct):
     legal_entity_code: Annotated[str, Meta(pattern=r"^([A-Z]{2}\d{2}|\*)$", examples=["US01"],
                                            description="Legal entity code, or * for all.")]
-    period: Annotated[str, Meta(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", examples=["2026-10"],
-                                description="Billing period YYYY-MM, a real month (01-12).")]
+    period: Annotated[str, Meta(pattern=r"^\d{4}-\d{2}$", examples=["2026-10"],
+                                description="Billing period YYYY-MM. The month must be 01-12: any other is "
+                                            "refused with a 422 on `period` (checked by the service, since v1 "
+                                            "published this pattern and may only widen it).")]
+
+
+EntryId = Annotated[str, Meta(min_length=1, max_length=120, pattern=r"^[A-Za-z0-9_.:-]+$",
+                               description="Time-system id of an approved entry.")]
 
 
 class TimesheetApproved(Struct):
     """Payload of `psconnect.time.timesheet.approved`: the entries the approval covers."""
 
-    entry_ids: Annotated[list[Annotated[str, Meta(max_length=120)]], Meta(min_length=1, max_length=500)]
+    entry_ids: Annotated[list[EntryId], Meta(min_length=1, max_length=500)]
+
+
+class TimesheetApprovedEvent(CloudEvent[TimesheetApproved], kw_only=True, forbid_unknown_fields=False):
+    """The one event type this endpoint takes, declared as such (any other `type` is a 422)."""
+
+    type: Annotated[str, Meta(pattern=rf"^{re.escape(TIMESHEET_APPROVED)}$", examples=[TIMESHEET_APPROVED])]
+    data: TimesheetApproved
 
 
 class ReplayOutcome(Struct):
@@ -121,7 +136,7 @@ def time_to_bill_router(service: TimeToBillService) -> Router:
     @post("/events", operation_id="timeToBill.receiveEvent", status_code=202,
           summary="Receive a timesheet-approved event (CloudEvents 1.0)")
     async def event(service: NamedDependency[TimeToBillService], visibility: NamedDependency[Visibility],
-                    data: JSONBody[CloudEvent[TimesheetApproved]]) -> EventOutcome:
+                    data: JSONBody[TimesheetApprovedEvent]) -> EventOutcome:
         if data.type != TIMESHEET_APPROVED:
             raise ProblemError(422, "validation-error", "Unsupported event type",
                                f"Only {TIMESHEET_APPROVED} is accepted.", code="unsupported_event_type")
@@ -157,10 +172,11 @@ def time_to_bill_router(service: TimeToBillService) -> Router:
         else:
             raise ProblemError(422, "validation-error", "Missing filter", "Give project or legal_entity_code.",
                                code="missing_filter")
-        offset = decode_cursor(cursor)
+        offset = decode_cursor(cursor, "time_to_bill.reconciliation")
         page = rows[offset:offset + limit]
         more = offset + limit < len(rows)
-        return Page(items=page, next_cursor=encode_cursor(offset + limit) if more else None)
+        following = encode_cursor(offset + limit, "time_to_bill.reconciliation") if more else None
+        return Page(items=page, next_cursor=following)
 
     return Router(path=BASE, opt={"api": API}, tags=["time-to-bill"],
                   dependencies={"service": constant(service), "runtime": Provide(runtime, sync_to_thread=False),

@@ -15,7 +15,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter, JSONBody
 from msgspec import Meta
 
-from contracts.common import Struct
+from contracts.common import IDEMPOTENCY_KEY_PATTERN, Struct
 from contracts.runs import Run
 from foundation.grants import Grant, entity_grant
 from process_apis._internal.grants import Visibility
@@ -28,8 +28,9 @@ __all__ = ["API", "BASE", "StartSync", "worker_sync_router"]
 
 API = "process.worker_sync"
 BASE = "/process/worker-sync/v1"
-IdempotencyKey = Annotated[str, HeaderParameter(name="Idempotency-Key", min_length=8, max_length=255,
-                                          description="Unique per intended start; a retry sends the same key.")]
+IdempotencyKey = Annotated[str, HeaderParameter(
+    name="Idempotency-Key", min_length=8, max_length=255, pattern=IDEMPOTENCY_KEY_PATTERN,
+    description="Unique per intended start; a retry sends the same key.")]
 
 
 class StartSync(Struct):

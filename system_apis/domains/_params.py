@@ -8,13 +8,17 @@ from litestar import Response
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import QueryParameter
 
+from foundation.paging import CURSOR_MAX_LENGTH, CURSOR_PATTERN
+
 __all__ = ["Cursor", "Limit", "created_spec", "upserted"]
 
 T = TypeVar("T")
 
 Limit = Annotated[int, QueryParameter(ge=1, le=200, description="Page size.")]
-Cursor = Annotated[str | None, QueryParameter(description="Opaque cursor from the previous page's next_cursor.",
-                                         max_length=2000)]
+Cursor = Annotated[str | None, QueryParameter(
+    description="Opaque cursor: the `next_cursor` of the previous page of this same list; any other value is a 422 "
+                "`invalid_cursor`.",
+    pattern=CURSOR_PATTERN, max_length=CURSOR_MAX_LENGTH)]
 
 
 def upserted(record: T, created: bool) -> Response[T]:

@@ -100,9 +100,10 @@ def time_router(system: TimeSystem) -> Router:
         # The vendor reports every project at once; the contract pages it like every other list.
         allowed = await (await system_scope(request)).project_filter()
         rows = [r for r in (await system.uninvoiced_report(start, end)).items if allowed(r.project_code)]
-        offset = decode_cursor(cursor)
+        offset = decode_cursor(cursor, "time.uninvoiced")
         more = offset + limit < len(rows)
-        return Page(items=rows[offset:offset + limit], next_cursor=encode_cursor(offset + limit) if more else None)
+        following = encode_cursor(offset + limit, "time.uninvoiced") if more else None
+        return Page(items=rows[offset:offset + limit], next_cursor=following)
 
     return Router(path="/system/time/v1", opt={"api": API}, tags=["time"], before_request=bind_consumer,
                   route_handlers=[list_time_entries, get_time_entry, list_projects, uninvoiced_report])

@@ -50,14 +50,14 @@ class _Cursor(msgspec.Struct, frozen=True, kw_only=True):
     status: TimeEntryStatus | None = None
 
 
-def _encode_cursor(link: str, status: TimeEntryStatus | None = None) -> str:
+def _encode_cursor(link: str, collection: str, status: TimeEntryStatus | None = None) -> str:
     url = httpx.URL(link)
     relative = url.raw_path.decode("ascii")
-    return encode_position(_Cursor(link=relative, status=status))
+    return encode_position(_Cursor(link=relative, status=status), f"time.{collection}")
 
 
 def _decode_cursor(value: str, collection: str) -> _Cursor:
-    cursor = decode_position(value, _Cursor)
+    cursor = decode_position(value, _Cursor, f"time.{collection}")
     try:
         _, params = split_link(cursor.link, expected_path=f"{API_PREFIX}/{collection}")
         if not 1 <= int(params.get("per_page", MAX_PER_PAGE)) <= MAX_PER_PAGE:
@@ -150,7 +150,7 @@ class HarvestTime:
             if not following:
                 return Page(items=items)
             if items:
-                return Page(items=items, next_cursor=_encode_cursor(following, status))
+                return Page(items=items, next_cursor=_encode_cursor(following, "time_entries", status))
             link, params = following, None
 
     async def get_time_entry(self, entry_id: str) -> TimeEntry:
@@ -165,7 +165,7 @@ class HarvestTime:
         page = await self.client.projects_page(per_page=limit, link=link)
         following = page.links.next
         return Page(items=[project_to_canonical(p) for p in page.projects],
-                    next_cursor=_encode_cursor(following) if following else None)
+                    next_cursor=_encode_cursor(following, "projects") if following else None)
 
     async def uninvoiced_report(self, start: dt.date, end: dt.date) -> Page[UninvoicedProject]:
         if end < start or (end - start).days > 365:

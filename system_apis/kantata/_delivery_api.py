@@ -55,17 +55,18 @@ class Cursor(msgspec.Struct, frozen=True):
     per_page: int
 
 
-def decode_cursor(value: str | None, limit: int) -> Cursor:
+def decode_cursor(value: str | None, limit: int, collection: str) -> Cursor:
     if not value:
         return Cursor(page=1, per_page=limit)
-    cursor = decode_position(value, Cursor)
+    cursor = decode_position(value, Cursor, f"psa.{collection}")
     if cursor.page < 1 or not 1 <= cursor.per_page <= 200:
         raise invalid_cursor("The cursor is out of range.")
     return cursor
 
 
-def _next(position: Cursor, page: KantataPage) -> str | None:
-    return encode_position(Cursor(page=position.page + 1, per_page=position.per_page)) if page.has_next else None
+def _next(position: Cursor, page: KantataPage, collection: str) -> str | None:
+    following = Cursor(page=position.page + 1, per_page=position.per_page)
+    return encode_position(following, f"psa.{collection}") if page.has_next else None
 
 
 def not_found(what: str, key: str) -> ProblemError:
@@ -118,7 +119,7 @@ class KantataDelivery:
 
     async def list_assignments(self, project_external_id: str | None, limit: int,
                                cursor: str | None) -> Page[Assignment]:
-        position = decode_cursor(cursor, limit)
+        position = decode_cursor(cursor, limit, "assignments")
         workspace_ids: list[str] | None = None
         if project_external_id is not None:
             found = await self._subject("Workspace", SERVICE_NAME, SERVICE_MODEL, project_external_id)
@@ -143,7 +144,7 @@ class KantataDelivery:
                      for r in named if allocations[str(r["id"])]]  # no allocation yet: not staffed in time
         except MappingError as exc:
             raise _unreadable(exc, "workspace resource") from exc
-        return Page(items=items, next_cursor=_next(position, page))
+        return Page(items=items, next_cursor=_next(position, page, "assignments"))
 
     # --- rate cards ---------------------------------------------------------------------------------
 
@@ -162,7 +163,7 @@ class KantataDelivery:
             raise _unreadable(exc, "rate card") from exc
 
     async def list_rate_cards(self, legal_entity_code: str | None, limit: int, cursor: str | None) -> Page[RateCard]:
-        position = decode_cursor(cursor, limit)
+        position = decode_cursor(cursor, limit, "rate_cards")
         only: list[str] | None = None
         if legal_entity_code is not None:
             refs = await self.client.find_external_references(
@@ -173,7 +174,7 @@ class KantataDelivery:
                 return Page(items=[])
         page = await self.client.list_rate_cards(page=position.page, per_page=position.per_page, only=only,
                                                  include=["external_references"])
-        return Page(items=await self._rate_cards(page), next_cursor=_next(position, page))
+        return Page(items=await self._rate_cards(page), next_cursor=_next(position, page, "rate_cards"))
 
     async def get_rate_card(self, rate_card_id: str) -> RateCard:
         kantata_id = await self.rate_card_kantata_id(rate_card_id)
@@ -207,13 +208,13 @@ class KantataDelivery:
                                 limit: int, cursor: str | None) -> Page[TimeEntry]:
         """Approved time is filtered by Kantata; other states are picked from each page here (Kantata's
         `approved` filter cannot be negated), so such pages may hold fewer than `limit` entries."""
-        position = decode_cursor(cursor, limit)
+        position = decode_cursor(cursor, limit, "time_entries")
         page = await self.client.list_time_entries(page=position.page, per_page=position.per_page,
                                                    approved=status == "approved", start=start, end=end)
         codes = await self._project_codes({str(e["workspace_id"]) for e in page.records})
         entries = self._time_entries(page, codes)
         return Page(items=[e for e in entries if status is None or e.status == status],
-                    next_cursor=_next(position, page))
+                    next_cursor=_next(position, page, "time_entries"))
 
     def _time_entries(self, page: KantataPage, codes: dict[str, str]) -> list[TimeEntry]:
         pools = {k: page.included.get(k, {}) for k in ("users", "workspaces", "stories", "timesheet_submissions")}
@@ -247,10 +248,10 @@ class KantataDelivery:
 
     async def list_timesheet_submissions(self, status: Literal["pending", "approved", "rejected"] | None, limit: int,
                                          cursor: str | None) -> Page[TimesheetSubmission]:
-        position = decode_cursor(cursor, limit)
+        position = decode_cursor(cursor, limit, "timesheet_submissions")
         page = await self.client.list_timesheet_submissions(page=position.page, per_page=position.per_page,
                                                             status=status)
-        return Page(items=await self._submissions(page), next_cursor=_next(position, page))
+        return Page(items=await self._submissions(page), next_cursor=_next(position, page, "timesheet_submissions"))
 
     async def _submission(self, submission_id: str) -> TimesheetSubmission:
         return (await self._submissions(await self.client.get_timesheet_submission(submission_id)))[0]

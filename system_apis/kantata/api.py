@@ -100,11 +100,11 @@ class KantataPsa(KantataDelivery):
         if external_id is not None:
             found = await self._find(external_id)
             return Page(items=[await self.get_project(found)] if found else [])
-        position = decode_cursor(cursor, limit)
+        position = decode_cursor(cursor, limit, "projects")
         page = await self.client.list_workspaces(page=position.page, per_page=position.per_page, include=_INCLUDE)
         following = Cursor(page=position.page + 1, per_page=position.per_page)
         return Page(items=await self._projects(page),
-                    next_cursor=encode_position(following) if page.has_next else None)
+                    next_cursor=encode_position(following, "psa.projects") if page.has_next else None)
 
     async def get_project(self, project_id: str) -> PsaProject:
         if not project_id.isdigit():  # Kantata ids are numeric; anything else cannot exist

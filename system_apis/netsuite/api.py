@@ -51,7 +51,7 @@ class _Cursor(msgspec.Struct, frozen=True):
 
 
 def _decode_cursor(value: str, record: str, q: str) -> _Cursor:
-    cursor = decode_position(value, _Cursor)
+    cursor = decode_position(value, _Cursor, f"erp.{record}")
     if cursor.record != record or cursor.q != q or cursor.offset < 0 or cursor.size < 1:
         raise invalid_cursor("The cursor is not one this list issued.")
     return cursor
@@ -91,7 +91,8 @@ class NetSuiteErp(NetSuiteBilling):
         records = await self.client.get_many(record, page.ids, expand=expand)
         items = [_mapped(mapper, r) for r in records]
         next_offset = page.next_offset
-        next_cursor = (encode_position(_Cursor(record=record, q=q or "", offset=next_offset, size=size))
+        next_cursor = (encode_position(_Cursor(record=record, q=q or "", offset=next_offset, size=size),
+                                       f"erp.{record}")
                        if next_offset is not None else None)
         return Page(items=items, next_cursor=next_cursor)
 

@@ -45,13 +45,13 @@ class _Cursor(msgspec.Struct, frozen=True):
     after: str
 
 
-def encode_cursor(after_id: str) -> str:
-    return encode_position(_Cursor(after=after_id))
+def encode_cursor(after_id: str, prefix: str) -> str:
+    return encode_position(_Cursor(after=after_id), f"crm.{prefix}")
 
 
 def decode_cursor(cursor: str, prefix: str) -> str:
     """The Id a cursor resumes after; a cursor this API did not issue is a 400, never SOQL."""
-    after = decode_position(cursor, _Cursor).after
+    after = decode_position(cursor, _Cursor, f"crm.{prefix}").after
     if not is_salesforce_id(after, prefix):
         raise invalid_cursor()
     return after
@@ -86,7 +86,7 @@ class SalesforceCrm:
         # One extra row tells whether another page exists without a COUNT() round trip.
         soql += f" ORDER BY Id LIMIT {limit + 1}"
         records = [record async for record in self.client.query(soql)]
-        next_cursor = encode_cursor(str(records[limit - 1]["Id"])) if len(records) > limit else None
+        next_cursor = encode_cursor(str(records[limit - 1]["Id"]), prefix) if len(records) > limit else None
         return Page(items=[convert(r) for r in records[:limit]], next_cursor=next_cursor)
 
     async def _get(self, sobject: str, prefix: str, fields: Sequence[str], key: str) -> dict[str, Any]:

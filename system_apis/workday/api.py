@@ -34,8 +34,8 @@ class _Cursor(msgspec.Struct, frozen=True, omit_defaults=True):
     since: dt.datetime | None = None
 
 
-def _decode(value: str) -> _Cursor:
-    cursor = decode_position(value, _Cursor)
+def _decode(value: str, collection: str) -> _Cursor:
+    cursor = decode_position(value, _Cursor, f"hr.{collection}")
     if cursor.offset < 0 or not 1 <= cursor.limit <= MAX_LIMIT:
         raise invalid_cursor("The cursor is out of range.")
     return cursor
@@ -65,7 +65,7 @@ class WorkdayHr:
     async def list_workers(self, limit: int, cursor: str | None,
                            updated_since: dt.datetime | None) -> Page[Worker]:
         if cursor:
-            position = _decode(cursor)
+            position = _decode(cursor, "workers")
         else:
             since = updated_since.replace(tzinfo=dt.UTC) if updated_since and updated_since.tzinfo is None \
                 else updated_since
@@ -77,7 +77,8 @@ class WorkdayHr:
             records = [r for r in records if (_updated(r) or dt.datetime.max.replace(tzinfo=dt.UTC)) >= since]
         following = page.next_offset
         return Page(items=[_worker(r) for r in records],
-                    next_cursor=encode_position(_Cursor(offset=following, limit=position.limit, since=position.since))
+                    next_cursor=encode_position(_Cursor(offset=following, limit=position.limit, since=position.since),
+                                           "hr.workers")
                     if following is not None else None)
 
     async def get_worker(self, worker_id: str) -> Worker:
@@ -90,14 +91,15 @@ class WorkdayHr:
         return _worker(record)
 
     async def list_cost_centers(self, limit: int, cursor: str | None) -> Page[CostCenter]:
-        position = _decode(cursor) if cursor else _Cursor(offset=0, limit=min(limit, MAX_LIMIT))
+        position = _decode(cursor, "cost_centers") if cursor else _Cursor(offset=0, limit=min(limit, MAX_LIMIT))
         page = await self.client.list_cost_centers(offset=position.offset, limit=position.limit)
         try:
             items = [cost_center_from_record(r) for r in page.data]
         except MappingError as exc:
             raise VendorRejected(VENDOR, f"unreadable cost center record: {exc}", status=502) from exc
         following = page.next_offset
-        return Page(items=items, next_cursor=encode_position(_Cursor(offset=following, limit=position.limit))
+        return Page(items=items,
+                    next_cursor=encode_position(_Cursor(offset=following, limit=position.limit), "hr.cost_centers")
                     if following is not None else None)
 
 
