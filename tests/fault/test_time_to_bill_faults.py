@@ -1,6 +1,6 @@
 """Time-to-bill under ERP faults: a flaky ERP loses and duplicates nothing; one entity's outage blocks no other.
 
-The whole gateway with its simulators (tests/integration/time_to_bill/ttb_stack.py). NetSuite
+The whole gateway with its simulators (tests/integration/process_apis/time_to_bill/ttb_stack.py). NetSuite
 answers 5xx and 429 on 5% of calls, or is down for one subsidiary's postings only; the
 billing runs must end with every valid entry posted exactly once and a clean
 reconciliation, and the outage must fail only the entity it hits.
@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from system_apis._internal.faults import Fault
-from tests.integration.time_to_bill.ttb_stack import TtbStack, ttb_stack
+from tests.integration.process_apis.time_to_bill.ttb_stack import TtbStack, ttb_stack
 
 pytestmark = pytest.mark.slow
 

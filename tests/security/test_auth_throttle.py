@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.portal.portal_kit import PASSWORD, browser, sign_up
+from tests.integration.web.portal.portal_kit import PASSWORD, browser, sign_up
 from tests.stack import Stack, running_stack
 
 

@@ -23,7 +23,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from tests.integration.time_to_bill.ttb_stack import PERIOD, TtbStack, ttb_stack
+from tests.integration.process_apis.time_to_bill.ttb_stack import PERIOD, TtbStack, ttb_stack
 from tests.stack import ALL_SCOPES
 
 pytestmark = [pytest.mark.slow]

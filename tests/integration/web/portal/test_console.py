@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.portal.portal_kit import PASSWORD, browser, csrf, psconnect
+from tests.integration.web.portal.portal_kit import PASSWORD, browser, csrf, psconnect
 from tests.stack import Stack, running_stack
 
 

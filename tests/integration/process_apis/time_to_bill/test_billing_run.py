@@ -19,7 +19,7 @@ import pytest
 
 from system_apis.demo_delivery import TIME_DEFECTS
 from system_apis.demo_firm import demo_firm
-from tests.integration.time_to_bill.ttb_stack import BASE, PERIOD, TtbStack, mispriced, ttb_stack
+from tests.integration.process_apis.time_to_bill.ttb_stack import BASE, PERIOD, TtbStack, mispriced, ttb_stack
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.time_to_bill.ttb_stack import BASE, PERIOD, TtbStack, misprice, ttb_stack
+from tests.integration.process_apis.time_to_bill.ttb_stack import BASE, PERIOD, TtbStack, misprice, ttb_stack
 
 pytestmark = pytest.mark.slow
 

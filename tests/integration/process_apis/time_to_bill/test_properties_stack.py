@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from tests.integration.time_to_bill.ttb_stack import PERIOD, TtbStack, ttb_stack
+from tests.integration.process_apis.time_to_bill.ttb_stack import PERIOD, TtbStack, ttb_stack
 
 pytestmark = pytest.mark.slow
 

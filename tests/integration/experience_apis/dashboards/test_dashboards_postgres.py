@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.dashboards.expected import Expected, money
-from tests.integration.time_to_bill.ttb_stack import PERIOD, ttb_stack
+from tests.integration.experience_apis.dashboards.expected import Expected, money
+from tests.integration.process_apis.time_to_bill.ttb_stack import PERIOD, ttb_stack
 from tests.stack import postgres_database
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]

@@ -23,7 +23,7 @@ from joserfc.jwk import KeySet
 
 from foundation.audit import audit_events
 from gateway.oauth.clients import oauth_clients
-from tests.integration.portal.portal_kit import (
+from tests.integration.web.portal.portal_kit import (
     MAILBOX,
     browser,
     csrf,
@@ -31,7 +31,7 @@ from tests.integration.portal.portal_kit import (
     sign_up,
     sign_up_confirmed,
 )
-from tests.integration.portal.test_portal import make_admin, register, token
+from tests.integration.web.portal.test_portal import make_admin, register, token
 from tests.stack import Stack, running_stack
 from web.portal.accounts import Accounts, accounts
 

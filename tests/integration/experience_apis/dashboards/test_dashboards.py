@@ -26,8 +26,8 @@ from process_apis.time_to_bill.enrich import load_reference
 from process_apis.time_to_bill.facts import BillingFacts
 from process_apis.time_to_bill.runtime import runtime
 from system_apis.demo_firm import ANCHOR_DATE
-from tests.integration.dashboards.expected import FIRM, Expected, money
-from tests.integration.time_to_bill.ttb_stack import PERIOD, TtbStack, ttb_stack
+from tests.integration.experience_apis.dashboards.expected import FIRM, Expected, money
+from tests.integration.process_apis.time_to_bill.ttb_stack import PERIOD, TtbStack, ttb_stack
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from tests.integration.portal.portal_kit import PASSWORD, browser, csrf, psconnect, sign_up, sign_up_confirmed
+from tests.integration.web.portal.portal_kit import PASSWORD, browser, csrf, psconnect, sign_up, sign_up_confirmed
 from tests.stack import Stack, running_stack
 from web.portal.accounts import accounts as accounts_table
 from web.portal.apps import apps as apps_table

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.time_to_bill.ttb_stack import BASE, TtbStack, misprice, ttb_stack
+from tests.integration.process_apis.time_to_bill.ttb_stack import BASE, TtbStack, misprice, ttb_stack
 
 pytestmark = pytest.mark.slow
 

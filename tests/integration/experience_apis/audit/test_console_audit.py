@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.portal.test_portal import PASSWORD, browser
+from tests.integration.web.portal.test_portal import PASSWORD, browser
 from tests.stack import Stack, running_stack
 
 TTB = "/process/time-to-bill/v1"
