@@ -762,6 +762,16 @@ workbench_write("workbench.resolveException", "resolution", {"resolution": "not 
 workbench_write("workbench.replayException", "replay", None)
 
 
+@check("audit.listEvents")
+async def _(w: World) -> None:
+    await forbidden(await w.uk.get("/experience/audit/v1/events", params={"legal_entity": OTHER}))
+    mine = await w.uk.get("/experience/audit/v1/events", params={"limit": 500})
+    assert mine.status_code == 200, mine.text
+    everything = await w.admin.get("/experience/audit/v1/events", params={"limit": 500})
+    theirs = {e["id"] for e in everything.json()["items"] if e.get("legal_entity") in (OTHER, f"LE-{OTHER}")}
+    assert theirs and theirs.isdisjoint(e["id"] for e in mine.json()["items"])
+
+
 # --- the matrix --------------------------------------------------------------------------------------------------
 
 

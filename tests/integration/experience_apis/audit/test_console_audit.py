@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.web.portal.test_portal import PASSWORD, browser
+from tests.integration.web.portal.portal_kit import PASSWORD, browser, psconnect
 from tests.stack import Stack, running_stack
 
 TTB = "/process/time-to-bill/v1"
@@ -31,9 +31,12 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
 async def test_the_audit_page_lists_filters_and_pages_the_trail(stack: Stack) -> None:
     async with browser(stack) as ops:
         await ops.post("/portal/signup", data={"email": "ops@psconnect.local", "name": "Ops", "password": PASSWORD})
+        assert psconnect(stack, "accounts", "grant", "--email", "ops@psconnect.local", "--role", "operations")[0] == 0
         page = await ops.get("/console/audit")
         assert page.status_code == 200 and "default-src 'self'" in page.headers["content-security-policy"]
-        assert page.text.count("<tr data-id=") == 4 and "timeToBill.startBillingRun" in page.text
+        # three billing runs, the refused account write, and the operations role the admin granted
+        assert page.text.count("<tr data-id=") == 5 and "timeToBill.startBillingRun" in page.text
+        assert "grant_role" in page.text
         uk = await ops.get("/console/audit", params={"legal_entity": "UK01", "outcome": "success"})
         assert uk.text.count("<tr data-id=") == 2 and "US01" not in uk.text.split("<tbody>")[1]
         refused = await ops.get("/console/audit", params={"outcome": "refused"})
@@ -46,11 +49,12 @@ async def test_the_audit_page_lists_filters_and_pages_the_trail(stack: Stack) ->
 async def test_the_csv_export_streams_the_filtered_rows(stack: Stack) -> None:
     async with browser(stack) as ops:
         await ops.post("/portal/signup", data={"email": "ops@psconnect.local", "name": "Ops", "password": PASSWORD})
+        assert psconnect(stack, "accounts", "grant", "--email", "ops@psconnect.local", "--role", "operations")[0] == 0
         export = await ops.get("/console/audit.csv")
         assert export.status_code == 200 and export.headers["content-type"].startswith("text/csv")
         assert "attachment" in export.headers["content-disposition"]
         rows = list(csv.DictReader(io.StringIO(export.text)))
-        assert len(rows) == 4
+        assert len(rows) == 5  # three runs, the refused write, the role grant
         assert {r["legal_entity"] for r in rows} == {"US01", "UK01", ""}
         tricky = next(r for r in rows if r["operation_id"] == "crm.upsertAccount")
         assert tricky["entity_id"] == "'=HYPERLINK(1)" and tricky["status"] in ("400", "422")
