@@ -16,13 +16,18 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import sqlalchemy as sa
+from litestar import Router
 
 from foundation.retry import RetryPolicy
 from process_apis.time_to_bill.ledger import ledger
 from system_apis import registry
 from system_apis.demo_firm import ANCHOR_DATE
+from system_apis.domains.time import time_router
 from system_apis.harvest import VENDOR as HARVEST
+from system_apis.harvest.api import HarvestTime
+from system_apis.harvest.client import HarvestClient
 from system_apis.harvest.simulator import HarvestSimulator
 from tests.stack import FAST_RETRY, Stack, running_stack
 
@@ -36,9 +41,15 @@ TERMINAL = {"succeeded", "needs_attention", "failed"}
 def with_time_vendor() -> None:
     """Harvest for the time domain, its rate limit off (tests must not wait out 15 s windows).
 
-    Replaces the Harvest declaration in this process's vendor registry by one whose simulator is unlimited.
+    Replaces the Harvest declaration in this process's vendor registry by one whose simulator is unlimited,
+    and whose client therefore does not pace itself to Harvest's published 100 requests per 15 s either.
     """
-    registry.register(dataclasses.replace(HARVEST, simulator=lambda: HarvestSimulator(requests_per_window=None)))
+    def unpaced_router(http: httpx.AsyncClient, *, token: str = "sim-token",
+                       retry: RetryPolicy | None = None) -> Router:
+        return time_router(HarvestTime(HarvestClient(http, token=token, retry=retry, budget=None)))
+
+    registry.register(dataclasses.replace(HARVEST, simulator=lambda: HarvestSimulator(requests_per_window=None),
+                                          create_router=unpaced_router))
 
 
 @dataclass
