@@ -48,6 +48,7 @@ from policies.bindings import Bindings, load_bindings, scope_needs_approval
 from policies.chain import PolicyChain
 from policies.cors import litestar_cors
 from policies.failure_throttle import FailureThrottle
+from process_apis.registry import discover
 from system_apis.grants import DIRECTORY_STATE_KEY, ErpDirectory
 from web.console.routes import CONSOLE_SCOPES, console_router
 from web.portal.accounts import Accounts, upgrade_schema
@@ -230,6 +231,7 @@ def create_tables(settings: Settings) -> None:
     uvicorn then stopped every worker. With the tables in place each check finds them.
     (DBOS serializes its own migrations with an advisory lock.)
     """
+    discover()  # import every hosted process package, so the tables they declare are on the metadata too
     engine = create_engine(settings.database_url)
     try:
         metadata.create_all(engine)
