@@ -73,7 +73,8 @@ async def test_one_consumers_burst_leaves_the_time_api_to_the_others(gateway: Ga
     refused = [r for r, _ in burst if r.status_code in (429, 503)]
     assert refused, statuses
     assert all(int(r.headers["Retry-After"]) >= 1 for r in refused)
-    assert a_again.status_code in (429, 503) and int(a_again.headers["Retry-After"]) >= 1
+    # A's share refills as the window rolls, so its next request may be served again; refused, it is told when
+    assert a_again.status_code == 200 or int(a_again.headers["Retry-After"]) >= 1
     assert set(statuses) <= {200, 429, 503}
     # nobody is held: not A's burst, not A's next request, and B is served
     assert slowest < 3.0 and a_again_seconds < 1.0
