@@ -31,8 +31,10 @@ from system_apis._internal.faults import Simulated
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "Connection",
     "RouterFactory",
     "Simulator",
+    "SystemsFactory",
     "VendorConfigurationError",
     "VendorPackage",
     "domains",
@@ -56,6 +58,35 @@ class RouterFactory(Protocol):
     """``create_router`` of a vendor's api module: the domain router on a client reaching the vendor."""
 
     def __call__(self, http: httpx.AsyncClient, *, token: str = ..., retry: RetryPolicy | None = ...) -> Router: ...
+
+
+@dataclass(frozen=True)
+class Connection:
+    """One account at a vendor: an entry of the connections file, its secrets already resolved.
+
+    A connection serves some domains for some legal entities; its ``name`` is what ids of
+    objects that arrive before their legal entity is known carry to name their source.
+    """
+
+    name: str
+    vendor: str
+    base_url: str
+    tenant: str | None = None
+    """The vendor's company / tenant / subsidiary / realm id for this account, when it has one."""
+    credentials: Mapping[str, str] = field(default_factory=dict)
+    """Resolved at start-up from environment variables or secret files; never logged, never in the file."""
+
+
+class SystemsFactory(Protocol):
+    """``create_systems`` of a vendor's api module: one adapter per domain it serves, on one connection.
+
+    Each adapter implements its domain's Protocol (``ErpSystem``, ``CrmSystem`` ... in
+    ``system_apis/domains/<domain>.py``); ``http`` reaches the vendor (real or simulator) at
+    ``connection.base_url``.
+    """
+
+    def __call__(self, http: httpx.AsyncClient, connection: Connection, *,
+                 retry: RetryPolicy | None = ...) -> Mapping[str, object]: ...
 
 
 class VendorConfigurationError(RuntimeError):
@@ -82,6 +113,8 @@ class VendorPackage:
     """Sort key: the order of routers and of the ports `psconnect simulators` gives out."""
     default_token: str = field(default="sim-token")
     """The token when ``PSCONNECT_VENDOR_TOKENS`` names none (simulators accept any token)."""
+    create_systems: SystemsFactory | None = None
+    """The domain adapters on one connection: how routing per legal entity reaches this vendor."""
 
 
 _registered: dict[str, VendorPackage] | None = None
