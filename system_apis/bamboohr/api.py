@@ -1,8 +1,10 @@
 """The HR system API on BambooHR: workers from a custom report, changes from `/employees/changed`.
 
 BambooHR pages nothing: one custom report (`WORKER_FIELDS`, former employees included) answers every
-worker at once. Each canonical page reads that report and cuts its page by employee id (ids only grow, so a
-cursor — the last id given — stays valid while people are hired). ``updated_since`` asks
+worker at once. A canonical page is cut from that report by employee id (ids only grow, so a cursor — the
+last id given — stays valid while people are hired). The report is kept for `REPORT_TTL` seconds, so
+following the cursors of one listing costs one report, not one per page (re-reading a 10,000-row report for
+each of 100 pages would be quadratic); an HR change shows at most that much later. ``updated_since`` asks
 ``/employees/changed?since=`` which employees were inserted or updated, and keeps only those; deleted ones
 cannot be read any more and are left out. Workers are looked up by BambooHR id, or by the firm-wide
 employee number (W-00001). Cost centers are the distinct ``customCostCenter`` values, with their entity.
@@ -11,7 +13,8 @@ employee number (W-00001). Cost centers are the distinct ``customCostCenter`` va
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
 
 import httpx
 import msgspec
@@ -28,7 +31,9 @@ from system_apis.bamboohr.mapping import WORKER_FIELDS, MappingError, worker_fro
 from system_apis.domains.hr import hr_router
 from system_apis.registry import Connection
 
-__all__ = ["BambooHRHr", "create_router", "create_systems"]
+__all__ = ["REPORT_TTL", "BambooHRHr", "create_router", "create_systems"]
+
+REPORT_TTL = 30.0
 
 
 class _Cursor(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -50,11 +55,25 @@ class BambooHRHr:
         default_currency: the currency of money fields that name none.
     """
 
-    def __init__(self, client: BambooHRClient, *, default_entity: str = "CA01",
-                 default_currency: str = "CAD") -> None:
+    def __init__(self, client: BambooHRClient, *, default_entity: str = "CA01", default_currency: str = "CAD",
+                 report_ttl: float = REPORT_TTL, clock: Callable[[], float] = time.monotonic) -> None:
         self.client = client
         self.default_entity = default_entity
         self.default_currency = default_currency
+        self.report_ttl = report_ttl
+        self._clock = clock
+        self._reports: dict[tuple[str, ...], tuple[float, list[dict[str, object]]]] = {}
+
+    async def _report(self, fields: Sequence[str]) -> list[dict[str, object]]:
+        """The custom report of `fields`, sorted by employee id; reused while younger than `report_ttl`."""
+        key = tuple(fields)
+        now = self._clock()
+        cached = self._reports.get(key)
+        if cached is not None and now - cached[0] < self.report_ttl:
+            return cached[1]
+        employees = sorted((await self.client.custom_report(fields)).employees, key=_id)
+        self._reports[key] = (now, employees)
+        return employees
 
     def _worker(self, record: Mapping[str, object]) -> Worker:
         try:
@@ -65,8 +84,7 @@ class BambooHRHr:
                                  code="unreadable_response") from exc
 
     async def _employees(self) -> list[dict[str, object]]:
-        report = await self.client.custom_report(WORKER_FIELDS)
-        return sorted(report.employees, key=_id)
+        return await self._report(WORKER_FIELDS)
 
     async def list_workers(self, limit: int, cursor: str | None,
                            updated_since: dt.datetime | None) -> Page[Worker]:
@@ -101,9 +119,8 @@ class BambooHRHr:
 
     async def list_cost_centers(self, limit: int, cursor: str | None) -> Page[CostCenter]:
         offset = decode_position(cursor, _Cursor, "hr.bamboohr.cost_centers").after if cursor else 0
-        report = await self.client.custom_report(("id", "division", "customCostCenter"))
         centers: dict[str, str] = {}
-        for record in report.employees:
+        for record in await self._report(("id", "division", "customCostCenter")):
             code = str(record.get("customCostCenter") or "")
             if code:
                 centers.setdefault(code, str(record.get("division") or self.default_entity))

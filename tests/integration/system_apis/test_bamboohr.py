@@ -24,7 +24,7 @@ from system_apis.demo_firm import demo_firm
 from system_apis.domains.hr import hr_router
 from system_apis.registry import Connection
 from tests.integration.system_apis import vendor_kit
-from tests.integration.system_apis.vendor_kit import PACE, Sleeps, domain_api, vendor_http
+from tests.integration.system_apis.vendor_kit import PACE, Clock, Sleeps, domain_api, vendor_http
 
 ENTITY = "DE01"  # CA01 joins the demo firm with the routing work; any seeded entity exercises the same
 DOMAIN = "meridian-ca"
@@ -72,7 +72,8 @@ def client(http: httpx.AsyncClient, sleeps: Sleeps) -> BambooHRClient:
 
 @pytest.fixture
 def hr(client: BambooHRClient) -> BambooHRHr:
-    return BambooHRHr(client, default_entity=ENTITY, default_currency="EUR")
+    # No report reuse by default: the tests change the account between calls and expect to see it at once.
+    return BambooHRHr(client, default_entity=ENTITY, default_currency="EUR", report_ttl=0)
 
 
 @pytest.fixture
@@ -217,6 +218,22 @@ class TestHrContract:
         assert [w["id"] for w in body["items"]] == [str(promoted), str(hired)] and body["next_cursor"] is None
         assert body["items"][0]["role"] == "director" and body["items"][0]["cost_rate"]["amount"] == "180.00"
         assert any(r["path"].endswith("/employees/changed") for r in sim.requests)
+
+    async def test_one_listing_costs_one_report_while_it_is_fresh(self, sim: BambooHRSimulator,
+                                                                  client: BambooHRClient) -> None:
+        clock = Clock()
+        hr = BambooHRHr(client, default_entity=ENTITY, report_ttl=30, clock=clock)
+        cursor, pages = None, 0
+        while True:
+            page = await hr.list_workers(7, cursor, None)
+            cursor, pages = page.next_cursor, pages + 1
+            if cursor is None:
+                break
+        reports = [r for r in sim.requests if r["path"].endswith("/reports/custom")]
+        assert pages == 12 and len(reports) == 1
+        clock.now += 31
+        await hr.list_workers(7, None, None)
+        assert len([r for r in sim.requests if r["path"].endswith("/reports/custom")]) == 2
 
     async def test_get_worker_by_bamboohr_id_or_employee_number(self, sim: BambooHRSimulator,
                                                                 api: AsyncTestClient[Litestar]) -> None:

@@ -3,6 +3,7 @@ faults, and the signed closed-won webhook handed on exactly once."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -29,7 +30,7 @@ from system_apis._internal.http import CircuitOpenError, VendorRateLimited, Vend
 from system_apis.domains.crm import crm_router
 from system_apis.hubspot import BASE_URL, VENDOR, HubSpotClient, HubSpotCrm
 from system_apis.hubspot.simulator import HubSpotSimulator
-from system_apis.hubspot.webhooks import claimed_events, webhook_router
+from system_apis.hubspot.webhooks import CLAIM_LEASE, HubSpotEvent, claimed_events, webhook_router
 from system_apis.registry import Connection
 from tests.integration.system_apis import vendor_kit
 from tests.integration.system_apis.vendor_kit import PACE, Clock, Sleeps, domain_api, vendor_http
@@ -197,8 +198,10 @@ class TestSpecConformance:
             await client.get("deals", "99999999999")
         with pytest.raises(VendorRejected):
             await client.list_page("deals", after="not-a-cursor")
+        sim.faults.add(Fault(kind="rate_limit", retry_after=1, count=1))
+        await client.list_page("companies", limit=1)
         statuses = {s for _, s, _ in recording.exchanges}
-        assert statuses == {200, 400, 404}
+        assert statuses == {200, 400, 404, 429}
         assert len(recording.exchanges) >= 10
         for request, status, body in recording.exchanges:
             check_request(request)
@@ -411,8 +414,11 @@ class Sink:
     def __init__(self) -> None:
         self.calls: list[tuple[str, str]] = []
         self.fail = 0
+        self.hold: asyncio.Event | None = None
 
     async def __call__(self, deal_id: str, event_key: str) -> None:
+        if self.hold is not None:
+            await self.hold.wait()
         if self.fail:
             self.fail -= 1
             raise RuntimeError("provisioning unavailable")
@@ -439,6 +445,10 @@ async def deliver(hooks: httpx.AsyncClient, events: list[dict[str, Any]], *, sec
     body = json.dumps(events).encode()
     headers = HubSpotSimulator.webhook_headers(secret, url, body, timestamp_ms=int((time.time() - age) * 1000))
     return await hooks.post(url, content=body, headers=headers)
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), name)
 
 
 class TestSignedWebhooks:
@@ -507,6 +517,28 @@ class TestSignedWebhooks:
         assert failed.status_code == 503 and failed.headers["retry-after"] == "60" and sink.calls == []
         retried = await deliver(hooks, [{**event, "attemptNumber": 1}])
         assert retried.status_code == 200 and len(sink.calls) == 1
+
+    async def test_concurrent_redeliveries_hand_the_event_on_once(self, sim: HubSpotSimulator,
+                                                                   hooks: httpx.AsyncClient, sink: Sink) -> None:
+        event = sim.stage_change(next(iter(sim.records["deals"])), "closedwon")
+        release = sink.hold = asyncio.Event()
+        first = asyncio.create_task(deliver(hooks, [event]))
+        await asyncio.sleep(0.05)
+        second = await deliver(hooks, [{**event, "attemptNumber": 1}])
+        release.set()
+        assert second.status_code == 503 and second.json()["code"] == "webhook_in_flight"
+        assert (await first).status_code == 200 and len(sink.calls) == 1
+        third = await deliver(hooks, [{**event, "attemptNumber": 2}])
+        assert third.json()["duplicates"] and len(sink.calls) == 1
+
+    async def test_a_claim_abandoned_by_a_crash_is_taken_over_after_its_lease(
+            self, sim: HubSpotSimulator, hooks: httpx.AsyncClient, sink: Sink, engine: sa.Engine) -> None:
+        event = sim.stage_change(next(iter(sim.records["deals"])), "closedwon")
+        key = HubSpotEvent(**{_snake(k): v for k, v in event.items()}).key
+        with engine.begin() as conn:  # a worker claimed it and died before handing it on
+            conn.execute(claimed_events.insert().values(event_key=key, deal_id=str(event["objectId"]),
+                                                        state="claimed", claimed_at=time.time() - CLAIM_LEASE - 1))
+        assert (await deliver(hooks, [event])).status_code == 200 and sink.calls == [(str(event["objectId"]), key)]
 
     async def test_a_proxy_uses_the_public_url_hubspot_signed(self, sim: HubSpotSimulator, engine: sa.Engine,
                                                               sink: Sink) -> None:
