@@ -4,13 +4,14 @@
 
 op is one of = != < <= > >= or IN ('a', 'b'); a field may be a parent relationship path
 (`pse__Project__r.External_Id__c`) when the schema lists it; a literal is a quoted string (with backslash escapes),
-true/false/null, a number or an unquoted date. Anything else is MALFORMED_QUERY, an
+true/false/null, a number, an unquoted date or dateTime (UTC). Anything else is MALFORMED_QUERY, an
 unknown object INVALID_TYPE and an unknown field INVALID_FIELD, as Salesforce answers.
 https://developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/soql_sosl/sforce_api_calls_soql_select.htm
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Mapping
 from decimal import Decimal
@@ -25,7 +26,9 @@ _QUERY = re.compile(
     r"(?:\s+LIMIT\s+(?P<limit>\d+))?\s*$",
     re.IGNORECASE | re.DOTALL,
 )
-_LITERAL = r"'(?:[^'\\]|\\.)*'|true\b|false\b|null\b|\d{4}-\d{2}-\d{2}\b|-?\d+(?:\.\d+)?"
+_LITERAL = (r"'(?:[^'\\]|\\.)*'|true\b|false\b|null\b"
+            r"|\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{3})?(?:Z|[+-]\d{2}:?\d{2})"
+            r"|\d{4}-\d{2}-\d{2}\b|-?\d+(?:\.\d+)?")
 _CONDITION = re.compile(
     r"\s*(?P<field>[\w.]+)\s*(?:(?P<op>!=|<=|>=|=|<|>)\s*(?P<value>" + _LITERAL + r")"
     r"|(?P<in>IN)\s*\((?P<list>\s*(?:" + _LITERAL + r")(?:\s*,\s*(?:" + _LITERAL + r"))*)\s*\))\s*",
@@ -76,9 +79,17 @@ def _literal(token: str) -> Any:
         return lowered == "true"
     if lowered == "null":
         return None
+    if "T" in token:
+        return _datetime(token)
     if "-" in token[1:]:
         return token  # a date literal compares as its ISO text
     return Decimal(token)
+
+
+def _datetime(token: str) -> str:
+    """A dateTime literal as records hold it (``2026-10-05T18:00:00.000+0000``): text order is time order."""
+    stamp = dt.datetime.fromisoformat(token.replace("Z", "+00:00")).astimezone(dt.UTC)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}+0000"
 
 
 def _where(text: str) -> list[Condition]:
