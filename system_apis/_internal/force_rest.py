@@ -26,7 +26,7 @@ Sessions (`ForceSession`): the OAuth 2.0 client credentials flow against
 ``/services/oauth2/token``. Salesforce's token answer carries ``issued_at`` (epoch ms)
 but no ``expires_in`` — a session lasts the org's session timeout (Setup > Session
 Settings, 2 hours by default) — so the session is renewed `refresh_margin` seconds before
-``issued_at + session_seconds``, and once more when a call is answered 401
+`session_seconds` have passed on our clock since the token arrived, and once more when a call is answered 401
 INVALID_SESSION_ID (an admin revoked it, or the org's timeout is shorter than configured).
 https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_client_credentials_flow.htm
 https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/intro_oauth_and_connected_apps.htm
@@ -178,9 +178,9 @@ class ForceSession:
                                  f" ({described or 'no description'})", status=401, code=str(error or "")
                                  or None)
         self._token = str(body["access_token"])
-        issued_ms = str(body.get("issued_at") or "")
-        issued = int(issued_ms) / 1000 if issued_ms.isdigit() else self._clock()
-        self._expires_at = issued + self.session_seconds
+        # Timed from our own clock at receipt, not the org's issued_at: a skewed clock would otherwise
+        # renew on every call (ours ahead) or send lapsed tokens (ours behind).
+        self._expires_at = self._clock() + self.session_seconds
         self.issued += 1
 
 
