@@ -208,10 +208,11 @@ class Org:
                                fields=missing)
         return fields
 
-    def insert(self, sobject: str, fields: Record) -> str:
+    def insert(self, sobject: str, fields: Record, *, owned: bool = False) -> str:
+        """Create a record; `owned` says the caller hands `fields` over (seeding), so no copy is made."""
         record_id = salesforce_id(PREFIX[sobject], next(self._ids))
         record: Record = dict.fromkeys(SCHEMA[sobject])
-        record.update(copy.deepcopy(fields))
+        record.update(fields if owned else copy.deepcopy(fields))
         record["Id"] = record_id
         self.tables[sobject][record_id] = record
         self.derive(sobject, record)

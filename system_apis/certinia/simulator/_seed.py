@@ -127,4 +127,4 @@ def _seed_time(org: Org, firm: DemoFirm, period: tuple[dt.date, dt.date], resour
             "pse__Assignment__c": assignment[0] if assignment else None, "pse__Start_Date__c": monday.isoformat(),
             "pse__End_Date__c": (monday + dt.timedelta(days=6)).isoformat(), "pse__Status__c": STATUS_TO[status],
             "pse__Billable__c": billable, "pse__Billed__c": False, "CurrencyIsoCode": currency[project_code],
-            **fields})
+            **fields}, owned=True)
