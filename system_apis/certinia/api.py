@@ -358,7 +358,7 @@ class CertiniaPsa(_CertiniaBase):
         if card.get("pse__Status__c") == "Submitted":
             fields: dict[str, Any] = {"pse__Status__c": wanted}
             if data.comment:
-                fields["pse__Approver_Notes__c"] = data.comment[:255]
+                fields["pse__Audit_Notes__c"] = data.comment[:255]
             await self.client.update("pse__Timecard_Header__c", submission_id, fields)
             card = await self._timecard(submission_id)
         if card.get("pse__Status__c") == wanted:

@@ -18,7 +18,9 @@ and object model diagrams (.../ProfessionalServicesAutomation/oms/objectmodel-Pr
 - timecard ``pse__Timecard_Header__c``: one resource, one project (assignment), one week —
   pse__Start_Date__c, pse__End_Date__c, daily hours pse__Monday_Hours__c … pse__Sunday_Hours__c,
   pse__Status__c (Saved / Submitted / Approved / Rejected), pse__Billable__c, pse__Billed__c,
-  pse__Timecard_Notes__c.
+  pse__Timecard_Notes__c, pse__Audit_Notes__c (where a decision's comment goes, 255 characters).
+  Certinia bills through timecard splits (``pse__Timecard__c``, one per time period a week spans);
+  this adapter reads billing state from the header only (see the package report: unverified).
 
 Fields psconnect adds to the org (custom, not Certinia's; documented for the org's admin):
 ``External_Id__c`` (External ID, unique) on pse__Proj__c, pse__Milestone__c, pse__Budget__c,

@@ -54,7 +54,7 @@ SCHEMA: Final[Mapping[str, frozenset[str]]] = {
     "pse__Assignment__c": frozenset(_own(ASSIGNMENT_FIELDS) | {"LastModifiedDate"}),
     "pse__Rate_Card__c": frozenset(_own(RATE_CARD_FIELDS) | {"LastModifiedDate"}),
     "pse__Timecard_Header__c": frozenset(_own(TIMECARD_FIELDS) | {"pse__Approved__c", "pse__Submitted__c",
-                                                                  "pse__Approver_Notes__c"}),
+                                                                  "pse__Audit_Notes__c"}),
 }
 RELATIONS: Final[Mapping[str, tuple[str, str]]] = {
     "pse__Account__r": ("pse__Account__c", "Account"),
