@@ -20,7 +20,7 @@ and object model diagrams (.../ProfessionalServicesAutomation/oms/objectmodel-Pr
   pse__Status__c (Saved / Submitted / Approved / Rejected), pse__Billable__c, pse__Billed__c,
   pse__Timecard_Notes__c, pse__Audit_Notes__c (where a decision's comment goes, 255 characters).
   Certinia bills through timecard splits (``pse__Timecard__c``, one per time period a week spans);
-  this adapter reads billing state from the header only (see the package report: unverified).
+  this adapter reads billing state from the header only (not checked against a live org).
 
 Fields psconnect adds to the org (custom, not Certinia's; documented for the org's admin):
 ``External_Id__c`` (External ID, unique) on pse__Proj__c, pse__Milestone__c, pse__Budget__c,
