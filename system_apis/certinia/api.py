@@ -359,8 +359,16 @@ class CertiniaPsa(_CertiniaBase):
             fields: dict[str, Any] = {"pse__Status__c": wanted}
             if data.comment:
                 fields["pse__Audit_Notes__c"] = data.comment[:255]
-            await self.client.update("pse__Timecard_Header__c", submission_id, fields)
-            card = await self._timecard(submission_id)
+            try:
+                await self.client.update("pse__Timecard_Header__c", submission_id, fields)
+            except VendorRejected as exc:
+                if exc.status != 400:
+                    raise
+                card = await self._timecard(submission_id)
+                if card.get("pse__Status__c") == "Submitted":
+                    raise  # a refusal of this decision itself, not a race with another approver
+            else:
+                card = await self._timecard(submission_id)
         if card.get("pse__Status__c") == wanted:
             return submission_of(card)  # decided now, or a replay: the decision already stands
         if card.get("pse__Status__c") == "Saved":

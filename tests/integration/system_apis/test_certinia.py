@@ -354,6 +354,31 @@ class TestTimesheets:
                                   json={"decision": "rejected"})
         assert opposite.status_code == 409 and opposite.json()["code"] == "already_decided"
 
+    async def test_a_decision_racing_an_approval_elsewhere_is_a_conflict(self, sim: CertiniaSimulator,
+                                                                         http: httpx.AsyncClient,
+                                                                         api: httpx.AsyncClient) -> None:
+        pending = (await api.get(f"{PSA}/timesheet-submissions", params={"status": "pending"})).json()["items"][0]
+
+        async def another_approver_first(request: httpx.Request) -> None:
+            if request.method == "PATCH" and pending["id"] in request.url.path:
+                card = sim.org.find("pse__Timecard_Header__c", pending["id"])
+                sim.org.update("pse__Timecard_Header__c", card, {"pse__Status__c": "Approved"})
+
+        http.event_hooks["request"].append(another_approver_first)
+        response = await api.post(f"{PSA}/timesheet-submissions/{pending['id']}/decision",
+                                  json={"decision": "rejected"})
+        assert response.status_code == 409 and response.json()["code"] == "already_decided"
+        assert sim.org.find("pse__Timecard_Header__c", pending["id"])["pse__Status__c"] == "Approved"
+
+    async def test_a_refused_decision_keeps_the_orgs_reason(self, sim: CertiniaSimulator,
+                                                            api: httpx.AsyncClient) -> None:
+        pending = (await api.get(f"{PSA}/timesheet-submissions", params={"status": "pending"})).json()["items"][0]
+        sim.faults.add(Fault(kind="business_error", method="PATCH", message="The time period is closed."))
+        response = await api.post(f"{PSA}/timesheet-submissions/{pending['id']}/decision",
+                                  json={"decision": "approved"})
+        assert response.status_code == 422 and response.json()["code"] == "FIELD_CUSTOM_VALIDATION_EXCEPTION"
+        assert sim.org.find("pse__Timecard_Header__c", pending["id"])["pse__Status__c"] == "Submitted"
+
     async def test_unknown_entry_and_submission_are_404(self, api: httpx.AsyncClient) -> None:
         assert (await api.get(f"{TIME}/time-entries/a0tCa0000000ZZZIAA-20261001")).status_code == 404
         assert (await api.get(f"{TIME}/time-entries/12345")).status_code == 404
