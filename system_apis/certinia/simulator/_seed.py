@@ -111,17 +111,29 @@ def seed_firm(org: Org, firm: DemoFirm, entities: Collection[str],
 def _seed_time(org: Org, firm: DemoFirm, period: tuple[dt.date, dt.date], resources: dict[str, str],
                projects: dict[str, str], assignments: dict[tuple[str, str], tuple[str, Decimal | None]]) -> None:
     currency = {p.external_id: p.currency for p in firm.projects}
-    weeks: dict[tuple[str, str, dt.date, TimeEntryStatus, bool], dict[dt.date, Decimal]] = defaultdict(dict)
+    weeks: dict[tuple[str, str, dt.date, TimeEntryStatus, bool, Decimal | None], dict[dt.date, Decimal]] = \
+        defaultdict(dict)
     for entry in [*time_entries(firm.projects, firm.workers, *period), *defect_entries(firm.projects, firm.workers)]:
         if entry.project_external_id not in projects or entry.worker_id not in resources:
             continue
         monday = entry.date - dt.timedelta(days=entry.date.weekday())
-        key = (entry.project_external_id, entry.worker_id, monday, entry.status, entry.billable)
+        key = (entry.project_external_id, entry.worker_id, monday, entry.status, entry.billable, entry.billable_rate)
         days = weeks[key]
         days[entry.date] = days.get(entry.date, Decimal(0)) + entry.hours
-    for (project_code, worker_id, monday, status, billable), days in weeks.items():
+    mispriced: dict[tuple[str, str, Decimal], str] = {}
+    for (project_code, worker_id, monday, status, billable, wrong_rate), days in weeks.items():
         fields = {f"pse__{DAYS[d.weekday()]}_Hours__c": h for d, h in days.items()}
         assignment = assignments.get((project_code, worker_id))
+        if wrong_rate is not None and assignment is not None:
+            # The demo's rate defect: time booked on a second assignment whose bill rate is wrong.
+            if (project_code, worker_id, wrong_rate) not in mispriced:
+                original = org.tables["pse__Assignment__c"][assignment[0]]
+                mispriced[project_code, worker_id, wrong_rate] = org.insert("pse__Assignment__c", {
+                    **{k: original[k] for k in ("pse__Project__c", "pse__Resource__c", "pse__Role__c",
+                                                "pse__Schedule__c", "CurrencyIsoCode")},
+                    "Name": f"{original['Name']} (mispriced)", "pse__Bill_Rate__c": wrong_rate,
+                    "pse__Planned_Hours__c": 0})
+            assignment = (mispriced[project_code, worker_id, wrong_rate], wrong_rate)
         org.insert("pse__Timecard_Header__c", {
             "pse__Project__c": projects[project_code], "pse__Resource__c": resources[worker_id],
             "pse__Assignment__c": assignment[0] if assignment else None, "pse__Start_Date__c": monday.isoformat(),

@@ -23,7 +23,7 @@ from system_apis.certinia import BASE_URL, CertiniaClient, CertiniaPsa, Certinia
 from system_apis.certinia.client import session_from
 from system_apis.certinia.simulator import CLIENT_ID, CLIENT_SECRET, CertiniaSimulator
 from system_apis.domains.psa import PsaSystem, psa_router
-from system_apis.domains.time import TimeSystem, time_router
+from system_apis.domains.time import TimeEntryQuery, TimeSystem, time_router
 from system_apis.registry import Connection
 from tests.integration.system_apis.vendor_kit import Clock, Sleeps, domain_api, vendor_http
 
@@ -134,6 +134,16 @@ class TestSeed:
         de = CertiniaSimulator(legal_entities=("DE01",), clock=clock)
         assert 0 < de.count("pse__Proj__c") < both.count("pse__Proj__c")
         assert de.count("pse__Timecard_Header__c") == 0  # no time period, no time
+
+
+    async def test_the_demo_rate_defect_is_priced_by_the_time_system(self, clock: Clock) -> None:
+        us = CertiniaSimulator(legal_entities=("US01",), time_period=(dt.date(2026, 10, 1), dt.date(2026, 10, 9)),
+                               clock=clock)
+        async with vendor_http(us.app, BASE_URL) as http:
+            time = CertiniaTime(CertiniaClient(http))
+            page = await time.list_time_entries(TimeEntryQuery(project_code="PRJ-A0004"), 500, None)
+        rates = {e.billable_rate.amount for e in page.items if e.billable_rate is not None}
+        assert Decimal("1.00") in rates and len(rates) > 1  # some days carry the wrong rate, the rest the card's
 
 
 class TestQueryPaging:
