@@ -33,7 +33,7 @@ from system_apis._internal.force_soql import SoqlError, matches, parse
 from system_apis.certinia.mapping import EXTERNAL_ID_FIELD
 from system_apis.certinia.simulator._org import API_PATH, SCHEMA, ApiError, Org, Record, query_schema, salesforce_id
 from system_apis.certinia.simulator._seed import seed_firm
-from system_apis.demo_firm import demo_firm
+from system_apis.demo_firm import DemoFirm, demo_firm
 
 __all__ = ["CLIENT_ID", "CLIENT_SECRET", "CertiniaSimulator"]
 
@@ -52,6 +52,8 @@ class CertiniaSimulator:
     Args:
         legal_entities: the demo firm's entities whose PSA data lives in this org (CA01 by default:
             the acquired Canadian entity; a code the demo firm lacks seeds nothing).
+        seed: seed the firm at all (False: an empty org).
+        firm: the firm to seed (a small one in tests); the demo firm by default.
         time_period: seed timecards for these dates (first, last); None seeds no time.
         batch_size: records per query batch; Salesforce sends at most 2,000 and may send fewer.
         session_seconds: how long an issued access token is valid (the org's session timeout).
@@ -59,11 +61,13 @@ class CertiniaSimulator:
         clock: seconds since the epoch; tests move it to make sessions lapse.
     """
 
-    def __init__(self, *, legal_entities: Collection[str] = ("CA01",),
+    def __init__(self, *, legal_entities: Collection[str] = ("CA01",), seed: bool = True, firm: DemoFirm | None = None,
                  time_period: tuple[dt.date, dt.date] | None = None, batch_size: int = 2000,
                  session_seconds: float = 7200.0, static_tokens: Collection[str] = ("sim-token",),
                  clock: Callable[[], float] = time.time) -> None:
         self.legal_entities = tuple(legal_entities)
+        self._seed = seed
+        self._firm = firm
         self.time_period = time_period
         self.batch_size = batch_size
         self.session_seconds = session_seconds
@@ -91,7 +95,8 @@ class CertiniaSimulator:
         self.api_usage = 0
         self._cursors.clear()
         self._locators = itertools.count(1)
-        seed_firm(self.org, _firm(), self.legal_entities, self.time_period)
+        if self._seed:
+            seed_firm(self.org, self._firm or _firm(), self.legal_entities, self.time_period)
 
     def count(self, record_type: str, external_id: str | None = None) -> int:
         """How many records of `record_type` (an sObject name) exist, optionally with that External_Id__c."""
