@@ -1,43 +1,30 @@
-"""Salesforce REST API (v60.0) wire protocol: SOQL query paging, sObject reads, external-id upserts.
+"""Salesforce REST API (v60.0) client for the CRM package: the shared platform wire protocol, named salesforce.
 
-Errors (Salesforce answers a JSON list ``[{"message", "errorCode", "fields"}]``) become
-the shared tree of `system_apis._internal.http`::
-
-    VendorError
-    ├── TransientVendorError
-    │   ├── VendorRateLimited     429, or errorCode REQUEST_LIMIT_EXCEEDED at any status
-    │   │                         (e.g. "ConcurrentPerOrgLongTxn Limit exceeded")
-    │   ├── VendorUnavailable     other 5xx, timeouts, connection failures
-    │   └── CircuitOpenError
-    └── VendorRejected            other 4xx, code = Salesforce errorCode (NOT_FOUND, INVALID_FIELD, ...)
-
-Salesforce has no idempotency header: a write is made safe to repeat by upserting on
-an external-id field (PATCH .../sobjects/{Object}/{Field}/{value}), so upserts and
-updates by id are sent as idempotent and retried on 5xx.
-https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/errorcodes.htm
+The wire protocol itself (SOQL paging, sObject reads, external-id upserts, the error list
+``[{"message", "errorCode", "fields"}]`` and its mapping onto the `VendorError` tree, OAuth
+sessions) lives in `system_apis._internal.force_rest`, shared with Certinia, which runs on
+the same platform. https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/errorcodes.htm
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
-from collections.abc import AsyncIterator, Mapping, Sequence
-from decimal import Decimal
-from typing import Any, Final
-from urllib.parse import quote
+from typing import Final
 
 import httpx
-import msgspec
 
-from foundation.retry import RetryPolicy, parse_retry_after
-from system_apis._internal.http import (
-    Sleep,
-    VendorError,
-    VendorHttp,
-    VendorRateLimited,
-    VendorRejected,
-    VendorUnavailable,
+from foundation.retry import RetryPolicy
+from system_apis._internal.force_rest import (
+    API_PATH,
+    API_VERSION,
+    ForceRestClient,
+    ForceSession,
+    QueryBatch,
+    UpsertResult,
+    decode_json,
+    soql_literal,
 )
+from system_apis._internal.http import Sleep
 
 __all__ = [
     "API_PATH",
@@ -53,191 +40,11 @@ __all__ = [
 
 VENDOR: Final = "salesforce"
 BASE_URL: Final = "https://meridian.my.salesforce.com"
-API_VERSION: Final = "v60.0"
-API_PATH: Final = f"/services/data/{API_VERSION}"
-
-_LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
-_ENCODER = msgspec.json.Encoder(decimal_format="number")  # Amount is a JSON number on the wire
-_DECODER = msgspec.json.Decoder(float_hook=Decimal)
-_SOQL_ESCAPES = {"\\": "\\\\", "'": "\\'", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b",
-                 "\f": "\\f"}
 
 
-def decode_json(content: bytes) -> Any:
-    """Decode a Salesforce body with every JSON number that has a fraction as `Decimal`."""
-    return _DECODER.decode(content)
+class SalesforceClient(ForceRestClient):
+    """Salesforce REST over `VendorHttp` (see `ForceRestClient`), errors named salesforce."""
 
-
-def soql_literal(value: str | bool | None) -> str:
-    """A SOQL literal for `value`, quoted and escaped so it cannot end the string early.
-
-    https://developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/soql_sosl/sforce_api_calls_soql_select_quotedstringescapes.htm
-    """
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return "'" + "".join(_SOQL_ESCAPES.get(ch, ch) for ch in value) + "'"
-
-
-class QueryBatch(msgspec.Struct, kw_only=True):
-    """One batch of a SOQL query result; `next_records_url` is set while `done` is false."""
-
-    total_size: int
-    done: bool
-    records: list[dict[str, Any]]
-    next_records_url: str | None = None
-
-
-class UpsertResult(msgspec.Struct, kw_only=True, frozen=True):
-    id: str
-    created: bool
-
-
-class SalesforceClient:
-    """Salesforce REST over `VendorHttp`.
-
-    Args:
-        http: client whose transport reaches the org (the simulator in-process in tests and
-            embedded mode); relative paths are resolved against its `base_url`, or `BASE_URL`.
-        token: OAuth access token sent as `Authorization: Bearer`.
-        retry: retry policy for transient failures.
-        sleep: how backoff waits; tests pass a recorder instead of `asyncio.sleep`.
-    """
-
-    def __init__(self, http: httpx.AsyncClient, *, token: str = "sim-token", retry: RetryPolicy | None = None,
-                 sleep: Sleep = asyncio.sleep) -> None:
-        self.http = VendorHttp(VENDOR, http, classify=self._classify, retry=retry, sleep=sleep)
-        self._token = token
-        self._root = "" if http.base_url.host else BASE_URL
-        self._api_usage: tuple[int, int] | None = None
-
-    @property
-    def api_usage(self) -> tuple[int, int] | None:
-        """(used, allowed) daily API requests from the last `Sforce-Limit-Info` header seen."""
-        return self._api_usage
-
-    def _classify(self, response: httpx.Response) -> VendorError | None:
-        # Every response passes here, so this is where the quota header is read.
-        match = _LIMIT_INFO.search(response.headers.get("Sforce-Limit-Info", ""))
-        if match:
-            self._api_usage = (int(match.group(1)), int(match.group(2)))
-        status = response.status_code
-        if status < 400:
-            return None
-        body = _error_body(response)
-        first = body[0] if isinstance(body, list) and body and isinstance(body[0], dict) else {}
-        code = str(first.get("errorCode")) if first.get("errorCode") else None
-        message = str(first.get("message") or f"HTTP {status}")
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        if status == 429 or code == "REQUEST_LIMIT_EXCEEDED":
-            return VendorRateLimited(VENDOR, f"{code or 'rate limited'}: {message}", retry_after=retry_after,
-                                     status=status, body=body)
-        if status >= 500:
-            error = VendorUnavailable(VENDOR, f"{code or 'server error'} ({status}): {message}", status=status,
-                                      body=body)
-            error.retry_after = retry_after
-            return error
-        return VendorRejected(VENDOR, f"{code or status}: {message}", status=status, code=code, body=body)
-
-    async def _send(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
-                    body: Mapping[str, Any] | None = None, idempotent: bool | None = None) -> httpx.Response:
-        json = msgspec.Raw(_ENCODER.encode(body)) if body is not None else None
-        return await self.http.request(method, self._root + path, params=params, json=json,
-                                       headers={"Authorization": f"Bearer {self._token}"}, idempotent=idempotent)
-
-    async def query_batch(self, soql: str) -> QueryBatch:
-        """Run a SOQL query and return its first batch (up to 2,000 records).
-
-        Docs: https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_query.htm
-        """
-        return _batch(await self._send("GET", f"{API_PATH}/query", params={"q": soql}))
-
-    async def query_more(self, next_records_url: str) -> QueryBatch:
-        """Fetch the batch a previous batch's `nextRecordsUrl` points to.
-
-        Docs: https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/dome_query.htm
-        """
-        if not next_records_url.startswith("/services/data/"):
-            raise ValueError(f"not a Salesforce query locator: {next_records_url!r}")
-        return _batch(await self._send("GET", next_records_url))
-
-    async def query(self, soql: str) -> AsyncIterator[dict[str, Any]]:
-        """Every record of a SOQL query, following `nextRecordsUrl` until `done`.
-
-        Docs: https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/dome_query.htm
-        """
-        batch = await self.query_batch(soql)
-        while True:
-            for record in batch.records:
-                yield record
-            if batch.done or not batch.next_records_url:
-                return
-            batch = await self.query_more(batch.next_records_url)
-
-    async def get_record(self, sobject: str, record_id: str, fields: Sequence[str] | None = None) -> dict[str, Any]:
-        """One record by Salesforce id; 404 NOT_FOUND becomes `VendorRejected(status=404)`.
-
-        Docs: https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_sobject_retrieve_get.htm
-        """
-        params = {"fields": ",".join(fields)} if fields else None
-        response = await self._send("GET", f"{API_PATH}/sobjects/{sobject}/{quote(record_id, safe='')}",
-                                    params=params)
-        record: dict[str, Any] = decode_json(response.content)
-        return record
-
-    async def upsert(self, sobject: str, external_id_field: str, value: str, fields: Mapping[str, Any], *,
-                     update_only: bool = False) -> UpsertResult:
-        """Create or update the record whose `external_id_field` equals `value`; safe to repeat.
-
-        201 created / 200 updated; 300 (several records carry the value) is refused as a
-        conflict, since picking one would update an arbitrary record.
-
-        Docs: https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/dome_upsert.htm
-        """
-        path = f"{API_PATH}/sobjects/{sobject}/{external_id_field}/{quote(value, safe='')}"
-        response = await self._send("PATCH", path, params={"updateOnly": "true"} if update_only else None,
-                                    body=fields, idempotent=True)
-        if response.status_code == 300:
-            # VendorRejected carries the canonical meaning (409 conflict), not Salesforce's 300.
-            raise VendorRejected(VENDOR, f"several {sobject} records have {external_id_field}={value!r}",
-                                 status=409, code="MULTIPLE_CHOICES", body=_error_body(response))
-        result = decode_json(response.content)
-        return UpsertResult(id=str(result["id"]), created=bool(result.get("created", response.status_code == 201)))
-
-    async def update(self, sobject: str, record_id: str, fields: Mapping[str, Any]) -> None:
-        """Set fields on one record by Salesforce id (204); setting the same values twice is harmless.
-
-        Docs: https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/dome_update_fields.htm
-        """
-        await self._send("PATCH", f"{API_PATH}/sobjects/{sobject}/{quote(record_id, safe='')}", body=fields,
-                         idempotent=True)
-
-    async def limits(self) -> dict[str, Any]:
-        """The org's limits (DailyApiRequests and others).
-
-        Docs: https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_limits.htm
-        """
-        limits: dict[str, Any] = decode_json((await self._send("GET", f"{API_PATH}/limits")).content)
-        return limits
-
-    async def check(self) -> bool:
-        """Connectivity probe: can we reach the org and is our token accepted?"""
-        try:
-            await self.limits()
-        except VendorError:
-            return False
-        return True
-
-
-def _batch(response: httpx.Response) -> QueryBatch:
-    data = decode_json(response.content)
-    return QueryBatch(total_size=int(data.get("totalSize", 0)), done=bool(data.get("done", True)),
-                      records=list(data.get("records") or []), next_records_url=data.get("nextRecordsUrl"))
-
-
-def _error_body(response: httpx.Response) -> Any:
-    try:
-        return decode_json(response.content)
-    except msgspec.DecodeError:
-        return response.text[:500]
+    def __init__(self, http: httpx.AsyncClient, *, token: str = "sim-token", session: ForceSession | None = None,
+                 retry: RetryPolicy | None = None, sleep: Sleep = asyncio.sleep) -> None:
+        super().__init__(VENDOR, http, base_url=BASE_URL, token=token, session=session, retry=retry, sleep=sleep)

@@ -19,6 +19,7 @@ from litestar.exceptions import HTTPException
 from litestar.params import FromPath, FromQuery, QueryParameter
 
 from system_apis._internal.faults import FaultPlan, control_router
+from system_apis._internal.force_soql import SoqlError, matches, parse
 from system_apis.demo_firm import demo_firm
 from system_apis.salesforce.client import API_PATH, decode_json
 from system_apis.salesforce.mapping import (
@@ -30,7 +31,6 @@ from system_apis.salesforce.mapping import (
     account_to_sf,
     opportunity_to_sf,
 )
-from system_apis.salesforce.simulator._soql import SoqlError, matches, parse
 
 __all__ = ["SalesforceApiError", "SalesforceSimulator", "SeenRequest"]
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from contracts.crm import AccountUpsert, Address, OpportunityStage
+from system_apis._internal.force_soql import SoqlError, matches, parse
 from system_apis.demo_firm import demo_firm
 from system_apis.salesforce.client import decode_json, soql_literal
 from system_apis.salesforce.mapping import (
@@ -24,7 +25,6 @@ from system_apis.salesforce.mapping import (
     stage_from_sf,
     stage_to_sf,
 )
-from system_apis.salesforce.simulator._soql import SoqlError, matches, parse
 
 SCHEMA = {"Account": frozenset(ACCOUNT_FIELDS), "Opportunity": frozenset(OPPORTUNITY_FIELDS)}
 

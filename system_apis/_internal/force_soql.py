@@ -1,15 +1,17 @@
-"""The SOQL subset the simulator understands: what `SalesforceClient` callers emit, nothing more.
+"""The SOQL subset the Salesforce-platform simulators understand: what `ForceRestClient` callers emit.
 
     SELECT f1, f2 FROM Object [WHERE Field op literal [AND ...]] [ORDER BY Field [ASC|DESC]] [LIMIT n]
 
-op is one of = != < <= > >=; a literal is a quoted string (with backslash escapes),
-true/false/null, a number or an unquoted date. Anything else is MALFORMED_QUERY, an
+op is one of = != < <= > >= or IN ('a', 'b'); a field may be a parent relationship path
+(`pse__Project__r.External_Id__c`) when the schema lists it; a literal is a quoted string (with backslash escapes),
+true/false/null, a number, an unquoted date or dateTime (UTC). Anything else is MALFORMED_QUERY, an
 unknown object INVALID_TYPE and an unknown field INVALID_FIELD, as Salesforce answers.
 https://developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/soql_sosl/sforce_api_calls_soql_select.htm
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Mapping
 from decimal import Decimal
@@ -24,11 +26,15 @@ _QUERY = re.compile(
     r"(?:\s+LIMIT\s+(?P<limit>\d+))?\s*$",
     re.IGNORECASE | re.DOTALL,
 )
+_LITERAL = (r"'(?:[^'\\]|\\.)*'|true\b|false\b|null\b"
+            r"|\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{3})?(?:Z|[+-]\d{2}:?\d{2})"
+            r"|\d{4}-\d{2}-\d{2}\b|-?\d+(?:\.\d+)?")
 _CONDITION = re.compile(
-    r"\s*(?P<field>\w+)\s*(?P<op>!=|<=|>=|=|<|>)\s*"
-    r"(?P<value>'(?:[^'\\]|\\.)*'|true\b|false\b|null\b|\d{4}-\d{2}-\d{2}\b|-?\d+(?:\.\d+)?)\s*",
+    r"\s*(?P<field>[\w.]+)\s*(?:(?P<op>!=|<=|>=|=|<|>)\s*(?P<value>" + _LITERAL + r")"
+    r"|(?P<in>IN)\s*\((?P<list>\s*(?:" + _LITERAL + r")(?:\s*,\s*(?:" + _LITERAL + r"))*)\s*\))\s*",
     re.IGNORECASE | re.DOTALL,
 )
+_LIST_ITEM = re.compile(r"\s*(" + _LITERAL + r")\s*(?:,|$)", re.IGNORECASE | re.DOTALL)
 _AND = re.compile(r"AND\b", re.IGNORECASE)
 _UNESCAPE: Final = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f"}
 
@@ -73,9 +79,17 @@ def _literal(token: str) -> Any:
         return lowered == "true"
     if lowered == "null":
         return None
+    if "T" in token:
+        return _datetime(token)
     if "-" in token[1:]:
         return token  # a date literal compares as its ISO text
     return Decimal(token)
+
+
+def _datetime(token: str) -> str:
+    """A dateTime literal as records hold it (``2026-10-05T18:00:00.000+0000``): text order is time order."""
+    stamp = dt.datetime.fromisoformat(token.replace("Z", "+00:00")).astimezone(dt.UTC)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}+0000"
 
 
 def _where(text: str) -> list[Condition]:
@@ -85,7 +99,11 @@ def _where(text: str) -> list[Condition]:
         match = _CONDITION.match(text, pos)
         if not match:
             raise SoqlError("MALFORMED_QUERY", f"unexpected token near: {text[pos:pos + 30]!r}")
-        conditions.append(Condition(match["field"], match["op"], _literal(match["value"])))
+        if match["in"]:
+            values = frozenset(_literal(m.group(1)) for m in _LIST_ITEM.finditer(match["list"]))
+            conditions.append(Condition(match["field"], "IN", values))
+        else:
+            conditions.append(Condition(match["field"], match["op"], _literal(match["value"])))
         pos = match.end()
         if pos >= len(text):
             return conditions
@@ -118,6 +136,8 @@ def parse(soql: str, schema: Mapping[str, frozenset[str]]) -> SoqlQuery:
 
 def _holds(actual: Any, condition: Condition) -> bool:
     expected, op = condition.value, condition.op
+    if op == "IN":
+        return actual in expected
     if condition.field == "Id" and isinstance(expected, str) and len(expected) == 15 and op in ("=", "!="):
         actual = str(actual)[:15]  # a 15-character id names the same record as its 18-character form
     elif isinstance(actual, str) and isinstance(expected, str) and condition.field != "Id":
