@@ -38,7 +38,7 @@ from litestar import Router
 
 from contracts.common import Money, Page
 from contracts.erp import AccountingPeriod, Customer, CustomerUpsert, ErpProject, ErpProjectUpsert, LegalEntity
-from contracts.problems import FieldError, ProblemError
+from contracts.problems import FieldError, ProblemError, invalid_cursor
 from foundation.paging import decode_cursor, decode_position, encode_cursor, encode_position
 from foundation.retry import RetryPolicy
 from system_apis._internal.http import VendorRejected
@@ -92,8 +92,7 @@ class BusinessCentralErp(BusinessCentralBilling):
             return None
         link = decode_position(cursor, _Link, f"erp.bc.{list_id}").link
         if not link.startswith(self.client.root + "/api/"):
-            raise ProblemError(400, "invalid-cursor", "Invalid cursor", "The cursor is not one this list issued.",
-                               code="invalid_cursor")
+            raise invalid_cursor("The cursor is not one this list issued.")
         return link
 
     async def _page(self, url: str, filter: str | None, limit: int, cursor: str | None,
