@@ -396,10 +396,10 @@ class BusinessCentralBilling:
             raise VendorRejected("businesscentral", f"{error.get('code')}: {error.get('message')}",
                                  status=int(errors[0]["status"]), code=error.get("code"))
 
-    async def _read_document(self, entity_set: str, record_type: str, external_id: str,
-                             document_id: str) -> Invoice | CreditMemo:
+    async def _read_document(self, entity_set: str, record_type: str, external_id: str, document_id: str,
+                             index: Record | None = None) -> Invoice | CreditMemo:
         entity = await self.entity()
-        index = await self.index.find(record_type, external_id)
+        index = index or await self.index.find(record_type, external_id)
         document = await self.client.get(await self.client.url(f"{entity_set}({document_id})"))
         lines_set = "salesInvoiceLines" if entity_set == "salesInvoices" else "salesCreditMemoLines"
         lines, _ = await self.client.list_page(await self.client.url(f"{entity_set}({document_id})/{lines_set}"))
@@ -425,7 +425,7 @@ class BusinessCentralBilling:
         records, following = await self._page(await self.index.url(), " and ".join(terms), limit, cursor,
                                               record_type)
         items = await asyncio.gather(*(self._read_document(entity_set, record_type, str(r["recordKey"]),
-                                                           str(r["targetId"])) for r in records))
+                                                           str(r["targetId"]), r) for r in records))
         return list(items), following
 
     async def list_invoices(self, project_external_id: str | None, period: str | None, limit: int,

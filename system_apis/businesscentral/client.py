@@ -143,12 +143,14 @@ class BusinessCentralClient:
         company_id: the company; by default the one in the base URL, else the environment's first.
         clock: monotonic seconds, for token expiry.
         budget: the request window the client paces itself to; None = unpaced.
+        max_concurrency: requests this client keeps in flight (BC allows 100 per user, shared with others).
     """
 
     def __init__(self, http: httpx.AsyncClient, *, tenant: str = "sim-tenant", client_id: str = "sim-client",
                  client_secret: str = "sim-secret", company_id: str | None = None, base_url: str | None = None,
                  retry: RetryPolicy | None = None, sleep: Sleep = asyncio.sleep,
-                 clock: Callable[[], float] = time.monotonic, budget: VendorBudget | None = RATE_LIMIT) -> None:
+                 clock: Callable[[], float] = time.monotonic, budget: VendorBudget | None = RATE_LIMIT,
+                 max_concurrency: int = 8) -> None:
         self.http = VendorHttp(VENDOR, http, classify=classify, retry=retry, sleep=sleep,
                                pacer=Pacer(budget) if budget is not None else None)
         self._raw = http
@@ -163,6 +165,7 @@ class BusinessCentralClient:
         self._expires = 0.0
         self._token_lock = asyncio.Lock()
         self.token_requests = 0
+        self._slots = asyncio.Semaphore(max_concurrency)
 
     # ------------------------------------------------------------------ auth
 
@@ -207,8 +210,9 @@ class BusinessCentralClient:
             sent = {"Authorization": f"Bearer {await self._access_token(renew=renewed)}",
                     "Accept": "application/json", **(headers or {})}
             try:
-                return await self.http.request(method, url, params=params, json=body, headers=sent,
-                                               idempotent=idempotent)
+                async with self._slots:
+                    return await self.http.request(method, url, params=params, json=body, headers=sent,
+                                                   idempotent=idempotent)
             except VendorRejected as exc:
                 if exc.status != 401 or renewed:
                     raise

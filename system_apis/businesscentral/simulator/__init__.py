@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import math
 import re
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, Final
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -75,16 +77,21 @@ class BusinessCentralSimulator:
         clock: monotonic seconds, for token expiry (tests move it by hand).
         credentials: accepted ``client_id -> client_secret``; by default any non-empty pair.
         page_size: the server's page size when the client asks for none (BC's is 20,000).
+        rate_limit: ``(requests, seconds)`` per sliding window over the API (BC: 6,000 per 300 s per
+            user); excess is 429 ``Application_TooManyRequests`` with ``Retry-After``. None = unlimited.
     """
 
     def __init__(self, *, legal_entities: Collection[str] = ("CA01",), firm: DemoFirm | None = None,
                  token_lifetime: int = 3599, clock: Callable[[], float] = time.monotonic,
-                 credentials: Mapping[str, str] | None = None, page_size: int = _SERVER_PAGE) -> None:
+                 credentials: Mapping[str, str] | None = None, page_size: int = _SERVER_PAGE,
+                 rate_limit: tuple[int, float] | None = None) -> None:
         self.legal_entities = tuple(legal_entities)
         self.token_lifetime = token_lifetime
         self.clock = clock
         self.credentials = dict(credentials) if credentials is not None else None
         self.page_size = page_size
+        self.rate_limit = rate_limit
+        self._window: deque[float] = deque()
         self._firm = firm
         self.faults = FaultPlan()
         self.tokens: dict[str, float] = {}
@@ -99,6 +106,7 @@ class BusinessCentralSimulator:
         """Back to the seeded state: faults cleared, tokens forgotten."""
         self.faults = FaultPlan()
         self.tokens.clear()
+        self._window.clear()
         self.store = EntityStore(lambda: dt.datetime.now(dt.UTC))
         self._seed(self._firm or demo_firm())
 
@@ -208,6 +216,9 @@ class BusinessCentralSimulator:
         if not self._authorised(request.headers.get("Authorization", "")):
             return _error(401, "Authentication_InvalidCredentials", "The server has rejected the client "
                           "credentials.", headers={"WWW-Authenticate": 'Bearer realm="", error="invalid_token"'})
+        throttled = self._throttle()
+        if throttled is not None:
+            return throttled
         body: Record | None = None
         raw = await request.body()
         if raw:
@@ -236,6 +247,20 @@ class BusinessCentralSimulator:
             return _error(status, "Application_DialogException", fault.message or "Simulated refusal.")
         status = fault.status if fault.status >= 500 else 503
         return _error(status, "Internal_ServerError", fault.message or "Something went wrong.")
+
+    def _throttle(self) -> Response[bytes] | None:
+        if self.rate_limit is None:
+            return None
+        limit, seconds = self.rate_limit
+        now = self.clock()
+        while self._window and self._window[0] <= now - seconds:
+            self._window.popleft()
+        if len(self._window) >= limit:
+            wait = max(1, math.ceil(self._window[0] + seconds - now))
+            return _error(429, "Application_TooManyRequests", f"Too many requests reached. Actual ({limit + 1}). "
+                          f"Maximum ({limit}).", headers={"Retry-After": str(wait)})
+        self._window.append(now)
+        return None
 
     def _authorised(self, header: str) -> bool:
         if not header.startswith("Bearer "):

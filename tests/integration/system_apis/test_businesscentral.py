@@ -560,6 +560,18 @@ class TestResilience:
         assert sleeps.waits and sleeps.waits[0] >= 1
         assert client.http.calls == calls + 2
 
+    async def test_the_throttle_window_answers_429_with_retry_after_and_the_client_waits_it_out(
+            self, clock: Clock) -> None:
+        throttled = BusinessCentralSimulator(legal_entities=(ENTITY,), clock=clock, rate_limit=(3, 5.0))
+        sleeps = Sleeps(clock)
+        async with vendor_http(throttled.app, BASE_URL) as own:
+            client = BusinessCentralClient(own, retry=RetryPolicy(max_attempts=3, base_delay=0.01), sleep=sleeps,
+                                           clock=clock, budget=None)
+            client.http.max_wait = client.http.wait_budget = 10.0
+            for _ in range(4):
+                assert await client.list_page(f"{API}/companies")
+        assert sleeps.waits == [5.0]
+
     async def test_throttling_that_outlasts_the_request_is_a_503_problem_with_retry_after(
             self, api: ApiClient, sim: BusinessCentralSimulator) -> None:
         sim.faults.add(Fault(kind="rate_limit", retry_after=30, path="/api/"))
