@@ -344,6 +344,8 @@ class BusinessCentralBilling:
             except VendorRejected as exc:
                 if exc.status != 404:
                     raise
+        if document is None:
+            document = await self._orphan(entity_set, record_type, header)
         created = document is None
         try:
             if document is None:
@@ -362,6 +364,15 @@ class BusinessCentralBilling:
                 "lines": line_meta(list(data.lines)), **{k: v for k, v in extra.items() if v is not None}}
         await self._replace_lines(entity_set, record_type, external_id, document, data, meta, index)
         return await self._read_document(entity_set, record_type, external_id, str(document["id"])), created
+
+    async def _orphan(self, entity_set: str, record_type: str, header: Record) -> Record | None:
+        """A draft this upsert created before a crash lost its lines and index record: adopt it, never a second."""
+        found = await self.client.find(await self.client.url(entity_set), " and ".join((
+            f"externalDocumentNumber eq {odata_string(str(header['externalDocumentNumber']))}",
+            f"customerId eq {header['customerId']}", "status eq 'Draft'")))
+        if found is None or await self.index.by_target(record_type, str(found["id"])) is not None:
+            return None
+        return found
 
     async def _replace_lines(self, entity_set: str, record_type: str, external_id: str, document: Record,
                              data: InvoiceUpsert | CreditMemoUpsert, meta: Record, index: Record | None) -> None:
