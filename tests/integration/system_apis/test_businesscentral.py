@@ -22,11 +22,18 @@ from litestar.testing import AsyncTestClient
 from foundation.retry import RetryPolicy
 from system_apis._internal.faults import Fault
 from system_apis._internal.http import CircuitOpenError, VendorRateLimited, VendorRejected, VendorUnavailable
-from system_apis.businesscentral import BASE_URL, BusinessCentralClient, BusinessCentralErp, create_systems
+from system_apis.businesscentral import (
+    BASE_URL,
+    VENDOR,
+    BusinessCentralClient,
+    BusinessCentralErp,
+    create_router,
+    create_systems,
+)
 from system_apis.businesscentral.client import BATCH_LIMIT
 from system_apis.businesscentral.simulator import BusinessCentralSimulator, company_id
 from system_apis.domains.erp import erp_router
-from system_apis.registry import Connection
+from system_apis.registry import Connection, load_simulator
 from tests.integration.system_apis import vendor_kit
 from tests.integration.system_apis.vendor_kit import PACE, Clock, Sleeps, domain_api, vendor_http
 
@@ -644,3 +651,15 @@ class TestConnections:
         with pytest.raises(ValueError, match="client_secret"):
             create_systems(httpx.AsyncClient(), Connection(name="x", vendor="businesscentral", base_url=base,
                                                            credentials={"client_id": "a"}))
+
+    async def test_create_router_takes_client_credentials_as_its_token(self, http: httpx.AsyncClient,
+                                                                       sim: BusinessCentralSimulator) -> None:
+        sim.credentials = {"app-id": "app-secret"}
+        async with domain_api(create_router(http, token="app-id:app-secret")) as api:
+            response = await api.get(f"{ERP}/legal-entities")
+        assert response.status_code == 200 and response.json()["items"][0]["code"] == ENTITY
+
+    def test_the_declared_simulator_loads_and_an_entity_outside_the_demo_firm_seeds_nothing(self) -> None:
+        simulator = load_simulator(VENDOR)
+        assert isinstance(simulator, BusinessCentralSimulator)
+        assert simulator.legal_entities == ("CA01",) and simulator.store.companies == {}
