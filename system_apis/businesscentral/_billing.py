@@ -8,6 +8,8 @@ record. A line already posted (by this batch before a crash, or by another batch
 ``timeLine`` insert fail with ``Internal_EntityWithSameKeyExists``; the transaction then keeps
 nothing, the adapter reports that line as posted with the existing entry and sends the rest again.
 So a retry — of a request, of ``post_time``, of the whole process — never registers a line twice.
+After each transaction the entries' ids are written on their ``timeLine`` records; when that answer was
+lost, the id is found again (the entry of the same project, employee, date and hours no other line claims).
 When every line is done the ``timeBatch``/<batch key> record stores the outcome, and the same batch
 key then answers from it without posting anything. The "job" is synchronous: ``post_time`` answers
 ``complete`` (or ``failed`` when no line could be posted); ``job_id`` is that record's id.
@@ -225,7 +227,11 @@ class BusinessCentralBilling:
                 code = str((answer.get("body") or {}).get("error", {}).get("code") or "")
                 if answer["id"].startswith("m") and code == EXISTS:
                     existing = await self.index.find("timeLine", line.line_key)
-                    posted[line.line_key] = str((existing or {}).get("targetId") or (existing or {}).get("id"))
+                    if existing is None:
+                        raise ProblemError(502, "vendor-data-invalid", "Vendor answer unreadable",
+                                           f"Business Central reports line {line.line_key} posted but has no record "
+                                           "of it.", code="vendor_data_invalid")
+                    posted[line.line_key] = str(existing.get("targetId") or await self._resolve_entry(existing))
                 else:
                     message = str((answer.get("body") or {}).get("error", {}).get("message") or code)
                     failed[line.line_key], refusals[line.line_key] = f"{code}: {message}", "rejected"
@@ -235,6 +241,34 @@ class BusinessCentralBilling:
                                    "Business Central refused a time batch without naming an operation.",
                                    code="vendor_data_invalid")
             chunk = [c for i, c in enumerate(chunk) if i not in drop]
+
+    async def _resolve_entry(self, marker: Record) -> str:
+        """The entry of a ``timeLine`` whose id was never written (the answer of its transaction was lost).
+
+        The entry was committed with the marker; it is the one of the same project, employee, date and
+        hours that no other ``timeLine`` claims. Found, it is written on the marker; else the marker's id.
+        """
+        try:
+            line = msgspec.json.decode(str(marker.get("data") or ""), type=_Posted)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return str(marker["id"])
+        job = await self.index.find("project", line.project)
+        employee = await self.index.find("employee", line.employee)
+        if job is None or employee is None:
+            return str(marker["id"])
+        day = line.date.isoformat()
+        candidates = [e async for e in self.client.iter_all(
+            await self.client.url("timeRegistrationEntries"),
+            filter=f"jobId eq {job['targetId']} and employeeId eq {employee['targetId']} and date eq {day}")]
+        claimed = {str(r.get("targetId")) async for r in self.client.iter_all(
+            await self.index.url(), filter=f"recordType eq 'timeLine' and groupKey eq {odata_string(line.project)} "
+                                           f"and recordDate eq {day}")}
+        for entry in candidates:
+            if str(entry["id"]) not in claimed and Decimal(str(entry.get("quantity"))) == Decimal(line.hours):
+                await self.client.patch(await self.index.url(str(marker["id"])), {"targetId": str(entry["id"])},
+                                        str(marker["@odata.etag"]))
+                return str(entry["id"])
+        return str(marker["id"])
 
     async def _record_entries(self, chunk: list[tuple[TimePostingLine, str, str]], answers: list[Record],
                               posted: dict[str, str]) -> None:

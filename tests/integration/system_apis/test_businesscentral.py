@@ -492,7 +492,10 @@ class TestTimePosting:
         response = await api.post(f"{ERP}/time-postings", json=batch)
         assert response.status_code == 202
         assert sim.count("timeRegistrationEntries", None) == 60
-        assert len((await api.get(f"{ERP}/time-postings/BATCH-LOST-0001")).json()["posted"]) == 60
+        posted = (await api.get(f"{ERP}/time-postings/BATCH-LOST-0001")).json()["posted"]
+        assert len(posted) == 60
+        entries = {e["id"] for e in sim.records(ENTITY, "timeRegistrationEntries")}
+        assert set(posted.values()) == entries  # each line names its own entry, found again after the lost answer
 
     async def test_a_line_posted_under_another_batch_key_is_reported_not_registered_again(
             self, api: ApiClient, sim: BusinessCentralSimulator) -> None:
