@@ -144,9 +144,14 @@ class BusinessCentralBilling:
         jobs: dict[str, Record | None] = {}
         employees: dict[str, Record | None] = {}
         periods = await self.periods()
+        mine = f"recordType eq 'timeLine' and parentKey eq {odata_string(batch.batch_key)}"
+        async for marker in self.client.iter_all(await self.index.url(), filter=mine):  # an earlier attempt's lines
+            posted[str(marker["recordKey"])] = str(marker.get("targetId") or await self._resolve_entry(marker))
+        queued: set[str] = set()
         for line in batch.lines:
-            if line.line_key in posted or any(line.line_key == p[0].line_key for p in pending):
+            if line.line_key in posted or line.line_key in queued:
                 continue
+            queued.add(line.line_key)
             reason, message, job_id, employee_id = await self._check(line, jobs, employees, periods)
             if reason is not None:
                 failed[line.line_key], refusals[line.line_key] = message, reason
@@ -156,7 +161,6 @@ class BusinessCentralBilling:
             chunk = pending[start:start + LINES_PER_BATCH]
             await self._send_chunk(batch.batch_key, chunk, posted, failed, refusals)
         status = "failed" if failed and not posted else "complete"
-        mine = f"recordType eq 'timeLine' and parentKey eq {odata_string(batch.batch_key)}"
         own = {r["recordKey"] async for r in self.client.iter_all(await self.index.url(), filter=mine)}
         # lines found posted under another batch key: reported as posted here too, never registered twice
         elsewhere = {k: v for k, v in posted.items() if k not in own}
@@ -265,8 +269,14 @@ class BusinessCentralBilling:
                                            f"and recordDate eq {day}")}
         for entry in candidates:
             if str(entry["id"]) not in claimed and Decimal(str(entry.get("quantity"))) == Decimal(line.hours):
-                await self.client.patch(await self.index.url(str(marker["id"])), {"targetId": str(entry["id"])},
-                                        str(marker["@odata.etag"]))
+                try:
+                    await self.client.patch(await self.index.url(str(marker["id"])), {"targetId": str(entry["id"])},
+                                            str(marker["@odata.etag"]))
+                except VendorRejected as exc:  # 412: written meanwhile (by our own retried PATCH, or a racer)
+                    if exc.status != 412:
+                        raise
+                    return str((await self.client.get(await self.index.url(str(marker["id"])))).get("targetId")
+                               or entry["id"])
                 return str(entry["id"])
         return str(marker["id"])
 

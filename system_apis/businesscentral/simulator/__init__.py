@@ -23,7 +23,6 @@ and the psconnect extension records the adapter keeps beside them.
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import math
 import re
@@ -55,6 +54,12 @@ _API_PATH: Final = re.compile(r"^(?P<root>/v2\.0/[^/]+/[^/]+)(?P<api>/api/v2\.0|
 _SEGMENT: Final = re.compile(r"^(?P<name>[A-Za-z.]+)(?:\((?P<key>[^)]*)\))?$")
 _SERVER_PAGE: Final = 20000
 _EXTENSION_SETS: Final = frozenset({"psconnectRecords"})
+
+
+def _snapshot(tree: dict[str, dict[str, dict[str, Record]]]) -> dict[str, dict[str, dict[str, Record]]]:
+    """A copy to roll a transaction back to: records are flat (nested values are never mutated in place)."""
+    return {company: {name: {key: dict(record) for key, record in entities.items()}
+                      for name, entities in sets.items()} for company, sets in tree.items()}
 
 
 def company_id(code: str) -> str:
@@ -302,7 +307,7 @@ class BusinessCentralSimulator:
         if len(requests) > BATCH_LIMIT:
             return _error(400, "BadRequest", f"The batch request contains {len(requests)} operations; the "
                           f"maximum is {BATCH_LIMIT}.")
-        saved = (copy.deepcopy(self.store.records), copy.deepcopy(self.store.lines)) if isolated else None
+        saved = (_snapshot(self.store.records), _snapshot(self.store.lines)) if isolated else None
         answers: list[Record] = []
         failed = False
         for item in requests:

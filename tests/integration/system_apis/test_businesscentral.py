@@ -4,8 +4,9 @@ once-only time posting, invoices and credit memos — and every exchange checked
 from __future__ import annotations
 
 import datetime as dt
+import random
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
@@ -19,9 +20,18 @@ import yaml
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from contracts.billing import TimePostingBatch, TimePostingLine
+from contracts.common import Money
+from contracts.problems import ProblemError
 from foundation.retry import RetryPolicy
 from system_apis._internal.faults import Fault
-from system_apis._internal.http import CircuitOpenError, VendorRateLimited, VendorRejected, VendorUnavailable
+from system_apis._internal.http import (
+    CircuitOpenError,
+    VendorError,
+    VendorRateLimited,
+    VendorRejected,
+    VendorUnavailable,
+)
 from system_apis.businesscentral import (
     BASE_URL,
     VENDOR,
@@ -53,6 +63,9 @@ class Recording(httpx.AsyncBaseTransport):
         self.inner = inner
         self.exchanges: list[tuple[httpx.Request, int, bytes]] = []
         self.lose_next_answer_of: str | None = None
+        self.lose_writes: float = 0.0
+        self.lost = 0
+        self._rng = random.Random(4)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         response = await self.inner.handle_async_request(request)
@@ -60,6 +73,9 @@ class Recording(httpx.AsyncBaseTransport):
         self.exchanges.append((request, response.status_code, body))
         if self.lose_next_answer_of and request.url.path.endswith(self.lose_next_answer_of):
             self.lose_next_answer_of = None  # Business Central did the work; the answer never arrives
+            raise httpx.ReadTimeout("answer lost", request=request)
+        if request.method != "GET" and "/api/" in request.url.path and self._rng.random() < self.lose_writes:
+            self.lost += 1
             raise httpx.ReadTimeout("answer lost", request=request)
         return httpx.Response(response.status_code, headers=response.headers, content=body, request=request)
 
@@ -168,6 +184,17 @@ def _resolve(node: dict[str, Any]) -> dict[str, Any]:
     return node
 
 
+_validators: dict[int, Any] = {}
+
+
+def _validator(node: dict[str, Any], schema: Callable[[], dict[str, Any]]) -> Any:
+    """One compiled validator per node of the document (the document is loaded once, so ids are stable)."""
+    if id(node) not in _validators:
+        document = {**_json_schema(schema()), "components": components()}
+        _validators[id(node)] = jsonschema.validators.validator_for(document)(document)
+    return _validators[id(node)]
+
+
 def check_operation(method: str, path: str, query: dict[str, str], headers: dict[str, str], body: Any,
                     status: int, answer: Any) -> None:
     op = operation(method, path)
@@ -185,8 +212,8 @@ def check_operation(method: str, path: str, query: dict[str, str], headers: dict
         if parameter["in"] == "header" and parameter.get("required") and name != "Content-Type":
             assert name.lower() in lowered, f"{method} {path}: required header {name} missing"
     if body is not None and "requestBody" in op:
-        schema = _resolve(op["requestBody"])["content"]["application/json"]["schema"]
-        jsonschema.validate(body, {**_json_schema(schema), "components": components()})
+        _validator(op["requestBody"], lambda: _resolve(op["requestBody"])["content"]["application/json"]["schema"]
+                   ).validate(body)
     if status >= 400:
         assert set(answer) == {"error"} and {"code", "message"} <= set(answer["error"]), answer
         return
@@ -196,8 +223,7 @@ def check_operation(method: str, path: str, query: dict[str, str], headers: dict
     if content is None:
         assert answer is None, f"{method} {path}: {status} should have no body"
         return
-    schema = _json_schema(content["application/json"]["schema"])
-    jsonschema.validate(answer, {**schema, "components": components()})
+    _validator(content, lambda: content["application/json"]["schema"]).validate(answer)
 
 
 def check_exchange(request: httpx.Request, status: int, content: bytes) -> None:
@@ -496,6 +522,36 @@ class TestTimePosting:
         assert len(posted) == 60
         entries = {e["id"] for e in sim.records(ENTITY, "timeRegistrationEntries")}
         assert set(posted.values()) == entries  # each line names its own entry, found again after the lost answer
+
+    async def test_under_5xx_and_lost_answers_retried_posting_registers_every_line_exactly_once(
+            self, erp: BusinessCentralErp, sim: BusinessCentralSimulator, recording: Recording) -> None:
+        projects, workers = _projects(sim), _workers(sim)
+        lines = [TimePostingLine(**{**_line(f"TE-F{i}:1", projects[i % 4], workers[i % len(workers)],
+                                            dt.date(2026, 10, 1 + i % 25)), "date": dt.date(2026, 10, 1 + i % 25),
+                                    "rate": Money(amount=Decimal("200.00"), currency="EUR"),
+                                    "amount": Money(amount=Decimal("1500.00"), currency="EUR")})
+                 for i in range(100)]
+        batch = TimePostingBatch(batch_key="BATCH-FAULTS-01", legal_entity_id=ENTITY, lines=lines)
+        await erp.entity()
+        sim.faults.add(Fault(kind="server_error", status=503, rate=0.15, path="/api/"))
+        recording.lose_writes = 0.25
+        attempts = 0
+        while True:  # the process retries the step until the ERP answers
+            attempts += 1
+            try:
+                job = await erp.post_time(batch)
+                break
+            except (VendorError, ProblemError):
+                assert attempts < 60
+        sim.faults.clear()
+        recording.lose_writes = 0.0
+        assert job.status == "complete"
+        assert sim.faults.injected > 10 and recording.lost > 0  # the faults did bite
+        entries = {e["id"] for e in sim.records(ENTITY, "timeRegistrationEntries")}
+        assert len(entries) == 100
+        result = await erp.get_time_posting("BATCH-FAULTS-01")
+        assert set(result.posted) == {line.line_key for line in lines} and not result.failed
+        assert set(result.posted.values()) == entries
 
     async def test_a_line_posted_under_another_batch_key_is_reported_not_registered_again(
             self, api: ApiClient, sim: BusinessCentralSimulator) -> None:
