@@ -291,15 +291,20 @@ def create_router(http: httpx.AsyncClient, *, token: str = "sim-token", retry: R
 
 def create_systems(http: httpx.AsyncClient, connection: Connection, *,
                    retry: RetryPolicy | None = None) -> Mapping[str, object]:
-    """The ERP adapter on one connection: ``tenant`` = the Entra tenant, ``credentials`` = ``client_id``,
-    ``client_secret``, the company in ``base_url`` (``…/api/v2.0/companies({id})``) or the environment's first."""
+    """The ERP adapter on one connection.
+
+    ``tenant`` is the Microsoft Entra tenant (the token endpoint's); ``credentials`` are the app
+    registration's ``client_id`` and ``client_secret`` (``revenue_account``, the G/L account invoice lines
+    post to, may ride along; default 40100); the company is named in ``base_url``
+    (``https://api.businesscentral.dynamics.com/v2.0/{tenant}/{environment}/api/v2.0/companies({id})``) —
+    a base URL without it serves the environment's first company.
+    """
     missing = [k for k in ("client_id", "client_secret") if not connection.credentials.get(k)]
     if missing:
         raise ValueError(f"connection {connection.name}: Business Central needs credentials {missing}")
     client = BusinessCentralClient(http, tenant=connection.tenant or "common",
                                    client_id=connection.credentials["client_id"],
                                    client_secret=connection.credentials["client_secret"],
-                                   base_url=connection.base_url,
-                                   company_id=connection.credentials.get("company_id"), retry=retry)
+                                   base_url=connection.base_url, retry=retry)
     return {"erp": BusinessCentralErp(client, revenue_account=connection.credentials.get("revenue_account", "40100"))}
 
