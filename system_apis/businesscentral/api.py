@@ -85,15 +85,20 @@ class BusinessCentralErp(BusinessCentralBilling):
     # ------------------------------------------------------------------ paging helpers
 
     def _link_cursor(self, link: str | None, list_id: str) -> str | None:
-        return encode_position(_Link(link=link), f"erp.bc.{list_id}") if link else None
+        """The ``@odata.nextLink`` as a cursor, less the environment root (cursors stay short)."""
+        if not link:
+            return None
+        if not link.startswith(self.client.root + "/api/"):
+            raise vendor_data_invalid(ValueError("Business Central sent a next link outside its environment"))
+        return encode_position(_Link(link=link[len(self.client.root):]), f"erp.bc.{list_id}")
 
     def _link_of(self, cursor: str | None, list_id: str) -> str | None:
         if cursor is None:
             return None
         link = decode_position(cursor, _Link, f"erp.bc.{list_id}").link
-        if not link.startswith(self.client.root + "/api/"):
+        if not link.startswith("/api/"):
             raise invalid_cursor("The cursor is not one this list issued.")
-        return link
+        return self.client.root + link
 
     async def _page(self, url: str, filter: str | None, limit: int, cursor: str | None,
                     list_id: str) -> tuple[list[Record], str | None]:
