@@ -1,0 +1,286 @@
+"""Business Central API v2.0 records (dicts as on the wire) <-> canonical ERP objects. Pure: no I/O.
+
+What the standard API holds and what it does not. A company is a legal entity (its ``name`` is the
+entity code, ``companyInformation`` gives country, currency and tax registration). Customers map
+field for field. The standard ``projects`` entity has only ``number`` and ``displayName``, employees
+have no cost rate, time registration entries and sales document lines have no free key field: what
+psconnect needs beyond that (a project's customer, currency, status, budget, dates, tasks and billing
+schedule; an employee's cost rate; the line keys and amounts of posted time; the kind and source keys
+of invoice lines; every external id, which may be longer than BC's 20-character ``number``) is kept in
+``psconnectRecords`` of the psconnect extension's API page (``/api/psconnect/erp/v1.0``), one record per
+(``recordType``, ``recordKey``) with the BC record's ``targetId`` and a JSON ``data`` text.
+
+Dates are ``YYYY-MM-DD`` (Edm.Date in v2.0); amounts are JSON numbers decoded as ``Decimal``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal, InvalidOperation
+from typing import Any, Final
+
+import msgspec
+
+from contracts.billing import CreditMemo, CreditMemoUpsert, Invoice, InvoiceLine, InvoiceUpsert, TimePostingLine
+from contracts.common import Money
+from contracts.crm import Address
+from contracts.erp import (
+    AccountingPeriod,
+    BillingSchedule,
+    Customer,
+    CustomerUpsert,
+    ErpProject,
+    ErpProjectUpsert,
+    LegalEntity,
+    ProjectTask,
+    TaxRegime,
+)
+from contracts.workforce import Employee, EmployeeUpsert
+
+__all__ = [
+    "EU_COUNTRIES",
+    "INVOICE_STATUSES",
+    "MappingError",
+    "ProjectDetails",
+    "accounting_periods",
+    "company_to_entity",
+    "credit_memo_from_records",
+    "customer_from_record",
+    "customer_to_record",
+    "document_line",
+    "employee_from_records",
+    "employee_to_record",
+    "invoice_from_records",
+    "invoice_header",
+    "line_meta",
+    "period_of",
+    "project_details",
+    "project_from_records",
+    "tax_regime",
+    "time_entry_body",
+]
+
+Record = dict[str, Any]
+
+EU_COUNTRIES: Final = frozenset({"AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU",
+                                 "IE", "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK"})
+INVOICE_STATUSES: Final = {"Draft": "draft", "In Review": "draft", "Open": "posted", "Paid": "posted",
+                           "Canceled": "void", "Corrective": "void"}
+"""Business Central salesInvoice ``status`` -> canonical invoice status."""
+
+
+class MappingError(ValueError):
+    """A Business Central record cannot be read as the canonical object."""
+
+
+class ProjectDetails(msgspec.Struct, kw_only=True):
+    """What psconnect keeps beside a BC project (the standard entity has number and name only)."""
+
+    customer_id: str
+    currency: str
+    status: str
+    budget: str
+    start_date: dt.date | None = None
+    end_date: dt.date | None = None
+    tasks: list[ProjectTask] = []
+    billing: BillingSchedule | None = None
+
+
+def _decimal(value: Any, field: str) -> Decimal:
+    try:
+        return Decimal(str(value))
+    except (InvalidOperation, ValueError) as exc:
+        raise MappingError(f"{field} is not a number: {value!r}") from exc
+
+
+def _money(value: Any, currency: str, field: str) -> Money:
+    return Money(amount=_decimal(value, field).quantize(Decimal("0.01")), currency=currency)
+
+
+def _date(value: Any) -> dt.date | None:
+    if value in (None, "", "0001-01-01"):
+        return None
+    try:
+        return dt.date.fromisoformat(str(value)[:10])
+    except ValueError as exc:
+        raise MappingError(f"bad date {value!r}") from exc
+
+
+def _hours(value: Decimal) -> str:
+    text = format(value.normalize(), "f")
+    return text if "." not in text else text.rstrip("0").rstrip(".")
+
+
+def tax_regime(country: str) -> TaxRegime:
+    """The canonical tax regime of a company's country.
+
+    The canonical contract knows three regimes; a sales-tax country other than the US (Canada's
+    GST/HST/PST, Australia's GST) maps to ``us_sales_tax``, the closest (tax added per invoice by the
+    customer's jurisdiction, no customer VAT number required).
+    """
+    if country == "GB":
+        return "uk_vat"
+    if country in EU_COUNTRIES:
+        return "eu_vat"
+    return "us_sales_tax"
+
+
+def company_to_entity(company: Record, information: Record) -> LegalEntity:
+    """A company and its ``companyInformation`` as a legal entity; the company ``name`` is the code."""
+    try:
+        country = str(information.get("country") or "").upper()
+        currency = str(information.get("currencyCode") or "").upper()
+        if len(country) != 2 or len(currency) != 3:
+            raise MappingError(f"company {company.get('id')} has no country or currency in companyInformation")
+        regime = tax_regime(country)
+        return LegalEntity(id=str(company["id"]), code=str(company["name"]),
+                           name=str(company.get("displayName") or company["name"]), country=country,
+                           currency=currency, tax_regime=regime,
+                           tax_registration=str(information.get("taxRegistrationNumber") or ""),
+                           requires_customer_tax_id=regime != "us_sales_tax")
+    except KeyError as exc:
+        raise MappingError(f"company field {exc} missing") from exc
+
+
+def customer_from_record(record: Record, *, external_id: str, legal_entity_id: str, currency: str) -> Customer:
+    """``currency`` is the company's: BC leaves ``currencyCode`` blank for the local currency."""
+    address = Address(street=record.get("addressLine1") or None, city=record.get("city") or None,
+                      postal_code=record.get("postalCode") or None, country=record.get("country") or None)
+    return Customer(id=str(record["id"]), external_id=external_id, name=str(record.get("displayName") or ""),
+                    legal_entity_id=legal_entity_id, currency=str(record.get("currencyCode") or currency),
+                    tax_id=record.get("taxRegistrationNumber") or None,
+                    billing_address=address if any(msgspec.structs.astuple(address)) else None)
+
+
+def customer_to_record(external_id: str, data: CustomerUpsert, *, company_currency: str) -> Record:
+    address = data.billing_address or Address()
+    body: Record = {"displayName": data.name[:100], "type": "Company",
+                    "addressLine1": (address.street or "")[:100], "city": (address.city or "")[:30],
+                    "postalCode": (address.postal_code or "")[:20], "country": (address.country or "")[:10],
+                    "taxRegistrationNumber": (data.tax_id or "")[:20],
+                    "currencyCode": "" if data.currency == company_currency else data.currency}
+    if len(external_id) <= 20:
+        body["number"] = external_id
+    return body
+
+
+def project_details(data: ErpProjectUpsert, status: str) -> ProjectDetails:
+    return ProjectDetails(customer_id=data.customer_id, currency=data.currency, status=status,
+                          budget=str(data.budget.amount), start_date=data.start_date, end_date=data.end_date,
+                          tasks=list(data.tasks), billing=data.billing)
+
+
+def project_from_records(project: Record, details: ProjectDetails, *, external_id: str,
+                         legal_entity_id: str) -> ErpProject:
+    status = details.status if details.status in ("pending", "active", "closed") else "active"
+    return ErpProject(id=str(project["id"]), external_id=external_id,
+                      name=str(project.get("displayName") or ""), customer_id=details.customer_id,
+                      legal_entity_id=legal_entity_id, currency=details.currency,
+                      status=status,  # type: ignore[arg-type]
+                      budget=_money(details.budget, details.currency, "budget"), start_date=details.start_date,
+                      end_date=details.end_date, tasks=details.tasks, billing=details.billing)
+
+
+def employee_to_record(external_id: str, data: EmployeeUpsert) -> Record:
+    given, _, surname = data.name.partition(" ")
+    body: Record = {"givenName": given[:30], "surname": (surname or given)[:30], "email": data.email[:80],
+                    "statisticsGroupCode": data.cost_center[:10], "status": "Active" if data.active else "Inactive"}
+    if len(external_id) <= 20:
+        body["number"] = external_id
+    return body
+
+
+def employee_from_records(record: Record, cost_rate: Money, *, external_id: str, legal_entity_id: str,
+                          cost_center: str) -> Employee:
+    name = str(record.get("displayName") or f"{record.get('givenName', '')} {record.get('surname', '')}".strip())
+    return Employee(id=str(record["id"]), external_id=external_id, name=name, email=str(record.get("email") or ""),
+                    legal_entity_id=legal_entity_id, cost_center=cost_center, cost_rate=cost_rate,
+                    active=record.get("status") == "Active")
+
+
+def accounting_periods(records: list[Record], legal_entity_id: str) -> list[AccountingPeriod]:
+    """BC periods carry only their start: each ends the day before the next starts (the last: a month)."""
+    ordered = sorted(records, key=lambda r: str(r["startingDate"]))
+    out: list[AccountingPeriod] = []
+    for i, record in enumerate(ordered):
+        start = _date(record["startingDate"])
+        if start is None:
+            raise MappingError(f"accounting period {record.get('id')} has no startingDate")
+        if i + 1 < len(ordered):
+            following = _date(ordered[i + 1]["startingDate"])
+            assert following is not None
+            end = following - dt.timedelta(days=1)
+        else:
+            end = (start.replace(day=28) + dt.timedelta(days=4)).replace(day=1) - dt.timedelta(days=1)
+        closed = bool(record.get("closed"))
+        out.append(AccountingPeriod(id=str(record["id"]), name=start.strftime("%b %Y"), start_date=start,
+                                    end_date=end, is_closed=closed, ar_locked=closed or bool(record.get("dateLocked")),
+                                    ap_locked=closed or bool(record.get("dateLocked")),
+                                    legal_entity_id=legal_entity_id))
+    return out
+
+
+def period_of(day: dt.date) -> str:
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def time_entry_body(line: TimePostingLine, *, employee_id: str, job_id: str) -> Record:
+    return {"employeeId": employee_id, "jobId": job_id, "date": line.date.isoformat(),
+            "quantity": Decimal(line.hours)}
+
+
+def document_line(line: InvoiceLine, *, account_number: str, sequence: int) -> Record:
+    """A sales document line on the revenue G/L account (``lineType: Account``)."""
+    return {"sequence": sequence, "lineType": "Account", "lineObjectNumber": account_number,
+            "description": line.description[:100], "quantity": Decimal(line.quantity),
+            "unitPrice": line.unit_price.amount}
+
+
+def line_meta(lines: list[InvoiceLine]) -> list[Record]:
+    """What a BC document line cannot hold: kind, source keys, and the canonical amount."""
+    return [{"kind": line.kind, "source_keys": list(line.source_keys), "amount": str(line.amount.amount)}
+            for line in lines]
+
+
+def _lines(records: list[Record], meta: list[Record], currency: str) -> list[InvoiceLine]:
+    ordered = sorted(records, key=lambda r: int(r.get("sequence") or 0))
+    out: list[InvoiceLine] = []
+    for i, record in enumerate(ordered):
+        info = meta[i] if i < len(meta) else {"kind": "time", "source_keys": []}
+        kind = str(info.get("kind"))
+        if kind not in ("time", "milestone", "expense", "credit"):
+            raise MappingError(f"invoice line kind {kind!r} unknown")
+        out.append(InvoiceLine(kind=kind,  # type: ignore[arg-type]
+                               description=str(record.get("description") or "-"),
+                               quantity=_hours(_decimal(record.get("quantity", 0), "quantity")),
+                               unit_price=_money(record.get("unitPrice", 0), currency, "unitPrice"),
+                               amount=_money(record.get("amountExcludingTax", 0), currency, "amountExcludingTax"),
+                               source_keys=list(info.get("source_keys", []))))
+    return out
+
+
+def invoice_from_records(invoice: Record, lines: list[Record], meta: Record, *, external_id: str,
+                         legal_entity_id: str, company_currency: str) -> Invoice:
+    currency = str(invoice.get("currencyCode") or company_currency)
+    return Invoice(id=str(invoice["id"]), external_id=external_id, customer_id=str(invoice.get("customerId")),
+                   project_external_id=str(meta["project_external_id"]), legal_entity_id=legal_entity_id,
+                   period=str(meta["period"]), currency=currency, lines=_lines(lines, meta["lines"], currency),
+                   total=_money(invoice.get("totalAmountExcludingTax", 0), currency, "totalAmountExcludingTax"),
+                   status=INVOICE_STATUSES.get(str(invoice.get("status")), "draft"))  # type: ignore[arg-type]
+
+
+def credit_memo_from_records(memo: Record, lines: list[Record], meta: Record, *, external_id: str,
+                             company_currency: str) -> CreditMemo:
+    currency = str(memo.get("currencyCode") or company_currency)
+    return CreditMemo(id=str(memo["id"]), external_id=external_id,
+                      invoice_external_id=str(meta["invoice_external_id"]),
+                      project_external_id=str(meta["project_external_id"]), period=str(meta["period"]),
+                      currency=currency, lines=_lines(lines, meta["lines"], currency),
+                      total=_money(memo.get("totalAmountExcludingTax", 0), currency, "totalAmountExcludingTax"))
+
+
+def invoice_header(data: InvoiceUpsert | CreditMemoUpsert, *, customer_id: str, day: dt.date,
+                   external_id: str, company_currency: str, date_field: str) -> Record:
+    return {"customerId": customer_id, date_field: day.isoformat(), "postingDate": day.isoformat(),
+            "externalDocumentNumber": external_id[:35],
+            "currencyCode": "" if data.currency == company_currency else data.currency}

@@ -1,0 +1,296 @@
+"""The simulator's companies and entity sets, with Business Central's business rules and errors.
+
+Supported ``$filter`` forms: comparisons ``field eq|ne|ge|le|gt|lt value`` (a quoted string, a GUID, a
+number, a date, ``true``/``false``) joined by ``and``. Anything else is 400 ``BadRequest_InvalidFilter``
+rather than a silently wrong answer.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import re
+import uuid
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, Final
+
+__all__ = ["ENTITY_SETS", "LINE_SETS", "BcError", "EntityStore", "etag_of", "new_id"]
+
+Record = dict[str, Any]
+ENTITY_SETS: Final = frozenset({"customers", "projects", "employees", "timeRegistrationEntries", "salesInvoices",
+                                "salesCreditMemos", "accountingPeriods", "companyInformation", "psconnectRecords"})
+LINE_SETS: Final = {"salesInvoices": "salesInvoiceLines", "salesCreditMemos": "salesCreditMemoLines"}
+READ_ONLY: Final = frozenset({"accountingPeriods", "companyInformation"})
+_TERM: Final = re.compile(r"\s*(\w+)\s+(eq|ne|ge|le|gt|lt)\s+('(?:[^']|'')*'|[\w.:+-]+)\s*$")
+_NUMBER_PREFIX: Final = {"customers": "C", "projects": "J", "employees": "E", "salesInvoices": "S-INV",
+                         "salesCreditMemos": "S-CR"}
+
+
+class BcError(Exception):
+    """Rendered as Business Central's ``{"error": {"code", "message"}}``."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def etag_of(version: int) -> str:
+    return 'W/"' + base64.b64encode(f"{version};".encode()).decode() + '"'
+
+
+def _value(token: str) -> Any:
+    if token.startswith("'"):
+        return token[1:-1].replace("''", "'")
+    if token in ("true", "false"):
+        return token == "true"
+    return token
+
+
+def parse_filter(text: str | None) -> list[tuple[str, str, Any]]:
+    if not text:
+        return []
+    terms = []
+    for part in re.split(r"\s+and\s+", text.strip()):
+        match = _TERM.match(part)
+        if not match:
+            raise BcError(400, "BadRequest_InvalidFilter", f"The filter expression '{text}' is not supported.")
+        terms.append((match[1], match[2], _value(match[3])))
+    return terms
+
+
+def _compare(actual: Any, op: str, expected: Any) -> bool:
+    if isinstance(actual, bool) or isinstance(expected, bool):
+        left, right = str(actual).lower(), str(expected).lower()
+    elif isinstance(actual, (int, Decimal)) and not isinstance(expected, (int, Decimal)):
+        try:
+            left, right = Decimal(actual), Decimal(str(expected))  # type: ignore[assignment]
+        except ArithmeticError:
+            return False
+    else:
+        left, right = str(actual if actual is not None else ""), str(expected)
+        if op in ("eq", "ne"):
+            left, right = left.lower(), right.lower()  # BC compares GUIDs and codes case-insensitively
+    return {"eq": left == right, "ne": left != right, "ge": left >= right, "le": left <= right,
+            "gt": left > right, "lt": left < right}[op]
+
+
+def matches(record: Record, terms: list[tuple[str, str, Any]]) -> bool:
+    return all(_compare(record.get(field), op, value) for field, op, value in terms)
+
+
+class EntityStore:
+    """Every company's entity sets (``records[company][set][id]``) and document lines."""
+
+    def __init__(self, clock: Callable[[], dt.datetime]) -> None:
+        self.clock = clock
+        self.companies: dict[str, Record] = {}
+        self.records: dict[str, dict[str, dict[str, Record]]] = {}
+        self.lines: dict[str, dict[str, dict[str, Record]]] = {}
+        self._version = 0
+        self._numbers: dict[tuple[str, str], int] = {}
+
+    # ------------------------------------------------------------------ plumbing
+
+    def add_company(self, company: Record) -> None:
+        self.companies[company["id"]] = company
+        self.records[company["id"]] = {name: {} for name in ENTITY_SETS}
+        self.lines[company["id"]] = {}
+
+    def company(self, company_id: str) -> dict[str, dict[str, Record]]:
+        if company_id.lower() not in self.records:
+            raise BcError(404, "BadRequest_NotFound", "The company does not exist.")
+        return self.records[company_id.lower()]
+
+    def entity_set(self, company_id: str, name: str) -> dict[str, Record]:
+        sets = self.company(company_id)
+        if name not in sets:
+            raise BcError(404, "BadRequest_NotFound", f"Resource not found for the segment '{name}'.")
+        return sets[name]
+
+    def find(self, company_id: str, name: str, ident: str) -> Record:
+        record = self.entity_set(company_id, name).get(ident.lower())
+        if record is None:
+            raise BcError(404, "BadRequest_NotFound", f"The {name} record with id {ident} does not exist.")
+        return record
+
+    def _stamp(self, record: Record) -> Record:
+        self._version += 1
+        record["@odata.etag"] = etag_of(self._version)
+        record["lastModifiedDateTime"] = self.clock().strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
+        return record
+
+    def _number(self, company_id: str, name: str) -> str:
+        key = (company_id, name)
+        self._numbers[key] = self._numbers.get(key, 1000) + 1
+        return f"{_NUMBER_PREFIX.get(name, 'N')}{self._numbers[key]}"
+
+    def check_etag(self, record: Record, if_match: str | None) -> None:
+        if not if_match:
+            raise BcError(400, "BadRequest", "Could not validate the client concurrency token required by the "
+                          "service. Please provide a valid token in the client request.")
+        if if_match != "*" and if_match != record["@odata.etag"]:
+            raise BcError(412, "Request_EntityChanged", "Another user has already changed the record.")
+
+    # ------------------------------------------------------------------ writes
+
+    def insert(self, company_id: str, name: str, body: Record, *, seeding: bool = False) -> Record:
+        if name in READ_ONLY and not seeding:
+            raise BcError(405, "BadRequest_MethodNotAllowed", f"'POST' requests for '{name}' are not allowed.")
+        entities = self.entity_set(company_id, name)
+        record = {k: v for k, v in body.items() if not k.startswith("@")}
+        record["id"] = str(record.get("id") or new_id()).lower() if seeding else new_id()
+        self._validate(company_id, name, record, None)
+        if name in _NUMBER_PREFIX and not record.get("number"):
+            record["number"] = self._number(company_id, name)
+        if name in _NUMBER_PREFIX and any(r.get("number") == record["number"] for r in entities.values()):
+            raise BcError(400, "Internal_EntityWithSameKeyExists",
+                          f"The record in table {name} already exists. Identification fields and values: "
+                          f"No.='{record['number']}'")
+        self._defaults(company_id, name, record)
+        entities[record["id"]] = self._stamp(record)
+        if name in LINE_SETS:
+            self.lines[company_id][record["id"]] = {}
+            self._totals(company_id, name, record)
+        return record
+
+    def update(self, company_id: str, name: str, ident: str, body: Record, if_match: str | None) -> Record:
+        if name in READ_ONLY:
+            raise BcError(405, "BadRequest_MethodNotAllowed", f"'PATCH' requests for '{name}' are not allowed.")
+        record = self.find(company_id, name, ident)
+        self.check_etag(record, if_match)
+        if name in LINE_SETS and record.get("status") != "Draft":
+            raise BcError(400, "Application_DialogException", f"Status must be equal to 'Draft' in {name}: "
+                          f"No.={record.get('number')}. Current value is '{record.get('status')}'.")
+        changed = {**record, **{k: v for k, v in body.items() if not k.startswith("@") and k != "id"}}
+        self._validate(company_id, name, changed, record)
+        record.clear()
+        record.update(changed)
+        if name in LINE_SETS:
+            self._totals(company_id, name, record)
+        return self._stamp(record)
+
+    def remove(self, company_id: str, name: str, ident: str, if_match: str | None) -> None:
+        record = self.find(company_id, name, ident)
+        self.check_etag(record, if_match)
+        if name in LINE_SETS and record.get("status") != "Draft":
+            raise BcError(400, "Application_DialogException", "You cannot delete a posted document.")
+        del self.entity_set(company_id, name)[record["id"]]
+        self.lines[company_id].pop(record["id"], None)
+
+    def _validate(self, company_id: str, name: str, record: Record, before: Record | None) -> None:
+        sets = self.company(company_id)
+        if name == "customers" and not record.get("displayName"):
+            raise BcError(400, "BadRequest", "displayName must not be blank.")
+        if name == "psconnectRecords":
+            if not record.get("recordType") or not record.get("recordKey"):
+                raise BcError(400, "BadRequest", "recordType and recordKey must not be blank.")
+            for other in sets[name].values():
+                if other["id"] != record["id"] and (other["recordType"], other["recordKey"]) == (
+                        record["recordType"], record["recordKey"]):
+                    raise BcError(400, "Internal_EntityWithSameKeyExists",
+                                  f"The record in table psconnect Record already exists. Identification fields and "
+                                  f"values: Record Type='{record['recordType']}',Record Key='{record['recordKey']}'")
+        if name in LINE_SETS:
+            customer = sets["customers"].get(str(record.get("customerId") or "").lower())
+            if customer is None:
+                raise BcError(400, "BadRequest_NotFound", "The customer does not exist. Identification fields and "
+                              f"values: Id='{record.get('customerId')}'")
+            if before is None:
+                record["status"] = "Draft"
+        if name == "timeRegistrationEntries":
+            employee = sets["employees"].get(str(record.get("employeeId") or "").lower())
+            job = sets["projects"].get(str(record.get("jobId") or "").lower())
+            if employee is None:
+                raise BcError(400, "BadRequest_NotFound", f"The employee {record.get('employeeId')} does not exist.")
+            if job is None:
+                raise BcError(400, "BadRequest_NotFound", f"The project {record.get('jobId')} does not exist.")
+            if employee.get("status") != "Active":
+                raise BcError(400, "Application_DialogException",
+                              f"Status must be equal to 'Active' in Employee: No.={employee.get('number')}.")
+            if job.get("blocked"):
+                raise BcError(400, "Application_DialogException",
+                              f"Project {job.get('number')} is blocked; no time can be registered on it.")
+            self.require_open(company_id, str(record.get("date") or ""))
+            record.update(employeeNumber=employee.get("number"), jobNumber=job.get("number"), status="Open",
+                          unitOfMeasureCode="HOUR", absence="")
+            if before is None:
+                record["lineNumber"] = 10000 * (len(sets[name]) + 1)
+
+    def _defaults(self, company_id: str, name: str, record: Record) -> None:
+        if name == "employees":
+            record.setdefault("status", "Active")
+            record["displayName"] = f"{record.get('givenName', '')} {record.get('surname', '')}".strip()
+        if name == "salesInvoices" or name == "salesCreditMemos":
+            customer = self.company(company_id)["customers"][str(record["customerId"]).lower()]
+            record.update(customerNumber=customer.get("number"), customerName=customer.get("displayName"))
+
+    def require_open(self, company_id: str, day: str) -> None:
+        """BC refuses a posting date in a closed or date-locked accounting period."""
+        periods = sorted(self.company(company_id)["accountingPeriods"].values(), key=lambda p: p["startingDate"])
+        current = None
+        for period in periods:
+            if period["startingDate"] <= day[:10]:
+                current = period
+        if current is None or current.get("closed") or current.get("dateLocked"):
+            raise BcError(400, "Application_DialogException",
+                          f"Posting Date {day[:10]} is not within your range of allowed posting dates.")
+
+    # ------------------------------------------------------------------ sales document lines
+
+    def document_lines(self, company_id: str, name: str, document_id: str) -> dict[str, Record]:
+        document = self.find(company_id, name, document_id)
+        return self.lines[company_id][document["id"]]
+
+    def add_line(self, company_id: str, name: str, document_id: str, body: Record) -> Record:
+        document = self.find(company_id, name, document_id)
+        if document.get("status") != "Draft":
+            raise BcError(400, "Application_DialogException", "Status must be equal to 'Draft'.")
+        lines = self.lines[company_id][document["id"]]
+        line = {k: v for k, v in body.items() if not k.startswith("@")}
+        line["id"] = new_id()
+        line["documentId"] = document["id"]
+        line.setdefault("sequence", 10000 * (len(lines) + 1))
+        quantity, price = Decimal(str(line.get("quantity", 0))), Decimal(str(line.get("unitPrice", 0)))
+        line["amountExcludingTax"] = (quantity * price).quantize(Decimal("0.01"))
+        line.update(totalTaxAmount=Decimal("0.00"), amountIncludingTax=line["amountExcludingTax"],
+                    netAmount=line["amountExcludingTax"])
+        lines[line["id"]] = self._stamp(line)
+        self._totals(company_id, name, document)
+        self._stamp(document)
+        return line
+
+    def remove_line(self, company_id: str, name: str, document_id: str, line_id: str, if_match: str | None) -> None:
+        document = self.find(company_id, name, document_id)
+        lines = self.lines[company_id][document["id"]]
+        line = lines.get(line_id.lower())
+        if line is None:
+            raise BcError(404, "BadRequest_NotFound", f"The line {line_id} does not exist.")
+        self.check_etag(line, if_match)
+        if document.get("status") != "Draft":
+            raise BcError(400, "Application_DialogException", "Status must be equal to 'Draft'.")
+        del lines[line["id"]]
+        self._totals(company_id, name, document)
+        self._stamp(document)
+
+    def _totals(self, company_id: str, name: str, document: Record) -> None:
+        lines = self.lines[company_id].get(document["id"], {})
+        total = sum((Decimal(str(line["amountExcludingTax"])) for line in lines.values()), Decimal("0.00"))
+        document.update(totalAmountExcludingTax=total, totalTaxAmount=Decimal("0.00"), totalAmountIncludingTax=total)
+
+    def post_document(self, company_id: str, name: str, document_id: str) -> None:
+        """``Microsoft.NAV.post``: a draft with lines, dated in an open period, becomes Open."""
+        document = self.find(company_id, name, document_id)
+        if document.get("status") != "Draft":
+            raise BcError(400, "Application_DialogException", "The document has already been posted.")
+        if not self.lines[company_id][document["id"]]:
+            raise BcError(400, "Application_DialogException", "There is nothing to post.")
+        self.require_open(company_id, str(document.get("postingDate") or ""))
+        document["status"] = "Open"
+        self._stamp(document)
