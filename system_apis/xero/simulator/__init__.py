@@ -31,10 +31,11 @@ import secrets
 import time
 from collections.abc import Callable, Collection
 from decimal import Decimal
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 import msgspec
 from litestar import Litestar, Request, Response, Router, route
+from litestar.params import PathParameter
 
 from system_apis._internal.faults import FaultPlan, ReceivedRequest, control_router, received
 from system_apis.xero._defaults import DEFAULT_CODE
@@ -190,8 +191,8 @@ class XeroSimulator:
     def _router(self) -> Router:
         sim = self
 
-        @route("/{path:path}", http_method=["GET", "POST", "PUT", "PATCH", "DELETE"], sync_to_thread=False)
-        async def handle(request: Request[Any, Any, Any], path: str) -> Response[bytes]:
+        @route("/{path:path}", http_method=["GET", "POST", "PUT", "PATCH", "DELETE"])
+        async def handle(request: Request[Any, Any, Any], path: Annotated[str, PathParameter()]) -> Response[bytes]:
             return await sim._handle(request, path)
 
         return Router(path="/", route_handlers=[handle], include_in_schema=False)
