@@ -31,7 +31,14 @@ from contracts.erp import ErpRefusalReason
 from contracts.problems import ProblemError
 from foundation.paging import decode_position, encode_position
 from system_apis._internal.http import VendorRejected
-from system_apis.xero._summary import DESCRIPTION_PREFIX, SummaryLine, SummaryStore, minutes, summary_key
+from system_apis.xero._summary import (
+    DESCRIPTION_PREFIX,
+    SummaryLine,
+    SummaryStore,
+    group_key,
+    minutes,
+    summary_key,
+)
 from system_apis.xero.client import ACCOUNTING, PROJECTS, XeroClient, idempotency_key
 from system_apis.xero.mapping import (
     PROJECT_TRACKING,
@@ -99,8 +106,8 @@ class XeroBilling:
         org = await self._organisation()
         return xero_date(org["PeriodLockDate"]) if org.get("PeriodLockDate") else None
 
-    async def _projects(self) -> dict[str, dict[str, Any]]:
-        if self._projects_by_eid is None:
+    async def _projects(self, *, fresh: bool = False) -> dict[str, dict[str, Any]]:
+        if self._projects_by_eid is None or fresh:
             found: dict[str, dict[str, Any]] = {}
             async for page in self.client.projects_pages("/Projects", {"states": "INPROGRESS,CLOSED"}):
                 for record in page:
@@ -111,7 +118,9 @@ class XeroBilling:
         return self._projects_by_eid
 
     async def _project_record(self, external_id: str) -> dict[str, Any] | None:
-        return (await self._projects()).get(external_id)
+        """The project of an external id; a miss reads Xero again (another worker may have made it since)."""
+        found = (await self._projects()).get(external_id)
+        return found if found is not None else (await self._projects(fresh=True)).get(external_id)
 
     def _remember(self, external_id: str, record: dict[str, Any]) -> None:
         if self._projects_by_eid is not None:
@@ -132,7 +141,7 @@ class XeroBilling:
 
     async def _ensure_tracking_option(self, option: str) -> None:
         """The Project tracking category's option for `option` (Xero refuses a line naming an unknown option)."""
-        if self._tracking is None:
+        if self._tracking is None or option not in self._tracking[1]:  # a miss: another worker may have added it
             body = await self.client.get(f"{ACCOUNTING}/TrackingCategories")
             category = next((c for c in body.get("TrackingCategories") or [] if c.get("Name") == PROJECT_TRACKING),
                             None)
@@ -163,13 +172,21 @@ class XeroBilling:
                 for task in page:
                     self._rate_tasks[(project_id, str(task.get("name")))] = str(task["taskId"])
             if (project_id, name) not in self._rate_tasks:
-                task = await self.client.request(
-                    "POST", f"{PROJECTS}/Projects/{project_id}/Tasks",
-                    json={"name": name, "rate": {"currency": rate.currency,
-                                                 "value": rate.amount if line.billable else 0},
-                          "chargeType": "TIME" if line.billable else "NON_CHARGEABLE"},
-                    key=idempotency_key("task", project_id, name))
-                self._rate_tasks[(project_id, name)] = str(task["taskId"])
+                try:
+                    task = await self.client.request(
+                        "POST", f"{PROJECTS}/Projects/{project_id}/Tasks",
+                        json={"name": name, "rate": {"currency": rate.currency,
+                                                     "value": rate.amount if line.billable else 0},
+                              "chargeType": "TIME" if line.billable else "NON_CHARGEABLE"},
+                        key=idempotency_key("task", project_id, name))
+                except VendorRejected:  # made meanwhile by another worker: use it
+                    async for page in self.client.projects_pages(f"/Projects/{project_id}/Tasks"):
+                        for found in page:
+                            self._rate_tasks[(project_id, str(found.get("name")))] = str(found["taskId"])
+                    if (project_id, name) not in self._rate_tasks:
+                        raise
+                else:
+                    self._rate_tasks[(project_id, name)] = str(task["taskId"])
         return self._rate_tasks[(project_id, name)]
 
     # ------------------------------------------------------------------ time posting
@@ -184,7 +201,7 @@ class XeroBilling:
     async def _post(self, batch: TimePostingBatch, *, replay: bool) -> None:
         rates = {ln.line_key: ln.rate for ln in batch.lines}
         lines = [SummaryLine(batch_key=batch.batch_key, line_key=ln.line_key,
-                             summary_key=summary_key(batch.batch_key, ln),
+                             summary_key=summary_key(batch.batch_key, ln), group_key=group_key(ln),
                              project_external_id=ln.project_external_id,
                              employee_external_id=ln.employee_external_id, date=ln.date, hours=ln.hours,
                              amount=str(ln.amount.amount), currency=ln.amount.currency, billable=ln.billable)
@@ -225,9 +242,7 @@ class XeroBilling:
         total = sum(minutes(m.hours) or 0 for m in members)
         keys = [m.line_key for m in members]
         if total <= 0:
-            self.summaries.failed(self.connection, batch_key, keys,
-                                  f"the summary adds up to {total} minutes; Xero holds time of at least one minute",
-                                  "validation")
+            await self._fold(batch_key, key, members, project_id, total)
             return
         if replay:  # a crash after Xero took the entry, before we recorded it: find it by its description
             entry_id = await self._find_entry(project_id, key)
@@ -247,6 +262,32 @@ class XeroBilling:
             self.summaries.failed(self.connection, batch_key, keys, str(exc), reason)
             return
         self.summaries.posted(self.connection, key, str(entry["timeEntryId"]))
+
+    async def _fold(self, batch_key: str, key: str, members: list[SummaryLine], project_id: str, total: int) -> None:
+        """Reversals: add the summary's (negative) minutes to an earlier entry of its group that can take them."""
+        keys = [m.line_key for m in members]
+        held = self.summaries.entry_lines(self.connection, members[0].group_key)
+        for entry_id, posted in sorted(held.items()):
+            theirs = [p for p in posted if p.summary_key != key]
+            duration = sum(minutes(p.hours) or 0 for p in theirs) + total
+            if duration < 1:
+                continue
+            entry = await self.client.find(f"{PROJECTS}/Projects/{project_id}/Time/{entry_id}")
+            if not entry:
+                continue
+            body = {"userId": entry["userId"], "taskId": entry["taskId"], "dateUtc": entry["dateUtc"],
+                    "duration": duration, "description": entry.get("description") or ""}
+            try:
+                await self.client.request("PUT", f"{PROJECTS}/Projects/{project_id}/Time/{entry_id}", json=body,
+                                          key=idempotency_key("fold", self.client.tenant, key, str(duration)))
+            except VendorRejected as exc:  # e.g. the entry is invoiced or locked in Xero
+                self.summaries.failed(self.connection, batch_key, keys, str(exc), "rejected")
+                return
+            self.summaries.posted(self.connection, key, entry_id)
+            return
+        self.summaries.failed(self.connection, batch_key, keys,
+                              f"the lines add up to {total} minutes and no earlier entry of theirs can take them: "
+                              "Xero holds time of at least one minute", "validation")
 
     async def _find_entry(self, project_id: str, key: str) -> str | None:
         async for page in self.client.projects_pages(f"/Projects/{project_id}/Time"):
@@ -279,13 +320,14 @@ class XeroBilling:
                 raise ProblemError(400, "invalid-cursor", "Invalid cursor", "The cursor is not one this list issued.",
                                    code="invalid_cursor")
             offset = position.offset
-        projects = await self._projects()
-        wanted = [project_external_id] if project_external_id is not None else sorted(projects)
+        if project_external_id is not None:
+            record = await self._project_record(project_external_id)
+            projects = {project_external_id: record} if record is not None else {}
+        else:
+            projects = await self._projects(fresh=True)
         items: list[PostedTime] = []
-        for external_id in wanted:
-            record = projects.get(external_id)
-            if record is not None:
-                items += await self._posted(external_id, record, date_from, date_to)
+        for external_id, found in sorted(projects.items()):
+            items += await self._posted(external_id, found, date_from, date_to)
         items.sort(key=lambda p: (p.date, p.line_key))
         following = offset + limit
         return Page(items=items[offset:following],
@@ -303,15 +345,15 @@ class XeroBilling:
             params["dateBeforeUtc"] = f"{_period_end(f'{date_to:%Y-%m}').isoformat()}T23:59:59Z"
         entries = [e async for page in self.client.projects_pages(f"/Projects/{project_id}/Time", params)
                    for e in page]
-        keys = {e["timeEntryId"]: str(e.get("description") or "").removeprefix(DESCRIPTION_PREFIX).split(" ")[0]
-                for e in entries if str(e.get("description") or "").startswith(DESCRIPTION_PREFIX)}
-        compositions = self.summaries.summaries(self.connection, keys.values())
+        ours = {str(e["timeEntryId"]) for e in entries
+                if str(e.get("description") or "").startswith(DESCRIPTION_PREFIX)}
+        compositions = self.summaries.by_entry(self.connection, ours)
         tasks: dict[str, dict[str, Any]] | None = None
         out: list[PostedTime] = []
         for entry in entries:
             entry_id = str(entry["timeEntryId"])
-            if entry_id in keys:
-                members = [m for m in compositions.get(keys[entry_id], []) if m.time_entry_id == entry_id]
+            if entry_id in ours:
+                members = compositions.get(entry_id, [])
                 total = sum(minutes(m.hours) or 0 for m in members)
                 if total != int(entry.get("duration") or 0):
                     raise vendor_data_invalid(MappingError(

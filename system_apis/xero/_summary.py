@@ -5,7 +5,9 @@ Xero's Projects API holds a time entry as whole minutes against a user and a tas
 batch's lines are grouped per project, worker, rate, billable and month (`summary_key`) and each
 group is posted as **one** time entry: on the rate's task, for the connection's integration user,
 dated at the group's last day, its duration the sum of its lines' minutes, its description naming
-the summary key and the worker.
+the summary key and the worker. A summary that adds up to no time (reversals of lines posted in an
+earlier batch: Xero holds no negative duration) is folded into the group's earlier entry instead: that
+entry's duration is set (``PUT``, absolute, so a replay sets the same value) to the sum of all its lines.
 
 The composition — which line keys (with their date, hours and amount) make a summary — is kept in
 ``xero_time_lines`` (``foundation.db.metadata``), written *before* the entry is posted. Reading posted
@@ -28,7 +30,7 @@ import sqlalchemy as sa
 from contracts.billing import TimePostingLine
 from foundation.db import metadata
 
-__all__ = ["SUMMARY_GROUPING", "SummaryLine", "SummaryStore", "minutes", "summary_key", "time_lines"]
+__all__ = ["SUMMARY_GROUPING", "SummaryLine", "SummaryStore", "group_key", "minutes", "summary_key", "time_lines"]
 
 SUMMARY_GROUPING: Final = ["project_external_id", "employee_external_id", "rate", "billable", "period"]
 DESCRIPTION_PREFIX: Final = "psconnect summary "
@@ -39,6 +41,7 @@ time_lines = sa.Table(
     sa.Column("batch_key", sa.String(120), primary_key=True),
     sa.Column("line_key", sa.String(200), primary_key=True),
     sa.Column("summary_key", sa.String(64), nullable=False, index=True),
+    sa.Column("group_key", sa.String(64), nullable=False, index=True),
     sa.Column("project_external_id", sa.String(80), nullable=False),
     sa.Column("employee_external_id", sa.String(80), nullable=False),
     sa.Column("date", sa.Date, nullable=False),
@@ -58,6 +61,7 @@ class SummaryLine(msgspec.Struct, frozen=True, kw_only=True):
     batch_key: str
     line_key: str
     summary_key: str
+    group_key: str
     project_external_id: str
     employee_external_id: str
     date: dt.date
@@ -76,11 +80,16 @@ def minutes(hours: str) -> int | None:
     return int(value) if value == value.to_integral_value() else None
 
 
+def group_key(line: TimePostingLine) -> str:
+    """What a summary groups by, whatever the batch: project, worker, rate, billable and month."""
+    parts = (line.project_external_id, line.employee_external_id, str(line.rate.amount), line.rate.currency,
+             "b" if line.billable else "n", f"{line.date:%Y-%m}")
+    return "g" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:31]
+
+
 def summary_key(batch_key: str, line: TimePostingLine) -> str:
-    """The summary a line belongs to: per batch, project, worker, rate, billable and month."""
-    parts = (batch_key, line.project_external_id, line.employee_external_id, str(line.rate.amount),
-             line.rate.currency, "b" if line.billable else "n", f"{line.date:%Y-%m}")
-    return "s" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:31]
+    """The summary a line belongs to: its group within its batch."""
+    return "s" + hashlib.sha256(f"{batch_key}\x1f{group_key(line)}".encode()).hexdigest()[:31]
 
 
 def _row(connection: str, line: SummaryLine) -> dict[str, object]:
@@ -121,16 +130,25 @@ class SummaryStore:
                                                      time_lines.c.line_key.in_(list(line_keys)))
                          .values(error=error, refusal=refusal))
 
+    def entry_lines(self, connection: str, group: str) -> dict[str, list[SummaryLine]]:
+        """The posted lines of a group, by the Xero time entry holding them (earlier batches' summaries)."""
+        out: dict[str, list[SummaryLine]] = {}
+        for line in self._select(time_lines.c.connection == connection, time_lines.c.group_key == group,
+                                 time_lines.c.time_entry_id.is_not(None)):
+            out.setdefault(str(line.time_entry_id), []).append(line)
+        return out
+
     def batch(self, connection: str, batch_key: str) -> list[SummaryLine]:
         return self._select(time_lines.c.connection == connection, time_lines.c.batch_key == batch_key)
 
-    def summaries(self, connection: str, keys: Iterable[str]) -> dict[str, list[SummaryLine]]:
-        wanted = list(dict.fromkeys(keys))
+    def by_entry(self, connection: str, entry_ids: Iterable[str]) -> dict[str, list[SummaryLine]]:
+        """The lines each Xero time entry holds (its summary's, and reversals folded into it later)."""
+        wanted = list(dict.fromkeys(entry_ids))
         out: dict[str, list[SummaryLine]] = {k: [] for k in wanted}
         for start in range(0, len(wanted), 500):
             for line in self._select(time_lines.c.connection == connection,
-                                     time_lines.c.summary_key.in_(wanted[start:start + 500])):
-                out[line.summary_key].append(line)
+                                     time_lines.c.time_entry_id.in_(wanted[start:start + 500])):
+                out[str(line.time_entry_id)].append(line)
         return out
 
     def _select(self, *where: sa.ColumnElement[bool]) -> list[SummaryLine]:

@@ -186,8 +186,12 @@ class XeroErp(XeroBilling):
         return _mapped(lambda: project_from_record(record, tasks, tenant=self.client.tenant))
 
     async def list_projects(self, external_id: str | None, limit: int, cursor: str | None) -> Page[ErpProject]:
-        projects = await self._projects()
-        keys = sorted(projects) if external_id is None else [k for k in (external_id,) if k in projects]
+        if external_id is not None:
+            record = await self._project_record(external_id)
+            projects = {external_id: record} if record is not None else {}
+        else:
+            projects = await self._projects(fresh=cursor is None)
+        keys = sorted(projects)
         page = _sliced(keys, "erp.xero.projects", external_id or "", limit, cursor)
         return Page(items=[await self._project(projects[k]) for k in page.items], next_cursor=page.next_cursor)
 

@@ -432,6 +432,17 @@ class XeroSimulator:
                 return self._project_page(found, request)
             if method == "POST":
                 return _json(200, self._time(org, project, body))
+        if parts[2] == "Time" and len(parts) == 4:
+            entry = org.time[project["projectId"]].get(parts[3])
+            if entry is None:
+                return _json(404, {"message": f"Time entry {parts[3]} not found"})
+            if method == "GET":
+                return _json(200, entry)
+            if method == "PUT":
+                if entry["status"] != "ACTIVE":
+                    raise Refused("Only an ACTIVE time entry can be updated.")
+                change = self._time(org, project, body, entry)
+                return Response(b"", status_code=204) if change else _json(500, {})
         return _json(404, {"message": "Not found"})
 
     def _project(self, org: Organisation, current: Json | None, data: Json) -> Json:
@@ -472,7 +483,7 @@ class XeroSimulator:
         tasks[task["taskId"]] = task
         return task
 
-    def _time(self, org: Organisation, project: Json, data: Json) -> Json:
+    def _time(self, org: Organisation, project: Json, data: Json, current: Json | None = None) -> Json:
         if project["status"] == "CLOSED":
             raise Refused("Time cannot be added to a closed project.")
         task = org.tasks[project["projectId"]].get(str(data.get("taskId")))
@@ -486,11 +497,13 @@ class XeroSimulator:
         day = str(data.get("dateUtc") or "")
         if dt.date.fromisoformat(day[:10]) <= org.lock_date:
             raise Refused(f"Time cannot be entered before the period lock date of {org.lock_date:%d %b %Y}.")
-        entry: Json = {"timeEntryId": org.next_id(), "userId": data["userId"], "projectId": project["projectId"],
-                       "taskId": task["taskId"], "dateUtc": day,
-                       "dateEnteredUtc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                       "duration": duration, "description": str(data.get("description") or ""), "status": "ACTIVE"}
+        before = int(current["duration"]) if current is not None else 0
+        entry: Json = current if current is not None else {
+            "timeEntryId": org.next_id(), "projectId": project["projectId"], "status": "ACTIVE",
+            "dateEnteredUtc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        entry.update(userId=data["userId"], taskId=task["taskId"], dateUtc=day, duration=duration,
+                     description=str(data.get("description") or ""))
         org.time[project["projectId"]][entry["timeEntryId"]] = entry
-        task["totalMinutes"] += duration
-        project["minutesLogged"] += duration
+        task["totalMinutes"] += duration - before
+        project["minutesLogged"] += duration - before
         return entry

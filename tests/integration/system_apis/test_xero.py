@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import random
 import re
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
@@ -231,6 +232,10 @@ def lines(n: int, *, project: str = "PRJ-X0001", workers: int = 2, start: dt.dat
     return out
 
 
+def _neg(money: Money) -> Money:
+    return Money(amount=-money.amount, currency=money.currency)
+
+
 def batch(key: str, tenant: str, posting: list[TimePostingLine]) -> dict[str, Any]:
     built: dict[str, Any] = msgspec.to_builtins(TimePostingBatch(batch_key=key, legal_entity_id=tenant, lines=posting))
     return built
@@ -361,6 +366,31 @@ class TestSummarisedTime:
                                       "TE-UNKNOWN:1": "validation"}
         assert sorted(p["line_key"] for p in await posted_time(api)) == sorted(ln.line_key for ln in good)
 
+    async def test_a_later_reversal_folds_into_the_earlier_entry_and_reads_back_per_line(
+            self, api: ApiClient, sim: XeroSimulator, recording: Recording) -> None:
+        tenant = sim.tenant(CODE)
+        await provision(api, tenant)
+        original = lines(3, workers=1)
+        await api.post(f"{ERP}/time-postings", json=batch("batch-0010", tenant, original))
+        reversal = msgspec.structs.replace(original[1], line_key="TE-00001:1:rev", hours="-7.5",
+                                           amount=_neg(original[1].amount))
+        reapproved = msgspec.structs.replace(original[1], line_key="TE-00001:2", hours="5",
+                                             amount=Money(amount=Decimal("750.00"), currency="GBP"))
+        job = await api.post(f"{ERP}/time-postings", json=batch("batch-0011", tenant, [reversal]))
+        assert job.json()["status"] == "complete", job.text
+        await api.post(f"{ERP}/time-postings", json=batch("batch-0012", tenant, [reapproved]))
+        entries = sorted(e["duration"] for t in sim.organisation(CODE).time.values() for e in t.values())
+        assert entries == [300, 900]  # 3 x 7.5 h - 7.5 h; the re-approved 5 h in its own summary
+        posted = await posted_time(api)
+        assert sorted(p["line_key"] for p in posted) == sorted(
+            [*(ln.line_key for ln in original), "TE-00001:1:rev", "TE-00001:2"])
+        assert sum(Decimal(p["hours"]) for p in posted) == Decimal("20")
+        assert sum(Decimal(p["amount"]["amount"]) for p in posted) == Decimal("3000.00")
+        assert any(r.method == "PUT" and "/Time/" in r.url.path for r, _, _ in recording.exchanges)
+        for request, status, body in recording.exchanges:
+            check_request(request)
+            check_response(request, status, body)
+
     async def test_a_summary_changed_in_xero_is_reported_not_expanded(self, api: ApiClient,
                                                                       sim: XeroSimulator) -> None:
         tenant = sim.tenant(CODE)
@@ -370,6 +400,59 @@ class TestSummarisedTime:
         entry["duration"] += 15
         response = await api.get(f"{ERP}/posted-time", params={"project_external_id": "PRJ-X0001"})
         assert response.status_code == 502 and response.json()["code"] == "vendor_data_invalid"
+
+
+    async def test_many_batches_of_mixed_lines_read_back_exactly_per_line(self, api: ApiClient,
+                                                                          sim: XeroSimulator) -> None:
+        tenant = sim.tenant(CODE)
+        await provision(api, tenant)
+        await provision(api, tenant, project="PRJ-X0002", customer="ACC-0002")
+        rng = random.Random(11)
+        sent: list[TimePostingLine] = []
+        for number in range(4):
+            posting = []
+            for i in range(60):
+                hours = str(Decimal(rng.randint(-4, 40)) / 4 or Decimal("0.25"))
+                rate = rng.choice(["150.00", "210.00", "275.50"])
+                posting.append(TimePostingLine(
+                    line_key=f"TE-{number}-{i:03d}:{rng.randint(1, 3)}", project_external_id=rng.choice(
+                        ["PRJ-X0001", "PRJ-X0002"]), employee_external_id=f"W-{rng.randint(1, 5):04d}",
+                    date=dt.date(2026, rng.choice([9, 10]), rng.randint(1, 28)), hours=hours,
+                    rate=Money(amount=Decimal(rate), currency="GBP"),
+                    amount=Money(amount=(Decimal(hours) * Decimal(rate)).quantize(Decimal("0.01")), currency="GBP"),
+                    billable=rng.random() < 0.8))
+            await api.post(f"{ERP}/time-postings", json=batch(f"batch-mix-{number}", tenant, posting))
+            sent += posting
+        results = {}
+        for number in range(4):
+            results.update((await api.get(f"{ERP}/time-postings/batch-mix-{number}")).json()["posted"])
+        read: list[dict[str, Any]] = []
+        for project in ("PRJ-X0001", "PRJ-X0002"):
+            response = await api.get(f"{ERP}/posted-time", params={"project_external_id": project, "limit": 1000})
+            read += response.json()["items"]
+        assert {p["line_key"] for p in read} == set(results)  # every posted line, and only those, read back
+        by_key = {ln.line_key: ln for ln in sent}
+        for item in read:
+            line = by_key[item["line_key"]]
+            assert (Decimal(item["hours"]), item["amount"], item["billable"], item["date"]) == (
+                Decimal(line.hours), msgspec.to_builtins(line.amount), line.billable, line.date.isoformat())
+        groups = {(key.split("-")[1], ln.project_external_id, ln.employee_external_id, ln.rate, ln.billable,
+                   f"{ln.date:%Y-%m}") for key, ln in ((k, by_key[k]) for k in results)}
+        entries = sum(len(t) for t in sim.organisation(CODE).time.values())
+        # one entry per summary, less the reversals folded into an earlier batch's entry
+        assert entries == len(set(results.values())) <= len(groups) < len(read)
+
+    async def test_a_project_made_through_another_worker_is_found(self, api: ApiClient, sim: XeroSimulator,
+                                                                 http: httpx.AsyncClient, engine: sa.Engine) -> None:
+        tenant = sim.tenant(CODE)
+        await provision(api, tenant)
+        other = XeroErp(make_client(http, sim, MemoryTokenStore()), SummaryStore(engine), code=CODE,
+                        connection="uk01-xero")
+        assert (await other.list_projects(None, 10, None)).items  # its project list is now cached
+        await provision(api, tenant, project="PRJ-X0003", customer="ACC-0003")
+        job = await other.post_time(TimePostingBatch(batch_key="batch-other", legal_entity_id=tenant,
+                                                     lines=lines(3, project="PRJ-X0003")))
+        assert job.status == "complete"
 
 
 class TestTokens:
