@@ -26,7 +26,8 @@ from foundation.db import create_engine
 from system_apis._internal.faults import Fault
 from system_apis._internal.http import VendorRateLimited, VendorRejected
 from system_apis.domains.erp import erp_router
-from system_apis.xero import BASE_URL, XeroClient, XeroErp
+from system_apis.registry import Connection
+from system_apis.xero import BASE_URL, VENDOR, XeroClient, XeroErp, create_systems
 from system_apis.xero._summary import SummaryStore
 from system_apis.xero._tokens import TOKEN_URL, MemoryTokenStore, SqlTokenStore
 from system_apis.xero.simulator import XeroSimulator
@@ -453,6 +454,20 @@ class TestSummarisedTime:
         job = await other.post_time(TimePostingBatch(batch_key="batch-other", legal_entity_id=tenant,
                                                      lines=lines(3, project="PRJ-X0003")))
         assert job.status == "complete"
+
+
+class TestConnection:
+    async def test_create_systems_serves_the_erp_of_the_connections_tenant(self, engine: sa.Engine) -> None:
+        sim = XeroSimulator()  # the default organisation: the acquired Australian entity
+        async with vendor_http(sim.app, BASE_URL) as http2:
+            connection = Connection(name="au01-xero", vendor="xero", base_url=BASE_URL, tenant=sim.tenant("AU01"),
+                                    credentials={**CREDENTIALS, "code": "AU01"})
+            assert VENDOR.create_systems is create_systems
+            erp = create_systems(http2, connection, retry=PACE, engine=engine)["erp"]
+            assert isinstance(erp, XeroErp)
+            entity = (await erp.list_legal_entities(10, None)).items[0]
+            assert (entity.code, entity.country, entity.currency) == ("AU01", "AU", "AUD")
+            assert SqlTokenStore(engine).load("au01-xero") not in (None, "sim-token")
 
 
 class TestTokens:
