@@ -13,8 +13,11 @@ A crash between 1 and 2 leaves the old token stored: Xero accepts a retired refr
 again for a grace period of 30 minutes (same page: "If for whatever reason your app doesn't
 receive the response you can retry your existing token for a grace period of 30 minutes"),
 so the next process refreshes with it. A crash between 2 and 3 loses only an access token:
-the stored new refresh token mints another. One refresh at a time per connection and
-process (a lock); a token someone else refreshed meanwhile is reused, not refreshed again.
+the stored new refresh token mints another. One refresh at a time per connection: a lock per
+process, and across processes (gateway workers) a PostgreSQL advisory lock held from reading the
+stored token to saving its successor — two workers exchanging the same token would otherwise leave
+the store holding whichever answer was saved last, possibly already retired. A token someone else
+refreshed meanwhile is reused, not refreshed again.
 Tokens are never logged.
 """
 
@@ -22,9 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime as dt
+import hashlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Final, Protocol
 
 import httpx
@@ -56,6 +61,10 @@ class RefreshTokenStore(Protocol):
 
     def save(self, connection: str, refresh_token: str) -> None: ...
 
+    def exclusive(self, connection: str) -> contextlib.AbstractAsyncContextManager[None]:
+        """Held from loading the token to saving its successor: no other process rotates meanwhile."""
+        ...
+
 
 class SqlTokenStore:
     """The refresh token per connection in ``xero_refresh_tokens`` (SQLite or PostgreSQL)."""
@@ -69,6 +78,24 @@ class SqlTokenStore:
             found = conn.execute(sa.select(refresh_tokens.c.refresh_token)
                                  .where(refresh_tokens.c.connection == connection)).scalar_one_or_none()
         return str(found) if found is not None else None
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, connection: str) -> AsyncIterator[None]:
+        """A PostgreSQL advisory lock per connection (waited for in a thread, not on the event loop);
+        SQLite serves one process, whose own lock suffices."""
+        if self.engine.dialect.name != "postgresql":
+            yield
+            return
+        key = int.from_bytes(hashlib.sha256(f"xero-refresh:{connection}".encode()).digest()[:8], "big", signed=True)
+        conn = await asyncio.to_thread(self.engine.connect)
+        try:
+            await asyncio.to_thread(conn.execute, sa.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            try:
+                yield
+            finally:
+                await asyncio.to_thread(conn.execute, sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+        finally:
+            await asyncio.to_thread(conn.close)
 
     def save(self, connection: str, refresh_token: str) -> None:
         now = dt.datetime.now(dt.UTC)
@@ -91,6 +118,10 @@ class MemoryTokenStore:
 
     def save(self, connection: str, refresh_token: str) -> None:
         self.tokens[connection] = refresh_token
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, connection: str) -> AsyncIterator[None]:
+        yield
 
 
 class TokenSet(msgspec.Struct):
@@ -133,12 +164,13 @@ class XeroTokens:
         async with self._lock:
             if self._access is not None and self._access != stale and self._clock() < self._expires_at - EARLY:
                 return self._access
-            current = self._store.load(self._connection) or self._initial
-            if not current:
-                raise VendorRejected("xero", "no refresh token for this connection: consent again", status=401,
-                                     code="invalid_grant")
-            tokens = await self._exchange(current)
-            self._store.save(self._connection, tokens.refresh_token)  # persist before any use of the new pair
+            async with self._store.exclusive(self._connection):
+                current = self._store.load(self._connection) or self._initial
+                if not current:
+                    raise VendorRejected("xero", "no refresh token for this connection: consent again", status=401,
+                                         code="invalid_grant")
+                tokens = await self._exchange(current)
+                self._store.save(self._connection, tokens.refresh_token)  # persist before any use of the new pair
             self._access = tokens.access_token
             self._expires_at = self._clock() + tokens.expires_in
             return tokens.access_token

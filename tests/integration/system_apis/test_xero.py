@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import random
 import re
@@ -49,10 +50,14 @@ class Recording(httpx.AsyncBaseTransport):
         self.inner = inner
         self.exchanges: list[tuple[httpx.Request, int, bytes]] = []
         self.lose_answer: re.Pattern[str] | None = None
+        self.slow_first_token = 0.0
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         response = await self.inner.handle_async_request(request)
         body = await response.aread()
+        if self.slow_first_token and request.url.path == "/connect/token":
+            delay, self.slow_first_token = self.slow_first_token, 0.0
+            await asyncio.sleep(delay)  # this answer arrives after later ones
         self.exchanges.append((request, response.status_code, body))
         if self.lose_answer is not None and self.lose_answer.search(f"{request.method} {request.url.path}"):
             self.lose_answer = None
@@ -523,6 +528,22 @@ class TestTokens:
                 second = make_client(http, sim, SqlTokenStore(engine))
                 assert (await second.get("/api.xro/2.0/Organisation"))["Organisations"]
                 assert store.load("uk01-xero") not in (None, persisted)
+            finally:
+                engine.dispose()
+
+    async def test_workers_refreshing_at_once_leave_the_current_token_stored(
+            self, http: httpx.AsyncClient, sim: XeroSimulator, recording: Recording) -> None:
+        recording.slow_first_token = 0.3
+        async with postgres_database() as url:
+            engine = create_engine(url)
+            try:
+                workers = [make_client(http, sim, SqlTokenStore(engine)) for _ in range(3)]
+                await asyncio.gather(*(w.tokens.refresh(None) for w in workers))
+                stored = SqlTokenStore(engine).load("uk01-xero")
+                assert stored is not None and sim.refresh_tokens[stored] is None  # not retired
+                assert sim.token_grants == 3
+                sim.refresh_tokens = {k: (-1e12 if v is not None else None) for k, v in sim.refresh_tokens.items()}
+                assert await make_client(http, sim, SqlTokenStore(engine)).get("/api.xro/2.0/Organisation")
             finally:
                 engine.dispose()
 
