@@ -21,7 +21,7 @@ import yaml
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from contracts.billing import TimePostingBatch, TimePostingLine
+from contracts.billing import InvoiceLine, InvoiceUpsert, TimePostingBatch, TimePostingLine
 from contracts.common import Money
 from foundation.db import create_engine
 from system_apis._internal.faults import Fault
@@ -31,6 +31,7 @@ from system_apis.registry import Connection
 from system_apis.xero import BASE_URL, VENDOR, XeroClient, XeroErp, create_systems
 from system_apis.xero._summary import SummaryStore
 from system_apis.xero._tokens import TOKEN_URL, MemoryTokenStore, SqlTokenStore
+from system_apis.xero.mapping import invoice_from_upsert
 from system_apis.xero.simulator import XeroSimulator
 from tests.integration.system_apis import vendor_kit
 from tests.integration.system_apis.vendor_kit import PACE, Clock, Sleeps, domain_api, vendor_http
@@ -315,6 +316,42 @@ class TestSpecConformance:
         with pytest.raises(jsonschema.ValidationError):
             check_request(httpx.Request("POST", f"{BASE_URL}/projects.xro/2.0/Projects/{'0' * 8}-0000-0000-0000-"
                                         f"{'0' * 12}/Time", headers=headers, json={"duration": "ninety"}))
+
+
+class TestPaging:
+    async def test_accounting_pages_of_100_and_projects_pages_are_followed_to_the_end(
+            self, api: ApiClient, sim: XeroSimulator, client: XeroClient, recording: Recording) -> None:
+        tenant = sim.tenant(CODE)
+        await provision(api, tenant)
+        org = sim.organisation(CODE)
+        contact = next(iter(org.contacts.values()))
+        line = InvoiceLine(kind="time", description="time", quantity="1", unit_price=Money(
+            amount=Decimal("10.00"), currency="GBP"), amount=Money(amount=Decimal("10.00"), currency="GBP"))
+        for i in range(205):  # made in Xero directly: the listing, not the upsert, is under test
+            data = InvoiceUpsert(customer_id=contact["ContactID"], project_external_id="PRJ-X0001",
+                                 legal_entity_id=tenant, period="2026-10", currency="GBP", lines=[line])
+            sim._save_document(org, "Invoices", invoice_from_upsert(f"INV-{i:04d}", data, invoice_id=None,
+                                                                    date=dt.date(2026, 10, 31)))
+        seen: list[str] = []
+        cursor = None
+        while True:
+            params: dict[str, str | int] = {"project_external_id": "PRJ-X0001", "limit": 50}
+            page = (await api.get(f"{ERP}/invoices", params={**params, **({"cursor": cursor} if cursor else {})})
+                    ).json()
+            seen += [i["external_id"] for i in page["items"]]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                break
+        assert sorted(seen) == [f"INV-{i:04d}" for i in range(205)]
+        pages = {r.url.params.get("page") for r, _, _ in recording.exchanges if r.url.path.endswith("/Invoices")}
+        assert {"1", "2", "3"} <= pages
+        for n in range(4):
+            sim._project(org, None, {"name": f"PRJ-P{n} · paged", "contactId": contact["ContactID"]})
+        projects = [p async for page in client.projects_pages("/Projects", page_size=2) for p in page]
+        assert len(projects) == 5
+        for request, status, body in recording.exchanges:
+            check_request(request)
+            check_response(request, status, body)
 
 
 class TestSummarisedTime:
