@@ -1,7 +1,8 @@
 """The ERP system API on Xero: one connection = one Xero organisation (tenant) = one legal entity.
 
 What each canonical object is in Xero: see `mapping`. Time posting is summarised (`_summary`,
-``GET /capabilities`` answers ``summarised``); time, invoices and credit notes are in `_billing`.
+``GET /capabilities`` answers ``summarised``) in `_posting`; invoices and credit notes are in `_billing`;
+the lookups they share in `_lookups`.
 Canonical ids are Xero's own (ContactID, projectId, InvoiceID ... UUIDs; the legal entity's is the
 tenant id). Lists that Xero cannot filter or page the way the contract does (projects by external
 id) are read whole and paged here with a cursor bound to the list.
@@ -37,8 +38,9 @@ from foundation.paging import decode_position, encode_position
 from foundation.retry import RetryPolicy
 from system_apis.domains.erp import erp_router
 from system_apis.registry import Connection
-from system_apis.xero._billing import XeroBilling, not_found, vendor_data_invalid
+from system_apis.xero._billing import XeroBilling
 from system_apis.xero._defaults import DEFAULT_CODE, DEFAULT_TENANT
+from system_apis.xero._lookups import not_found, vendor_data_invalid
 from system_apis.xero._summary import SUMMARY_GROUPING, SummaryStore
 from system_apis.xero._tokens import RefreshTokenStore, SqlTokenStore
 from system_apis.xero.client import ACCOUNTING, PROJECTS, XeroClient, idempotency_key
