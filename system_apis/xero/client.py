@@ -12,7 +12,8 @@ the tests validate every request sent here and every simulator answer against th
 - Limits (https://developer.xero.com/documentation/guides/oauth2/limits/): 60 calls a minute per tenant,
   5,000 a day per tenant; beyond them 429 with ``Retry-After`` and ``X-Rate-Limit-Problem`` (minute, day,
   appminute). The client paces itself to the minute limit (`MINUTE_LIMIT`, one pacer per connection =
-  per tenant); the day cap is answered by Xero's 429.
+  per tenant, with the consumers' fair shares) and counts its calls against the day cap (`DAY_LIMIT`): a
+  call past it is refused here with the time until the oldest call leaves the 24-hour window, unsent.
 - Accounting errors: ``{ErrorNumber, Type, Message, Elements[].ValidationErrors[].Message}`` (400); Projects
   errors: ``{message, modelState}``; 401 ``{Title: Unauthorized, Detail: AuthenticationUnsuccessful}``;
   a 404 of the Accounting API may have no JSON body
@@ -42,8 +43,16 @@ import httpx
 import msgspec
 
 from foundation.retry import RetryPolicy
-from system_apis._internal.http import Sleep, VendorError, VendorHttp, VendorRejected, error_body, transient_error
-from system_apis.pacing import Pacer, VendorBudget
+from system_apis._internal.http import (
+    Sleep,
+    VendorError,
+    VendorHttp,
+    VendorRateLimited,
+    VendorRejected,
+    error_body,
+    transient_error,
+)
+from system_apis.pacing import Pacer, Shares, VendorBudget
 from system_apis.xero._tokens import TOKEN_URL, MemoryTokenStore, RefreshTokenStore, XeroTokens
 
 __all__ = ["ACCOUNTING", "BASE_URL", "DAY_LIMIT", "MINUTE_LIMIT", "PROJECTS", "TOKEN_URL", "VENDOR", "XeroClient",
@@ -57,7 +66,9 @@ ACCOUNTING_PAGE: Final = 100
 PROJECTS_PAGE: Final = 500
 MINUTE_LIMIT: Final = VendorBudget(60, 60.0)
 """Xero's per-tenant minute limit; one client serves one tenant, so its pacer is the tenant's."""
-DAY_LIMIT: Final = 5000
+DAY_LIMIT: Final = VendorBudget(5000, 86400.0)
+"""Xero's per-tenant day cap, counted by this client as a whole (no per-consumer shares)."""
+_WHOLE: Final = Shares(consumer=1.0, service=1.0, reserved=0.0)
 
 _encoder = msgspec.json.Encoder(decimal_format="number")
 _decoder = msgspec.json.Decoder(float_hook=Decimal)
@@ -126,18 +137,25 @@ class XeroClient:
     def __init__(self, http: httpx.AsyncClient, *, tenant: str, credentials: Mapping[str, str],
                  store: RefreshTokenStore | None = None, connection: str = "xero",
                  retry: RetryPolicy | None = None, sleep: Sleep = asyncio.sleep,
-                 budget: VendorBudget | None = MINUTE_LIMIT, token_url: str = TOKEN_URL) -> None:
+                 budget: VendorBudget | None = MINUTE_LIMIT, day_budget: VendorBudget | None = DAY_LIMIT,
+                 token_url: str = TOKEN_URL) -> None:
         self.http = VendorHttp(VENDOR, http, classify=classify, retry=retry, sleep=sleep,
                                pacer=Pacer(budget) if budget is not None else None)
         self.tenant = tenant
         self.tokens = XeroTokens(http, store or MemoryTokenStore(), connection, credentials, token_url=token_url,
                                  sleep=sleep)
         self._base = "" if str(http.base_url) else BASE_URL
+        self._day = Pacer(day_budget, _WHOLE) if day_budget is not None else None
 
     async def request(self, method: str, path: str, *, params: Mapping[str, str | int] | None = None,
                       json: Any = None, key: str | None = None) -> Any:
         """One call; a 401 refreshes the access token once and repeats the call. Returns the decoded body."""
         body = msgspec.Raw(encode(json)) if json is not None else None
+        if self._day is not None:
+            wait, _ = self._day.take(None)
+            if wait > 0:
+                raise VendorRateLimited(VENDOR, f"the day's {self._day.budget.requests} calls to this tenant are "
+                                        "spent", retry_after=wait, status=None)
         for attempt in (1, 2):
             token = await self.tokens.access_token()
             headers = {"Authorization": f"Bearer {token}", "xero-tenant-id": self.tenant,

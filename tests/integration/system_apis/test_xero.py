@@ -27,6 +27,7 @@ from foundation.db import create_engine
 from system_apis._internal.faults import Fault
 from system_apis._internal.http import VendorRateLimited, VendorRejected
 from system_apis.domains.erp import erp_router
+from system_apis.pacing import VendorBudget
 from system_apis.registry import Connection
 from system_apis.xero import BASE_URL, VENDOR, XeroClient, XeroErp, create_systems
 from system_apis.xero._summary import SummaryStore
@@ -638,6 +639,16 @@ class TestLimits:
         with pytest.raises(VendorRateLimited):
             await client.get("/api.xro/2.0/Organisation")
         assert len(sim.requests) == sent  # refused by our own pacer, Xero never saw it
+
+    async def test_the_client_counts_its_calls_against_the_day_cap(self, http: httpx.AsyncClient,
+                                                                  sim: XeroSimulator) -> None:
+        client = make_client(http, sim, MemoryTokenStore(), day_budget=VendorBudget(3, 86400.0))
+        for _ in range(3):
+            await client.get("/api.xro/2.0/Organisation")
+        sent = len(sim.requests)
+        with pytest.raises(VendorRateLimited) as info:
+            await client.get("/api.xro/2.0/Organisation")
+        assert len(sim.requests) == sent and info.value.retry_after is not None and info.value.retry_after > 86000
 
 
 class TestErrorsAndFaults:
