@@ -14,6 +14,7 @@ import datetime as dt
 import os
 import re
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import Any, Final, TypeVar
 
 import httpx
@@ -229,7 +230,7 @@ class XeroErp(XeroBilling):
         have = {str(t.get("name")) for t in await self._tasks(project_id)}
         for task in data.tasks:
             if task.name not in have:
-                minutes = int(float(task.planned_hours) * 60)
+                minutes = int(Decimal(task.planned_hours) * 60)
                 await self._write(lambda task=task, minutes=minutes: self.client.request(  # type: ignore[misc]
                     "POST", f"{PROJECTS}/Projects/{project_id}/Tasks",
                     json={"name": task.name, "rate": {"currency": data.currency, "value": 0},
