@@ -16,12 +16,14 @@ __all__ = [
     "BillingSchedule",
     "Customer",
     "CustomerUpsert",
+    "ErpCapabilities",
     "ErpProject",
     "ErpProjectUpsert",
     "ErpRefusalReason",
     "LegalEntity",
     "ProjectTask",
     "TaxRegime",
+    "TimePostingMode",
 ]
 
 TaxRegime = Literal["us_sales_tax", "uk_vat", "eu_vat"]
@@ -31,6 +33,29 @@ ErpRefusalReason = Literal["period_closed", "project_inactive", "worker_inactive
 """Why an ERP refused a posting line, whatever the ERP: the accounting period is closed, the project
 or the worker is inactive on that date, the line is a duplicate, a field or reference is invalid,
 or another refusal (``rejected``)."""
+
+
+TimePostingMode = Literal["per_entry", "summarised"]
+"""How an ERP holds posted time: one ERP record per approved entry, or summarised lines."""
+
+
+class ErpCapabilities(Struct):
+    """What an ERP can take, so a caller can size its work without knowing the vendor.
+
+    An ERP that posts ``summarised`` time (one ERP line per project, worker, rate, billing and
+    period) still answers the posting result and the posted-time list per line key: the
+    composition is kept beside the summary, so reconciliation matches every ledger line.
+    """
+
+    time_posting: Annotated[TimePostingMode, Meta(
+        description="per_entry: one ERP time record per posting line; summarised: the lines of a batch are "
+                    "grouped into one ERP line per `summary_grouping` key.")]
+    summary_grouping: Annotated[list[str], Meta(
+        description="The fields a summarised line groups by (empty for per_entry).",
+        examples=[["project_external_id", "employee_external_id", "rate", "billable", "period"]])] = []
+    time_unit_minutes: Annotated[int, Meta(
+        ge=0, description="The smallest duration the ERP holds, in minutes (0: any decimal hours); a line whose "
+                          "hours are not a multiple is refused as `validation`.")] = 0
 
 
 class LegalEntity(Struct):

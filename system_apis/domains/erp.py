@@ -1,5 +1,9 @@
 """ERP domain contract: `/system/erp/v1` — legal entities, customers, projects, periods, and time-to-bill.
 
+Capabilities (`GET /capabilities`): whether the ERP posts time per entry or as summarised
+lines. Either way the posting result and the posted-time list answer per line key, so the
+caller and reconciliation never see the difference.
+
 Time-to-bill additions: employees (upserted from HR), time posting in batches (202 + a job;
 the batch key posts once), posted time, invoice drafts and credit memos for reconciliation.
 Posting or invoicing into a closed or AR-locked period is refused by the ERP with a 422
@@ -31,7 +35,15 @@ from contracts.billing import (
     TimePostingResult,
 )
 from contracts.common import Page
-from contracts.erp import AccountingPeriod, Customer, CustomerUpsert, ErpProject, ErpProjectUpsert, LegalEntity
+from contracts.erp import (
+    AccountingPeriod,
+    Customer,
+    CustomerUpsert,
+    ErpCapabilities,
+    ErpProject,
+    ErpProjectUpsert,
+    LegalEntity,
+)
 from contracts.workforce import Employee, EmployeeUpsert
 from system_apis.domains._params import Cursor, Limit, created_spec, upserted
 from system_apis.grants import SystemScope, kept, system_scope
@@ -50,6 +62,10 @@ PostedLimit = Annotated[int, QueryParameter(ge=1, le=1000, description="Page siz
 
 class ErpSystem(Protocol):
     """What an ERP vendor adapter provides. Upserts are idempotent by external id."""
+
+    async def capabilities(self) -> ErpCapabilities:
+        """How this ERP holds posted time (per entry or summarised); constant for a connection."""
+        ...
 
     async def list_legal_entities(self, limit: int, cursor: str | None) -> Page[LegalEntity]: ...
 
@@ -110,6 +126,11 @@ def erp_router(system: ErpSystem) -> Router:
     async def require_entity(scope: SystemScope, legal_entity_id: str, projects: list[str]) -> None:
         scope.grant.require(legal_entity_id)
         await scope.require_projects(projects)
+
+    @get("/capabilities", operation_id="erp.getCapabilities",
+         summary="What this ERP can take: time posted per entry or as summarised lines")
+    async def get_capabilities() -> ErpCapabilities:
+        return await system.capabilities()
 
     @get("/legal-entities", operation_id="erp.listLegalEntities", summary="List legal entities")
     async def list_legal_entities(request: Request[Any, Any, Any], limit: Limit = 50,
@@ -240,7 +261,7 @@ def erp_router(system: ErpSystem) -> Router:
         return kept(page, lambda m: allowed(m.project_external_id))
 
     return Router(path="/system/erp/v1", opt={"api": API}, tags=["erp"], before_request=bind_consumer,
-                  route_handlers=[list_legal_entities, get_legal_entity, get_customer, upsert_customer,
-                                  list_projects, get_project, upsert_project, list_accounting_periods,
+                  route_handlers=[get_capabilities, list_legal_entities, get_legal_entity, get_customer,
+                                  upsert_customer, list_projects, get_project, upsert_project, list_accounting_periods,
                                   upsert_employee, post_time, get_time_posting, list_posted_time,
                                   upsert_invoice, list_invoices, upsert_credit_memo, list_credit_memos])

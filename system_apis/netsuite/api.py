@@ -19,7 +19,15 @@ import msgspec
 from litestar import Router
 
 from contracts.common import Page
-from contracts.erp import AccountingPeriod, Customer, CustomerUpsert, ErpProject, ErpProjectUpsert, LegalEntity
+from contracts.erp import (
+    AccountingPeriod,
+    Customer,
+    CustomerUpsert,
+    ErpCapabilities,
+    ErpProject,
+    ErpProjectUpsert,
+    LegalEntity,
+)
 from contracts.problems import FieldError, ProblemError, invalid_cursor
 from foundation.paging import decode_position, encode_position
 from foundation.retry import RetryPolicy
@@ -101,6 +109,10 @@ class NetSuiteErp(NetSuiteBilling):
         if not _INTERNAL_ID.match(ident):  # never let an id like "eid:X" or "1/projectTask" reach the URL
             raise _not_found(kind, ident)
         return _mapped(mapper, await self.client.get(record, ident, expand=expand))
+
+    async def capabilities(self) -> ErpCapabilities:
+        # One timeBill per posting line: NetSuite's map/reduce batch takes a thousand lines a call.
+        return ErpCapabilities(time_posting="per_entry")
 
     async def list_legal_entities(self, limit: int, cursor: str | None) -> Page[LegalEntity]:
         return await self._page("subsidiary", None, limit, cursor, subsidiary_from_record)

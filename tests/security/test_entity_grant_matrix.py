@@ -36,6 +36,7 @@ NO_ENTITY = {
     "gateway.getJwks": "the token-signing keys: public, the same for every client",
     "gateway.getAuthorizationServerMetadata": "OAuth discovery metadata: public, no business data",
     "gateway.issueToken": "issues the caller's own token (its grant travels in it); no entity's data",
+    "erp.getCapabilities": "how the ERP holds posted time (per entry or summarised): no entity's records",
 }
 
 

@@ -144,6 +144,13 @@ class TestWireFormat:
         assert (exc.value.status, exc.value.code) == (403, "INSUFFICIENT_PERMISSION")
 
 
+class TestCapabilities:
+    async def test_netsuite_posts_time_per_entry(self, api: ApiClient) -> None:
+        response = await api.get(f"{ERP}/capabilities")
+        assert response.status_code == 200
+        assert response.json() == {"time_posting": "per_entry", "summary_grouping": [], "time_unit_minutes": 0}
+
+
 class TestLegalEntities:
     async def test_pages_cover_every_subsidiary_once(self, api: ApiClient) -> None:
         items = await _all_pages(api, f"{ERP}/legal-entities", [2])

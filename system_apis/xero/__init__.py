@@ -1,0 +1,39 @@
+"""Xero (ERP for small legal entities): Accounting + Projects client, mapping and routes; simulator in `simulator/`.
+
+One connection is one Xero organisation (``xero-tenant-id``) and one legal entity. Time is posted as
+summarised lines (``GET /system/erp/v1/capabilities`` answers ``summarised``; see `_summary`).
+
+Fidelity — what the tests check against Xero's published documents (``spec/``: XeroAPI/Xero-OpenAPI
+``xero-accounting.openapi.yaml`` and ``xero-projects.openapi.yaml``, MIT, ``spec/xero.LICENSE``): every
+request the adapter sends (path and method are operations of the documents, query parameters declared,
+``xero-tenant-id`` and ``Idempotency-Key`` declared and sent, bodies valid against the request schemas) and
+every simulator answer with a declared status (body valid against the response schema; 204 without a body):
+Organisation, Contacts, Invoices, CreditNotes, Accounts, TrackingCategories (+ Options), Projects, Tasks,
+Time (list, create, read, update) and ProjectsUsers.
+
+What rests only on Xero's documentation (the documents do not describe it):
+
+- the token endpoint ``https://identity.xero.com/connect/token`` (only named as the ``tokenUrl``), 30-minute
+  access tokens, single-use rotating refresh tokens and the 30-minute grace period of a retired one
+  (https://developer.xero.com/documentation/guides/oauth2/auth-flow/);
+- the limits (60 calls a minute and 5,000 a day per tenant, 429 with ``Retry-After`` and
+  ``X-Rate-Limit-Problem``, ``X-MinLimit-Remaining`` / ``X-DayLimit-Remaining``)
+  (https://developer.xero.com/documentation/guides/oauth2/limits/);
+- the idempotency semantics (same key → the first answer, at most 128 characters)
+  (https://developer.xero.com/documentation/guides/idempotent-requests/idempotency/);
+- error bodies of 401/403/404/429 and the ValidationException envelope's details
+  (https://developer.xero.com/documentation/api/accounting/responsecodes), the ``where`` filter syntax
+  (https://developer.xero.com/documentation/api/accounting/requests-and-responses), 100 records per
+  Accounting page, the period lock date refusing earlier documents and time.
+"""
+
+from system_apis.registry import VendorPackage
+from system_apis.xero.api import XeroErp, create_router, create_systems
+from system_apis.xero.client import BASE_URL, XeroClient
+
+__all__ = ["BASE_URL", "VENDOR", "XeroClient", "XeroErp", "create_router", "create_systems"]
+
+VENDOR = VendorPackage(name="xero", domains=("erp",), base_url=BASE_URL, create_router=create_router,
+                       simulator="system_apis.xero.simulator:XeroSimulator", order=7, create_systems=create_systems)
+"""The erp vendor xero. Not in the `psconnect.vendors` entry points yet: a second ERP needs routing per legal
+entity (the connections file), which the integrator wires in."""

@@ -1,0 +1,124 @@
+"""The simulator's organisations (tenants): seeded records in Xero's wire shapes, and Xero's rules on them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import re
+import uuid
+from decimal import Decimal
+from typing import Any, Final
+
+from contracts.erp import LegalEntity
+from system_apis.demo_firm import demo_firm
+from system_apis.xero._defaults import tenant_id
+
+__all__ = ["ACQUIRED", "Organisation", "Refused", "matches", "ms_date", "seed_organisation"]
+
+ACQUIRED: Final = {
+    "AU01": LegalEntity(id="LE-AU01", code="AU01", name="Meridian Advisory Pty Ltd", country="AU", currency="AUD",
+                        tax_regime="uk_vat", tax_registration="ABN 51 824 753 556", requires_customer_tax_id=False),
+}
+"""The acquired Australian entity, used while the demo firm does not list it (helper D adds it there)."""
+LOCK_DATE: Final = dt.date(2026, 8, 31)
+"""Periods up to August 2026 are closed in the demo firm; Xero keeps that as the organisation's lock date."""
+_WHERE: Final = re.compile(r'^\s*(\w+)(==|\.StartsWith\()\s*"([^"]*)"\)?\s*$')
+
+
+class Refused(Exception):
+    """A Xero validation refusal (answered 400 with the Accounting or Projects error body)."""
+
+
+def ms_date(day: dt.date) -> str:
+    """Xero's Accounting date format, ``/Date(ms+0000)/``."""
+    instant = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+    return f"/Date({int(instant.timestamp() * 1000)}+0000)/"
+
+
+def matches(record: dict[str, Any], where: str | None) -> bool:
+    """Xero's ``where`` filter, the part used here: ``Field=="x"`` and ``Field.StartsWith("x")`` joined by AND."""
+    if not where:
+        return True
+    for clause in where.split(" AND "):
+        found = _WHERE.match(clause)
+        if found is None:
+            raise Refused(f"unsupported where clause {clause!r}")
+        field, op, value = found.groups()
+        actual = str(record.get(field) or "")
+        if (op == "==" and actual != value) or (op != "==" and not actual.startswith(value)):
+            return False
+    return True
+
+
+class Organisation:
+    """One tenant's books."""
+
+    def __init__(self, entity: LegalEntity) -> None:
+        self.code = entity.code
+        self.tenant = tenant_id(entity.code)
+        self.record: dict[str, Any] = {
+            "OrganisationID": self.tenant, "Name": entity.name, "LegalName": entity.name, "PaysTax": True,
+            "Version": entity.country if entity.country in ("AU", "NZ", "US") else "GLOBAL",
+            "OrganisationType": "COMPANY", "BaseCurrency": entity.currency, "CountryCode": entity.country,
+            "IsDemoCompany": False, "OrganisationStatus": "ACTIVE", "TaxNumber": entity.tax_registration,
+            "FinancialYearEndDay": 31, "FinancialYearEndMonth": 12, "PeriodLockDate": ms_date(LOCK_DATE),
+            "Timezone": "AUSEASTERNSTANDARDTIME", "OrganisationEntityType": "COMPANY",
+            "ShortCode": f"!{entity.code}", "Class": "STANDARD", "Edition": "BUSINESS"}
+        self.lock_date = LOCK_DATE
+        self.currency = entity.currency
+        self.contacts: dict[str, dict[str, Any]] = {}
+        self.invoices: dict[str, dict[str, Any]] = {}
+        self.credit_notes: dict[str, dict[str, Any]] = {}
+        self.accounts = [
+            {"AccountID": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.tenant}/{code}")), "Code": code, "Name": name,
+             "Type": "REVENUE", "Status": "ACTIVE", "TaxType": "OUTPUT", "Class": "REVENUE"}
+            for code, name in (("4000", "Consulting fees (time)"), ("4010", "Milestone fees"),
+                               ("4020", "Recharged expenses"))]
+        self.tracking: dict[str, Any] = {
+            "TrackingCategoryID": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.tenant}/tracking")),
+            "Name": "Project", "Status": "ACTIVE", "Options": []}
+        self.users = [{"userId": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.tenant}/user")),
+                       "name": "psconnect integration", "email": "integration@meridian.example"}]
+        self.projects: dict[str, dict[str, Any]] = {}
+        self.tasks: dict[str, dict[str, dict[str, Any]]] = {}
+        self.time: dict[str, dict[str, dict[str, Any]]] = {}
+        self._numbers = itertools.count(1)
+
+    def next_id(self) -> str:
+        return str(uuid.uuid4())
+
+    def option_names(self) -> set[str]:
+        return {str(o["Name"]) for o in self.tracking["Options"]}
+
+    def check_date(self, value: str) -> dt.date:
+        try:
+            day = dt.date.fromisoformat(value[:10])
+        except ValueError as exc:
+            raise Refused(f"{value!r} is not a date") from exc
+        if day <= self.lock_date:
+            raise Refused(f"The document date cannot be before the period lock date of {self.lock_date:%d %b %Y}")
+        return day
+
+    def check_lines(self, lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        codes = {a["Code"] for a in self.accounts}
+        out = []
+        for line in lines:
+            if line.get("AccountCode") not in codes:
+                raise Refused(f"Account code '{line.get('AccountCode')}' is not a valid code for this document.")
+            for tracking in line.get("Tracking") or []:
+                if tracking.get("Name") != "Project" or tracking.get("Option") not in self.option_names():
+                    raise Refused(f"The TrackingOption '{tracking.get('Option')}' does not exist.")
+            quantity = Decimal(str(line.get("Quantity", 1)))
+            unit = Decimal(str(line.get("UnitAmount", 0)))
+            amount = Decimal(str(line.get("LineAmount", quantity * unit)))
+            out.append({**line, "LineItemID": str(uuid.uuid4()), "Quantity": quantity, "UnitAmount": unit,
+                        "LineAmount": amount, "TaxAmount": Decimal(0),
+                        "Tracking": [{**t, "TrackingCategoryID": self.tracking["TrackingCategoryID"]}
+                                     for t in line.get("Tracking") or []]})
+        return out
+
+
+def seed_organisation(code: str) -> Organisation | None:
+    """The organisation of a demo-firm legal entity (or of the acquired AU01); None for an unknown code."""
+    entity = next((e for e in demo_firm().legal_entities if e.code == code), None) or ACQUIRED.get(code)
+    return Organisation(entity) if entity is not None else None
