@@ -37,7 +37,15 @@ import msgspec
 from litestar import Router
 
 from contracts.common import Money, Page
-from contracts.erp import AccountingPeriod, Customer, CustomerUpsert, ErpProject, ErpProjectUpsert, LegalEntity
+from contracts.erp import (
+    AccountingPeriod,
+    Customer,
+    CustomerUpsert,
+    ErpCapabilities,
+    ErpProject,
+    ErpProjectUpsert,
+    LegalEntity,
+)
 from contracts.problems import FieldError, ProblemError, invalid_cursor
 from foundation.paging import decode_cursor, decode_position, encode_cursor, encode_position
 from foundation.retry import RetryPolicy
@@ -107,6 +115,10 @@ class BusinessCentralErp(BusinessCentralBilling):
         return records, self._link_cursor(link, list_id)
 
     # ------------------------------------------------------------------ legal entities
+
+    async def capabilities(self) -> ErpCapabilities:
+        # One timeRegistrationEntry per posting line, fifty to a transactional $batch.
+        return ErpCapabilities(time_posting="per_entry")
 
     async def list_legal_entities(self, limit: int, cursor: str | None) -> Page[LegalEntity]:
         if cursor is not None:
