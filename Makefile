@@ -59,9 +59,12 @@ services:
 
 bench: setup bench-gateway bench-ttb bench-dashboards
 
-# Gateway governance benchmark (not in `make test`): bare handler, governed path, nginx, remote upstream.
+# Gateway governance benchmark (not in `make test`): nginx floor, bare handler, governed path, nginx proxy,
+# remote upstream and the Python peer (its own dependency group `bench-peer`, synced here only).
 bench-gateway: setup services
-	@{ command -v hey && command -v nginx; } >/dev/null 2>&1 || apt-get install -y -q hey wrk nginx
+	@{ command -v wrk && command -v nginx; } >/dev/null 2>&1 || \
+		{ apt-get install -y -q wrk nginx || { apt-get update -q && apt-get install -y -q wrk nginx; }; }
+	$(UV) sync --frozen --quiet --group bench-peer
 	$(BIN)/python -m benchmarks.gateway.run
 
 # Month-end time-to-bill benchmark (not in `make test`): 10,000 workers, 440,000 entries, clean/faults/floor.

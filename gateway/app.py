@@ -10,6 +10,7 @@ event loop, so workflows recovered after a crash run beside live requests.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from dataclasses import dataclass
@@ -57,7 +58,8 @@ from web.portal.mail import Mailer
 from web.portal.routes import portal_router
 from web.sessions import WebSessions
 
-__all__ = ["SERVICE_SCOPES", "Gateway", "ServiceToken", "create_app", "create_gateway", "create_tables"]
+__all__ = ["SERVICE_SCOPES", "Gateway", "ServiceToken", "create_app", "create_gateway", "create_tables",
+           "freeze_heap_after_startup"]
 
 log = logging.getLogger("psconnect.gateway")
 
@@ -239,6 +241,27 @@ def create_tables(settings: Settings) -> None:
         engine.dispose()
 
 
+def freeze_heap_after_startup(gateway: Gateway) -> None:
+    """Move the start-up heap out of the garbage collector's reach once the gateway has started.
+
+    Issue 15: the 180–300 ms p99 tail at peak was the cyclic collector walking the large,
+    long-lived start-up heap (imported modules, the Litestar app graph, SQLAlchemy metadata,
+    DBOS); `gc.freeze()` after start-up cut it to 50 ms. A collection first, so only what is
+    alive then is frozen (garbage of the start-up itself is freed, not kept). For a server
+    process only: a process building many gateways (the tests) would keep every frozen one.
+    """
+
+    def freeze() -> None:
+        gc.collect()
+        gc.freeze()
+        log.info("start-up heap frozen", extra={"fields": {"event": "gc_freeze",
+                                                           "frozen_objects": gc.get_freeze_count()}})
+
+    gateway.litestar.on_startup.append(freeze)  # after every start-up hook registered before it
+
+
 def create_app() -> ASGIApp:
-    """Worker entry point (uvicorn factory): a whole gateway from the environment."""
-    return create_gateway().app
+    """Worker entry point (uvicorn factory): a whole gateway from the environment, its start-up heap frozen."""
+    gateway = create_gateway()
+    freeze_heap_after_startup(gateway)
+    return gateway.app

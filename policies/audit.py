@@ -82,12 +82,40 @@ class Audit(Policy[AuditConfig]):
 
     def record(self, ctx: RequestContext, status: int, problem_code: str | None, *, request_body: bytes,
                response_body: bytes, changes: Mapping[str, tuple[str | None, str | None]] | None = None) -> None:
+        event = self._event(ctx, status, problem_code, request_body, response_body, changes)
+        if event is None:
+            return
+        try:
+            self.trail.append(*event[0], **event[1])
+        except Exception:  # the answer is already on its way; losing the event must at least be loud
+            self._not_recorded(ctx, status)
+
+    async def record_soon(self, ctx: RequestContext, status: int, *, request_body: bytes,
+                          response_body: bytes) -> None:
+        """`record`, committed with the other events of this loop turn (`AuditLog.append_soon`)."""
+        event = self._event(ctx, status, None, request_body, response_body, None)
+        if event is None:
+            return
+        try:
+            await self.trail.append_soon(*event[0], **event[1])
+        except Exception:
+            self._not_recorded(ctx, status)
+
+    def _not_recorded(self, ctx: RequestContext, status: int) -> None:
+        log.exception("audit event not recorded", extra={"fields": {
+            "event": "audit_not_recorded", "operation_id": ctx.route.operation_id, "status": status,
+            "correlation_id": ctx.correlation_id}})
+
+    def _event(self, ctx: RequestContext, status: int, problem_code: str | None, request_body: bytes,
+               response_body: bytes, changes: Mapping[str, tuple[str | None, str | None]] | None,
+               ) -> tuple[tuple[str, str, str, str], dict[str, Any]] | None:
+        """The `AuditLog.append` arguments of this outcome, or None when it is not recorded here."""
         principal = ctx.principal
         if principal is None:
-            return
+            return None
         handler = ctx.request.scope.get("route_handler")
         if status < 400 and getattr(handler, "opt", {}).get("audit") == HANDLER_AUDITED:
-            return
+            return None
         params = {k: str(v) for k, v in ctx.request.scope.get("path_params", {}).items()}
         request, response = _json(request_body), _json(response_body)
         if problem_code is None and status >= 400 and isinstance(response, dict):
@@ -100,15 +128,10 @@ class Audit(Policy[AuditConfig]):
         entity_type, entity_id, action = _target(ctx.route.path, ctx.route.method, params, response)
         legal_entity = _legal_entity(request, response, ctx.request.scope.get("query_string", b""))
         person = person_of(principal, ctx.request.headers.get("x-on-behalf-of"))
-        try:
-            self.trail.append(
-                f"{person} via {principal.subject}" if person else principal.subject, entity_type, entity_id,
-                action, changes=dict(changes or {}), status=status, problem_code=problem_code,
-                legal_entity=legal_entity, records=records, via=_via(ctx, person))
-        except Exception:  # the answer is already on its way; losing the event must at least be loud
-            log.exception("audit event not recorded", extra={"fields": {
-                "event": "audit_not_recorded", "operation_id": ctx.route.operation_id, "status": status,
-                "correlation_id": ctx.correlation_id}})
+        actor = f"{person} via {principal.subject}" if person else principal.subject
+        return (actor, entity_type, entity_id, action), {
+            "changes": dict(changes or {}), "status": status, "problem_code": problem_code,
+            "legal_entity": legal_entity, "records": records, "via": _via(ctx, person)}
 
 
 class _Tap:
@@ -139,8 +162,10 @@ class _Tap:
                 if sum(map(len, sent)) <= limit:
                     sent.append(message.get("body", b""))
                 if not message.get("more_body", False) and not recorded:
-                    recorded = True
-                    self._record(scope, status, received, sent)
+                    recorded = True  # committed before the answer's last byte leaves, with this turn's others
+                    request_body, response_body = self._bodies(scope, received, sent)
+                    await self.policy.record_soon(self.ctx, status, request_body=request_body,
+                                                  response_body=response_body)
             await send(message)
 
         try:
@@ -150,14 +175,17 @@ class _Tap:
                 self._record(scope, status, received, sent)
 
     def _record(self, scope: Scope, status: int, received: list[bytes], sent: list[bytes]) -> None:
+        request_body, response_body = self._bodies(scope, received, sent)
+        self.policy.record(self.ctx, status, None, request_body=request_body, response_body=response_body)
+
+    def _bodies(self, scope: Scope, received: list[bytes], sent: list[bytes]) -> tuple[bytes, bytes]:
         body = b"".join(received)
         if not body:  # a policy (validation, idempotency) or the handler read it before us: the cached copy
             cached = value_or_default(ScopeState.from_scope(scope).body, b"")
             body = cached if isinstance(cached, bytes) else b""
         limit = self.policy.config.max_body_bytes
         response = b"".join(sent)
-        self.policy.record(self.ctx, status, None, request_body=body if len(body) <= limit else b"",
-                           response_body=response if len(response) <= limit else b"")
+        return body if len(body) <= limit else b"", response if len(response) <= limit else b""
 
 
 def _via(ctx: RequestContext, person: str | None) -> Via:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from benchmarks.gateway.bare import CLIENT_ID, CLIENT_SECRET, orders_router
-from gateway.app import create_gateway
+from gateway.app import create_gateway, freeze_heap_after_startup
 from gateway.settings import load_settings
 from gateway.upstream import UpstreamRoute
 
@@ -31,4 +31,6 @@ def governed_app() -> object:
                                      client_id=CLIENT_ID, secret=CLIENT_SECRET)
 
     gateway.litestar.on_startup.append(register_bench_client)
+    if os.environ.get("BENCH_GC_FREEZE", "1") == "1":  # as the server's own workers do (gateway.app.create_app)
+        freeze_heap_after_startup(gateway)
     return gateway.app

@@ -1,0 +1,44 @@
+"""Writes recorded in one event-loop turn share a commit, and each caller returns only once its event is stored."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from foundation.audit import AuditLog, AuditQuery
+from foundation.db import create_engine, metadata
+
+
+def _trail(tmp_path: Path) -> AuditLog:
+    engine = create_engine(f"sqlite:///{tmp_path / 'audit.db'}")
+    metadata.create_all(engine)
+    return AuditLog(engine)
+
+
+async def test_concurrent_writes_are_each_committed_before_their_caller_goes_on(tmp_path: Path) -> None:
+    trail = _trail(tmp_path)
+    stored_on_return: list[bool] = []
+
+    async def write(n: int) -> None:
+        await trail.append_soon("client-a", "order", f"ord-{n}", "create", changes={}, status=200)
+        # visible to any reader (another connection) as soon as the call returns
+        stored_on_return.append(len(trail.events(AuditQuery(entity_id=f"ord-{n}"), limit=5)) == 1)
+
+    await asyncio.gather(*(write(n) for n in range(25)))
+    assert stored_on_return == [True] * 25
+    assert {e.entity_id for e in trail.events(AuditQuery(), limit=100)} == {f"ord-{n}" for n in range(25)}
+
+
+async def test_one_event_that_cannot_be_stored_does_not_lose_the_others(tmp_path: Path) -> None:
+    trail = _trail(tmp_path)
+    good = [trail.append_soon("client-a", "order", f"ord-{n}", "create", changes={}, status=201) for n in range(3)]
+    bad = trail.append_soon("client-a", "order", "ord-bad", "create", changes={"x": (object(), None)}, status=201)
+    results = await asyncio.gather(*good, bad, return_exceptions=True)
+    assert results[:3] == [None, None, None] and isinstance(results[3], Exception)
+    assert sorted(e.entity_id for e in trail.events(AuditQuery(), limit=100)) == ["ord-0", "ord-1", "ord-2"]
+
+
+def test_outside_an_event_loop_append_still_writes_at_once(tmp_path: Path) -> None:
+    trail = _trail(tmp_path)
+    trail.append("client-a", "order", "ord-1", "create", changes={}, status=200)
+    assert [e.entity_id for e in trail.events(AuditQuery(), limit=10)] == ["ord-1"]
