@@ -67,8 +67,9 @@ bench-gateway: setup services
 	$(UV) sync --frozen --quiet --group bench-peer
 	$(BIN)/python -m benchmarks.gateway.run
 
-# Month-end time-to-bill benchmark (not in `make test`): 10,000 workers, 440,000 entries, clean/faults/floor.
-bench-ttb: setup
+# Month-end time-to-bill benchmark (not in `make test`): the 1k/2k/4k-worker scaling line, then 10,000 workers
+# (440,000 entries): floor, clean (with reconciliation), faults, and clean on PostgreSQL.
+bench-ttb: setup services
 	$(BIN)/python -m benchmarks.time_to_bill.run --workers 10000
 
 # Dashboards on the month-end data set (not in `make test`): facts refresh time, p50/p99 per widget on PostgreSQL.

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import operator
 import random
 import re
 from collections import Counter
+from itertools import accumulate, count
 from typing import Annotated, Any, ClassVar
 
 import msgspec
@@ -41,7 +43,10 @@ __all__ = ["FACTORY", "RequestValidation", "ValidationConfig", "drift_counter"]
 log = logging.getLogger("psconnect.validation")
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+# A JSON string (unrolled, so the regex engine does not branch per character) — its brackets are text, not structure.
+_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_STEPS = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")  # an opener adds 2, a closer 0: depth after k = sum - k
 # RFC 9110 §5.6.2/§5.6.4/§8.3.1: media-type = type "/" subtype *( OWS ";" OWS [ token "=" ( token / quoted-string ) ] )
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _QUOTED = r'"(?:[\t \x21\x23-\x5b\x5d-\x7e]|\\[\t \x21-\x7e])*"'
@@ -67,15 +72,14 @@ def nesting_depth(body: bytes) -> int:
     """Deepest bracket nesting outside JSON strings; cheap enough to run on every body."""
     if body.count(b"[") + body.count(b"{") <= 1:
         return body.count(b"[") + body.count(b"{")
-    depth = deepest = 0
-    for match in _TOKENS.finditer(body):
-        token = match.group()
-        if token in (b"[", b"{"):
-            depth += 1
-            deepest = max(deepest, depth)
-        elif token in (b"]", b"}"):
-            depth -= 1
-    return deepest
+    # Every pass runs in C (split or regex, translate, accumulate): it runs on every internal hop's body too.
+    if b"\\" in body:  # escaped quotes: let the regex pair them
+        outside = _STRINGS.sub(b"", body)
+    else:  # strings are every other segment between quotes; an unterminated one counts as structure, like the regex
+        parts = body.split(b'"')
+        outside = b"".join(parts[::2]) + (parts[-1] if len(parts) % 2 == 0 else b"")
+    steps = outside.translate(None, _NOT_BRACKETS).translate(_STEPS)
+    return max(0, max(map(operator.sub, accumulate(steps), count(1)), default=0))
 
 
 class RequestValidation(Policy[ValidationConfig]):

@@ -20,6 +20,7 @@ from typing import Any
 
 import msgspec
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from foundation.clock import utcnow
 from foundation.db import metadata
@@ -58,8 +59,35 @@ ledger = sa.Table(
     sa.Index("ix_ttb_ledger_le_state", "legal_entity_code", "state"),
     sa.Index("ix_ttb_ledger_project_period", "project", "period"),
     sa.Index("ix_ttb_ledger_exception", "exception_id"),
-    sa.Index("ix_ttb_ledger_claim", "claim"),  # every posting step looks its claim up: no full scan per batch
 )
+
+unclaimed = sa.Index(
+    "ix_ttb_ledger_unclaimed", ledger.c.legal_entity_code, ledger.c.line_key,
+    sqlite_where=sa.and_(ledger.c.state == "validated", ledger.c.claim.is_(None)),
+    postgresql_where=sa.and_(ledger.c.state == "validated", ledger.c.claim.is_(None)))
+"""Only the rows still waiting to be posted, in claim order: each claim reads its batch off the front of this
+index instead of sorting every validated row of the legal entity (which made a month-end run quadratic)."""
+
+
+_VALIDATED: sa.ColumnElement[str] = sa.literal_column("'validated'", sa.String)
+"""Inline, not a bound parameter: a cached generic plan must still see that the partial index applies."""
+
+
+claimed = sa.Index("ix_ttb_ledger_claimed", ledger.c.claim, sqlite_where=ledger.c.claim.is_not(None),
+                   postgresql_where=ledger.c.claim.is_not(None))
+"""Every posting step looks its claim up. Claimed rows only: in SQLite's plain index on `claim` (the former
+`ix_ttb_ledger_claim`) each claim's update had to find its rows' entries among every other NULL — a month-end
+run's claims took quadratic time."""
+
+
+@sa.event.listens_for(metadata, "after_create")
+def _ensure_claim_indexes(_target: sa.MetaData, connection: sa.Connection, **_kw: Any) -> None:
+    """`create_all` creates indexes only with a new table: a ledger created before these indexes gets them here."""
+    if not sa.inspect(connection).has_table(ledger.name):
+        return
+    connection.execute(sa.schema.CreateIndex(unclaimed, if_not_exists=True))
+    connection.execute(sa.schema.CreateIndex(claimed, if_not_exists=True))
+    connection.execute(sa.text("DROP INDEX IF EXISTS ix_ttb_ledger_claim"))
 
 
 class ExceptionLine(msgspec.Struct, frozen=True, kw_only=True):
@@ -211,11 +239,15 @@ class Ledger:
                                 .order_by(ledger.c.line_key)).all()
             if held:
                 return [_row(r) for r in held]
-            free = (sa.select(ledger.c.line_key).where(ledger.c.legal_entity_code == legal_entity_code,
-                                                        ledger.c.state == "validated", ledger.c.claim.is_(None))
-                    .order_by(ledger.c.line_key).limit(limit).scalar_subquery())
-            conn.execute(ledger.update().where(ledger.c.line_key.in_(free), ledger.c.claim.is_(None))
-                         .values(claim=claim))
+            free = list(conn.execute(
+                sa.select(ledger.c.line_key).where(ledger.c.legal_entity_code == legal_entity_code,
+                                                   ledger.c.state == _VALIDATED, ledger.c.claim.is_(None))
+                .order_by(ledger.c.line_key).limit(limit)).scalars())  # the front of `ix_ttb_ledger_unclaimed`
+            if not free:
+                return []
+            for chunk in _chunks(free):  # by primary key; a row another claim took meanwhile stays its
+                conn.execute(ledger.update().where(ledger.c.line_key.in_(chunk), ledger.c.claim.is_(None),
+                                                   ledger.c.state == "validated").values(claim=claim))
             rows = conn.execute(sa.select(*_COLS).where(ledger.c.claim == claim, ledger.c.state == "validated")
                                 .order_by(ledger.c.line_key)).all()
         return [_row(r) for r in rows]
@@ -259,36 +291,71 @@ class Ledger:
 
     def invoiceable(self, project: str, period: str) -> list[LedgerRow]:
         """Posted, billable, not yet invoiced time lines: partial billing leaves the rest for later."""
-        return self._select((ledger.c.project == project, ledger.c.period == period, ledger.c.kind == "time",
-                             ledger.c.state == "posted", ledger.c.billable.is_(True)))
+        return self.invoiceable_many([project], period).get(project, [])
+
+    def invoiceable_many(self, projects: Sequence[str], period: str) -> dict[str, list[LedgerRow]]:
+        """`invoiceable` for a chunk of projects in one query per 500 (an invoicing step reads its chunk once)."""
+        out: dict[str, list[LedgerRow]] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(projects)):
+                for r in conn.execute(sa.select(*_COLS).where(
+                        ledger.c.project.in_(chunk), ledger.c.period == period, ledger.c.kind == "time",
+                        ledger.c.state == "posted", ledger.c.billable.is_(True)).order_by(ledger.c.line_key)):
+                    row = _row(r)
+                    out.setdefault(row.project, []).append(row)
+        return out
 
     def creditable(self, project: str, period: str) -> list[tuple[LedgerRow, str]]:
         """Posted reversals whose original was invoiced, with that invoice's external id."""
+        return self.creditable_many([project], period).get(project, [])
+
+    def creditable_many(self, projects: Sequence[str], period: str) -> dict[str, list[tuple[LedgerRow, str]]]:
         original = ledger.alias("original")
+        out: dict[str, list[tuple[LedgerRow, str]]] = {}
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(*_COLS, original.c.invoice_id.label("original_invoice")).join(
-                original, original.c.line_key == ledger.c.reverses).where(
-                ledger.c.project == project, ledger.c.period == period, ledger.c.kind == "reversal",
-                ledger.c.state == "posted", original.c.invoice_id.is_not(None), ledger.c.billable.is_(True))
-                .order_by(ledger.c.line_key)).all()
-        return [(_row(r), r._mapping["original_invoice"]) for r in rows]
+            for chunk in _chunks(list(projects)):
+                for r in conn.execute(sa.select(*_COLS, original.c.invoice_id.label("original_invoice")).join(
+                        original, original.c.line_key == ledger.c.reverses).where(
+                        ledger.c.project.in_(chunk), ledger.c.period == period, ledger.c.kind == "reversal",
+                        ledger.c.state == "posted", original.c.invoice_id.is_not(None), ledger.c.billable.is_(True))
+                        .order_by(ledger.c.line_key)):
+                    row = _row(r)
+                    out.setdefault(row.project, []).append((row, r._mapping["original_invoice"]))
+        return out
 
     def billed_milestones(self, project: str) -> set[str]:
+        return self.billed_milestones_many([project]).get(project, set())
+
+    def billed_milestones_many(self, projects: Sequence[str]) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
         with self.engine.connect() as conn:
-            return set(conn.execute(sa.select(ledger.c.line_key).where(ledger.c.project == project,
-                                                                        ledger.c.kind == "milestone")).scalars())
+            for chunk in _chunks(list(projects)):
+                for project, key in conn.execute(sa.select(ledger.c.project, ledger.c.line_key).where(
+                        ledger.c.project.in_(chunk), ledger.c.kind == "milestone")):
+                    out.setdefault(project, set()).add(key)
+        return out
 
     def mark_invoiced(self, keys: Sequence[str], invoice_id: str, milestones: Sequence[dict[str, Any]] = ()) -> None:
+        self.mark_invoiced_many([(keys, invoice_id, milestones)])
+
+    def mark_invoiced_many(self, documents: Sequence[tuple[Sequence[str], str, Sequence[dict[str, Any]]]]) -> None:
+        """Mark the lines (and add the milestone rows) of several written documents in one transaction.
+
+        One `executemany` per kind, not a statement and commit per document: a month-end run writes
+        over a thousand. A milestone row already there (a retried step) is left as it is.
+        """
         now = utcnow()
+        lines = [{"k": key, "inv": invoice_id} for keys, invoice_id, _ in documents for key in keys]
+        milestones = [{**m, "kind": "milestone", "state": "invoiced", "invoice_id": invoice_id, "updated_at": now}
+                      for _, invoice_id, ms in documents for m in ms]
+        if not lines and not milestones:
+            return
         with self.engine.begin() as conn:
-            for chunk in _chunks(list(keys)):
-                conn.execute(ledger.update().where(ledger.c.line_key.in_(chunk), ledger.c.state == "posted")
-                             .values(state="invoiced", invoice_id=invoice_id, updated_at=now))
-            for m in milestones:
-                exists = conn.execute(sa.select(ledger.c.line_key).where(ledger.c.line_key == m["line_key"])).first()
-                if exists is None:
-                    conn.execute(ledger.insert().values(**m, kind="milestone", state="invoiced",
-                                                        invoice_id=invoice_id, updated_at=now))
+            if lines:
+                conn.execute(ledger.update().where(ledger.c.line_key == sa.bindparam("k"), ledger.c.state == "posted")
+                             .values(state="invoiced", invoice_id=sa.bindparam("inv"), updated_at=now), lines)
+            if milestones:
+                conn.execute(_insert_new(conn), milestones)
 
     def projects_with_work(self, legal_entity_code: str, period: str) -> list[str]:
         with self.engine.connect() as conn:
@@ -317,6 +384,13 @@ class Ledger:
     def _select(self, where: Iterable[sa.ColumnElement[bool]]) -> list[LedgerRow]:
         with self.engine.connect() as conn:
             return [_row(r) for r in conn.execute(sa.select(*_COLS).where(*where).order_by(ledger.c.line_key))]
+
+
+def _insert_new(conn: sa.Connection) -> sa.Insert:
+    """An insert that skips rows whose key is already there (`ON CONFLICT DO NOTHING`, both engines)."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(ledger).on_conflict_do_nothing(index_elements=[ledger.c.line_key])
+    return sqlite.insert(ledger).on_conflict_do_nothing(index_elements=[ledger.c.line_key])
 
 
 def _claimed(conn: sa.Connection, row: LedgerRow) -> bool:

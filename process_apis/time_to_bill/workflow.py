@@ -18,8 +18,9 @@ import asyncio
 import datetime as dt
 import hashlib
 from collections import defaultdict
+from collections.abc import Sequence
 from functools import partial
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 from dbos import DBOS
@@ -248,24 +249,33 @@ async def post_batch(run_id: str, attempt: int, legal_entity_code: str, number: 
 
 @DBOS.step(name="time_to_bill.invoice")
 async def invoice_projects(run_id: str, period: str, projects: list[str]) -> int:
-    """Draft the period's invoice (and credit memos) for a chunk of projects; returns documents written."""
+    """Draft the period's invoice (and credit memos) for a chunk of projects; returns documents written.
+
+    The chunk's ledger lines are read in one query each and its written documents marked in one
+    transaction (`executemany`) — also when a later document of the chunk fails, so nothing the ERP
+    accepted is drafted again under another key.
+    """
     rt = runtime()
     ref = await reference(run_id)
-    written = 0
-    for code in projects:
-        project = ref.projects[code]
-        draft = invoice_draft(project, period, rt.ledger.invoiceable(code, period), rt.ledger.billed_milestones(code))
-        if draft is not None:
-            await run_step(rt.runs, run_id, "invoice", partial(rt.erp.upsert_invoice, draft.external_id,
-                                                               draft.invoice), retry=rt.retry, sleep=rt.sleep)
-            rt.ledger.mark_invoiced(draft.time_keys, draft.external_id, draft.milestones)
-            written += 1
-        for external_id, memo, keys in credit_memos(project, period, rt.ledger.creditable(code, period)):
-            await run_step(rt.runs, run_id, "invoice", partial(rt.erp.upsert_credit_memo, external_id, memo),
-                           retry=rt.retry, sleep=rt.sleep)
-            rt.ledger.mark_invoiced(keys, external_id)
-            written += 1
-    return written
+    invoiceable = rt.ledger.invoiceable_many(projects, period)
+    creditable = rt.ledger.creditable_many(projects, period)
+    milestones = rt.ledger.billed_milestones_many(projects)
+    written: list[tuple[Sequence[str], str, Sequence[dict[str, Any]]]] = []
+    try:
+        for code in projects:
+            project = ref.projects[code]
+            draft = invoice_draft(project, period, invoiceable.get(code, []), milestones.get(code, set()))
+            if draft is not None:
+                await run_step(rt.runs, run_id, "invoice", partial(rt.erp.upsert_invoice, draft.external_id,
+                                                                   draft.invoice), retry=rt.retry, sleep=rt.sleep)
+                written.append((draft.time_keys, draft.external_id, draft.milestones))
+            for external_id, memo, keys in credit_memos(project, period, creditable.get(code, [])):
+                await run_step(rt.runs, run_id, "invoice", partial(rt.erp.upsert_credit_memo, external_id, memo),
+                               retry=rt.retry, sleep=rt.sleep)
+                written.append((keys, external_id, ()))
+    finally:
+        rt.ledger.mark_invoiced_many(written)
+    return len(written)
 
 
 def _projects_to_invoice(ref: Reference, legal_entity_code: str, period: str, with_posted: list[str]) -> list[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+from array import array
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import Any, Final
@@ -47,6 +48,9 @@ class Entry(msgspec.Struct, array_like=True, gc=False):
     notes: str | None
     created_at: dt.datetime
     updated_at: dt.datetime
+
+
+_NONE: Final = array("i")
 
 
 class EntryFilter(msgspec.Struct, frozen=True, kw_only=True):
@@ -223,6 +227,13 @@ class Store:
             entry.id = top - position
         self.entries = rows
         self._keys = [-e.spent_date.toordinal() for e in rows]
+        # Positions per project and per user, ascending (Harvest filters by these server-side: a per-project
+        # read must not walk the whole firm's time). The store's rows never move or change owner after loading.
+        self._by_project: dict[int, array[int]] = {}
+        self._by_user: dict[int, array[int]] = {}
+        for position, entry in enumerate(rows):
+            self._by_project.setdefault(entry.project, array("i")).append(position)
+            self._by_user.setdefault(entry.user, array("i")).append(position)
         self.last_stamp = max((e.updated_at for e in rows), default=self.created)
 
     def position(self, entry_id: int) -> int | None:
@@ -258,7 +269,15 @@ class Store:
         lo, hi = self.bounds(f.start, f.end)
         if f.is_running:  # nothing in the store runs a timer
             return
-        for position in range(max(lo, start), hi):
+        lo = max(lo, start)
+        positions: Sequence[int] = range(lo, hi)
+        for index, key in ((self._by_project, f.project), (self._by_user, f.user)):
+            if key is not None:
+                owned = index.get(key, _NONE)
+                owned = owned[bisect.bisect_left(owned, lo):bisect.bisect_left(owned, hi)]
+                if len(owned) < len(positions):
+                    positions = owned
+        for position in positions:
             e = self.entries[position]
             if ((f.user is not None and e.user != f.user) or (f.project is not None and e.project != f.project)
                     or (f.task is not None and e.task != f.task)

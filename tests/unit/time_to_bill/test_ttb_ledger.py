@@ -6,8 +6,10 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+import sqlalchemy as sa
 
 from contracts.time import TimeEntry
+from foundation.db import metadata
 from process_apis.time_to_bill.ledger import ExceptionLine, Ledger
 from process_apis.time_to_bill.rules import PricedLine, Reference, line_key, validate
 from tests.unit.time_to_bill.ttb_books import Books
@@ -153,6 +155,31 @@ class TestPostingExactlyOnce:
         assert books.post("r2") == 0
         books.ledger.release("dead:b1")
         assert books.post("r3") == 1
+
+    def test_a_ledger_created_before_the_claim_indexes_gets_them_at_start_up(self) -> None:
+        engine = memory_engine()
+        with engine.begin() as conn:  # the ledger as an earlier release created it
+            conn.execute(sa.text("DROP INDEX ix_ttb_ledger_unclaimed"))
+            conn.execute(sa.text("DROP INDEX ix_ttb_ledger_claimed"))
+            conn.execute(sa.text("CREATE INDEX ix_ttb_ledger_claim ON ttb_ledger (claim)"))
+        metadata.create_all(engine)  # what every start-up runs
+        metadata.create_all(engine)  # and again: idempotent
+        names = {ix["name"] for ix in sa.inspect(engine).get_indexes("ttb_ledger")}
+        assert {"ix_ttb_ledger_unclaimed", "ix_ttb_ledger_claimed"} <= names and "ix_ttb_ledger_claim" not in names
+        with engine.connect() as conn:
+            plan = conn.exec_driver_sql(
+                "EXPLAIN QUERY PLAN SELECT line_key FROM ttb_ledger WHERE legal_entity_code = 'US01' "
+                "AND state = 'validated' AND claim IS NULL ORDER BY line_key LIMIT 1000").all()
+        assert "ix_ttb_ledger_unclaimed" in str(plan)  # a batch is read off the index's front, not sorted
+
+    def test_claims_take_the_lowest_unclaimed_keys_in_order(self, books: Books) -> None:
+        record(books.ledger, reference(), *[entry(f"TE-{i}") for i in range(7)])
+        keys = sorted(line_key(entry(f"TE-{i}")) for i in range(7))
+        first = books.ledger.claim("US01", "a:b1", limit=3)
+        assert [r.line_key for r in first] == keys[:3]
+        assert [r.line_key for r in books.ledger.claim("US01", "a:b1", limit=3)] == keys[:3]  # a retry: the same
+        assert [r.line_key for r in books.ledger.claim("US01", "a:b2", limit=3)] == keys[3:6]
+        assert books.ledger.claim("US02", "a:b3", limit=3) == []
 
 
 class TestMilestones:
