@@ -40,7 +40,8 @@ NonEmpty = Annotated[str, Meta(min_length=1)]
 """A text field of a request contract that must say something: an empty name, id or email is refused with a
 422 at the gateway rather than forwarded to a vendor that rejects it."""
 
-Email = Annotated[str, Meta(min_length=1, pattern=r"^[^@\s]+@[^@\s]+$",
+# Spaces spelled out: `\s` differs between Python's regex (which counts \x1c-\x1f) and ECMA-262's.
+Email = Annotated[str, Meta(min_length=1, pattern=r"^[^@ \t\n\r\f\v]+@[^@ \t\n\r\f\v]+$",
                             description="An email address: one `@` with text on both sides.")]
 """An address a PSA can store: it refuses one without `@` (422), so the contract says so before the call."""
 
