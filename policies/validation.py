@@ -283,14 +283,16 @@ def _check_body(request: Request[Any, Any, Any], body: bytes) -> None:
         return
     decoder, info = strict
     try:
+        raw = msgspec.json.decode(body)  # well-formed first: the typed decoder may stop at a field before the end
+    except msgspec.DecodeError:
+        return
+    try:
         decoder.decode(body)
-        number = _number_for_decimal(msgspec.json.decode(body), info, "")
-    except msgspec.ValidationError as exc:  # a subclass of DecodeError: caught first
+    except msgspec.ValidationError as exc:
         raise ProblemError(422, "validation-error", "Validation failed",
                            f"Validation failed for {request.method} {request.url.path}",
                            errors=[_body_error(str(exc))], code="validation_failed") from exc
-    except msgspec.DecodeError:
-        return
+    number = _number_for_decimal(raw, info, "")
     if number is not None:
         raise ProblemError(422, "validation-error", "Validation failed",
                            f"Validation failed for {request.method} {request.url.path}",

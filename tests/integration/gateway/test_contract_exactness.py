@@ -63,7 +63,7 @@ class TestBodiesDecodeStrictly:
         assert answer.json()["errors"][0]["pointer"] == "/cost_rate/amount"
         assert stack.sim("psa").count("User", "W-STRICT") == 0
 
-    def test_the_documents_publish_the_decimal_text(self) -> None:
+    async def test_the_documents_publish_the_decimal_text(self) -> None:
         money = PUBLISHED["system.psa.v1"]["components"]["schemas"]["Money"]["properties"]["amount"]
         assert money["pattern"] == DECIMAL_PATTERN
         assert [a for a in ("80", "-80.50", "0.00") if not re.match(DECIMAL_PATTERN, a)] == []
@@ -98,7 +98,7 @@ class TestReferencesToNothing:
         assert answer.status_code == 422, answer.text[:300]
         assert [e["pointer"] for e in answer.json()["errors"]] == ["/data/entry_ids/0"]
 
-    def test_the_documents_list_each_such_field_and_the_live_run_allows_only_them_a_422(self) -> None:
+    async def test_the_documents_list_each_such_field_and_the_live_run_allows_only_them_a_422(self) -> None:
         refers = {op["operationId"]: op["x-refers-to"] for doc in PUBLISHED.values() for item in doc["paths"].values()
                   for op in item.values() if "x-refers-to" in op}
         assert refers["erp.upsertCustomer"] == ["/legal_entity_id"]
@@ -144,16 +144,16 @@ class TestDeclaredConstraints:
         served = await stack.http.get("/experience/workbench/v1/exceptions", params={"older_than_hours": "0"})
         assert served.status_code == 200, served.text[:300]
 
-    def test_the_token_endpoint_publishes_its_one_grant_type(self) -> None:
+    async def test_the_token_endpoint_publishes_its_one_grant_type(self) -> None:
         schema = PUBLISHED["gateway.v1"]["components"]["schemas"]["TokenRequest"]["properties"]["grant_type"]
         assert schema["enum"] == ["client_credentials"]
 
-    def test_event_entry_ids_carry_their_item_pattern(self) -> None:
+    async def test_event_entry_ids_carry_their_item_pattern(self) -> None:
         items = PUBLISHED["process.time_to_bill.v1"]["components"]["schemas"]["TimesheetApproved"]["properties"][
             "entry_ids"]["items"]
         assert items["minLength"] == 1 and items["pattern"] == "^[A-Za-z0-9_.:-]+$"
 
-    def test_an_optional_header_is_a_string_or_absent_never_null(self) -> None:
+    async def test_an_optional_header_is_a_string_or_absent_never_null(self) -> None:
         for doc in PUBLISHED.values():
             for item in doc["paths"].values():
                 for op in item.values():
