@@ -31,9 +31,19 @@ Hours = Annotated[Decimal, Meta(description="Duration in decimal hours.", exampl
 IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9._:~+/=-]{8,255}$"
 """What an `Idempotency-Key` may be: 8 to 255 characters of letters, digits and `._:~+/=-` (a UUID fits)."""
 
+DECIMAL_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
+"""How a Decimal travels in a request (amounts, hours, rates): plain digits with an optional fraction, as text.
+Not a JSON number (a binary float to most parsers), not `NaN`, `1e5`, ` 1` or `1_000`, which Python's
+Decimal would read; the gateway refuses each with a 422 and the documents publish this pattern."""
+
 NonEmpty = Annotated[str, Meta(min_length=1)]
 """A text field of a request contract that must say something: an empty name, id or email is refused with a
 422 at the gateway rather than forwarded to a vendor that rejects it."""
+
+# Spaces spelled out: `\s` differs between Python's regex (which counts \x1c-\x1f) and ECMA-262's.
+Email = Annotated[str, Meta(min_length=1, pattern=r"^[^@ \t\n\r\f\v]+@[^@ \t\n\r\f\v]+$",
+                            description="An email address: one `@` with text on both sides.")]
+"""An address a PSA can store: it refuses one without `@` (422), so the contract says so before the call."""
 
 T = TypeVar("T")
 

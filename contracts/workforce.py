@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from msgspec import Meta
 
-from contracts.common import Hours, Money, NonEmpty, Struct
+from contracts.common import Email, Hours, Money, NonEmpty, Struct
 
 __all__ = ["Assignment", "CostCenter", "Employee", "EmployeeUpsert", "PsaUser", "PsaUserUpsert", "Worker"]
 
@@ -71,7 +71,7 @@ class PsaUserUpsert(Struct):
     """A worker as the PSA needs it to staff and price (Kantata user)."""
 
     name: NonEmpty
-    email: NonEmpty
+    email: Email
     role: NonEmpty
     practice: NonEmpty
     cost_rate: Money

@@ -45,6 +45,7 @@ from litestar.routes import HTTPRoute
 from litestar.serialization import encode_json
 
 import contracts
+from contracts.common import DECIMAL_PATTERN
 from gateway.openapi_problems import PROBLEM_RESPONSES, problem_components, problem_content, problem_statuses
 from policies.bindings import Bindings, Deprecation, required_scopes
 
@@ -223,6 +224,10 @@ def _document(entry: ApiEntry, ops: list[tuple[HTTPRoute, _Operation]], bindings
     for path, item in paths.items():
         for method, operation in item.items():
             op = mine[(path, method)]
+            _exact_parameters(operation, op.handler)
+            for opt, extension in (("refers_to", "x-refers-to"), ("requires_one_of", "x-requires-one-of")):
+                if op.handler.opt.get(opt):
+                    operation[extension] = list(op.handler.opt[opt])
             _add_problems(operation, entry, op.operation_id, governed, used)
             if governed:
                 operation["security"] = [{"oauth2": list(required_scopes(bindings, entry.name, op.operation_id,
@@ -251,13 +256,93 @@ def _document(entry: ApiEntry, ops: list[tuple[HTTPRoute, _Operation]], bindings
     }
     if responses:
         document["components"]["responses"] = responses
-    _close_request_schemas(document, _closed_structs(op.handler for _, op in ops))
+    structs = _request_structs(op.handler for _, op in ops)
+    _close_request_schemas(document, {name for name, info in structs.items() if info.forbid_unknown_fields})
+    _item_constraints(document, structs)
     return _add_links(_tidy_components(document))
 
 
-def _closed_structs(handlers: Iterator[HTTPRouteHandler]) -> set[str]:
-    """Names of the Structs in request bodies that refuse unknown fields (`forbid_unknown_fields=True`)."""
-    closed: set[str] = set()
+_ZERO_CONSTRAINTS: Final = {"ge": "minimum", "gt": "exclusiveMinimum", "le": "maximum", "lt": "exclusiveMaximum",
+                            "min_length": "minLength", "max_length": "maxLength", "min_items": "minItems",
+                            "max_items": "maxItems"}
+
+
+def _exact_parameters(operation: dict[str, Any], handler: HTTPRouteHandler) -> None:
+    """Parameters as the server decodes them: bounds of 0 kept, and no JSON `null` a query or header cannot carry.
+
+    Litestar copies a parameter's bound only when it is truthy, so `ge=0` vanished from
+    the document while the server refused negative values. And an optional header's
+    schema allowed `null`, which on the wire is the four letters `null`: a header is a
+    string or absent, so the null branch is dropped and the constraints that sat beside it
+    apply to the one type left. (Query parameters keep theirs: clients never send a null
+    query value literally, and the released baselines publish it.)
+    """
+    fields = {}
+    for name, field in handler.parsed_fn_signature.parameters.items():
+        definition = field.kwarg_definition
+        wire = getattr(definition, "query", None) or getattr(definition, "header", None) or name
+        fields[str(wire).lower()] = definition
+    for parameter in operation.get("parameters", []):
+        schema = parameter.get("schema")
+        if not isinstance(schema, dict) or parameter.get("in") not in ("query", "header"):
+            continue
+        branches = schema.get("oneOf")
+        if (parameter["in"] == "header" and isinstance(branches, list) and {"type": "null"} in branches
+                and not parameter.get("required")):
+            kept = [b for b in branches if b != {"type": "null"}]
+            if len(kept) == 1 and isinstance(kept[0], dict):
+                del schema["oneOf"]
+                schema.update({k: v for k, v in kept[0].items() if k not in schema})
+        definition = fields.get(str(parameter.get("name", "")).lower())
+        for attr, key in _ZERO_CONSTRAINTS.items():
+            value = getattr(definition, attr, None)
+            if value is not None and not isinstance(value, bool) and key not in schema:
+                schema[key] = value
+
+
+def _item_constraints(document: dict[str, Any], structs: dict[str, msgspec.inspect.StructType]) -> None:
+    """Constraints on the items of a request Struct's arrays (and declared enums), which Litestar's schema leaves out.
+
+    `entry_ids: list[EntryId]` published `items: {type: string}` although every id must match
+    its pattern; msgspec's own schema of the same Struct carries the item's constraints.
+    """
+    schemas = document.get("components", {}).get("schemas", {})
+    for schema in schemas.values():
+        info = structs.get(str(schema.get("title", ""))) if isinstance(schema, dict) else None
+        if info is None:
+            continue
+        (own,), components = msgspec.json.schema_components((info.cls,), ref_template=_SCHEMAS + "{name}")
+        own = components.get(info.cls.__name__, own)
+        for name, prop in (schema.get("properties") or {}).items():
+            mine = (own.get("properties") or {}).get(name, {})
+            if "enum" in mine and "enum" not in prop:
+                prop["enum"] = mine["enum"]  # declared with Meta(extra_json_schema=...), which Litestar ignores
+            for ours, theirs in zip(_strings(prop), _strings(mine), strict=False):
+                if theirs.get("format") == "decimal" and "pattern" not in ours:
+                    ours["pattern"] = DECIMAL_PATTERN  # the text the gateway accepts for a Decimal
+            for ours, theirs in zip(_arrays(prop), _arrays(mine), strict=False):
+                items = theirs.get("items")
+                if isinstance(items, dict) and "$ref" not in items and "anyOf" not in items:
+                    ours["items"] = {**items, **ours.get("items", {})}
+
+
+def _strings(node: dict[str, Any]) -> list[dict[str, Any]]:
+    """The string schemas of a property: itself, or its branches (`oneOf`/`anyOf` with null)."""
+    branches = [b for key in ("oneOf", "anyOf") for b in node.get(key, []) if isinstance(b, dict)]
+    return [b for b in [node, *branches] if b.get("type") == "string"]
+
+
+def _arrays(node: dict[str, Any]) -> list[dict[str, Any]]:
+    """The array schemas of a property: itself, or its branches (`oneOf`/`anyOf` with null)."""
+    if node.get("type") == "array":
+        return [node]
+    branches = [b for key in ("oneOf", "anyOf") for b in node.get(key, []) if isinstance(b, dict)]
+    return [b for b in branches if b.get("type") == "array"]
+
+
+def _request_structs(handlers: Iterator[HTTPRouteHandler]) -> dict[str, msgspec.inspect.StructType]:
+    """The Structs reached from request bodies, by name (whether each refuses unknown fields, and its items)."""
+    found: dict[str, msgspec.inspect.StructType] = {}
     seen: set[type] = set()
 
     def walk(info: msgspec.inspect.Type) -> None:
@@ -265,8 +350,7 @@ def _closed_structs(handlers: Iterator[HTTPRouteHandler]) -> set[str]:
             if info.cls in seen:
                 return
             seen.add(info.cls)
-            if info.forbid_unknown_fields:
-                closed.add(info.cls.__name__)
+            found[info.cls.__name__] = info
             for field in info.fields:
                 walk(field.type)
         elif isinstance(info, msgspec.inspect.UnionType):
@@ -285,7 +369,7 @@ def _closed_structs(handlers: Iterator[HTTPRouteHandler]) -> set[str]:
                 walk(msgspec.inspect.type_info(data.annotation))
             except TypeError:
                 continue  # not a msgspec type (a raw body): nothing to close
-    return closed
+    return found
 
 
 def _close_request_schemas(document: dict[str, Any], closed: set[str]) -> None:

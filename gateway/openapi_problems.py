@@ -62,9 +62,10 @@ _OPERATION_STATUSES: Final[dict[str, frozenset[int]]] = {
     "provisioning.replayException": frozenset({409}),
     "worker_sync.replayException": frozenset({409}),
     "timeToBill.replayException": frozenset({409}),
-    "timeToBill.listReconciliation": frozenset({404}),
+    "timeToBill.listReconciliation": frozenset({404, 503}),  # 503: the time system or ERP is throttling us
     "workbench.resolveException": frozenset({409}),
     "workbench.replayException": frozenset({409}),
+    "psa.upsertUser": frozenset({409}),  # another PSA user has the email (code `email_taken`)
 }
 
 

@@ -81,7 +81,8 @@ def _test(args: argparse.Namespace) -> int:
     try:
         results = run_live_tests(args.base_url, client_id, secret, report_dir=Path(args.report_dir),
                                  max_examples=args.max_examples, apis=args.api or None,
-                                 checks=tuple(c.strip() for c in args.checks.split(",") if c.strip()))
+                                 checks=tuple(c.strip() for c in args.checks.split(",") if c.strip()),
+                                 jobs=args.jobs)
     except LiveTestError as exc:
         print(f"contract tests could not run: {exc}", file=sys.stderr)
         return 2
@@ -129,6 +130,7 @@ def register(subparsers: Any) -> None:
     test.add_argument("--client-secret", help="or env PSCONNECT_CLIENT_SECRET")
     test.add_argument("--api", action="append", help="only this API (name or name.version); repeatable")
     test.add_argument("--max-examples", type=int, default=10, help="examples per operation and phase")
+    test.add_argument("--jobs", type=int, default=1, help="APIs tested at once (one schemathesis process each)")
     from governance.live_test import DEFAULT_CHECKS
 
     test.add_argument("--checks", default=",".join(DEFAULT_CHECKS),

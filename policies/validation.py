@@ -34,6 +34,7 @@ from litestar.types import (
 )
 from msgspec import Meta
 
+from contracts.common import DECIMAL_PATTERN
 from contracts.problems import FieldError, ProblemError
 from policies.base import Policy, RequestContext
 from policies.registry import PolicyFactory
@@ -114,6 +115,7 @@ class RequestValidation(Policy[ValidationConfig]):
                 raise ProblemError(400, "bad-request", "Body nested too deeply",
                                    f"JSON nesting deeper than {self.config.max_depth} levels is refused.",
                                    code="body_too_deep")
+            _check_body(request, body)
         ctx.request = Request(request.scope, _replaying(body, request.receive))
 
     def _check_media_type(self, header: str | None) -> None:
@@ -252,6 +254,101 @@ def _strictly(raw: str, scalar: Any) -> bool:
     except msgspec.ValidationError:
         return False
     return True
+
+
+_STRICT_DECODERS: dict[Any, tuple[msgspec.json.Decoder[Any], msgspec.inspect.Type] | None] = {}
+_DECIMAL = re.compile(DECIMAL_PATTERN)
+_AT = re.compile(r"^(.*) - at `\$((?:\.[^.\[`]+|\[\d+\])*)`$", re.DOTALL)
+_NAMED_FIELD = re.compile(r"^Object (?:contains unknown|missing required) field `([^`]+)`")
+
+
+def _strict_decoder(annotation: Any) -> tuple[msgspec.json.Decoder[Any], msgspec.inspect.Type] | None:
+    if annotation not in _STRICT_DECODERS:
+        try:
+            _STRICT_DECODERS[annotation] = (msgspec.json.Decoder(annotation, strict=True),
+                                            msgspec.inspect.type_info(annotation))
+        except (TypeError, ValueError):
+            _STRICT_DECODERS[annotation] = None  # not a type msgspec decodes: Litestar's own path only
+    return _STRICT_DECODERS[annotation]
+
+
+def _check_body(request: Request[Any, Any, Any], body: bytes) -> None:
+    """A JSON body decodes into the operation's contract under msgspec's strict rules, or it is a 422.
+
+    Litestar converts bodies with msgspec's lax rules, under which `{"full": 0}` is a
+    boolean and a Money amount sent as the JSON number 12.5 is a Decimal, though the
+    contracts declare `type: boolean` and a string amount. The published schema is what a
+    body must be; anything looser is refused here with the same problem the decoder gives.
+    A body that is not JSON at all is left to Litestar's 400."""
+    signature = getattr(request.scope.get("route_handler"), "parsed_fn_signature", None)
+    data = signature.parameters.get("data") if signature is not None else None
+    strict = _strict_decoder(data.annotation) if data is not None else None
+    if strict is None:
+        return
+    decoder, info = strict
+    try:
+        raw = msgspec.json.decode(body)  # well-formed first: the typed decoder may stop at a field before the end
+    except msgspec.DecodeError:
+        return
+    try:
+        decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise ProblemError(422, "validation-error", "Validation failed",
+                           f"Validation failed for {request.method} {request.url.path}",
+                           errors=[_body_error(str(exc))], code="validation_failed") from exc
+    number = _number_for_decimal(raw, info, "")
+    if number is not None:
+        raise ProblemError(422, "validation-error", "Validation failed",
+                           f"Validation failed for {request.method} {request.url.path}",
+                           errors=[FieldError(pointer=number, detail="Expected a decimal as text matching "
+                                              f"{DECIMAL_PATTERN}")], code="validation_failed")
+
+
+def _number_for_decimal(value: Any, info: msgspec.inspect.Type, pointer: str) -> str | None:
+    """Where a Decimal is not the decimal text the contract publishes (`DECIMAL_PATTERN`): msgspec takes a
+    JSON number even when strict, and any string Python's Decimal reads (`NaN`, `1e5`, `1_000`).
+
+    A number is a binary float to most JSON parsers; an amount must travel as the exact
+    decimal text the contract declares, so `{"amount": 12.5}` is refused, not rounded."""
+    if isinstance(info, msgspec.inspect.Metadata):
+        return _number_for_decimal(value, info.type, pointer)
+    if isinstance(info, msgspec.inspect.DecimalType):
+        if isinstance(value, str):
+            return None if _DECIMAL.match(value) else pointer
+        return pointer if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    if isinstance(info, msgspec.inspect.StructType) and isinstance(value, dict):
+        for field in info.fields:
+            if field.encode_name in value:
+                found = _number_for_decimal(value[field.encode_name], field.type, f"{pointer}/{field.encode_name}")
+                if found is not None:
+                    return found
+    elif isinstance(info, (msgspec.inspect.ListType, msgspec.inspect.VarTupleType)) and isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _number_for_decimal(item, info.item_type, f"{pointer}/{i}")
+            if found is not None:
+                return found
+    elif isinstance(info, msgspec.inspect.DictType) and isinstance(value, dict):
+        for key, item in value.items():
+            found = _number_for_decimal(item, info.value_type, f"{pointer}/{key}")
+            if found is not None:
+                return found
+    elif isinstance(info, msgspec.inspect.UnionType):
+        for member in info.types:
+            found = _number_for_decimal(value, member, pointer)
+            if found is not None:
+                return found
+    return None
+
+
+def _body_error(message: str) -> FieldError:
+    """msgspec's `... - at `$.lines[0].amount`` as an RFC 6901 pointer (`/lines/0/amount`), as errors.py does."""
+    located = _AT.match(message)
+    detail, path = (located.group(1), located.group(2)) if located else (message, "")
+    parts = [p for p in re.split(r"\.|\[(\d+)\]", path) if p]
+    named = _NAMED_FIELD.match(detail)
+    if named:
+        parts.append(named.group(1))
+    return FieldError(pointer="".join("/" + p.replace("~", "~0").replace("/", "~1") for p in parts), detail=detail)
 
 
 def _takes_body(ctx: RequestContext) -> bool:

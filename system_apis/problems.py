@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 
-from contracts.problems import ProblemError
+from contracts.problems import FieldError, ProblemError
 from system_apis._internal.http import TransientVendorError, VendorError, VendorRejected, VendorShareSpent
 
 __all__ = ["VendorError", "vendor_problem"]
@@ -37,5 +37,6 @@ def vendor_problem(exc: VendorError) -> ProblemError:
         return ProblemError(404, "not-found", "Not found", detail, code=exc.code or "not_found")
     if exc.status == 409:
         return ProblemError(409, "conflict", "Conflict", detail, code=exc.code or "conflict")
-    return ProblemError(422, "vendor-rejected", "Vendor rejected the request", detail,
+    errors = [FieldError(pointer=exc.field, detail=f"{exc.vendor} has no such record")] if exc.field else None
+    return ProblemError(422, "vendor-rejected", "Vendor rejected the request", detail, errors=errors,
                         code=exc.code or "vendor_rejected")

@@ -8,7 +8,7 @@ legal entities (its token) narrows every query — see `experience_apis/_interna
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 from litestar import Request, Router, get
 from litestar.params import QueryParameter
@@ -42,6 +42,10 @@ Cursor = Annotated[str | None, QueryParameter(
     pattern=CURSOR_PATTERN, max_length=CURSOR_MAX_LENGTH)]
 
 
+_REFERS: Final = {"refers_to": ("legal_entity",)}
+"""`legal_entity` must name an existing entity (code or ERP id): an unknown one is a 422 on that parameter."""
+
+
 def dashboards_router(store: DashboardStore) -> Router:
     def scope(request: Request[Any, Any, Any], legal_entity: str | None) -> Entities:
         grant = entity_grant(request)
@@ -52,14 +56,14 @@ def dashboards_router(store: DashboardStore) -> Router:
     def period_of(entities: Entities, period: str | None) -> str:
         return period or store.latest_period(entities)
 
-    @get("/utilization", operation_id="dashboards.getUtilization",
+    @get("/utilization", operation_id="dashboards.getUtilization", opt=_REFERS,
          summary="Capacity, planned, actual and billable hours, by practice and legal entity")
     async def utilization(request: Request[Any, Any, Any], legal_entity: LegalEntity = None, period: Period = None,
                           practice: Practice = None) -> UtilizationReport:
         entities = scope(request, legal_entity)
         return store.utilization(entities, period_of(entities, period), practice)
 
-    @get("/utilization/workers", operation_id="dashboards.listWorkerUtilization",
+    @get("/utilization/workers", operation_id="dashboards.listWorkerUtilization", opt=_REFERS,
          summary="Utilization per worker, ordered by worker id")
     async def worker_utilization(request: Request[Any, Any, Any], legal_entity: LegalEntity = None,
                                  period: Period = None, practice: Practice = None, limit: Limit = 50,
@@ -67,14 +71,14 @@ def dashboards_router(store: DashboardStore) -> Router:
         entities = scope(request, legal_entity)
         return store.worker_utilization(entities, period_of(entities, period), practice, limit, cursor)
 
-    @get("/backlog", operation_id="dashboards.listBacklog",
+    @get("/backlog", operation_id="dashboards.listBacklog", opt=_REFERS,
          summary="Contracted value not yet delivered by the end of the period, per project")
     async def backlog(request: Request[Any, Any, Any], legal_entity: LegalEntity = None, period: Period = None,
                       practice: Practice = None, limit: Limit = 50, cursor: Cursor = None) -> BacklogPage:
         entities = scope(request, legal_entity)
         return store.backlog(entities, period_of(entities, period), practice, limit, cursor)
 
-    @get("/invoice-readiness", operation_id="dashboards.listInvoiceReadiness",
+    @get("/invoice-readiness", operation_id="dashboards.listInvoiceReadiness", opt=_REFERS,
          summary="Approved time not yet invoiced, posted value and held hours, per project")
     async def invoice_readiness(request: Request[Any, Any, Any], legal_entity: LegalEntity = None,
                                 period: Period = None, practice: Practice = None, limit: Limit = 50,
@@ -82,7 +86,7 @@ def dashboards_router(store: DashboardStore) -> Router:
         entities = scope(request, legal_entity)
         return store.readiness(entities, period_of(entities, period), practice, limit, cursor)
 
-    @get("/unbilled-aging", operation_id="dashboards.getUnbilledAging",
+    @get("/unbilled-aging", operation_id="dashboards.getUnbilledAging", opt=_REFERS,
          summary="Unbilled approved time by age of its work date: 0-30, 31-60, 61-90, 90+ days")
     async def unbilled_aging(request: Request[Any, Any, Any], legal_entity: LegalEntity = None,
                              period: Period = None, practice: Practice = None,
@@ -91,13 +95,14 @@ def dashboards_router(store: DashboardStore) -> Router:
         entities = scope(request, legal_entity)
         return store.aging(entities, period_of(entities, period), practice, as_of or utcnow().date())
 
-    @get("/margin", operation_id="dashboards.listMargin", summary="Revenue, cost and margin of the period, per project")
+    @get("/margin", operation_id="dashboards.listMargin",
+        opt=_REFERS, summary="Revenue, cost and margin of the period, per project")
     async def margin(request: Request[Any, Any, Any], legal_entity: LegalEntity = None, period: Period = None,
                      practice: Practice = None, limit: Limit = 50, cursor: Cursor = None) -> MarginPage:
         entities = scope(request, legal_entity)
         return store.margin(entities, period_of(entities, period), practice, limit, cursor)
 
-    @get("/sync-health", operation_id="dashboards.getSyncHealth",
+    @get("/sync-health", operation_id="dashboards.getSyncHealth", opt=_REFERS,
          summary="Open exceptions by reason, age and owner; failed runs, dead letters, last good run per flow")
     async def sync_health(request: Request[Any, Any, Any], legal_entity: LegalEntity = None,
                           period: Period = None, practice: Practice = None) -> SyncHealth:

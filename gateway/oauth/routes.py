@@ -34,7 +34,10 @@ __all__ = ["AuthorizationServerMetadata", "Jwks", "TokenError", "TokenRequest", 
 class TokenRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     """RFC 6749 §4.4.2 access-token request (form-encoded)."""
 
-    grant_type: Annotated[str | None, Meta(description="Must be `client_credentials`.")] = None
+    # A plain string, so any other value reaches the handler and gets RFC 6749's 400 `unsupported_grant_type`;
+    # the document still says the one value the server grants.
+    grant_type: Annotated[str | None, Meta(description="Must be `client_credentials`.",
+                                           extra_json_schema={"enum": ["client_credentials"]})] = None
     scope: Annotated[str | None, Meta(description="Space-separated scopes; omitted = all the client may have.")] = None
     client_id: Annotated[str | None, Meta(description="With `client_secret_post`; otherwise use HTTP Basic.")] = None
     client_secret: Annotated[str | None, Meta(description="With `client_secret_post`.")] = None

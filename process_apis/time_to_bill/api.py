@@ -21,7 +21,7 @@ from msgspec import Meta
 
 from contracts.common import IDEMPOTENCY_KEY_PATTERN, Page, Struct
 from contracts.events import CloudEvent
-from contracts.problems import ProblemError
+from contracts.problems import FieldError, ProblemError
 from contracts.runs import Run
 from foundation.grants import Grant, entity_grant
 from foundation.paging import decode_cursor, encode_cursor
@@ -39,7 +39,11 @@ __all__ = ["API", "BASE", "TIMESHEET_APPROVED", "StartBillingRun", "TimesheetApp
 API = "process.time_to_bill"
 BASE = "/process/time-to-bill/v1"
 TIMESHEET_APPROVED = "psconnect.time.timesheet.approved"
-PeriodParam = Annotated[str, QueryParameter(pattern=r"^\d{4}-\d{2}$", description="Billing period YYYY-MM.")]
+MONTH_PATTERN = r"^(000[1-9]|00[1-9]\d|0[1-9]\d{2}|[1-9]\d{3})-(0[1-9]|1[0-2])$"
+"""YYYY-MM naming a month that exists (year 0001 on, month 01-12): what the service accepts. v1 first
+published `^\\d{4}-\\d{2}$` but refused `2026-13` and `0000-01` with a 422 all along, so saying so takes
+nothing a client could use."""
+PeriodParam = Annotated[str, QueryParameter(pattern=MONTH_PATTERN, description="Billing period YYYY-MM.")]
 IdempotencyKey = Annotated[str | None, HeaderParameter(
     name="Idempotency-Key", min_length=8, max_length=255, pattern=IDEMPOTENCY_KEY_PATTERN,
     description="Unique per intended start.")]
@@ -48,10 +52,8 @@ IdempotencyKey = Annotated[str | None, HeaderParameter(
 class StartBillingRun(Struct):
     legal_entity_code: Annotated[str, Meta(pattern=r"^([A-Z]{2}\d{2}|\*)$", examples=["US01"],
                                            description="Legal entity code, or * for all.")]
-    period: Annotated[str, Meta(pattern=r"^\d{4}-\d{2}$", examples=["2026-10"],
-                                description="Billing period YYYY-MM. The month must be 01-12: any other is "
-                                            "refused with a 422 on `period` (checked by the service, since v1 "
-                                            "published this pattern and may only widen it).")]
+    period: Annotated[str, Meta(pattern=MONTH_PATTERN, examples=["2026-10"],
+                                description="Billing period YYYY-MM (month 01-12).")]
 
 
 EntryId = Annotated[str, Meta(min_length=1, max_length=120, pattern=r"^[A-Za-z0-9_.:-]+$",
@@ -126,6 +128,7 @@ def time_to_bill_router(service: TimeToBillService) -> Router:
     existing = {200: ResponseSpec(data_container=Run, description="The run for this entity and period is running.")}
 
     @post("/billing-runs", operation_id="timeToBill.startBillingRun", status_code=202, responses=existing,
+          opt={"refers_to": ("/legal_entity_code",)},
           summary="Start the billing run of a legal entity and period")
     async def start(service: NamedDependency[TimeToBillService], visibility: NamedDependency[Visibility],
                     data: JSONBody[StartBillingRun], idempotency_key: IdempotencyKey = None) -> Response[Run]:
@@ -134,6 +137,7 @@ def time_to_bill_router(service: TimeToBillService) -> Router:
         return Response(run, status_code=202 if started else 200, headers={"Location": f"{BASE}/billing-runs/{run.id}"})
 
     @post("/events", operation_id="timeToBill.receiveEvent", status_code=202,
+          opt={"refers_to": ("/data/entry_ids/*",)},
           summary="Receive a timesheet-approved event (CloudEvents 1.0)")
     async def event(service: NamedDependency[TimeToBillService], visibility: NamedDependency[Visibility],
                     data: JSONBody[TimesheetApprovedEvent]) -> EventOutcome:
@@ -152,7 +156,9 @@ def time_to_bill_router(service: TimeToBillService) -> Router:
                           ReplayOutcome, _replay)
 
     @get("/reconciliation", operation_id="timeToBill.listReconciliation",
-         summary="Time system vs ERP posted time vs invoiced, per project and period")
+         summary="Time system vs ERP posted time vs invoiced, per project and period",
+         description="Give `project` or `legal_entity_code` (`*` for all); with neither, a 422 `missing_filter`.",
+         opt={"requires_one_of": ("project", "legal_entity_code")})
     async def reconciliation(service: NamedDependency[TimeToBillService], visibility: NamedDependency[Visibility],
                              period: PeriodParam,
                              project: Annotated[str | None, QueryParameter(max_length=80)] = None,
@@ -171,6 +177,7 @@ def time_to_bill_router(service: TimeToBillService) -> Router:
             rows = await service.reconcile_entity(legal_entity_code, period)
         else:
             raise ProblemError(422, "validation-error", "Missing filter", "Give project or legal_entity_code.",
+                               errors=[FieldError(pointer="project", detail="give project or legal_entity_code")],
                                code="missing_filter")
         offset = decode_cursor(cursor, "time_to_bill.reconciliation")
         page = rows[offset:offset + limit]

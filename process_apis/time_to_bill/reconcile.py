@@ -39,7 +39,7 @@ class Reconciliation(Struct):
 
 def _bounds(period: str) -> tuple[dt.date, dt.date]:
     year, month = (int(x) for x in period.split("-"))
-    end = dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)
+    end = dt.date(year, 12, 31) if month == 12 else dt.date(year, month + 1, 1) - dt.timedelta(days=1)
     return dt.date(year, month, 1), end
 
 

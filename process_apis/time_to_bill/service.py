@@ -144,7 +144,10 @@ class TimeToBillService:
         except TransientFailure as exc:
             raise unavailable(exc, "Time system") from exc
         except BusinessFailure as exc:
+            # The entry that failed is the one after those read: `errors[]` names it in the event.
+            pointer = f"/data/entry_ids/{len(entries)}" if len(entries) < len(entry_ids) else "/data/entry_ids"
             raise ProblemError(422, "validation-error", "Entry cannot be read", str(exc),
+                               errors=[FieldError(pointer=pointer, detail="no such entry in the time system")],
                                code="unknown_time_entry") from exc
         valid, failed = record_entries(f"ttb_events_{self.today():%Y-%m}", entries, ref, self.today(), ALL_ENTITIES)
         await self._refresh_facts(ref, {(p.legal_entity_code, period_of(e.date)) for e in entries

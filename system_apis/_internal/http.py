@@ -106,13 +106,17 @@ class VendorRejected(VendorError):
     """The vendor answered with a business error (4xx other than 429); retrying cannot help.
 
     `code` is the vendor's own error code where it gives one (NetSuite `o:errorCode`,
-    Salesforce `errorCode`), for mapping to a canonical problem.
+    Salesforce `errorCode`), for mapping to a canonical problem; `field` points at the
+    canonical request field it refused (a reference to a record the vendor does not have),
+    so the problem's `errors[]` can name it.
     """
 
     def __init__(self, vendor: str, message: str, *, status: int, code: str | None = None,
-                 body: object = None) -> None:
+                 body: object = None, field: str | None = None) -> None:
         super().__init__(vendor, message, status=status, body=body)
         self.code = code
+        self.field = field
+        """JSON pointer of the canonical request field the vendor refused, where the adapter can tell."""
 
 
 def error_body(response: httpx.Response) -> Any:

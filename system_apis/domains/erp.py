@@ -153,6 +153,7 @@ def erp_router(system: ErpSystem) -> Router:
         return customer
 
     @put("/customers/by-external-id/{external_id:str}", operation_id="erp.upsertCustomer",
+         opt={"refers_to": ("/legal_entity_id",)},
          summary="Create or update a customer by external id", responses=created_spec(Customer))
     async def upsert_customer(request: Request[Any, Any, Any], external_id: ExternalId,
                               data: JSONBody[CustomerUpsert]) -> Response[Customer]:
@@ -174,6 +175,7 @@ def erp_router(system: ErpSystem) -> Router:
         return project
 
     @put("/projects/by-external-id/{external_id:str}", operation_id="erp.upsertProject",
+         opt={"refers_to": ("/legal_entity_id", "/customer_id")},
          summary="Create or update a project by external id", responses=created_spec(ErpProject))
     async def upsert_project(request: Request[Any, Any, Any], external_id: ExternalId,
                              data: JSONBody[ErpProjectUpsert]) -> Response[ErpProject]:
@@ -194,6 +196,7 @@ def erp_router(system: ErpSystem) -> Router:
                     lambda p: p.legal_entity_id is None or grant.allows(p.legal_entity_id))
 
     @put("/employees/by-external-id/{external_id:str}", operation_id="erp.upsertEmployee",
+         opt={"refers_to": ("/legal_entity_id",)},
          summary="Create or update an employee by external id (the HR worker id)",
          responses=created_spec(Employee))
     async def upsert_employee(request: Request[Any, Any, Any], external_id: ExternalId,
@@ -202,6 +205,7 @@ def erp_router(system: ErpSystem) -> Router:
         return upserted(*await system.upsert_employee(external_id, data))
 
     @post("/time-postings", operation_id="erp.postTime", status_code=202,
+          opt={"refers_to": ("/legal_entity_id", "/lines/*/project_external_id", "/lines/*/employee_external_id")},
           summary="Post a batch of approved time (the same batch key posts once)")
     async def post_time(request: Request[Any, Any, Any], data: JSONBody[TimePostingBatch]) -> TimePostingJob:
         await require_entity(await system_scope(request), data.legal_entity_id,
@@ -232,6 +236,7 @@ def erp_router(system: ErpSystem) -> Router:
         return kept(page, lambda p: allowed(p.project_external_id))
 
     @put("/invoices/by-external-id/{external_id:str}", operation_id="erp.upsertInvoice",
+         opt={"refers_to": ("/legal_entity_id", "/customer_id", "/project_external_id")},
          summary="Create or update an invoice draft by external id", responses=created_spec(Invoice))
     async def upsert_invoice(request: Request[Any, Any, Any], external_id: ExternalId,
                              data: JSONBody[InvoiceUpsert]) -> Response[Invoice]:
@@ -246,6 +251,7 @@ def erp_router(system: ErpSystem) -> Router:
         return kept(page, lambda i: grant.allows(i.legal_entity_id))
 
     @put("/credit-memos/by-external-id/{external_id:str}", operation_id="erp.upsertCreditMemo",
+         opt={"refers_to": ("/legal_entity_id", "/customer_id", "/project_external_id", "/invoice_external_id")},
          summary="Create or update a credit memo by external id", responses=created_spec(CreditMemo))
     async def upsert_credit_memo(request: Request[Any, Any, Any], external_id: ExternalId,
                                  data: JSONBody[CreditMemoUpsert]) -> Response[CreditMemo]:

@@ -86,7 +86,8 @@ def psa_router(system: PsaSystem) -> Router:
         return project
 
     @put("/projects/by-external-id/{external_id:str}", operation_id="psa.upsertProject",
-         summary="Create or update a delivery project by external id", responses=created_spec(PsaProject))
+         opt={"refers_to": ("/rate_card_id",)}, summary="Create or update a delivery project by external id",
+         responses=created_spec(PsaProject))
     async def upsert_project(request: Request[Any, Any, Any], external_id: Annotated[str, _EXTERNAL_ID],
                              data: JSONBody[PsaProjectUpsert]) -> Response[PsaProject]:
         scope = await system_scope(request)

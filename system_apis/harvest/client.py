@@ -154,7 +154,9 @@ class HarvestClient:
         if end is not None:
             params["to"] = _day(end)
         if updated_since is not None:
-            params["updated_since"] = updated_since.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            # isoformat pads the year to four digits (strftime's %Y writes year 84 as `84`, which Harvest refuses)
+            stamp = updated_since.astimezone(dt.UTC).isoformat(timespec="seconds")
+            params["updated_since"] = stamp.replace("+00:00", "Z")
         if project_id is not None:
             params["project_id"] = project_id
         if user_id is not None:
@@ -246,7 +248,7 @@ class HarvestClient:
         Reports take dates as YYYYMMDD and have their own, tighter rate limit (100 per 15 minutes).
         Docs: https://help.getharvest.com/api-v2/reports-api/reports/uninvoiced-report/
         """
-        params: Params = {"from": start.strftime("%Y%m%d"), "to": end.strftime("%Y%m%d")}
+        params: Params = {"from": start.isoformat().replace("-", ""), "to": end.isoformat().replace("-", "")}
         async for page in self.pages("reports/uninvoiced", wire.UninvoicedPage, params):
             for row in page.results:
                 yield row

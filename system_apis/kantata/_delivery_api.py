@@ -193,13 +193,22 @@ class KantataDelivery:
         except MappingError as exc:
             raise unprocessable(exc) from exc
         async with self._locks[f"user:{external_id}"]:
-            user_id = await self._subject("User", HR_SERVICE_NAME, WORKER_MODEL, external_id)
-            if user_id is None:
-                attributes["external_reference"] = {"service_name": HR_SERVICE_NAME, "service_model": WORKER_MODEL,
-                                                    "service_model_ref": external_id}
-                record = await self.client.create_user(attributes)
-            else:
-                record = await self.client.update_user(user_id, attributes)
+            try:
+                user_id = await self._subject("User", HR_SERVICE_NAME, WORKER_MODEL, external_id)
+                if user_id is None:
+                    attributes["external_reference"] = {"service_name": HR_SERVICE_NAME, "service_model": WORKER_MODEL,
+                                                        "service_model_ref": external_id}
+                    record = await self.client.create_user(attributes)
+                else:
+                    record = await self.client.update_user(user_id, attributes)
+            except VendorRejected as exc:
+                if "already been taken" not in str(exc):
+                    raise
+                # Another worker holds this email: the state of the PSA, not a malformed request.
+                raise ProblemError(409, "conflict", "Email already in use",
+                                   f"Another PSA user already has the email {data.email!r}.",
+                                   errors=[FieldError(pointer="/email", detail="already taken")],
+                                   code="email_taken") from exc
         return psa_user_of(record, external_id=external_id), user_id is None
 
     # --- time -----------------------------------------------------------------------------------------

@@ -50,6 +50,7 @@ https://docs.oracle.com/en/cloud/saas/netsuite/ns-online-help/section_1564140875
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from decimal import Decimal
@@ -147,7 +148,18 @@ def classify(response: httpx.Response) -> VendorError | None:
         return err
     if status == 404 and code is None:
         code = "NONEXISTENT_ID"
-    return VendorRejected(VENDOR, f"{status} {code or ''}: {detail}", status=status, code=code, body=body)
+    reference = _REFERENCE.search(detail)
+    return VendorRejected(VENDOR, f"{status} {code or ''}: {detail}", status=status, code=code, body=body,
+                          field=REFERENCE_FIELDS.get(reference.group(1)) if reference else None)
+
+
+_REFERENCE: Final = re.compile(r"for the reference field (\w+)")
+REFERENCE_FIELDS: Final = {
+    "subsidiary": "/legal_entity_id", "custrecord_psc_tb_subsidiary": "/legal_entity_id",
+    "parent": "/customer_id", "entity": "/customer_id", "job": "/project_external_id",
+    "createdFrom": "/invoice_external_id", "postingPeriod": "/period",
+}
+"""NetSuite's reference fields as the canonical request fields they come from (mapping.py fills them)."""
 
 
 class IdPage(msgspec.Struct, kw_only=True):

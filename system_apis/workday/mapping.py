@@ -141,7 +141,7 @@ def worker_to_record(worker: Worker, *, last_updated: dt.datetime, tenant: str) 
                          "hireDate": worker.hire_date.isoformat(),
                          "terminationDate": worker.termination_date.isoformat() if worker.termination_date
                          else None},
-        "lastUpdated": last_updated.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "lastUpdated": last_updated.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
     }
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -53,41 +52,33 @@ def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pa
         proc.wait(timeout=30)
 
 
-def test_contract_tests_pass_against_a_running_instance(instance: tuple[str, Path], tmp_path: Path) -> None:
+def test_every_api_passes_every_check_and_phase_against_a_running_instance(instance: tuple[str, Path],
+                                                                          tmp_path: Path) -> None:
+    """Every published document says exactly what the server does (issue 12, fault 6).
+
+    schemathesis with every check and phase, on every API the catalog lists: opaque cursors,
+    minLength, additionalProperties, Idempotency-Key and event-type patterns, date-time query
+    values, the OPTIONS Allow header, lax body decoding (`{"full": 0}`, amounts as numbers),
+    references to records that do not exist, unpublished bounds and item patterns were each
+    flagged here before. Three APIs at a time keep the run near a minute on two cores.
+    """
     base, home = instance
     creds = json.loads((home / "demo-client.json").read_text())
     env = {**os.environ, "PSCONNECT_CLIENT_ID": creds["client_id"], "PSCONNECT_CLIENT_SECRET": creds["client_secret"]}
-    done = subprocess.run([*PSCONNECT, "contracts", "test", "--base-url", base, "--max-examples", "5",
-                           "--report-dir", str(tmp_path)], env=env, cwd=REPO, capture_output=True, text=True,
-                          timeout=480, check=False)
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
-    conform = re.search(r"^(\d+) of (\d+) API\(s\) conform$", done.stdout, re.MULTILINE)
-    assert conform is not None and conform[1] == conform[2] and int(conform[1]) >= 5, done.stdout[-2000:]
-    merged = ET.parse(tmp_path / "contract-tests.xml").getroot()
-    suites = list(merged.iter("testsuite"))
-    assert {s.get("name", "").split(":")[0] for s in suites} >= {"system.crm.v1", "process.provisioning.v1"}
-    assert sum(int(s.get("tests", "0")) for s in suites) >= 20
-    assert all(s.get("failures") == "0" and s.get("errors") == "0" for s in suites)
-    assert creds["client_secret"] not in done.stdout
-
-
-# APIs whose documents say exactly what the server does, under every schemathesis check (issue 12, fault 6):
-# opaque cursors, minLength, additionalProperties, Idempotency-Key and event-type patterns, date-time
-# query values and the OPTIONS Allow header were each flagged here before.
-EXACT_APIS = ("system.crm", "system.hr", "process.provisioning")
-
-
-def test_every_check_and_phase_passes_against_a_running_instance(instance: tuple[str, Path], tmp_path: Path) -> None:
-    base, home = instance
-    creds = json.loads((home / "demo-client.json").read_text())
-    env = {**os.environ, "PSCONNECT_CLIENT_ID": creds["client_id"], "PSCONNECT_CLIENT_SECRET": creds["client_secret"]}
-    apis = [arg for name in EXACT_APIS for arg in ("--api", name)]
+    published = len(httpx.get(f"{base}/apis", timeout=10).json())
     done = subprocess.run([*PSCONNECT, "contracts", "test", "--base-url", base, "--max-examples", "5", "--checks",
-                           "all", *apis, "--report-dir", str(tmp_path)], env=env, cwd=REPO, capture_output=True,
-                          text=True, timeout=300, check=False)
+                           "all", "--jobs", "3", "--report-dir", str(tmp_path)], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=480, check=False)
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
     assert "--checks all" in done.stdout and "--phases examples,coverage,fuzzing,stateful" in done.stdout
-    assert f"{len(EXACT_APIS)} of {len(EXACT_APIS)} API(s) conform" in done.stdout
+    assert published >= 12 and f"{published} of {published} API(s) conform" in done.stdout, done.stdout[-2000:]
+    merged = ET.parse(tmp_path / "contract-tests.xml").getroot()
+    suites = list(merged.iter("testsuite"))
+    assert {s.get("name", "").split(":")[0] for s in suites} >= {"system.crm.v1", "process.provisioning.v1",
+                                                                  "system.time.v1", "gateway.v1"}
+    assert sum(int(s.get("tests", "0")) for s in suites) >= 60
+    assert all(s.get("failures") == "0" and s.get("errors") == "0" for s in suites)
+    assert creds["client_secret"] not in done.stdout
 
 
 def test_wrong_credentials_fail_the_run(instance: tuple[str, Path], tmp_path: Path) -> None:

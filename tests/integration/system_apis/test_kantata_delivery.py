@@ -165,10 +165,12 @@ class TestUsers:
         answer = await api.put(f"/system/psa/v1/users/by-external-id/{worker.id}", json=body)
         assert answer.status_code == 200 and sim.count("user", worker.id) == 1
 
-    async def test_email_of_another_user_is_a_422_problem(self, api: AsyncTestClient[Litestar]) -> None:
+    async def test_email_of_another_user_is_a_409_conflict(self, api: AsyncTestClient[Litestar]) -> None:
+        # The PSA's state, not a malformed request (issue 12, fault 6): the contract declares the 409.
         answer = await api.put("/system/psa/v1/users/by-external-id/W-99002",
                                json=user_body(email=FIRM.workers[0].email))
-        assert answer.status_code == 422 and "taken" in answer.json()["detail"]
+        assert answer.status_code == 409 and answer.json()["code"] == "email_taken"
+        assert answer.json()["errors"] == [{"pointer": "/email", "detail": "already taken"}]
 
     async def test_sub_cent_cost_rate_is_refused_before_any_write(self, sim: KantataSimulator,
                                                                   api: AsyncTestClient[Litestar]) -> None:
