@@ -24,7 +24,7 @@ __all__ = [
     "TaxRegime",
 ]
 
-TaxRegime = Literal["us_sales_tax", "uk_vat", "eu_vat"]
+TaxRegime = Literal["us_sales_tax", "uk_vat", "eu_vat", "ca_gst_hst", "au_gst"]
 
 ErpRefusalReason = Literal["period_closed", "project_inactive", "worker_inactive", "duplicate", "validation",
                            "rejected"]

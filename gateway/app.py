@@ -94,8 +94,10 @@ class Gateway:
     app: ASGIApp
     internal_http: httpx.AsyncClient
 
-    def simulator(self, domain: str) -> Any:
-        sim = self.vendors[domain].simulator
+    def simulator(self, domain: str, legal_entity: str | None = None) -> Any:
+        """The in-process simulator of the domain's account serving `legal_entity` (the default account's)."""
+        runtime = self.vendors[domain]
+        sim = runtime.simulator if legal_entity is None else runtime.for_entity(legal_entity).simulator
         if sim is None:
             raise LookupError(f"the {domain} vendor is remote; drive its simulator over /__sim__")
         return sim
@@ -200,8 +202,9 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
         await policy_runtime.shutdown()
         await usage.stop()
         await oauth_http.aclose()
-        for vendor in {id(v): v for v in vendors.values()}.values():  # a vendor may back several domains
-            await vendor.client.aclose()
+        accounts = {id(c): c for v in vendors.values() for c in v.connections.values()}  # shared across domains
+        for account in accounts.values():
+            await account.client.aclose()
         engine.dispose()
 
     litestar.on_startup.append(startup)

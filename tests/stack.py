@@ -82,11 +82,14 @@ async def postgres_database() -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def running_stack(home: Path, *, database_url: str | None = None,
-                        retry: RetryPolicy = FAST_RETRY) -> AsyncIterator[Stack]:
+async def running_stack(home: Path, *, database_url: str | None = None, retry: RetryPolicy = FAST_RETRY,
+                        connections: Path | None = None) -> AsyncIterator[Stack]:
+    """The embedded stack; `connections` names another connections file than the shipped one."""
     overrides: dict[str, object] = {"home": str(home), "seed_demo": False}
     if database_url:
         overrides["database_url"] = database_url
+    if connections is not None:
+        overrides["connections_file"] = str(connections)
     gateway = create_gateway(load_settings(env={}, **overrides), retry=retry, vendor_retry=FAST_VENDOR_RETRY)
     async with LifespanManager(gateway.app, startup_timeout=60, shutdown_timeout=30):  # type: ignore[arg-type]
         client_id, secret = gateway.oauth.clients.create("integration tests", ALL_SCOPES)

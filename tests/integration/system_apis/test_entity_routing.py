@@ -1,0 +1,72 @@
+"""Routing by legal entity through the gateway: the shipped connections file puts the acquired CA01 on its own
+accounts (their own simulators), so what CA01 writes lands in CA01's systems and nowhere else."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.stack import Stack, running_stack
+
+
+@pytest.fixture
+async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
+    async with running_stack(tmp_path) as s:
+        yield s
+
+
+async def _all(stack: Stack, path: str, **params: str) -> list[dict[str, object]]:
+    items: list[dict[str, object]] = []
+    cursor: str | None = None
+    while True:
+        query = {**params, **({"cursor": cursor} if cursor else {})}
+        response = await stack.http.get(path, params=query)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        items += body["items"]
+        cursor = body.get("next_cursor")
+        if not cursor:
+            return items
+
+
+async def test_each_entity_reads_its_own_account_and_lists_merge_every_account(stack: Stack) -> None:
+    entities = await _all(stack, "/system/erp/v1/legal-entities")
+    assert sorted(str(e["code"]) for e in entities) == ["AU01", "CA01", "DE01", "UK01", "US01"]
+    ca01 = next(e for e in entities if e["code"] == "CA01")
+    assert str(ca01["id"]).startswith("ca01-erp:")  # another account's id names its connection
+    assert {e["code"] for e in entities if ":" not in str(e["id"])} == {"US01", "UK01", "DE01"}  # default: unchanged
+
+    only = await _all(stack, "/system/erp/v1/legal-entities", legal_entity="CA01")
+    assert [e["code"] for e in only] == ["CA01"]
+    assert (await stack.http.get(f"/system/erp/v1/legal-entities/{ca01['id']}")).json()["code"] == "CA01"
+
+    workers = await _all(stack, "/system/hr/v1/workers", limit="100")
+    ca_workers = [w for w in workers if w["legal_entity_code"] == "CA01"]
+    assert len(workers) == 240 + 24 + 8 and len(ca_workers) == 24
+    assert all(str(w["id"]).startswith("ca01-hr:") for w in ca_workers)
+    assert not any(":" in str(w["id"]) for w in workers if w["legal_entity_code"] != "CA01")
+    one = await stack.http.get(f"/system/hr/v1/workers/{ca_workers[0]['id']}")
+    assert one.status_code == 200 and one.json() == ca_workers[0]
+
+
+async def test_an_erp_write_for_ca01_lands_in_ca01s_account_only(stack: Stack) -> None:
+    [ca01] = await _all(stack, "/system/erp/v1/legal-entities", legal_entity="CA01")
+    body = {"name": "Maple Leaf Foods Ltd", "legal_entity_id": ca01["id"], "currency": "CAD",
+            "billing_address": {"street": "1 Front Street", "city": "Toronto", "postal_code": "M5J 2X5",
+                                "country": "CA"}}
+    response = await stack.http.put("/system/erp/v1/customers/by-external-id/ACC-CA-T1", json=body)
+    assert response.status_code == 201, response.text
+    customer = response.json()
+    assert customer["id"].startswith("ca01-erp:") and customer["legal_entity_id"] == ca01["id"]
+    assert stack.gateway.simulator("erp", "CA01").count("customer", "ACC-CA-T1") == 1
+    assert stack.sim("erp").count("customer", "ACC-CA-T1") == 0  # not in the firm's own ERP
+    assert stack.gateway.simulator("erp", "AU01").count("customer", "ACC-CA-T1") == 0
+    again = await stack.http.get(f"/system/erp/v1/customers/{customer['id']}")
+    assert again.status_code == 200 and again.json()["name"] == "Maple Leaf Foods Ltd"
+
+
+async def test_the_legal_entity_parameter_must_be_an_entity_code(stack: Stack) -> None:
+    response = await stack.http.get("/system/erp/v1/projects", params={"legal_entity": "ZZ"})
+    assert response.status_code == 422 and response.json()["errors"][0]["pointer"] == "legal_entity"
