@@ -108,7 +108,10 @@ def build_vendors(settings: Settings, *, retry: RetryPolicy | None = None,
         for entry in connections.for_domain(domain):
             name = entry.connection.name
             if name not in built:
-                built[name] = _runtime(entry, settings, connections.entities_of(name, known))
+                try:
+                    built[name] = _runtime(entry, settings, connections.entities_of(name, known))
+                except VendorConfigurationError as exc:
+                    raise ConnectionsError(f"{connections.source}: connections.{name}.simulator: {exc}") from exc
             runtimes[name] = built[name]
         adapters = {name: _adapter(rt, domain, retry) for name, rt in runtimes.items()}
         router = _ROUTERS[domain](routed_systems(domain, connections, adapters))
@@ -152,7 +155,7 @@ def _runtime(entry: ConnectionEntry, settings: Settings, entities: tuple[str, ..
         client = httpx.AsyncClient(base_url=url or connection.base_url, timeout=VENDOR_TIMEOUT,
                                    limits=httpx.Limits(max_connections=50, max_keepalive_connections=20))
     else:
-        simulator = load_simulator(package, legal_entities=entities, **entry.simulator)
+        simulator = load_simulator(package, legal_entities=entities, options=entry.simulator)
         transport = httpx.ASGITransport(app=simulator.app)  # type: ignore[arg-type]
         client = httpx.AsyncClient(transport=transport, base_url=connection.base_url, timeout=VENDOR_TIMEOUT)
     return ConnectionRuntime(entry=entry, client=client, simulator=simulator, legal_entities=entities)

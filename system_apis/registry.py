@@ -202,12 +202,13 @@ def resolve(domain: str, legal_entity: str | None, *, choice: Mapping[str, str] 
     return candidates[0]
 
 
-def load_simulator(package: VendorPackage, **options: Any) -> Simulator:
+def load_simulator(package: VendorPackage, *, legal_entities: Iterable[str] | None = None,
+                   options: Mapping[str, Any] | None = None) -> Simulator:
     """A new simulator of the vendor, its module imported only now.
 
-    ``options`` are its constructor's keyword arguments (``legal_entities=`` — the entities whose
-    demo data it seeds — and a connection's ``simulator:`` options); those the constructor does
-    not take are left out, so a test's plain factory still works.
+    ``legal_entities``: the entities whose demo data it seeds (passed when its constructor takes
+    them, so a test's plain factory still works). ``options``: a connection's ``simulator:``
+    settings, its constructor's keyword arguments; one it does not take is a configuration error.
     """
     factory: Any
     if callable(package.simulator):
@@ -215,18 +216,22 @@ def load_simulator(package: VendorPackage, **options: Any) -> Simulator:
     else:
         module_name, _, attribute = package.simulator.partition(":")
         factory = getattr(importlib.import_module(module_name), attribute)
-    simulator: Simulator = factory(**_accepted(factory, options))
+    kwargs = dict(options or {})
+    if legal_entities is not None and _takes(factory, "legal_entities"):
+        kwargs["legal_entities"] = tuple(legal_entities)
+    unknown = [k for k in kwargs if not _takes(factory, k)]
+    if unknown:
+        raise VendorConfigurationError(f"the {package.name} simulator takes no option {unknown[0]!r}")
+    simulator: Simulator = factory(**kwargs)
     return simulator
 
 
-def _accepted(factory: Callable[..., object], options: Mapping[str, Any]) -> dict[str, Any]:
+def _takes(factory: Callable[..., object], name: str) -> bool:
     try:
         parameters = inspect.signature(factory).parameters
     except (TypeError, ValueError):
-        return dict(options)
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        return dict(options)
-    return {k: v for k, v in options.items() if k in parameters}
+        return True
+    return name in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
 
 
 def _names(packages: Iterable[VendorPackage]) -> str:
