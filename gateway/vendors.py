@@ -24,7 +24,7 @@ from litestar import Router
 from foundation.retry import RetryPolicy
 from gateway.settings import Settings
 from system_apis.connections import ConnectionEntry, Connections, ConnectionsError, load_connections
-from system_apis.demo_firm import demo_firm
+from system_apis.demo_firm import demo_firm, with_worker_ids
 from system_apis.domains.crm import crm_router
 from system_apis.domains.erp import erp_router
 from system_apis.domains.hr import hr_router
@@ -40,7 +40,7 @@ from system_apis.registry import (
     load_simulator,
     resolve,
 )
-from system_apis.routing import routed_systems
+from system_apis.routing import SEPARATOR, routed_systems
 
 __all__ = ["ConnectionRuntime", "Simulator", "VendorRuntime", "build_vendors", "load_settings_connections"]
 
@@ -109,7 +109,8 @@ def build_vendors(settings: Settings, *, retry: RetryPolicy | None = None,
             name = entry.connection.name
             if name not in built:
                 try:
-                    built[name] = _runtime(entry, settings, connections.entities_of(name, known))
+                    built[name] = _runtime(entry, settings, connections.entities_of(name, known),
+                                           _worker_ids(connections, entry, known))
                 except VendorConfigurationError as exc:
                     raise ConnectionsError(f"{connections.source}: connections.{name}.simulator: {exc}") from exc
             runtimes[name] = built[name]
@@ -134,7 +135,20 @@ def _adapter(runtime: ConnectionRuntime, domain: str, retry: RetryPolicy | None)
     return systems[domain]
 
 
-def _runtime(entry: ConnectionEntry, settings: Settings, entities: tuple[str, ...]) -> ConnectionRuntime:
+def _worker_ids(connections: Connections, entry: ConnectionEntry, known: tuple[str, ...]) -> dict[str, str]:
+    """Demo data only: the workers a PSA or ERP account's simulator must know by routed id (`ca01-hr:W-…`),
+    those of its entities whose HR account is not the default one — as worker sync would have keyed them."""
+    if not {"psa", "erp"} & set(entry.package.domains) or "hr" in entry.package.domains:
+        return {}
+    default_hr = connections.default_for("hr").connection.name
+    served = connections.entities_of(entry.connection.name, known)
+    hr_of = {e: connections.connection_for("hr", e).connection.name for e in served}
+    return {w.id: f"{hr_of[w.legal_entity_code]}{SEPARATOR}{w.id}" for w in demo_firm().workers
+            if w.legal_entity_code in hr_of and hr_of[w.legal_entity_code] != default_hr}
+
+
+def _runtime(entry: ConnectionEntry, settings: Settings, entities: tuple[str, ...],
+             worker_ids: Mapping[str, str]) -> ConnectionRuntime:
     connection, package = entry.connection, entry.package
     url = settings.vendor_urls.get(connection.name) or (
         settings.vendor_urls.get(package.name) if connection.name == package.name else None)
@@ -155,7 +169,8 @@ def _runtime(entry: ConnectionEntry, settings: Settings, entities: tuple[str, ..
         client = httpx.AsyncClient(base_url=url or connection.base_url, timeout=VENDOR_TIMEOUT,
                                    limits=httpx.Limits(max_connections=50, max_keepalive_connections=20))
     else:
-        simulator = load_simulator(package, legal_entities=entities, options=entry.simulator)
+        simulator = load_simulator(package, legal_entities=entities, options=entry.simulator,
+                                   firm=with_worker_ids(demo_firm(), worker_ids) if worker_ids else None)
         transport = httpx.ASGITransport(app=simulator.app)  # type: ignore[arg-type]
         client = httpx.AsyncClient(transport=transport, base_url=connection.base_url, timeout=VENDOR_TIMEOUT)
     return ConnectionRuntime(entry=entry, client=client, simulator=simulator, legal_entities=entities)

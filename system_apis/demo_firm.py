@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from decimal import Decimal
 from functools import cache
 
@@ -25,7 +25,7 @@ from contracts.workforce import Worker
 from system_apis.demo_delivery import SeedProject, plan_projects
 
 __all__ = ["ACQUIRED_ENTITIES", "ANCHOR_DATE", "BROKEN_OPPORTUNITIES", "HOME_ENTITIES", "LEGAL_ENTITIES", "DemoFirm",
-           "build_firm", "demo_firm", "firm_for"]
+           "build_firm", "demo_firm", "firm_for", "with_worker_ids"]
 
 ANCHOR_DATE = dt.date(2026, 11, 2)
 """The firm's 'today' for seeded dates, fixed so every run seeds the same firm."""
@@ -113,6 +113,18 @@ def firm_for(legal_entities: Collection[str], firm: DemoFirm | None = None) -> D
     if firm is None:
         return _demo_firm_for(frozenset(legal_entities))
     return _part(firm, frozenset(legal_entities))
+
+
+def with_worker_ids(firm: DemoFirm, ids: Mapping[str, str]) -> DemoFirm:
+    """`firm` with workers known by other ids (old -> new) wherever it names them: what a PSA or ERP account
+    holds when the entity's HR account is not the firm's own, whose worker ids name it (`ca01-hr:W-CA01001`)."""
+    if not ids:
+        return firm
+    projects = [msgspec.structs.replace(p, assignments=[
+        msgspec.structs.replace(a, worker_id=ids.get(a.worker_id, a.worker_id)) for a in p.assignments])
+        for p in firm.projects]
+    workers = [msgspec.structs.replace(w, id=ids.get(w.id, w.id)) for w in firm.workers]
+    return msgspec.structs.replace(firm, workers=workers, projects=projects)
 
 
 @cache

@@ -203,12 +203,13 @@ def resolve(domain: str, legal_entity: str | None, *, choice: Mapping[str, str] 
 
 
 def load_simulator(package: VendorPackage, *, legal_entities: Iterable[str] | None = None,
-                   options: Mapping[str, Any] | None = None) -> Simulator:
+                   options: Mapping[str, Any] | None = None, firm: object | None = None) -> Simulator:
     """A new simulator of the vendor, its module imported only now.
 
-    ``legal_entities``: the entities whose demo data it seeds (passed when its constructor takes
-    them, so a test's plain factory still works). ``options``: a connection's ``simulator:``
-    settings, its constructor's keyword arguments; one it does not take is a configuration error.
+    ``legal_entities``: the entities whose demo data it seeds, and ``firm``: the demo firm it seeds
+    them from (each passed when its constructor takes it, so a test's plain factory still works).
+    ``options``: a connection's ``simulator:`` settings, its constructor's keyword arguments; one it
+    does not take is a configuration error.
     """
     factory: Any
     if callable(package.simulator):
@@ -219,6 +220,8 @@ def load_simulator(package: VendorPackage, *, legal_entities: Iterable[str] | No
     kwargs = dict(options or {})
     if legal_entities is not None and _takes(factory, "legal_entities"):
         kwargs["legal_entities"] = tuple(legal_entities)
+    if firm is not None and _takes(factory, "firm"):
+        kwargs["firm"] = firm
     unknown = [k for k in kwargs if not _takes(factory, k)]
     if unknown:
         raise VendorConfigurationError(f"the {package.name} simulator takes no option {unknown[0]!r}")

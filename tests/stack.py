@@ -60,6 +60,18 @@ class Stack:
                 raise AssertionError(f"run {run_id} still {run['status']}: {run['steps']}")
             await asyncio.sleep(0.05)
 
+    async def wait_for(self, run_path: str, within: float = 60.0) -> dict[str, Any]:
+        """Any process run (by its URL) once it is terminal."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while True:
+            run: dict[str, Any] = (await self.http.get(run_path)).json()
+            if run["status"] in TERMINAL:
+                return run
+            if loop.time() > deadline:
+                raise AssertionError(f"run {run_path} still {run['status']}")
+            await asyncio.sleep(0.05)
+
     async def provision(self, opportunity_id: str) -> dict[str, Any]:
         response = await self.start(opportunity_id)
         assert response.status_code in (200, 202), response.text

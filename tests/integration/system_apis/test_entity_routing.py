@@ -70,3 +70,17 @@ async def test_an_erp_write_for_ca01_lands_in_ca01s_account_only(stack: Stack) -
 async def test_the_legal_entity_parameter_must_be_an_entity_code(stack: Stack) -> None:
     response = await stack.http.get("/system/erp/v1/projects", params={"legal_entity": "ZZ"})
     assert response.status_code == 422 and response.json()["errors"][0]["pointer"] == "legal_entity"
+
+
+async def test_a_ca01_deal_is_provisioned_into_ca01s_own_erp_and_psa(stack: Stack) -> None:
+    won = await _all(stack, "/system/crm/v1/opportunities", stage="closed_won", legal_entity="CA01")
+    assert won and all(str(o["id"]).startswith("ca01-crm:") for o in won)  # the id names its CRM account
+    run = await stack.provision(str(won[0]["id"]))
+    assert run["status"] == "succeeded", run
+    subject = run["subject"]
+    erp, psa = stack.gateway.simulator("erp", "CA01"), stack.gateway.simulator("psa", "CA01")
+    assert erp.count("job", f"PRJ-{subject}") == 1 and psa.count("workspace", f"PRJ-{subject}") == 1
+    assert stack.sim("erp").count("job", f"PRJ-{subject}") == 0 and stack.sim("psa").count(
+        "workspace", f"PRJ-{subject}") == 0
+    project = (await stack.http.get(f"/system/erp/v1/projects/{run['result']['erp_project_id']}")).json()
+    assert project["currency"] == "CAD" and project["legal_entity_id"].startswith("ca01-erp:")
