@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import msgspec
 import sqlalchemy as sa
 from dbos import DBOS
 from litestar import Litestar, Router, get
@@ -140,7 +141,10 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
     litestar: Litestar
 
     def api_catalog() -> list[ApiEntry]:
-        return catalog(litestar, bindings)
+        """The catalog with each system API's vendor accounts per legal entity (the portal shows them)."""
+        backing = {f"system.{domain}": runtime.backing() for domain, runtime in vendors.items()}
+        return [msgspec.structs.replace(e, backed_by=backing[e.name]) if e.name in backing else e
+                for e in catalog(litestar, bindings)]
 
     async def whole_app(scope: Any, receive: Any, send: Any) -> None:  # bound below; routes need the client first
         await app(scope, receive, send)

@@ -74,6 +74,16 @@ class VendorRuntime:
     """Every account of the domain by connection name, the default's first."""
     routing: Connections | None = None
 
+    def backing(self) -> tuple[str, ...]:
+        """Which vendor account serves which entities, one line per account (the portal catalog shows it)."""
+        assert self.routing is not None
+        out = []
+        for name, runtime in self.connections.items():
+            entities = [e for e, r in self.routing.routes.items() if r.get(self.domain) == name]
+            shown = ", ".join("every other entity" if e == "default" else e for e in entities)
+            out.append(f"{runtime.entry.package.name} ({name}): {shown}")
+        return tuple(out)
+
     def for_entity(self, legal_entity: str | None) -> ConnectionRuntime:
         """The account serving this domain for `legal_entity`."""
         assert self.routing is not None
