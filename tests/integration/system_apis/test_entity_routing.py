@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.stack import Stack, running_stack
+from tests.stack import ALL_SCOPES, Stack, running_stack
 
 
 @pytest.fixture
@@ -84,3 +85,17 @@ async def test_a_ca01_deal_is_provisioned_into_ca01s_own_erp_and_psa(stack: Stac
         "workspace", f"PRJ-{subject}") == 0
     project = (await stack.http.get(f"/system/erp/v1/projects/{run['result']['erp_project_id']}")).json()
     assert project["currency"] == "CAD" and project["legal_entity_id"].startswith("ca01-erp:")
+
+
+async def test_a_restricted_caller_naming_another_entitys_system_is_refused(stack: Stack) -> None:
+    client_id, secret = stack.gateway.oauth.clients.create("routing grant", ALL_SCOPES, legal_entities=["UK01"])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=stack.gateway.app),  # type: ignore[arg-type]
+                                 base_url="http://testserver") as uk:
+        token = await uk.post("/oauth2/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret))
+        uk.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+        refused = await uk.get("/system/hr/v1/workers", params={"legal_entity": "CA01"})
+        assert refused.status_code == 403, refused.text
+        mine = await uk.get("/system/hr/v1/workers", params={"legal_entity": "UK01", "limit": 100})
+        assert mine.status_code == 200 and {w["legal_entity_code"] for w in mine.json()["items"]} == {"UK01"}
+        merged = await uk.get("/system/erp/v1/legal-entities")  # every account merged, the grant still applies
+        assert [e["code"] for e in merged.json()["items"]] == ["UK01"]
