@@ -99,3 +99,14 @@ async def test_a_restricted_caller_naming_another_entitys_system_is_refused(stac
         assert mine.status_code == 200 and {w["legal_entity_code"] for w in mine.json()["items"]} == {"UK01"}
         merged = await uk.get("/system/erp/v1/legal-entities")  # every account merged, the grant still applies
         assert [e["code"] for e in merged.json()["items"]] == ["UK01"]
+
+
+async def test_a_merged_lists_cursor_is_its_own(stack: Stack) -> None:
+    first = (await stack.http.get("/system/hr/v1/workers", params={"limit": 100})).json()
+    cursor = first["next_cursor"]
+    following = await stack.http.get("/system/hr/v1/workers", params={"limit": 100, "cursor": cursor})
+    assert following.status_code == 200 and following.json()["items"][0]["id"] != first["items"][0]["id"]
+    other_list = await stack.http.get("/system/hr/v1/cost-centers", params={"cursor": cursor})
+    assert other_list.status_code == 422 and other_list.json()["code"] == "invalid_cursor"
+    forged = await stack.http.get("/system/hr/v1/workers", params={"cursor": "bm90LWEtY3Vyc29y"})
+    assert forged.status_code == 422 and forged.json()["code"] == "invalid_cursor"
