@@ -39,11 +39,15 @@ async def bind_call(request: Request[Any, Any, Any]) -> None:
 
     A coroutine, so the variables are set in the handler's own context."""
     await bind_consumer(request)
-    entity = request.query_params.get("legal_entity") or None
-    if entity is not None:
-        if not _CODE.fullmatch(entity):  # Litestar validates only the parameters a handler declares itself
-            raise ProblemError(422, "validation-error", "Validation failed", "legal_entity is not an entity code.",
+    values = request.query_params.getall("legal_entity", [])
+    entity: str | None = None
+    if values:  # Litestar validates only the parameters a handler declares itself: one code, or absent
+        if len(values) != 1 or not _CODE.fullmatch(values[0]):
+            raise ProblemError(422, "validation-error", "Validation failed",
+                               "legal_entity is one legal entity code (e.g. US01).",
                                errors=[FieldError(pointer="legal_entity", detail=f"must match {ENTITY_PATTERN}")],
                                code="validation_failed")
+        entity = values[0]
+    if entity is not None:
         (await system_scope(request)).grant.require(entity)  # another entity's system: 403
     legal_entity.set(entity)

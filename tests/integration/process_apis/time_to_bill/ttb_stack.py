@@ -115,8 +115,10 @@ class TtbStack:
                 return out
 
     def time_bills(self) -> list[Any]:
-        """Every timeBill the ERP simulator holds."""
-        return list(self.sim("erp").ledger.bills)
+        """Every timeBill the ERP accounts' simulators hold (each entity's account, the firm's own first)."""
+        accounts = self.stack.gateway.vendors["erp"].connections.values()
+        return [bill for account in accounts if account.simulator is not None
+                for bill in account.simulator.ledger.bills]
 
     def ledger_rows(self, **where: Any) -> list[dict[str, Any]]:
         query = sa.select(ledger).where(*(ledger.c[k] == v for k, v in where.items()))
