@@ -128,8 +128,9 @@ async def _time_to_bill(api: ApiClient) -> None:
                                       params={"status": "open", "limit": 200}))["items"]
     reasons = Counter(e["reason"] for e in open_exceptions)
     say("   held as owned exceptions: " + (", ".join(f"{r} ×{n}" for r, n in sorted(reasons.items())) or "none"))
-    say("8. reconciliation: approved in the time system vs posted in the ERP vs invoiced")
-    for entity in ("US01", "UK01", "DE01"):
+    say("8. reconciliation: approved in the time system vs posted in the ERP vs invoiced, every legal entity")
+    entities = (await api.call("GET", "/system/erp/v1/legal-entities", params={"limit": 200}))["items"]
+    for entity in [e["code"] for e in entities]:  # each on its own ERP account (the connections file)
         rows = await reconciliation(api, "2026-10", legal_entity=entity)
         clean = [r for r in rows if not r["discrepancies"]]
         currency = rows[0]["currency"] if rows else ""

@@ -186,10 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from policies.bindings import BindingsError
+    from system_apis.connections import ConnectionsError
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except BindingsError as exc:  # every command that builds a gateway reads the bindings file first
+    except (BindingsError, ConnectionsError) as exc:  # every command that builds a gateway reads both files first
         print(f"psconnect {args.command}: {exc}", file=sys.stderr)
         return 2

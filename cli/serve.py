@@ -97,9 +97,11 @@ def serve(settings: Settings, *, workers: int = 1) -> int:
                     access_log=False)
         return 0
     from gateway.app import create_tables
+    from gateway.vendors import load_settings_connections
     from policies.bindings import load_bindings
 
     load_bindings()  # the workers read it on their own: a bad file stops here, with one line, not N tracebacks
+    load_settings_connections(settings)  # likewise the connections file
     create_tables(settings)
     # Workers re-read settings from the environment: carry the command-line overrides there.
     os.environ["PSCONNECT_HOST"] = settings.host

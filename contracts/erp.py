@@ -26,7 +26,7 @@ __all__ = [
     "TimePostingMode",
 ]
 
-TaxRegime = Literal["us_sales_tax", "uk_vat", "eu_vat"]
+TaxRegime = Literal["us_sales_tax", "uk_vat", "eu_vat", "ca_gst_hst", "au_gst"]
 
 ErpRefusalReason = Literal["period_closed", "project_inactive", "worker_inactive", "duplicate", "validation",
                            "rejected"]

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import msgspec
 import sqlalchemy as sa
 from dbos import DBOS
 from litestar import Litestar, Router, get
@@ -96,8 +97,10 @@ class Gateway:
     app: ASGIApp
     internal_http: httpx.AsyncClient
 
-    def simulator(self, domain: str) -> Any:
-        sim = self.vendors[domain].simulator
+    def simulator(self, domain: str, legal_entity: str | None = None) -> Any:
+        """The in-process simulator of the domain's account serving `legal_entity` (the default account's)."""
+        runtime = self.vendors[domain]
+        sim = runtime.simulator if legal_entity is None else runtime.for_entity(legal_entity).simulator
         if sim is None:
             raise LookupError(f"the {domain} vendor is remote; drive its simulator over /__sim__")
         return sim
@@ -140,7 +143,10 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
     litestar: Litestar
 
     def api_catalog() -> list[ApiEntry]:
-        return catalog(litestar, bindings)
+        """The catalog with each system API's vendor accounts per legal entity (the portal shows them)."""
+        backing = {f"system.{domain}": runtime.backing() for domain, runtime in vendors.items()}
+        return [msgspec.structs.replace(e, backed_by=backing[e.name]) if e.name in backing else e
+                for e in catalog(litestar, bindings)]
 
     async def whole_app(scope: Any, receive: Any, send: Any) -> None:  # bound below; routes need the client first
         await app(scope, receive, send)
@@ -202,8 +208,9 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
         await policy_runtime.shutdown()
         await usage.stop()
         await oauth_http.aclose()
-        for vendor in {id(v): v for v in vendors.values()}.values():  # a vendor may back several domains
-            await vendor.client.aclose()
+        accounts = {id(c): c for v in vendors.values() for c in v.connections.values()}  # shared across domains
+        for account in accounts.values():
+            await account.client.aclose()
         engine.dispose()
 
     litestar.on_startup.append(startup)

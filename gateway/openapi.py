@@ -96,6 +96,8 @@ class ApiEntry(msgspec.Struct, frozen=True, kw_only=True):
     description: str
     scopes: tuple[str, ...]
     deprecation: Deprecation | None = None
+    backed_by: tuple[str, ...] = ()
+    """A system API's vendor accounts and the legal entities each serves (the connections file)."""
 
     @property
     def key(self) -> str:

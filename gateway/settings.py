@@ -47,6 +47,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         description="PSCONNECT_VENDOR_TOKENS: JSON {vendor: API token}; simulators accept any token.")] = {}
     vendor_choice: Annotated[dict[str, str], Meta(description=(
         "PSCONNECT_VENDORS: JSON {domain: vendor}; required for a domain with several installed vendors."))] = {}
+    connections_file: Annotated[str | None, Meta(description=(
+        "PSCONNECT_CONNECTIONS: the connections file (which vendor account serves each domain for each legal "
+        "entity); default: the shipped system_apis/connections.yaml."))] = None
     seed_demo: Annotated[bool, Meta(description="PSCONNECT_SEED_DEMO: seed simulators and demo client.")] = True
     portal_admins: Annotated[tuple[str, ...], Meta(description=(
         "PSCONNECT_PORTAL_ADMINS: no longer grants anything (roles come from an admin or `psconnect accounts`); "
@@ -114,6 +117,7 @@ def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Set
                                   if a.strip()),
         "smtp_url": e.get("PSCONNECT_SMTP_URL") or None,
         "smtp_from": e.get("PSCONNECT_SMTP_FROM") or "psconnect@localhost",
+        "connections_file": e.get("PSCONNECT_CONNECTIONS") or None,
         "seed_demo": e.get("PSCONNECT_SEED_DEMO", "1") not in ("0", "false", "no"),
         "cors_origins": tuple(o.strip() for o in e.get("PSCONNECT_CORS_ORIGINS", "").split(",") if o.strip()),
         "upstreams": msgspec.json.decode(e.get("PSCONNECT_UPSTREAMS", "[]")),

@@ -1,23 +1,38 @@
-"""Which vendor backs each domain, and where its requests go.
+"""Which vendor account backs each domain for each legal entity, and where its requests go.
 
-The vendors are the installed vendor packages (`system_apis.registry`); `resolve` picks one
-per domain. Embedded mode runs the vendor's simulator in-process (its module imported only
-then) and points the vendor client at it through `httpx.ASGITransport` — the same client
-code as against the real vendor, only the transport differs. A vendor named in
-`PSCONNECT_VENDOR_URLS` is reached over HTTP instead (a simulator process, or the vendor itself).
+The connections file (`system_apis/connections.py`; `PSCONNECT_CONNECTIONS`, else the shipped
+`system_apis/connections.yaml`) names the accounts; each gets one client here and, through its
+vendor's `create_systems`, one adapter per domain. Each domain router wraps a routed adapter
+(`system_apis/routing.py`) that hands every call to the account of its legal entity.
+
+Embedded mode runs each account as its own simulator in-process (its module imported only
+then), told which legal entities it serves so it seeds only their demo data, and points the
+account's client at it through `httpx.ASGITransport` — the same client code as against the real
+vendor, only the transport differs. An account named (by connection, else vendor) in
+`PSCONNECT_VENDOR_URLS`, or declared `simulated: false`, is reached over HTTP instead.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 from litestar import Router
 
 from foundation.retry import RetryPolicy
 from gateway.settings import Settings
+from system_apis.connections import ConnectionEntry, Connections, ConnectionsError, load_connections
+from system_apis.demo_firm import demo_firm, with_worker_ids
+from system_apis.domains.crm import crm_router
+from system_apis.domains.erp import erp_router
+from system_apis.domains.hr import hr_router
+from system_apis.domains.psa import psa_router
+from system_apis.domains.time import time_router
 from system_apis.pacing import set_service_consumers
 from system_apis.registry import (
+    Connection,
     Simulator,
     VendorConfigurationError,
     VendorPackage,
@@ -25,51 +40,147 @@ from system_apis.registry import (
     load_simulator,
     resolve,
 )
+from system_apis.routing import SEPARATOR, routed_systems
 
-__all__ = ["Simulator", "VendorRuntime", "build_vendors"]
+__all__ = ["ConnectionRuntime", "Simulator", "VendorRuntime", "build_vendors", "load_settings_connections"]
 
 VENDOR_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
+_ROUTERS: Mapping[str, Callable[..., Router]] = {
+    "crm": crm_router, "erp": erp_router, "psa": psa_router, "time": time_router, "hr": hr_router}
+
+
+@dataclass
+class ConnectionRuntime:
+    """One vendor account: its client and, in embedded mode, its simulator."""
+
+    entry: ConnectionEntry
+    client: httpx.AsyncClient
+    simulator: Simulator | None
+    legal_entities: tuple[str, ...]
+    """The demo firm's entities this account serves (what its simulator seeds)."""
 
 
 @dataclass
 class VendorRuntime:
+    """One domain: its router over every account of the domain; `spec`, `client` and `simulator` are the
+    default account's (the one serving every entity the connections file does not name)."""
+
     spec: VendorPackage
     client: httpx.AsyncClient
     router: Router
     simulator: Simulator | None = field(default=None)
+    domain: str = ""
+    connections: dict[str, ConnectionRuntime] = field(default_factory=dict)
+    """Every account of the domain by connection name, the default's first."""
+    routing: Connections | None = None
+
+    def backing(self) -> tuple[str, ...]:
+        """Which vendor account serves which entities, one line per account (the portal catalog shows it)."""
+        assert self.routing is not None
+        out = []
+        for name, runtime in self.connections.items():
+            entities = [e for e, r in self.routing.routes.items() if r.get(self.domain) == name]
+            shown = ", ".join("every other entity" if e == "default" else e for e in entities)
+            out.append(f"{runtime.entry.package.name} ({name}): {shown}")
+        return tuple(out)
+
+    def for_entity(self, legal_entity: str | None) -> ConnectionRuntime:
+        """The account serving this domain for `legal_entity`."""
+        assert self.routing is not None
+        return self.connections[self.routing.connection_for(self.domain, legal_entity).connection.name]
 
 
-def build_vendors(settings: Settings, *, retry: RetryPolicy | None = None) -> dict[str, VendorRuntime]:
-    """One client and router per domain; simulators in-process unless a URL is configured.
-
-    Fails (`VendorConfigurationError`) when a domain has several vendors and `PSCONNECT_VENDORS`
-    chooses none, or the choice names a domain or vendor that is not installed.
-    """
-    set_service_consumers(frozenset({settings.service_client_id}))  # its own share of each vendor's budget
+def load_settings_connections(settings: Settings) -> Connections:
+    """The connections file the settings name, with `PSCONNECT_VENDORS` applied to its default entry."""
+    connections = load_connections(Path(settings.connections_file) if settings.connections_file else None)
     served = domains()
     unknown = sorted(set(settings.vendor_choice) - set(served))
     if unknown:
         raise VendorConfigurationError(f"PSCONNECT_VENDORS names domains no installed vendor implements: {unknown}")
+    chosen = {d: resolve(d, None, choice=settings.vendor_choice) for d in settings.vendor_choice}
+    return connections.with_default_vendors(chosen)
+
+
+def build_vendors(settings: Settings, *, retry: RetryPolicy | None = None,
+                  connections: Connections | None = None) -> dict[str, VendorRuntime]:
+    """One routed router per domain over one client per account; simulators in-process unless a URL is set.
+
+    Fails with `ConnectionsError` (a bad connections file, named with its entity and field) or
+    `VendorConfigurationError` (`PSCONNECT_VENDORS` naming what is not installed).
+    """
+    set_service_consumers(frozenset({settings.service_client_id}))  # its own share of each vendor's budget
+    connections = connections or load_settings_connections(settings)
+    known = tuple(e.code for e in demo_firm().legal_entities)
+    built: dict[str, ConnectionRuntime] = {}
     out: dict[str, VendorRuntime] = {}
-    built: dict[str, VendorRuntime] = {}
-    for domain in served:
-        package = resolve(domain, None, choice=settings.vendor_choice)
-        if package.name not in built:
-            built[package.name] = _runtime(package, settings, retry)
-        out[domain] = built[package.name]
+    for domain in (d for d in domains() if d in connections.routes["default"]):
+        runtimes: dict[str, ConnectionRuntime] = {}
+        for entry in connections.for_domain(domain):
+            name = entry.connection.name
+            if name not in built:
+                try:
+                    built[name] = _runtime(entry, settings, connections.entities_of(name, known),
+                                           _worker_ids(connections, entry, known))
+                except VendorConfigurationError as exc:
+                    raise ConnectionsError(f"{connections.source}: connections.{name}.simulator: {exc}") from exc
+            runtimes[name] = built[name]
+        adapters = {name: _adapter(rt, domain, retry) for name, rt in runtimes.items()}
+        router = _ROUTERS[domain](routed_systems(domain, connections, adapters))
+        default = next(iter(runtimes.values()))
+        out[domain] = VendorRuntime(spec=default.entry.package, client=default.client, router=router,
+                                    simulator=default.simulator, domain=domain, connections=runtimes,
+                                    routing=connections)
     return out
 
 
-def _runtime(package: VendorPackage, settings: Settings, retry: RetryPolicy | None) -> VendorRuntime:
-    url = settings.vendor_urls.get(package.name)
+def _adapter(runtime: ConnectionRuntime, domain: str, retry: RetryPolicy | None) -> object:
+    package = runtime.entry.package
+    if package.create_systems is None:
+        raise ConnectionsError(f"connection {runtime.entry.connection.name}: the vendor {package.name} offers no "
+                               "create_systems, so it cannot be routed per legal entity")
+    systems = package.create_systems(runtime.client, runtime.entry.connection, retry=retry)
+    if domain not in systems:
+        raise ConnectionsError(f"connection {runtime.entry.connection.name}: {package.name}'s create_systems "
+                               f"built no {domain} adapter")
+    return systems[domain]
+
+
+def _worker_ids(connections: Connections, entry: ConnectionEntry, known: tuple[str, ...]) -> dict[str, str]:
+    """Demo data only: the workers a PSA or ERP account's simulator must know by routed id (`ca01-hr:W-…`),
+    those of its entities whose HR account is not the default one — as worker sync would have keyed them."""
+    if not {"psa", "erp"} & set(entry.package.domains) or "hr" in entry.package.domains:
+        return {}
+    default_hr = connections.default_for("hr").connection.name
+    served = connections.entities_of(entry.connection.name, known)
+    hr_of = {e: connections.connection_for("hr", e).connection.name for e in served}
+    return {w.id: f"{hr_of[w.legal_entity_code]}{SEPARATOR}{w.id}" for w in demo_firm().workers
+            if w.legal_entity_code in hr_of and hr_of[w.legal_entity_code] != default_hr}
+
+
+def _runtime(entry: ConnectionEntry, settings: Settings, entities: tuple[str, ...],
+             worker_ids: Mapping[str, str]) -> ConnectionRuntime:
+    connection, package = entry.connection, entry.package
+    url = settings.vendor_urls.get(connection.name) or (
+        settings.vendor_urls.get(package.name) if connection.name == package.name else None)
+    token = settings.vendor_tokens.get(connection.name) or settings.vendor_tokens.get(package.name)
+    if token and "token" not in connection.credentials:
+        connection = Connection(name=connection.name, vendor=connection.vendor, base_url=connection.base_url,
+                                tenant=connection.tenant, credentials={**connection.credentials, "token": token},
+                                pacing=connection.pacing)
+    if "token" not in connection.credentials:
+        connection = Connection(name=connection.name, vendor=connection.vendor, base_url=connection.base_url,
+                                tenant=connection.tenant,
+                                credentials={**connection.credentials, "token": package.default_token},
+                                pacing=connection.pacing)
+    entry = ConnectionEntry(connection=connection, package=package, simulated=entry.simulated,
+                            simulator=entry.simulator)
     simulator: Simulator | None = None
-    if url:
-        client = httpx.AsyncClient(base_url=url, timeout=VENDOR_TIMEOUT,
+    if url or not entry.simulated:
+        client = httpx.AsyncClient(base_url=url or connection.base_url, timeout=VENDOR_TIMEOUT,
                                    limits=httpx.Limits(max_connections=50, max_keepalive_connections=20))
     else:
-        simulator = load_simulator(package)
+        simulator = load_simulator(package, legal_entities=entities, options=entry.simulator,
+                                   firm=with_worker_ids(demo_firm(), worker_ids) if worker_ids else None)
         transport = httpx.ASGITransport(app=simulator.app)  # type: ignore[arg-type]
-        client = httpx.AsyncClient(transport=transport, base_url=package.base_url, timeout=VENDOR_TIMEOUT)
-    token = settings.vendor_tokens.get(package.name, package.default_token)
-    return VendorRuntime(spec=package, client=client, simulator=simulator,
-                         router=package.create_router(client, token=token, retry=retry))
+        client = httpx.AsyncClient(transport=transport, base_url=connection.base_url, timeout=VENDOR_TIMEOUT)
+    return ConnectionRuntime(entry=entry, client=client, simulator=simulator, legal_entities=entities)

@@ -83,27 +83,29 @@ class SeedTimeEntry(msgspec.Struct, frozen=True, array_like=True):
 
 
 def plan_projects(entities: Sequence[LegalEntity], accounts: Sequence[Account], workers: Sequence[Worker],
-                  rate_cards: Sequence[RateCard]) -> list[SeedProject]:
+                  rate_cards: Sequence[RateCard], *, key: str = "A", count: int | None = None) -> list[SeedProject]:
     """One project per eight workers, staffed within its legal entity; each worker on two projects.
 
     Plans match the time `time_entries` books (about 6 h a day on the primary project and 2 h on the
     secondary): 6 h and 1.5 h a weekday over the assignment, so planned utilization sits a little under
     actual. A project's budget is its planned hours at the rate card's rates plus 5-25 % headroom, so the
-    backlog (contracted minus delivered) stays positive through the demo months."""
-    count = max(12, len(workers) // 8)
-    count -= count % 3
+    backlog (contracted minus delivered) stays positive through the demo months. `key` and `count` give an
+    acquired entity its own external ids (`PRJ-C0001`) and a smaller book."""
+    if count is None:
+        count = max(12, len(workers) // 8)
+        count -= count % len(entities)
     cards = {c.legal_entity_code: c for c in rate_cards}
     by_entity: dict[str, list[SeedProject]] = {e.code: [] for e in entities}
     projects: list[SeedProject] = []
     for i in range(count):
-        entity = entities[i % 3]
+        entity = entities[i % len(entities)]
         entity_accounts = [a for a in accounts if a.currency == entity.currency]
         account = entity_accounts[(i // 3) % len(entity_accounts)]
         billing: BillingType = ("time_and_materials", "time_and_materials", "time_and_materials", "fixed_fee",
                                 "mixed")[i % 5]
         start, end = dt.date(2026, 6, 1) + dt.timedelta(days=i % 60), dt.date(2027, 3, 31)
         project = SeedProject(
-            external_id=f"PRJ-A{i + 1:04d}", name=f"{account.name} — delivery {i + 1}", account_id=account.id,
+            external_id=f"PRJ-{key}{i + 1:04d}", name=f"{account.name} — delivery {i + 1}", account_id=account.id,
             legal_entity_code=entity.code, currency=entity.currency, billing_type=billing,
             rate_card_id=cards[entity.code].id, budget=Money(amount=Decimal("0.00"), currency=entity.currency),
             start_date=start, end_date=end, status="closed" if i == CLOSED_PROJECT_INDEX else "active",

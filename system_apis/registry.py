@@ -4,11 +4,10 @@ Each vendor package declares itself in its ``__init__.py`` (``VENDOR = VendorPac
 and is listed in the ``psconnect.vendors`` entry-point group (``pyproject.toml``); a firm's own
 distribution can add a vendor the same way, without a change here or in the gateway.
 
-``resolve(domain, legal_entity)`` is the one place a vendor is chosen for a domain. Today
-it returns the single installed vendor of the domain, or the one ``PSCONNECT_VENDORS``
-names (``{"erp": "netsuite"}``); a domain with two vendors and no choice is a start-up error.
-The legal entity is in the signature for routing per legal entity (a connections file);
-it is not used yet.
+``resolve(domain, legal_entity)`` is the one place a vendor is chosen for a domain: with the
+connections file (`system_apis/connections.py`) the vendor of the connection that serves the
+entity; without one the single installed vendor of the domain, or the one ``PSCONNECT_VENDORS``
+names (``{"erp": "netsuite"}``) — a domain with two vendors and no choice is then a start-up error.
 
 A declaration names its simulator by dotted path (``"package.module:Class"``), loaded
 only by `load_simulator`: production code never imports a simulator.
@@ -17,10 +16,11 @@ only by `load_simulator`: production code never imports a simulator.
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 from litestar import Router
@@ -28,6 +28,10 @@ from litestar.types import ASGIApp
 
 from foundation.retry import RetryPolicy
 from system_apis._internal.faults import Simulated
+from system_apis.pacing import VendorBudget
+
+if TYPE_CHECKING:
+    from system_apis.connections import Connections
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -73,8 +77,20 @@ class Connection:
     base_url: str
     tenant: str | None = None
     """The vendor's company / tenant / subsidiary / realm id for this account, when it has one."""
-    credentials: Mapping[str, str] = field(default_factory=dict)
+    credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
     """Resolved at start-up from environment variables or secret files; never logged, never in the file."""
+    pacing: bool | VendorBudget = True
+    """The client-side request budget: True = the vendor's published one, False = unpaced, or this budget."""
+
+    def credential(self, key: str, default: str) -> str:
+        """One resolved secret, or `default` (a simulator accepts any token)."""
+        return self.credentials.get(key) or default
+
+    def budget(self, published: VendorBudget | None) -> VendorBudget | None:
+        """The budget the vendor's client paces itself to on this connection (None: unpaced)."""
+        if self.pacing is True:
+            return published
+        return None if self.pacing is False else self.pacing
 
 
 class SystemsFactory(Protocol):
@@ -107,7 +123,7 @@ class VendorPackage:
     base_url: str
     """Where the real vendor is; the in-process simulator is reached under the same URL."""
     create_router: RouterFactory
-    simulator: str | Callable[[], Simulator]
+    simulator: str | Callable[..., Simulator]
     """``"module:Class"``, imported only when a simulator is wanted; a callable in tests and benchmarks."""
     order: int = 100
     """Sort key: the order of routers and of the ports `psconnect simulators` gives out."""
@@ -156,12 +172,18 @@ def domains(packages: Iterable[VendorPackage] | None = None) -> tuple[str, ...]:
     return tuple(out)
 
 
-def resolve(domain: str, legal_entity: str | None, *, choice: Mapping[str, str] | None = None) -> VendorPackage:
-    """The vendor that serves ``domain`` (for ``legal_entity``; not used yet: one vendor per domain).
+def resolve(domain: str, legal_entity: str | None, *, choice: Mapping[str, str] | None = None,
+            connections: Connections | None = None) -> VendorPackage:
+    """The vendor that serves ``domain`` for ``legal_entity``.
 
-    ``choice`` is ``Settings.vendor_choice`` (``PSCONNECT_VENDORS``, ``{domain: vendor}``); it
-    must name an installed vendor of the domain, and is required when the domain has several.
+    With ``connections`` (the connections file, `system_apis/connections.py`) it is the vendor of the
+    connection the file names for the entity (the ``default`` entry's for an entity not named, or
+    for None). Without, the one installed vendor of the domain: ``choice`` is
+    ``Settings.vendor_choice`` (``PSCONNECT_VENDORS``, ``{domain: vendor}``); it must name an
+    installed vendor of the domain, and is required when the domain has several.
     """
+    if connections is not None:
+        return connections.connection_for(domain, legal_entity).package
     candidates = [p for p in installed() if domain in p.domains]
     chosen = (choice or {}).get(domain)
     if chosen is not None:
@@ -180,14 +202,39 @@ def resolve(domain: str, legal_entity: str | None, *, choice: Mapping[str, str] 
     return candidates[0]
 
 
-def load_simulator(package: VendorPackage) -> Simulator:
-    """A new simulator of the vendor, its module imported only now."""
+def load_simulator(package: VendorPackage, *, legal_entities: Iterable[str] | None = None,
+                   options: Mapping[str, Any] | None = None, firm: object | None = None) -> Simulator:
+    """A new simulator of the vendor, its module imported only now.
+
+    ``legal_entities``: the entities whose demo data it seeds, and ``firm``: the demo firm it seeds
+    them from (each passed when its constructor takes it, so a test's plain factory still works).
+    ``options``: a connection's ``simulator:`` settings, its constructor's keyword arguments; one it
+    does not take is a configuration error.
+    """
+    factory: Any
     if callable(package.simulator):
-        return package.simulator()
-    module_name, _, attribute = package.simulator.partition(":")
-    factory: Any = getattr(importlib.import_module(module_name), attribute)
-    simulator: Simulator = factory()
+        factory = package.simulator
+    else:
+        module_name, _, attribute = package.simulator.partition(":")
+        factory = getattr(importlib.import_module(module_name), attribute)
+    kwargs = dict(options or {})
+    if legal_entities is not None and _takes(factory, "legal_entities"):
+        kwargs["legal_entities"] = tuple(legal_entities)
+    if firm is not None and _takes(factory, "firm"):
+        kwargs["firm"] = firm
+    unknown = [k for k in kwargs if not _takes(factory, k)]
+    if unknown:
+        raise VendorConfigurationError(f"the {package.name} simulator takes no option {unknown[0]!r}")
+    simulator: Simulator = factory(**kwargs)
     return simulator
+
+
+def _takes(factory: Callable[..., object], name: str) -> bool:
+    try:
+        parameters = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return True
+    return name in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
 
 
 def _names(packages: Iterable[VendorPackage]) -> str:

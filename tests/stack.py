@@ -60,6 +60,18 @@ class Stack:
                 raise AssertionError(f"run {run_id} still {run['status']}: {run['steps']}")
             await asyncio.sleep(0.05)
 
+    async def wait_for(self, run_path: str, within: float = 60.0) -> dict[str, Any]:
+        """Any process run (by its URL) once it is terminal."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while True:
+            run: dict[str, Any] = (await self.http.get(run_path)).json()
+            if run["status"] in TERMINAL:
+                return run
+            if loop.time() > deadline:
+                raise AssertionError(f"run {run_path} still {run['status']}")
+            await asyncio.sleep(0.05)
+
     async def provision(self, opportunity_id: str) -> dict[str, Any]:
         response = await self.start(opportunity_id)
         assert response.status_code in (200, 202), response.text
@@ -82,11 +94,14 @@ async def postgres_database() -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def running_stack(home: Path, *, database_url: str | None = None,
-                        retry: RetryPolicy = FAST_RETRY) -> AsyncIterator[Stack]:
+async def running_stack(home: Path, *, database_url: str | None = None, retry: RetryPolicy = FAST_RETRY,
+                        connections: Path | None = None) -> AsyncIterator[Stack]:
+    """The embedded stack; `connections` names another connections file than the shipped one."""
     overrides: dict[str, object] = {"home": str(home), "seed_demo": False}
     if database_url:
         overrides["database_url"] = database_url
+    if connections is not None:
+        overrides["connections_file"] = str(connections)
     gateway = create_gateway(load_settings(env={}, **overrides), retry=retry, vendor_retry=FAST_VENDOR_RETRY)
     async with LifespanManager(gateway.app, startup_timeout=60, shutdown_timeout=30):  # type: ignore[arg-type]
         client_id, secret = gateway.oauth.clients.create("integration tests", ALL_SCOPES)

@@ -179,8 +179,10 @@ class PsaApi(SystemApi):
     async def all_rate_cards(self) -> list[RateCard]:
         return await self.all_pages("/rate-cards", Page[RateCard], 200)
 
-    async def upsert_user(self, external_id: str, data: PsaUserUpsert) -> PsaUser:
-        return await self.call("PUT", f"/users/by-external-id/{external_id}", PsaUser, json=data)
+    async def upsert_user(self, external_id: str, data: PsaUserUpsert, legal_entity: str | None = None) -> PsaUser:
+        """A PSA user carries no entity: `legal_entity` (the worker's employer) names the PSA account it goes to."""
+        params: dict[str, str | int] | None = {"legal_entity": legal_entity} if legal_entity else None
+        return await self.call("PUT", f"/users/by-external-id/{external_id}", PsaUser, json=data, params=params)
 
 
 class TimeApi(SystemApi):

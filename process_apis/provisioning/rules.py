@@ -26,6 +26,8 @@ TAX_ID_FORMATS: dict[TaxRegime, re.Pattern[str]] = {
     "us_sales_tax": re.compile(r"^\d{2}-\d{7}$"),
     "uk_vat": re.compile(r"^GB(\d{9}|\d{12})$"),
     "eu_vat": re.compile(r"^[A-Z]{2}[0-9A-Z]{8,12}$"),
+    "ca_gst_hst": re.compile(r"^\d{9}RT\d{4}$"),  # business number + GST/HST program account
+    "au_gst": re.compile(r"^\d{11}$"),  # ABN
 }
 
 

@@ -113,8 +113,9 @@ async def _sync_one(rt: Runtime, run_id: str, attempt: int, worker: Worker, prin
         if entity_id is None:
             raise BusinessFailure(422, {"code": "unknown_legal_entity", "detail":
                                         f"the ERP has no legal entity {worker.legal_entity_code!r}"})
-        user = await retrying(lambda: rt.psa.upsert_user(worker.id, psa_user_for(worker)), retry=rt.retry,
-                              sleep=rt.sleep, exhausted_as="sync_workers")
+        # The worker's id names its HR account (system API ids); the PSA account is its employer's.
+        user = await retrying(lambda: rt.psa.upsert_user(worker.id, psa_user_for(worker), worker.legal_entity_code),
+                              retry=rt.retry, sleep=rt.sleep, exhausted_as="sync_workers")
         employee = await retrying(lambda: rt.erp.upsert_employee(worker.id, employee_for(worker, entity_id)),
                                   retry=rt.retry, sleep=rt.sleep, exhausted_as="sync_workers")
     except BusinessFailure as exc:

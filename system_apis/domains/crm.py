@@ -16,9 +16,9 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from contracts.common import Page
 from contracts.crm import Account, AccountUpsert, Opportunity, OpportunityStage
+from system_apis.domains._entity import ENTITY_PARAMETER, bind_call
 from system_apis.domains._params import Cursor, Limit, created_spec, upserted
 from system_apis.grants import SystemScope, kept, system_scope
-from system_apis.pacing import bind_consumer
 
 __all__ = ["API", "CrmSystem", "crm_router"]
 
@@ -106,5 +106,6 @@ def crm_router(system: CrmSystem) -> Router:
         grant.found(opportunity.legal_entity_code, "Opportunity", opportunity_id)
         return opportunity
 
-    return Router(path="/system/crm/v1", opt={"api": API}, tags=["crm"], before_request=bind_consumer,
+    return Router(path="/system/crm/v1", opt={"api": API}, tags=["crm"], before_request=bind_call,
+                  parameters=ENTITY_PARAMETER,
                   route_handlers=[list_accounts, get_account, upsert_account, list_opportunities, get_opportunity])

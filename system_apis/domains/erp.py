@@ -45,9 +45,9 @@ from contracts.erp import (
     LegalEntity,
 )
 from contracts.workforce import Employee, EmployeeUpsert
+from system_apis.domains._entity import ENTITY_PARAMETER, bind_call
 from system_apis.domains._params import Cursor, Limit, created_spec, upserted
 from system_apis.grants import SystemScope, kept, system_scope
-from system_apis.pacing import bind_consumer
 
 __all__ = ["API", "ErpSystem", "erp_router"]
 
@@ -266,7 +266,8 @@ def erp_router(system: ErpSystem) -> Router:
         page = await system.list_credit_memos(project_external_id, period, limit, cursor)
         return kept(page, lambda m: allowed(m.project_external_id))
 
-    return Router(path="/system/erp/v1", opt={"api": API}, tags=["erp"], before_request=bind_consumer,
+    return Router(path="/system/erp/v1", opt={"api": API}, tags=["erp"], before_request=bind_call,
+                  parameters=ENTITY_PARAMETER,
                   route_handlers=[get_capabilities, list_legal_entities, get_legal_entity, get_customer,
                                   upsert_customer, list_projects, get_project, upsert_project, list_accounting_periods,
                                   upsert_employee, post_time, get_time_posting, list_posted_time,

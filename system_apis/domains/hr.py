@@ -18,9 +18,9 @@ from litestar.params import PathParameter, QueryParameter
 
 from contracts.common import Page
 from contracts.workforce import CostCenter, Worker
+from system_apis.domains._entity import ENTITY_PARAMETER, bind_call
 from system_apis.domains._params import Cursor
 from system_apis.grants import kept, system_scope
-from system_apis.pacing import bind_consumer
 
 __all__ = ["API", "HrLimit", "HrSystem", "hr_router"]
 
@@ -64,5 +64,6 @@ def hr_router(system: HrSystem) -> Router:
         grant = (await system_scope(request)).grant
         return kept(await system.list_cost_centers(limit, cursor), lambda c: grant.allows(c.legal_entity_code))
 
-    return Router(path="/system/hr/v1", opt={"api": API}, tags=["hr"], before_request=bind_consumer,
+    return Router(path="/system/hr/v1", opt={"api": API}, tags=["hr"], before_request=bind_call,
+                  parameters=ENTITY_PARAMETER,
                   route_handlers=[list_workers, get_worker, list_cost_centers])

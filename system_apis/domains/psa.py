@@ -22,9 +22,9 @@ from contracts.common import Page, Struct
 from contracts.psa import PsaProject, PsaProjectUpsert, TimesheetSubmission
 from contracts.time import TimeEntry, TimeEntryStatus
 from contracts.workforce import Assignment, PsaUser, PsaUserUpsert
+from system_apis.domains._entity import ENTITY_PARAMETER, bind_call
 from system_apis.domains._params import Cursor, Limit, created_spec, upserted
 from system_apis.grants import kept, system_scope
-from system_apis.pacing import bind_consumer
 
 __all__ = ["API", "PsaSystem", "TimesheetDecision", "psa_router"]
 
@@ -177,7 +177,8 @@ def psa_router(system: PsaSystem) -> Router:
                 scope.grant.found(None, "Timesheet submission", submission_id)
         return await system.decide_timesheet(submission_id, data)
 
-    return Router(path="/system/psa/v1", opt={"api": API}, tags=["psa"], before_request=bind_consumer,
+    return Router(path="/system/psa/v1", opt={"api": API}, tags=["psa"], before_request=bind_call,
+                  parameters=ENTITY_PARAMETER,
                   route_handlers=[list_projects, get_project, upsert_project, list_assignments, list_rate_cards,
                                   get_rate_card, upsert_user, list_time_entries, list_timesheet_submissions,
                                   decide_timesheet])

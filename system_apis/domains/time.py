@@ -25,9 +25,9 @@ from litestar.params import PathParameter, QueryParameter
 from contracts.common import Page
 from contracts.time import TimeEntry, TimeEntryStatus, TimeProject, UninvoicedProject
 from foundation.paging import decode_cursor, encode_cursor
+from system_apis.domains._entity import ENTITY_PARAMETER, bind_call
 from system_apis.domains._params import Cursor, Limit
 from system_apis.grants import kept, system_scope
-from system_apis.pacing import bind_consumer
 
 __all__ = ["API", "EntryLimit", "TimeEntryQuery", "TimeSystem", "time_router"]
 
@@ -105,5 +105,6 @@ def time_router(system: TimeSystem) -> Router:
         following = encode_cursor(offset + limit, "time.uninvoiced") if more else None
         return Page(items=rows[offset:offset + limit], next_cursor=following)
 
-    return Router(path="/system/time/v1", opt={"api": API}, tags=["time"], before_request=bind_consumer,
+    return Router(path="/system/time/v1", opt={"api": API}, tags=["time"], before_request=bind_call,
+                  parameters=ENTITY_PARAMETER,
                   route_handlers=[list_time_entries, get_time_entry, list_projects, uninvoiced_report])

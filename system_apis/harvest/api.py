@@ -33,13 +33,22 @@ from foundation.retry import RetryPolicy
 from system_apis._internal.http import VendorRejected
 from system_apis.domains.time import TimeEntryQuery, time_router
 from system_apis.harvest import _wire as wire
-from system_apis.harvest.client import API_PREFIX, MAX_PER_PAGE, VENDOR, HarvestClient, split_link
+from system_apis.harvest.client import (
+    API_PREFIX,
+    DEFAULT_ACCOUNT_ID,
+    MAX_PER_PAGE,
+    RATE_LIMIT,
+    VENDOR,
+    HarvestClient,
+    split_link,
+)
 from system_apis.harvest.mapping import (
     project_to_canonical,
     status_of,
     time_entry_to_canonical,
     uninvoiced_to_canonical,
 )
+from system_apis.registry import Connection
 
 __all__ = ["HarvestTime", "create_router"]
 
@@ -186,3 +195,11 @@ class HarvestTime:
 def create_router(http: httpx.AsyncClient, *, token: str = "sim-token", retry: RetryPolicy | None = None) -> Router:
     """The `/system/time/v1` router backed by Harvest reached through `http`."""
     return time_router(HarvestTime(HarvestClient(http, token=token, retry=retry)))
+
+
+def create_systems(http: httpx.AsyncClient, connection: Connection, *,
+                   retry: RetryPolicy | None = None) -> dict[str, object]:
+    """The time adapter on one harvest account (`connection`: token, tenant, pacing), for routing per legal entity."""
+    return {"time": HarvestTime(HarvestClient(http, token=connection.credential("token", "sim-token"), retry=retry,
+                                       account_id=connection.tenant or DEFAULT_ACCOUNT_ID,
+                                       budget=connection.budget(RATE_LIMIT)))}

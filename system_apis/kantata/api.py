@@ -55,6 +55,7 @@ from system_apis.kantata.mapping import (
     project_to_workspace,
     workspace_to_project,
 )
+from system_apis.registry import Connection
 
 __all__ = ["KantataPsa", "create_router"]
 
@@ -165,3 +166,9 @@ class KantataPsa(KantataDelivery):
 def create_router(http: httpx.AsyncClient, *, token: str = "sim-token", retry: RetryPolicy | None = None) -> Router:
     """The `/system/psa/v1` router backed by Kantata reached through `http`."""
     return psa_router(KantataPsa(KantataClient(http, token=token, retry=retry)))
+
+
+def create_systems(http: httpx.AsyncClient, connection: Connection, *,
+                   retry: RetryPolicy | None = None) -> dict[str, object]:
+    """The psa adapter on one kantata account (`connection`: token, tenant, pacing), for routing per legal entity."""
+    return {"psa": KantataPsa(KantataClient(http, token=connection.credential("token", "sim-token"), retry=retry))}

@@ -43,6 +43,7 @@ from system_apis.netsuite.mapping import (
     project_to_record,
     subsidiary_from_record,
 )
+from system_apis.registry import Connection
 
 __all__ = ["NetSuiteErp", "create_router"]
 
@@ -169,3 +170,9 @@ class NetSuiteErp(NetSuiteBilling):
 def create_router(http: httpx.AsyncClient, *, token: str = "sim-token", retry: RetryPolicy | None = None) -> Router:
     """The ``/system/erp/v1`` routes on NetSuite; ``http`` decides where NetSuite is (simulator or real)."""
     return erp_router(NetSuiteErp(NetSuiteClient(http, token=token, retry=retry)))
+
+
+def create_systems(http: httpx.AsyncClient, connection: Connection, *,
+                   retry: RetryPolicy | None = None) -> dict[str, object]:
+    """The erp adapter on one netsuite account (`connection`: token, tenant, pacing), for routing per legal entity."""
+    return {"erp": NetSuiteErp(NetSuiteClient(http, token=connection.credential("token", "sim-token"), retry=retry))}

@@ -22,6 +22,7 @@ from foundation.paging import decode_position, encode_position
 from foundation.retry import RetryPolicy
 from system_apis._internal.http import VendorRejected
 from system_apis.domains.crm import crm_router
+from system_apis.registry import Connection
 from system_apis.salesforce.client import VENDOR, SalesforceClient, soql_literal
 from system_apis.salesforce.mapping import (
     ACCOUNT_FIELDS,
@@ -134,3 +135,10 @@ class SalesforceCrm:
 def create_router(http: httpx.AsyncClient, *, token: str = "sim-token", retry: RetryPolicy | None = None) -> Router:
     """The `/system/crm/v1` routes served from the Salesforce org `http` reaches."""
     return crm_router(SalesforceCrm(SalesforceClient(http, token=token, retry=retry)))
+
+
+def create_systems(http: httpx.AsyncClient, connection: Connection, *,
+                   retry: RetryPolicy | None = None) -> dict[str, object]:
+    """The crm adapter on one salesforce account (`connection`: token, tenant, pacing), for routing per legal entity."""
+    token = connection.credential("token", "sim-token")
+    return {"crm": SalesforceCrm(SalesforceClient(http, token=token, retry=retry))}

@@ -22,7 +22,8 @@ from foundation.paging import decode_position, encode_position
 from foundation.retry import RetryPolicy
 from system_apis._internal.http import VendorRejected
 from system_apis.domains.hr import hr_router
-from system_apis.workday.client import MAX_LIMIT, VENDOR, WorkdayClient, is_wid
+from system_apis.registry import Connection
+from system_apis.workday.client import DEFAULT_TENANT, MAX_LIMIT, VENDOR, WorkdayClient, is_wid
 from system_apis.workday.mapping import MappingError, Record, cost_center_from_record, worker_from_record
 
 __all__ = ["WorkdayHr", "create_router"]
@@ -106,3 +107,10 @@ class WorkdayHr:
 def create_router(http: httpx.AsyncClient, *, token: str = "sim-token", retry: RetryPolicy | None = None) -> Router:
     """The `/system/hr/v1` router backed by Workday reached through `http`."""
     return hr_router(WorkdayHr(WorkdayClient(http, token=token, retry=retry)))
+
+
+def create_systems(http: httpx.AsyncClient, connection: Connection, *,
+                   retry: RetryPolicy | None = None) -> dict[str, object]:
+    """The hr adapter on one workday account (`connection`: token, tenant, pacing), for routing per legal entity."""
+    return {"hr": WorkdayHr(WorkdayClient(http, token=connection.credential("token", "sim-token"), retry=retry,
+                                    tenant=connection.tenant or DEFAULT_TENANT))}

@@ -100,7 +100,8 @@ def portal_router(web: WebSessions, apps: Apps, usage: UsageSeries, catalog: Any
         for layer in ("experience", "process", "system"):
             rows = [{"name": e.name, "version": e.version, "title": e.title, "description": e.description,
                      "lifecycle": e.lifecycle, "owner": e.owner, "scopes": e.scopes,
-                     "sunset": e.deprecation.sunset.isoformat() if e.deprecation else None}
+                     "sunset": e.deprecation.sunset.isoformat() if e.deprecation else None,
+                     "backed_by": getattr(e, "backed_by", ())}
                     for e in entries if e.layer == layer]
             if rows:
                 layers.append((layer, rows))

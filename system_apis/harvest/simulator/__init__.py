@@ -25,7 +25,7 @@ import datetime as dt
 import itertools
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from decimal import Decimal
 from typing import Annotated, Any, Final
 
@@ -35,7 +35,7 @@ from litestar.params import JSONBody, PathParameter
 
 from system_apis._internal.faults import Fault, FaultPlan, ReceivedRequest, control_router, received
 from system_apis.demo_delivery import DEMO_PERIOD, defect_entries, time_entries
-from system_apis.demo_firm import DemoFirm, demo_firm
+from system_apis.demo_firm import HOME_ENTITIES, DemoFirm, firm_for
 from system_apis.harvest.simulator._lists import Invalid, Lists
 from system_apis.harvest.simulator._store import Entry, Store, WireEntry
 
@@ -89,7 +89,9 @@ class HarvestSimulator:
     def __init__(self, *, seed: bool = True, firm: DemoFirm | None = None,
                  period: tuple[dt.date, dt.date] = DEMO_PERIOD, requests_per_window: int | None = 100,
                  window_seconds: float = 15.0, report_requests_per_window: int | None = 100,
-                 report_window_seconds: float = 900.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 report_window_seconds: float = 900.0, clock: Callable[[], float] = time.monotonic,
+                 legal_entities: Collection[str] = HOME_ENTITIES) -> None:
+        self.legal_entities = tuple(legal_entities)
         self.faults = FaultPlan()
         self.firm = firm
         self.period = period
@@ -116,7 +118,7 @@ class HarvestSimulator:
         self.lists = Lists(self.store)
 
     def _seeded(self) -> Store:
-        firm = self.firm or demo_firm()
+        firm = firm_for(self.legal_entities, self.firm)
         rates = {c.id: {line.role: line.hourly_rate.amount for line in c.lines} for c in firm.rate_cards}
         names = {a.id: a.name for a in firm.accounts}
         seeded = itertools.chain(time_entries(firm.projects, firm.workers, *self.period),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from collections.abc import Collection
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -22,7 +23,7 @@ import msgspec
 from litestar import Litestar, Request, Response, route
 
 from system_apis._internal.faults import Fault, FaultPlan, ReceivedRequest, control_router, received
-from system_apis.demo_firm import DemoFirm, demo_firm
+from system_apis.demo_firm import HOME_ENTITIES, DemoFirm, firm_for
 from system_apis.kantata.mapping import STATUS_KEYS, base_unit, format_price
 from system_apis.kantata.simulator._delivery import DELIVERY_TABLES, DeliveryResources
 from system_apis.kantata.simulator._delivery import Invalid as _Invalid
@@ -76,7 +77,9 @@ class KantataSimulator(DeliveryResources):
     """
 
     def __init__(self, *, seed: bool = True, firm: DemoFirm | None = None,
-                 time_period: tuple[dt.date, dt.date] | None = None) -> None:
+                 time_period: tuple[dt.date, dt.date] | None = None,
+                 legal_entities: Collection[str] = HOME_ENTITIES) -> None:
+        self.legal_entities = tuple(legal_entities)
         self.faults = FaultPlan()
         self._seed = seed
         self._firm = firm
@@ -100,7 +103,7 @@ class KantataSimulator(DeliveryResources):
                                             "integration@meridian.example", "headline": "API user"})
         if self._seed:
             self._stamp = _now()  # one shared timestamp string for the whole seed keeps memory flat
-            seed_firm(self, self._firm or demo_firm(), self._time_period)
+            seed_firm(self, firm_for(self.legal_entities, self._firm), self._time_period)
             self._stamp = None
 
     def _insert(self, table: str, record: Record) -> str:

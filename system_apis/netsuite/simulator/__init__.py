@@ -28,7 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, Final
 
 import msgspec
@@ -36,7 +36,7 @@ from litestar import Litestar, Request, Response, route
 from litestar.params import FromPath
 
 from system_apis._internal.faults import Fault, FaultPlan, control_router
-from system_apis.demo_firm import DemoFirm, demo_firm
+from system_apis.demo_firm import HOME_ENTITIES, DemoFirm, firm_for
 from system_apis.netsuite._billing_mapping import BATCH_RECORD
 from system_apis.netsuite.client import (
     ASYNC_PATH,
@@ -102,6 +102,7 @@ class NetSuiteSimulator:
     """
 
     def __init__(self, *, seed: bool = True, firm: DemoFirm | None = None, concurrency_limit: int = 5,
+                 legal_entities: Collection[str] = HOME_ENTITIES,
                  clock: Callable[[], dt.datetime] | None = None, defer_postings: bool = False) -> None:
         self.faults = FaultPlan()
         self.concurrency_limit = concurrency_limit
@@ -110,6 +111,7 @@ class NetSuiteSimulator:
         self.seen: deque[SeenRequest] = deque(maxlen=1000)
         self._seed = seed
         self._firm = firm
+        self.legal_entities = tuple(legal_entities)
         self.defer_postings = defer_postings
         self._clock: Callable[[], dt.datetime] = clock or (lambda: dt.datetime.now(dt.UTC))
         self.store = RecordStore(self._clock)
@@ -140,7 +142,7 @@ class NetSuiteSimulator:
         self.peak_in_flight = 0
         self.store = RecordStore(self._clock)
         if self._seed:
-            self.store.seed(self._firm or demo_firm())
+            self.store.seed(firm_for(self.legal_entities, self._firm))
         self.ledger = TimeLedger(self.store)
         self.async_jobs = AsyncJobs()
 

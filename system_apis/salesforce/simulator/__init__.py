@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+from collections.abc import Collection
 from typing import Annotated, Any, Final, NamedTuple
 
 import msgspec
@@ -20,7 +21,7 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 
 from system_apis._internal.faults import FaultPlan, control_router
 from system_apis._internal.force_soql import SoqlError, matches, parse
-from system_apis.demo_firm import demo_firm
+from system_apis.demo_firm import HOME_ENTITIES, firm_for
 from system_apis.salesforce.client import API_PATH, decode_json
 from system_apis.salesforce.mapping import (
     ACCOUNT_FIELDS,
@@ -91,7 +92,9 @@ class SalesforceSimulator:
         batch_size: records per query batch; Salesforce sends at most 2,000 and may send fewer.
     """
 
-    def __init__(self, *, seed: bool = True, batch_size: int = 2000) -> None:
+    def __init__(self, *, seed: bool = True, batch_size: int = 2000,
+                 legal_entities: Collection[str] = HOME_ENTITIES) -> None:
+        self.legal_entities = tuple(legal_entities)
         self.batch_size = batch_size
         self.faults = FaultPlan()
         self._seed = seed
@@ -116,7 +119,7 @@ class SalesforceSimulator:
         self._locators = itertools.count(1)
         if not self._seed:
             return
-        firm = demo_firm()
+        firm = firm_for(self.legal_entities)
         account_ids: dict[str, str] = {}
         for account in firm.accounts:
             account_ids[account.id] = self._insert("Account", account_to_sf(account))

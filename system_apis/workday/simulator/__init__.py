@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import deque
+from collections.abc import Collection
 from typing import Annotated, Any
 
 import msgspec
@@ -27,7 +28,7 @@ from litestar.params import JSONBody, PathParameter
 from contracts.common import Money
 from contracts.workforce import CostCenter, Worker
 from system_apis._internal.faults import Fault, FaultPlan, ReceivedRequest, control_router, received
-from system_apis.demo_firm import DemoFirm, demo_firm
+from system_apis.demo_firm import HOME_ENTITIES, DemoFirm, firm_for
 from system_apis.workday.client import DEFAULT_TENANT, MAX_LIMIT
 from system_apis.workday.mapping import (
     COMPANY_NAMES,
@@ -88,7 +89,9 @@ def _int(query: dict[str, str], name: str, default: int) -> int:
 class WorkdaySimulator:
     """Stateful fake of one Workday tenant; `app` is its ASGI app, `faults` its fault plan."""
 
-    def __init__(self, *, seed: bool = True, firm: DemoFirm | None = None, tenant: str = DEFAULT_TENANT) -> None:
+    def __init__(self, *, seed: bool = True, firm: DemoFirm | None = None, tenant: str = DEFAULT_TENANT,
+                 legal_entities: Collection[str] = HOME_ENTITIES) -> None:
+        self.legal_entities = tuple(legal_entities)
         self.faults = FaultPlan()
         self.tenant = tenant
         self._seed = seed
@@ -113,7 +116,7 @@ class WorkdaySimulator:
         self.cost_centers = {}
         self._last_stamp = SEEDED_AT
         if self._seed:
-            for worker in (self._firm or demo_firm()).workers:
+            for worker in firm_for(self.legal_entities, self._firm).workers:
                 self._put(worker, SEEDED_AT)
 
     def _put(self, worker: Worker, stamp: dt.datetime) -> None:

@@ -20,14 +20,14 @@ from contracts.workforce import PsaUserUpsert
 from system_apis._internal.faults import Fault
 from system_apis._internal.http import CircuitOpenError, VendorRejected, VendorUnavailable
 from system_apis.demo_delivery import CLOSED_PROJECT_INDEX, MISPRICED_PROJECT_INDEX
-from system_apis.demo_firm import demo_firm
+from system_apis.demo_firm import HOME_ENTITIES, firm_for
 from system_apis.domains.psa import psa_router
 from system_apis.kantata import BASE_URL, KantataClient, KantataPsa
 from system_apis.kantata.simulator import KantataSimulator
 from tests.integration.system_apis.vendor_kit import PACE, Sleeps, domain_api, vendor_http
 
 WEEK = (dt.date(2026, 10, 5), dt.date(2026, 10, 9))
-FIRM = demo_firm()
+FIRM = firm_for(HOME_ENTITIES)  # what a simulator seeds unless told its entities
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from system_apis._internal.faults import Fault
-from system_apis.demo_firm import demo_firm
+from system_apis.demo_firm import HOME_ENTITIES, firm_for
 from system_apis.domains.erp import erp_router
 from system_apis.netsuite import BASE_URL, NetSuiteClient, NetSuiteErp
 from system_apis.netsuite._billing_mapping import BATCH_RECORD
@@ -22,7 +22,7 @@ from tests.integration.system_apis.vendor_kit import PACE, Sleeps, domain_api, v
 
 ApiClient = AsyncTestClient[Litestar]
 ERP = "/system/erp/v1"
-FIRM = demo_firm()
+FIRM = firm_for(HOME_ENTITIES)  # what a simulator seeds unless told its entities
 US_PROJECT = next(p for p in FIRM.projects if p.legal_entity_code == "US01" and p.status == "active")
 CLOSED_PROJECT = next(p for p in FIRM.projects if p.status == "closed")
 LEAVER = next(w for w in FIRM.workers if w.status == "terminated" and w.legal_entity_code == "US01")

@@ -20,7 +20,7 @@ from system_apis._internal.http import (
     VendorRejected,
     VendorUnavailable,
 )
-from system_apis.demo_firm import demo_firm
+from system_apis.demo_firm import HOME_ENTITIES, firm_for
 from system_apis.domains.crm import crm_router
 from system_apis.salesforce import BASE_URL, SalesforceClient, SalesforceCrm, create_router
 from system_apis.salesforce.client import API_PATH
@@ -97,7 +97,7 @@ class TestQueryPaging:
 
     async def test_stage_filter(self, api: httpx.AsyncClient) -> None:
         won = (await api.get(f"{CRM}/opportunities", params={"stage": "closed_won", "limit": 200})).json()
-        assert len(won["items"]) == sum(o.stage == "closed_won" for o in demo_firm().opportunities)
+        assert len(won["items"]) == sum(o.stage == "closed_won" for o in firm_for(HOME_ENTITIES).opportunities)
         assert all(o["stage"] == "closed_won" and o["is_won"] for o in won["items"])
         proposal = (await api.get(f"{CRM}/opportunities", params={"stage": "proposal", "limit": 200})).json()
         assert proposal["items"]

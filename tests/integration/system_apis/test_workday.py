@@ -15,7 +15,7 @@ from contracts.common import Money
 from contracts.correlation import correlation_id
 from system_apis._internal.faults import Fault
 from system_apis._internal.http import CircuitOpenError, VendorRateLimited, VendorRejected, VendorUnavailable
-from system_apis.demo_firm import demo_firm
+from system_apis.demo_firm import HOME_ENTITIES, firm_for
 from system_apis.domains.hr import hr_router
 from system_apis.workday import BASE_URL, WorkdayClient, WorkdayHr
 from system_apis.workday.simulator import SEEDED_AT, WorkdaySimulator, WorkerChange
@@ -61,7 +61,7 @@ class TestWorkers:
             if not cursor:
                 break
         assert pages == 3  # 240 workers, 100 a page
-        assert seen == [w.id for w in demo_firm().workers]
+        assert seen == [w.id for w in firm_for(HOME_ENTITIES).workers]
         offsets = [int(r.query["offset"]) for r in sim.requests]
         assert offsets == [0, 100, 200] and all(r.query["limit"] == "100" for r in sim.requests)
 

@@ -30,7 +30,8 @@ def _account(**changes: object) -> Account:
 
 
 def codes(opp: Opportunity, account: Account) -> list[str]:
-    return [v.code for v in validate(opp, account, LEGAL_ENTITIES).violations]
+    """The violations against every entity of the demo firm (the acquired CA01 and AU01 too)."""
+    return [v.code for v in validate(opp, account, demo_firm().legal_entities).violations]
 
 
 def test_clean_deal_passes_and_resolves_entity_and_template() -> None:

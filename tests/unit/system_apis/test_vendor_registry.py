@@ -1,4 +1,4 @@
-"""The vendor registry: entry-point discovery, one vendor per domain, the lazy simulator path."""
+"""The vendor registry: entry-point discovery, resolve per domain and legal entity, the lazy simulator path."""
 
 from __future__ import annotations
 
@@ -43,3 +43,41 @@ def test_declarations_name_their_simulator_by_path_and_importing_a_vendor_does_n
             "print([m for m in sys.modules if m.endswith('.simulator') or '.simulator.' in m])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_every_vendor_offers_create_systems_so_it_can_be_routed_per_legal_entity() -> None:
+    import httpx
+
+    from system_apis.registry import Connection
+
+    for package in registry.installed():
+        assert package.create_systems is not None, package.name
+        systems = package.create_systems(httpx.AsyncClient(), Connection(name="x", vendor=package.name,
+                                                                          base_url=package.base_url))
+        assert set(systems) == set(package.domains)
+
+
+def test_with_a_connections_file_resolve_is_per_legal_entity(monkeypatch: pytest.MonkeyPatch) -> None:
+    from system_apis.connections import parse_connections
+
+    netsuite = resolve("erp", None)
+    other = dataclasses.replace(netsuite, name="other-erp", order=200)
+    monkeypatch.setattr(registry, "_registered", {p.name: p for p in (*registry.installed(), other)})
+    connections = parse_connections(b"""
+format: 1
+connections:
+  s: {vendor: salesforce}
+  n: {vendor: netsuite}
+  o: {vendor: other-erp}
+  k: {vendor: kantata}
+  w: {vendor: workday}
+  h: {vendor: harvest}
+entities:
+  default: {crm: s, erp: n, psa: k, hr: w, time: h}
+  CA01: {erp: o}
+""", env={})
+    # Two installed ERP vendors need no PSCONNECT_VENDORS choice: the file names one per entity.
+    assert resolve("erp", "US01", connections=connections) is netsuite
+    assert resolve("erp", None, connections=connections) is netsuite
+    assert resolve("erp", "CA01", connections=connections) is other
+    assert resolve("crm", "CA01", connections=connections).name == "salesforce"

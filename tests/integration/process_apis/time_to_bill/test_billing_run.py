@@ -72,7 +72,10 @@ async def test_month_end_run_per_entity_posts_once_invoices_and_owns_every_defec
         per_entry = collections.Counter(b.memo for b in bills)
         assert max(per_entry.values()) == 1
         held = {r["entry_id"] for r in s.ledger_rows(state="exception")}
-        approved = await approved_entries(s)
+        # the billed entities' time: the firm's own time account holds US01, UK01, DE01 and AU01's (the acquired
+        # AU01 keeps only its own ERP), CA01 has its own account
+        billed = {p.external_id for p in demo_firm().projects if p.legal_entity_code in ENTITIES}
+        approved = [e for e in await approved_entries(s, legal_entity="US01") if e["project_code"] in billed]
         expected = {e["id"] for e in approved} - held
         assert set(per_entry) == expected
         assert len(held) > 0 and seeded_mispriced and seeded_mispriced <= held

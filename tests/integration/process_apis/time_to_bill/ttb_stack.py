@@ -1,14 +1,15 @@
 """A running stack for time-to-bill tests: the gateway with every simulator, the demo calendar, run helpers.
 
-Not a conftest: imported explicitly, like tests/stack.py. `with_time_vendor()` puts Harvest
-(rate limit off) in the vendor registry of the test process.
+Not a conftest: imported explicitly, like tests/stack.py. `connections_file()` writes the stack's
+connections file: the shipped one with every time account unpaced and its simulator's rate limit off
+(a connection setting; tests must not wait out 15 s windows), and entities moved between accounts
+as a test asks (the swap test).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -16,40 +17,39 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import httpx
+import msgspec
 import sqlalchemy as sa
-from litestar import Router
 
 from foundation.retry import RetryPolicy
 from process_apis.time_to_bill.ledger import ledger
-from system_apis import registry
+from system_apis.connections import DEFAULT_FILE as DEFAULT_CONNECTIONS
 from system_apis.demo_firm import ANCHOR_DATE
-from system_apis.domains.time import time_router
-from system_apis.harvest import VENDOR as HARVEST
-from system_apis.harvest.api import HarvestTime
-from system_apis.harvest.client import HarvestClient
-from system_apis.harvest.simulator import HarvestSimulator
 from tests.stack import FAST_RETRY, Stack, running_stack
 
-__all__ = ["BASE", "PERIOD", "TERMINAL", "TtbStack", "misprice", "mispriced", "ttb_stack", "with_time_vendor"]
+__all__ = ["BASE", "PERIOD", "TERMINAL", "TtbStack", "connections_file", "misprice", "mispriced", "ttb_stack"]
 
 BASE = "/process/time-to-bill/v1"
 PERIOD = "2026-10"
 TERMINAL = {"succeeded", "needs_attention", "failed"}
+TIME_VENDORS = frozenset({"harvest"})
+UNLIMITED = {"requests_per_window": None, "report_requests_per_window": None}
+"""The time simulators' constructor options that switch their rate limits off."""
 
 
-def with_time_vendor() -> None:
-    """Harvest for the time domain, its rate limit off (tests must not wait out 15 s windows).
-
-    Replaces the Harvest declaration in this process's vendor registry by one whose simulator is unlimited,
-    and whose client therefore does not pace itself to Harvest's published 100 requests per 15 s either.
-    """
-    def unpaced_router(http: httpx.AsyncClient, *, token: str = "sim-token",
-                       retry: RetryPolicy | None = None) -> Router:
-        return time_router(HarvestTime(HarvestClient(http, token=token, retry=retry, budget=None)))
-
-    registry.register(dataclasses.replace(HARVEST, simulator=lambda: HarvestSimulator(requests_per_window=None),
-                                          create_router=unpaced_router))
+def connections_file(home: Path, *, accounts: dict[str, dict[str, Any]] | None = None,
+                     routes: dict[str, dict[str, str]] | None = None) -> Path:
+    """The shipped connections file with every time account unpaced (client and simulator), plus `accounts`
+    (more connections) and `routes` (entity -> {domain: connection}, replacing an entity's entry's domains)."""
+    doc: dict[str, Any] = msgspec.yaml.decode(DEFAULT_CONNECTIONS.read_bytes())
+    doc["connections"].update(accounts or {})
+    for connection in doc["connections"].values():
+        if connection["vendor"] in TIME_VENDORS:
+            connection.update(pacing=False, simulator=UNLIMITED)
+    for entity, domains in (routes or {}).items():
+        doc["entities"].setdefault(entity, {}).update(domains)
+    path = home / "connections.yaml"
+    path.write_bytes(msgspec.yaml.encode(doc))
+    return path
 
 
 @dataclass
@@ -115,8 +115,10 @@ class TtbStack:
                 return out
 
     def time_bills(self) -> list[Any]:
-        """Every timeBill the ERP simulator holds."""
-        return list(self.sim("erp").ledger.bills)
+        """Every timeBill the ERP accounts' simulators hold (each entity's account, the firm's own first)."""
+        accounts = self.stack.gateway.vendors["erp"].connections.values()
+        return [bill for account in accounts if account.simulator is not None
+                for bill in account.simulator.ledger.bills]
 
     def ledger_rows(self, **where: Any) -> list[dict[str, Any]]:
         query = sa.select(ledger).where(*(ledger.c[k] == v for k, v in where.items()))
@@ -129,11 +131,11 @@ class TtbStack:
 
 
 @contextlib.asynccontextmanager
-async def ttb_stack(home: Path, *, database_url: str | None = None,
-                    retry: RetryPolicy = FAST_RETRY) -> AsyncIterator[TtbStack]:
+async def ttb_stack(home: Path, *, database_url: str | None = None, retry: RetryPolicy = FAST_RETRY,
+                    connections: Path | None = None) -> AsyncIterator[TtbStack]:
     """The whole gateway, judging "future-dated" against the demo firm's today (2026-11-02)."""
-    with_time_vendor()
-    async with running_stack(home, database_url=database_url, retry=retry) as stack:
+    connections = connections or connections_file(home)
+    async with running_stack(home, database_url=database_url, retry=retry, connections=connections) as stack:
         stack.gateway.processes.service("time_to_bill").as_of = ANCHOR_DATE
         yield TtbStack(stack)
 

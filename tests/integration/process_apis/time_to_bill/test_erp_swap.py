@@ -1,0 +1,103 @@
+"""The contracts are canonical: an entity's ERP account is a line of the connections file.
+
+The swap test moves one legal entity to another ERP account in the connections file — nothing
+else changes — and bills the same approved October time to the same invoice totals with a clean
+reconciliation. `SWAP_TARGETS` lists the accounts it moves to (one per ERP vendor installed; a new
+ERP vendor is one more line). The acquired entities bill through their own accounts.
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.process_apis.time_to_bill.ttb_stack import PERIOD, TtbStack, connections_file, ttb_stack
+
+SWAPPED = "DE01"
+"""A home entity (the firm's own ERP account) with no seeded time defect: its run succeeds outright."""
+
+SWAP_TARGETS = [
+    pytest.param({"vendor": "netsuite"}, id="netsuite"),
+]
+"""The ERP accounts the entity moves to (connection entries of the connections file)."""
+
+
+async def invoice_totals(s: TtbStack, entity: str) -> dict[str, Decimal]:
+    """Each project's October invoice total, read through the ERP contract for the entity's account."""
+    totals: dict[str, Decimal] = {}
+    cursor: str | None = None
+    while True:
+        params = {"period": PERIOD, "legal_entity": entity, "limit": 200, **({"cursor": cursor} if cursor else {})}
+        response = await s.http.get("/system/erp/v1/invoices", params=params)
+        assert response.status_code == 200, response.text
+        for invoice in response.json()["items"]:
+            project = invoice["project_external_id"]
+            totals[project] = totals.get(project, Decimal(0)) + Decimal(invoice["total"]["amount"])
+        cursor = response.json().get("next_cursor")
+        if not cursor:
+            return totals
+
+
+async def bill_and_reconcile(s: TtbStack, entity: str) -> tuple[dict[str, Any], dict[str, Decimal]]:
+    run = await s.bill(entity)
+    assert run["status"] == "succeeded", run
+    for rec in await s.reconcile(entity=entity):
+        assert rec["discrepancies"] == [], rec
+    return run["result"], await invoice_totals(s, entity)
+
+
+@pytest.mark.parametrize("target", SWAP_TARGETS)
+async def test_an_entity_moved_to_another_erp_account_bills_the_same_totals(tmp_path: Path,
+                                                                          target: dict[str, Any]) -> None:
+    (tmp_path / "before").mkdir()
+    async with ttb_stack(tmp_path / "before") as s:
+        before, totals_before = await bill_and_reconcile(s, SWAPPED)
+
+    (tmp_path / "after").mkdir()
+    moved = connections_file(tmp_path / "after", accounts={"swapped-erp": target},
+                             routes={SWAPPED: {"erp": "swapped-erp"}})
+    async with ttb_stack(tmp_path / "after", connections=moved) as s:
+        after, totals_after = await bill_and_reconcile(s, SWAPPED)
+        swapped = s.stack.gateway.vendors["erp"].for_entity(SWAPPED)
+        assert swapped.entry.connection.name == "swapped-erp" and swapped.legal_entities == (SWAPPED,)
+        assert s.stack.gateway.vendors["erp"].for_entity("US01").legal_entities == ("US01", "UK01")
+
+    assert totals_after == totals_before and sum(totals_before.values()) > 0
+    assert (after["validated"], after["posted"]) == (before["validated"], before["posted"])
+
+
+async def sync_workers(s: TtbStack) -> None:
+    """Worker sync: every worker, each to its employer's PSA and ERP accounts. CA01's workers come from its own
+    HR account, so their ids name it (`ca01-hr:…`), and CA01's PSA and ERP know them by those ids."""
+    started = await s.http.post("/process/worker-sync/v1/runs", json={"full": True},
+                                headers={"Idempotency-Key": str(uuid.uuid4())})
+    assert started.status_code in (200, 202), started.text
+    run = await s.stack.wait_for(f"/process/worker-sync/v1/runs/{started.json()['id']}")
+    assert run["status"] == "succeeded", run
+
+
+async def test_the_acquired_entities_bill_through_their_own_erp_accounts(tmp_path: Path) -> None:
+    async with ttb_stack(tmp_path) as s:
+        await sync_workers(s)  # the acquired workers' ids name CA01's own HR account: its ERP knows them so
+        ca_employee = s.stack.gateway.simulator("erp", "CA01").count("employee", "ca01-hr:W-CA01001")
+        assert ca_employee == 1 and s.sim("erp").count("employee", "ca01-hr:W-CA01001") == 0
+        assert s.stack.gateway.simulator("psa", "CA01").count("user", "ca01-hr:W-CA01001") == 1
+        for entity, connection in (("CA01", "ca01-erp"), ("AU01", "au01-erp")):
+            run = await s.bill(entity)
+            assert run["status"] in ("succeeded", "needs_attention"), run
+            assert int(run["result"]["posted"]) > 0
+            own = s.stack.gateway.vendors["erp"].for_entity(entity)
+            assert own.entry.connection.name == connection
+            assert len(own.simulator.ledger.bills) == int(run["result"]["posted"])  # type: ignore[union-attr]
+            for rec in await s.reconcile(entity=entity):
+                assert rec["discrepancies"] == [], rec
+            totals = await invoice_totals(s, entity)
+            assert totals and all(t > 0 for t in totals.values())
+            currency = "CAD" if entity == "CA01" else "AUD"
+            response = await s.http.get("/system/erp/v1/invoices", params={"period": PERIOD, "legal_entity": entity})
+            assert {i["currency"] for i in response.json()["items"]} == {currency}
+        assert not s.sim("erp").ledger.bills  # the firm's own ERP account holds none of it
