@@ -22,6 +22,7 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from contracts.correlation import correlation_id, new_traceparent, traceparent
+from gateway.telemetry import record_request
 from gateway.usage import UsageRecorder
 
 __all__ = ["ObservedApp", "configure_logging"]
@@ -110,6 +111,7 @@ class ObservedApp:
             duration_ms = (time.perf_counter() - started) * 1000
             if self.usage is not None and principal is not None:
                 self.usage.record(principal.client_id, status, duration_ms)
+            record_request(scope, ctx, status, duration_ms, parent or None, tp)  # metrics + trace span
             if access_log.isEnabledFor(logging.INFO):
                 route = getattr(ctx, "route", None)
                 access_log.info("access", extra={"fields": {
