@@ -151,3 +151,18 @@ def instrument_client(client: httpx.AsyncClient) -> None:
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
     HTTPXClientInstrumentor.instrument_client(client)
+    transport = client._transport
+    instrumented = transport.handle_async_request
+
+    async def handle_async_request(request: httpx.Request) -> httpx.Response:
+        # A call made straight from a handler (no span of ours current) hangs off the gateway request's span.
+        parent = _parent()
+        if parent is None:
+            return await instrumented(request)
+        token = otel_context.attach(parent)
+        try:
+            return await instrumented(request)
+        finally:
+            otel_context.detach(token)
+
+    setattr(transport, "handle_async_request", handle_async_request)  # noqa: B010 - instance override
