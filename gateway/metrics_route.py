@@ -20,7 +20,8 @@ METRICS_API = "system.ops"
 METRICS_SCOPE = "ops.metrics:read"
 
 
-@get("/metrics", operation_id="ops.getMetrics", include_in_schema=False, sync_to_thread=False)
+@get("/metrics", operation_id="ops.getMetrics", sync_to_thread=False, summary="Prometheus metrics",
+     media_type=CONTENT_TYPE, description="Every series in the Prometheus text exposition format (version 0.0.4).")
 def get_metrics() -> Response[bytes]:
     return Response(exposition(), media_type=CONTENT_TYPE)
 
