@@ -34,7 +34,6 @@ __all__ = [
     "observe_run_finished",
     "observe_run_started",
     "observe_step",
-    "observe_upstream",
     "observe_vendor_budget",
     "observe_vendor_call",
     "observe_vendor_retry",
@@ -54,9 +53,6 @@ POLICY_DECISIONS = Counter("psconnect_policy_decisions",
                            "Refusals and replays by the policy chain: decision (unauthorized, forbidden, "
                            "rate_limited, invalid, replayed) and the problem type that says why.",
                            ["api", "decision", "reason"])
-UPSTREAM_LATENCY = Histogram("psconnect_gateway_upstream_duration_seconds",
-                             "Latency of the handler behind the policy chain (remote upstreams included).",
-                             ["api"], buckets=_LATENCY)
 VENDOR_CALLS = Counter("psconnect_vendor_calls", "Vendor HTTP calls by vendor, operation, legal entity and outcome "
                        "(ok, or the error class).", ["vendor", "operation", "legal_entity", "outcome"])
 VENDOR_LATENCY = Histogram("psconnect_vendor_call_duration_seconds", "Vendor HTTP call latency, retries included.",
@@ -123,10 +119,6 @@ def observe_policy_decision(api: str, status: int, reason: str | None, *, replay
     decision = _DECISIONS.get(status)
     if decision is not None and reason is not None:
         POLICY_DECISIONS.labels(api, decision, reason).inc()
-
-
-def observe_upstream(api: str, seconds: float) -> None:
-    UPSTREAM_LATENCY.labels(api).observe(seconds)
 
 
 def observe_vendor_call(vendor: str, operation: str, legal_entity: str, outcome: str, seconds: float) -> None:
