@@ -29,6 +29,7 @@ __all__ = [
     "observe_circuit",
     "observe_exception_opened",
     "observe_exception_resolved",
+    "observe_hours_posted",
     "observe_policy_decision",
     "observe_request",
     "observe_run_finished",
@@ -72,6 +73,8 @@ EXCEPTIONS = Counter("psconnect_process_exceptions", "Exceptions opened and reso
                      ["process", "event", "reason", "owner"])
 EXCEPTION_AGE = Histogram("psconnect_process_exception_age_seconds", "Age of an exception when it is resolved.",
                           ["process", "reason"], buckets=(60, 600, 3600, 4 * 3600, 86400, 3 * 86400, 7 * 86400))
+HOURS_POSTED = Counter("psconnect_time_posted_hours", "Approved hours posted to the ERP, per legal entity.",
+                       ["legal_entity"])
 LAST_SUCCESS = Gauge("psconnect_process_last_success_timestamp_seconds", "Last successful run per flow (unix time).",
                      ["process"], multiprocess_mode="max")
 
@@ -146,6 +149,10 @@ def observe_run_finished(process: str, status: str) -> None:
     RUNS.labels(process, status).inc()
     if status == "succeeded":
         LAST_SUCCESS.labels(process).set(time.time())
+
+
+def observe_hours_posted(legal_entity: str, hours: float) -> None:
+    HOURS_POSTED.labels(legal_entity).inc(hours)
 
 
 def observe_step(step: str, outcome: str, seconds: float) -> None:

@@ -28,6 +28,7 @@ from contracts.billing import TimePostingBatch, TimePostingLine
 from contracts.common import Money
 from contracts.runs import Violation
 from contracts.time import TimeEntry
+from foundation import metrics
 from foundation.tracing import span
 from process_apis._internal.crashes import describe, record_crash
 from process_apis._internal.steps import StepExhausted, run_step
@@ -237,6 +238,7 @@ async def post_batch(run_id: str, attempt: int, legal_entity_code: str, number: 
         rt.ledger.release(claim)
         raise
     rt.ledger.mark_posted(outcome.posted, {})
+    metrics.observe_hours_posted(legal_entity_code, float(sum(r.hours for r in rows if r.line_key in outcome.posted)))
     problems = [(key, *_classify(outcome.refusals.get(key)), detail) for key, detail in outcome.failed.items()]
     problems += [(key, code, "finance-close" if code == "period_closed" else INTEGRATION_OPS, detail)
                  for key, code, detail in outcome.refused]
