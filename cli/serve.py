@@ -14,13 +14,15 @@ dies are finished by a survivor (gateway/executors.py).
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+from pathlib import Path
 
 from cli.demo_client import ensure_demo_client
 from gateway.app import Gateway
 from gateway.settings import Settings
 
-__all__ = ["PortInUse", "WorkersRefused", "banner", "check_port", "check_workers", "serve"]
+__all__ = ["PortInUse", "WorkersRefused", "banner", "check_port", "check_workers", "prepare_metrics_dir", "serve"]
 
 
 class WorkersRefused(Exception):
@@ -82,6 +84,20 @@ def banner(gateway: Gateway) -> None:
     print("\n".join(lines) + "\n", flush=True)
 
 
+def prepare_metrics_dir(home: str) -> str:
+    """Point the workers' Prometheus client at one emptied directory, so `/metrics` on any worker is the sum of all.
+
+    prometheus-client's multiprocess mode: each worker writes its values to files there and a scrape merges
+    them. Emptied at start, so a previous run's counters never add to this one's. PROMETHEUS_MULTIPROC_DIR,
+    when already set, names the directory.
+    """
+    directory = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or Path(home) / "prometheus")
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+    return str(directory)
+
+
 def serve(settings: Settings, *, workers: int = 1) -> int:
     """Serve until interrupted; several workers share one socket (the parent supervises them)."""
     import uvicorn
@@ -107,6 +123,7 @@ def serve(settings: Settings, *, workers: int = 1) -> int:
     os.environ["PSCONNECT_HOST"] = settings.host
     os.environ["PSCONNECT_PORT"] = str(settings.port)
     os.environ["PSCONNECT_HOME"] = settings.home_dir
+    prepare_metrics_dir(settings.home_dir)
     print(f"\npsconnect is running with {workers} workers\n  gateway URL    {settings.issuer}\n"
           f"  docs URL       {settings.issuer}/docs\n", flush=True)
     uvicorn.run("gateway.app:create_app", factory=True, host=settings.host, port=settings.port,

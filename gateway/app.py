@@ -29,6 +29,7 @@ from experience_apis.dashboards.api import dashboards_router
 from experience_apis.dashboards.store import DashboardStore
 from experience_apis.workbench.api import workbench_router
 from experience_apis.workbench.store import WorkbenchStore
+from foundation import tracing
 from foundation.audit import AuditLog
 from foundation.db import create_engine, metadata
 from foundation.retry import RetryPolicy
@@ -37,6 +38,7 @@ from gateway.body_deadline import BodyDeadline
 from gateway.docs import docs_router
 from gateway.errors import EXCEPTION_HANDLERS
 from gateway.executors import Executors
+from gateway.metrics_route import metrics_router
 from gateway.oauth import OAuth
 from gateway.observability import ObservedApp, configure_logging
 from gateway.openapi import ApiEntry, catalog
@@ -123,9 +125,12 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
     settings = settings or load_settings()
     bindings = bindings or load_bindings()
     configure_logging()
+    tracing.configure()  # OTLP export when OTEL_EXPORTER_OTLP_ENDPOINT is set; nothing otherwise
     logging.getLogger("httpx").setLevel(logging.WARNING)
     engine = create_engine(settings.database_url)
     vendors = build_vendors(settings, retry=vendor_retry)
+    for vendor_client in {id(v.client): v.client for v in vendors.values()}.values():
+        tracing.instrument_client(vendor_client)  # the vendor HTTP call's span; a no-op unless tracing is on
     oauth_http = httpx.AsyncClient(timeout=httpx.Timeout(5.0))
     oauth = OAuth(settings, engine, http=oauth_http)
 
@@ -153,6 +158,7 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
 
     internal_http = httpx.AsyncClient(transport=httpx.ASGITransport(app=whole_app), base_url="http://psconnect.internal",
                                       timeout=httpx.Timeout(60.0))
+    tracing.instrument_client(internal_http)  # the in-process hops carry the step's span as traceparent
     accounts = Accounts(engine, base_url=settings.issuer)  # roles come from an admin, never from an email
     web = WebSessions(accounts)
     console = console_router(web, internal_http, ServiceToken(oauth, settings.console_client_id, CONSOLE_SCOPES,
@@ -167,7 +173,7 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
                         *processes.routers(), workbench_router(WorkbenchStore(engine)),
                         dashboards_router(DashboardStore(engine)), audit_router(trail),
                         # API catalog, published OpenAPI documents and Swagger UI (ungoverned; gateway/docs.py).
-                        docs_router(bindings), portal, console,
+                        docs_router(bindings), portal, console, metrics_router(),
                         *upstream_routers(settings.upstreams, upstream_pool, bindings.apis),
                         *(extra_routes or [])],
         middleware=[PolicyChain(bindings, policy_runtime.policies_for)],

@@ -31,6 +31,7 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from contracts.correlation import correlation_id, traceparent
+from gateway.telemetry import record_request
 from gateway.usage import UsageRecorder
 
 __all__ = ["ObservedApp", "access_line", "configure_logging"]
@@ -182,7 +183,8 @@ class ObservedApp:
         cid = headers.get(b"x-correlation-id", b"").decode("latin-1")
         if not _SAFE_ID.match(cid):
             cid = _new_correlation_id()
-        tp = _new_traceparent(headers.get(b"traceparent", b"").decode("latin-1"))
+        parent = headers.get(b"traceparent", b"").decode("latin-1")
+        tp = _new_traceparent(parent)
         cid_token, tp_token = correlation_id.set(cid), traceparent.set(tp)
         started = time.perf_counter()
         status = 500
@@ -204,6 +206,7 @@ class ObservedApp:
             duration_ms = (time.perf_counter() - started) * 1000
             if self.usage is not None and principal is not None:
                 self.usage.record(principal.client_id, status, duration_ms)
+            record_request(scope, ctx, status, duration_ms, parent if _TRACEPARENT.match(parent) else None, tp)  # metrics + trace span
             if access_log.isEnabledFor(logging.INFO):
                 route = getattr(ctx, "route", None)
                 fields = {

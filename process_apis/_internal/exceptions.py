@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from contracts.common import Page
 from contracts.problems import ProblemError
 from contracts.runs import ExceptionRecord, ExceptionStatus, Violation
+from foundation import metrics
 from foundation.clock import as_utc, utcnow
 from foundation.paging import decode_cursor, encode_cursor
 from process_apis._internal.tables import exceptions
@@ -40,6 +41,7 @@ class ExceptionStore:
                     id=eid, process=process, run_id=run_id, subject=subject, reason=first.code, detail=detail,
                     owner=first.owner, status="open", violations=msgspec.to_builtins(list(violations)),
                     replay_count=0, created_at=now, updated_at=now))
+                metrics.observe_exception_opened(process, first.code, first.owner)
         record = self.get(eid)
         assert record is not None
         return record
@@ -98,7 +100,13 @@ class ExceptionStore:
         if replayed:
             values["replay_count"] = exceptions.c.replay_count + 1
         with self.engine.begin() as conn:
+            before = conn.execute(sa.select(exceptions.c.process, exceptions.c.reason, exceptions.c.owner,
+                                            exceptions.c.status, exceptions.c.created_at)
+                                  .where(exceptions.c.id == exception_id)).first()
             conn.execute(exceptions.update().where(exceptions.c.id == exception_id).values(**values))
+        if before is not None and status == "resolved" and before.status != "resolved":
+            age = (utcnow() - as_utc(before.created_at)).total_seconds()
+            metrics.observe_exception_resolved(before.process, before.reason, before.owner, age)
 
 
 def _record(row: sa.RowMapping) -> ExceptionRecord:

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from contracts.common import Page
 from contracts.problems import ProblemError
 from contracts.runs import Run, RunStatus, RunStep, StepState
+from foundation import metrics
 from foundation.clock import as_utc, utcnow
 from foundation.paging import decode_cursor, encode_cursor
 from process_apis._internal.tables import run_steps, runs
@@ -46,6 +47,7 @@ class RunStore:
             return found, False
         run = self.get(run_id)
         assert run is not None
+        metrics.observe_run_started(process)
         return run, True
 
     def get(self, run_id: str) -> Run | None:
@@ -92,7 +94,10 @@ class RunStore:
         if exception_id is not None:
             values["exception_id"] = exception_id
         with self.engine.begin() as conn:
-            conn.execute(runs.update().where(runs.c.id == run_id).values(**values))
+            process = conn.execute(runs.update().where(runs.c.id == run_id).values(**values)
+                                   .returning(runs.c.process)).scalar()
+            if status in TERMINAL and process is not None:
+                metrics.observe_run_finished(process, status)
             if status in TERMINAL:  # a finished run shows no step still `running`
                 conn.execute(run_steps.update().where(run_steps.c.run_id == run_id, run_steps.c.state == "running")
                              .values(state="failed" if status == "failed" else "succeeded", finished_at=now))

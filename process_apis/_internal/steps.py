@@ -12,11 +12,14 @@ stays down).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from contracts.problems import ProblemError
+from foundation import metrics
 from foundation.retry import RetryPolicy
+from foundation.tracing import span
 from process_apis._internal.runs import RunStore
 from process_apis._internal.system_clients import BusinessFailure, TransientFailure
 
@@ -70,14 +73,20 @@ async def run_step(runs: RunStore, run_id: str, name: str, fn: Callable[[], Awai
         runs.step(run_id, name, "running", attempt=True)
         return await fn()
 
+    started = time.perf_counter()
+    outcome = "failed"
     try:
-        result = await retrying(attempt, retry=retry, sleep=sleep, on_retry=lambda exc: runs.step(
-            run_id, name, "running", detail=f"retrying after: {exc}"))
+        with span(f"step {name}", {"psconnect.run_id": run_id}):
+            result = await retrying(attempt, retry=retry, sleep=sleep, on_retry=lambda exc: runs.step(
+                run_id, name, "running", detail=f"retrying after: {exc}"))
+        outcome = "succeeded"
     except TransientFailure as exc:
         runs.step(run_id, name, "failed", detail=str(exc))
         raise StepExhausted(name, str(exc)) from exc
     except BusinessFailure as exc:
         runs.step(run_id, name, "failed", detail=str(exc))
         raise
+    finally:
+        metrics.observe_step(name, outcome, time.perf_counter() - started)
     runs.step(run_id, name, "succeeded", vendor_ids=vendor_ids(result) if vendor_ids else {})
     return result

@@ -22,6 +22,7 @@ from contracts.events import PROJECT_PROVISIONED, CloudEvent
 from contracts.psa import PsaProject, PsaProjectUpsert
 from contracts.runs import Violation
 from foundation.clock import utcnow
+from foundation.tracing import span
 from process_apis._internal.crashes import describe, record_crash
 from process_apis._internal.steps import StepExhausted, run_step
 from process_apis._internal.system_clients import BusinessFailure
@@ -164,7 +165,8 @@ async def crashed(run_id: str, attempt: int, error: str) -> str:
 async def provision(run_id: str, opportunity_id: str, attempt: int) -> str:
     """Provision one won opportunity; returns the run's final status (`failed` with an exception on a crash)."""
     try:
-        return await _provision(run_id, opportunity_id, attempt)
+        with span("process provisioning", {"psconnect.run_id": run_id}):
+            return await _provision(run_id, opportunity_id, attempt)
     except Exception as exc:
         return await crashed(run_id, attempt, describe(exc))
 

@@ -29,6 +29,8 @@ from contracts.billing import TimePostingBatch, TimePostingLine
 from contracts.common import Money
 from contracts.runs import Violation
 from contracts.time import TimeEntry
+from foundation import metrics
+from foundation.tracing import span
 from process_apis._internal.crashes import describe, record_crash
 from process_apis._internal.steps import StepExhausted, run_step
 from process_apis._internal.system_clients import BusinessFailure, TransientFailure
@@ -237,6 +239,7 @@ async def post_batch(run_id: str, attempt: int, legal_entity_code: str, number: 
         rt.ledger.release(claim)
         raise
     rt.ledger.mark_posted(outcome.posted, {})
+    metrics.observe_hours_posted(legal_entity_code, float(sum(r.hours for r in rows if r.line_key in outcome.posted)))
     problems = [(key, *_classify(outcome.refusals.get(key)), detail) for key, detail in outcome.failed.items()]
     problems += [(key, code, "finance-close" if code == "period_closed" else INTEGRATION_OPS, detail)
                  for key, code, detail in outcome.refused]
@@ -360,7 +363,9 @@ async def billing_run(run_id: str, legal_entity_code: str, period: str, as_of: s
     A crash anywhere (an error no step handles) ends the run `failed` with an owned exception.
     """
     try:
-        return await _billing_run(run_id, legal_entity_code, period, as_of, attempt)
+        with span("process time_to_bill", {"psconnect.run_id": run_id,
+                                           "psconnect.legal_entity": legal_entity_code}):
+            return await _billing_run(run_id, legal_entity_code, period, as_of, attempt)
     except Exception as exc:
         return await crashed(run_id, attempt, describe(exc))
 

@@ -24,6 +24,7 @@ from contracts.common import Page
 from contracts.runs import Violation
 from contracts.workforce import Worker
 from foundation.clock import utcnow
+from foundation.tracing import span
 from process_apis._internal.crashes import describe, record_crash
 from process_apis._internal.steps import StepExhausted, retrying
 from process_apis._internal.system_clients import BusinessFailure
@@ -209,7 +210,8 @@ async def sync_workers(run_id: str, subject: str, attempt: int, full: bool) -> s
     A crash anywhere (an error no step handles) ends the run `failed` with an owned exception.
     """
     try:
-        return await _sync_workers(run_id, subject, attempt, full)
+        with span("process worker_sync", {"psconnect.run_id": run_id}):
+            return await _sync_workers(run_id, subject, attempt, full)
     except Exception as exc:
         return await crashed(run_id, attempt, describe(exc))
 

@@ -36,7 +36,9 @@ import httpx
 import msgspec
 
 from contracts.correlation import outgoing_headers
+from foundation import metrics
 from foundation.retry import RetryPolicy, parse_retry_after
+from foundation.tracing import SpanKind, span
 from system_apis.pacing import Pacer, consumer
 
 __all__ = [
@@ -253,7 +255,28 @@ class VendorHttp:
         headers: Mapping[str, str] | None = None,
         idempotent: bool | None = None,
     ) -> httpx.Response:
-        """Send with retries; return the 2xx/3xx response or raise a `VendorError`."""
+        """Send with retries; return the 2xx/3xx response or raise a `VendorError`.
+
+        Measured here, once per call (retries included): latency and outcome by vendor, operation and legal
+        entity, the breaker's state, and a span (the vendor HTTP call is its child, httpx instrumentation).
+        """
+        operation = metrics.operation_label(method, url)
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            with span(f"{self.vendor} {operation}", {"psconnect.vendor": self.vendor}, kind=SpanKind.CLIENT):
+                return await self._request(method, url, params=params, json=json, headers=headers,
+                                           idempotent=idempotent)
+        except VendorError as exc:
+            outcome = type(exc).__name__
+            raise
+        finally:
+            metrics.observe_vendor_call(self.vendor, operation, metrics.legal_entity.get(), outcome,
+                                        time.perf_counter() - started)
+            metrics.observe_circuit(self.vendor, self.breaker.state)
+
+    async def _request(self, method: str, url: str, *, params: Mapping[str, str | int] | None, json: Any,
+                       headers: Mapping[str, str] | None, idempotent: bool | None) -> httpx.Response:
         safe = method.upper() in IDEMPOTENT_METHODS if idempotent is None else idempotent
         content = msgspec.json.encode(json) if json is not None else None
         send_headers = {**outgoing_headers(), **(headers or {})}
@@ -278,6 +301,9 @@ class VendorHttp:
                 error = VendorUnavailable(self.vendor, f"connection failed: {exc!r}")
             if error is None:
                 self.breaker.record_success()
+                remaining = metrics.remaining_budget(response.headers)
+                if remaining is not None:
+                    metrics.observe_vendor_budget(self.vendor, remaining)
                 return response
             if not isinstance(error, TransientVendorError):
                 self.breaker.record_success()  # the vendor is up; it just said no
@@ -291,6 +317,7 @@ class VendorHttp:
             if delay > self.max_wait or waited + delay > self.wait_budget:
                 raise error  # answered at once with Retry-After; not waited out inside the request
             waited += delay
+            metrics.observe_vendor_retry(self.vendor, type(error).__name__)
             await self._sleep(delay)
 
     async def _pace(self, waited: float) -> float:

@@ -1,0 +1,87 @@
+"""`GET /metrics` after a provisioning run: the series an operator graphs move, and only a scraper reads them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.stack import Stack, running_stack
+
+
+@pytest.fixture
+async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
+    async with running_stack(tmp_path) as s:
+        yield s
+
+
+async def scraper(stack: Stack) -> httpx.AsyncClient:
+    client_id, secret = stack.gateway.oauth.clients.create("prometheus", ("ops.metrics:read",))
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=stack.gateway.app),  # type: ignore[arg-type]
+                             base_url="http://testserver")
+    token = await http.post("/oauth2/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret))
+    assert token.status_code == 200, token.text
+    http.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+    return http
+
+
+def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def total(values: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
+    want = set(labels.items())
+    return sum(v for (n, lbl), v in values.items() if n == name and want <= lbl)
+
+
+async def scrape(http: httpx.AsyncClient) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    response = await http.get("/metrics")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain")
+    return samples(response.text)
+
+
+async def test_series_move_after_a_provisioning_run(stack: Stack) -> None:
+    http = await scraper(stack)
+    try:
+        before = await scrape(http)
+        run = await stack.provision("OPP-0002")
+        assert run["status"] == "succeeded", run
+        refused = await stack.http.get("/process/provisioning/v1/runs", headers={"Authorization": "Bearer nope"})
+        assert refused.status_code == 401
+        after = await scrape(http)
+    finally:
+        await http.aclose()
+
+    def moved(name: str, **labels: str) -> float:
+        return total(after, name, **labels) - total(before, name, **labels)
+
+    start = {"api": "process.provisioning", "operation": "provisioning.startRun", "consumer": stack.client_id,
+                 "status": "202"}
+    assert moved("psconnect_gateway_requests_total", **start) == 1
+    assert moved("psconnect_gateway_request_duration_seconds_count", api="process.provisioning",
+                 operation="provisioning.startRun") == 1
+    # The process steps reach the system APIs through the gateway, as the service client.
+    assert moved("psconnect_gateway_requests_total", api="system.erp", consumer="psconnect-internal") >= 2
+    assert moved("psconnect_policy_decisions_total", api="process.provisioning", decision="unauthorized") == 1
+    assert moved("psconnect_process_runs_total", process="provisioning", event="started") == 1
+    assert moved("psconnect_process_runs_total", process="provisioning", event="succeeded") == 1
+    # every step that calls a system API (the rules check is local and not retried)
+    assert moved("psconnect_process_step_duration_seconds_count", outcome="succeeded") == 5
+    assert total(after, "psconnect_process_last_success_timestamp_seconds", process="provisioning") > 0
+    assert moved("psconnect_vendor_calls_total", outcome="ok") >= 4
+    assert len({dict(lbl)["vendor"] for (n, lbl) in after if n == "psconnect_vendor_calls_total"}) >= 3  # CRM/ERP/PSA
+    assert total(after, "psconnect_vendor_circuit_state") == 0  # every breaker closed
+
+
+async def test_metrics_need_their_own_scope(stack: Stack) -> None:
+    anonymous = await stack.http.get("/metrics", headers={"Authorization": ""})
+    assert anonymous.status_code == 401
+    assert anonymous.headers["content-type"].startswith("application/problem+json")
+    # A consumer holding every API scope still may not read other consumers' traffic.
+    forbidden = await stack.http.get("/metrics")
+    assert forbidden.status_code == 403
