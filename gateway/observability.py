@@ -206,7 +206,8 @@ class ObservedApp:
             duration_ms = (time.perf_counter() - started) * 1000
             if self.usage is not None and principal is not None:
                 self.usage.record(principal.client_id, status, duration_ms)
-            record_request(scope, ctx, status, duration_ms, parent if _TRACEPARENT.match(parent) else None, tp)  # metrics + trace span
+            # metrics + trace span
+            record_request(scope, ctx, status, duration_ms, parent if _TRACEPARENT.match(parent) else None, tp)
             if access_log.isEnabledFor(logging.INFO):
                 route = getattr(ctx, "route", None)
                 fields = {
