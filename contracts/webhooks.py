@@ -8,11 +8,14 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-__all__ = ["Delivery", "DeliveryStatus", "NewSubscription", "Replay", "ReplayQueued", "Rotation",
+__all__ = ["Delivery", "DeliveryStatus", "EventType", "NewSubscription", "Replay", "ReplayQueued", "Rotation",
            "Subscription", "SubscriptionCreated"]
 
 DeliveryStatus = Literal["pending", "delivered", "dead"]
-EventType = Annotated[str, Meta(pattern=r"^psconnect\.[a-z_.]+$", max_length=120)]
+EventType = Literal["psconnect.project.provisioned", "psconnect.worker.synced", "psconnect.time.posted",
+                    "psconnect.invoice.drafted", "psconnect.credit_memo.issued", "psconnect.billing_run.finished",
+                    "psconnect.exception.opened", "psconnect.exception.resolved"]
+"""The event types the processes publish (contracts/events.py EVENT_TYPES)."""
 EntityCode = Annotated[str, Meta(pattern=r"^[A-Za-z0-9-]{2,20}$")]
 
 
@@ -47,7 +50,7 @@ class Rotation(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 class Replay(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """One event (`event_id`) or every event of a time range (`since`, `until`)."""
 
-    event_id: Annotated[str | None, Meta(max_length=200)] = None
+    event_id: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
     since: dt.datetime | None = None
     until: dt.datetime | None = None
 
@@ -68,3 +71,4 @@ class Delivery(msgspec.Struct, kw_only=True):
     created_at: dt.datetime
     next_attempt_at: dt.datetime | None
     delivered_at: dt.datetime | None
+

@@ -254,13 +254,13 @@ class SubscriptionStore:
                                  last_error=None if error is None else error[:300],
                                  delivered_at=now if ok else None))
 
-    def log(self, sid: str, status: DeliveryStatus | None, limit: int) -> list[Delivery]:
+    def log(self, sid: str, status: DeliveryStatus | None, limit: int, offset: int = 0) -> list[Delivery]:
         query = sa.select(deliveries).where(deliveries.c.subscription_id == sid)
         if status is not None:
             query = query.where(deliveries.c.status == status)
         with self.engine.connect() as conn:
             rows = conn.execute(query.order_by(deliveries.c.created_at.desc(), deliveries.c.id)
-                                .limit(limit)).mappings().all()
+                                .limit(limit).offset(offset)).mappings().all()
         return [_delivery(r) for r in rows]
 
 
