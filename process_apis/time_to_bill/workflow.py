@@ -26,9 +26,11 @@ from dbos import DBOS
 
 from contracts.billing import TimePostingBatch, TimePostingLine
 from contracts.common import Money
+from contracts.events import BILLING_RUN_FINISHED, CREDIT_MEMO_ISSUED, INVOICE_DRAFTED, TIME_POSTED
 from contracts.runs import Violation
 from contracts.time import TimeEntry
 from process_apis._internal.crashes import describe, record_crash
+from process_apis._internal.events import event
 from process_apis._internal.steps import StepExhausted, run_step
 from process_apis._internal.system_clients import BusinessFailure, TransientFailure
 from process_apis.time_to_bill.enrich import load_reference
@@ -236,6 +238,10 @@ async def post_batch(run_id: str, attempt: int, legal_entity_code: str, number: 
         rt.ledger.release(claim)
         raise
     rt.ledger.mark_posted(outcome.posted, {})
+    if outcome.posted:
+        rt.outbox.publish(event(f"{claim}:{digest}:posted", TIME_POSTED, PROCESS, run_id, {
+            "run_id": run_id, "legal_entity": legal_entity_code, "legal_entity_id": entity_id,
+            "lines_posted": len(outcome.posted), "time_entry_keys": sorted(outcome.posted)}))
     problems = [(key, *_classify(outcome.refusals.get(key)), detail) for key, detail in outcome.failed.items()]
     problems += [(key, code, "finance-close" if code == "period_closed" else INTEGRATION_OPS, detail)
                  for key, code, detail in outcome.refused]
@@ -259,11 +265,17 @@ async def invoice_projects(run_id: str, period: str, projects: list[str]) -> int
             await run_step(rt.runs, run_id, "invoice", partial(rt.erp.upsert_invoice, draft.external_id,
                                                                draft.invoice), retry=rt.retry, sleep=rt.sleep)
             rt.ledger.mark_invoiced(draft.time_keys, draft.external_id, draft.milestones)
+            rt.outbox.publish(event(f"{run_id}:{draft.external_id}:drafted", INVOICE_DRAFTED, PROCESS, code, {
+                "run_id": run_id, "project": code, "period": period, "invoice_external_id": draft.external_id,
+                "legal_entity_id": project.legal_entity_id}))
             written += 1
         for external_id, memo, keys in credit_memos(project, period, rt.ledger.creditable(code, period)):
             await run_step(rt.runs, run_id, "invoice", partial(rt.erp.upsert_credit_memo, external_id, memo),
                            retry=rt.retry, sleep=rt.sleep)
             rt.ledger.mark_invoiced(keys, external_id)
+            rt.outbox.publish(event(f"{run_id}:{external_id}:issued", CREDIT_MEMO_ISSUED, PROCESS, code, {
+                "run_id": run_id, "project": code, "period": period, "credit_memo_external_id": external_id,
+                "legal_entity_id": project.legal_entity_id}))
             written += 1
     return written
 
@@ -325,6 +337,10 @@ async def finish(run_id: str, status: str, totals: dict[str, str], failures: lis
     rt.runs.step(run_id, "finish", "succeeded", vendor_ids=totals)
     rt.runs.skip_pending(run_id)  # e.g. `invoice` when nothing was due
     rt.runs.set_status(run_id, status, result=totals, exception_id=exception_id)  # type: ignore[arg-type]
+    run = rt.runs.get(run_id)
+    entity, _, period = (run.subject if run else "").partition(":")
+    rt.outbox.publish(event(f"{run_id}:finished", BILLING_RUN_FINISHED, PROCESS, run_id, {
+        "run_id": run_id, "status": status, "legal_entity": entity, "period": period, **totals}))
     rt.references.pop(run_id, None)
     return status
 
