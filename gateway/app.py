@@ -58,6 +58,7 @@ from web.portal.accounts import Accounts, upgrade_schema
 from web.portal.apps import Apps
 from web.portal.mail import Mailer
 from web.portal.routes import portal_router
+from web.portal.webhooks import webhooks_router
 from web.sessions import WebSessions
 
 __all__ = ["SERVICE_SCOPES", "Gateway", "ServiceToken", "create_app", "create_gateway", "create_tables"]
@@ -166,6 +167,7 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
                         subscriptions_router(webhooks, http_loopback=settings.webhooks_http_loopback),
                         # API catalog, published OpenAPI documents and Swagger UI (ungoverned; gateway/docs.py).
                         docs_router(bindings), portal, console,
+                        webhooks_router(web, apps, webhooks, http_loopback=settings.webhooks_http_loopback),
                         *upstream_routers(settings.upstreams, upstream_pool, bindings.apis),
                         *(extra_routes or [])],
         middleware=[PolicyChain(bindings, policy_runtime.policies_for)],

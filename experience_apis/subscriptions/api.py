@@ -37,7 +37,7 @@ from foundation.grants import entity_forbidden
 from foundation.identity import principal_of
 from foundation.paging import decode_cursor, encode_cursor
 
-__all__ = ["API", "subscriptions_router"]
+__all__ = ["API", "check_url", "replay_events", "subscribe", "subscriptions_router"]
 
 API = "experience.subscriptions"
 REPLAY_MAX = 1000
@@ -76,6 +76,48 @@ def check_url(url: str, *, http_loopback: bool) -> None:
     raise _invalid("/url", "the URL must use https" + (" (or http to 127.0.0.1)" if http_loopback else ""))
 
 
+def subscribe(store: SubscriptionStore, client_id: str, grant: frozenset[str] | None, data: NewSubscription, *,
+              http_loopback: bool) -> SubscriptionCreated:
+    """Subscribe within the grant (the API and the portal alike); the secret is returned this once."""
+    check_url(data.url, http_loopback=http_loopback)
+    with store.engine.connect() as conn:
+        aliases = entity_aliases(conn)
+    entities: list[str] | None
+    if data.legal_entities is None:
+        entities = None if grant is None else sorted({aliases.get(g, g) for g in grant})
+    else:
+        entities = sorted({aliases.get(e, e) for e in data.legal_entities})
+        if grant is not None:
+            allowed = {aliases.get(g, g) for g in grant}
+            for code in entities:
+                if code not in allowed:
+                    raise entity_forbidden(code)
+    secret = new_secret()
+    sub = store.create(client_id, data.url, data.event_types, entities, data.description, secret)
+    return SubscriptionCreated(subscription=sub, secret=secret)
+
+
+def replay_events(store: SubscriptionStore, sub: Subscription, data: Replay) -> int:
+    """Queue one event or a time range again for `sub` (only what it would have received)."""
+    if data.event_id is not None:
+        if data.since is not None or data.until is not None:
+            raise _invalid("/event_id", "name one event or a time range, not both")
+        fed = store.feed.get(data.event_id)
+        if fed is None:
+            raise ProblemError(404, "not-found", "Not found", f"No event {data.event_id}.")
+        events = [fed]
+    else:
+        if data.since is None or data.until is None:
+            raise _invalid("/since", "name an event_id, or both since and until")
+        for name, value in (("since", data.since), ("until", data.until)):
+            if value.tzinfo is None:
+                raise _invalid(f"/{name}", "date-time without a time zone")
+        if data.until <= data.since:
+            raise _invalid("/until", "until must be after since")
+        events = store.feed.between(data.since, data.until, REPLAY_MAX)
+    return store.replay(sub.id, sub, events)
+
+
 def subscriptions_router(store: SubscriptionStore, *, http_loopback: bool) -> Router:
     def caller(request: Request[Any, Any, Any]) -> tuple[str, frozenset[str] | None]:
         principal = principal_of(request)
@@ -94,22 +136,7 @@ def subscriptions_router(store: SubscriptionStore, *, http_loopback: bool) -> Ro
           summary="Subscribe an HTTPS URL to event types; the signing secret is shown once")
     def create(request: Request[Any, Any, Any], data: JSONBody[NewSubscription]) -> SubscriptionCreated:
         client_id, grant = caller(request)
-        check_url(data.url, http_loopback=http_loopback)
-        with store.engine.connect() as conn:
-            aliases = entity_aliases(conn)
-        entities: list[str] | None
-        if data.legal_entities is None:
-            entities = None if grant is None else sorted({aliases.get(g, g) for g in grant})
-        else:
-            entities = sorted({aliases.get(e, e) for e in data.legal_entities})
-            if grant is not None:
-                allowed = {aliases.get(g, g) for g in grant}
-                for code in entities:
-                    if code not in allowed:
-                        raise entity_forbidden(code)
-        secret = new_secret()
-        sub = store.create(client_id, data.url, data.event_types, entities, data.description, secret)
-        return SubscriptionCreated(subscription=sub, secret=secret)
+        return subscribe(store, client_id, grant, data, http_loopback=http_loopback)
 
     @get("/subscriptions", operation_id="subscriptions.listSubscriptions", sync_to_thread=True,
          summary="This client's subscriptions")
@@ -155,23 +182,7 @@ def subscriptions_router(store: SubscriptionStore, *, http_loopback: bool) -> Ro
     def replay(request: Request[Any, Any, Any], subscription_id: SubscriptionId,
                data: JSONBody[Replay]) -> ReplayQueued:
         _, sub = owned(request, subscription_id)
-        if data.event_id is not None:
-            if data.since is not None or data.until is not None:
-                raise _invalid("/event_id", "name one event or a time range, not both")
-            fed = store.feed.get(data.event_id)
-            if fed is None:
-                raise ProblemError(404, "not-found", "Not found", f"No event {data.event_id}.")
-            events = [fed]
-        else:
-            if data.since is None or data.until is None:
-                raise _invalid("/since", "name an event_id, or both since and until")
-            for name, value in (("since", data.since), ("until", data.until)):
-                if value.tzinfo is None:
-                    raise _invalid(f"/{name}", "date-time without a time zone")
-            if data.until <= data.since:
-                raise _invalid("/until", "until must be after since")
-            events = store.feed.between(data.since, data.until, REPLAY_MAX)
-        return ReplayQueued(queued=store.replay(subscription_id, sub, events))
+        return ReplayQueued(queued=replay_events(store, sub, data))
 
     return Router(path="/experience/subscriptions/v1", opt={"api": API}, tags=["subscriptions"],
                   route_handlers=[create, list_subscriptions, get_subscription,
