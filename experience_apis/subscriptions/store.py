@@ -35,6 +35,7 @@ subscriptions = sa.Table(
     sa.Column("active", sa.Boolean, nullable=False, default=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("cursor_seq", sa.Integer, nullable=False),
+    sa.Column("start_seq", sa.Integer, nullable=False),  # outbox position at creation: only later events
 )
 
 secrets_table = sa.Table(
@@ -66,6 +67,10 @@ deliveries = sa.Table(
     sa.UniqueConstraint("subscription_id", "event_id", "generation", name="uq_webhook_delivery"),
     sa.Index("ix_webhook_deliveries_due", "status", "next_at"),
 )
+
+
+LOOKBACK = 50
+"""How many outbox positions behind its cursor a subscription's fan-out looks again (late commits)."""
 
 
 class Claimed(msgspec.Struct, frozen=True, kw_only=True):
@@ -108,11 +113,12 @@ class SubscriptionStore:
                description: str, secret: str) -> Subscription:
         now = utcnow()
         sid = f"sub_{uuid.uuid4().hex}"
+        begin = self.feed.last_seq()
         with self.engine.begin() as conn:
             conn.execute(subscriptions.insert().values(
                 id=sid, client_id=client_id, url=url, event_types=sorted(set(event_types)),
                 legal_entities=None if legal_entities is None else sorted(set(legal_entities)),
-                description=description, active=True, created_at=now, cursor_seq=self.feed.last_seq()))
+                description=description, active=True, created_at=now, cursor_seq=begin, start_seq=begin))
             conn.execute(secrets_table.insert().values(subscription_id=sid, secret=secret, created_at=now))
         found = self.get(client_id, sid)
         assert found is not None
@@ -160,29 +166,45 @@ class SubscriptionStore:
     # --- fan-out -----------------------------------------------------------------------
 
     def fan_out(self, batch: int = 500) -> int:
-        """Turn the outbox's new events into pending deliveries; returns how many were queued."""
+        """Turn the outbox's new events into pending deliveries; returns how many were queued.
+
+        Outbox sequence numbers are assigned at insert, not at commit: an event may become
+        visible after one with a higher number. So each round looks `LOOKBACK` numbers behind
+        the cursor again (never before the subscription began) and skips events it already
+        queued; a generation-0 delivery is unique per subscription and event, so two
+        dispatchers racing on the same event queue it once.
+        """
         queued = 0
         with self.engine.connect() as conn:
             subs = conn.execute(sa.select(subscriptions).where(subscriptions.c.active.is_(True))).mappings().all()
             aliases = entity_aliases(conn) if subs else {}
         for sub in subs:
-            fed = self.feed.after(int(sub["cursor_seq"]), batch)
-            if not fed:
+            cursor, start = int(sub["cursor_seq"]), int(sub["start_seq"])
+            fed = self.feed.after(max(start, cursor - LOOKBACK), batch + LOOKBACK)
+            wanted = {f.event.id: f for f in fed if _matches(sub, f, aliases)}
+            if not wanted and (not fed or fed[-1].seq <= cursor):
                 continue
-            wanted = [f for f in fed if _matches(sub, f, aliases)]
             now = utcnow()
-            with self.engine.begin() as conn:
-                moved = conn.execute(subscriptions.update().where(
-                    subscriptions.c.id == sub["id"], subscriptions.c.cursor_seq == sub["cursor_seq"])
-                    .values(cursor_seq=fed[-1].seq)).rowcount
-                if not moved:
-                    continue  # another dispatcher fanned this range out
-                for f in wanted:
-                    conn.execute(deliveries.insert().values(
-                        id=f"dlv_{uuid.uuid4().hex}", subscription_id=sub["id"], event_id=f.event.id,
-                        event_type=f.event.type, generation=0, status="pending", attempts=0, next_at=now,
-                        created_at=now))
-                queued += len(wanted)
+            try:
+                with self.engine.begin() as conn:
+                    if wanted:
+                        seen = set(conn.execute(sa.select(deliveries.c.event_id).where(
+                            deliveries.c.subscription_id == sub["id"], deliveries.c.generation == 0,
+                            deliveries.c.event_id.in_(list(wanted)))).scalars())
+                        for event_id, f in wanted.items():
+                            if event_id in seen:
+                                continue
+                            conn.execute(deliveries.insert().values(
+                                id=f"dlv_{uuid.uuid4().hex}", subscription_id=sub["id"], event_id=event_id,
+                                event_type=f.event.type, generation=0, status="pending", attempts=0, next_at=now,
+                                created_at=now))
+                            queued += 1
+                    if fed[-1].seq > cursor:
+                        conn.execute(subscriptions.update().where(
+                            subscriptions.c.id == sub["id"], subscriptions.c.cursor_seq < fed[-1].seq)
+                            .values(cursor_seq=fed[-1].seq))
+            except sa.exc.IntegrityError:
+                continue  # another dispatcher queued the same event first; the next round sees it
         return queued
 
     def replay(self, sid: str, sub: Subscription, events: Sequence[FedEvent]) -> int:

@@ -245,3 +245,27 @@ async def test_a_restricted_subscription_receives_only_its_entities_events(engin
     assert sorted(subscriber.accepted) == ours
     assert json.loads(subscriber.requests[0][1])["data"]["legal_entity"] == "US01"
     assert EventFeed(engine).last_seq() == 6
+
+
+async def test_an_event_committed_after_a_later_numbered_one_is_still_delivered(engine: sa.Engine,
+                                                                                subscriber: Subscriber) -> None:
+    from process_apis._internal.tables import events as outbox
+
+    store = SubscriptionStore(engine)
+    _subscribe(store, subscriber.url)
+    ids = _publish(engine, 3, prefix="late")
+    with engine.begin() as conn:  # the second event's transaction has not committed yet
+        row = dict(conn.execute(sa.select(outbox).where(outbox.c.id == ids[1])).mappings().one())
+        conn.execute(outbox.delete().where(outbox.c.id == ids[1]))
+    assert store.fan_out() == 2
+    with engine.begin() as conn:  # …now it has, under its lower number
+        conn.execute(outbox.insert().values(**row))
+    assert store.fan_out() == 1
+    assert store.fan_out() == 0  # and never twice
+    dispatcher = Dispatcher(store, backoff=FAST)
+    await dispatcher.start()
+    try:
+        await dispatcher.drain()
+    finally:
+        await dispatcher.stop()
+    assert subscriber.accepted == Counter(dict.fromkeys(ids, 1))
