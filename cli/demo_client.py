@@ -20,7 +20,8 @@ DEMO_SCOPES = ("system.crm:read", "system.crm:write", "system.erp:read", "system
                "system.psa:write", "process.provisioning:read", "process.provisioning:write",
                "experience.workbench:read", "experience.workbench:write", "experience.dashboards:read",
                "system.time:read", "system.hr:read", "process.worker_sync:read", "process.worker_sync:write",
-               "process.time_to_bill:read", "process.time_to_bill:write", "experience.audit:read")
+               "process.time_to_bill:read", "process.time_to_bill:write", "experience.audit:read",
+               "experience.subscriptions:read", "experience.subscriptions:write")
 
 
 def _path(home: Path) -> Path:
