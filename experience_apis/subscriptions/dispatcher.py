@@ -11,6 +11,7 @@ a restart the pending rows are simply claimed again (at least once, stable ids).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import random
@@ -70,6 +71,8 @@ class Dispatcher:
         self._in_flight: Counter[str] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        """Set when an attempt ends: its subscription has room again, so the next round starts at once."""
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -98,7 +101,9 @@ class Dispatcher:
                 raise
             except Exception:
                 log.exception("webhook dispatcher tick failed")
-            await asyncio.sleep(self.poll)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll)
+            self._wake.clear()
 
     # --- one round -------------------------------------------------------------------------
 
@@ -142,6 +147,7 @@ class Dispatcher:
             self._in_flight[claim.subscription_id] -= 1
             if self._in_flight[claim.subscription_id] <= 0:
                 del self._in_flight[claim.subscription_id]
+            self._wake.set()
 
     async def _send(self, claim: Claimed) -> None:
         assert self._http is not None

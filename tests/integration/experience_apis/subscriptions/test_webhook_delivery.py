@@ -10,6 +10,7 @@ import asyncio
 import datetime as dt
 import json
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,8 +35,9 @@ FAST = Backoff(base=0.02, factor=2.0, cap=0.1, max_attempts=6, jitter=0.2)
 class Subscriber:
     """A local HTTP endpoint that answers 500 to its first `fail_first` requests, then 204."""
 
-    def __init__(self, fail_first: int = 0, always_fail: bool = False) -> None:
-        self.fail_first, self.always_fail = fail_first, always_fail
+    def __init__(self, fail_first: int = 0, always_fail: bool = False, delay: float = 0.0) -> None:
+        self.fail_first, self.always_fail, self.delay = fail_first, always_fail, delay
+        self.in_flight = self.max_in_flight = 0
         self.requests: list[tuple[dict[str, str], bytes]] = []
         self.accepted: Counter[str] = Counter()
         self.lock = threading.Lock()
@@ -44,6 +46,13 @@ class Subscriber:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["content-length"]))
+                if outer.delay:
+                    with outer.lock:
+                        outer.in_flight += 1
+                        outer.max_in_flight = max(outer.max_in_flight, outer.in_flight)
+                    time.sleep(outer.delay)
+                    with outer.lock:
+                        outer.in_flight -= 1
                 with outer.lock:
                     outer.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
                     fail = outer.always_fail or len(outer.requests) <= outer.fail_first
@@ -269,3 +278,26 @@ async def test_an_event_committed_after_a_later_numbered_one_is_still_delivered(
     finally:
         await dispatcher.stop()
     assert subscriber.accepted == Counter(dict.fromkeys(ids, 1))
+
+
+async def test_a_hanging_subscriber_slows_no_one_else(engine: sa.Engine, subscriber: Subscriber) -> None:
+    hanging = Subscriber(delay=3.0)
+    try:
+        store = SubscriptionStore(engine)
+        _subscribe(store, hanging.url)
+        _subscribe(store, subscriber.url)
+        ids = _publish(engine, 12)
+        dispatcher = Dispatcher(store, backoff=Backoff(base=30, max_attempts=2), timeout=0.5, per_subscription=2)
+        await dispatcher.start()
+        try:
+            started = time.monotonic()
+            while len(subscriber.accepted) < len(ids):
+                assert time.monotonic() - started < 5, "the healthy subscriber waited on the hanging one"
+                await asyncio.sleep(0.02)
+            elapsed = time.monotonic() - started
+        finally:
+            await dispatcher.stop()
+        assert elapsed < 2.0
+        assert hanging.max_in_flight <= 2  # bounded per subscription
+    finally:
+        hanging.close()
