@@ -21,6 +21,7 @@ DEMO_SCOPES = ("system.crm:read", "system.crm:write", "system.erp:read", "system
                "experience.workbench:read", "experience.workbench:write", "experience.dashboards:read",
                "system.time:read", "system.hr:read", "process.worker_sync:read", "process.worker_sync:write",
                "process.time_to_bill:read", "process.time_to_bill:write", "experience.audit:read",
+               "experience.subscriptions:read", "experience.subscriptions:write",
                "ops.metrics:read")  # the local demo can scrape GET /metrics
 
 

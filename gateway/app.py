@@ -27,6 +27,9 @@ from litestar.types import ASGIApp
 from experience_apis.audit.api import audit_router
 from experience_apis.dashboards.api import dashboards_router
 from experience_apis.dashboards.store import DashboardStore
+from experience_apis.subscriptions.api import subscriptions_router
+from experience_apis.subscriptions.dispatcher import Dispatcher
+from experience_apis.subscriptions.store import SubscriptionStore
 from experience_apis.workbench.api import workbench_router
 from experience_apis.workbench.store import WorkbenchStore
 from foundation import tracing
@@ -59,6 +62,7 @@ from web.portal.accounts import Accounts, upgrade_schema
 from web.portal.apps import Apps
 from web.portal.mail import Mailer
 from web.portal.routes import portal_router
+from web.portal.webhooks import webhooks_router
 from web.sessions import WebSessions
 
 __all__ = ["SERVICE_SCOPES", "Gateway", "ServiceToken", "create_app", "create_gateway", "create_tables",
@@ -146,6 +150,8 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
     upstream_pool = UpstreamPool()  # remote upstream routes (gateway/upstream.py)
     usage = UsageRecorder(settings.redis_url, settings.redis_prefix)
     litestar: Litestar
+    webhooks = SubscriptionStore(engine)  # subscriptions and their deliveries; the dispatcher sends them
+    dispatcher = Dispatcher(webhooks)
 
     def api_catalog() -> list[ApiEntry]:
         """The catalog with each system API's vendor accounts per legal entity (the portal shows them)."""
@@ -172,8 +178,10 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
         route_handlers=[health, *oauth.routes, *{id(v): v.router for v in vendors.values()}.values(),
                         *processes.routers(), workbench_router(WorkbenchStore(engine)),
                         dashboards_router(DashboardStore(engine)), audit_router(trail),
+                        subscriptions_router(webhooks, http_loopback=settings.webhooks_http_loopback),
                         # API catalog, published OpenAPI documents and Swagger UI (ungoverned; gateway/docs.py).
                         docs_router(bindings), portal, console, metrics_router(),
+                        webhooks_router(web, apps, webhooks, http_loopback=settings.webhooks_http_loopback),
                         *upstream_routers(settings.upstreams, upstream_pool, bindings.apis),
                         *(extra_routes or [])],
         middleware=[PolicyChain(bindings, policy_runtime.policies_for)],
@@ -201,11 +209,13 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
         DBOS(config=executors.configure(_dbos_config(settings)))  # type: ignore[arg-type]
         executors.launch()  # takes the lease, DBOS.launch(), then recovers dead executors' workflows
         resumed = await processes.resume()
+        await dispatcher.start()  # webhook deliveries, off the request path (experience_apis/subscriptions)
         portal_start_up(settings, engine, accounts)
         log.info("gateway started", extra={"fields": {"event": "startup", "issuer": settings.issuer,
                                                       "embedded": settings.embedded, "resumed_runs": resumed}})
 
     async def shutdown() -> None:
+        await dispatcher.stop()
         await asyncio.to_thread(executors.stop)
         # Off the event loop: DBOS joins its background threads, which may need this loop to finish.
         await asyncio.to_thread(DBOS.destroy, destroy_registry=False)

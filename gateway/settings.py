@@ -74,6 +74,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         "PSCONNECT_LIMITS_STORE: `memory` or `redis` counters for rate limits and quotas; "
         "default `redis` when REDIS_URL is set, else `memory`."))] = None
 
+    webhooks_allow_http: Annotated[bool | None, Meta(description=(
+        "PSCONNECT_WEBHOOKS_ALLOW_HTTP: accept http://127.0.0.1 / localhost subscription URLs (tests, demos); "
+        "default: only when embedded. Production subscriptions need https."))] = None
+
+    @property
+    def webhooks_http_loopback(self) -> bool:
+        return self.embedded if self.webhooks_allow_http is None else self.webhooks_allow_http
+
     @property
     def home(self) -> Path:
         return Path(self.home_dir)
@@ -123,6 +131,8 @@ def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Set
         "upstreams": msgspec.json.decode(e.get("PSCONNECT_UPSTREAMS", "[]")),
         "redis_prefix": e.get("PSCONNECT_REDIS_PREFIX") or "psconnect",
         "limits_store": e.get("PSCONNECT_LIMITS_STORE") or None,
+        "webhooks_allow_http": (None if "PSCONNECT_WEBHOOKS_ALLOW_HTTP" not in e
+                                else e["PSCONNECT_WEBHOOKS_ALLOW_HTTP"] not in ("0", "false", "no")),
     }
     raw.update(overrides)
     settings = msgspec.convert(raw, Settings, strict=False)

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from contracts.problems import ProblemError
 from contracts.runs import ExceptionRecord, ExceptionStatus, Run
 from foundation.clock import as_utc, utcnow
-from process_apis._internal.exceptions import ExceptionStore
+from process_apis._internal.exceptions import ExceptionStore, publish_resolved
 from process_apis._internal.tables import exceptions, runs
 
 __all__ = ["ExceptionQueue", "QueueEntry", "Replayer", "RunHealth", "register_replayer", "replay"]
@@ -101,6 +101,7 @@ class ExceptionQueue:
                 exceptions.c.id == exception_id, exceptions.c.status == "open").values(
                 status="resolved", updated_at=utcnow())).rowcount
             if changed:
+                publish_resolved(conn, [exception_id])
                 then(conn)
         return bool(changed)
 

@@ -18,7 +18,23 @@ from foundation.clock import as_utc, utcnow
 from foundation.paging import decode_cursor, encode_cursor
 from process_apis._internal.tables import events
 
-__all__ = ["EventOutbox"]
+__all__ = ["EventOutbox", "event", "publish_in"]
+
+
+def event(event_id: str, type_: str, process: str, subject: str | None,
+          data: dict[str, Any]) -> CloudEvent[dict[str, Any]]:
+    """A CloudEvent of `process`; `event_id` must be stable across re-executions of the step that publishes it."""
+    return CloudEvent(id=event_id, source=f"/process/{process.replace('_', '-')}/v1", type=type_, subject=subject,
+                      time=utcnow(), data=data)
+
+
+def publish_in(conn: sa.Connection, event: CloudEvent[dict[str, Any]]) -> bool:
+    """Publish inside the caller's transaction (the event commits with the change it reports), once by id."""
+    if conn.execute(sa.select(events.c.seq).where(events.c.id == event.id)).first():
+        return False
+    conn.execute(events.insert().values(id=event.id, type=event.type, source=event.source, subject=event.subject,
+                                        time=event.time or utcnow(), data=event.data))
+    return True
 
 
 class EventOutbox:
@@ -28,11 +44,7 @@ class EventOutbox:
     def publish(self, event: CloudEvent[dict[str, Any]]) -> bool:
         """Store the event once; False when an event with this id was already published."""
         with self.engine.begin() as conn:
-            if conn.execute(sa.select(events.c.seq).where(events.c.id == event.id)).first():
-                return False
-            conn.execute(events.insert().values(id=event.id, type=event.type, source=event.source,
-                                                subject=event.subject, time=event.time or utcnow(), data=event.data))
-        return True
+            return publish_in(conn, event)
 
     def list(self, type_: str | None, limit: int, cursor: str | None) -> Page[CloudEvent[dict[str, Any]]]:
         offset = decode_cursor(cursor, "events")

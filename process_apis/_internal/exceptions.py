@@ -13,14 +13,16 @@ import msgspec
 import sqlalchemy as sa
 
 from contracts.common import Page
+from contracts.events import EXCEPTION_OPENED, EXCEPTION_RESOLVED
 from contracts.problems import ProblemError
 from contracts.runs import ExceptionRecord, ExceptionStatus, Violation
 from foundation import metrics
 from foundation.clock import as_utc, utcnow
 from foundation.paging import decode_cursor, encode_cursor
+from process_apis._internal.events import event, publish_in
 from process_apis._internal.tables import exceptions
 
-__all__ = ["ExceptionStore"]
+__all__ = ["ExceptionStore", "publish_resolved"]
 
 
 class ExceptionStore:
@@ -42,6 +44,9 @@ class ExceptionStore:
                     owner=first.owner, status="open", violations=msgspec.to_builtins(list(violations)),
                     replay_count=0, created_at=now, updated_at=now))
                 metrics.observe_exception_opened(process, first.code, first.owner)
+                publish_in(conn, event(f"{eid}:opened", EXCEPTION_OPENED, process, subject, {
+                    "exception_id": eid, "process": process, "run_id": run_id, "reason": first.code,
+                    "owner": first.owner, "detail": detail}))
         record = self.get(eid)
         assert record is not None
         return record
@@ -104,9 +109,27 @@ class ExceptionStore:
                                             exceptions.c.status, exceptions.c.created_at)
                                   .where(exceptions.c.id == exception_id)).first()
             conn.execute(exceptions.update().where(exceptions.c.id == exception_id).values(**values))
-        if before is not None and status == "resolved" and before.status != "resolved":
+            newly_resolved = before is not None and status == "resolved" and before.status != "resolved"
+            if newly_resolved:
+                publish_resolved(conn, [exception_id])
+        if newly_resolved and before is not None:
             age = (utcnow() - as_utc(before.created_at)).total_seconds()
             metrics.observe_exception_resolved(before.process, before.reason, before.owner, age)
+
+
+def publish_resolved(conn: sa.Connection, exception_ids: Sequence[str]) -> None:
+    """Publish `exception.resolved` for exceptions just resolved in this transaction.
+
+    One event per resolution (the id carries the replay count): an exception replayed, failed
+    again and resolved again is reported again.
+    """
+    if not exception_ids:
+        return
+    for row in conn.execute(sa.select(exceptions).where(exceptions.c.id.in_(list(exception_ids)))).mappings():
+        publish_in(conn, event(f"{row['id']}:resolved:{row['replay_count']}", EXCEPTION_RESOLVED, row["process"],
+                               row["subject"], {"exception_id": row["id"], "process": row["process"],
+                                                "run_id": row["run_id"], "reason": row["reason"],
+                                                "owner": row["owner"]}))
 
 
 def _record(row: sa.RowMapping) -> ExceptionRecord:

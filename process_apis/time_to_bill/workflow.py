@@ -27,11 +27,13 @@ from dbos import DBOS
 
 from contracts.billing import TimePostingBatch, TimePostingLine
 from contracts.common import Money
+from contracts.events import BILLING_RUN_FINISHED, CREDIT_MEMO_ISSUED, INVOICE_DRAFTED, TIME_POSTED, CloudEvent
 from contracts.runs import Violation
 from contracts.time import TimeEntry
 from foundation import metrics
 from foundation.tracing import span
 from process_apis._internal.crashes import describe, record_crash
+from process_apis._internal.events import event
 from process_apis._internal.steps import StepExhausted, run_step
 from process_apis._internal.system_clients import BusinessFailure, TransientFailure
 from process_apis.time_to_bill.enrich import load_reference
@@ -240,6 +242,10 @@ async def post_batch(run_id: str, attempt: int, legal_entity_code: str, number: 
         raise
     rt.ledger.mark_posted(outcome.posted, {})
     metrics.observe_hours_posted(legal_entity_code, float(sum(r.hours for r in rows if r.line_key in outcome.posted)))
+    if outcome.posted:
+        rt.outbox.publish(event(f"{claim}:{digest}:posted", TIME_POSTED, PROCESS, run_id, {
+            "run_id": run_id, "legal_entity": legal_entity_code, "legal_entity_id": entity_id,
+            "lines_posted": len(outcome.posted), "time_entry_keys": sorted(outcome.posted)}))
     problems = [(key, *_classify(outcome.refusals.get(key)), detail) for key, detail in outcome.failed.items()]
     problems += [(key, code, "finance-close" if code == "period_closed" else INTEGRATION_OPS, detail)
                  for key, code, detail in outcome.refused]
@@ -264,6 +270,7 @@ async def invoice_projects(run_id: str, period: str, projects: list[str]) -> int
     creditable = rt.ledger.creditable_many(projects, period)
     milestones = rt.ledger.billed_milestones_many(projects)
     written: list[tuple[Sequence[str], str, Sequence[dict[str, Any]]]] = []
+    announced: list[CloudEvent[dict[str, Any]]] = []
     try:
         for code in projects:
             project = ref.projects[code]
@@ -272,12 +279,20 @@ async def invoice_projects(run_id: str, period: str, projects: list[str]) -> int
                 await run_step(rt.runs, run_id, "invoice", partial(rt.erp.upsert_invoice, draft.external_id,
                                                                    draft.invoice), retry=rt.retry, sleep=rt.sleep)
                 written.append((draft.time_keys, draft.external_id, draft.milestones))
+                announced.append(event(f"{run_id}:{draft.external_id}:drafted", INVOICE_DRAFTED, PROCESS, code, {
+                    "run_id": run_id, "project": code, "period": period, "invoice_external_id": draft.external_id,
+                    "legal_entity_id": project.legal_entity_id}))
             for external_id, memo, keys in credit_memos(project, period, creditable.get(code, [])):
                 await run_step(rt.runs, run_id, "invoice", partial(rt.erp.upsert_credit_memo, external_id, memo),
                                retry=rt.retry, sleep=rt.sleep)
                 written.append((keys, external_id, ()))
+                announced.append(event(f"{run_id}:{external_id}:issued", CREDIT_MEMO_ISSUED, PROCESS, code, {
+                    "run_id": run_id, "project": code, "period": period, "credit_memo_external_id": external_id,
+                    "legal_entity_id": project.legal_entity_id}))
     finally:
         rt.ledger.mark_invoiced_many(written)
+        for announcement in announced:
+            rt.outbox.publish(announcement)
     return len(written)
 
 
@@ -338,6 +353,10 @@ async def finish(run_id: str, status: str, totals: dict[str, str], failures: lis
     rt.runs.step(run_id, "finish", "succeeded", vendor_ids=totals)
     rt.runs.skip_pending(run_id)  # e.g. `invoice` when nothing was due
     rt.runs.set_status(run_id, status, result=totals, exception_id=exception_id)  # type: ignore[arg-type]
+    run = rt.runs.get(run_id)
+    entity, _, period = (run.subject if run else "").partition(":")
+    rt.outbox.publish(event(f"{run_id}:finished", BILLING_RUN_FINISHED, PROCESS, run_id, {
+        "run_id": run_id, "status": status, "legal_entity": entity, "period": period, **totals}))
     rt.references.pop(run_id, None)
     return status
 

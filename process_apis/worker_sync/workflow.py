@@ -18,14 +18,18 @@ import hashlib
 from typing import Final, Literal, TypeVar
 
 import msgspec
+import sqlalchemy as sa
 from dbos import DBOS
 
 from contracts.common import Page
+from contracts.events import WORKER_SYNCED
 from contracts.runs import Violation
 from contracts.workforce import Worker
 from foundation.clock import utcnow
 from foundation.tracing import span
 from process_apis._internal.crashes import describe, record_crash
+from process_apis._internal.events import EventOutbox, event
+from process_apis._internal.exceptions import publish_resolved
 from process_apis._internal.steps import StepExhausted, retrying
 from process_apis._internal.system_clients import BusinessFailure
 from process_apis._internal.tables import exceptions, run_steps
@@ -135,12 +139,15 @@ async def _sync_one(rt: Runtime, run_id: str, attempt: int, worker: Worker, prin
 
 def _resolve(rt: Runtime, *, subject: str | None = None) -> None:
     """Close worker-sync exceptions made moot: one worker's once it synced, or all after a clean run."""
-    query = exceptions.update().where(exceptions.c.process == PROCESS,
-                                      exceptions.c.status.in_(("open", "replayed")))
+    where = [exceptions.c.process == PROCESS, exceptions.c.status.in_(("open", "replayed"))]
     if subject is not None:
-        query = query.where(exceptions.c.subject == subject)
+        where.append(exceptions.c.subject == subject)
     with rt.runs.engine.begin() as conn:
-        conn.execute(query.values(status="resolved", updated_at=utcnow()))
+        moot = [str(i) for i in conn.execute(sa.select(exceptions.c.id).where(*where)).scalars()]
+        if moot:
+            conn.execute(exceptions.update().where(exceptions.c.id.in_(moot)).values(status="resolved",
+                                                                                    updated_at=utcnow()))
+            publish_resolved(conn, moot)
 
 
 @DBOS.step(name="worker_sync.sync_batch")
@@ -180,6 +187,8 @@ async def finish(run_id: str, totals: SyncCounts) -> str:
     rt.runs.step(run_id, "finish", "succeeded", vendor_ids=totals.as_ids())
     rt.runs.set_status(run_id, status, result=totals.as_ids(),
                        exception_id=totals.exception_ids[0] if totals.exception_ids else None)
+    EventOutbox(rt.runs.engine).publish(event(f"{run_id}:synced", WORKER_SYNCED, PROCESS, run_id, {
+        "run_id": run_id, "status": status, **totals.as_ids()}))
     if status == "succeeded":
         _resolve(rt)  # HR, PSA and ERP now agree on every worker: older exceptions are moot
     return status

@@ -773,6 +773,53 @@ async def _(w: World) -> None:
     assert theirs and theirs.isdisjoint(e["id"] for e in mine.json()["items"])
 
 
+SUBS = "/experience/subscriptions/v1/subscriptions"
+
+
+async def admins_subscription(w: World) -> str:
+    """A subscription of the unrestricted client, to all entities."""
+    if "subscription" not in w.ids:
+        created = await w.admin.post(SUBS, json={"url": "https://hooks.invalid/all",
+                                                 "event_types": ["psconnect.billing_run.finished"]})
+        assert created.status_code == 201, created.text
+        w.ids["subscription"] = created.json()["subscription"]["id"]
+    return w.ids["subscription"]
+
+
+@check("subscriptions.createSubscription")
+async def _(w: World) -> None:
+    before = await w.all(w.uk, SUBS)
+    await forbidden(await w.uk.post(SUBS, json={"url": "https://hooks.invalid/uk", "legal_entities": [OTHER],
+                                                "event_types": ["psconnect.time.posted"]}))
+    assert await w.all(w.uk, SUBS) == before
+    mine = await w.uk.post(SUBS, json={"url": "https://hooks.invalid/uk", "event_types": ["psconnect.time.posted"]})
+    assert mine.status_code == 201 and mine.json()["subscription"]["legal_entities"] == [MINE]
+
+
+@check("subscriptions.listSubscriptions")
+async def _(w: World) -> None:
+    theirs = await admins_subscription(w)
+    assert theirs not in {s["id"] for s in await w.all(w.uk, SUBS)}
+    assert all(s["legal_entities"] == [MINE] for s in await w.all(w.uk, SUBS))
+
+
+def subscription_op(operation_id: str, method: str, suffix: str, body: dict[str, Any] | None) -> None:
+    @check(operation_id)
+    async def _(w: World) -> None:
+        sid = await admins_subscription(w)
+        before = (await w.admin.get(f"{SUBS}/{sid}")).json()
+        missing(await w.uk.request(method, f"{SUBS}/{sid}{suffix}", json=body))
+        assert (await w.admin.get(f"{SUBS}/{sid}")).json() == before
+
+
+subscription_op("subscriptions.getSubscription", "GET", "", None)
+subscription_op("subscriptions.listDeliveries", "GET", "/deliveries", None)
+subscription_op("subscriptions.rotateSecret", "POST", "/rotate", {"overlap_seconds": 0})
+subscription_op("subscriptions.replayEvents", "POST", "/replay", {"since": "2026-01-01T00:00:00Z",
+                                                                   "until": "2027-01-01T00:00:00Z"})
+subscription_op("subscriptions.deleteSubscription", "DELETE", "", None)
+
+
 # --- the matrix --------------------------------------------------------------------------------------------------
 
 

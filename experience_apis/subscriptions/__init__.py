@@ -1,0 +1,1 @@
+"""Events out to subscribers: Standard Webhooks subscriptions, a durable dispatcher, the delivery log."""
