@@ -20,12 +20,14 @@ from litestar.params import FromPath, QueryParameter
 from litestar.response import Redirect, Stream
 
 from contracts.problems import FieldError, ProblemError
+from web.console.ages import age, distinct_details
 from web.console.audit import AuditFilters, audit_csv, audit_page
 from web.console.dashboard_charts import TEMPLATE_HELPERS
 from web.console.dashboards import DashboardFilters, load
+from web.console.summary import summary
 from web.pages import render
 from web.portal.accounts import Session
-from web.portal.charts import bar_chart
+from web.portal.charts import horizontal_bar_chart
 from web.sessions import WebSessions
 
 __all__ = ["CONSOLE_SCOPES", "console_router"]
@@ -79,11 +81,14 @@ def console_router(web: WebSessions, http: httpx.AsyncClient, token: Callable[[]
         reasons = Counter(i["exception"]["reason"] for i in items)
         owners = Counter(i["exception"]["owner"] for i in items)
         ages = Counter(next(label for label, limit in AGE_BUCKETS if i["age_hours"] < limit) for i in items)
-        charts = [
-            bar_chart(list(reasons), {"open": list(reasons.values())}, title="Open exceptions by reason"),
-            bar_chart(list(owners), {"open": list(owners.values())}, title="Open exceptions by owner"),
-            bar_chart([b for b, _ in AGE_BUCKETS], {"open": [ages.get(b, 0) for b, _ in AGE_BUCKETS]},
-                      title="Open exceptions by age"),
+        charts = [  # one row per reason, owner or age band, each named in full beside its bar
+            horizontal_bar_chart(list(reasons), {"open": list(reasons.values())}, title="Open exceptions by reason",
+                                 chart_id="chart-open-reason", description="Open exceptions by reason code."),
+            horizontal_bar_chart(list(owners), {"open": list(owners.values())}, title="Open exceptions by owner",
+                                 chart_id="chart-open-owner", description="Open exceptions by owning team."),
+            horizontal_bar_chart([b for b, _ in AGE_BUCKETS], {"open": [ages.get(b, 0) for b, _ in AGE_BUCKETS]},
+                                 title="Open exceptions by age", chart_id="chart-open-age",
+                                 description="Open exceptions by time since raised."),
         ]
         return render("console_overview.html", title="Operations console", session=session, charts=charts,
                       total=len(items), reasons=reasons.most_common(), owners=owners.most_common())
@@ -96,14 +101,15 @@ def console_router(web: WebSessions, http: httpx.AsyncClient, token: Callable[[]
                                      "assignee": assignee}.items() if v}
         items = await everything(session, **filters)
         return render("console_exceptions.html", title="Exceptions", session=session, items=items,
-                      filters=filters, query=urlencode(filters))
+                      filters=filters, query=urlencode(filters), age=age)
 
     @get("/exceptions/{exception_id:str}")
     async def exception(request: Request[Any, Any, Any], exception_id: FromPath[str],
                         notice: Annotated[str | None, QueryParameter(max_length=200)] = None) -> Response[str]:
         session = staff(request)
         detail = await call(session, "GET", f"{WB}/exceptions/{exception_id}")
-        return render("console_exception.html", title="Exception", session=session, d=detail, notice=notice)
+        return render("console_exception.html", title="Exception", session=session, d=detail, notice=notice,
+                      age=age, details=distinct_details(detail["item"]["exception"]["detail"]))
 
     @post("/exceptions/{exception_id:str}/{action:str}", status_code=200)
     async def act(request: Request[Any, Any, Any], exception_id: FromPath[str], action: FromPath[str]) -> Redirect:
@@ -143,13 +149,14 @@ def console_router(web: WebSessions, http: httpx.AsyncClient, token: Callable[[]
 
         try:
             board = await load(fetch, filters)
+            figures = await summary(fetch, board)
         except ProblemError as problem:  # the reader's filter was refused: say why, keep the form
             if problem.problem.status >= 500:
                 raise
             return render("console_dashboards.html", status=problem.problem.status, title="Dashboards",
                           session=session, d=None, filters=filters, error=_refusal(problem), **TEMPLATE_HELPERS)
         return render("console_dashboards.html", title="Dashboards", session=session, d=board, filters=filters,
-                      **TEMPLATE_HELPERS)
+                      figures=figures, **TEMPLATE_HELPERS)
 
     @get("/audit")
     async def audit(request: Request[Any, Any, Any], cursor: Cursor = None) -> Response[str]:

@@ -28,8 +28,12 @@ async def test_overview_draws_open_exceptions_as_charts(stack: Stack) -> None:
         assert page.status_code == 200
         assert '<strong id="open-total">3</strong>' in page.text
         assert page.text.count("<svg") == 3 and "missing_tax_id" in page.text
+        assert re.findall(r'class="label"[^>]*>([^<]*)<', page.text).count("missing_tax_id") == 1
         listed = await ops.get("/console/exceptions", params={"owner": "finance-master-data"})
         assert listed.text.count('data-reason="') == 2
+        ages = re.findall(r'<td class="age" data-hours="[^"]*">([^<]*)</td>', listed.text)
+        assert len(ages) == 2 and all(re.fullmatch(r"under 1 min|\d+ min|\d+ h( \d+ min)?|\d+ d( \d+ h)?", a)
+                                      for a in ages), ages
 
 
 async def test_actions_go_through_the_workbench_and_the_audit_names_the_person(stack: Stack) -> None:
