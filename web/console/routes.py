@@ -20,10 +20,12 @@ from litestar.params import FromPath, QueryParameter
 from litestar.response import Redirect, Stream
 
 from contracts.problems import FieldError, ProblemError
+from foundation.audit import Via
 from web.console.ages import age, distinct_details
 from web.console.audit import AuditFilters, audit_csv, audit_page
 from web.console.dashboard_charts import TEMPLATE_HELPERS
 from web.console.dashboards import DashboardFilters, load
+from web.console.schedules import ScheduleBoard
 from web.console.summary import summary
 from web.pages import render
 from web.portal.accounts import Session
@@ -42,7 +44,8 @@ Cursor = Annotated[str | None, QueryParameter(max_length=2000)]
 T = TypeVar("T")
 
 
-def console_router(web: WebSessions, http: httpx.AsyncClient, token: Callable[[], Awaitable[str]]) -> Router:
+def console_router(web: WebSessions, http: httpx.AsyncClient, token: Callable[[], Awaitable[str]],
+                   schedules: ScheduleBoard | None = None) -> Router:
     def staff(request: Request[Any, Any, Any]) -> Session:
         session = web.require(request)
         if not session.account.is_operations:
@@ -181,8 +184,35 @@ def console_router(web: WebSessions, http: httpx.AsyncClient, token: Callable[[]
             "Content-Disposition": 'attachment; filename="psconnect-audit.csv"', "Cache-Control": "no-store",
             "X-Content-Type-Options": "nosniff"})
 
+    def board() -> ScheduleBoard:
+        if schedules is None:
+            raise ProblemError(404, "not-found", "No schedules", "This console is not given the schedules.")
+        return schedules
+
+    @get("/schedules")
+    async def schedule_list(request: Request[Any, Any, Any],
+                            notice: Annotated[str | None, QueryParameter(max_length=200)] = None) -> Response[str]:
+        session = staff(request)
+        return render("console_schedules.html", title="Schedules", session=session,
+                      schedules=await board().overview(), notice=notice)
+
+    @post("/schedules/{name:str}/{action:str}", status_code=200)
+    async def schedule_act(request: Request[Any, Any, Any], name: FromPath[str], action: FromPath[str]) -> Redirect:
+        """Pause or resume one schedule for every worker; the person is in the audit trail."""
+        session = staff(request)
+        await web.form(request, session)  # refuses a form without this session's CSRF token
+        if action not in ("pause", "resume"):
+            raise ProblemError(404, "not-found", "Unknown action", f"No schedule action {action!r}.")
+        view = await board().set_paused(name, action == "pause", session.account.email,
+                                        via=Via(person=session.account.email, client_id="psconnect-console",
+                                                operation_id=f"console.schedule.{action}", method="POST",
+                                                path=request.url.path, status=303))
+        note = f"Schedule {view.name} {'paused' if view.state == 'paused' else 'resumed'}."
+        return Redirect(f"/console/schedules?{urlencode({'notice': note})}")
+
     return Router(path="/console", include_in_schema=False,
-                  route_handlers=[overview, exceptions, exception, act, dashboards, audit, audit_export])
+                  route_handlers=[overview, exceptions, exception, act, dashboards, audit, audit_export,
+                                  schedule_list, schedule_act])
 
 
 async def _prepend(first: str, rest: AsyncIterator[str]) -> AsyncIterator[str]:
