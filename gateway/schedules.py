@@ -131,7 +131,7 @@ def _check(entry: Schedule, schedulable: Mapping[str, Mapping[str, ScheduledStar
 
 def _where(message: str, raw: bytes) -> str:
     """msgspec's `at $.schedules[2].cron` spelled with the entry's name, as the file's reader knows it."""
-    found = re.search(r"at `\$\.schedules\[(\d+)\]\.?([\w.]*)`", message)
+    found = re.search(r"at `\$\.schedules\[(\d+)\]\.?([^`]*)`", message)
     if found is None:
         return " ".join(message.split())
     index, field = int(found.group(1)), found.group(2) or "(entry)"
