@@ -19,6 +19,7 @@ checks the status in the database and records itself as skipped.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import datetime as dt
 import logging
 from typing import Any, Final
@@ -127,11 +128,15 @@ class Scheduler:
         local = instant.astimezone(ZoneInfo(schedule.timezone))
         fire = Fire(at=local, params=schedule.params, idempotency_key=f"schedule:{name}:{instant.isoformat()}")
         try:
-            run = await operation.start(hosted.service, fire)
+            # Outside this step's DBOS context, as a client's request: the run is a workflow of its own (DBOS
+            # refuses to start one from inside a step), keyed by the run like any other start.
+            run = await asyncio.create_task(operation.start(hosted.service, fire), context=contextvars.Context())
         except ProblemError as problem:
             p = problem.problem
             return self._record(name, instant, "failed", detail=f"{p.status} {p.title}: {p.detail or ''}")
         except Exception as exc:  # a fire must record its failure, not vanish into a log
+            log.exception("scheduled start failed", extra={"fields": {"event": "schedule_fire_failed",
+                                                                      "schedule": name}})
             return self._record(name, instant, "failed", detail=f"{type(exc).__name__}: {exc}")
         return self._record(name, instant, "started", run_id=run.id, run_status=run.status)
 

@@ -83,8 +83,9 @@ async def postgres_database() -> AsyncIterator[str]:
 
 @contextlib.asynccontextmanager
 async def running_stack(home: Path, *, database_url: str | None = None,
-                        retry: RetryPolicy = FAST_RETRY) -> AsyncIterator[Stack]:
-    overrides: dict[str, object] = {"home": str(home), "seed_demo": False}
+                        retry: RetryPolicy = FAST_RETRY, **settings: object) -> AsyncIterator[Stack]:
+    """`settings`: further Settings overrides (a schedule file, schedules on)."""
+    overrides: dict[str, object] = {"home": str(home), "seed_demo": False, **settings}
     if database_url:
         overrides["database_url"] = database_url
     gateway = create_gateway(load_settings(env={}, **overrides), retry=retry, vendor_retry=FAST_VENDOR_RETRY)
