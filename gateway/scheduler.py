@@ -30,6 +30,7 @@ from croniter import croniter  # type: ignore[import-untyped]
 from dbos import DBOS
 
 from contracts.problems import ProblemError
+from contracts.runs import Run
 from foundation.audit import AuditLog, Via
 from foundation.clock import as_utc, utcnow
 from foundation.db import metadata
@@ -127,10 +128,13 @@ class Scheduler:
         operation = hosted.package.schedulable[schedule.action]
         local = instant.astimezone(ZoneInfo(schedule.timezone))
         fire = Fire(at=local, params=schedule.params, idempotency_key=f"schedule:{name}:{instant.isoformat()}")
+        async def start() -> Run:
+            return await operation.start(hosted.service, fire)
+
         try:
             # Outside this step's DBOS context, as a client's request: the run is a workflow of its own (DBOS
             # refuses to start one from inside a step), keyed by the run like any other start.
-            run = await asyncio.create_task(operation.start(hosted.service, fire), context=contextvars.Context())
+            run = await asyncio.create_task(start(), context=contextvars.Context())
         except ProblemError as problem:
             p = problem.problem
             return self._record(name, instant, "failed", detail=f"{p.status} {p.title}: {p.detail or ''}")

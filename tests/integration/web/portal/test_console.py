@@ -66,3 +66,14 @@ async def test_only_the_console_identity_may_act_on_behalf_of_a_person(stack: St
                           headers={"X-On-Behalf-Of": "ceo@example.com"})
     detail = (await stack.http.get(f"/experience/workbench/v1/exceptions/{record['id']}")).json()
     assert detail["comments"][0]["author"] == stack.client_id  # the claim was ignored
+
+
+async def test_a_schedule_is_not_paused_by_a_form_without_the_sessions_csrf_token(stack: Stack) -> None:
+    async with browser(stack) as ops:
+        await ops.post("/portal/signup", data={"email": "ops@psconnect.local", "name": "Ops", "password": PASSWORD})
+        assert psconnect(stack, "accounts", "grant", "--email", "ops@psconnect.local", "--role", "operations")[0] == 0
+        page = await ops.get("/console/schedules")
+        assert page.status_code == 200 and 'data-schedule="worker-sync-nightly"' in page.text
+        assert 'data-state="off"' in page.text  # this stack runs no schedules: listed, not fired
+        refused = await ops.post("/console/schedules/worker-sync-nightly/pause", data={"csrf_token": "forged"})
+        assert refused.status_code == 403
