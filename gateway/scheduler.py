@@ -83,6 +83,8 @@ class Scheduler:
         self.audit = audit
         self.enabled = enabled
         """Off: the file is still checked and listed, but nothing is handed to DBOS and nothing fires."""
+        self.caught_up: dict[str, dt.datetime] = {}
+        """The missed instant each schedule fired on recovery at this start-up."""
 
     # --- start-up --------------------------------------------------------------------------------------------
     def start(self) -> list[str]:
@@ -111,6 +113,7 @@ class Scheduler:
             return False
         # One instant: the window (latest - 1 s, latest + 1 s) holds only it. Same workflow id as the live thread.
         DBOS.backfill_schedule(name, latest - dt.timedelta(seconds=1), latest + dt.timedelta(microseconds=1))
+        self.caught_up[name] = latest
         log.info("missed schedule fired on recovery", extra={"fields": {
             "event": "schedule_catch_up", "schedule": name, "instant": latest.isoformat()}})
         return True
