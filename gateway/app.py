@@ -14,6 +14,7 @@ import gc
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -47,6 +48,8 @@ from gateway.observability import ObservedApp, configure_logging
 from gateway.openapi import ApiEntry, catalog
 from gateway.policy_runtime import PolicyRuntime
 from gateway.processes import Processes
+from gateway.scheduler import Scheduler
+from gateway.schedules import load_schedules
 from gateway.settings import Settings, load_settings
 from gateway.upstream import UpstreamPool, upstream_routers
 from gateway.usage import UsageRecorder
@@ -99,6 +102,7 @@ class Gateway:
     policies: PolicyRuntime
     vendors: dict[str, VendorRuntime]
     processes: Processes
+    scheduler: Scheduler
     litestar: Litestar
     app: ASGIApp
     internal_http: httpx.AsyncClient
@@ -119,7 +123,8 @@ def health() -> dict[str, str]:
 
 def _dbos_config(settings: Settings) -> dict[str, Any]:
     return {"name": "psconnect", "system_database_url": settings.workflow_database_url,
-            "application_version": "psconnect-1", "log_level": "WARNING"}
+            "application_version": "psconnect-1", "log_level": "WARNING",
+            "scheduler_polling_interval_sec": 5.0}  # how soon a pause or resume reaches every worker
 
 
 def create_gateway(settings: Settings | None = None, *, bindings: Bindings | None = None,
@@ -167,8 +172,12 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
     tracing.instrument_client(internal_http)  # the in-process hops carry the step's span as traceparent
     accounts = Accounts(engine, base_url=settings.issuer)  # roles come from an admin, never from an email
     web = WebSessions(accounts)
+    # The schedule file is checked before anything starts: a bad file stops start-up naming file, entry and field.
+    schedules = load_schedules({n: h.package.schedulable for n, h in processes.hosted.items()},
+                               Path(settings.schedules_file) if settings.schedules_file else None)
+    scheduler = Scheduler(schedules, processes, engine, trail, enabled=settings.schedules_enabled)
     console = console_router(web, internal_http, ServiceToken(oauth, settings.console_client_id, CONSOLE_SCOPES,
-                                                              settings.token_ttl))
+                                                              settings.token_ttl), schedules=scheduler)
     portal = portal_router(web, apps, usage, api_catalog, token_url=f"{settings.issuer}/oauth2/token",
                            mailer=Mailer(settings.smtp_url, settings.smtp_from), throttle=throttle)
     token = ServiceToken(oauth, settings.service_client_id, SERVICE_SCOPES, settings.token_ttl)
@@ -195,7 +204,7 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
     app = ObservedApp(BodyDeadline(litestar, settings.body_read_timeout), usage)
     gateway = Gateway(settings=settings, engine=engine, bindings=bindings, oauth=oauth, policies=policy_runtime,
                       vendors=vendors,
-                      processes=processes, litestar=litestar, app=app, internal_http=internal_http)
+                      processes=processes, scheduler=scheduler, litestar=litestar, app=app, internal_http=internal_http)
     processes.configure(engine, internal_http, token, retry)
     executors = Executors(settings, engine)  # DBOS executor id; on PostgreSQL a lease per process
 
@@ -210,9 +219,11 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
         executors.launch()  # takes the lease, DBOS.launch(), then recovers dead executors' workflows
         resumed = await processes.resume()
         await dispatcher.start()  # webhook deliveries, off the request path (experience_apis/subscriptions)
+        caught_up = await asyncio.to_thread(scheduler.start)  # after DBOS is up: schedules live in its database
         portal_start_up(settings, engine, accounts)
         log.info("gateway started", extra={"fields": {"event": "startup", "issuer": settings.issuer,
-                                                      "embedded": settings.embedded, "resumed_runs": resumed}})
+                                                      "embedded": settings.embedded, "resumed_runs": resumed,
+                                                      "schedules_caught_up": caught_up}})
 
     async def shutdown() -> None:
         await dispatcher.stop()

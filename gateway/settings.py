@@ -70,6 +70,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     redis_prefix: Annotated[str, Meta(min_length=1, description=(
         "PSCONNECT_REDIS_PREFIX: namespace of the gateway's Redis keys; deployments sharing one Redis differ."))] = \
         "psconnect"
+    schedules_file: Annotated[str | None, Meta(description=(
+        "PSCONNECT_SCHEDULES_FILE: the schedule file; default gateway/schedules.yaml."))] = None
+    schedules_enabled: Annotated[bool, Meta(description=(
+        "PSCONNECT_SCHEDULES_ENABLED: fire the schedules (the file is checked either way). Default on when the "
+        "settings come from the process environment (`psconnect serve`), off when a caller passes its own "
+        "environment mapping (tests, tools), so a test never meets a fire it did not ask for."))] = False
     limits_store: Annotated[str | None, Meta(description=(
         "PSCONNECT_LIMITS_STORE: `memory` or `redis` counters for rate limits and quotas; "
         "default `redis` when REDIS_URL is set, else `memory`."))] = None
@@ -133,6 +139,9 @@ def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Set
         "limits_store": e.get("PSCONNECT_LIMITS_STORE") or None,
         "webhooks_allow_http": (None if "PSCONNECT_WEBHOOKS_ALLOW_HTTP" not in e
                                 else e["PSCONNECT_WEBHOOKS_ALLOW_HTTP"] not in ("0", "false", "no")),
+        "schedules_file": e.get("PSCONNECT_SCHEDULES_FILE") or None,
+        "schedules_enabled": e.get("PSCONNECT_SCHEDULES_ENABLED", "1" if env is None else "0")
+        not in ("0", "false", "no"),
     }
     raw.update(overrides)
     settings = msgspec.convert(raw, Settings, strict=False)

@@ -10,8 +10,8 @@ registers each replayer — it names no process itself.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
 
@@ -22,7 +22,8 @@ from litestar import Router
 from contracts.runs import Run
 from foundation.retry import RetryPolicy
 
-__all__ = ["ENTRY_POINT_GROUP", "HostOptions", "ProcessPackage", "SharedParts", "TokenSource", "discover"]
+__all__ = ["ENTRY_POINT_GROUP", "Fire", "HostOptions", "ProcessPackage", "ScheduledStart", "SharedParts",
+           "TokenSource", "discover"]
 
 ENTRY_POINT_GROUP = "psconnect.processes"
 S = TypeVar("S")
@@ -48,6 +49,29 @@ class SharedParts:
 
 
 @dataclass(frozen=True)
+class Fire:
+    """One firing of a schedule, as the process's start operation sees it."""
+
+    at: dt.datetime
+    """The scheduled instant, in the schedule's time zone (its date is the firm's local date)."""
+    params: Mapping[str, str]
+    """The schedule entry's parameters, already checked against `ScheduledStart.params`."""
+    idempotency_key: str
+    """Stable per schedule and instant: a fire executed twice starts (or finds) one run."""
+
+
+@dataclass(frozen=True)
+class ScheduledStart(Generic[S]):
+    """A start operation a schedule may fire: the same idempotent start a client calls, with its parameters."""
+
+    start: Callable[[S, Fire], Awaitable[Run]]
+    params: Mapping[str, tuple[str, ...] | None] = field(default_factory=dict)
+    """Parameter name → its allowed values (None: any non-empty text); every one named here is required."""
+    optional: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Optional parameter name → its allowed values (the first is the default)."""
+
+
+@dataclass(frozen=True)
 class ProcessPackage(Generic[S]):
     """One process API: how to build its service and runtime, its routes, its replay and resume hooks."""
 
@@ -61,6 +85,8 @@ class ProcessPackage(Generic[S]):
     """Replay an open exception of this process (the workbench's replay); the run it started or joined."""
     resume_unstarted: Callable[[S], Awaitable[int]]
     """Hand runs recorded but never started (a crash between two writes) to DBOS; how many."""
+    schedulable: Mapping[str, ScheduledStart[S]] = field(default_factory=dict)
+    """The start operations a schedule file may name, as `<process>.<action>`."""
 
 
 def discover() -> list[ProcessPackage[Any]]:

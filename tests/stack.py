@@ -96,9 +96,10 @@ async def postgres_database() -> AsyncIterator[str]:
 
 @contextlib.asynccontextmanager
 async def running_stack(home: Path, *, database_url: str | None = None, retry: RetryPolicy = FAST_RETRY,
-                        connections: Path | None = None) -> AsyncIterator[Stack]:
-    """The embedded stack; `connections` names another connections file than the shipped one."""
-    overrides: dict[str, object] = {"home": str(home), "seed_demo": False}
+                        connections: Path | None = None, **settings: object) -> AsyncIterator[Stack]:
+    """The embedded stack; `connections` names another connections file than the shipped one; `settings`:
+    further Settings overrides (a schedule file, schedules on)."""
+    overrides: dict[str, object] = {"home": str(home), "seed_demo": False, **settings}
     if database_url:
         overrides["database_url"] = database_url
     if connections is not None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from process_apis.registry import HostOptions, ProcessPackage, SharedParts
+import datetime as dt
+
+from contracts.runs import Run
+from process_apis.registry import Fire, HostOptions, ProcessPackage, ScheduledStart, SharedParts
 from process_apis.time_to_bill.api import time_to_bill_router
+from process_apis.time_to_bill.rules import period_of
 from process_apis.time_to_bill.runtime import build_runtime, configure
 from process_apis.time_to_bill.service import TimeToBillService
 from process_apis.time_to_bill.workflow import PROCESS as NAME
@@ -19,6 +23,27 @@ def _configure(parts: SharedParts) -> None:
     configure(build_runtime(parts))
 
 
+def _period(fire: Fire) -> str:
+    """The month a fire bills, from its local date: `previous` for a cut-off that falls after month-end."""
+    day = fire.at.date()
+    if fire.params.get("period", "current") == "previous":
+        day = day.replace(day=1) - dt.timedelta(days=1)
+    return period_of(day)
+
+
+async def _scheduled_run(service: TimeToBillService, fire: Fire) -> Run:
+    """Time posting during the day and the month-end run are both the client's start of the entity's run.
+
+    A run posts what the ledger holds unposted and bills only what it has not billed, so the
+    same start serves the near-real-time posting path and the cut-off.
+    """
+    run, _ = await service.start_run(fire.params["legal_entity"], _period(fire), fire.idempotency_key)
+    return run
+
+
+_RUN = ScheduledStart(_scheduled_run, params={"legal_entity": None}, optional={"period": ("current", "previous")})
+
 PROCESS: ProcessPackage[TimeToBillService] = ProcessPackage(
     name=NAME, service=_service, router=time_to_bill_router, configure=_configure,
-    replay=TimeToBillService.replay_run, resume_unstarted=TimeToBillService.resume_unstarted)
+    replay=TimeToBillService.replay_run, resume_unstarted=TimeToBillService.resume_unstarted,
+    schedulable={"post_time": _RUN, "billing_run": _RUN})

@@ -32,15 +32,17 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 
 
 @contextlib.contextmanager
-def served_gateway(home: Path) -> Iterator[str]:
+def served_gateway(home: Path, env: dict[str, str] | None = None) -> Iterator[str]:
     """The embedded gateway in its own process on a free port; yields its base URL.
+
+    `env`: the settings environment the gateway reads (none by default: schedules off).
 
     Its log (JSON lines) goes to `home/gateway.log`, where `logged` finds the links the
     server writes there: email confirmation, the first admin's enrolment link.
     """
     port = free_port()
     code = ("import uvicorn; from gateway.app import create_gateway; from gateway.settings import load_settings; "
-            f"g = create_gateway(load_settings(env={{}}, home={str(home)!r}, port={port})); "
+            f"g = create_gateway(load_settings(env={dict(env or {})!r}, home={str(home)!r}, port={port})); "
             f"uvicorn.run(g.app, host='127.0.0.1', port={port}, log_level='warning')")
     log = (home / "gateway.log").open("ab")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stderr=log)

@@ -238,3 +238,35 @@ def test_a_refused_filter_is_explained_on_the_page(base_url: str, auth: dict[str
             assert page.locator("svg.chart").count() == 0
         page.screenshot(path=str(SCREENSHOTS / "console-dashboards-4-refused.png"), full_page=True)
     assert external == [], f"the dashboards made external requests: {external}"
+
+
+def test_the_page_opens_with_the_figures_to_check_first_and_every_bar_is_named(base_url: str,
+                                                                              auth: dict[str, str]) -> None:
+    external: list[str] = []
+    with guarded_context(external, height=1000) as context:
+        page = context.new_page()
+        sign_in(page, base_url)
+        page.goto(f"{base_url}/console/dashboards")
+        summary = page.locator("#summary")
+        expect(summary).to_be_visible()
+        # the summary row comes before the first detail widget
+        order = page.eval_on_selector_all("#summary, section.widget", "els => els.map(e => e.id)")
+        assert order[0] == "summary", order
+        keys = summary.locator(".figure").evaluate_all("els => els.map(e => e.dataset.key)")
+        assert {"actual-utilization", "billable-hours", "approved-unbilled", "open-exceptions",
+                "failed-runs"} <= set(keys)
+        shown = api(base_url, auth, "/utilization")
+        actual = summary.locator(".figure[data-key=actual-utilization]")
+        periods = actual.locator("ol.trend li").evaluate_all("els => els.map(e => e.dataset.period)")
+        assert periods and periods[-1] == shown["period"] and periods == sorted(periods)
+        open_now = sum(c["count"] for c in api(base_url, auth, "/sync-health")["exceptions_by_reason"])
+        expect(summary.locator(".figure[data-key=open-exceptions] strong")).to_have_text(str(open_now))
+        # every bar of every chart has its label written beside or under it, not only the first and last
+        named: list[dict[str, Any]] = page.eval_on_selector_all("svg.chart", """svgs => svgs.map(svg => ({
+            id: svg.id, bars: [...new Set([...svg.querySelectorAll('rect.bar')].map(r => r.dataset.label))],
+            labels: [...svg.querySelectorAll('text.label')].map(t => t.textContent)}))""")
+        assert named
+        for chart in named:
+            assert len(chart["labels"]) == len(chart["bars"]), chart
+        page.screenshot(path=str(SCREENSHOTS / "console-dashboards-5-summary.png"), full_page=True)
+    assert external == [], f"the dashboards made external requests: {external}"

@@ -20,12 +20,16 @@ from litestar.params import FromPath, QueryParameter
 from litestar.response import Redirect, Stream
 
 from contracts.problems import FieldError, ProblemError
+from foundation.audit import Via
+from web.console.ages import age, distinct_details
 from web.console.audit import AuditFilters, audit_csv, audit_page
 from web.console.dashboard_charts import TEMPLATE_HELPERS
 from web.console.dashboards import DashboardFilters, load
+from web.console.schedules import ScheduleBoard
+from web.console.summary import summary
 from web.pages import render
 from web.portal.accounts import Session
-from web.portal.charts import bar_chart
+from web.portal.charts import horizontal_bar_chart
 from web.sessions import WebSessions
 
 __all__ = ["CONSOLE_SCOPES", "console_router"]
@@ -40,7 +44,8 @@ Cursor = Annotated[str | None, QueryParameter(max_length=2000)]
 T = TypeVar("T")
 
 
-def console_router(web: WebSessions, http: httpx.AsyncClient, token: Callable[[], Awaitable[str]]) -> Router:
+def console_router(web: WebSessions, http: httpx.AsyncClient, token: Callable[[], Awaitable[str]],
+                   schedules: ScheduleBoard | None = None) -> Router:
     def staff(request: Request[Any, Any, Any]) -> Session:
         session = web.require(request)
         if not session.account.is_operations:
@@ -79,11 +84,14 @@ def console_router(web: WebSessions, http: httpx.AsyncClient, token: Callable[[]
         reasons = Counter(i["exception"]["reason"] for i in items)
         owners = Counter(i["exception"]["owner"] for i in items)
         ages = Counter(next(label for label, limit in AGE_BUCKETS if i["age_hours"] < limit) for i in items)
-        charts = [
-            bar_chart(list(reasons), {"open": list(reasons.values())}, title="Open exceptions by reason"),
-            bar_chart(list(owners), {"open": list(owners.values())}, title="Open exceptions by owner"),
-            bar_chart([b for b, _ in AGE_BUCKETS], {"open": [ages.get(b, 0) for b, _ in AGE_BUCKETS]},
-                      title="Open exceptions by age"),
+        charts = [  # one row per reason, owner or age band, each named in full beside its bar
+            horizontal_bar_chart(list(reasons), {"open": list(reasons.values())}, title="Open exceptions by reason",
+                                 chart_id="chart-open-reason", description="Open exceptions by reason code."),
+            horizontal_bar_chart(list(owners), {"open": list(owners.values())}, title="Open exceptions by owner",
+                                 chart_id="chart-open-owner", description="Open exceptions by owning team."),
+            horizontal_bar_chart([b for b, _ in AGE_BUCKETS], {"open": [ages.get(b, 0) for b, _ in AGE_BUCKETS]},
+                                 title="Open exceptions by age", chart_id="chart-open-age",
+                                 description="Open exceptions by time since raised."),
         ]
         return render("console_overview.html", title="Operations console", session=session, charts=charts,
                       total=len(items), reasons=reasons.most_common(), owners=owners.most_common())
@@ -96,14 +104,15 @@ def console_router(web: WebSessions, http: httpx.AsyncClient, token: Callable[[]
                                      "assignee": assignee}.items() if v}
         items = await everything(session, **filters)
         return render("console_exceptions.html", title="Exceptions", session=session, items=items,
-                      filters=filters, query=urlencode(filters))
+                      filters=filters, query=urlencode(filters), age=age)
 
     @get("/exceptions/{exception_id:str}")
     async def exception(request: Request[Any, Any, Any], exception_id: FromPath[str],
                         notice: Annotated[str | None, QueryParameter(max_length=200)] = None) -> Response[str]:
         session = staff(request)
         detail = await call(session, "GET", f"{WB}/exceptions/{exception_id}")
-        return render("console_exception.html", title="Exception", session=session, d=detail, notice=notice)
+        return render("console_exception.html", title="Exception", session=session, d=detail, notice=notice,
+                      age=age, details=distinct_details(detail["item"]["exception"]["detail"]))
 
     @post("/exceptions/{exception_id:str}/{action:str}", status_code=200)
     async def act(request: Request[Any, Any, Any], exception_id: FromPath[str], action: FromPath[str]) -> Redirect:
@@ -143,13 +152,14 @@ def console_router(web: WebSessions, http: httpx.AsyncClient, token: Callable[[]
 
         try:
             board = await load(fetch, filters)
+            figures = await summary(fetch, board)
         except ProblemError as problem:  # the reader's filter was refused: say why, keep the form
             if problem.problem.status >= 500:
                 raise
             return render("console_dashboards.html", status=problem.problem.status, title="Dashboards",
                           session=session, d=None, filters=filters, error=_refusal(problem), **TEMPLATE_HELPERS)
         return render("console_dashboards.html", title="Dashboards", session=session, d=board, filters=filters,
-                      **TEMPLATE_HELPERS)
+                      figures=figures, **TEMPLATE_HELPERS)
 
     @get("/audit")
     async def audit(request: Request[Any, Any, Any], cursor: Cursor = None) -> Response[str]:
@@ -174,8 +184,35 @@ def console_router(web: WebSessions, http: httpx.AsyncClient, token: Callable[[]
             "Content-Disposition": 'attachment; filename="psconnect-audit.csv"', "Cache-Control": "no-store",
             "X-Content-Type-Options": "nosniff"})
 
+    def board() -> ScheduleBoard:
+        if schedules is None:
+            raise ProblemError(404, "not-found", "No schedules", "This console is not given the schedules.")
+        return schedules
+
+    @get("/schedules")
+    async def schedule_list(request: Request[Any, Any, Any],
+                            notice: Annotated[str | None, QueryParameter(max_length=200)] = None) -> Response[str]:
+        session = staff(request)
+        return render("console_schedules.html", title="Schedules", session=session,
+                      schedules=await board().overview(), notice=notice)
+
+    @post("/schedules/{name:str}/{action:str}", status_code=200)
+    async def schedule_act(request: Request[Any, Any, Any], name: FromPath[str], action: FromPath[str]) -> Redirect:
+        """Pause or resume one schedule for every worker; the person is in the audit trail."""
+        session = staff(request)
+        await web.form(request, session)  # refuses a form without this session's CSRF token
+        if action not in ("pause", "resume"):
+            raise ProblemError(404, "not-found", "Unknown action", f"No schedule action {action!r}.")
+        view = await board().set_paused(name, action == "pause", session.account.email,
+                                        via=Via(person=session.account.email, client_id="psconnect-console",
+                                                operation_id=f"console.schedule.{action}", method="POST",
+                                                path=request.url.path, status=303))
+        note = f"Schedule {view.name} {'paused' if view.state == 'paused' else 'resumed'}."
+        return Redirect(f"/console/schedules?{urlencode({'notice': note})}")
+
     return Router(path="/console", include_in_schema=False,
-                  route_handlers=[overview, exceptions, exception, act, dashboards, audit, audit_export])
+                  route_handlers=[overview, exceptions, exception, act, dashboards, audit, audit_export,
+                                  schedule_list, schedule_act])
 
 
 async def _prepend(first: str, rest: AsyncIterator[str]) -> AsyncIterator[str]:

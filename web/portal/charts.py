@@ -11,15 +11,17 @@ __all__ = ["Formatter", "Number", "bar_chart", "column_chart", "horizontal_bar_c
 
 def bar_chart(labels: Sequence[str], series: dict[str, Sequence[float]], *, title: str, width: int = 720,
               height: int = 220) -> str:
-    """Grouped bars, one colour per series, with a y-axis maximum and the first and last labels."""
+    """Grouped bars, one colour per series, with a y-axis maximum and every group's label under its bars."""
     colours = ["#1f5fbf", "#b42318", "#9a6400", "#1d7a46"]
     top = max([v for values in series.values() for v in values] + [1.0])
     pad, plot_h = 30, height - 60
     groups = max(1, len(labels))
     group_w = (width - 2 * pad) / groups
     bar_w = max(1.0, group_w / (len(series) + 1))
-    parts = [f'<svg class="chart" role="img" aria-label="{escape(title)}" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">',
+    slanted = group_w < 40  # too narrow to write a label flat: turned on its side, with room made below
+    full_h = height + (36 if slanted else 0)
+    parts = [f'<svg class="chart" role="img" aria-label="{escape(title)}" width="{width}" height="{full_h}" '
+             f'viewBox="0 0 {width} {full_h}" xmlns="http://www.w3.org/2000/svg">',
              f'<text x="{pad}" y="18" font-size="13" font-weight="600">{escape(title)}</text>',
              f'<text x="{pad}" y="34" font-size="11" fill="#5b6472">max {top:g}</text>']
     for s, (name, values) in enumerate(series.items()):
@@ -31,10 +33,16 @@ def bar_chart(labels: Sequence[str], series: dict[str, Sequence[float]], *, titl
                          f'{escape(labels[i])}: {value:g}</title></rect>')
         parts.append(f'<text x="{width - 160}" y="{18 + 14 * s}" font-size="11" fill="{colours[s % len(colours)]}">'
                      f'■ {escape(name)}</text>')
-    if labels:
-        parts.append(f'<text x="{pad}" y="{height - 6}" font-size="11" fill="#5b6472">{escape(labels[0])}</text>')
-        parts.append(f'<text x="{width - pad}" y="{height - 6}" font-size="11" fill="#5b6472" '
-                     f'text-anchor="end">{escape(labels[-1])}</text>')
+    # Every group is named under its bars: clipped to its width when there is room for a few characters,
+    # turned on its side when the groups are too narrow for that (the full text stays in each bar's <title>).
+    for i, label in enumerate(labels):
+        cx = pad + i * group_w + bar_w * len(series) / 2
+        if slanted:
+            parts.append(f'<text class="label" x="{cx:.1f}" y="{height - 8}" font-size="10" fill="#5b6472" '
+                         f'transform="rotate(60 {cx:.1f} {height - 8})">{escape(_clip(label, 40))}</text>')
+        else:
+            parts.append(f'<text class="label" x="{cx:.1f}" y="{height - 6}" font-size="11" fill="#5b6472" '
+                         f'text-anchor="middle">{escape(_clip(label, group_w))}</text>')
     parts.append("</svg>")
     return "".join(parts)
 

@@ -28,8 +28,12 @@ async def test_overview_draws_open_exceptions_as_charts(stack: Stack) -> None:
         assert page.status_code == 200
         assert '<strong id="open-total">3</strong>' in page.text
         assert page.text.count("<svg") == 3 and "missing_tax_id" in page.text
+        assert re.findall(r'class="label"[^>]*>([^<]*)<', page.text).count("missing_tax_id") == 1
         listed = await ops.get("/console/exceptions", params={"owner": "finance-master-data"})
         assert listed.text.count('data-reason="') == 2
+        ages = re.findall(r'<td class="age" data-hours="[^"]*">([^<]*)</td>', listed.text)
+        assert len(ages) == 2 and all(re.fullmatch(r"under 1 min|\d+ min|\d+ h( \d+ min)?|\d+ d( \d+ h)?", a)
+                                      for a in ages), ages
 
 
 async def test_actions_go_through_the_workbench_and_the_audit_names_the_person(stack: Stack) -> None:
@@ -62,3 +66,14 @@ async def test_only_the_console_identity_may_act_on_behalf_of_a_person(stack: St
                           headers={"X-On-Behalf-Of": "ceo@example.com"})
     detail = (await stack.http.get(f"/experience/workbench/v1/exceptions/{record['id']}")).json()
     assert detail["comments"][0]["author"] == stack.client_id  # the claim was ignored
+
+
+async def test_a_schedule_is_not_paused_by_a_form_without_the_sessions_csrf_token(stack: Stack) -> None:
+    async with browser(stack) as ops:
+        await ops.post("/portal/signup", data={"email": "ops@psconnect.local", "name": "Ops", "password": PASSWORD})
+        assert psconnect(stack, "accounts", "grant", "--email", "ops@psconnect.local", "--role", "operations")[0] == 0
+        page = await ops.get("/console/schedules")
+        assert page.status_code == 200 and 'data-schedule="worker-sync-nightly"' in page.text
+        assert 'data-state="off"' in page.text  # this stack runs no schedules: listed, not fired
+        refused = await ops.post("/console/schedules/worker-sync-nightly/pause", data={"csrf_token": "forged"})
+        assert refused.status_code == 403
