@@ -32,18 +32,23 @@ def _period(fire: Fire) -> str:
 
 
 async def _scheduled_run(service: TimeToBillService, fire: Fire) -> Run:
-    """Time posting during the day and the month-end run are both the client's start of the entity's run.
-
-    A run posts what the ledger holds unposted and bills only what it has not billed, so the
-    same start serves the near-real-time posting path and the cut-off.
-    """
+    """The month-end run at an entity's cut-off: the client's start of the entity's billing run."""
     run, _ = await service.start_run(fire.params["legal_entity"], _period(fire), fire.idempotency_key)
     return run
 
 
-_RUN = ScheduledStart(_scheduled_run, params={"legal_entity": None}, optional={"period": ("current", "previous")})
+async def _scheduled_posting(service: TimeToBillService, fire: Fire) -> Run:
+    """Near-real-time posting during the working day: the period's posting-only run, no invoice drafts."""
+    run, _ = await service.start_run(fire.params["legal_entity"], _period(fire), fire.idempotency_key,
+                                     invoice=False)
+    return run
+
+
+_PARAMS = {"legal_entity": None}
+_PERIODS = {"period": ("current", "previous")}
 
 PROCESS: ProcessPackage[TimeToBillService] = ProcessPackage(
     name=NAME, service=_service, router=time_to_bill_router, configure=_configure,
     replay=TimeToBillService.replay_run, resume_unstarted=TimeToBillService.resume_unstarted,
-    schedulable={"post_time": _RUN, "billing_run": _RUN})
+    schedulable={"post_time": ScheduledStart(_scheduled_posting, params=_PARAMS, optional=_PERIODS),
+                 "billing_run": ScheduledStart(_scheduled_run, params=_PARAMS, optional=_PERIODS)})

@@ -43,6 +43,8 @@ SCOPE = "time_to_bill.startRun"
 __all__ = ["EventOutcome", "TimeToBillService"]
 
 TERMINAL = ("succeeded", "needs_attention", "failed")
+POSTING_ONLY = "_posting"
+"""The run-id suffix of an entity's posting-only run of a period (`start_run(..., invoice=False)`)."""
 PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 """A billing period: YYYY-MM with a real month (01-12) and a year from 0001 on."""
 T = TypeVar("T")
@@ -87,13 +89,17 @@ class TimeToBillService:
         return self.as_of or dt.date.today()
 
     async def start_run(self, legal_entity_code: str, period: str, idempotency_key: str | None = None,
-                        *, wait: bool = False) -> tuple[Run, bool]:
-        """Start (or join) the billing run for a legal entity and period; True when this call started it."""
+                        *, wait: bool = False, invoice: bool = True) -> tuple[Run, bool]:
+        """Start (or join) the billing run for a legal entity and period; True when this call started it.
+
+        ``invoice=False`` starts the entity's posting-only run of the period (its own run id, ending
+        in ``POSTING_ONLY``): approved time is posted, nothing is drafted until the billing run.
+        """
         rt = runtime()
         check_period(period)
         if legal_entity_code != ALL_ENTITIES:
             await self._check_entity(legal_entity_code)
-        subject = f"{legal_entity_code}:{period}"
+        subject = f"{legal_entity_code}:{period}" + ("" if invoice else ":posting")  # one run per subject
         fingerprint = hashlib.sha256(subject.encode()).hexdigest()
         if idempotency_key:
             earlier_id = StartKeys(runtime().runs.engine, SCOPE).earlier_run(idempotency_key, fingerprint)
@@ -101,6 +107,7 @@ class TimeToBillService:
             if earlier is not None:
                 return earlier, False
         run_id = f"ttb_{'ALL' if legal_entity_code == ALL_ENTITIES else legal_entity_code}_{period}"
+        run_id += "" if invoice else POSTING_ONLY
         run, created = rt.runs.create(PROCESS, subject, run_id, STEPS)
         if not created and run.status in TERMINAL:
             with rt.runs.engine.begin() as conn:
@@ -251,12 +258,13 @@ class TimeToBillService:
         for run_id, subject in rows:
             run = rt.runs.get(run_id)
             if run is not None:
-                entity, _, period = subject.partition(":")
+                entity, period = subject.split(":")[:2]
                 await self._launch(run, entity, period)
         return len(rows)
 
     async def _launch(self, run: Run, legal_entity_code: str, period: str) -> WorkflowHandleAsync[str]:
         with SetWorkflowID(workflow_id(run.id, run.attempt)):
             return await DBOS.start_workflow_async(billing_run, run.id, legal_entity_code, period,
-                                                   self.today().isoformat(), run.attempt)
+                                                   self.today().isoformat(), run.attempt,
+                                                   not run.id.endswith(POSTING_ONLY))
 

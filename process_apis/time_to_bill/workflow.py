@@ -354,7 +354,7 @@ async def finish(run_id: str, status: str, totals: dict[str, str], failures: lis
     rt.runs.skip_pending(run_id)  # e.g. `invoice` when nothing was due
     rt.runs.set_status(run_id, status, result=totals, exception_id=exception_id)  # type: ignore[arg-type]
     run = rt.runs.get(run_id)
-    entity, _, period = (run.subject if run else "").partition(":")
+    entity, period = ((run.subject if run else "") + "::").split(":")[:2]
     rt.outbox.publish(event(f"{run_id}:finished", BILLING_RUN_FINISHED, PROCESS, run_id, {
         "run_id": run_id, "status": status, "legal_entity": entity, "period": period, **totals}))
     rt.references.pop(run_id, None)
@@ -376,20 +376,25 @@ async def crashed(run_id: str, attempt: int, error: str) -> str:
 
 
 @DBOS.workflow(name="time_to_bill.billing_run")
-async def billing_run(run_id: str, legal_entity_code: str, period: str, as_of: str, attempt: int) -> str:
+async def billing_run(run_id: str, legal_entity_code: str, period: str, as_of: str, attempt: int,
+                      invoice: bool = True) -> str:
     """Take a legal entity's approved time for a period to posted ERP time and invoice drafts.
 
-    A crash anywhere (an error no step handles) ends the run `failed` with an owned exception.
+    ``invoice=False`` is the near-real-time posting path (a schedule's fire during the working day):
+    time reaches the ERP, but no invoice is drafted before the month-end run, which would otherwise
+    leave one draft per project per fire. A crash anywhere (an error no step handles) ends the run
+    `failed` with an owned exception.
     """
     try:
         with span("process time_to_bill", {"psconnect.run_id": run_id,
                                            "psconnect.legal_entity": legal_entity_code}):
-            return await _billing_run(run_id, legal_entity_code, period, as_of, attempt)
+            return await _billing_run(run_id, legal_entity_code, period, as_of, attempt, invoice)
     except Exception as exc:
         return await crashed(run_id, attempt, describe(exc))
 
 
-async def _billing_run(run_id: str, legal_entity_code: str, period: str, as_of: str, attempt: int) -> str:
+async def _billing_run(run_id: str, legal_entity_code: str, period: str, as_of: str, attempt: int,
+                       invoice: bool) -> str:
     totals: dict[str, int] = {}
     cursor: str | None = None
     failures: list[str] = []
@@ -414,7 +419,7 @@ async def _billing_run(run_id: str, legal_entity_code: str, period: str, as_of: 
             failures.append(f"{entity}: {exc}")
     await posting_done(run_id, bool(failures))
     rt_totals = {**{k: str(v) for k, v in totals.items()}, "posted": str(posted)}
-    projects = await plan_invoices(run_id, legal_entity_code, period)
+    projects = await plan_invoices(run_id, legal_entity_code, period) if invoice else []
     documents = 0
     for i in range(0, len(projects), 50):
         try:

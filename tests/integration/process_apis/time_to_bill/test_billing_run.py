@@ -144,3 +144,29 @@ async def test_starting_a_run_twice_with_one_key_is_one_run(tmp_path: Path) -> N
                                   headers={"Idempotency-Key": "same-key-123"})
         assert other.status_code == 422
         await s.wait(first["id"])
+
+
+async def test_a_working_day_posting_fire_posts_time_and_drafts_no_invoice_until_the_month_end_run(
+        tmp_path: Path) -> None:
+    """The schedule's near-real-time path: time reaches the ERP during the month, invoices only at the cut-off."""
+    import datetime as dt
+
+    from process_apis.registry import Fire
+    from process_apis.time_to_bill.plugin import PROCESS
+
+    async with ttb_stack(tmp_path) as s:
+        service = s.stack.gateway.processes.service("time_to_bill")
+        fire = Fire(at=dt.datetime(2026, 10, 30, 10, 15), params={"legal_entity": "UK01"},
+                    idempotency_key="schedule:time-posting-uk01:2026-10-30T10:15")
+        started = await PROCESS.schedulable["post_time"].start(service, fire)
+        posting = await s.wait(started.id, started.attempt)
+        assert posting["id"].endswith("_posting") and posting["status"] in ("succeeded", "needs_attention")
+        assert int(posting["result"]["posted"]) > 0 and posting["result"]["invoice_documents"] == "0"
+        uk_projects = [code for code, p in PROJECTS.items() if p.legal_entity_code == "UK01"]
+        assert [code for code in uk_projects if await invoices(s, code)] == []
+        bills_after_posting = len(s.time_bills())
+
+        month_end = await s.bill("UK01")
+        assert int(month_end["result"]["invoice_documents"]) > 0
+        assert int(month_end["result"]["posted"]) == 0  # everything was posted by the day's fire, once
+        assert len(s.time_bills()) == bills_after_posting
