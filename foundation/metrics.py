@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -73,8 +73,9 @@ EXCEPTIONS = Counter("psconnect_process_exceptions", "Exceptions opened and reso
                      ["process", "event", "reason", "owner"])
 EXCEPTION_AGE = Histogram("psconnect_process_exception_age_seconds", "Age of an exception when it is resolved.",
                           ["process", "reason"], buckets=(60, 600, 3600, 4 * 3600, 86400, 3 * 86400, 7 * 86400))
-HOURS_POSTED = Counter("psconnect_time_posted_hours", "Approved hours posted to the ERP, per legal entity.",
-                       ["legal_entity"])
+HOURS_POSTED = Counter("psconnect_time_posted_hours", "Hours posted to the ERP per legal entity: `posted` approved "
+                       "time, `reversed` the postings taken back when approved time changed (net = posted − "
+                       "reversed).", ["legal_entity", "direction"])
 LAST_SUCCESS = Gauge("psconnect_process_last_success_timestamp_seconds", "Last successful run per flow (unix time).",
                      ["process"], multiprocess_mode="max")
 
@@ -151,8 +152,16 @@ def observe_run_finished(process: str, status: str) -> None:
         LAST_SUCCESS.labels(process).set(time.time())
 
 
-def observe_hours_posted(legal_entity: str, hours: float) -> None:
-    HOURS_POSTED.labels(legal_entity).inc(hours)
+def observe_hours_posted(legal_entity: str, hours: Iterable[float]) -> None:
+    """A counter only grows: a reversal (negative hours) counts under `reversed`, never as a decrement."""
+    posted = reversed_ = 0.0
+    for h in hours:
+        if h >= 0:
+            posted += h
+        else:
+            reversed_ -= h
+    HOURS_POSTED.labels(legal_entity, "posted").inc(posted)
+    HOURS_POSTED.labels(legal_entity, "reversed").inc(reversed_)
 
 
 def observe_step(step: str, outcome: str, seconds: float) -> None:

@@ -241,7 +241,7 @@ async def post_batch(run_id: str, attempt: int, legal_entity_code: str, number: 
         rt.ledger.release(claim)
         raise
     rt.ledger.mark_posted(outcome.posted, {})
-    metrics.observe_hours_posted(legal_entity_code, float(sum(r.hours for r in rows if r.line_key in outcome.posted)))
+    metrics.observe_hours_posted(legal_entity_code, (float(r.hours) for r in rows if r.line_key in outcome.posted))
     if outcome.posted:
         rt.outbox.publish(event(f"{claim}:{digest}:posted", TIME_POSTED, PROCESS, run_id, {
             "run_id": run_id, "legal_entity": legal_entity_code, "legal_entity_id": entity_id,
