@@ -13,6 +13,7 @@ import asyncio
 import gc
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,7 +139,7 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
     logging.getLogger("httpx").setLevel(logging.WARNING)
     engine = create_engine(settings.database_url)
     vendors = build_vendors(settings, retry=vendor_retry)
-    for vendor_client in {id(v.client): v.client for v in vendors.values()}.values():
+    for vendor_client in {id(c.client): c.client for v in vendors.values() for c in v.connections.values()}.values():
         tracing.instrument_client(vendor_client)  # the vendor HTTP call's span; a no-op unless tracing is on
     oauth_http = httpx.AsyncClient(timeout=httpx.Timeout(5.0))
     oauth = OAuth(settings, engine, http=oauth_http)
@@ -230,6 +231,9 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
         await asyncio.to_thread(executors.stop)
         # Off the event loop: DBOS joins its background threads, which may need this loop to finish.
         await asyncio.to_thread(DBOS.destroy, destroy_registry=False)
+        # DBOS made its (now shut down) pool this loop's default executor; a gateway started again on the same
+        # loop (a test, an in-process restart) would get "cannot schedule new futures after shutdown".
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(thread_name_prefix="psconnect"))
         await internal_http.aclose()
         await upstream_pool.aclose()
         await policy_runtime.shutdown()
