@@ -820,6 +820,30 @@ subscription_op("subscriptions.replayEvents", "POST", "/replay", {"since": "2026
 subscription_op("subscriptions.deleteSubscription", "DELETE", "", None)
 
 
+@check("subscriptions.replayEvent")
+async def _(w: World) -> None:
+    """Another client's subscription does not exist for it; its own never receives another entity's event."""
+    other_event = f"ttb_{OTHER}_{PERIOD}:finished"  # the billing run's finished event (contracts/events.py)
+    sid = await admins_subscription(w)
+    missing(await w.uk.post(f"{SUBS}/{sid}/events/{other_event}/replay"))
+    mine = await w.uk.post(SUBS, json={"url": "https://hooks.invalid/uk-runs",
+                                       "event_types": ["psconnect.billing_run.finished"]})
+    assert mine.status_code == 201, mine.text
+    replayed = await w.uk.post(f"{SUBS}/{mine.json()['subscription']['id']}/events/{other_event}/replay")
+    assert replayed.status_code == 202 and replayed.json() == {"queued": 0}, replayed.text
+    assert (await w.admin.post(f"{SUBS}/{sid}/events/{other_event}/replay")).json() == {"queued": 1}
+
+
+# --- operations ---------------------------------------------------------------------------------------------------
+
+@check("ops.getMetrics")
+async def _(w: World) -> None:
+    """The series carry every entity's figures (hours posted per entity): refused whole, not filtered."""
+    await forbidden(await w.uk.get("/metrics"))
+    admin = await w.admin.get("/metrics")
+    assert admin.status_code == 200 and 'legal_entity="' in admin.text, admin.text[:300]
+
+
 # --- the matrix --------------------------------------------------------------------------------------------------
 
 
