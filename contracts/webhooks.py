@@ -16,11 +16,16 @@ EventType = Literal["psconnect.project.provisioned", "psconnect.worker.synced", 
                     "psconnect.invoice.drafted", "psconnect.credit_memo.issued", "psconnect.billing_run.finished",
                     "psconnect.exception.opened", "psconnect.exception.resolved"]
 """The event types the processes publish (contracts/events.py EVENT_TYPES)."""
+WEBHOOK_URL = r"^(https://[A-Za-z0-9.-]+|http://(127\.0\.0\.1|localhost|\[::1\]))(:[0-9]{1,5})?([/?#][!-~]*)?$"
+"""An absolute URL with a host and no credentials (what `check_url` accepts, as a pattern a client can check);
+printable ASCII after the host, as a URL travels (a class, not `\\S`, which Python and JSON Schema read differently)."""
 EntityCode = Annotated[str, Meta(pattern=r"^[A-Za-z0-9-]{2,20}$")]
 
 
 class NewSubscription(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    url: Annotated[str, Meta(min_length=8, max_length=2000, description="Where events are POSTed (https).")]
+    url: Annotated[str, Meta(min_length=8, max_length=2000, pattern=WEBHOOK_URL, description=(
+        "Where events are POSTed: https to any host; http only to the loopback host, and only where the "
+        "deployment allows it (embedded mode)."))]
     event_types: Annotated[list[EventType], Meta(min_length=1, max_length=50)]
     legal_entities: Annotated[list[EntityCode] | None, Meta(
         description="Only events of these entities (within the caller's grant); null: every entity granted.")] = None
@@ -48,11 +53,11 @@ class Rotation(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class Replay(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """One event (`event_id`) or every event of a time range (`since`, `until`)."""
+    """Every event of a time range, [since, until), oldest first (one event: its own replay operation)."""
 
-    event_id: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
-    since: dt.datetime | None = None
-    until: dt.datetime | None = None
+    since: Annotated[dt.datetime, Meta(tz=True)]
+    until: Annotated[Annotated[dt.datetime, Meta(tz=True)] | None, Meta(
+        description="Default: now. A range that ends before it begins holds no event (nothing is queued).")] = None
 
 
 class ReplayQueued(msgspec.Struct, kw_only=True):

@@ -291,7 +291,14 @@ def _check_body(request: Request[Any, Any, Any], body: bytes) -> None:
     except msgspec.DecodeError:
         return
     try:
-        decoder.decode(body)
+        try:
+            decoder.decode(body)
+        except msgspec.ValidationError as exc:
+            if "got `float`" not in str(exc):
+                raise
+            # JSON Schema's `integer` is any number with no fraction (1605.0, 1e3): msgspec's strict mode
+            # refuses those as floats, Litestar's lax decoding takes them as the ints they are.
+            decoder.decode(msgspec.json.encode(_integral_floats_as_ints(raw)))
     except msgspec.ValidationError as exc:
         raise ProblemError(422, "validation-error", "Validation failed",
                            f"Validation failed for {request.method} {request.url.path}",
@@ -302,6 +309,16 @@ def _check_body(request: Request[Any, Any, Any], body: bytes) -> None:
                            f"Validation failed for {request.method} {request.url.path}",
                            errors=[FieldError(pointer=number, detail="Expected a decimal as text matching "
                                               f"{DECIMAL_PATTERN}")], code="validation_failed")
+
+
+def _integral_floats_as_ints(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_integral_floats_as_ints(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _integral_floats_as_ints(v) for k, v in value.items()}
+    return value
 
 
 def _number_for_decimal(value: Any, info: msgspec.inspect.Type, pointer: str) -> str | None:

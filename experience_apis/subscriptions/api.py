@@ -33,19 +33,23 @@ from contracts.webhooks import (
 from experience_apis._internal.attribution import entity_aliases
 from experience_apis.subscriptions.signing import new_secret
 from experience_apis.subscriptions.store import SubscriptionStore
+from foundation.clock import utcnow
 from foundation.grants import entity_forbidden
 from foundation.identity import principal_of
-from foundation.paging import decode_cursor, encode_cursor
+from foundation.paging import CURSOR_MAX_LENGTH, CURSOR_PATTERN, decode_cursor, encode_cursor
 
-__all__ = ["API", "check_url", "replay_events", "subscribe", "subscriptions_router"]
+__all__ = ["API", "check_url", "replay_event", "replay_events", "subscribe", "subscriptions_router"]
 
 API = "experience.subscriptions"
 REPLAY_MAX = 1000
 DELIVERIES = "subscriptions.deliveries"
 """What the delivery log's cursors are bound to (foundation.paging)."""
 Limit = Annotated[int, QueryParameter(ge=1, le=500)]
-Cursor = Annotated[str | None, QueryParameter(max_length=400, description="Opaque cursor from `next_cursor`.")]
+Cursor = Annotated[str | None, QueryParameter(
+    description="Opaque cursor: the `next_cursor` of the previous page of this same list; any other value is a 422 "
+                "`invalid_cursor`.", pattern=CURSOR_PATTERN, max_length=CURSOR_MAX_LENGTH)]
 SubscriptionId = Annotated[str, PathParameter(max_length=40)]
+EventId = Annotated[str, PathParameter(min_length=1, max_length=200)]
 T = TypeVar("T")
 
 
@@ -98,24 +102,18 @@ def subscribe(store: SubscriptionStore, client_id: str, grant: frozenset[str] | 
 
 
 def replay_events(store: SubscriptionStore, sub: Subscription, data: Replay) -> int:
-    """Queue one event or a time range again for `sub` (only what it would have received)."""
-    if data.event_id is not None:
-        if data.since is not None or data.until is not None:
-            raise _invalid("/event_id", "name one event or a time range, not both")
-        fed = store.feed.get(data.event_id)
-        if fed is None:
-            raise ProblemError(404, "not-found", "Not found", f"No event {data.event_id}.")
-        events = [fed]
-    else:
-        if data.since is None or data.until is None:
-            raise _invalid("/since", "name an event_id, or both since and until")
-        for name, value in (("since", data.since), ("until", data.until)):
-            if value.tzinfo is None:
-                raise _invalid(f"/{name}", "date-time without a time zone")
-        if data.until <= data.since:
-            raise _invalid("/until", "until must be after since")
-        events = store.feed.between(data.since, data.until, REPLAY_MAX)
+    """Queue every event of a time range again for `sub` (only what it would have received)."""
+    until = data.until or utcnow()
+    events = store.feed.between(data.since, until, REPLAY_MAX) if until > data.since else []
     return store.replay(sub.id, sub, events)
+
+
+def replay_event(store: SubscriptionStore, sub: Subscription, event_id: str) -> int:
+    """Queue one event again for `sub`: 1, or 0 when the subscription would never have received it."""
+    fed = store.feed.get(event_id)
+    if fed is None:
+        raise ProblemError(404, "not-found", "Not found", f"No event {event_id}.")
+    return store.replay(sub.id, sub, [fed])
 
 
 def subscriptions_router(store: SubscriptionStore, *, http_loopback: bool) -> Router:
@@ -178,13 +176,20 @@ def subscriptions_router(store: SubscriptionStore, *, http_loopback: bool) -> Ro
                     next_cursor=encode_cursor(offset + limit, DELIVERIES) if len(rows) > limit else None)
 
     @post("/subscriptions/{subscription_id:str}/replay", operation_id="subscriptions.replayEvents", status_code=202,
-          sync_to_thread=True, summary="Deliver one event, or every event of a time range, again")
+          sync_to_thread=True, summary="Deliver every event of a time range again")
     def replay(request: Request[Any, Any, Any], subscription_id: SubscriptionId,
                data: JSONBody[Replay]) -> ReplayQueued:
         _, sub = owned(request, subscription_id)
         return ReplayQueued(queued=replay_events(store, sub, data))
 
+    @post("/subscriptions/{subscription_id:str}/events/{event_id:str}/replay", operation_id="subscriptions.replayEvent",
+          status_code=202, sync_to_thread=True, summary="Deliver one event again (same webhook-id)")
+    def replay_one(request: Request[Any, Any, Any], subscription_id: SubscriptionId, event_id: EventId
+                   ) -> ReplayQueued:
+        _, sub = owned(request, subscription_id)
+        return ReplayQueued(queued=replay_event(store, sub, event_id))
+
     return Router(path="/experience/subscriptions/v1", opt={"api": API}, tags=["subscriptions"],
                   route_handlers=[create, list_subscriptions, get_subscription,
-                                  delete_subscription, rotate, deliveries, replay])
+                                  delete_subscription, rotate, deliveries, replay, replay_one])
 

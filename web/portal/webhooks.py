@@ -19,7 +19,7 @@ from litestar.response import Redirect
 from contracts.events import EVENT_TYPES
 from contracts.problems import ProblemError
 from contracts.webhooks import NewSubscription, Replay
-from experience_apis.subscriptions.api import replay_events, subscribe
+from experience_apis.subscriptions.api import replay_event, replay_events, subscribe
 from experience_apis.subscriptions.store import SubscriptionStore
 from web.pages import render
 from web.portal.accounts import Session
@@ -79,10 +79,9 @@ def webhooks_router(web: WebSessions, apps: Apps, store: SubscriptionStore, *, h
         try:
             if event_id is None:
                 until = dt.datetime.now(dt.UTC)
-                data = Replay(since=until - dt.timedelta(hours=float(hours or "24")), until=until)
+                replay_events(store, sub, Replay(since=until - dt.timedelta(hours=float(hours or "24")), until=until))
             else:
-                data = Replay(event_id=event_id)
-            replay_events(store, sub, data)
+                replay_event(store, sub, event_id)
         except ValueError:
             return page(session, app, status=422, error="Hours must be a number.")
         except ProblemError as exc:

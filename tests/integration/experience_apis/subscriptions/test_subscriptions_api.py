@@ -92,7 +92,7 @@ async def test_subscribe_receive_log_replay_and_rotate(stack: Stack, subscriber:
         log = (await http.get(f"{API}/subscriptions/{sid}/deliveries")).json()["items"]
         assert log[0]["attempts"] == 1 and log[0]["last_status_code"] == 204 and log[0]["last_latency_ms"] >= 0
 
-        replay = await http.post(f"{API}/subscriptions/{sid}/replay", json={"event_id": "evt-api-1"})
+        replay = await http.post(f"{API}/subscriptions/{sid}/events/evt-api-1/replay")
         assert replay.status_code == 202 and replay.json() == {"queued": 1}
         now = utcnow()
         ranged = await http.post(f"{API}/subscriptions/{sid}/replay", json={
@@ -138,7 +138,7 @@ async def test_a_restricted_consumer_stays_within_its_legal_entities(stack: Stac
         await _until(lambda: _count(subscriber, 1))
         await asyncio.sleep(1.0)  # a few dispatcher rounds: nothing else arrives
         assert [h["webhook-id"] for h, _ in subscriber.requests] == ["evt-us"]
-        replay = await us.post(f"{API}/subscriptions/{sid}/replay", json={"event_id": "evt-de"})
+        replay = await us.post(f"{API}/subscriptions/{sid}/events/evt-de/replay")
         assert replay.json() == {"queued": 0}
 
 
@@ -163,9 +163,15 @@ async def test_bad_replays_and_rotations_are_422(stack: Stack) -> None:
     async with consumer(stack) as http:
         sid = (await http.post(f"{API}/subscriptions", json={
             "url": "https://example.com/hook", "event_types": ["psconnect.time.posted"]})).json()["subscription"]["id"]
-        for body in ({}, {"since": "2026-01-01T00:00:00Z"}, {"since": "2026-01-02T00:00:00Z",
-                                                            "until": "2026-01-01T00:00:00Z"},
+        for body in ({}, {"since": "2026-01-01T00:00:00"}, {"since": None},
                      {"event_id": "x", "since": "2026-01-01T00:00:00Z", "until": "2026-01-02T00:00:00Z"}):
             answer = await http.post(f"{API}/subscriptions/{sid}/replay", json=body)
-            assert answer.status_code == 422, (body, answer.text)
+            assert answer.status_code == 422, (body, answer.text)  # no range, no time zone, an unknown field
+        backwards = await http.post(f"{API}/subscriptions/{sid}/replay", json={
+            "since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"})
+        assert backwards.status_code == 202 and backwards.json() == {"queued": 0}  # an empty range, not an error
+        unknown = await http.post(f"{API}/subscriptions/{sid}/events/evt-nowhere/replay")
+        assert unknown.status_code == 404, unknown.text
+        floats = await http.post(f"{API}/subscriptions/{sid}/rotate", json={"overlap_seconds": 1605.0})
+        assert floats.status_code == 200, floats.text  # JSON Schema's integer: 1605.0 is one
         assert (await http.post(f"{API}/subscriptions/{sid}/rotate", json={"overlap_seconds": -1})).status_code == 422
