@@ -718,7 +718,8 @@ class TestConnections:
             response = await api.get(f"{ERP}/legal-entities")
         assert response.status_code == 200 and response.json()["items"][0]["code"] == ENTITY
 
-    def test_the_declared_simulator_loads_and_an_entity_outside_the_demo_firm_seeds_nothing(self) -> None:
+    def test_the_declared_simulator_seeds_the_acquired_entity_and_nothing_outside_the_demo_firm(self) -> None:
         simulator = load_simulator(VENDOR)
         assert isinstance(simulator, BusinessCentralSimulator)
-        assert simulator.legal_entities == ("CA01",) and simulator.store.companies == {}
+        assert [c["name"] for c in simulator.store.companies.values()] == ["CA01"]
+        assert BusinessCentralSimulator(legal_entities=("ZZ01",)).store.companies == {}

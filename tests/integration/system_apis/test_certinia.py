@@ -127,7 +127,9 @@ async def walk(api: httpx.AsyncClient, path: str, params: dict[str, Any]) -> tup
 
 class TestSeed:
     def test_only_the_named_entities_are_seeded(self, clock: Clock) -> None:
-        assert CertiniaSimulator(clock=clock).count("pse__Proj__c") == 0  # CA01 is not in this branch's demo firm
+        acquired = CertiniaSimulator(clock=clock)  # by default the acquired CA01, the entity on its own PSA
+        assert {r["External_Id__c"] for r in acquired.records("pse__Region__c")} == {"CA01"}
+        assert acquired.count("pse__Proj__c") > 0
         both = CertiniaSimulator(legal_entities=("DE01", "UK01"), clock=clock)
         regions = {r["External_Id__c"] for r in both.records("pse__Region__c")}
         assert regions == {"DE01", "UK01"}
