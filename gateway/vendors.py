@@ -179,6 +179,9 @@ def _runtime(entry: ConnectionEntry, settings: Settings, entities: tuple[str, ..
         client = httpx.AsyncClient(base_url=url or connection.base_url, timeout=VENDOR_TIMEOUT,
                                    limits=httpx.Limits(max_connections=50, max_keepalive_connections=20))
     else:
+        if package.simulated_connection is not None:
+            entry = ConnectionEntry(connection=package.simulated_connection(entry.connection, entities),
+                                    package=package, simulated=entry.simulated, simulator=entry.simulator)
         simulator = load_simulator(package, legal_entities=entities, options=entry.simulator,
                                    firm=with_worker_ids(demo_firm(), worker_ids) if worker_ids else None)
         transport = httpx.ASGITransport(app=simulator.app)  # type: ignore[arg-type]

@@ -131,6 +131,9 @@ class VendorPackage:
     """The token when ``PSCONNECT_VENDOR_TOKENS`` names none (simulators accept any token)."""
     create_systems: SystemsFactory | None = None
     """The domain adapters on one connection: how routing per legal entity reaches this vendor."""
+    simulated_connection: Callable[[Connection, tuple[str, ...]], Connection] | None = None
+    """Embedded mode only: the connection an in-process simulator serving these legal entities answers to,
+    from the file's entry (test credentials and the tenant the file leaves out; what the file names stays)."""
 
 
 _registered: dict[str, VendorPackage] | None = None

@@ -9,5 +9,4 @@ __all__ = ["BASE_URL", "VENDOR", "CertiniaClient", "CertiniaPsa", "CertiniaTime"
 VENDOR = VendorPackage(name="certinia", domains=("psa", "time"), base_url=BASE_URL, create_router=create_router,
                        simulator="system_apis.certinia.simulator:CertiniaSimulator", order=6,
                        create_systems=create_systems)
-"""The psa and time vendor certinia. Not yet in the `psconnect.vendors` entry points: a second vendor of a domain
-needs routing per legal entity (the connections file) to be chosen."""
+"""The psa and time vendor certinia, found through the `psconnect.vendors` entry point (pyproject.toml)."""

@@ -10,5 +10,4 @@ __all__ = ["BASE_URL", "VENDOR", "HubSpotClient", "HubSpotCrm", "create_router",
 VENDOR = VendorPackage(name="hubspot", domains=("crm",), base_url=BASE_URL, create_router=create_router,
                        simulator="system_apis.hubspot.simulator:HubSpotSimulator", order=11,
                        create_systems=create_systems)
-"""The crm vendor hubspot. Not yet in the `psconnect.vendors` entry points: a second CRM vendor needs routing
-per legal entity (the connections file) before `resolve` can choose between them."""
+"""The crm vendor hubspot, found through the `psconnect.vendors` entry point (pyproject.toml)."""

@@ -27,13 +27,26 @@ What rests only on Xero's documentation (the documents do not describe it):
   Accounting page, the period lock date refusing earlier documents and time.
 """
 
-from system_apis.registry import VendorPackage
+from dataclasses import replace
+
+from system_apis.registry import Connection, VendorPackage
+from system_apis.xero._defaults import DEFAULT_CODE, tenant_id
 from system_apis.xero.api import XeroErp, create_router, create_systems
 from system_apis.xero.client import BASE_URL, XeroClient
+
+
+def simulated_connection(connection: Connection, legal_entities: tuple[str, ...]) -> Connection:
+    """The simulator's organisation of the entity the connection serves, and the app and first refresh token
+    it accepts, where the file names none (one Xero organisation is one legal entity)."""
+    code = connection.credentials.get("code") or (legal_entities[0] if legal_entities else DEFAULT_CODE)
+    return replace(connection, tenant=connection.tenant or tenant_id(code), credentials={
+        "client_id": "psconnect", "client_secret": "sim-secret", "refresh_token": "sim-token", "code": code,
+        **{k: v for k, v in connection.credentials.items() if k != "token"}})
+
 
 __all__ = ["BASE_URL", "VENDOR", "XeroClient", "XeroErp", "create_router", "create_systems"]
 
 VENDOR = VendorPackage(name="xero", domains=("erp",), base_url=BASE_URL, create_router=create_router,
-                       simulator="system_apis.xero.simulator:XeroSimulator", order=7, create_systems=create_systems)
-"""The erp vendor xero. Not in the `psconnect.vendors` entry points yet: a second ERP needs routing per legal
-entity (the connections file), which the integrator wires in."""
+                       simulator="system_apis.xero.simulator:XeroSimulator", order=7, create_systems=create_systems,
+                       simulated_connection=simulated_connection)
+"""The erp vendor xero, found through the `psconnect.vendors` entry point (pyproject.toml)."""
