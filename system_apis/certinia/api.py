@@ -41,7 +41,7 @@ from foundation.paging import decode_position, encode_position
 from foundation.retry import RetryPolicy
 from system_apis._internal.force_rest import soql_literal
 from system_apis._internal.http import VendorRejected
-from system_apis.certinia.client import VENDOR, CertiniaClient, session_from
+from system_apis.certinia.client import RATE_LIMIT, VENDOR, CertiniaClient, session_from
 from system_apis.certinia.mapping import (
     ASSIGNMENT_FIELDS,
     EXTERNAL_ID_FIELD,
@@ -421,7 +421,8 @@ def create_systems(http: httpx.AsyncClient, connection: Connection, *,
     """The psa and time adapters on one Certinia org (`SystemsFactory`); one client, one session."""
     credentials = connection.credentials
     client = CertiniaClient(http, token=credentials.get("token") or "sim-token",
-                            session=session_from(http, credentials), retry=retry)
+                            session=session_from(http, credentials), retry=retry,
+                            budget=connection.budget(RATE_LIMIT))
     return {"psa": CertiniaPsa(client), "time": CertiniaTime(client)}
 
 

@@ -22,7 +22,7 @@ from foundation.paging import decode_position, encode_position
 from foundation.retry import RetryPolicy
 from system_apis._internal.http import VendorRejected
 from system_apis.domains.crm import crm_router
-from system_apis.hubspot.client import VENDOR, HubSpotClient, HubSpotObject, UpsertInput
+from system_apis.hubspot.client import RATE_LIMIT, VENDOR, HubSpotClient, HubSpotObject, UpsertInput
 from system_apis.hubspot.mapping import (
     COMPANY_PROPERTIES,
     DEAL_PROPERTIES,
@@ -116,6 +116,7 @@ def create_systems(http: httpx.AsyncClient, connection: Connection, *,
                    retry: RetryPolicy | None = None) -> Mapping[str, object]:
     """The CRM adapter on one HubSpot portal: `credentials["token"]` is the private app's access token;
     `credentials["default_currency"]` (optional) the currency of companies without one."""
-    client = HubSpotClient(http, token=connection.credentials["token"], retry=retry)
+    client = HubSpotClient(http, token=connection.credentials["token"], retry=retry,
+                           budget=connection.budget(RATE_LIMIT))
     currency = connection.credentials.get("default_currency", DEFAULT_CURRENCY)
     return {"crm": HubSpotCrm(client, default_currency=currency)}
