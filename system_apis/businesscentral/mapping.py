@@ -16,7 +16,7 @@ Dates are ``YYYY-MM-DD`` (Edm.Date in v2.0); amounts are JSON numbers decoded as
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Final
 
 import msgspec
@@ -68,6 +68,8 @@ INVOICE_STATUSES: Final = {"Draft": "draft", "In Review": "draft", "Open": "post
                            "Canceled": "void", "Corrective": "void"}
 """Business Central salesInvoice ``status`` -> canonical invoice status."""
 
+CENT = Decimal("0.01")
+
 
 class MappingError(ValueError):
     """A Business Central record cannot be read as the canonical object."""
@@ -111,18 +113,17 @@ def _hours(value: Decimal) -> str:
     return text if "." not in text else text.rstrip("0").rstrip(".")
 
 
-def tax_regime(country: str) -> TaxRegime:
-    """The canonical tax regime of a company's country.
+_GST_COUNTRIES: dict[str, TaxRegime] = {"CA": "ca_gst_hst", "AU": "au_gst"}
 
-    The canonical contract knows three regimes; a sales-tax country other than the US (Canada's
-    GST/HST/PST, Australia's GST) maps to ``us_sales_tax``, the closest (tax added per invoice by the
-    customer's jurisdiction, no customer VAT number required).
-    """
+
+def tax_regime(country: str) -> TaxRegime:
+    """The canonical tax regime of a company's country (Canada's GST/HST and Australia's GST have their own);
+    another country falls back to ``us_sales_tax`` (tax added per invoice, no customer tax number required)."""
     if country == "GB":
         return "uk_vat"
     if country in EU_COUNTRIES:
         return "eu_vat"
-    return "us_sales_tax"
+    return _GST_COUNTRIES.get(country, "us_sales_tax")
 
 
 def company_to_entity(company: Record, information: Record) -> LegalEntity:
@@ -137,7 +138,7 @@ def company_to_entity(company: Record, information: Record) -> LegalEntity:
                            name=str(company.get("displayName") or company["name"]), country=country,
                            currency=currency, tax_regime=regime,
                            tax_registration=str(information.get("taxRegistrationNumber") or ""),
-                           requires_customer_tax_id=regime != "us_sales_tax")
+                           requires_customer_tax_id=regime in ("uk_vat", "eu_vat"))
     except KeyError as exc:
         raise MappingError(f"company field {exc} missing") from exc
 
@@ -230,16 +231,24 @@ def time_entry_body(line: TimePostingLine, *, employee_id: str, job_id: str) -> 
 
 
 def document_line(line: InvoiceLine, *, account_number: str, sequence: int) -> Record:
-    """A sales document line on the revenue G/L account (``lineType: Account``)."""
+    """A sales document line on the revenue G/L account (``lineType: Account``).
+
+    BC computes a line's amount as quantity × unit price, rounded once. A time line sums entries each
+    rounded on its own (Σ round(h × r), what the time system and the reconciliation value), which can be
+    a few cents off round(Σh × r): such a line is written as one unit at its exact amount, and its hours
+    and rate travel in the line's metadata (`line_meta`), so the invoice holds exactly what was billed.
+    """
+    quantity, price = Decimal(line.quantity), line.unit_price.amount
+    if (quantity * price).quantize(CENT, rounding=ROUND_HALF_UP) != line.amount.amount:
+        quantity, price = Decimal(1), line.amount.amount
     return {"sequence": sequence, "lineType": "Account", "lineObjectNumber": account_number,
-            "description": line.description[:100], "quantity": Decimal(line.quantity),
-            "unitPrice": line.unit_price.amount}
+            "description": line.description[:100], "quantity": quantity, "unitPrice": price}
 
 
 def line_meta(lines: list[InvoiceLine]) -> list[Record]:
-    """What a BC document line cannot hold: kind, source keys, and the canonical amount."""
-    return [{"kind": line.kind, "source_keys": list(line.source_keys), "amount": str(line.amount.amount)}
-            for line in lines]
+    """What a BC document line cannot hold: kind, source keys, the canonical amount, hours and rate."""
+    return [{"kind": line.kind, "source_keys": list(line.source_keys), "amount": str(line.amount.amount),
+             "quantity": line.quantity, "unit_price": str(line.unit_price.amount)} for line in lines]
 
 
 def _lines(records: list[Record], meta: list[Record], currency: str) -> list[InvoiceLine]:
@@ -252,8 +261,9 @@ def _lines(records: list[Record], meta: list[Record], currency: str) -> list[Inv
             raise MappingError(f"invoice line kind {kind!r} unknown")
         out.append(InvoiceLine(kind=kind,  # type: ignore[arg-type]
                                description=str(record.get("description") or "-"),
-                               quantity=_hours(_decimal(record.get("quantity", 0), "quantity")),
-                               unit_price=_money(record.get("unitPrice", 0), currency, "unitPrice"),
+                               quantity=_hours(_decimal(info.get("quantity", record.get("quantity", 0)), "quantity")),
+                               unit_price=_money(info.get("unit_price", record.get("unitPrice", 0)), currency,
+                                                 "unitPrice"),
                                amount=_money(record.get("amountExcludingTax", 0), currency, "amountExcludingTax"),
                                source_keys=list(info.get("source_keys", []))))
     return out

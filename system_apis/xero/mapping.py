@@ -106,8 +106,11 @@ def _tax_regime(country: str) -> TaxRegime:
         return "us_sales_tax"
     if country in _EU:
         return "eu_vat"
-    # GB and the GST countries (AU, NZ): a tax charged on the invoice like UK VAT; the canonical
-    # TaxRegime has no GST value yet.
+    if country == "AU":
+        return "au_gst"
+    if country == "CA":
+        return "ca_gst_hst"
+    # GB and the other GST countries (NZ): a tax charged on the invoice, like UK VAT.
     return "uk_vat"
 
 

@@ -12,7 +12,7 @@ import datetime as dt
 import re
 import uuid
 from collections.abc import Callable
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Final
 
 __all__ = ["ENTITY_SETS", "LINE_SETS", "BcError", "EntityStore", "etag_of", "new_id"]
@@ -258,7 +258,7 @@ class EntityStore:
         line["documentId"] = document["id"]
         line.setdefault("sequence", 10000 * (len(lines) + 1))
         quantity, price = Decimal(str(line.get("quantity", 0))), Decimal(str(line.get("unitPrice", 0)))
-        line["amountExcludingTax"] = (quantity * price).quantize(Decimal("0.01"))
+        line["amountExcludingTax"] = (quantity * price).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
         line.update(totalTaxAmount=Decimal("0.00"), amountIncludingTax=line["amountExcludingTax"],
                     netAmount=line["amountExcludingTax"])
         lines[line["id"]] = self._stamp(line)
