@@ -33,6 +33,7 @@ from system_apis._internal.force_soql import SoqlError, matches, parse
 from system_apis.certinia.mapping import EXTERNAL_ID_FIELD
 from system_apis.certinia.simulator._org import API_PATH, SCHEMA, ApiError, Org, Record, query_schema, salesforce_id
 from system_apis.certinia.simulator._seed import seed_firm
+from system_apis.demo_delivery import DEMO_PERIOD
 from system_apis.demo_firm import DemoFirm, demo_firm
 
 __all__ = ["CLIENT_ID", "CLIENT_SECRET", "CertiniaSimulator"]
@@ -55,6 +56,8 @@ class CertiniaSimulator:
         seed: seed the firm at all (False: an empty org).
         firm: the firm to seed (a small one in tests); the demo firm by default.
         time_period: seed timecards for these dates (first, last); None seeds no time.
+        demo_time: seed the demo period's timecards (October 2026, as the Harvest simulator does) when no
+            ``time_period`` is given — what embedded mode asks for in the connections file.
         batch_size: records per query batch; Salesforce sends at most 2,000 and may send fewer.
         session_seconds: how long an issued access token is valid (the org's session timeout).
         static_tokens: tokens always accepted (embedded mode's fixed token), besides issued ones.
@@ -62,13 +65,13 @@ class CertiniaSimulator:
     """
 
     def __init__(self, *, legal_entities: Collection[str] = ("CA01",), seed: bool = True, firm: DemoFirm | None = None,
-                 time_period: tuple[dt.date, dt.date] | None = None, batch_size: int = 2000,
+                 time_period: tuple[dt.date, dt.date] | None = None, demo_time: bool = False, batch_size: int = 2000,
                  session_seconds: float = 7200.0, static_tokens: Collection[str] = ("sim-token",),
                  clock: Callable[[], float] = time.time) -> None:
         self.legal_entities = tuple(legal_entities)
         self._seed = seed
         self._firm = firm
-        self.time_period = time_period
+        self.time_period = time_period or (DEMO_PERIOD if demo_time else None)
         self.batch_size = batch_size
         self.session_seconds = session_seconds
         self.static_tokens = frozenset(static_tokens)

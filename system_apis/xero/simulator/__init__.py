@@ -37,8 +37,11 @@ import msgspec
 from litestar import Litestar, Request, Response, Router, route
 from litestar.params import PathParameter
 
+from contracts.erp import CustomerUpsert
 from system_apis._internal.faults import FaultPlan, ReceivedRequest, control_router, received
+from system_apis.demo_firm import demo_firm
 from system_apis.xero._defaults import DEFAULT_CODE
+from system_apis.xero.mapping import NAME_SEPARATOR, contact_from_customer
 from system_apis.xero.simulator._state import Organisation, Refused, matches, ms_date, seed_organisation
 
 __all__ = ["ACCESS_SECONDS", "GRACE_SECONDS", "XeroSimulator"]
@@ -88,8 +91,12 @@ class XeroSimulator:
 
     def __init__(self, *, legal_entities: Collection[str] = (DEFAULT_CODE,), refresh_token: str = "sim-token",
                  calls_per_minute: int | None = 60, calls_per_day: int | None = 5000,
-                 grace_seconds: float = GRACE_SECONDS, clock: Callable[[], float] = time.time) -> None:
+                 grace_seconds: float = GRACE_SECONDS, clock: Callable[[], float] = time.time,
+                 seed: bool = False) -> None:
+        """``seed``: the organisations start with the demo firm's book of their entity (its customers and the
+        projects already delivering, as provisioning left them); without, empty books (the tests' start)."""
         self.faults = FaultPlan()
+        self.seed = seed
         self.codes = tuple(legal_entities)
         self.initial_refresh_token = refresh_token
         self.grace_seconds = grace_seconds
@@ -112,6 +119,8 @@ class XeroSimulator:
             org = seed_organisation(code)
             if org is not None:
                 self.organisations[org.tenant] = org
+                if self.seed:
+                    self._seed_book(org)
         self.refresh_tokens: dict[str, float | None] = {self.initial_refresh_token: None}
         """Refresh token -> when it was retired (None: current)."""
         self.successors: dict[str, str] = {}
@@ -320,6 +329,27 @@ class XeroSimulator:
             if method == "POST" and len(parts) == 1:
                 return _json(200, self._envelope(head, [self._save_document(org, head, d) for d in body[head]]))
         return _json(404, {"Title": "Not Found", "Status": 404, "Detail": f"no {method} {path}"})
+
+    def _seed_book(self, org: Organisation) -> None:
+        """What provisioning writes for each delivering project of the entity: its customer's contact, the
+        project (named `{external id} — {name}`), and the project's option of the Project tracking category."""
+        firm = demo_firm()
+        accounts = {a.id: a for a in firm.accounts}
+        contacts: dict[str, str] = {}
+        for project in firm.projects:
+            if project.legal_entity_code != org.code:
+                continue
+            account = accounts[project.account_id]
+            if account.id not in contacts:
+                upsert = CustomerUpsert(name=account.name, legal_entity_id=org.tenant, currency=org.currency,
+                                        tax_id=account.tax_id, billing_address=account.billing_address)
+                contacts[account.id] = self._save_contact(org, contact_from_customer(account.id, upsert, None))[
+                    "ContactID"]
+            self._project(org, None, {"name": f"{project.external_id}{NAME_SEPARATOR}{project.name}",
+                                      "contactId": contacts[account.id], "estimateAmount": project.budget.amount,
+                                      "deadlineUtc": f"{project.end_date.isoformat()}T00:00:00Z"})
+            org.tracking["Options"].append({"TrackingOptionID": org.next_id(), "Name": project.external_id,
+                                            "Status": "ACTIVE"})
 
     def _save_contact(self, org: Organisation, data: Json) -> Json:
         number = data.get("ContactNumber")
