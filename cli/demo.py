@@ -3,9 +3,11 @@
 Everything goes over HTTP through the gateway: a client-credentials token, the CRM
 system API to pick a won deal, the provisioning process API to start it (with an
 Idempotency-Key), status polling until the run ends, then a look at the records the
-run created, a business-rule exception fixed at its source and replayed, and the
-published events; then October's approved time billed for every legal entity and
-reconciled. When no gateway answers at the URL, one is started in-process.
+run created, a business-rule exception fixed at its source and replayed, a deal of an
+acquired entity provisioned on that entity's own CRM, ERP and PSA, and the published
+events; then every worker synced from each entity's HR system, October's approved time
+billed for every legal entity (across their ERPs) and reconciled. When no gateway answers
+at the URL, one is started in-process.
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ from cli.client_session import ApiClient, say, with_gateway
 from cli.commands import reconciliation, start_billing
 
 __all__ = ["run_demo"]
+
+HOME_ENTITIES = ("US01", "UK01", "DE01")
+ACQUIRED = "CA01"
+"""The acquired entity on its own stack (the shipped connections file): its deal, ERP and PSA are its own."""
 
 
 async def run_demo(base_url: str, *, opportunity: str | None = None, client_id: str | None = None,
@@ -55,7 +61,7 @@ async def _flow(api: ApiClient, base_url: str, opportunity: str | None) -> int:
                                                          params={"limit": 200}))["items"]}
     say(f"   {len(won)} closed-won opportunities, {len(provisioned)} already provisioned")
     target = opportunity or next((o["id"] for o in won if o["id"] not in provisioned
-                                  and o.get("legal_entity_code") in ("US01", "UK01", "DE01")
+                                  and o.get("legal_entity_code") in HOME_ENTITIES
                                   and o["amount"]["currency"] in ("USD", "GBP", "EUR")), None)
     if target is None:
         say("   nothing left to provision; pass --opportunity to replay a specific one")
@@ -81,11 +87,13 @@ async def _flow(api: ApiClient, base_url: str, opportunity: str | None) -> int:
     say(f"   starting it again returns the same run: {again['id']} ({again['status']}) — no second project")
 
     await _exception_and_replay(api, won, provisioned)
+    await _acquired_deal(api, provisioned)
 
     events = (await api.call("GET", "/process/provisioning/v1/events",
                              params={"type": "psconnect.project.provisioned", "limit": 200}))["items"]
-    say(f"6. events: {len(events)} psconnect.project.provisioned published; latest subject "
+    say(f"7. events: {len(events)} psconnect.project.provisioned published; latest subject "
          f"{events[-1]['subject'] if events else '-'}")
+    await _worker_sync(api)
     await _time_to_bill(api)
     say(f"demo finished in {time.perf_counter() - started:.1f} s")
     return 0
@@ -118,9 +126,40 @@ async def _exception_and_replay(api: ApiClient, won: list[dict[str, Any]], provi
     say(f"   replay attempt {replayed['attempt']}: run {replayed['status']}, exception {record['status']}")
 
 
+async def _acquired_deal(api: ApiClient, provisioned: set[str]) -> None:
+    """A closed-won deal of the acquired entity, read from its own CRM, provisioned to its own ERP and PSA."""
+    deals = (await api.call("GET", "/system/crm/v1/opportunities",
+                            params={"stage": "closed_won", "legal_entity": ACQUIRED, "limit": 50}))["items"]
+    deal = next((d for d in deals if d["id"] not in provisioned), deals[0] if deals else None)
+    if deal is None:
+        say(f"6. acquired entity {ACQUIRED}: no closed-won deal in its CRM")
+        return
+    say(f"6. acquired entity {ACQUIRED}: deal {deal['id']} from its own CRM — {deal['name']}, "
+        f"{deal['amount']['amount']} {deal['amount']['currency']}")
+    run = await _wait(api, await _start(api, deal["id"]))
+    if run["status"] != "succeeded":
+        say(f"   run {run['id']} {run['status']}: exception {run.get('exception_id')}")
+        return
+    result = run["result"]
+    say(f"   run {run['status']}: ERP customer {result['erp_customer_id']}, ERP project {result['erp_project_id']}, "
+        f"PSA project {result['psa_project_id']} — each on {ACQUIRED}'s own account")
+
+
+async def _worker_sync(api: ApiClient) -> None:
+    """Every worker from its employer's HR system to that entity's PSA and ERP (the acquired entity's own)."""
+    say("8. worker sync: each worker from its HR system to its entity's PSA and ERP "
+        "(POST /process/worker-sync/v1/runs)")
+    run = await api.call("POST", "/process/worker-sync/v1/runs", json={"full": True},
+                         headers={"Idempotency-Key": str(uuid.uuid4())})
+    run = await api.wait(run, f"/process/worker-sync/v1/runs/{run['id']}")
+    result = run.get("result") or {}
+    say(f"   run {run['id']} {run['status']}: {result.get('synced', 0)} of {result.get('workers', 0)} workers synced, "
+        f"{result.get('failed', 0)} failed")
+
+
 async def _time_to_bill(api: ApiClient) -> None:
     """October's approved time, every legal entity: posted to the ERP, drafted as invoices, reconciled."""
-    say("7. time-to-bill: October 2026, every legal entity (POST /process/time-to-bill/v1/billing-runs)")
+    say("9. time-to-bill: October 2026, every legal entity (POST /process/time-to-bill/v1/billing-runs)")
     run = await start_billing(api, "*", "2026-10")
     run = await api.wait(run, f"/process/time-to-bill/v1/billing-runs/{run['id']}")
     say(f"   billing run {run['id']} {run['status']}")
@@ -128,17 +167,26 @@ async def _time_to_bill(api: ApiClient) -> None:
                                       params={"status": "open", "limit": 200}))["items"]
     reasons = Counter(e["reason"] for e in open_exceptions)
     say("   held as owned exceptions: " + (", ".join(f"{r} ×{n}" for r, n in sorted(reasons.items())) or "none"))
-    say("8. reconciliation: approved in the time system vs posted in the ERP vs invoiced, every legal entity")
-    entities = (await api.call("GET", "/system/erp/v1/legal-entities", params={"limit": 200}))["items"]
-    for entity in [e["code"] for e in entities]:  # each on its own ERP account (the connections file)
+    say("10. reconciliation: approved in the time system vs posted in the ERP vs invoiced, every legal entity")
+    codes: list[str] = []
+    cursor: str | None = None
+    while True:  # one page per ERP account: the list merges every account's entities
+        page = await api.call("GET", "/system/erp/v1/legal-entities",
+                              params={"limit": 200, **({"cursor": cursor} if cursor else {})})
+        codes += [e["code"] for e in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    for entity in sorted(codes):  # each on its own ERP account (the connections file)
+        posting = await api.call("GET", "/system/erp/v1/capabilities", params={"legal_entity": entity})
         rows = await reconciliation(api, "2026-10", legal_entity=entity)
         clean = [r for r in rows if not r["discrepancies"]]
         currency = rows[0]["currency"] if rows else ""
         approved = sum(Decimal(r["approved_amount"]) for r in rows)
         posted = sum(Decimal(r["posted_amount"]) for r in rows)
         invoiced = sum(Decimal(r["invoiced_amount"]) for r in rows)
-        say(f"   {entity}: {len(rows)} projects, {len(clean)} clean; approved {approved:,.2f} {currency}, "
-            f"posted {posted:,.2f}, invoiced {invoiced:,.2f}")
+        say(f"   {entity} (ERP takes time {posting['time_posting'].replace('_', ' ')}): {len(rows)} projects, "
+            f"{len(clean)} clean; approved {approved:,.2f} {currency}, posted {posted:,.2f}, invoiced {invoiced:,.2f}")
         for r in rows:
             if r["discrepancies"]:
                 say(f"      {r['project']}: {'; '.join(r['discrepancies'])}")

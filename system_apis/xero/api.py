@@ -206,6 +206,13 @@ class XeroErp(XeroBilling):
 
     async def upsert_project(self, external_id: str, data: ErpProjectUpsert) -> tuple[ErpProject, bool]:
         await self._require_entity(data.legal_entity_id)
+        if data.billing is not None and data.billing.milestones:
+            # Xero Projects hold no billing schedule; dropping the milestones would leave them never invoiced.
+            raise ProblemError(422, "validation-error", "Validation failed",
+                               "This ERP (Xero) holds no milestone billing schedule on a project: bill this "
+                               "project's milestones from an entity whose ERP does, or as time and materials.",
+                               errors=[FieldError(pointer="/billing/milestones", detail="not supported by this ERP")],
+                               code="milestones_unsupported")
         entity = await self._entity()
         if data.currency != entity.currency or data.budget.currency != entity.currency:
             raise ProblemError(422, "validation-error", "Validation failed",

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from xml.etree import ElementTree as ET
@@ -15,41 +12,14 @@ from xml.etree import ElementTree as ET
 import httpx
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-# `python -c` puts the working directory first on sys.path: the command runs this checkout's code.
-PSCONNECT = [sys.executable, "-c", "import sys; from cli.main import main; sys.exit(main())"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.live_server import PSCONNECT, REPO, served
 
 
 @pytest.fixture(scope="module")
 def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     home = tmp_path_factory.mktemp("home")
-    port = _free_port()
-    env = {**os.environ, "PSCONNECT_HOME": str(home)}
-    proc = subprocess.Popen([*PSCONNECT, "serve", "--port", str(port)], env=env, cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/.well-known/jwks.json", timeout=2).status_code == 200 and (
-                        home / "demo-client.json").exists():
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        else:
-            pytest.fail("psconnect serve did not come up within 120 s")
+    with served(home) as base:
         yield base, home
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def test_every_api_passes_every_check_and_phase_against_a_running_instance(instance: tuple[str, Path],

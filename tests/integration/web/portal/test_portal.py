@@ -64,8 +64,8 @@ class TestCatalog:
                 assert f'data-api="{api}"' in page.text
             assert "badge stable" in page.text and "System APIs" in page.text
             # which vendor account backs which legal entity (the connections file)
-            assert "Backed by: netsuite (netsuite): every other entity; netsuite (ca01-erp): CA01; " \
-                   "netsuite (au01-erp): AU01" in page.text
+            assert "Backed by: netsuite (netsuite): every other entity; businesscentral (ca01-erp): CA01; " \
+                   "xero (au01-erp): AU01" in page.text
             found = (await client.get("/portal", params={"q": "opportunit"})).text
             assert 'data-api="system.crm"' in found and 'data-api="system.erp"' not in found
             assert "No API matches" in (await client.get("/portal", params={"q": "zzz-nothing"})).text
