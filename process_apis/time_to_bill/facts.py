@@ -120,7 +120,7 @@ fact_unbilled_days = sa.Table(
 fact_entities = sa.Table(
     "ttb_fact_entities", metadata,
     sa.Column("code", sa.String(10), primary_key=True),
-    sa.Column("erp_id", sa.String(40), nullable=False),
+    sa.Column("erp_id", sa.String(120), nullable=False),
     sa.Column("currency", sa.String(3), nullable=False),
 )
 

@@ -37,7 +37,7 @@ ledger = sa.Table(
     sa.Column("kind", sa.String(10), nullable=False),  # time | reversal | milestone
     sa.Column("reverses", sa.String(200)),
     sa.Column("project", sa.String(80), nullable=False),
-    sa.Column("worker_id", sa.String(40), nullable=False),
+    sa.Column("worker_id", sa.String(120), nullable=False),
     sa.Column("legal_entity_code", sa.String(10), nullable=False),
     sa.Column("period", sa.String(7), nullable=False),
     sa.Column("date", sa.Date, nullable=False),

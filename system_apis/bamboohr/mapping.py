@@ -14,7 +14,8 @@ How the canonical worker is read from them — the firm's BambooHR conventions, 
 - cost center and hourly cost rate: two custom fields, ``customCostCenter`` (``CC-CA01-2``) and
   ``customHourlyCostRate`` (``"92.40 CAD"``); without the latter, ``payRate`` is used when it is paid per hour
   (a salary is not an hourly cost rate, so a salaried worker without the custom field is a mapping error);
-- id: BambooHR's employee id; ``employeeNumber`` keeps the firm-wide key (W-00001).
+- id: ``employeeNumber``, the firm-wide key (W-CA01001) that outlives a change of HR system and that the
+  other HR vendors use as the worker id too; BambooHR's own numeric ``id`` only when no number is set.
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ def worker_from_employee(record: Mapping[str, Any], *, default_entity: str, defa
     name = _text(record, "displayName") or " ".join(
         p for p in (_text(record, "firstName"), _text(record, "lastName")) if p)
     return Worker(
-        id=employee_id, name=name, email=_text(record, "workEmail") or "",
+        id=_text(record, "employeeNumber") or employee_id, name=name, email=_text(record, "workEmail") or "",
         legal_entity_code=_text(record, "division") or default_entity,
         role=_slug(_text(record, "jobTitle") or "unassigned"), practice=_slug(_text(record, "department") or "none"),
         cost_center=_text(record, "customCostCenter") or "", status=status,

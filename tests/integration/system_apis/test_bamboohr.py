@@ -215,7 +215,8 @@ class TestHrContract:
                           "customHourlyCostRate": "55.00 EUR"})
         sim.delete(sim.employee_id("W-00006"))
         body = (await api.get("/system/hr/v1/workers", params={"updated_since": since.isoformat()})).json()
-        assert [w["id"] for w in body["items"]] == [str(promoted), str(hired)] and body["next_cursor"] is None
+        assert [w["id"] for w in body["items"]] == ["W-00003", "W-CA-0001"] and body["next_cursor"] is None
+        assert promoted < hired  # in BambooHR's id order
         assert body["items"][0]["role"] == "director" and body["items"][0]["cost_rate"]["amount"] == "180.00"
         assert any(r["path"].endswith("/employees/changed") for r in sim.requests)
 
@@ -240,7 +241,7 @@ class TestHrContract:
         employee_id = sim.employee_id("W-00003")
         by_id = (await api.get(f"/system/hr/v1/workers/{employee_id}")).json()
         by_number = (await api.get("/system/hr/v1/workers/W-00003")).json()
-        assert by_id == by_number and by_id["id"] == str(employee_id)
+        assert by_id == by_number and by_id["id"] == "W-00003"  # the employee number: the firm-wide key
         missing = await api.get("/system/hr/v1/workers/W-99999")
         assert missing.status_code == 404
         unknown_id = await api.get("/system/hr/v1/workers/99999")

@@ -61,9 +61,10 @@ async def test_an_erp_write_for_ca01_lands_in_ca01s_account_only(stack: Stack) -
     assert response.status_code == 201, response.text
     customer = response.json()
     assert customer["id"].startswith("ca01-erp:") and customer["legal_entity_id"] == ca01["id"]
-    assert stack.gateway.simulator("erp", "CA01").count("customer", "ACC-CA-T1") == 1
+    assert stack.gateway.simulator("erp", "CA01").count("customers", "ACC-CA-T1") == 1  # CA01's Business Central
     assert stack.sim("erp").count("customer", "ACC-CA-T1") == 0  # not in the firm's own ERP
-    assert stack.gateway.simulator("erp", "AU01").count("customer", "ACC-CA-T1") == 0
+    au01 = stack.gateway.simulator("erp", "AU01").organisation("AU01")  # nor in AU01's Xero
+    assert not [c for c in au01.contacts.values() if c.get("ContactNumber") == "ACC-CA-T1"]
     again = await stack.http.get(f"/system/erp/v1/customers/{customer['id']}")
     assert again.status_code == 200 and again.json()["name"] == "Maple Leaf Foods Ltd"
 
@@ -79,8 +80,9 @@ async def test_a_ca01_deal_is_provisioned_into_ca01s_own_erp_and_psa(stack: Stac
     run = await stack.provision(str(won[0]["id"]))
     assert run["status"] == "succeeded", run
     subject = run["subject"]
-    erp, psa = stack.gateway.simulator("erp", "CA01"), stack.gateway.simulator("psa", "CA01")
-    assert erp.count("job", f"PRJ-{subject}") == 1 and psa.count("workspace", f"PRJ-{subject}") == 1
+    for domain in ("erp", "psa"):  # one project in each of CA01's own accounts (Business Central, Certinia)
+        own = await _all(stack, f"/system/{domain}/v1/projects", external_id=f"PRJ-{subject}", legal_entity="CA01")
+        assert len(own) == 1 and str(own[0]["id"]).startswith(("ca01-erp:", "ca01-certinia:")), own
     assert stack.sim("erp").count("job", f"PRJ-{subject}") == 0 and stack.sim("psa").count(
         "workspace", f"PRJ-{subject}") == 0
     project = (await stack.http.get(f"/system/erp/v1/projects/{run['result']['erp_project_id']}")).json()

@@ -62,8 +62,10 @@ def test_a_format_2_file_runs_the_standard_chain(tmp_path: Path) -> None:
 
 def test_gateway_chain_follows_the_bindings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     text = DEFAULT_FILE.read_text()
-    text = text.replace("    description: Delivery projects with milestones and budgets in the PSA (Kantata OX).\n",
-                        "    description: Delivery projects.\n    policies: {validation: false, quota: false}\n")
+    psa = ("    description: Delivery projects with milestones and budgets in each legal entity's PSA "
+           "(Kantata OX, Certinia).\n")
+    assert psa in text
+    text = text.replace(psa, "    description: Delivery projects.\n    policies: {validation: false, quota: false}\n")
     monkeypatch.setenv("PSCONNECT_BINDINGS", str(_file(tmp_path, text)))
     gateway = create_gateway(load_settings(env={}, home=str(tmp_path / "home"), seed_demo=False))
     psa = {p.name for p in gateway.policies.policies_for("system.psa")}

@@ -38,14 +38,14 @@ def _money(amount: str, currency: str = "CAD") -> Money:
 def test_a_company_is_a_legal_entity_coded_by_its_name() -> None:
     entity = company_to_entity({"id": COMPANY, "name": "CA01", "displayName": "Meridian Advisory Canada Inc."},
                                {"country": "CA", "currencyCode": "CAD", "taxRegistrationNumber": "123456789RT0001"})
-    assert (entity.code, entity.country, entity.currency, entity.tax_regime) == ("CA01", "CA", "CAD", "us_sales_tax")
+    assert (entity.code, entity.country, entity.currency, entity.tax_regime) == ("CA01", "CA", "CAD", "ca_gst_hst")
     assert entity.requires_customer_tax_id is False
     with pytest.raises(MappingError, match="country or currency"):
         company_to_entity({"id": COMPANY, "name": "X"}, {"country": "", "currencyCode": "CAD"})
 
 
 @pytest.mark.parametrize(("country", "regime"), [("GB", "uk_vat"), ("DE", "eu_vat"), ("US", "us_sales_tax"),
-                                                 ("AU", "us_sales_tax")])
+                                                 ("CA", "ca_gst_hst"), ("AU", "au_gst"), ("JP", "us_sales_tax")])
 def test_tax_regime_follows_the_country(country: str, regime: str) -> None:
     assert tax_regime(country) == regime
 

@@ -11,18 +11,24 @@ import pytest
 from system_apis import registry
 from system_apis.registry import VendorConfigurationError, VendorPackage, resolve
 
-INSTALLED = ("salesforce", "netsuite", "kantata", "workday", "harvest")
+INSTALLED = ("salesforce", "netsuite", "kantata", "workday", "harvest", "businesscentral", "certinia", "xero",
+             "hubspot", "bamboohr")
+FIRM = {"crm": "salesforce", "erp": "netsuite", "psa": "kantata", "hr": "workday", "time": "harvest"}
 
 
-def test_the_five_vendors_are_found_through_entry_points_in_port_order() -> None:
+def installed(name: str) -> VendorPackage:
+    return next(p for p in registry.installed() if p.name == name)
+
+
+def test_the_ten_vendors_are_found_through_entry_points_in_port_order() -> None:
     assert tuple(p.name for p in registry.installed()) == INSTALLED
     assert registry.domains() == ("crm", "erp", "psa", "hr", "time")
-    assert {d: resolve(d, None).name for d in registry.domains()} == {
-        "crm": "salesforce", "erp": "netsuite", "psa": "kantata", "hr": "workday", "time": "harvest"}
+    # Every domain has two vendors or more: without the connections file, PSCONNECT_VENDORS chooses.
+    assert {d: resolve(d, None, choice=FIRM).name for d in registry.domains()} == FIRM
 
 
 def test_a_second_vendor_of_a_domain_needs_a_choice(monkeypatch: pytest.MonkeyPatch) -> None:
-    netsuite = resolve("erp", None)
+    netsuite = installed("netsuite")
     other = dataclasses.replace(netsuite, name="other-erp", order=200)
     monkeypatch.setattr(registry, "_registered", {p.name: p for p in (*registry.installed(), other)})
     with pytest.raises(VendorConfigurationError, match="several installed vendors"):
@@ -52,15 +58,18 @@ def test_every_vendor_offers_create_systems_so_it_can_be_routed_per_legal_entity
 
     for package in registry.installed():
         assert package.create_systems is not None, package.name
-        systems = package.create_systems(httpx.AsyncClient(), Connection(name="x", vendor=package.name,
-                                                                          base_url=package.base_url))
+        connection = Connection(name="x", vendor=package.name, base_url=package.base_url,
+                                credentials={"token": package.default_token})
+        if package.simulated_connection is not None:  # what its simulator needs that a bare entry leaves out
+            connection = package.simulated_connection(connection, ("US01",))
+        systems = package.create_systems(httpx.AsyncClient(), connection)
         assert set(systems) == set(package.domains)
 
 
 def test_with_a_connections_file_resolve_is_per_legal_entity(monkeypatch: pytest.MonkeyPatch) -> None:
     from system_apis.connections import parse_connections
 
-    netsuite = resolve("erp", None)
+    netsuite = installed("netsuite")
     other = dataclasses.replace(netsuite, name="other-erp", order=200)
     monkeypatch.setattr(registry, "_registered", {p.name: p for p in (*registry.installed(), other)})
     connections = parse_connections(b"""

@@ -115,10 +115,12 @@ class TtbStack:
                 return out
 
     def time_bills(self) -> list[Any]:
-        """Every timeBill the ERP accounts' simulators hold (each entity's account, the firm's own first)."""
+        """Every timeBill the NetSuite accounts' simulators hold (the firm's own account first): the home entities'
+        posted time, entry by entry. The acquired entities' ERPs (Business Central, Xero) are checked through the
+        ERP contract and reconciliation instead."""
         accounts = self.stack.gateway.vendors["erp"].connections.values()
-        return [bill for account in accounts if account.simulator is not None
-                for bill in account.simulator.ledger.bills]
+        netsuite = [a.simulator for a in accounts if a.simulator is not None and a.entry.package.name == "netsuite"]
+        return [bill for simulator in netsuite for bill in simulator.ledger.bills]
 
     def ledger_rows(self, **where: Any) -> list[dict[str, Any]]:
         query = sa.select(ledger).where(*(ledger.c[k] == v for k, v in where.items()))
