@@ -54,6 +54,7 @@ from gateway.schedules import load_schedules
 from gateway.settings import Settings, load_settings
 from gateway.upstream import UpstreamPool, upstream_routers
 from gateway.usage import UsageRecorder
+from gateway.vendor_webhooks import vendor_webhook_routers
 from gateway.vendors import VendorRuntime, build_vendors
 from policies.bindings import Bindings, load_bindings, scope_needs_approval
 from policies.chain import PolicyChain
@@ -193,6 +194,8 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
                         docs_router(bindings), portal, console, metrics_router(),
                         webhooks_router(web, apps, webhooks, http_loopback=settings.webhooks_http_loopback),
                         *upstream_routers(settings.upstreams, upstream_pool, bindings.apis),
+                        # Signed vendor events (a CRM's won deals), outside the chain (gateway/vendor_webhooks.py).
+                        *vendor_webhook_routers(vendors, engine, processes, public_base_url=settings.issuer),
                         *(extra_routes or [])],
         middleware=[PolicyChain(bindings, policy_runtime.policies_for)],
         exception_handlers=EXCEPTION_HANDLERS,

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
+import sqlalchemy as sa
 from litestar import Router
 from litestar.types import ASGIApp
 
@@ -41,6 +42,8 @@ __all__ = [
     "SystemsFactory",
     "VendorConfigurationError",
     "VendorPackage",
+    "WebhooksFactory",
+    "WonDealSink",
     "domains",
     "installed",
     "load_simulator",
@@ -105,6 +108,22 @@ class SystemsFactory(Protocol):
                  retry: RetryPolicy | None = ...) -> Mapping[str, object]: ...
 
 
+WonDealSink = Callable[[str, str], Awaitable[None]]
+"""Starts provisioning for a won deal: (the deal's id at its CRM account, a key unique to the event)."""
+
+
+class WebhooksFactory(Protocol):
+    """``create_webhooks`` of a vendor package: the route the vendor's signed event deliveries reach on one
+    connection, or None when the connection names no webhook secret.
+
+    The host mounts it at ``/webhooks/{connection.name}`` outside the policy chain (the vendor signs its
+    deliveries; it holds no token of ours); ``public_base_url`` is the scheme and host the vendor calls.
+    """
+
+    def __call__(self, connection: Connection, engine: sa.Engine, won_deal: WonDealSink, *,
+                 public_base_url: str | None) -> Router | None: ...
+
+
 class VendorConfigurationError(RuntimeError):
     """The installed vendors and the settings do not name exactly one vendor for a domain."""
 
@@ -131,6 +150,8 @@ class VendorPackage:
     """The token when ``PSCONNECT_VENDOR_TOKENS`` names none (simulators accept any token)."""
     create_systems: SystemsFactory | None = None
     """The domain adapters on one connection: how routing per legal entity reaches this vendor."""
+    create_webhooks: WebhooksFactory | None = None
+    """Inbound: the vendor's signed event deliveries that start a process (a CRM's won deals)."""
     simulated_connection: Callable[[Connection, tuple[str, ...]], Connection] | None = None
     """Embedded mode only: the connection an in-process simulator serving these legal entities answers to,
     from the file's entry (test credentials and the tenant the file leaves out; what the file names stays)."""
