@@ -43,7 +43,10 @@ def test_the_published_file_loads_with_the_nightly_sync_posting_and_month_end_ru
     runs = {s.run for s in loaded}
     assert runs == {"worker_sync.sync", "time_to_bill.post_time", "time_to_bill.billing_run"}
     posting = {s.params["legal_entity"]: s.timezone for s in loaded if s.run == "time_to_bill.post_time"}
-    assert posting == {"US01": "America/New_York", "UK01": "Europe/London", "DE01": "Europe/Berlin"}
+    assert posting == {"US01": "America/New_York", "UK01": "Europe/London", "DE01": "Europe/Berlin",
+                       "CA01": "America/Toronto", "AU01": "Australia/Sydney"}  # every entity, in its own zone
+    month_end = {s.params["legal_entity"] for s in loaded if s.run == "time_to_bill.billing_run"}
+    assert month_end == set(posting)
 
 
 def test_a_good_file_loads(tmp_path: Path, schedulable: dict[str, dict[str, ScheduledStart[Any]]]) -> None:
