@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import httpx
@@ -23,11 +23,12 @@ PSCONNECT = [sys.executable, "-c", "import sys; from cli.main import main; sys.e
 
 
 @contextlib.contextmanager
-def served(home: Path) -> Iterator[str]:
-    """The base URL of a started embedded instance whose home is `home` (its demo client is written there)."""
+def served(home: Path, env: Mapping[str, str] | None = None) -> Iterator[str]:
+    """The base URL of a started embedded instance whose home is `home` (its demo client is written there);
+    `env`: settings of this instance (PSCONNECT_… variables)."""
     port = free_port()
-    env = {**os.environ, "PSCONNECT_HOME": str(home)}
-    proc = subprocess.Popen([*PSCONNECT, "serve", "--port", str(port)], env=env, cwd=REPO,
+    proc = subprocess.Popen([*PSCONNECT, "serve", "--port", str(port)],
+                            env={**os.environ, **(env or {}), "PSCONNECT_HOME": str(home)}, cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:

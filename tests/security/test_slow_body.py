@@ -10,21 +10,16 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import os
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from tests.ports import free_port
+from tests.live_server import served
 
-REPO = Path(__file__).resolve().parents[2]
-PSCONNECT = [sys.executable, "-c", "import sys; from cli.main import main; sys.exit(main())"]
 BOUND = 2.0
 MARGIN = 3.0  # scheduling slack on a shared two-core machine; still far below the 15 s seen before
 PATH = "/system/crm/v1/accounts/by-external-id/EXT-SLOW"
@@ -35,30 +30,13 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, str]]:
     home = tmp_path_factory.mktemp("slow-body")
-    port = free_port()
-    env = {**os.environ, "PSCONNECT_HOME": str(home), "PSCONNECT_BODY_READ_TIMEOUT": str(BOUND)}
-    proc = subprocess.Popen([*PSCONNECT, "serve", "--port", str(port)], env=env, cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/.well-known/jwks.json", timeout=2).status_code == 200 and (
-                        home / "demo-client.json").exists():
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        else:
-            pytest.fail("psconnect serve did not come up within 120 s")
+    with served(home, env={"PSCONNECT_BODY_READ_TIMEOUT": str(BOUND)}) as base:
         creds = json.loads((home / "demo-client.json").read_text())
         token = httpx.post(f"{base}/oauth2/token", auth=(creds["client_id"], creds["client_secret"]),
                            data={"grant_type": "client_credentials", "scope": "system.crm:write"}).json()
+        port = urlsplit(base).port
+        assert port is not None
         yield port, token["access_token"]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def _half_body(port: int, token: str | None) -> tuple[float, bytes]:
