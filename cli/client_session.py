@@ -102,6 +102,19 @@ class ProblemAnswer(Exception):
         return 2 if self.status in (400, 422) else 1
 
 
+RETRY_ATTEMPTS = 5
+RETRY_AFTER_MAX = 30.0
+"""Seconds: a longer Retry-After is not waited out by a command someone watches."""
+
+
+def _retry_after(response: httpx.Response) -> float:
+    try:
+        seconds = float(response.headers.get("Retry-After", "1"))
+    except ValueError:
+        seconds = 1.0
+    return min(max(seconds, 0.1), RETRY_AFTER_MAX)
+
+
 class ApiClient:
     def __init__(self, client: httpx.AsyncClient, token: dict[str, Any]) -> None:
         self.client = client
@@ -109,8 +122,16 @@ class ApiClient:
         self.headers = {"Authorization": f"Bearer {token['access_token']}"}
 
     async def call(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = await self.client.request(method, path, headers={**self.headers, **kwargs.pop("headers", {})},
-                                             **kwargs)
+        """One call; a 429 or 503 (a rate limit, a vendor pacing us or cooling down) is waited out as its
+        `Retry-After` says and tried again, when the call is safe to repeat: a read, or a write with an
+        Idempotency-Key."""
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        repeatable = method in ("GET", "HEAD") or "Idempotency-Key" in headers
+        for attempt in range(1, RETRY_ATTEMPTS + 1):
+            response = await self.client.request(method, path, headers=headers, **kwargs)
+            if response.status_code not in (429, 503) or not repeatable or attempt == RETRY_ATTEMPTS:
+                break
+            await asyncio.sleep(_retry_after(response))
         if response.status_code >= 400:
             raise ProblemAnswer(method, path, response)
         return response.json()
