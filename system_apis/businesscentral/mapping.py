@@ -36,9 +36,10 @@ from contracts.erp import (
     TaxRegime,
 )
 from contracts.workforce import Employee, EmployeeUpsert
+from system_apis._internal.tax_regimes import requires_customer_tax_id
+from system_apis._internal.tax_regimes import tax_regime as regime_of
 
 __all__ = [
-    "EU_COUNTRIES",
     "INVOICE_STATUSES",
     "MappingError",
     "ProjectDetails",
@@ -62,8 +63,6 @@ __all__ = [
 
 Record = dict[str, Any]
 
-EU_COUNTRIES: Final = frozenset({"AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU",
-                                 "IE", "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK"})
 INVOICE_STATUSES: Final = {"Draft": "draft", "In Review": "draft", "Open": "posted", "Paid": "posted",
                            "Canceled": "void", "Corrective": "void"}
 """Business Central salesInvoice ``status`` -> canonical invoice status."""
@@ -113,17 +112,9 @@ def _hours(value: Decimal) -> str:
     return text if "." not in text else text.rstrip("0").rstrip(".")
 
 
-_GST_COUNTRIES: dict[str, TaxRegime] = {"CA": "ca_gst_hst", "AU": "au_gst"}
-
-
 def tax_regime(country: str) -> TaxRegime:
-    """The canonical tax regime of a company's country (Canada's GST/HST and Australia's GST have their own);
-    another country falls back to ``us_sales_tax`` (tax added per invoice, no customer tax number required)."""
-    if country == "GB":
-        return "uk_vat"
-    if country in EU_COUNTRIES:
-        return "eu_vat"
-    return _GST_COUNTRIES.get(country, "us_sales_tax")
+    """The canonical tax regime of a company's country; an unlisted one is a sales-tax country."""
+    return regime_of(country, otherwise="us_sales_tax")
 
 
 def company_to_entity(company: Record, information: Record) -> LegalEntity:
@@ -138,7 +129,7 @@ def company_to_entity(company: Record, information: Record) -> LegalEntity:
                            name=str(company.get("displayName") or company["name"]), country=country,
                            currency=currency, tax_regime=regime,
                            tax_registration=str(information.get("taxRegistrationNumber") or ""),
-                           requires_customer_tax_id=regime in ("uk_vat", "eu_vat"))
+                           requires_customer_tax_id=requires_customer_tax_id(regime))
     except KeyError as exc:
         raise MappingError(f"company field {exc} missing") from exc
 

@@ -35,8 +35,9 @@ from typing import Any, Final, Literal
 from contracts.billing import CreditMemo, CreditMemoUpsert, Invoice, InvoiceLine, InvoiceUpsert
 from contracts.common import Money
 from contracts.crm import Address
-from contracts.erp import AccountingPeriod, Customer, CustomerUpsert, ErpProject, LegalEntity, ProjectTask, TaxRegime
+from contracts.erp import AccountingPeriod, Customer, CustomerUpsert, ErpProject, LegalEntity, ProjectTask
 from contracts.workforce import Employee, EmployeeUpsert
+from system_apis._internal.tax_regimes import requires_customer_tax_id, tax_regime
 
 __all__ = [
     "ACCOUNT_CODES",
@@ -67,8 +68,6 @@ PROJECT_TRACKING: Final = "Project"
 ACCOUNT_CODES: Final = {"time": "4000", "milestone": "4010", "expense": "4020"}
 """Revenue account per invoice line kind (seeded by the firm's chart of accounts; checked at start)."""
 _KINDS: Final = {code: kind for kind, code in ACCOUNT_CODES.items()}
-_EU: Final = frozenset({"AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU", "IE",
-                        "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK"})
 _MS_DATE: Final = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
 
 
@@ -101,25 +100,14 @@ def _text(record: dict[str, Any], field: str) -> str:
 
 # --- legal entity and periods -----------------------------------------------------------------------------------
 
-def _tax_regime(country: str) -> TaxRegime:
-    if country == "US":
-        return "us_sales_tax"
-    if country in _EU:
-        return "eu_vat"
-    if country == "AU":
-        return "au_gst"
-    if country == "CA":
-        return "ca_gst_hst"
-    # GB and the other GST countries (NZ): a tax charged on the invoice, like UK VAT.
-    return "uk_vat"
-
-
 def legal_entity_from_organisation(org: dict[str, Any], *, code: str, tenant: str) -> LegalEntity:
     country = _text(org, "CountryCode")
+    # An unlisted country is one of Xero's other GST countries (NZ): a tax charged on the invoice, like UK VAT.
+    regime = tax_regime(country, otherwise="uk_vat")
     return LegalEntity(id=tenant, code=code, name=str(org.get("LegalName") or _text(org, "Name")), country=country,
-                       currency=_text(org, "BaseCurrency"), tax_regime=_tax_regime(country),
+                       currency=_text(org, "BaseCurrency"), tax_regime=regime,
                        tax_registration=str(org.get("TaxNumber") or org.get("RegistrationNumber") or ""),
-                       requires_customer_tax_id=country == "GB" or country in _EU)
+                       requires_customer_tax_id=requires_customer_tax_id(regime))
 
 
 def month_periods(org: dict[str, Any], *, tenant: str, through: dt.date) -> list[AccountingPeriod]:
