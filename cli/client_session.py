@@ -136,6 +136,18 @@ class ApiClient:
             raise ProblemAnswer(method, path, response)
         return response.json()
 
+    async def items(self, path: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Every item of a paged list, following `next_cursor` (pages of 200)."""
+        items: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            page = await self.call("GET", path, params={**(params or {}), "limit": 200,
+                                                        **({"cursor": cursor} if cursor else {})})
+            items += page["items"]
+            cursor = page["next_cursor"]
+            if not cursor:
+                return items
+
     async def wait(self, run: dict[str, Any], path: str, *, show: Callable[[dict[str, Any]], str] | None = None,
                    every: float = 0.25) -> dict[str, Any]:
         """Poll a run resource at `path`, printing each step when its state or progress changes."""

@@ -39,17 +39,8 @@ async def start_billing(api: ApiClient, legal_entity: str, period: str) -> dict[
 
 async def reconciliation(api: ApiClient, period: str, *, project: str | None = None,
                          legal_entity: str | None = None) -> list[dict[str, Any]]:
-    params = {"period": period, **({"project": project} if project else {}),
-              **({"legal_entity_code": legal_entity} if legal_entity else {})}
-    rows: list[dict[str, Any]] = []
-    cursor: str | None = None
-    while True:
-        page = await api.call("GET", f"{TTB}/reconciliation",
-                              params={**params, "limit": 200, **({"cursor": cursor} if cursor else {})})
-        rows += page["items"]
-        cursor = page["next_cursor"]
-        if not cursor:
-            return rows
+    return await api.items(f"{TTB}/reconciliation", {"period": period, **({"project": project} if project else {}),
+                                                     **({"legal_entity_code": legal_entity} if legal_entity else {})})
 
 
 def print_reconciliation(rows: list[dict[str, Any]]) -> int:

@@ -168,15 +168,8 @@ async def _time_to_bill(api: ApiClient) -> None:
     reasons = Counter(e["reason"] for e in open_exceptions)
     say("   held as owned exceptions: " + (", ".join(f"{r} ×{n}" for r, n in sorted(reasons.items())) or "none"))
     say("10. reconciliation: approved in the time system vs posted in the ERP vs invoiced, every legal entity")
-    codes: list[str] = []
-    cursor: str | None = None
-    while True:  # one page per ERP account: the list merges every account's entities
-        page = await api.call("GET", "/system/erp/v1/legal-entities",
-                              params={"limit": 200, **({"cursor": cursor} if cursor else {})})
-        codes += [e["code"] for e in page["items"]]
-        cursor = page["next_cursor"]
-        if not cursor:
-            break
+    # Every page: the list merges every ERP account's entities, one account after another.
+    codes = [e["code"] for e in await api.items("/system/erp/v1/legal-entities")]
     for entity in sorted(codes):  # each on its own ERP account (the connections file)
         posting = await api.call("GET", "/system/erp/v1/capabilities", params={"legal_entity": entity})
         rows = await reconciliation(api, "2026-10", legal_entity=entity)
