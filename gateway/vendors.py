@@ -32,7 +32,6 @@ from system_apis.domains.psa import psa_router
 from system_apis.domains.time import time_router
 from system_apis.pacing import set_service_consumers
 from system_apis.registry import (
-    Connection,
     Simulator,
     VendorConfigurationError,
     VendorPackage,
@@ -163,25 +162,17 @@ def _runtime(entry: ConnectionEntry, settings: Settings, entities: tuple[str, ..
     url = settings.vendor_urls.get(connection.name) or (
         settings.vendor_urls.get(package.name) if connection.name == package.name else None)
     token = settings.vendor_tokens.get(connection.name) or settings.vendor_tokens.get(package.name)
-    if token and "token" not in connection.credentials:
-        connection = Connection(name=connection.name, vendor=connection.vendor, base_url=connection.base_url,
-                                tenant=connection.tenant, credentials={**connection.credentials, "token": token},
-                                pacing=connection.pacing)
-    if "token" not in connection.credentials:
-        connection = Connection(name=connection.name, vendor=connection.vendor, base_url=connection.base_url,
-                                tenant=connection.tenant,
-                                credentials={**connection.credentials, "token": package.default_token},
-                                pacing=connection.pacing)
+    connection = connection.filled({"token": token or package.default_token})  # the file's own token first
+    simulated = not url and entry.simulated
+    if simulated and package.simulated_connection is not None:
+        connection = package.simulated_connection(connection, entities)
     entry = ConnectionEntry(connection=connection, package=package, simulated=entry.simulated,
                             simulator=entry.simulator)
     simulator: Simulator | None = None
-    if url or not entry.simulated:
+    if not simulated:
         client = httpx.AsyncClient(base_url=url or connection.base_url, timeout=VENDOR_TIMEOUT,
                                    limits=httpx.Limits(max_connections=50, max_keepalive_connections=20))
     else:
-        if package.simulated_connection is not None:
-            entry = ConnectionEntry(connection=package.simulated_connection(entry.connection, entities),
-                                    package=package, simulated=entry.simulated, simulator=entry.simulator)
         simulator = load_simulator(package, legal_entities=entities, options=entry.simulator,
                                    firm=with_worker_ids(demo_firm(), worker_ids) if worker_ids else None)
         transport = httpx.ASGITransport(app=simulator.app)  # type: ignore[arg-type]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -88,6 +88,11 @@ class Connection:
     def credential(self, key: str, default: str) -> str:
         """One resolved secret, or `default` (a simulator accepts any token)."""
         return self.credentials.get(key) or default
+
+    def filled(self, credentials: Mapping[str, str], *, tenant: str | None = None) -> Connection:
+        """This connection with what its entry leaves out: `credentials` under its own, `tenant` if it names none
+        (a vendor's `simulated_connection`: what its simulator accepts)."""
+        return replace(self, tenant=self.tenant or tenant, credentials={**credentials, **self.credentials})
 
     def budget(self, published: VendorBudget | None) -> VendorBudget | None:
         """The budget the vendor's client paces itself to on this connection (None: unpaced)."""

@@ -1,7 +1,5 @@
 """BambooHR (HR) system API: v1 client, mapping and HR routes; its account simulator is in `simulator/`."""
 
-from dataclasses import replace
-
 from system_apis.bamboohr.api import BambooHRHr, create_router, create_systems
 from system_apis.bamboohr.client import BASE_URL, BambooHRClient
 from system_apis.registry import Connection, VendorPackage
@@ -9,8 +7,8 @@ from system_apis.registry import Connection, VendorPackage
 
 def simulated_connection(connection: Connection, legal_entities: tuple[str, ...]) -> Connection:
     """The API key the simulator accepts, and the entity its records belong to, where the file names none."""
-    defaults = {"api_key": "sim-key", **({"default_entity": legal_entities[0]} if legal_entities else {})}
-    return replace(connection, credentials={**defaults, **connection.credentials})
+    entity = {"default_entity": legal_entities[0]} if legal_entities else {}
+    return connection.filled({"api_key": "sim-key", **entity})
 
 
 __all__ = ["BASE_URL", "VENDOR", "BambooHRClient", "BambooHRHr", "create_router", "create_systems"]

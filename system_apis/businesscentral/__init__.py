@@ -1,7 +1,5 @@
 """Dynamics 365 Business Central (ERP) system API: OData v4 client, mapping, routes; simulator in `simulator/`."""
 
-from dataclasses import replace
-
 from system_apis.businesscentral.api import BusinessCentralErp, create_router, create_systems
 from system_apis.businesscentral.client import BASE_URL, BusinessCentralClient
 from system_apis.registry import Connection, VendorPackage
@@ -9,8 +7,7 @@ from system_apis.registry import Connection, VendorPackage
 
 def simulated_connection(connection: Connection, legal_entities: tuple[str, ...]) -> Connection:
     """The app registration the simulator accepts (any non-empty pair) where the file names none."""
-    return replace(connection, credentials={"client_id": "sim-client", "client_secret": "sim-secret",
-                                            **connection.credentials})
+    return connection.filled({"client_id": "sim-client", "client_secret": "sim-secret"})
 
 
 __all__ = ["BASE_URL", "VENDOR", "BusinessCentralClient", "BusinessCentralErp", "create_router", "create_systems"]

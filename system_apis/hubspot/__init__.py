@@ -1,8 +1,6 @@
 """HubSpot (CRM) system API: CRM v3 client, mapping, CRM routes and signed webhooks; its portal simulator is in
 `simulator/`."""
 
-from dataclasses import replace
-
 import sqlalchemy as sa
 from litestar import Router
 
@@ -26,7 +24,7 @@ def create_webhooks(connection: Connection, engine: sa.Engine, won_deal: WonDeal
 
 def simulated_connection(connection: Connection, legal_entities: tuple[str, ...]) -> Connection:
     """The app secret the embedded webhook checks signatures with, where the file names none."""
-    return replace(connection, credentials={"client_secret": "sim-secret", **connection.credentials})
+    return connection.filled({"client_secret": "sim-secret"})
 
 
 VENDOR = VendorPackage(name="hubspot", domains=("crm",), base_url=BASE_URL, create_router=create_router,

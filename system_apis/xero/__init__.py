@@ -27,8 +27,6 @@ What rests only on Xero's documentation (the documents do not describe it):
   Accounting page, the period lock date refusing earlier documents and time.
 """
 
-from dataclasses import replace
-
 from system_apis.registry import Connection, VendorPackage
 from system_apis.xero._defaults import DEFAULT_CODE, tenant_id
 from system_apis.xero.api import XeroErp, create_router, create_systems
@@ -39,9 +37,8 @@ def simulated_connection(connection: Connection, legal_entities: tuple[str, ...]
     """The simulator's organisation of the entity the connection serves, and the app and first refresh token
     it accepts, where the file names none (one Xero organisation is one legal entity)."""
     code = connection.credentials.get("code") or (legal_entities[0] if legal_entities else DEFAULT_CODE)
-    return replace(connection, tenant=connection.tenant or tenant_id(code), credentials={
-        "client_id": "psconnect", "client_secret": "sim-secret", "refresh_token": "sim-token", "code": code,
-        **{k: v for k, v in connection.credentials.items() if k != "token"}})
+    return connection.filled({"client_id": "psconnect", "client_secret": "sim-secret", "refresh_token": "sim-token",
+                              "code": code}, tenant=tenant_id(code))
 
 
 __all__ = ["BASE_URL", "VENDOR", "XeroClient", "XeroErp", "create_router", "create_systems"]
