@@ -34,7 +34,7 @@ from foundation import metrics
 from foundation.tracing import span
 from process_apis._internal.crashes import describe, record_crash
 from process_apis._internal.events import event
-from process_apis._internal.steps import StepExhausted, run_step
+from process_apis._internal.steps import StepExhausted, retrying, run_step
 from process_apis._internal.system_clients import BusinessFailure, TransientFailure
 from process_apis.time_to_bill.enrich import load_reference
 from process_apis.time_to_bill.facts import BillingFacts, window_start
@@ -72,12 +72,14 @@ async def reference(run_id: str) -> Reference:
     """Reference data for a run, read once per process (after a restart it is simply read again).
 
     Keyed by run, so concurrent runs keep their own; a run's entry goes when it finishes, and
-    the oldest go first should runs die without finishing.
+    the oldest go first should runs die without finishing. A throttled or briefly unavailable
+    system API is waited out as for any step (a 429 here once crashed a rerun after an outage).
     """
     cache = runtime().references
     if run_id not in cache:
         rt = runtime()
-        loaded = await load_reference(rt.erp, rt.psa, rt.hr)
+        loaded = await retrying(lambda: load_reference(rt.erp, rt.psa, rt.hr), retry=rt.retry, sleep=rt.sleep,
+                                exhausted_as="reference_data")
         while len(cache) >= _MAX_REFERENCES:
             cache.pop(next(iter(cache)))
         cache[run_id] = loaded
@@ -404,7 +406,7 @@ async def _billing_run(run_id: str, legal_entity_code: str, period: str, as_of: 
             if cursor is None:
                 break
     except (StepExhausted, BusinessFailure) as exc:
-        return await finish(run_id, "failed", {k: str(v) for k, v in totals.items()}, [f"time system: {exc}"])
+        return await finish(run_id, "failed", {k: str(v) for k, v in totals.items()}, [f"reading approved time: {exc}"])
     posted = 0
     for entity in await entities_of(run_id, legal_entity_code):
         number = 0

@@ -111,7 +111,10 @@ async def test_one_entitys_erp_outage_blocks_nobody_else(tmp_path: Path) -> None
         assert failed and "UK01" in json.dumps(failed)
 
         outage.down = False  # the outage ends: the next run bills UK01, nothing twice
+        # and the ERP still throttles its reference reads for a moment: the run waits that out too
+        s.sim("erp").faults.add(Fault(kind="rate_limit", count=8, path="accountingPeriod", retry_after=0))
         rerun = await s.bill("UK01")
-        assert rerun["status"] == "needs_attention"
+        assert rerun["status"] == "needs_attention", rerun
+        assert not s.sim("erp").faults.rules  # every throttled read was tried again
         assert_posted_once(s)
         await assert_reconciled(s, "UK01")
