@@ -71,9 +71,10 @@ from contracts.workforce import (
     PsaUserUpsert,
     Worker,
 )
+from foundation import metrics
 from foundation.paging import decode_position, encode_position
 from system_apis._internal.http import VendorRejected
-from system_apis.connections import Connections
+from system_apis.connections import DEFAULT_ENTITY, Connections
 from system_apis.domains._entity import ENTITY_PARAMETER, bind_call, legal_entity
 from system_apis.domains.crm import CrmSystem
 from system_apis.domains.erp import ErpSystem
@@ -119,18 +120,32 @@ class _Routes(Generic[S]):
         self.order = tuple(e.connection.name for e in connections.for_domain(domain))
         self.systems = systems
         self.refs = refs
+        served: dict[str, set[str]] = {}
+        for entity, domains in connections.routes.items():
+            if entity != DEFAULT_ENTITY and domain in domains:
+                served.setdefault(domains[domain], set()).add(entity)
+        self.sole_entity = {name: next(iter(codes)) for name, codes in served.items()
+                            if len(codes) == 1 and name != self.default}
+        """Connection -> the one legal entity it serves (an acquired entity's own account)."""
 
     def for_entity(self, entity: str | None) -> str:
-        return self._connections.connection_for(self.domain, entity).connection.name
+        """The connection serving `entity`; the vendor calls that follow are labelled with the entity in metrics."""
+        name = self._connections.connection_for(self.domain, entity).connection.name
+        metrics.legal_entity.set(entity or self.sole_entity.get(name, "-"))
+        return name
 
     def requested(self) -> str:
         """The connection of the request's `legal_entity` (the default's without one)."""
         return self.for_entity(legal_entity.get())
 
     def by_id(self, routed: str) -> tuple[str, str]:
-        """(connection, the vendor's id) of an id as published."""
+        """(connection, the vendor's id) of an id as published; an id of an entity's own account labels the
+        vendor calls that follow with that entity (the shared account's records name none until read)."""
         name, raw = split_id(routed, [n for n in self.order if n != self.default])
-        return (name or self.requested()), raw
+        if name is None:
+            return self.requested(), raw
+        metrics.legal_entity.set(legal_entity.get() or self.sole_entity.get(name, "-"))
+        return name, raw
 
     def tag(self, name: str, obj: T) -> T:
         """`obj` as published: the connection's prefix on its id and reference fields (none for the default)."""
@@ -166,6 +181,7 @@ class _Routes(Generic[S]):
         if not 0 <= at.c < len(self.order):
             raise invalid_cursor()
         name = self.order[at.c]
+        metrics.legal_entity.set(self.sole_entity.get(name, "-"))
         page = await fetch(self.systems[name], at.i)
         if page.next_cursor:
             following: str | None = encode_position(_At(c=at.c, i=page.next_cursor), key)

@@ -90,3 +90,39 @@ async def test_metrics_need_their_own_scope(stack: Stack) -> None:
     assert token.status_code == 200, token.text
     forbidden = await stack.http.get("/metrics", headers={"Authorization": f"Bearer {token.json()['access_token']}"})
     assert forbidden.status_code == 403 and forbidden.json()["code"] == "insufficient_scope", forbidden.text
+
+
+async def test_vendor_calls_name_the_legal_entity_they_serve(stack: Stack) -> None:
+    """An acquired entity's own account labels its calls with the entity — asked for by parameter, reached by one
+    of its ids, or met while merging every account's list; the shared account's calls name none ("-")."""
+    http = await scraper(stack)
+    try:
+        before = await scrape(http)
+        listed = await stack.http.get("/system/erp/v1/projects", params={"legal_entity": "CA01", "limit": 5})
+        assert listed.status_code == 200, listed.text
+        after_param = await scrape(http)
+        own_id = listed.json()["items"][0]["id"]
+        assert own_id.startswith("ca01-erp:")
+        assert (await stack.http.get(f"/system/erp/v1/projects/{own_id}")).status_code == 200
+        after_id = await scrape(http)
+        cursor: str | None = None
+        while True:  # every account's projects, page by page: the shared account's, then CA01's and AU01's
+            page = await stack.http.get("/system/erp/v1/projects", params={"limit": 200, **(
+                {"cursor": cursor} if cursor else {})})
+            assert page.status_code == 200, page.text
+            cursor = page.json()["next_cursor"]
+            if not cursor:
+                break
+        after_merge = await scrape(http)
+    finally:
+        await http.aclose()
+
+    def calls(values: dict[tuple[str, frozenset[tuple[str, str]]], float], vendor: str, entity: str) -> float:
+        return total(values, "psconnect_vendor_calls_total", vendor=vendor, legal_entity=entity)
+
+    assert calls(after_param, "businesscentral", "CA01") > calls(before, "businesscentral", "CA01")
+    assert calls(after_id, "businesscentral", "CA01") > calls(after_param, "businesscentral", "CA01")
+    assert calls(after_merge, "businesscentral", "CA01") > calls(after_id, "businesscentral", "CA01")
+    assert calls(after_merge, "xero", "AU01") > calls(after_id, "xero", "AU01")
+    assert calls(after_merge, "netsuite", "-") > calls(after_id, "netsuite", "-")
+    assert calls(after_merge, "businesscentral", "-") == calls(after_merge, "xero", "-") == 0
