@@ -147,6 +147,11 @@ class _Routes(Generic[S]):
         metrics.legal_entity.set(legal_entity.get() or self.sole_entity.get(name, "-"))
         return name, raw
 
+    def visiting(self, name: str) -> str:
+        """`name`, reached while going through every connection: its calls name its sole entity, if any."""
+        metrics.legal_entity.set(self.sole_entity.get(name, "-"))
+        return name
+
     def tag(self, name: str, obj: T) -> T:
         """`obj` as published: the connection's prefix on its id and reference fields (none for the default)."""
         if name == self.default:
@@ -180,16 +185,16 @@ class _Routes(Generic[S]):
         at = decode_position(cursor, _At, key) if cursor else _At(c=0)
         if not 0 <= at.c < len(self.order):
             raise invalid_cursor()
-        name = self.order[at.c]
-        metrics.legal_entity.set(self.sole_entity.get(name, "-"))
-        page = await fetch(self.systems[name], at.i)
-        if page.next_cursor:
-            following: str | None = encode_position(_At(c=at.c, i=page.next_cursor), key)
-        elif at.c + 1 < len(self.order):
-            following = encode_position(_At(c=at.c + 1), key)
-        else:
-            following = None
-        return self.tag_page(name, page, following)
+        while True:  # a connection with nothing (left) to list gives way to the next, not an empty page
+            name = self.visiting(self.order[at.c])
+            page = await fetch(self.systems[name], at.i)
+            if page.next_cursor:
+                return self.tag_page(name, page, encode_position(_At(c=at.c, i=page.next_cursor), key))
+            if at.c + 1 == len(self.order):
+                return self.tag_page(name, page, None)
+            at = _At(c=at.c + 1)
+            if page.items:
+                return self.tag_page(name, page, encode_position(at, key))
 
     async def everywhere(self, fetch: Callable[[S], Awaitable[Page[T]]]) -> Page[T]:
         """An unpaged list (a report): the requested entity's connection, else all of them concatenated."""
@@ -197,7 +202,7 @@ class _Routes(Generic[S]):
         names = (self.for_entity(entity),) if entity is not None else self.order
         items: list[T] = []
         for name in names:
-            items += [self.tag(name, i) for i in (await fetch(self.systems[name])).items]
+            items += [self.tag(name, i) for i in (await fetch(self.systems[self.visiting(name)])).items]
         return Page(items=items)
 
     async def found(self, call: Callable[[S], Awaitable[T]]) -> T:
@@ -206,7 +211,7 @@ class _Routes(Generic[S]):
         names = (self.for_entity(entity),) if entity is not None else self.order
         for n, name in enumerate(names):
             try:
-                return await self.one(name, call)
+                return await self.one(name if entity is not None else self.visiting(name), call)
             except Exception as exc:
                 if not _not_found(exc) or n + 1 == len(names):
                     raise
