@@ -15,14 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import sqlalchemy as sa
 from asgi_lifespan import LifespanManager
 
 from foundation.retry import RetryPolicy
 from gateway.app import Gateway, create_gateway
 from gateway.settings import load_settings
+from system_apis.connections import DEFAULT_FILE as DEFAULT_CONNECTIONS
 
-__all__ = ["ALL_SCOPES", "PG_ADMIN_URL", "Stack", "postgres_database", "running_stack"]
+__all__ = ["ALL_SCOPES", "PG_ADMIN_URL", "Stack", "connections_file", "postgres_database",
+           "running_stack"]
 
 ALL_SCOPES = ("system.crm:read", "system.crm:write", "system.erp:read", "system.erp:write", "system.psa:read",
               "system.psa:write", "process.provisioning:read", "process.provisioning:write",
@@ -36,6 +39,24 @@ FAST_VENDOR_RETRY = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05,
 TERMINAL = {"succeeded", "needs_attention", "failed"}
 
 
+def connections_file(home: Path, *, accounts: dict[str, dict[str, Any]] | None = None,
+                     routes: dict[str, dict[str, str]] | None = None,
+                     unpaced: frozenset[str] = frozenset(), unlimited: dict[str, Any] | None = None) -> Path:
+    """The shipped connections file plus `accounts` (more connections) and `routes` (entity or `default` ->
+    {domain: connection}, replacing those domains of its entry); the accounts of `unpaced` vendors are not
+    paced and their simulators take `unlimited` (tests must not wait out a vendor's real windows)."""
+    doc: dict[str, Any] = msgspec.yaml.decode(DEFAULT_CONNECTIONS.read_bytes())
+    doc["connections"].update(accounts or {})
+    for connection in doc["connections"].values():
+        if connection["vendor"] in unpaced:
+            connection.update(pacing=False, simulator=unlimited or {})
+    for entity, domains in (routes or {}).items():
+        doc["entities"].setdefault(entity, {}).update(domains)
+    path = home / "connections.yaml"
+    path.write_bytes(msgspec.yaml.encode(doc))
+    return path
+
+
 @dataclass
 class Stack:
     gateway: Gateway
@@ -43,8 +64,8 @@ class Stack:
     client_id: str
     client_secret: str
 
-    def sim(self, domain: str) -> Any:
-        return self.gateway.simulator(domain)
+    def sim(self, domain: str, legal_entity: str | None = None) -> Any:
+        return self.gateway.simulator(domain, legal_entity)
 
     async def start(self, opportunity_id: str, key: str | None = None) -> httpx.Response:
         return await self.http.post("/process/provisioning/v1/runs", json={"opportunity_id": opportunity_id},

@@ -27,7 +27,7 @@ from litestar.exceptions import HTTPException
 from litestar.params import FromPath, FromQuery, QueryParameter
 
 from system_apis._internal.faults import FaultPlan, control_router
-from system_apis.demo_firm import demo_firm
+from system_apis.demo_firm import firm_for
 from system_apis.hubspot.mapping import EXTERNAL_ID, company_properties, deal_properties
 from system_apis.hubspot.webhooks import sign
 
@@ -116,8 +116,8 @@ class HubSpotSimulator:
         self._sent.clear()
         self._ids = {name: itertools.count(first) for name, first in _FIRST_ID.items()}
         self._events = itertools.count(1)
-        firm = demo_firm()
-        deals = [o for o in firm.opportunities if o.legal_entity_code in self.legal_entities]
+        firm = firm_for(self.legal_entities)  # deals go with their company (one naming no known entity too)
+        deals = firm.opportunities
         wanted = {o.account_id for o in deals}
         company_ids: dict[str, int] = {}
         for account in firm.accounts:

@@ -17,14 +17,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import sqlalchemy as sa
 
 from foundation.retry import RetryPolicy
 from process_apis.time_to_bill.ledger import ledger
-from system_apis.connections import DEFAULT_FILE as DEFAULT_CONNECTIONS
 from system_apis.demo_firm import ANCHOR_DATE
 from tests.stack import FAST_RETRY, Stack, running_stack
+from tests.stack import connections_file as stack_connections
 
 __all__ = ["BASE", "PERIOD", "TERMINAL", "TtbStack", "connections_file", "misprice", "mispriced", "ttb_stack"]
 
@@ -40,16 +39,7 @@ def connections_file(home: Path, *, accounts: dict[str, dict[str, Any]] | None =
                      routes: dict[str, dict[str, str]] | None = None) -> Path:
     """The shipped connections file with every time account unpaced (client and simulator), plus `accounts`
     (more connections) and `routes` (entity -> {domain: connection}, replacing an entity's entry's domains)."""
-    doc: dict[str, Any] = msgspec.yaml.decode(DEFAULT_CONNECTIONS.read_bytes())
-    doc["connections"].update(accounts or {})
-    for connection in doc["connections"].values():
-        if connection["vendor"] in TIME_VENDORS:
-            connection.update(pacing=False, simulator=UNLIMITED)
-    for entity, domains in (routes or {}).items():
-        doc["entities"].setdefault(entity, {}).update(domains)
-    path = home / "connections.yaml"
-    path.write_bytes(msgspec.yaml.encode(doc))
-    return path
+    return stack_connections(home, accounts=accounts, routes=routes, unpaced=TIME_VENDORS, unlimited=UNLIMITED)
 
 
 @dataclass
