@@ -4,9 +4,11 @@ BambooHR pages nothing: one custom report (`WORKER_FIELDS`, former employees inc
 worker at once. A canonical page is cut from that report by employee id (ids only grow, so a cursor — the
 last id given — stays valid while people are hired). The report is kept for `REPORT_TTL` seconds, so
 following the cursors of one listing costs one report, not one per page (re-reading a 10,000-row report for
-each of 100 pages would be quadratic); an HR change shows at most that much later. ``updated_since`` asks
-``/employees/changed?since=`` which employees were inserted or updated, and keeps only those; deleted ones
-cannot be read any more and are left out. Workers are looked up by BambooHR id, or by the firm-wide
+each of 100 pages would be quadratic); an HR change shows at most that much later in a full listing.
+``updated_since`` asks ``/employees/changed?since=`` which employees were inserted or updated, then reads
+the report afresh for its first page (a cached report would give a changed worker's old data to a caller
+about to move its watermark past the change), and keeps only those; deleted ones cannot be read any more
+and are left out. Workers are looked up by BambooHR id, or by the firm-wide
 employee number (W-00001). Cost centers are the distinct ``customCostCenter`` values, with their entity.
 """
 
@@ -64,12 +66,13 @@ class BambooHRHr:
         self._clock = clock
         self._reports: dict[tuple[str, ...], tuple[float, list[dict[str, object]]]] = {}
 
-    async def _report(self, fields: Sequence[str]) -> list[dict[str, object]]:
-        """The custom report of `fields`, sorted by employee id; reused while younger than `report_ttl`."""
+    async def _report(self, fields: Sequence[str], *, fresh: bool = False) -> list[dict[str, object]]:
+        """The custom report of `fields`, sorted by employee id; reused while younger than `report_ttl` unless
+        `fresh`."""
         key = tuple(fields)
         now = self._clock()
         cached = self._reports.get(key)
-        if cached is not None and now - cached[0] < self.report_ttl:
+        if not fresh and cached is not None and now - cached[0] < self.report_ttl:
             return cached[1]
         employees = sorted((await self.client.custom_report(fields)).employees, key=_id)
         self._reports[key] = (now, employees)
@@ -96,11 +99,12 @@ class BambooHRHr:
             since = updated_since.replace(tzinfo=dt.UTC) if updated_since and updated_since.tzinfo is None \
                 else updated_since
             position = _Cursor(after=0, limit=limit, since=since)
-        employees = [e for e in await self._employees() if _id(e) > position.after]
-        if position.since is not None:
+        wanted: set[str] | None = None
+        if position.since is not None:  # what changed first, then a report at least as new as those changes
             changed = await self.client.changed(position.since)
             wanted = {c.id for c in changed.employees.values() if c.action in ("Inserted", "Updated")}
-            employees = [e for e in employees if str(e.get("id")) in wanted]
+        report = await self._report(WORKER_FIELDS, fresh=wanted is not None and not cursor)
+        employees = [e for e in report if _id(e) > position.after and (wanted is None or str(e.get("id")) in wanted)]
         page = employees[:position.limit]
         more = len(employees) > position.limit
         return Page(items=[self._worker(e) for e in page],

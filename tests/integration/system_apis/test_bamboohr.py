@@ -236,6 +236,16 @@ class TestHrContract:
         await hr.list_workers(7, None, None)
         assert len([r for r in sim.requests if r["path"].endswith("/reports/custom")]) == 2
 
+    async def test_a_change_listing_reads_a_fresh_report_never_the_cached_one(self, sim: BambooHRSimulator,
+                                                                              client: BambooHRClient) -> None:
+        """A caller moving a watermark must get a changed worker's new data, or it would never see the change."""
+        hr = BambooHRHr(client, default_entity=ENTITY, report_ttl=30, clock=Clock())
+        await hr.list_workers(100, None, None)  # the report is cached now
+        sim.now = dt.datetime(2026, 11, 3, 9, 30, tzinfo=dt.UTC)
+        sim.update(sim.employee_id("W-00003"), jobTitle="Director")
+        changed = await hr.list_workers(100, None, dt.datetime(2026, 11, 1, tzinfo=dt.UTC))
+        assert [(w.id, w.role) for w in changed.items] == [("W-00003", "director")]
+
     async def test_get_worker_by_bamboohr_id_or_employee_number(self, sim: BambooHRSimulator,
                                                                 api: AsyncTestClient[Litestar]) -> None:
         employee_id = sim.employee_id("W-00003")
