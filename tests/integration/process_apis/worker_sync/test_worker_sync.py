@@ -1,20 +1,23 @@
-"""Worker sync end to end on DBOS: Workday HR (simulator) -> PSA users and ERP employees.
+"""Worker sync end to end on DBOS: HR (a vendor's simulator) -> PSA users and ERP employees.
 
 The PSA and ERP system APIs are stood in for by `Downstream` — a recording
 implementation of the two upsert routes plus the legal-entity list, with switches
 to refuse one worker or go down — so these tests pin what the process sends and
 when, independently of the Kantata and NetSuite adapters (their own suites prove
-those routes). The HR side is the real Workday system API against its simulator.
+those routes). The HR side is a real HR system API against its vendor's simulator, and the whole suite
+runs once per HR vendor (`harness` is parametrised: `workday`, `bamboohr`). What differs between the vendors —
+how HR terminates, moves or re-rates a worker or hires one into an unknown company — is in a small
+`HrDriver` per vendor; every test body is written once.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import httpx
 import msgspec
@@ -37,12 +40,14 @@ from process_apis.worker_sync.api import worker_sync_router
 from process_apis.worker_sync.runtime import build_runtime, configure
 from process_apis.worker_sync.service import WorkerSyncService
 from process_apis.worker_sync.state import SyncState
-from system_apis._internal.faults import Fault
-from system_apis.demo_firm import LEGAL_ENTITIES
-from system_apis.workday import BASE_URL
-from system_apis.workday import create_router as workday_router
+from system_apis import bamboohr, workday
+from system_apis._internal.faults import Fault, FaultPlan
+from system_apis.bamboohr.api import REPORT_TTL, BambooHRHr
+from system_apis.bamboohr.simulator import BambooHRSimulator
+from system_apis.demo_firm import HOME_ENTITIES, LEGAL_ENTITIES
+from system_apis.domains.hr import hr_router
 from system_apis.workday.simulator import WorkdaySimulator, WorkerChange
-from tests.integration.system_apis.vendor_kit import asgi, vendor_http
+from tests.integration.system_apis.vendor_kit import Clock, asgi, vendor_http
 
 BASE = "/process/worker-sync/v1"
 TERMINAL = {"succeeded", "needs_attention", "failed"}
@@ -109,10 +114,94 @@ class Downstream:
         return Router(path="/", route_handlers=[legal_entities, upsert_user, upsert_employee])
 
 
+class HrDriver(Protocol):
+    """One HR vendor as the suite sees it: its simulator, its system API router, and HR's hand on the data."""
+
+    app: Litestar
+    """The simulator's ASGI app."""
+    base_url: str
+    faults: FaultPlan
+
+    def router(self, http: httpx.AsyncClient, retry: RetryPolicy) -> Router: ...
+    def terminate(self, worker_id: str) -> None: ...
+    def set_cost_center(self, worker_id: str, cost_center: str) -> None: ...
+    def set_cost_rate(self, worker_id: str, rate: Money) -> None: ...
+    def hire_into(self, legal_entity_code: str) -> str:
+        """Hire a copy of worker W-00003 into `legal_entity_code`; the new worker's id."""
+        ...
+
+
+class WorkdayDriver:
+    """Workday: the firm's home entities (its default seed); staffing pages hold 100 workers."""
+
+    base_url = workday.BASE_URL
+
+    def __init__(self) -> None:
+        self.sim = WorkdaySimulator()
+        self.app, self.faults = self.sim.app, self.sim.faults
+
+    def router(self, http: httpx.AsyncClient, retry: RetryPolicy) -> Router:
+        return workday.create_router(http, retry=retry)
+
+    def terminate(self, worker_id: str) -> None:
+        self.sim.change_worker(worker_id, WorkerChange(status="terminated"))
+
+    def set_cost_center(self, worker_id: str, cost_center: str) -> None:
+        self.sim.change_worker(worker_id, WorkerChange(cost_center=cost_center))
+
+    def set_cost_rate(self, worker_id: str, rate: Money) -> None:
+        self.sim.change_worker(worker_id, WorkerChange(cost_rate=rate))
+
+    def hire_into(self, legal_entity_code: str) -> str:
+        self.sim.hire(msgspec.structs.replace(self.sim.workers["W-00003"][0], id="W-90001",
+                                              legal_entity_code=legal_entity_code))
+        return "W-90001"
+
+
+class BambooHRDriver:
+    """BambooHR seeded with the same home entities. Its adapter cuts 100-worker pages from one custom report
+    and reuses that report for `REPORT_TTL` seconds, so an HR change shows up to that much later: the adapter
+    runs on a clock this driver owns, and every HR change lets that time pass (as it would between syncs)."""
+
+    base_url = bamboohr.BASE_URL
+
+    def __init__(self) -> None:
+        self.sim = BambooHRSimulator(legal_entities=HOME_ENTITIES)
+        self.app, self.faults = self.sim.app, self.sim.faults
+        self.clock = Clock()
+
+    def router(self, http: httpx.AsyncClient, retry: RetryPolicy) -> Router:
+        client = bamboohr.BambooHRClient(http, api_key="sim-key", retry=retry)
+        return hr_router(BambooHRHr(client, clock=self.clock))
+
+    def _update(self, worker_id: str, **fields: str) -> None:
+        self.sim.update(self.sim.employee_id(worker_id), **fields)
+        self.clock.now += REPORT_TTL
+
+    def terminate(self, worker_id: str) -> None:
+        self._update(worker_id, status="Inactive", employmentHistoryStatus="Terminated",
+                     terminationDate=self.sim.now.date().isoformat())
+
+    def set_cost_center(self, worker_id: str, cost_center: str) -> None:
+        self._update(worker_id, customCostCenter=cost_center)
+
+    def set_cost_rate(self, worker_id: str, rate: Money) -> None:
+        self._update(worker_id, customHourlyCostRate=f"{rate.amount} {rate.currency}")
+
+    def hire_into(self, legal_entity_code: str) -> str:
+        template = self.sim.employees[self.sim.employee_id("W-00003")]
+        self.sim.hire({**template, "employeeNumber": "W-90001", "division": legal_entity_code})
+        self.clock.now += REPORT_TTL
+        return "W-90001"
+
+
+DRIVERS: dict[str, Callable[[], HrDriver]] = {"workday": WorkdayDriver, "bamboohr": BambooHRDriver}
+
+
 @dataclass
 class Harness:
     api: AsyncTestClient[Litestar]
-    hr: WorkdaySimulator
+    hr: HrDriver
     downstream: Downstream
     state: SyncState
     engine: sa.Engine
@@ -145,15 +234,15 @@ async def _token() -> str:
     return "service-token"
 
 
-@pytest.fixture
-async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
+@pytest.fixture(params=list(DRIVERS))
+async def harness(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
     engine = create_engine(f"sqlite:///{tmp_path / 'app.sqlite'}")
     metadata.create_all(engine)
-    hr = WorkdaySimulator()
+    hr = DRIVERS[request.param]()
     downstream = Downstream()
     service = WorkerSyncService()
-    async with vendor_http(hr.app, BASE_URL) as hr_http:
-        app = Litestar(route_handlers=[workday_router(hr_http, retry=RetryPolicy(max_attempts=2, base_delay=0.001)),
+    async with vendor_http(hr.app, hr.base_url) as hr_http:
+        app = Litestar(route_handlers=[hr.router(hr_http, RetryPolicy(max_attempts=2, base_delay=0.001)),
                                        downstream.router(), worker_sync_router(service)],
                        exception_handlers=EXCEPTION_HANDLERS)
         async with httpx.AsyncClient(transport=asgi(app), base_url="http://psconnect.internal") as internal:
@@ -222,9 +311,9 @@ class TestChanges:
         quiet = await harness.sync("changes-0002")
         assert quiet["status"] == "succeeded" and quiet["result"]["changed"] == "0" and ds.writes == []
 
-        harness.hr.change_worker("W-00010", WorkerChange(status="terminated"))
-        harness.hr.change_worker("W-00020", WorkerChange(cost_center="CC-US01-4"))
-        harness.hr.change_worker("W-00030", WorkerChange(cost_rate=Money(amount=Decimal("101.50"), currency="EUR")))
+        harness.hr.terminate("W-00010")
+        harness.hr.set_cost_center("W-00020", "CC-US01-4")
+        harness.hr.set_cost_rate("W-00030", Money(amount=Decimal("101.50"), currency="EUR"))
         run = await harness.sync("changes-0003")
         assert run["result"]["changed"] == "3" and run["result"]["synced"] == "3"
         assert sorted(ds.writes) == sorted([(s, w) for w in ("W-00010", "W-00020", "W-00030") for s in ("psa", "erp")])
@@ -271,13 +360,12 @@ class TestFailures:
         assert twice.status_code == 409
 
     async def test_unknown_legal_entity_goes_to_finance(self, harness: Harness) -> None:
-        hire = msgspec.structs.replace(harness.hr.workers["W-00003"][0], id="W-90001", legal_entity_code="FR01")
-        harness.hr.hire(hire)  # HR knows a company the ERP has no subsidiary for
+        hired = harness.hr.hire_into("FR01")  # HR knows a company the ERP has no subsidiary for
         run = await harness.sync("unknown-le-0001")
         exceptions = (await harness.api.get(f"{BASE}/exceptions", params={"owner": "finance-master-data"})).json()
         assert run["status"] == "needs_attention"
-        assert [(e["subject"], e["reason"]) for e in exceptions["items"]] == [("W-90001", "unknown_legal_entity")]
-        assert ("psa", "W-90001") not in harness.downstream.writes  # nothing half-written for it
+        assert [(e["subject"], e["reason"]) for e in exceptions["items"]] == [(hired, "unknown_legal_entity")]
+        assert ("psa", hired) not in harness.downstream.writes  # nothing half-written for it
 
     async def test_throttling_is_retried_and_nothing_is_written_twice(self, harness: Harness) -> None:
         harness.downstream.throttle = 3  # fewer than the step's attempts, however the calls interleave
