@@ -24,7 +24,7 @@ from gateway.app import Gateway, create_gateway
 from gateway.settings import load_settings
 from system_apis.connections import DEFAULT_FILE as DEFAULT_CONNECTIONS
 
-__all__ = ["ALL_SCOPES", "PG_ADMIN_URL", "Stack", "connections_file", "postgres_database",
+__all__ = ["ALL_SCOPES", "ERP_ACCOUNTS", "PG_ADMIN_URL", "Stack", "connections_file", "postgres_database",
            "running_stack"]
 
 ALL_SCOPES = ("system.crm:read", "system.crm:write", "system.erp:read", "system.erp:write", "system.psa:read",
@@ -37,6 +37,15 @@ PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 FAST_RETRY = RetryPolicy(max_attempts=6, base_delay=0.01, max_delay=0.05, max_retry_after=0.2)
 FAST_VENDOR_RETRY = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05, max_retry_after=0.1)
 TERMINAL = {"succeeded", "needs_attention", "failed"}
+ERP_ACCOUNTS = {
+    "netsuite": {"vendor": "netsuite"},
+    "businesscentral": {"vendor": "businesscentral"},
+    # a simulated Xero organisation seeded with the book of the entity it serves, unthrottled (tests must not
+    # wait out 60 calls a minute)
+    "xero": {"vendor": "xero", "pacing": False,
+             "simulator": {"seed": True, "calls_per_minute": None, "calls_per_day": None}},
+}
+"""A connection entry per ERP vendor, for tests that move an entity's books to each ERP in turn."""
 
 
 def connections_file(home: Path, *, accounts: dict[str, dict[str, Any]] | None = None,

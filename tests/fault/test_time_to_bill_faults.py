@@ -19,17 +19,16 @@ import pytest
 
 from system_apis._internal.faults import Fault
 from tests.integration.process_apis.time_to_bill.ttb_stack import PERIOD, TtbStack, connections_file, ttb_stack
+from tests.stack import ERP_ACCOUNTS
 
 pytestmark = pytest.mark.slow
 
 ENTITIES = ("US01", "UK01", "DE01")
 SEEDED_DEFECT_OWNERS = {"hr-operations", "finance-close", "delivery-operations", "commercial-finance"}
-XERO = {"vendor": "xero", "pacing": False, "simulator": {"seed": True, "calls_per_minute": None,
-                                                           "calls_per_day": None}}
 FLAKY_ERPS = [
     pytest.param(None, ENTITIES, id="netsuite"),
-    pytest.param({"vendor": "businesscentral"}, ("DE01",), id="businesscentral"),
-    pytest.param(XERO, ("DE01",), id="xero"),
+    pytest.param(ERP_ACCOUNTS["businesscentral"], ("DE01",), id="businesscentral"),
+    pytest.param(ERP_ACCOUNTS["xero"], ("DE01",), id="xero"),
 ]
 """(the ERP account DE01 moves to — None: the shipped accounts —, the entities billed). DE01 has no seeded
 defect, so alone it bills outright; the firm's three entities own the seeded defects."""

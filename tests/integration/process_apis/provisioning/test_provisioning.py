@@ -21,10 +21,8 @@ import pytest
 from foundation.retry import RetryPolicy
 from system_apis._internal.faults import Fault
 from system_apis.demo_firm import HOME_ENTITIES
-from tests.stack import Stack, connections_file, postgres_database, running_stack
+from tests.stack import ERP_ACCOUNTS, Stack, connections_file, postgres_database, running_stack
 
-XERO = {"vendor": "xero", "pacing": False, "simulator": {"seed": True, "calls_per_minute": None,
-                                                           "calls_per_day": None}}
 VENDOR_SETS = [
     pytest.param({}, id="salesforce-kantata-netsuite"),
     pytest.param({"crm": {"vendor": "hubspot"}, "psa": {"vendor": "certinia"}, "erp": {"vendor": "businesscentral"}},
@@ -247,7 +245,7 @@ async def test_provisioning_and_replay_on_postgresql(tmp_path: Path) -> None:
 class TestErpWithoutMilestones:
     async def test_a_time_and_materials_deal_survives_a_storm_and_a_milestone_deal_is_owned(
             self, tmp_path: Path) -> None:
-        async with running_stack(tmp_path, connections=firm_accounts(tmp_path, {"erp": XERO})) as stack:
+        async with running_stack(tmp_path, connections=firm_accounts(tmp_path, {"erp": ERP_ACCOUNTS["xero"]})) as stack:
             capabilities = await stack.http.get("/system/erp/v1/capabilities", params={"legal_entity": "US01"})
             assert capabilities.json()["time_posting"] == "summarised"  # the home entities' ERP is Xero's now
             xero = stack.sim("erp", "US01")

@@ -16,16 +16,12 @@ from typing import Any
 import pytest
 
 from tests.integration.process_apis.time_to_bill.ttb_stack import PERIOD, TtbStack, connections_file, ttb_stack
+from tests.stack import ERP_ACCOUNTS
 
 SWAPPED = "DE01"
 """A home entity (the firm's own ERP account) with no seeded time defect: its run succeeds outright."""
 
-SWAP_TARGETS = [
-    pytest.param({"vendor": "netsuite"}, id="netsuite"),
-    pytest.param({"vendor": "businesscentral"}, id="businesscentral"),
-    pytest.param({"vendor": "xero", "pacing": False,  # its simulated organisation seeded with DE01's book, unthrottled
-                  "simulator": {"seed": True, "calls_per_minute": None, "calls_per_day": None}}, id="xero"),
-]
+SWAP_TARGETS = [pytest.param(account, id=vendor) for vendor, account in ERP_ACCOUNTS.items()]
 """The ERP accounts the entity moves to (connection entries of the connections file)."""
 
 
