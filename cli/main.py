@@ -84,8 +84,10 @@ def _keys_rotate(_: argparse.Namespace) -> int:
 
 def _simulators(args: argparse.Namespace) -> int:
     from cli.simulators import serve_simulators
+    from system_apis.connections import load_connections
 
-    asyncio.run(serve_simulators(args.host, args.port_base))
+    connections = load_connections(Path(args.connections)) if args.connections else None
+    asyncio.run(serve_simulators(args.host, args.port_base, connections))
     return 0
 
 
@@ -171,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     sims = sub.add_parser("simulators", help="serve the vendor simulators as separate HTTP servers")
     sims.add_argument("--host", default="127.0.0.1")
     sims.add_argument("--port-base", type=int, default=9100)
+    sims.add_argument("--connections", metavar="FILE", help=(
+        "serve one simulator per account of this connections file (keyed by connection name), seeded with "
+        "the entities each serves"))
     sims.set_defaults(func=_simulators)
 
     contracts = sub.add_parser("contracts", help="published OpenAPI contracts").add_subparsers(dest="action",

@@ -62,6 +62,7 @@ from policies.cors import litestar_cors
 from policies.failure_throttle import FailureThrottle
 from process_apis.registry import discover
 from system_apis.grants import DIRECTORY_STATE_KEY, ErpDirectory
+from system_apis.registry import installed
 from web.console.routes import CONSOLE_SCOPES, console_router
 from web.portal.accounts import Accounts, upgrade_schema
 from web.portal.apps import Apps
@@ -139,7 +140,7 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
     tracing.configure()  # OTLP export when OTEL_EXPORTER_OTLP_ENDPOINT is set; nothing otherwise
     logging.getLogger("httpx").setLevel(logging.WARNING)
     engine = create_engine(settings.database_url)
-    vendors = build_vendors(settings, retry=vendor_retry)
+    vendors = build_vendors(settings, retry=vendor_retry, engine=engine)
     for vendor_client in {id(c.client): c.client for v in vendors.values() for c in v.connections.values()}.values():
         tracing.instrument_client(vendor_client)  # the vendor HTTP call's span; a no-op unless tracing is on
     oauth_http = httpx.AsyncClient(timeout=httpx.Timeout(5.0))
@@ -275,6 +276,7 @@ def create_tables(settings: Settings) -> None:
     (DBOS serializes its own migrations with an advisory lock.)
     """
     discover()  # import every hosted process package, so the tables they declare are on the metadata too
+    installed()  # and every vendor package (Xero keeps its rotated refresh tokens and line compositions here)
     engine = create_engine(settings.database_url)
     try:
         metadata.create_all(engine)

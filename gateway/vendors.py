@@ -15,10 +15,12 @@ vendor, only the transport differs. An account named (by connection, else vendor
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
+import sqlalchemy as sa
 from litestar import Router
 
 from foundation.retry import RetryPolicy
@@ -38,10 +40,12 @@ from system_apis.registry import (
     domains,
     load_simulator,
     resolve,
+    systems_of,
 )
 from system_apis.routing import SEPARATOR, routed_systems
 
-__all__ = ["ConnectionRuntime", "Simulator", "VendorRuntime", "build_vendors", "load_settings_connections"]
+__all__ = ["ConnectionRuntime", "Simulator", "VendorRuntime", "build_vendors", "load_settings_connections",
+           "simulated_accounts"]
 
 VENDOR_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
 _ROUTERS: Mapping[str, Callable[..., Router]] = {
@@ -100,9 +104,11 @@ def load_settings_connections(settings: Settings) -> Connections:
     return connections.with_default_vendors(chosen)
 
 
-def build_vendors(settings: Settings, *, retry: RetryPolicy | None = None,
-                  connections: Connections | None = None) -> dict[str, VendorRuntime]:
+def build_vendors(settings: Settings, *, retry: RetryPolicy | None = None, connections: Connections | None = None,
+                  engine: sa.Engine | None = None) -> dict[str, VendorRuntime]:
     """One routed router per domain over one client per account; simulators in-process unless a URL is set.
+    `engine` (the gateway's database) keeps what the adapter of a vendor reached over HTTP must not lose in a
+    restart (Xero's rotated refresh token).
 
     Fails with `ConnectionsError` (a bad connections file, named with its entity and field) or
     `VendorConfigurationError` (`PSCONNECT_VENDORS` naming what is not installed).
@@ -123,7 +129,9 @@ def build_vendors(settings: Settings, *, retry: RetryPolicy | None = None,
                 except VendorConfigurationError as exc:
                     raise ConnectionsError(f"{connections.source}: connections.{name}.simulator: {exc}") from exc
             runtimes[name] = built[name]
-        adapters = {name: _adapter(rt, domain, retry) for name, rt in runtimes.items()}
+        # an in-process simulator's state lasts as long as the process: so does what its adapter keeps about it
+        adapters = {name: _adapter(rt, domain, retry, engine if rt.simulator is None else None)
+                    for name, rt in runtimes.items()}
         router = _ROUTERS[domain](routed_systems(domain, connections, adapters))
         default = next(iter(runtimes.values()))
         out[domain] = VendorRuntime(spec=default.entry.package, client=default.client, router=router,
@@ -132,12 +140,32 @@ def build_vendors(settings: Settings, *, retry: RetryPolicy | None = None,
     return out
 
 
-def _adapter(runtime: ConnectionRuntime, domain: str, retry: RetryPolicy | None) -> object:
+def simulated_accounts(connections: Connections) -> dict[str, Simulator]:
+    """Every account of the connections file as its own simulator, seeded as embedded mode seeds it: what
+    `psconnect simulators --connections` serves, so a gateway reaching them over HTTP meets the same data."""
+    known = tuple(e.code for e in demo_firm().legal_entities)
+    entries = {e.connection.name: e for d in domains() if d in connections.routes["default"]
+               for e in connections.for_domain(d)}
+    out: dict[str, Simulator] = {}
+    for name, entry in entries.items():
+        try:
+            out[name] = _simulator(entry, connections.entities_of(name, known), _worker_ids(connections, entry, known))
+        except VendorConfigurationError as exc:
+            raise ConnectionsError(f"{connections.source}: connections.{name}.simulator: {exc}") from exc
+    return out
+
+
+def _simulator(entry: ConnectionEntry, entities: tuple[str, ...], worker_ids: Mapping[str, str]) -> Simulator:
+    return load_simulator(entry.package, legal_entities=entities, options=entry.simulator,
+                          firm=with_worker_ids(demo_firm(), worker_ids) if worker_ids else None)
+
+
+def _adapter(runtime: ConnectionRuntime, domain: str, retry: RetryPolicy | None, engine: sa.Engine | None) -> object:
     package = runtime.entry.package
-    if package.create_systems is None:
-        raise ConnectionsError(f"connection {runtime.entry.connection.name}: the vendor {package.name} offers no "
-                               "create_systems, so it cannot be routed per legal entity")
-    systems = package.create_systems(runtime.client, runtime.entry.connection, retry=retry)
+    try:
+        systems = systems_of(package, runtime.client, runtime.entry.connection, retry=retry, engine=engine)
+    except VendorConfigurationError as exc:
+        raise ConnectionsError(str(exc)) from exc
     if domain not in systems:
         raise ConnectionsError(f"connection {runtime.entry.connection.name}: {package.name}'s create_systems "
                                f"built no {domain} adapter")
@@ -163,6 +191,9 @@ def _runtime(entry: ConnectionEntry, settings: Settings, entities: tuple[str, ..
         settings.vendor_urls.get(package.name) if connection.name == package.name else None)
     token = settings.vendor_tokens.get(connection.name) or settings.vendor_tokens.get(package.name)
     connection = connection.filled({"token": token or package.default_token})  # the file's own token first
+    if url:  # a stand-in (or the vendor elsewhere) serves the account's API paths and its identity endpoint
+        connection = replace(connection, base_url=url.rstrip("/") + urlsplit(connection.base_url).path,
+                             identity_url=connection.identity_url or url.rstrip("/"))
     simulated = not url and entry.simulated
     if simulated and package.simulated_connection is not None:
         connection = package.simulated_connection(connection, entities)
@@ -173,8 +204,7 @@ def _runtime(entry: ConnectionEntry, settings: Settings, entities: tuple[str, ..
         client = httpx.AsyncClient(base_url=url or connection.base_url, timeout=VENDOR_TIMEOUT,
                                    limits=httpx.Limits(max_connections=50, max_keepalive_connections=20))
     else:
-        simulator = load_simulator(package, legal_entities=entities, options=entry.simulator,
-                                   firm=with_worker_ids(demo_firm(), worker_ids) if worker_ids else None)
+        simulator = _simulator(entry, entities, worker_ids)
         transport = httpx.ASGITransport(app=simulator.app)  # type: ignore[arg-type]
         client = httpx.AsyncClient(transport=transport, base_url=connection.base_url, timeout=VENDOR_TIMEOUT)
     return ConnectionRuntime(entry=entry, client=client, simulator=simulator, legal_entities=entities)

@@ -10,6 +10,7 @@ vendor of a domain is chosen per legal entity, declaratively, in one versioned f
         vendor: netsuite              # an installed vendor package (psconnect.vendors)
         base_url: https://…           # default: the vendor's own base URL
         tenant: "1234567"             # company / tenant / subsidiary / realm id, when the vendor has one
+        identity_url: https://…       # an OAuth vendor's identity server (scheme://host), when not its own
         credentials:                  # where each secret comes from: never the secret itself
           token: {env: NETSUITE_TOKEN}        # or {file: /run/secrets/netsuite-token}
         simulated: true               # embedded: its own in-process simulator (false: reach base_url)
@@ -93,6 +94,9 @@ class ConnectionSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     vendor: Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_-]*$")]
     base_url: Annotated[str, Meta(pattern=r"^https?://")] | None = None
     tenant: Annotated[str, Meta(min_length=1, max_length=120)] | None = None
+    identity_url: Annotated[str, Meta(pattern=r"^https?://[^/]+$")] | None = None
+    """An OAuth vendor's identity server (scheme://host[:port]) where not the vendor's own; the token path
+    stays the vendor's."""
     credentials: dict[Annotated[str, Meta(pattern=r"^[a-z_]+$")], object] = {}
     """Each value a `SecretRef`, converted one by one so an error names its key."""
     simulated: bool = True
@@ -216,7 +220,8 @@ def parse_connections(raw: bytes, shown: str = "connections", *, env: Mapping[st
                        for key, ref in spec.credentials.items()}
         entries[name] = ConnectionEntry(
             connection=Connection(name=name, vendor=spec.vendor, base_url=spec.base_url or package.base_url,
-                                  tenant=spec.tenant, credentials=credentials, pacing=_budget(spec.pacing)),
+                                  tenant=spec.tenant, identity_url=spec.identity_url, credentials=credentials,
+                                  pacing=_budget(spec.pacing)),
             package=package, simulated=spec.simulated, simulator=spec.simulator)
     if DEFAULT_ENTITY not in doc.entities:
         raise ConnectionsError(f"{shown}: entities.default: missing (it serves every entity not named)")

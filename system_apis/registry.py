@@ -49,6 +49,7 @@ __all__ = [
     "load_simulator",
     "register",
     "resolve",
+    "systems_of",
 ]
 
 ENTRY_POINT_GROUP = "psconnect.vendors"
@@ -80,6 +81,8 @@ class Connection:
     base_url: str
     tenant: str | None = None
     """The vendor's company / tenant / subsidiary / realm id for this account, when it has one."""
+    identity_url: str | None = None
+    """An OAuth vendor's identity server (scheme://host[:port]) where not the vendor's own (None: its own)."""
     credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
     """Resolved at start-up from environment variables or secret files; never logged, never in the file."""
     pacing: bool | VendorBudget = True
@@ -106,7 +109,9 @@ class SystemsFactory(Protocol):
 
     Each adapter implements its domain's Protocol (``ErpSystem``, ``CrmSystem`` ... in
     ``system_apis/domains/<domain>.py``); ``http`` reaches the vendor (real or simulator) at
-    ``connection.base_url``.
+    ``connection.base_url``. A vendor that keeps state of its own on our side (Xero: rotated refresh
+    tokens, summarised-line compositions) also takes ``engine``; `systems_of` passes the gateway's
+    database there, so that state outlives a restart.
     """
 
     def __call__(self, http: httpx.AsyncClient, connection: Connection, *,
@@ -256,6 +261,16 @@ def load_simulator(package: VendorPackage, *, legal_entities: Iterable[str] | No
         raise VendorConfigurationError(f"the {package.name} simulator takes no option {unknown[0]!r}")
     simulator: Simulator = factory(**kwargs)
     return simulator
+
+
+def systems_of(package: VendorPackage, http: httpx.AsyncClient, connection: Connection, *,
+               retry: RetryPolicy | None, engine: sa.Engine | None) -> Mapping[str, object]:
+    """The adapters of one account (`package.create_systems`), with `engine` for a vendor that takes it."""
+    if package.create_systems is None:
+        raise VendorConfigurationError(f"connection {connection.name}: the vendor {package.name} offers no "
+                                       "create_systems, so it cannot be routed per legal entity")
+    extra = {"engine": engine} if engine is not None and _takes(package.create_systems, "engine") else {}
+    return package.create_systems(http, connection, retry=retry, **extra)
 
 
 def _takes(factory: Callable[..., object], name: str) -> bool:

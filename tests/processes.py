@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 
 from system_apis.registry import installed
 from tests.ports import free_port
@@ -53,8 +54,10 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(5)
 
 
-def start_gateway(home: Path, port: int, urls: dict[str, str], database_url: str | None) -> subprocess.Popen[bytes]:
-    env = {"PSCONNECT_HOME": str(home), "PSCONNECT_VENDOR_URLS": json.dumps(urls), "PSCONNECT_PORT": str(port)}
+def start_gateway(home: Path, port: int, urls: dict[str, str], database_url: str | None,
+                  env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    env = {"PSCONNECT_HOME": str(home), "PSCONNECT_VENDOR_URLS": json.dumps(urls), "PSCONNECT_PORT": str(port),
+           **(env or {})}
     if database_url:
         env["DATABASE_URL"] = database_url
     proc = spawn([*PSCONNECT, "serve"], env, home / "gateway.log")
@@ -72,12 +75,25 @@ def token(base: str, home: Path) -> str:
 
 
 @contextmanager
-def running_simulators(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """Every vendor simulator in one process of its own (their state outlives any gateway): name -> URL."""
-    base = free_port(len(installed()) + 1) - 1
-    proc = spawn([*PSCONNECT, "simulators", "--port-base", str(base)], {}, tmp_path / "simulators.log")
-    urls = {spec.name: f"http://127.0.0.1:{base + i + 1}" for i, spec in enumerate(installed())}
+def running_simulators(tmp_path: Path, connections: Path | None = None,
+                       env: dict[str, str] | None = None) -> Iterator[dict[str, str]]:
+    """Every vendor simulator in one process of its own (their state outlives any gateway): name -> URL. With
+    a connections file: one simulator per account of it, seeded as embedded mode would, by connection name
+    (`env`: the environment its credentials name)."""
+    count = len(installed()) if connections is None else len(msgspec.yaml.decode(connections.read_bytes())[
+        "connections"])
+    base = free_port(count + 1) - 1
+    log = tmp_path / "simulators.log"
+    extra = ["--connections", str(connections)] if connections is not None else []
+    proc = spawn([*PSCONNECT, "simulators", "--port-base", str(base), *extra], env or {}, log)
+
+    def printed() -> dict[str, str] | None:
+        if proc.poll() is not None:
+            raise AssertionError(f"psconnect simulators exited: {log.read_text()[-2000:]}")
+        return next((json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")), None)
+
     try:
+        urls: dict[str, str] = wait_until(printed, "the simulators' URLs")
         for url in urls.values():
             wait_until(lambda u=url: httpx.get(f"{u}/__sim__/faults").status_code == 200, f"simulator {url}")
         yield urls

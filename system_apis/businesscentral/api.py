@@ -52,7 +52,7 @@ from foundation.retry import RetryPolicy
 from system_apis._internal.http import VendorRejected
 from system_apis.businesscentral._billing import BusinessCentralBilling
 from system_apis.businesscentral._index import GUID, data_of, odata_string
-from system_apis.businesscentral.client import API_PATH, RATE_LIMIT, BusinessCentralClient
+from system_apis.businesscentral.client import API_PATH, RATE_LIMIT, TOKEN_HOST, BusinessCentralClient
 from system_apis.businesscentral.mapping import (
     MappingError,
     ProjectDetails,
@@ -322,6 +322,7 @@ def create_systems(http: httpx.AsyncClient, connection: Connection, *,
     client = BusinessCentralClient(http, tenant=connection.tenant or "common",
                                    client_id=connection.credentials["client_id"],
                                    client_secret=connection.credentials["client_secret"],
-                                   base_url=connection.base_url, retry=retry, budget=connection.budget(RATE_LIMIT))
+                                   base_url=connection.base_url, retry=retry, budget=connection.budget(RATE_LIMIT),
+                                   token_host=connection.identity_url or TOKEN_HOST)
     return {"erp": BusinessCentralErp(client, revenue_account=connection.credentials.get("revenue_account", "40100"))}
 

@@ -150,7 +150,7 @@ class BusinessCentralClient:
                  client_secret: str = "sim-secret", company_id: str | None = None, base_url: str | None = None,
                  retry: RetryPolicy | None = None, sleep: Sleep = asyncio.sleep,
                  clock: Callable[[], float] = time.monotonic, budget: VendorBudget | None = RATE_LIMIT,
-                 max_concurrency: int = 8) -> None:
+                 max_concurrency: int = 8, token_host: str = TOKEN_HOST) -> None:
         self.http = VendorHttp(VENDOR, http, classify=classify, retry=retry, sleep=sleep,
                                pacer=Pacer(budget) if budget is not None else None)
         self._raw = http
@@ -158,6 +158,7 @@ class BusinessCentralClient:
         self.root = root
         self._company = company_id or company
         self._tenant = tenant
+        self._token_host = token_host
         self._client_id = client_id
         self._secret = client_secret
         self._clock = clock
@@ -177,7 +178,7 @@ class BusinessCentralClient:
             return self._token
 
     async def _fetch_token(self) -> None:
-        url = f"{TOKEN_HOST}/{quote(self._tenant, safe='')}/oauth2/v2.0/token"
+        url = f"{self._token_host}/{quote(self._tenant, safe='')}/oauth2/v2.0/token"
         form = {"grant_type": "client_credentials", "client_id": self._client_id,
                 "client_secret": self._secret, "scope": SCOPE}
         self.token_requests += 1

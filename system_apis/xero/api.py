@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, Final, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 import msgspec
@@ -43,7 +44,7 @@ from system_apis.xero._billing import XeroBilling
 from system_apis.xero._defaults import DEFAULT_CODE, DEFAULT_TENANT
 from system_apis.xero._lookups import not_found, vendor_data_invalid
 from system_apis.xero._summary import SUMMARY_GROUPING, SummaryStore
-from system_apis.xero._tokens import RefreshTokenStore, SqlTokenStore
+from system_apis.xero._tokens import TOKEN_URL, RefreshTokenStore, SqlTokenStore
 from system_apis.xero.client import ACCOUNTING, DAY_LIMIT, MINUTE_LIMIT, PROJECTS, XeroClient, idempotency_key
 from system_apis.xero.mapping import (
     NAME_SEPARATOR,
@@ -269,9 +270,11 @@ def create_systems(http: httpx.AsyncClient, connection: Connection, *, retry: Re
     if not connection.tenant:
         raise ValueError(f"the Xero connection {connection.name!r} names no tenant (its xero-tenant-id)")
     engine = engine or create_engine(os.environ.get("DATABASE_URL") or "sqlite://")
+    token_url = f"{connection.identity_url}{urlsplit(TOKEN_URL).path}" if connection.identity_url else TOKEN_URL
     client = XeroClient(http, tenant=connection.tenant, credentials=connection.credentials,
                         store=_token_store(engine), connection=connection.name, retry=retry,
-                        budget=connection.budget(MINUTE_LIMIT), day_budget=connection.budget(DAY_LIMIT))
+                        budget=connection.budget(MINUTE_LIMIT), day_budget=connection.budget(DAY_LIMIT),
+                        token_url=token_url)
     code = connection.credentials.get("code") or connection.name
     return {"erp": XeroErp(client, SummaryStore(engine), code=code, connection=connection.name)}
 

@@ -1,55 +1,93 @@
-"""A gateway SIGKILLed mid-billing-run resumes on restart and posts every entry exactly once.
+"""A gateway SIGKILLed mid-billing-run resumes on restart and posts every entry exactly once — on each ERP.
 
-The five vendors run in their own process (their state must outlive the gateway), the
-gateway in another, driven over HTTP like production. NetSuite answers each time-batch
-POST only after a delay, so the run can be caught with one batch posted and the next in
-flight; the gateway dies there. The in-flight batch may still land in NetSuite after the
-gateway is gone — the restarted run re-sends it under the same batch key and the ERP
-must not post it again.
+The vendors run in their own process (their state must outlive the gateway), the gateway in another,
+driven over HTTP like production. The ERP answers each time write only after a delay, so the run can be
+caught with time posted and the next write in flight; the gateway dies there. The in-flight write may
+still land in the ERP after the gateway is gone — the restarted run re-sends it under the same keys and
+the ERP must not post it again. Once per ERP vendor (`CRASHED_ERPS`): US01 on the firm's NetSuite account,
+then DE01 on an account of its own on Business Central and on Xero (whose rotated refresh token and
+summarised-line compositions must survive the restart in the gateway's database). The simulators process
+serves every account of the connections file (`psconnect simulators --connections`).
 """
 
 from __future__ import annotations
 
 import collections
 import signal
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from system_apis.xero._defaults import tenant_id
+from tests.integration.process_apis.time_to_bill.ttb_stack import connections_file
 from tests.ports import free_port
 from tests.processes import running_simulators, start_gateway, stop, token, wait_until
 
 pytestmark = pytest.mark.slow
 
 BASE = "/process/time-to-bill/v1"
-BATCH_PATH = "customrecord_psc_time_batch"
 TERMINAL = {"succeeded", "needs_attention", "failed"}
+SHARED = ("salesforce", "netsuite", "kantata", "workday", "harvest")
+"""The firm's own accounts (the connections file's default entry), reached over HTTP."""
 
 
-@pytest.fixture
-def all_simulators(tmp_path: Path) -> Any:
-    with running_simulators(tmp_path) as urls:
-        yield urls
+def _secrets(**values: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """Credentials as the connections file names them (environment variables), and that environment."""
+    return ({k: {"env": f"MOVED_ERP_{k.upper()}"} for k in values},
+            {f"MOVED_ERP_{k.upper()}": v for k, v in values.items()})
 
 
-def batch_posts(netsuite: str) -> int:
-    seen = httpx.get(f"{netsuite}/__sim__/requests", params={"method": "POST", "path": BATCH_PATH}).json()
+@dataclass(frozen=True)
+class CrashedErp:
+    entity: str
+    account: str
+    """The connection serving the entity's ERP."""
+    write_path: str
+    """A regular expression finding the paths of the ERP's time writes (held back to catch the run mid-write)."""
+    record_type: str
+    """The simulator's record type of posted time."""
+    entry: dict[str, Any] | None = None
+    """The connection entry DE01 moves to (None: the shipped accounts)."""
+    env: dict[str, str] | None = None
+
+
+_BC_CREDENTIALS, _BC_ENV = _secrets(client_id="sim-client", client_secret="sim-secret")
+_XERO_CREDENTIALS, _XERO_ENV = _secrets(client_id="psconnect", client_secret="sim-secret",
+                                        refresh_token="sim-token", code="DE01")
+CRASHED_ERPS = [
+    pytest.param(CrashedErp("US01", "netsuite", "customrecord_psc_time_batch", "timeBill"), id="netsuite"),
+    pytest.param(CrashedErp("DE01", "moved-erp", r"/\$batch$", "timeRegistrationEntries",
+                            {"vendor": "businesscentral", "credentials": _BC_CREDENTIALS}, _BC_ENV),
+                 id="businesscentral"),
+    pytest.param(CrashedErp("DE01", "moved-erp", "/Time$", "time",
+                            {"vendor": "xero", "pacing": False, "tenant": tenant_id("DE01"),
+                             "credentials": _XERO_CREDENTIALS,
+                             # no grace for a retired refresh token: the restarted gateway must use the one it saved
+                             "simulator": {"seed": True, "calls_per_minute": None, "calls_per_day": None,
+                                           "grace_seconds": 0}},
+                            _XERO_ENV), id="xero"),
+]
+
+
+def writes(erp: str, path: str) -> int:
+    seen = httpx.get(f"{erp}/__sim__/requests", params={"method": "POST", "path": path}).json()
     return sum(int(s["count"]) for s in seen)
 
 
-def time_bills(netsuite: str) -> int:
-    return int(httpx.get(f"{netsuite}/__sim__/count", params={"type": "timeBill"}).json()["count"])
+def records(erp: str, record_type: str) -> int:
+    return int(httpx.get(f"{erp}/__sim__/count", params={"type": record_type}).json()["count"])
 
 
-def posted_time(client: httpx.Client) -> list[dict[str, Any]]:
-    """Every timeBill of October as the ERP system API lists it (paged)."""
+def posted_time(client: httpx.Client, entity: str) -> list[dict[str, Any]]:
+    """The entity's October time as its ERP account lists it through the ERP system API (paged)."""
     items: list[dict[str, Any]] = []
     cursor: str | None = None
     while True:
         params: dict[str, str | int] = {"from": "2026-10-01", "to": "2026-10-31", "limit": 500,
-                                        **({"cursor": cursor} if cursor else {})}
+                                        "legal_entity": entity, **({"cursor": cursor} if cursor else {})}
         page = client.get("/system/erp/v1/posted-time", params=params)
         assert page.status_code == 200, page.text
         items += page.json()["items"]
@@ -58,54 +96,63 @@ def posted_time(client: httpx.Client) -> list[dict[str, Any]]:
             return items
 
 
-def test_killed_gateway_resumes_the_billing_run_and_posts_each_entry_once(
-        tmp_path: Path, all_simulators: dict[str, str]) -> None:
-    netsuite = all_simulators["netsuite"]
-    # Every time batch POST waits 3 s before NetSuite takes it: a window to kill the gateway in.
-    httpx.post(f"{netsuite}/__sim__/faults", json={"kind": "slow", "delay": 3, "method": "POST",
-                                                   "path": BATCH_PATH}).raise_for_status()
+@pytest.mark.parametrize("erp", CRASHED_ERPS)
+def test_killed_gateway_resumes_the_billing_run_and_posts_each_entry_once(tmp_path: Path, erp: CrashedErp) -> None:
+    routes = {erp.entity: {"erp": erp.account}} if erp.entry else {}
+    connections = connections_file(tmp_path, accounts={erp.account: erp.entry} if erp.entry else {}, routes=routes)
+    env = {"PSCONNECT_CONNECTIONS": str(connections), **(erp.env or {})}
+    with running_simulators(tmp_path, connections, erp.env) as all_urls:
+        urls = {name: url for name, url in all_urls.items() if name in (*SHARED, erp.account)}
+        _crash_and_resume(tmp_path, erp, urls, env)
+
+
+def _crash_and_resume(tmp_path: Path, erp: CrashedErp, urls: dict[str, str], env: dict[str, str]) -> None:
+    vendor = urls[erp.account]
+    # Every time write waits 3 s before the ERP takes it: a window to kill the gateway in.
+    httpx.post(f"{vendor}/__sim__/faults", json={"kind": "slow", "delay": 3, "method": "POST",
+                                                 "path": erp.write_path}).raise_for_status()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    gateway = start_gateway(tmp_path, port, all_simulators, None)
+    gateway = start_gateway(tmp_path, port, urls, None, env)
     try:
         auth = {"Authorization": f"Bearer {token(base, tmp_path)}"}
-        started = httpx.post(f"{base}{BASE}/billing-runs", json={"legal_entity_code": "US01", "period": "2026-10"},
+        started = httpx.post(f"{base}{BASE}/billing-runs", json={"legal_entity_code": erp.entity,
+                                                                 "period": "2026-10"},
                              headers={**auth, "Idempotency-Key": "ttb-crash-0001"}, timeout=30)
         assert started.status_code == 202, started.text
         run_id = started.json()["id"]
-        # One batch posted, the next one sent and held by NetSuite's delay: kill now.
-        wait_until(lambda: time_bills(netsuite) > 0 and batch_posts(netsuite) >= 2, "a second batch in flight",
-                   within=60)
-        posted_before_kill = time_bills(netsuite)
+        # Time posted, and the next write sent and held by the ERP's delay: kill now.
+        wait_until(lambda: records(vendor, erp.record_type) > 0 and writes(vendor, erp.write_path) >= 2,
+                   "a second time write in flight", within=90)
+        posted_before_kill = records(vendor, erp.record_type)
+        writes_before_kill = writes(vendor, erp.write_path)
         gateway.send_signal(signal.SIGKILL)
         gateway.wait(10)
     finally:
         if gateway.poll() is None:
             gateway.kill()
 
-    httpx.delete(f"{netsuite}/__sim__/faults").raise_for_status()
-    gateway = start_gateway(tmp_path, port, all_simulators, None)
+    httpx.delete(f"{vendor}/__sim__/faults").raise_for_status()
+    gateway = start_gateway(tmp_path, port, urls, None, env)
     try:
         auth = {"Authorization": f"Bearer {token(base, tmp_path)}"}
         with httpx.Client(base_url=base, headers=auth, timeout=30) as client:
             run = wait_until(lambda: (r := client.get(f"{BASE}/billing-runs/{run_id}").json())["status"] in TERMINAL
-                             and r, "the resumed run to finish", within=60)
+                             and r, "the resumed run to finish", within=90)
             assert run["status"] in ("succeeded", "needs_attention"), run
-            assert posted_before_kill < int(run["result"]["posted"])  # the restarted run did post the rest
+            assert records(vendor, erp.record_type) > posted_before_kill  # the restarted run posted the rest
+            assert writes(vendor, erp.write_path) > writes_before_kill
 
-            bills = posted_time(client)
-            per_line = collections.Counter(b["line_key"] for b in bills)
+            lines = posted_time(client, erp.entity)
+            per_line = collections.Counter(b["line_key"] for b in lines)
             assert per_line and max(per_line.values()) == 1, [k for k, n in per_line.items() if n > 1][:5]
-            assert time_bills(netsuite) == len(bills)  # the simulator holds no timeBill the API hides
-            batches = int(httpx.get(f"{netsuite}/__sim__/count", params={"type": BATCH_PATH}).json()["count"])
-            assert batch_posts(netsuite) > batches  # the batch in flight at the kill was sent again, posted once
-            assert len(bills) == int(run["result"]["validated"])  # every valid entry posted, none lost
+            assert len(lines) == int(run["result"]["validated"])  # every valid entry posted, none lost
 
             reconciliation = client.get(f"{BASE}/reconciliation",
-                                        params={"legal_entity_code": "US01", "period": "2026-10", "limit": 200})
+                                        params={"legal_entity_code": erp.entity, "period": "2026-10", "limit": 200})
             assert reconciliation.status_code == 200, reconciliation.text
             projects = reconciliation.json()["items"]
-            assert len(projects) == 10
+            assert projects
             for rec in projects:
                 assert rec["discrepancies"] == [], rec
     finally:
