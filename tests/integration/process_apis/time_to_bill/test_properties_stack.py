@@ -25,8 +25,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from tests.integration.process_apis.time_to_bill.ttb_stack import PERIOD, TtbStack, connections_file, ttb_stack
-from tests.stack import ERP_ACCOUNTS
+from tests.integration.process_apis.time_to_bill.ttb_stack import PERIOD, TtbStack, ttb_stack
 
 pytestmark = pytest.mark.slow
 
@@ -53,9 +52,7 @@ def world(request: pytest.FixtureRequest) -> Iterator[World]:
     """The stack with DE01 on the firm's shared NetSuite account, or on an account of its own of another ERP."""
     loop = asyncio.new_event_loop()
     with tempfile.TemporaryDirectory() as home:
-        moved = None if request.param == "netsuite" else connections_file(
-            Path(home), accounts={"de01-erp": ERP_ACCOUNTS[request.param]}, routes={ENTITY: {"erp": "de01-erp"}})
-        context = ttb_stack(Path(home), connections=moved)
+        context = ttb_stack(Path(home), erp=request.param)
         s = loop.run_until_complete(context.__aenter__())
         try:
             loop.run_until_complete(s.bill(ENTITY))
@@ -97,27 +94,13 @@ async def erp_documents(s: TtbStack, kind: str) -> list[dict[str, Any]]:
     return items
 
 
-async def posted_time(s: TtbStack) -> list[dict[str, Any]]:
-    """The project's October time as DE01's ERP lists it, every page (reversals negative)."""
-    items: list[dict[str, Any]] = []
-    params: dict[str, Any] = {"project_external_id": PROJECT, "from": f"{PERIOD}-01", "to": f"{PERIOD}-31",
-                              "legal_entity": ENTITY, "limit": 1000}
-    while True:
-        answer = await s.http.get("/system/erp/v1/posted-time", params=params)
-        assert answer.status_code == 200, answer.text
-        items += answer.json()["items"]
-        if not answer.json().get("next_cursor"):
-            return items
-        params["cursor"] = answer.json()["next_cursor"]
-
-
 def line_amount(hours: Decimal, rate: Decimal) -> Decimal:
     return (hours * rate).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 async def check(w: World) -> None:
     s = w.s
-    posted = await posted_time(s)
+    posted = await s.posted(ENTITY, PROJECT)
     per_version = collections.Counter(p["line_key"] for p in posted)
     assert max(per_version.values()) == 1, [k for k, n in per_version.items() if n > 1][:5]
 

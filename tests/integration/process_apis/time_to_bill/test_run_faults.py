@@ -143,4 +143,4 @@ async def test_an_exception_raised_by_a_replay_replays_again_from_the_workbench(
         fixed = await s.http.post(f"{WB}/exceptions/{holder}/replay")
         assert fixed.status_code == 202, fixed.text
         await s.wait("ttb_US01_2026-10", attempt=fixed.json()["run"]["attempt"])
-    assert {e: s.posted_hours(e) > 0 for e in wrong} == dict.fromkeys(wrong, True)
+    assert {e: await s.posted_hours(e) > 0 for e in wrong} == dict.fromkeys(wrong, True)

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from foundation.retry import RetryPolicy
 from process_apis.time_to_bill.ledger import ledger
 from system_apis.demo_firm import ANCHOR_DATE
-from tests.stack import FAST_RETRY, Stack, running_stack
+from tests.stack import ERP_ACCOUNTS, FAST_RETRY, Stack, running_stack
 from tests.stack import connections_file as stack_connections
 
 __all__ = ["BASE", "PERIOD", "TERMINAL", "TtbStack", "connections_file", "misprice", "mispriced", "ttb_stack"]
@@ -117,15 +117,38 @@ class TtbStack:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 
-    def posted_hours(self, entry_id: str) -> Decimal:
-        """Net hours the ERP holds for one time entry (postings and reversals)."""
-        return sum((Decimal(str(b.hours)) for b in self.time_bills() if b.memo == entry_id), Decimal(0))
+    async def posted(self, entity: str, project: str | None = None) -> list[dict[str, Any]]:
+        """October's time as the entity's ERP account lists it through the ERP contract, every page (reversals
+        negative; an account shared by several entities lists all of theirs)."""
+        items: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"legal_entity": entity, "from": f"{PERIOD}-01", "to": f"{PERIOD}-31",
+                                  "limit": 1000, **({"project_external_id": project} if project else {})}
+        while True:
+            response = await self.http.get("/system/erp/v1/posted-time", params=params)
+            assert response.status_code == 200, response.text
+            items += response.json()["items"]
+            if not response.json().get("next_cursor"):
+                return items
+            params["cursor"] = response.json()["next_cursor"]
+
+    async def posted_hours(self, entry_id: str) -> Decimal:
+        """Net hours the ERP holds for one time entry (postings and reversals), read through the ERP contract."""
+        rows = self.ledger_rows(entry_id=entry_id)
+        if not rows:
+            return Decimal(0)
+        keys = {r["line_key"] for r in rows}
+        lines = await self.posted(rows[0]["legal_entity_code"], rows[0]["project"])
+        return sum((Decimal(p["hours"]) for p in lines if p["line_key"] in keys), Decimal(0))
 
 
 @contextlib.asynccontextmanager
 async def ttb_stack(home: Path, *, database_url: str | None = None, retry: RetryPolicy = FAST_RETRY,
-                    connections: Path | None = None) -> AsyncIterator[TtbStack]:
-    """The whole gateway, judging "future-dated" against the demo firm's today (2026-11-02)."""
+                    connections: Path | None = None, erp: str = "netsuite") -> AsyncIterator[TtbStack]:
+    """The whole gateway, judging "future-dated" against the demo firm's today (2026-11-02). `erp`: DE01's books on
+    the firm's shared NetSuite account, or on an account of its own of that ERP vendor (`ERP_ACCOUNTS`)."""
+    if erp != "netsuite":
+        connections = connections_file(home, accounts={"de01-erp": ERP_ACCOUNTS[erp]},
+                                       routes={"DE01": {"erp": "de01-erp"}})
     connections = connections or connections_file(home)
     async with running_stack(home, database_url=database_url, retry=retry, connections=connections) as stack:
         stack.gateway.processes.service("time_to_bill").as_of = ANCHOR_DATE
