@@ -66,6 +66,7 @@ _OPERATION_STATUSES: Final[dict[str, frozenset[int]]] = {
     "workbench.resolveException": frozenset({409}),
     "workbench.replayException": frozenset({409}),
     "psa.upsertUser": frozenset({409}),  # another PSA user has the email (code `email_taken`)
+    "psa.decideTimesheet": frozenset({409}),  # decided the other way already (code `already_decided`)
 }
 
 
