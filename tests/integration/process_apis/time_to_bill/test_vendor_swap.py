@@ -1,9 +1,10 @@
-"""The contracts are canonical: an entity's ERP account is a line of the connections file.
+"""The contracts are canonical: an entity's vendor account is a line of the connections file.
 
-The swap test moves one legal entity to another ERP account in the connections file — nothing
-else changes — and bills the same approved October time to the same invoice totals with a clean
-reconciliation. `SWAP_TARGETS` lists the accounts it moves to (one per ERP vendor installed; a new
-ERP vendor is one more line). The acquired entities bill through their own accounts.
+The swap test moves one legal entity to another account in the connections file — nothing else
+changes — and bills the same approved October time to the same invoice totals with a clean
+reconciliation. `SWAP_TARGETS` lists the moves: its ERP to an account of each ERP vendor installed,
+its PSA and time to Certinia (one org holds both, as for CA01), its HR to BambooHR; a new vendor is
+one more line. The acquired entities bill through their own accounts.
 """
 
 from __future__ import annotations
@@ -21,8 +22,12 @@ from tests.stack import ERP_ACCOUNTS
 SWAPPED = "DE01"
 """A home entity (the firm's own ERP account) with no seeded time defect: its run succeeds outright."""
 
-SWAP_TARGETS = [pytest.param(account, id=vendor) for vendor, account in ERP_ACCOUNTS.items()]
-"""The ERP accounts the entity moves to (connection entries of the connections file)."""
+SWAP_TARGETS = [
+    *(pytest.param(("erp",), account, id=vendor) for vendor, account in ERP_ACCOUNTS.items()),
+    pytest.param(("psa", "time"), {"vendor": "certinia", "simulator": {"demo_time": True}}, id="certinia"),
+    pytest.param(("hr",), {"vendor": "bamboohr"}, id="bamboohr"),
+]
+"""(the domains the entity moves, the account they move to: a connection entry of the connections file)."""
 
 
 async def invoice_totals(s: TtbStack, entity: str) -> dict[str, Decimal]:
@@ -52,21 +57,23 @@ async def bill_and_reconcile(s: TtbStack, entity: str) -> tuple[dict[str, Any], 
     return run["result"], await invoice_totals(s, entity)
 
 
-@pytest.mark.parametrize("target", SWAP_TARGETS)
-async def test_an_entity_moved_to_another_erp_account_bills_the_same_totals(tmp_path: Path,
-                                                                          target: dict[str, Any]) -> None:
+@pytest.mark.parametrize(("domains", "target"), SWAP_TARGETS)
+async def test_an_entity_moved_to_another_account_bills_the_same_totals(tmp_path: Path, domains: tuple[str, ...],
+                                                                       target: dict[str, Any]) -> None:
     (tmp_path / "before").mkdir()
     async with ttb_stack(tmp_path / "before") as s:
         before, totals_before = await bill_and_reconcile(s, SWAPPED)
 
     (tmp_path / "after").mkdir()
-    moved = connections_file(tmp_path / "after", accounts={"swapped-erp": target},
-                             routes={SWAPPED: {"erp": "swapped-erp"}})
+    moved = connections_file(tmp_path / "after", accounts={"swapped": target},
+                             routes={SWAPPED: dict.fromkeys(domains, "swapped")})
     async with ttb_stack(tmp_path / "after", connections=moved) as s:
         after, totals_after = await bill_and_reconcile(s, SWAPPED)
-        swapped = s.stack.gateway.vendors["erp"].for_entity(SWAPPED)
-        assert swapped.entry.connection.name == "swapped-erp" and swapped.legal_entities == (SWAPPED,)
-        assert s.stack.gateway.vendors["erp"].for_entity("US01").legal_entities == ("US01", "UK01")
+        for domain in domains:
+            swapped = s.stack.gateway.vendors[domain].for_entity(SWAPPED)
+            assert swapped.entry.connection.name == "swapped" and swapped.legal_entities == (SWAPPED,)
+            assert swapped.simulator.faults.seen  # the run did read (and post) through the moved account
+            assert s.stack.gateway.vendors[domain].for_entity("US01").legal_entities[:2] == ("US01", "UK01")
 
     assert totals_after == totals_before and sum(totals_before.values()) > 0
     assert (after["validated"], after["posted"]) == (before["validated"], before["posted"])
