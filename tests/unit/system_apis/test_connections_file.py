@@ -82,6 +82,8 @@ def test_a_secret_file_is_read_at_start_up(tmp_path: Path) -> None:
     (("tenant: \"1234567\"", "tenant: \"1234567\"\n    secret: hunter2"),
      "conn.yaml: connections.ca-erp.secret: unknown field"),
     (("base_url: https://", "base_url: ftp://"), "conn.yaml: connections.ca-erp.base_url: Expected `str` matching"),
+    (("tenant: \"1234567\"", "tenant: \"1234567\"\n    identity_url: https://login.example/tenant/token"),
+     "conn.yaml: connections.ca-erp.identity_url: Expected `str` matching"),
     (("{token: {env: CA_ERP_TOKEN}}", "{token: {env: CA_ERP_TOKEN, file: /x}}"),
      "conn.yaml: connections.ca-erp.credentials.token: name exactly one of `env` or `file`"),
     (("{token: {env: CA_ERP_TOKEN}}", "{token: {env: MISSING_TOKEN}}"),
