@@ -13,6 +13,7 @@ Answers are classified once, here: 429/502/503/504 and transport errors are
 
 from __future__ import annotations
 
+import re
 from typing import Any, TypeVar
 
 import httpx
@@ -108,11 +109,13 @@ class ErpApi(SystemApi):
     def __init__(self, http: httpx.AsyncClient, token: TokenSource) -> None:
         super().__init__(http, token, "/system/erp/v1")
 
-    async def legal_entities(self) -> list[LegalEntity]:
+    async def legal_entities(self, legal_entity: str | None = None) -> list[LegalEntity]:
+        """Every legal entity the ERP accounts know; with `legal_entity`, those of its account only."""
         items: list[LegalEntity] = []
         cursor: str | None = None
         while True:
-            params: dict[str, str | int] = {"limit": 200, **({"cursor": cursor} if cursor else {})}
+            params: dict[str, str | int] = {"limit": 200, **({"cursor": cursor} if cursor else {}),
+                                            **_entity(legal_entity)}
             page = await self.call("GET", "/legal-entities", Page[LegalEntity], params=params)
             items += page.items
             if not page.next_cursor:
@@ -125,11 +128,11 @@ class ErpApi(SystemApi):
     async def upsert_project(self, external_id: str, data: ErpProjectUpsert) -> ErpProject:
         return await self.call("PUT", f"/projects/by-external-id/{external_id}", ErpProject, json=data)
 
-    async def projects(self) -> list[ErpProject]:
-        return await self.all_pages("/projects", Page[ErpProject], 200)
+    async def projects(self, legal_entity: str | None = None) -> list[ErpProject]:
+        return await self.all_pages("/projects", Page[ErpProject], 200, _entity(legal_entity))
 
-    async def accounting_periods(self) -> list[AccountingPeriod]:
-        return await self.all_pages("/accounting-periods", Page[AccountingPeriod], 200)
+    async def accounting_periods(self, legal_entity: str | None = None) -> list[AccountingPeriod]:
+        return await self.all_pages("/accounting-periods", Page[AccountingPeriod], 200, _entity(legal_entity))
 
     async def post_time(self, batch: TimePostingBatch) -> TimePostingJob:
         return await self.call("POST", "/time-postings", TimePostingJob, json=batch)
@@ -137,23 +140,28 @@ class ErpApi(SystemApi):
     async def time_posting(self, batch_key: str) -> TimePostingResult:
         return await self.call("GET", f"/time-postings/{batch_key}", TimePostingResult)
 
-    async def posted_time(self, project_external_id: str, start: str, end: str) -> list[PostedTime]:
+    async def posted_time(self, project_external_id: str, start: str, end: str,
+                          legal_entity: str | None = None) -> list[PostedTime]:
         return await self.all_pages("/posted-time", Page[PostedTime], 1000,
-                                    {"project_external_id": project_external_id, "from": start, "to": end})
+                                    {"project_external_id": project_external_id, "from": start, "to": end,
+                                     **_entity(legal_entity)})
 
     async def upsert_invoice(self, external_id: str, data: InvoiceUpsert) -> Invoice:
         return await self.call("PUT", f"/invoices/by-external-id/{external_id}", Invoice, json=data)
 
-    async def invoices(self, project_external_id: str, period: str) -> list[Invoice]:
+    async def invoices(self, project_external_id: str, period: str, legal_entity: str | None = None) -> list[Invoice]:
         return await self.all_pages("/invoices", Page[Invoice], 200,
-                                    {"project_external_id": project_external_id, "period": period})
+                                    {"project_external_id": project_external_id, "period": period,
+                                     **_entity(legal_entity)})
 
     async def upsert_credit_memo(self, external_id: str, data: CreditMemoUpsert) -> CreditMemo:
         return await self.call("PUT", f"/credit-memos/by-external-id/{external_id}", CreditMemo, json=data)
 
-    async def credit_memos(self, project_external_id: str, period: str) -> list[CreditMemo]:
+    async def credit_memos(self, project_external_id: str, period: str,
+                           legal_entity: str | None = None) -> list[CreditMemo]:
         return await self.all_pages("/credit-memos", Page[CreditMemo], 200,
-                                    {"project_external_id": project_external_id, "period": period})
+                                    {"project_external_id": project_external_id, "period": period,
+                                     **_entity(legal_entity)})
 
     async def upsert_employee(self, external_id: str, data: EmployeeUpsert) -> Employee:
         return await self.call("PUT", f"/employees/by-external-id/{external_id}", Employee, json=data)
@@ -216,3 +224,12 @@ class HrApi(SystemApi):
 
     async def get_worker(self, worker_id: str) -> Worker:
         return await self.call("GET", f"/workers/{worker_id}", Worker)
+
+
+def _entity(legal_entity: str | None) -> dict[str, str | int]:
+    """The `legal_entity` parameter: the call reaches that entity's account only (another account's outage or
+    refusal cannot fail it). An entity known only by an id, not a code, reaches every account, as without."""
+    return {"legal_entity": legal_entity} if legal_entity and _CODE.fullmatch(legal_entity) else {}
+
+
+_CODE = re.compile(r"[A-Z]{2}[0-9]{2}")

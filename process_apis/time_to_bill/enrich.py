@@ -33,9 +33,12 @@ def periods_by_entity(periods: list[AccountingPeriod],
     return out
 
 
-async def load_reference(erp: ErpApi, psa: PsaApi, hr: HrApi) -> Reference:
+async def load_reference(erp: ErpApi, psa: PsaApi, hr: HrApi, legal_entity: str | None = None) -> Reference:
+    """What validation and invoicing look up. With `legal_entity` the ERP is read at that entity's account only,
+    so a run for one entity does not fail because another entity's ERP account is down or refuses us."""
     entities, periods, erp_projects, psa_projects = await asyncio.gather(
-        erp.legal_entities(), erp.accounting_periods(), erp.projects(), psa.projects())
+        erp.legal_entities(legal_entity), erp.accounting_periods(legal_entity), erp.projects(legal_entity),
+        psa.projects())
     cards, assignments, workers = await asyncio.gather(psa.all_rate_cards(), psa.assignments(), hr.workers())
     code_of = {e.id: e.code for e in entities}
     contracts = {p.external_id: p for p in psa_projects}

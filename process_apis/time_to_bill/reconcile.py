@@ -63,11 +63,13 @@ async def reconcile_project(project_code: str, period: str, ref: Reference, as_o
         cursor = page.next_cursor
         if not cursor:
             break
-    posted = [p for p in await rt.erp.posted_time(project_code, start.isoformat(), end.isoformat()) if p.billable]
+    entity = project.legal_entity_code  # the project's ERP account only: another account's outage is not ours
+    posted = [p for p in await rt.erp.posted_time(project_code, start.isoformat(), end.isoformat(), entity)
+              if p.billable]
     posted_hours = sum((Decimal(str(p.hours)) for p in posted), Decimal(0))
     posted_amount = sum((p.amount.amount for p in posted), Decimal(0))
-    invoices = await rt.erp.invoices(project_code, period)
-    credits = await rt.erp.credit_memos(project_code, period)
+    invoices = await rt.erp.invoices(project_code, period, entity)
+    credits = await rt.erp.credit_memos(project_code, period, entity)
     invoiced = sum((ln.amount.amount for inv in invoices for ln in inv.lines if ln.kind == "time"), Decimal(0))
     milestones = sum((ln.amount.amount for inv in invoices for ln in inv.lines if ln.kind == "milestone"), Decimal(0))
     credited = sum((ln.amount.amount for memo in credits for ln in memo.lines), Decimal(0))

@@ -65,13 +65,13 @@ def origin_run_id(run_id: str) -> str:
     return re.sub(r":replay\d+$", "", run_id)
 
 
-async def _with_retry(fn: Callable[[], Awaitable[T]]) -> T:
-    """A read outside a workflow step: retried like a step's vendor call, then a 503 problem for the caller."""
+async def _with_retry(fn: Callable[[], Awaitable[T]], system: str) -> T:
+    """A read outside a workflow step: retried like a step's vendor call, then a 503 problem naming `system`."""
     rt = runtime()
     try:
         return await retrying(fn, retry=rt.retry, sleep=rt.sleep)
     except TransientFailure as exc:
-        raise unavailable(exc, "Time system") from exc
+        raise unavailable(exc, system) from exc
 
 
 class EventOutcome(msgspec.Struct, kw_only=True):
@@ -126,8 +126,10 @@ class TimeToBillService:
 
     @staticmethod
     async def _check_entity(legal_entity_code: str) -> None:
-        """A 422 unless the ERP has this legal entity: a run for an unknown one would bill nothing and succeed."""
-        known = {e.code for e in await _with_retry(runtime().erp.legal_entities)}
+        """A 422 unless the ERP has this legal entity: a run for an unknown one would bill nothing and succeed.
+        Asked at the entity's own account (an unknown code reaches the default one), so another entity's ERP
+        being down does not refuse this run."""
+        known = {e.code for e in await _with_retry(partial(runtime().erp.legal_entities, legal_entity_code), "ERP")}
         if legal_entity_code not in known:
             raise ProblemError(422, "validation-error", "Unknown legal entity",
                                f"The ERP has no legal entity {legal_entity_code!r}; known: "
@@ -230,7 +232,7 @@ class TimeToBillService:
                                             "to": end.isoformat(), "limit": rt.page_size}
             cursor: str | None = None
             while True:
-                page = await _with_retry(partial(rt.time.entries, params, cursor))
+                page = await _with_retry(partial(rt.time.entries, params, cursor), "Time system")
                 found.update((e.id, e) for e in page.items if e.id in wanted)
                 cursor = page.next_cursor
                 if not cursor:
@@ -246,7 +248,8 @@ class TimeToBillService:
 
     async def reconcile_entity(self, legal_entity_code: str, period: str) -> list[Reconciliation]:
         rt = runtime()
-        ref = await load_reference(rt.erp, rt.psa, rt.hr)
+        ref = await load_reference(rt.erp, rt.psa, rt.hr, None if legal_entity_code == ALL_ENTITIES
+                                   else legal_entity_code)  # one entity's reconciliation: its ERP account only
         codes = sorted(c for c, p in ref.projects.items() if legal_entity_code in (ALL_ENTITIES, p.legal_entity_code))
         return [await reconcile_project(c, period, ref, self.today()) for c in codes]
 

@@ -68,18 +68,21 @@ def exception_id_for(run_id: str, subject: str, reason: str) -> str:
     return "exc_" + hashlib.sha256(f"{run_id}|{subject}|{reason}".encode()).hexdigest()[:16]
 
 
-async def reference(run_id: str) -> Reference:
+async def reference(run_id: str, legal_entity_code: str = ALL_ENTITIES) -> Reference:
     """Reference data for a run, read once per process (after a restart it is simply read again).
 
     Keyed by run, so concurrent runs keep their own; a run's entry goes when it finishes, and
     the oldest go first should runs die without finishing. A throttled or briefly unavailable
-    system API is waited out as for any step (a 429 here once crashed a rerun after an outage).
+    system API is waited out as for any step (a 429 here once crashed a rerun after an outage). A run
+    for one entity reads the ERP at that entity's account only (a step that does not know the entity
+    and loads first after a restart reads every account: a superset, as correct).
     """
     cache = runtime().references
     if run_id not in cache:
         rt = runtime()
-        loaded = await retrying(lambda: load_reference(rt.erp, rt.psa, rt.hr), retry=rt.retry, sleep=rt.sleep,
-                                exhausted_as="reference_data")
+        scope = None if legal_entity_code == ALL_ENTITIES else legal_entity_code
+        loaded = await retrying(lambda: load_reference(rt.erp, rt.psa, rt.hr, scope), retry=rt.retry,
+                                sleep=rt.sleep, exhausted_as="reference_data")
         while len(cache) >= _MAX_REFERENCES:
             cache.pop(next(iter(cache)))
         cache[run_id] = loaded
@@ -139,7 +142,7 @@ def _encode(entry: TimeEntry) -> bytes:
 async def read_page(run_id: str, legal_entity_code: str, period: str, as_of: str, cursor: str | None,
                     totals: dict[str, int]) -> tuple[str | None, dict[str, int]]:
     rt = runtime()
-    ref = await reference(run_id)
+    ref = await reference(run_id, legal_entity_code)
     start, end = _window(period)
     params: dict[str, str | int] = {"status": "approved", "from": start.isoformat(), "to": end.isoformat(),
                                     "limit": rt.page_size}
@@ -229,7 +232,7 @@ async def post_batch(run_id: str, attempt: int, legal_entity_code: str, number: 
                      posted_so_far: int) -> list[int]:
     """Post one claimed batch: [lines handled, lines posted]; [0, 0] when nothing is left for this legal entity."""
     rt = runtime()
-    ref = await reference(run_id)
+    ref = await reference(run_id, legal_entity_code)
     claim = f"{workflow_id(run_id, attempt)}:{legal_entity_code}:b{number}"
     rows = rt.ledger.claim(legal_entity_code, claim, rt.batch_size)
     if not rows:
@@ -308,7 +311,7 @@ def _projects_to_invoice(ref: Reference, legal_entity_code: str, period: str, wi
 @DBOS.step(name="time_to_bill.plan_invoices")
 async def plan_invoices(run_id: str, legal_entity_code: str, period: str) -> list[str]:
     rt = runtime()
-    ref = await reference(run_id)
+    ref = await reference(run_id, legal_entity_code)
     entities = sorted({p.legal_entity_code for p in ref.projects.values()}) \
         if legal_entity_code == ALL_ENTITIES else [legal_entity_code]
     posted = [c for e in entities for c in rt.ledger.projects_with_work(e, period)]
@@ -319,7 +322,7 @@ async def plan_invoices(run_id: str, legal_entity_code: str, period: str) -> lis
 async def entities_of(run_id: str, legal_entity_code: str) -> list[str]:
     if legal_entity_code != ALL_ENTITIES:
         return [legal_entity_code]
-    return sorted((await reference(run_id)).entity_currency)
+    return sorted((await reference(run_id, legal_entity_code)).entity_currency)
 
 
 @DBOS.step(name="time_to_bill.refresh_facts")
@@ -331,7 +334,7 @@ async def refresh_facts(run_id: str, legal_entity_code: str, period: str) -> int
     work, and live requests must not wait behind it. Returns the slices refreshed.
     """
     rt = runtime()
-    ref = await reference(run_id)
+    ref = await reference(run_id, legal_entity_code)
     facts = BillingFacts(rt.ledger.engine)
     entities = sorted(ref.entity_currency) if legal_entity_code == ALL_ENTITIES else [legal_entity_code]
     since = window_start(period, CATCH_UP_MONTHS)

@@ -135,3 +135,20 @@ async def test_one_entitys_erp_outage_blocks_nobody_else(tmp_path: Path) -> None
         assert not s.sim("erp").faults.rules  # every throttled read was tried again
         await assert_posted_once(s)
         await assert_reconciled(s, "UK01")
+
+
+async def test_another_entitys_erp_account_down_blocks_nobody_else(tmp_path: Path) -> None:
+    """AU01's own Xero account answers nothing but 503: DE01's run (the firm's NetSuite account) still bills and
+    reconciles; a run for AU01 is refused at the edge with a 503 naming the ERP, and nothing starts."""
+    async with ttb_stack(tmp_path) as s:
+        s.stack.sim("erp", "AU01").faults.add(Fault(kind="server_error", status=503))  # down until cleared
+        de01 = await s.bill("DE01")
+        assert de01["status"] == "succeeded", de01
+        await assert_reconciled(s, "DE01")
+        refused = await s.http.post("/process/time-to-bill/v1/billing-runs",
+                                    json={"legal_entity_code": "AU01", "period": "2026-10"},
+                                    headers={"Idempotency-Key": "au01-while-down"})
+        assert refused.status_code == 503 and refused.json()["title"] == "ERP unavailable", refused.text
+        assert "Retry-After" in refused.headers
+        runs = (await s.http.get("/process/time-to-bill/v1/billing-runs", params={"limit": 200})).json()["items"]
+        assert [r["subject"] for r in runs] == ["DE01:2026-10"]
