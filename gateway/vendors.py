@@ -116,19 +116,10 @@ def build_vendors(settings: Settings, *, retry: RetryPolicy | None = None, conne
     set_service_consumers(frozenset({settings.service_client_id}))  # its own share of each vendor's budget
     connections = connections or load_settings_connections(settings)
     known = tuple(e.code for e in demo_firm().legal_entities)
-    built: dict[str, ConnectionRuntime] = {}
+    built = {name: _runtime(entry, settings, connections, known) for name, entry in _accounts(connections).items()}
     out: dict[str, VendorRuntime] = {}
     for domain in (d for d in domains() if d in connections.routes["default"]):
-        runtimes: dict[str, ConnectionRuntime] = {}
-        for entry in connections.for_domain(domain):
-            name = entry.connection.name
-            if name not in built:
-                try:
-                    built[name] = _runtime(entry, settings, connections.entities_of(name, known),
-                                           _worker_ids(connections, entry, known))
-                except VendorConfigurationError as exc:
-                    raise ConnectionsError(f"{connections.source}: connections.{name}.simulator: {exc}") from exc
-            runtimes[name] = built[name]
+        runtimes = {e.connection.name: built[e.connection.name] for e in connections.for_domain(domain)}
         # an in-process simulator's state lasts as long as the process: so does what its adapter keeps about it
         adapters = {name: _adapter(rt, domain, retry, engine if rt.simulator is None else None)
                     for name, rt in runtimes.items()}
@@ -144,20 +135,26 @@ def simulated_accounts(connections: Connections) -> dict[str, Simulator]:
     """Every account of the connections file as its own simulator, seeded as embedded mode seeds it: what
     `psconnect simulators --connections` serves, so a gateway reaching them over HTTP meets the same data."""
     known = tuple(e.code for e in demo_firm().legal_entities)
-    entries = {e.connection.name: e for d in domains() if d in connections.routes["default"]
-               for e in connections.for_domain(d)}
-    out: dict[str, Simulator] = {}
-    for name, entry in entries.items():
-        try:
-            out[name] = _simulator(entry, connections.entities_of(name, known), _worker_ids(connections, entry, known))
-        except VendorConfigurationError as exc:
-            raise ConnectionsError(f"{connections.source}: connections.{name}.simulator: {exc}") from exc
-    return out
+    return {name: _simulator(entry, connections, known) for name, entry in _accounts(connections).items()}
 
 
-def _simulator(entry: ConnectionEntry, entities: tuple[str, ...], worker_ids: Mapping[str, str]) -> Simulator:
-    return load_simulator(entry.package, legal_entities=entities, options=entry.simulator,
-                          firm=with_worker_ids(demo_firm(), worker_ids) if worker_ids else None)
+def _accounts(connections: Connections) -> dict[str, ConnectionEntry]:
+    """Every account that serves a domain of the file, by connection name, the default's first."""
+    return {e.connection.name: e for d in domains() if d in connections.routes["default"]
+            for e in connections.for_domain(d)}
+
+
+def _simulator(entry: ConnectionEntry, connections: Connections, known: tuple[str, ...]) -> Simulator:
+    """The account's simulator, seeded with the entities it serves (workers by their routed ids); an option its
+    constructor does not take is an error of the connections file."""
+    name = entry.connection.name
+    worker_ids = _worker_ids(connections, entry, known)
+    try:
+        return load_simulator(entry.package, legal_entities=connections.entities_of(name, known),
+                              options=entry.simulator,
+                              firm=with_worker_ids(demo_firm(), worker_ids) if worker_ids else None)
+    except VendorConfigurationError as exc:
+        raise ConnectionsError(f"{connections.source}: connections.{name}.simulator: {exc}") from exc
 
 
 def _adapter(runtime: ConnectionRuntime, domain: str, retry: RetryPolicy | None, engine: sa.Engine | None) -> object:
@@ -184,9 +181,10 @@ def _worker_ids(connections: Connections, entry: ConnectionEntry, known: tuple[s
             if w.legal_entity_code in hr_of and hr_of[w.legal_entity_code] != default_hr}
 
 
-def _runtime(entry: ConnectionEntry, settings: Settings, entities: tuple[str, ...],
-             worker_ids: Mapping[str, str]) -> ConnectionRuntime:
+def _runtime(entry: ConnectionEntry, settings: Settings, connections: Connections,
+             known: tuple[str, ...]) -> ConnectionRuntime:
     connection, package = entry.connection, entry.package
+    entities = connections.entities_of(connection.name, known)
     url = settings.vendor_urls.get(connection.name) or (
         settings.vendor_urls.get(package.name) if connection.name == package.name else None)
     token = settings.vendor_tokens.get(connection.name) or settings.vendor_tokens.get(package.name)
@@ -204,7 +202,7 @@ def _runtime(entry: ConnectionEntry, settings: Settings, entities: tuple[str, ..
         client = httpx.AsyncClient(base_url=url or connection.base_url, timeout=VENDOR_TIMEOUT,
                                    limits=httpx.Limits(max_connections=50, max_keepalive_connections=20))
     else:
-        simulator = _simulator(entry, entities, worker_ids)
+        simulator = _simulator(entry, connections, known)
         transport = httpx.ASGITransport(app=simulator.app)  # type: ignore[arg-type]
         client = httpx.AsyncClient(transport=transport, base_url=connection.base_url, timeout=VENDOR_TIMEOUT)
     return ConnectionRuntime(entry=entry, client=client, simulator=simulator, legal_entities=entities)
