@@ -13,6 +13,7 @@ import msgspec
 from msgspec import Meta
 
 __all__ = [
+    "ENTITY_CODE",
     "IDEMPOTENCY_KEY_PATTERN",
     "Currency",
     "FrozenStruct",
@@ -27,6 +28,9 @@ __all__ = [
 Currency = Annotated[str, Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217 currency code.", examples=["USD"])]
 # msgspec cannot bound a Decimal; non-negative hours are checked where they enter (mappings, rules).
 Hours = Annotated[Decimal, Meta(description="Duration in decimal hours.", examples=["7.5"])]
+
+ENTITY_CODE = r"[A-Z]{2}[0-9]{2}"
+"""A legal entity's code (US01): two letters and two digits, unanchored to compose into larger patterns."""
 
 IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9._:~+/=-]{8,255}$"
 """What an `Idempotency-Key` may be: 8 to 255 characters of letters, digits and `._:~+/=-` (a UUID fits)."""

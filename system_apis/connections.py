@@ -38,6 +38,7 @@ from typing import Annotated, Literal, TypeVar
 import msgspec
 from msgspec import Meta
 
+from contracts.common import ENTITY_CODE
 from system_apis.pacing import VendorBudget
 from system_apis.registry import Connection, VendorPackage, installed
 
@@ -62,7 +63,7 @@ DEFAULT_ENTITY = "default"
 DOMAINS = ("crm", "psa", "time", "hr", "erp")
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,39}$"
 """Connection names: lower case, no `:` — a routed id is `<connection>:<vendor id>`."""
-ENTITY_PATTERN = r"^(default|[A-Z]{2}[0-9]{2})$"
+ENTITY_PATTERN = f"^(default|{ENTITY_CODE})$"
 
 Domain = Literal["crm", "psa", "time", "hr", "erp"]
 S = TypeVar("S")

@@ -30,7 +30,7 @@ from contracts.billing import (
     TimePostingJob,
     TimePostingResult,
 )
-from contracts.common import Page
+from contracts.common import ENTITY_CODE, Page
 from contracts.correlation import outgoing_headers
 from contracts.crm import Account, Opportunity
 from contracts.erp import AccountingPeriod, Customer, CustomerUpsert, ErpProject, ErpProjectUpsert, LegalEntity
@@ -232,4 +232,4 @@ def _entity(legal_entity: str | None) -> dict[str, str | int]:
     return {"legal_entity": legal_entity} if legal_entity and _CODE.fullmatch(legal_entity) else {}
 
 
-_CODE = re.compile(r"[A-Z]{2}[0-9]{2}")
+_CODE = re.compile(ENTITY_CODE)

@@ -13,6 +13,7 @@ from typing import Any
 from litestar import Request
 from litestar.params import QueryParameter
 
+from contracts.common import ENTITY_CODE
 from contracts.problems import FieldError, ProblemError
 from system_apis.grants import system_scope
 from system_apis.pacing import bind_consumer
@@ -22,7 +23,7 @@ __all__ = ["ENTITY_PARAMETER", "bind_call", "legal_entity"]
 legal_entity: ContextVar[str | None] = ContextVar("psconnect_legal_entity", default=None)
 """The `legal_entity` query parameter of the system API request being served (None: not given)."""
 
-ENTITY_PATTERN = r"^[A-Z]{2}[0-9]{2}$"
+ENTITY_PATTERN = f"^{ENTITY_CODE}$"
 _CODE = re.compile(ENTITY_PATTERN)
 
 ENTITY_PARAMETER: dict[str, Any] = {"legal_entity": QueryParameter(
