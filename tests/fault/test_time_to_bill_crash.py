@@ -25,6 +25,7 @@ from system_apis.xero._defaults import tenant_id
 from tests.integration.process_apis.time_to_bill.ttb_stack import connections_file
 from tests.ports import free_port
 from tests.processes import running_simulators, start_gateway, stop, token, wait_until
+from tests.stack import ERP_ACCOUNTS
 
 pytestmark = pytest.mark.slow
 
@@ -60,14 +61,12 @@ _XERO_CREDENTIALS, _XERO_ENV = _secrets(client_id="psconnect", client_secret="si
 CRASHED_ERPS = [
     pytest.param(CrashedErp("US01", "netsuite", "customrecord_psc_time_batch", "timeBill"), id="netsuite"),
     pytest.param(CrashedErp("DE01", "moved-erp", r"/\$batch$", "timeRegistrationEntries",
-                            {"vendor": "businesscentral", "credentials": _BC_CREDENTIALS}, _BC_ENV),
+                            {**ERP_ACCOUNTS["businesscentral"], "credentials": _BC_CREDENTIALS}, _BC_ENV),
                  id="businesscentral"),
     pytest.param(CrashedErp("DE01", "moved-erp", "/Time$", "time",
-                            {"vendor": "xero", "pacing": False, "tenant": tenant_id("DE01"),
-                             "credentials": _XERO_CREDENTIALS,
+                            {**ERP_ACCOUNTS["xero"], "tenant": tenant_id("DE01"), "credentials": _XERO_CREDENTIALS,
                              # no grace for a retired refresh token: the restarted gateway must use the one it saved
-                             "simulator": {"seed": True, "calls_per_minute": None, "calls_per_day": None,
-                                           "grace_seconds": 0}},
+                             "simulator": {**ERP_ACCOUNTS["xero"]["simulator"], "grace_seconds": 0}},
                             _XERO_ENV), id="xero"),
 ]
 

@@ -147,6 +147,7 @@ async def ttb_stack(home: Path, *, database_url: str | None = None, retry: Retry
     """The whole gateway, judging "future-dated" against the demo firm's today (2026-11-02). `erp`: DE01's books on
     the firm's shared NetSuite account, or on an account of its own of that ERP vendor (`ERP_ACCOUNTS`)."""
     if erp != "netsuite":
+        assert connections is None, "name the ERP or a connections file, not both"
         connections = connections_file(home, accounts={"de01-erp": ERP_ACCOUNTS[erp]},
                                        routes={"DE01": {"erp": "de01-erp"}})
     connections = connections or connections_file(home)
