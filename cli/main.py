@@ -22,8 +22,12 @@ def _serve(args: argparse.Namespace) -> int:
     from cli.serve import PortInUse, WorkersRefused, serve
     from gateway.settings import load_settings
 
-    flags = {"host": args.host, "port": args.port}
-    settings = load_settings(**{k: v for k, v in flags.items() if v is not None})
+    flags = {"host": args.host, "port": args.port, "role": args.role}
+    try:
+        settings = load_settings(**{k: v for k, v in flags.items() if v is not None})
+    except ValueError as exc:  # PSCONNECT_ROLE=gatewya: one line, like a bad flag
+        print(f"psconnect serve: {exc}", file=sys.stderr)
+        return 2
     try:
         return serve(settings, workers=args.workers)
     except WorkersRefused as exc:
@@ -69,6 +73,17 @@ def _clients_create(args: argparse.Namespace) -> int:
     print(json.dumps({"client_id": client_id, "client_secret": secret, "scopes": args.scope,
                       "legal_entities": args.legal_entity or None,
                       "note": "the secret is shown once; store it now"}, indent=2))
+    return 0
+
+
+def _migrate(_: argparse.Namespace) -> int:
+    """Create the shared tables once, before the processes of a distributed layout start (they would race)."""
+    from gateway.app import create_tables
+    from gateway.settings import load_settings
+
+    settings = load_settings()
+    create_tables(settings)
+    print(f"psconnect migrate: tables ready in {settings.database_url.split('@')[-1]}")
     return 0
 
 
@@ -144,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=None)
     serve.add_argument("--workers", type=int, default=1,
                        help="worker processes sharing the port (more than 1 needs PostgreSQL and Redis)")
+    serve.add_argument("--role", choices=("all", "gateway", "worker"), default=None, help=(
+        "all (default, PSCONNECT_ROLE): one process does everything; gateway: HTTP and policies, workflows "
+        "queued; worker: runs workflows, schedules and deliveries, reaching the gateways at PSCONNECT_GATEWAY_URL"))
     serve.set_defaults(func=_serve)
 
     demo = sub.add_parser("demo", help="provision a won opportunity through the gateway, as a client would")

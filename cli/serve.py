@@ -1,4 +1,8 @@
-"""`psconnect serve`: one process, or N worker processes sharing one port, Redis and PostgreSQL.
+"""`psconnect serve`: one process, or N worker processes sharing one port, Redis and PostgreSQL; in one role or all.
+
+`--role gateway|worker` splits the stack across processes and hosts (docs/deployment.md):
+gateways serve HTTP and queue workflow starts, workers run them, the schedules and the webhook
+deliveries, and reach the system APIs through the gateways over HTTP.
 
 Several workers are uvicorn's multiprocess mode: the parent binds the socket and
 supervises; each worker imports `gateway.app.create_app` and builds its own gateway (its own
@@ -17,12 +21,14 @@ import os
 import shutil
 import socket
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from cli.demo_client import ensure_demo_client
 from gateway.app import Gateway
 from gateway.settings import Settings
 
-__all__ = ["PortInUse", "WorkersRefused", "banner", "check_port", "check_workers", "prepare_metrics_dir", "serve"]
+__all__ = ["PortInUse", "WorkersRefused", "banner", "check_port", "check_role", "check_workers", "prepare_metrics_dir",
+           "serve"]
 
 
 class WorkersRefused(Exception):
@@ -50,12 +56,8 @@ def check_port(host: str, port: int) -> None:
         return
 
 
-def check_workers(settings: Settings, workers: int) -> None:
-    """Raise `WorkersRefused` unless `workers` processes can share this configuration."""
-    if workers < 1:
-        raise WorkersRefused("--workers must be at least 1")
-    if workers == 1:
-        return
+def _unshared(settings: Settings) -> list[str]:
+    """What several processes would each keep to themselves under these settings."""
     missing = []
     if not settings.database_url.startswith("postgresql"):
         missing.append("DATABASE_URL (PostgreSQL; durable workflows cannot share a SQLite file across processes)")
@@ -63,16 +65,46 @@ def check_workers(settings: Settings, workers: int) -> None:
         missing.append("REDIS_URL (rate limits, quotas and idempotency records must be shared by the workers)")
     if settings.limits_store == "memory":
         missing.append("PSCONNECT_LIMITS_STORE=redis (memory counters would let each worker admit the full limit)")
-    if missing:
+    return missing
+
+
+def check_workers(settings: Settings, workers: int) -> None:
+    """Raise `WorkersRefused` unless `workers` processes can share this configuration."""
+    if workers < 1:
+        raise WorkersRefused("--workers must be at least 1")
+    if workers > 1 and (missing := _unshared(settings)):
         raise WorkersRefused(f"--workers {workers} needs " + " and ".join(missing) + "; or run with --workers 1.")
+
+
+def check_role(settings: Settings) -> None:
+    """Raise `WorkersRefused` unless this process can take its role: apart, the roles share PostgreSQL and Redis,
+    and a worker knows where the gateways are."""
+    if settings.role == "all":
+        return
+    missing = _unshared(settings)
+    if settings.role == "worker":
+        if not settings.gateway_urls:
+            missing.append("PSCONNECT_GATEWAY_URL (where the worker's process steps reach the system APIs)")
+        for url in settings.gateway_urls:
+            parsed = urlsplit(url)
+            if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.path not in ("", "/"):
+                raise WorkersRefused(f"PSCONNECT_GATEWAY_URL: {url!r} is not a gateway's base URL "
+                                     "(http[s]://host[:port], no path)")
+    if missing:
+        raise WorkersRefused(f"--role {settings.role} needs " + " and ".join(missing) + "; or run with --role all.")
 
 
 def banner(gateway: Gateway) -> None:
     """What `make run` prints once the stack answers: its URLs and the demo client's credentials."""
     settings = gateway.settings
+    if settings.role == "worker":
+        print(f"\npsconnect worker is running\n  health URL     http://{settings.host}:{settings.port}/health/ready\n"
+              f"  gateways       {', '.join(settings.gateway_urls)}\n", flush=True)
+        return
     lines = [
         "",
-        "psconnect is running (embedded mode)" if settings.embedded else "psconnect is running",
+        "psconnect is running (embedded mode)" if settings.embedded else
+        "psconnect is running" + (" (gateway role)" if settings.role == "gateway" else ""),
         f"  gateway URL    {settings.issuer}",
         f"  docs URL       {settings.issuer}/docs",
         f"  token URL      {settings.issuer}/oauth2/token",
@@ -103,6 +135,7 @@ def serve(settings: Settings, *, workers: int = 1) -> int:
     import uvicorn
 
     check_workers(settings, workers)
+    check_role(settings)
     check_port(settings.host, settings.port)
     if workers == 1:
         from gateway.app import create_gateway
@@ -123,6 +156,7 @@ def serve(settings: Settings, *, workers: int = 1) -> int:
     os.environ["PSCONNECT_HOST"] = settings.host
     os.environ["PSCONNECT_PORT"] = str(settings.port)
     os.environ["PSCONNECT_HOME"] = settings.home_dir
+    os.environ["PSCONNECT_ROLE"] = settings.role
     prepare_metrics_dir(settings.home_dir)
     print(f"\npsconnect is running with {workers} workers\n  gateway URL    {settings.issuer}\n"
           f"  docs URL       {settings.issuer}/docs\n", flush=True)

@@ -22,7 +22,7 @@ import httpx
 import msgspec
 import sqlalchemy as sa
 from dbos import DBOS
-from litestar import Litestar, Router, get
+from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.types import ASGIApp
 
@@ -38,11 +38,14 @@ from foundation import tracing
 from foundation.audit import AuditLog
 from foundation.db import create_engine, metadata
 from foundation.retry import RetryPolicy
+from foundation.workflow_queue import WORK_QUEUE, run_on_workers
 from gateway.allow import repair_options_allow
 from gateway.body_deadline import BodyDeadline
 from gateway.docs import docs_router
 from gateway.errors import EXCEPTION_HANDLERS
 from gateway.executors import Executors
+from gateway.failover import gateway_client
+from gateway.health import health_router
 from gateway.metrics_route import metrics_router
 from gateway.oauth import OAuth
 from gateway.observability import ObservedApp, configure_logging
@@ -119,11 +122,6 @@ class Gateway:
         return sim
 
 
-@get("/health", include_in_schema=False, sync_to_thread=False)
-def health() -> dict[str, str]:
-    return {"status": "ok"}
-
-
 def _dbos_config(settings: Settings) -> dict[str, Any]:
     return {"name": "psconnect", "system_database_url": settings.workflow_database_url,
             "application_version": "psconnect-1", "log_level": "WARNING",
@@ -140,7 +138,10 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
     tracing.configure()  # OTLP export when OTEL_EXPORTER_OTLP_ENDPOINT is set; nothing otherwise
     logging.getLogger("httpx").setLevel(logging.WARNING)
     engine = create_engine(settings.database_url)
-    vendors = build_vendors(settings, retry=vendor_retry, engine=engine)
+    role = settings.role
+    run_on_workers(role != "all")  # apart, every workflow start goes onto the work queue (foundation/workflow_queue)
+    # A worker serves no system API: it reaches the vendors through the gateways.
+    vendors = {} if role == "worker" else build_vendors(settings, retry=vendor_retry, engine=engine)
     for vendor_client in {id(c.client): c.client for v in vendors.values() for c in v.connections.values()}.values():
         tracing.instrument_client(vendor_client)  # the vendor HTTP call's span; a no-op unless tracing is on
     oauth_http = httpx.AsyncClient(timeout=httpx.Timeout(5.0))
@@ -173,6 +174,11 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
     internal_http = httpx.AsyncClient(transport=httpx.ASGITransport(app=whole_app), base_url="http://psconnect.internal",
                                       timeout=httpx.Timeout(60.0))
     tracing.instrument_client(internal_http)  # the in-process hops carry the step's span as traceparent
+    # Apart, a worker's steps call the gateways over HTTP with the service token, as an external caller would.
+    process_http = internal_http
+    if role == "worker":
+        process_http = gateway_client(settings.gateway_urls, 60.0)
+        tracing.instrument_client(process_http)
     accounts = Accounts(engine, base_url=settings.issuer)  # roles come from an admin, never from an email
     web = WebSessions(accounts)
     # The schedule file is checked before anything starts: a bad file stops start-up naming file, entry and field.
@@ -186,18 +192,22 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
     token = ServiceToken(oauth, settings.service_client_id, SERVICE_SCOPES, settings.token_ttl)
     # The system APIs attribute records to legal entities through the ERP, read as the service (system_apis/grants.py).
     entity_directory = ErpDirectory(internal_http, token)
+    executors = Executors(settings, engine)  # DBOS executor id; on PostgreSQL a lease per process
+    probes = health_router(engine, settings.redis_url, role, lambda: executors.launched)
+    public: list[Any] = [] if role == "worker" else [  # a worker serves its probes and its metrics only
+        *oauth.routes, *{id(v): v.router for v in vendors.values()}.values(),
+        *processes.routers(), workbench_router(WorkbenchStore(engine)),
+        dashboards_router(DashboardStore(engine)), audit_router(trail),
+        subscriptions_router(webhooks, http_loopback=settings.webhooks_http_loopback),
+        # API catalog, published OpenAPI documents and Swagger UI (ungoverned; gateway/docs.py).
+        docs_router(bindings), portal, console,
+        webhooks_router(web, apps, webhooks, http_loopback=settings.webhooks_http_loopback),
+        *upstream_routers(settings.upstreams, upstream_pool, bindings.apis),
+        # Signed vendor events (a CRM's won deals), outside the chain (gateway/vendor_webhooks.py).
+        *vendor_webhook_routers(vendors, engine, processes, public_base_url=settings.issuer),
+        *(extra_routes or [])]
     litestar = Litestar(
-        route_handlers=[health, *oauth.routes, *{id(v): v.router for v in vendors.values()}.values(),
-                        *processes.routers(), workbench_router(WorkbenchStore(engine)),
-                        dashboards_router(DashboardStore(engine)), audit_router(trail),
-                        subscriptions_router(webhooks, http_loopback=settings.webhooks_http_loopback),
-                        # API catalog, published OpenAPI documents and Swagger UI (ungoverned; gateway/docs.py).
-                        docs_router(bindings), portal, console, metrics_router(),
-                        webhooks_router(web, apps, webhooks, http_loopback=settings.webhooks_http_loopback),
-                        *upstream_routers(settings.upstreams, upstream_pool, bindings.apis),
-                        # Signed vendor events (a CRM's won deals), outside the chain (gateway/vendor_webhooks.py).
-                        *vendor_webhook_routers(vendors, engine, processes, public_base_url=settings.issuer),
-                        *(extra_routes or [])],
+        route_handlers=[probes, metrics_router(), *public],
         middleware=[PolicyChain(bindings, policy_runtime.policies_for)],
         exception_handlers=EXCEPTION_HANDLERS,
         cors_config=litestar_cors(bindings.cors, settings.cors_origins),  # preflights answered before auth
@@ -210,8 +220,7 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
     gateway = Gateway(settings=settings, engine=engine, bindings=bindings, oauth=oauth, policies=policy_runtime,
                       vendors=vendors,
                       processes=processes, scheduler=scheduler, litestar=litestar, app=app, internal_http=internal_http)
-    processes.configure(engine, internal_http, token, retry)
-    executors = Executors(settings, engine)  # DBOS executor id; on PostgreSQL a lease per process
+    processes.configure(engine, process_http, token, retry)
 
     async def startup() -> None:
         metadata.create_all(engine)
@@ -221,14 +230,18 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
         oauth.clients.ensure(settings.service_client_id, "psconnect process APIs", SERVICE_SCOPES, None)
         oauth.clients.ensure(settings.console_client_id, "psconnect operations console", CONSOLE_SCOPES, None)
         DBOS(config=executors.configure(_dbos_config(settings)))  # type: ignore[arg-type]
+        if role == "gateway":
+            DBOS.listen_queues([])  # a gateway queues workflows and runs none: the workers take them
         executors.launch()  # takes the lease, DBOS.launch(), then recovers dead executors' workflows
+        await DBOS.register_queue_async(WORK_QUEUE, polling_interval_sec=0.5)
         resumed = await processes.resume()
-        await dispatcher.start()  # webhook deliveries, off the request path (experience_apis/subscriptions)
+        if role != "gateway":
+            await dispatcher.start()  # webhook deliveries, off the request path (experience_apis/subscriptions)
         caught_up = await asyncio.to_thread(scheduler.start)  # after DBOS is up: schedules live in its database
         portal_start_up(settings, engine, accounts)
         log.info("gateway started", extra={"fields": {"event": "startup", "issuer": settings.issuer,
-                                                      "embedded": settings.embedded, "resumed_runs": resumed,
-                                                      "schedules_caught_up": caught_up}})
+                                                      "embedded": settings.embedded, "role": role,
+                                                      "resumed_runs": resumed, "schedules_caught_up": caught_up}})
 
     async def shutdown() -> None:
         await dispatcher.stop()
@@ -239,6 +252,7 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
         # loop (a test, an in-process restart) would get "cannot schedule new futures after shutdown".
         asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(thread_name_prefix="psconnect"))
         await internal_http.aclose()
+        await process_http.aclose()
         await upstream_pool.aclose()
         await policy_runtime.shutdown()
         await usage.stop()

@@ -79,6 +79,8 @@ class Executors:
         self.executor_id = "local"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.launched = False
+        """DBOS is up in this process (readiness asks)."""
 
     # --- start and stop (the gateway's lifespan) ---------------------------------------
     def configure(self, config: dict[str, Any]) -> dict[str, Any]:
@@ -92,15 +94,18 @@ class Executors:
         """Take the lease, launch DBOS (it recovers only this id's workflows), then watch the other leases."""
         if not self.shared:
             DBOS.launch()
+            self.launched = True
             return
         self._stop.clear()
         self.renew()
         DBOS.launch()
+        self.launched = True
         self._thread = threading.Thread(target=self._run, name="psconnect-executor-lease", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         """Stop renewing (the lease lapses after `ttl`; see the module docstring)."""
+        self.launched = False
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)

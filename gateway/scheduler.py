@@ -34,6 +34,7 @@ from contracts.runs import Run
 from foundation.audit import AuditLog, Via
 from foundation.clock import as_utc, utcnow
 from foundation.db import metadata
+from foundation.workflow_queue import WORK_QUEUE
 from gateway.processes import Processes
 from gateway.schedules import Schedule
 from process_apis.registry import Fire
@@ -95,7 +96,8 @@ class Scheduler:
         if not self.enabled:
             return []
         DBOS.apply_schedules([{"schedule_name": s.name, "workflow_fn": scheduled_fire, "schedule": s.cron,
-                               "context": {"schedule": s.name}, "cron_timezone": s.timezone}
+                               "context": {"schedule": s.name}, "cron_timezone": s.timezone,
+                               "queue_name": WORK_QUEUE}  # fired on a worker when the roles are apart
                               for s in self.schedules.values()])
         for stale in DBOS.list_schedules(workflow_name=FIRE_WORKFLOW):
             if stale["schedule_name"] not in self.schedules:

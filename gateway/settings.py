@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
 
 from gateway.upstream import UpstreamRoute
 
-__all__ = ["ExternalIssuer", "Settings", "load_settings"]
+__all__ = ["ROLES", "ExternalIssuer", "Settings", "load_settings"]
+
+ROLES = ("all", "gateway", "worker")
+"""What one `psconnect serve` process does (`--role`); see Settings.role."""
 
 
 class ExternalIssuer(msgspec.Struct, frozen=True, kw_only=True):
@@ -80,6 +83,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         "PSCONNECT_LIMITS_STORE: `memory` or `redis` counters for rate limits and quotas; "
         "default `redis` when REDIS_URL is set, else `memory`."))] = None
 
+    role: Annotated[Literal["all", "gateway", "worker"], Meta(description=(
+        "PSCONNECT_ROLE (`serve --role`): `all` serves HTTP and runs workflows, schedules and deliveries in one "
+        "process (the embedded default); `gateway` serves HTTP and policies and queues every workflow start; "
+        "`worker` runs the queued workflows, the schedules and the webhook deliveries and serves only its health "
+        "and metrics. Apart, they need PostgreSQL and Redis."))] = "all"
+    gateway_urls: Annotated[tuple[str, ...], Meta(description=(
+        "PSCONNECT_GATEWAY_URL: comma-separated base URLs a worker reaches the gateways at (a load balancer, or "
+        "each gateway: a refused connection moves on to the next). Required for `worker`."))] = ()
+
     webhooks_allow_http: Annotated[bool | None, Meta(description=(
         "PSCONNECT_WEBHOOKS_ALLOW_HTTP: accept http://127.0.0.1 / localhost subscription URLs (tests, demos); "
         "default: only when embedded. Production subscriptions need https."))] = None
@@ -140,10 +152,15 @@ def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Set
         "webhooks_allow_http": (None if "PSCONNECT_WEBHOOKS_ALLOW_HTTP" not in e
                                 else e["PSCONNECT_WEBHOOKS_ALLOW_HTTP"] not in ("0", "false", "no")),
         "schedules_file": e.get("PSCONNECT_SCHEDULES_FILE") or None,
+        "role": e.get("PSCONNECT_ROLE") or "all",
+        "gateway_urls": tuple(u.strip().rstrip("/") for u in e.get("PSCONNECT_GATEWAY_URL", "").split(",")
+                              if u.strip()),
         "schedules_enabled": e.get("PSCONNECT_SCHEDULES_ENABLED", "1" if env is None else "0")
         not in ("0", "false", "no"),
     }
     raw.update(overrides)
+    if raw["role"] not in ROLES:
+        raise ValueError(f"PSCONNECT_ROLE: {raw['role']!r} is not one of {', '.join(ROLES)}")
     settings = msgspec.convert(raw, Settings, strict=False)
     settings.home.mkdir(parents=True, exist_ok=True)
     return settings

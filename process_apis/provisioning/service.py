@@ -11,11 +11,11 @@ from __future__ import annotations
 import hashlib
 
 import sqlalchemy as sa
-from dbos import DBOS, SetWorkflowID
 
 from contracts.problems import ProblemError
 from contracts.runs import ExceptionRecord, Run
 from foundation.clock import utcnow
+from foundation.workflow_queue import start_workflow
 from process_apis._internal.start_keys import StartKeys
 from process_apis._internal.steps import unavailable
 from process_apis._internal.system_clients import BusinessFailure, TransientFailure
@@ -82,5 +82,4 @@ class ProvisioningService:
         return len(ids)
 
     async def _launch(self, run: Run) -> None:
-        with SetWorkflowID(workflow_id(run.id, run.attempt)):
-            await DBOS.start_workflow_async(provision, run.id, run.subject, run.attempt)
+        await start_workflow(workflow_id(run.id, run.attempt), provision, run.id, run.subject, run.attempt)

@@ -20,12 +20,13 @@ from typing import TypeVar
 
 import msgspec
 import sqlalchemy as sa
-from dbos import DBOS, SetWorkflowID, WorkflowHandleAsync
+from dbos import WorkflowHandleAsync
 
 from contracts.problems import FieldError, ProblemError
 from contracts.runs import Run
 from contracts.time import TimeEntry
 from foundation.clock import utcnow
+from foundation.workflow_queue import start_workflow
 from process_apis._internal.start_keys import StartKeys
 from process_apis._internal.steps import retrying, unavailable
 from process_apis._internal.system_clients import BusinessFailure, TransientFailure
@@ -266,8 +267,6 @@ class TimeToBillService:
         return len(rows)
 
     async def _launch(self, run: Run, legal_entity_code: str, period: str) -> WorkflowHandleAsync[str]:
-        with SetWorkflowID(workflow_id(run.id, run.attempt)):
-            return await DBOS.start_workflow_async(billing_run, run.id, legal_entity_code, period,
-                                                   self.today().isoformat(), run.attempt,
-                                                   not run.id.endswith(POSTING_ONLY))
+        return await start_workflow(workflow_id(run.id, run.attempt), billing_run, run.id, legal_entity_code,
+                                    period, self.today().isoformat(), run.attempt, not run.id.endswith(POSTING_ONLY))
 

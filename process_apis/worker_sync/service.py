@@ -13,10 +13,10 @@ import hashlib
 import uuid
 
 import sqlalchemy as sa
-from dbos import DBOS, SetWorkflowID
 
 from contracts.runs import Run
 from foundation.clock import utcnow
+from foundation.workflow_queue import start_workflow
 from process_apis._internal.start_keys import StartKeys
 from process_apis._internal.tables import runs
 from process_apis.worker_sync.runtime import runtime
@@ -80,6 +80,5 @@ class WorkerSyncService:
         return rt.runs.get(run_id) if run_id else None
 
     async def _launch(self, run: Run) -> None:
-        with SetWorkflowID(workflow_id(run.id, run.attempt)):
-            await DBOS.start_workflow_async(sync_workers, run.id, run.subject, run.attempt,
-                                            run.subject.startswith("full:"))
+        await start_workflow(workflow_id(run.id, run.attempt), sync_workers, run.id, run.subject, run.attempt,
+                             run.subject.startswith("full:"))
