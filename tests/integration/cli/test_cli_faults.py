@@ -115,3 +115,24 @@ def test_a_problem_from_the_gateway_is_one_line_with_its_detail(tmp_path: Path) 
     assert done.returncode == 2, out
     assert len(out) == 1 and "422" in out[0] and "XX99" in out[0] and "unknown_legal_entity" in out[0], out
     assert "run succeeded" not in done.stdout
+
+
+def test_a_role_apart_on_embedded_settings_names_what_to_set(tmp_path: Path) -> None:
+    done = psconnect("serve", "--role", "worker", "--port", str(free_port()), env={"PSCONNECT_HOME": str(tmp_path)})
+    out = lines(done)
+    assert done.returncode == 2, out
+    assert len(out) == 1 and out[0].startswith("psconnect serve: --role worker needs DATABASE_URL"), out
+    assert "REDIS_URL" in out[0] and "PSCONNECT_GATEWAY_URL" in out[0] and "--role all" in out[0], out
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"PSCONNECT_ROLE": "gatewya"}, "psconnect serve: PSCONNECT_ROLE: 'gatewya' is not one of all, gateway, worker"),
+    ({"PSCONNECT_ROLE": "worker", "DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/test",
+      "REDIS_URL": "redis://127.0.0.1:6379/0", "PSCONNECT_GATEWAY_URL": "http://127.0.0.2:8000/api"},
+     "psconnect serve: PSCONNECT_GATEWAY_URL: 'http://127.0.0.2:8000/api' is not a gateway's base URL"),
+])
+def test_a_bad_role_setting_is_one_line_and_exit_2(tmp_path: Path, env: dict[str, str], message: str) -> None:
+    done = psconnect("serve", "--port", str(free_port()), env={"PSCONNECT_HOME": str(tmp_path), **env})
+    out = lines(done)
+    assert done.returncode == 2, out
+    assert len(out) == 1 and out[0].startswith(message), out
