@@ -180,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--legal-entity", action="append", help="restrict to these legal-entity codes")
     create.set_defaults(func=_clients_create)
 
+    sub.add_parser("migrate", help="create the tables before the processes of a distributed layout start"
+                   ).set_defaults(func=_migrate)
+
     keys = sub.add_parser("keys", help="token signing keys").add_subparsers(dest="action", required=True)
     keys.add_parser("rotate", help="make a new signing key; the old one verifies until its tokens expire"
                     ).set_defaults(func=_keys_rotate)
