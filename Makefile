@@ -60,12 +60,14 @@ services:
 bench: setup bench-gateway bench-ttb bench-dashboards
 
 # Gateway governance benchmark (not in `make test`): nginx floor, bare handler, governed path, nginx proxy,
-# remote upstream and the Python peer (its own dependency group `bench-peer`, synced here only).
+# remote upstream and the Python peer (its own dependency group `bench-peer`, synced here only); then the telemetry
+# hook's CPU per request with metrics alone and with tracing on.
 bench-gateway: setup services
 	@{ command -v wrk && command -v nginx; } >/dev/null 2>&1 || \
 		{ apt-get install -y -q wrk nginx || { apt-get update -q && apt-get install -y -q wrk nginx; }; }
 	$(UV) sync --frozen --quiet --group bench-peer
 	$(BIN)/python -m benchmarks.gateway.run
+	$(BIN)/python -m benchmarks.telemetry.run  # CPU the metrics and tracing hook adds per governed request
 
 # Month-end time-to-bill benchmark (not in `make test`): the 1k/2k/4k-worker scaling line, then 10,000 workers
 # (440,000 entries): floor, clean (with reconciliation), faults, and clean on PostgreSQL.
