@@ -11,7 +11,6 @@ id) are read whole and paged here with a cursor bound to the list.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal
@@ -264,12 +263,13 @@ def create_systems(http: httpx.AsyncClient, connection: Connection, *, retry: Re
 
     ``connection.tenant`` is the Xero tenant id; ``connection.credentials`` hold ``client_id``,
     ``client_secret``, the first ``refresh_token`` and the legal entity ``code`` (psconnect's, which Xero
-    cannot hold). Rotated refresh tokens and summary compositions live in ``engine`` (default: the
-    ``DATABASE_URL`` database, else an in-memory SQLite that lasts as long as the process).
+    cannot hold). Rotated refresh tokens and summary compositions live in ``engine``: the gateway's database
+    for an account reached over HTTP (``registry.systems_of`` passes it), else an in-memory SQLite that lasts
+    as long as the process, like the in-process simulator it talks to.
     """
     if not connection.tenant:
         raise ValueError(f"the Xero connection {connection.name!r} names no tenant (its xero-tenant-id)")
-    engine = engine or create_engine(os.environ.get("DATABASE_URL") or "sqlite://")
+    engine = engine or create_engine("sqlite://")
     token_url = f"{connection.identity_url}{urlsplit(TOKEN_URL).path}" if connection.identity_url else TOKEN_URL
     client = XeroClient(http, tenant=connection.tenant, credentials=connection.credentials,
                         store=_token_store(engine), connection=connection.name, retry=retry,

@@ -36,7 +36,7 @@ from system_apis.xero.mapping import invoice_from_upsert
 from system_apis.xero.simulator import XeroSimulator
 from tests.integration.system_apis import vendor_kit
 from tests.integration.system_apis.vendor_kit import PACE, Clock, Sleeps, domain_api, vendor_http
-from tests.stack import postgres_database
+from tests.stack import postgres_database, running_stack
 
 SPECS = Path(__file__).resolve().parents[3] / "system_apis" / "xero" / "spec"
 ApiClient = AsyncTestClient[Litestar]
@@ -687,3 +687,17 @@ class TestErrorsAndFaults:
         sim.faults.add(Fault(kind="server_error", path=r"/Organisation$"))
         response = await api.get(f"{ERP}/legal-entities")
         assert response.status_code == 503, response.text
+
+
+async def test_an_in_process_xero_account_answers_after_a_restart_on_postgresql(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """AU01's Xero simulated in-process beside a PostgreSQL database (`DATABASE_URL`, as `psconnect serve` has
+    it): the simulator starts afresh with the gateway, so the adapter's rotated refresh token must not outlive
+    it in the shared database (a restarted gateway would present a token the new simulator never issued)."""
+    async with postgres_database() as url:
+        monkeypatch.setenv("DATABASE_URL", url)
+        for start in ("first", "restarted"):
+            async with running_stack(tmp_path / start, database_url=url) as stack:
+                answer = await stack.http.get("/system/erp/v1/legal-entities", params={"legal_entity": "AU01"})
+                assert answer.status_code == 200, (start, answer.text)
+                assert [e["code"] for e in answer.json()["items"]] == ["AU01"]
