@@ -144,12 +144,12 @@ class _Routes(Generic[S]):
         name, raw = split_id(routed, [n for n in self.order if n != self.default])
         if name is None:
             return self.requested(), raw
-        metrics.legal_entity.set(legal_entity.get() or self.sole_entity.get(name, "-"))
-        return name, raw
+        return self.visiting(name), raw
 
     def visiting(self, name: str) -> str:
-        """`name`, reached while going through every connection: its calls name its sole entity, if any."""
-        metrics.legal_entity.set(self.sole_entity.get(name, "-"))
+        """`name`, reached while going through connections: its calls name the requested entity, else the
+        connection's sole entity, if any."""
+        metrics.legal_entity.set(legal_entity.get() or self.sole_entity.get(name, "-"))
         return name
 
     def tag(self, name: str, obj: T) -> T:
@@ -211,7 +211,7 @@ class _Routes(Generic[S]):
         names = (self.for_entity(entity),) if entity is not None else self.order
         for n, name in enumerate(names):
             try:
-                return await self.one(name if entity is not None else self.visiting(name), call)
+                return await self.one(self.visiting(name), call)
             except Exception as exc:
                 if not _not_found(exc) or n + 1 == len(names):
                     raise

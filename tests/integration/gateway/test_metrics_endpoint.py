@@ -127,3 +127,20 @@ async def test_vendor_calls_name_the_legal_entity_they_serve(stack: Stack) -> No
     assert calls(after_merge, "netsuite", "-") > calls(after_id, "netsuite", "-")
     for vendor in ("businesscentral", "xero"):  # accounts of one entity each: none of their calls names none
         assert calls(after_merge, vendor, "-") == calls(before, vendor, "-")
+
+
+async def test_an_unpaged_report_for_one_entity_names_it(stack: Stack) -> None:
+    """A report asked for one entity on the shared account labels that account's calls with the entity."""
+    http = await scraper(stack)
+    try:
+        before = await scrape(http)
+        report = await stack.http.get("/system/time/v1/reports/uninvoiced",
+                                      params={"from": "2026-10-01", "to": "2026-10-31", "legal_entity": "US01"})
+        assert report.status_code == 200, report.text
+        after = await scrape(http)
+    finally:
+        await http.aclose()
+    def harvest_us01(values: dict[tuple[str, frozenset[tuple[str, str]]], float]) -> float:
+        return total(values, "psconnect_vendor_calls_total", vendor="harvest", legal_entity="US01")
+
+    assert harvest_us01(after) > harvest_us01(before)
