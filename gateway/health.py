@@ -13,7 +13,7 @@ answer it always was (`make run`, the tests and older probes ask it). Ungoverned
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import msgspec
 import redis.asyncio as aioredis
@@ -41,15 +41,20 @@ def health_router(engine: sa.Engine, redis_url: str | None, role: str, launched:
     redis = aioredis.from_url(redis_url, socket_connect_timeout=CHECK_TIMEOUT, socket_timeout=CHECK_TIMEOUT) \
         if redis_url else None
 
-    def database() -> None:
+    def select_one() -> None:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
 
-    async def check(name: str, probe: Callable[[], object]) -> tuple[str, str]:
+    async def database() -> None:
+        await asyncio.to_thread(select_one)
+
+    async def workflows() -> None:
+        if not launched():
+            raise RuntimeError("DBOS is not launched yet")
+
+    async def check(name: str, probe: Callable[[], Awaitable[object]]) -> tuple[str, str]:
         try:
-            result = probe()
-            if asyncio.iscoroutine(result):
-                await asyncio.wait_for(result, CHECK_TIMEOUT)
+            await asyncio.wait_for(probe(), CHECK_TIMEOUT)
         except Exception as exc:  # any failure of a dependency is an answer, not a crash of the probe
             return name, f"{type(exc).__name__}: {exc}"[:200]
         return name, "ok"
@@ -60,11 +65,9 @@ def health_router(engine: sa.Engine, redis_url: str | None, role: str, launched:
 
     @get("/health/ready", include_in_schema=False)
     async def ready() -> Response[bytes]:
-        checks = dict([
-            await check("database", lambda: asyncio.wait_for(asyncio.to_thread(database), CHECK_TIMEOUT)),
-            await check("redis", redis.ping) if redis is not None else ("redis", "not configured"),
-            await check("workflows", lambda: None if launched() else _raise("DBOS is not launched yet")),
-        ])
+        checks = dict([await check("database", database),
+                       await check("redis", redis.ping) if redis is not None else ("redis", "not configured"),
+                       await check("workflows", workflows)])
         ok = all(v in ("ok", "not configured") for v in checks.values())
         body = Readiness(status="ready" if ok else "not_ready", role=role, checks=checks)
         if ok:
@@ -76,7 +79,3 @@ def health_router(engine: sa.Engine, redis_url: str | None, role: str, launched:
                         media_type="application/problem+json")
 
     return Router(path="/", route_handlers=[live, ready])
-
-
-def _raise(reason: str) -> None:
-    raise RuntimeError(reason)
