@@ -18,11 +18,18 @@ from typing import Any
 
 import httpx
 import msgspec
+import sqlalchemy as sa
 
+from cli.demo_client import DEMO_SCOPES
+from foundation.db import create_engine
+from gateway.executors import workflow_executors
+from gateway.oauth import OAuth
+from gateway.settings import load_settings
 from system_apis.registry import installed
 from tests.ports import free_port
 
-__all__ = ["PSCONNECT", "running_simulators", "spawn", "start_gateway", "stop", "token", "wait_until"]
+__all__ = ["PSCONNECT", "SharedDb", "posted_time", "register_client", "running_simulators", "sim_count", "sim_requests",
+           "spawn", "start_gateway", "stop", "token", "wait_until"]
 
 PSCONNECT = [sys.executable, "-m", "cli"]
 
@@ -99,3 +106,64 @@ def running_simulators(tmp_path: Path, connections: Path | None = None,
         yield urls
     finally:
         stop(proc)
+
+
+def sim_requests(sim: str, method: str, path: str) -> int:
+    """How many `method` requests a simulator received on paths matching `path` (a regular expression)."""
+    seen = httpx.get(f"{sim}/__sim__/requests", params={"method": method, "path": path}).json()
+    return sum(int(s["count"]) for s in seen)
+
+
+def sim_count(sim: str, record_type: str, **filters: str) -> int:
+    """How many records of `record_type` a simulator holds (optionally with this `external_id`)."""
+    return int(httpx.get(f"{sim}/__sim__/count", params={"type": record_type, **filters}).json()["count"])
+
+
+def posted_time(client: httpx.Client, entity: str) -> list[dict[str, Any]]:
+    """The entity's October time as its ERP account lists it through the ERP system API (paged)."""
+    items: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, str | int] = {"from": "2026-10-01", "to": "2026-10-31", "limit": 500,
+                                        "legal_entity": entity, **({"cursor": cursor} if cursor else {})}
+        page = client.get("/system/erp/v1/posted-time", params=params)
+        assert page.status_code == 200, page.text
+        items += page.json()["items"]
+        cursor = page.json().get("next_cursor")
+        if not cursor:
+            return items
+
+
+def register_client(database_url: str, home: Path, issuer: str) -> tuple[str, str]:
+    """A client with the demo scopes, registered up front in the shared database, as an operator would."""
+    engine = create_engine(database_url)
+    try:
+        oauth = OAuth(load_settings(env={"PSCONNECT_HOME": str(home), "DATABASE_URL": database_url,
+                                         "PSCONNECT_PUBLIC_URL": issuer}), engine)
+        oauth.create_tables()
+        return oauth.clients.create("process test", DEMO_SCOPES)
+    finally:
+        engine.dispose()
+
+
+class SharedDb:
+    """The database several processes share, read the way an operator would."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = create_engine(url)
+
+    def leases(self) -> dict[str, int]:
+        """Executor id -> pid of every lease row."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(workflow_executors.c.executor_id, workflow_executors.c.pid)).all()
+        return {r.executor_id: r.pid for r in rows}
+
+    def workflow(self, workflow_id: str) -> tuple[str, str, int]:
+        """(status, executor id, recovery attempts) of one DBOS workflow."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.text("SELECT status, executor_id, recovery_attempts FROM dbos.workflow_status "
+                                       "WHERE workflow_uuid = :id"), {"id": workflow_id}).one()
+        return str(row.status), str(row.executor_id), int(row.recovery_attempts)
+
+    def executor_of_pid(self, pid: int) -> str | None:
+        return next((e for e, p in self.leases().items() if p == pid), None)

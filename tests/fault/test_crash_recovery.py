@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.ports import free_port
-from tests.processes import running_simulators, start_gateway, stop, token, wait_until
+from tests.processes import running_simulators, sim_count, sim_requests, start_gateway, stop, token, wait_until
 from tests.stack import postgres_database
 
 pytestmark = pytest.mark.slow
@@ -79,13 +79,9 @@ def _crash_and_resume(home: Path, urls: dict[str, str], database_url: str | None
         subject = run["subject"]
         steps = {s["name"]: s for s in run["steps"]}
         assert steps["erp_project"]["attempts"] == 1 and steps["erp_customer"]["attempts"] == 1
-
-        def census(sim: str, record_type: str) -> int:
-            answer = httpx.get(f"{sim}/__sim__/count", params={"type": record_type, "external_id": f"PRJ-{subject}"})
-            return int(answer.json()["count"])
-
-        assert census(netsuite, "job") == 1 and census(kantata, "workspace") == 1
-        writes = httpx.get(f"{netsuite}/__sim__/requests", params={"method": "PUT", "path": "job"}).json()
-        assert sum(w["count"] for w in writes) == 1, writes  # the finished ERP write was not repeated
+        project = f"PRJ-{subject}"
+        assert sim_count(netsuite, "job", external_id=project) == 1
+        assert sim_count(kantata, "workspace", external_id=project) == 1
+        assert sim_requests(netsuite, "PUT", "job") == 1  # the finished ERP write was not repeated
     finally:
         stop(gateway)

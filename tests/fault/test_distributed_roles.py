@@ -24,16 +24,21 @@ from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
 
-from cli.demo_client import DEMO_SCOPES
-from foundation.db import create_engine
-from gateway.executors import LEASE_BEAT, LEASE_TTL, workflow_executors
-from gateway.oauth import OAuth
-from gateway.settings import load_settings
-from tests.fault.test_time_to_bill_crash import posted_time, records, writes
+from gateway.executors import LEASE_BEAT, LEASE_TTL
 from tests.ports import free_port
-from tests.processes import PSCONNECT, running_simulators, spawn, stop, wait_until
+from tests.processes import (
+    PSCONNECT,
+    SharedDb,
+    posted_time,
+    register_client,
+    running_simulators,
+    sim_count,
+    sim_requests,
+    spawn,
+    stop,
+    wait_until,
+)
 from tests.stack import postgres_database
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -70,18 +75,6 @@ def _serve(home: Path, host: str, port: int, env: dict[str, str], role: str) -> 
 
     wait_until(ready, f"{role} on {host}:{port}")
     return proc
-
-
-def _client(database_url: str, home: Path) -> tuple[str, str]:
-    """A client registered up front in the shared database, as an operator would."""
-    engine = create_engine(database_url)
-    try:
-        oauth = OAuth(load_settings(env={"PSCONNECT_HOME": str(home), "DATABASE_URL": database_url,
-                                         "PSCONNECT_PUBLIC_URL": ISSUER}), engine)
-        oauth.create_tables()
-        return oauth.clients.create("distributed test", DEMO_SCOPES)
-    finally:
-        engine.dispose()
 
 
 @dataclass
@@ -127,11 +120,11 @@ def test_a_killed_worker_and_a_killed_gateway_lose_nothing_and_post_nothing_twic
            "PSCONNECT_SEED_DEMO": "0", "PSCONNECT_SCHEDULES_ENABLED": "0",
            "PSCONNECT_VENDOR_URLS": json.dumps(simulators),
            "PSCONNECT_GATEWAY_URL": ",".join(gateway_urls)}
-    client = _client(database, tmp_path / "admin")
+    client = register_client(database, tmp_path / "admin", ISSUER)
     httpx.post(f"{netsuite}/__sim__/faults", json={"kind": "slow", "delay": 2, "method": "POST",
                                                    "path": WRITES}).raise_for_status()
     procs: dict[str, subprocess.Popen[bytes]] = {}
-    engine = create_engine(database)
+    db = SharedDb(database)
     load: Load | None = None
     try:
         for host in GATEWAYS:
@@ -155,14 +148,14 @@ def test_a_killed_worker_and_a_killed_gateway_lose_nothing_and_post_nothing_twic
                              headers={**auth, "Idempotency-Key": "distributed-0001"}, timeout=30)
         assert started.status_code == 202, started.text
         run_id = started.json()["id"]
-        wait_until(lambda: records(netsuite, "timeBill") > 0 and writes(netsuite, WRITES) >= 2,
+        wait_until(lambda: sim_count(netsuite, "timeBill") > 0 and sim_requests(netsuite, "POST", WRITES) >= 2,
                    "a second time write in flight", within=120)
 
         # The run is on a worker, never on a gateway: kill that worker, and one gateway under load.
-        executor = _executor_of(engine, f"{run_id}:a1")
-        pids = _leases(engine)
-        victim = next(host for host in WORKERS if pids.get(executor) == procs[host].pid)
-        posted_before_kill = records(netsuite, "timeBill")
+        workflow = f"{run_id}:a1"
+        executor = db.workflow(workflow)[1]
+        victim = next(host for host in WORKERS if db.executor_of_pid(procs[host].pid) == executor)
+        posted_before_kill = sim_count(netsuite, "timeBill")
         procs[victim].send_signal(signal.SIGKILL)
         procs[GATEWAYS[1]].send_signal(signal.SIGKILL)
         killed_at = time.monotonic()
@@ -180,9 +173,9 @@ def test_a_killed_worker_and_a_killed_gateway_lose_nothing_and_post_nothing_twic
             assert run["status"] in ("succeeded", "needs_attention"), run
             assert run["attempt"] == 1  # finished by recovery, not by a second attempt
             survivor = next(host for host in WORKERS if host != victim)
-            wait_until(lambda: _status(engine, f"{run_id}:a1") == "SUCCESS", "DBOS to record the workflow's end")
-            assert _leases(engine)[_executor_of(engine, f"{run_id}:a1")] == procs[survivor].pid
-            assert records(netsuite, "timeBill") > posted_before_kill  # the survivor posted the rest
+            wait_until(lambda: db.workflow(workflow)[0] == "SUCCESS", "DBOS to record the workflow's end")
+            assert db.workflow(workflow)[1] == db.executor_of_pid(procs[survivor].pid)
+            assert sim_count(netsuite, "timeBill") > posted_before_kill  # the survivor posted the rest
 
             lines = posted_time(api, "US01")
             per_line = collections.Counter(b["line_key"] for b in lines)
@@ -208,22 +201,5 @@ def test_a_killed_worker_and_a_killed_gateway_lose_nothing_and_post_nothing_twic
         for proc in procs.values():
             if proc.poll() is None:
                 stop(proc)
-        engine.dispose()
+        db.engine.dispose()
 
-
-def _executor_of(engine: sa.Engine, workflow_id: str) -> str:
-    with engine.connect() as conn:
-        return str(conn.execute(sa.text("SELECT executor_id FROM dbos.workflow_status WHERE workflow_uuid = :id"),
-                                {"id": workflow_id}).scalar_one())
-
-
-def _status(engine: sa.Engine, workflow_id: str) -> str:
-    with engine.connect() as conn:
-        return str(conn.execute(sa.text("SELECT status FROM dbos.workflow_status WHERE workflow_uuid = :id"),
-                                {"id": workflow_id}).scalar_one())
-
-
-def _leases(engine: sa.Engine) -> dict[str, int]:
-    with engine.connect() as conn:
-        return {r.executor_id: r.pid for r in conn.execute(sa.select(workflow_executors.c.executor_id,
-                                                                     workflow_executors.c.pid))}

@@ -24,7 +24,16 @@ import pytest
 from system_apis.xero._defaults import tenant_id
 from tests.integration.process_apis.time_to_bill.ttb_stack import connections_file
 from tests.ports import free_port
-from tests.processes import running_simulators, start_gateway, stop, token, wait_until
+from tests.processes import (
+    posted_time,
+    running_simulators,
+    sim_count,
+    sim_requests,
+    start_gateway,
+    stop,
+    token,
+    wait_until,
+)
 from tests.stack import ERP_ACCOUNTS
 
 pytestmark = pytest.mark.slow
@@ -71,30 +80,6 @@ CRASHED_ERPS = [
 ]
 
 
-def writes(erp: str, path: str) -> int:
-    seen = httpx.get(f"{erp}/__sim__/requests", params={"method": "POST", "path": path}).json()
-    return sum(int(s["count"]) for s in seen)
-
-
-def records(erp: str, record_type: str) -> int:
-    return int(httpx.get(f"{erp}/__sim__/count", params={"type": record_type}).json()["count"])
-
-
-def posted_time(client: httpx.Client, entity: str) -> list[dict[str, Any]]:
-    """The entity's October time as its ERP account lists it through the ERP system API (paged)."""
-    items: list[dict[str, Any]] = []
-    cursor: str | None = None
-    while True:
-        params: dict[str, str | int] = {"from": "2026-10-01", "to": "2026-10-31", "limit": 500,
-                                        "legal_entity": entity, **({"cursor": cursor} if cursor else {})}
-        page = client.get("/system/erp/v1/posted-time", params=params)
-        assert page.status_code == 200, page.text
-        items += page.json()["items"]
-        cursor = page.json().get("next_cursor")
-        if not cursor:
-            return items
-
-
 @pytest.mark.parametrize("erp", CRASHED_ERPS)
 def test_killed_gateway_resumes_the_billing_run_and_posts_each_entry_once(tmp_path: Path, erp: CrashedErp) -> None:
     routes = {erp.entity: {"erp": erp.account}} if erp.entry else {}
@@ -121,10 +106,10 @@ def _crash_and_resume(tmp_path: Path, erp: CrashedErp, urls: dict[str, str], env
         assert started.status_code == 202, started.text
         run_id = started.json()["id"]
         # Time posted, and the next write sent and held by the ERP's delay: kill now.
-        wait_until(lambda: records(vendor, erp.record_type) > 0 and writes(vendor, erp.write_path) >= 2,
+        wait_until(lambda: sim_count(vendor, erp.record_type) > 0 and sim_requests(vendor, "POST", erp.write_path) >= 2,
                    "a second time write in flight", within=90)
-        posted_before_kill = records(vendor, erp.record_type)
-        writes_before_kill = writes(vendor, erp.write_path)
+        posted_before_kill = sim_count(vendor, erp.record_type)
+        writes_before_kill = sim_requests(vendor, "POST", erp.write_path)
         gateway.send_signal(signal.SIGKILL)
         gateway.wait(10)
     finally:
@@ -139,8 +124,8 @@ def _crash_and_resume(tmp_path: Path, erp: CrashedErp, urls: dict[str, str], env
             run = wait_until(lambda: (r := client.get(f"{BASE}/billing-runs/{run_id}").json())["status"] in TERMINAL
                              and r, "the resumed run to finish", within=90)
             assert run["status"] in ("succeeded", "needs_attention"), run
-            assert records(vendor, erp.record_type) > posted_before_kill  # the restarted run posted the rest
-            assert writes(vendor, erp.write_path) > writes_before_kill
+            assert sim_count(vendor, erp.record_type) > posted_before_kill  # the restarted run posted the rest
+            assert sim_requests(vendor, "POST", erp.write_path) > writes_before_kill
 
             lines = posted_time(client, erp.entity)
             per_line = collections.Counter(b["line_key"] for b in lines)

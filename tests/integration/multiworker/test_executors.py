@@ -20,15 +20,20 @@ from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
 
-from cli.demo_client import DEMO_SCOPES
-from foundation.db import create_engine
-from gateway.executors import LEASE_BEAT, LEASE_TTL, workflow_executors
-from gateway.oauth import OAuth
-from gateway.settings import load_settings
+from gateway.executors import LEASE_BEAT, LEASE_TTL
 from tests.ports import free_port
-from tests.processes import PSCONNECT, running_simulators, spawn, stop, wait_until
+from tests.processes import (
+    PSCONNECT,
+    SharedDb,
+    register_client,
+    running_simulators,
+    sim_count,
+    sim_requests,
+    spawn,
+    stop,
+    wait_until,
+)
 from tests.stack import postgres_database
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -48,29 +53,6 @@ async def database() -> Any:
         yield url
 
 
-class Db:
-    """The shared database, read the way an operator would."""
-
-    def __init__(self, url: str) -> None:
-        self.engine = create_engine(url)
-
-    def leases(self) -> dict[str, int]:
-        """Executor id -> pid of every lease row."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(workflow_executors.c.executor_id, workflow_executors.c.pid)).all()
-        return {r.executor_id: r.pid for r in rows}
-
-    def workflow(self, workflow_id: str) -> tuple[str, str, int]:
-        """(status, executor id, recovery attempts) of one DBOS workflow."""
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.text("SELECT status, executor_id, recovery_attempts FROM dbos.workflow_status "
-                                       "WHERE workflow_uuid = :id"), {"id": workflow_id}).one()
-        return str(row.status), str(row.executor_id), int(row.recovery_attempts)
-
-    def executor_of_pid(self, pid: int) -> str | None:
-        return next((e for e, p in self.leases().items() if p == pid), None)
-
-
 def _env(home: Path, database_url: str, urls: dict[str, str] | None = None, **extra: str) -> dict[str, str]:
     env = {"PSCONNECT_HOME": str(home), "DATABASE_URL": database_url, "PSCONNECT_SEED_DEMO": "0",
            "PSCONNECT_PUBLIC_URL": ISSUER, **extra}
@@ -85,17 +67,6 @@ def _serve(home: Path, port: int, env: dict[str, str], *args: str) -> subprocess
     wait_until(lambda: proc.poll() is None and httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200,
                f"gateway on {port}")
     return proc
-
-
-def _client(database_url: str, home: Path) -> tuple[str, str]:
-    """A client registered up front in the shared database, as an operator would."""
-    engine = create_engine(database_url)
-    try:
-        oauth = OAuth(load_settings(env=_env(home, database_url)), engine)
-        oauth.create_tables()
-        return oauth.clients.create("multiworker test", DEMO_SCOPES)
-    finally:
-        engine.dispose()
 
 
 def _token(port: int, client: tuple[str, str]) -> dict[str, str]:
@@ -118,19 +89,9 @@ def _children(parent: int) -> set[int]:
     return kids
 
 
-def _requests(sim: str, method: str, path: str) -> int:
-    answer = httpx.get(f"{sim}/__sim__/requests", params={"method": method, "path": path})
-    return sum(int(r["count"]) for r in answer.json())
-
-
-def _census(sim: str, record_type: str, external_id: str) -> int:
-    answer = httpx.get(f"{sim}/__sim__/count", params={"type": record_type, "external_id": external_id})
-    return int(answer.json()["count"])
-
-
 def test_each_worker_is_its_own_executor_and_a_killed_workers_lease_is_recovered(
         tmp_path: Path, database: str) -> None:
-    db = Db(database)
+    db = SharedDb(database)
     port = free_port()
     env = _env(tmp_path / "home", database, REDIS_URL="redis://127.0.0.1:6379/0",
                PSCONNECT_LIMITS_STORE="redis", PSCONNECT_REDIS_PREFIX=f"psconnect-test-{uuid.uuid4().hex[:12]}")
@@ -158,9 +119,9 @@ def test_each_worker_is_its_own_executor_and_a_killed_workers_lease_is_recovered
 
 def test_a_killed_processes_workflow_finishes_once_on_a_survivor_never_on_a_live_start_up(
         tmp_path: Path, database: str, simulators: dict[str, str]) -> None:
-    db = Db(database)
+    db = SharedDb(database)
     kantata, netsuite = simulators["kantata"], simulators["netsuite"]
-    client = _client(database, tmp_path / "admin")
+    client = register_client(database, tmp_path / "admin", ISSUER)
     # Hold the run inside its PSA step: Kantata answers the workspace lookup only after 60 s.
     httpx.post(f"{kantata}/__sim__/faults", json={"kind": "slow", "delay": 60, "method": "GET",
                                                  "path": "external_references"}).raise_for_status()
@@ -209,9 +170,9 @@ def test_a_killed_processes_workflow_finishes_once_on_a_survivor_never_on_a_live
         subject = run["subject"]
         finished = {s["name"]: s for s in run["steps"]}
         assert finished["erp_project"]["attempts"] == 1 and finished["erp_customer"]["attempts"] == 1
-        assert _census(netsuite, "job", f"PRJ-{subject}") == 1
-        assert _census(kantata, "workspace", f"PRJ-{subject}") == 1
-        assert _requests(netsuite, "PUT", "job") == 1  # the finished ERP write was not repeated
+        assert sim_count(netsuite, "job", external_id=f"PRJ-{subject}") == 1
+        assert sim_count(kantata, "workspace", external_id=f"PRJ-{subject}") == 1
+        assert sim_requests(netsuite, "PUT", "job") == 1  # the finished ERP write was not repeated
     finally:
         for proc in (a, b):
             if proc is not None and proc.poll() is None:
