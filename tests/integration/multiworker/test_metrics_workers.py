@@ -12,9 +12,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.multiworker.test_executors import _client, _env, _serve, _token
+from tests.integration.multiworker.test_executors import ISSUER, _env, _serve, _token
 from tests.ports import free_port
-from tests.processes import stop
+from tests.processes import register_client, stop
 from tests.stack import postgres_database
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -46,7 +46,7 @@ def test_every_worker_reports_the_merged_set(tmp_path: Path, database: str) -> N
                PSCONNECT_REDIS_PREFIX=f"psconnect-test-{uuid.uuid4().hex[:12]}")
     parent = _serve(home, port, env, "--workers", "2")
     try:
-        headers = _token(port, _client(database, home))
+        headers = _token(port, register_client(database, home, ISSUER))
         before = ungoverned_200s(port, headers)
         sent = 0
         while sent < 400 and len(writers(home)) < 2:  # until both workers have served (the kernel picks)
