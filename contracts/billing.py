@@ -22,7 +22,10 @@ __all__ = [
     "Expense",
     "Invoice",
     "InvoiceLine",
+    "InvoiceStatus",
     "InvoiceUpsert",
+    "Payment",
+    "PaymentUpsert",
     "PostedTime",
     "RateCard",
     "RateCardLine",
@@ -144,8 +147,20 @@ class InvoiceUpsert(Struct):
     memo: str | None = None
 
 
+InvoiceStatus = Literal["draft", "approved", "posted", "sent", "partially_paid", "paid", "credited", "void"]
+"""An invoice's lifecycle as its ERP sees it: ``draft`` (psconnect's draft, not yet in the ledger) ->
+``approved`` (approved, awaiting posting where the ERP separates the two) -> ``posted`` (in the receivables
+ledger) -> ``sent`` (to the customer) -> ``partially_paid`` -> ``paid``; or ``credited`` (fully offset by
+credit memos) or ``void``. An ERP that does not track one of the states skips it."""
+
+
 class Invoice(Struct):
-    """An invoice draft in the ERP (NetSuite invoice, pending approval)."""
+    """An invoice in the ERP: psconnect's draft, and the ERP's view of it once posted, paid or voided.
+
+    ``amount_paid`` and ``amount_due`` are in the invoice's currency; credits applied reduce
+    ``amount_due`` without counting as paid. ``updated_at`` is the ERP's last change, the cursor a
+    status poll (`GET /invoices?updated_since=`) reads from.
+    """
 
     id: str
     external_id: str
@@ -156,7 +171,33 @@ class Invoice(Struct):
     currency: Currency
     lines: list[InvoiceLine]
     total: Money
-    status: Literal["draft", "approved", "posted", "void"] = "draft"
+    status: InvoiceStatus = "draft"
+    amount_paid: Annotated[Money | None, Meta(description="Payments applied so far (null if the ERP says none).")] \
+        = None
+    amount_due: Annotated[Money | None, Meta(description="What the customer still owes (null while a draft).")] = None
+    issue_date: Annotated[dt.date | None, Meta(description="The invoice date in the ERP.")] = None
+    due_date: Annotated[dt.date | None, Meta(description="When payment is due (the ERP's terms).")] = None
+    updated_at: Annotated[dt.datetime | None, Meta(description="When the ERP last changed the invoice (UTC).")] = None
+
+
+class PaymentUpsert(Struct):
+    """A customer payment applied to one posted invoice (cash application), keyed by psconnect's external id."""
+
+    invoice_external_id: Annotated[str, Meta(min_length=1, max_length=80, description="The invoice paid.")]
+    legal_entity_id: NonEmpty
+    date: dt.date
+    amount: Annotated[Money, Meta(description="In the invoice's currency; at most its amount due.")]
+    reference: Annotated[str, Meta(max_length=120, description="The remittance's reference.")] | None = None
+
+
+class Payment(Struct):
+    id: str
+    external_id: str
+    invoice_external_id: str
+    legal_entity_id: str
+    date: dt.date
+    amount: Money
+    reference: str | None = None
 
 
 class CreditMemoUpsert(Struct):

@@ -42,6 +42,8 @@ from contracts.billing import (
     CreditMemoUpsert,
     Invoice,
     InvoiceUpsert,
+    Payment,
+    PaymentUpsert,
     PostedTime,
     RateCard,
     TimePostingBatch,
@@ -50,6 +52,7 @@ from contracts.billing import (
 )
 from contracts.common import Page
 from contracts.crm import Account, AccountUpsert, Opportunity, OpportunityStage
+from contracts.currency import ExchangeRate
 from contracts.erp import (
     AccountingPeriod,
     Customer,
@@ -399,7 +402,7 @@ class RoutedErp:
 
     async def list_accounting_periods(self, legal_entity_id: str | None, limit: int,
                                       cursor: str | None) -> Page[AccountingPeriod]:
-        if legal_entity_id is not None and legal_entity.get() is None:
+        if legal_entity_id is not None:  # the id names its account (with `legal_entity` too: the same one)
             name = self._for_body(legal_entity_id)
             raw = legal_entity_id.removeprefix(f"{name}{SEPARATOR}")
             page = await self.r.systems[name].list_accounting_periods(raw, limit, cursor)
@@ -430,9 +433,24 @@ class RoutedErp:
         return self.r.tag(name, invoice), created
 
     async def list_invoices(self, project_external_id: str | None, period: str | None, limit: int,
-                            cursor: str | None) -> Page[Invoice]:
-        return await self.r.listed("invoices", cursor,
-                                   lambda s, c: s.list_invoices(project_external_id, period, limit, c))
+                            cursor: str | None, updated_since: dt.datetime | None = None) -> Page[Invoice]:
+        return await self.r.listed("invoices", cursor, lambda s, c: s.list_invoices(
+            project_external_id, period, limit, c, updated_since))
+
+    async def get_invoice(self, external_id: str) -> Invoice:
+        return await self.r.found(lambda s: s.get_invoice(external_id))
+
+    async def post_invoice(self, external_id: str) -> Invoice:
+        return await self.r.found(lambda s: s.post_invoice(external_id))
+
+    async def upsert_payment(self, external_id: str, data: PaymentUpsert) -> tuple[Payment, bool]:
+        name = self._for_body(data.legal_entity_id)
+        payment, created = await self.r.systems[name].upsert_payment(external_id, self.r.untag(name, data))
+        return self.r.tag(name, payment), created
+
+    async def exchange_rate(self, base: str, quote: str, on: dt.date) -> ExchangeRate:
+        """The requested entity's ERP (the default's without `legal_entity`): each ERP keeps its own rates."""
+        return await self.r.systems[self.r.requested()].exchange_rate(base, quote, on)
 
     async def upsert_credit_memo(self, external_id: str, data: CreditMemoUpsert) -> tuple[CreditMemo, bool]:
         name = self._for_body(data.legal_entity_id)

@@ -22,19 +22,22 @@ import datetime as dt
 from typing import Annotated, Any, Protocol
 
 from litestar import Request, Response, Router, get, post, put
-from litestar.params import JSONBody, QueryParameter
+from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from contracts.billing import (
     CreditMemo,
     CreditMemoUpsert,
     Invoice,
     InvoiceUpsert,
+    Payment,
+    PaymentUpsert,
     PostedTime,
     TimePostingBatch,
     TimePostingJob,
     TimePostingResult,
 )
 from contracts.common import Page
+from contracts.currency import ExchangeRate
 from contracts.erp import (
     AccountingPeriod,
     Customer,
@@ -44,6 +47,7 @@ from contracts.erp import (
     ErpProjectUpsert,
     LegalEntity,
 )
+from contracts.problems import ProblemError
 from contracts.workforce import Employee, EmployeeUpsert
 from system_apis.domains._entity import ENTITY_PARAMETER, bind_call
 from system_apis.domains._params import Cursor, Limit, created_spec, upserted
@@ -57,6 +61,7 @@ RecordId = Annotated[str, QueryParameter(max_length=64)]
 BatchKey = Annotated[str, QueryParameter(min_length=8, max_length=120)]
 ProjectFilter = Annotated[str | None, QueryParameter(max_length=80, description="The project's external id.")]
 PeriodFilter = Annotated[str | None, QueryParameter(pattern=r"^\d{4}-\d{2}$", description="Billing period YYYY-MM.")]
+CurrencyCode = Annotated[str, PathParameter(pattern=r"^[A-Z]{3}$", description="ISO 4217 currency code.")]
 PostedLimit = Annotated[int, QueryParameter(ge=1, le=1000, description="Page size (reconciliation reads in bulk).")]
 
 
@@ -98,7 +103,27 @@ class ErpSystem(Protocol):
     async def upsert_invoice(self, external_id: str, data: InvoiceUpsert) -> tuple[Invoice, bool]: ...
 
     async def list_invoices(self, project_external_id: str | None, period: str | None, limit: int,
-                            cursor: str | None) -> Page[Invoice]: ...
+                            cursor: str | None, updated_since: dt.datetime | None = None) -> Page[Invoice]:
+        """Invoices with their ERP status; ``updated_since`` keeps those the ERP changed at or after it."""
+        ...
+
+    async def get_invoice(self, external_id: str) -> Invoice:
+        """The invoice psconnect drafted under ``external_id``, as the ERP holds it now (404 if none)."""
+        ...
+
+    async def post_invoice(self, external_id: str) -> Invoice:
+        """Approve and post a draft into receivables; an invoice posted already is returned unchanged."""
+        ...
+
+    async def upsert_payment(self, external_id: str, data: PaymentUpsert) -> tuple[Payment, bool]:
+        """Apply a customer payment to a posted invoice once per external id (422 ``overpayment`` beyond
+        the amount due, ``invoice_not_posted`` for a draft or void invoice, ``currency_mismatch``)."""
+        ...
+
+    async def exchange_rate(self, base: str, quote: str, on: dt.date) -> ExchangeRate:
+        """The ERP's rate in effect on ``on`` (latest on or before it); 404 ``rate_not_found`` when the ERP
+        holds none for the pair (or keeps no rates: the process then uses the configured rate table)."""
+        ...
 
     async def upsert_credit_memo(self, external_id: str, data: CreditMemoUpsert) -> tuple[CreditMemo, bool]: ...
 
@@ -243,12 +268,53 @@ def erp_router(system: ErpSystem) -> Router:
         await require_entity(await system_scope(request), data.legal_entity_id, [data.project_external_id])
         return upserted(*await system.upsert_invoice(external_id, data))
 
-    @get("/invoices", operation_id="erp.listInvoices", summary="List invoices")
+    @get("/invoices", operation_id="erp.listInvoices", summary="List invoices with their ERP status")
     async def list_invoices(request: Request[Any, Any, Any], project_external_id: ProjectFilter = None,
-                            period: PeriodFilter = None, limit: Limit = 50, cursor: Cursor = None) -> Page[Invoice]:
+                            period: PeriodFilter = None, limit: Limit = 50, cursor: Cursor = None,
+                            updated_since: Annotated[dt.datetime | None, QueryParameter(
+                                description="Only invoices the ERP changed at or after this instant (ISO 8601 "
+                                            "with offset): the status poll's cursor.")] = None) -> Page[Invoice]:
         grant = (await system_scope(request)).grant
-        page = await system.list_invoices(project_external_id, period, limit, cursor)
+        page = await system.list_invoices(project_external_id, period, limit, cursor, updated_since)
         return kept(page, lambda i: grant.allows(i.legal_entity_id))
+
+    async def granted_invoice(request: Request[Any, Any, Any], external_id: str) -> Invoice:
+        scope = await system_scope(request)
+        invoice = await system.get_invoice(external_id)
+        scope.grant.found(invoice.legal_entity_id, "Invoice", external_id)
+        return invoice
+
+    @get("/invoices/by-external-id/{external_id:str}", operation_id="erp.getInvoice",
+         summary="Get an invoice by external id, with its ERP status and payments")
+    async def get_invoice(request: Request[Any, Any, Any], external_id: ExternalId) -> Invoice:
+        return await granted_invoice(request, external_id)
+
+    @post("/invoices/by-external-id/{external_id:str}/post", operation_id="erp.postInvoice", status_code=200,
+          summary="Approve and post an invoice draft into receivables (posting a posted invoice changes nothing)")
+    async def post_invoice(request: Request[Any, Any, Any], external_id: ExternalId) -> Invoice:
+        await granted_invoice(request, external_id)
+        return await system.post_invoice(external_id)
+
+    @put("/payments/by-external-id/{external_id:str}", operation_id="erp.upsertPayment",
+         opt={"refers_to": ("/legal_entity_id", "/invoice_external_id")},
+         summary="Apply a customer payment to a posted invoice (once per external id)",
+         responses=created_spec(Payment))
+    async def upsert_payment(request: Request[Any, Any, Any], external_id: ExternalId,
+                             data: JSONBody[PaymentUpsert]) -> Response[Payment]:
+        (await system_scope(request)).grant.require(data.legal_entity_id)
+        invoice = await granted_invoice(request, data.invoice_external_id)
+        if invoice.legal_entity_id != data.legal_entity_id:
+            raise ProblemError(422, "entity-mismatch", "Invoice of another legal entity",
+                               f"Invoice {data.invoice_external_id} belongs to {invoice.legal_entity_id}, "
+                               f"not {data.legal_entity_id}.", code="entity_mismatch")
+        return upserted(*await system.upsert_payment(external_id, data))
+
+    @get("/exchange-rates/{base:str}/{quote:str}", operation_id="erp.getExchangeRate",
+         summary="The ERP's exchange rate for a currency pair in effect on a day")
+    async def get_exchange_rate(base: CurrencyCode, quote: CurrencyCode,
+                                on: Annotated[dt.date, QueryParameter(
+                                    description="The day (YYYY-MM-DD); the rate in effect then.")]) -> ExchangeRate:
+        return await system.exchange_rate(base, quote, on)
 
     @put("/credit-memos/by-external-id/{external_id:str}", operation_id="erp.upsertCreditMemo",
          opt={"refers_to": ("/legal_entity_id", "/customer_id", "/project_external_id", "/invoice_external_id")},
@@ -271,4 +337,5 @@ def erp_router(system: ErpSystem) -> Router:
                   route_handlers=[get_capabilities, list_legal_entities, get_legal_entity, get_customer,
                                   upsert_customer, list_projects, get_project, upsert_project, list_accounting_periods,
                                   upsert_employee, post_time, get_time_posting, list_posted_time,
-                                  upsert_invoice, list_invoices, upsert_credit_memo, list_credit_memos])
+                                  upsert_invoice, list_invoices, get_invoice, post_invoice, upsert_payment,
+                                  get_exchange_rate, upsert_credit_memo, list_credit_memos])

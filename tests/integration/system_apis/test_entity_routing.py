@@ -69,6 +69,14 @@ async def test_an_erp_write_for_ca01_lands_in_ca01s_account_only(stack: Stack) -
     assert again.status_code == 200 and again.json()["name"] == "Maple Leaf Foods Ltd"
 
 
+async def test_an_acquired_entitys_periods_are_listed_by_its_id_with_or_without_the_entity(stack: Stack) -> None:
+    [ca01] = await _all(stack, "/system/erp/v1/legal-entities", legal_entity="CA01")
+    alone = await _all(stack, "/system/erp/v1/accounting-periods", legal_entity_id=str(ca01["id"]))
+    both = await _all(stack, "/system/erp/v1/accounting-periods", legal_entity_id=str(ca01["id"]), legal_entity="CA01")
+    assert len(alone) == 12 and both == alone  # naming the entity too once lost the id's prefix: nothing listed
+    assert {p["legal_entity_id"] for p in both} == {ca01["id"]}
+
+
 async def test_the_legal_entity_parameter_must_be_an_entity_code(stack: Stack) -> None:
     response = await stack.http.get("/system/erp/v1/projects", params={"legal_entity": "ZZ"})
     assert response.status_code == 422 and response.json()["errors"][0]["pointer"] == "legal_entity"
