@@ -5,6 +5,10 @@ subsidiary and month, the invoice a credit applies to) are cached per adapter in
 ids and period ids never change, so the cache cannot go stale; period *flags* are not cached —
 NetSuite enforces them on every write. Refusals for a closed or AR-locked period come back as a
 422 problem with code ``period_closed``.
+
+Every invoice returned is read through ``_invoices``: NetSuite's own standing (status, amount
+remaining, dates, last change) plus, for invoices something has applied to, one SuiteQL read of the
+applications that tells payments from credits. The status poll filters on ``lastModifiedDate``.
 """
 
 from __future__ import annotations
@@ -43,9 +47,10 @@ from system_apis.netsuite._billing_mapping import (
     posted_time_from_row,
     posting_result_from_record,
 )
-from system_apis.netsuite._queries import posted_time_query
-from system_apis.netsuite.client import NetSuiteClient
-from system_apis.netsuite.mapping import MappingError
+from system_apis.netsuite._queries import applications_query, posted_time_query
+from system_apis.netsuite._receivables_mapping import NOTHING_APPLIED, applications_from_rows, has_applications
+from system_apis.netsuite.client import MAX_PAGE, NetSuiteClient
+from system_apis.netsuite.mapping import INSTANT_FORMAT, MappingError
 
 __all__ = ["NetSuiteBilling", "vendor_data_invalid"]
 
@@ -214,10 +219,7 @@ class NetSuiteBilling:
         existing = await self.client.find_by_external_id("invoice", external_id)
         body = invoice_to_record(external_id, data, job_id=job_id, period_id=period_id, tran_date=end)
         record = await self._write("invoice", external_id, body, ("item",))
-        try:
-            return invoice_from_record(record, project_external_id=data.project_external_id), existing is None
-        except MappingError as exc:
-            raise vendor_data_invalid(exc) from exc
+        return (await self._invoices([record]))[0], existing is None
 
     async def upsert_credit_memo(self, external_id: str, data: CreditMemoUpsert) -> tuple[CreditMemo, bool]:
         job_id = await self._job_id(data.project_external_id)
@@ -237,8 +239,8 @@ class NetSuiteBilling:
             raise vendor_data_invalid(exc) from exc
 
     async def _transactions(self, record_type: str, project_external_id: str | None,
-                            period: str | None) -> str | None:
-        """The ``q`` for a project/period filter, or ``None`` when nothing can match."""
+                            period: str | None, updated_since: dt.datetime | None = None) -> str | None:
+        """The ``q`` for a project/period/last-change filter, or ``None`` when nothing can match."""
         conditions = []
         if project_external_id is not None:
             if not _EXTERNAL_ID.match(project_external_id):
@@ -249,20 +251,33 @@ class NetSuiteBilling:
                 return None
         if period is not None:
             conditions.append(f'custbody_psc_period IS "{period}"')
+        if updated_since is not None:
+            conditions.append(f'lastModifiedDate ON_OR_AFTER "{_whole_second(updated_since)}"')
         return " AND ".join(conditions)
 
     async def list_invoices(self, project_external_id: str | None, period: str | None, limit: int,
-                            cursor: str | None) -> Page[Invoice]:
-        q = await self._transactions("invoice", project_external_id, period)
+                            cursor: str | None, updated_since: dt.datetime | None = None) -> Page[Invoice]:
+        q = await self._transactions("invoice", project_external_id, period, updated_since)
         if q is None:
             return Page(items=[])
         records = await self._records("invoice", q, limit, cursor)
+        return Page(items=await self._invoices(records.items), next_cursor=records.next_cursor)
+
+    async def _invoices(self, records: list[Record]) -> list[Invoice]:
+        """Expanded ``invoice`` records as canonical invoices, payments told from credits.
+
+        Only invoices NetSuite says something applied to (``amountPaid`` not zero) are looked up, all
+        in one SuiteQL read; it answers two rows at most per invoice, so one page holds them all.
+        """
         try:
-            items = [invoice_from_record(r, project_external_id=await self._job_eid(str(r["job"]["id"])))
-                     for r in records.items]
+            touched = [str(r["id"]) for r in records if has_applications(r)]
+            applied = (applications_from_rows((await self.client.suiteql(applications_query(touched),
+                                                                         limit=MAX_PAGE)).rows)
+                       if touched else {})
+            return [invoice_from_record(r, project_external_id=await self._job_eid(str(r["job"]["id"])),
+                                        applied=applied.get(str(r["id"]), NOTHING_APPLIED)) for r in records]
         except (MappingError, KeyError, TypeError) as exc:
             raise vendor_data_invalid(MappingError(str(exc))) from exc
-        return Page(items=items, next_cursor=records.next_cursor)
 
     async def list_credit_memos(self, project_external_id: str | None, period: str | None, limit: int,
                                 cursor: str | None) -> Page[CreditMemo]:
@@ -280,3 +295,17 @@ class NetSuiteBilling:
 
     async def _records(self, record_type: str, q: str, limit: int, cursor: str | None) -> Page[Record]:
         raise NotImplementedError  # NetSuiteErp provides the shared id-collection paging
+
+
+def _whole_second(instant: dt.datetime) -> str:
+    """``instant`` in NetSuite's instant format, rounded UP to the second.
+
+    NetSuite stamps ``lastModifiedDate`` to the second, so a record stamped in the second of a
+    fractional ``instant`` may have changed before it; rounding up keeps "changed at or after" true of
+    everything returned (a naive instant is taken as UTC).
+    """
+    aware = instant if instant.tzinfo else instant.replace(tzinfo=dt.UTC)
+    whole = aware.replace(microsecond=0)
+    if whole < aware:
+        whole += dt.timedelta(seconds=1)
+    return whole.astimezone(dt.UTC).strftime(INSTANT_FORMAT)

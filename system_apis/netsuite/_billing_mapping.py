@@ -12,6 +12,7 @@ Wire choices (see ``system_apis.netsuite.client`` for the batch carrier):
 - ``invoice`` / ``creditMemo``: ``entity`` (customer), ``job``, ``subsidiary``, ``postingPeriod``,
   ``currency``, ``approvalStatus`` (1 Pending Approval = draft), ``item`` sublist lines with
   ``quantity``/``rate``/``amount`` as JSON numbers; ``createdFrom`` on a credit memo names the invoice.
+  An invoice's standing (status, amounts, dates) is read in ``netsuite._receivables_mapping``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from contracts.billing import (
 from contracts.common import Money
 from contracts.erp import ErpRefusalReason
 from contracts.workforce import Employee, EmployeeUpsert
+from system_apis.netsuite._receivables_mapping import NOTHING_APPLIED, Applied, invoice_dates, invoice_standing
 from system_apis.netsuite.mapping import (
     MappingError,
     _currency,
@@ -44,10 +46,10 @@ from system_apis.netsuite.mapping import (
     _decimal,
     _decimal_text,
     _ref_id,
+    parse_instant,
 )
 
 __all__ = [
-    "APPROVAL_STATUSES",
     "BATCH_RECORD",
     "ITEM_IDS",
     "REFUSAL_REASONS",
@@ -71,8 +73,6 @@ BATCH_RECORD: Final = "customrecord_psc_time_batch"
 ITEM_IDS: Final = {"time": "501", "milestone": "502", "expense": "503", "credit": "504"}
 """Service items of the account, one per canonical line kind."""
 _KIND_BY_ITEM: Final = {v: k for k, v in ITEM_IDS.items()}
-APPROVAL_STATUSES: Final = {"1": "draft", "2": "approved", "3": "void"}
-"""``approvalStatus`` ids: 1 Pending Approval, 2 Approved, 3 Rejected."""
 _BATCH_STATUS: Final = {"PENDING": "pending", "COMPLETE": "complete", "FAILED": "failed"}
 REFUSAL_REASONS: Final[dict[str, ErpRefusalReason]] = {
     "PERIOD_CLOSED": "period_closed", "JOB_CLOSED": "project_inactive", "EMPLOYEE_INACTIVE": "worker_inactive",
@@ -235,16 +235,20 @@ def _period(record: Record) -> str:
     return period
 
 
-def invoice_from_record(record: Record, *, project_external_id: str) -> Invoice:
-    """An ``invoice`` read with ``expandSubResources=true``; job and period are resolved by the caller."""
+def invoice_from_record(record: Record, *, project_external_id: str, applied: Applied = NOTHING_APPLIED) -> Invoice:
+    """An ``invoice`` read with ``expandSubResources=true``; job, period and applications are resolved by the
+    caller (``applied``: see ``netsuite._receivables_mapping.invoice_standing``)."""
     if not record.get("externalId"):
         raise MappingError(f"invoice {record.get('id')} has no externalId; it was not created by psconnect")
     currency = _currency(record)
-    status = APPROVAL_STATUSES.get(str((record.get("approvalStatus") or {}).get("id")), "draft")
+    total = _total(record, currency)
+    status, paid, due = invoice_standing(record, total, applied)
+    issued, due_date = invoice_dates(record)
     return Invoice(id=str(record["id"]), external_id=str(record["externalId"]), customer_id=_ref_id(record, "entity"),
                    project_external_id=project_external_id, legal_entity_id=_ref_id(record, "subsidiary"),
-                   period=_period(record), currency=currency, lines=_lines(record, currency),
-                   total=_total(record, currency), status=status)  # type: ignore[arg-type]
+                   period=_period(record), currency=currency, lines=_lines(record, currency), total=total,
+                   status=status, amount_paid=paid, amount_due=due, issue_date=issued, due_date=due_date,
+                   updated_at=parse_instant(record.get("lastModifiedDate")))
 
 
 def credit_memo_to_record(external_id: str, data: CreditMemoUpsert, *, job_id: str, period_id: str,

@@ -1,6 +1,7 @@
 """The ERP system API on NetSuite: legal entities = subsidiaries, projects = jobs, time = timeBills.
 
-Employees, time posting, invoices and credit memos live in ``_billing_api`` (mixed in here).
+Employees, time posting, invoices and credit memos live in ``_billing_api``; posting and paying
+invoices and exchange rates in ``_receivables_api`` (both mixed in here).
 
 Canonical ids are NetSuite internal ids (strings of digits); external ids are psconnect's
 keys (``ACC-0001``, ``OPP-0001``...). Cursors are urlsafe base64 of the vendor paging state
@@ -32,7 +33,8 @@ from contracts.problems import FieldError, ProblemError, invalid_cursor
 from foundation.paging import decode_position, encode_position
 from foundation.retry import RetryPolicy
 from system_apis.domains.erp import erp_router
-from system_apis.netsuite._billing_api import NetSuiteBilling, vendor_data_invalid
+from system_apis.netsuite._billing_api import vendor_data_invalid
+from system_apis.netsuite._receivables_api import NetSuiteReceivables
 from system_apis.netsuite.client import NetSuiteClient
 from system_apis.netsuite.mapping import (
     MappingError,
@@ -81,7 +83,7 @@ def _record(record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-class NetSuiteErp(NetSuiteBilling):
+class NetSuiteErp(NetSuiteReceivables):
     """`ErpSystem` on NetSuite. Upserts are idempotent by external id (``PUT eid:``); time posts in async batches."""
 
     def __init__(self, client: NetSuiteClient) -> None:

@@ -295,6 +295,17 @@ class NetSuiteClient:
         response = await self._send("PUT", self._url(record, f"eid:{external_id}"), params=params, json=body)
         return _location_id(response)
 
+    async def update(self, record: str, internal_id: str, body: Record) -> str:
+        """Set fields of one record (``PATCH /{record}/{id}``, answered 204 + ``Location``); returns its id.
+
+        Retried on 5xx like a read: psconnect only patches fields to fixed values (an invoice's
+        approval), which applied twice is applied once.
+        Docs: https://docs.oracle.com/en/cloud/saas/netsuite/ns-online-help/section_1545141395.html (record
+        operations, of which update is one)
+        """
+        response = await self._send("PATCH", self._url(record, internal_id), json=body, idempotent=True)
+        return _location_id(response)
+
     async def create(self, record: str, body: Record) -> str:
         """Create a record; not retried on 5xx (a POST may have been applied).
 

@@ -45,6 +45,7 @@ __all__ = [
     "customer_to_record",
     "format_instant",
     "legal_entity_to_subsidiary",
+    "parse_instant",
     "period_from_record",
     "project_from_record",
     "project_to_record",
@@ -56,7 +57,7 @@ Record = dict[str, Any]
 DATE_FORMAT: Final = "%Y-%m-%d"
 INSTANT_FORMAT: Final = "%Y-%m-%dT%H:%M:%SZ"
 
-CURRENCY_IDS: Final = {"USD": "1", "GBP": "2", "CAD": "3", "EUR": "4"}
+CURRENCY_IDS: Final = {"USD": "1", "GBP": "2", "CAD": "3", "EUR": "4", "AUD": "5"}
 """Internal ids of NetSuite's default currency records, the fallback when ``refName`` is missing."""
 _CURRENCY_BY_ID: Final = {v: k for k, v in CURRENCY_IDS.items()}
 
@@ -129,6 +130,17 @@ def _decimal_text(value: Decimal) -> str:
 def format_instant(value: dt.datetime) -> str:
     """NetSuite's output instant format, always UTC."""
     return value.astimezone(dt.UTC).strftime(INSTANT_FORMAT)
+
+
+def parse_instant(value: Any) -> dt.datetime | None:
+    """An output instant (``lastModifiedDate``) as an aware UTC datetime; ``None`` when absent."""
+    if value in (None, ""):
+        return None
+    try:
+        instant = dt.datetime.fromisoformat(str(value))
+    except ValueError as exc:
+        raise MappingError(f"bad instant {value!r}") from exc
+    return (instant if instant.tzinfo else instant.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
 
 
 # ---------------------------------------------------------------- subsidiary <-> legal entity

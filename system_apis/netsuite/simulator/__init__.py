@@ -17,7 +17,10 @@ What it reproduces (so an adapter passing here should pass against NetSuite):
   answers 400 ``IDEMPOTENCY_ERROR`` with the first job's ``Location`` and runs nothing; job, task
   and task result under ``/services/rest/async/v1/job/…``;
 - the psconnect time batch record and its map/reduce (timeBills per line, refusals per line), and
-  SuiteQL over timeBills (``/services/rest/query/v1/suiteql``), in ``system_apis.netsuite.simulator._ledger``.
+  SuiteQL over timeBills (``/services/rest/query/v1/suiteql``), in ``system_apis.netsuite.simulator._ledger``;
+- invoice approval and standing, ``customerPayment`` applications, credit memos applied, and
+  ``currencyRate`` records, with SuiteQL over the transaction links and ``currencyrate``, in
+  ``system_apis.netsuite.simulator._receivables``.
 
 Supported ``q`` forms are listed in ``system_apis.netsuite.simulator._store``.
 Docs: https://docs.oracle.com/en/cloud/saas/netsuite/ns-online-help/section_156570709583.html
@@ -122,7 +125,8 @@ class NetSuiteSimulator:
 
     def count(self, record_type: str, external_id: str | None) -> int:
         """How many records of a NetSuite type exist (``customer``, ``job``, ``employee``, ``timeBill``,
-        ``invoice``, ``creditMemo``, ``customrecord_psc_time_batch``, ``subsidiary``, ``accountingPeriod``)."""
+        ``invoice``, ``creditMemo``, ``customerPayment``, ``currencyRate``, ``customrecord_psc_time_batch``,
+        ``subsidiary``, ``accountingPeriod``)."""
         if record_type == "timeBill":
             return self.ledger.count(external_id)
         return self.store.count(record_type, external_id)
@@ -134,6 +138,10 @@ class NetSuiteSimulator:
         for batch in pending:
             self.ledger.post_batch(batch)
         return len(pending)
+
+    def void_invoice(self, external_id: str) -> None:
+        """Void an invoice as a user would in NetSuite's UI (the REST record API has no void)."""
+        self.store.receivables.void(self.store.find("invoice", f"eid:{external_id}"))
 
     def reset(self) -> None:
         """Back to the seeded state, faults cleared."""
@@ -344,8 +352,12 @@ class NetSuiteSimulator:
             raise NsError(400, "INVALID_PARAMETER", "limit and offset must be integers.") from None
         if not 1 <= limit <= 1000 or offset < 0:
             raise NsError(400, "INVALID_PARAMETER", "Invalid value for limit or offset.", "limit")
-        statement = (await self._body(request)).get("q")
-        rows, total = self.ledger.query(str(statement or ""), limit, offset)
+        statement = str((await self._body(request)).get("q") or "")
+        receivable = self.store.receivables.query(statement)
+        if receivable is not None:
+            rows, total = receivable[offset:offset + limit], len(receivable)
+        else:
+            rows, total = self.ledger.query(statement, limit, offset)
         root = BASE_URL + SUITEQL_PATH
         links = [{"rel": "self", "href": f"{root}?limit={limit}&offset={offset}"}]
         has_more = offset + len(rows) < total

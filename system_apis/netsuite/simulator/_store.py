@@ -9,10 +9,14 @@ Business rules reproduced because the provisioning process meets them:
 - an invoice or credit memo whose ``postingPeriod`` is closed or AR-locked -> 400 ``PERIOD_CLOSED``;
   one whose customer, job, period or ``createdFrom`` invoice is unknown -> 400 ``INVALID_KEY_OR_REF``.
   NetSuite computes a transaction's ``total`` from its lines; so does this store.
+- invoice standing, customer payments, credits applied and currency rates: ``_receivables``.
+- ``lastModifiedDate`` is stamped to the second, as NetSuite's: several changes may share a second, so a
+  status poll resumes at the last stamp it saw, inclusive (and skips what it has seen unchanged).
 
 ``q`` supports conditions joined by ``AND``: ``<field> IS "<text>"``, ``<field> EQUAL <number>``
-and ``<field> AFTER|BEFORE "<date or instant>"``; a reference field (``subsidiary``) compares
-its ``id``. Real NetSuite supports more operators; these are what the adapter uses.
+and ``<field> AFTER|BEFORE|ON_OR_AFTER|ON_OR_BEFORE "<date or instant>"``; a reference field
+(``subsidiary``) compares its ``id``. Real NetSuite supports more operators; these are what the
+adapter uses.
 Docs: https://docs.oracle.com/en/cloud/saas/netsuite/ns-online-help/section_1545222128.html
 """
 
@@ -34,6 +38,8 @@ from system_apis.netsuite.mapping import (
     format_instant,
     legal_entity_to_subsidiary,
 )
+from system_apis.netsuite.simulator._errors import NsError
+from system_apis.netsuite.simulator._receivables import Receivables
 from system_apis.netsuite.simulator._seed import seed_delivery
 
 __all__ = ["RECORD_TYPES", "NsError", "RecordStore"]
@@ -41,26 +47,16 @@ __all__ = ["RECORD_TYPES", "NsError", "RecordStore"]
 Record = dict[str, Any]
 
 RECORD_TYPES: Final = ("subsidiary", "customer", "job", "accountingPeriod", "employee", "invoice", "creditMemo",
-                        BATCH_RECORD)
-WRITABLE: Final = frozenset({"customer", "job", "employee", "invoice", "creditMemo", BATCH_RECORD})
+                        "customerPayment", "currencyRate", BATCH_RECORD)
+WRITABLE: Final = frozenset({"customer", "job", "employee", "invoice", "creditMemo", "customerPayment", BATCH_RECORD})
 ENTITIES: Final = frozenset({"customer", "job", "employee"})
 """Entity records share one internal id sequence in NetSuite; transactions and others have their own."""
 SUBLISTS: Final = {"customer": ("addressBook",), "job": ("projectTask",), "invoice": ("item",),
-                   "creditMemo": ("item",)}
+                   "creditMemo": ("item",), "customerPayment": ("apply",)}
 REFERENCES: Final = {"subsidiary": "subsidiary", "parent": "customer", "custrecord_psc_subsidiary": "subsidiary",
-                     "entity": "customer", "job": "job", "createdFrom": "invoice"}
-_CONDITION = re.compile(r'^\s*(\w+)\s+(IS|EQUAL|AFTER|BEFORE)\s+("(?:[^"\\]|\\.)*"|[-\d.]+)\s*$')
-
-
-class NsError(Exception):
-    """A refusal the simulator renders as NetSuite's error body."""
-
-    def __init__(self, status: int, code: str, detail: str, path: str | None = None) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.code = code
-        self.detail = detail
-        self.path = path
+                     "entity": "customer", "customer": "customer", "job": "job", "createdFrom": "invoice"}
+_CONDITION = re.compile(r'^\s*(\w+)\s+(IS|EQUAL|AFTER|BEFORE|ON_OR_AFTER|ON_OR_BEFORE)\s+'
+                        r'("(?:[^"\\]|\\.)*"|[-\d.]+)\s*$')
 
 
 def _not_found(record_type: str, key: str) -> NsError:
@@ -94,7 +90,8 @@ def _matches(record: Record, field: str, op: str, value: str) -> bool:
         except InvalidOperation:
             return False
     text = str(actual)[: len(value)]
-    return text > value if op == "AFTER" else text < value
+    return {"AFTER": text > value, "BEFORE": text < value, "ON_OR_AFTER": text >= value,
+            "ON_OR_BEFORE": text <= value}[op]
 
 
 class RecordStore:
@@ -109,6 +106,15 @@ class RecordStore:
         """(subsidiary id, ``YYYY-MM``) -> accountingPeriod, for period checks on every posted line."""
         self._next_entity = 1001  # customers, jobs and employees share NetSuite's entity id sequence
         self._next_other = 101
+        self._stamps: dict[str, dt.datetime] = {}
+        self.receivables = Receivables(self.records, self.periods, self.stamp)
+
+    def stamp(self, record_type: str) -> str:
+        """The next ``lastModifiedDate`` of a record type: the wall clock's second, never before the type's last."""
+        now = max(self._clock().astimezone(dt.UTC).replace(microsecond=0),
+                  self._stamps.get(record_type, dt.datetime.min.replace(tzinfo=dt.UTC)))
+        self._stamps[record_type] = now
+        return format_instant(now)
 
     def seed(self, firm: DemoFirm) -> None:
         stamp = format_instant(dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
@@ -132,6 +138,7 @@ class RecordStore:
         for record_type, record in seed_delivery(firm, by_seed):
             record.update(createdDate=stamp, lastModifiedDate=stamp)
             self._insert(record_type, record)
+        self.receivables.seed_rates((e.currency for e in firm.legal_entities), stamp)
 
     def _insert(self, record_type: str, record: Record) -> str:
         if record_type in ENTITIES:
@@ -219,9 +226,11 @@ class RecordStore:
         if record_type == "invoice":
             record.setdefault("approvalStatus", {"id": "1", "refName": "Pending Approval"})
         self._validate(record_type, record)
-        now = format_instant(self._clock())
+        now = self.stamp(record_type)
         record.update(createdDate=now, lastModifiedDate=now)
-        return self._insert(record_type, record)
+        internal = self._insert(record_type, record)
+        self.receivables.settle(record_type, record)
+        return internal
 
     def _update(self, record_type: str, record: Record, body: Record, replace: set[str]) -> None:
         merged = copy.deepcopy(record)
@@ -233,7 +242,7 @@ class RecordStore:
             else:
                 merged[field] = copy.deepcopy(value)
         self._validate(record_type, merged)
-        merged["lastModifiedDate"] = format_instant(self._clock())
+        merged["lastModifiedDate"] = self.stamp(record_type)
         old_eid = record.get("externalId")
         record.clear()
         record.update(merged)
@@ -241,10 +250,16 @@ class RecordStore:
             self.by_eid[record_type].pop(str(old_eid), None)
             if record.get("externalId"):
                 self.by_eid[record_type][str(record["externalId"])] = str(record["id"])
+        self.receivables.settle(record_type, record)
 
     def _validate(self, record_type: str, record: Record) -> None:
         if record_type in ("invoice", "creditMemo"):
             self._validate_transaction(record_type, record)
+            if record_type == "invoice":
+                self.receivables.check_invoice(record)
+            return
+        if record_type == "customerPayment":
+            self.receivables.check_payment(record)
             return
         if record_type == "employee":
             self._reference(record, "subsidiary", "subsidiary")

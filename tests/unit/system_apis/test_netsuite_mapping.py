@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from contracts.billing import InvoiceLine, InvoiceUpsert, TimePostingBatch, TimePostingLine
+from contracts.billing import InvoiceLine, InvoiceUpsert, PaymentUpsert, TimePostingBatch, TimePostingLine
 from contracts.common import Money
 from contracts.crm import Address
 from contracts.erp import (
@@ -30,6 +30,16 @@ from system_apis.netsuite._billing_mapping import (
     invoice_to_record,
     posted_time_from_row,
     posting_result_from_record,
+)
+from system_apis.netsuite._queries import applications_query, exchange_rate_query
+from system_apis.netsuite._receivables_mapping import (
+    NOTHING_APPLIED,
+    Applied,
+    applications_from_rows,
+    payment_from_record,
+    payment_terms_days,
+    payment_to_record,
+    rate_from_rows,
 )
 from system_apis.netsuite.client import decode, encode
 from system_apis.netsuite.mapping import (
@@ -284,3 +294,117 @@ class TestBillingRecords:
                   "item": {"items": [{"item": {"id": "999"}, "quantity": 1, "rate": 1, "amount": 1}]}}
         with pytest.raises(MappingError):
             invoice_from_record(record, project_external_id="PRJ-A0001")
+
+
+class TestReceivablesRecords:
+    """Invoice standing, customer payments and currency rates (system_apis.netsuite._receivables_mapping)."""
+
+    @staticmethod
+    def _invoice(**fields: Any) -> dict[str, Any]:
+        return {"id": "77", "externalId": "INV-1", "entity": {"id": "1001"}, "subsidiary": {"id": "1"},
+                "currency": {"refName": "USD"}, "custbody_psc_period": "2026-10", "total": Decimal("1000.00"),
+                "tranDate": "2026-10-31", "item": {"items": []}, **fields}
+
+    @pytest.mark.parametrize(("fields", "applied", "expected"), [
+        ({"status": {"id": "D", "refName": "Pending Approval"}, "approvalStatus": {"id": "1"}}, NOTHING_APPLIED,
+         ("draft", "0", "1000.00")),
+        ({"status": {"id": "A", "refName": "Open"}, "amountRemaining": Decimal("1000.00")}, NOTHING_APPLIED,
+         ("posted", "0", "1000.00")),
+        ({"status": {"id": "A", "refName": "Open"}, "amountPaid": Decimal("400"), "amountRemaining": Decimal("600")},
+         Applied(Decimal("400"), Decimal("0")), ("partially_paid", "400", "600")),
+        ({"status": {"id": "A", "refName": "Open"}, "amountPaid": Decimal("300"), "amountRemaining": Decimal("700")},
+         Applied(Decimal("0"), Decimal("300")), ("posted", "0", "700")),
+        ({"status": {"id": "B", "refName": "Paid In Full"}, "amountPaid": Decimal("1000"), "amountRemaining": 0},
+         Applied(Decimal("700"), Decimal("300")), ("paid", "700", "0")),
+        ({"status": {"id": "B", "refName": "Paid In Full"}, "amountPaid": Decimal("1000"), "amountRemaining": 0},
+         Applied(Decimal("0"), Decimal("1000")), ("credited", "0", "0")),
+        ({"status": {"id": "V", "refName": "Voided"}, "amountRemaining": 0}, NOTHING_APPLIED, ("void", "0", "0")),
+        ({"status": {"id": "E", "refName": "Rejected"}}, NOTHING_APPLIED, ("void", "0", "0")),
+        ({"status": {"id": "B"}, "amountRemaining": 0}, Applied(Decimal("1000"), Decimal("0")), ("paid", "1000", "0")),
+        ({"status": {"id": "Paid In Full"}, "amountRemaining": 0}, Applied(Decimal("0"), Decimal("1000")),
+         ("credited", "0", "0")),
+        ({"approvalStatus": {"id": "2"}, "amountRemaining": "1000.00"}, NOTHING_APPLIED, ("posted", "0", "1000.00")),
+        ({"approvalStatus": {"id": "3"}}, NOTHING_APPLIED, ("void", "0", "0")),
+        ({}, NOTHING_APPLIED, ("draft", "0", "1000.00")),
+    ])
+    def test_each_netsuite_status_reads_as_the_canonical_one(self, fields: dict[str, Any], applied: Applied,
+                                                             expected: tuple[str, str, str]) -> None:
+        invoice = invoice_from_record(self._invoice(**fields), project_external_id="PRJ-A0001", applied=applied)
+        assert invoice.amount_paid is not None and invoice.amount_due is not None
+        assert (invoice.status, invoice.amount_paid.amount, invoice.amount_due.amount) == (
+            expected[0], Decimal(expected[1]), Decimal(expected[2]))
+        assert invoice.amount_due.currency == "USD"
+
+    def test_an_unknown_status_is_a_mapping_error(self) -> None:
+        with pytest.raises(MappingError):
+            invoice_from_record(self._invoice(status={"id": "Z", "refName": "Partially Fulfilled"}),
+                                project_external_id="PRJ-A0001")
+
+    def test_dates_and_last_change_come_from_netsuite(self) -> None:
+        invoice = invoice_from_record(self._invoice(dueDate="2026-11-30", lastModifiedDate="2026-11-20T09:00:01Z"),
+                                      project_external_id="PRJ-A0001")
+        assert (invoice.issue_date, invoice.due_date) == (dt.date(2026, 10, 31), dt.date(2026, 11, 30))
+        assert invoice.updated_at == dt.datetime(2026, 11, 20, 9, 0, 1, tzinfo=dt.UTC)
+        with pytest.raises(MappingError):
+            invoice_from_record(self._invoice(lastModifiedDate="yesterday"), project_external_id="PRJ-A0001")
+
+    def test_applications_sum_per_invoice_and_type(self) -> None:
+        rows = [{"invoice": "77", "type": "CustPymt", "amount": "400.00"},
+                {"invoice": "77", "type": "CustCred", "amount": "-300.00"},
+                {"invoice": "78", "type": "CustPymt", "amount": "1"}]
+        assert applications_from_rows(rows) == {"77": Applied(Decimal("400.00"), Decimal("300.00")),
+                                                "78": Applied(Decimal("1"), Decimal("0"))}
+        with pytest.raises(ValueError, match="internal ids"):
+            applications_query(["77", "1 OR 1=1"])
+
+    def test_payment_round_trip_keeps_the_amount_exact(self) -> None:
+        data = PaymentUpsert(invoice_external_id="INV-1", legal_entity_id="1", date=dt.date(2026, 11, 20),
+                             amount=Money(amount=Decimal("400.10"), currency="USD"), reference=None)
+        record = payment_to_record("PAY-1", data, customer_id="1001", invoice_id="77")
+        assert b'"payment":400.10' in encode(record)
+        back = payment_from_record(_as_vendor_stores(record, "301"), invoice_external_id="INV-1")
+        assert (back.id, back.amount, back.date, back.reference, back.legal_entity_id) == (
+            "301", data.amount, data.date, None, "1")
+
+    def test_a_payment_applied_to_nothing_is_a_mapping_error(self) -> None:
+        with pytest.raises(MappingError):
+            payment_from_record({"id": "301", "externalId": "PAY-1", "apply": {"links": []}},
+                                invoice_external_id="INV-1")
+
+    def test_payment_terms_default_to_thirty_days(self) -> None:
+        assert payment_terms_days({}) == 30 and payment_terms_days({"custentity_psc_payment_terms_days": 45}) == 45
+        with pytest.raises(MappingError):
+            payment_terms_days({"id": "1002", "custentity_psc_payment_terms_days": "net 30"})
+
+
+class TestExchangeRateRows:
+    """NetSuite's exchangeRate is units of its base currency per ONE unit of the transaction currency."""
+
+    @staticmethod
+    def _row(base: str, transaction: str, rate: str, day: str, ident: str = "1") -> dict[str, Any]:
+        return {"id": ident, "basecurrency": base, "transactioncurrency": transaction, "exchangerate": rate,
+                "effectivedate": day}
+
+    def test_a_stored_row_is_the_canonical_rate_from_transaction_to_base_currency(self) -> None:
+        rate = rate_from_rows([self._row("USD", "EUR", "1.08", "2026-10-01")], "EUR", "USD")
+        assert rate is not None and (rate.base, rate.quote, rate.rate, rate.date, rate.source) == (
+            "EUR", "USD", Decimal("1.08"), dt.date(2026, 10, 1), "erp")
+
+    def test_the_inverse_is_derived_to_ten_places(self) -> None:
+        rate = rate_from_rows([self._row("USD", "EUR", "1.08", "2026-10-01")], "USD", "EUR")
+        assert rate is not None and rate.rate == Decimal("0.9259259259")
+
+    def test_the_latest_day_wins_and_on_a_tie_the_stored_direction(self) -> None:
+        rows = [self._row("GBP", "EUR", "0.86", "2026-10-01", "9"), self._row("EUR", "GBP", "1.15", "2026-10-01", "8"),
+                self._row("GBP", "EUR", "0.85", "2026-09-01", "7")]
+        rate = rate_from_rows(rows, "GBP", "EUR")
+        assert rate is not None and (rate.rate, rate.date) == (Decimal("1.15"), dt.date(2026, 10, 1))
+        older = rate_from_rows(rows[2:], "GBP", "EUR")
+        assert older is not None and (older.rate, older.date) == (Decimal("1.1764705882"), dt.date(2026, 9, 1))
+
+    def test_other_pairs_are_ignored_and_bad_rates_refused(self) -> None:
+        assert rate_from_rows([self._row("USD", "CAD", "0.74", "2026-10-01")], "EUR", "USD") is None
+        with pytest.raises(MappingError):
+            rate_from_rows([self._row("USD", "EUR", "0", "2026-10-01")], "EUR", "USD")
+        with pytest.raises(ValueError, match="ISO 4217"):
+            exchange_rate_query("usd", "EUR", dt.date(2026, 10, 1))
