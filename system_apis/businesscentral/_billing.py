@@ -18,10 +18,13 @@ Lines are checked before they are sent (employee known and active, project known
 period open) and refused per line with the canonical reason; a refusal by Business Central itself
 inside a transaction is reported for that line as ``rejected`` and the other lines are sent again.
 
-Invoices and credit memos are drafts (``status: Draft``) until ``post_invoice`` / ``post_credit_memo``
-call the bound action ``Microsoft.NAV.post``; the canonical upsert only creates and replaces drafts,
+Invoices and credit memos are drafts (``status: Draft``) until the bound action ``Microsoft.NAV.post``
+posts them (``post_invoice``, in ``_receivables``); the canonical upsert only creates and replaces drafts,
 and a posted document is never changed (409 ``document_posted``). A draft's lines are replaced, and
-its ``psconnectRecords`` entry written, in one transactional ``$batch``. Refusals for a closed or
+its ``psconnectRecords`` entry written, in one transactional ``$batch``. An invoice draft is dated the
+period's last day and falls due the project's payment terms later (``BillingSchedule.payment_terms_days``,
+30 without a schedule): psconnect's terms are written as the draft's ``dueDate``, which posting keeps,
+rather than left to the customer's payment terms in Business Central. Refusals for a closed or
 date-locked accounting period are the 422 problem ``period_closed``.
 """
 
@@ -47,13 +50,14 @@ from contracts.billing import (
     TimePostingResult,
 )
 from contracts.common import Money, Page
-from contracts.erp import AccountingPeriod, ErpRefusalReason, LegalEntity
+from contracts.erp import AccountingPeriod, BillingSchedule, ErpRefusalReason, LegalEntity
 from contracts.problems import ProblemError
 from contracts.workforce import Employee, EmployeeUpsert
 from system_apis._internal.http import VendorRejected
 from system_apis.businesscentral._index import EXISTS, RECORDS, Index, data_of, odata_string, unprocessable
 from system_apis.businesscentral.client import API_PATH, EXTENSION_PATH, BusinessCentralClient
 from system_apis.businesscentral.mapping import (
+    POSTED_STATUSES,
     MappingError,
     credit_memo_from_records,
     document_line,
@@ -373,11 +377,13 @@ class BusinessCentralBilling:
                         data: InvoiceUpsert | CreditMemoUpsert, date_field: str,
                         extra: Record) -> tuple[Invoice | CreditMemo, bool]:
         entity = await self._require_entity(data.legal_entity_id)
-        if await self.index.find("project", data.project_external_id) is None:
+        project = await self.index.find("project", data.project_external_id)
+        if project is None:
             raise unprocessable("unknown_project", f"Business Central has no project {data.project_external_id!r}.")
         day = await self._period_open(data.period)
+        due = day + dt.timedelta(days=_terms(project)) if record_type == "invoice" else None
         header = invoice_header(data, customer_id=data.customer_id, day=day, external_id=external_id,
-                                company_currency=entity.currency, date_field=date_field)
+                                company_currency=entity.currency, date_field=date_field, due=due)
         if extra.get("invoice_id"):
             header["invoiceId"] = extra["invoice_id"]
         index = await self.index.find(record_type, external_id)
@@ -452,22 +458,37 @@ class BusinessCentralBilling:
                                  status=int(errors[0]["status"]), code=error.get("code"))
 
     async def _read_document(self, entity_set: str, record_type: str, external_id: str, document_id: str,
-                             index: Record | None = None) -> Invoice | CreditMemo:
+                             index: Record | None = None, document: Record | None = None) -> Invoice | CreditMemo:
         entity = await self.entity()
         index = index or await self.index.find(record_type, external_id)
-        document = await self.client.get(await self.client.url(f"{entity_set}({document_id})"))
+        if document is None:
+            document = await self.client.get(await self.client.url(f"{entity_set}({document_id})"))
         lines_set = "salesInvoiceLines" if entity_set == "salesInvoices" else "salesCreditMemoLines"
         lines, _ = await self.client.list_page(await self.client.url(f"{entity_set}({document_id})/{lines_set}"))
         meta = data_of(index or {})
         try:
             if record_type == "invoice":
                 return invoice_from_records(document, lines, meta, external_id=external_id,
-                                            legal_entity_id=entity.id, company_currency=entity.currency)
+                                            legal_entity_id=entity.id, company_currency=entity.currency,
+                                            credited=await self._credited(document))
             return credit_memo_from_records(document, lines, meta, external_id=external_id,
                                             company_currency=entity.currency)
         except (MappingError, KeyError, TypeError) as exc:
             raise ProblemError(502, "vendor-data-invalid", "Vendor record unreadable", str(exc),
                                code="vendor_data_invalid") from exc
+
+    async def _credited(self, invoice: Record) -> Decimal:
+        """The total of the posted credit memos applied to a posted invoice (asked only when part is settled).
+
+        A credit memo names the invoice it applies to (``invoiceId``); drafts and cancelled ones apply nothing.
+        """
+        settled = Decimal(str(invoice.get("totalAmountIncludingTax") or 0)) - \
+            Decimal(str(invoice.get("remainingAmount") or 0))
+        if invoice.get("status") not in POSTED_STATUSES or settled <= 0:
+            return Decimal(0)
+        memos = self.client.iter_all(await self.client.url("salesCreditMemos"), filter=f"invoiceId eq {invoice['id']}")
+        return sum([Decimal(str(m.get("totalAmountIncludingTax") or 0)) async for m in memos
+                    if m.get("status") in POSTED_STATUSES], Decimal(0))
 
     async def _documents(self, entity_set: str, record_type: str, project_external_id: str | None,
                          period: str | None, limit: int, cursor: str | None) -> tuple[list[Invoice | CreditMemo],
@@ -483,31 +504,17 @@ class BusinessCentralBilling:
                                                            str(r["targetId"]), r) for r in records))
         return list(items), following
 
-    async def list_invoices(self, project_external_id: str | None, period: str | None, limit: int,
-                            cursor: str | None) -> Page[Invoice]:
-        items, following = await self._documents("salesInvoices", "invoice", project_external_id, period, limit,
-                                                  cursor)
-        return Page(items=[i for i in items if isinstance(i, Invoice)], next_cursor=following)
-
     async def list_credit_memos(self, project_external_id: str | None, period: str | None, limit: int,
                                 cursor: str | None) -> Page[CreditMemo]:
         items, following = await self._documents("salesCreditMemos", "creditMemo", project_external_id, period,
                                                   limit, cursor)
         return Page(items=[i for i in items if isinstance(i, CreditMemo)], next_cursor=following)
 
-    async def post_invoice(self, external_id: str) -> Invoice:
-        """Post a draft invoice (``Microsoft.NAV.post``); not part of the canonical contract (drafts only)."""
-        index = await self.index.find("invoice", external_id)
-        if index is None:
-            raise ProblemError(404, "not-found", "Not found", f"No invoice {external_id!r}.", code="not_found")
-        try:
-            await self.client.action(await self.client.url(f"salesInvoices({index['targetId']})/Microsoft.NAV.post"))
-        except VendorRejected as exc:
-            if "allowed posting dates" in str(exc):
-                raise unprocessable("period_closed", f"Business Central refused the posting date: {exc}",
-                                    "Accounting period closed") from exc
-            raise
-        document = await self._read_document("salesInvoices", "invoice", external_id, str(index["targetId"]))
-        assert isinstance(document, Invoice)
-        return document
 
+def _terms(project: Record) -> int:
+    """Days from invoice to due date: the project's billing schedule's payment terms (30 without one)."""
+    billing = data_of(project).get("billing")
+    try:
+        return msgspec.convert(billing, BillingSchedule).payment_terms_days if billing else 30
+    except msgspec.ValidationError:
+        return 30

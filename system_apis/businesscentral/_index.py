@@ -8,6 +8,7 @@ period, a project's external id), ``recordDate`` (filterable date) and ``data`` 
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any, Final
 
@@ -17,7 +18,7 @@ from contracts.problems import ProblemError
 from system_apis._internal.http import VendorRejected
 from system_apis.businesscentral.client import BusinessCentralClient
 
-__all__ = ["EXISTS", "GUID", "RECORDS", "Index", "odata_string", "unprocessable"]
+__all__ = ["EXISTS", "GUID", "RECORDS", "Index", "odata_instant", "odata_string", "unprocessable"]
 
 Record = dict[str, Any]
 RECORDS: Final = "psconnectRecords"
@@ -28,6 +29,16 @@ GUID: Final = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-f
 def odata_string(value: str) -> str:
     """An OData string literal (quotes doubled)."""
     return "'" + value.replace("'", "''") + "'"
+
+
+def odata_instant(moment: dt.datetime) -> str:
+    """An Edm.DateTimeOffset literal at Business Central's resolution (milliseconds, UTC), rounded down.
+
+    Rounding down keeps ``ge`` inclusive: a change stamped in the same millisecond as ``moment`` is kept.
+    A naive ``moment`` is taken as UTC.
+    """
+    utc = (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
 def unprocessable(code: str, detail: str, title: str = "Refused by the ERP") -> ProblemError:

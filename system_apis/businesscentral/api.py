@@ -4,7 +4,8 @@ An adapter serves ONE company: the connection's (its id is in the base URL, see 
 legal entity list is that company. Canonical ids are BC record ids (GUIDs); external ids are
 psconnect's keys, kept in the psconnect extension's ``psconnectRecords`` (``_index``) because BC's
 ``number`` holds only 20 characters and its projects, employees, time entries and document lines lack
-fields psconnect needs (``mapping``). Time posting, invoices and credit memos are in ``_billing``.
+fields psconnect needs (``mapping``). Time posting, invoice and credit memo drafts are in ``_billing``;
+invoice status, posting, payments and exchange rates in ``_receivables``.
 
 API v1.0 (the vendored ``spec/business-central-v1.openapi.yaml``) vs v2.0 (what this package speaks):
 
@@ -17,6 +18,8 @@ API v1.0 (the vendored ``spec/business-central-v1.openapi.yaml``) vs v2.0 (what 
   (``YYYY-MM-DD``) in v2.0 where v1.0 documents ``date-time``;
 - sales documents gain ``postingDate``; document lines gain ``lineObjectNumber`` (v1.0 has
   ``accountId`` / ``lineDetails``) and ``amountExcludingTax``; salesCreditMemos gain ``invoiceId``;
+- ``currencyExchangeRates`` and the bound action ``customerPaymentJournals({id})/Microsoft.NAV.post``
+  exist in v2.0 only; customerPayments gain ``journalId``;
   ``salesInvoiceLines`` / ``salesCreditMemoLines`` keys are GUIDs in v2.0 (``'…'`` strings in v1.0);
 - paging: ``@odata.nextLink`` with ``$skiptoken`` and ``Prefer: odata.maxpagesize`` are OData v4
   protocol features, in neither document; ``$batch`` is not in the document either.
@@ -50,8 +53,8 @@ from contracts.problems import FieldError, ProblemError, invalid_cursor
 from foundation.paging import decode_cursor, decode_position, encode_cursor, encode_position
 from foundation.retry import RetryPolicy
 from system_apis._internal.http import VendorRejected
-from system_apis.businesscentral._billing import BusinessCentralBilling
 from system_apis.businesscentral._index import GUID, data_of, odata_string
+from system_apis.businesscentral._receivables import BusinessCentralReceivables
 from system_apis.businesscentral.client import API_PATH, RATE_LIMIT, TOKEN_HOST, BusinessCentralClient
 from system_apis.businesscentral.mapping import (
     MappingError,
@@ -84,11 +87,19 @@ def not_found(kind: str, ident: str) -> ProblemError:
     return ProblemError(404, "not-found", "Not found", f"No {kind} with id {ident!r}.", code="not_found")
 
 
-class BusinessCentralErp(BusinessCentralBilling):
-    """`ErpSystem` on Business Central, for the client's company."""
+class BusinessCentralErp(BusinessCentralReceivables):
+    """`ErpSystem` on Business Central, for the client's company.
 
-    def __init__(self, client: BusinessCentralClient, *, revenue_account: str = "40100") -> None:
-        super().__init__(client, revenue_account=revenue_account)
+    Args:
+        revenue_account: the G/L account invoice lines post to.
+        payment_journal, payment_account: the cash receipts batch payments are posted in and the G/L
+            account it balances to (see ``_receivables``).
+    """
+
+    def __init__(self, client: BusinessCentralClient, *, revenue_account: str = "40100",
+                 payment_journal: str = "PSCONNECT", payment_account: str = "10100") -> None:
+        super().__init__(client, revenue_account=revenue_account, payment_journal=payment_journal,
+                         payment_account=payment_account)
 
     # ------------------------------------------------------------------ paging helpers
 
@@ -312,7 +323,9 @@ def create_systems(http: httpx.AsyncClient, connection: Connection, *,
 
     ``tenant`` is the Microsoft Entra tenant (the token endpoint's); ``credentials`` are the app
     registration's ``client_id`` and ``client_secret`` (``revenue_account``, the G/L account invoice lines
-    post to, may ride along; default 40100); the company is named in ``base_url``
+    post to, may ride along, default 40100; so may ``payment_journal``, the cash receipts batch payments
+    are posted in, default PSCONNECT, and ``payment_account``, the G/L account a batch psconnect creates
+    balances to, default 10100); the company is named in ``base_url``
     (``https://api.businesscentral.dynamics.com/v2.0/{tenant}/{environment}/api/v2.0/companies({id})``) —
     a base URL without it serves the environment's first company.
     """
@@ -324,5 +337,8 @@ def create_systems(http: httpx.AsyncClient, connection: Connection, *,
                                    client_secret=connection.credentials["client_secret"],
                                    base_url=connection.base_url, retry=retry, budget=connection.budget(RATE_LIMIT),
                                    token_host=connection.identity_url or TOKEN_HOST)
-    return {"erp": BusinessCentralErp(client, revenue_account=connection.credentials.get("revenue_account", "40100"))}
+    options = connection.credentials
+    return {"erp": BusinessCentralErp(client, revenue_account=options.get("revenue_account", "40100"),
+                                      payment_journal=options.get("payment_journal", "PSCONNECT"),
+                                      payment_account=options.get("payment_account", "10100"))}
 

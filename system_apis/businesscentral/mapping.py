@@ -10,18 +10,33 @@ of invoice lines; every external id, which may be longer than BC's 20-character 
 ``psconnectRecords`` of the psconnect extension's API page (``/api/psconnect/erp/v1.0``), one record per
 (``recordType``, ``recordKey``) with the BC record's ``targetId`` and a JSON ``data`` text.
 
+Receivables come from Business Central's own fields: a sales invoice's ``status``, ``remainingAmount``
+(what its customer ledger entry still has open), ``totalAmountIncludingTax``, ``invoiceDate``, ``dueDate``
+and ``lastModifiedDateTime``; exchange rates from ``currencyExchangeRates``.
+
 Dates are ``YYYY-MM-DD`` (Edm.Date in v2.0); amounts are JSON numbers decoded as ``Decimal``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Final
 
 import msgspec
 
-from contracts.billing import CreditMemo, CreditMemoUpsert, Invoice, InvoiceLine, InvoiceUpsert, TimePostingLine
+from contracts.billing import (
+    CreditMemo,
+    CreditMemoUpsert,
+    Invoice,
+    InvoiceLine,
+    InvoiceStatus,
+    InvoiceUpsert,
+    Payment,
+    PaymentUpsert,
+    TimePostingLine,
+)
 from contracts.common import Money
 from contracts.crm import Address
 from contracts.erp import (
@@ -41,6 +56,7 @@ from system_apis._internal.tax_regimes import tax_regime as regime_of
 
 __all__ = [
     "INVOICE_STATUSES",
+    "POSTED_STATUSES",
     "MappingError",
     "ProjectDetails",
     "accounting_periods",
@@ -54,20 +70,38 @@ __all__ = [
     "invoice_from_records",
     "invoice_header",
     "line_meta",
+    "payment_description",
+    "payment_document_number",
+    "payment_from_record",
+    "payment_line",
     "period_of",
     "project_details",
     "project_from_records",
+    "rate_from_rows",
+    "receivable",
     "tax_regime",
     "time_entry_body",
 ]
 
 Record = dict[str, Any]
 
-INVOICE_STATUSES: Final = {"Draft": "draft", "In Review": "draft", "Open": "posted", "Paid": "posted",
-                           "Canceled": "void", "Corrective": "void"}
-"""Business Central salesInvoice ``status`` -> canonical invoice status."""
+INVOICE_STATUSES: Final[dict[str, InvoiceStatus]] = {
+    "Draft": "draft", "In Review": "draft", "Open": "posted", "Paid": "paid", "Canceled": "void",
+    "Corrective": "void"}
+"""Business Central salesInvoice ``status`` -> canonical status, before payments and credits refine it.
+
+``In Review`` awaits approval: still a draft. ``Canceled`` was reversed whole by ``Microsoft.NAV.cancel`` and
+``Corrective`` is an invoice Business Central issued to cancel a credit memo, closed against it: neither is owed,
+both read ``void``. ``Open`` is posted and owed (``partially_paid`` once a payment is applied) and ``Paid`` is
+closed (``credited`` when credit memos alone closed it). Business Central does not record sending, so ``sent``
+is never reported.
+Docs: https://learn.microsoft.com/en-us/dynamics365/business-central/dev-itpro/api-reference/v2.0/resources/dynamics_salesinvoice
+"""
+POSTED_STATUSES: Final = frozenset({"Open", "Paid"})
+"""Statuses whose ``remainingAmount`` is a customer ledger entry's (payments and credits apply to it)."""
 
 CENT = Decimal("0.01")
+_RATE_PLACES: Final = Decimal("1e-10")
 
 
 class MappingError(ValueError):
@@ -260,14 +294,56 @@ def _lines(records: list[Record], meta: list[Record], currency: str) -> list[Inv
     return out
 
 
+def receivable(invoice: Record, credited: Decimal = Decimal(0)) -> tuple[InvoiceStatus, Decimal, Decimal]:
+    """(status, amount paid, amount due) of a salesInvoice, ``credited`` being its posted credit memos' total.
+
+    Business Central's salesInvoice says what is still open (``remainingAmount``), not what closed the rest:
+    of the settled part (``totalAmountIncludingTax`` - ``remainingAmount``) the credit memos applied to the
+    invoice account for up to ``credited``, payments for what is left. A draft owes its total once posted and
+    has nothing paid; a void invoice owes nothing.
+    """
+    status = str(invoice.get("status"))
+    if status not in INVOICE_STATUSES:
+        raise MappingError(f"salesInvoice status {status!r} unknown")
+    canonical = INVOICE_STATUSES[status]
+    total = _decimal(invoice.get("totalAmountIncludingTax") or 0, "totalAmountIncludingTax")
+    if canonical == "draft":
+        return canonical, Decimal(0), total
+    if canonical == "void":
+        return canonical, Decimal(0), Decimal(0)
+    if invoice.get("remainingAmount") is None:
+        raise MappingError(f"posted salesInvoice {invoice.get('number')} has no remainingAmount")
+    remaining = _decimal(invoice["remainingAmount"], "remainingAmount")
+    settled = max(total - remaining, Decimal(0))
+    credit = min(max(credited, Decimal(0)), settled)
+    paid = settled - credit
+    if canonical == "paid":
+        return ("credited" if paid == 0 and credit > 0 else "paid"), paid, Decimal(0)
+    return ("partially_paid" if paid > 0 else "posted"), paid, remaining
+
+
+def _instant(value: Any) -> dt.datetime | None:
+    if value in (None, ""):
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(str(value))
+    except ValueError as exc:
+        raise MappingError(f"bad instant {value!r}") from exc
+    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+
+
 def invoice_from_records(invoice: Record, lines: list[Record], meta: Record, *, external_id: str,
-                         legal_entity_id: str, company_currency: str) -> Invoice:
+                         legal_entity_id: str, company_currency: str, credited: Decimal = Decimal(0)) -> Invoice:
+    """The invoice with Business Central's receivable view of it (see `receivable`)."""
     currency = str(invoice.get("currencyCode") or company_currency)
+    status, paid, due = receivable(invoice, credited)
     return Invoice(id=str(invoice["id"]), external_id=external_id, customer_id=str(invoice.get("customerId")),
                    project_external_id=str(meta["project_external_id"]), legal_entity_id=legal_entity_id,
                    period=str(meta["period"]), currency=currency, lines=_lines(lines, meta["lines"], currency),
                    total=_money(invoice.get("totalAmountExcludingTax", 0), currency, "totalAmountExcludingTax"),
-                   status=INVOICE_STATUSES.get(str(invoice.get("status")), "draft"))  # type: ignore[arg-type]
+                   status=status, amount_paid=_money(paid, currency, "amountPaid"),
+                   amount_due=_money(due, currency, "remainingAmount"), issue_date=_date(invoice.get("invoiceDate")),
+                   due_date=_date(invoice.get("dueDate")), updated_at=_instant(invoice.get("lastModifiedDateTime")))
 
 
 def credit_memo_from_records(memo: Record, lines: list[Record], meta: Record, *, external_id: str,
@@ -281,7 +357,93 @@ def credit_memo_from_records(memo: Record, lines: list[Record], meta: Record, *,
 
 
 def invoice_header(data: InvoiceUpsert | CreditMemoUpsert, *, customer_id: str, day: dt.date,
-                   external_id: str, company_currency: str, date_field: str) -> Record:
-    return {"customerId": customer_id, date_field: day.isoformat(), "postingDate": day.isoformat(),
-            "externalDocumentNumber": external_id[:35],
-            "currencyCode": "" if data.currency == company_currency else data.currency}
+                   external_id: str, company_currency: str, date_field: str, due: dt.date | None = None) -> Record:
+    """A sales document header dated ``day``; ``due`` (an invoice's) overrides the customer's payment terms."""
+    header = {"customerId": customer_id, date_field: day.isoformat(), "postingDate": day.isoformat(),
+              "externalDocumentNumber": external_id[:35],
+              "currencyCode": "" if data.currency == company_currency else data.currency}
+    if due is not None:
+        header["dueDate"] = due.isoformat()
+    return header
+
+
+def payment_document_number(external_id: str) -> str:
+    """The ``documentNumber`` (Code[20]) of a payment: the external id, or a digest of a longer one."""
+    if len(external_id) <= 20:
+        return external_id.upper()
+    return "PSC" + hashlib.sha256(external_id.encode()).hexdigest()[:17].upper()
+
+
+def payment_description(external_id: str) -> str:
+    """A payment line's ``description``: psconnect's key, by which the line is found again."""
+    return f"Payment {external_id}"[:100]
+
+
+def payment_line(external_id: str, data: PaymentUpsert, *, customer_id: str, invoice_id: str) -> Record:
+    """A ``customerPayments`` journal line applying ``data`` to a posted invoice.
+
+    A payment received credits the customer, so the line's ``amount`` is negative, as in the Cash Receipt
+    Journal. ``description`` names psconnect's key (the line is found by it if an answer was lost) and
+    ``externalDocumentNumber`` carries the remittance's reference, as the customer's own document number.
+    """
+    return {"customerId": customer_id, "postingDate": data.date.isoformat(),
+            "documentNumber": payment_document_number(external_id),
+            "externalDocumentNumber": (data.reference or "")[:35], "amount": -data.amount.amount,
+            "appliesToInvoiceId": invoice_id, "description": payment_description(external_id),
+            "comment": (data.reference or "")[:250]}
+
+
+def payment_from_record(record: Record, *, legal_entity_id: str) -> Payment:
+    """A payment from its ``psconnectRecords`` record (the journal line is gone once posted)."""
+    try:
+        data = msgspec.json.decode(str(record.get("data") or "{}"))
+        return Payment(id=str(record["id"]), external_id=str(record["recordKey"]),
+                       invoice_external_id=str(data["invoice_external_id"]), legal_entity_id=legal_entity_id,
+                       date=dt.date.fromisoformat(str(data["date"])),
+                       amount=_money(data["amount"], str(data["currency"]), "amount"), reference=data.get("reference"))
+    except (msgspec.DecodeError, KeyError, ValueError, TypeError) as exc:
+        raise MappingError(f"payment record {record.get('recordKey')}: {exc}") from exc
+
+
+def _rate_places(value: Decimal) -> Decimal:
+    """Ten decimal places, trailing zeros dropped (never an exponent)."""
+    return Decimal(format(value.quantize(_RATE_PLACES, rounding=ROUND_HALF_UP).normalize(), "f"))
+
+
+def _leg(rows: list[Record], base: str, quote: str, local: str) -> tuple[Decimal, dt.date] | None:
+    """The latest rate ``base`` -> ``quote`` among ``rows``: stored that way, or stored the other way and inverted."""
+    best: tuple[dt.date, int, Decimal] | None = None
+    for row in rows:
+        code = str(row.get("currencyCode") or "")
+        relational = str(row.get("relationalCurrencyCode") or local)
+        amount = _decimal(row.get("exchangeRateAmount") or 0, "exchangeRateAmount")
+        relational_amount = _decimal(row.get("relationalExchangeRateAmount") or 0, "relationalExchangeRateAmount")
+        start = _date(row.get("startingDate"))
+        if start is None or amount <= 0 or relational_amount <= 0:
+            continue
+        if (code, relational) == (base, quote):
+            candidate = (start, 1, relational_amount / amount)  # stored direction wins a tie
+        elif (code, relational) == (quote, base):
+            candidate = (start, 0, amount / relational_amount)
+        else:
+            continue
+        if best is None or candidate[:2] > best[:2]:
+            best = candidate
+    return (best[2], best[0]) if best else None
+
+
+def rate_from_rows(rows: list[Record], base: str, quote: str, local: str) -> tuple[Decimal, dt.date] | None:
+    """Units of ``quote`` per ``base`` from ``currencyExchangeRates`` rows in effect (``startingDate`` <= the day).
+
+    A row says ``exchangeRateAmount`` units of ``currencyCode`` are worth ``relationalExchangeRateAmount`` units
+    of ``relationalCurrencyCode`` (blank: ``local``, the company's currency). The pair stored the other way is
+    inverted (1 / rate); two foreign currencies are crossed through the local one, as Business Central converts
+    between them, dated by the later of the two rates. Derived rates are rounded half-up to 10 decimal places.
+    """
+    direct = _leg(rows, base, quote, local)
+    if direct is not None or local in (base, quote):
+        return (_rate_places(direct[0]), direct[1]) if direct else None
+    to_local, from_local = _leg(rows, base, local, local), _leg(rows, local, quote, local)
+    if to_local is None or from_local is None:
+        return None
+    return _rate_places(to_local[0] * from_local[0]), max(to_local[1], from_local[1])

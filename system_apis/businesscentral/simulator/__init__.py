@@ -10,7 +10,12 @@ What it reproduces, so an adapter passing here should pass against Business Cent
   ``@odata.nextLink`` with ``$skiptoken``), ``@odata.context`` and ``@odata.etag`` on every record;
 - ``PATCH``/``DELETE`` with ``If-Match`` (400 without it, 412 ``Request_EntityChanged`` on a stale one,
   nothing changed); sales document lines under ``salesInvoices({id})/salesInvoiceLines`` (and credit
-  memos'), and the bound action ``Microsoft.NAV.post`` (refused in a closed / date-locked period);
+  memos'), and the bound action ``Microsoft.NAV.post`` (refused in a closed / date-locked period), after
+  which a document's ``remainingAmount`` is what the customer still owes;
+- receivables (``_receivables``): ``customerPaymentJournals({id})/customerPayments`` posted by the
+  journal's ``Microsoft.NAV.post`` and applied to invoices (``Paid`` when nothing is left), credit memos
+  applied to the invoice they name, ``salesInvoices({id})/Microsoft.NAV.cancel``, and dated
+  ``currencyExchangeRates``; ``$filter`` on ``lastModifiedDateTime``, which advances on every change;
 - JSON ``$batch`` of at most 100 operations (more: 400), ``Isolation: snapshot`` all-or-nothing (the
   failing operation's error, the others 424, and nothing kept);
 - errors ``{"error": {"code", "message"}}``; faults (429 ``Application_TooManyRequests`` + ``Retry-After``,
@@ -18,7 +23,8 @@ What it reproduces, so an adapter passing here should pass against Business Cent
 
 Seeded from the demo firm for the legal entities asked for: one company per entity (its id is
 `company_id(code)`), with companyInformation, accounting periods, customers, projects and employees,
-and the psconnect extension records the adapter keeps beside them.
+the psconnect extension records the adapter keeps beside them, a cash receipts batch ``GENERAL`` and
+monthly 2026 exchange rates of the firm's other currencies against the company's.
 """
 
 from __future__ import annotations
@@ -41,8 +47,16 @@ from contracts.workforce import EmployeeUpsert
 from system_apis._internal.faults import Fault, FaultPlan, control_router
 from system_apis.businesscentral.client import BATCH_LIMIT, decode, encode
 from system_apis.businesscentral.mapping import customer_to_record, employee_to_record, project_details
-from system_apis.businesscentral.simulator._store import LINE_SETS, BcError, EntityStore, matches, parse_filter
-from system_apis.demo_firm import DemoFirm, demo_firm
+from system_apis.businesscentral.simulator._receivables import act, add_payment, seed_receivables
+from system_apis.businesscentral.simulator._store import (
+    JOURNAL_SETS,
+    LINE_SETS,
+    BcError,
+    EntityStore,
+    matches,
+    parse_filter,
+)
+from system_apis.demo_firm import FX, DemoFirm, demo_firm
 
 __all__ = ["BusinessCentralSimulator", "company_id"]
 
@@ -52,6 +66,8 @@ _TOKEN_PATH: Final = re.compile(r"^/(?P<tenant>[^/]+)/oauth2/v2\.0/token$")
 _API_PATH: Final = re.compile(r"^(?P<root>/v2\.0/[^/]+/[^/]+)(?P<api>/api/v2\.0|/api/psconnect/erp/v1\.0)"
                               r"(?P<rest>/.*)?$")
 _SEGMENT: Final = re.compile(r"^(?P<name>[A-Za-z.]+)(?:\((?P<key>[^)]*)\))?$")
+_ACTION: Final = "Microsoft.NAV."
+_CHILD_SETS: Final = {**LINE_SETS, **JOURNAL_SETS}
 _SERVER_PAGE: Final = 20000
 _EXTENSION_SETS: Final = frozenset({"psconnectRecords"})
 
@@ -156,6 +172,7 @@ class BusinessCentralSimulator:
                 "id": cid, "displayName": entity.name, "country": entity.country, "currencyCode": entity.currency,
                 "taxRegistrationNumber": entity.tax_registration, "currentFiscalYearStartDate": "2026-01-01"},
                 seeding=True)
+            seed_receivables(self.store, cid, entity.currency, FX)
             for period in firm.accounting_periods:
                 if period.legal_entity_id == entity.id:
                     self.store.insert(cid, "accountingPeriods", {
@@ -399,10 +416,10 @@ class BusinessCentralSimulator:
             raise BcError(405, "BadRequest_MethodNotAllowed", f"'{method}' requests are not allowed here.")
         third = segments[2]
         assert third is not None and key is not None
-        if len(parts) == 3 and third["name"] == "Microsoft.NAV.post" and name in LINE_SETS and method == "POST":
-            self.store.post_document(cid, name, key)
+        if len(parts) == 3 and third["name"].startswith(_ACTION) and third["key"] is None and method == "POST":
+            act(self.store, cid, name, key, third["name"][len(_ACTION):])
             return 204, None, {}
-        if name not in LINE_SETS or third["name"] != LINE_SETS[name] or len(parts) > 3:
+        if name not in _CHILD_SETS or third["name"] != _CHILD_SETS[name] or len(parts) > 3:
             raise BcError(404, "BadRequest_NotFound", f"Resource not found for the segment '{third['name']}'.")
         line_context = f"{base}/$metadata#companies({cid})/{name}({key})/{third['name']}"
         if third["key"] is None and method == "GET":
@@ -410,8 +427,12 @@ class BusinessCentralSimulator:
             return self._list(base, f"companies({cid})/{name}({key})/{third['name']}", lines, query, headers,
                               line_context)
         if third["key"] is None and method == "POST":
-            return 201, {"@odata.context": line_context + "/$entity",
-                         **self.store.add_line(cid, name, key, body or {})}, {}
+            line = (add_payment(self.store, cid, key, body or {}) if name in JOURNAL_SETS
+                    else self.store.add_line(cid, name, key, body or {}))
+            return 201, {"@odata.context": line_context + "/$entity", **line}, {}
+        if third["key"] is not None and method == "GET":
+            return 200, {"@odata.context": line_context + "/$entity",
+                         **self.store.line(cid, name, key, third["key"])}, {}
         if third["key"] is not None and method == "DELETE":
             self.store.remove_line(cid, name, key, third["key"].strip("'"), headers.get("if-match"))
             return 204, None, {}

@@ -1,8 +1,14 @@
 """The simulator's companies and entity sets, with Business Central's business rules and errors.
 
 Supported ``$filter`` forms: comparisons ``field eq|ne|ge|le|gt|lt value`` (a quoted string, a GUID, a
-number, a date, ``true``/``false``) joined by ``and``. Anything else is 400 ``BadRequest_InvalidFilter``
-rather than a silently wrong answer.
+number, a date, an instant such as ``2026-11-20T10:00:00.123Z``, ``true``/``false``) joined by ``and``.
+Anything else is 400 ``BadRequest_InvalidFilter`` rather than a silently wrong answer. Instants compare as
+instants, not as text.
+
+Every record carries ``lastModifiedDateTime`` (UTC, milliseconds, as Business Central writes it). A sales
+document's stamp is at least a second past the previous document stamp, so every change of a document —
+its lines, posting, a payment or credit applied to it — is seen by a status poll that asks for changes from
+one second after the latest stamp it holds (Business Central itself stamps at wall-clock milliseconds).
 """
 
 from __future__ import annotations
@@ -15,16 +21,23 @@ from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Final
 
-__all__ = ["ENTITY_SETS", "LINE_SETS", "BcError", "EntityStore", "etag_of", "new_id"]
+__all__ = ["ENTITY_SETS", "JOURNAL_SETS", "LINE_SETS", "BcError", "EntityStore", "etag_of", "instant", "new_id"]
 
 Record = dict[str, Any]
 ENTITY_SETS: Final = frozenset({"customers", "projects", "employees", "timeRegistrationEntries", "salesInvoices",
-                                "salesCreditMemos", "accountingPeriods", "companyInformation", "psconnectRecords"})
+                                "salesCreditMemos", "accountingPeriods", "companyInformation", "psconnectRecords",
+                                "customerPaymentJournals", "currencyExchangeRates"})
 LINE_SETS: Final = {"salesInvoices": "salesInvoiceLines", "salesCreditMemos": "salesCreditMemoLines"}
+JOURNAL_SETS: Final = {"customerPaymentJournals": "customerPayments"}
+"""Journals and their lines (kept like document lines, under the journal's id)."""
 READ_ONLY: Final = frozenset({"accountingPeriods", "companyInformation"})
+_COMPUTED: Final = frozenset({"status", "remainingAmount", "totalAmountExcludingTax", "totalTaxAmount",
+                              "totalAmountIncludingTax", "lastModifiedDateTime"})
+"""Sales document fields Business Central computes: a request that writes one is refused."""
 _TERM: Final = re.compile(r"\s*(\w+)\s+(eq|ne|ge|le|gt|lt)\s+('(?:[^']|'')*'|[\w.:+-]+)\s*$")
 _NUMBER_PREFIX: Final = {"customers": "C", "projects": "J", "employees": "E", "salesInvoices": "S-INV",
                          "salesCreditMemos": "S-CR"}
+_INSTANT: Final = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
 
 
 class BcError(Exception):
@@ -43,6 +56,12 @@ def new_id() -> str:
 
 def etag_of(version: int) -> str:
     return 'W/"' + base64.b64encode(f"{version};".encode()).decode() + '"'
+
+
+def instant(moment: dt.datetime) -> str:
+    """An Edm.DateTimeOffset as Business Central writes it: UTC, milliseconds, ``Z``."""
+    utc = moment.astimezone(dt.UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
 def _value(token: str) -> Any:
@@ -66,6 +85,13 @@ def parse_filter(text: str | None) -> list[tuple[str, str, Any]]:
 
 
 def _compare(actual: Any, op: str, expected: Any) -> bool:
+    if isinstance(actual, str) and isinstance(expected, str) and _INSTANT.match(expected) and _INSTANT.match(actual):
+        try:
+            moments = dt.datetime.fromisoformat(actual), dt.datetime.fromisoformat(expected)
+        except ValueError:
+            raise BcError(400, "BadRequest_InvalidFilter", f"'{expected}' is not a valid instant.") from None
+        return {"eq": moments[0] == moments[1], "ne": moments[0] != moments[1], "ge": moments[0] >= moments[1],
+                "le": moments[0] <= moments[1], "gt": moments[0] > moments[1], "lt": moments[0] < moments[1]}[op]
     if isinstance(actual, bool) or isinstance(expected, bool):
         left, right = str(actual).lower(), str(expected).lower()
     elif isinstance(actual, (int, Decimal)) and not isinstance(expected, (int, Decimal)):
@@ -95,6 +121,7 @@ class EntityStore:
         self.lines: dict[str, dict[str, dict[str, Record]]] = {}
         self._version = 0
         self._numbers: dict[tuple[str, str], int] = {}
+        self._last_document: dt.datetime | None = None
 
     # ------------------------------------------------------------------ plumbing
 
@@ -120,10 +147,16 @@ class EntityStore:
             raise BcError(404, "BadRequest_NotFound", f"The {name} record with id {ident} does not exist.")
         return record
 
-    def _stamp(self, record: Record) -> Record:
+    def stamp(self, record: Record, *, document: bool = False) -> Record:
+        """A new ETag and ``lastModifiedDateTime``; a sales document's at least a second past the last one's."""
         self._version += 1
         record["@odata.etag"] = etag_of(self._version)
-        record["lastModifiedDateTime"] = self.clock().strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
+        now = self.clock()
+        if document:  # never before the last change to a sales document (a clock that steps back)
+            if self._last_document is not None and now < self._last_document:
+                now = self._last_document
+            self._last_document = now
+        record["lastModifiedDateTime"] = instant(now)
         return record
 
     def _number(self, company_id: str, name: str) -> str:
@@ -146,6 +179,7 @@ class EntityStore:
         entities = self.entity_set(company_id, name)
         record = {k: v for k, v in body.items() if not k.startswith("@")}
         record["id"] = str(record.get("id") or new_id()).lower() if seeding else new_id()
+        self._writable(name, body)
         self._validate(company_id, name, record, None)
         if name in _NUMBER_PREFIX and not record.get("number"):
             record["number"] = self._number(company_id, name)
@@ -154,11 +188,18 @@ class EntityStore:
                           f"The record in table {name} already exists. Identification fields and values: "
                           f"No.='{record['number']}'")
         self._defaults(company_id, name, record)
-        entities[record["id"]] = self._stamp(record)
-        if name in LINE_SETS:
+        entities[record["id"]] = self.stamp(record, document=name in LINE_SETS)
+        if name in LINE_SETS or name in JOURNAL_SETS:
             self.lines[company_id][record["id"]] = {}
+        if name in LINE_SETS:
             self._totals(company_id, name, record)
         return record
+
+    @staticmethod
+    def _writable(name: str, body: Record) -> None:
+        if name in LINE_SETS:
+            for field in sorted(_COMPUTED & set(body)):
+                raise BcError(400, "BadRequest", f"The property '{field}' is read-only.")
 
     def update(self, company_id: str, name: str, ident: str, body: Record, if_match: str | None) -> Record:
         if name in READ_ONLY:
@@ -168,13 +209,16 @@ class EntityStore:
         if name in LINE_SETS and record.get("status") != "Draft":
             raise BcError(400, "Application_DialogException", f"Status must be equal to 'Draft' in {name}: "
                           f"No.={record.get('number')}. Current value is '{record.get('status')}'.")
+        self._writable(name, body)
         changed = {**record, **{k: v for k, v in body.items() if not k.startswith("@") and k != "id"}}
+        if name == "salesInvoices" and "invoiceDate" in body and "dueDate" not in body:
+            changed["dueDate"] = changed["invoiceDate"]  # recalculated: the simulator's customers have no terms
         self._validate(company_id, name, changed, record)
         record.clear()
         record.update(changed)
         if name in LINE_SETS:
             self._totals(company_id, name, record)
-        return self._stamp(record)
+        return self.stamp(record, document=name in LINE_SETS)
 
     def remove(self, company_id: str, name: str, ident: str, if_match: str | None) -> None:
         record = self.find(company_id, name, ident)
@@ -227,6 +271,18 @@ class EntityStore:
         if name == "employees":
             record.setdefault("status", "Active")
             record["displayName"] = f"{record.get('givenName', '')} {record.get('surname', '')}".strip()
+        if name == "salesInvoices":
+            record.setdefault("dueDate", record.get("invoiceDate"))  # no payment terms: due on the invoice date
+        if name == "customerPaymentJournals":
+            if not record.get("code"):
+                raise BcError(400, "BadRequest", "code must not be blank.")
+            record["code"] = str(record["code"]).upper()
+            if any(j["code"] == record["code"] for j in self.company(company_id)[name].values()):
+                raise BcError(400, "Internal_EntityWithSameKeyExists", "The record in table Gen. Journal Batch "
+                              f"already exists. Identification fields and values: Journal Template Name='CASHRCPT',"
+                              f"Name='{record['code']}'")
+            record.setdefault("displayName", "")
+            record.setdefault("balancingAccountNumber", "")
         if name == "salesInvoices" or name == "salesCreditMemos":
             customer = self.company(company_id)["customers"][str(record["customerId"]).lower()]
             record.update(customerNumber=customer.get("number"), customerName=customer.get("displayName"))
@@ -261,36 +317,62 @@ class EntityStore:
         line["amountExcludingTax"] = (quantity * price).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
         line.update(totalTaxAmount=Decimal("0.00"), amountIncludingTax=line["amountExcludingTax"],
                     netAmount=line["amountExcludingTax"])
-        lines[line["id"]] = self._stamp(line)
+        lines[line["id"]] = self.stamp(line)
         self._totals(company_id, name, document)
-        self._stamp(document)
+        self.stamp(document, document=True)
+        return line
+
+    def line(self, company_id: str, name: str, parent_id: str, line_id: str) -> Record:
+        line = self.document_lines(company_id, name, parent_id).get(line_id.strip("'").lower())
+        if line is None:
+            raise BcError(404, "BadRequest_NotFound", f"The line {line_id} does not exist.")
         return line
 
     def remove_line(self, company_id: str, name: str, document_id: str, line_id: str, if_match: str | None) -> None:
+        """A document line (its document a draft) or a journal line."""
         document = self.find(company_id, name, document_id)
-        lines = self.lines[company_id][document["id"]]
-        line = lines.get(line_id.lower())
-        if line is None:
-            raise BcError(404, "BadRequest_NotFound", f"The line {line_id} does not exist.")
+        line = self.line(company_id, name, document_id, line_id)
         self.check_etag(line, if_match)
-        if document.get("status") != "Draft":
+        if name in LINE_SETS and document.get("status") != "Draft":
             raise BcError(400, "Application_DialogException", "Status must be equal to 'Draft'.")
-        del lines[line["id"]]
-        self._totals(company_id, name, document)
-        self._stamp(document)
+        del self.lines[company_id][document["id"]][line["id"]]
+        if name in LINE_SETS:
+            self._totals(company_id, name, document)
+            self.stamp(document, document=True)
 
     def _totals(self, company_id: str, name: str, document: Record) -> None:
+        """A draft's totals; until posted its remaining amount is its total (nothing can be applied to it)."""
         lines = self.lines[company_id].get(document["id"], {})
         total = sum((Decimal(str(line["amountExcludingTax"])) for line in lines.values()), Decimal("0.00"))
-        document.update(totalAmountExcludingTax=total, totalTaxAmount=Decimal("0.00"), totalAmountIncludingTax=total)
+        document.update(totalAmountExcludingTax=total, totalTaxAmount=Decimal("0.00"), totalAmountIncludingTax=total,
+                        remainingAmount=total)
 
     def post_document(self, company_id: str, name: str, document_id: str) -> None:
-        """``Microsoft.NAV.post``: a draft with lines, dated in an open period, becomes Open."""
+        """``Microsoft.NAV.post``: a draft with lines, dated in an open period, becomes Open.
+
+        Its whole amount is then open on the customer's ledger (``remainingAmount``). A credit memo that names
+        an open invoice (``invoiceId``) is applied to it at once, as far as the invoice is still owed.
+        """
         document = self.find(company_id, name, document_id)
         if document.get("status") != "Draft":
             raise BcError(400, "Application_DialogException", "The document has already been posted.")
         if not self.lines[company_id][document["id"]]:
             raise BcError(400, "Application_DialogException", "There is nothing to post.")
         self.require_open(company_id, str(document.get("postingDate") or ""))
-        document["status"] = "Open"
-        self._stamp(document)
+        document.update(status="Open", remainingAmount=document["totalAmountIncludingTax"])
+        if name == "salesCreditMemos" and document.get("invoiceId"):
+            invoice = self.entity_set(company_id, "salesInvoices").get(str(document["invoiceId"]).lower())
+            if invoice is not None and invoice.get("status") == "Open":
+                left = Decimal(str(document["remainingAmount"])) - self.apply(invoice, document["remainingAmount"])
+                document.update(remainingAmount=left, status="Open" if left > 0 else "Paid")
+        self.stamp(document, document=True)
+
+    def apply(self, invoice: Record, amount: Any) -> Decimal:
+        """Close ``amount`` (at most what is open) of a posted invoice; Paid when nothing is left. The applied part."""
+        remaining = Decimal(str(invoice["remainingAmount"]))
+        applied = min(remaining, Decimal(str(amount)))
+        invoice["remainingAmount"] = remaining - applied
+        if invoice["remainingAmount"] <= 0:
+            invoice["status"] = "Paid"
+        self.stamp(invoice, document=True)
+        return applied

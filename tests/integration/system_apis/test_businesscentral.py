@@ -125,7 +125,8 @@ async def api(erp: BusinessCentralErp) -> AsyncIterator[ApiClient]:
 
 # v2.0 only, or the psconnect extension's API page: checked against the documentation, not the v1.0 document
 DEVIATING_PATHS = (re.compile(r"/accountingPeriods"), re.compile(r"/api/psconnect/erp/v1\.0/"),
-                   re.compile(r"/\$batch$"))
+                   re.compile(r"/\$batch$"), re.compile(r"/currencyExchangeRates"),
+                   re.compile(r"/customerPaymentJournals\([^)]*\)/Microsoft\.NAV\.post$"))
 # OData v4 server-driven paging (https://learn.microsoft.com/en-us/dynamics365/business-central/dev-itpro/
 # webservices/odata-client-performance): $skiptoken in @odata.nextLink
 DEVIATING_QUERY = frozenset({"$skiptoken"})

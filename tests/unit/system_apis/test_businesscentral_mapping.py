@@ -8,13 +8,15 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from contracts.billing import InvoiceLine, TimePostingLine
+from contracts.billing import InvoiceLine, PaymentUpsert, TimePostingLine
 from contracts.common import Money
 from contracts.crm import Address
 from contracts.erp import CustomerUpsert
 from contracts.workforce import EmployeeUpsert
+from system_apis.businesscentral._index import odata_instant
 from system_apis.businesscentral.client import classify, split_base_url
 from system_apis.businesscentral.mapping import (
+    INVOICE_STATUSES,
     MappingError,
     accounting_periods,
     company_to_entity,
@@ -24,6 +26,10 @@ from system_apis.businesscentral.mapping import (
     employee_to_record,
     invoice_from_records,
     line_meta,
+    payment_document_number,
+    payment_line,
+    rate_from_rows,
+    receivable,
     tax_regime,
     time_entry_body,
 )
@@ -96,7 +102,8 @@ def test_time_and_invoice_lines_carry_decimals_never_floats() -> None:
     assert (sent["lineType"], sent["lineObjectNumber"], sent["quantity"]) == ("Account", "40100", Decimal("7.25"))
     invoice = invoice_from_records(
         {"id": "i1", "customerId": "c1", "currencyCode": "", "status": "Open",
-         "totalAmountExcludingTax": Decimal("1450.00")},
+         "totalAmountExcludingTax": Decimal("1450.00"), "totalAmountIncludingTax": Decimal("1450.00"),
+         "remainingAmount": Decimal("1450.00")},
         [{"sequence": 10000, "description": "consultant", "quantity": Decimal("7.25"), "unitPrice": Decimal("200"),
           "amountExcludingTax": Decimal("1450.00")}],
         {"project_external_id": "PRJ-1", "period": "2026-10", "lines": line_meta([invoice_line])},
@@ -120,3 +127,93 @@ def test_the_error_envelope_is_classified() -> None:
                                         json={"error": {"code": "Application_TooManyRequests", "message": "x"}}))
     assert throttled is not None and getattr(throttled, "retry_after", None) == 7
     assert classify(httpx.Response(204, request=request)) is None
+
+
+# --- receivables ----------------------------------------------------------------------------------------------
+
+
+def _bc_invoice(status: str, remaining: str | None = "1000.00", total: str = "1000.00") -> dict[str, object]:
+    record: dict[str, object] = {"id": "i1", "number": "S-INV1001", "status": status,
+                                 "totalAmountIncludingTax": Decimal(total)}
+    if remaining is not None:
+        record["remainingAmount"] = Decimal(remaining)
+    return record
+
+
+@pytest.mark.parametrize(("status", "remaining", "credited", "expected"), [
+    ("Draft", "1000.00", "0", ("draft", "0", "1000.00")),
+    ("In Review", "1000.00", "0", ("draft", "0", "1000.00")),  # awaiting approval: not in the ledger yet
+    ("Open", "1000.00", "0", ("posted", "0", "1000.00")),
+    ("Open", "600.00", "0", ("partially_paid", "400.00", "600.00")),
+    ("Open", "700.00", "300.00", ("posted", "0.00", "700.00")),  # a credit memo reduces what is due, pays nothing
+    ("Open", "500.00", "300.00", ("partially_paid", "200.00", "500.00")),
+    ("Paid", "0", "0", ("paid", "1000.00", "0")),
+    ("Paid", "0", "1000.00", ("credited", "0.00", "0")),  # closed by credit memos alone
+    ("Paid", "0", "250.00", ("paid", "750.00", "0")),
+    ("Canceled", "0", "1000.00", ("void", "0", "0")),
+    ("Corrective", "0", "0", ("void", "0", "0")),
+])
+def test_each_business_central_status_reads_as_a_canonical_one(status: str, remaining: str, credited: str,
+                                                                 expected: tuple[str, str, str]) -> None:
+    canonical, paid, due = receivable(_bc_invoice(status, remaining), Decimal(credited))
+    assert (canonical, paid, due) == (expected[0], Decimal(expected[1]), Decimal(expected[2]))
+
+
+def test_every_documented_status_is_mapped_and_anything_else_is_refused() -> None:
+    assert set(INVOICE_STATUSES) == {"Draft", "In Review", "Open", "Paid", "Canceled", "Corrective"}
+    with pytest.raises(MappingError, match="unknown"):
+        receivable(_bc_invoice("Posted"))
+    with pytest.raises(MappingError, match="remainingAmount"):
+        receivable(_bc_invoice("Open", remaining=None))
+
+
+def test_an_invoice_carries_business_centrals_dates_and_last_change_in_utc() -> None:
+    line = InvoiceLine(kind="milestone", description="Kick-off", quantity="1", unit_price=_money("1000.00"),
+                       amount=_money("1000.00"), source_keys=["MS-1"])
+    invoice = invoice_from_records(
+        {**_bc_invoice("Open", "600.00"), "customerId": "c1", "currencyCode": "USD",
+         "totalAmountExcludingTax": Decimal("1000.00"), "invoiceDate": "2026-10-31", "dueDate": "2026-11-30",
+         "lastModifiedDateTime": "2026-11-20T10:15:30.123Z"},
+        [{"sequence": 10000, "description": "Kick-off", "quantity": Decimal(1), "unitPrice": Decimal("1000"),
+          "amountExcludingTax": Decimal("1000.00")}],
+        {"project_external_id": "PRJ-1", "period": "2026-10", "lines": line_meta([line])},
+        external_id="INV-1", legal_entity_id=COMPANY, company_currency="CAD")
+    assert (invoice.status, invoice.amount_paid, invoice.amount_due) == (
+        "partially_paid", _money("400.00", "USD"), _money("600.00", "USD"))
+    assert (invoice.issue_date, invoice.due_date) == (dt.date(2026, 10, 31), dt.date(2026, 11, 30))
+    assert invoice.updated_at == dt.datetime(2026, 11, 20, 10, 15, 30, 123000, tzinfo=dt.UTC)
+
+
+def test_a_payment_line_credits_the_customer_and_names_psconnects_key() -> None:
+    data = PaymentUpsert(invoice_external_id="INV-1", legal_entity_id=COMPANY, date=dt.date(2026, 11, 20),
+                         amount=_money("400.00"), reference="remittance 1")
+    line = payment_line("PAY-1", data, customer_id="c1", invoice_id="i1")
+    assert line["amount"] == Decimal("-400.00") and isinstance(line["amount"], Decimal)
+    assert (line["appliesToInvoiceId"], line["customerId"], line["postingDate"]) == ("i1", "c1", "2026-11-20")
+    assert (line["documentNumber"], line["description"], line["externalDocumentNumber"]) == (
+        "PAY-1", "Payment PAY-1", "remittance 1")
+    long_key = "PAY-" + "x" * 60
+    number = payment_document_number(long_key)
+    assert len(number) == 20 and number == payment_document_number(long_key) != payment_document_number(long_key + "y")
+
+
+def _rate(code: str, start: str, amount: str, relational_amount: str, relational: str = "") -> dict[str, object]:
+    return {"currencyCode": code, "startingDate": start, "exchangeRateAmount": Decimal(amount),
+            "relationalCurrencyCode": relational, "relationalExchangeRateAmount": Decimal(relational_amount)}
+
+
+def test_a_rate_is_the_latest_in_effect_inverted_or_crossed_through_the_local_currency() -> None:
+    rows = [_rate("USD", "2026-09-01", "100", "136.0000"), _rate("USD", "2026-10-01", "100", "137.5000"),
+            _rate("EUR", "2026-10-15", "1", "1.4900"), _rate("GBP", "2026-10-01", "1", "1.1600", "EUR")]
+    assert rate_from_rows(rows, "USD", "CAD", "CAD") == (Decimal("1.375"), dt.date(2026, 10, 1))
+    assert rate_from_rows(rows, "CAD", "USD", "CAD") == (Decimal("0.7272727273"), dt.date(2026, 10, 1))
+    assert rate_from_rows(rows, "GBP", "EUR", "CAD") == (Decimal("1.16"), dt.date(2026, 10, 1))  # a relational row
+    # USD -> CAD -> EUR: 1.375 / 1.49, dated by the later rate
+    assert rate_from_rows(rows, "USD", "EUR", "CAD") == (Decimal("0.9228187919"), dt.date(2026, 10, 15))
+    assert rate_from_rows(rows, "AUD", "CAD", "CAD") is None
+
+
+def test_the_poll_asks_from_the_millisecond_business_central_stamps_in() -> None:
+    moment = dt.datetime(2026, 11, 20, 11, 15, 30, 123999, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    assert odata_instant(moment) == "2026-11-20T10:15:30.123Z"
+    assert odata_instant(dt.datetime(2026, 11, 20, 10, 15, 30)) == "2026-11-20T10:15:30.000Z"
