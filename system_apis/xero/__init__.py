@@ -8,8 +8,8 @@ Fidelity — what the tests check against Xero's published documents (``spec/``:
 request the adapter sends (path and method are operations of the documents, query parameters declared,
 ``xero-tenant-id`` and ``Idempotency-Key`` declared and sent, bodies valid against the request schemas) and
 every simulator answer with a declared status (body valid against the response schema; 204 without a body):
-Organisation, Contacts, Invoices, CreditNotes, Accounts, TrackingCategories (+ Options), Projects, Tasks,
-Time (list, create, read, update) and ProjectsUsers.
+Organisation, Contacts, Invoices (also by id, and ``If-Modified-Since``), CreditNotes, Payments, Accounts,
+TrackingCategories (+ Options), Projects, Tasks, Time (list, create, read, update) and ProjectsUsers.
 
 What rests only on Xero's documentation (the documents do not describe it):
 

@@ -1,8 +1,11 @@
-"""Invoices and credit notes on Xero (ACCREC / ACCRECCREDIT): upsert by number, list by project and period."""
+"""Invoices and credit notes on Xero (ACCREC / ACCRECCREDIT): upsert by number, list by project, period and
+last change (``If-Modified-Since``)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -18,7 +21,7 @@ from contracts.problems import ProblemError
 from foundation.paging import decode_position, encode_position
 from system_apis.xero._lookups import Offset, period_end, vendor_data_invalid
 from system_apis.xero._posting import XeroPosting
-from system_apis.xero.client import ACCOUNTING, idempotency_key
+from system_apis.xero.client import ACCOUNTING, idempotency_key, if_modified_since
 from system_apis.xero.mapping import (
     MappingError,
     credit_memo_from_note,
@@ -72,10 +75,10 @@ class XeroBilling(XeroPosting):
         except MappingError as exc:
             raise vendor_data_invalid(exc) from exc
 
-    async def _documents(self, collection: str, where: str, limit: int, cursor: str | None,
-                         q: str) -> tuple[list[dict[str, Any]], str | None]:
-        records = [r async for page in self.client.accounting_pages(collection, {"where": where} if where else None)
-                   for r in page]
+    async def _documents(self, collection: str, where: str, limit: int, cursor: str | None, q: str,
+                         headers: Mapping[str, str] | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        records = [r async for page in self.client.accounting_pages(collection, {"where": where} if where else None,
+                                                                    headers=headers) for r in page]
         offset = 0
         if cursor is not None:
             position = decode_position(cursor, Offset, f"erp.xero.{collection}")
@@ -97,14 +100,21 @@ class XeroBilling(XeroPosting):
         return " AND ".join(clauses)
 
     async def list_invoices(self, project_external_id: str | None, period: str | None, limit: int,
-                            cursor: str | None) -> Page[Invoice]:
+                            cursor: str | None, updated_since: dt.datetime | None = None) -> Page[Invoice]:
+        """``updated_since`` goes to Xero as ``If-Modified-Since`` (to the second, rounded down); the invoices
+        changed in that second before the instant itself are dropped here."""
         where = self._where("ACCREC", project_external_id, period)
-        records, following = await self._documents("Invoices", where, limit, cursor, f"{where}|{period}")
+        since = updated_since.replace(tzinfo=dt.UTC) if updated_since and updated_since.tzinfo is None \
+            else updated_since
+        headers = {"If-Modified-Since": if_modified_since(since)} if since is not None else None
+        q = f"{where}|{period}|{since.isoformat() if since else ''}"
+        records, following = await self._documents("Invoices", where, limit, cursor, q, headers)
         try:
             items = [invoice_from_record(r, tenant=self.client.tenant) for r in records]
         except MappingError as exc:
             raise vendor_data_invalid(exc) from exc
-        return Page(items=[i for i in items if period is None or i.period == period], next_cursor=following)
+        return Page(items=[i for i in items if (period is None or i.period == period) and (
+            since is None or (i.updated_at is not None and i.updated_at >= since))], next_cursor=following)
 
     async def list_credit_memos(self, project_external_id: str | None, period: str | None, limit: int,
                                 cursor: str | None) -> Page[CreditMemo]:

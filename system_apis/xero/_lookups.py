@@ -29,7 +29,7 @@ from system_apis.xero.mapping import (
     xero_date,
 )
 
-__all__ = ["Offset", "XeroLookups", "locked", "not_found", "period_end", "vendor_data_invalid"]
+__all__ = ["Offset", "XeroLookups", "locked", "not_found", "period_end", "refusal", "vendor_data_invalid"]
 
 T = TypeVar("T")
 _LOCK_WORDS: Final = ("lock date", "period lock")
@@ -46,6 +46,18 @@ def not_found(kind: str, ident: str) -> ProblemError:
 
 def locked(exc: VendorRejected) -> bool:
     return any(word in str(exc).lower() for word in _LOCK_WORDS)
+
+
+def refusal(exc: VendorRejected) -> ProblemError | None:
+    """Xero's refusal of a write as a problem: a locked period keeps its business meaning (``period_closed``),
+    any other validation error is ``validation_failed``; None for what is no refusal of the write (403, 404...)."""
+    if locked(exc):
+        return ProblemError(422, "period-closed", "Accounting period closed", f"Xero refused the period: {exc}",
+                            code="period_closed")
+    if exc.status in (400, 422):
+        return ProblemError(422, "validation-error", "Refused by the ERP", f"Xero refused the write: {exc}",
+                            code="validation_failed")
+    return None
 
 
 def period_end(period: str) -> dt.date:
@@ -109,12 +121,9 @@ class XeroLookups:
         try:
             return await call()
         except VendorRejected as exc:
-            if locked(exc):
-                raise ProblemError(422, "period-closed", "Accounting period closed",
-                                   f"Xero refused the period: {exc}", code="period_closed") from exc
-            if exc.status in (400, 422):
-                raise ProblemError(422, "validation-error", "Refused by the ERP", f"Xero refused the write: {exc}",
-                                   code="validation_failed") from exc
+            problem = refusal(exc)
+            if problem is not None:
+                raise problem from exc
             raise
 
     async def _ensure_tracking_option(self, option: str) -> None:

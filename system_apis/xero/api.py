@@ -2,7 +2,8 @@
 
 What each canonical object is in Xero: see `mapping`. Time posting is summarised (`_summary`,
 ``GET /capabilities`` answers ``summarised``) in `_posting`; invoices and credit notes are in `_billing`;
-the lookups they share in `_lookups`.
+an invoice's status, posting, payments and exchange rates in `_receivables`; the lookups they share in
+`_lookups`.
 Canonical ids are Xero's own (ContactID, projectId, InvoiceID ... UUIDs; the legal entity's is the
 tenant id). Lists that Xero cannot filter or page the way the contract does (projects by external
 id) are read whole and paged here with a cursor bound to the list.
@@ -39,9 +40,9 @@ from foundation.paging import decode_position, encode_position
 from foundation.retry import RetryPolicy
 from system_apis.domains.erp import erp_router
 from system_apis.registry import Connection
-from system_apis.xero._billing import XeroBilling
-from system_apis.xero._defaults import DEFAULT_CODE, DEFAULT_TENANT
+from system_apis.xero._defaults import DEFAULT_CODE, DEFAULT_TENANT, PAYMENT_ACCOUNT
 from system_apis.xero._lookups import not_found, vendor_data_invalid
+from system_apis.xero._receivables import XeroReceivables
 from system_apis.xero._summary import SUMMARY_GROUPING, SummaryStore
 from system_apis.xero._tokens import TOKEN_URL, RefreshTokenStore, SqlTokenStore
 from system_apis.xero.client import ACCOUNTING, DAY_LIMIT, MINUTE_LIMIT, PROJECTS, XeroClient, idempotency_key
@@ -91,14 +92,16 @@ def _sliced(items: list[T], list_id: str, q: str, limit: int, cursor: str | None
                 next_cursor=encode_position(_Offset(q=q, offset=following), list_id) if more else None)
 
 
-class XeroErp(XeroBilling):
-    """`ErpSystem` on one Xero organisation; `code` is psconnect's code of its legal entity."""
+class XeroErp(XeroReceivables):
+    """`ErpSystem` on one Xero organisation; `code` is psconnect's code of its legal entity, `payment_account`
+    the code of the bank account customer payments are applied to."""
 
     def __init__(self, client: XeroClient, summaries: SummaryStore, *, code: str, connection: str = "xero",
-                 today: Callable[[], dt.date] = dt.date.today) -> None:
+                 today: Callable[[], dt.date] = dt.date.today, payment_account: str = PAYMENT_ACCOUNT) -> None:
         super().__init__(client, summaries, connection=connection)
         self.code = code
         self._today = today
+        self.payment_account = payment_account
 
     async def capabilities(self) -> ErpCapabilities:
         return ErpCapabilities(time_posting="summarised", summary_grouping=list(SUMMARY_GROUPING),
@@ -262,10 +265,11 @@ def create_systems(http: httpx.AsyncClient, connection: Connection, *, retry: Re
     """The ERP adapter on one Xero connection.
 
     ``connection.tenant`` is the Xero tenant id; ``connection.credentials`` hold ``client_id``,
-    ``client_secret``, the first ``refresh_token`` and the legal entity ``code`` (psconnect's, which Xero
-    cannot hold). Rotated refresh tokens and summary compositions live in ``engine``: the gateway's database
-    for an account reached over HTTP (``registry.systems_of`` passes it), else an in-memory SQLite that lasts
-    as long as the process, like the in-process simulator it talks to.
+    ``client_secret``, the first ``refresh_token``, the legal entity ``code`` (psconnect's, which Xero
+    cannot hold) and optionally ``payment_account``, the code of the bank account payments go to
+    (`PAYMENT_ACCOUNT` without). Rotated refresh tokens and summary compositions live in ``engine``: the
+    gateway's database for an account reached over HTTP (``registry.systems_of`` passes it), else an in-memory
+    SQLite that lasts as long as the process, like the in-process simulator it talks to.
     """
     if not connection.tenant:
         raise ValueError(f"the Xero connection {connection.name!r} names no tenant (its xero-tenant-id)")
@@ -276,7 +280,8 @@ def create_systems(http: httpx.AsyncClient, connection: Connection, *, retry: Re
                         budget=connection.budget(MINUTE_LIMIT), day_budget=connection.budget(DAY_LIMIT),
                         token_url=token_url)
     code = connection.credentials.get("code") or connection.name
-    return {"erp": XeroErp(client, SummaryStore(engine), code=code, connection=connection.name)}
+    return {"erp": XeroErp(client, SummaryStore(engine), code=code, connection=connection.name,
+                           payment_account=connection.credentials.get("payment_account") or PAYMENT_ACCOUNT)}
 
 
 def _token_store(engine: sa.Engine) -> RefreshTokenStore:

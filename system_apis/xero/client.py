@@ -20,6 +20,9 @@ the tests validate every request sent here and every simulator answer against th
   (https://developer.xero.com/documentation/api/accounting/responsecodes).
 - Paging: Accounting lists by ``page`` (100 records a page; a short page is the last); Projects lists by
   ``page``/``pageSize`` (at most 500) with ``pagination.pageCount``.
+- Changes since an instant: the ``If-Modified-Since`` request header on Accounting lists, compared with each
+  record's ``UpdatedDateUTC`` (`if_modified_since`;
+  https://developer.xero.com/documentation/api/accounting/requests-and-responses).
 
 Error tree raised (from `system_apis._internal.http`)::
 
@@ -34,6 +37,7 @@ Error tree raised (from `system_apis._internal.http`)::
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 from collections.abc import AsyncIterator, Mapping
 from decimal import Decimal
@@ -56,7 +60,7 @@ from system_apis.pacing import Pacer, Shares, VendorBudget
 from system_apis.xero._tokens import TOKEN_URL, MemoryTokenStore, RefreshTokenStore, XeroTokens
 
 __all__ = ["ACCOUNTING", "BASE_URL", "DAY_LIMIT", "MINUTE_LIMIT", "PROJECTS", "TOKEN_URL", "VENDOR", "XeroClient",
-           "classify", "decode", "encode", "idempotency_key"]
+           "classify", "decode", "encode", "idempotency_key", "if_modified_since"]
 
 VENDOR: Final = "xero"
 BASE_URL: Final = "https://api.xero.com"
@@ -90,6 +94,14 @@ def idempotency_key(*parts: str) -> str:
     """A stable key of at most 128 characters: the same write, retried anywhere, sends the same key."""
     joined = ":".join(parts)
     return joined if len(joined) <= 128 else f"psc-{hashlib.sha256(joined.encode()).hexdigest()}"
+
+
+def if_modified_since(instant: dt.datetime) -> str:
+    """The ``If-Modified-Since`` value for "changed at or after `instant`": UTC ``yyyy-mm-ddThh:mm:ss`` as Xero
+    documents it, rounded down to the second so nothing changed within that second is missed (the caller keeps
+    only what changed at or after `instant` itself). A naive instant is taken as UTC."""
+    utc = instant.replace(tzinfo=dt.UTC) if instant.tzinfo is None else instant.astimezone(dt.UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _message(body: object, status: int) -> tuple[str | None, str]:
@@ -148,8 +160,11 @@ class XeroClient:
         self._day = Pacer(day_budget, _WHOLE) if day_budget is not None else None
 
     async def request(self, method: str, path: str, *, params: Mapping[str, str | int] | None = None,
-                      json: Any = None, key: str | None = None) -> Any:
-        """One call; a 401 refreshes the access token once and repeats the call. Returns the decoded body."""
+                      json: Any = None, key: str | None = None, headers: Mapping[str, str] | None = None) -> Any:
+        """One call; a 401 refreshes the access token once and repeats the call. Returns the decoded body.
+
+        ``headers``: request headers of the operation (``If-Modified-Since``) beside the ones every call carries.
+        """
         body = msgspec.Raw(encode(json)) if json is not None else None
         if self._day is not None:
             wait, _ = self._day.take(None)
@@ -158,13 +173,13 @@ class XeroClient:
                                         "spent", retry_after=wait, status=None)
         for attempt in (1, 2):
             token = await self.tokens.access_token()
-            headers = {"Authorization": f"Bearer {token}", "xero-tenant-id": self.tenant,
-                       "Accept": "application/json"}
+            sent = {**(headers or {}), "Authorization": f"Bearer {token}", "xero-tenant-id": self.tenant,
+                    "Accept": "application/json"}
             if key is not None:
-                headers["Idempotency-Key"] = key
+                sent["Idempotency-Key"] = key
             try:
                 response = await self.http.request(method, self._base + path, params=params, json=body,
-                                                   headers=headers, idempotent=True if key is not None else None)
+                                                   headers=sent, idempotent=True if key is not None else None)
             except VendorRejected as exc:
                 if exc.status == 401 and attempt == 1:
                     await self.tokens.refresh(token)
@@ -173,8 +188,9 @@ class XeroClient:
             return decode(response.content) if response.content else None
         raise AssertionError("unreachable")
 
-    async def get(self, path: str, params: Mapping[str, str | int] | None = None) -> Any:
-        return await self.request("GET", path, params=params)
+    async def get(self, path: str, params: Mapping[str, str | int] | None = None, *,
+                  headers: Mapping[str, str] | None = None) -> Any:
+        return await self.request("GET", path, params=params, headers=headers)
 
     async def find(self, path: str, params: Mapping[str, str | int] | None = None) -> Any:
         """GET, or None on 404."""
@@ -185,12 +201,12 @@ class XeroClient:
                 return None
             raise
 
-    async def accounting_pages(self, collection: str,
-                               params: Mapping[str, str | int] | None = None) -> AsyncIterator[list[dict[str, Any]]]:
+    async def accounting_pages(self, collection: str, params: Mapping[str, str | int] | None = None, *,
+                               headers: Mapping[str, str] | None = None) -> AsyncIterator[list[dict[str, Any]]]:
         """Every page of an Accounting collection (``page`` = 1, 2, ... until a short page)."""
         page = 1
         while True:
-            body = await self.get(f"{ACCOUNTING}/{collection}", {**(params or {}), "page": page})
+            body = await self.get(f"{ACCOUNTING}/{collection}", {**(params or {}), "page": page}, headers=headers)
             items: list[dict[str, Any]] = list(body.get(collection) or [])
             yield items
             if len(items) < ACCOUNTING_PAGE:

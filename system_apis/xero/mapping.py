@@ -14,14 +14,23 @@ What each canonical object is in Xero:
 - posted time = **summarised time entries** (see `_summary`);
 - invoice = an **ACCREC Invoice** (``InvoiceNumber`` = external id, ``Reference`` = ``<project> <period>``,
   revenue **Account** per line kind, **TrackingCategory** ``Project`` option = the project's external id);
+  its ``Status`` (with ``SentToContact``, ``AmountPaid``, ``AmountCredited``) is the canonical status (see
+  `invoice_status`), ``UpdatedDateUTC`` its ``updated_at``; posting is approving it (``AUTHORISED``: Xero has no
+  approval apart from posting to the receivables ledger);
 - credit memo = an **ACCRECCREDIT CreditNote** (``CreditNoteNumber`` = external id, ``Reference`` =
   ``<project> <period> <invoice external id>``). Quantities and amounts are written with the sign flipped
-  (a canonical credit line is negative, a Xero credit note line positive) and flipped back on reading.
+  (a canonical credit line is negative, a Xero credit note line positive) and flipped back on reading;
+- payment = an **ACCRECPAYMENT Payment** on the invoice into a bank account, whose ``Reference`` is
+  ``<external id> <remittance reference>`` (Xero has no external id on a payment: the reference carries it);
+- payment terms = the contact's (else the organisation's) ``PaymentTerms.Sales`` (see `due_date`).
 
 Docs: https://developer.xero.com/documentation/api/accounting/organisation,
 https://developer.xero.com/documentation/api/accounting/contacts,
 https://developer.xero.com/documentation/api/accounting/invoices,
 https://developer.xero.com/documentation/api/accounting/creditnotes,
+https://developer.xero.com/documentation/api/accounting/payments,
+https://developer.xero.com/documentation/api/accounting/types#invoices (status codes),
+https://developer.xero.com/documentation/api/accounting/types#payment-terms,
 https://developer.xero.com/documentation/api/projects/projects
 """
 
@@ -32,7 +41,16 @@ import re
 from decimal import Decimal
 from typing import Any, Final, Literal
 
-from contracts.billing import CreditMemo, CreditMemoUpsert, Invoice, InvoiceLine, InvoiceUpsert
+from contracts.billing import (
+    CreditMemo,
+    CreditMemoUpsert,
+    Invoice,
+    InvoiceLine,
+    InvoiceStatus,
+    InvoiceUpsert,
+    Payment,
+    PaymentUpsert,
+)
 from contracts.common import Money
 from contracts.crm import Address
 from contracts.erp import AccountingPeriod, Customer, CustomerUpsert, ErpProject, LegalEntity, ProjectTask
@@ -50,16 +68,22 @@ __all__ = [
     "credit_memo_from_note",
     "credit_note_from_upsert",
     "customer_from_contact",
+    "due_date",
     "employee_from_contact",
     "employee_number",
     "invoice_from_record",
     "invoice_from_upsert",
+    "invoice_status",
     "legal_entity_from_organisation",
     "month_periods",
+    "payment_external_id",
+    "payment_from_record",
+    "payment_from_upsert",
     "project_external_id",
     "project_from_record",
     "rate_task_name",
     "xero_date",
+    "xero_instant",
 ]
 
 NAME_SEPARATOR: Final = " · "
@@ -69,6 +93,10 @@ ACCOUNT_CODES: Final = {"time": "4000", "milestone": "4010", "expense": "4020"}
 """Revenue account per invoice line kind (seeded by the firm's chart of accounts; checked at start)."""
 _KINDS: Final = {code: kind for kind, code in ACCOUNT_CODES.items()}
 _MS_DATE: Final = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
+_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+DEFAULT_TERMS_DAYS: Final = 30
+"""Days to pay when neither the contact nor the organisation has sales terms (psconnect's default terms; a Xero
+project holds none)."""
 
 
 class MappingError(ValueError):
@@ -85,6 +113,20 @@ def xero_date(value: object) -> dt.date:
         return dt.date.fromisoformat(text[:10])
     except ValueError as exc:
         raise MappingError(f"not a Xero date: {text!r}") from exc
+
+
+def xero_instant(value: object) -> dt.datetime:
+    """A Xero timestamp as a UTC instant: ``/Date(1573755038314+0000)/`` (milliseconds since the epoch, UTC; the
+    offset only says how it was shown) or ISO 8601 (UTC when it names no offset)."""
+    text = str(value or "")
+    found = _MS_DATE.match(text)
+    if found:
+        return _EPOCH + dt.timedelta(milliseconds=int(found.group(1)))
+    try:
+        instant = dt.datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise MappingError(f"not a Xero timestamp: {text!r}") from exc
+    return instant.replace(tzinfo=dt.UTC) if instant.tzinfo is None else instant.astimezone(dt.UTC)
 
 
 def _money(value: object, currency: str) -> Money:
@@ -255,19 +297,103 @@ def _lines(record: dict[str, Any], currency: str, *, credit: bool) -> list[Invoi
     return out
 
 
-def _status(record: dict[str, Any]) -> Literal["draft", "approved", "posted", "void"]:
-    return {"DRAFT": "draft", "SUBMITTED": "draft", "AUTHORISED": "approved", "PAID": "posted",
-            "VOIDED": "void", "DELETED": "void"}.get(str(record.get("Status")), "draft")  # type: ignore[return-value]
+def _amount(record: dict[str, Any], field: str) -> Decimal:
+    return Decimal(str(record.get(field) or 0))
+
+
+def invoice_status(record: dict[str, Any]) -> InvoiceStatus:
+    """Xero's invoice ``Status`` as the canonical lifecycle.
+
+    ``DRAFT`` and ``SUBMITTED`` (awaiting approval) are not in the ledger yet: ``draft``. ``AUTHORISED`` is
+    approved and posted at once (Xero has no separate approval, so ``approved`` is skipped): ``posted``, or
+    ``sent`` once ``SentToContact``, or ``partially_paid`` once payments are applied. ``PAID`` means nothing is
+    due: ``credited`` when credit notes, not payments, settled it, else ``paid``. ``VOIDED`` and ``DELETED``
+    (a deleted draft) are ``void``.
+    """
+    status = str(record.get("Status") or "")
+    if status in ("VOIDED", "DELETED"):
+        return "void"
+    if status == "PAID":
+        return "credited" if _amount(record, "AmountPaid") == 0 and _amount(record, "AmountCredited") > 0 else "paid"
+    if status == "AUTHORISED":
+        if _amount(record, "AmountPaid") > 0:
+            return "partially_paid"
+        return "sent" if record.get("SentToContact") else "posted"
+    if status in ("DRAFT", "SUBMITTED"):
+        return "draft"
+    raise MappingError(f"Xero invoice {record.get('InvoiceNumber')} has an unknown status {status!r}")
 
 
 def invoice_from_record(record: dict[str, Any], *, tenant: str) -> Invoice:
+    """The invoice with its state in Xero: a credit applied lowers ``AmountDue`` without counting as paid; a void
+    invoice owes nothing."""
     project, period = _reference(record)[:2]
     currency = _text(record, "CurrencyCode")
     lines = _lines(record, currency, credit=False)
+    total = _money(sum((ln.amount.amount for ln in lines), Decimal(0)), currency)
+    status = invoice_status(record)
+    if status == "void":
+        due = _money(Decimal(0).quantize(total.amount), currency)  # nothing owed, to the total's places
+    else:
+        due = _money(record["AmountDue"], currency) if record.get("AmountDue") is not None else total
     return Invoice(id=_text(record, "InvoiceID"), external_id=_text(record, "InvoiceNumber"),
                    customer_id=str((record.get("Contact") or {}).get("ContactID")), project_external_id=project,
-                   legal_entity_id=tenant, period=period, currency=currency, lines=lines,
-                   total=_money(sum((ln.amount.amount for ln in lines), Decimal(0)), currency), status=_status(record))
+                   legal_entity_id=tenant, period=period, currency=currency, lines=lines, total=total, status=status,
+                   amount_paid=_money(record.get("AmountPaid"), currency), amount_due=due,
+                   issue_date=xero_date(record["Date"]) if record.get("Date") else None,
+                   due_date=xero_date(record["DueDate"]) if record.get("DueDate") else None,
+                   updated_at=xero_instant(record["UpdatedDateUTC"]) if record.get("UpdatedDateUTC") else None)
+
+
+def due_date(issued: dt.date, terms: dict[str, Any] | None) -> dt.date:
+    """When an invoice issued on ``issued`` is due under Xero's sales ``PaymentTerms`` (``{Day, Type}``), or
+    `DEFAULT_TERMS_DAYS` after it without terms.
+
+    Types: ``DAYSAFTERBILLDATE`` (days after the invoice date), ``DAYSAFTERBILLMONTH`` (days after the end of its
+    month), ``OFCURRENTMONTH`` (that day of its month, never before the invoice date), ``OFFOLLOWINGMONTH`` (that
+    day of the next month); a day past a month's end is its last day.
+    """
+    if not terms or terms.get("Day") is None:
+        return issued + dt.timedelta(days=DEFAULT_TERMS_DAYS)
+    day, kind = int(terms["Day"]), str(terms.get("Type"))
+    month_end = dt.date(issued.year + issued.month // 12, issued.month % 12 + 1, 1) - dt.timedelta(days=1)
+    if kind == "DAYSAFTERBILLDATE":
+        return issued + dt.timedelta(days=day)
+    if kind == "DAYSAFTERBILLMONTH":
+        return month_end + dt.timedelta(days=day)
+    if kind == "OFCURRENTMONTH":
+        return max(issued, month_end.replace(day=min(max(day, 1), month_end.day)))
+    if kind == "OFFOLLOWINGMONTH":
+        following = dt.date(month_end.year + month_end.month // 12, month_end.month % 12 + 1, 1)
+        last = dt.date(following.year + following.month // 12, following.month % 12 + 1, 1) - dt.timedelta(days=1)
+        return following.replace(day=min(max(day, 1), last.day))
+    raise MappingError(f"unknown Xero payment terms type {kind!r}")
+
+
+# --- payments -----------------------------------------------------------------------------------------------------
+
+def payment_from_upsert(external_id: str, data: PaymentUpsert, *, invoice_id: str, account_code: str) -> dict[str, Any]:
+    """``PUT /Payments`` of one payment; the reference starts with the external id, by which it is found again."""
+    reference = f"{external_id} {data.reference}" if data.reference else external_id
+    return {"Invoice": {"InvoiceID": invoice_id}, "Account": {"Code": account_code}, "Date": data.date.isoformat(),
+            "Amount": data.amount.amount, "Reference": reference}
+
+
+def payment_external_id(record: dict[str, Any]) -> str | None:
+    """The external id a payment's reference starts with (None for a payment made in Xero without one)."""
+    return str(record.get("Reference") or "").partition(" ")[0] or None
+
+
+def payment_from_record(record: dict[str, Any], *, tenant: str) -> Payment:
+    invoice = record.get("Invoice") or {}
+    external_id = payment_external_id(record)
+    if external_id is None:
+        raise MappingError(f"Xero payment {record.get('PaymentID')} carries no external id in its reference")
+    currency = _text(invoice, "CurrencyCode")
+    return Payment(id=_text(record, "PaymentID"), external_id=external_id,
+                   invoice_external_id=_text(invoice, "InvoiceNumber"), legal_entity_id=tenant,
+                   date=xero_date(record.get("Date")), amount=_money(record.get("Amount"), currency),
+                   reference=str(record.get("Reference") or "").partition(" ")[2] or None)
 
 
 def credit_note_from_upsert(external_id: str, data: CreditMemoUpsert, *, credit_note_id: str | None,

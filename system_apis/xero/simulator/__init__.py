@@ -14,8 +14,13 @@ What an adapter must cope with against the real service, reproduced here:
 - **Idempotency-Key** on writes: the same key again answers the first answer and changes nothing
   (https://developer.xero.com/documentation/guides/idempotent-requests/idempotency/).
 - Accounting: ``Organisation``, ``Contacts`` (POST creates or, with ``ContactID``, updates; ``where``),
-  ``Invoices`` and ``CreditNotes`` (POST upsert by id, ``where``, ``page`` of 100, ``/Date(ms)/`` dates,
-  refused before the period lock date), ``Accounts``, ``TrackingCategories`` (+ ``Options``). Errors:
+  ``Invoices`` and ``CreditNotes`` (POST upsert by id, also at ``/{id}``; ``where``, ``page`` of 100,
+  ``/Date(ms)/`` dates, refused before the period lock date; ``Status`` DRAFT -> AUTHORISED (a due date
+  required) -> PAID once nothing is due, or VOIDED; ``SentToContact``; ``AmountPaid``, ``AmountCredited``,
+  ``AmountDue``), ``Payments`` (PUT applies a payment to an AUTHORISED invoice, at most its amount due, from a
+  bank account; ``where``), ``CreditNotes/{id}/Allocations``, ``Accounts`` (the revenue accounts and bank
+  account ``090``), ``TrackingCategories`` (+ ``Options``). ``If-Modified-Since`` on the lists compares with each
+  record's ``UpdatedDateUTC``, which every change moves on (see `_receivables`). Errors:
   ``{ErrorNumber: 10, Type: ValidationException, Message, Elements[{ValidationErrors[{Message}]}]}``.
 - Projects: ``Projects`` (POST 201, PUT 204), ``Tasks``, ``Time`` (whole minutes, 1..59940), ``ProjectsUsers``,
   ``page``/``pageSize`` (max 500) with ``pagination``; errors ``{message, modelState}``.
@@ -42,6 +47,13 @@ from system_apis._internal.faults import FaultPlan, ReceivedRequest, control_rou
 from system_apis.demo_firm import demo_firm
 from system_apis.xero._defaults import DEFAULT_CODE
 from system_apis.xero.mapping import NAME_SEPARATOR, contact_from_customer
+from system_apis.xero.simulator._receivables import (
+    allocate,
+    changed_since,
+    modified_since,
+    save_document,
+    save_payment,
+)
 from system_apis.xero.simulator._state import Organisation, Refused, matches, ms_date, seed_organisation
 
 __all__ = ["ACCESS_SECONDS", "GRACE_SECONDS", "XeroSimulator"]
@@ -92,9 +104,10 @@ class XeroSimulator:
     def __init__(self, *, legal_entities: Collection[str] = (DEFAULT_CODE,), refresh_token: str = "sim-token",
                  calls_per_minute: int | None = 60, calls_per_day: int | None = 5000,
                  grace_seconds: float = GRACE_SECONDS, clock: Callable[[], float] = time.time,
-                 seed: bool = False) -> None:
+                 seed: bool = True) -> None:
         """``seed``: the organisations start with the demo firm's book of their entity (its customers and the
-        projects already delivering, as provisioning left them); without, empty books (the tests' start)."""
+        projects already delivering, as provisioning left them), as the other ERP simulators do; ``False``:
+        empty books (the start of tests that provision their own)."""
         self.faults = FaultPlan()
         self.seed = seed
         self.codes = tuple(legal_entities)
@@ -116,7 +129,7 @@ class XeroSimulator:
         self.day = _Window(per_day, 86400.0, self._clock)
         self.organisations: dict[str, Organisation] = {}
         for code in self.codes:
-            org = seed_organisation(code)
+            org = seed_organisation(code, self._clock)
             if org is not None:
                 self.organisations[org.tenant] = org
                 if self.seed:
@@ -141,6 +154,8 @@ class XeroSimulator:
                 total += sum(1 for r in org.invoices.values() if external_id in (None, r["InvoiceNumber"]))
             elif record_type == "creditNote":
                 total += sum(1 for r in org.credit_notes.values() if external_id in (None, r["CreditNoteNumber"]))
+            elif record_type == "payment":
+                total += sum(1 for r in org.payments.values() if external_id in (None, r["PaymentID"]))
             elif record_type == "contact":
                 total += sum(1 for r in org.contacts.values() if external_id in (None, r.get("ContactNumber")))
             elif record_type == "project":
@@ -281,7 +296,8 @@ class XeroSimulator:
 
     def _paged(self, name: str, records: list[Json], request: Request[Any, Any, Any]) -> Response[bytes]:
         where = request.query_params.get("where")
-        found = [r for r in records if matches(r, where)]
+        since = modified_since(request.headers.get("if-modified-since"))
+        found = [r for r in changed_since(records, since) if matches(r, where)]
         page = int(request.query_params.get("page") or 1)
         chunk = found[(page - 1) * ACCOUNTING_PAGE:page * ACCOUNTING_PAGE]
         body = self._envelope(name, chunk, page)
@@ -319,16 +335,43 @@ class XeroSimulator:
             if method == "POST" and len(parts) == 1:
                 return _json(200, self._envelope("Contacts", [self._save_contact(org, c) for c in body["Contacts"]]))
         if head in ("Invoices", "CreditNotes"):
-            store = org.invoices if head == "Invoices" else org.credit_notes
+            return self._documents(org, head, method, parts, request, body)
+        if head == "Payments":
             if method == "GET" and len(parts) == 1:
+                return self._paged("Payments", list(org.payments.values()), request)
+            if method == "GET" and len(parts) == 2 and parts[1] in org.payments:
+                return _json(200, self._envelope("Payments", [org.payments[parts[1]]]))
+            if method == "PUT" and len(parts) == 1:
+                return _json(200, self._envelope("Payments", [save_payment(org, p) for p in body["Payments"]]))
+        return _json(404, {"Title": "Not Found", "Status": 404, "Detail": f"no {method} {path}"})
+
+    def _documents(self, org: Organisation, head: str, method: str, parts: list[str],
+                   request: Request[Any, Any, Any], body: Any) -> Response[bytes]:
+        store = org.invoices if head == "Invoices" else org.credit_notes
+        id_field, number_field = ("InvoiceID", "InvoiceNumber") if head == "Invoices" else (
+            "CreditNoteID", "CreditNoteNumber")
+        if len(parts) == 1:
+            if method == "GET":
                 records = list(store.values())
                 numbers = request.query_params.get("InvoiceNumbers")
                 if numbers:
                     records = [r for r in records if r["InvoiceNumber"] in numbers.split(",")]
                 return self._paged(head, records, request)
-            if method == "POST" and len(parts) == 1:
+            if method == "POST":
                 return _json(200, self._envelope(head, [self._save_document(org, head, d) for d in body[head]]))
-        return _json(404, {"Title": "Not Found", "Status": 404, "Detail": f"no {method} {path}"})
+            return _json(404, {"Title": "Not Found", "Status": 404})
+        # by id, or (as Xero also accepts) by number
+        found = store.get(parts[1]) or next((r for r in store.values() if r[number_field] == parts[1]), None)
+        if found is None:
+            return _json(404, {"Title": "Not Found", "Status": 404, "Detail": f"no {head} {parts[1]}"})
+        if len(parts) == 2 and method == "GET":
+            return _json(200, self._envelope(head, [found]))
+        if len(parts) == 2 and method == "POST":
+            return _json(200, self._envelope(head, [self._save_document(org, head, {**d, id_field: found[id_field]})
+                                                    for d in body[head][:1]]))
+        if len(parts) == 3 and parts[2] == "Allocations" and method == "PUT" and head == "CreditNotes":
+            return _json(200, {"Allocations": allocate(org, found, body)})
+        return _json(404, {"Title": "Not Found", "Status": 404})
 
     def _seed_book(self, org: Organisation) -> None:
         """What provisioning writes for each delivering project of the entity: its customer's contact, the
@@ -368,46 +411,14 @@ class XeroSimulator:
             raise Refused("The contact name is required.")
         record = {**(current or {"ContactID": org.next_id(), "ContactStatus": "ACTIVE", "Addresses": [],
                                  "Phones": [], "IsSupplier": False, "IsCustomer": False}), **data}
-        record["UpdatedDateUTC"] = ms_date(dt.date.today())
+        record["UpdatedDateUTC"] = org.now()
         record["HasValidationErrors"] = False
         org.contacts[record["ContactID"]] = record
         return record
 
     def _save_document(self, org: Organisation, kind: str, data: Json) -> Json:
-        invoice = kind == "Invoices"
-        id_field, number_field = ("InvoiceID", "InvoiceNumber") if invoice else ("CreditNoteID", "CreditNoteNumber")
-        store = org.invoices if invoice else org.credit_notes
-        expected = "ACCREC" if invoice else "ACCRECCREDIT"
-        if data.get("Type") != expected:
-            raise Refused(f"Only {expected} documents are supported here, not {data.get('Type')!r}.")
-        current = store.get(str(data.get(id_field))) if data.get(id_field) else None
-        if data.get(id_field) and current is None:
-            raise Refused(f"The document {data[id_field]} does not exist.")
-        if current is not None and current["Status"] not in ("DRAFT", "SUBMITTED"):
-            raise Refused("This document cannot be edited as it has been approved.")
-        number = str(data.get(number_field) or "")
-        if any(r.get(number_field) == number and r is not current for r in store.values()):
-            raise Refused(f"{number_field} must be unique: {number!r} is already used.")
-        contact = org.contacts.get(str((data.get("Contact") or {}).get("ContactID")))
-        if contact is None:
-            raise Refused("The contact does not exist.")
-        day = org.check_date(str(data.get("Date") or ""))
-        lines = org.check_lines(list(data.get("LineItems") or []))
-        total = sum((ln["LineAmount"] for ln in lines), Decimal(0))
-        record: Json = {**(current or {id_field: org.next_id()}), **data, "Contact": {
-            "ContactID": contact["ContactID"], "Name": contact["Name"]}, "LineItems": lines,
-            "Date": ms_date(day), "DateString": f"{day.isoformat()}T00:00:00", "Status": data.get("Status", "DRAFT"),
-            "SubTotal": total, "TotalTax": Decimal(0), "Total": total, "UpdatedDateUTC": ms_date(dt.date.today()),
-            "CurrencyCode": data.get("CurrencyCode") or org.currency, "HasErrors": False}
-        if invoice:
-            record.update(AmountDue=total, AmountPaid=Decimal(0), AmountCredited=Decimal(0))
-            due = data.get("DueDate")
-            if due:
-                record["DueDate"] = ms_date(dt.date.fromisoformat(str(due)[:10]))
-        else:
-            record.update(RemainingCredit=total)
-        store[record[id_field]] = record
-        return record
+        """One invoice or credit note POSTed (Xero's rules on it: `_receivables.save_document`)."""
+        return save_document(org, kind, data)
 
     # --- Projects ---------------------------------------------------------------------------------------
 

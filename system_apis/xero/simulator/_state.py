@@ -5,15 +5,18 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import re
+import time
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Final
 
 from contracts.erp import LegalEntity
 from system_apis.demo_firm import demo_firm
-from system_apis.xero._defaults import tenant_id
+from system_apis.xero._defaults import PAYMENT_ACCOUNT, tenant_id
 
-__all__ = ["ACQUIRED", "Organisation", "Refused", "matches", "ms_date", "seed_organisation"]
+__all__ = ["ACQUIRED", "Organisation", "Refused", "matches", "ms_date", "ms_instant", "read_date",
+           "seed_organisation"]
 
 ACQUIRED: Final = {
     "AU01": LegalEntity(id="LE-AU01", code="AU01", name="Meridian Advisory Pty Ltd", country="AU", currency="AUD",
@@ -23,6 +26,8 @@ ACQUIRED: Final = {
 LOCK_DATE: Final = dt.date(2026, 8, 31)
 """Periods up to August 2026 are closed in the demo firm; Xero keeps that as the organisation's lock date."""
 _WHERE: Final = re.compile(r'^\s*(\w+)(==|\.StartsWith\()\s*"([^"]*)"\)?\s*$')
+_MS: Final = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
+_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 class Refused(Exception):
@@ -33,6 +38,25 @@ def ms_date(day: dt.date) -> str:
     """Xero's Accounting date format, ``/Date(ms+0000)/``."""
     instant = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
     return f"/Date({int(instant.timestamp() * 1000)}+0000)/"
+
+
+def ms_instant(value: object) -> dt.datetime:
+    """An Accounting ``/Date(ms+0000)/`` as a UTC instant (milliseconds kept)."""
+    found = _MS.match(str(value or ""))
+    if found is None:
+        raise Refused(f"{value!r} is not a Xero date")
+    return _EPOCH + dt.timedelta(milliseconds=int(found.group(1)))
+
+
+def read_date(value: object) -> dt.date:
+    """A date as a request sends it (``YYYY-MM-DD``, maybe with a time) or as a stored record holds it (ms)."""
+    text = str(value or "")
+    if _MS.match(text):
+        return ms_instant(text).date()
+    try:
+        return dt.date.fromisoformat(text[:10])
+    except ValueError as exc:
+        raise Refused(f"{text!r} is not a date") from exc
 
 
 def matches(record: dict[str, Any], where: str | None) -> bool:
@@ -53,8 +77,11 @@ def matches(record: dict[str, Any], where: str | None) -> bool:
 class Organisation:
     """One tenant's books."""
 
-    def __init__(self, entity: LegalEntity) -> None:
+    def __init__(self, entity: LegalEntity, clock: Callable[[], float] = time.time) -> None:
         self.code = entity.code
+        self._clock = clock
+        self._stamped = 0
+        """The last change's ``UpdatedDateUTC`` in ms (see `touch`)."""
         self.tenant = tenant_id(entity.code)
         self.record: dict[str, Any] = {
             "OrganisationID": self.tenant, "Name": entity.name, "LegalName": entity.name, "PaysTax": True,
@@ -69,11 +96,17 @@ class Organisation:
         self.contacts: dict[str, dict[str, Any]] = {}
         self.invoices: dict[str, dict[str, Any]] = {}
         self.credit_notes: dict[str, dict[str, Any]] = {}
-        self.accounts = [
+        self.payments: dict[str, dict[str, Any]] = {}
+        self.accounts: list[dict[str, Any]] = [
             {"AccountID": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.tenant}/{code}")), "Code": code, "Name": name,
              "Type": "REVENUE", "Status": "ACTIVE", "TaxType": "OUTPUT", "Class": "REVENUE"}
             for code, name in (("4000", "Consulting fees (time)"), ("4010", "Milestone fees"),
                                ("4020", "Recharged expenses"))]
+        self.accounts.append({  # where customer payments land (Xero's default chart names its bank account 090)
+            "AccountID": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.tenant}/{PAYMENT_ACCOUNT}")),
+            "Code": PAYMENT_ACCOUNT, "Name": "Business Bank Account", "Type": "BANK", "BankAccountType": "BANK",
+            "BankAccountNumber": "062-000 1234 5678", "CurrencyCode": entity.currency, "Status": "ACTIVE",
+            "Class": "ASSET", "EnablePaymentsToAccount": False})
         self.tracking: dict[str, Any] = {
             "TrackingCategoryID": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.tenant}/tracking")),
             "Name": "Project", "Status": "ACTIVE", "Options": []}
@@ -86,6 +119,20 @@ class Organisation:
 
     def next_id(self) -> str:
         return str(uuid.uuid4())
+
+    def touch(self) -> str:
+        """The ``UpdatedDateUTC`` of a change to an invoice, credit note or payment made now, in ms, never before
+        the tenant's previous such change. ``If-Modified-Since`` is read to the second, so a poller resumes at the
+        last change it saw, inclusive."""
+        self._stamped = max(int(self._clock() * 1000), self._stamped)
+        return f"/Date({self._stamped}+0000)/"
+
+    def now(self) -> str:
+        """The ``UpdatedDateUTC`` of a change to a record psconnect never polls for (a contact): the clock's."""
+        return f"/Date({int(self._clock() * 1000)}+0000)/"
+
+    def account(self, code: str) -> dict[str, Any] | None:
+        return next((a for a in self.accounts if a["Code"] == code and a["Status"] == "ACTIVE"), None)
 
     def option_names(self) -> set[str]:
         return {str(o["Name"]) for o in self.tracking["Options"]}
@@ -100,7 +147,7 @@ class Organisation:
         return day
 
     def check_lines(self, lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        codes = {a["Code"] for a in self.accounts}
+        codes = {a["Code"] for a in self.accounts if a["Type"] != "BANK"}  # a sales line is never coded to a bank
         out = []
         for line in lines:
             if line.get("AccountCode") not in codes:
@@ -118,7 +165,7 @@ class Organisation:
         return out
 
 
-def seed_organisation(code: str) -> Organisation | None:
+def seed_organisation(code: str, clock: Callable[[], float] = time.time) -> Organisation | None:
     """The organisation of a demo-firm legal entity (or of the acquired AU01); None for an unknown code."""
     entity = next((e for e in demo_firm().legal_entities if e.code == code), None) or ACQUIRED.get(code)
-    return Organisation(entity) if entity is not None else None
+    return Organisation(entity, clock) if entity is not None else None

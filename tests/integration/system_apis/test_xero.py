@@ -166,7 +166,7 @@ def check_response(request: httpx.Request, status: int, body: bytes) -> None:
 
 @pytest.fixture
 def sim() -> XeroSimulator:
-    return XeroSimulator(legal_entities=(CODE,), calls_per_minute=None, calls_per_day=None)
+    return XeroSimulator(legal_entities=(CODE,), calls_per_minute=None, calls_per_day=None, seed=False)
 
 
 @pytest.fixture

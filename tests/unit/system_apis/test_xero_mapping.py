@@ -5,22 +5,29 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+import msgspec
 import pytest
 
-from contracts.billing import CreditMemoUpsert, InvoiceLine, InvoiceUpsert, TimePostingLine
+from contracts.billing import CreditMemoUpsert, InvoiceLine, InvoiceUpsert, PaymentUpsert, TimePostingLine
 from contracts.common import Money
 from system_apis.xero._summary import minutes, summary_key
+from system_apis.xero.client import if_modified_since
 from system_apis.xero.mapping import (
     MappingError,
     credit_memo_from_note,
     credit_note_from_upsert,
+    due_date,
     invoice_from_record,
     invoice_from_upsert,
+    invoice_status,
     legal_entity_from_organisation,
     month_periods,
+    payment_from_record,
+    payment_from_upsert,
     project_external_id,
     project_from_record,
     xero_date,
+    xero_instant,
 )
 
 GBP = "GBP"
@@ -45,6 +52,19 @@ class TestDates:
     def test_anything_else_is_a_mapping_error(self) -> None:
         with pytest.raises(MappingError):
             xero_date("yesterday")
+        with pytest.raises(MappingError):
+            xero_instant("yesterday")
+
+    def test_updated_date_utc_keeps_its_milliseconds_and_is_utc(self) -> None:
+        assert xero_instant("/Date(1573755038314+0000)/") == dt.datetime(2019, 11, 14, 18, 10, 38, 314000,
+                                                                          tzinfo=dt.UTC)
+        assert xero_instant("2026-11-20T10:00:00") == dt.datetime(2026, 11, 20, 10, tzinfo=dt.UTC)
+        assert xero_instant("2026-11-20T12:00:00+02:00") == dt.datetime(2026, 11, 20, 10, tzinfo=dt.UTC)
+
+    def test_if_modified_since_is_utc_to_the_second_rounded_down(self) -> None:
+        instant = dt.datetime(2026, 11, 20, 12, 0, 5, 999000, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+        assert if_modified_since(instant) == "2026-11-20T10:00:05"
+        assert if_modified_since(dt.datetime(2026, 11, 20, 10, 0, 5)) == "2026-11-20T10:00:05"
 
 
 class TestOrganisation:
@@ -106,6 +126,93 @@ class TestDocuments:
         with pytest.raises(MappingError):
             invoice_from_record({"InvoiceID": "i", "InvoiceNumber": "INV-9", "Reference": "typed by hand",
                                  "CurrencyCode": GBP}, tenant="t")
+
+
+def _record(status: str, **fields: object) -> dict[str, object]:
+    return {"InvoiceID": "i-1", "InvoiceNumber": "INV-1", "Type": "ACCREC", "Reference": "PRJ-1 2026-10",
+            "CurrencyCode": GBP, "Contact": {"ContactID": "c-1"}, "Status": status,
+            "LineItems": [{"Description": "October", "Quantity": Decimal("1"), "UnitAmount": Decimal("1000.00"),
+                           "LineAmount": Decimal("1000.00"), "AccountCode": "4000"}],
+            "AmountPaid": Decimal("0.00"), "AmountCredited": Decimal("0.00"), "AmountDue": Decimal("1000.00"),
+            "Date": "/Date(1793404800000+0000)/", "DueDate": "/Date(1795996800000+0000)/",
+            "UpdatedDateUTC": "/Date(1795610096123+0000)/", **fields}
+
+
+class TestInvoiceStatus:
+    @pytest.mark.parametrize(("status", "fields", "expected"), [
+        ("DRAFT", {}, "draft"),
+        ("SUBMITTED", {}, "draft"),  # awaiting approval: not in the ledger yet
+        ("AUTHORISED", {}, "posted"),
+        ("AUTHORISED", {"SentToContact": True}, "sent"),
+        ("AUTHORISED", {"SentToContact": True, "AmountPaid": Decimal("400.00")}, "partially_paid"),
+        ("AUTHORISED", {"AmountCredited": Decimal("400.00"), "AmountDue": Decimal("600.00")}, "posted"),
+        ("PAID", {"AmountPaid": Decimal("1000.00"), "AmountDue": Decimal("0.00")}, "paid"),
+        ("PAID", {"AmountPaid": Decimal("300.00"), "AmountCredited": Decimal("700.00"), "AmountDue": 0}, "paid"),
+        ("PAID", {"AmountCredited": Decimal("1000.00"), "AmountDue": Decimal("0.00")}, "credited"),
+        ("VOIDED", {}, "void"),
+        ("DELETED", {}, "void"),  # a deleted draft
+    ])
+    def test_each_xero_status_is_a_canonical_one(self, status: str, fields: dict[str, object], expected: str) -> None:
+        assert invoice_status(_record(status, **fields)) == expected
+        assert invoice_from_record(_record(status, **fields), tenant="t-1").status == expected
+
+    def test_an_unknown_status_is_a_mapping_error(self) -> None:
+        with pytest.raises(MappingError):
+            invoice_status(_record("ARCHIVED"))
+
+    def test_amounts_dates_and_the_last_change_come_from_xeros_record(self) -> None:
+        invoice = invoice_from_record(_record("AUTHORISED", AmountPaid=Decimal("250.00"), AmountCredited=Decimal(
+            "100.00"), AmountDue=Decimal("650.00")), tenant="t-1")
+        assert (invoice.total, invoice.amount_paid, invoice.amount_due) == (
+            _money("1000.00"), _money("250.00"), _money("650.00"))  # a credit lowers what is due, not what is paid
+        assert (invoice.issue_date, invoice.due_date) == (dt.date(2026, 10, 31), dt.date(2026, 11, 30))
+        assert invoice.updated_at == dt.datetime(2026, 11, 25, 12, 34, 56, 123000, tzinfo=dt.UTC)
+
+    def test_a_void_invoice_owes_nothing_and_a_draft_owes_its_total(self) -> None:
+        assert invoice_from_record(_record("VOIDED"), tenant="t").amount_due == _money("0.00")
+        draft = invoice_from_record(_record("DRAFT", AmountDue=None, AmountPaid=None), tenant="t")
+        assert (draft.amount_paid, draft.amount_due) == (_money("0"), _money("1000.00"))
+
+
+class TestPaymentTerms:
+    @pytest.mark.parametrize(("terms", "expected"), [
+        (None, dt.date(2026, 11, 30)),
+        ({"Day": 14, "Type": "DAYSAFTERBILLDATE"}, dt.date(2026, 11, 14)),
+        ({"Day": 10, "Type": "DAYSAFTERBILLMONTH"}, dt.date(2026, 11, 10)),
+        ({"Day": 20, "Type": "OFFOLLOWINGMONTH"}, dt.date(2026, 11, 20)),
+        ({"Day": 31, "Type": "OFFOLLOWINGMONTH"}, dt.date(2026, 11, 30)),  # past the month's end: its last day
+        ({"Day": 15, "Type": "OFCURRENTMONTH"}, dt.date(2026, 10, 31)),  # never before the invoice date
+    ])
+    def test_xeros_sales_terms_give_the_due_date(self, terms: dict[str, object] | None, expected: dt.date) -> None:
+        assert due_date(dt.date(2026, 10, 31), terms) == expected
+
+    def test_an_unknown_terms_type_is_a_mapping_error(self) -> None:
+        with pytest.raises(MappingError):
+            due_date(dt.date(2026, 10, 31), {"Day": 1, "Type": "WHENEVER"})
+
+
+class TestPayments:
+    def test_the_reference_carries_the_external_id_and_reads_back(self) -> None:
+        data = PaymentUpsert(invoice_external_id="INV-1", legal_entity_id="t-1", date=dt.date(2026, 11, 20),
+                             amount=_money("400.00"), reference="remittance 1")
+        body = payment_from_upsert("PAY-1", data, invoice_id="i-1", account_code="090")
+        assert body == {"Invoice": {"InvoiceID": "i-1"}, "Account": {"Code": "090"}, "Date": "2026-11-20",
+                        "Amount": Decimal("400.00"), "Reference": "PAY-1 remittance 1"}
+        record = {**body, "PaymentID": "p-1", "Date": "/Date(1795132800000+0000)/",
+                  "Invoice": {"InvoiceID": "i-1", "InvoiceNumber": "INV-1", "CurrencyCode": GBP}}
+        payment = payment_from_record(record, tenant="t-1")
+        assert (payment.id, payment.external_id, payment.invoice_external_id, payment.date, payment.amount,
+                payment.reference) == ("p-1", "PAY-1", "INV-1", dt.date(2026, 11, 20), _money("400.00"),
+                                       "remittance 1")
+        bare = payment_from_upsert("PAY-2", msgspec.structs.replace(data, reference=None), invoice_id="i-1",
+                                   account_code="090")
+        assert bare["Reference"] == "PAY-2"
+        assert payment_from_record({**record, "Reference": "PAY-2"}, tenant="t-1").reference is None
+
+    def test_a_payment_made_in_xero_without_a_reference_is_a_mapping_error(self) -> None:
+        with pytest.raises(MappingError):
+            payment_from_record({"PaymentID": "p", "Invoice": {"InvoiceNumber": "INV-1", "CurrencyCode": GBP}},
+                                tenant="t")
 
 
 class TestSummaries:
