@@ -61,6 +61,8 @@ _OPERATION_STATUSES: Final[dict[str, frozenset[int]]] = {
     "provisioning.receiveCrmEvent": frozenset({404, 503}),
     "provisioning.replayException": frozenset({409}),
     "worker_sync.replayException": frozenset({409}),
+    "receivables.replayException": frozenset({409}),
+    "dashboards.getReceivables": frozenset({503}),  # a group currency whose rate the entity's ERP cannot give now
     "timeToBill.replayException": frozenset({409}),
     "timeToBill.listReconciliation": frozenset({404, 503}),  # 503: the time system or ERP is throttling us
     "workbench.resolveException": frozenset({409}),

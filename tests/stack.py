@@ -32,6 +32,7 @@ ALL_SCOPES = ("system.crm:read", "system.crm:write", "system.erp:read", "system.
                "experience.workbench:read", "experience.workbench:write", "experience.dashboards:read",
                "system.time:read", "system.hr:read", "process.worker_sync:read", "process.worker_sync:write",
                "process.time_to_bill:read", "process.time_to_bill:write", "experience.audit:read",
+               "process.receivables:read", "process.receivables:write",
                "experience.subscriptions:read", "experience.subscriptions:write", "ops.metrics:read")
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 FAST_RETRY = RetryPolicy(max_attempts=6, base_delay=0.01, max_delay=0.05, max_retry_after=0.2)

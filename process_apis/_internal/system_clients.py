@@ -13,6 +13,7 @@ Answers are classified once, here: 429/502/503/504 and transport errors are
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any, TypeVar
 
@@ -33,6 +34,7 @@ from contracts.billing import (
 from contracts.common import ENTITY_CODE, Page
 from contracts.correlation import outgoing_headers
 from contracts.crm import Account, Opportunity
+from contracts.currency import ExchangeRate
 from contracts.erp import AccountingPeriod, Customer, CustomerUpsert, ErpProject, ErpProjectUpsert, LegalEntity
 from contracts.psa import PsaProject, PsaProjectUpsert
 from contracts.time import TimeEntry
@@ -153,6 +155,20 @@ class ErpApi(SystemApi):
         return await self.all_pages("/invoices", Page[Invoice], 200,
                                     {"project_external_id": project_external_id, "period": period,
                                      **_entity(legal_entity)})
+
+    async def invoice_changes(self, legal_entity: str, updated_since: dt.datetime | None, cursor: str | None,
+                              limit: int) -> Page[Invoice]:
+        """One page of the invoices `legal_entity`'s ERP changed at or after `updated_since` (all of them without)."""
+        params: dict[str, str | int] = {"limit": limit, **_entity(legal_entity)}
+        if updated_since is not None:
+            params["updated_since"] = updated_since.isoformat()
+        if cursor:
+            params["cursor"] = cursor
+        return await self.call("GET", "/invoices", Page[Invoice], params=params)
+
+    async def exchange_rate(self, base: str, quote: str, on: dt.date, legal_entity: str | None) -> ExchangeRate:
+        return await self.call("GET", f"/exchange-rates/{base}/{quote}", ExchangeRate,
+                               params={"on": on.isoformat(), **_entity(legal_entity)})
 
     async def upsert_credit_memo(self, external_id: str, data: CreditMemoUpsert) -> CreditMemo:
         return await self.call("PUT", f"/credit-memos/by-external-id/{external_id}", CreditMemo, json=data)

@@ -37,11 +37,11 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_the_published_file_loads_with_the_nightly_sync_posting_and_month_end_runs(
+def test_the_published_file_loads_with_the_nightly_sync_posting_month_end_runs_and_receivables_poll(
         schedulable: dict[str, dict[str, ScheduledStart[Any]]]) -> None:
     loaded = load_schedules(schedulable, DEFAULT_FILE)
     runs = {s.run for s in loaded}
-    assert runs == {"worker_sync.sync", "time_to_bill.post_time", "time_to_bill.billing_run"}
+    assert runs == {"worker_sync.sync", "time_to_bill.post_time", "time_to_bill.billing_run", "receivables.poll"}
     posting = {s.params["legal_entity"]: s.timezone for s in loaded if s.run == "time_to_bill.post_time"}
     assert posting == {"US01": "America/New_York", "UK01": "Europe/London", "DE01": "Europe/Berlin",
                        "CA01": "America/Toronto", "AU01": "Australia/Sydney"}  # every entity, in its own zone

@@ -1,0 +1,1 @@
+"""Receivables: invoice status and payments read back from each ERP."""
