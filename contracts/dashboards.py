@@ -16,11 +16,16 @@ from typing import Annotated, Literal
 from msgspec import Meta
 
 from contracts.common import Currency, Hours, Money, Struct
+from contracts.currency import ConvertedMoney, ExchangeRate
 
 __all__ = [
     "AgingBucket",
     "AgingBucketName",
     "AgingReport",
+    "ArBucket",
+    "ArBucketName",
+    "ArRow",
+    "ArTotal",
     "BacklogPage",
     "BacklogTotal",
     "Count",
@@ -33,6 +38,7 @@ __all__ = [
     "Ratio",
     "ReadinessPage",
     "ReadinessTotal",
+    "ReceivablesReport",
     "SyncHealth",
     "UtilizationFigures",
     "UtilizationGroup",
@@ -46,6 +52,7 @@ Ratio = Annotated[Decimal | None, Meta(
 DashPeriod = Annotated[str, Meta(pattern=r"^\d{4}-\d{2}$", description="Period YYYY-MM.", examples=["2026-10"])]
 NextCursor = Annotated[str | None, Meta(description="Opaque cursor of the next page; null on the last page.")]
 AgingBucketName = Literal["0-30", "31-60", "61-90", "90+"]
+ArBucketName = Literal["current", "1-30", "31-60", "61-90", "90+"]
 
 
 # --- 1, 2: utilization -------------------------------------------------------------------------
@@ -127,6 +134,8 @@ class ProjectReadiness(Struct):
     posted_uninvoiced: Annotated[Money, Meta(description="Value posted to the ERP but not yet invoiced.")]
     held_hours: Annotated[Hours, Meta(description="Hours of lines held in exceptions.")]
     lines: Annotated[int, Meta(ge=0, description="Approved, not yet invoiced lines.")]
+    drafted_unposted: Annotated[Money, Meta(description=(
+        "Invoice drafts of the period the ERP holds but has not posted to receivables (as last read back)."))]
     oldest_date: Annotated[dt.date | None, Meta(description="Work date of the oldest such line.")] = None
 
 
@@ -137,6 +146,7 @@ class ReadinessTotal(Struct):
     posted_uninvoiced: Money
     held_hours: Hours
     lines: int
+    drafted_unposted: Money
 
 
 class ReadinessPage(Struct):
@@ -208,3 +218,56 @@ class SyncHealth(Struct):
     failed_runs: Annotated[list[Count], Meta(description="Failed runs per process.")]
     dead_letters: Annotated[int, Meta(ge=0, description="Ledger lines the ERP rejected permanently.")]
     last_good_run: Annotated[list[FlowRun], Meta(description="Latest succeeded run per process.")]
+
+
+# --- 8: receivables (AR aging and days sales outstanding) ---------------------------------------
+
+
+class ArBucket(Struct):
+    bucket: Annotated[ArBucketName, Meta(description="Days past the due date at `as_of` (current: not yet due).")]
+    amount: Money
+    converted: Annotated[ConvertedMoney | None, Meta(
+        description="In the requested `currency` (the sum of the bucket's invoices converted one by one).")] = None
+
+
+class ArRow(Struct):
+    """One legal entity's receivables from one customer, in the invoices' currency."""
+
+    legal_entity_code: str
+    customer_id: str
+    currency: Currency
+    open: Annotated[Money, Meta(description="Amount due on posted, unpaid invoices at `as_of`.")]
+    overdue: Money
+    buckets: list[ArBucket]
+    invoiced: Annotated[Money, Meta(description="Invoices issued in the `days` up to `as_of`.")]
+    dso: Annotated[Decimal | None, Meta(description="Days sales outstanding: open / invoiced x days, one place; "
+                                                    "null when nothing was invoiced in the window.")]
+    open_invoices: Annotated[int, Meta(ge=0)]
+    converted_open: ConvertedMoney | None = None
+
+
+class ArTotal(Struct):
+    """One legal entity's receivables, in one currency (an entity billing in two currencies has two)."""
+
+    legal_entity_code: str
+    currency: Currency
+    open: Money
+    overdue: Money
+    buckets: list[ArBucket]
+    invoiced: Money
+    dso: Annotated[Decimal | None, Meta(description="open / invoiced x days, one place; null without invoices.")]
+    converted_open: ConvertedMoney | None = None
+
+
+class ReceivablesReport(Struct):
+    as_of: dt.date
+    days: Annotated[int, Meta(description="The DSO window in days.")]
+    entities: Annotated[list[ArTotal], Meta(description="Per legal entity and currency, over all customers.")]
+    items: Annotated[list[ArRow], Meta(description="Per legal entity, customer and currency; paged.")]
+    currency: Annotated[Currency | None, Meta(description="The group currency asked for, if any.")] = None
+    group_open: Annotated[Money | None, Meta(description="Every entity's open receivables in `currency` (the sum "
+                                                         "of the converted invoices), when a currency was asked.")] \
+        = None
+    group_overdue: Money | None = None
+    rates: Annotated[list[ExchangeRate], Meta(description="Each rate used, with its date and source.")] = []
+    next_cursor: NextCursor = None

@@ -63,6 +63,8 @@ from policies.bindings import Bindings, load_bindings, scope_needs_approval
 from policies.chain import PolicyChain
 from policies.cors import litestar_cors
 from policies.failure_throttle import FailureThrottle
+from process_apis.exchange_rates import DEFAULT_TABLE as DEFAULT_RATE_TABLE
+from process_apis.exchange_rates import RateBook, RateTable
 from process_apis.registry import discover
 from system_apis.grants import DIRECTORY_STATE_KEY, ErpDirectory
 from system_apis.registry import installed
@@ -194,10 +196,13 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
     entity_directory = ErpDirectory(internal_http, token)
     executors = Executors(settings, engine)  # DBOS executor id; on PostgreSQL a lease per process
     probes = health_router(engine, settings.redis_url, role, lambda: executors.launched)
+    # Group-currency reporting: each entity's ERP rates, else the configured table (process_apis/exchange_rates.py).
+    rates = RateBook.create(engine, internal_http, token, RateTable.load(
+        Path(settings.rate_table) if settings.rate_table else DEFAULT_RATE_TABLE))
     public: list[Any] = [] if role == "worker" else [  # a worker serves its probes and its metrics only
         *oauth.routes, *{id(v): v.router for v in vendors.values()}.values(),
         *processes.routers(), workbench_router(WorkbenchStore(engine)),
-        dashboards_router(DashboardStore(engine)), audit_router(trail),
+        dashboards_router(DashboardStore(engine), rates), audit_router(trail),
         subscriptions_router(webhooks, http_loopback=settings.webhooks_http_loopback),
         # API catalog, published OpenAPI documents and Swagger UI (ungoverned; gateway/docs.py).
         docs_router(bindings), portal, console,

@@ -75,6 +75,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         "psconnect"
     schedules_file: Annotated[str | None, Meta(description=(
         "PSCONNECT_SCHEDULES_FILE: the schedule file; default gateway/schedules.yaml."))] = None
+    rate_table: Annotated[str | None, Meta(description=(
+        "PSCONNECT_RATE_TABLE: CSV of daily exchange rates (date,base,quote,rate) for legal entities whose ERP "
+        "keeps none; default process_apis/exchange_rates.csv (the demo firm's)."))] = None
     schedules_enabled: Annotated[bool, Meta(description=(
         "PSCONNECT_SCHEDULES_ENABLED: fire the schedules (the file is checked either way). Default on when the "
         "settings come from the process environment (`psconnect serve`), off when a caller passes its own "
@@ -152,6 +155,7 @@ def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Set
         "webhooks_allow_http": (None if "PSCONNECT_WEBHOOKS_ALLOW_HTTP" not in e
                                 else e["PSCONNECT_WEBHOOKS_ALLOW_HTTP"] not in ("0", "false", "no")),
         "schedules_file": e.get("PSCONNECT_SCHEDULES_FILE") or None,
+        "rate_table": e.get("PSCONNECT_RATE_TABLE") or None,
         "role": e.get("PSCONNECT_ROLE") or "all",
         "gateway_urls": tuple(u.strip().rstrip("/") for u in e.get("PSCONNECT_GATEWAY_URL", "").split(",")
                               if u.strip()),

@@ -18,14 +18,17 @@ from contracts.dashboards import (
     BacklogPage,
     MarginPage,
     ReadinessPage,
+    ReceivablesReport,
     SyncHealth,
     UtilizationReport,
     WorkerUtilizationPage,
 )
 from experience_apis._internal.scope import entity_grant, resolve_entities
+from experience_apis.dashboards.receivables import receivables_report
 from experience_apis.dashboards.store import DashboardStore, Entities
 from foundation.clock import utcnow
 from foundation.paging import CURSOR_MAX_LENGTH, CURSOR_PATTERN
+from process_apis.exchange_rates import RateBook
 
 __all__ = ["API", "dashboards_router"]
 
@@ -46,7 +49,7 @@ _REFERS: Final = {"refers_to": ("legal_entity",)}
 """`legal_entity` must name an existing entity (code or ERP id): an unknown one is a 422 on that parameter."""
 
 
-def dashboards_router(store: DashboardStore) -> Router:
+def dashboards_router(store: DashboardStore, rates: RateBook) -> Router:
     def scope(request: Request[Any, Any, Any], legal_entity: str | None) -> Entities:
         grant = entity_grant(request)
         if grant is None and legal_entity is None:
@@ -102,6 +105,19 @@ def dashboards_router(store: DashboardStore) -> Router:
         entities = scope(request, legal_entity)
         return store.margin(entities, period_of(entities, period), practice, limit, cursor)
 
+    @get("/receivables", operation_id="dashboards.getReceivables", opt=_REFERS,
+         summary="Accounts-receivable aging and days sales outstanding per legal entity and customer")
+    async def receivables(request: Request[Any, Any, Any], legal_entity: LegalEntity = None,
+                          as_of: Annotated[dt.date | None, QueryParameter(
+                              description="Date ages and the DSO window are measured at; default today.")] = None,
+                          days: Annotated[int, QueryParameter(ge=1, le=366, description="DSO window in days.")] = 90,
+                          currency: Annotated[str | None, QueryParameter(
+                              pattern=r"^[A-Z]{3}$", description="Also report in this group currency (ISO 4217), "
+                                                                 "at each entity's rate for `as_of`.")] = None,
+                          limit: Limit = 50, cursor: Cursor = None) -> ReceivablesReport:
+        return await receivables_report(store.engine, rates, scope(request, legal_entity), as_of or utcnow().date(),
+                                        days, currency, limit, cursor)
+
     @get("/sync-health", operation_id="dashboards.getSyncHealth", opt=_REFERS,
          summary="Open exceptions by reason, age and owner; failed runs, dead letters, last good run per flow")
     async def sync_health(request: Request[Any, Any, Any], legal_entity: LegalEntity = None,
@@ -111,4 +127,4 @@ def dashboards_router(store: DashboardStore) -> Router:
 
     return Router(path="/experience/dashboards/v1", opt={"api": API}, tags=["dashboards"],
                   route_handlers=[utilization, worker_utilization, backlog, invoice_readiness, unbilled_aging, margin,
-                                  sync_health])
+                                  receivables, sync_health])

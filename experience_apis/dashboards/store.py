@@ -44,6 +44,7 @@ from experience_apis._internal.attribution import Attribution, entity_aliases
 from foundation.clock import utcnow
 from foundation.paging import decode_cursor, encode_cursor
 from process_apis.exception_queue import ExceptionQueue
+from process_apis.receivables.state import UNPOSTED, receivable_invoices
 from process_apis.time_to_bill.billing_facts import (
     entity_codes,
     fact_contracts,
@@ -213,14 +214,32 @@ class DashboardStore:
         with self.engine.connect() as conn:
             rows = conn.execute(page_query).all()
             totals = conn.execute(totals_query).all()
+            drafted = self._drafted(conn, entities, period, [r[0] for r in rows[:limit]])
+        by_project = {(p, cur): u for p, cur, u in drafted if p is not None}
+        by_currency = {cur: u for p, cur, u in drafted if p is None}
         items = [ProjectReadiness(project=p, legal_entity_code=e, practice=pr, approved_unbilled_hours=_hours(uh),
                                   approved_unbilled=_money(u, cur), posted_uninvoiced=_money(pu, cur),
-                                  held_hours=_hours(h), lines=n, oldest_date=oldest)
+                                  held_hours=_hours(h), lines=n, oldest_date=oldest,
+                                  drafted_unposted=_money(by_project.get((p, cur), 0), cur))
                  for p, e, pr, cur, uh, u, pu, h, n, oldest in rows[:limit]]
         return ReadinessPage(items=items, next_cursor=_page_cursor(offset, limit, len(rows), "readiness"), totals=[
             ReadinessTotal(currency=cur, approved_unbilled_hours=_hours(uh), approved_unbilled=_money(u, cur),
-                           posted_uninvoiced=_money(pu, cur), held_hours=_hours(h), lines=int(n or 0))
+                           posted_uninvoiced=_money(pu, cur), held_hours=_hours(h), lines=int(n or 0),
+                           drafted_unposted=_money(by_currency.get(cur, 0), cur))
             for cur, uh, u, pu, h, n in totals])
+
+    @staticmethod
+    def _drafted(conn: sa.Connection, entities: Entities, period: str,
+                 projects: list[str]) -> list[tuple[str | None, str, int]]:
+        """Drafts the ERP holds unposted: (project, currency, units) for the page's projects, and (None, currency,
+        units) over every project of the caller's entities — the page's items and the totals."""
+        r = receivable_invoices
+        where = [r.c.period == period, r.c.status.in_(UNPOSTED), *_within(r, entities)]
+        per_project = conn.execute(sa.select(r.c.project, r.c.currency, sa.func.sum(r.c.total))
+                                   .where(*where, r.c.project.in_(projects)).group_by(r.c.project, r.c.currency)).all()
+        overall = conn.execute(sa.select(r.c.currency, sa.func.sum(r.c.total)).where(*where)
+                               .group_by(r.c.currency)).all()
+        return [(p, cur, int(u or 0)) for p, cur, u in per_project] + [(None, cur, int(u or 0)) for cur, u in overall]
 
     # --- 5: unbilled aging -----------------------------------------------------------------------------------
 
