@@ -181,6 +181,9 @@ class ProjectMargin(Struct):
     cost: Annotated[Money, Meta(description="Hours x worker cost rate in the period.")]
     margin: Money
     margin_ratio: Annotated[Ratio, Meta(description="margin / revenue.")]
+    converted_revenue: Annotated[ConvertedMoney | None, Meta(
+        description="Revenue in the requested `currency` at the entity's rate for the period's last day.")] = None
+    converted_cost: ConvertedMoney | None = None
 
 
 class MarginTotal(Struct):
@@ -195,6 +198,10 @@ class MarginPage(Struct):
     items: list[ProjectMargin]
     totals: Annotated[list[MarginTotal], Meta(description="One per currency, over all pages.")]
     next_cursor: NextCursor = None
+    group_total: Annotated[MarginTotal | None, Meta(description=(
+        "Every project of every page in the requested `currency`: the sums of the projects' converted revenue "
+        "and cost (each converted and rounded on its own)."))] = None
+    rates: Annotated[list[ExchangeRate], Meta(description="Each rate used, with its date and source.")] = []
 
 
 # --- 7: sync health ----------------------------------------------------------------------------

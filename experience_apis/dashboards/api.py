@@ -24,6 +24,7 @@ from contracts.dashboards import (
     WorkerUtilizationPage,
 )
 from experience_apis._internal.scope import entity_grant, resolve_entities
+from experience_apis.dashboards.group_currency import margin_in
 from experience_apis.dashboards.receivables import receivables_report
 from experience_apis.dashboards.store import DashboardStore, Entities
 from foundation.clock import utcnow
@@ -43,6 +44,16 @@ Cursor = Annotated[str | None, QueryParameter(
     description="Opaque cursor: the `next_cursor` of the previous page of this same list; any other value is a 422 "
                 "`invalid_cursor`.",
     pattern=CURSOR_PATTERN, max_length=CURSOR_MAX_LENGTH)]
+
+
+GroupCurrency = Annotated[str | None, QueryParameter(
+    pattern=r"^[A-Z]{3}$", description="Also report in this group currency (ISO 4217), at each legal entity's own "
+                                       "rate (its ERP's, else the configured table) for the day the figures are at.")]
+
+
+def period_end(period: str) -> dt.date:
+    year, month = map(int, period.split("-"))
+    return (dt.date(year + month // 12, month % 12 + 1, 1)) - dt.timedelta(days=1)
 
 
 _REFERS: Final = {"refers_to": ("legal_entity",)}
@@ -99,11 +110,17 @@ def dashboards_router(store: DashboardStore, rates: RateBook) -> Router:
         return store.aging(entities, period_of(entities, period), practice, as_of or utcnow().date())
 
     @get("/margin", operation_id="dashboards.listMargin",
-        opt=_REFERS, summary="Revenue, cost and margin of the period, per project")
+         opt=_REFERS, summary="Revenue, cost and margin of the period, per project")
     async def margin(request: Request[Any, Any, Any], legal_entity: LegalEntity = None, period: Period = None,
-                     practice: Practice = None, limit: Limit = 50, cursor: Cursor = None) -> MarginPage:
+                     practice: Practice = None, limit: Limit = 50, cursor: Cursor = None,
+                     currency: GroupCurrency = None) -> MarginPage:
         entities = scope(request, legal_entity)
-        return store.margin(entities, period_of(entities, period), practice, limit, cursor)
+        chosen = period_of(entities, period)
+        page = store.margin(entities, chosen, practice, limit, cursor)
+        if currency is None:
+            return page
+        return await margin_in(page, store.margin_rows(entities, chosen, practice), rates, currency,
+                               period_end(chosen))
 
     @get("/receivables", operation_id="dashboards.getReceivables", opt=_REFERS,
          summary="Accounts-receivable aging and days sales outstanding per legal entity and customer")
@@ -111,9 +128,7 @@ def dashboards_router(store: DashboardStore, rates: RateBook) -> Router:
                           as_of: Annotated[dt.date | None, QueryParameter(
                               description="Date ages and the DSO window are measured at; default today.")] = None,
                           days: Annotated[int, QueryParameter(ge=1, le=366, description="DSO window in days.")] = 90,
-                          currency: Annotated[str | None, QueryParameter(
-                              pattern=r"^[A-Z]{3}$", description="Also report in this group currency (ISO 4217), "
-                                                                 "at each entity's rate for `as_of`.")] = None,
+                          currency: GroupCurrency = None,
                           limit: Limit = 50, cursor: Cursor = None) -> ReceivablesReport:
         return await receivables_report(store.engine, rates, scope(request, legal_entity), as_of or utcnow().date(),
                                         days, currency, limit, cursor)

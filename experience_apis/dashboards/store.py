@@ -285,6 +285,15 @@ class DashboardStore:
                         margin_ratio=ratio(from_units(int(r or 0) - int(c or 0)), from_units(r)))
             for cur, r, c in totals])
 
+    def margin_rows(self, entities: Entities, period: str,
+                    practice: str | None) -> list[tuple[str, str, str, int, int]]:
+        """(project, legal entity, currency, revenue units, cost units) of every project: what a group total adds."""
+        f = fact_projects
+        query = (sa.select(f.c.project, f.c.legal_entity_code, f.c.currency, f.c.revenue, f.c.cost)
+                 .where(f.c.period == period, *_within(f, entities, practice)).order_by(f.c.project))
+        with self.engine.connect() as conn:
+            return [(p, e, c, int(r or 0), int(k or 0)) for p, e, c, r, k in conn.execute(query)]
+
     # --- 7: sync health --------------------------------------------------------------------------------------
 
     def sync_health(self, entities: Entities) -> SyncHealth:

@@ -220,7 +220,7 @@ async def test_a_missing_rate_is_a_clear_422_not_an_unconverted_sum(stack: Stack
     assert "AUD" in response.json()["detail"] and "JPY" in response.json()["detail"]
 
 
-async def test_invoice_readiness_shows_what_is_drafted_but_not_yet_posted(tmp_path: Path) -> None:
+async def test_readiness_shows_unposted_drafts_and_margin_adds_up_in_a_group_currency(tmp_path: Path) -> None:
     async with ttb_stack(tmp_path) as t:
         assert (await t.bill("UK01"))["status"] in ("succeeded", "needs_attention")
         await _poll(t.stack)
@@ -250,3 +250,22 @@ async def test_invoice_readiness_shows_what_is_drafted_but_not_yet_posted(tmp_pa
         after = await readiness()
         assert Decimal(after["totals"][0]["drafted_unposted"]["amount"]) == \
             sum(drafted.values(), Decimal(0)) - Decimal(first["total"]["amount"])
+
+        # Margin in a group currency: every project converted on its own at UK01's ERP rate, then added.
+        margin = (await t.http.get("/experience/dashboards/v1/margin", params={
+            "legal_entity": "UK01", "period": PERIOD, "currency": "USD", "limit": 200})).json()
+        [rate] = margin["rates"]
+        assert (rate["base"], rate["quote"], rate["source"]) == ("GBP", "USD", "erp") and rate["date"] <= "2026-10-31"
+        total = margin["group_total"]
+        assert total["currency"] == "USD"
+        for field in ("revenue", "cost"):
+            assert Decimal(total[field]["amount"]) == sum(
+                (Decimal(i[f"converted_{field}"]["amount"]["amount"]) for i in margin["items"]), Decimal(0))
+            for item in margin["items"]:
+                assert Decimal(item[f"converted_{field}"]["amount"]["amount"]) == (
+                    Decimal(item[field]["amount"]) * Decimal(rate["rate"])).quantize(Decimal("0.01"))
+        assert Decimal(total["margin"]["amount"]) == Decimal(total["revenue"]["amount"]) - \
+            Decimal(total["cost"]["amount"])
+        plain = (await t.http.get("/experience/dashboards/v1/margin",
+                                  params={"legal_entity": "UK01", "period": PERIOD})).json()
+        assert plain["group_total"] is None and plain["rates"] == []
