@@ -6,7 +6,8 @@ Idempotency-Key), status polling until the run ends, then a look at the records 
 run created, a business-rule exception fixed at its source and replayed, a deal of an
 acquired entity provisioned on that entity's own CRM, ERP and PSA, and the published
 events; then every worker synced from each entity's HR system, October's approved time
-billed for every legal entity (across their ERPs) and reconciled. When no gateway answers
+billed for every legal entity (across their ERPs) and reconciled, the invoices posted in each
+ERP, a partial payment read back, and the accounts-receivable aging in one group currency. When no gateway answers
 at the URL, one is started in-process.
 """
 
@@ -95,6 +96,7 @@ async def _flow(api: ApiClient, base_url: str, opportunity: str | None) -> int:
          f"{events[-1]['subject'] if events else '-'}")
     await _worker_sync(api)
     await _time_to_bill(api)
+    await _receivables(api)
     say(f"demo finished in {time.perf_counter() - started:.1f} s")
     return 0
 
@@ -183,3 +185,45 @@ async def _time_to_bill(api: ApiClient) -> None:
         for r in rows:
             if r["discrepancies"]:
                 say(f"      {r['project']}: {'; '.join(r['discrepancies'])}")
+
+
+async def _receivables(api: ApiClient) -> None:
+    """October's invoices posted in each ERP, one customer paying half, read back, and the AR aging."""
+    say("11. receivables: post October's invoice drafts in each ERP, apply a partial payment per entity")
+    drafts = [i for i in await api.items("/system/erp/v1/invoices", {"period": "2026-10"}) if i["status"] == "draft"]
+    paid: set[str] = set()
+    for invoice in drafts:
+        key = invoice["external_id"]
+        posted = await api.call("POST", f"/system/erp/v1/invoices/by-external-id/{key}/post",
+                                headers={"Idempotency-Key": f"demo-post-{key}"})
+        entity = posted["legal_entity_id"]
+        if entity in paid or Decimal(posted["total"]["amount"]) <= 0:
+            continue
+        half = (Decimal(posted["total"]["amount"]) / 2).quantize(Decimal("0.01"))
+        await api.call("PUT", f"/system/erp/v1/payments/by-external-id/PAY-{key}", json={
+            "invoice_external_id": key, "legal_entity_id": entity, "date": "2026-11-20",
+            "amount": {"amount": str(half), "currency": posted["currency"]}, "reference": "demo remittance"},
+            headers={"Idempotency-Key": f"demo-pay-{key}"})
+        paid.add(entity)
+        say(f"   {key}: posted ({posted['status']}), {half:,.2f} {posted['currency']} of "
+            f"{Decimal(posted['total']['amount']):,.2f} paid")
+    say(f"   {len(drafts)} invoices posted, {len(paid)} partly paid; reading them back "
+        "(POST /process/receivables/v1/runs)")
+    run = await api.call("POST", "/process/receivables/v1/runs", json={"full": False},
+                         headers={"Idempotency-Key": str(uuid.uuid4())})
+    run = await api.wait(run, f"/process/receivables/v1/runs/{run['id']}")
+    result = run.get("result") or {}
+    say(f"   poll {run['id']} {run['status']}: {result.get('invoices_read', 0)} invoices read, "
+        f"{result.get('posted', 0)} invoice.posted and {result.get('payments', 0)} payment.received published")
+    report = await api.call("GET", "/experience/dashboards/v1/receivables",
+                            params={"as_of": "2027-01-15", "currency": "USD"})
+    say("12. accounts-receivable aging at 2027-01-15 (days past due), each entity in its currency and in USD")
+    for total in report["entities"]:
+        buckets = "  ".join(f"{b['bucket']} {Decimal(b['amount']['amount']):,.2f}" for b in total["buckets"])
+        converted = total["converted_open"]
+        say(f"   {total['legal_entity_code']} {total['currency']}: open {Decimal(total['open']['amount']):,.2f} "
+            f"(DSO {total['dso'] if total['dso'] is not None else '-'} d) — {buckets} — "
+            f"USD {Decimal(converted['amount']['amount']):,.2f} at {converted['rate']} of {converted['rate_date']} "
+            f"({converted['source']})")
+    say(f"   group open receivables {Decimal(report['group_open']['amount']):,.2f} USD, overdue "
+        f"{Decimal(report['group_overdue']['amount']):,.2f} USD")

@@ -22,6 +22,7 @@ DEMO_SCOPES = ("system.crm:read", "system.crm:write", "system.erp:read", "system
                "system.time:read", "system.hr:read", "process.worker_sync:read", "process.worker_sync:write",
                "process.time_to_bill:read", "process.time_to_bill:write", "experience.audit:read",
                "experience.subscriptions:read", "experience.subscriptions:write",
+               "process.receivables:read", "process.receivables:write",
                "ops.metrics:read")  # the local demo can scrape GET /metrics
 
 

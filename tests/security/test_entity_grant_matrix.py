@@ -128,6 +128,16 @@ async def w(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
                                 headers={"Idempotency-Key": str(uuid.uuid4())})
         assert sync.status_code in (200, 202), sync.text
         world.ids["sync_run"] = sync.json()["id"]
+        invoices = await world.all(admin, "/system/erp/v1/invoices", limit=200)
+        for code in (MINE, OTHER):  # one invoice of each entity posted to receivables, so AR has something open
+            one = next(i for i in invoices if world.entity_of_le[i["legal_entity_id"]] == code)
+            posted = await admin.post(f"/system/erp/v1/invoices/by-external-id/{one['external_id']}/post")
+            assert posted.status_code == 200, posted.text
+        poll = await admin.post("/process/receivables/v1/runs", json={"full": False},
+                                headers={"Idempotency-Key": str(uuid.uuid4())})
+        assert poll.status_code == 202, poll.text
+        assert (await s.stack.wait_for(f"/process/receivables/v1/runs/{poll.json()['id']}"))["status"] == "succeeded"
+        world.ids["rcv_run"] = poll.json()["id"]
         for p in await world.all(admin, "/system/erp/v1/projects", limit=200):  # provisioning added some
             world.project_entity[p["external_id"]] = world.entity_of_le[p["legal_entity_id"]]
         for code in (MINE, OTHER):  # the gateway's PSA holds no time: a pending timesheet per entity
@@ -305,6 +315,49 @@ async def _(w: World) -> None:
     items = await w.all(w.uk, "/system/erp/v1/invoices", limit=200)
     assert items
     only_mine(w, items, lambda i: w.entity_of_le[i["legal_entity_id"]])
+
+
+async def invoice_of(w: World, entity: str) -> dict[str, Any]:
+    invoice: dict[str, Any] = next(i for i in await w.all(w.admin, "/system/erp/v1/invoices", limit=200)
+                                   if w.entity_of_le[i["legal_entity_id"]] == entity)
+    return invoice
+
+
+@check("erp.getInvoice")
+async def _(w: World) -> None:
+    missing(await w.uk.get(f"/system/erp/v1/invoices/by-external-id/{(await invoice_of(w, OTHER))['external_id']}"))
+    mine = (await invoice_of(w, MINE))["external_id"]
+    assert (await w.uk.get(f"/system/erp/v1/invoices/by-external-id/{mine}")).status_code == 200
+
+
+@check("erp.postInvoice")
+async def _(w: World) -> None:
+    other = await invoice_of(w, OTHER)
+    path = f"/system/erp/v1/invoices/by-external-id/{other['external_id']}"
+    before = (await w.admin.get(path)).json()
+    missing(await w.uk.post(f"{path}/post"))
+    assert (await w.admin.get(path)).json() == before
+
+
+@check("erp.upsertPayment")
+async def _(w: World) -> None:
+    other = await invoice_of(w, OTHER)
+    path = f"/system/erp/v1/invoices/by-external-id/{other['external_id']}"
+    before = (await w.admin.get(path)).json()
+    body = {"invoice_external_id": other["external_id"], "legal_entity_id": other["legal_entity_id"],
+            "date": "2026-11-20", "amount": {"amount": "1.00", "currency": other["currency"]}}
+    await forbidden(await w.uk.put("/system/erp/v1/payments/by-external-id/PAY-GRANT-1", json=body))
+    aimed = {**body, "legal_entity_id": w.ids["le:" + MINE]}  # my entity, another's invoice
+    missing(await w.uk.put("/system/erp/v1/payments/by-external-id/PAY-GRANT-2", json=aimed))
+    assert (await w.admin.get(path)).json() == before
+
+
+@check("erp.getExchangeRate")
+async def _(w: World) -> None:
+    params = {"on": "2026-10-31"}
+    await forbidden(await w.uk.get("/system/erp/v1/exchange-rates/EUR/USD", params={**params, "legal_entity": OTHER}))
+    mine = await w.uk.get("/system/erp/v1/exchange-rates/EUR/GBP", params={**params, "legal_entity": MINE})
+    assert mine.status_code == 200, mine.text
 
 
 @check("erp.upsertCreditMemo")
@@ -704,6 +757,58 @@ async def _(w: World) -> None:
     missing(await w.uk.post(f"{SYNC}/exceptions/{uuid.uuid4().hex}/replay"))
 
 
+# --- process: receivables (a poll reads every entity's ERP: its runs are nobody's; the invoices are each one's) ---
+
+RCV = "/process/receivables/v1"
+
+
+@check("receivables.listInvoices")
+async def _(w: World) -> None:
+    items = await w.all(w.uk, f"{RCV}/invoices", limit=200)
+    assert items
+    only_mine(w, items, lambda i: i["legal_entity_code"])
+    await forbidden(await w.uk.get(f"{RCV}/invoices", params={"legal_entity": OTHER}))
+
+
+@check("receivables.getInvoice")
+async def _(w: World) -> None:
+    other = next(i for i in await w.all(w.admin, f"{RCV}/invoices", limit=200) if i["legal_entity_code"] == OTHER)
+    missing(await w.uk.get(f"{RCV}/invoices/{other['external_id']}"))
+
+
+@check("receivables.startRun")
+async def _(w: World) -> None:
+    before = await w.all(w.admin, f"{RCV}/runs")
+    await forbidden(await w.uk.post(f"{RCV}/runs", json={"full": True},
+                                    headers={"Idempotency-Key": str(uuid.uuid4())}))
+    assert len(await w.all(w.admin, f"{RCV}/runs")) == len(before)
+
+
+@check("receivables.listRuns")
+async def _(w: World) -> None:
+    assert await w.all(w.uk, f"{RCV}/runs") == []
+
+
+@check("receivables.getRun")
+async def _(w: World) -> None:
+    missing(await w.uk.get(f"{RCV}/runs/{w.ids['rcv_run']}"))
+
+
+@check("receivables.listExceptions")
+async def _(w: World) -> None:
+    assert await w.all(w.uk, f"{RCV}/exceptions") == []
+
+
+@check("receivables.getException")
+async def _(w: World) -> None:
+    missing(await w.uk.get(f"{RCV}/exceptions/{uuid.uuid4().hex}"))
+
+
+@check("receivables.replayException")
+async def _(w: World) -> None:
+    missing(await w.uk.post(f"{RCV}/exceptions/{uuid.uuid4().hex}/replay"))
+
+
 # --- experience (already enforced; in the matrix so it stays so) -------------------------------------------------
 
 DASH = "/experience/dashboards/v1"
@@ -728,6 +833,14 @@ for _op, _path, _listed in (("dashboards.listBacklog", "/backlog", True),
                             ("dashboards.getUtilization", "/utilization", False),
                             ("dashboards.listWorkerUtilization", "/utilization/workers", True)):
     dashboard(_op, _path, listed=_listed)
+
+
+@check("dashboards.getReceivables")
+async def _(w: World) -> None:
+    await forbidden(await w.uk.get(f"{DASH}/receivables", params={"legal_entity": OTHER}))
+    report = (await w.uk.get(f"{DASH}/receivables", params={"as_of": "2026-12-31"})).json()
+    assert report["entities"] and report["items"]
+    only_mine(w, report["entities"] + report["items"], lambda i: i["legal_entity_code"])
 
 
 async def other_workbench_exception(w: World) -> dict[str, Any]:

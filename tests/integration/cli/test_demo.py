@@ -36,3 +36,11 @@ def test_the_demo_provisions_the_acquired_deal_and_bills_all_five_entities_acros
         line = re.search(rf"^   {entity} .*: (\d+) projects, (\d+) clean; approved {amount} \w+, posted {amount}", out,
                          re.MULTILINE)
         assert line and line.group(1) == line.group(2) and line.group(3) == line.group(4), (entity, out)
+    # Every draft posted, one partial payment per ERP entity read back, and the AR aging in one currency.
+    posted = re.search(r"(\d+) invoices posted, (\d+) partly paid", out)
+    assert posted and int(posted.group(1)) > 0 and int(posted.group(2)) == 5, out
+    poll = re.search(r"poll \S+ succeeded: \d+ invoices read, (\d+) invoice.posted and (\d+) payment.received", out)
+    assert poll and poll.group(1) == posted.group(1) and poll.group(2) == "5", out
+    aging = dict(re.findall(r"^   ([A-Z]{2}\d{2}) ([A-Z]{3}): open [\d,.]+ \(DSO", out, re.MULTILINE))
+    assert aging == {"US01": "USD", "UK01": "GBP", "DE01": "EUR", "CA01": "CAD", "AU01": "AUD"}, out
+    assert re.search(r"group open receivables [\d,]+\.\d\d USD", out), out
