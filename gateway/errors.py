@@ -54,7 +54,11 @@ def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Re
             errors.append(_field_error(item))
     # Litestar reports every validation failure as 400; a well-formed request whose
     # values break the contract is 422, a body that is not JSON at all stays 400.
-    malformed = "decode" in (exc.detail or "").lower() or "malformed" in (exc.detail or "").lower()
+    # The detail of a parameter failure quotes the request's URL ("Validation failed for GET /…?q=decode"), which a
+    # caller controls: only Litestar's own wording and the errors' messages say whether the body was unreadable.
+    detail = "" if (exc.detail or "").startswith("Validation failed for ") else (exc.detail or "")
+    said = " ".join([detail, *(str(item.get("message", "")) for item in extra if isinstance(item, dict))]).lower()
+    malformed = "decode" in said or "malformed" in said
     status = 400 if malformed else 422
     problem = Problem(type=problem_type(_SLUGS[status]), title=_TITLES[status], status=status,
                       detail=exc.detail or "The request does not match the contract.", errors=errors or None,

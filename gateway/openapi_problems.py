@@ -63,6 +63,7 @@ _OPERATION_STATUSES: Final[dict[str, frozenset[int]]] = {
     "worker_sync.replayException": frozenset({409}),
     "receivables.replayException": frozenset({409}),
     "dashboards.getReceivables": frozenset({503}),  # a group currency whose rate the entity's ERP cannot give now
+    "dashboards.listMargin": frozenset({503}),
     "timeToBill.replayException": frozenset({409}),
     "timeToBill.listReconciliation": frozenset({404, 503}),  # 503: the time system or ERP is throttling us
     "workbench.resolveException": frozenset({409}),

@@ -119,8 +119,8 @@ def dashboards_router(store: DashboardStore, rates: RateBook) -> Router:
         page = store.margin(entities, chosen, practice, limit, cursor)
         if currency is None:
             return page
-        return await margin_in(page, store.margin_rows(entities, chosen, practice), rates, currency,
-                               period_end(chosen))
+        rows = store.margin_rows(entities, chosen, practice)  # none for a period without figures (0000-01)
+        return await margin_in(page, rows, rates, currency, period_end(chosen) if rows else dt.date.max)
 
     @get("/receivables", operation_id="dashboards.getReceivables", opt=_REFERS,
          summary="Accounts-receivable aging and days sales outstanding per legal entity and customer")

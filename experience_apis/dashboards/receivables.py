@@ -82,7 +82,7 @@ async def receivables_report(engine: sa.Engine, rates: RateBook, entities: Entit
                              currency: str | None, limit: int, cursor: str | None) -> ReceivablesReport:
     offset = decode_cursor(cursor, "dashboards.receivables")
     r = receivable_invoices
-    window_start = as_of - dt.timedelta(days=days)
+    window_start = max(dt.date.min + dt.timedelta(days=days), as_of) - dt.timedelta(days=days)  # no year 0
     query = sa.select(r.c.legal_entity_code, r.c.customer_id, r.c.currency, r.c.status, r.c.due, r.c.total,
                       r.c.issue_date, r.c.due_date).where(
         sa.or_(r.c.status.in_(sorted(OPEN)), sa.and_(r.c.issue_date > window_start, r.c.issue_date <= as_of)))

@@ -173,6 +173,12 @@ class TestDeclaredConstraints:
             assert answer.status_code == 422, (period, answer.text[:300])
         assert re.match(pattern, "0001-01") and re.match(pattern, "9999-12")
 
+    async def test_a_bad_parameter_is_a_422_whatever_else_the_query_says(self, stack: Stack) -> None:
+        """The failure's detail quotes the URL: a value spelling "decode" once turned the 422 into a 400."""
+        for extra in ("", "&note=decode_position", "&x=malformed"):
+            answer = await stack.http.get(f"/experience/dashboards/v1/utilization?period=null{extra}")
+            assert (answer.status_code, answer.json()["code"]) == (422, "validation_failed"), (extra, answer.text)
+
     async def test_reconciliation_needs_one_filter_and_its_document_says_so(self, stack: Stack) -> None:
         assert _operation("process.time_to_bill.v1", "timeToBill.listReconciliation")["x-requires-one-of"] == [
             "project", "legal_entity_code"]
