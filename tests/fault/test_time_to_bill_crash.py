@@ -21,6 +21,9 @@ from typing import Any
 import httpx
 import pytest
 
+from contracts.events import INVOICE_POSTED, PAYMENT_RECEIVED
+from foundation.db import create_engine
+from process_apis.event_feed import EventFeed
 from system_apis.xero._defaults import tenant_id
 from tests.integration.process_apis.time_to_bill.ttb_stack import connections_file
 from tests.ports import free_port
@@ -62,13 +65,16 @@ class CrashedErp:
     entry: dict[str, Any] | None = None
     """The connection entry DE01 moves to (None: the shipped accounts)."""
     env: dict[str, str] | None = None
+    read_path: str | None = None
+    """A regular expression finding the ERP's invoice reads: when given, a receivables poll is killed too."""
 
 
 _BC_CREDENTIALS, _BC_ENV = _secrets(client_id="sim-client", client_secret="sim-secret")
 _XERO_CREDENTIALS, _XERO_ENV = _secrets(client_id="psconnect", client_secret="sim-secret",
                                         refresh_token="sim-token", code="DE01")
 CRASHED_ERPS = [
-    pytest.param(CrashedErp("US01", "netsuite", "customrecord_psc_time_batch", "timeBill"), id="netsuite"),
+    pytest.param(CrashedErp("US01", "netsuite", "customrecord_psc_time_batch", "timeBill",
+                            read_path=r"/record/v1/invoice$"), id="netsuite"),
     pytest.param(CrashedErp("DE01", "moved-erp", r"/\$batch$", "timeRegistrationEntries",
                             {**ERP_ACCOUNTS["businesscentral"], "credentials": _BC_CREDENTIALS}, _BC_ENV),
                  id="businesscentral"),
@@ -141,3 +147,65 @@ def _crash_and_resume(tmp_path: Path, erp: CrashedErp, urls: dict[str, str], env
                 assert rec["discrepancies"] == [], rec
     finally:
         stop(gateway)
+    if erp.read_path is not None:
+        _read_back_survives_a_kill(tmp_path, erp, urls, env, port)
+
+
+def _read_back_survives_a_kill(tmp_path: Path, erp: CrashedErp, urls: dict[str, str], env: dict[str, str],
+                               port: int) -> None:
+    """The invoices posted and one paid in the ERP; a receivables poll killed while its read is in flight resumes
+    on restart and records every invoice with one invoice.posted each and the payment once."""
+    assert erp.read_path is not None
+    vendor, base = urls[erp.account], f"http://127.0.0.1:{port}"
+    gateway = start_gateway(tmp_path, port, urls, None, env)
+    try:
+        auth = {"Authorization": f"Bearer {token(base, tmp_path)}"}
+        with httpx.Client(base_url=base, headers=auth, timeout=30) as client:
+            invoices = client.get("/system/erp/v1/invoices", params={
+                "legal_entity": erp.entity, "period": "2026-10", "limit": 200}).json()["items"]
+            mine = [i for i in invoices if i["legal_entity_id"] == invoices[0]["legal_entity_id"]]
+            for invoice in mine:
+                posted = client.post(f"/system/erp/v1/invoices/by-external-id/{invoice['external_id']}/post",
+                                     params={"legal_entity": erp.entity})
+                assert posted.status_code == 200, posted.text
+            paid = client.put("/system/erp/v1/payments/by-external-id/PAY-CRASH-1", params={
+                "legal_entity": erp.entity}, json={
+                "invoice_external_id": mine[0]["external_id"], "legal_entity_id": mine[0]["legal_entity_id"],
+                "date": "2026-11-20", "amount": {"amount": "100.00", "currency": mine[0]["currency"]}})
+            assert paid.status_code == 201, paid.text
+            httpx.post(f"{vendor}/__sim__/faults", json={"kind": "slow", "delay": 3, "method": "GET",
+                                                         "path": erp.read_path}).raise_for_status()
+            reads = sim_requests(vendor, "GET", erp.read_path)
+            started = client.post("/process/receivables/v1/runs", json={}, headers={"Idempotency-Key": "rcv-crash-1"})
+            assert started.status_code == 202, started.text
+            poll_id = started.json()["id"]
+            wait_until(lambda: sim_requests(vendor, "GET", erp.read_path) > reads, "an invoice read in flight")
+        gateway.send_signal(signal.SIGKILL)
+        gateway.wait(10)
+    finally:
+        if gateway.poll() is None:
+            gateway.kill()
+
+    httpx.delete(f"{vendor}/__sim__/faults").raise_for_status()
+    gateway = start_gateway(tmp_path, port, urls, None, env)
+    try:
+        auth = {"Authorization": f"Bearer {token(base, tmp_path)}"}
+        with httpx.Client(base_url=base, headers=auth, timeout=30) as client:
+            poll = wait_until(lambda: (r := client.get(f"/process/receivables/v1/runs/{poll_id}").json())["status"]
+                              in TERMINAL and r, "the resumed poll to finish", within=90)
+            assert poll["status"] == "succeeded", poll
+            read = {i["external_id"]: i for i in client.get("/process/receivables/v1/invoices", params={
+                "legal_entity": erp.entity, "limit": 200}).json()["items"]}
+            assert {i["external_id"] for i in mine} <= set(read)
+            assert read[mine[0]["external_id"]]["status"] == "partially_paid"
+            again = client.post("/process/receivables/v1/runs", json={}, headers={"Idempotency-Key": "rcv-crash-2"})
+            second = wait_until(lambda: (r := client.get(f"/process/receivables/v1/runs/{again.json()['id']}")
+                                         .json())["status"] in TERMINAL and r, "a second poll", within=60)
+            assert second["result"]["changed"] == "0", second  # nothing new to record, nothing published again
+    finally:
+        stop(gateway)
+    feed = EventFeed(create_engine(f"sqlite:///{tmp_path / 'psconnect.sqlite'}")).after(0, 100_000)
+    posted_events = collections.Counter(f.event.data["invoice_external_id"] for f in feed
+                                        if f.event.type == INVOICE_POSTED)
+    assert set(posted_events) == {i["external_id"] for i in mine} and set(posted_events.values()) == {1}
+    assert [f.event.data["amount_received"]["amount"] for f in feed if f.event.type == PAYMENT_RECEIVED] == ["100.00"]
