@@ -200,7 +200,8 @@ class TestInput:
     async def test_a_period_without_figures_answers_empty_not_an_error(self, s: TtbStack) -> None:
         report = await get(s.http, "/utilization", period="2025-01")
         assert report["totals"]["capacity_hours"] == "0" and report["totals"]["actual_utilization"] is None
-        assert (await get(s.http, "/margin", period="2025-01")) == {"items": [], "totals": [], "next_cursor": None}
+        assert (await get(s.http, "/margin", period="2025-01")) == {"items": [], "totals": [], "next_cursor": None,
+                                                                "group_total": None, "rates": []}
 
     async def test_default_period_is_the_latest_with_figures(self, s: TtbStack) -> None:
         assert (await get(s.http, "/utilization"))["period"] == PERIOD  # the month the runs billed
