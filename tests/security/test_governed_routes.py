@@ -7,6 +7,7 @@ respect only; the control case proves the forged tokens are otherwise accepted.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import re
@@ -110,11 +111,17 @@ async def test_every_governed_route_refuses(stack: Stack, attack: str) -> None:
     failures = []
     bare = httpx.AsyncClient(transport=httpx.ASGITransport(app=stack.gateway.app),  # type: ignore[arg-type]
                              base_url="http://testserver")
-    for method, path, needed in routes:
+
+    async def call(method: str, path: str, needed: tuple[str, ...]) -> httpx.Response:
         token = token_for(stack, attack, needed)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        answer = await bare.request(method, path, headers={**headers, "Idempotency-Key": "sec-test-key"},
-                                    json={} if method in ("POST", "PUT", "PATCH") else None)
+        return await bare.request(method, path, headers={**headers, "Idempotency-Key": "sec-test-key"},
+                                  json={} if method in ("POST", "PUT", "PATCH") else None)
+
+    # All at once, as a flood of forged tokens would come: an unknown kid waits for a paced key reload, which
+    # concurrent misses share (one after another, each waited its own: 48 s of the suite).
+    answers = await asyncio.gather(*(call(*route) for route in routes))
+    for (method, path, _), answer in zip(routes, answers, strict=True):
         expected = 403 if attack == "missing_scope" else 401
         problem = answer.headers.get("content-type", "").startswith("application/problem+json")
         challenge = answer.headers.get("www-authenticate", "")
