@@ -43,6 +43,9 @@ __all__ = [
     "UtilizationFigures",
     "UtilizationGroup",
     "UtilizationReport",
+    "WipItem",
+    "WipPage",
+    "WipTotal",
     "WorkerUtilization",
     "WorkerUtilizationPage",
 ]
@@ -277,4 +280,30 @@ class ReceivablesReport(Struct):
         = None
     group_overdue: Money | None = None
     rates: Annotated[list[ExchangeRate], Meta(description="Each rate used, with its date and source.")] = []
+    next_cursor: NextCursor = None
+
+
+# --- 9: work in progress (revenue recognised but not yet billed) ------------------------------
+
+
+class WipItem(Struct):
+    project: str
+    legal_entity_code: str
+    method: Annotated[str, Meta(description="How the contract recognises revenue (see the revenue schedule).")]
+    recognised: Annotated[Money, Meta(description="Recognised to the end of the period.")]
+    billed: Annotated[Money, Meta(description="Invoiced, less credits, to the end of the period.")]
+    work_in_progress: Annotated[Money, Meta(description="recognised - billed (negative: billed ahead).")]
+    as_of_period: Annotated[str, Meta(description="The latest period with revenue, at or before the one asked.")]
+
+
+class WipTotal(Struct):
+    currency: Currency
+    recognised: Money
+    billed: Money
+    work_in_progress: Money
+
+
+class WipPage(Struct):
+    items: list[WipItem]
+    totals: Annotated[list[WipTotal], Meta(description="One per currency, over all pages.")]
     next_cursor: NextCursor = None

@@ -10,7 +10,7 @@ from msgspec import Meta
 
 __all__ = ["BILLING_RUN_FINISHED", "CLOSED_WON", "CREDIT_MEMO_ISSUED", "EVENT_TYPES", "EXCEPTION_OPENED",
            "EXCEPTION_RESOLVED", "INVOICE_DRAFTED", "INVOICE_POSTED", "PAYMENT_RECEIVED", "PROJECT_PROVISIONED",
-           "TIME_POSTED", "WORKER_SYNCED", "CloudEvent"]
+           "REVENUE_RECOGNIZED", "TIME_POSTED", "WORKER_SYNCED", "CloudEvent"]
 
 PROJECT_PROVISIONED: Final = "psconnect.project.provisioned"
 CLOSED_WON: Final = "psconnect.crm.opportunity.closed_won"
@@ -20,12 +20,13 @@ INVOICE_DRAFTED: Final = "psconnect.invoice.drafted"
 CREDIT_MEMO_ISSUED: Final = "psconnect.credit_memo.issued"
 INVOICE_POSTED: Final = "psconnect.invoice.posted"
 PAYMENT_RECEIVED: Final = "psconnect.payment.received"
+REVENUE_RECOGNIZED: Final = "psconnect.revenue.recognized"
 BILLING_RUN_FINISHED: Final = "psconnect.billing_run.finished"
 EXCEPTION_OPENED: Final = "psconnect.exception.opened"
 EXCEPTION_RESOLVED: Final = "psconnect.exception.resolved"
 EVENT_TYPES: Final = frozenset({PROJECT_PROVISIONED, WORKER_SYNCED, TIME_POSTED, INVOICE_DRAFTED, CREDIT_MEMO_ISSUED,
                                 BILLING_RUN_FINISHED, EXCEPTION_OPENED, EXCEPTION_RESOLVED, INVOICE_POSTED,
-                                PAYMENT_RECEIVED})
+                                PAYMENT_RECEIVED, REVENUE_RECOGNIZED})
 """What the processes publish, and so what a webhook subscription may name."""
 
 D = TypeVar("D")

@@ -21,6 +21,7 @@ from contracts.dashboards import (
     ReceivablesReport,
     SyncHealth,
     UtilizationReport,
+    WipPage,
     WorkerUtilizationPage,
 )
 from experience_apis._internal.scope import entity_grant, resolve_entities
@@ -133,6 +134,13 @@ def dashboards_router(store: DashboardStore, rates: RateBook) -> Router:
         return await receivables_report(store.engine, rates, scope(request, legal_entity), as_of or utcnow().date(),
                                         days, currency, limit, cursor)
 
+    @get("/work-in-progress", operation_id="dashboards.listWorkInProgress", opt=_REFERS,
+         summary="Revenue recognised but not yet billed, per project, at the end of a period")
+    async def work_in_progress(request: Request[Any, Any, Any], legal_entity: LegalEntity = None,
+                               period: Period = None, limit: Limit = 50, cursor: Cursor = None) -> WipPage:
+        entities = scope(request, legal_entity)
+        return store.work_in_progress(entities, period_of(entities, period), limit, cursor)
+
     @get("/sync-health", operation_id="dashboards.getSyncHealth", opt=_REFERS,
          summary="Open exceptions by reason, age and owner; failed runs, dead letters, last good run per flow")
     async def sync_health(request: Request[Any, Any, Any], legal_entity: LegalEntity = None,
@@ -142,4 +150,4 @@ def dashboards_router(store: DashboardStore, rates: RateBook) -> Router:
 
     return Router(path="/experience/dashboards/v1", opt={"api": API}, tags=["dashboards"],
                   route_handlers=[utilization, worker_utilization, backlog, invoice_readiness, unbilled_aging, margin,
-                                  receivables, sync_health])
+                                  receivables, work_in_progress, sync_health])

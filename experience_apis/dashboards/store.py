@@ -37,6 +37,9 @@ from contracts.dashboards import (
     UtilizationFigures,
     UtilizationGroup,
     UtilizationReport,
+    WipItem,
+    WipPage,
+    WipTotal,
     WorkerUtilization,
     WorkerUtilizationPage,
 )
@@ -54,6 +57,7 @@ from process_apis.time_to_bill.billing_facts import (
     failed_lines,
     from_units,
 )
+from process_apis.time_to_bill.revenue import ttb_revenue
 
 __all__ = ["DashboardStore", "Entities", "ratio"]
 
@@ -293,6 +297,31 @@ class DashboardStore:
                  .where(f.c.period == period, *_within(f, entities, practice)).order_by(f.c.project))
         with self.engine.connect() as conn:
             return [(p, e, c, int(r or 0), int(k or 0)) for p, e, c, r, k in conn.execute(query)]
+
+    # --- 9: work in progress --------------------------------------------------------------------------------
+
+    def work_in_progress(self, entities: Entities, period: str, limit: int, cursor: str | None) -> WipPage:
+        """Each project's revenue schedule at its latest period up to `period`: recognised, billed, the difference."""
+        offset = decode_cursor(cursor, "dashboards.wip")
+        r = ttb_revenue
+        latest = (sa.select(r.c.project, sa.func.max(r.c.period).label("period"))
+                  .where(r.c.period <= period, *_within(r, entities)).group_by(r.c.project).subquery())
+        rows_query = (sa.select(r.c.project, r.c.legal_entity_code, r.c.method, r.c.currency, r.c.cumulative,
+                                r.c.billed_cumulative, r.c.period)
+                      .join(latest, sa.and_(r.c.project == latest.c.project, r.c.period == latest.c.period)))
+        with self.engine.connect() as conn:
+            rows = conn.execute(rows_query.order_by(r.c.project)).all()
+        totals: dict[str, list[int]] = {}
+        for *_, cur, recognised, billed, _ in rows:
+            sums = totals.setdefault(cur, [0, 0])
+            sums[0] += int(recognised)
+            sums[1] += int(billed)
+        items = [WipItem(project=p, legal_entity_code=e, method=m, recognised=_money(c, cur),
+                         billed=_money(b, cur), work_in_progress=_money(int(c) - int(b), cur), as_of_period=at)
+                 for p, e, m, cur, c, b, at in rows[offset:offset + limit]]
+        return WipPage(items=items, next_cursor=_page_cursor(offset, limit, len(rows) - offset, "wip"), totals=[
+            WipTotal(currency=cur, recognised=_money(c, cur), billed=_money(b, cur),
+                     work_in_progress=_money(c - b, cur)) for cur, (c, b) in sorted(totals.items())])
 
     # --- 7: sync health --------------------------------------------------------------------------------------
 

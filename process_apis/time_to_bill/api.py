@@ -22,6 +22,7 @@ from msgspec import Meta
 from contracts.common import IDEMPOTENCY_KEY_PATTERN, Page, Struct
 from contracts.events import CloudEvent
 from contracts.problems import FieldError, ProblemError
+from contracts.revenue import RevenuePeriod
 from contracts.runs import Run
 from foundation.grants import Grant, entity_grant
 from foundation.paging import decode_cursor, encode_cursor
@@ -30,6 +31,7 @@ from process_apis._internal.routes import Cursor, Limit, Op, constant, record_ro
 from process_apis._internal.system_clients import BusinessFailure, TransientFailure
 from process_apis.attribution import Attribution, entity_aliases
 from process_apis.time_to_bill.reconcile import Reconciliation
+from process_apis.time_to_bill.revenue import RevenueSchedule
 from process_apis.time_to_bill.runtime import runtime
 from process_apis.time_to_bill.service import EventOutcome, TimeToBillService
 from process_apis.time_to_bill.workflow import PROCESS
@@ -185,7 +187,24 @@ def time_to_bill_router(service: TimeToBillService) -> Router:
         following = encode_cursor(offset + limit, "time_to_bill.reconciliation") if more else None
         return Page(items=page, next_cursor=following)
 
+    @get("/revenue", operation_id="timeToBill.listRevenue",
+         summary="Revenue recognised per project and period, with what was billed and the work in progress")
+    async def revenue(visibility: NamedDependency[Visibility],
+                      legal_entity_code: Annotated[str | None, QueryParameter(
+                          pattern=r"^[A-Z]{2}[0-9]{2}$", description="Only this legal entity's projects.")] = None,
+                      project: Annotated[str | None, QueryParameter(max_length=80)] = None,
+                      period: Annotated[str | None, QueryParameter(
+                          pattern=MONTH_PATTERN, description="Only this period (YYYY-MM).")] = None,
+                      limit: Limit = 50, cursor: Cursor = None) -> Page[RevenuePeriod]:
+        if legal_entity_code is not None:
+            visibility.grant.require(legal_entity_code)
+        entities = frozenset({legal_entity_code}) if legal_entity_code else visibility.grant.entities
+        offset = decode_cursor(cursor, "time_to_bill.revenue")
+        rows = RevenueSchedule(runtime().ledger.engine).read(entities, project, period, limit + 1, offset)
+        following = encode_cursor(offset + limit, "time_to_bill.revenue") if len(rows) > limit else None
+        return Page(items=rows[:limit], next_cursor=following)
+
     return Router(path=BASE, opt={"api": API}, tags=["time-to-bill"],
                   dependencies={"service": constant(service), "runtime": Provide(runtime, sync_to_thread=False),
                                 "visibility": Provide(_visibility)},
-                  route_handlers=[start, *records.runs, event, *records.exceptions, replay, reconciliation])
+                  route_handlers=[start, *records.runs, event, *records.exceptions, replay, reconciliation, revenue])

@@ -40,6 +40,7 @@ from process_apis.time_to_bill.enrich import load_reference
 from process_apis.time_to_bill.facts import BillingFacts, window_start
 from process_apis.time_to_bill.invoicing import credit_memos, invoice_draft, milestone_key
 from process_apis.time_to_bill.ledger import ExceptionLine, LedgerRow
+from process_apis.time_to_bill.revenue import RevenueSchedule
 from process_apis.time_to_bill.rules import PricedLine, Reference, line_key, period_of, validate
 from process_apis.time_to_bill.runtime import runtime
 
@@ -327,7 +328,8 @@ async def entities_of(run_id: str, legal_entity_code: str) -> list[str]:
 
 @DBOS.step(name="time_to_bill.refresh_facts")
 async def refresh_facts(run_id: str, legal_entity_code: str, period: str) -> int:
-    """Recompute the dashboards' billing facts for every period of the run's window that has ledger lines.
+    """Recompute the dashboards' billing facts for every period of the run's window that has ledger lines, and
+    the revenue schedule of the run's legal entities (`revenue.py`).
 
     The catch-up window reaches back `CATCH_UP_MONTHS`, so late entries of earlier periods
     are counted there too. Off the event loop: at month-end volume this is seconds of Decimal
@@ -342,7 +344,9 @@ async def refresh_facts(run_id: str, legal_entity_code: str, period: str) -> int
     def refresh() -> int:
         slices = [(e, p) for e in entities for p in facts.periods_with_work(e, since) if p <= period]
         slices += [(e, period) for e in entities]  # the run's own period, even when it has no lines (yet)
-        return len(facts.refresh_many(ref, slices))
+        refreshed = len(facts.refresh_many(ref, slices))
+        RevenueSchedule(rt.ledger.engine).refresh(ref, entities, run_id)  # and revenue.recognized where it moved
+        return refreshed
 
     return await asyncio.to_thread(refresh)
 

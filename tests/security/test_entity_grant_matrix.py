@@ -757,6 +757,14 @@ async def _(w: World) -> None:
     missing(await w.uk.post(f"{SYNC}/exceptions/{uuid.uuid4().hex}/replay"))
 
 
+@check("timeToBill.listRevenue")
+async def _(w: World) -> None:
+    items = await w.all(w.uk, f"{TTB}/revenue", limit=200)
+    assert items
+    only_mine(w, items, lambda i: i["legal_entity_code"])
+    await forbidden(await w.uk.get(f"{TTB}/revenue", params={"legal_entity_code": OTHER}))
+
+
 # --- process: receivables (a poll reads every entity's ERP: its runs are nobody's; the invoices are each one's) ---
 
 RCV = "/process/receivables/v1"
@@ -831,7 +839,8 @@ for _op, _path, _listed in (("dashboards.listBacklog", "/backlog", True),
                             ("dashboards.getSyncHealth", "/sync-health", False),
                             ("dashboards.getUnbilledAging", "/unbilled-aging", False),
                             ("dashboards.getUtilization", "/utilization", False),
-                            ("dashboards.listWorkerUtilization", "/utilization/workers", True)):
+                            ("dashboards.listWorkerUtilization", "/utilization/workers", True),
+                            ("dashboards.listWorkInProgress", "/work-in-progress", True)):
     dashboard(_op, _path, listed=_listed)
 
 
