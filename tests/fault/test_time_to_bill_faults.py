@@ -12,11 +12,16 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
+import uuid
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from contracts.events import INVOICE_POSTED, PAYMENT_RECEIVED
+from process_apis.event_feed import EventFeed
 from system_apis._internal.faults import Fault
 from tests.integration.process_apis.time_to_bill.ttb_stack import TtbStack, ttb_stack
 
@@ -67,10 +72,69 @@ async def test_erp_5xx_and_429_on_5_percent_of_calls_lose_and_duplicate_nothing(
             assert runs[0]["status"] == "needs_attention", runs  # the seeded defects, nothing else
             assert owners == SEEDED_DEFECT_OWNERS
         assert erp.faults.injected > 10
+        injected = erp.faults.injected
+        await read_back_once(s, entities)  # the invoices posted, paid and read back, the faults still on
+        assert erp.faults.injected > injected
         erp.faults.clear()
         await assert_posted_once(s, entities)
         for entity in entities:
             await assert_reconciled(s, entity)
+        poll = await start_poll(s)
+        assert poll["status"] == "succeeded" and poll["result"]["changed"] == "0", poll  # all of it was read
+
+
+async def start_poll(s: TtbStack) -> dict[str, Any]:
+    started = await s.http.post("/process/receivables/v1/runs", json={}, headers={"Idempotency-Key": str(uuid.uuid4())})
+    assert started.status_code == 202, started.text
+    return await s.stack.wait_for(f"/process/receivables/v1/runs/{started.json()['id']}", within=120)
+
+
+async def read_back_once(s: TtbStack, entities: tuple[str, ...]) -> None:
+    """Every draft of the entities posted in the ERP and one per entity half paid; a receivables poll then records
+    each invoice's state and publishes one invoice.posted per invoice and one payment.received per payment."""
+    keys: set[str] = set()
+    payments = 0
+    for entity in entities:
+        ids = await entity_ids(s, entity)  # a shared account lists every entity's invoices
+        listed = (await patiently(s, "GET", "/system/erp/v1/invoices", params={
+            "legal_entity": entity, "period": "2026-10", "limit": 200})).json()["items"]
+        mine = [i for i in listed if i["legal_entity_id"] in ids]
+        for invoice in mine:
+            key = invoice["external_id"]
+            posted = await patiently(s, "POST", f"/system/erp/v1/invoices/by-external-id/{key}/post",
+                                     params={"legal_entity": entity}, headers={"Idempotency-Key": f"post-{key}"})
+            assert posted.status_code == 200, posted.text
+            keys.add(key)
+        half = (Decimal(mine[0]["total"]["amount"]) / 2).quantize(Decimal("0.01"))
+        paid = await patiently(
+            s, "PUT", f"/system/erp/v1/payments/by-external-id/PAY-{mine[0]['external_id']}",
+            params={"legal_entity": entity}, headers={"Idempotency-Key": f"pay-{mine[0]['external_id']}"}, json={
+                "invoice_external_id": mine[0]["external_id"], "legal_entity_id": mine[0]["legal_entity_id"],
+                "date": "2026-11-20", "amount": {"amount": str(half), "currency": mine[0]["currency"]}})
+        assert paid.status_code == 201, paid.text
+        payments += 1
+    poll = await start_poll(s)
+    assert poll["status"] == "succeeded", poll
+    feed = EventFeed(s.engine).after(0, 100_000)
+    posted_events = collections.Counter(f.event.data["invoice_external_id"] for f in feed
+                                        if f.event.type == INVOICE_POSTED)
+    assert set(posted_events) == keys and set(posted_events.values()) == {1}
+    assert sum(1 for f in feed if f.event.type == PAYMENT_RECEIVED) == payments
+
+
+async def patiently(s: TtbStack, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    """A client's call: a 503 (the ERP's breaker cooling down) or 429 is waited out as Retry-After says."""
+    for _ in range(30):
+        response = await s.http.request(method, path, **kwargs)
+        if response.status_code not in (429, 503):
+            return response
+        await asyncio.sleep(float(response.headers.get("Retry-After", "0.2")))
+    return response
+
+
+async def entity_ids(s: TtbStack, entity: str) -> set[str]:
+    listed = (await s.http.get("/system/erp/v1/legal-entities", params={"legal_entity": entity})).json()["items"]
+    return {e["id"] for e in listed if e["code"] == entity}
 
 
 class _DownFor:
