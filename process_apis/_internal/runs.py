@@ -66,6 +66,14 @@ class RunStore:
             raise ProblemError(404, "not-found", "Run not found", f"No {process} run {run_id!r}.")
         return run
 
+    def unfinished(self, process: str) -> list[Run]:
+        """`process`'s queued and running runs, oldest first: the one a start joins, or those to launch again."""
+        with self.engine.connect() as conn:
+            ids = conn.execute(sa.select(runs.c.id).where(runs.c.process == process,
+                                                          runs.c.status.in_(("queued", "running")))
+                               .order_by(runs.c.created_at, runs.c.id)).scalars().all()
+        return [r for r in (self.get(i) for i in ids) if r is not None]
+
     def by_subject(self, process: str, subject: str) -> Run | None:
         with self.engine.connect() as conn:
             run_id = conn.execute(sa.select(runs.c.id).where(runs.c.process == process,

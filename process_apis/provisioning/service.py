@@ -71,15 +71,10 @@ class ProvisioningService:
 
     async def resume_unstarted(self) -> int:
         """Launch runs recorded but never handed to DBOS (a crash between the two writes)."""
-        rt = runtime()
-        with rt.runs.engine.connect() as conn:
-            ids = conn.execute(sa.select(runs.c.id).where(runs.c.process == PROCESS,
-                                                          runs.c.status.in_(("queued", "running")))).scalars().all()
-        for run_id in ids:
-            run = rt.runs.get(run_id)
-            if run is not None:
-                await self._launch(run)
-        return len(ids)
+        unfinished = runtime().runs.unfinished(PROCESS)
+        for run in unfinished:
+            await self._launch(run)
+        return len(unfinished)
 
     async def _launch(self, run: Run) -> None:
         await start_workflow(workflow_id(run.id, run.attempt), provision, run.id, run.subject, run.attempt)

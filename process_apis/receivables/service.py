@@ -12,19 +12,15 @@ from __future__ import annotations
 import hashlib
 import uuid
 
-import sqlalchemy as sa
-
 from contracts.runs import Run
 from foundation.clock import utcnow
 from foundation.workflow_queue import start_workflow
 from process_apis._internal.start_keys import StartKeys
-from process_apis._internal.tables import runs
 from process_apis.receivables.runtime import runtime
 from process_apis.receivables.workflow import PROCESS, STEPS, poll_receivables, workflow_id
 
 __all__ = ["ReceivablesService"]
 
-ACTIVE = ("queued", "running")
 SCOPE = "receivables.startRun"
 
 
@@ -60,22 +56,14 @@ class ReceivablesService:
         return run
 
     async def resume_unstarted(self) -> int:
-        rt = runtime()
-        with rt.runs.engine.connect() as conn:
-            ids = conn.execute(sa.select(runs.c.id).where(runs.c.process == PROCESS,
-                                                          runs.c.status.in_(ACTIVE))).scalars().all()
-        for run_id in ids:
-            run = rt.runs.get(run_id)
-            if run is not None:
-                await self._launch(run)
-        return len(ids)
+        """Launch runs recorded but never handed to DBOS (a crash between the two writes); DBOS dedupes the rest."""
+        unfinished = runtime().runs.unfinished(PROCESS)
+        for run in unfinished:
+            await self._launch(run)
+        return len(unfinished)
 
     def _active(self) -> Run | None:
-        rt = runtime()
-        with rt.runs.engine.connect() as conn:
-            run_id = conn.execute(sa.select(runs.c.id).where(runs.c.process == PROCESS, runs.c.status.in_(ACTIVE))
-                                  .order_by(runs.c.created_at).limit(1)).scalar()
-        return rt.runs.get(run_id) if run_id else None
+        return next(iter(runtime().runs.unfinished(PROCESS)), None)
 
     async def _launch(self, run: Run) -> None:
         await start_workflow(workflow_id(run.id, run.attempt), poll_receivables, run.id, run.attempt, None)

@@ -19,7 +19,6 @@ from functools import partial
 from typing import TypeVar
 
 import msgspec
-import sqlalchemy as sa
 from dbos import WorkflowHandleAsync
 
 from contracts.problems import FieldError, ProblemError
@@ -255,16 +254,11 @@ class TimeToBillService:
         return [await reconcile_project(c, period, ref, self.today()) for c in codes]
 
     async def resume_unstarted(self) -> int:
-        rt = runtime()
-        with rt.runs.engine.connect() as conn:
-            rows = conn.execute(sa.select(runs.c.id, runs.c.subject).where(
-                runs.c.process == PROCESS, runs.c.status.in_(("queued", "running")))).all()
-        for run_id, subject in rows:
-            run = rt.runs.get(run_id)
-            if run is not None:
-                entity, period = subject.split(":")[:2]
-                await self._launch(run, entity, period)
-        return len(rows)
+        unfinished = runtime().runs.unfinished(PROCESS)
+        for run in unfinished:
+            entity, period = run.subject.split(":")[:2]
+            await self._launch(run, entity, period)
+        return len(unfinished)
 
     async def _launch(self, run: Run, legal_entity_code: str, period: str) -> WorkflowHandleAsync[str]:
         return await start_workflow(workflow_id(run.id, run.attempt), billing_run, run.id, legal_entity_code,
