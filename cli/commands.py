@@ -70,11 +70,23 @@ async def billing_reconcile(base_url: str, period: str, *, project: str | None, 
 
 async def workers_sync(base_url: str, *, full: bool, client_id: str | None = None,
                        client_secret: str | None = None) -> int:
+    return await _full_or_changes(base_url, "/process/worker-sync/v1", "worker sync", full, client_id, client_secret)
+
+
+async def receivables_poll(base_url: str, *, full: bool, client_id: str | None = None,
+                           client_secret: str | None = None) -> int:
+    return await _full_or_changes(base_url, "/process/receivables/v1", "receivables poll", full, client_id,
+                                  client_secret)
+
+
+async def _full_or_changes(base_url: str, base: str, what: str, full: bool, client_id: str | None,
+                           client_secret: str | None) -> int:
+    """Start a process run that reads changes (or everything), follow its steps, exit 0 only if it succeeded."""
     async def body(api: ApiClient, url: str) -> int:
-        run = await api.call("POST", "/process/worker-sync/v1/runs", json={"full": full},
+        run = await api.call("POST", f"{base}/runs", json={"full": full},
                              headers={"Idempotency-Key": str(uuid.uuid4())})
-        say(f"worker sync {run['id']} ({'full' if full else 'changes only'}) against {url}")
-        run = await api.wait(run, f"/process/worker-sync/v1/runs/{run['id']}")
+        say(f"{what} {run['id']} ({'full' if full else 'changes only'}) against {url}")
+        run = await api.wait(run, f"{base}/runs/{run['id']}")
         say(f"run {run['status']}")
         return 0 if run["status"] == "succeeded" else 1
 

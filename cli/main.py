@@ -120,7 +120,8 @@ def _contracts_generate(args: argparse.Namespace) -> int:
 
 
 def _add_process_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """`billing run|reconcile` and `workers sync`: through a running gateway (`make run` / `psconnect serve`)."""
+    """`billing run|reconcile`, `workers sync` and `receivables poll`: through a running gateway (`make run` /
+    `psconnect serve`)."""
     def client_flags(p: argparse.ArgumentParser) -> None:
         p.add_argument("--base-url", default="http://127.0.0.1:8000")
         p.add_argument("--client-id")
@@ -147,6 +148,13 @@ def _add_process_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     sync.add_argument("--full", action="store_true", help="push every worker, changed or not")
     client_flags(sync)
     sync.set_defaults(func=lambda a: asyncio.run(commands.workers_sync(
+        a.base_url, full=a.full, client_id=a.client_id, client_secret=a.client_secret)))
+    receivables = sub.add_parser("receivables", help="invoice status and payments from the ERPs").add_subparsers(
+        dest="action", required=True)
+    poll = receivables.add_parser("poll", help="read back what every ERP changed on invoices since the last poll")
+    poll.add_argument("--full", action="store_true", help="read every invoice again")
+    client_flags(poll)
+    poll.set_defaults(func=lambda a: asyncio.run(commands.receivables_poll(
         a.base_url, full=a.full, client_id=a.client_id, client_secret=a.client_secret)))
 
 

@@ -21,6 +21,8 @@ def test_the_demo_provisions_the_acquired_deal_and_bills_all_five_entities_acros
         env = {**os.environ, "PSCONNECT_HOME": str(tmp_path)}
         done = subprocess.run([*PSCONNECT, "demo", "--base-url", base], env=env, cwd=REPO, capture_output=True,
                               text=True, timeout=600, check=False)
+        again = subprocess.run([*PSCONNECT, "receivables", "poll", "--base-url", base], env=env, cwd=REPO,
+                               capture_output=True, text=True, timeout=120, check=False)
     out = done.stdout
     assert done.returncode == 0, out[-4000:] + done.stderr[-2000:]
     assert re.search(r"acquired entity CA01: deal ca01-crm:\S+ from its own CRM", out), out
@@ -44,3 +46,6 @@ def test_the_demo_provisions_the_acquired_deal_and_bills_all_five_entities_acros
     aging = dict(re.findall(r"^   ([A-Z]{2}\d{2}) ([A-Z]{3}): open [\d,.]+ \(DSO", out, re.MULTILINE))
     assert aging == {"US01": "USD", "UK01": "GBP", "DE01": "EUR", "CA01": "CAD", "AU01": "AUD"}, out
     assert re.search(r"group open receivables [\d,]+\.\d\d USD", out), out
+    # The CLI's own poll afterwards: it succeeds and finds nothing the demo's poll had not read.
+    assert again.returncode == 0 and "run succeeded" in again.stdout, again.stdout + again.stderr
+    assert re.search(r"poll\s+succeeded.*changed=0", again.stdout), again.stdout
