@@ -137,9 +137,10 @@ def dashboards_router(store: DashboardStore, rates: RateBook) -> Router:
     @get("/work-in-progress", operation_id="dashboards.listWorkInProgress", opt=_REFERS,
          summary="Revenue recognised but not yet billed, per project, at the end of a period")
     async def work_in_progress(request: Request[Any, Any, Any], legal_entity: LegalEntity = None,
-                               period: Period = None, limit: Limit = 50, cursor: Cursor = None) -> WipPage:
+                               period: Period = None, practice: Practice = None, limit: Limit = 50,
+                               cursor: Cursor = None) -> WipPage:
         entities = scope(request, legal_entity)
-        return store.work_in_progress(entities, period_of(entities, period), limit, cursor)
+        return store.work_in_progress(entities, period_of(entities, period), practice, limit, cursor)
 
     @get("/sync-health", operation_id="dashboards.getSyncHealth", opt=_REFERS,
          summary="Open exceptions by reason, age and owner; failed runs, dead letters, last good run per flow")

@@ -300,12 +300,19 @@ class DashboardStore:
 
     # --- 9: work in progress --------------------------------------------------------------------------------
 
-    def work_in_progress(self, entities: Entities, period: str, limit: int, cursor: str | None) -> WipPage:
-        """Each project's revenue schedule at its latest period up to `period`: recognised, billed, the difference."""
+    def work_in_progress(self, entities: Entities, period: str, practice: str | None, limit: int,
+                         cursor: str | None) -> WipPage:
+        """Each project's revenue schedule at its latest period up to `period`: recognised, billed, the difference.
+
+        A project's practice is the billing facts' (`fact_contracts`)."""
         offset = decode_cursor(cursor, "dashboards.wip")
         r = ttb_revenue
+        where = [r.c.period <= period, *_within(r, entities)]
+        if practice is not None:
+            where.append(r.c.project.in_(sa.select(fact_contracts.c.project)
+                                         .where(fact_contracts.c.practice == practice)))
         latest = (sa.select(r.c.project, sa.func.max(r.c.period).label("period"))
-                  .where(r.c.period <= period, *_within(r, entities)).group_by(r.c.project).subquery())
+                  .where(*where).group_by(r.c.project).subquery())
         rows_query = (sa.select(r.c.project, r.c.legal_entity_code, r.c.method, r.c.currency, r.c.cumulative,
                                 r.c.billed_cumulative, r.c.period)
                       .join(latest, sa.and_(r.c.project == latest.c.project, r.c.period == latest.c.period)))

@@ -117,7 +117,7 @@ def api(base_url: str, auth: dict[str, str], path: str, **params: Any) -> Any:
 
 def expected_bars(base_url: str, auth: dict[str, str], **filters: str) -> Bars:
     """The bars each chart must show, worked out from the API's own answers for these filters."""
-    cursors = {k: filters.pop(f"{k}_cursor") for k in ("workers", "backlog", "readiness", "margin")
+    cursors = {k: filters.pop(f"{k}_cursor") for k in ("workers", "backlog", "readiness", "margin", "wip")
                if f"{k}_cursor" in filters}
 
     def paged(name: str, path: str) -> Any:
@@ -146,6 +146,10 @@ def expected_bars(base_url: str, auth: dict[str, str], **filters: str) -> Bars:
                                       ("margin", "/margin", "margin", "margin")):
         for item in paged(name, path)["items"]:
             add(f"chart-{name}-{item[field]['currency']}", item["project"], series, item[field]["amount"])
+    for item in paged("wip", "/work-in-progress")["items"]:
+        chart = f"chart-wip-{item['recognised']['currency']}"
+        add(chart, item["project"], "recognised", item["recognised"]["amount"])
+        add(chart, item["project"], "billed", item["billed"]["amount"])
     for bucket in api(base_url, auth, "/unbilled-aging", **filters)["buckets"]:
         add(f"chart-aging-{bucket['currency']}", bucket["bucket"], bucket["currency"], bucket["amount"]["amount"])
     health = api(base_url, auth, "/sync-health", **filters)
@@ -186,7 +190,8 @@ def test_dashboards_draw_the_apis_figures_and_follow_the_filters(base_url: str, 
         assert everything == expected_bars(base_url, auth)
         # every widget has a chart, with bars where the demo firm's October has figures
         for chart in ("chart-utilization-practice", "chart-utilization-entity", "chart-workers", "chart-backlog-USD",
-                      "chart-readiness-USD", "chart-aging-USD", "chart-margin-USD", "chart-health-reason"):
+                      "chart-readiness-USD", "chart-aging-USD", "chart-margin-USD", "chart-wip-USD",
+                      "chart-health-reason"):
             assert everything.get(chart), f"{chart} drew no bars"
         assert {label for label, _, _ in everything["chart-utilization-entity"]} == set(ENTITIES)
         assert {c.rsplit("-", 1)[1] for c in everything if c.startswith("chart-backlog-")} == {"USD", "GBP", "EUR"}

@@ -23,6 +23,7 @@ from contracts.dashboards import (
     SyncHealth,
     UtilizationGroup,
     UtilizationReport,
+    WipPage,
     WorkerUtilizationPage,
 )
 from web.portal.charts import column_chart, horizontal_bar_chart
@@ -39,6 +40,7 @@ __all__ = [
     "percent",
     "readiness_charts",
     "utilization_charts",
+    "wip_charts",
     "workers_chart",
 ]
 
@@ -137,6 +139,16 @@ def margin_charts(page: MarginPage) -> list[str]:
             for currency, items in _by_currency(page.items, lambda p: p.margin).items()]
 
 
+def wip_charts(page: WipPage) -> list[str]:
+    return [horizontal_bar_chart([p.project for p in items], {"recognised": [p.recognised.amount for p in items],
+                                                               "billed": [p.billed.amount for p in items]},
+                                 title=f"Revenue recognised and billed by project, {currency} (this page)",
+                                 chart_id=f"chart-wip-{currency}", fmt=_amount(currency),
+                                 description=f"Revenue recognised to the period's end and invoiced, in {currency}; "
+                                             "the difference is work in progress.")
+            for currency, items in _by_currency(page.items, lambda p: p.recognised).items()]
+
+
 def _counts(counts: Sequence[Count], *, title: str, chart_id: str, description: str) -> str:
     return horizontal_bar_chart([c.key for c in counts], {"count": [c.count for c in counts]}, title=title,
                                 chart_id=chart_id, description=description, width=500, row_height=18)
@@ -157,5 +169,6 @@ def health_charts(health: SyncHealth) -> list[str]:
 TEMPLATE_HELPERS: dict[str, Any] = {
     "utilization_charts": utilization_charts, "workers_chart": workers_chart, "backlog_charts": backlog_charts,
     "readiness_charts": readiness_charts, "aging_charts": aging_charts, "margin_charts": margin_charts,
+    "wip_charts": wip_charts,
     "health_charts": health_charts, "money": money, "percent": percent, "hours": hours,
 }

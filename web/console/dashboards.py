@@ -23,8 +23,10 @@ from contracts.dashboards import (
     BacklogPage,
     MarginPage,
     ReadinessPage,
+    ReceivablesReport,
     SyncHealth,
     UtilizationReport,
+    WipPage,
     WorkerUtilizationPage,
 )
 
@@ -32,7 +34,7 @@ __all__ = ["DASHBOARDS", "LISTS", "PAGE_SIZE", "Dashboard", "DashboardFilters", 
 
 DASHBOARDS = "/experience/dashboards/v1"
 PAGE_SIZE = 15  # rows per list widget: a horizontal chart of 15 projects still fits one screen
-LISTS = ("workers", "backlog", "readiness", "margin")  # the paged widgets, each with its own cursor
+LISTS = ("workers", "backlog", "readiness", "margin", "wip")  # the paged widgets, each with its own cursor
 T = TypeVar("T")
 
 
@@ -75,6 +77,8 @@ class Dashboard:
     readiness: ReadinessPage
     aging: AgingReport
     margin: MarginPage
+    wip: WipPage
+    receivables: ReceivablesReport
     health: SyncHealth
     entities: list[str] = field(default_factory=list)
     practices: list[str] = field(default_factory=list)
@@ -99,12 +103,17 @@ async def load(fetch: Fetch, filters: DashboardFilters) -> Dashboard:
     readiness = asyncio.create_task(fetch(f"{DASHBOARDS}/invoice-readiness", paged("readiness"), ReadinessPage))
     aging = asyncio.create_task(fetch(f"{DASHBOARDS}/unbilled-aging", aging_params, AgingReport))
     margin = asyncio.create_task(fetch(f"{DASHBOARDS}/margin", paged("margin"), MarginPage))
+    wip = asyncio.create_task(fetch(f"{DASHBOARDS}/work-in-progress", paged("wip"), WipPage))
+    # Receivables are as of a day, not a period: the entity filter and the aging date apply.
+    receivables = asyncio.create_task(fetch(f"{DASHBOARDS}/receivables", {
+        k: v for k, v in aging_params.items() if k in ("legal_entity", "as_of")}, ReceivablesReport))
     health = asyncio.create_task(fetch(f"{DASHBOARDS}/sync-health", common, SyncHealth))
     # The menus list what the reader may pick from: the entities and practices of the whole period.
     narrowed = filters.legal_entity or filters.practice
     menus = asyncio.create_task(fetch(f"{DASHBOARDS}/utilization", {"period": filters.period} if filters.period
                                       else {}, UtilizationReport)) if narrowed else utilization
-    tasks: list[asyncio.Task[Any]] = [utilization, workers, backlog, readiness, aging, margin, health, menus]
+    tasks: list[asyncio.Task[Any]] = [utilization, workers, backlog, readiness, aging, margin, wip, receivables,
+                                      health, menus]
     await asyncio.wait(tasks)
     failures = [error for task in tasks if (error := task.exception()) is not None]  # read each, so none is "lost"
     if failures:
@@ -112,6 +121,7 @@ async def load(fetch: Fetch, filters: DashboardFilters) -> Dashboard:
     everything = menus.result()
     return Dashboard(filters=filters, utilization=utilization.result(), workers=workers.result(),
                      backlog=backlog.result(), readiness=readiness.result(), aging=aging.result(),
-                     margin=margin.result(), health=health.result(),
+                     margin=margin.result(), wip=wip.result(), receivables=receivables.result(),
+                     health=health.result(),
                      entities=sorted(g.key for g in everything.by_legal_entity),
                      practices=sorted(g.key for g in everything.by_practice))

@@ -139,10 +139,10 @@ def console_router(web: WebSessions, http: httpx.AsyncClient, token: Callable[[]
     async def dashboards(request: Request[Any, Any, Any], legal_entity: Filter = None, period: Filter = None,
                          practice: Filter = None, as_of: Filter = None, workers_cursor: Cursor = None,
                          backlog_cursor: Cursor = None, readiness_cursor: Cursor = None,
-                         margin_cursor: Cursor = None) -> Response[str]:
+                         margin_cursor: Cursor = None, wip_cursor: Cursor = None) -> Response[str]:
         session = staff(request)
         cursors = {"workers": workers_cursor, "backlog": backlog_cursor, "readiness": readiness_cursor,
-                   "margin": margin_cursor}
+                   "margin": margin_cursor, "wip": wip_cursor}
         filters = DashboardFilters(legal_entity=legal_entity or None, period=period or None,
                                    practice=practice or None, as_of=as_of or None,
                                    cursors={k: v for k, v in cursors.items() if v})

@@ -68,6 +68,12 @@ async def test_a_billing_run_recognises_revenue_by_contract_and_publishes_it_onc
         assert set(by_project) == set(october)
         for project, line in october.items():
             assert by_project[project]["work_in_progress"] == line["work_in_progress"]
+        backlog = await _all(t, "/experience/dashboards/v1/backlog", legal_entity="UK01", period=PERIOD)
+        practice = backlog[0]["practice"]
+        narrowed = await _all(t, "/experience/dashboards/v1/work-in-progress", legal_entity="UK01", period=PERIOD,
+                              practice=practice)
+        assert {i["project"] for i in narrowed} == {b["project"] for b in backlog if b["practice"] == practice} \
+            & set(october)
         [total] = wip["totals"]
         assert Decimal(total["work_in_progress"]["amount"]) == sum(
             (Decimal(i["work_in_progress"]["amount"]) for i in wip["items"]), Decimal(0))
