@@ -62,7 +62,8 @@ receivable_invoices = sa.Table(
 receivable_cursors = sa.Table(
     "receivable_cursors", metadata,
     sa.Column("legal_entity_code", sa.String(20), primary_key=True),
-    sa.Column("updated_since", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("legal_entity_id", sa.String(120), nullable=False),
+    sa.Column("updated_since", sa.DateTime(timezone=True)),
     sa.Column("polled_at", sa.DateTime(timezone=True), nullable=False),
 )
 
@@ -112,9 +113,16 @@ class ReceivablesState:
                               .where(receivable_cursors.c.legal_entity_code == entity)).scalar()
         return as_utc(at) if at is not None else None
 
-    def record(self, entity: str, run_id: str, invoices: Sequence[Invoice],
+    def known_entities(self) -> dict[str, str]:
+        """Code -> ERP id of every legal entity polled before: what a poll reads when the entity list cannot be."""
+        with self.engine.connect() as conn:
+            return {str(code): str(ident) for code, ident in conn.execute(
+                sa.select(receivable_cursors.c.legal_entity_code, receivable_cursors.c.legal_entity_id))}
+
+    def record(self, entity: str, entity_id: str, run_id: str, invoices: Sequence[Invoice], *, last: bool,
                cursor: dt.datetime | None) -> Recorded:
-        """Keep each invoice's state, publish what changed, and move the entity's cursor — one transaction."""
+        """Keep each invoice's state and publish what changed; with the `last` page, move the entity's cursor to
+        `cursor` (None: nothing changed yet) — one transaction."""
         now = utcnow()
         counts = Recorded(read=len(invoices))
         with self.engine.begin() as conn:
@@ -132,8 +140,8 @@ class ReceivablesState:
                 else:
                     conn.execute(receivable_invoices.update()
                                  .where(receivable_invoices.c.external_id == invoice.external_id).values(**row))
-            if cursor is not None:
-                self._move_cursor(conn, entity, cursor, now)
+            if last:
+                self._move_cursor(conn, entity, entity_id, cursor, now)
         return counts
 
     @staticmethod
@@ -166,17 +174,18 @@ class ReceivablesState:
         return counts
 
     @staticmethod
-    def _move_cursor(conn: sa.Connection, entity: str, cursor: dt.datetime, now: dt.datetime) -> None:
+    def _move_cursor(conn: sa.Connection, entity: str, entity_id: str, cursor: dt.datetime | None,
+                     now: dt.datetime) -> None:
+        values = {"legal_entity_id": entity_id, "updated_since": cursor, "polled_at": now}
         moved = conn.execute(receivable_cursors.update().where(receivable_cursors.c.legal_entity_code == entity)
-                             .values(updated_since=cursor, polled_at=now)).rowcount
+                             .values(**values)).rowcount
         if not moved:
-            conn.execute(receivable_cursors.insert().values(legal_entity_code=entity, updated_since=cursor,
-                                                            polled_at=now))
+            conn.execute(receivable_cursors.insert().values(legal_entity_code=entity, **values))
 
     def forget_cursors(self) -> None:
-        """A full poll reads every invoice again (unchanged ones still publish nothing)."""
+        """A full poll reads every invoice again (unchanged ones still publish nothing); the entities stay known."""
         with self.engine.begin() as conn:
-            conn.execute(receivable_cursors.delete())
+            conn.execute(receivable_cursors.update().values(updated_since=None))
 
     def list(self, entities: frozenset[str] | None, status: InvoiceStatus | None, customer_id: str | None,
              limit: int, offset: int) -> list[ReceivableInvoice]:

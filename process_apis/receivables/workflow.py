@@ -56,14 +56,23 @@ def _progress(entities_done: int, entities: int, totals: Recorded) -> dict[str, 
 
 @DBOS.step(name="receivables.read_erp")
 async def read_legal_entities(run_id: str) -> dict[str, str]:
-    """ERP legal-entity ids by code: each poll asks for one entity's account and keeps that entity's invoices."""
+    """ERP legal-entity ids by code: each poll asks for one entity's account and keeps that entity's invoices.
+
+    The list merges every ERP account, so one account down fails it: the entities polled before are then
+    polled as they were known (each ERP still answers for its own), and only a first poll fails outright.
+    """
     rt = runtime()
     rt.runs.step(run_id, "read_erp", "running", attempt=True)
     try:
         entities = await retrying(rt.erp.legal_entities, retry=rt.retry, sleep=rt.sleep, exhausted_as="read_erp")
     except (StepExhausted, BusinessFailure) as exc:
-        rt.runs.step(run_id, "read_erp", "failed", detail=str(exc))
-        raise
+        known = rt.state.known_entities()
+        if not known:
+            rt.runs.step(run_id, "read_erp", "failed", detail=str(exc))
+            raise
+        rt.runs.step(run_id, "read_erp", "succeeded", vendor_ids={"legal_entities": str(len(known))},
+                     detail=f"the ERPs' entity list failed ({exc}); polling the {len(known)} entities known")
+        return known
     rt.runs.step(run_id, "read_erp", "succeeded", vendor_ids={"legal_entities": str(len(entities))})
     return {e.code: e.id for e in entities}
 
@@ -87,7 +96,7 @@ async def poll_entity(run_id: str, attempt: int, code: str, entity_id: str, posi
             changes = [i.updated_at for i in mine if i.updated_at is not None]
             newest = max([*changes, *([newest] if newest else [])], default=None)
             cursor = page.next_cursor
-            counts = counts + rt.state.record(code, run_id, mine, newest if not cursor else None)
+            counts = counts + rt.state.record(code, entity_id, run_id, mine, last=not cursor, cursor=newest)
             rt.runs.step(run_id, "poll", "running", vendor_ids=_progress(position, count, before + counts))
             if not cursor:
                 return EntityPoll(recorded=counts)

@@ -166,6 +166,22 @@ async def test_an_erp_down_fails_its_entity_only_and_the_replay_reads_what_was_m
     assert (await s.http.get(f"{BASE}/invoices/INV-RCV-DOWN")).json()["status"] in ("posted", "sent", "approved")
 
 
+async def test_an_erp_wholly_down_still_fails_only_its_entity_once_the_entities_are_known(stack: Stack) -> None:
+    """The entity list merges every ERP account, so it fails with one down: a poll then reads the entities it
+    polled before, each at its own ERP."""
+    s = stack
+    assert (await _poll(s))["status"] == "succeeded"  # every entity known
+    xero = s.sim("erp", "AU01")
+    xero.faults.add(Fault(kind="server_error", status=503))  # every call: the entity list fails too
+    await _draft(s, "US01", "INV-RCV-WHILE", "125.00")
+    run = await _poll(s)
+    assert run["status"] == "needs_attention", run
+    assert "entities known" in run["steps"][0]["detail"], run["steps"][0]
+    assert (await s.http.get(f"{BASE}/invoices/INV-RCV-WHILE")).json()["status"] == "draft"
+    exceptions = (await s.http.get(f"{BASE}/exceptions", params={"status": "open"})).json()["items"]
+    assert [x["subject"] for x in exceptions] == ["AU01"]
+
+
 async def test_receivables_aging_in_a_group_currency_adds_up_to_the_cent(stack: Stack) -> None:
     s = stack
     for e, amount in (("US01", "1000.00"), ("CA01", "333.33"), ("AU01", "777.77")):
