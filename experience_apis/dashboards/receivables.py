@@ -26,13 +26,13 @@ from contracts.currency import CENT, ConvertedMoney, ExchangeRate
 from contracts.dashboards import ArBucket, ArBucketName, ArRow, ArTotal, ReceivablesReport
 from experience_apis.dashboards.store import Entities
 from foundation.paging import decode_cursor, encode_cursor
+from foundation.units import from_units
 from process_apis.exchange_rates import RateBook
 from process_apis.receivables.state import OPEN, receivable_invoices
 
 __all__ = ["receivables_report"]
 
 BUCKETS: Final[tuple[ArBucketName, ...]] = get_args(ArBucketName)
-UNITS: Final = Decimal(10_000)
 DSO_PLACES: Final = Decimal("0.1")
 
 
@@ -56,7 +56,7 @@ class _Sums:
     rate: ExchangeRate | None = None
 
     def money(self, units: int) -> Money:
-        return Money(amount=(Decimal(units) / UNITS).quantize(CENT, ROUND_HALF_UP), currency=self.currency)
+        return Money(amount=from_units(units).quantize(CENT, ROUND_HALF_UP), currency=self.currency)
 
     def converted_money(self, amount: Decimal, original: Money) -> ConvertedMoney | None:
         if self.rate is None:
@@ -108,7 +108,7 @@ async def receivables_report(engine: sa.Engine, rates: RateBook, entities: Entit
                 sums.count += 1
                 sums.buckets[bucket] += int(due)
                 if sums.rate is not None:
-                    sums.converted[bucket] += (Decimal(int(due)) / UNITS * sums.rate.rate).quantize(CENT,
+                    sums.converted[bucket] += (from_units(int(due)) * sums.rate.rate).quantize(CENT,
                                                                                                     ROUND_HALF_UP)
     ordered = sorted(rows.items())
     page = ordered[offset:offset + limit]

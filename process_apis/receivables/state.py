@@ -25,13 +25,13 @@ from contracts.events import INVOICE_POSTED, PAYMENT_RECEIVED
 from contracts.receivables import ReceivableInvoice
 from foundation.clock import as_utc, utcnow
 from foundation.db import metadata
+from foundation.units import from_units, to_units
 from process_apis._internal.events import event, publish_in
 
 __all__ = ["OPEN", "POSTED", "PROCESS", "UNPOSTED", "ReceivablesState", "Recorded", "receivable_cursors",
-           "receivable_invoices", "to_units"]
+           "receivable_invoices"]
 
 PROCESS: Final = "receivables"
-UNITS: Final = Decimal(10_000)
 POSTED: Final[frozenset[InvoiceStatus]] = frozenset({"approved", "posted", "sent", "partially_paid", "paid"})
 """Statuses of an invoice that is in receivables (its `invoice.posted` event has been published)."""
 UNPOSTED: Final[tuple[InvoiceStatus, ...]] = ("draft", "approved")
@@ -68,12 +68,8 @@ receivable_cursors = sa.Table(
 )
 
 
-def to_units(amount: Decimal) -> int:
-    return int((amount * UNITS).to_integral_value())
-
-
 def _money(units: int, currency: str) -> Money:
-    return Money(amount=(Decimal(units) / UNITS).quantize(Decimal("0.01")), currency=currency)
+    return Money(amount=from_units(units).quantize(Decimal("0.01")), currency=currency)
 
 
 class Recorded(msgspec.Struct, frozen=True, kw_only=True):

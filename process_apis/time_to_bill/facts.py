@@ -37,6 +37,7 @@ import msgspec
 import sqlalchemy as sa
 
 from foundation.db import metadata
+from foundation.units import UNIT, from_units, to_units
 from process_apis.time_to_bill.ledger import ledger
 from process_apis.time_to_bill.rules import CENT, Reference, period_of
 
@@ -60,7 +61,6 @@ __all__ = [
     "window_start",
 ]
 
-UNIT: Final = 10_000
 HOURS_PER_DAY: Final = Decimal(8)
 VALUED: Final = ("validated", "posted", "invoiced")
 UNBILLED: Final = ("validated", "posted")
@@ -123,14 +123,6 @@ fact_entities = sa.Table(
     sa.Column("erp_id", sa.String(120), nullable=False),
     sa.Column("currency", sa.String(3), nullable=False),
 )
-
-
-def to_units(value: Decimal) -> int:
-    return int((value * UNIT).quantize(Decimal(1), ROUND_HALF_UP))
-
-
-def from_units(units: int | None) -> Decimal:
-    return Decimal(units or 0) / UNIT
 
 
 @lru_cache(maxsize=4096)

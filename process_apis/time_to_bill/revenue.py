@@ -34,8 +34,8 @@ from contracts.events import REVENUE_RECOGNIZED
 from contracts.revenue import RecognitionMethod, RevenuePeriod
 from foundation.clock import utcnow
 from foundation.db import metadata
+from foundation.units import from_units, to_units
 from process_apis._internal.events import event, publish_in
-from process_apis.time_to_bill.facts import from_units, to_units
 from process_apis.time_to_bill.ledger import ledger
 from process_apis.time_to_bill.rules import CENT, ProjectRef, Reference, period_of
 
