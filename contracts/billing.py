@@ -19,13 +19,16 @@ __all__ = [
     "Contract",
     "CreditMemo",
     "CreditMemoUpsert",
-    "Expense",
+    "ExpensePostingBatch",
+    "ExpensePostingLine",
+    "ExpensePostingResult",
     "Invoice",
     "InvoiceLine",
     "InvoiceStatus",
     "InvoiceUpsert",
     "Payment",
     "PaymentUpsert",
+    "PostedExpense",
     "PostedTime",
     "RateCard",
     "RateCardLine",
@@ -68,15 +71,55 @@ class Contract(Struct):
     end_date: dt.date | None = None
 
 
-class Expense(Struct):
+class ExpensePostingLine(FrozenStruct, frozen=True):
+    """One approved expense (at one version) as it is posted to the ERP as a cost on the project.
+
+    ``amount`` is the cost in the project's currency (converted there when the expense was spent
+    in another, with ``original_amount`` kept); the markup is billed on the invoice, never posted as cost.
+    """
+
+    line_key: Annotated[str, Meta(min_length=1, max_length=200,
+                                  description="Expense id + version: the posting's idempotency key.")]
+    project_external_id: NonEmpty
+    employee_external_id: NonEmpty
+    date: dt.date
+    category: Annotated[str, Meta(min_length=1, max_length=60, description="The expense category, as captured.")]
+    amount: Annotated[Money, Meta(description="The cost; negative reverses an earlier line.")]
+    billable: bool
+    original_amount: Annotated[Money | None, Meta(
+        description="What was spent, in its own currency, when it differs from the project's.")] = None
+    receipt_url: Annotated[str, Meta(max_length=500)] | None = None
+    memo: Annotated[str, Meta(max_length=200)] | None = None
+
+
+class ExpensePostingBatch(Struct):
+    batch_key: Annotated[str, Meta(min_length=8, max_length=120,
+                                   description="Stable key of the batch; the ERP posts a key once.")]
+    legal_entity_id: NonEmpty
+    lines: Annotated[list[ExpensePostingLine], Meta(min_length=1, max_length=200)]
+
+
+class ExpensePostingResult(Struct):
+    """What the ERP did with each line of a batch; posting the same batch key again returns this unchanged."""
+
+    batch_key: str
+    posted: Annotated[dict[str, str], Meta(description="line_key -> ERP record id of the posted cost.")] = {}
+    failed: Annotated[dict[str, str], Meta(description="line_key -> ERP error.")] = {}
+    refusals: Annotated[dict[str, ErpRefusalReason], Meta(
+        description="line_key -> why the ERP refused the line, for the lines in `failed`.")] = {}
+
+
+class PostedExpense(Struct):
+    """An expense line as the ERP holds it, for reconciliation."""
+
     id: str
-    worker_id: str
+    line_key: str
     project_external_id: str
+    employee_external_id: str
     date: dt.date
     category: str
     amount: Money
     billable: bool
-    status: Literal["draft", "submitted", "approved", "rejected"]
 
 
 class TimePostingLine(FrozenStruct, frozen=True):

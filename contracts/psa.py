@@ -3,17 +3,34 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from msgspec import Meta
 
 from contracts.common import FrozenStruct, Money, NonEmpty, Struct
 
-__all__ = ["PsaMilestone", "PsaProject", "PsaProjectUpsert", "TimesheetSubmission"]
+__all__ = ["ExpenseTerms", "PsaMilestone", "PsaProject", "PsaProjectUpsert", "TimesheetSubmission"]
 
 
 class PsaMilestone(FrozenStruct, frozen=True):
     name: NonEmpty
     due_date: dt.date
     amount: Money | None = None
+
+
+class ExpenseTerms(FrozenStruct, frozen=True):
+    """What the project's contract says about expenses: which are billed to the client, at what markup, with
+    which receipts and within which caps. An expense outside these terms is not billed: it is an owned
+    exception until the contract or the expense is corrected."""
+
+    billable_categories: Annotated[list[str], Meta(description="Categories the client is billed for.")]
+    markup_percent: Annotated[Decimal, Meta(description="Added to billed expenses (0: billed at cost).",
+                                            examples=["10"])]
+    receipt_required_above: Annotated[Money, Meta(
+        description="An expense above this amount needs a receipt before it is posted or billed.")]
+    caps: Annotated[dict[str, Money], Meta(
+        description="Category -> the most one expense line of it may cost; none listed: no cap.")] = {}
 
 
 class PsaProject(Struct):
@@ -31,6 +48,9 @@ class PsaProject(Struct):
     milestones: list[PsaMilestone] = []
     erp_project_id: str | None = None
     rate_card_id: str | None = None
+    expense_terms: Annotated[ExpenseTerms | None, Meta(
+        description="The contract's expense terms; null when the PSA holds none (no expense is then billable).")] \
+        = None
 
 
 class PsaProjectUpsert(Struct):

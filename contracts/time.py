@@ -10,13 +10,14 @@ as a difference, never twice.
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Annotated, Literal
 
 from msgspec import Meta
 
 from contracts.common import Hours, Money, Struct
 
-__all__ = ["TimeEntry", "TimeEntryStatus", "TimeProject", "UninvoicedProject"]
+__all__ = ["Expense", "TimeEntry", "TimeEntryStatus", "TimeProject", "UninvoicedProject"]
 
 TimeEntryStatus = Literal["draft", "submitted", "approved", "rejected"]
 
@@ -36,6 +37,33 @@ class TimeEntry(Struct):
     notes: str | None = None
     approved_at: dt.datetime | None = None
     billable_rate: Annotated[Money | None, Meta(description="Rate the time system applies, if it prices time.")] = None
+    is_billed: bool = False
+
+
+class Expense(Struct):
+    """An expense as the time system (Harvest) or the PSA (Certinia) captured it, named like a time entry.
+
+    ``amount`` is the total spent, in the currency it was spent in; a unit-priced category (mileage)
+    also carries ``units`` and ``unit_price``. ``receipt_url`` is where the time system keeps the
+    scanned receipt (null: none attached). `updated_at` notices a change after approval.
+    """
+
+    id: Annotated[str, Meta(description="The capturing system's id of the expense.")]
+    source: Annotated[str, Meta(examples=["harvest"])]
+    user_id: Annotated[str, Meta(description="The capturing system's id of the person.")]
+    user_email: str
+    project_code: Annotated[str, Meta(description="The ERP project's external id, e.g. PRJ-…")]
+    date: dt.date
+    category: Annotated[str, Meta(examples=["Travel", "Mileage"])]
+    amount: Money
+    billable: bool
+    status: TimeEntryStatus
+    updated_at: dt.datetime
+    units: Annotated[Decimal | None, Meta(description="Quantity of a unit-priced category (miles).")] = None
+    unit_price: Money | None = None
+    receipt_url: str | None = None
+    notes: str | None = None
+    approved_at: dt.datetime | None = None
     is_billed: bool = False
 
 

@@ -21,16 +21,24 @@ from contracts.billing import RateCard
 from contracts.common import Money
 from contracts.crm import Account
 from contracts.erp import BillingMilestone, LegalEntity
+from contracts.psa import ExpenseTerms
 from contracts.workforce import Worker
 
 __all__ = [
     "DEMO_PERIOD",
+    "EXPENSE_CATEGORIES",
+    "EXPENSE_DEFECTS",
+    "MILEAGE_RATE",
     "MISPRICED_PROJECT_INDEX",
     "TIME_DEFECTS",
     "SeedAssignment",
+    "SeedExpense",
     "SeedProject",
     "SeedTimeEntry",
     "defect_entries",
+    "defect_expenses",
+    "expense_terms",
+    "expenses",
     "plan_projects",
     "time_entries",
 ]
@@ -192,3 +200,110 @@ TIME_DEFECTS = {
     "future_dated": "the approved entry dated 2026-11-20",
 }
 """Which seeded entries are wrong on purpose, by the exception reason they must raise."""
+
+
+# --- expenses ----------------------------------------------------------------------------------------------------
+
+EXPENSE_CATEGORIES = ("Travel", "Lodging", "Meals", "Mileage", "Software")
+"""The time system's expense categories; Mileage is unit-priced (miles x `MILEAGE_RATE`), Software is internal."""
+MILEAGE_RATE = Decimal("0.70")
+RECEIPT_ABOVE = Decimal("75.00")
+
+
+class SeedExpense(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    worker_id: str
+    project_external_id: str
+    date: dt.date
+    category: str
+    amount: Decimal
+    currency: str
+    billable: bool
+    status: Literal["draft", "submitted", "approved", "rejected"]
+    has_receipt: bool
+    units: Decimal | None = None
+    notes: str = ""
+
+
+def expense_terms(project: SeedProject) -> ExpenseTerms:
+    """The demo contracts' expense terms: travel, lodging, meals and mileage are billed, at 10 % markup on time and
+    materials, 5 % on mixed and at cost on fixed fee; a receipt above 75.00; lodging capped at 400, meals at 100."""
+    markup = {"time_and_materials": Decimal("10"), "mixed": Decimal("5"), "fixed_fee": Decimal("0")}
+    cur = project.currency
+    return ExpenseTerms(billable_categories=["Travel", "Lodging", "Meals", "Mileage"],
+                        markup_percent=markup[project.billing_type],
+                        receipt_required_above=Money(amount=RECEIPT_ABOVE, currency=cur),
+                        caps={"Lodging": Money(amount=Decimal("400.00"), currency=cur),
+                              "Meals": Money(amount=Decimal("100.00"), currency=cur)})
+
+
+def expenses(projects: Sequence[SeedProject], workers: Sequence[Worker], start: dt.date,
+             end: dt.date) -> Iterator[SeedExpense]:
+    """One expense per worker per week in [start, end], on the worker's primary project, in its currency.
+
+    Each line is within its contract's terms (a receipt above 75.00, under the caps); categories and amounts cycle
+    deterministically, a few are still submitted, and Software is internal (not billable)."""
+    primary: dict[str, str] = {}
+    for project in projects:
+        for a in project.assignments:
+            primary.setdefault(a.worker_id, project.external_id)
+    by_id = {p.external_id: p for p in projects}
+    for w_index, worker in enumerate(workers):
+        project_id = primary.get(worker.id)
+        if project_id is None:
+            continue
+        project = by_id[project_id]
+        for day in _weekdays(start, end):
+            if day.weekday() != w_index % 5:
+                continue
+            week = day.toordinal() // 7
+            category = EXPENSE_CATEGORIES[(w_index + week) % len(EXPENSE_CATEGORIES)]
+            step = Decimal((w_index * 13 + week * 7) % 40)
+            units: Decimal | None = None
+            if category == "Mileage":
+                units = Decimal(20) + step * 2
+                amount = (units * MILEAGE_RATE).quantize(Decimal("0.01"))
+            else:
+                base = {"Travel": Decimal("120"), "Lodging": Decimal("180"), "Meals": Decimal("22"),
+                        "Software": Decimal("30")}[category]
+                amount = (base + step * (Decimal("4.75") if category != "Meals" else Decimal("1.5"))).quantize(
+                    Decimal("0.01"))
+            roll = (w_index * 17 + week) % 100
+            yield SeedExpense(
+                id=f"EX-{worker.id[2:]}-{day.strftime('%Y%m%d')}", worker_id=worker.id, project_external_id=project_id,
+                date=day, category=category, amount=amount, currency=project.currency,
+                billable=category != "Software", status="approved" if roll < 96 else "submitted",
+                has_receipt=amount > RECEIPT_ABOVE or roll % 2 == 0, units=units,
+                notes=f"{category} — {project.name}"[:120])
+
+
+def defect_expenses(projects: Sequence[SeedProject], workers: Sequence[Worker]) -> list[SeedExpense]:
+    """Approved expenses that must not post or bill, one per rule (`EXPENSE_DEFECTS`), on the first worker's
+    primary project in October, except the closed-period one (August) and the unassigned one (another project)."""
+    worker = workers[0]
+    mine = next(p for p in projects if any(a.worker_id == worker.id for a in p.assignments))
+    other = next(p for p in projects if p.legal_entity_code == mine.legal_entity_code and p.status == "active"
+                 and all(a.worker_id != worker.id for a in p.assignments))
+    cur = mine.currency
+
+    def bad(n: int, day: dt.date, category: str, amount: str, *, receipt: bool = True,
+            project: SeedProject = mine) -> SeedExpense:
+        return SeedExpense(id=f"EX-{worker.id[2:]}-{day.strftime('%Y%m%d')}-9{n}", worker_id=worker.id,
+                           project_external_id=project.external_id, date=day, category=category,
+                           amount=Decimal(amount), currency=cur, billable=True, status="approved", has_receipt=receipt)
+
+    return [bad(1, dt.date(2026, 10, 6), "Lodging", "240.00", receipt=False),
+            bad(2, dt.date(2026, 10, 7), "Entertainment", "180.00"),
+            bad(3, dt.date(2026, 10, 8), "Lodging", "650.00"),
+            bad(4, dt.date(2026, 10, 9), "Travel", "95.00", project=other),
+            bad(5, dt.date(2026, 8, 27), "Travel", "130.00")]
+
+
+EXPENSE_DEFECTS = {
+    "receipt_missing": "the Lodging expense of 240.00 without a receipt (2026-10-06)",
+    "expense_not_billable": "the Entertainment expense marked billable (2026-10-07)",
+    "expense_over_cap": "the Lodging expense of 650.00 over the 400.00 cap (2026-10-08)",
+    "worker_not_assigned": "the Travel expense on a project the worker is not staffed on (2026-10-09)",
+    "period_closed": "the Travel expense dated 2026-08-27 (August is closed)",
+}
+"""Which seeded expenses are wrong on purpose, by the exception reason they must raise."""

@@ -40,10 +40,13 @@ import msgspec
 from contracts.billing import (
     CreditMemo,
     CreditMemoUpsert,
+    ExpensePostingBatch,
+    ExpensePostingResult,
     Invoice,
     InvoiceUpsert,
     Payment,
     PaymentUpsert,
+    PostedExpense,
     PostedTime,
     RateCard,
     TimePostingBatch,
@@ -64,7 +67,7 @@ from contracts.erp import (
 )
 from contracts.problems import ProblemError, invalid_cursor
 from contracts.psa import PsaProject, PsaProjectUpsert, TimesheetSubmission
-from contracts.time import TimeEntry, TimeEntryStatus, TimeProject, UninvoicedProject
+from contracts.time import Expense, TimeEntry, TimeEntryStatus, TimeProject, UninvoicedProject
 from contracts.workforce import (
     Assignment,
     CostCenter,
@@ -284,6 +287,13 @@ class RoutedTime:
     async def uninvoiced_report(self, start: dt.date, end: dt.date) -> Page[UninvoicedProject]:
         return await self.r.everywhere(lambda s: s.uninvoiced_report(start, end))
 
+    async def list_expenses(self, query: TimeEntryQuery, limit: int, cursor: str | None) -> Page[Expense]:
+        return await self.r.listed("expenses", cursor, lambda s, c: s.list_expenses(query, limit, c))
+
+    async def get_expense(self, expense_id: str) -> Expense:
+        name, raw = self.r.by_id(expense_id)
+        return await self.r.one(name, lambda s: s.get_expense(raw))
+
 
 class RoutedPsa:
     """`PsaSystem` over every PSA connection. Project, rate-card and timesheet ids name their connection.
@@ -421,6 +431,18 @@ class RoutedErp:
 
     async def get_time_posting(self, batch_key: str) -> TimePostingResult:
         return await self.r.found(lambda s: s.get_time_posting(batch_key))
+
+    async def post_expenses(self, batch: ExpensePostingBatch) -> ExpensePostingResult:
+        name = self._for_body(batch.legal_entity_id)
+        return await self.r.systems[name].post_expenses(self.r.untag(name, batch))
+
+    async def get_expense_posting(self, batch_key: str) -> ExpensePostingResult:
+        return await self.r.found(lambda s: s.get_expense_posting(batch_key))
+
+    async def list_posted_expenses(self, project_external_id: str | None, date_from: dt.date | None,
+                                   date_to: dt.date | None, limit: int, cursor: str | None) -> Page[PostedExpense]:
+        return await self.r.listed("posted_expenses", cursor, lambda s, c: s.list_posted_expenses(
+            project_external_id, date_from, date_to, limit, c))
 
     async def list_posted_time(self, project_external_id: str | None, date_from: dt.date | None,
                                date_to: dt.date | None, limit: int, cursor: str | None) -> Page[PostedTime]:

@@ -5,7 +5,9 @@ lines. Either way the posting result and the posted-time list answer per line ke
 caller and reconciliation never see the difference.
 
 Time-to-bill additions: employees (upserted from HR), time posting in batches (202 + a job;
-the batch key posts once), posted time, invoice drafts and credit memos for reconciliation.
+the batch key posts once), posted time, expense costs posted in batches (answered at once; the batch
+key posts once, and a line key once across batches), posted expenses, invoice drafts and credit memos
+for reconciliation.
 Posting or invoicing into a closed or AR-locked period is refused by the ERP with a 422
 problem whose code is ``period_closed``: the process checks first, the ERP is the last line.
 
@@ -27,10 +29,13 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 from contracts.billing import (
     CreditMemo,
     CreditMemoUpsert,
+    ExpensePostingBatch,
+    ExpensePostingResult,
     Invoice,
     InvoiceUpsert,
     Payment,
     PaymentUpsert,
+    PostedExpense,
     PostedTime,
     TimePostingBatch,
     TimePostingJob,
@@ -100,6 +105,16 @@ class ErpSystem(Protocol):
     async def list_posted_time(self, project_external_id: str | None, date_from: dt.date | None,
                                date_to: dt.date | None, limit: int, cursor: str | None) -> Page[PostedTime]: ...
 
+    async def post_expenses(self, batch: ExpensePostingBatch) -> ExpensePostingResult:
+        """Post a batch of expense costs once: the same ``batch_key`` returns the first result and posts nothing
+        twice; a line key posted before under another batch is reported posted with its first record."""
+        ...
+
+    async def get_expense_posting(self, batch_key: str) -> ExpensePostingResult: ...
+
+    async def list_posted_expenses(self, project_external_id: str | None, date_from: dt.date | None,
+                                   date_to: dt.date | None, limit: int, cursor: str | None) -> Page[PostedExpense]: ...
+
     async def upsert_invoice(self, external_id: str, data: InvoiceUpsert) -> tuple[Invoice, bool]: ...
 
     async def list_invoices(self, project_external_id: str | None, period: str | None, limit: int,
@@ -136,12 +151,15 @@ def erp_router(system: ErpSystem) -> Router:
         found = await system.list_projects(external_id, 1, None)
         return found.items[0] if found.items else None
 
-    async def posted_projects(keys: set[str]) -> set[str] | None:
-        """The projects of the posted lines `keys` (None when some line is not found among posted time)."""
+    async def posted_projects(keys: set[str], expenses: bool = False) -> set[str] | None:
+        """The projects of the posted lines `keys` (None when some line is not found among posted time or
+        expenses)."""
         projects: dict[str, str] = {}
         cursor: str | None = None
         while True:
-            page = await system.list_posted_time(None, None, None, 1000, cursor)
+            page: Page[PostedTime] | Page[PostedExpense] = \
+                await (system.list_posted_expenses if expenses else system.list_posted_time)(None, None, None, 1000,
+                                                                                              cursor)
             projects.update({p.line_key: p.project_external_id for p in page.items if p.line_key in keys})
             cursor = page.next_cursor
             if not cursor:
@@ -260,6 +278,38 @@ def erp_router(system: ErpSystem) -> Router:
         page = await system.list_posted_time(project_external_id, date_from, date_to, limit, cursor)
         return kept(page, lambda p: allowed(p.project_external_id))
 
+    @post("/expense-postings", operation_id="erp.postExpenses", status_code=200,
+          opt={"refers_to": ("/legal_entity_id", "/lines/*/project_external_id", "/lines/*/employee_external_id")},
+          summary="Post a batch of approved expenses as project costs (the same batch key posts once)")
+    async def post_expenses(request: Request[Any, Any, Any],
+                            data: JSONBody[ExpensePostingBatch]) -> ExpensePostingResult:
+        await require_entity(await system_scope(request), data.legal_entity_id,
+                             [line.project_external_id for line in data.lines])
+        return await system.post_expenses(data)
+
+    @get("/expense-postings/{batch_key:str}", operation_id="erp.getExpensePosting",
+         summary="Result of an expense posting batch, per line")
+    async def get_expense_posting(request: Request[Any, Any, Any], batch_key: BatchKey) -> ExpensePostingResult:
+        scope = await system_scope(request)
+        result = await system.get_expense_posting(batch_key)
+        if scope.restricted:
+            projects = await posted_projects(set(result.posted), expenses=True) if result.posted else None
+            allowed = await scope.project_filter()
+            if projects is None or not all(allowed(p) for p in projects):
+                scope.grant.found(None, "Expense posting", batch_key)
+        return result
+
+    @get("/posted-expenses", operation_id="erp.listPostedExpenses", summary="List expenses as posted in the ERP")
+    async def list_posted_expenses(request: Request[Any, Any, Any], project_external_id: ProjectFilter = None,
+                                   date_from: Annotated[dt.date | None, QueryParameter(
+                                       name="from", description="Inclusive first date (YYYY-MM-DD).")] = None,
+                                   date_to: Annotated[dt.date | None, QueryParameter(
+                                       name="to", description="Inclusive last date (YYYY-MM-DD).")] = None,
+                                   limit: PostedLimit = 200, cursor: Cursor = None) -> Page[PostedExpense]:
+        allowed = await (await system_scope(request)).project_filter()
+        page = await system.list_posted_expenses(project_external_id, date_from, date_to, limit, cursor)
+        return kept(page, lambda p: allowed(p.project_external_id))
+
     @put("/invoices/by-external-id/{external_id:str}", operation_id="erp.upsertInvoice",
          opt={"refers_to": ("/legal_entity_id", "/customer_id", "/project_external_id")},
          summary="Create or update an invoice draft by external id", responses=created_spec(Invoice))
@@ -336,6 +386,7 @@ def erp_router(system: ErpSystem) -> Router:
                   parameters=ENTITY_PARAMETER,
                   route_handlers=[get_capabilities, list_legal_entities, get_legal_entity, get_customer,
                                   upsert_customer, list_projects, get_project, upsert_project, list_accounting_periods,
-                                  upsert_employee, post_time, get_time_posting, list_posted_time,
+                                  upsert_employee, post_time, get_time_posting, list_posted_time, post_expenses,
+                                  get_expense_posting, list_posted_expenses,
                                   upsert_invoice, list_invoices, get_invoice, post_invoice, upsert_payment,
                                   get_exchange_rate, upsert_credit_memo, list_credit_memos])

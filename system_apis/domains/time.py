@@ -1,4 +1,4 @@
-"""Time domain contract: `/system/time/v1` — time entries, projects and uninvoiced time as captured.
+"""Time domain contract: `/system/time/v1` — time entries, expenses, projects and uninvoiced time as captured.
 
 The time system is read here, never written: approval happens in the time system, and
 the time-to-bill process takes approved entries from it. A page holds *at most* `limit`
@@ -23,7 +23,7 @@ from litestar import Request, Router, get
 from litestar.params import PathParameter, QueryParameter
 
 from contracts.common import Page
-from contracts.time import TimeEntry, TimeEntryStatus, TimeProject, UninvoicedProject
+from contracts.time import Expense, TimeEntry, TimeEntryStatus, TimeProject, UninvoicedProject
 from foundation.paging import decode_cursor, encode_cursor
 from system_apis.domains._entity import ENTITY_PARAMETER, bind_call
 from system_apis.domains._params import Cursor, Limit
@@ -57,6 +57,12 @@ class TimeSystem(Protocol):
 
     async def uninvoiced_report(self, start: dt.date, end: dt.date) -> Page[UninvoicedProject]: ...
 
+    async def list_expenses(self, query: TimeEntryQuery, limit: int, cursor: str | None) -> Page[Expense]:
+        """Expenses as captured, filtered like time entries (status, spent date, change time, project code)."""
+        ...
+
+    async def get_expense(self, expense_id: str) -> Expense: ...
+
 
 def time_router(system: TimeSystem) -> Router:
     @get("/time-entries", operation_id="time.listTimeEntries", summary="List time entries")
@@ -83,6 +89,30 @@ def time_router(system: TimeSystem) -> Router:
             scope.grant.found(None, "Time entry", entry_id)
         return entry
 
+    @get("/expenses", operation_id="time.listExpenses", summary="List expenses")
+    async def list_expenses(
+            request: Request[Any, Any, Any],
+            status: Annotated[TimeEntryStatus | None, QueryParameter(description="Approval state.")] = None,
+            start: Annotated[dt.date | None, QueryParameter(name="from", description="First spent date.")] = None,
+            end: Annotated[dt.date | None, QueryParameter(name="to", description="Last spent date.")] = None,
+            updated_since: Annotated[dt.datetime | None, QueryParameter(
+                description="Only expenses changed at or after this instant (ISO 8601).")] = None,
+            project_code: Annotated[str | None, QueryParameter(max_length=80)] = None,
+            limit: EntryLimit = 500, cursor: Cursor = None) -> Page[Expense]:
+        query = TimeEntryQuery(status=status, start=start, end=end, updated_since=updated_since,
+                               project_code=project_code)
+        allowed = await (await system_scope(request)).project_filter()
+        return kept(await system.list_expenses(query, limit, cursor), lambda e: allowed(e.project_code))
+
+    @get("/expenses/{expense_id:str}", operation_id="time.getExpense", summary="Get an expense")
+    async def get_expense(request: Request[Any, Any, Any],
+                          expense_id: Annotated[str, PathParameter(max_length=64)]) -> Expense:
+        scope = await system_scope(request)
+        expense = await system.get_expense(expense_id)
+        if not await scope.allows_project(expense.project_code):
+            scope.grant.found(None, "Expense", expense_id)
+        return expense
+
     @get("/projects", operation_id="time.listProjects", summary="List the time system's projects")
     async def list_projects(request: Request[Any, Any, Any], limit: Limit = 100,
                             cursor: Cursor = None) -> Page[TimeProject]:
@@ -107,4 +137,5 @@ def time_router(system: TimeSystem) -> Router:
 
     return Router(path="/system/time/v1", opt={"api": API}, tags=["time"], before_request=bind_call,
                   parameters=ENTITY_PARAMETER,
-                  route_handlers=[list_time_entries, get_time_entry, list_projects, uninvoiced_report])
+                  route_handlers=[list_time_entries, get_time_entry, list_expenses, get_expense, list_projects,
+                                  uninvoiced_report])
