@@ -9,13 +9,14 @@ import msgspec
 from msgspec import Meta
 
 __all__ = ["BILLING_RUN_FINISHED", "CLOSED_WON", "CREDIT_MEMO_ISSUED", "EVENT_TYPES", "EXCEPTION_OPENED",
-           "EXCEPTION_RESOLVED", "INVOICE_DRAFTED", "INVOICE_POSTED", "PAYMENT_RECEIVED", "PROJECT_PROVISIONED",
-           "REVENUE_RECOGNIZED", "TIME_POSTED", "WORKER_SYNCED", "CloudEvent"]
+           "EXCEPTION_RESOLVED", "EXPENSE_POSTED", "INVOICE_DRAFTED", "INVOICE_POSTED", "PAYMENT_RECEIVED",
+           "PROJECT_PROVISIONED", "REVENUE_RECOGNIZED", "TIME_POSTED", "WORKER_SYNCED", "CloudEvent"]
 
 PROJECT_PROVISIONED: Final = "psconnect.project.provisioned"
 CLOSED_WON: Final = "psconnect.crm.opportunity.closed_won"
 WORKER_SYNCED: Final = "psconnect.worker.synced"
 TIME_POSTED: Final = "psconnect.time.posted"
+EXPENSE_POSTED: Final = "psconnect.expense.posted"
 INVOICE_DRAFTED: Final = "psconnect.invoice.drafted"
 CREDIT_MEMO_ISSUED: Final = "psconnect.credit_memo.issued"
 INVOICE_POSTED: Final = "psconnect.invoice.posted"
@@ -26,7 +27,7 @@ EXCEPTION_OPENED: Final = "psconnect.exception.opened"
 EXCEPTION_RESOLVED: Final = "psconnect.exception.resolved"
 EVENT_TYPES: Final = frozenset({PROJECT_PROVISIONED, WORKER_SYNCED, TIME_POSTED, INVOICE_DRAFTED, CREDIT_MEMO_ISSUED,
                                 BILLING_RUN_FINISHED, EXCEPTION_OPENED, EXCEPTION_RESOLVED, INVOICE_POSTED,
-                                PAYMENT_RECEIVED, REVENUE_RECOGNIZED})
+                                PAYMENT_RECEIVED, REVENUE_RECOGNIZED, EXPENSE_POSTED})
 """What the processes publish, and so what a webhook subscription may name."""
 
 D = TypeVar("D")

@@ -15,7 +15,7 @@ DeliveryStatus = Literal["pending", "delivered", "dead"]
 EventType = Literal["psconnect.project.provisioned", "psconnect.worker.synced", "psconnect.time.posted",
                     "psconnect.invoice.drafted", "psconnect.credit_memo.issued", "psconnect.billing_run.finished",
                     "psconnect.exception.opened", "psconnect.exception.resolved", "psconnect.invoice.posted",
-                    "psconnect.payment.received", "psconnect.revenue.recognized"]
+                    "psconnect.payment.received", "psconnect.revenue.recognized", "psconnect.expense.posted"]
 """The event types the processes publish (contracts/events.py EVENT_TYPES)."""
 WEBHOOK_URL = r"^(https://[A-Za-z0-9.-]+|http://(127\.0\.0\.1|localhost|\[::1\]))(:[0-9]{1,5})?([/?#][!-~]*)?$"
 """An absolute URL with a host and no credentials (what `check_url` accepts, as a pattern a client can check);

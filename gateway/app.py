@@ -197,8 +197,8 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
     executors = Executors(settings, engine)  # DBOS executor id; on PostgreSQL a lease per process
     probes = health_router(engine, settings.redis_url, role, lambda: executors.launched)
     # Group-currency reporting: each entity's ERP rates, else the configured table (process_apis/exchange_rates.py).
-    rates = RateBook.create(engine, internal_http, token, RateTable.load(
-        Path(settings.rate_table) if settings.rate_table else DEFAULT_RATE_TABLE))
+    rate_table = RateTable.load(Path(settings.rate_table) if settings.rate_table else DEFAULT_RATE_TABLE)
+    rates = RateBook.create(engine, internal_http, token, rate_table)
     public: list[Any] = [] if role == "worker" else [  # a worker serves its probes and its metrics only
         *oauth.routes, *{id(v): v.router for v in vendors.values()}.values(),
         *processes.routers(), workbench_router(WorkbenchStore(engine)),
@@ -225,7 +225,7 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
     gateway = Gateway(settings=settings, engine=engine, bindings=bindings, oauth=oauth, policies=policy_runtime,
                       vendors=vendors,
                       processes=processes, scheduler=scheduler, litestar=litestar, app=app, internal_http=internal_http)
-    processes.configure(engine, process_http, token, retry)
+    processes.configure(engine, process_http, token, retry, rate_table)
 
     async def startup() -> None:
         metadata.create_all(engine)

@@ -18,6 +18,7 @@ from litestar import Router
 from contracts.runs import Run
 from foundation.retry import RetryPolicy
 from process_apis.exception_queue import Replayer, register_replayer
+from process_apis.exchange_rates import RateTable
 from process_apis.registry import HostOptions, ProcessPackage, SharedParts, TokenSource, discover
 from system_apis.demo_firm import ANCHOR_DATE
 
@@ -51,8 +52,8 @@ class Processes:
         return [h.package.router(h.service) for h in self.hosted.values()]
 
     def configure(self, engine: sa.Engine, http: httpx.AsyncClient, token: TokenSource,
-                  retry: RetryPolicy | None) -> None:
-        parts = SharedParts(engine=engine, http=http, token=token, retry=retry or DEFAULT_PACE)
+                  retry: RetryPolicy | None, rate_table: RateTable | None = None) -> None:
+        parts = SharedParts(engine=engine, http=http, token=token, retry=retry or DEFAULT_PACE, rate_table=rate_table)
         for name, h in self.hosted.items():
             h.package.configure(parts)
             register_replayer(name, _replayer(h))

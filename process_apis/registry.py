@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import httpx
 import sqlalchemy as sa
@@ -21,6 +21,9 @@ from litestar import Router
 
 from contracts.runs import Run
 from foundation.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from process_apis.exchange_rates import RateTable
 
 __all__ = ["ENTRY_POINT_GROUP", "Fire", "HostOptions", "ProcessPackage", "ScheduledStart", "SharedParts",
            "TokenSource", "discover"]
@@ -46,6 +49,8 @@ class SharedParts:
     http: httpx.AsyncClient
     token: TokenSource
     retry: RetryPolicy
+    rate_table: RateTable | None = None
+    """The configured daily exchange rates (`PSCONNECT_RATE_TABLE`); None: the demo firm's shipped table."""
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,11 @@ import msgspec
 from contracts.billing import (
     CreditMemo,
     CreditMemoUpsert,
+    ExpensePostingBatch,
+    ExpensePostingResult,
     Invoice,
     InvoiceUpsert,
+    PostedExpense,
     PostedTime,
     RateCard,
     TimePostingBatch,
@@ -37,7 +40,7 @@ from contracts.crm import Account, Opportunity
 from contracts.currency import ExchangeRate
 from contracts.erp import AccountingPeriod, Customer, CustomerUpsert, ErpProject, ErpProjectUpsert, LegalEntity
 from contracts.psa import PsaProject, PsaProjectUpsert
-from contracts.time import TimeEntry
+from contracts.time import Expense, TimeEntry
 from contracts.workforce import Assignment, Employee, EmployeeUpsert, PsaUser, PsaUserUpsert, Worker
 from foundation.retry import parse_retry_after
 from process_apis.failures import BusinessFailure, TransientFailure
@@ -148,6 +151,15 @@ class ErpApi(SystemApi):
                                     {"project_external_id": project_external_id, "from": start, "to": end,
                                      **_entity(legal_entity)})
 
+    async def post_expenses(self, batch: ExpensePostingBatch) -> ExpensePostingResult:
+        return await self.call("POST", "/expense-postings", ExpensePostingResult, json=batch)
+
+    async def posted_expenses(self, project_external_id: str, start: str, end: str,
+                              legal_entity: str | None = None) -> list[PostedExpense]:
+        return await self.all_pages("/posted-expenses", Page[PostedExpense], 1000,
+                                    {"project_external_id": project_external_id, "from": start, "to": end,
+                                     **_entity(legal_entity)})
+
     async def upsert_invoice(self, external_id: str, data: InvoiceUpsert) -> Invoice:
         return await self.call("PUT", f"/invoices/by-external-id/{external_id}", Invoice, json=data)
 
@@ -210,7 +222,7 @@ class PsaApi(SystemApi):
 
 
 class TimeApi(SystemApi):
-    """The time domain (`/system/time/v1`): approved entries are read in pages of up to 2,000."""
+    """The time domain (`/system/time/v1`): approved entries and expenses are read in pages of up to 2,000."""
 
     def __init__(self, http: httpx.AsyncClient, token: TokenSource) -> None:
         super().__init__(http, token, "/system/time/v1")
@@ -221,6 +233,10 @@ class TimeApi(SystemApi):
 
     async def entry(self, entry_id: str) -> TimeEntry:
         return await self.call("GET", f"/time-entries/{entry_id}", TimeEntry)
+
+    async def expenses(self, params: dict[str, str | int], cursor: str | None) -> Page[Expense]:
+        query = {**params, **({"cursor": cursor} if cursor else {})}
+        return await self.call("GET", "/expenses", Page[Expense], params=query)
 
 
 class HrApi(SystemApi):

@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import asyncio
 
+from contracts.currency import ExchangeRate
 from contracts.erp import AccountingPeriod, LegalEntity
-from process_apis._internal.system_clients import ErpApi, HrApi, PsaApi
+from contracts.problems import ProblemError
+from contracts.time import Expense
+from process_apis._internal.system_clients import ErpApi, HrApi, PsaApi, TransientFailure
+from process_apis.exchange_rates import RateBook
 from process_apis.time_to_bill.rules import PeriodRef, PlannedWork, ProjectRef, Reference, WorkerRef, period_of
 
-__all__ = ["load_reference", "periods_by_entity"]
+__all__ = ["expense_rates", "load_reference", "periods_by_entity"]
 
 
 def periods_by_entity(periods: list[AccountingPeriod],
@@ -52,7 +56,8 @@ async def load_reference(erp: ErpApi, psa: PsaApi, hr: HrApi, legal_entity: str 
             legal_entity_id=p.legal_entity_id, customer_id=p.customer_id, currency=p.currency, status=p.status,
             billing_type=billing, rate_card_id=contract.rate_card_id if contract else None,
             milestones=tuple(p.billing.milestones) if p.billing else (),
-            budget=contract.budget.amount if contract and contract.budget.currency == p.currency else None)
+            budget=contract.budget.amount if contract and contract.budget.currency == p.currency else None,
+            expense_terms=contract.expense_terms if contract else None)
     id_of = {w.email.lower(): w.id for w in workers}
     plans = tuple(PlannedWork(project=a.project_external_id, worker_id=a.worker_id or id_of.get(a.worker_email.lower(),
                                                                                             a.worker_email),
@@ -67,3 +72,23 @@ async def load_reference(erp: ErpApi, psa: PsaApi, hr: HrApi, legal_entity: str 
                                             cost_currency=w.cost_rate.currency) for w in workers},
         periods=periods_by_entity(periods, entities), entity_currency={e.code: e.currency for e in entities},
         entity_ids={e.code: e.id for e in entities}, plans=plans)
+
+
+async def expense_rates(expenses: list[Expense], ref: Reference, book: RateBook) -> dict[str, ExchangeRate | None]:
+    """The conversion rate of each expense spent in another currency than its project's (None: there is none).
+
+    From the entity's ERP, else the configured table, cached per day (`exchange_rates.RateBook`); a rate
+    source that cannot answer now fails the step for a retry rather than holding the expense as unconvertible.
+    """
+    rates: dict[str, ExchangeRate | None] = {}
+    for x in expenses:
+        project = ref.projects.get(x.project_code)
+        if project is None or x.amount.currency == project.currency:
+            continue
+        try:
+            rates[x.id] = await book.rate(project.legal_entity_code, x.amount.currency, project.currency, x.date)
+        except ProblemError as exc:
+            if exc.problem.status == 503:
+                raise TransientFailure(str(exc)) from exc
+            rates[x.id] = None
+    return rates

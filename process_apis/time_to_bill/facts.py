@@ -20,8 +20,8 @@ What the figures mean (the dashboards contract, `contracts/dashboards.py`):
 - a project's practice is that of the workers carrying most of its planned hours;
 - cost is hours x the worker's HR cost rate, counted only when the rate is in the project's
   currency (there is no FX source to convert by);
-- unbilled (readiness, aging) is billable time and reversals validated or posted but not
-  invoiced; held hours are lines parked on exceptions.
+- unbilled (readiness, aging) is billable time, expenses (their billed amount, no hours) and
+  reversals validated or posted but not invoiced; held hours are lines parked on exceptions.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ import sqlalchemy as sa
 
 from foundation.db import metadata
 from foundation.units import UNIT, from_units, to_units
-from process_apis.time_to_bill.ledger import ledger
+from process_apis.time_to_bill.ledger import TIME_KINDS, ledger
 from process_apis.time_to_bill.rules import CENT, Reference, period_of
 
 __all__ = [
@@ -223,7 +223,7 @@ class BillingFacts:
         projects: dict[str, _Project] = defaultdict(_Project)
         days: dict[tuple[str, str, dt.date], list[Decimal]] = {}
         for kind, state, project, worker_id, day, hours_s, amount_s, is_billable in rows:
-            hours = Decimal(hours_s)
+            hours = Decimal(hours_s) if kind in TIME_KINDS else Decimal(0)  # an expense is money, not hours
             fact = projects[project]
             if kind == "time":
                 if worker_id in workers_by_id:

@@ -3,9 +3,12 @@
 An invoice holds only posted, not yet invoiced lines of one project and period (partial
 billing leaves the rest billable later), one time-and-materials line per worker, role and
 rate (its amount is the sum of the entries' cent-quantized amounts, so the invoice, the
-ERP postings and the ledger agree to the cent), plus milestone lines due in the period.
+ERP postings and the ledger agree to the cent), plus milestone lines due in the period, plus one
+pass-through line per billable expense at its cost with the contract's markup (the ledger's billed
+amount, so the invoice shows each receipt's line and the markup is never recomputed).
 The external id hashes the billed keys: a retried step upserts the same draft, never a second.
-Fixed-fee projects bill by milestone only; their time is posted for cost, not invoiced.
+Fixed-fee projects bill by milestone only; their time is posted for cost, not invoiced — but their
+billable expenses pass through (at cost, or with the markup the contract names).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import msgspec
 from contracts.billing import CreditMemoUpsert, InvoiceLine, InvoiceUpsert
 from contracts.common import Money
 from contracts.erp import BillingMilestone
+from process_apis.time_to_bill.expense_rules import EXPENSE, EXPENSE_REVERSAL
 from process_apis.time_to_bill.ledger import LedgerRow
 from process_apis.time_to_bill.rules import ProjectRef, period_of
 
@@ -50,9 +54,10 @@ def invoice_draft(project: ProjectRef, period: str, rows: Sequence[LedgerRow],
     """The draft for what is billable now, or None when nothing is."""
     currency = project.currency
     groups: dict[tuple[str, str, Decimal], list[LedgerRow]] = {}
+    open_rows = [r for r in rows if r.billable and r.state == "posted" and r.invoice_id is None]
     if project.billing_type != "fixed_fee":
-        for row in rows:
-            if row.kind == "time" and row.billable and row.state == "posted" and row.invoice_id is None:
+        for row in open_rows:
+            if row.kind == "time":
                 groups.setdefault((row.worker_id, row.role, row.rate), []).append(row)
     lines: list[InvoiceLine] = []
     time_keys: list[str] = []
@@ -64,6 +69,11 @@ def invoice_draft(project: ProjectRef, period: str, rows: Sequence[LedgerRow],
             quantity=str(sum(m.hours for m in members)),
             unit_price=_money(rate, currency), amount=_money(sum((m.amount for m in members), Decimal("0.00")),
                                                              currency), source_keys=keys))
+    for row in (r for r in open_rows if r.kind == EXPENSE):
+        time_keys.append(row.line_key)
+        lines.append(InvoiceLine(kind="expense", description=f"{row.role} — {row.worker_id}, {row.date}",
+                                 quantity="1", unit_price=_money(row.amount, currency),
+                                 amount=_money(row.amount, currency), source_keys=[row.line_key]))
     milestones: list[dict[str, Any]] = []
     if project.billing_type in ("fixed_fee", "mixed"):
         for ms in project.milestones:
@@ -92,15 +102,24 @@ def credit_memos(project: ProjectRef, period: str,
     out: list[tuple[str, CreditMemoUpsert, tuple[str, ...]]] = []
     for invoice_id, rows in sorted(by_invoice.items()):
         keys = tuple(r.line_key for r in rows)
-        lines = [InvoiceLine(kind="credit", description=f"reversal of {r.reverses}", quantity=str(r.hours),
-                             unit_price=_money(r.rate, r.currency), amount=_money(r.amount, r.currency),
-                             source_keys=[r.line_key]) for r in rows]
+        lines = [_credit_line(r) for r in rows]
         memo = CreditMemoUpsert(customer_id=project.customer_id, project_external_id=project.external_id,
                                 legal_entity_id=project.legal_entity_id, period=period, currency=project.currency,
                                 invoice_external_id=invoice_id, lines=lines,
-                                reason="Time entries changed after invoicing")
+                                reason="Time entries or expenses changed after invoicing")
         out.append((f"CM-{project.external_id}-{period}-{_digest(list(keys))}", memo, keys))
     return out
+
+
+def _credit_line(row: LedgerRow) -> InvoiceLine:
+    """An expense credits what it billed (one unit at its marked-up amount), time its hours at their rate."""
+    if row.kind == EXPENSE_REVERSAL:
+        return InvoiceLine(kind="credit", description=f"reversal of expense {row.reverses}", quantity="-1",
+                           unit_price=_money(-row.amount, row.currency), amount=_money(row.amount, row.currency),
+                           source_keys=[row.line_key])
+    return InvoiceLine(kind="credit", description=f"reversal of {row.reverses}", quantity=str(row.hours),
+                       unit_price=_money(row.rate, row.currency), amount=_money(row.amount, row.currency),
+                       source_keys=[row.line_key])
 
 
 def _milestone_row(project: ProjectRef, period: str, ms: BillingMilestone, key: str) -> dict[str, Any]:

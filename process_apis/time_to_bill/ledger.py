@@ -1,4 +1,8 @@
-"""The billing ledger: one row per time-entry *version*, so billing is tracked per line, never per timesheet.
+"""The billing ledger: one row per time-entry or expense *version*, so billing is tracked per line, never per timesheet.
+
+Expenses (`kind = expense`, reversed as `exp_rev`) share the ledger with time: one unit each, the cost
+in `rate`, the billed amount (with markup) in `amount`, the category in `role`, the captured expense in
+`payload`. They are claimed and posted apart from time (`EXPENSE_KINDS`), and invoiced and credited with it.
 
 A row's key is the entry id plus a hash of its billable fields (`rules.line_key`). Seeing
 the same version again changes nothing; a new version supersedes the old row and, if the
@@ -26,15 +30,20 @@ from foundation.clock import utcnow
 from foundation.db import metadata
 from process_apis.time_to_bill.rules import PricedLine
 
-__all__ = ["LEDGER_STATES", "ExceptionLine", "Ledger", "LedgerRow", "RecordCounts", "ledger"]
+__all__ = ["EXPENSE_KINDS", "LEDGER_STATES", "TIME_KINDS", "ExceptionLine", "Ledger", "LedgerRow", "RecordCounts",
+           "ledger"]
 
 LEDGER_STATES = ("validated", "exception", "posted", "invoiced", "superseded", "failed")
+TIME_KINDS = ("time", "reversal")
+EXPENSE_KINDS = ("expense", "exp_rev")
+"""What one posting claims: time goes to the ERP as time, expenses as project costs (`expense_rules.py`)."""
+_REVERSAL = {"time": "reversal", "expense": "exp_rev"}
 
 ledger = sa.Table(
     "ttb_ledger", metadata,
     sa.Column("line_key", sa.String(200), primary_key=True),
     sa.Column("entry_id", sa.String(120), nullable=False),
-    sa.Column("kind", sa.String(10), nullable=False),  # time | reversal | milestone
+    sa.Column("kind", sa.String(10), nullable=False),  # time | reversal | milestone | expense | exp_rev
     sa.Column("reverses", sa.String(200)),
     sa.Column("project", sa.String(80), nullable=False),
     sa.Column("worker_id", sa.String(120), nullable=False),
@@ -91,7 +100,7 @@ def _ensure_claim_indexes(_target: sa.MetaData, connection: sa.Connection, **_kw
 
 
 class ExceptionLine(msgspec.Struct, frozen=True, kw_only=True):
-    """An entry version that failed validation, kept with its payload so a replay can re-validate it."""
+    """An entry (or expense) version that failed validation, kept with its payload so a replay can re-validate it."""
 
     line_key: str
     entry_id: str
@@ -105,6 +114,7 @@ class ExceptionLine(msgspec.Struct, frozen=True, kw_only=True):
     exception_id: str
     reason: str
     payload: bytes
+    kind: str = "time"
 
 
 class LedgerRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -175,7 +185,7 @@ class Ledger:
             taken: set[str] = set()
             for chunk in _chunks(entry_ids):
                 for r in conn.execute(sa.select(*_COLS).where(ledger.c.entry_id.in_(chunk),
-                                                              ledger.c.kind == "time")):
+                                                              ledger.c.kind.in_(tuple(_REVERSAL)))):
                     row = _row(r)
                     taken.add(row.line_key)
                     if row.state != "superseded":
@@ -219,7 +229,8 @@ class Ledger:
                                  .values(state="superseded", updated_at=now))
             if revalidated:
                 conn.execute(ledger.update().where(ledger.c.line_key == sa.bindparam("k")).values(
-                    state="validated", exception_id=None, reason=None, payload=None, updated_at=now,
+                    state="validated", exception_id=None, reason=None, payload=sa.bindparam("payload"),
+                    updated_at=now,
                     rate=sa.bindparam("rate"), amount=sa.bindparam("amount"), role=sa.bindparam("role"),
                     worker_id=sa.bindparam("worker_id"), currency=sa.bindparam("currency")), revalidated)
             if reopened:
@@ -232,8 +243,10 @@ class Ledger:
 
     # --- posting -----------------------------------------------------------------------------------------------
 
-    def claim(self, legal_entity_code: str, claim: str, limit: int = 1000) -> list[LedgerRow]:
-        """Rows this claim holds, or (if none yet) up to `limit` unclaimed validated rows, claimed atomically."""
+    def claim(self, legal_entity_code: str, claim: str, limit: int = 1000,
+              kinds: Sequence[str] = TIME_KINDS) -> list[LedgerRow]:
+        """Rows this claim holds, or (if none yet) up to `limit` unclaimed validated rows of `kinds`, claimed
+        atomically."""
         with self.engine.begin() as conn:
             held = conn.execute(sa.select(*_COLS).where(ledger.c.claim == claim, ledger.c.state == "validated")
                                 .order_by(ledger.c.line_key)).all()
@@ -241,7 +254,8 @@ class Ledger:
                 return [_row(r) for r in held]
             free = list(conn.execute(
                 sa.select(ledger.c.line_key).where(ledger.c.legal_entity_code == legal_entity_code,
-                                                   ledger.c.state == _VALIDATED, ledger.c.claim.is_(None))
+                                                   ledger.c.state == _VALIDATED, ledger.c.claim.is_(None),
+                                                   ledger.c.kind.in_(list(kinds)))
                 .order_by(ledger.c.line_key).limit(limit)).scalars())  # the front of `ix_ttb_ledger_unclaimed`
             if not free:
                 return []
@@ -290,7 +304,7 @@ class Ledger:
     # --- invoicing ---------------------------------------------------------------------------------------------
 
     def invoiceable(self, project: str, period: str) -> list[LedgerRow]:
-        """Posted, billable, not yet invoiced time lines: partial billing leaves the rest for later."""
+        """Posted, billable, not yet invoiced time and expense lines: partial billing leaves the rest for later."""
         return self.invoiceable_many([project], period).get(project, [])
 
     def invoiceable_many(self, projects: Sequence[str], period: str) -> dict[str, list[LedgerRow]]:
@@ -299,7 +313,8 @@ class Ledger:
         with self.engine.connect() as conn:
             for chunk in _chunks(list(projects)):
                 for r in conn.execute(sa.select(*_COLS).where(
-                        ledger.c.project.in_(chunk), ledger.c.period == period, ledger.c.kind == "time",
+                        ledger.c.project.in_(chunk), ledger.c.period == period,
+                        ledger.c.kind.in_(("time", "expense")),
                         ledger.c.state == "posted", ledger.c.billable.is_(True)).order_by(ledger.c.line_key)):
                     row = _row(r)
                     out.setdefault(row.project, []).append(row)
@@ -316,7 +331,8 @@ class Ledger:
             for chunk in _chunks(list(projects)):
                 for r in conn.execute(sa.select(*_COLS, original.c.invoice_id.label("original_invoice")).join(
                         original, original.c.line_key == ledger.c.reverses).where(
-                        ledger.c.project.in_(chunk), ledger.c.period == period, ledger.c.kind == "reversal",
+                        ledger.c.project.in_(chunk), ledger.c.period == period,
+                        ledger.c.kind.in_(tuple(_REVERSAL.values())),
                         ledger.c.state == "posted", original.c.invoice_id.is_not(None), ledger.c.billable.is_(True))
                         .order_by(ledger.c.line_key)):
                     row = _row(r)
@@ -374,6 +390,15 @@ class Ledger:
                 ledger.c.exception_id == exception_id, ledger.c.state == "exception")).all()
         return [(_row(r), r._mapping["payload"]) for r in rows]
 
+    def payloads(self, keys: Sequence[str]) -> dict[str, bytes | None]:
+        """The captured item kept with each line (an expense's receipt and original currency travel to the ERP)."""
+        out: dict[str, bytes | None] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(keys)):
+                out.update((k, p) for k, p in conn.execute(
+                    sa.select(ledger.c.line_key, ledger.c.payload).where(ledger.c.line_key.in_(chunk))))
+        return out
+
     def state_counts(self, legal_entity_code: str | None = None) -> dict[str, int]:
         query = sa.select(ledger.c.state, sa.func.count()).group_by(ledger.c.state)
         if legal_entity_code:
@@ -399,22 +424,22 @@ def _claimed(conn: sa.Connection, row: LedgerRow) -> bool:
 
 def _priced_values(o: PricedLine) -> dict[str, Any]:
     return {"rate": str(o.rate), "amount": str(o.amount), "role": o.role, "worker_id": o.worker_id,
-            "currency": o.currency}
+            "currency": o.currency, "payload": o.payload}
 
 
 def _values(o: PricedLine | ExceptionLine, now: dt.datetime) -> dict[str, Any]:
-    base = {"entry_id": o.entry_id, "kind": "time", "reverses": None, "project": o.project, "worker_id": o.worker_id,
+    base = {"entry_id": o.entry_id, "kind": o.kind, "reverses": None, "project": o.project, "worker_id": o.worker_id,
             "legal_entity_code": o.legal_entity_code, "period": o.period, "date": o.date, "hours": str(o.hours),
             "billable": o.billable, "claim": None, "erp_time_id": None, "invoice_id": None, "updated_at": now}
     if isinstance(o, PricedLine):
-        return {**base, **_priced_values(o), "state": "validated", "exception_id": None, "reason": None,
-                "payload": None}
+        return {**base, **_priced_values(o), "state": "validated", "exception_id": None, "reason": None}
     return {**base, "rate": "0", "amount": "0", "role": "", "currency": "XXX", "state": "exception",
             "exception_id": o.exception_id, "reason": o.reason, "payload": o.payload}
 
 
 def _reversal(cur: LedgerRow, now: dt.datetime) -> dict[str, Any]:
-    return {"line_key": f"{cur.line_key}:rev", "entry_id": cur.entry_id, "kind": "reversal", "reverses": cur.line_key,
+    return {"line_key": f"{cur.line_key}:rev", "entry_id": cur.entry_id, "kind": _REVERSAL[cur.kind],
+            "reverses": cur.line_key,
             "project": cur.project, "worker_id": cur.worker_id, "legal_entity_code": cur.legal_entity_code,
             "period": cur.period, "date": cur.date, "hours": str(-cur.hours), "rate": str(cur.rate),
             "amount": str(-cur.amount), "currency": cur.currency, "billable": cur.billable, "role": cur.role,

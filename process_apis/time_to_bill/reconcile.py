@@ -2,8 +2,11 @@
 
 Approved billable hours and their amounts (priced by the same rules the run uses) in the
 time system, the billable hours and amounts the ERP holds as posted time, and invoiced
-minus credited. Entries held in the exception queue are counted, not hidden: they are the
-expected difference until someone fixes and replays them.
+minus credited. Expenses the same way: approved cost (converted and checked by the expense
+rules) vs the cost the ERP holds as posted expenses, and the billed amounts with markup vs the
+invoices' expense lines minus the credits of expense lines. Entries and expenses held in the
+exception queue are counted, not hidden: they are the expected difference until someone fixes
+and replays them.
 """
 
 from __future__ import annotations
@@ -11,7 +14,12 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+import msgspec
+
+from contracts.billing import InvoiceLine
 from contracts.common import Struct
+from process_apis.time_to_bill.enrich import expense_rates
+from process_apis.time_to_bill.expense_rules import validate_expense
 from process_apis.time_to_bill.rules import PricedLine, Reference, period_of, validate
 from process_apis.time_to_bill.runtime import runtime
 
@@ -31,6 +39,12 @@ class Reconciliation(Struct):
     credited_amount: str
     milestone_amount: str
     discrepancies: list[str]
+    approved_expense_cost: str = "0"
+    billable_expense_amount: str = "0"
+    expenses_held: int = 0
+    posted_expense_cost: str = "0"
+    invoiced_expense_amount: str = "0"
+    credited_expense_amount: str = "0"
 
     @property
     def clean(self) -> bool:
@@ -72,7 +86,13 @@ async def reconcile_project(project_code: str, period: str, ref: Reference, as_o
     credits = await rt.erp.credit_memos(project_code, period, entity)
     invoiced = sum((ln.amount.amount for inv in invoices for ln in inv.lines if ln.kind == "time"), Decimal(0))
     milestones = sum((ln.amount.amount for inv in invoices for ln in inv.lines if ln.kind == "milestone"), Decimal(0))
-    credited = sum((ln.amount.amount for memo in credits for ln in memo.lines), Decimal(0))
+    credit_lines = [ln for memo in credits for ln in memo.lines]
+    credited = sum((ln.amount.amount for ln in credit_lines if not _of_expense(ln)), Decimal(0))
+    x = await _expenses(project_code, start, end, ref, as_of)
+    x_posted = sum((p.amount.amount for p in await rt.erp.posted_expenses(project_code, start.isoformat(),
+                                                                         end.isoformat(), entity)), Decimal(0))
+    x_invoiced = sum((ln.amount.amount for inv in invoices for ln in inv.lines if ln.kind == "expense"), Decimal(0))
+    x_credited = sum((ln.amount.amount for ln in credit_lines if _of_expense(ln)), Decimal(0))
     due = sum((m.amount.amount for m in project.milestones if period_of(m.due_date) == period), Decimal(0)) \
         if project.billing_type in ("fixed_fee", "mixed") else Decimal(0)
     expected_time = amount if project.billing_type != "fixed_fee" else Decimal(0)
@@ -85,7 +105,47 @@ async def reconcile_project(project_code: str, period: str, ref: Reference, as_o
         out.append(f"invoiced time {invoiced} + credits {credited} != billable {expected_time}")
     if milestones != due:
         out.append(f"invoiced milestones {milestones} != due {due}")
+    if x.cost != x_posted:
+        out.append(f"approved expense cost {x.cost} != posted {x_posted}")
+    if x_invoiced + x_credited != x.billed:
+        out.append(f"invoiced expenses {x_invoiced} + credits {x_credited} != billable {x.billed}")
     return Reconciliation(project=project_code, period=period, currency=project.currency, approved_hours=str(hours),
                           approved_amount=str(amount), held_in_exceptions=held, posted_hours=str(posted_hours),
                           posted_amount=str(posted_amount), invoiced_amount=str(invoiced + milestones),
-                          credited_amount=str(credited), milestone_amount=str(milestones), discrepancies=out)
+                          credited_amount=str(credited), milestone_amount=str(milestones), discrepancies=out,
+                          approved_expense_cost=str(x.cost), billable_expense_amount=str(x.billed),
+                          expenses_held=x.held, posted_expense_cost=str(x_posted),
+                          invoiced_expense_amount=str(x_invoiced), credited_expense_amount=str(x_credited))
+
+
+class _ExpenseFigures(msgspec.Struct):
+    cost: Decimal = Decimal(0)
+    billed: Decimal = Decimal(0)
+    held: int = 0
+
+
+def _of_expense(line: InvoiceLine) -> bool:
+    """A credit line that reverses an expense (its source keys are expense ledger keys)."""
+    return bool(line.source_keys) and all(k.startswith("expense:") for k in line.source_keys)
+
+
+async def _expenses(project_code: str, start: dt.date, end: dt.date, ref: Reference, as_of: dt.date) -> _ExpenseFigures:
+    """The project's approved expenses of the period as the run would price them: cost, billed, and held."""
+    rt = runtime()
+    out = _ExpenseFigures()
+    params: dict[str, str | int] = {"status": "approved", "from": start.isoformat(), "to": end.isoformat(),
+                                    "project_code": project_code, "limit": rt.page_size}
+    cursor: str | None = None
+    while True:
+        page = await rt.time.expenses(params, cursor)
+        rates = await expense_rates(page.items, ref, rt.rates)
+        for expense in page.items:
+            priced = validate_expense(expense, ref, as_of, rates.get(expense.id))
+            if not isinstance(priced, PricedLine):
+                out.held += 1
+                continue
+            out.cost += priced.rate
+            out.billed += priced.amount
+        cursor = page.next_cursor
+        if not cursor:
+            return out

@@ -11,11 +11,12 @@ The contract decides the method (`ProjectRef.billing_type` and its billing sched
 - **mixed** — its time as time and materials plus its milestones.
 
 A fixed fee never recognises more than its contract value (the PSA budget, else the milestones' sum): what
-would exceed it is left unrecognised. Work in progress is recognised minus billed, cumulative (negative:
-billed ahead of the work). Amounts are `Decimal`, rounded half-up to the cent only where a percentage makes
-fractions. The schedule is kept per (project, period) in `ttb_revenue`, recomputed with the billing facts
-at the end of every billing run; a period whose recognised amount changes publishes
-`psconnect.revenue.recognized` in the same transaction.
+would exceed it is left unrecognised. Pass-through expenses are neither: they are billed at cost (plus the
+contract's markup) as they post, outside this schedule and its work in progress. Work in progress is
+recognised minus billed, cumulative (negative: billed ahead of the work). Amounts are `Decimal`, rounded
+half-up to the cent only where a percentage makes fractions. The schedule is kept per (project, period) in
+`ttb_revenue`, recomputed with the billing facts at the end of every billing run; a period whose recognised
+amount changes publishes `psconnect.revenue.recognized` in the same transaction.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from foundation.clock import utcnow
 from foundation.db import metadata
 from foundation.units import from_units, to_units
 from process_apis._internal.events import event, publish_in
-from process_apis.time_to_bill.ledger import ledger
+from process_apis.time_to_bill.ledger import EXPENSE_KINDS, ledger
 from process_apis.time_to_bill.rules import CENT, ProjectRef, Reference, period_of
 
 __all__ = ["LedgerFigures", "RevenueSchedule", "method_of", "schedule", "ttb_revenue"]
@@ -127,6 +128,8 @@ LedgerLine = tuple[str, str, str, dt.date, str, str, bool, str | None, str | Non
 def _figures(rows: Iterable[LedgerLine]) -> dict[str, dict[str, LedgerFigures]]:
     by: dict[str, dict[str, LedgerFigures]] = defaultdict(lambda: defaultdict(LedgerFigures))
     for project, kind, period, day, hours_s, amount_s, billable, erp_id, invoice_id in rows:
+        if kind in EXPENSE_KINDS:
+            continue
         amount, hours = Decimal(amount_s), Decimal(hours_s)
         if kind == "milestone":
             if invoice_id is not None:

@@ -16,6 +16,7 @@ import msgspec
 
 from contracts.billing import RateCard
 from contracts.erp import BillingMilestone
+from contracts.psa import ExpenseTerms
 from contracts.runs import Violation
 from contracts.time import TimeEntry
 
@@ -55,6 +56,8 @@ class ProjectRef(msgspec.Struct, frozen=True, kw_only=True):
     milestones: tuple[BillingMilestone, ...] = ()
     budget: Decimal | None = None
     """Contracted value (the PSA workspace's budget) in `currency`; None when the PSA has no workspace."""
+    expense_terms: ExpenseTerms | None = None
+    """The contract's expense terms (PSA); None: no expense of the project is billable."""
 
 
 class WorkerRef(msgspec.Struct, frozen=True, kw_only=True):
@@ -102,6 +105,15 @@ class Reference(msgspec.Struct, kw_only=True):
     plans: tuple[PlannedWork, ...] = ()
     """Assignments with planned hours (PSA), for the billing facts' planned utilization."""
     _rates: dict[tuple[str, str], Decimal] = {}
+    _staffed: dict[tuple[str, str], list[tuple[dt.date, dt.date]]] | None = None
+
+    def staffed(self, project: str, worker_id: str, day: dt.date) -> bool:
+        """Whether the PSA has the worker assigned to the project on that day (an assignment spanning it)."""
+        if self._staffed is None:
+            self._staffed = {}
+            for plan in self.plans:
+                self._staffed.setdefault((plan.project, plan.worker_id), []).append((plan.start_date, plan.end_date))
+        return any(start <= day <= end for start, end in self._staffed.get((project, worker_id), ()))
 
     def rate(self, card: RateCard, role: str) -> Decimal | None:
         key = (card.id, role)
@@ -113,7 +125,12 @@ class Reference(msgspec.Struct, kw_only=True):
 
 
 class PricedLine(msgspec.Struct, frozen=True, array_like=True):
-    """One entry version, validated and priced: a ledger line to be posted."""
+    """One entry (or expense) version, validated and priced: a ledger line to be posted.
+
+    An expense (`kind="expense"`, `expense_rules.py`) reads as one unit: `rate` is its cost in the
+    project's currency (what the ERP posts), `amount` what the client is billed (cost plus the
+    contract's markup; 0 when not billable), `role` its category, and `payload` the captured expense
+    (its receipt and original currency travel with it to the ERP)."""
 
     line_key: str
     entry_id: str
@@ -128,6 +145,8 @@ class PricedLine(msgspec.Struct, frozen=True, array_like=True):
     currency: str
     billable: bool
     role: str
+    kind: str = "time"
+    payload: bytes | None = None
 
 
 def quantize(value: Decimal) -> Decimal:

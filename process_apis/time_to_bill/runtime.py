@@ -12,6 +12,7 @@ from process_apis._internal.exceptions import ExceptionStore
 from process_apis._internal.runs import RunStore
 from process_apis._internal.slots import RuntimeSlot
 from process_apis._internal.system_clients import ErpApi, HrApi, PsaApi, TimeApi
+from process_apis.exchange_rates import DEFAULT_TABLE, RateBook, RateTable
 from process_apis.registry import SharedParts
 from process_apis.time_to_bill.ledger import Ledger
 from process_apis.time_to_bill.rules import Reference
@@ -30,6 +31,8 @@ class Runtime:
     psa: PsaApi
     hr: HrApi
     retry: RetryPolicy
+    rates: RateBook
+    """Converts an expense spent in another currency into its project's (the entity's ERP, else the table)."""
     page_size: int = 2000
     batch_size: int = 1000
     sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep)
@@ -39,9 +42,11 @@ class Runtime:
 
 def build_runtime(parts: SharedParts) -> Runtime:
     engine, http, token = parts.engine, parts.http, parts.token
+    erp = ErpApi(http, token)
     return Runtime(runs=RunStore(engine), exceptions=ExceptionStore(engine), outbox=EventOutbox(engine),
-                   ledger=Ledger(engine), time=TimeApi(http, token), erp=ErpApi(http, token),
-                   psa=PsaApi(http, token), hr=HrApi(http, token), retry=parts.retry)
+                   ledger=Ledger(engine), time=TimeApi(http, token), erp=erp,
+                   psa=PsaApi(http, token), hr=HrApi(http, token), retry=parts.retry,
+                   rates=RateBook(engine, erp, parts.rate_table or RateTable.load(DEFAULT_TABLE)))
 
 
 _slot: RuntimeSlot[Runtime] = RuntimeSlot("time_to_bill")

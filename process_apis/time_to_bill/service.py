@@ -21,22 +21,33 @@ from typing import TypeVar
 import msgspec
 from dbos import WorkflowHandleAsync
 
+from contracts.common import Page
 from contracts.problems import FieldError, ProblemError
 from contracts.runs import Run
-from contracts.time import TimeEntry
+from contracts.time import Expense, TimeEntry
 from foundation.clock import utcnow
 from foundation.workflow_queue import start_workflow
 from process_apis._internal.start_keys import StartKeys
 from process_apis._internal.steps import retrying, unavailable
 from process_apis._internal.system_clients import BusinessFailure, TransientFailure
 from process_apis._internal.tables import runs
-from process_apis.time_to_bill.enrich import load_reference
+from process_apis.time_to_bill.enrich import expense_rates, load_reference
+from process_apis.time_to_bill.expense_rules import EXPENSE
+from process_apis.time_to_bill.expense_rules import entry_id as expense_entry_id
 from process_apis.time_to_bill.facts import BillingFacts
 from process_apis.time_to_bill.ledger import LedgerRow
 from process_apis.time_to_bill.reconcile import Reconciliation, reconcile_project
 from process_apis.time_to_bill.rules import Reference, period_of
 from process_apis.time_to_bill.runtime import runtime
-from process_apis.time_to_bill.workflow import ALL_ENTITIES, PROCESS, STEPS, billing_run, record_entries, workflow_id
+from process_apis.time_to_bill.workflow import (
+    ALL_ENTITIES,
+    PROCESS,
+    STEPS,
+    billing_run,
+    record_entries,
+    record_expenses,
+    workflow_id,
+)
 
 SCOPE = "time_to_bill.startRun"
 
@@ -48,6 +59,32 @@ POSTING_ONLY = "_posting"
 PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 """A billing period: YYYY-MM with a real month (01-12) and a year from 0001 on."""
 T = TypeVar("T")
+
+
+Captured = TypeVar("Captured", TimeEntry, Expense)
+
+
+async def _current(rows: list[LedgerRow], read: Callable[[dict[str, str | int], str | None], Awaitable[Page[Captured]]],
+                   entry_id: Callable[[Captured], str]) -> dict[str, Captured]:
+    """The captured items behind ledger rows as the time system has them now, by ledger entry id: a few paged
+    reads per project over the rows' dates, not one read per item."""
+    wanted = {row.entry_id for row in rows}
+    found: dict[str, Captured] = {}
+    spans: dict[str, tuple[dt.date, dt.date]] = {}
+    for row in rows:
+        lo, hi = spans.get(row.project, (row.date, row.date))
+        spans[row.project] = (min(lo, row.date), max(hi, row.date))
+    for project, (start, end) in sorted(spans.items()):
+        params: dict[str, str | int] = {"project_code": project, "from": start.isoformat(), "to": end.isoformat(),
+                                        "limit": runtime().page_size}
+        cursor: str | None = None
+        while True:
+            page = await _with_retry(partial(read, params, cursor), "Time system")
+            found.update((entry_id(e), e) for e in page.items if entry_id(e) in wanted)
+            cursor = page.next_cursor
+            if not cursor:
+                break
+    return found
 
 
 def check_period(period: str) -> None:
@@ -194,15 +231,22 @@ class TimeToBillService:
         lines = rt.ledger.by_exception(exception_id)
         parked = [row.line_key for row, payload in lines if payload is None]
         rt.ledger.requeue(parked)
-        held = [(row, payload) for row, payload in lines if payload is not None]
+        held = [(row, payload) for row, payload in lines if payload is not None and row.kind != EXPENSE]
+        held_expenses = [(row, payload) for row, payload in lines if payload is not None and row.kind == EXPENSE]
         fresh = await self._current_entries([row for row, _ in held])
         entries = [fresh.get(row.entry_id) or msgspec.json.decode(payload, type=TimeEntry) for row, payload in held]
+        fresh_expenses = await self._current_expenses([row for row, _ in held_expenses])
+        expenses = [fresh_expenses.get(row.entry_id) or msgspec.json.decode(payload, type=Expense)
+                    for row, payload in held_expenses]
         ref = await load_reference(rt.erp, rt.psa, rt.hr)
         # A replay's exceptions carry `<run>:replay<n>`; a replay of one of those that fails again re-opens it
         # (same label, same id) rather than growing the label replay after replay.
         label = record.run_id if origin_run_id(record.run_id) != record.run_id else \
             f"{record.run_id}:replay{record.replay_count + 1}"
         valid, failed = record_entries(label, entries, ref, self.today(), ALL_ENTITIES)
+        rates = await _with_retry(partial(expense_rates, expenses, ref, rt.rates), "Exchange rates")
+        valid_x, failed_x = record_expenses(label, expenses, ref, self.today(), ALL_ENTITIES, rates)
+        valid, failed = valid + valid_x, failed + failed_x
         if not failed:
             rt.exceptions.set_status(exception_id, "resolved")
         await self._refresh_facts(ref, {(row.legal_entity_code, row.period) for row, _ in lines})
@@ -220,24 +264,11 @@ class TimeToBillService:
 
     async def _current_entries(self, rows: list[LedgerRow]) -> dict[str, TimeEntry]:
         """The held entries as the time system has them now: a few paged reads per project, not one per entry."""
-        rt = runtime()
-        wanted = {row.entry_id for row in rows}
-        found: dict[str, TimeEntry] = {}
-        spans: dict[str, tuple[dt.date, dt.date]] = {}
-        for row in rows:
-            lo, hi = spans.get(row.project, (row.date, row.date))
-            spans[row.project] = (min(lo, row.date), max(hi, row.date))
-        for project, (start, end) in sorted(spans.items()):
-            params: dict[str, str | int] = {"project_code": project, "from": start.isoformat(),
-                                            "to": end.isoformat(), "limit": rt.page_size}
-            cursor: str | None = None
-            while True:
-                page = await _with_retry(partial(rt.time.entries, params, cursor), "Time system")
-                found.update((e.id, e) for e in page.items if e.id in wanted)
-                cursor = page.next_cursor
-                if not cursor:
-                    break
-        return found
+        return await _current(rows, runtime().time.entries, lambda e: e.id)
+
+    async def _current_expenses(self, rows: list[LedgerRow]) -> dict[str, Expense]:
+        """The held expenses as the time system has them now, by their ledger entry id."""
+        return await _current(rows, runtime().time.expenses, expense_entry_id)
 
     async def reconcile(self, project: str, period: str) -> Reconciliation:
         rt = runtime()

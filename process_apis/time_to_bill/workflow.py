@@ -18,37 +18,49 @@ import asyncio
 import datetime as dt
 import hashlib
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
 from functools import partial
 from typing import Any, Final
 
 import msgspec
 from dbos import DBOS
 
-from contracts.billing import TimePostingBatch, TimePostingLine
-from contracts.common import Money
-from contracts.events import BILLING_RUN_FINISHED, CREDIT_MEMO_ISSUED, INVOICE_DRAFTED, TIME_POSTED, CloudEvent
+from contracts.billing import ExpensePostingBatch, ExpensePostingLine, TimePostingBatch, TimePostingLine
+from contracts.common import Money, Page
+from contracts.currency import ExchangeRate
+from contracts.events import (
+    BILLING_RUN_FINISHED,
+    CREDIT_MEMO_ISSUED,
+    EXPENSE_POSTED,
+    INVOICE_DRAFTED,
+    TIME_POSTED,
+    CloudEvent,
+)
 from contracts.runs import Violation
-from contracts.time import TimeEntry
+from contracts.time import Expense, TimeEntry
 from foundation import metrics
 from foundation.tracing import span
 from process_apis._internal.crashes import describe, record_crash
 from process_apis._internal.events import event
 from process_apis._internal.steps import StepExhausted, retrying, run_step
 from process_apis._internal.system_clients import BusinessFailure, TransientFailure
-from process_apis.time_to_bill.enrich import load_reference
+from process_apis.time_to_bill.enrich import expense_rates, load_reference
+from process_apis.time_to_bill.expense_rules import EXPENSE, expense_key, validate_expense
+from process_apis.time_to_bill.expense_rules import entry_id as expense_entry_id
 from process_apis.time_to_bill.facts import BillingFacts, window_start
 from process_apis.time_to_bill.invoicing import credit_memos, invoice_draft, milestone_key
-from process_apis.time_to_bill.ledger import ExceptionLine, LedgerRow
+from process_apis.time_to_bill.ledger import EXPENSE_KINDS, TIME_KINDS, ExceptionLine, LedgerRow
 from process_apis.time_to_bill.revenue import RevenueSchedule
 from process_apis.time_to_bill.rules import PricedLine, Reference, line_key, period_of, validate
 from process_apis.time_to_bill.runtime import runtime
 
-__all__ = ["ALL_ENTITIES", "PROCESS", "STEPS", "billing_run", "exception_id_for", "record_entries", "refresh_facts",
-           "workflow_id"]
+__all__ = ["ALL_ENTITIES", "PROCESS", "STEPS", "billing_run", "exception_id_for", "record_entries", "record_expenses",
+           "refresh_facts", "workflow_id"]
 
 PROCESS: Final = "time_to_bill"
-STEPS: Final = ("read_validate", "post_time", "invoice", "finish")
+STEPS: Final = ("read_validate", "read_expenses", "post_time", "post_expenses", "invoice", "finish")
 """The steps a run shows; the facts refresh is a durable step too, but reported in `finish`'s totals."""
 ALL_ENTITIES: Final = "*"
 INTEGRATION_OPS: Final = "integration-operations"
@@ -98,34 +110,65 @@ def _window(period: str) -> tuple[dt.date, dt.date]:
     return dt.date(back_year, back_month + 1, 1), max(start, end)
 
 
+Held = Callable[[str, str, str, str], ExceptionLine]
+"""(worker id, legal entity code, exception id, reason) -> the exception line of an item that failed validation."""
+
+
 def record_entries(run_id: str, entries: list[TimeEntry], ref: Reference, as_of: dt.date,
                    legal_entity_code: str) -> tuple[int, int]:
     """Validate entries into the ledger; open one exception per project and reason. Returns (valid, failed)."""
+    def held(entry: TimeEntry) -> Held:
+        return lambda worker_id, code, exception_id, reason: ExceptionLine(
+            line_key=line_key(entry), entry_id=entry.id, project=entry.project_code, worker_id=worker_id,
+            legal_entity_code=code, period=period_of(entry.date), date=entry.date, hours=entry.hours,
+            billable=entry.billable, exception_id=exception_id, reason=reason, payload=msgspec.json.encode(entry))
+
+    return _record(run_id, ref, [(e.project_code, e.user_email, partial(validate, e, ref, as_of), held(e))
+                                 for e in entries if _in_scope(ref, e.project_code, legal_entity_code)])
+
+
+def record_expenses(run_id: str, expenses: list[Expense], ref: Reference, as_of: dt.date, legal_entity_code: str,
+                    rates: Mapping[str, ExchangeRate | None]) -> tuple[int, int]:
+    """Validate expenses into the ledger (`expense_rules.py`); `rates`: expense id -> its conversion rate."""
+    def held(expense: Expense) -> Held:
+        return lambda worker_id, code, exception_id, reason: ExceptionLine(
+            line_key=expense_key(expense), entry_id=expense_entry_id(expense), project=expense.project_code,
+            worker_id=worker_id, legal_entity_code=code, period=period_of(expense.date), date=expense.date,
+            hours=Decimal(1), billable=expense.billable, exception_id=exception_id, reason=reason,
+            payload=msgspec.json.encode(expense), kind=EXPENSE)
+
+    return _record(run_id, ref, [
+        (x.project_code, x.user_email, partial(validate_expense, x, ref, as_of, rates.get(x.id)), held(x))
+        for x in expenses if _in_scope(ref, x.project_code, legal_entity_code)])
+
+
+def _in_scope(ref: Reference, project_code: str, legal_entity_code: str) -> bool:
+    project = ref.projects.get(project_code)
+    return legal_entity_code in (ALL_ENTITIES, project.legal_entity_code if project else "?")
+
+
+def _record(run_id: str, ref: Reference,
+            checked: list[tuple[str, str, Callable[[], PricedLine | tuple[Violation, ...]], Held]]) -> tuple[int, int]:
+    """Record what passed and park what failed: one exception per project and reason, at most 20 violations shown.
+
+    `checked`: (project code, person's email, the validation, how to describe the item if it failed)."""
     rt = runtime()
     outcomes: list[PricedLine | ExceptionLine] = []
     groups: dict[tuple[str, str], list[Violation]] = defaultdict(list)
     failed = 0
-    for entry in entries:
-        project = ref.projects.get(entry.project_code)
-        code = project.legal_entity_code if project else "?"
-        if legal_entity_code not in (ALL_ENTITIES, code):
-            continue
-        result = validate(entry, ref, as_of)
+    for project_code, email, check, held in checked:
+        result = check()
         if isinstance(result, PricedLine):
             outcomes.append(result)
             continue
         failed += 1
         reason = result[0].code
-        subject = f"{entry.project_code}:{reason}"
+        subject = f"{project_code}:{reason}"
         if len(groups[(subject, reason)]) < 20:
             groups[(subject, reason)].append(result[0])
-        worker = ref.workers.get(entry.user_email.lower())
-        outcomes.append(ExceptionLine(
-            line_key=line_key(entry), entry_id=entry.id, project=entry.project_code,
-            worker_id=worker.id if worker else entry.user_email, legal_entity_code=code,
-            period=period_of(entry.date), date=entry.date, hours=entry.hours, billable=entry.billable,
-            exception_id=exception_id_for(run_id, subject, reason), reason=reason,
-            payload=_encode(entry)))
+        project, worker = ref.projects.get(project_code), ref.workers.get(email.lower())
+        outcomes.append(held(worker.id if worker else email, project.legal_entity_code if project else "?",
+                             exception_id_for(run_id, subject, reason), reason))
     for (subject, reason), violations in groups.items():
         record = rt.exceptions.open(PROCESS, run_id, subject, violations,
                                     exception_id=exception_id_for(run_id, subject, reason))
@@ -133,10 +176,6 @@ def record_entries(run_id: str, entries: list[TimeEntry], ref: Reference, as_of:
             rt.exceptions.set_status(record.id, "open")
     rt.ledger.record(outcomes)
     return len(outcomes) - failed, failed
-
-
-def _encode(entry: TimeEntry) -> bytes:
-    return msgspec.json.encode(entry)
 
 
 @DBOS.step(name="time_to_bill.read_validate")
@@ -157,12 +196,47 @@ async def read_page(run_id: str, legal_entity_code: str, period: str, as_of: str
     return page.next_cursor, out
 
 
+@DBOS.step(name="time_to_bill.read_expenses")
+async def read_expense_page(run_id: str, legal_entity_code: str, period: str, as_of: str, cursor: str | None,
+                            totals: dict[str, int]) -> tuple[str | None, dict[str, int]]:
+    """One page of approved expenses of the run's window, validated into the ledger like time."""
+    rt = runtime()
+    ref = await reference(run_id, legal_entity_code)
+    start, end = _window(period)
+    params: dict[str, str | int] = {"status": "approved", "from": start.isoformat(), "to": end.isoformat(),
+                                    "limit": rt.page_size}
+
+    async def read() -> tuple[Page[Expense], dict[str, ExchangeRate | None]]:
+        page = await rt.time.expenses(params, cursor)
+        return page, await expense_rates(page.items, ref, rt.rates)
+
+    page, rates = await run_step(rt.runs, run_id, "read_expenses", read, retry=rt.retry, sleep=rt.sleep)
+    valid, failed = record_expenses(run_id, page.items, ref, dt.date.fromisoformat(as_of), legal_entity_code, rates)
+    out = {**totals, "expenses_read": totals.get("expenses_read", 0) + len(page.items),
+           "expenses_validated": totals.get("expenses_validated", 0) + valid,
+           "expense_exceptions": totals.get("expense_exceptions", 0) + failed}
+    rt.runs.step(run_id, "read_expenses", "running" if page.next_cursor else "succeeded",
+                 vendor_ids={k: str(v) for k, v in out.items() if k.startswith("expense")})
+    return page.next_cursor, out
+
+
 def _posting_line(row: LedgerRow) -> TimePostingLine:
     return TimePostingLine(line_key=row.line_key, project_external_id=row.project,
                            employee_external_id=row.worker_id, date=row.date, hours=str(row.hours),
                            rate=Money(amount=row.rate, currency=row.currency),
                            amount=Money(amount=row.amount, currency=row.currency), billable=row.billable,
                            memo=row.entry_id)
+
+
+def _expense_line(row: LedgerRow, payload: bytes | None) -> ExpensePostingLine:
+    captured = msgspec.json.decode(payload, type=Expense) if payload else None
+    original = captured.amount if captured is not None and captured.amount.currency != row.currency else None
+    cost = row.rate if row.kind == EXPENSE else -row.rate
+    return ExpensePostingLine(line_key=row.line_key, project_external_id=row.project,
+                              employee_external_id=row.worker_id, date=row.date, category=row.role,
+                              amount=Money(amount=cost, currency=row.currency), billable=row.billable,
+                              original_amount=original, receipt_url=captured.receipt_url if captured else None,
+                              memo=row.entry_id.removeprefix("expense:")[:200])
 
 
 class _Outcome(msgspec.Struct):
@@ -173,32 +247,64 @@ class _Outcome(msgspec.Struct):
     """(line key, reason code, detail) of lines the ERP refused as a whole batch."""
 
 
-async def _post_lines(run_id: str, entity_id: str, batch_key: str, rows: list[LedgerRow]) -> _Outcome:
+Sent = dict[str, dict[str, str]]
+"""What the ERP answered for a batch: {"posted": {key: ERP id}, "failed": {key: error}, "refusals": {key: reason}}."""
+
+
+async def _send_time(entity_id: str, batch_key: str, rows: list[LedgerRow]) -> Sent:
+    """Time posts as a job: submit, then poll its result (NetSuite's CSV-import-like asynchronous posting)."""
+    rt = runtime()
+    batch = TimePostingBatch(batch_key=batch_key, legal_entity_id=entity_id, lines=[_posting_line(r) for r in rows])
+    await rt.erp.post_time(batch)
+    for _ in range(200):
+        result = await rt.erp.time_posting(batch.batch_key)
+        if result.status != "pending":
+            return {"posted": result.posted, "failed": result.failed, "refusals": dict(result.refusals)}
+        await rt.sleep(0.05)
+    raise TransientFailure(f"time posting {batch.batch_key} still pending")
+
+
+async def _send_expenses(entity_id: str, batch_key: str, rows: list[LedgerRow]) -> Sent:
+    rt = runtime()
+    payloads = rt.ledger.payloads([r.line_key for r in rows] + [r.reverses for r in rows if r.reverses])
+    lines = [_expense_line(r, payloads.get(r.reverses or r.line_key)) for r in rows]
+    result = await rt.erp.post_expenses(ExpensePostingBatch(batch_key=batch_key, legal_entity_id=entity_id,
+                                                            lines=lines))
+    return {"posted": result.posted, "failed": result.failed, "refusals": dict(result.refusals)}
+
+
+@dataclass(frozen=True)
+class _Posting:
+    """How one kind of ledger line reaches the ERP: time as time, expenses as project costs."""
+
+    step: str
+    tag: str
+    kinds: tuple[str, ...]
+    batch_size: int
+    event_type: str
+    send: Callable[[str, str, list[LedgerRow]], Awaitable[Sent]]
+
+
+TIME_POSTING = _Posting("post_time", "b", TIME_KINDS, 1000, TIME_POSTED, _send_time)
+EXPENSE_POSTING = _Posting("post_expenses", "e", EXPENSE_KINDS, 200, EXPENSE_POSTED, _send_expenses)
+
+
+async def _post_lines(run_id: str, how: _Posting, entity_id: str, batch_key: str, rows: list[LedgerRow]) -> _Outcome:
     """Post rows as one ERP batch; a batch the ERP refuses as a whole is split until the refused lines are found.
 
     The halves get derived batch keys (`…L`, `…R`), so a retried step re-sends the same keys
     and the ERP's idempotency still holds; only the lines that are refused alone are parked.
     """
     rt = runtime()
-    batch = TimePostingBatch(batch_key=batch_key, legal_entity_id=entity_id, lines=[_posting_line(r) for r in rows])
-
-    async def post() -> dict[str, dict[str, str]]:
-        await rt.erp.post_time(batch)
-        for _ in range(200):
-            result = await rt.erp.time_posting(batch.batch_key)
-            if result.status != "pending":
-                return {"posted": result.posted, "failed": result.failed, "refusals": dict(result.refusals)}
-            await rt.sleep(0.05)
-        raise TransientFailure(f"time posting {batch.batch_key} still pending")
-
     try:
-        result = await run_step(rt.runs, run_id, "post_time", post, retry=rt.retry, sleep=rt.sleep)
+        result = await run_step(rt.runs, run_id, how.step, partial(how.send, entity_id, batch_key, rows),
+                                retry=rt.retry, sleep=rt.sleep)
     except BusinessFailure as exc:
         if len(rows) == 1:
             return _Outcome(refused=[(rows[0].line_key, exc.code or "erp_rejected", str(exc))])
         half = len(rows) // 2
-        left = await _post_lines(run_id, entity_id, f"{batch_key}L", rows[:half])
-        right = await _post_lines(run_id, entity_id, f"{batch_key}R", rows[half:])
+        left = await _post_lines(run_id, how, entity_id, f"{batch_key}L", rows[:half])
+        right = await _post_lines(run_id, how, entity_id, f"{batch_key}R", rows[half:])
         return _Outcome(posted={**left.posted, **right.posted}, failed={**left.failed, **right.failed},
                         refusals={**left.refusals, **right.refusals}, refused=left.refused + right.refused)
     return _Outcome(posted=result["posted"], failed=result["failed"], refusals=result.get("refusals", {}))
@@ -228,38 +334,53 @@ def _classify(reason: str | None) -> tuple[str, str]:
     return ERP_REFUSALS.get(reason or "", ("erp_rejected", INTEGRATION_OPS))
 
 
-@DBOS.step(name="time_to_bill.post_time")
-async def post_batch(run_id: str, attempt: int, legal_entity_code: str, number: int,
-                     posted_so_far: int) -> list[int]:
-    """Post one claimed batch: [lines handled, lines posted]; [0, 0] when nothing is left for this legal entity."""
+async def _post_claimed(how: _Posting, run_id: str, attempt: int, legal_entity_code: str, number: int,
+                        posted_so_far: int) -> list[int]:
     rt = runtime()
     ref = await reference(run_id, legal_entity_code)
-    claim = f"{workflow_id(run_id, attempt)}:{legal_entity_code}:b{number}"
-    rows = rt.ledger.claim(legal_entity_code, claim, rt.batch_size)
+    claim = f"{workflow_id(run_id, attempt)}:{legal_entity_code}:{how.tag}{number}"
+    rows = rt.ledger.claim(legal_entity_code, claim, min(rt.batch_size, how.batch_size), how.kinds)
     if not rows:
         return [0, 0]
     entity_id = ref.projects[rows[0].project].legal_entity_id if rows[0].project in ref.projects else \
         f"LE-{legal_entity_code}"
     digest = hashlib.blake2b("\n".join(r.line_key for r in rows).encode(), digest_size=6).hexdigest()
     try:
-        outcome = await _post_lines(run_id, entity_id, f"{claim}:{digest}", rows)
+        outcome = await _post_lines(run_id, how, entity_id, f"{claim}:{digest}", rows)
     except StepExhausted:
         rt.ledger.release(claim)
         raise
     rt.ledger.mark_posted(outcome.posted, {})
-    metrics.observe_hours_posted(legal_entity_code, (float(r.hours) for r in rows if r.line_key in outcome.posted))
+    if how is TIME_POSTING:
+        metrics.observe_hours_posted(legal_entity_code,
+                                     (float(r.hours) for r in rows if r.line_key in outcome.posted))
     if outcome.posted:
-        rt.outbox.publish(event(f"{claim}:{digest}:posted", TIME_POSTED, PROCESS, run_id, {
+        keys = "time_entry_keys" if how is TIME_POSTING else "expense_keys"
+        rt.outbox.publish(event(f"{claim}:{digest}:posted", how.event_type, PROCESS, run_id, {
             "run_id": run_id, "legal_entity": legal_entity_code, "legal_entity_id": entity_id,
-            "lines_posted": len(outcome.posted), "time_entry_keys": sorted(outcome.posted)}))
+            "lines_posted": len(outcome.posted), keys: sorted(outcome.posted)}))
     problems = [(key, *_classify(outcome.refusals.get(key)), detail) for key, detail in outcome.failed.items()]
     problems += [(key, code, "finance-close" if code == "period_closed" else INTEGRATION_OPS, detail)
                  for key, code, detail in outcome.refused]
     if problems:
         _park(run_id, rows, problems)
-    rt.runs.step(run_id, "post_time", "running", vendor_ids={
+    rt.runs.step(run_id, how.step, "running", vendor_ids={
         "posted": str(posted_so_far + len(outcome.posted)), "batches": str(number)})
     return [len(rows), len(outcome.posted)]
+
+
+@DBOS.step(name="time_to_bill.post_time")
+async def post_batch(run_id: str, attempt: int, legal_entity_code: str, number: int,
+                     posted_so_far: int) -> list[int]:
+    """Post one claimed batch of time: [lines handled, lines posted]; [0, 0] when nothing is left for the entity."""
+    return await _post_claimed(TIME_POSTING, run_id, attempt, legal_entity_code, number, posted_so_far)
+
+
+@DBOS.step(name="time_to_bill.post_expenses")
+async def post_expense_batch(run_id: str, attempt: int, legal_entity_code: str, number: int,
+                             posted_so_far: int) -> list[int]:
+    """Post one claimed batch of expense costs (and reversals of changed ones), as `post_batch` does time."""
+    return await _post_claimed(EXPENSE_POSTING, run_id, attempt, legal_entity_code, number, posted_so_far)
 
 
 @DBOS.step(name="time_to_bill.invoice")
@@ -372,8 +493,9 @@ async def finish(run_id: str, status: str, totals: dict[str, str], failures: lis
 
 @DBOS.step(name="time_to_bill.posted")
 async def posting_done(run_id: str, failed: bool) -> None:
-    """`post_time` ends here: each batch leaves it `running`, and the last, empty claim says nothing."""
-    runtime().runs.step(run_id, "post_time", "failed" if failed else "succeeded")
+    """`post_time` and `post_expenses` end here: each batch leaves them `running`; the last, empty claim is silent."""
+    for step in (TIME_POSTING.step, EXPENSE_POSTING.step):
+        runtime().runs.step(run_id, step, "failed" if failed else "succeeded")
 
 
 @DBOS.step(name="time_to_bill.crashed")
@@ -382,6 +504,18 @@ async def crashed(run_id: str, attempt: int, error: str) -> str:
     record_crash(rt.runs, rt.exceptions, PROCESS, run_id, attempt, error)
     rt.references.pop(run_id, None)
     return "failed"
+
+
+async def _post_all(step: Callable[[str, int, str, int, int], Awaitable[list[int]]], run_id: str, attempt: int,
+                    entity: str, so_far: int) -> int:
+    """Run a posting step batch after batch until the entity has nothing left of its kind; returns lines posted."""
+    number, posted = 0, 0
+    while True:
+        number += 1
+        handled, n = await step(run_id, attempt, entity, number, so_far + posted)
+        if handled == 0:
+            return posted
+        posted += n
 
 
 @DBOS.workflow(name="time_to_bill.billing_run")
@@ -406,7 +540,6 @@ async def _billing_run(run_id: str, legal_entity_code: str, period: str, as_of: 
                        invoice: bool) -> str:
     totals: dict[str, int] = {}
     cursor: str | None = None
-    failures: list[str] = []
     try:
         while True:
             cursor, totals = await read_page(run_id, legal_entity_code, period, as_of, cursor, totals)
@@ -414,20 +547,26 @@ async def _billing_run(run_id: str, legal_entity_code: str, period: str, as_of: 
                 break
     except (StepExhausted, BusinessFailure) as exc:
         return await finish(run_id, "failed", {k: str(v) for k, v in totals.items()}, [f"reading approved time: {exc}"])
+    failures: list[str] = []
+    cursor = None
+    try:  # expenses the time system cannot give now fail the run, but the time read above still posts
+        while True:
+            cursor, totals = await read_expense_page(run_id, legal_entity_code, period, as_of, cursor, totals)
+            if cursor is None:
+                break
+    except (StepExhausted, BusinessFailure) as exc:
+        failures.append(f"reading approved expenses: {exc}")
     posted = 0
+    expenses_posted = 0
     for entity in await entities_of(run_id, legal_entity_code):
-        number = 0
         try:  # one entity's ERP outage fails that entity's posting only
-            while True:
-                number += 1
-                handled, n = await post_batch(run_id, attempt, entity, number, posted)
-                if handled == 0:
-                    break
-                posted += n
+            posted += await _post_all(post_batch, run_id, attempt, entity, posted)
+            expenses_posted += await _post_all(post_expense_batch, run_id, attempt, entity, expenses_posted)
         except StepExhausted as exc:
             failures.append(f"{entity}: {exc}")
     await posting_done(run_id, bool(failures))
-    rt_totals = {**{k: str(v) for k, v in totals.items()}, "posted": str(posted)}
+    rt_totals = {**{k: str(v) for k, v in totals.items()}, "posted": str(posted),
+                 "expenses_posted": str(expenses_posted)}
     projects = await plan_invoices(run_id, legal_entity_code, period) if invoice else []
     documents = 0
     for i in range(0, len(projects), 50):
@@ -437,5 +576,6 @@ async def _billing_run(run_id: str, legal_entity_code: str, period: str, as_of: 
             failures.append(f"invoicing {projects[i]}..: {exc}")
     rt_totals["invoice_documents"] = str(documents)
     rt_totals["fact_slices"] = str(await refresh_facts(run_id, legal_entity_code, period))
-    status = "failed" if failures else ("needs_attention" if totals.get("exceptions") else "succeeded")
+    held = totals.get("exceptions", 0) + totals.get("expense_exceptions", 0)
+    status = "failed" if failures else ("needs_attention" if held else "succeeded")
     return await finish(run_id, status, rt_totals, failures)

@@ -1,7 +1,7 @@
 """An in-test ERP book for driving the ledger through post/invoice cycles without HTTP.
 
-It keeps what an ERP would: time records by line key (a key posted twice is recorded as a
-duplicate), invoices and credit memos upserted by external id. The ledger under test is
+It keeps what an ERP would: time records and expense costs by line key (a key posted twice is
+recorded as a duplicate), invoices and credit memos upserted by external id. The ledger under test is
 the real one, on SQLite.
 """
 
@@ -11,7 +11,7 @@ from collections import Counter
 from decimal import Decimal
 
 from process_apis.time_to_bill.invoicing import credit_memos, invoice_draft
-from process_apis.time_to_bill.ledger import Ledger
+from process_apis.time_to_bill.ledger import EXPENSE_KINDS, TIME_KINDS, Ledger
 from process_apis.time_to_bill.rules import ProjectRef
 
 __all__ = ["Books"]
@@ -21,36 +21,45 @@ class Books:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
         self.posted: dict[str, Decimal] = {}
+        """Time: line key -> billed amount posted."""
+        self.costs: dict[str, Decimal] = {}
+        """Expenses: line key -> cost posted (negative for a reversal)."""
         self.post_calls: Counter[str] = Counter()
         self.batches: dict[str, dict[str, str]] = {}
         self.invoices: dict[str, Decimal] = {}
         self.credits: dict[str, Decimal] = {}
 
     def post(self, run: str, legal_entity_code: str = "US01", *, crash_after_erp: bool = False) -> int:
-        """Post every validated line in batches of 3, like a run's posting steps.
+        """Post every validated line in batches of 3, time then expenses, like a run's posting steps.
 
         `crash_after_erp` stops after the ERP accepted the first batch but before the ledger
         heard back — a process killed mid-step; calling again with the same run resumes.
         """
-        n, total = 0, 0
-        while True:
-            n += 1
-            claim = f"{run}:b{n}"
-            rows = self.ledger.claim(legal_entity_code, claim, limit=3)
-            if not rows:
-                return total
-            key = claim + ":" + "|".join(r.line_key for r in rows)
-            if key not in self.batches:  # the ERP posts a batch key once
-                result = {}
-                for r in rows:
-                    self.post_calls[r.line_key] += 1
-                    self.posted[r.line_key] = r.amount
-                    result[r.line_key] = f"TB-{len(self.posted)}"
-                self.batches[key] = result
-            if crash_after_erp:
-                return total
-            self.ledger.mark_posted(self.batches[key], {})
-            total += len(rows)
+        total = 0
+        for tag, kinds in (("b", TIME_KINDS), ("e", EXPENSE_KINDS)):
+            n = 0
+            while True:
+                n += 1
+                claim = f"{run}:{tag}{n}"
+                rows = self.ledger.claim(legal_entity_code, claim, limit=3, kinds=kinds)
+                if not rows:
+                    break
+                key = claim + ":" + "|".join(r.line_key for r in rows)
+                if key not in self.batches:  # the ERP posts a batch key once
+                    result = {}
+                    for r in rows:
+                        self.post_calls[r.line_key] += 1
+                        if r.kind in TIME_KINDS:
+                            self.posted[r.line_key] = r.amount
+                        else:
+                            self.costs[r.line_key] = r.rate if r.kind == "expense" else -r.rate
+                        result[r.line_key] = f"TB-{len(self.post_calls)}"
+                    self.batches[key] = result
+                if crash_after_erp:
+                    return total
+                self.ledger.mark_posted(self.batches[key], {})
+                total += len(rows)
+        return total
 
     def invoice(self, project: ProjectRef, period: str) -> None:
         draft = invoice_draft(project, period, self.ledger.invoiceable(project.external_id, period),

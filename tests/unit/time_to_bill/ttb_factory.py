@@ -12,14 +12,20 @@ import process_apis.time_to_bill.ledger  # noqa: F401  (declares the ledger tabl
 from contracts.billing import RateCard, RateCardLine
 from contracts.common import Money
 from contracts.erp import BillingMilestone
-from contracts.time import TimeEntry
+from contracts.psa import ExpenseTerms
+from contracts.time import Expense, TimeEntry
 from foundation.db import create_engine, metadata
-from process_apis.time_to_bill.rules import PeriodRef, ProjectRef, Reference, WorkerRef
+from process_apis.time_to_bill.rules import PeriodRef, PlannedWork, ProjectRef, Reference, WorkerRef
 
-__all__ = ["AS_OF", "entry", "memory_engine", "project", "reference"]
+__all__ = ["AS_OF", "TERMS", "entry", "expense", "memory_engine", "project", "reference"]
 
 AS_OF = dt.date(2026, 11, 2)
 RATE = Decimal("210")
+
+
+TERMS = ExpenseTerms(billable_categories=["Travel", "Lodging", "Meals", "Mileage"], markup_percent=Decimal("10"),
+                     receipt_required_above=Money(amount=Decimal("75.00"), currency="USD"),
+                     caps={"Lodging": Money(amount=Decimal("400.00"), currency="USD")})
 
 
 def project(**changes: Any) -> ProjectRef:
@@ -29,6 +35,7 @@ def project(**changes: Any) -> ProjectRef:
         "rate_card_id": "RC-US01-2026",
         "milestones": (BillingMilestone(name="Milestone 1", due_date=dt.date(2026, 10, 15),
                                         amount=Money(amount=Decimal("5000.00"), currency="USD")),),
+        "expense_terms": TERMS,
     }
     return ProjectRef(**{**values, **changes})
 
@@ -45,6 +52,9 @@ def reference(**changes: Any) -> Reference:
                                                  hire_date=dt.date(2020, 1, 1))},
         "periods": {("US01", f"2026-{m:02d}"): PeriodRef(is_closed=m <= 8, ar_locked=m <= 8) for m in range(1, 13)},
         "entity_currency": {"US01": "USD"},
+        "plans": tuple(PlannedWork(project=p, worker_id="W-00001", start_date=dt.date(2026, 1, 1),
+                                   end_date=dt.date(2026, 12, 31), planned_hours=Decimal(1000))
+                       for p in ("PRJ-A0001", "PRJ-A0002")),
     }
     return Reference(**{**values, **changes})
 
@@ -62,3 +72,13 @@ def memory_engine() -> sa.Engine:
     engine = create_engine("sqlite://")
     metadata.create_all(engine)
     return engine
+
+
+def expense(expense_id: str = "EX-1", **changes: Any) -> Expense:
+    values: dict[str, Any] = {
+        "id": expense_id, "source": "harvest", "user_id": "u1", "user_email": "ana@example.com",
+        "project_code": "PRJ-A0001", "date": dt.date(2026, 10, 7), "category": "Travel",
+        "amount": Money(amount=Decimal("120.00"), currency="USD"), "billable": True, "status": "approved",
+        "updated_at": dt.datetime(2026, 10, 8, tzinfo=dt.UTC), "receipt_url": "https://receipts.example.com/1.pdf",
+    }
+    return Expense(**{**values, **changes})
