@@ -4,7 +4,8 @@ A month-end read moves ~440,000 time entries through here, so each wire page is 
 once, straight into these Structs (numbers to `Decimal`, dates and instants parsed by
 msgspec in C), and only the fields psconnect reads are declared — msgspec skips the rest
 (`user_assignment`, `task_assignment`, timers, …) without building objects for them.
-Field meanings: https://help.getharvest.com/api-v2/timesheets-api/timesheets/time-entries/
+Field meanings: https://help.getharvest.com/api-v2/timesheets-api/timesheets/time-entries/ and
+https://help.getharvest.com/api-v2/expenses-api/expenses/expenses/ (expenses and their categories).
 """
 
 from __future__ import annotations
@@ -18,12 +19,18 @@ __all__ = [
     "Client",
     "ClientRef",
     "ClientsPage",
+    "Expense",
+    "ExpenseCategoriesPage",
+    "ExpenseCategory",
+    "ExpenseCategoryRef",
+    "ExpensesPage",
     "ExternalReference",
     "Links",
     "PageMeta",
     "Project",
     "ProjectRef",
     "ProjectsPage",
+    "Receipt",
     "Ref",
     "TaskAssignment",
     "TaskAssignmentsPage",
@@ -81,6 +88,51 @@ class TimeEntry(msgspec.Struct, kw_only=True):
     billable_rate: Decimal | None = None
     cost_rate: Decimal | None = None
     external_reference: ExternalReference | None = None
+
+
+class ExpenseCategoryRef(Ref, frozen=True, kw_only=True):
+    """The category an expense names; the spec types `unit_price` here as a string (a number in the category
+    list), so it is decoded to `Decimal` from either."""
+
+    unit_price: Decimal | None = None
+    unit_name: str | None = None
+
+
+class Receipt(msgspec.Struct, frozen=True, kw_only=True):
+    url: str | None = None
+    file_name: str | None = None
+    file_size: int | None = None
+    content_type: str | None = None
+
+
+class Expense(msgspec.Struct, kw_only=True):
+    """An expense; `units` is 1 on a category without a unit price, the quantity (miles) on one with it."""
+
+    id: int
+    spent_date: dt.date
+    user: Ref
+    project: Ref
+    updated_at: dt.datetime
+    client: ClientRef | None = None
+    expense_category: ExpenseCategoryRef | None = None
+    receipt: Receipt | None = None
+    notes: str | None = None
+    units: Decimal | None = None
+    total_cost: Decimal | None = None
+    billable: bool | None = None
+    is_closed: bool | None = None
+    is_locked: bool | None = None
+    is_billed: bool | None = None
+    locked_reason: str | None = None
+    created_at: dt.datetime | None = None
+
+
+class ExpenseCategory(msgspec.Struct, kw_only=True):
+    id: int
+    name: str
+    unit_name: str | None = None
+    unit_price: Decimal | None = None
+    is_active: bool | None = None
 
 
 class Project(msgspec.Struct, kw_only=True):
@@ -173,6 +225,14 @@ class PageMeta(msgspec.Struct, kw_only=True):
 
 class TimeEntriesPage(PageMeta, kw_only=True):
     time_entries: list[TimeEntry]
+
+
+class ExpensesPage(PageMeta, kw_only=True):
+    expenses: list[Expense]
+
+
+class ExpenseCategoriesPage(PageMeta, kw_only=True):
+    expense_categories: list[ExpenseCategory]
 
 
 class ProjectsPage(PageMeta, kw_only=True):

@@ -186,6 +186,51 @@ class HarvestClient:
         """Docs: https://help.getharvest.com/api-v2/timesheets-api/timesheets/time-entries/#retrieve-a-time-entry"""
         return await self.get(f"time_entries/{entry_id}", wire.TimeEntry)
 
+    # --- expenses -------------------------------------------------------------------------------------
+
+    @staticmethod
+    def expense_params(*, client_id: int | None = None, **filters: Any) -> Params:
+        """Query of `GET /v2/expenses`: the time-entry filters (same names, `from`/`to` are spent dates) and
+        `client_id` — the spec declares the same set for both lists.
+
+        Docs: https://help.getharvest.com/api-v2/expenses-api/expenses/expenses/#list-all-expenses
+        """
+        params = HarvestClient.time_entry_params(**filters)
+        if client_id is not None:
+            params["client_id"] = client_id
+        return params
+
+    async def expenses_page(self, *, params: Mapping[str, str | int] | None = None,
+                            link: str | None = None) -> wire.ExpensesPage:
+        """One page of expenses (spent date, newest first).
+
+        Docs: https://help.getharvest.com/api-v2/expenses-api/expenses/expenses/#list-all-expenses
+        """
+        return await self.page("expenses", wire.ExpensesPage, params=params, link=link)
+
+    async def iter_expenses(self, **filters: Any) -> AsyncIterator[wire.Expense]:
+        """Every expense matching `expense_params(**filters)`.
+
+        Docs: https://help.getharvest.com/api-v2/expenses-api/expenses/expenses/#list-all-expenses
+        """
+        async for page in self.pages("expenses", wire.ExpensesPage, self.expense_params(**filters)):
+            for expense in page.expenses:
+                yield expense
+
+    async def get_expense(self, expense_id: int) -> wire.Expense:
+        """Docs: https://help.getharvest.com/api-v2/expenses-api/expenses/expenses/#retrieve-an-expense"""
+        return await self.get(f"expenses/{expense_id}", wire.Expense)
+
+    async def iter_expense_categories(self) -> AsyncIterator[wire.ExpenseCategory]:
+        """Names, unit names and unit prices of the account's expense categories (archived ones too: an old
+        expense may still name one).
+
+        Docs: https://help.getharvest.com/api-v2/expenses-api/expenses/expense-categories/#list-all-expense-categories
+        """
+        async for page in self.pages("expense_categories", wire.ExpenseCategoriesPage):
+            for category in page.expense_categories:
+                yield category
+
     # --- projects, clients, assignments ---------------------------------------------------------------
 
     async def projects_page(self, *, per_page: int = MAX_PER_PAGE, link: str | None = None,

@@ -16,6 +16,21 @@ Reading of the spec (system_apis/harvest/spec/harvest-v2.openapi.yaml, TimeEntry
 - **billable_rate** — a JSON number on the wire (decoded straight to `Decimal`, never
   through float) priced in the project client's currency; null on non-billable time.
 - **hours** — `hours` as tracked, not `rounded_hours`: psconnect prices time itself.
+
+Expenses (spec `Expense`, https://help.getharvest.com/api-v2/expenses-api/expenses/expenses/):
+
+- **status** — the same two flags, read the same way (`status_of`): Harvest approves
+  expenses in the same timesheet approval as time, and its `Expense` has `is_closed`
+  ("whether the expense has been approved") and `is_locked`, but no approval status.
+- **approved_at** — Harvest records no approval instant on an expense (nor on a time
+  entry), so it stays null rather than guessed from `updated_at`, which also moves when
+  the expense is invoiced.
+- **amount** — `total_cost`, in the currency of the project's client (as for time
+  entries; the adapter passes the project's). **units / unit_price** only for a
+  unit-priced category (one with a `unit_name` or `unit_price`: Mileage); any other
+  expense carries `units: 1` on the wire, which means nothing here.
+- **category** — the expense category's name; **receipt_url** — `receipt.url`, null
+  when no receipt is attached.
 """
 
 from __future__ import annotations
@@ -25,13 +40,15 @@ from decimal import Decimal
 from typing import Any, Final
 
 from contracts.common import Money
-from contracts.time import TimeEntry, TimeEntryStatus, TimeProject, UninvoicedProject
+from contracts.time import Expense, TimeEntry, TimeEntryStatus, TimeProject, UninvoicedProject
 from system_apis.harvest import _wire as wire
 
 __all__ = [
     "LOCKED_APPROVED",
+    "LOCKED_INVOICED",
     "LOCKED_SUBMITTED",
     "SOURCE",
+    "expense_to_canonical",
     "money",
     "project_to_canonical",
     "status_flags",
@@ -44,6 +61,7 @@ __all__ = [
 SOURCE: Final = "harvest"
 LOCKED_APPROVED: Final = "Item Approved and Locked for this Time Period"
 LOCKED_SUBMITTED: Final = "Submitted for approval"
+LOCKED_INVOICED: Final = "Expense is invoiced."
 _CENT: Final = Decimal("0.01")
 
 
@@ -103,6 +121,29 @@ def time_entry_to_wire(entry: TimeEntry, *, project_id: int, task_id: int | None
         "created_at": (created_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if created_at else stamp),
         "updated_at": stamp,
     }
+
+
+def expense_to_canonical(expense: wire.Expense, *, user_email: str, project_code: str, currency: str,
+                         category: wire.ExpenseCategory | None) -> Expense:
+    """The canonical expense; `category` is the account's record of the category the expense names (null when
+    the expense names none the account lists — the expense's own `{id, name, unit_price, unit_name}` then speaks)."""
+    named = expense.expense_category
+    name = (category.name if category is not None else None) or (named.name if named is not None else None) or ""
+    unit_price = named.unit_price if named is not None else None
+    if unit_price is None and category is not None:
+        unit_price = category.unit_price
+    unit_name = (named.unit_name if named is not None else None) or (category.unit_name if category else None)
+    unit_priced = unit_price is not None or unit_name is not None
+    receipt = expense.receipt
+    return Expense(
+        id=str(expense.id), source=SOURCE, user_id=str(expense.user.id), user_email=user_email,
+        project_code=project_code, date=expense.spent_date, category=name,
+        amount=money(expense.total_cost if expense.total_cost is not None else Decimal(0), currency),
+        billable=bool(expense.billable), status=status_of(expense.is_closed, expense.is_locked),
+        updated_at=expense.updated_at, units=expense.units if unit_priced else None,
+        unit_price=money(unit_price, currency) if unit_priced and unit_price is not None else None,
+        receipt_url=(receipt.url or None) if receipt is not None else None, notes=expense.notes or None,
+        approved_at=None, is_billed=bool(expense.is_billed))
 
 
 def project_to_canonical(project: wire.Project, *, default_currency: str = "USD") -> TimeProject:

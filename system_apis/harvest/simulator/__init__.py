@@ -13,9 +13,12 @@ an injected concurrency limit is a 429 too.
 Seeded from the demo firm: workers as users (email), projects with code = ERP external
 id and the client's currency, user/task assignments priced from the project's rate
 card, and the period's time entries plus the deliberate defects, each entry keeping its
-seed key as external reference. Control routes under `/__sim__/time_entries/…` play the
+seed key as external reference. Expenses (one per worker per week, plus the deliberate
+defects) and their categories (Mileage priced per mile) are seeded the first time they
+are read — most runs never ask. Control routes under `/__sim__/time_entries/…` play the
 approval workflow — unapprove (Harvest hands the timesheet back to its owner), edit,
-submit, approve, or all four as `reapprove` — each moving `updated_at`.
+submit, approve, or all four as `reapprove` — each moving `updated_at`; under
+`/__sim__/expenses/…` unapprove, submit, approve and invoice do the same for expenses.
 """
 
 from __future__ import annotations
@@ -34,8 +37,9 @@ from litestar import Litestar, Request, Response, Router, get, patch, post, rout
 from litestar.params import JSONBody, PathParameter
 
 from system_apis._internal.faults import Fault, FaultPlan, ReceivedRequest, control_router, received
-from system_apis.demo_delivery import DEMO_PERIOD, defect_entries, time_entries
+from system_apis.demo_delivery import DEMO_PERIOD, defect_entries, defect_expenses, expenses, time_entries
 from system_apis.demo_firm import HOME_ENTITIES, DemoFirm, firm_for
+from system_apis.harvest.simulator._expenses import ExpenseRow, ExpenseStore, WireExpense
 from system_apis.harvest.simulator._lists import Invalid, Lists
 from system_apis.harvest.simulator._store import Entry, Store, WireEntry
 
@@ -47,6 +51,7 @@ _INVALID_TOKEN: Final = {"error": "invalid_token",
                                               "for other reasons."}
 _REPORT_PATHS: Final = ("/v2/reports/",)
 EntryId = Annotated[int, PathParameter(description="Harvest time entry id.")]
+ExpenseId = Annotated[int, PathParameter(description="Harvest expense id.")]
 
 
 class EntryEdit(msgspec.Struct, kw_only=True):
@@ -83,6 +88,14 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     return _json(status, {"code": status, "message": message}, headers)
 
 
+def _answer(action: Callable[[], msgspec.Struct]) -> Response[bytes]:
+    """A control route's answer: the record as Harvest would now show it, or the workflow's refusal."""
+    try:
+        return _json(200, action())
+    except Invalid as exc:
+        return _error(exc.status, exc.message)
+
+
 class HarvestSimulator:
     """Stateful fake of one Harvest v2 account; `app` is its ASGI app, `faults` its fault plan."""
 
@@ -90,8 +103,9 @@ class HarvestSimulator:
                  period: tuple[dt.date, dt.date] = DEMO_PERIOD, requests_per_window: int | None = 100,
                  window_seconds: float = 15.0, report_requests_per_window: int | None = 100,
                  report_window_seconds: float = 900.0, clock: Callable[[], float] = time.monotonic,
-                 legal_entities: Collection[str] = HOME_ENTITIES) -> None:
+                 legal_entities: Collection[str] = HOME_ENTITIES, seed_expenses: bool = True) -> None:
         self.legal_entities = tuple(legal_entities)
+        self.seed_expenses = seed_expenses
         self.faults = FaultPlan()
         self.firm = firm
         self.period = period
@@ -99,6 +113,8 @@ class HarvestSimulator:
         self._limits = (requests_per_window, window_seconds, report_requests_per_window, report_window_seconds)
         self._clock = clock
         self._app: Litestar | None = None
+        self._seeded_firm: DemoFirm | None = None
+        self._expense_store: ExpenseStore | None = None
         self.requests: list[ReceivedRequest] = []
         self.record_requests = True
         self.reset()
@@ -115,10 +131,21 @@ class HarvestSimulator:
             self.store = Store([], [], {}, {}, iter(()))
         else:
             self.store = self._seeded()
-        self.lists = Lists(self.store)
+        self._expense_store = None
+        self.lists = Lists(self.store, lambda: self.expense_store)
+
+    @property
+    def expense_store(self) -> ExpenseStore:
+        """The account's expenses, seeded from the same firm and period as the time entries on first use."""
+        if self._expense_store is None:
+            firm = self._seeded_firm
+            seeded = [] if firm is None or not self.seed_expenses else [
+                *expenses(firm.projects, firm.workers, *self.period), *defect_expenses(firm.projects, firm.workers)]
+            self._expense_store = ExpenseStore(self.store, seeded)
+        return self._expense_store
 
     def _seeded(self) -> Store:
-        firm = firm_for(self.legal_entities, self.firm)
+        firm = self._seeded_firm = firm_for(self.legal_entities, self.firm)
         rates = {c.id: {line.role: line.hourly_rate.amount for line in c.lines} for c in firm.rate_cards}
         names = {a.id: a.name for a in firm.accounts}
         seeded = itertools.chain(time_entries(firm.projects, firm.workers, *self.period),
@@ -126,8 +153,12 @@ class HarvestSimulator:
         return Store(firm.workers, firm.projects, rates, names, seeded)
 
     def count(self, record_type: str, external_id: str | None = None) -> int:
-        """Records of a type; `external_id` is the seed key (entry reference, project code, worker id, account id)."""
+        """Records of a type; `external_id` is the seed key (entry or expense reference, project code, worker id,
+        account id)."""
         store = self.store
+        if record_type == "expense":
+            spent = self.expense_store
+            return len(spent.rows) if external_id is None else int(spent.find(external_id) is not None)
         if record_type == "time_entry":
             if external_id is None:
                 return len(store.entries)
@@ -194,6 +225,46 @@ class HarvestSimulator:
         self.submit(entry_id)
         return self.approve(entry_id)
 
+    # --- the expense approval workflow (the same timesheet approval as time) ----------------------------------
+
+    def expense(self, expense_id: int) -> ExpenseRow:
+        spent = self.expense_store
+        position = spent.position(expense_id)
+        if position is None:
+            raise Invalid(404, f"expense {expense_id} not found")
+        return spent.rows[position]
+
+    def expense_id(self, reference: str) -> int:
+        """The Harvest id of the expense seeded as `reference` (e.g. EX-00001-20261006-91)."""
+        found = self.expense_store.find(reference)
+        if found is None:
+            raise KeyError(reference)
+        return found.id
+
+    def _move_expense(self, expense_id: int, *, allowed: tuple[int, ...], to: int) -> WireExpense:
+        row = self.expense(expense_id)
+        if row.state not in allowed or row.is_billed:
+            raise Invalid(409, f"expense {expense_id} cannot go from state {row.state} to {to}")
+        row.state, row.updated_at = to, self.store.tick()
+        return self.expense_store.render(row)
+
+    def unapprove_expense(self, expense_id: int) -> WireExpense:
+        return self._move_expense(expense_id, allowed=(1, 2), to=0)
+
+    def submit_expense(self, expense_id: int) -> WireExpense:
+        return self._move_expense(expense_id, allowed=(0,), to=1)
+
+    def approve_expense(self, expense_id: int) -> WireExpense:
+        return self._move_expense(expense_id, allowed=(0, 1), to=2)
+
+    def invoice_expense(self, expense_id: int) -> WireExpense:
+        """Harvest marks an approved expense invoiced when an invoice takes it: locked for good, `is_billed`."""
+        row = self.expense(expense_id)
+        if row.state != 2 or row.is_billed:
+            raise Invalid(409, f"expense {expense_id} is not approved and uninvoiced")
+        row.is_billed, row.updated_at = True, self.store.tick()
+        return self.expense_store.render(row)
+
     async def _fault_answer(self, fault: Fault) -> Response[bytes] | None:
         await self.faults.delay_for(fault)
         message = fault.message
@@ -248,16 +319,11 @@ class HarvestSimulator:
         async def harvest(request: Request[Any, Any, Any]) -> Response[bytes]:
             return await sim._dispatch(request)
 
-        return Litestar(route_handlers=[harvest, control_router(self), self._workflow_router()], openapi_config=None)
+        return Litestar(route_handlers=[harvest, control_router(self), self._workflow_router(),
+                                        self._expense_workflow_router()], openapi_config=None)
 
     def _workflow_router(self) -> Router:
         sim = self
-
-        def answer(action: Callable[[], WireEntry]) -> Response[bytes]:
-            try:
-                return _json(200, action())
-            except Invalid as exc:
-                return _error(exc.status, exc.message)
 
         @get("/by-reference/{reference:str}", sync_to_thread=False)
         def by_reference(reference: Annotated[str, PathParameter()]) -> Response[bytes]:
@@ -266,24 +332,50 @@ class HarvestSimulator:
 
         @patch("/{entry_id:int}", sync_to_thread=False)
         def edit(entry_id: EntryId, data: JSONBody[EntryEdit]) -> Response[bytes]:
-            return answer(lambda: sim.edit(entry_id, hours=data.hours, notes=data.notes))
+            return _answer(lambda: sim.edit(entry_id, hours=data.hours, notes=data.notes))
 
         @post("/{entry_id:int}/unapprove", sync_to_thread=False)
         def unapprove(entry_id: EntryId) -> Response[bytes]:
-            return answer(lambda: sim.unapprove(entry_id))
+            return _answer(lambda: sim.unapprove(entry_id))
 
         @post("/{entry_id:int}/submit", sync_to_thread=False)
         def submit(entry_id: EntryId) -> Response[bytes]:
-            return answer(lambda: sim.submit(entry_id))
+            return _answer(lambda: sim.submit(entry_id))
 
         @post("/{entry_id:int}/approve", sync_to_thread=False)
         def approve(entry_id: EntryId) -> Response[bytes]:
-            return answer(lambda: sim.approve(entry_id))
+            return _answer(lambda: sim.approve(entry_id))
 
         @post("/{entry_id:int}/reapprove", sync_to_thread=False)
         def reapprove(entry_id: EntryId, data: JSONBody[EntryEdit]) -> Response[bytes]:
-            return answer(lambda: sim.reapprove(entry_id, hours=data.hours, notes=data.notes))
+            return _answer(lambda: sim.reapprove(entry_id, hours=data.hours, notes=data.notes))
 
         return Router(path="/__sim__/time_entries", include_in_schema=False,
                       route_handlers=[by_reference, edit, unapprove, submit, approve, reapprove])
 
+    def _expense_workflow_router(self) -> Router:
+        sim = self
+
+        @get("/by-reference/{reference:str}", sync_to_thread=False)
+        def by_reference(reference: Annotated[str, PathParameter()]) -> Response[bytes]:
+            found = sim.expense_store.find(reference)
+            return _json(200, sim.expense_store.render(found)) if found else _error(404, "Not found")
+
+        @post("/{expense_id:int}/unapprove", sync_to_thread=False)
+        def unapprove(expense_id: ExpenseId) -> Response[bytes]:
+            return _answer(lambda: sim.unapprove_expense(expense_id))
+
+        @post("/{expense_id:int}/submit", sync_to_thread=False)
+        def submit(expense_id: ExpenseId) -> Response[bytes]:
+            return _answer(lambda: sim.submit_expense(expense_id))
+
+        @post("/{expense_id:int}/approve", sync_to_thread=False)
+        def approve(expense_id: ExpenseId) -> Response[bytes]:
+            return _answer(lambda: sim.approve_expense(expense_id))
+
+        @post("/{expense_id:int}/invoice", sync_to_thread=False)
+        def invoice(expense_id: ExpenseId) -> Response[bytes]:
+            return _answer(lambda: sim.invoice_expense(expense_id))
+
+        return Router(path="/__sim__/expenses", include_in_schema=False,
+                      route_handlers=[by_reference, unapprove, submit, approve, invoice])

@@ -1,11 +1,14 @@
 """How the Harvest simulator answers reads: paging envelopes, cursors, filters, the uninvoiced report.
 
+Time entries and expenses are paged the same way (newest spent date first, by id), each
+from its own compact store; the expense store is built the first time expenses are read.
+
 Paging follows https://help.getharvest.com/api-v2/introduction/overview/pagination/: the
 first page is numbered and its `links.next` already switches to a cursor
 (`{"after": {"id": …}}`, base64); pages reached by cursor have `page`, `next_page` and
 `previous_page` null, except the last, which is numbered again. `per_page` defaults to
 and caps at 2000; more is a 422. `total_entries` of a filtered time-entry list is
-counted once per filter and data version, not on every page.
+counted once per filter and data version, not on every page (so is that of expenses).
 """
 
 from __future__ import annotations
@@ -15,16 +18,26 @@ import binascii
 import datetime as dt
 import itertools
 import math
+from collections.abc import Callable, Iterator
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, Protocol, TypeVar
 
 import msgspec
 
+from system_apis.harvest.simulator._expenses import ExpenseStore
 from system_apis.harvest.simulator._store import PROJECT_ID_BASE, USER_ID_BASE, EntryFilter, Store
 
 __all__ = ["MAX_PER_PAGE", "Invalid", "Lists"]
 
 MAX_PER_PAGE: Final = 2000
+
+
+class _Record(Protocol):
+    @property
+    def id(self) -> int: ...
+
+
+R = TypeVar("R", bound=_Record)
 
 
 class Invalid(Exception):
@@ -105,9 +118,10 @@ class _Paging(msgspec.Struct, kw_only=True):
 class Lists:
     """Harvest's list and record answers over one `Store` (paging, filters, the uninvoiced report)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, expenses: Callable[[], ExpenseStore]) -> None:
         self.store = store
-        self._counts: dict[tuple[EntryFilter, int], int] = {}
+        self._expenses = expenses
+        self._counts: dict[tuple[str, EntryFilter, int], int] = {}
 
     @staticmethod
     def _per_page(query: dict[str, str]) -> int:
@@ -159,30 +173,40 @@ class Lists:
             is_billed=_bool(query, "is_billed"), is_running=_bool(query, "is_running"),
             updated_since=_instant(query, "updated_since"), reference=query.get("external_reference_id"))
 
-    def _time_entries(self, paging: _Paging) -> dict[str, Any]:
-        query, store = paging.query, self.store
+    def _scanned(self, key: str, paging: _Paging, scan: Callable[[EntryFilter, int], Iterator[R]],
+                 position: Callable[[int], int | None], render: Callable[[R], Any]) -> dict[str, Any]:
+        """A page of a stored, filtered list: numbered first page, cursor (`after` id) pages from there on."""
+        query = paging.query
         f = self._entry_filter(query)
         if "cursor" in query:
-            position = store.position(_decode_cursor(query["cursor"]))
-            if position is None:
+            after = position(_decode_cursor(query["cursor"]))
+            if after is None:
                 raise Invalid(422, "cursor is invalid")
-            found = store.scan(f, position + 1)
+            found = scan(f, after + 1)
             page_no: int | None = None
         else:
             page_no = max(_int(query, "page") or 1, 1)
-            found = store.scan(f)
+            found = scan(f, 0)
             for _ in itertools.islice(found, (page_no - 1) * paging.per_page):
                 pass
         picked = list(itertools.islice(found, paging.per_page))
         more = next(found, None) is not None
-        key = (f, store.version)
-        total = self._counts.get(key)
+        counted = (key, f, self.store.version)
+        total = self._counts.get(counted)
         if total is None:
-            total = self._counts[key] = sum(1 for _ in store.scan(f))
+            total = self._counts[counted] = sum(1 for _ in scan(f, 0))
         if page_no is None and not more:
             page_no = max(1, math.ceil(total / paging.per_page))
-        return self._envelope("time_entries", [store.render(e) for e in picked], paging, total=total, page=page_no,
+        return self._envelope(key, [render(e) for e in picked], paging, total=total, page=page_no,
                               more=more, last_id=picked[-1].id if picked else None)
+
+    def _time_entries(self, paging: _Paging) -> dict[str, Any]:
+        store = self.store
+        return self._scanned("time_entries", paging, store.scan, store.position, store.render)
+
+    def _expenses_list(self, paging: _Paging) -> dict[str, Any]:
+        expenses = self._expenses()
+        return self._scanned("expenses", paging, expenses.scan, expenses.position, expenses.render)
 
     def _uninvoiced(self, paging: _Paging) -> dict[str, Any]:
         start, end = _date(paging.query, "from"), _date(paging.query, "to")
@@ -224,11 +248,17 @@ class Lists:
                     "email": "integration@meridian.example", "is_active": True, "is_contractor": False,
                     "access_roles": ["administrator"], "roles": [], "created_at": store.created,
                     "updated_at": store.created}
-        if len(parts) == 2 and parts[0] in ("users", "projects", "time_entries"):
+        if len(parts) == 2 and parts[0] in ("users", "projects", "time_entries", "expenses"):
             try:
                 index = int(parts[1])
             except ValueError as exc:
                 raise Invalid(404, "Not found") from exc
+            if parts[0] == "expenses":
+                expenses = self._expenses()
+                position = expenses.position(index)
+                if position is None:
+                    raise Invalid(404, "Not found")
+                return expenses.render(expenses.rows[position])
             if parts[0] == "time_entries":
                 position = store.position(index)
                 if position is None:
@@ -246,7 +276,14 @@ class Lists:
             return self._time_entries(paging)
         if collection == "reports/uninvoiced":
             return self._uninvoiced(paging)
+        if collection == "expenses":
+            return self._expenses_list(paging)
         active = _bool(query, "is_active")
+        if collection == "expense_categories":  # newest first, as Harvest sorts them
+            expenses = self._expenses()
+            categories = [expenses.category_record(i) for i in reversed(range(len(expenses.category_refs)))]
+            return self._list("expense_categories", [c for c in categories if active is None
+                                                     or c["is_active"] == active], paging)
         if collection == "users":
             users = [store.user_record(i) for i in range(len(store.workers))]
             return self._list("users", [u for u in users if active is None or u["is_active"] == active], paging)
