@@ -43,6 +43,7 @@ from system_apis.kantata._delivery_api import (
     not_found,
     unprocessable,
 )
+from system_apis.kantata._expense_mapping import expense_choice_ids, expense_terms_of
 from system_apis.kantata.client import VENDOR, KantataClient, KantataPage
 from system_apis.kantata.mapping import (
     ERP_SERVICE_NAME,
@@ -59,7 +60,8 @@ from system_apis.registry import Connection
 
 __all__ = ["KantataPsa", "create_router"]
 
-_INCLUDE = ["external_references", "workspace_groups"]
+_INCLUDE = ["external_references", "workspace_groups", "custom_field_values"]
+"""A workspace page brings its references, company group and custom field values (the expense terms) in one call."""
 
 
 class KantataPsa(KantataDelivery):
@@ -68,11 +70,18 @@ class KantataPsa(KantataDelivery):
     A project's `rate_card_id` is the canonical rate card id (RC-...), read through the rate
     card's external reference; on upsert, None leaves the workspace's rate card as it is
     (Kantata gives every workspace the account's default card).
+
+    A project's `expense_terms` are read from the workspace's custom field values (see
+    `_expense_mapping.py` for the fields); the labels of their choices are account settings,
+    fetched once for all the workspaces of a page and kept for the adapter's life (a choice's id
+    never changes meaning; an id not seen before is fetched). The upsert does not write them:
+    `PsaProjectUpsert` carries no expense terms, the contract's owner keeps them in Kantata.
     """
 
     def __init__(self, client: KantataClient) -> None:
         self.client = client
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._choice_labels: dict[str, str] = {}
 
     async def _projects(self, page: KantataPage) -> list[PsaProject]:
         ids = [str(w["id"]) for w in page.records]
@@ -81,11 +90,17 @@ class KantataPsa(KantataDelivery):
             async for story in self.client.iter_stories(ids):
                 stories[str(story["workspace_id"])].append(story)
         cards = await self.rate_card_codes({str(w.get("rate_card_id") or "") for w in page.records})
+        values = {str(w["id"]): page.associated(w, "custom_field_values", "custom_field_value_ids")
+                  for w in page.records}
+        missing = sorted({i for vs in values.values() for i in expense_choice_ids(vs)} - self._choice_labels.keys())
+        if missing:
+            self._choice_labels.update(await self.client.custom_field_choice_labels(missing))
         try:
             return [msgspec.structs.replace(workspace_to_project(
                 w, external_references=page.associated(w, "external_references", "external_reference_ids"),
                 workspace_groups=page.associated(w, "workspace_groups", "workspace_group_ids"),
-                stories=stories[str(w["id"])]), rate_card_id=cards.get(str(w.get("rate_card_id") or "")))
+                stories=stories[str(w["id"])]), rate_card_id=cards.get(str(w.get("rate_card_id") or "")),
+                expense_terms=expense_terms_of(w, values[str(w["id"])], self._choice_labels))
                 for w in page.records]
         except MappingError as exc:
             raise VendorRejected(VENDOR, f"unreadable workspace record: {exc}", status=502) from exc

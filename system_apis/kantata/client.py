@@ -133,6 +133,20 @@ class KantataClient(KantataWire):
                                json={"workspace_group": {"name": name, "company": True}})
         return page.records[0]
 
+    # --- custom fields ------------------------------------------------------------------------------
+
+    async def custom_field_choice_labels(self, choice_ids: list[str]) -> dict[str, str]:
+        """Labels of some single/multi custom field choices, by id, up to 200 ids a request.
+
+        Docs: https://developer.kantata.com/tag/Custom-Field-Choices (`for_choice_ids` takes '1,2,...')
+        """
+        labels: dict[str, str] = {}
+        for start in range(0, len(choice_ids), MAX_PER_PAGE):
+            chunk = choice_ids[start:start + MAX_PER_PAGE]
+            async for page in self.iterate("custom_field_choices", filters={"for_choice_ids": chunk}):
+                labels.update({str(r["id"]): str(r.get("label") or "") for r in page.records})
+        return labels
+
     # --- users / connectivity ------------------------------------------------------------------------
 
     async def me(self) -> Record:

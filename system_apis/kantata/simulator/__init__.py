@@ -6,7 +6,8 @@ id with their order in `results` and paging in `meta` (per_page silently capped 
 401 without a Bearer token), boolean filters applied whenever present — even
 `archived=false` — and 429 + Retry-After for both rate and concurrency limits (Kantata
 has no distinct concurrency error). Seeded from the demo firm: its workers as users, its
-delivering projects as workspaces with rate cards and staffing (`simulator/_seed.py`), and —
+delivering projects as workspaces with rate cards, staffing and their contract's expense terms
+as workspace custom field values (`simulator/_seed.py`, `simulator/_custom_fields.py`), and —
 when a period is given — their time with weekly timesheet submissions. Projects that
 provisioning creates (PRJ-OPP-...) are not seeded.
 """
@@ -25,6 +26,7 @@ from litestar import Litestar, Request, Response, route
 from system_apis._internal.faults import Fault, FaultPlan, ReceivedRequest, control_router, received
 from system_apis.demo_firm import HOME_ENTITIES, DemoFirm, firm_for
 from system_apis.kantata.mapping import STATUS_KEYS, base_unit, format_price
+from system_apis.kantata.simulator._custom_fields import CUSTOM_FIELD_TABLES, custom_field_filter
 from system_apis.kantata.simulator._delivery import DELIVERY_TABLES, DeliveryResources
 from system_apis.kantata.simulator._delivery import Invalid as _Invalid
 from system_apis.kantata.simulator._delivery import now as _now
@@ -63,7 +65,9 @@ _INCLUDES = {  # include name -> (table, field on the record holding the id or t
     "workspace_groups": ("workspace_groups", "workspace_group_ids"), "stories": ("stories", "story_ids"),
     "user": ("users", "user_id"), "role": ("roles", "role_id"), "workspace": ("workspaces", "workspace_id"),
     "story": ("stories", "story_id"), "timesheet_submission": ("timesheet_submissions", "timesheet_submission_id"),
-    "rate_card": ("rate_cards", "rate_card_id")}
+    "rate_card": ("rate_cards", "rate_card_id"),
+    "custom_field_values": ("custom_field_values", "custom_field_value_ids"),
+    "choices": ("custom_field_choices", "choice_ids"), "custom_field": ("custom_fields", "custom_field_id")}
 _COUNTED = {"workspace": "workspaces", "story": "stories", "external_reference": "external_references",
             "workspace_group": "workspace_groups", "user": "users", "rate_card": "rate_cards",
             "workspace_resource": "workspace_resources", "time_entry": "time_entries",
@@ -96,8 +100,9 @@ class KantataSimulator(DeliveryResources):
         self._ids = itertools.count(1001)
         self.tables: dict[str, dict[str, Record]] = {
             "workspaces": {}, "stories": {}, "external_references": {}, "workspace_groups": {}, "users": {},
-            **{table: {} for table in DELIVERY_TABLES}}
+            **{table: {} for table in (*DELIVERY_TABLES, *CUSTOM_FIELD_TABLES)}}
         self._refs_of: dict[tuple[str, str], list[str]] = {}
+        self._values_of: dict[tuple[str, str], list[str]] = {}  # (subject type, id) -> custom field value ids
         self._stamp: str | None = None
         self.me_id = self._insert("users", {"full_name": "psconnect integration", "email_address":
                                             "integration@meridian.example", "headline": "API user"})
@@ -112,6 +117,8 @@ class KantataSimulator(DeliveryResources):
         self.tables[table][rid] = {"id": rid, "created_at": now, "updated_at": now, **record}
         if table == "external_references":
             self._refs_of.setdefault((record["subject_type"], record["subject_id"]), []).append(rid)
+        if table == "custom_field_values":
+            self._values_of.setdefault((record["subject_type"], record["subject_id"]), []).append(rid)
         return rid
 
     def count(self, record_type: str, external_id: str | None = None) -> int:
@@ -163,6 +170,7 @@ class KantataSimulator(DeliveryResources):
             record["external_reference_ids"] = list(self._refs_of.get((subject, rid), []))
         if key == "workspaces":
             record["story_ids"] = [s["id"] for s in self.tables["stories"].values() if s["workspace_id"] == rid]
+            record["custom_field_value_ids"] = list(self._values_of.get(("Workspace", rid), []))
         return record
 
     def _get(self, table: str, rid: str) -> Record:
@@ -289,6 +297,7 @@ class KantataSimulator(DeliveryResources):
             wanted = set(query["only"].split(","))
             rows = [r for r in rows if r["id"] in wanted]
         rows = self.delivery_filter(table, rows, query)
+        rows = custom_field_filter(table, rows, query)
         if table == "stories" and "workspace_id" in query:
             wids = set(query["workspace_id"].split(","))
             rows = [r for r in rows if r["workspace_id"] in wids]

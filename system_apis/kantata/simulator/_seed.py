@@ -3,9 +3,10 @@
 Every simulator seeds the same `firm.projects`, so the ERP job, this workspace and the
 time system's project agree by external id (PRJ-A0001...). Per project: a workspace
 (status Active, or Completed for a closed project) in its client's company group, its
-milestones as stories, the legal entity's rate card, and one named resource with one
-allocation per staffed worker. Time is seeded only when a period is asked for: the
-10,000-worker benchmark firm would otherwise hold 440,000 dicts here for nothing.
+milestones as stories, the legal entity's rate card, one named resource with one
+allocation per staffed worker, and the contract's expense terms as workspace custom field
+values. Time is seeded only when a period is asked for: the 10,000-worker benchmark firm
+would otherwise hold 440,000 dicts here for nothing.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Protocol
 
-from system_apis.demo_delivery import defect_entries, time_entries
+from system_apis.demo_delivery import defect_entries, expense_terms, time_entries
 from system_apis.demo_firm import DemoFirm
 from system_apis.kantata._delivery_mapping import (
     HR_SERVICE_NAME,
@@ -25,6 +26,7 @@ from system_apis.kantata._delivery_mapping import (
     role_name,
 )
 from system_apis.kantata.mapping import SERVICE_MODEL, SERVICE_NAME, STATUS_KEYS, base_unit, format_price, to_minor
+from system_apis.kantata.simulator._custom_fields import ExpenseTermsSeeder
 from system_apis.kantata.simulator._delivery import Record
 
 __all__ = ["seed_firm"]
@@ -32,6 +34,7 @@ __all__ = ["seed_firm"]
 
 class _Store(Protocol):
     tables: dict[str, dict[str, Record]]
+    me_id: str
 
     def _insert(self, table: str, record: Record) -> str: ...
 
@@ -73,6 +76,7 @@ def seed_firm(sim: _Store, firm: DemoFirm, time_period: tuple[dt.date, dt.date] 
     accounts = {a.id: a.name for a in firm.accounts}
     groups: dict[str, str] = {}
     workspaces: dict[str, str] = {}
+    terms = ExpenseTermsSeeder(sim)
     for project in firm.projects:
         client = accounts.get(project.account_id, project.account_id)
         if client not in groups:
@@ -89,6 +93,7 @@ def seed_firm(sim: _Store, firm: DemoFirm, time_period: tuple[dt.date, dt.date] 
             "client_role_name": "Client", "consultant_role_name": "Provider"})
         _ref(sim, "Workspace", wid, SERVICE_NAME, SERVICE_MODEL, project.external_id)
         workspaces[project.external_id] = wid
+        terms.seed(wid, expense_terms(project))
         for milestone in project.milestones:
             sim._insert("stories", {"workspace_id": wid, "title": milestone.name, "story_type": "milestone",
                                     "due_date": milestone.due_date.isoformat(), "fixed_fee": True,
