@@ -14,6 +14,9 @@ the project on its external id, its budget on ``{external id}:budget``, each mil
 key of project, name and date, a resource (Contact) on the HR worker id, a practice on its
 name — so a re-run after a lost answer updates what the first run created.
 
+Expenses (``pse__Expense__c``, with their receipt Files) and each project's contract expense
+terms are read by `system_apis.certinia._expense_api`, mapped by `_expense_mapping`.
+
 Timesheet decisions set the timecard's pse__Status__c (Approved / Rejected). An org that routes
 timecards through a Salesforce approval process instead must be decided through
 ``/process/approvals``; psconnect's reference org does not.
@@ -35,13 +38,15 @@ from contracts.billing import RateCard
 from contracts.common import Page
 from contracts.problems import FieldError, ProblemError, invalid_cursor
 from contracts.psa import PsaProject, PsaProjectUpsert, TimesheetSubmission
-from contracts.time import TimeEntry, TimeEntryStatus, TimeProject, UninvoicedProject
+from contracts.time import Expense, TimeEntry, TimeEntryStatus, TimeProject, UninvoicedProject
 from contracts.workforce import Assignment, PsaUser, PsaUserUpsert
 from foundation.paging import decode_position, encode_position
 from foundation.retry import RetryPolicy
 from system_apis._internal.force_rest import soql_literal
 from system_apis._internal.http import VendorRejected
-from system_apis.certinia.client import RATE_LIMIT, VENDOR, CertiniaClient, session_from
+from system_apis.certinia._expense_api import expense_page, expense_terms, read_expense
+from system_apis.certinia._queries import Record, is_id, not_found, select, soql_in, unreadable
+from system_apis.certinia.client import RATE_LIMIT, CertiniaClient, session_from
 from system_apis.certinia.mapping import (
     ASSIGNMENT_FIELDS,
     EXTERNAL_ID_FIELD,
@@ -72,8 +77,6 @@ from system_apis.registry import Connection
 
 __all__ = ["CertiniaPsa", "CertiniaTime", "create_router", "create_systems"]
 
-Record = dict[str, Any]
-_SF_ID = re.compile(r"^[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?$")
 _ENTRY_ID = re.compile(r"^(?P<card>[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?)-(?P<day>\d{8})$")
 _SUBMITTED = ("Submitted", "Approved", "Rejected")
 
@@ -92,46 +95,18 @@ class _EntryCursor(msgspec.Struct, frozen=True, kw_only=True):
     project_code: str | None = None
 
 
-def _is_id(value: str) -> bool:
-    return bool(_SF_ID.match(value))
-
-
 def _after(cursor: str | None, list_id: str) -> str | None:
     if not cursor:
         return None
     after = decode_position(cursor, _After, list_id).after
-    if not _is_id(after):
+    if not is_id(after):
         raise invalid_cursor()
     return after
-
-
-def _not_found(what: str, key: str) -> ProblemError:
-    return ProblemError(404, "not-found", "Not found", f"No Certinia {what} {key!r}.", code="not_found")
 
 
 def _unprocessable(exc: MappingError) -> ProblemError:
     return ProblemError(422, "validation-error", "Validation failed", str(exc),
                         errors=[FieldError(pointer=exc.field, detail=str(exc))], code="unrepresentable_in_certinia")
-
-
-def _unreadable(exc: MappingError, what: str) -> VendorRejected:
-    return VendorRejected(VENDOR, f"unreadable {what} record: {exc}", status=502)
-
-
-def _in(values: Sequence[str]) -> str:
-    return "(" + ", ".join(soql_literal(v) for v in values) + ")"
-
-
-def _soql(sobject: str, fields: Sequence[str], where: Sequence[str] = (), order: str | None = None,
-          limit: int | None = None) -> str:
-    soql = f"SELECT {', '.join(fields)} FROM {sobject}"
-    if where:
-        soql += " WHERE " + " AND ".join(where)
-    if order:
-        soql += f" ORDER BY {order}"
-    if limit is not None:
-        soql += f" LIMIT {limit}"
-    return soql
 
 
 def _timecard_where(status: TimeEntryStatus | None, start: dt.date | None, end: dt.date | None,
@@ -167,7 +142,7 @@ class _CertiniaBase:
         if after is not None:
             conditions.append(f"Id > {soql_literal(after)}")
         # One extra row tells whether another page exists without a COUNT() round trip.
-        records = await self._all(_soql(sobject, fields, conditions, "Id", limit + 1))
+        records = await self._all(select(sobject, fields, conditions, "Id", limit + 1))
         following = encode_position(_After(str(records[limit - 1]["Id"])), list_id) if len(records) > limit else None
         return records[:limit], following
 
@@ -175,7 +150,7 @@ class _CertiniaBase:
                          list_id: str) -> Page[TimeEntry]:
         if cursor:
             position = decode_position(cursor, _EntryCursor, list_id)
-            if not _is_id(position.after) or position.skip < 0:
+            if not is_id(position.after) or position.skip < 0:
                 raise invalid_cursor()
             query = TimeEntryQuery(status=position.status, start=position.start, end=position.end,
                                    updated_since=position.updated_since, project_code=position.project_code)
@@ -185,7 +160,7 @@ class _CertiniaBase:
         where = _timecard_where(query.status, query.start, query.end, query.updated_since, query.project_code)
         if after:
             where.append(f"Id >= {soql_literal(after)}")
-        cards = await self._all(_soql("pse__Timecard_Header__c", TIMECARD_FIELDS, where, "Id", limit + 1))
+        cards = await self._all(select("pse__Timecard_Header__c", TIMECARD_FIELDS, where, "Id", limit + 1))
         found: list[tuple[str, int, TimeEntry]] = []
         days = 0
         try:
@@ -196,7 +171,7 @@ class _CertiniaBase:
                 found.extend((str(card["Id"]), i, e) for i, e in enumerate(entries)
                              if not (card["Id"] == after and i < skip))
         except MappingError as exc:
-            raise _unreadable(exc, "timecard") from exc
+            raise unreadable(exc, "timecard") from exc
         items = [e for _, _, e in found[:limit]]
         following: _EntryCursor | None = None
         if len(found) > limit:
@@ -211,12 +186,12 @@ class _CertiniaBase:
         return Page(items=items, next_cursor=encode_position(following, list_id))
 
     async def _timecard(self, timecard_id: str) -> Record:
-        if not _is_id(timecard_id):
-            raise _not_found("timecard", timecard_id)
-        cards = await self._all(_soql("pse__Timecard_Header__c", TIMECARD_FIELDS,
+        if not is_id(timecard_id):
+            raise not_found("timecard", timecard_id)
+        cards = await self._all(select("pse__Timecard_Header__c", TIMECARD_FIELDS,
                                       [f"Id = {soql_literal(timecard_id)}"], limit=1))
         if not cards:
-            raise _not_found("timecard", timecard_id)
+            raise not_found("timecard", timecard_id)
         return cards[0]
 
 
@@ -229,13 +204,15 @@ class CertiniaPsa(_CertiniaBase):
         milestones: dict[str, list[Record]] = {}
         if records:
             ids = [str(r["Id"]) for r in records]
-            for m in await self._all(_soql("pse__Milestone__c", MILESTONE_FIELDS, [f"pse__Project__c IN {_in(ids)}"])):
+            for m in await self._all(select("pse__Milestone__c", MILESTONE_FIELDS,
+                                            [f"pse__Project__c IN {soql_in(ids)}"])):
                 milestones.setdefault(str(m["pse__Project__c"]), []).append(m)
+        terms = await expense_terms(self.client, records, default_currency=self.default_currency)
         try:
-            return [project_of(r, milestones.get(str(r["Id"]), []), default_currency=self.default_currency)
-                    for r in records]
+            return [project_of(r, milestones.get(str(r["Id"]), []), default_currency=self.default_currency,
+                               expense_terms=terms.get(str(r["Id"]))) for r in records]
         except MappingError as exc:
-            raise _unreadable(exc, "project") from exc
+            raise unreadable(exc, "project") from exc
 
     async def list_projects(self, external_id: str | None, limit: int, cursor: str | None) -> Page[PsaProject]:
         where = [f"{EXTERNAL_ID_FIELD} = {soql_literal(external_id)}"] if external_id is not None else []
@@ -243,19 +220,19 @@ class CertiniaPsa(_CertiniaBase):
         return Page(items=await self._projects(records), next_cursor=following)
 
     async def get_project(self, project_id: str) -> PsaProject:
-        if not _is_id(project_id):
-            raise _not_found("project", project_id)
-        records = await self._all(_soql("pse__Proj__c", PROJECT_FIELDS, [f"Id = {soql_literal(project_id)}"],
+        if not is_id(project_id):
+            raise not_found("project", project_id)
+        records = await self._all(select("pse__Proj__c", PROJECT_FIELDS, [f"Id = {soql_literal(project_id)}"],
                                         limit=1))
         if not records:
-            raise _not_found("project", project_id)
+            raise not_found("project", project_id)
         return (await self._projects(records))[0]
 
     async def _account_id(self, name: str) -> str | None:
         """The client Account by name, created (upserted on a key of the name) when the org has none."""
         if not name.strip():
             return None
-        found = await self._all(_soql("Account", ("Id",), [f"Name = {soql_literal(name.strip())}"], "Id", 1))
+        found = await self._all(select("Account", ("Id",), [f"Name = {soql_literal(name.strip())}"], "Id", 1))
         if found:
             return str(found[0]["Id"])
         key = "client:" + name.strip().casefold()[:200]
@@ -267,7 +244,7 @@ class CertiniaPsa(_CertiniaBase):
         except MappingError as exc:
             raise _unprocessable(exc) from exc
         if data.rate_card_id is not None:
-            cards = await self._all(_soql("pse__Rate_Card__c", ("Id",),
+            cards = await self._all(select("pse__Rate_Card__c", ("Id",),
                                           [f"Rate_Card_Code__c = {soql_literal(data.rate_card_id)}"], limit=1))
             if not cards:
                 raise ProblemError(422, "validation-error", "Validation failed",
@@ -295,7 +272,7 @@ class CertiniaPsa(_CertiniaBase):
         try:
             return Page(items=[assignment_of(r) for r in records], next_cursor=following)
         except MappingError as exc:
-            raise _unreadable(exc, "assignment") from exc
+            raise unreadable(exc, "assignment") from exc
 
     async def list_rate_cards(self, legal_entity_code: str | None, limit: int, cursor: str | None) -> Page[RateCard]:
         """Cards are groups of role-rate records, so a page is read by card code, not by record Id."""
@@ -304,23 +281,23 @@ class CertiniaPsa(_CertiniaBase):
             where.append(f"pse__Region__r.External_Id__c = {soql_literal(legal_entity_code)}")
         if cursor:
             where.append(f"Rate_Card_Code__c > {soql_literal(decode_position(cursor, _After, 'psa.rate_cards').after)}")
-        records = await self._all(_soql("pse__Rate_Card__c", RATE_CARD_FIELDS, where, "Rate_Card_Code__c"))
+        records = await self._all(select("pse__Rate_Card__c", RATE_CARD_FIELDS, where, "Rate_Card_Code__c"))
         try:
             cards = rate_cards_of(records)
         except MappingError as exc:
-            raise _unreadable(exc, "rate card") from exc
+            raise unreadable(exc, "rate card") from exc
         following = encode_position(_After(cards[limit - 1].id), "psa.rate_cards") if len(cards) > limit else None
         return Page(items=cards[:limit], next_cursor=following)
 
     async def get_rate_card(self, rate_card_id: str) -> RateCard:
-        records = await self._all(_soql("pse__Rate_Card__c", RATE_CARD_FIELDS,
+        records = await self._all(select("pse__Rate_Card__c", RATE_CARD_FIELDS,
                                         [f"Rate_Card_Code__c = {soql_literal(rate_card_id)}"]))
         try:
             cards = rate_cards_of(records)
         except MappingError as exc:
-            raise _unreadable(exc, "rate card") from exc
+            raise unreadable(exc, "rate card") from exc
         if not cards:
-            raise _not_found("rate card", rate_card_id)
+            raise not_found("rate card", rate_card_id)
         return cards[0]
 
     # --- users ------------------------------------------------------------------------------------
@@ -344,13 +321,13 @@ class CertiniaPsa(_CertiniaBase):
                                          cursor: str | None) -> Page[TimesheetSubmission]:
         wanted = {"pending": "Submitted", "approved": "Approved", "rejected": "Rejected"}
         where = [f"pse__Status__c = {soql_literal(wanted[status])}" if status is not None
-                 else f"pse__Status__c IN {_in(_SUBMITTED)}"]
+                 else f"pse__Status__c IN {soql_in(_SUBMITTED)}"]
         records, following = await self._keyset("pse__Timecard_Header__c", TIMECARD_FIELDS, where, limit, cursor,
                                                 "psa.timesheet_submissions")
         try:
             return Page(items=[submission_of(r) for r in records], next_cursor=following)
         except MappingError as exc:
-            raise _unreadable(exc, "timecard") from exc
+            raise unreadable(exc, "timecard") from exc
 
     async def decide_timesheet(self, submission_id: str, data: TimesheetDecision) -> TimesheetSubmission:
         card = await self._timecard(submission_id)
@@ -372,14 +349,14 @@ class CertiniaPsa(_CertiniaBase):
         if card.get("pse__Status__c") == wanted:
             return submission_of(card)  # decided now, or a replay: the decision already stands
         if card.get("pse__Status__c") == "Saved":
-            raise _not_found("timesheet submission", submission_id)
+            raise not_found("timesheet submission", submission_id)
         raise ProblemError(409, "conflict", "Already decided",
                            f"Timecard {submission_id} is already {str(card.get('pse__Status__c')).lower()}.",
                            code="already_decided")
 
 
 class CertiniaTime(_CertiniaBase):
-    """`TimeSystem` on Certinia PSA: timecards read as day entries, projects, uninvoiced approved time."""
+    """`TimeSystem` on Certinia PSA: timecards read as day entries, expenses, projects, uninvoiced approved time."""
 
     async def list_time_entries(self, query: TimeEntryQuery, limit: int, cursor: str | None) -> Page[TimeEntry]:
         return await self._time_page(query, limit, cursor, "time.time_entries")
@@ -387,15 +364,21 @@ class CertiniaTime(_CertiniaBase):
     async def get_time_entry(self, entry_id: str) -> TimeEntry:
         match = _ENTRY_ID.match(entry_id)
         if not match:
-            raise _not_found("time entry", entry_id)
+            raise not_found("time entry", entry_id)
         card = await self._timecard(match["card"])
         try:
             entry = next((e for e in day_entries(card) if e.id == entry_id), None)
         except MappingError as exc:
-            raise _unreadable(exc, "timecard") from exc
+            raise unreadable(exc, "timecard") from exc
         if entry is None:
-            raise _not_found("time entry", entry_id)
+            raise not_found("time entry", entry_id)
         return entry
+
+    async def list_expenses(self, query: TimeEntryQuery, limit: int, cursor: str | None) -> Page[Expense]:
+        return await expense_page(self.client, query, limit, cursor, default_currency=self.default_currency)
+
+    async def get_expense(self, expense_id: str) -> Expense:
+        return await read_expense(self.client, expense_id, default_currency=self.default_currency)
 
     async def list_projects(self, limit: int, cursor: str | None) -> Page[TimeProject]:
         records, following = await self._keyset("pse__Proj__c", PROJECT_FIELDS, [], limit, cursor, "time.projects")
@@ -409,11 +392,11 @@ class CertiniaTime(_CertiniaBase):
                                errors=[FieldError(pointer="to", detail="must be on or after from, within 365 days")],
                                code="invalid_range")
         where = [*_timecard_where("approved", start, end), "pse__Billable__c = true", "pse__Billed__c = false"]
-        records = await self._all(_soql("pse__Timecard_Header__c", TIMECARD_FIELDS, where, "Id"))
+        records = await self._all(select("pse__Timecard_Header__c", TIMECARD_FIELDS, where, "Id"))
         try:
             return Page(items=uninvoiced_of(records, start, end))
         except MappingError as exc:
-            raise _unreadable(exc, "timecard") from exc
+            raise unreadable(exc, "timecard") from exc
 
 
 def create_systems(http: httpx.AsyncClient, connection: Connection, *,

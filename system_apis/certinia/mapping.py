@@ -27,7 +27,9 @@ Fields psconnect adds to the org (custom, not Certinia's; documented for the org
 Contact, pse__Practice__c and pse__Region__c (the legal entity code); ``ERP_Project_Id__c`` and
 ``Rate_Card_Code__c`` on pse__Proj__c; ``Rate_Card_Code__c`` on pse__Rate_Card__c (Certinia has
 no "card of lines": each record is one role's rate, so the canonical card groups the records
-sharing a code).
+sharing a code); ``Billable_Expense_Types__c``, ``Expense_Markup__c`` and ``Receipt_Required_Above__c``
+on pse__Proj__c, the contract's expense terms beside Certinia's own expense limits (why and how:
+`system_apis.certinia._expense_mapping`, which also maps expenses).
 
 A timecard becomes one canonical time entry per day with hours (id ``{timecard id}-{yyyymmdd}``):
 the time contract counts hours by date, and a week's total cannot be priced per period. Status:
@@ -45,7 +47,7 @@ from typing import Any, Final, Literal
 
 from contracts.billing import RateCard, RateCardLine
 from contracts.common import Money
-from contracts.psa import PsaMilestone, PsaProject, PsaProjectUpsert, TimesheetSubmission
+from contracts.psa import ExpenseTerms, PsaMilestone, PsaProject, PsaProjectUpsert, TimesheetSubmission
 from contracts.time import TimeEntry, TimeEntryStatus, TimeProject, UninvoicedProject
 from contracts.workforce import Assignment, PsaUser, PsaUserUpsert
 
@@ -87,7 +89,9 @@ DAYS: Final = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday
 PROJECT_FIELDS: Final = (
     "Id", "Name", EXTERNAL_ID_FIELD, "pse__Account__c", "pse__Account__r.Name", "pse__Stage__c", "pse__Is_Active__c",
     "pse__Is_Billable__c", "pse__Billing_Type__c", "pse__Start_Date__c", "pse__End_Date__c", "pse__Bookings__c",
-    "CurrencyIsoCode", "ERP_Project_Id__c", "Rate_Card_Code__c")
+    "CurrencyIsoCode", "ERP_Project_Id__c", "Rate_Card_Code__c",
+    # the contract's expense terms (read by `_expense_mapping.expense_terms_of`, never written by psconnect)
+    "pse__Exclude_from_Billing__c", "Billable_Expense_Types__c", "Expense_Markup__c", "Receipt_Required_Above__c")
 MILESTONE_FIELDS: Final = ("Id", "Name", EXTERNAL_ID_FIELD, "pse__Project__c", "pse__Target_Date__c",
                            "pse__Milestone_Amount__c", "CurrencyIsoCode")
 RESOURCE_FIELDS: Final = ("Id", "Name", "FirstName", "LastName", "Email", EXTERNAL_ID_FIELD, "pse__Is_Resource__c",
@@ -193,7 +197,7 @@ def milestone_key(project_external_id: str, name: str, due: dt.date) -> str:
 
 
 def project_of(record: Mapping[str, Any], milestones: Sequence[Mapping[str, Any]], *,
-               default_currency: str = "USD") -> PsaProject:
+               default_currency: str = "USD", expense_terms: ExpenseTerms | None = None) -> PsaProject:
     currency = str(record.get("CurrencyIsoCode") or default_currency)
     stage = str(record.get("pse__Stage__c") or "")
     status = _STAGE_OF.get(stage, "active" if record.get("pse__Is_Active__c") else "not_started")
@@ -209,7 +213,8 @@ def project_of(record: Mapping[str, Any], milestones: Sequence[Mapping[str, Any]
                                  amount=money(m["pse__Milestone_Amount__c"], str(m.get("CurrencyIsoCode") or currency))
                                  if m.get("pse__Milestone_Amount__c") is not None else None)
                     for m in sorted(milestones, key=lambda m: (str(m.get("pse__Target_Date__c")), str(m.get("Name"))))],
-        erp_project_id=record.get("ERP_Project_Id__c") or None, rate_card_id=record.get("Rate_Card_Code__c") or None)
+        erp_project_id=record.get("ERP_Project_Id__c") or None, rate_card_id=record.get("Rate_Card_Code__c") or None,
+        expense_terms=expense_terms)
 
 
 def project_fields(data: PsaProjectUpsert, *, account_id: str | None) -> dict[str, Any]:

@@ -4,10 +4,11 @@ It reproduces what an adapter must cope with against a real org: the OAuth 2.0 t
 (client credentials; the answer carries ``issued_at`` but no ``expires_in``) whose sessions lapse
 after `session_seconds` and can be revoked, 401 INVALID_SESSION_ID on a lapsed or unknown token,
 SOQL query batches linked by ``nextRecordsUrl`` (with parent relationship fields nested as
-Salesforce nests them), external-id upserts (201/200/300, ``updateOnly``), error lists
-``[{message, errorCode, fields}]``, ``Sforce-Limit-Info`` on every answer, and injected faults
-rendered as Salesforce renders them (429/503 REQUEST_LIMIT_EXCEEDED with Retry-After, 5xx
-UNKNOWN_EXCEPTION, 504 REQUEST_RUNNING_TOO_LONG).
+Salesforce nests them; ContentDocumentLink only with an id filter, as Salesforce restricts it),
+receipt files read by sObject Blob Retrieve (``/sobjects/ContentVersion/{id}/VersionData``),
+external-id upserts (201/200/300, ``updateOnly``), error lists ``[{message, errorCode, fields}]``,
+``Sforce-Limit-Info`` on every answer, and injected faults rendered as Salesforce renders them
+(429/503 REQUEST_LIMIT_EXCEEDED with Retry-After, 5xx UNKNOWN_EXCEPTION, 504 REQUEST_RUNNING_TOO_LONG).
 https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/errorcodes.htm
 https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_client_credentials_flow.htm
 """
@@ -55,8 +56,8 @@ class CertiniaSimulator:
             the acquired Canadian entity; a code the demo firm lacks seeds nothing).
         seed: seed the firm at all (False: an empty org).
         firm: the firm to seed (a small one in tests); the demo firm by default.
-        time_period: seed timecards for these dates (first, last); None seeds no time.
-        demo_time: seed the demo period's timecards (October 2026, as the Harvest simulator does) when no
+        time_period: seed timecards and expenses for these dates (first, last); None seeds neither.
+        demo_time: seed the demo period's timecards and expenses (October 2026, as the Harvest simulator does) when no
             ``time_period`` is given — what embedded mode asks for in the connections file.
         batch_size: records per query batch; Salesforce sends at most 2,000 and may send fewer.
         session_seconds: how long an issued access token is valid (the org's session timeout).
@@ -141,6 +142,11 @@ class CertiniaSimulator:
             query = parse(soql, _QUERY_SCHEMA)
         except SoqlError as exc:
             raise ApiError(400, exc.code, exc.message) from exc
+        if query.sobject == "ContentDocumentLink" and not any(
+                c.field in ("Id", "LinkedEntityId", "ContentDocumentId") and c.op in ("=", "IN") for c in query.where):
+            raise ApiError(400, "MALFORMED_QUERY", "Implementation restriction: ContentDocumentLink requires a filter "
+                           "by a single Id on ContentDocumentId or LinkedEntityId using the equals operator or "
+                           "multiple Id's using the IN operator.")
         paths = {c.field for c in query.where if "." in c.field}
         rows = [r for r in self.org.tables[query.sobject].values() if matches(self.org.flat(r, paths), query.where)]
         if query.order_by:
@@ -265,6 +271,15 @@ class CertiniaSimulator:
                     raise ApiError(400, "INVALID_FIELD", f"No such column '{name}' on entity '{sobject}'")
             return sim._json(sim.org.render(sobject, record, wanted))
 
+        @get("/sobjects/{sobject:str}/{field:str}/{value:str}", sync_to_thread=False)
+        def blob(sobject: FromPath[str], field: FromPath[str], value: FromPath[str]) -> Response[bytes]:
+            # sObject Blob Retrieve: /sobjects/{type}/{id}/{blobField} (path names shared with the upsert route).
+            record = sim.org.find(sobject, field)
+            data = sim.org.blobs.get((str(record["Id"]), value))
+            if data is None:
+                raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
+            return Response(data, media_type="application/octet-stream", headers=sim._limit_header())
+
         @patch("/sobjects/{sobject:str}/{record_id:str}")
         async def update(request: Request[Any, Any, Any], sobject: FromPath[str],
                          record_id: FromPath[str]) -> Response[bytes]:
@@ -282,7 +297,7 @@ class CertiniaSimulator:
             # A plain function, not the bound method: Litestar deep-copies hooks.
             return await sim._gate(request)
 
-        rest = Router(path=API_PATH, route_handlers=[query, query_more, limits, retrieve, update, upsert],
+        rest = Router(path=API_PATH, route_handlers=[query, query_more, limits, retrieve, blob, update, upsert],
                       before_request=gate, include_in_schema=False)
 
         def vendor_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[bytes]:

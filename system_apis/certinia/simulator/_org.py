@@ -10,6 +10,7 @@ pse__Total_Hours__c from the days), and Certinia's rule that an approved timecar
 
 from __future__ import annotations
 
+import base64
 import copy
 import datetime as dt
 import itertools
@@ -17,6 +18,7 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, Final
 
+from system_apis.certinia._expense_mapping import EXPENSE_FIELDS, EXPENSE_LIMIT_FIELDS, RECEIPT_LINK_FIELDS
 from system_apis.certinia.mapping import (
     ASSIGNMENT_FIELDS,
     DAYS,
@@ -55,6 +57,19 @@ SCHEMA: Final[Mapping[str, frozenset[str]]] = {
     "pse__Rate_Card__c": frozenset(_own(RATE_CARD_FIELDS) | {"LastModifiedDate"}),
     "pse__Timecard_Header__c": frozenset(_own(TIMECARD_FIELDS) | {"pse__Approved__c", "pse__Submitted__c",
                                                                   "pse__Audit_Notes__c"}),
+    "pse__Expense_Report__c": frozenset({"Id", "Name", "pse__Resource__c", "pse__Project__c", "pse__Status__c",
+                                         "pse__Approved__c", "pse__Submitted__c", "CurrencyIsoCode",
+                                         "LastModifiedDate"}),
+    "pse__Expense__c": frozenset(_own(EXPENSE_FIELDS) | {"pse__Assignment__c", "pse__Submitted__c",
+                                                         "pse__Exclude_from_Billing__c"}),
+    "pse__Expense_Limit_Rate__c": frozenset(_own(EXPENSE_LIMIT_FIELDS) | {
+        "Name", "pse__Region__c", "pse__Rate_Unit__c", "pse__Cascading__c", "LastModifiedDate"}),
+    # Salesforce Files: a ContentVersion's insert creates its ContentDocument, and with
+    # FirstPublishLocationId the ContentDocumentLink to that record.
+    "ContentVersion": frozenset({"Id", "Title", "PathOnClient", "VersionData", "ContentDocumentId",
+                                 "FirstPublishLocationId", "LastModifiedDate"}),
+    "ContentDocument": frozenset({"Id", "Title", "LatestPublishedVersionId", "LastModifiedDate"}),
+    "ContentDocumentLink": frozenset(_own(RECEIPT_LINK_FIELDS) | {"ShareType", "Visibility"}),
 }
 RELATIONS: Final[Mapping[str, tuple[str, str]]] = {
     "pse__Account__r": ("pse__Account__c", "Account"),
@@ -64,13 +79,19 @@ RELATIONS: Final[Mapping[str, tuple[str, str]]] = {
     "pse__Assignment__r": ("pse__Assignment__c", "pse__Assignment__c"),
     "pse__Practice__r": ("pse__Practice__c", "pse__Practice__c"),
     "pse__Region__r": ("pse__Region__c", "pse__Region__c"),
+    "pse__Expense_Report__r": ("pse__Expense_Report__c", "pse__Expense_Report__c"),
+    "pse__Applied_Expense_Rate__r": ("pse__Applied_Expense_Rate__c", "pse__Expense_Limit_Rate__c"),
+    "ContentDocument": ("ContentDocumentId", "ContentDocument"),
 }
 PREFIX: Final = {"Account": "001", "Contact": "003", "pse__Proj__c": "a0l", "pse__Milestone__c": "a0m",
                  "pse__Budget__c": "a0b", "pse__Assignment__c": "a0a", "pse__Schedule__c": "a0s",
                  "pse__Rate_Card__c": "a0r", "pse__Timecard_Header__c": "a0t", "pse__Practice__c": "a0p",
-                 "pse__Region__c": "a0g"}
+                 "pse__Region__c": "a0g", "pse__Expense_Report__c": "a0x", "pse__Expense__c": "a0e",
+                 "pse__Expense_Limit_Rate__c": "a0y", "ContentVersion": "068", "ContentDocument": "069",
+                 "ContentDocumentLink": "06A"}
 READ_ONLY: Final = frozenset({"Id", "Name@Contact", "LastModifiedDate", "pse__Bookings__c", "pse__Total_Hours__c",
-                              "pse__Approved__c@pse__Timecard_Header__c", "pse__Submitted__c"})
+                              "pse__Approved__c@pse__Timecard_Header__c", "pse__Submitted__c",
+                              "LatestPublishedVersionId", "ContentDocumentId@ContentVersion"})
 REQUIRED: Final[Mapping[str, tuple[str, ...]]] = {
     "Account": ("Name",), "pse__Region__c": ("Name",), "pse__Practice__c": ("Name",), "pse__Proj__c": ("Name",),
     "pse__Budget__c": ("pse__Project__c", "pse__Amount__c"),
@@ -79,6 +100,11 @@ REQUIRED: Final[Mapping[str, tuple[str, ...]]] = {
     "pse__Assignment__c": ("pse__Project__c", "pse__Resource__c", "pse__Schedule__c"),
     "pse__Rate_Card__c": ("pse__Role__c",),
     "pse__Timecard_Header__c": ("pse__Project__c", "pse__Resource__c", "pse__Start_Date__c", "pse__End_Date__c"),
+    "pse__Expense_Report__c": ("Name", "pse__Resource__c"),
+    "pse__Expense__c": ("pse__Expense_Report__c", "pse__Expense_Date__c", "pse__Amount__c"),
+    "pse__Expense_Limit_Rate__c": ("pse__Type__c",),
+    "ContentVersion": ("Title", "PathOnClient", "VersionData"),
+    "ContentDocument": (), "ContentDocumentLink": ("LinkedEntityId", "ContentDocumentId"),
 }
 _BASE62: Final = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _CHECKSUM: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
@@ -128,6 +154,8 @@ class Org:
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
         self.tables: dict[str, dict[str, Record]] = {name: {} for name in SCHEMA}
+        self.blobs: dict[tuple[str, str], bytes] = {}
+        """(ContentVersion id, field) -> the file's bytes; the record holds the URL SOQL answers for the field."""
         self._ids = itertools.count(1)
 
     def stamp(self) -> str:
@@ -240,6 +268,40 @@ class Org:
             self._bookings(str(record["pse__Project__c"]))
         elif sobject == "pse__Proj__c":
             self._bookings(str(record["Id"]))
+        elif sobject in ("pse__Expense__c", "pse__Expense_Report__c"):
+            record["pse__Submitted__c"] = record.get("pse__Status__c") in ("Submitted", "Approved")
+            if sobject == "pse__Expense__c":
+                record["Name"] = record.get("Name") or f"EX-{len(self.tables[sobject]):06d}"  # Expense Number
+                self._mileage(record)
+        elif sobject == "ContentVersion":
+            self._publish(record)
+
+    def _mileage(self, expense: Record) -> None:
+        """Certinia prices a line with an applied rate as distance x rate (the amount entered is replaced)."""
+        rate = self.tables["pse__Expense_Limit_Rate__c"].get(str(expense.get("pse__Applied_Expense_Rate__c") or ""))
+        if rate is not None and rate.get("pse__Is_Rate__c") and expense.get("pse__Distance__c") is not None:
+            expense["pse__Amount__c"] = (Decimal(str(expense["pse__Distance__c"])) *
+                                         Decimal(str(rate.get("pse__Amount__c") or 0))).quantize(Decimal("0.01"))
+
+    def _publish(self, version: Record) -> None:
+        """A new file version: its bytes to `blobs`, its document created, and linked to FirstPublishLocationId.
+
+        https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/sforce_api_objects_contentversion.htm
+        """
+        data = version.get("VersionData")
+        if isinstance(data, (bytes, str)) and not str(data).startswith(API_PATH):
+            self.blobs[str(version["Id"]), "VersionData"] = base64.b64decode(data) if isinstance(data, str) \
+                else data
+            version["VersionData"] = f"{API_PATH}/sobjects/ContentVersion/{version['Id']}/VersionData"
+        if version.get("ContentDocumentId"):
+            return
+        document = self.insert("ContentDocument", {"Title": version.get("Title"),
+                                                   "LatestPublishedVersionId": version["Id"]})
+        version["ContentDocumentId"] = document
+        owner = version.get("FirstPublishLocationId")
+        if owner:
+            self.insert("ContentDocumentLink", {"LinkedEntityId": owner, "ContentDocumentId": document,
+                                                "ShareType": "V", "Visibility": "AllUsers"})
 
     def _bookings(self, project_id: str) -> None:
         total = sum((Decimal(str(b.get("pse__Amount__c") or 0)) for b in self.tables["pse__Budget__c"].values()

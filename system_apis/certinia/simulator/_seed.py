@@ -3,9 +3,10 @@
 Per legal entity: a pse__Region__c (External_Id__c = the entity code), the entity's rate card as
 one pse__Rate_Card__c per role, its projects (pse__Proj__c with an approved customer-PO
 pse__Budget__c, milestones), the client accounts, its workers as resource Contacts with
-practices, and one pse__Assignment__c (+ pse__Schedule__c) per staffed worker. Time is seeded
-only when a period is asked for: per resource, project, week (Monday start), status and
-billability one pse__Timecard_Header__c carrying the daily hours.
+practices, and one pse__Assignment__c (+ pse__Schedule__c) per staffed worker; each project's
+contract expense terms (`_seed_expenses`). Time is seeded only when a period is asked for: per
+resource, project, week (Monday start), status and billability one pse__Timecard_Header__c
+carrying the daily hours, and the period's expenses with their reports and receipts.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from decimal import Decimal
 from contracts.time import TimeEntryStatus
 from system_apis.certinia.mapping import DAYS, EXTERNAL_ID_FIELD, STATUS_TO, role_name
 from system_apis.certinia.simulator._org import Org
+from system_apis.certinia.simulator._seed_expenses import seed_expenses, seed_terms
 from system_apis.demo_delivery import defect_entries, time_entries
 from system_apis.demo_firm import DemoFirm
 
@@ -81,6 +83,7 @@ def seed_firm(org: Org, firm: DemoFirm, entities: Collection[str],
             "pse__End_Date__c": project.end_date.isoformat(), "CurrencyIsoCode": project.currency,
             "ERP_Project_Id__c": project.external_id, "Rate_Card_Code__c": project.rate_card_id})
         projects[project.external_id] = pid
+        seed_terms(org, project, pid)
         org.insert("pse__Budget__c", {"Name": "Customer PO", EXTERNAL_ID_FIELD: f"{project.external_id}:budget",
                                       "pse__Project__c": pid, "pse__Type__c": "Customer Purchase Order",
                                       "pse__Status__c": "Approved", "pse__Approved__c": True,
@@ -106,6 +109,7 @@ def seed_firm(org: Org, firm: DemoFirm, entities: Collection[str],
             assignments.setdefault((project.external_id, a.worker_id), (aid, rate))
     if time_period is not None:
         _seed_time(org, firm, time_period, resources, projects, assignments)
+        seed_expenses(org, firm, entities, time_period, regions, resources, projects, assignments)
 
 
 def _seed_time(org: Org, firm: DemoFirm, period: tuple[dt.date, dt.date], resources: dict[str, str],
