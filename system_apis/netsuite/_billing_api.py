@@ -52,11 +52,16 @@ from system_apis.netsuite._receivables_mapping import NOTHING_APPLIED, applicati
 from system_apis.netsuite.client import MAX_PAGE, NetSuiteClient
 from system_apis.netsuite.mapping import INSTANT_FORMAT, MappingError
 
-__all__ = ["NetSuiteBilling", "vendor_data_invalid"]
+__all__ = ["NetSuiteBilling", "not_found", "vendor_data_invalid"]
 
 Record = dict[str, Any]
 _EXTERNAL_ID: Final = re.compile(r"^[A-Za-z0-9_.:-]{1,80}$")
 _BATCH_KEY: Final = re.compile(r"^[A-Za-z0-9_.:-]{8,120}$")
+
+
+def not_found(kind: str, ident: str) -> ProblemError:
+    """The canonical 404 for a record or posting NetSuite does not hold."""
+    return ProblemError(404, "not-found", "Not found", f"No {kind} with id {ident!r}.", code="not_found")
 
 
 def vendor_data_invalid(exc: MappingError) -> ProblemError:

@@ -8,6 +8,13 @@
   or credit, ``linktype = 'Payment'`` for an application, ``foreignamount`` in the invoice's currency).
 - ``exchange_rate_query``: the ``currencyrate`` rows of a currency pair, in both directions, effective
   on or before a day, latest first.
+- ``posted_expenses_query``: psconnect's expense reports (``transaction`` of type ``ExpRept`` carrying
+  ``custbody_psc_line_key``) with their expense line (``transactionline``, ``mainline = 'F'``: the line's
+  ``entity`` is the job, ``category`` the expense category, ``foreignamount`` the amount in the report's
+  currency) of a project between two dates, ordered by id for OFFSET paging.
+- ``expense_keys_query``: which of some external ids already name an expense report (one read for a whole
+  batch instead of one GET per line).
+- ``EXPENSE_CATEGORIES_QUERY``: every expense category with its name and inactive flag.
 
 Every value a statement embeds is checked against a quote-free alphabet first (digits, ISO codes,
 dates), so no text from a request can change a statement.
@@ -24,7 +31,14 @@ __all__ = [
     "APPLICATIONS_END",
     "APPLICATIONS_SELECT",
     "CREDIT_TYPE",
+    "EXPENSE_CATEGORIES_QUERY",
+    "EXPENSE_KEYS_END",
+    "EXPENSE_KEYS_SELECT",
+    "EXPENSE_REPORT_TYPE",
     "PAYMENT_TYPE",
+    "POSTED_EXPENSES_CONDITION",
+    "POSTED_EXPENSES_ORDER",
+    "POSTED_EXPENSES_SELECT",
     "POSTED_TIME_CONDITION",
     "POSTED_TIME_ORDER",
     "POSTED_TIME_SELECT",
@@ -33,6 +47,8 @@ __all__ = [
     "RATE_SELECT",
     "applications_query",
     "exchange_rate_query",
+    "expense_keys_query",
+    "posted_expenses_query",
     "posted_time_query",
 ]
 
@@ -65,6 +81,26 @@ RATE_CONDITION: Final = re.compile(r"^\(\(b\.symbol = '([A-Z]{3})' AND t\.symbol
 """The WHERE clause ``exchange_rate_query`` writes."""
 _CODE: Final = re.compile(r"^[A-Z]{3}$")
 
+EXPENSE_REPORT_TYPE: Final = "ExpRept"
+"""SuiteQL transaction type code of an expense report."""
+POSTED_EXPENSES_SELECT: Final = (
+    "SELECT t.id, t.custbody_psc_line_key AS linekey, j.externalid AS job, e.externalid AS employee, "
+    "TO_CHAR(t.trandate, 'YYYY-MM-DD') AS trandate, l.foreignamount AS amount, c.symbol AS currency, "
+    "l.isbillable, x.name AS category FROM transaction t JOIN transactionline l ON l.transaction = t.id "
+    "JOIN job j ON j.id = l.entity JOIN employee e ON e.id = t.entity JOIN currency c ON c.id = t.currency "
+    "JOIN expensecategory x ON x.id = l.category "
+    f"WHERE t.type = '{EXPENSE_REPORT_TYPE}' AND l.mainline = 'F' AND t.custbody_psc_line_key IS NOT NULL AND ")
+POSTED_EXPENSES_ORDER: Final = " ORDER BY t.id, l.id"
+POSTED_EXPENSES_CONDITION: Final = re.compile(r"^(?:j\.externalid = '([A-Za-z0-9_.:-]+)'|"
+                                              r"t\.trandate (>=|<=) TO_DATE\('(\d{4}-\d{2}-\d{2})', 'YYYY-MM-DD'\)|"
+                                              r"1 = 1)$")
+"""One WHERE condition ``posted_expenses_query`` writes."""
+EXPENSE_KEYS_SELECT: Final = (f"SELECT t.id, t.externalid FROM transaction t WHERE t.type = '{EXPENSE_REPORT_TYPE}' "
+                              "AND t.externalid IN (")
+EXPENSE_KEYS_END: Final = ")"
+EXPENSE_CATEGORIES_QUERY: Final = "SELECT c.id, c.name, c.isinactive FROM expensecategory c ORDER BY c.id"
+_KEY: Final = re.compile(r"^[A-Za-z0-9_.:-]{1,80}$")
+
 
 def posted_time_query(project_external_id: str | None, date_from: dt.date | None, date_to: dt.date | None) -> str:
     """The SuiteQL statement listing posted time; project ids are restricted to a quote-free alphabet."""
@@ -92,3 +128,31 @@ def exchange_rate_query(first: str, second: str, on: dt.date) -> str:
     return (RATE_SELECT + f"((b.symbol = '{first}' AND t.symbol = '{second}') OR "
             f"(b.symbol = '{second}' AND t.symbol = '{first}')) AND "
             f"r.effectivedate <= TO_DATE('{on.isoformat()}', 'YYYY-MM-DD')" + RATE_ORDER)
+
+
+def _period_conditions(project: str, date_column: str, project_external_id: str | None, date_from: dt.date | None,
+                       date_to: dt.date | None) -> str:
+    conditions = []
+    if project_external_id is not None:
+        conditions.append(f"{project} = '{project_external_id}'")
+    if date_from is not None:
+        conditions.append(f"{date_column} >= TO_DATE('{date_from.isoformat()}', 'YYYY-MM-DD')")
+    if date_to is not None:
+        conditions.append(f"{date_column} <= TO_DATE('{date_to.isoformat()}', 'YYYY-MM-DD')")
+    return " AND ".join(conditions) or "1 = 1"
+
+
+def posted_expenses_query(project_external_id: str | None, date_from: dt.date | None,
+                          date_to: dt.date | None) -> str:
+    """The SuiteQL statement listing posted expenses; project ids are restricted to a quote-free alphabet."""
+    if project_external_id is not None and not _KEY.match(project_external_id):
+        raise ValueError("project external ids are restricted to [A-Za-z0-9_.:-]")
+    return (POSTED_EXPENSES_SELECT + _period_conditions("j.externalid", "t.trandate", project_external_id, date_from,
+                                                        date_to) + POSTED_EXPENSES_ORDER)
+
+
+def expense_keys_query(external_ids: Sequence[str]) -> str:
+    """The expense reports among these external ids (each of the quote-free alphabet psconnect gives them)."""
+    if not external_ids or not all(_KEY.match(k) for k in external_ids):
+        raise ValueError("expense report external ids are restricted to [A-Za-z0-9_.:-]{1,80}")
+    return EXPENSE_KEYS_SELECT + ", ".join(f"'{k}'" for k in external_ids) + EXPENSE_KEYS_END

@@ -1,7 +1,8 @@
 """The ERP system API on NetSuite: legal entities = subsidiaries, projects = jobs, time = timeBills.
 
 Employees, time posting, invoices and credit memos live in ``_billing_api``; posting and paying
-invoices and exchange rates in ``_receivables_api`` (both mixed in here).
+invoices and exchange rates in ``_receivables_api``; expense costs (one expenseReport per line) in
+``_expenses_api`` (all mixed in here).
 
 Canonical ids are NetSuite internal ids (strings of digits); external ids are psconnect's
 keys (``ACC-0001``, ``OPP-0001``...). Cursors are urlsafe base64 of the vendor paging state
@@ -33,7 +34,8 @@ from contracts.problems import FieldError, ProblemError, invalid_cursor
 from foundation.paging import decode_position, encode_position
 from foundation.retry import RetryPolicy
 from system_apis.domains.erp import erp_router
-from system_apis.netsuite._billing_api import vendor_data_invalid
+from system_apis.netsuite._billing_api import not_found, vendor_data_invalid
+from system_apis.netsuite._expenses_api import NetSuiteExpenses
 from system_apis.netsuite._receivables_api import NetSuiteReceivables
 from system_apis.netsuite.client import NetSuiteClient
 from system_apis.netsuite.mapping import (
@@ -68,10 +70,6 @@ def _decode_cursor(value: str, record: str, q: str) -> _Cursor:
     return cursor
 
 
-def _not_found(kind: str, ident: str) -> ProblemError:
-    return ProblemError(404, "not-found", "Not found", f"No {kind} with id {ident!r}.", code="not_found")
-
-
 def _mapped(mapper: Callable[[dict[str, Any]], T], record: dict[str, Any]) -> T:
     try:
         return mapper(record)
@@ -83,8 +81,9 @@ def _record(record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-class NetSuiteErp(NetSuiteReceivables):
-    """`ErpSystem` on NetSuite. Upserts are idempotent by external id (``PUT eid:``); time posts in async batches."""
+class NetSuiteErp(NetSuiteReceivables, NetSuiteExpenses):
+    """`ErpSystem` on NetSuite. Upserts are idempotent by external id (``PUT eid:``); time posts in async batches,
+    expenses one report per line at once."""
 
     def __init__(self, client: NetSuiteClient) -> None:
         super().__init__(client)
@@ -110,7 +109,7 @@ class NetSuiteErp(NetSuiteReceivables):
     async def _get(self, record: str, kind: str, ident: str, mapper: Callable[[dict[str, Any]], T], *,
                    expand: bool = False) -> T:
         if not _INTERNAL_ID.match(ident):  # never let an id like "eid:X" or "1/projectTask" reach the URL
-            raise _not_found(kind, ident)
+            raise not_found(kind, ident)
         return _mapped(mapper, await self.client.get(record, ident, expand=expand))
 
     async def capabilities(self) -> ErpCapabilities:

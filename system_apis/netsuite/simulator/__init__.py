@@ -20,7 +20,9 @@ What it reproduces (so an adapter passing here should pass against NetSuite):
   SuiteQL over timeBills (``/services/rest/query/v1/suiteql``), in ``system_apis.netsuite.simulator._ledger``;
 - invoice approval and standing, ``customerPayment`` applications, credit memos applied, and
   ``currencyRate`` records, with SuiteQL over the transaction links and ``currencyrate``, in
-  ``system_apis.netsuite.simulator._receivables``.
+  ``system_apis.netsuite.simulator._receivables``;
+- ``expenseReport`` rules (employee, period, category, job per line), ``expenseCategory`` records and
+  SuiteQL over expense reports and categories, in ``system_apis.netsuite.simulator._expenses``.
 
 Supported ``q`` forms are listed in ``system_apis.netsuite.simulator._store``.
 Docs: https://docs.oracle.com/en/cloud/saas/netsuite/ns-online-help/section_156570709583.html
@@ -126,7 +128,8 @@ class NetSuiteSimulator:
     def count(self, record_type: str, external_id: str | None) -> int:
         """How many records of a NetSuite type exist (``customer``, ``job``, ``employee``, ``timeBill``,
         ``invoice``, ``creditMemo``, ``customerPayment``, ``currencyRate``, ``customrecord_psc_time_batch``,
-        ``subsidiary``, ``accountingPeriod``)."""
+        ``expenseReport``, ``expenseCategory``, ``customrecord_psc_expense_batch``, ``subsidiary``,
+        ``accountingPeriod``)."""
         if record_type == "timeBill":
             return self.ledger.count(external_id)
         return self.store.count(record_type, external_id)
@@ -353,9 +356,11 @@ class NetSuiteSimulator:
         if not 1 <= limit <= 1000 or offset < 0:
             raise NsError(400, "INVALID_PARAMETER", "Invalid value for limit or offset.", "limit")
         statement = str((await self._body(request)).get("q") or "")
-        receivable = self.store.receivables.query(statement)
-        if receivable is not None:
-            rows, total = receivable[offset:offset + limit], len(receivable)
+        answered = self.store.receivables.query(statement)
+        if answered is None:
+            answered = self.store.expenses.query(statement)
+        if answered is not None:
+            rows, total = answered[offset:offset + limit], len(answered)
         else:
             rows, total = self.ledger.query(statement, limit, offset)
         root = BASE_URL + SUITEQL_PATH

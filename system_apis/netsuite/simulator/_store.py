@@ -9,7 +9,8 @@ Business rules reproduced because the provisioning process meets them:
 - an invoice or credit memo whose ``postingPeriod`` is closed or AR-locked -> 400 ``PERIOD_CLOSED``;
   one whose customer, job, period or ``createdFrom`` invoice is unknown -> 400 ``INVALID_KEY_OR_REF``.
   NetSuite computes a transaction's ``total`` from its lines; so does this store.
-- invoice standing, customer payments, credits applied and currency rates: ``_receivables``.
+- invoice standing, customer payments, credits applied and currency rates: ``_receivables``;
+  expense reports and expense categories: ``_expenses``.
 - ``lastModifiedDate`` is stamped to the second, as NetSuite's: several changes may share a second, so a
   status poll resumes at the last stamp it saw, inclusive (and skips what it has seen unchanged).
 
@@ -22,6 +23,7 @@ Docs: https://docs.oracle.com/en/cloud/saas/netsuite/ns-online-help/section_1545
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
 import hashlib
@@ -30,8 +32,10 @@ from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
+from system_apis.demo_delivery import EXPENSE_CATEGORIES, defect_expenses
 from system_apis.demo_firm import DemoFirm
 from system_apis.netsuite._billing_mapping import BATCH_RECORD
+from system_apis.netsuite._expenses_mapping import EXPENSE_BATCH_RECORD, EXPENSE_REPORT
 from system_apis.netsuite.mapping import (
     JOB_STATUSES,
     accounting_period_to_record,
@@ -39,6 +43,7 @@ from system_apis.netsuite.mapping import (
     legal_entity_to_subsidiary,
 )
 from system_apis.netsuite.simulator._errors import NsError
+from system_apis.netsuite.simulator._expenses import ExpenseBook
 from system_apis.netsuite.simulator._receivables import Receivables
 from system_apis.netsuite.simulator._seed import seed_delivery
 
@@ -47,12 +52,14 @@ __all__ = ["RECORD_TYPES", "NsError", "RecordStore"]
 Record = dict[str, Any]
 
 RECORD_TYPES: Final = ("subsidiary", "customer", "job", "accountingPeriod", "employee", "invoice", "creditMemo",
-                        "customerPayment", "currencyRate", BATCH_RECORD)
-WRITABLE: Final = frozenset({"customer", "job", "employee", "invoice", "creditMemo", "customerPayment", BATCH_RECORD})
+                        "customerPayment", "currencyRate", BATCH_RECORD, EXPENSE_REPORT, "expenseCategory",
+                        EXPENSE_BATCH_RECORD)
+WRITABLE: Final = frozenset({"customer", "job", "employee", "invoice", "creditMemo", "customerPayment", BATCH_RECORD,
+                             EXPENSE_REPORT, EXPENSE_BATCH_RECORD})
 ENTITIES: Final = frozenset({"customer", "job", "employee"})
 """Entity records share one internal id sequence in NetSuite; transactions and others have their own."""
 SUBLISTS: Final = {"customer": ("addressBook",), "job": ("projectTask",), "invoice": ("item",),
-                   "creditMemo": ("item",), "customerPayment": ("apply",)}
+                   "creditMemo": ("item",), "customerPayment": ("apply",), EXPENSE_REPORT: ("expense",)}
 REFERENCES: Final = {"subsidiary": "subsidiary", "parent": "customer", "custrecord_psc_subsidiary": "subsidiary",
                      "entity": "customer", "customer": "customer", "job": "job", "createdFrom": "invoice"}
 _CONDITION = re.compile(r'^\s*(\w+)\s+(IS|EQUAL|AFTER|BEFORE|ON_OR_AFTER|ON_OR_BEFORE)\s+'
@@ -62,6 +69,14 @@ _CONDITION = re.compile(r'^\s*(\w+)\s+(IS|EQUAL|AFTER|BEFORE|ON_OR_AFTER|ON_OR_B
 def _not_found(record_type: str, key: str) -> NsError:
     return NsError(404, "NONEXISTENT_ID",
                    f"The record instance does not exist. Provide a valid record instance ID ({record_type} {key}).")
+
+
+def _expense_categories(firm: DemoFirm) -> list[str]:
+    """The time system's categories and any other a seeded (defect) expense names."""
+    names = list(EXPENSE_CATEGORIES)
+    with contextlib.suppress(StopIteration, IndexError):  # a part of the firm without the defects' projects
+        names += [e.category for e in defect_expenses(firm.projects, firm.workers)]
+    return names
 
 
 def _parse_q(q: str) -> list[tuple[str, str, str]]:
@@ -108,6 +123,7 @@ class RecordStore:
         self._next_other = 101
         self._stamps: dict[str, dt.datetime] = {}
         self.receivables = Receivables(self.records, self.periods, self.stamp)
+        self.expenses = ExpenseBook(self.records, self.periods)
 
     def stamp(self, record_type: str) -> str:
         """The next ``lastModifiedDate`` of a record type: the wall clock's second, never before the type's last."""
@@ -139,6 +155,8 @@ class RecordStore:
             record.update(createdDate=stamp, lastModifiedDate=stamp)
             self._insert(record_type, record)
         self.receivables.seed_rates((e.currency for e in firm.legal_entities), stamp)
+        for category in ExpenseBook.category_records(_expense_categories(firm), stamp):
+            self._insert("expenseCategory", category)
 
     def _insert(self, record_type: str, record: Record) -> str:
         if record_type in ENTITIES:
@@ -268,6 +286,12 @@ class RecordStore:
             return
         if record_type == BATCH_RECORD:
             self._reference(record, "custrecord_psc_tb_subsidiary", "subsidiary")
+            return
+        if record_type == EXPENSE_BATCH_RECORD:
+            self._reference(record, "custrecord_psc_eb_subsidiary", "subsidiary")
+            return
+        if record_type == EXPENSE_REPORT:
+            self.expenses.check_report(record)
             return
         if not record.get("companyName"):
             raise NsError(400, "USER_ERROR", "Please enter value(s) for: Company Name.", "companyName")
