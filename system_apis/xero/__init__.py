@@ -9,7 +9,9 @@ request the adapter sends (path and method are operations of the documents, quer
 ``xero-tenant-id`` and ``Idempotency-Key`` declared and sent, bodies valid against the request schemas) and
 every simulator answer with a declared status (body valid against the response schema; 204 without a body):
 Organisation, Contacts, Invoices (also by id, and ``If-Modified-Since``), CreditNotes, Payments, Accounts,
-TrackingCategories (+ Options), Projects, Tasks, Time (list, create, read, update) and ProjectsUsers.
+TrackingCategories (+ Options), Projects, Tasks, Time (list, create, read, update) and ProjectsUsers; the bills
+(``ACCPAY``) and supplier credit notes (``ACCPAYCREDIT``) expenses are posted as, created by ``PUT`` with
+``summarizeErrors=false`` (`_expenses`, `_expense_mapping`).
 
 What rests only on Xero's documentation (the documents do not describe it):
 
@@ -24,7 +26,8 @@ What rests only on Xero's documentation (the documents do not describe it):
 - error bodies of 401/403/404/429 and the ValidationException envelope's details
   (https://developer.xero.com/documentation/api/accounting/responsecodes), the ``where`` filter syntax
   (https://developer.xero.com/documentation/api/accounting/requests-and-responses), 100 records per
-  Accounting page, the period lock date refusing earlier documents and time.
+  Accounting page, the period lock date refusing earlier documents and time, the per-element answer of
+  ``summarizeErrors=false``, ``where`` with ``OR`` and ``DateTime(…)``.
 """
 
 from system_apis.registry import Connection, VendorPackage

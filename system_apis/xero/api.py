@@ -1,7 +1,8 @@
 """The ERP system API on Xero: one connection = one Xero organisation (tenant) = one legal entity.
 
 What each canonical object is in Xero: see `mapping`. Time posting is summarised (`_summary`,
-``GET /capabilities`` answers ``summarised``) in `_posting`; invoices and credit notes are in `_billing`;
+``GET /capabilities`` answers ``summarised``) in `_posting`; expenses, posted as bills, in `_expenses`;
+invoices and credit notes are in `_billing`;
 an invoice's status, posting, payments and exchange rates in `_receivables`; the lookups they share in
 `_lookups`.
 Canonical ids are Xero's own (ContactID, projectId, InvoiceID ... UUIDs; the legal entity's is the
@@ -41,6 +42,8 @@ from foundation.retry import RetryPolicy
 from system_apis.domains.erp import erp_router
 from system_apis.registry import Connection
 from system_apis.xero._defaults import DEFAULT_CODE, DEFAULT_TENANT, PAYMENT_ACCOUNT
+from system_apis.xero._expense_store import ExpenseStore
+from system_apis.xero._expenses import XeroExpenses
 from system_apis.xero._lookups import not_found, vendor_data_invalid
 from system_apis.xero._receivables import XeroReceivables
 from system_apis.xero._summary import SUMMARY_GROUPING, SummaryStore
@@ -92,14 +95,17 @@ def _sliced(items: list[T], list_id: str, q: str, limit: int, cursor: str | None
                 next_cursor=encode_position(_Offset(q=q, offset=following), list_id) if more else None)
 
 
-class XeroErp(XeroReceivables):
+class XeroErp(XeroReceivables, XeroExpenses):
     """`ErpSystem` on one Xero organisation; `code` is psconnect's code of its legal entity, `payment_account`
-    the code of the bank account customer payments are applied to."""
+    the code of the bank account customer payments are applied to, `expenses` where expense posting batches are
+    kept (beside the time summaries, in their database, without)."""
 
     def __init__(self, client: XeroClient, summaries: SummaryStore, *, code: str, connection: str = "xero",
-                 today: Callable[[], dt.date] = dt.date.today, payment_account: str = PAYMENT_ACCOUNT) -> None:
+                 today: Callable[[], dt.date] = dt.date.today, payment_account: str = PAYMENT_ACCOUNT,
+                 expenses: ExpenseStore | None = None) -> None:
         super().__init__(client, summaries, connection=connection)
         self.code = code
+        self.expenses = expenses or ExpenseStore(summaries.engine)
         self._today = today
         self.payment_account = payment_account
 

@@ -12,6 +12,8 @@ What each canonical object is in Xero:
 - accounting periods = the months of the organisation's financial years, closed up to its
   ``PeriodLockDate``;
 - posted time = **summarised time entries** (see `_summary`);
+- posted expense = an **ACCPAY bill** per line on the employee's contact, a reversal an **ACCPAYCREDIT credit
+  note** (see `_expense_mapping`);
 - invoice = an **ACCREC Invoice** (``InvoiceNumber`` = external id, ``Reference`` = ``<project> <period>``,
   revenue **Account** per line kind, **TrackingCategory** ``Project`` option = the project's external id);
   its ``Status`` (with ``SentToContact``, ``AmountPaid``, ``AmountCredited``) is the canonical status (see

@@ -17,10 +17,12 @@ What an adapter must cope with against the real service, reproduced here:
   ``Invoices`` and ``CreditNotes`` (POST upsert by id, also at ``/{id}``; ``where``, ``page`` of 100,
   ``/Date(ms)/`` dates, refused before the period lock date; ``Status`` DRAFT -> AUTHORISED (a due date
   required) -> PAID once nothing is due, or VOIDED; ``SentToContact``; ``AmountPaid``, ``AmountCredited``,
-  ``AmountDue``), ``Payments`` (PUT applies a payment to an AUTHORISED invoice, at most its amount due, from a
-  bank account; ``where``), ``CreditNotes/{id}/Allocations``, ``Accounts`` (the revenue accounts and bank
-  account ``090``), ``TrackingCategories`` (+ ``Options``). ``If-Modified-Since`` on the lists compares with each
-  record's ``UpdatedDateUTC``, which every change moves on (see `_receivables`). Errors:
+  ``AmountDue``); bills (``ACCPAY``) and supplier credit notes (``ACCPAYCREDIT``) created by ``PUT`` with
+  ``summarizeErrors`` (see `_payables`); ``Payments`` (PUT applies a payment to an AUTHORISED invoice, at most its
+  amount due, from a bank account; ``where``), ``CreditNotes/{id}/Allocations``, ``Accounts`` (the revenue
+  accounts, the default chart's expense accounts and bank account ``090``), ``TrackingCategories``
+  (+ ``Options``). ``If-Modified-Since`` on the lists compares with each record's ``UpdatedDateUTC``, which every
+  change moves on (see `_receivables`); ``where`` also takes ``OR`` and ``Date>=DateTime(y,m,d)``. Errors:
   ``{ErrorNumber: 10, Type: ValidationException, Message, Elements[{ValidationErrors[{Message}]}]}``.
 - Projects: ``Projects`` (POST 201, PUT 204), ``Tasks``, ``Time`` (whole minutes, 1..59940), ``ProjectsUsers``,
   ``page``/``pageSize`` (max 500) with ``pagination``; errors ``{message, modelState}``.
@@ -43,10 +45,12 @@ from litestar import Litestar, Request, Response, Router, route
 from litestar.params import PathParameter
 
 from contracts.erp import CustomerUpsert
+from contracts.workforce import EmployeeUpsert
 from system_apis._internal.faults import FaultPlan, ReceivedRequest, control_router, received
 from system_apis.demo_firm import demo_firm
 from system_apis.xero._defaults import DEFAULT_CODE
-from system_apis.xero.mapping import NAME_SEPARATOR, contact_from_customer
+from system_apis.xero.mapping import NAME_SEPARATOR, contact_from_customer, contact_from_employee
+from system_apis.xero.simulator._payables import create_payables
 from system_apis.xero.simulator._receivables import (
     allocate,
     changed_since,
@@ -150,10 +154,14 @@ class XeroSimulator:
     def count(self, record_type: str, external_id: str | None) -> int:
         total = 0
         for org in self.organisations.values():
-            if record_type == "invoice":
-                total += sum(1 for r in org.invoices.values() if external_id in (None, r["InvoiceNumber"]))
-            elif record_type == "creditNote":
-                total += sum(1 for r in org.credit_notes.values() if external_id in (None, r["CreditNoteNumber"]))
+            if record_type in ("invoice", "bill"):
+                kind = "ACCREC" if record_type == "invoice" else "ACCPAY"
+                total += sum(1 for r in org.invoices.values()
+                             if r["Type"] == kind and external_id in (None, r["InvoiceNumber"]))
+            elif record_type in ("creditNote", "supplierCredit"):
+                kind = "ACCRECCREDIT" if record_type == "creditNote" else "ACCPAYCREDIT"
+                total += sum(1 for r in org.credit_notes.values()
+                             if r["Type"] == kind and external_id in (None, r["CreditNoteNumber"]))
             elif record_type == "payment":
                 total += sum(1 for r in org.payments.values() if external_id in (None, r["PaymentID"]))
             elif record_type == "contact":
@@ -327,7 +335,10 @@ class XeroSimulator:
                 return _json(200, {"Options": [option]})
         if head == "Contacts":
             if method == "GET" and len(parts) == 1:
-                return self._paged("Contacts", list(org.contacts.values()), request)
+                ids = request.query_params.get("IDs")
+                wanted = set(ids.split(",")) if ids else None
+                return self._paged("Contacts", [c for c in org.contacts.values()
+                                                if wanted is None or c["ContactID"] in wanted], request)
             if method == "GET" and len(parts) == 2:
                 found: Json | None = org.contacts.get(parts[1]) or next(
                     (c for c in org.contacts.values() if c.get("ContactNumber") == parts[1]), None)
@@ -359,6 +370,10 @@ class XeroSimulator:
                 return self._paged(head, records, request)
             if method == "POST":
                 return _json(200, self._envelope(head, [self._save_document(org, head, d) for d in body[head]]))
+            if method == "PUT":
+                summarize = request.query_params.get("summarizeErrors", "true").lower() != "false"
+                status, answer = create_payables(org, head, list(body[head]), summarize=summarize)
+                return _json(status, {**self._envelope(head, []), **answer} if status == 200 else answer)
             return _json(404, {"Title": "Not Found", "Status": 404})
         # by id, or (as Xero also accepts) by number
         found = store.get(parts[1]) or next((r for r in store.values() if r[number_field] == parts[1]), None)
@@ -375,8 +390,14 @@ class XeroSimulator:
 
     def _seed_book(self, org: Organisation) -> None:
         """What provisioning writes for each delivering project of the entity: its customer's contact, the
-        project (named `{external id} — {name}`), and the project's option of the Project tracking category."""
+        project (named `{external id} — {name}`), and the project's option of the Project tracking category; and
+        what worker sync writes for each of the entity's workers: an employee contact (`EMP:<worker id>`)."""
         firm = demo_firm()
+        for worker in firm.workers:
+            if worker.legal_entity_code == org.code:
+                self._save_contact(org, contact_from_employee(worker.id, EmployeeUpsert(
+                    name=worker.name, email=worker.email, legal_entity_id=org.tenant, cost_center=worker.cost_center,
+                    cost_rate=worker.cost_rate, active=worker.status != "terminated"), None))
         accounts = {a.id: a for a in firm.accounts}
         contacts: dict[str, str] = {}
         for project in firm.projects:

@@ -26,6 +26,7 @@ ACQUIRED: Final = {
 LOCK_DATE: Final = dt.date(2026, 8, 31)
 """Periods up to August 2026 are closed in the demo firm; Xero keeps that as the organisation's lock date."""
 _WHERE: Final = re.compile(r'^\s*(\w+)(==|\.StartsWith\()\s*"([^"]*)"\)?\s*$')
+_WHERE_DATE: Final = re.compile(r"^\s*(\w+)\s*(>=|<=|>|<|==)\s*DateTime\((\d{4}),\s*(\d{1,2}),\s*(\d{1,2})\)\s*$")
 _MS: Final = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
@@ -60,18 +61,30 @@ def read_date(value: object) -> dt.date:
 
 
 def matches(record: dict[str, Any], where: str | None) -> bool:
-    """Xero's ``where`` filter, the part used here: ``Field=="x"`` and ``Field.StartsWith("x")`` joined by AND."""
+    """Xero's ``where`` filter, the part used here: ``Field=="x"``, ``Field.StartsWith("x")`` and
+    ``Date>=DateTime(2026,10,01)`` (also ``<=``, ``>``, ``<``, ``==``) joined by AND, and such conjunctions joined
+    by OR (https://developer.xero.com/documentation/api/accounting/requests-and-responses#retrieving-filtered-records).
+    """
     if not where:
         return True
-    for clause in where.split(" AND "):
-        found = _WHERE.match(clause)
-        if found is None:
-            raise Refused(f"unsupported where clause {clause!r}")
-        field, op, value = found.groups()
-        actual = str(record.get(field) or "")
-        if (op == "==" and actual != value) or (op != "==" and not actual.startswith(value)):
+    return any(all(_clause(record, c) for c in alternative.split(" AND ")) for alternative in where.split(" OR "))
+
+
+def _clause(record: dict[str, Any], clause: str) -> bool:
+    dated = _WHERE_DATE.match(clause)
+    if dated is not None:
+        field, op, year, month, day = dated.groups()
+        if not record.get(field):
             return False
-    return True
+        held, wanted = read_date(record[field]), dt.date(int(year), int(month), int(day))
+        return {">=": held >= wanted, "<=": held <= wanted, ">": held > wanted, "<": held < wanted,
+                "==": held == wanted}[op]
+    found = _WHERE.match(clause)
+    if found is None:
+        raise Refused(f"unsupported where clause {clause!r}")
+    field, op, value = found.groups()
+    actual = str(record.get(field) or "")
+    return actual == value if op == "==" else actual.startswith(value)
 
 
 class Organisation:
@@ -102,6 +115,12 @@ class Organisation:
              "Type": "REVENUE", "Status": "ACTIVE", "TaxType": "OUTPUT", "Class": "REVENUE"}
             for code, name in (("4000", "Consulting fees (time)"), ("4010", "Milestone fees"),
                                ("4020", "Recharged expenses"))]
+        self.accounts += [  # the expense accounts of Xero's default chart that employee expenses are coded to
+            {"AccountID": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.tenant}/{code}")), "Code": code, "Name": name,
+             "Type": "EXPENSE", "Status": "ACTIVE", "TaxType": "INPUT", "Class": "EXPENSE"}
+            for code, name in (("420", "Entertainment"), ("429", "General Expenses"),
+                               ("449", "Motor Vehicle Expenses"), ("485", "Subscriptions"),
+                               ("493", "Travel - National"), ("494", "Travel - International"))]
         self.accounts.append({  # where customer payments land (Xero's default chart names its bank account 090)
             "AccountID": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.tenant}/{PAYMENT_ACCOUNT}")),
             "Code": PAYMENT_ACCOUNT, "Name": "Business Bank Account", "Type": "BANK", "BankAccountType": "BANK",

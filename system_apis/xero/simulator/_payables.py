@@ -1,0 +1,127 @@
+"""Xero's payables rules on the simulator's books: bills (``ACCPAY`` Invoices) and supplier credit notes
+(``ACCPAYCREDIT`` CreditNotes) created with ``PUT``, one element or many.
+
+``PUT /Invoices`` and ``PUT /CreditNotes`` create. With ``summarizeErrors=false`` Xero answers 200 and each element
+on its own: saved, or echoed with ``HasErrors``, ``ValidationErrors`` and ``StatusAttributeString: ERROR`` while
+the others are saved. Otherwise an element in error fails the request: 400 ``ValidationException`` whose
+``Elements`` are the elements with their errors, and nothing is saved (read here as all or nothing: every element is
+checked before any is saved). The vendored document declares ``summarizeErrors`` ``default: false``; Xero's guide
+answers a batch in error with 400 unless ``false`` is sent, which the simulator follows, and the adapter always sends
+``false``, so it gets the per-element answer either way. Every refusal is checked before anything changes.
+
+Docs: https://developer.xero.com/documentation/api/accounting/invoices (PUT, bill fields, ``summarizeErrors``),
+https://developer.xero.com/documentation/api/accounting/creditnotes, https://developer.xero.com/documentation/api/
+accounting/contacts (``IsSupplier`` is set by Xero once a contact has a bill).
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any, Final
+
+from system_apis.xero.simulator._state import Organisation, Refused, ms_date, read_date
+
+__all__ = ["PAYABLE_TYPES", "create_payables"]
+
+Json = dict[str, Any]
+PAYABLE_TYPES: Final = {"Invoices": "ACCPAY", "CreditNotes": "ACCPAYCREDIT"}
+_FIELDS: Final = {"Invoices": ("InvoiceID", "InvoiceNumber"), "CreditNotes": ("CreditNoteID", "CreditNoteNumber")}
+_ZERO: Final = Decimal("0.00")
+
+
+def _lines(org: Organisation, lines: list[Json]) -> list[Json]:
+    """A bill's lines: each coded to an active expense (not bank or revenue) account, tracked to known options."""
+    if not lines:
+        raise Refused("A document must have at least one line item.")
+    codes = {a["Code"] for a in org.accounts if a["Type"] == "EXPENSE" and a["Status"] == "ACTIVE"}
+    for line in lines:
+        if line.get("AccountCode") not in codes:
+            raise Refused(f"Account code '{line.get('AccountCode')}' is not a valid code for this document.")
+        if not str(line.get("Description") or ""):
+            raise Refused("Description needs to be at least 1 char long.")
+        if line.get("DiscountRate") or line.get("DiscountAmount"):
+            raise Refused("Discounts are not supported on bills and credit notes.")
+    checked = org.check_lines(lines)
+    for line in checked:
+        amount = line["LineAmount"]
+        if amount != amount.quantize(Decimal("0.01")) or amount < 0:
+            raise Refused("Line amounts must be positive and at most 2 decimal places.")
+        line["TaxType"] = line.get("TaxType") or "NONE"
+    return checked
+
+
+def _prepare(org: Organisation, kind: str, data: Json) -> Json:
+    """The record one element would create, or Refused; nothing changes."""
+    id_field, number_field = _FIELDS[kind]
+    expected = PAYABLE_TYPES[kind]
+    if data.get("Type") != expected:
+        raise Refused(f"Only {expected} documents are created here, not {data.get('Type')!r}.")
+    if data.get(id_field):
+        raise Refused(f"{id_field} cannot be given when creating a document (PUT creates; POST updates).")
+    contact = org.contacts.get(str((data.get("Contact") or {}).get("ContactID")))
+    if contact is None:
+        raise Refused("The contact does not exist.")
+    if contact.get("ContactStatus") == "ARCHIVED":
+        raise Refused("The contact is archived: a document cannot be created for an archived contact.")
+    day = org.check_date(str(data.get("Date") or ""))
+    currency = str(data.get("CurrencyCode") or org.currency)
+    if currency != org.currency:
+        raise Refused(f"The currency {currency} is not enabled for this organisation.")
+    if data.get("LineAmountTypes", "Exclusive") not in ("Exclusive", "Inclusive", "NoTax"):
+        raise Refused(f"LineAmountTypes {data.get('LineAmountTypes')!r} is not valid.")
+    lines = _lines(org, list(data.get("LineItems") or []))
+    status = str(data.get("Status") or "DRAFT")
+    if status not in ("DRAFT", "SUBMITTED", "AUTHORISED"):
+        raise Refused(f"A new document cannot be {status}.")
+    due = read_date(data["DueDate"]) if data.get("DueDate") else None
+    if status == "AUTHORISED" and due is None and kind == "Invoices":
+        raise Refused("Due Date is required to approve a bill (the contact and organisation have no terms).")
+    total = sum((ln["LineAmount"] for ln in lines), Decimal(0)).quantize(_ZERO)
+    record: Json = {
+        **data, id_field: str(uuid.uuid4()), number_field: str(data.get(number_field) or ""), "Type": expected,
+        "Contact": {"ContactID": contact["ContactID"], "Name": contact["Name"]}, "LineItems": lines,
+        "Date": ms_date(day), "DateString": f"{day.isoformat()}T00:00:00", "Status": status,
+        "LineAmountTypes": data.get("LineAmountTypes", "Exclusive"), "CurrencyCode": currency, "CurrencyRate":
+        Decimal(1), "SubTotal": total, "TotalTax": _ZERO, "Total": total, "HasErrors": False, "HasAttachments": False}
+    if due is not None:
+        record.update(DueDate=ms_date(due), DueDateString=f"{due.isoformat()}T00:00:00")
+    if kind == "Invoices":
+        record.update(AmountDue=total, AmountPaid=_ZERO, AmountCredited=_ZERO, Payments=[], CreditNotes=[])
+    else:
+        record.update(RemainingCredit=total, Allocations=[])
+    return record
+
+
+def _save(org: Organisation, kind: str, record: Json) -> Json:
+    record["UpdatedDateUTC"] = org.touch()
+    (org.invoices if kind == "Invoices" else org.credit_notes)[record[_FIELDS[kind][0]]] = record
+    contact = org.contacts[record["Contact"]["ContactID"]]
+    if not contact.get("IsSupplier"):
+        contact.update(IsSupplier=True, UpdatedDateUTC=org.now())
+    return record
+
+
+def _in_error(element: Json, message: str) -> Json:
+    return {**element, "HasErrors": True, "StatusAttributeString": "ERROR", "ValidationErrors": [{"Message": message}]}
+
+
+def create_payables(org: Organisation, kind: str, elements: list[Json], *, summarize: bool) -> tuple[int, Json]:
+    """``PUT`` of bills or supplier credit notes: (status, the body's elements or the 400 error body)."""
+    prepared: list[Json | str] = []
+    for element in elements:
+        try:
+            prepared.append(_prepare(org, kind, element))
+        except Refused as exc:
+            prepared.append(str(exc))
+    if summarize and any(isinstance(p, str) for p in prepared):
+        return 400, {"ErrorNumber": 10, "Type": "ValidationException", "Message": "A validation exception occurred",
+                     "Elements": [_in_error(e, p) for e, p in zip(elements, prepared, strict=True)
+                                  if isinstance(p, str)]}
+    out: list[Json] = []
+    for element, outcome in zip(elements, prepared, strict=True):
+        if isinstance(outcome, str):
+            out.append(_in_error(element, outcome))
+        else:
+            out.append({**_save(org, kind, outcome), "StatusAttributeString": "OK"})
+    return 200, {kind: out}
