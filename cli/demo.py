@@ -160,16 +160,21 @@ async def _worker_sync(api: ApiClient) -> None:
 
 
 async def _time_to_bill(api: ApiClient) -> None:
-    """October's approved time, every legal entity: posted to the ERP, drafted as invoices, reconciled."""
-    say("9. time-to-bill: October 2026, every legal entity (POST /process/time-to-bill/v1/billing-runs)")
+    """October's approved time and expenses, every legal entity: posted to the ERP, drafted as invoices, reconciled."""
+    say("9. time-to-bill: October 2026's time and expenses, every legal entity "
+        "(POST /process/time-to-bill/v1/billing-runs)")
     run = await start_billing(api, "*", "2026-10")
     run = await api.wait(run, f"/process/time-to-bill/v1/billing-runs/{run['id']}")
-    say(f"   billing run {run['id']} {run['status']}")
+    result = run.get("result") or {}
+    say(f"   billing run {run['id']} {run['status']}: {result.get('posted', 0)} time entries and "
+        f"{result.get('expenses_posted', 0)} expenses posted, {result.get('invoice_documents', 0)} invoices and "
+        "credit memos drafted")
     open_exceptions = (await api.call("GET", "/process/time-to-bill/v1/exceptions",
                                       params={"status": "open", "limit": 200}))["items"]
     reasons = Counter(e["reason"] for e in open_exceptions)
     say("   held as owned exceptions: " + (", ".join(f"{r} ×{n}" for r, n in sorted(reasons.items())) or "none"))
-    say("10. reconciliation: approved in the time system vs posted in the ERP vs invoiced, every legal entity")
+    say("10. reconciliation: approved in the time system vs posted in the ERP vs invoiced (time, then expenses), "
+        "every legal entity")
     # Every page: the list merges every ERP account's entities, one account after another.
     codes = [e["code"] for e in await api.items("/system/erp/v1/legal-entities")]
     for entity in sorted(codes):  # each on its own ERP account (the connections file)
@@ -180,8 +185,13 @@ async def _time_to_bill(api: ApiClient) -> None:
         approved = sum(Decimal(r["approved_amount"]) for r in rows)
         posted = sum(Decimal(r["posted_amount"]) for r in rows)
         invoiced = sum(Decimal(r["invoiced_amount"]) for r in rows)
+        cost = sum(Decimal(r["approved_expense_cost"]) for r in rows)
+        cost_posted = sum(Decimal(r["posted_expense_cost"]) for r in rows)
+        billed = sum(Decimal(r["invoiced_expense_amount"]) for r in rows)
         say(f"   {entity} (ERP takes time {posting['time_posting'].replace('_', ' ')}): {len(rows)} projects, "
-            f"{len(clean)} clean; approved {approved:,.2f} {currency}, posted {posted:,.2f}, invoiced {invoiced:,.2f}")
+            f"{len(clean)} clean; time approved {approved:,.2f} {currency}, posted {posted:,.2f}, invoiced "
+            f"{invoiced:,.2f}; expenses approved {cost:,.2f}, posted {cost_posted:,.2f}, invoiced with markup "
+            f"{billed:,.2f}")
         for r in rows:
             if r["discrepancies"]:
                 say(f"      {r['project']}: {'; '.join(r['discrepancies'])}")

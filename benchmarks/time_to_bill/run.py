@@ -4,11 +4,13 @@
 
 Embedded mode: one process holds the gateway, its process runtime and the five vendor
 simulators, each seeded with `build_firm(workers)` (Harvest with its rate limit off). A
-`*` billing run for DEMO_PERIOD reads ~440,000 approved entries through the time system
-API, validates them into the ledger, posts them to NetSuite in async batches and drafts the
-invoices. Each scenario runs in its own subprocess, so its peak RSS is its own:
+`*` billing run for DEMO_PERIOD reads ~440,000 approved entries and ~44,000 expenses (one
+per worker per week) through the time system API, validates them into the ledger, posts the
+time to NetSuite in async batches and the expenses as project costs, and drafts the invoices.
+Each scenario runs in its own subprocess, so its peak RSS is its own:
 
 - `clean`: the run as is;
+- `time_only`: the same firm with no expenses in Harvest (the run before expenses were billed);
 - `faults`: the same with 5% NetSuite 5xx and 5% 429 (Retry-After 0);
 - `floor`: the same entries decoded from Harvest's wire JSON, mapped, validated by the same
   rules and written to SQLite with executemany — the least any implementation must do.
@@ -38,7 +40,7 @@ __all__ = ["main"]
 HERE = Path(__file__).parent
 PERIOD = "2026-10"
 TARGET_WALL, TARGET_FAULT_WALL, TARGET_RSS_MB, TARGET_RECONCILE = 60.0, 90.0, 1536.0, 20.0
-SCENARIOS = ("floor", "clean", "faults", "postgres")
+SCENARIOS = ("floor", "clean", "time_only", "faults", "postgres")
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
@@ -46,7 +48,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _install_vendors(workers: int) -> Any:
+def _install_vendors(workers: int, expenses: bool = True) -> Any:
     """Seed every simulator with the benchmark firm (the gateway builds its simulators from the vendor registry)."""
     import dataclasses
 
@@ -71,7 +73,8 @@ def _install_vendors(workers: int) -> Any:
 
     firm = build_firm(workers)
     makers: dict[str, Any] = {
-        "harvest": lambda: HarvestSimulator(firm=firm, requests_per_window=None, report_requests_per_window=None),
+        "harvest": lambda: HarvestSimulator(firm=firm, requests_per_window=None, report_requests_per_window=None,
+                                            seed_expenses=expenses),
         "netsuite": lambda: NetSuiteSimulator(firm=firm),
         "kantata": lambda: KantataSimulator(firm=firm),
         "workday": lambda: WorkdaySimulator(firm=firm),
@@ -96,7 +99,7 @@ async def _scenario(name: str, workers: int, database_url: str | None = None,
     from system_apis.demo_firm import ANCHOR_DATE
 
     t0 = time.perf_counter()
-    _install_vendors(workers)
+    _install_vendors(workers, expenses=name != "time_only")
     home = tempfile.mkdtemp(prefix="bench-ttb-")
     retry = RetryPolicy(max_attempts=8, base_delay=0.01, max_delay=0.1, max_retry_after=0.5)
     vendor_retry = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05, max_retry_after=0.2)
@@ -133,10 +136,14 @@ async def _scenario(name: str, workers: int, database_url: str | None = None,
             out.update(status=run.status, wall_s=round(wall, 1), entries_read=read,
                        entries_per_s=round(read / wall), posted=int(result.get("posted", 0)),
                        exceptions=int(result.get("exceptions", 0)),
+                       expenses_read=int(result.get("expenses_read", 0)),
+                       expenses_posted=int(result.get("expenses_posted", 0)),
+                       expense_exceptions=int(result.get("expense_exceptions", 0)),
                        invoice_documents=int(result.get("invoice_documents", 0)),
                        faults_injected=erp.faults.injected,
                        **{f"{step}_s": round((s.duration_ms or 0) / 1000, 1) for s in run.steps
-                          for step in ("post_time", "invoice", "read_validate") if s.name == step})
+                          for step in ("post_time", "invoice", "read_validate", "read_expenses", "post_expenses")
+                          if s.name == step})
             keys = collections.Counter(b.key for b in erp.ledger.bills)  # type: ignore[attr-defined]
             out["time_bills"] = len(erp.ledger.bills)  # type: ignore[attr-defined]
             out["duplicate_time_bills"] = sum(n - 1 for n in keys.values() if n > 1)
@@ -340,7 +347,7 @@ def _results_md(results: dict[str, Any], command: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--workers", type=int, default=10_000)
-    parser.add_argument("--scenario", choices=("clean", "faults", "floor"))
+    parser.add_argument("--scenario", choices=("clean", "time_only", "faults", "floor"))
     parser.add_argument("--only", nargs="*", choices=SCENARIOS, default=list(SCENARIOS))
     parser.add_argument("--scaling", default="1000,2000,4000",
                         help="worker counts of the scaling line, comma-separated ('' skips it)")

@@ -390,6 +390,15 @@ class Ledger:
                 ledger.c.exception_id == exception_id, ledger.c.state == "exception")).all()
         return [(_row(r), r._mapping["payload"]) for r in rows]
 
+    def states(self, keys: Sequence[str]) -> dict[str, str]:
+        """The state of each line key the ledger holds (reconciliation tells a line the ERP refused from a gap)."""
+        out: dict[str, str] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(keys)):
+                out.update((k, s) for k, s in conn.execute(
+                    sa.select(ledger.c.line_key, ledger.c.state).where(ledger.c.line_key.in_(chunk))))
+        return out
+
     def payloads(self, keys: Sequence[str]) -> dict[str, bytes | None]:
         """The captured item kept with each line (an expense's receipt and original currency travel to the ERP)."""
         out: dict[str, bytes | None] = {}

@@ -130,7 +130,8 @@ def _of_expense(line: InvoiceLine) -> bool:
 
 
 async def _expenses(project_code: str, start: dt.date, end: dt.date, ref: Reference, as_of: dt.date) -> _ExpenseFigures:
-    """The project's approved expenses of the period as the run would price them: cost, billed, and held."""
+    """The project's approved expenses of the period as the run would price them: cost, billed, and held (broken
+    rules, or refused by the ERP)."""
     rt = runtime()
     out = _ExpenseFigures()
     params: dict[str, str | int] = {"status": "approved", "from": start.isoformat(), "to": end.isoformat(),
@@ -139,13 +140,15 @@ async def _expenses(project_code: str, start: dt.date, end: dt.date, ref: Refere
     while True:
         page = await rt.time.expenses(params, cursor)
         rates = await expense_rates(page.items, ref, rt.rates)
-        for expense in page.items:
-            priced = validate_expense(expense, ref, as_of, rates.get(expense.id))
-            if not isinstance(priced, PricedLine):
+        priced = [validate_expense(x, ref, as_of, rates.get(x.id)) for x in page.items]
+        refused = rt.ledger.states([p.line_key for p in priced if isinstance(p, PricedLine)])
+        for line in priced:
+            # held: broken rules, or a line the ERP refused (parked on an owned exception until replayed)
+            if not isinstance(line, PricedLine) or refused.get(line.line_key) == "exception":
                 out.held += 1
                 continue
-            out.cost += priced.rate
-            out.billed += priced.amount
+            out.cost += line.rate
+            out.billed += line.amount
         cursor = page.next_cursor
         if not cursor:
             return out

@@ -252,7 +252,7 @@ Sent = dict[str, dict[str, str]]
 
 
 async def _send_time(entity_id: str, batch_key: str, rows: list[LedgerRow]) -> Sent:
-    """Time posts as a job: submit, then poll its result (NetSuite's CSV-import-like asynchronous posting)."""
+    """Time posts as a job (the ERP contract's asynchronous posting): submit, then poll its result."""
     rt = runtime()
     batch = TimePostingBatch(batch_key=batch_key, legal_entity_id=entity_id, lines=[_posting_line(r) for r in rows])
     await rt.erp.post_time(batch)
@@ -507,15 +507,17 @@ async def crashed(run_id: str, attempt: int, error: str) -> str:
 
 
 async def _post_all(step: Callable[[str, int, str, int, int], Awaitable[list[int]]], run_id: str, attempt: int,
-                    entity: str, so_far: int) -> int:
-    """Run a posting step batch after batch until the entity has nothing left of its kind; returns lines posted."""
-    number, posted = 0, 0
+                    entity: str, counts: list[int]) -> None:
+    """Run a posting step batch after batch until the entity has nothing left of its kind; adds to `counts`
+    [lines posted, lines the ERP refused] (a refused line is parked on an owned exception)."""
+    number = 0
     while True:
         number += 1
-        handled, n = await step(run_id, attempt, entity, number, so_far + posted)
+        handled, n = await step(run_id, attempt, entity, number, counts[0])
         if handled == 0:
-            return posted
-        posted += n
+            return
+        counts[0] += n
+        counts[1] += handled - n
 
 
 @DBOS.workflow(name="time_to_bill.billing_run")
@@ -556,17 +558,16 @@ async def _billing_run(run_id: str, legal_entity_code: str, period: str, as_of: 
                 break
     except (StepExhausted, BusinessFailure) as exc:
         failures.append(f"reading approved expenses: {exc}")
-    posted = 0
-    expenses_posted = 0
+    time, expenses = [0, 0], [0, 0]  # [posted, refused by the ERP and parked on exceptions]
     for entity in await entities_of(run_id, legal_entity_code):
         try:  # one entity's ERP outage fails that entity's posting only
-            posted += await _post_all(post_batch, run_id, attempt, entity, posted)
-            expenses_posted += await _post_all(post_expense_batch, run_id, attempt, entity, expenses_posted)
+            await _post_all(post_batch, run_id, attempt, entity, time)
+            await _post_all(post_expense_batch, run_id, attempt, entity, expenses)
         except StepExhausted as exc:
             failures.append(f"{entity}: {exc}")
     await posting_done(run_id, bool(failures))
-    rt_totals = {**{k: str(v) for k, v in totals.items()}, "posted": str(posted),
-                 "expenses_posted": str(expenses_posted)}
+    rt_totals = {**{k: str(v) for k, v in totals.items()}, "posted": str(time[0]),
+                 "expenses_posted": str(expenses[0]), "erp_refused": str(time[1] + expenses[1])}
     projects = await plan_invoices(run_id, legal_entity_code, period) if invoice else []
     documents = 0
     for i in range(0, len(projects), 50):
@@ -576,6 +577,6 @@ async def _billing_run(run_id: str, legal_entity_code: str, period: str, as_of: 
             failures.append(f"invoicing {projects[i]}..: {exc}")
     rt_totals["invoice_documents"] = str(documents)
     rt_totals["fact_slices"] = str(await refresh_facts(run_id, legal_entity_code, period))
-    held = totals.get("exceptions", 0) + totals.get("expense_exceptions", 0)
+    held = totals.get("exceptions", 0) + totals.get("expense_exceptions", 0) + time[1] + expenses[1]
     status = "failed" if failures else ("needs_attention" if held else "succeeded")
     return await finish(run_id, status, rt_totals, failures)

@@ -10,10 +10,9 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import msgspec
 
 from contracts.common import Money
 from process_apis.time_to_bill.expense_rules import validate_expense

@@ -80,11 +80,11 @@ async def test_month_end_run_per_entity_posts_once_invoices_and_owns_every_defec
         assert set(per_entry) == expected
         assert len(held) > 0 and seeded_mispriced and seeded_mispriced <= held
 
-        # invoices: T&M lines per worker/role/rate; milestones for fixed-fee and mixed
+        # invoices: T&M lines per worker/role/rate, pass-through expenses; milestones for fixed-fee and mixed
         tm = await invoices(s, "PRJ-A0001")
         assert len(tm) == 1
-        lines = tm[0]["lines"]
-        assert {ln["kind"] for ln in lines} == {"time"}
+        assert {ln["kind"] for ln in tm[0]["lines"]} == {"time", "expense"}
+        lines = [ln for ln in tm[0]["lines"] if ln["kind"] == "time"]
         groups = [(ln["description"], ln["unit_price"]["amount"]) for ln in lines]
         assert len(groups) == len(set(groups))
         for ln in lines:
@@ -92,8 +92,8 @@ async def test_month_end_run_per_entity_posts_once_invoices_and_owns_every_defec
         fixed = await invoices(s, "PRJ-A0004")
         october = next(m for p in demo_firm().projects if p.external_id == "PRJ-A0004" for m in p.milestones
                        if m.due_date.month == 10)  # the contract's own milestone, a quarter of its budget
-        assert [(ln["kind"], Decimal(ln["amount"]["amount"])) for inv in fixed for ln in inv["lines"]] == \
-            [("milestone", october.amount.amount)]
+        assert [(ln["kind"], Decimal(ln["amount"]["amount"])) for inv in fixed for ln in inv["lines"]
+                if ln["kind"] != "expense"] == [("milestone", october.amount.amount)]  # its time is not billed
         mixed = await invoices(s, "PRJ-A0010")
         kinds = collections.Counter(ln["kind"] for inv in mixed for ln in inv["lines"])
         assert kinds["milestone"] == 1 and kinds["time"] > 1
