@@ -18,7 +18,7 @@ from contracts.problems import ProblemError
 from system_apis._internal.http import VendorRejected
 from system_apis.businesscentral.client import BusinessCentralClient
 
-__all__ = ["EXISTS", "GUID", "RECORDS", "Index", "odata_instant", "odata_string", "unprocessable"]
+__all__ = ["EXISTS", "GUID", "RECORDS", "Index", "not_found", "odata_instant", "odata_string", "unprocessable"]
 
 Record = dict[str, Any]
 RECORDS: Final = "psconnectRecords"
@@ -39,6 +39,10 @@ def odata_instant(moment: dt.datetime) -> str:
     """
     utc = (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def not_found(kind: str, ident: str) -> ProblemError:
+    return ProblemError(404, "not-found", "Not found", f"No {kind} with id {ident!r}.", code="not_found")
 
 
 def unprocessable(code: str, detail: str, title: str = "Refused by the ERP") -> ProblemError:

@@ -5,7 +5,8 @@ legal entity list is that company. Canonical ids are BC record ids (GUIDs); exte
 psconnect's keys, kept in the psconnect extension's ``psconnectRecords`` (``_index``) because BC's
 ``number`` holds only 20 characters and its projects, employees, time entries and document lines lack
 fields psconnect needs (``mapping``). Time posting, invoice and credit memo drafts are in ``_billing``;
-invoice status, posting, payments and exchange rates in ``_receivables``.
+invoice status, posting, payments and exchange rates in ``_receivables``; expense costs (general journal
+lines) in ``_expenses``.
 
 API v1.0 (the vendored ``spec/business-central-v1.openapi.yaml``) vs v2.0 (what this package speaks):
 
@@ -53,8 +54,8 @@ from contracts.problems import FieldError, ProblemError, invalid_cursor
 from foundation.paging import decode_cursor, decode_position, encode_cursor, encode_position
 from foundation.retry import RetryPolicy
 from system_apis._internal.http import VendorRejected
-from system_apis.businesscentral._index import GUID, data_of, odata_string
-from system_apis.businesscentral._receivables import BusinessCentralReceivables
+from system_apis.businesscentral._expenses import BusinessCentralExpenses
+from system_apis.businesscentral._index import GUID, data_of, not_found, odata_string
 from system_apis.businesscentral.client import API_PATH, RATE_LIMIT, TOKEN_HOST, BusinessCentralClient
 from system_apis.businesscentral.mapping import (
     MappingError,
@@ -83,23 +84,25 @@ def vendor_data_invalid(exc: Exception) -> ProblemError:
     return ProblemError(502, "vendor-data-invalid", "Vendor record unreadable", str(exc), code="vendor_data_invalid")
 
 
-def not_found(kind: str, ident: str) -> ProblemError:
-    return ProblemError(404, "not-found", "Not found", f"No {kind} with id {ident!r}.", code="not_found")
-
-
-class BusinessCentralErp(BusinessCentralReceivables):
+class BusinessCentralErp(BusinessCentralExpenses):
     """`ErpSystem` on Business Central, for the client's company.
 
     Args:
         revenue_account: the G/L account invoice lines post to.
         payment_journal, payment_account: the cash receipts batch payments are posted in and the G/L
             account it balances to (see ``_receivables``).
+        expense_journal, expense_account, expense_balancing_account: the general journal batch expenses
+            are posted in, the G/L account they are booked to and the one the batch balances to (see
+            ``_expenses``).
     """
 
     def __init__(self, client: BusinessCentralClient, *, revenue_account: str = "40100",
-                 payment_journal: str = "PSCONNECT", payment_account: str = "10100") -> None:
+                 payment_journal: str = "PSCONNECT", payment_account: str = "10100",
+                 expense_journal: str = "PSCEXPENSE", expense_account: str = "60100",
+                 expense_balancing_account: str = "20700") -> None:
         super().__init__(client, revenue_account=revenue_account, payment_journal=payment_journal,
-                         payment_account=payment_account)
+                         payment_account=payment_account, expense_journal=expense_journal,
+                         expense_account=expense_account, expense_balancing_account=expense_balancing_account)
 
     # ------------------------------------------------------------------ paging helpers
 
@@ -325,7 +328,10 @@ def create_systems(http: httpx.AsyncClient, connection: Connection, *,
     registration's ``client_id`` and ``client_secret`` (``revenue_account``, the G/L account invoice lines
     post to, may ride along, default 40100; so may ``payment_journal``, the cash receipts batch payments
     are posted in, default PSCONNECT, and ``payment_account``, the G/L account a batch psconnect creates
-    balances to, default 10100); the company is named in ``base_url``
+    balances to, default 10100; and ``expense_journal``, ``expense_account`` and ``expense_balancing_account``,
+    the general journal batch expenses are posted in, default PSCEXPENSE, the G/L account they are booked to,
+    default 60100, and the one a batch psconnect creates balances to, default 20700); the company is named in
+    ``base_url``
     (``https://api.businesscentral.dynamics.com/v2.0/{tenant}/{environment}/api/v2.0/companies({id})``) —
     a base URL without it serves the environment's first company.
     """
@@ -340,5 +346,8 @@ def create_systems(http: httpx.AsyncClient, connection: Connection, *,
     options = connection.credentials
     return {"erp": BusinessCentralErp(client, revenue_account=options.get("revenue_account", "40100"),
                                       payment_journal=options.get("payment_journal", "PSCONNECT"),
-                                      payment_account=options.get("payment_account", "10100"))}
+                                      payment_account=options.get("payment_account", "10100"),
+                                      expense_journal=options.get("expense_journal", "PSCEXPENSE"),
+                                      expense_account=options.get("expense_account", "60100"),
+                                      expense_balancing_account=options.get("expense_balancing_account", "20700"))}
 

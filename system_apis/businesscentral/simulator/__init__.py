@@ -16,6 +16,9 @@ What it reproduces, so an adapter passing here should pass against Business Cent
   journal's ``Microsoft.NAV.post`` and applied to invoices (``Paid`` when nothing is left), credit memos
   applied to the invoice they name, ``salesInvoices({id})/Microsoft.NAV.cancel``, and dated
   ``currencyExchangeRates``; ``$filter`` on ``lastModifiedDateTime``, which advances on every change;
+- the general ledger (``_ledger``): ``accounts``, general journal batches ``journals({id})/journalLines``
+  posted by the batch's ``Microsoft.NAV.post`` into ``generalLedgerEntries`` (all lines or none, a refusal
+  naming its line);
 - JSON ``$batch`` of at most 100 operations (more: 400), ``Isolation: snapshot`` all-or-nothing (the
   failing operation's error, the others 424, and nothing kept);
 - errors ``{"error": {"code", "message"}}``; faults (429 ``Application_TooManyRequests`` + ``Retry-After``,
@@ -23,8 +26,9 @@ What it reproduces, so an adapter passing here should pass against Business Cent
 
 Seeded from the demo firm for the legal entities asked for: one company per entity (its id is
 `company_id(code)`), with companyInformation, accounting periods, customers, projects and employees,
-the psconnect extension records the adapter keeps beside them, a cash receipts batch ``GENERAL`` and
-monthly 2026 exchange rates of the firm's other currencies against the company's.
+the psconnect extension records the adapter keeps beside them, a cash receipts batch ``GENERAL``,
+monthly 2026 exchange rates of the firm's other currencies against the company's, a small chart of
+accounts and the general journal batch ``DEFAULT``.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from contracts.workforce import EmployeeUpsert
 from system_apis._internal.faults import Fault, FaultPlan, control_router
 from system_apis.businesscentral.client import BATCH_LIMIT, decode, encode
 from system_apis.businesscentral.mapping import customer_to_record, employee_to_record, project_details
+from system_apis.businesscentral.simulator._ledger import add_journal_line, seed_ledger
 from system_apis.businesscentral.simulator._receivables import act, add_payment, seed_receivables
 from system_apis.businesscentral.simulator._store import (
     JOURNAL_SETS,
@@ -173,6 +178,7 @@ class BusinessCentralSimulator:
                 "taxRegistrationNumber": entity.tax_registration, "currentFiscalYearStartDate": "2026-01-01"},
                 seeding=True)
             seed_receivables(self.store, cid, entity.currency, FX)
+            seed_ledger(self.store, cid)
             for period in firm.accounting_periods:
                 if period.legal_entity_id == entity.id:
                     self.store.insert(cid, "accountingPeriods", {
@@ -427,8 +433,12 @@ class BusinessCentralSimulator:
             return self._list(base, f"companies({cid})/{name}({key})/{third['name']}", lines, query, headers,
                               line_context)
         if third["key"] is None and method == "POST":
-            line = (add_payment(self.store, cid, key, body or {}) if name in JOURNAL_SETS
-                    else self.store.add_line(cid, name, key, body or {}))
+            if name == "journals":
+                line = add_journal_line(self.store, cid, key, body or {})
+            elif name in JOURNAL_SETS:
+                line = add_payment(self.store, cid, key, body or {})
+            else:
+                line = self.store.add_line(cid, name, key, body or {})
             return 201, {"@odata.context": line_context + "/$entity", **line}, {}
         if third["key"] is not None and method == "GET":
             return 200, {"@odata.context": line_context + "/$entity",

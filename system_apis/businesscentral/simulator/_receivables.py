@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Final
 
+from system_apis.businesscentral.simulator._ledger import post_general_journal
 from system_apis.businesscentral.simulator._store import BcError, EntityStore, new_id
 
 __all__ = ["act", "add_payment", "seed_receivables"]
@@ -134,6 +135,8 @@ def act(store: EntityStore, company_id: str, entity_set: str, key: str, action: 
         store.post_document(company_id, entity_set, key)
     elif action == "post" and entity_set == "customerPaymentJournals":
         post_journal(store, company_id, key)
+    elif action == "post" and entity_set == "journals":
+        post_general_journal(store, company_id, key)
     elif action == "cancel" and entity_set == "salesInvoices":
         cancel_invoice(store, company_id, key)
     else:

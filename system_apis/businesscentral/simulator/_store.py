@@ -21,16 +21,20 @@ from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Final
 
-__all__ = ["ENTITY_SETS", "JOURNAL_SETS", "LINE_SETS", "BcError", "EntityStore", "etag_of", "instant", "new_id"]
+__all__ = ["ENTITY_SETS", "JOURNAL_SETS", "JOURNAL_TEMPLATES", "LINE_SETS", "BcError", "EntityStore", "etag_of",
+           "instant", "new_id"]
 
 Record = dict[str, Any]
 ENTITY_SETS: Final = frozenset({"customers", "projects", "employees", "timeRegistrationEntries", "salesInvoices",
                                 "salesCreditMemos", "accountingPeriods", "companyInformation", "psconnectRecords",
-                                "customerPaymentJournals", "currencyExchangeRates"})
+                                "customerPaymentJournals", "currencyExchangeRates", "journals",
+                                "accounts", "generalLedgerEntries"})
 LINE_SETS: Final = {"salesInvoices": "salesInvoiceLines", "salesCreditMemos": "salesCreditMemoLines"}
-JOURNAL_SETS: Final = {"customerPaymentJournals": "customerPayments"}
+JOURNAL_SETS: Final = {"customerPaymentJournals": "customerPayments", "journals": "journalLines"}
 """Journals and their lines (kept like document lines, under the journal's id)."""
-READ_ONLY: Final = frozenset({"accountingPeriods", "companyInformation"})
+JOURNAL_TEMPLATES: Final = {"customerPaymentJournals": "CASHRCPT", "journals": "GENERAL"}
+"""The journal template each API entity set's batches belong to (named in Business Central's errors)."""
+READ_ONLY: Final = frozenset({"accountingPeriods", "companyInformation", "accounts", "generalLedgerEntries"})
 _COMPUTED: Final = frozenset({"status", "remainingAmount", "totalAmountExcludingTax", "totalTaxAmount",
                               "totalAmountIncludingTax", "lastModifiedDateTime"})
 """Sales document fields Business Central computes: a request that writes one is refused."""
@@ -273,16 +277,18 @@ class EntityStore:
             record["displayName"] = f"{record.get('givenName', '')} {record.get('surname', '')}".strip()
         if name == "salesInvoices":
             record.setdefault("dueDate", record.get("invoiceDate"))  # no payment terms: due on the invoice date
-        if name == "customerPaymentJournals":
+        if name in JOURNAL_SETS:
             if not record.get("code"):
                 raise BcError(400, "BadRequest", "code must not be blank.")
             record["code"] = str(record["code"]).upper()
             if any(j["code"] == record["code"] for j in self.company(company_id)[name].values()):
                 raise BcError(400, "Internal_EntityWithSameKeyExists", "The record in table Gen. Journal Batch "
-                              f"already exists. Identification fields and values: Journal Template Name='CASHRCPT',"
-                              f"Name='{record['code']}'")
+                              "already exists. Identification fields and values: Journal Template Name="
+                              f"'{JOURNAL_TEMPLATES[name]}',Name='{record['code']}'")
             record.setdefault("displayName", "")
             record.setdefault("balancingAccountNumber", "")
+            if name == "journals":
+                record.setdefault("templateDisplayName", JOURNAL_TEMPLATES[name])
         if name == "salesInvoices" or name == "salesCreditMemos":
             customer = self.company(company_id)["customers"][str(record["customerId"]).lower()]
             record.update(customerNumber=customer.get("number"), customerName=customer.get("displayName"))
