@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from msgspec import Meta
 
-from contracts.common import Currency, FrozenStruct, Money, NonEmpty, Struct
+from contracts.common import ENTITY_CODE, Currency, FrozenStruct, Money, NonEmpty, Struct
 from contracts.erp import ErpRefusalReason
 
 __all__ = [
@@ -22,6 +22,10 @@ __all__ = [
     "ExpensePostingBatch",
     "ExpensePostingLine",
     "ExpensePostingResult",
+    "IntercompanyCharge",
+    "IntercompanyChargeUpsert",
+    "IntercompanyLine",
+    "IntercompanySide",
     "Invoice",
     "InvoiceLine",
     "InvoiceStatus",
@@ -262,4 +266,47 @@ class CreditMemo(Struct):
     period: Period
     currency: Currency
     lines: list[InvoiceLine]
+    total: Money
+
+
+IntercompanySide = Literal["receivable", "payable"]
+"""Which entity's books a charge document goes into: the employing entity's (`receivable`, its consultant's
+time charged to the other) or the project's entity's (`payable`, the cost of the borrowed consultant)."""
+
+
+class IntercompanyLine(FrozenStruct, frozen=True):
+    """One posted time line of a consultant staffed on another legal entity's project, at the transfer rate."""
+
+    line_key: Annotated[str, Meta(min_length=1, max_length=200, description="The time line charged (its ledger key).")]
+    project_external_id: NonEmpty
+    employee_external_id: NonEmpty
+    date: dt.date
+    hours: Annotated[str, Meta(pattern=r"^-?\d+(\.\d+)?$", description="Decimal hours; negative reverses.")]
+    transfer_rate: Annotated[Money, Meta(description="Per hour, in the charge's currency.")]
+    amount: Money
+
+
+class IntercompanyChargeUpsert(Struct):
+    """One side of an intercompany charge: the same lines, under the same external id stem, go into both
+    entities' books — a receivable in the employer's ERP, a payable in the project entity's ERP."""
+
+    legal_entity_id: Annotated[str, Meta(min_length=1, description="The entity whose books this side goes into.")]
+    counterparty: Annotated[str, Meta(pattern=f"^{ENTITY_CODE}$", description=(
+        "The other entity's code (US01): its id differs between ERPs, its code does not."))]
+    side: IntercompanySide
+    period: Period
+    currency: Currency
+    lines: Annotated[list[IntercompanyLine], Meta(min_length=1, max_length=1000)]
+    memo: Annotated[str, Meta(max_length=200)] | None = None
+
+
+class IntercompanyCharge(Struct):
+    id: str
+    external_id: str
+    legal_entity_id: str
+    counterparty: str
+    side: IntercompanySide
+    period: Period
+    currency: Currency
+    lines: list[IntercompanyLine]
     total: Money

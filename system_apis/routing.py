@@ -42,6 +42,8 @@ from contracts.billing import (
     CreditMemoUpsert,
     ExpensePostingBatch,
     ExpensePostingResult,
+    IntercompanyCharge,
+    IntercompanyChargeUpsert,
     Invoice,
     InvoiceUpsert,
     Payment,
@@ -448,6 +450,17 @@ class RoutedErp:
                                date_to: dt.date | None, limit: int, cursor: str | None) -> Page[PostedTime]:
         return await self.r.listed("posted_time", cursor, lambda s, c: s.list_posted_time(
             project_external_id, date_from, date_to, limit, c))
+
+    async def upsert_intercompany_charge(self, external_id: str,
+                                         data: IntercompanyChargeUpsert) -> tuple[IntercompanyCharge, bool]:
+        name = self._for_body(data.legal_entity_id)
+        charge, created = await self.r.systems[name].upsert_intercompany_charge(external_id, self.r.untag(name, data))
+        return self.r.tag(name, charge), created
+
+    async def list_intercompany_charges(self, period: str | None, counterparty: str | None, limit: int,
+                                        cursor: str | None) -> Page[IntercompanyCharge]:
+        return await self.r.listed("intercompany_charges", cursor, lambda s, c: s.list_intercompany_charges(
+            period, counterparty, limit, c))
 
     async def upsert_invoice(self, external_id: str, data: InvoiceUpsert) -> tuple[Invoice, bool]:
         name = self._for_body(data.legal_entity_id)

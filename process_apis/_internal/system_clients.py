@@ -25,6 +25,8 @@ from contracts.billing import (
     CreditMemoUpsert,
     ExpensePostingBatch,
     ExpensePostingResult,
+    IntercompanyCharge,
+    IntercompanyChargeUpsert,
     Invoice,
     InvoiceUpsert,
     PostedExpense,
@@ -159,6 +161,15 @@ class ErpApi(SystemApi):
         return await self.all_pages("/posted-expenses", Page[PostedExpense], 1000,
                                     {"project_external_id": project_external_id, "from": start, "to": end,
                                      **_entity(legal_entity)})
+
+    async def upsert_intercompany_charge(self, external_id: str, data: IntercompanyChargeUpsert) -> IntercompanyCharge:
+        return await self.call("PUT", f"/intercompany-charges/by-external-id/{external_id}", IntercompanyCharge,
+                               json=data)
+
+    async def intercompany_charges(self, legal_entity: str, period: str) -> list[IntercompanyCharge]:
+        """Both sides' documents as one entity's ERP holds them (its receivables and its payables) for a period."""
+        return await self.all_pages("/intercompany-charges", Page[IntercompanyCharge], 200,
+                                    {"period": period, **_entity(legal_entity)})
 
     async def upsert_invoice(self, external_id: str, data: InvoiceUpsert) -> Invoice:
         return await self.call("PUT", f"/invoices/by-external-id/{external_id}", Invoice, json=data)

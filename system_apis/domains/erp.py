@@ -6,8 +6,8 @@ caller and reconciliation never see the difference.
 
 Time-to-bill additions: employees (upserted from HR), time posting in batches (202 + a job;
 the batch key posts once), posted time, expense costs posted in batches (answered at once; the batch
-key posts once, and a line key once across batches), posted expenses, invoice drafts and credit memos
-for reconciliation.
+key posts once, and a line key once across batches), posted expenses, intercompany charges (each side
+in its own entity's books, by external id), invoice drafts and credit memos for reconciliation.
 Posting or invoicing into a closed or AR-locked period is refused by the ERP with a 422
 problem whose code is ``period_closed``: the process checks first, the ERP is the last line.
 
@@ -31,6 +31,8 @@ from contracts.billing import (
     CreditMemoUpsert,
     ExpensePostingBatch,
     ExpensePostingResult,
+    IntercompanyCharge,
+    IntercompanyChargeUpsert,
     Invoice,
     InvoiceUpsert,
     Payment,
@@ -114,6 +116,15 @@ class ErpSystem(Protocol):
 
     async def list_posted_expenses(self, project_external_id: str | None, date_from: dt.date | None,
                                    date_to: dt.date | None, limit: int, cursor: str | None) -> Page[PostedExpense]: ...
+
+    async def upsert_intercompany_charge(self, external_id: str,
+                                         data: IntercompanyChargeUpsert) -> tuple[IntercompanyCharge, bool]:
+        """Record one side of an intercompany charge once per external id (a receivable from, or a payable to,
+        the counterparty entity); the same external id again with the same lines changes nothing."""
+        ...
+
+    async def list_intercompany_charges(self, period: str | None, counterparty: str | None, limit: int,
+                                        cursor: str | None) -> Page[IntercompanyCharge]: ...
 
     async def upsert_invoice(self, external_id: str, data: InvoiceUpsert) -> tuple[Invoice, bool]: ...
 
@@ -310,6 +321,29 @@ def erp_router(system: ErpSystem) -> Router:
         page = await system.list_posted_expenses(project_external_id, date_from, date_to, limit, cursor)
         return kept(page, lambda p: allowed(p.project_external_id))
 
+    @put("/intercompany-charges/by-external-id/{external_id:str}", operation_id="erp.upsertIntercompanyCharge",
+         opt={"refers_to": ("/legal_entity_id", "/counterparty", "/lines/*/project_external_id",
+                            "/lines/*/employee_external_id")},
+         summary="Record one side of an intercompany charge by external id (a receivable or a payable)",
+         responses=created_spec(IntercompanyCharge))
+    async def upsert_intercompany_charge(request: Request[Any, Any, Any], external_id: ExternalId,
+                                         data: JSONBody[IntercompanyChargeUpsert]) -> Response[IntercompanyCharge]:
+        grant = (await system_scope(request)).grant
+        grant.require(data.legal_entity_id)
+        grant.require(data.counterparty)  # the lines name the counterparty's consultants or projects
+        return upserted(*await system.upsert_intercompany_charge(external_id, data))
+
+    @get("/intercompany-charges", operation_id="erp.listIntercompanyCharges",
+         summary="List intercompany charges (each side in its own entity's books)")
+    async def list_intercompany_charges(request: Request[Any, Any, Any], period: PeriodFilter = None,
+                                        counterparty: Annotated[str | None, QueryParameter(
+                                            pattern=r"^[A-Z]{2}[0-9]{2}$",
+                                            description="The other entity's code.")] = None,
+                                        limit: Limit = 50, cursor: Cursor = None) -> Page[IntercompanyCharge]:
+        grant = (await system_scope(request)).grant
+        page = await system.list_intercompany_charges(period, counterparty, limit, cursor)
+        return kept(page, lambda c: grant.allows(c.legal_entity_id) and grant.allows(c.counterparty))
+
     @put("/invoices/by-external-id/{external_id:str}", operation_id="erp.upsertInvoice",
          opt={"refers_to": ("/legal_entity_id", "/customer_id", "/project_external_id")},
          summary="Create or update an invoice draft by external id", responses=created_spec(Invoice))
@@ -387,6 +421,7 @@ def erp_router(system: ErpSystem) -> Router:
                   route_handlers=[get_capabilities, list_legal_entities, get_legal_entity, get_customer,
                                   upsert_customer, list_projects, get_project, upsert_project, list_accounting_periods,
                                   upsert_employee, post_time, get_time_posting, list_posted_time, post_expenses,
-                                  get_expense_posting, list_posted_expenses,
+                                  get_expense_posting, list_posted_expenses, upsert_intercompany_charge,
+                                  list_intercompany_charges,
                                   upsert_invoice, list_invoices, get_invoice, post_invoice, upsert_payment,
                                   get_exchange_rate, upsert_credit_memo, list_credit_memos])
