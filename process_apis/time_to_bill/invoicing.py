@@ -27,7 +27,11 @@ from process_apis.time_to_bill.expense_rules import EXPENSE, EXPENSE_REVERSAL
 from process_apis.time_to_bill.ledger import LedgerRow
 from process_apis.time_to_bill.rules import ProjectRef, period_of
 
-__all__ = ["InvoiceDraft", "credit_memos", "invoice_draft", "milestone_key"]
+__all__ = ["EXPENSE_CREDIT", "InvoiceDraft", "credit_memos", "invoice_draft", "milestone_key"]
+
+EXPENSE_CREDIT = "reversal of expense "
+"""How a credit line that reverses an expense begins: every ERP keeps a line's description (not every one keeps
+its source keys or kind on a credit note), so reconciliation tells expense credits from time credits by it."""
 
 
 class InvoiceDraft(msgspec.Struct, frozen=True, kw_only=True):
@@ -114,7 +118,7 @@ def credit_memos(project: ProjectRef, period: str,
 def _credit_line(row: LedgerRow) -> InvoiceLine:
     """An expense credits what it billed (one unit at its marked-up amount), time its hours at their rate."""
     if row.kind == EXPENSE_REVERSAL:
-        return InvoiceLine(kind="credit", description=f"reversal of expense {row.reverses}", quantity="-1",
+        return InvoiceLine(kind="credit", description=f"{EXPENSE_CREDIT}{row.reverses}", quantity="-1",
                            unit_price=_money(-row.amount, row.currency), amount=_money(row.amount, row.currency),
                            source_keys=[row.line_key])
     return InvoiceLine(kind="credit", description=f"reversal of {row.reverses}", quantity=str(row.hours),

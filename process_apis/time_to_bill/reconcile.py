@@ -20,6 +20,7 @@ from contracts.billing import InvoiceLine
 from contracts.common import Struct
 from process_apis.time_to_bill.enrich import expense_rates
 from process_apis.time_to_bill.expense_rules import validate_expense
+from process_apis.time_to_bill.invoicing import EXPENSE_CREDIT
 from process_apis.time_to_bill.rules import PricedLine, Reference, period_of, validate
 from process_apis.time_to_bill.runtime import runtime
 
@@ -125,8 +126,8 @@ class _ExpenseFigures(msgspec.Struct):
 
 
 def _of_expense(line: InvoiceLine) -> bool:
-    """A credit line that reverses an expense (its source keys are expense ledger keys)."""
-    return bool(line.source_keys) and all(k.startswith("expense:") for k in line.source_keys)
+    """A credit line that reverses an expense (`invoicing.EXPENSE_CREDIT`)."""
+    return line.description.startswith(EXPENSE_CREDIT)
 
 
 async def _expenses(project_code: str, start: dt.date, end: dt.date, ref: Reference, as_of: dt.date) -> _ExpenseFigures:

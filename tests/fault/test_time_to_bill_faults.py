@@ -39,15 +39,16 @@ seeded defect, so alone it bills outright; the firm's three entities own the see
 
 
 async def assert_posted_once(s: TtbStack, entities: tuple[str, ...] = ENTITIES) -> None:
-    """Each posted ledger line of the entities is one line of posted time in their ERPs, and nothing more."""
+    """Each posted ledger line of the entities — time and expenses — is one line in their ERPs, and nothing more."""
     accounts = {s.stack.gateway.vendors["erp"].for_entity(e).entry.connection.name: e for e in entities}
-    counts: collections.Counter[str] = collections.Counter()
-    for entity in accounts.values():  # `legal_entity` reaches the entity's account: a shared one lists all of it
-        counts.update(p["line_key"] for p in await s.posted(entity))
-    assert counts and max(counts.values()) == 1
-    posted = {r["line_key"] for r in s.ledger_rows() if r["state"] in ("posted", "invoiced") and r["kind"] == "time"
-              and r["legal_entity_code"] in entities}
-    assert posted == set(counts)  # nothing lost between the ledger and the ERP
+    for kind, listed in (("time", s.posted), ("expense", s.posted_expenses)):
+        counts: collections.Counter[str] = collections.Counter()
+        for entity in accounts.values():  # `legal_entity` reaches the entity's account: a shared one lists all
+            counts.update(p["line_key"] for p in await listed(entity))
+        assert counts and max(counts.values()) == 1, kind
+        posted = {r["line_key"] for r in s.ledger_rows() if r["state"] in ("posted", "invoiced") and r["kind"] == kind
+                  and r["legal_entity_code"] in entities}
+        assert posted == set(counts), kind  # nothing lost between the ledger and the ERP
     assert not s.ledger_rows(state="validated") and not s.ledger_rows(state="failed")
 
 

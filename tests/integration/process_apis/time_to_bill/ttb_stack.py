@@ -131,6 +131,19 @@ class TtbStack:
                 return items
             params["cursor"] = response.json()["next_cursor"]
 
+    async def posted_expenses(self, entity: str, project: str | None = None) -> list[dict[str, Any]]:
+        """October's expense costs as the entity's ERP account lists them through the ERP contract, every page."""
+        items: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"legal_entity": entity, "from": f"{PERIOD}-01", "to": f"{PERIOD}-31",
+                                  "limit": 1000, **({"project_external_id": project} if project else {})}
+        while True:
+            response = await self.http.get("/system/erp/v1/posted-expenses", params=params)
+            assert response.status_code == 200, response.text
+            items += response.json()["items"]
+            if not response.json().get("next_cursor"):
+                return items
+            params["cursor"] = response.json()["next_cursor"]
+
     async def posted_hours(self, entry_id: str) -> Decimal:
         """Net hours the ERP holds for one time entry (postings and reversals), read through the ERP contract."""
         rows = self.ledger_rows(entry_id=entry_id)
