@@ -119,14 +119,15 @@ def sim_count(sim: str, record_type: str, **filters: str) -> int:
     return int(httpx.get(f"{sim}/__sim__/count", params={"type": record_type, **filters}).json()["count"])
 
 
-def posted_time(client: httpx.Client, entity: str) -> list[dict[str, Any]]:
-    """The entity's October time as its ERP account lists it through the ERP system API (paged)."""
+def posted_time(client: httpx.Client, entity: str, kind: str = "posted-time") -> list[dict[str, Any]]:
+    """The entity's October time (or, `kind="posted-expenses"`, expense costs) as its ERP account lists them through
+    the ERP system API (paged)."""
     items: list[dict[str, Any]] = []
     cursor: str | None = None
     while True:
         params: dict[str, str | int] = {"from": "2026-10-01", "to": "2026-10-31", "limit": 500,
                                         "legal_entity": entity, **({"cursor": cursor} if cursor else {})}
-        page = client.get("/system/erp/v1/posted-time", params=params)
+        page = client.get(f"/system/erp/v1/{kind}", params=params)
         assert page.status_code == 200, page.text
         items += page.json()["items"]
         cursor = page.json().get("next_cursor")

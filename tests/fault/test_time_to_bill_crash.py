@@ -1,13 +1,13 @@
-"""A gateway SIGKILLed mid-billing-run resumes on restart and posts every entry exactly once — on each ERP.
+"""A gateway SIGKILLed mid-billing-run resumes and posts every entry and expense exactly once — on each ERP.
 
-The vendors run in their own process (their state must outlive the gateway), the gateway in another,
-driven over HTTP like production. The ERP answers each time write only after a delay, so the run can be
-caught with time posted and the next write in flight; the gateway dies there. The in-flight write may
-still land in the ERP after the gateway is gone — the restarted run re-sends it under the same keys and
-the ERP must not post it again. Once per ERP vendor (`CRASHED_ERPS`): US01 on the firm's NetSuite account,
-then DE01 on an account of its own on Business Central and on Xero (whose rotated refresh token and
-summarised-line compositions must survive the restart in the gateway's database). The simulators process
-serves every account of the connections file (`psconnect simulators --connections`).
+The vendors run in their own process (their state must outlive the gateway), the gateway in another, driven over
+HTTP like production. The ERP answers each time write only after a delay, so the run can be caught with time posted
+and the next write in flight; the gateway dies there. The in-flight write may still land in the ERP after the
+gateway is gone — the restarted run re-sends it under the same keys and the ERP must not post it again. Once per ERP
+vendor (`CRASHED_ERPS`): US01 on the firm's NetSuite account (killed once with a time write in flight and once with
+expense reports being written), then DE01 on an account of its own on Business Central and on Xero (whose rotated
+refresh token and summarised-line compositions must survive the restart in the gateway's database). The simulators
+process serves every account of the connections file (`psconnect simulators --connections`).
 """
 
 from __future__ import annotations
@@ -67,6 +67,7 @@ class CrashedErp:
     env: dict[str, str] | None = None
     read_path: str | None = None
     """A regular expression finding the ERP's invoice reads: when given, a receivables poll is killed too."""
+    write_method: str = "POST"
 
 
 _BC_CREDENTIALS, _BC_ENV = _secrets(client_id="sim-client", client_secret="sim-secret")
@@ -75,6 +76,8 @@ _XERO_CREDENTIALS, _XERO_ENV = _secrets(client_id="psconnect", client_secret="si
 CRASHED_ERPS = [
     pytest.param(CrashedErp("US01", "netsuite", "customrecord_psc_time_batch", "timeBill",
                             read_path=r"/record/v1/invoice$"), id="netsuite"),
+    pytest.param(CrashedErp("US01", "netsuite", r"/record/v1/expenseReport/", "expenseReport", write_method="PUT"),
+                 id="netsuite-expenses"),
     pytest.param(CrashedErp("DE01", "moved-erp", r"/\$batch$", "timeRegistrationEntries",
                             {**ERP_ACCOUNTS["businesscentral"], "credentials": _BC_CREDENTIALS}, _BC_ENV),
                  id="businesscentral"),
@@ -99,7 +102,7 @@ def test_killed_gateway_resumes_the_billing_run_and_posts_each_entry_once(tmp_pa
 def _crash_and_resume(tmp_path: Path, erp: CrashedErp, urls: dict[str, str], env: dict[str, str]) -> None:
     vendor = urls[erp.account]
     # Every time write waits 3 s before the ERP takes it: a window to kill the gateway in.
-    httpx.post(f"{vendor}/__sim__/faults", json={"kind": "slow", "delay": 3, "method": "POST",
+    httpx.post(f"{vendor}/__sim__/faults", json={"kind": "slow", "delay": 3, "method": erp.write_method,
                                                  "path": erp.write_path}).raise_for_status()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -112,10 +115,10 @@ def _crash_and_resume(tmp_path: Path, erp: CrashedErp, urls: dict[str, str], env
         assert started.status_code == 202, started.text
         run_id = started.json()["id"]
         # Time posted, and the next write sent and held by the ERP's delay: kill now.
-        wait_until(lambda: sim_count(vendor, erp.record_type) > 0 and sim_requests(vendor, "POST", erp.write_path) >= 2,
-                   "a second time write in flight", within=90)
+        wait_until(lambda: sim_count(vendor, erp.record_type) > 0 and
+                   sim_requests(vendor, erp.write_method, erp.write_path) >= 2, "a second write in flight", within=90)
         posted_before_kill = sim_count(vendor, erp.record_type)
-        writes_before_kill = sim_requests(vendor, "POST", erp.write_path)
+        writes_before_kill = sim_requests(vendor, erp.write_method, erp.write_path)
         gateway.send_signal(signal.SIGKILL)
         gateway.wait(10)
     finally:
@@ -131,12 +134,15 @@ def _crash_and_resume(tmp_path: Path, erp: CrashedErp, urls: dict[str, str], env
                              and r, "the resumed run to finish", within=90)
             assert run["status"] in ("succeeded", "needs_attention"), run
             assert sim_count(vendor, erp.record_type) > posted_before_kill  # the restarted run posted the rest
-            assert sim_requests(vendor, "POST", erp.write_path) > writes_before_kill
+            assert sim_requests(vendor, erp.write_method, erp.write_path) > writes_before_kill
 
             lines = posted_time(client, erp.entity)
             per_line = collections.Counter(b["line_key"] for b in lines)
             assert per_line and max(per_line.values()) == 1, [k for k, n in per_line.items() if n > 1][:5]
             assert len(lines) == int(run["result"]["validated"])  # every valid entry posted, none lost
+            costs = collections.Counter(x["line_key"] for x in posted_time(client, erp.entity, "posted-expenses"))
+            assert costs and max(costs.values()) == 1, [k for k, n in costs.items() if n > 1][:5]
+            assert len(costs) == int(run["result"]["expenses_posted"]) > 0  # and every posted expense once
 
             reconciliation = client.get(f"{BASE}/reconciliation",
                                         params={"legal_entity_code": erp.entity, "period": "2026-10", "limit": 200})
