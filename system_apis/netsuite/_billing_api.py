@@ -47,6 +47,7 @@ from system_apis.netsuite._billing_mapping import (
     posted_time_from_row,
     posting_result_from_record,
 )
+from system_apis.netsuite._intercompany_mapping import is_intercompany
 from system_apis.netsuite._queries import applications_query, posted_time_query
 from system_apis.netsuite._receivables_mapping import NOTHING_APPLIED, applications_from_rows, has_applications
 from system_apis.netsuite.client import MAX_PAGE, NetSuiteClient
@@ -266,7 +267,10 @@ class NetSuiteBilling:
         if q is None:
             return Page(items=[])
         records = await self._records("invoice", q, limit, cursor)
-        return Page(items=await self._invoices(records.items), next_cursor=records.next_cursor)
+        # Intercompany receivables are invoices too (``_intercompany_api``), but not client invoices: a page
+        # may come back shorter than ``limit`` for them, its cursor still leads on.
+        clients = [r for r in records.items if not is_intercompany(r)]
+        return Page(items=await self._invoices(clients), next_cursor=records.next_cursor)
 
     async def _invoices(self, records: list[Record]) -> list[Invoice]:
         """Expanded ``invoice`` records as canonical invoices, payments told from credits.

@@ -15,6 +15,12 @@
 - ``expense_keys_query``: which of some external ids already name an expense report (one read for a whole
   batch instead of one GET per line).
 - ``EXPENSE_CATEGORIES_QUERY``: every expense category with its name and inactive flag.
+- ``intercompany_charges_query``: psconnect's intercompany charges (invoices and vendor bills carrying
+  ``custbody_psc_ic_side``), one row per document with its subsidiary from the main line, by period and
+  counterparty code, ordered by id for OFFSET paging; ``intercompany_lines_query``: their item lines
+  (``mainline = 'F'``), in line order. SuiteQL signs transaction lines as the ledger does: an invoice's item
+  lines (revenue, a credit) come back with negative ``quantity`` and ``foreignamount``, a bill's (a debit)
+  positive.
 
 Every value a statement embeds is checked against a quote-free alphabet first (digits, ISO codes,
 dates), so no text from a request can change a statement.
@@ -35,6 +41,13 @@ __all__ = [
     "EXPENSE_KEYS_END",
     "EXPENSE_KEYS_SELECT",
     "EXPENSE_REPORT_TYPE",
+    "IC_BILL_TYPE",
+    "IC_CHARGES_CONDITION",
+    "IC_CHARGES_ORDER",
+    "IC_CHARGES_SELECT",
+    "IC_INVOICE_TYPE",
+    "IC_LINES_END",
+    "IC_LINES_SELECT",
     "PAYMENT_TYPE",
     "POSTED_EXPENSES_CONDITION",
     "POSTED_EXPENSES_ORDER",
@@ -48,6 +61,8 @@ __all__ = [
     "applications_query",
     "exchange_rate_query",
     "expense_keys_query",
+    "intercompany_charges_query",
+    "intercompany_lines_query",
     "posted_expenses_query",
     "posted_time_query",
 ]
@@ -100,6 +115,28 @@ EXPENSE_KEYS_SELECT: Final = (f"SELECT t.id, t.externalid FROM transaction t WHE
 EXPENSE_KEYS_END: Final = ")"
 EXPENSE_CATEGORIES_QUERY: Final = "SELECT c.id, c.name, c.isinactive FROM expensecategory c ORDER BY c.id"
 _KEY: Final = re.compile(r"^[A-Za-z0-9_.:-]{1,80}$")
+
+IC_INVOICE_TYPE: Final = "CustInvc"
+IC_BILL_TYPE: Final = "VendBill"
+"""SuiteQL transaction type codes of an invoice (the receivable side) and a vendor bill (the payable side)."""
+IC_CHARGES_SELECT: Final = (
+    "SELECT t.id, t.externalid, t.type, t.custbody_psc_ic_side AS side, t.custbody_psc_ic_counterparty AS "
+    "counterparty, t.custbody_psc_ic_period AS period, c.symbol AS currency, m.subsidiary FROM transaction t "
+    "JOIN transactionline m ON m.transaction = t.id AND m.mainline = 'T' JOIN currency c ON c.id = t.currency "
+    f"WHERE t.type IN ('{IC_INVOICE_TYPE}', '{IC_BILL_TYPE}') AND t.custbody_psc_ic_side IS NOT NULL AND ")
+IC_CHARGES_ORDER: Final = " ORDER BY t.id"
+IC_CHARGES_CONDITION: Final = re.compile(r"^(?:t\.custbody_psc_ic_period = '(\d{4}-\d{2})'|"
+                                         r"t\.custbody_psc_ic_counterparty = '([A-Z]{2}[0-9]{2})'|"
+                                         r"t\.id = (\d{1,18})|1 = 1)$")
+"""One WHERE condition ``intercompany_charges_query`` writes."""
+IC_LINES_SELECT: Final = (
+    "SELECT l.transaction, l.id, l.custcol_psc_line_key AS linekey, l.custcol_psc_ic_project AS project, "
+    "l.custcol_psc_ic_employee AS employee, TO_CHAR(l.custcol_psc_ic_date, 'YYYY-MM-DD') AS linedate, "
+    "l.quantity, l.rate, l.foreignamount AS amount FROM transactionline l WHERE l.mainline = 'F' AND "
+    "l.transaction IN (")
+IC_LINES_END: Final = ") ORDER BY l.transaction, l.id"
+_PERIOD: Final = re.compile(r"^\d{4}-\d{2}$")
+_ENTITY_CODE: Final = re.compile(r"^[A-Z]{2}[0-9]{2}$")
 
 
 def posted_time_query(project_external_id: str | None, date_from: dt.date | None, date_to: dt.date | None) -> str:
@@ -156,3 +193,29 @@ def expense_keys_query(external_ids: Sequence[str]) -> str:
     if not external_ids or not all(_KEY.match(k) for k in external_ids):
         raise ValueError("expense report external ids are restricted to [A-Za-z0-9_.:-]{1,80}")
     return EXPENSE_KEYS_SELECT + ", ".join(f"'{k}'" for k in external_ids) + EXPENSE_KEYS_END
+
+
+def intercompany_charges_query(*, period: str | None = None, counterparty: str | None = None,
+                               internal_id: str | None = None) -> str:
+    """The intercompany documents of a period and/or counterparty (an entity code), or the one with an internal id."""
+    conditions = []
+    if period is not None:
+        if not _PERIOD.match(period):
+            raise ValueError("periods are YYYY-MM")
+        conditions.append(f"t.custbody_psc_ic_period = '{period}'")
+    if counterparty is not None:
+        if not _ENTITY_CODE.match(counterparty):
+            raise ValueError("counterparties are entity codes such as US01")
+        conditions.append(f"t.custbody_psc_ic_counterparty = '{counterparty}'")
+    if internal_id is not None:
+        if not internal_id.isdigit():
+            raise ValueError("internal ids are digits")
+        conditions.append(f"t.id = {internal_id}")
+    return IC_CHARGES_SELECT + (" AND ".join(conditions) or "1 = 1") + IC_CHARGES_ORDER
+
+
+def intercompany_lines_query(transaction_ids: Sequence[str]) -> str:
+    """The item lines of these intercompany documents (internal ids)."""
+    if not transaction_ids or not all(i.isdigit() for i in transaction_ids):
+        raise ValueError("transaction ids are NetSuite internal ids (digits)")
+    return IC_LINES_SELECT + ", ".join(transaction_ids) + IC_LINES_END

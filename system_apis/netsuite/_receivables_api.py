@@ -26,6 +26,7 @@ from contracts.currency import ExchangeRate
 from contracts.problems import FieldError, ProblemError
 from system_apis._internal.http import VendorRejected
 from system_apis.netsuite._billing_api import NetSuiteBilling, vendor_data_invalid
+from system_apis.netsuite._intercompany_mapping import is_intercompany
 from system_apis.netsuite._queries import exchange_rate_query
 from system_apis.netsuite._receivables_mapping import (
     APPROVED,
@@ -70,7 +71,7 @@ class NetSuiteReceivables(NetSuiteBilling):
     async def _invoice_record(self, external_id: str) -> Record:
         record = (await self.client.find_by_external_id("invoice", external_id, expand=True)
                   if _EXTERNAL_ID.match(external_id) else None)
-        if record is None:
+        if record is None or is_intercompany(record):  # an intercompany receivable is no client invoice
             raise _problem(404, "not_found", f"No invoice with external id {external_id!r}.")
         return record
 

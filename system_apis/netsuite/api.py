@@ -2,7 +2,8 @@
 
 Employees, time posting, invoices and credit memos live in ``_billing_api``; posting and paying
 invoices and exchange rates in ``_receivables_api``; expense costs (one expenseReport per line) in
-``_expenses_api`` (all mixed in here).
+``_expenses_api``; intercompany charges (an invoice or a vendorBill per side) in ``_intercompany_api`` (all
+mixed in here).
 
 Canonical ids are NetSuite internal ids (strings of digits); external ids are psconnect's
 keys (``ACC-0001``, ``OPP-0001``...). Cursors are urlsafe base64 of the vendor paging state
@@ -36,6 +37,7 @@ from foundation.retry import RetryPolicy
 from system_apis.domains.erp import erp_router
 from system_apis.netsuite._billing_api import not_found, vendor_data_invalid
 from system_apis.netsuite._expenses_api import NetSuiteExpenses
+from system_apis.netsuite._intercompany_api import NetSuiteIntercompany
 from system_apis.netsuite._receivables_api import NetSuiteReceivables
 from system_apis.netsuite.client import NetSuiteClient
 from system_apis.netsuite.mapping import (
@@ -81,9 +83,9 @@ def _record(record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-class NetSuiteErp(NetSuiteReceivables, NetSuiteExpenses):
+class NetSuiteErp(NetSuiteReceivables, NetSuiteExpenses, NetSuiteIntercompany):
     """`ErpSystem` on NetSuite. Upserts are idempotent by external id (``PUT eid:``); time posts in async batches,
-    expenses one report per line at once."""
+    expenses one report per line at once, intercompany charges one booked document per side."""
 
     def __init__(self, client: NetSuiteClient) -> None:
         super().__init__(client)

@@ -22,7 +22,9 @@ What it reproduces (so an adapter passing here should pass against NetSuite):
   ``currencyRate`` records, with SuiteQL over the transaction links and ``currencyrate``, in
   ``system_apis.netsuite.simulator._receivables``;
 - ``expenseReport`` rules (employee, period, category, job per line), ``expenseCategory`` records and
-  SuiteQL over expense reports and categories, in ``system_apis.netsuite.simulator._expenses``.
+  SuiteQL over expense reports and categories, in ``system_apis.netsuite.simulator._expenses``;
+- ``vendor`` and ``vendorBill`` rules, entities shared by subsidiary relationship records, representing
+  subsidiaries and SuiteQL over intercompany documents, in ``system_apis.netsuite.simulator._intercompany``.
 
 Supported ``q`` forms are listed in ``system_apis.netsuite.simulator._store``.
 Docs: https://docs.oracle.com/en/cloud/saas/netsuite/ns-online-help/section_156570709583.html
@@ -129,7 +131,8 @@ class NetSuiteSimulator:
         """How many records of a NetSuite type exist (``customer``, ``job``, ``employee``, ``timeBill``,
         ``invoice``, ``creditMemo``, ``customerPayment``, ``currencyRate``, ``customrecord_psc_time_batch``,
         ``expenseReport``, ``expenseCategory``, ``customrecord_psc_expense_batch``, ``subsidiary``,
-        ``accountingPeriod``)."""
+        ``accountingPeriod``, ``vendor``, ``vendorBill``, ``customerSubsidiaryRelationship``,
+        ``vendorSubsidiaryRelationship``)."""
         if record_type == "timeBill":
             return self.ledger.count(external_id)
         return self.store.count(record_type, external_id)
@@ -359,6 +362,8 @@ class NetSuiteSimulator:
         answered = self.store.receivables.query(statement)
         if answered is None:
             answered = self.store.expenses.query(statement)
+        if answered is None:
+            answered = self.store.intercompany.query(statement)
         if answered is not None:
             rows, total = answered[offset:offset + limit], len(answered)
         else:

@@ -13,7 +13,7 @@ from typing import Any
 
 from contracts.erp import BillingSchedule, CustomerUpsert, ErpProjectUpsert
 from contracts.workforce import EmployeeUpsert
-from system_apis.demo_firm import DemoFirm
+from system_apis.demo_firm import DemoFirm, demo_firm
 from system_apis.netsuite._billing_mapping import employee_to_record
 from system_apis.netsuite.mapping import JOB_STATUSES, customer_to_record, project_to_record
 
@@ -50,11 +50,18 @@ def seed_delivery(firm: DemoFirm, subsidiaries: Mapping[str, str]) -> Iterator[t
         job.update(entityStatus={"id": status_id, "refName": status_name},
                    custentity_psc_rate_card=project.rate_card_id)
         yield "job", job
-    for worker in firm.workers:
-        if worker.legal_entity_code not in by_code:
+    # A consultant seconded from an entity whose books are elsewhere gets an employee record in the host
+    # subsidiary, so time can post against the host's project (the firm's own are in their employer's).
+    own = {w.id for w in firm.workers}
+    hosted = {a.worker_id: p.legal_entity_code for p in firm.projects for a in p.assignments
+              if a.seconded and a.worker_id not in own and p.legal_entity_code in by_code}
+    guests = [w for w in demo_firm().workers if w.id in hosted]
+    for worker in [*firm.workers, *guests]:
+        home = worker.legal_entity_code if worker.id in own else hosted[worker.id]
+        if home not in by_code:
             continue
         employee = employee_to_record(worker.id, EmployeeUpsert(
-            name=worker.name, email=worker.email, legal_entity_id=by_code[worker.legal_entity_code],
+            name=worker.name, email=worker.email, legal_entity_id=by_code[home],
             cost_center=worker.cost_center, cost_rate=worker.cost_rate, active=worker.status != "terminated"))
         if worker.termination_date is not None:
             employee["releaseDate"] = worker.termination_date.isoformat()

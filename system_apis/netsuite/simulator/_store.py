@@ -10,7 +10,9 @@ Business rules reproduced because the provisioning process meets them:
   one whose customer, job, period or ``createdFrom`` invoice is unknown -> 400 ``INVALID_KEY_OR_REF``.
   NetSuite computes a transaction's ``total`` from its lines; so does this store.
 - invoice standing, customer payments, credits applied and currency rates: ``_receivables``;
-  expense reports and expense categories: ``_expenses``.
+  expense reports and expense categories: ``_expenses``; vendors, vendor bills, entities shared between
+  subsidiaries and representing subsidiaries: ``_intercompany``. An invoice's ``job`` is optional (an
+  intercompany receivable has none); its customer must serve its subsidiary (primary or shared).
 - ``lastModifiedDate`` is stamped to the second, as NetSuite's: several changes may share a second, so a
   status poll resumes at the last stamp it saw, inclusive (and skips what it has seen unchanged).
 
@@ -44,6 +46,7 @@ from system_apis.netsuite.mapping import (
 )
 from system_apis.netsuite.simulator._errors import NsError
 from system_apis.netsuite.simulator._expenses import ExpenseBook
+from system_apis.netsuite.simulator._intercompany import RELATIONSHIPS, VENDOR_BILL, Intercompany
 from system_apis.netsuite.simulator._receivables import Receivables
 from system_apis.netsuite.simulator._seed import seed_delivery
 
@@ -53,13 +56,14 @@ Record = dict[str, Any]
 
 RECORD_TYPES: Final = ("subsidiary", "customer", "job", "accountingPeriod", "employee", "invoice", "creditMemo",
                         "customerPayment", "currencyRate", BATCH_RECORD, EXPENSE_REPORT, "expenseCategory",
-                        EXPENSE_BATCH_RECORD)
+                        EXPENSE_BATCH_RECORD, "vendor", VENDOR_BILL, *RELATIONSHIPS)
 WRITABLE: Final = frozenset({"customer", "job", "employee", "invoice", "creditMemo", "customerPayment", BATCH_RECORD,
-                             EXPENSE_REPORT, EXPENSE_BATCH_RECORD})
-ENTITIES: Final = frozenset({"customer", "job", "employee"})
+                             EXPENSE_REPORT, EXPENSE_BATCH_RECORD, "vendor", VENDOR_BILL, *RELATIONSHIPS})
+ENTITIES: Final = frozenset({"customer", "job", "employee", "vendor"})
 """Entity records share one internal id sequence in NetSuite; transactions and others have their own."""
 SUBLISTS: Final = {"customer": ("addressBook",), "job": ("projectTask",), "invoice": ("item",),
-                   "creditMemo": ("item",), "customerPayment": ("apply",), EXPENSE_REPORT: ("expense",)}
+                   "creditMemo": ("item",), "customerPayment": ("apply",), EXPENSE_REPORT: ("expense",),
+                   VENDOR_BILL: ("item",)}
 REFERENCES: Final = {"subsidiary": "subsidiary", "parent": "customer", "custrecord_psc_subsidiary": "subsidiary",
                      "entity": "customer", "customer": "customer", "job": "job", "createdFrom": "invoice"}
 _CONDITION = re.compile(r'^\s*(\w+)\s+(IS|EQUAL|AFTER|BEFORE|ON_OR_AFTER|ON_OR_BEFORE)\s+'
@@ -124,6 +128,7 @@ class RecordStore:
         self._stamps: dict[str, dt.datetime] = {}
         self.receivables = Receivables(self.records, self.periods, self.stamp)
         self.expenses = ExpenseBook(self.records, self.periods)
+        self.intercompany = Intercompany(self.records, self.periods)
 
     def stamp(self, record_type: str) -> str:
         """The next ``lastModifiedDate`` of a record type: the wall clock's second, never before the type's last."""
@@ -293,9 +298,17 @@ class RecordStore:
         if record_type == EXPENSE_REPORT:
             self.expenses.check_report(record)
             return
+        if record_type == VENDOR_BILL:
+            self.intercompany.check_bill(record)
+            return
+        if record_type in RELATIONSHIPS:
+            self.intercompany.check_relationship(record_type, record)
+            return
         if not record.get("companyName"):
             raise NsError(400, "USER_ERROR", "Please enter value(s) for: Company Name.", "companyName")
         subsidiary = self._reference(record, "subsidiary", "subsidiary")
+        if record_type in ("customer", "vendor"):
+            self.intercompany.check_entity(record_type, record)
         if record_type == "job":
             customer = self._reference(record, "parent", "customer")
             if str(customer["subsidiary"]["id"]) != str(subsidiary["id"]):
@@ -321,9 +334,9 @@ class RecordStore:
         """Transactions need known references and an open, AR-unlocked posting period; NetSuite sums the total."""
         subsidiary = self._reference(record, "subsidiary", "subsidiary")
         customer = self._reference(record, "entity", "customer", code="INVALID_KEY_OR_REF")
-        job = self._reference(record, "job", "job", code="INVALID_KEY_OR_REF")
-        if (str(job["parent"]["id"]) != str(customer["id"])
-                or str(customer["subsidiary"]["id"]) != str(subsidiary["id"])):
+        job = self._reference(record, "job", "job", code="INVALID_KEY_OR_REF") if record.get("job") else None
+        if ((job is not None and str(job["parent"]["id"]) != str(customer["id"]))
+                or not self.intercompany.serves("customer", customer, str(subsidiary["id"]))):
             raise NsError(400, "USER_ERROR", "The project must belong to the customer and the customer to the "
                           "subsidiary of the transaction.", "job")
         period = self._reference(record, "postingPeriod", "accountingPeriod", code="INVALID_KEY_OR_REF")
