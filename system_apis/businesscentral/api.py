@@ -6,7 +6,7 @@ psconnect's keys, kept in the psconnect extension's ``psconnectRecords`` (``_ind
 ``number`` holds only 20 characters and its projects, employees, time entries and document lines lack
 fields psconnect needs (``mapping``). Time posting, invoice and credit memo drafts are in ``_billing``;
 invoice status, posting, payments and exchange rates in ``_receivables``; expense costs (general journal
-lines) in ``_expenses``.
+lines) in ``_expenses``; intercompany charges (posted sales and purchase invoices) in ``_intercompany``.
 
 API v1.0 (the vendored ``spec/business-central-v1.openapi.yaml``) vs v2.0 (what this package speaks):
 
@@ -54,8 +54,8 @@ from contracts.problems import FieldError, ProblemError, invalid_cursor
 from foundation.paging import decode_cursor, decode_position, encode_cursor, encode_position
 from foundation.retry import RetryPolicy
 from system_apis._internal.http import VendorRejected
-from system_apis.businesscentral._expenses import BusinessCentralExpenses
 from system_apis.businesscentral._index import GUID, data_of, not_found, odata_string
+from system_apis.businesscentral._intercompany import BusinessCentralIntercompany
 from system_apis.businesscentral.client import API_PATH, RATE_LIMIT, TOKEN_HOST, BusinessCentralClient
 from system_apis.businesscentral.mapping import (
     MappingError,
@@ -84,7 +84,7 @@ def vendor_data_invalid(exc: Exception) -> ProblemError:
     return ProblemError(502, "vendor-data-invalid", "Vendor record unreadable", str(exc), code="vendor_data_invalid")
 
 
-class BusinessCentralErp(BusinessCentralExpenses):
+class BusinessCentralErp(BusinessCentralIntercompany):
     """`ErpSystem` on Business Central, for the client's company.
 
     Args:
@@ -94,15 +94,20 @@ class BusinessCentralErp(BusinessCentralExpenses):
         expense_journal, expense_account, expense_balancing_account: the general journal batch expenses
             are posted in, the G/L account they are booked to and the one the batch balances to (see
             ``_expenses``).
+        intercompany_revenue_account, intercompany_cost_account: the G/L accounts intercompany receivable and
+            payable lines are booked to (see ``_intercompany``).
     """
 
     def __init__(self, client: BusinessCentralClient, *, revenue_account: str = "40100",
                  payment_journal: str = "PSCONNECT", payment_account: str = "10100",
                  expense_journal: str = "PSCEXPENSE", expense_account: str = "60100",
-                 expense_balancing_account: str = "20700") -> None:
+                 expense_balancing_account: str = "20700", intercompany_revenue_account: str = "40900",
+                 intercompany_cost_account: str = "50900") -> None:
         super().__init__(client, revenue_account=revenue_account, payment_journal=payment_journal,
                          payment_account=payment_account, expense_journal=expense_journal,
-                         expense_account=expense_account, expense_balancing_account=expense_balancing_account)
+                         expense_account=expense_account, expense_balancing_account=expense_balancing_account,
+                         intercompany_revenue_account=intercompany_revenue_account,
+                         intercompany_cost_account=intercompany_cost_account)
 
     # ------------------------------------------------------------------ paging helpers
 
@@ -349,5 +354,8 @@ def create_systems(http: httpx.AsyncClient, connection: Connection, *,
                                       payment_account=options.get("payment_account", "10100"),
                                       expense_journal=options.get("expense_journal", "PSCEXPENSE"),
                                       expense_account=options.get("expense_account", "60100"),
-                                      expense_balancing_account=options.get("expense_balancing_account", "20700"))}
+                                      expense_balancing_account=options.get("expense_balancing_account", "20700"),
+                                      intercompany_revenue_account=options.get("intercompany_revenue_account",
+                                                                               "40900"),
+                                      intercompany_cost_account=options.get("intercompany_cost_account", "50900"))}
 

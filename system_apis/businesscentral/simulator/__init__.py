@@ -16,6 +16,8 @@ What it reproduces, so an adapter passing here should pass against Business Cent
   journal's ``Microsoft.NAV.post`` and applied to invoices (``Paid`` when nothing is left), credit memos
   applied to the invoice they name, ``salesInvoices({id})/Microsoft.NAV.cancel``, and dated
   ``currencyExchangeRates``; ``$filter`` on ``lastModifiedDateTime``, which advances on every change;
+- ``vendors`` and ``purchaseInvoices`` with ``purchaseInvoiceLines`` (price ``directUnitCost``), posted by
+  ``Microsoft.NAV.post`` like sales documents; a vendor's ``vendorInvoiceNumber`` is refused a second posting;
 - the general ledger (``_ledger``): ``accounts``, general journal batches ``journals({id})/journalLines``
   posted by the batch's ``Microsoft.NAV.post`` into ``generalLedgerEntries`` (all lines or none, a refusal
   naming its line);

@@ -31,6 +31,8 @@ Record = dict[str, Any]
 LEDGER_ACCOUNTS: Final = (("10100", "Checking account", "Assets"),
                           ("20700", "Employee reimbursements payable", "Liabilities"),
                           ("40100", "Services revenue", "Income"),
+                          ("40900", "Intercompany revenue", "Income"),
+                          ("50900", "Intercompany cost of services", "CostOfGoodsSold"),
                           ("60100", "Project expenses", "Expense"),
                           ("60900", "Other expenses (blocked)", "Expense"))
 """(number, name, category) of the seeded chart of accounts; 60900 is blocked, to refuse a posting with."""

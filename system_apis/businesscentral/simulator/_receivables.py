@@ -131,7 +131,7 @@ def cancel_invoice(store: EntityStore, company_id: str, invoice_id: str) -> None
 
 def act(store: EntityStore, company_id: str, entity_set: str, key: str, action: str) -> None:
     """A bound action ``{entity_set}({key})/Microsoft.NAV.{action}`` (204 on success)."""
-    if action == "post" and entity_set in ("salesInvoices", "salesCreditMemos"):
+    if action == "post" and entity_set in ("salesInvoices", "salesCreditMemos", "purchaseInvoices"):
         store.post_document(company_id, entity_set, key)
     elif action == "post" and entity_set == "customerPaymentJournals":
         post_journal(store, company_id, key)

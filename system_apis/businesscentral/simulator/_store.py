@@ -28,8 +28,12 @@ Record = dict[str, Any]
 ENTITY_SETS: Final = frozenset({"customers", "projects", "employees", "timeRegistrationEntries", "salesInvoices",
                                 "salesCreditMemos", "accountingPeriods", "companyInformation", "psconnectRecords",
                                 "customerPaymentJournals", "currencyExchangeRates", "journals",
-                                "accounts", "generalLedgerEntries"})
-LINE_SETS: Final = {"salesInvoices": "salesInvoiceLines", "salesCreditMemos": "salesCreditMemoLines"}
+                                "accounts", "generalLedgerEntries", "vendors", "purchaseInvoices"})
+LINE_SETS: Final = {"salesInvoices": "salesInvoiceLines", "salesCreditMemos": "salesCreditMemoLines",
+                    "purchaseInvoices": "purchaseInvoiceLines"}
+_PARTY: Final = {"salesInvoices": ("customerId", "customers"), "salesCreditMemos": ("customerId", "customers"),
+                 "purchaseInvoices": ("vendorId", "vendors")}
+"""The party field of each document set and the entity set it names (a vendor for a purchase document)."""
 JOURNAL_SETS: Final = {"customerPaymentJournals": "customerPayments", "journals": "journalLines"}
 """Journals and their lines (kept like document lines, under the journal's id)."""
 JOURNAL_TEMPLATES: Final = {"customerPaymentJournals": "CASHRCPT", "journals": "GENERAL"}
@@ -40,7 +44,7 @@ _COMPUTED: Final = frozenset({"status", "remainingAmount", "totalAmountExcluding
 """Sales document fields Business Central computes: a request that writes one is refused."""
 _TERM: Final = re.compile(r"\s*(\w+)\s+(eq|ne|ge|le|gt|lt)\s+('(?:[^']|'')*'|[\w.:+-]+)\s*$")
 _NUMBER_PREFIX: Final = {"customers": "C", "projects": "J", "employees": "E", "salesInvoices": "S-INV",
-                         "salesCreditMemos": "S-CR"}
+                         "salesCreditMemos": "S-CR", "vendors": "V", "purchaseInvoices": "P-INV"}
 _INSTANT: Final = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
 
 
@@ -234,7 +238,7 @@ class EntityStore:
 
     def _validate(self, company_id: str, name: str, record: Record, before: Record | None) -> None:
         sets = self.company(company_id)
-        if name == "customers" and not record.get("displayName"):
+        if name in ("customers", "vendors") and not record.get("displayName"):
             raise BcError(400, "BadRequest", "displayName must not be blank.")
         if name == "psconnectRecords":
             if not record.get("recordType") or not record.get("recordKey"):
@@ -246,10 +250,11 @@ class EntityStore:
                                   f"The record in table psconnect Record already exists. Identification fields and "
                                   f"values: Record Type='{record['recordType']}',Record Key='{record['recordKey']}'")
         if name in LINE_SETS:
-            customer = sets["customers"].get(str(record.get("customerId") or "").lower())
-            if customer is None:
-                raise BcError(400, "BadRequest_NotFound", "The customer does not exist. Identification fields and "
-                              f"values: Id='{record.get('customerId')}'")
+            field, parties = _PARTY[name]
+            party = sets[parties].get(str(record.get(field) or "").lower())
+            if party is None:
+                raise BcError(400, "BadRequest_NotFound", f"The {parties[:-1]} does not exist. Identification fields "
+                              f"and values: Id='{record.get(field)}'")
             if before is None:
                 record["status"] = "Draft"
         if name == "timeRegistrationEntries":
@@ -292,6 +297,11 @@ class EntityStore:
         if name == "salesInvoices" or name == "salesCreditMemos":
             customer = self.company(company_id)["customers"][str(record["customerId"]).lower()]
             record.update(customerNumber=customer.get("number"), customerName=customer.get("displayName"))
+        if name == "purchaseInvoices":
+            vendor = self.company(company_id)["vendors"][str(record["vendorId"]).lower()]
+            record.update(vendorNumber=vendor.get("number"), vendorName=vendor.get("displayName"))
+            record.setdefault("vendorInvoiceNumber", "")
+            record.setdefault("dueDate", record.get("invoiceDate"))
 
     def require_open(self, company_id: str, day: str) -> None:
         """BC refuses a posting date in a closed or date-locked accounting period."""
@@ -319,7 +329,9 @@ class EntityStore:
         line["id"] = new_id()
         line["documentId"] = document["id"]
         line.setdefault("sequence", 10000 * (len(lines) + 1))
-        quantity, price = Decimal(str(line.get("quantity", 0))), Decimal(str(line.get("unitPrice", 0)))
+        # a purchase line's price is its direct unit cost (API v2.0 ``directUnitCost``)
+        quantity = Decimal(str(line.get("quantity", 0)))
+        price = Decimal(str(line.get("directUnitCost" if name == "purchaseInvoices" else "unitPrice", 0)))
         line["amountExcludingTax"] = (quantity * price).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
         line.update(totalTaxAmount=Decimal("0.00"), amountIncludingTax=line["amountExcludingTax"],
                     netAmount=line["amountExcludingTax"])
@@ -365,6 +377,8 @@ class EntityStore:
         if not self.lines[company_id][document["id"]]:
             raise BcError(400, "Application_DialogException", "There is nothing to post.")
         self.require_open(company_id, str(document.get("postingDate") or ""))
+        if name == "purchaseInvoices":
+            self._unique_vendor_invoice(company_id, document)
         document.update(status="Open", remainingAmount=document["totalAmountIncludingTax"])
         if name == "salesCreditMemos" and document.get("invoiceId"):
             invoice = self.entity_set(company_id, "salesInvoices").get(str(document["invoiceId"]).lower())
@@ -372,6 +386,19 @@ class EntityStore:
                 left = Decimal(str(document["remainingAmount"])) - self.apply(invoice, document["remainingAmount"])
                 document.update(remainingAmount=left, status="Open" if left > 0 else "Paid")
         self.stamp(document, document=True)
+
+    def _unique_vendor_invoice(self, company_id: str, document: Record) -> None:
+        """Business Central refuses to post a vendor's invoice number twice (the Purchases & Payables setup's
+        "Ext. Doc. No. Mandatory" check against the vendor ledger)."""
+        number = str(document.get("vendorInvoiceNumber") or "")
+        if not number:
+            raise BcError(400, "Application_DialogException", "Vendor Invoice No. must have a value in Purchase "
+                          f"Header: Document Type=Invoice, No.={document.get('number')}.")
+        for other in self.entity_set(company_id, "purchaseInvoices").values():
+            if other["id"] != document["id"] and other.get("status") in ("Open", "Paid") and \
+                    other.get("vendorId") == document.get("vendorId") and other.get("vendorInvoiceNumber") == number:
+                raise BcError(400, "Application_DialogException", f"Purchase Invoice {number} already exists for "
+                              f"this vendor.")
 
     def apply(self, invoice: Record, amount: Any) -> Decimal:
         """Close ``amount`` (at most what is open) of a posted invoice; Paid when nothing is left. The applied part."""
