@@ -9,6 +9,7 @@ run shows where it is and what it has done.
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 from typing import Any
 
 from cli.client_session import ApiClient, say, with_gateway
@@ -44,18 +45,26 @@ async def reconciliation(api: ApiClient, period: str, *, project: str | None = N
 
 
 def print_reconciliation(rows: list[dict[str, Any]]) -> int:
-    """A table of approved vs posted vs invoiced per project; returns the number of discrepant projects."""
+    """A table of approved vs posted vs invoiced per project — time, expenses (cost posted, billed with markup) and
+    seconded consultants' intercompany charges; returns the number of discrepant projects."""
     say(f"    {'project':<12} {'cur':<4} {'approved h':>10} {'approved':>12} {'posted':>12} {'invoiced':>12} "
-        f"{'credited':>10} {'held':>5}  discrepancies")
+        f"{'credited':>10} {'held':>5} {'exp. cost':>10} {'exp. posted':>11} {'exp. billed':>11} "
+        "intercompany  discrepancies")
     bad = 0
     for r in rows:
         issues = "; ".join(r["discrepancies"]) or "none"
         bad += bool(r["discrepancies"])
+        billed = Decimal(r["invoiced_expense_amount"]) + Decimal(r["credited_expense_amount"])
         say(f"    {r['project']:<12} {r['currency']:<4} {r['approved_hours']:>10} {r['approved_amount']:>12} "
             f"{r['posted_amount']:>12} {r['invoiced_amount']:>12} {r['credited_amount']:>10} "
-            f"{r['held_in_exceptions']:>5}  {issues}")
+            f"{r['held_in_exceptions'] + r['expenses_held']:>5} {r['approved_expense_cost']:>10} "
+            f"{r['posted_expense_cost']:>11} {billed:>11} {_charges(r['intercompany']):<12}  {issues}")
     say(f"    {len(rows)} projects, {bad} with discrepancies")
     return bad
+
+
+def _charges(figures: list[dict[str, Any]]) -> str:
+    return ", ".join(f"{f['expected']} {f['currency']} from {f['employer']}" for f in figures) or "-"
 
 
 async def billing_reconcile(base_url: str, period: str, *, project: str | None, legal_entity: str | None,

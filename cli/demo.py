@@ -188,10 +188,12 @@ async def _time_to_bill(api: ApiClient) -> None:
         cost = sum(Decimal(r["approved_expense_cost"]) for r in rows)
         cost_posted = sum(Decimal(r["posted_expense_cost"]) for r in rows)
         billed = sum(Decimal(r["invoiced_expense_amount"]) for r in rows)
+        seconded = [f"{Decimal(f['expected']):,.2f} {f['currency']} from {f['employer']}"
+                    for r in rows for f in r["intercompany"]]
         say(f"   {entity} (ERP takes time {posting['time_posting'].replace('_', ' ')}): {len(rows)} projects, "
             f"{len(clean)} clean; time approved {approved:,.2f} {currency}, posted {posted:,.2f}, invoiced "
             f"{invoiced:,.2f}; expenses approved {cost:,.2f}, posted {cost_posted:,.2f}, invoiced with markup "
-            f"{billed:,.2f}")
+            f"{billed:,.2f}" + (f"; seconded consultants charged {', '.join(seconded)}" if seconded else ""))
         for r in rows:
             if r["discrepancies"]:
                 say(f"      {r['project']}: {'; '.join(r['discrepancies'])}")

@@ -66,6 +66,7 @@ from policies.failure_throttle import FailureThrottle
 from process_apis.exchange_rates import DEFAULT_TABLE as DEFAULT_RATE_TABLE
 from process_apis.exchange_rates import RateBook, RateTable
 from process_apis.registry import discover
+from system_apis.connections import load_intercompany
 from system_apis.grants import DIRECTORY_STATE_KEY, ErpDirectory
 from system_apis.registry import installed
 from web.console.routes import CONSOLE_SCOPES, console_router
@@ -225,7 +226,8 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
     gateway = Gateway(settings=settings, engine=engine, bindings=bindings, oauth=oauth, policies=policy_runtime,
                       vendors=vendors,
                       processes=processes, scheduler=scheduler, litestar=litestar, app=app, internal_http=internal_http)
-    processes.configure(engine, process_http, token, retry, rate_table)
+    transfer = load_intercompany(Path(settings.connections_file) if settings.connections_file else None)
+    processes.configure(engine, process_http, token, retry, rate_table, transfer.markup)
 
     async def startup() -> None:
         metadata.create_all(engine)

@@ -8,7 +8,9 @@ named here: each package declares itself (`process_apis.registry.ProcessPackage`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -52,8 +54,10 @@ class Processes:
         return [h.package.router(h.service) for h in self.hosted.values()]
 
     def configure(self, engine: sa.Engine, http: httpx.AsyncClient, token: TokenSource,
-                  retry: RetryPolicy | None, rate_table: RateTable | None = None) -> None:
-        parts = SharedParts(engine=engine, http=http, token=token, retry=retry or DEFAULT_PACE, rate_table=rate_table)
+                  retry: RetryPolicy | None, rate_table: RateTable | None = None,
+                  transfer_markup: Callable[[str, str], Decimal] | None = None) -> None:
+        parts = SharedParts(engine=engine, http=http, token=token, retry=retry or DEFAULT_PACE, rate_table=rate_table,
+                            transfer_markup=transfer_markup)
         for name, h in self.hosted.items():
             h.package.configure(parts)
             register_replayer(name, _replayer(h))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -51,6 +52,9 @@ class SharedParts:
     retry: RetryPolicy
     rate_table: RateTable | None = None
     """The configured daily exchange rates (`PSCONNECT_RATE_TABLE`); None: the demo firm's shipped table."""
+    transfer_markup: Callable[[str, str], Decimal] | None = None
+    """(employer, project entity) -> markup % on a seconded consultant's cost (the connections file's
+    `intercompany:`); None: cost plus nothing."""
 
 
 @dataclass(frozen=True)

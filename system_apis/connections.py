@@ -18,6 +18,9 @@ vendor of a domain is chosen per legal entity, declaratively, in one versioned f
     entities:
       default: {crm: salesforce, erp: netsuite, psa: kantata, time: harvest, hr: workday}
       CA01: {erp: netsuite-ca}        # domains not named fall back to `default`
+    intercompany:                     # transfer pricing of consultants staffed on another entity's project
+      markup_percent: "10"            # on the consultant's HR cost rate, unless the pair says otherwise
+      pairs: {UK01>US01: {markup_percent: "12.5"}}   # employer>project entity
 
 Read once at start-up (`load_connections`); a bad file stops start-up with one line naming the
 file, the entity or connection and the field (`ConnectionsError`), never a traceback. Secrets
@@ -32,6 +35,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
@@ -50,8 +54,11 @@ __all__ = [
     "FORMAT_VERSION",
     "Connections",
     "ConnectionsError",
+    "Intercompany",
     "Pacing",
+    "TransferRate",
     "load_connections",
+    "load_intercompany",
     "parse_connections",
 ]
 
@@ -115,10 +122,38 @@ class EntitySpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     erp: str | None = None
 
 
+Percent = Annotated[Decimal, Meta(description="A percentage, as text (\"12.5\"): 0 to 1000.")]
+
+
+class TransferRate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    markup_percent: Percent
+    """Added to the consultant's HR cost rate: the hourly transfer rate the employer charges."""
+
+    def __post_init__(self) -> None:
+        _check_percent(self.markup_percent)
+
+
+class Intercompany(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The transfer pricing of the file's `intercompany:` entry (default: cost plus nothing)."""
+
+    markup_percent: Percent = Decimal(0)
+    pairs: dict[Annotated[str, Meta(pattern=f"^{ENTITY_CODE}>{ENTITY_CODE}$")], TransferRate] = {}
+    """`employer>project entity` -> its own rate, where it differs from the default."""
+
+    def __post_init__(self) -> None:
+        _check_percent(self.markup_percent)
+
+    def markup(self, employer: str, project_entity: str) -> Decimal:
+        pair = self.pairs.get(f"{employer}>{project_entity}")
+        return pair.markup_percent if pair is not None else self.markup_percent
+
+
 class _File(msgspec.Struct, frozen=True):
     format: int
     connections: dict[str, object]
     entities: dict[str, object]
+    intercompany: object = None
+    """Transfer pricing, read apart by `load_intercompany` (process workers read it without vendor secrets)."""
 
 
 @dataclass(frozen=True)
@@ -185,13 +220,31 @@ def load_connections(path: Path | None = None, *, env: Mapping[str, str] | None 
                      packages: Iterable[VendorPackage] | None = None) -> Connections:
     """Decode the connections file: `path`, else $PSCONNECT_CONNECTIONS, else the shipped one."""
     environ = os.environ if env is None else env
-    path = path or Path(environ.get(CONNECTIONS_ENV) or DEFAULT_FILE)
+    path = _file(path, environ)
     shown = _shown(path)
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise ConnectionsError(f"{shown}: cannot read the connections file ({exc.strerror or exc})") from exc
     return parse_connections(raw, shown, env=environ, packages=packages)
+
+
+def load_intercompany(path: Path | None = None, *, env: Mapping[str, str] | None = None) -> Intercompany:
+    """Only the file's transfer pricing: a worker process, which reaches no vendor, needs no vendor secrets."""
+    path = _file(path, os.environ if env is None else env)
+    shown = _shown(path)
+    try:
+        doc = msgspec.yaml.decode(path.read_bytes(), type=_Intercompany)
+    except OSError as exc:
+        raise ConnectionsError(f"{shown}: cannot read the connections file ({exc.strerror or exc})") from exc
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise ConnectionsError(f"{shown}: {_one_line(str(exc))}") from exc
+    return Intercompany() if doc.intercompany is None else \
+        _convert(doc.intercompany, Intercompany, f"{shown}: intercompany")
+
+
+class _Intercompany(msgspec.Struct, frozen=True):
+    intercompany: object = None
 
 
 def parse_connections(raw: bytes, shown: str = "connections", *, env: Mapping[str, str] | None = None,
@@ -263,6 +316,11 @@ def _convert(body: object, type_: type[S], where: str) -> S:
         raise ConnectionsError(f"{where}{field}: {message}") from exc
 
 
+def _check_percent(value: Decimal) -> None:
+    if not value.is_finite() or not 0 <= value <= 1000:
+        raise ValueError("a markup is a percentage from 0 to 1000")
+
+
 def _budget(pacing: Pacing | bool) -> bool | VendorBudget:
     return pacing if isinstance(pacing, bool) else VendorBudget(pacing.requests, pacing.seconds)
 
@@ -279,6 +337,11 @@ def _secret(ref: SecretRef, where: str, env: Mapping[str, str]) -> str:
     except OSError as exc:
         raise ConnectionsError(f"{where}: cannot read the secret file {ref.file} "
                                f"({exc.strerror or type(exc).__name__})") from exc
+
+
+def _file(path: Path | None, environ: Mapping[str, str]) -> Path:
+    """`path`, else $PSCONNECT_CONNECTIONS, else the shipped file."""
+    return path or Path(environ.get(CONNECTIONS_ENV) or DEFAULT_FILE)
 
 
 def _shown(path: Path) -> str:

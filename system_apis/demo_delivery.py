@@ -30,6 +30,7 @@ __all__ = [
     "EXPENSE_DEFECTS",
     "MILEAGE_RATE",
     "MISPRICED_PROJECT_INDEX",
+    "SECONDMENTS",
     "TIME_DEFECTS",
     "SeedAssignment",
     "SeedExpense",
@@ -49,6 +50,10 @@ DEMO_PERIOD = (dt.date(2026, 10, 1), dt.date(2026, 10, 31))
 BillingType = Literal["time_and_materials", "fixed_fee", "mixed"]
 CLOSED_PROJECT_INDEX = 7
 MISPRICED_PROJECT_INDEX = 3
+SECONDMENTS = (("UK01", "US01"), ("DE01", "UK01"))
+"""(employing entity, project's entity): the second active worker of the first is also staffed on the first active
+time-and-materials project of the second, an hour a weekday — the demo's intercompany charges."""
+SECONDED_HOURS = Decimal("1.0")
 
 
 class SeedAssignment(msgspec.Struct, frozen=True, kw_only=True):
@@ -57,6 +62,8 @@ class SeedAssignment(msgspec.Struct, frozen=True, kw_only=True):
     start_date: dt.date
     end_date: dt.date
     planned_hours: Decimal
+    seconded: bool = False
+    """The worker is employed by another legal entity than the project's (`SECONDMENTS`): an intercompany charge."""
 
 
 class SeedProject(msgspec.Struct, kw_only=True):
@@ -128,6 +135,7 @@ def plan_projects(entities: Sequence[LegalEntity], accounts: Sequence[Account], 
             project.assignments.append(SeedAssignment(worker_id=worker.id, role=worker.role,
                                                       start_date=project.start_date, end_date=project.end_date,
                                                       planned_hours=per_day * days))
+    _second(projects, workers)
     for i, project in enumerate(projects):
         rates = {line.role: line.hourly_rate.amount for line in cards[project.legal_entity_code].lines}
         planned_value = sum((a.planned_hours * rates.get(a.role, Decimal(0)) for a in project.assignments), Decimal(0))
@@ -140,6 +148,21 @@ def plan_projects(entities: Sequence[LegalEntity], accounts: Sequence[Account], 
                     amount=(project.budget.amount * share).quantize(Decimal("0.01")), currency=project.currency))
                 for n, due in enumerate((dt.date(2026, 10, 15), dt.date(2026, 12, 15)), start=1)]
     return projects
+
+
+def _second(projects: Sequence[SeedProject], workers: Sequence[Worker]) -> None:
+    """Staff each `SECONDMENTS` pair's consultant on the other entity's project, when both entities are planned."""
+    for lender, borrower in SECONDMENTS:
+        staff = [w for w in workers if w.legal_entity_code == lender and w.status == "active"]
+        host = next((p for p in projects if p.legal_entity_code == borrower and p.status == "active"
+                     and p.billing_type == "time_and_materials"), None)
+        if len(staff) < 2 or host is None:
+            continue
+        worker = staff[1]
+        days = sum(1 for _ in _weekdays(host.start_date, host.end_date))
+        host.assignments.append(SeedAssignment(worker_id=worker.id, role=worker.role, start_date=host.start_date,
+                                               end_date=host.end_date, planned_hours=SECONDED_HOURS * days,
+                                               seconded=True))
 
 
 def _weekdays(start: dt.date, end: dt.date) -> Iterator[dt.date]:
@@ -155,8 +178,12 @@ def time_entries(projects: Sequence[SeedProject], workers: Sequence[Worker], sta
     """Two entries per worker per weekday in [start, end]: most approved, some still in the workflow."""
     primary: dict[str, tuple[str, str]] = {}
     secondary: dict[str, tuple[str, str]] = {}
+    seconded: list[tuple[str, SeedAssignment]] = []
     for project in projects:
         for a in project.assignments:
+            if a.seconded:
+                seconded.append((project.external_id, a))
+                continue
             slot = primary if a.worker_id not in primary else secondary
             slot.setdefault(a.worker_id, (project.external_id, a.role))
     mispriced = projects[MISPRICED_PROJECT_INDEX].external_id if len(projects) > MISPRICED_PROJECT_INDEX else ""
@@ -178,6 +205,11 @@ def time_entries(projects: Sequence[SeedProject], workers: Sequence[Worker], sta
                 yield SeedTimeEntry(id=f"TE-{worker.id[2:]}-{stamp}-{n}", worker_id=worker.id,
                                     project_external_id=project_id, date=day, hours=hours.quantize(Decimal("0.1")),
                                     billable=billable, status=status, task=role, billable_rate=rate)
+    for project_id, a in seconded:  # an hour a weekday on the other entity's project, approved, billable
+        for day in _weekdays(max(start, a.start_date), min(end, a.end_date)):
+            yield SeedTimeEntry(id=f"TE-{a.worker_id[2:]}-{day.strftime('%Y%m%d')}-2", worker_id=a.worker_id,
+                                project_external_id=project_id, date=day, hours=SECONDED_HOURS, billable=True,
+                                status="approved", task=a.role)
 
 
 def defect_entries(projects: Sequence[SeedProject], workers: Sequence[Worker]) -> list[SeedTimeEntry]:
@@ -246,7 +278,8 @@ def expenses(projects: Sequence[SeedProject], workers: Sequence[Worker], start: 
     primary: dict[str, str] = {}
     for project in projects:
         for a in project.assignments:
-            primary.setdefault(a.worker_id, project.external_id)
+            if not a.seconded:
+                primary.setdefault(a.worker_id, project.external_id)
     by_id = {p.external_id: p for p in projects}
     for w_index, worker in enumerate(workers):
         project_id = primary.get(worker.id)

@@ -165,7 +165,10 @@ class DashboardStore:
         query = (sa.select(t.c.worker_id, sa.func.min(t.c.worker_entity), sa.func.min(t.c.practice),
                            sa.func.sum(t.c.capacity), sa.func.sum(t.c.planned), sa.func.sum(t.c.actual),
                            sa.func.sum(t.c.billable))
-                 .where(t.c.period == period, *_within(t, entities, practice))
+                 .where(t.c.period == period, *_within(t, entities, practice),
+                        # a worker is listed under their employer: a consultant seconded from another entity counts
+                        # in the host entity's totals, but their row is the employer's to see
+                        *([] if entities is None else [t.c.worker_entity.in_(sorted(entities))]))
                  .group_by(t.c.worker_id).order_by(t.c.worker_id).limit(limit + 1).offset(offset))
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()

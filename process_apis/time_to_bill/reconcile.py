@@ -1,12 +1,13 @@
 """Reconciliation per project and period: the time system vs the ERP's posted time vs what was invoiced.
 
-Approved billable hours and their amounts (priced by the same rules the run uses) in the
-time system, the billable hours and amounts the ERP holds as posted time, and invoiced
-minus credited. Expenses the same way: approved cost (converted and checked by the expense
-rules) vs the cost the ERP holds as posted expenses, and the billed amounts with markup vs the
-invoices' expense lines minus the credits of expense lines. Entries and expenses held in the
-exception queue are counted, not hidden: they are the expected difference until someone fixes
-and replays them.
+Approved billable hours and their amounts (priced by the same rules the run uses) in the time system, the
+billable hours and amounts the ERP holds as posted time, and invoiced minus credited. Time of consultants
+employed by another entity is also charged to the project's entity: the transfer-rate value of its valid
+approved entries vs the receivables in the employers' ERPs and the payables in the project entity's ERP
+(`intercompany.py`). Expenses the same way: approved cost (converted and checked by the expense rules) vs the
+cost the ERP holds as posted expenses, and the billed amounts with markup vs the invoices' expense lines minus
+the credits of expense lines. Entries and expenses held in the exception queue are counted, not hidden: they are
+the expected difference until someone fixes and replays them.
 """
 
 from __future__ import annotations
@@ -16,15 +17,24 @@ from decimal import Decimal
 
 import msgspec
 
-from contracts.billing import InvoiceLine
+from contracts.billing import IntercompanyCharge, InvoiceLine
 from contracts.common import Struct
 from process_apis.time_to_bill.enrich import expense_rates
 from process_apis.time_to_bill.expense_rules import validate_expense
+from process_apis.time_to_bill.intercompany import transfer_rate
 from process_apis.time_to_bill.invoicing import EXPENSE_CREDIT
-from process_apis.time_to_bill.rules import PricedLine, Reference, period_of, validate
+from process_apis.time_to_bill.rules import PricedLine, ProjectRef, Reference, period_of, quantize, validate
 from process_apis.time_to_bill.runtime import runtime
 
 __all__ = ["Reconciliation", "reconcile_project"]
+
+
+class IntercompanyFigures(Struct):
+    employer: str
+    currency: str
+    expected: str
+    receivable: str
+    payable: str
 
 
 class Reconciliation(Struct):
@@ -46,6 +56,9 @@ class Reconciliation(Struct):
     posted_expense_cost: str = "0"
     invoiced_expense_amount: str = "0"
     credited_expense_amount: str = "0"
+    intercompany: list[IntercompanyFigures] = []
+    """Per employing entity of consultants staffed on the project: the transfer-rate value of their approved time
+    and the charges each side's ERP holds for it, in the employer's currency."""
 
     @property
     def clean(self) -> bool:
@@ -58,11 +71,17 @@ def _bounds(period: str) -> tuple[dt.date, dt.date]:
     return dt.date(year, month, 1), end
 
 
-async def reconcile_project(project_code: str, period: str, ref: Reference, as_of: dt.date) -> Reconciliation:
+ChargeCache = dict[tuple[str, str], list[IntercompanyCharge]]
+"""(entity code, period) -> the intercompany documents its ERP lists: read once per reconciliation of an entity."""
+
+
+async def reconcile_project(project_code: str, period: str, ref: Reference, as_of: dt.date,
+                            charges: ChargeCache | None = None) -> Reconciliation:
     rt = runtime()
     start, end = _bounds(period)
     project = ref.projects[project_code]
     hours, amount, held = Decimal(0), Decimal(0), 0
+    seconded: dict[str, tuple[str, Decimal]] = {}  # employer -> (currency, transfer-rate value)
     cursor: str | None = None
     params: dict[str, str | int] = {"status": "approved", "from": start.isoformat(), "to": end.isoformat(),
                                     "project_code": project_code, "limit": rt.page_size}
@@ -72,9 +91,16 @@ async def reconcile_project(project_code: str, period: str, ref: Reference, as_o
             priced = validate(entry, ref, as_of)
             if not isinstance(priced, PricedLine):
                 held += 1
-            elif priced.billable:
+                continue
+            if priced.billable:
                 hours += priced.hours
                 amount += priced.amount
+            worker = ref.workers[entry.user_email.lower()]
+            employer = worker.legal_entity_code
+            if employer not in ("", project.legal_entity_code):
+                value = quantize(priced.hours * transfer_rate(worker.cost_rate or Decimal(0), rt.transfer_markup(
+                    employer, project.legal_entity_code)))
+                seconded[employer] = (worker.cost_currency, seconded.get(employer, ("", Decimal(0)))[1] + value)
         cursor = page.next_cursor
         if not cursor:
             break
@@ -110,13 +136,53 @@ async def reconcile_project(project_code: str, period: str, ref: Reference, as_o
         out.append(f"approved expense cost {x.cost} != posted {x_posted}")
     if x_invoiced + x_credited != x.billed:
         out.append(f"invoiced expenses {x_invoiced} + credits {x_credited} != billable {x.billed}")
+    receivable, payable = await _charged(project, period, set(seconded), ref, {} if charges is None else charges)
+    intercompany = [IntercompanyFigures(employer=e, currency=c, expected=str(v), receivable=str(receivable.get(e, 0)),
+                                        payable=str(payable.get(e, 0)))
+                    for e, (c, v) in sorted(seconded.items())]
+    for employer in sorted((set(receivable) | set(payable)) - set(seconded)):  # charged, yet nothing approved
+        intercompany.append(IntercompanyFigures(employer=employer, currency="", expected="0",
+                                                receivable=str(receivable.get(employer, 0)),
+                                                payable=str(payable.get(employer, 0))))
+    for f in intercompany:
+        if not Decimal(f.expected) == Decimal(f.receivable) == Decimal(f.payable):
+            out.append(f"intercompany from {f.employer}: charged {f.receivable} in its books and {f.payable} in the "
+                       f"project entity's != {f.expected} {f.currency} at the transfer rate")
     return Reconciliation(project=project_code, period=period, currency=project.currency, approved_hours=str(hours),
                           approved_amount=str(amount), held_in_exceptions=held, posted_hours=str(posted_hours),
                           posted_amount=str(posted_amount), invoiced_amount=str(invoiced + milestones),
                           credited_amount=str(credited), milestone_amount=str(milestones), discrepancies=out,
                           approved_expense_cost=str(x.cost), billable_expense_amount=str(x.billed),
                           expenses_held=x.held, posted_expense_cost=str(x_posted),
-                          invoiced_expense_amount=str(x_invoiced), credited_expense_amount=str(x_credited))
+                          invoiced_expense_amount=str(x_invoiced), credited_expense_amount=str(x_credited),
+                          intercompany=intercompany)
+
+
+async def _charged(project: ProjectRef, period: str, employers: set[str], ref: Reference,
+                   cache: ChargeCache) -> tuple[dict[str, Decimal], dict[str, Decimal]]:
+    """Per employer, the project's lines in the employers' receivables and in its entity's payables, as each ERP
+    lists them (an account shared by several entities lists all their documents once per entity asked: taken once
+    by id); a line's employer is its consultant's."""
+    documents: dict[str, IntercompanyCharge] = {}
+    for code in sorted({project.legal_entity_code, *employers}):
+        if (code, period) not in cache:
+            cache[(code, period)] = await runtime().erp.intercompany_charges(code, period)
+        documents.update((c.id, c) for c in cache[(code, period)])
+    employer_of = {w.id: w.legal_entity_code for w in ref.workers.values()}
+    receivable: dict[str, Decimal] = {}
+    payable: dict[str, Decimal] = {}
+    for charge in documents.values():
+        if charge.side == "receivable" and charge.counterparty == project.legal_entity_code:
+            into = receivable
+        elif charge.side == "payable" and charge.legal_entity_id == project.legal_entity_id:
+            into = payable
+        else:
+            continue
+        for ln in charge.lines:
+            if ln.project_external_id == project.external_id:
+                employer = employer_of.get(ln.employee_external_id, "?")
+                into[employer] = into.get(employer, Decimal(0)) + ln.amount.amount
+    return receivable, payable
 
 
 class _ExpenseFigures(msgspec.Struct):

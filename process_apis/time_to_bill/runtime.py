@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from foundation.retry import RetryPolicy
 from process_apis._internal.events import EventOutbox
@@ -14,6 +15,7 @@ from process_apis._internal.slots import RuntimeSlot
 from process_apis._internal.system_clients import ErpApi, HrApi, PsaApi, TimeApi
 from process_apis.exchange_rates import DEFAULT_TABLE, RateBook, RateTable
 from process_apis.registry import SharedParts
+from process_apis.time_to_bill.intercompany import IntercompanyBook, TransferMarkup
 from process_apis.time_to_bill.ledger import Ledger
 from process_apis.time_to_bill.rules import Reference
 
@@ -33,6 +35,8 @@ class Runtime:
     retry: RetryPolicy
     rates: RateBook
     """Converts an expense spent in another currency into its project's (the entity's ERP, else the table)."""
+    intercompany: IntercompanyBook
+    transfer_markup: TransferMarkup
     page_size: int = 2000
     batch_size: int = 1000
     sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep)
@@ -46,7 +50,9 @@ def build_runtime(parts: SharedParts) -> Runtime:
     return Runtime(runs=RunStore(engine), exceptions=ExceptionStore(engine), outbox=EventOutbox(engine),
                    ledger=Ledger(engine), time=TimeApi(http, token), erp=erp,
                    psa=PsaApi(http, token), hr=HrApi(http, token), retry=parts.retry,
-                   rates=RateBook(engine, erp, parts.rate_table or RateTable.load(DEFAULT_TABLE)))
+                   rates=RateBook(engine, erp, parts.rate_table or RateTable.load(DEFAULT_TABLE)),
+                   intercompany=IntercompanyBook(engine),
+                   transfer_markup=parts.transfer_markup or (lambda _employer, _entity: Decimal(0)))
 
 
 _slot: RuntimeSlot[Runtime] = RuntimeSlot("time_to_bill")

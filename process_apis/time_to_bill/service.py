@@ -36,7 +36,7 @@ from process_apis.time_to_bill.expense_rules import EXPENSE
 from process_apis.time_to_bill.expense_rules import entry_id as expense_entry_id
 from process_apis.time_to_bill.facts import BillingFacts
 from process_apis.time_to_bill.ledger import LedgerRow
-from process_apis.time_to_bill.reconcile import Reconciliation, reconcile_project
+from process_apis.time_to_bill.reconcile import ChargeCache, Reconciliation, reconcile_project
 from process_apis.time_to_bill.rules import Reference, period_of
 from process_apis.time_to_bill.runtime import runtime
 from process_apis.time_to_bill.workflow import (
@@ -250,8 +250,12 @@ class TimeToBillService:
         if not failed:
             rt.exceptions.set_status(exception_id, "resolved")
         await self._refresh_facts(ref, {(row.legal_entity_code, row.period) for row, _ in lines})
+        slices = {(row.legal_entity_code, row.period) for row, _ in lines}
+        if record.subject.startswith("IC-"):  # an intercompany charge an ERP refused: its entity's run sends it again
+            _, _employer, entity, year, month, _digest = record.subject.split("-")
+            slices.add((entity, f"{year}-{month}"))
         started = [await self.start_run(entity, period) for entity, period in  # `?`: a project the ERP lacks
-                   sorted({(row.legal_entity_code, row.period) for row, _ in lines}) if entity in ref.entity_currency]
+                   sorted(slices) if entity in ref.entity_currency]
         return valid + len(parked), [run for run, _ in started]
 
     @staticmethod
@@ -282,7 +286,8 @@ class TimeToBillService:
         ref = await load_reference(rt.erp, rt.psa, rt.hr, None if legal_entity_code == ALL_ENTITIES
                                    else legal_entity_code)  # one entity's reconciliation: its ERP account only
         codes = sorted(c for c, p in ref.projects.items() if legal_entity_code in (ALL_ENTITIES, p.legal_entity_code))
-        return [await reconcile_project(c, period, ref, self.today()) for c in codes]
+        charges: ChargeCache = {}
+        return [await reconcile_project(c, period, ref, self.today(), charges) for c in codes]
 
     async def resume_unstarted(self) -> int:
         unfinished = runtime().runs.unfinished(PROCESS)

@@ -60,7 +60,7 @@ __all__ = ["ALL_ENTITIES", "PROCESS", "STEPS", "billing_run", "exception_id_for"
            "refresh_facts", "workflow_id"]
 
 PROCESS: Final = "time_to_bill"
-STEPS: Final = ("read_validate", "read_expenses", "post_time", "post_expenses", "invoice", "finish")
+STEPS: Final = ("read_validate", "read_expenses", "post_time", "post_expenses", "intercompany", "invoice", "finish")
 """The steps a run shows; the facts refresh is a durable step too, but reported in `finish`'s totals."""
 ALL_ENTITIES: Final = "*"
 INTEGRATION_OPS: Final = "integration-operations"
@@ -494,7 +494,7 @@ async def finish(run_id: str, status: str, totals: dict[str, str], failures: lis
 @DBOS.step(name="time_to_bill.posted")
 async def posting_done(run_id: str, failed: bool) -> None:
     """`post_time` and `post_expenses` end here: each batch leaves them `running`; the last, empty claim is silent."""
-    for step in (TIME_POSTING.step, EXPENSE_POSTING.step):
+    for step in (TIME_POSTING.step, EXPENSE_POSTING.step, "intercompany"):
         runtime().runs.step(run_id, step, "failed" if failed else "succeeded")
 
 
@@ -504,6 +504,49 @@ async def crashed(run_id: str, attempt: int, error: str) -> str:
     record_crash(rt.runs, rt.exceptions, PROCESS, run_id, attempt, error)
     rt.references.pop(run_id, None)
     return "failed"
+
+
+async def _entity_id(ref: Reference, code: str) -> str:
+    """An entity's ERP id: from the run's reference data, else its own ERP (a run for one entity reads only that
+    entity's account, and a seconded consultant's employer may keep its books in another)."""
+    if code in ref.entity_ids:
+        return ref.entity_ids[code]
+    found = [e.id for e in await runtime().erp.legal_entities(code) if e.code == code]
+    if not found:
+        raise BusinessFailure(404, {"code": "unknown_legal_entity", "detail": f"no ERP knows legal entity {code}"})
+    ref.entity_ids[code] = found[0]
+    return found[0]
+
+
+@DBOS.step(name="time_to_bill.intercompany")
+async def charge_intercompany(run_id: str, legal_entity_code: str, so_far: list[int]) -> list[int]:
+    """Charge the entity's posted time of other entities' consultants (`intercompany.py`): each document recorded
+    as a receivable in the employer's ERP and a payable in this entity's. Returns [lines, documents, refused]
+    added to `so_far`; a document an ERP refuses (a closed period) is an owned exception, retried by a rerun."""
+    rt = runtime()
+    ref = await reference(run_id, legal_entity_code)
+    lines = rt.intercompany.assign(legal_entity_code, ref, rt.transfer_markup)
+    recorded = refused = 0
+    for document in rt.intercompany.pending(legal_entity_code):
+        try:
+            for side, code in (("receivable", document.employer), ("payable", document.project_entity)):
+                external_id, body = document.side(side, await _entity_id(ref, code))
+                await run_step(rt.runs, run_id, "intercompany", partial(rt.erp.upsert_intercompany_charge,
+                                                                        external_id, body),
+                               retry=rt.retry, sleep=rt.sleep)
+        except BusinessFailure as exc:
+            refused += 1
+            reason, owner = _classify(exc.code)
+            rt.exceptions.open(PROCESS, run_id, document.stem, [Violation(
+                code=reason, detail=f"ERP refused intercompany charge {document.stem}: {exc}"[:500], owner=owner)],
+                exception_id=exception_id_for(run_id, document.stem, reason))
+            continue
+        rt.intercompany.mark_charged(document.stem)
+        recorded += 1
+    out = [so_far[0] + lines, so_far[1] + recorded, so_far[2] + refused]
+    rt.runs.step(run_id, "intercompany", "running", vendor_ids={
+        "lines": str(out[0]), "documents": str(out[1]), "refused": str(out[2])})
+    return out
 
 
 async def _post_all(step: Callable[[str, int, str, int, int], Awaitable[list[int]]], run_id: str, attempt: int,
@@ -558,16 +601,18 @@ async def _billing_run(run_id: str, legal_entity_code: str, period: str, as_of: 
                 break
     except (StepExhausted, BusinessFailure) as exc:
         failures.append(f"reading approved expenses: {exc}")
-    time, expenses = [0, 0], [0, 0]  # [posted, refused by the ERP and parked on exceptions]
+    time, expenses, charges = [0, 0], [0, 0], [0, 0, 0]  # [posted, refused by the ERP and parked]; see below
     for entity in await entities_of(run_id, legal_entity_code):
         try:  # one entity's ERP outage fails that entity's posting only
             await _post_all(post_batch, run_id, attempt, entity, time)
             await _post_all(post_expense_batch, run_id, attempt, entity, expenses)
+            charges = await charge_intercompany(run_id, entity, charges)
         except StepExhausted as exc:
             failures.append(f"{entity}: {exc}")
     await posting_done(run_id, bool(failures))
     rt_totals = {**{k: str(v) for k, v in totals.items()}, "posted": str(time[0]),
-                 "expenses_posted": str(expenses[0]), "erp_refused": str(time[1] + expenses[1])}
+                 "expenses_posted": str(expenses[0]), "erp_refused": str(time[1] + expenses[1] + charges[2]),
+                 "intercompany_lines": str(charges[0]), "intercompany_documents": str(charges[1])}
     projects = await plan_invoices(run_id, legal_entity_code, period) if invoice else []
     documents = 0
     for i in range(0, len(projects), 50):
@@ -577,6 +622,6 @@ async def _billing_run(run_id: str, legal_entity_code: str, period: str, as_of: 
             failures.append(f"invoicing {projects[i]}..: {exc}")
     rt_totals["invoice_documents"] = str(documents)
     rt_totals["fact_slices"] = str(await refresh_facts(run_id, legal_entity_code, period))
-    held = totals.get("exceptions", 0) + totals.get("expense_exceptions", 0) + time[1] + expenses[1]
+    held = totals.get("exceptions", 0) + totals.get("expense_exceptions", 0) + time[1] + expenses[1] + charges[2]
     status = "failed" if failures else ("needs_attention" if held else "succeeded")
     return await finish(run_id, status, rt_totals, failures)

@@ -235,7 +235,7 @@ class TestWireRules:
     async def test_first_page_is_numbered_then_links_next_switches_to_a_cursor(self, http: httpx.AsyncClient) -> None:
         first = (await http.get("/v2/time_entries", params={"per_page": 4000 // 2}, headers=HEADERS)).json()
         assert (first["page"], first["next_page"], first["per_page"]) == (1, 2, 2000)
-        assert first["total_entries"] == 10_562
+        assert first["total_entries"] == 10_606
         assert "cursor=" in first["links"]["next"] and "ref=next_cursor" in first["links"]["next"]
         second = (await http.get(first["links"]["next"], headers=HEADERS)).json()
         assert (second["page"], second["next_page"], second["previous_page"]) == (None, None, None)
@@ -286,7 +286,7 @@ class TestListTimeEntries:
         assert len({e["id"] for e in seen}) == len(seen)
         assert {e["date"] for e in seen} == {"2026-10-01", "2026-10-02"}
         in_range = [e for e in sim.store.entries if dt.date(2026, 10, 1) <= e.spent_date <= dt.date(2026, 10, 2)]
-        assert len(in_range) == 960  # 240 workers x 2 days x 2 entries
+        assert len(in_range) == 964  # 240 workers x 2 days x 2 entries + 2 seconded consultants' hour a day
         assert len(seen) == sum(1 for e in in_range if e.state == 2) > 900  # ~97% approved
         assert all(e["user_email"].endswith("@meridian.example") and e["project_code"].startswith("PRJ-A")
                    for e in seen)
@@ -501,7 +501,8 @@ class TestCorrelationAndControl:
 
     async def test_count_and_reset(self, sim: HarvestSimulator, http: httpx.AsyncClient) -> None:
         census = (await http.get("/__sim__/count", params={"type": "time_entry"})).json()
-        assert census["count"] == 10_562  # 240 workers x 22 weekdays x 2 + the two defects
+        # 240 workers x 22 weekdays x 2 + the two defects + 2 seconded consultants' hour a weekday
+        assert census["count"] == 10_606
         assert sim.count("time_entry", DEFECT_CLOSED) == 1 and sim.count("project", "PRJ-A0030") == 1
         assert sim.count("user", "W-00240") == 1 and sim.count("user", "W-99999") == 0
         entry_id = sim.entry_id(DEFECT_CLOSED)

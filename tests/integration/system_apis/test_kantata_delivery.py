@@ -107,7 +107,8 @@ class TestSeededProjects:
 class TestAssignments:
     async def test_paging_covers_the_firm_staffing(self, api: AsyncTestClient[Litestar]) -> None:
         items = await all_items(api, "/system/psa/v1/assignments", limit=150)
-        assert len(items) == sum(len(p.assignments) for p in FIRM.projects) == 2 * len(FIRM.workers)
+        seconded = sum(1 for p in FIRM.projects for a in p.assignments if a.seconded)  # SECONDMENTS
+        assert len(items) == sum(len(p.assignments) for p in FIRM.projects) == 2 * len(FIRM.workers) + seconded
         assert len({i["id"] for i in items}) == len(items)
 
     async def test_one_projects_staffing_with_hr_ids_roles_and_hours(self, api: AsyncTestClient[Litestar]) -> None:
@@ -202,7 +203,8 @@ class TestTimeEntries:
     async def test_hours_and_rates_map_exactly(self, api: AsyncTestClient[Litestar]) -> None:
         items = await all_items(api, "/system/psa/v1/time-entries", limit=200,
                                 **{"from": WEEK[0].isoformat(), "to": WEEK[1].isoformat()})
-        assert {Decimal(i["hours"]) for i in items} == {Decimal(h) for h in ("6", "5.5", "6.5", "2", "2.5", "1.5")}
+        # two entries a weekday; a seconded consultant's hour on another entity's project (SECONDMENTS)
+        assert {Decimal(i["hours"]) for i in items} == {Decimal(h) for h in ("6", "5.5", "6.5", "2", "2.5", "1.5", "1")}
         cards = {c.id: c for c in FIRM.rate_cards}
         roles = {w.email: w.role for w in FIRM.workers}
         projects = {p.external_id: p for p in FIRM.projects}

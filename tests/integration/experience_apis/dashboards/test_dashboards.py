@@ -109,7 +109,11 @@ class TestUtilization:
                 (f["billable"] for w, f in figures.items() if w in ids), Decimal(0))
 
         workers = await walk(s.http, "/utilization/workers", legal_entity="UK01", period=PERIOD, limit=37)
-        assert [w["worker_id"] for w in workers] == sorted(figures)  # every worker once, in worker id order
+        # every UK01 worker once, in worker id order; a DE01 consultant seconded to a UK01 project counts in UK01's
+        # totals above, but is listed under DE01
+        employer = {w.id: w.legal_entity_code for w in FIRM.workers}
+        assert [w["worker_id"] for w in workers] == sorted(w for w in figures if employer[w] == "UK01")
+        assert any(employer[w] != "UK01" for w in figures)
         for item in workers:
             f = figures[item["worker_id"]]
             assert (D(item["figures"]["capacity_hours"]), D(item["figures"]["actual_hours"]),
