@@ -1,5 +1,6 @@
 """Invoices and credit notes on Xero (ACCREC / ACCRECCREDIT): upsert by number, list by project, period and
-last change (``If-Modified-Since``)."""
+last change (``If-Modified-Since``). The intercompany charges among them (numbered ``IC:``, see `_intercompany`)
+are no customer invoices: the lists leave them out."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from contracts.billing import (
 from contracts.common import Page
 from contracts.problems import ProblemError
 from foundation.paging import decode_position, encode_position
+from system_apis.xero._intercompany_mapping import CHARGE_PREFIX
 from system_apis.xero._lookups import Offset, period_end, vendor_data_invalid
 from system_apis.xero._posting import XeroPosting
 from system_apis.xero.client import ACCOUNTING, idempotency_key, if_modified_since
@@ -77,8 +79,10 @@ class XeroBilling(XeroPosting):
 
     async def _documents(self, collection: str, where: str, limit: int, cursor: str | None, q: str,
                          headers: Mapping[str, str] | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        number = "InvoiceNumber" if collection == "Invoices" else "CreditNoteNumber"
         records = [r async for page in self.client.accounting_pages(collection, {"where": where} if where else None,
-                                                                    headers=headers) for r in page]
+                                                                    headers=headers) for r in page
+                   if not str(r.get(number) or "").startswith(CHARGE_PREFIX)]  # intercompany: `_intercompany`
         offset = 0
         if cursor is not None:
             position = decode_position(cursor, Offset, f"erp.xero.{collection}")

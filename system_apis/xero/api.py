@@ -2,7 +2,8 @@
 
 What each canonical object is in Xero: see `mapping`. Time posting is summarised (`_summary`,
 ``GET /capabilities`` answers ``summarised``) in `_posting`; expenses, posted as bills, in `_expenses`;
-invoices and credit notes are in `_billing`;
+intercompany charges, approved invoices (receivable) or bills (payable) to the counterparty's contact, in
+`_intercompany`; invoices and credit notes are in `_billing`;
 an invoice's status, posting, payments and exchange rates in `_receivables`; the lookups they share in
 `_lookups`.
 Canonical ids are Xero's own (ContactID, projectId, InvoiceID ... UUIDs; the legal entity's is the
@@ -44,6 +45,7 @@ from system_apis.registry import Connection
 from system_apis.xero._defaults import DEFAULT_CODE, DEFAULT_TENANT, PAYMENT_ACCOUNT
 from system_apis.xero._expense_store import ExpenseStore
 from system_apis.xero._expenses import XeroExpenses
+from system_apis.xero._intercompany import XeroIntercompany
 from system_apis.xero._lookups import not_found, vendor_data_invalid
 from system_apis.xero._receivables import XeroReceivables
 from system_apis.xero._summary import SUMMARY_GROUPING, SummaryStore
@@ -95,7 +97,7 @@ def _sliced(items: list[T], list_id: str, q: str, limit: int, cursor: str | None
                 next_cursor=encode_position(_Offset(q=q, offset=following), list_id) if more else None)
 
 
-class XeroErp(XeroReceivables, XeroExpenses):
+class XeroErp(XeroReceivables, XeroExpenses, XeroIntercompany):
     """`ErpSystem` on one Xero organisation; `code` is psconnect's code of its legal entity, `payment_account`
     the code of the bank account customer payments are applied to, `expenses` where expense posting batches are
     kept (beside the time summaries, in their database, without)."""

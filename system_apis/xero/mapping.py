@@ -24,6 +24,8 @@ What each canonical object is in Xero:
   (a canonical credit line is negative, a Xero credit note line positive) and flipped back on reading;
 - payment = an **ACCRECPAYMENT Payment** on the invoice into a bank account, whose ``Reference`` is
   ``<external id> <remittance reference>`` (Xero has no external id on a payment: the reference carries it);
+- intercompany charge = an approved **ACCREC invoice** (receivable) or **ACCPAY bill** (payable) to the counterparty
+  entity's contact (``ContactNumber`` ``IC:<code>``), numbered ``IC:<external id>`` (see `_intercompany_mapping`);
 - payment terms = the contact's (else the organisation's) ``PaymentTerms.Sales`` (see `due_date`).
 
 Docs: https://developer.xero.com/documentation/api/accounting/organisation,

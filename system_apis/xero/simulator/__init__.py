@@ -18,9 +18,12 @@ What an adapter must cope with against the real service, reproduced here:
   ``/Date(ms)/`` dates, refused before the period lock date; ``Status`` DRAFT -> AUTHORISED (a due date
   required) -> PAID once nothing is due, or VOIDED; ``SentToContact``; ``AmountPaid``, ``AmountCredited``,
   ``AmountDue``); bills (``ACCPAY``) and supplier credit notes (``ACCPAYCREDIT``) created by ``PUT`` with
-  ``summarizeErrors`` (see `_payables`); ``Payments`` (PUT applies a payment to an AUTHORISED invoice, at most its
-  amount due, from a bank account; ``where``), ``CreditNotes/{id}/Allocations``, ``Accounts`` (the revenue
-  accounts, the default chart's expense accounts and bank account ``090``), ``TrackingCategories``
+  ``summarizeErrors`` (see `_payables`; ``PUT`` also creates approved sales invoices and customer credit notes, as
+  the intercompany receivables are made, their numbers unique; lines may be negative, totals not);
+  ``Currencies`` (GET; PUT adds one: a document in a currency not added is refused, ``CurrencyRate`` is the day's
+  when none is sent); ``Payments`` (PUT applies a payment to an AUTHORISED invoice, at most its amount due, from a
+  bank account; ``where``), ``CreditNotes/{id}/Allocations``, ``Accounts`` (the revenue accounts, the default
+  chart's expense accounts, the intercompany accounts 4030 and 5030, bank account ``090``), ``TrackingCategories``
   (+ ``Options``). ``If-Modified-Since`` on the lists compares with each record's ``UpdatedDateUTC``, which every
   change moves on (see `_receivables`); ``where`` also takes ``OR`` and ``Date>=DateTime(y,m,d)``. Errors:
   ``{ErrorNumber: 10, Type: ValidationException, Message, Elements[{ValidationErrors[{Message}]}]}``.
@@ -320,6 +323,16 @@ class XeroSimulator:
             return _json(200, self._envelope("Organisations", [org.record]))
         if head == "Accounts" and method == "GET":
             return _json(200, self._envelope("Accounts", org.accounts))
+        if head == "Currencies" and len(parts) == 1:
+            if method == "GET":
+                return _json(200, {"Currencies": [{"Code": c, "Description": d} for c, d in org.currencies.items()]})
+            if method == "PUT":
+                code = str(body.get("Code") or "")
+                if code in org.currencies:
+                    raise Refused(f"The currency {code} has already been added.")
+                org.currency_rate(code)  # a currency Xero knows (one the day rates quote)
+                org.currencies[code] = str(body.get("Description") or code)
+                return _json(200, {"Currencies": [{"Code": code, "Description": org.currencies[code]}]})
         if head == "TrackingCategories":
             if method == "GET" and len(parts) == 1:
                 return _json(200, self._envelope("TrackingCategories", [org.tracking]))

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 from contracts.erp import LegalEntity
-from system_apis.demo_firm import demo_firm
+from system_apis.demo_firm import FX, demo_firm
 from system_apis.xero._defaults import PAYMENT_ACCOUNT, tenant_id
 
 __all__ = ["ACQUIRED", "Organisation", "Refused", "matches", "ms_date", "ms_instant", "read_date",
@@ -106,6 +106,8 @@ class Organisation:
             "ShortCode": f"!{entity.code}", "Class": "STANDARD", "Edition": "BUSINESS"}
         self.lock_date = LOCK_DATE
         self.currency = entity.currency
+        self.currencies: dict[str, str] = {entity.currency: entity.currency}
+        """The currencies added to the organisation (``/Currencies``), code -> description; the base one first."""
         self.contacts: dict[str, dict[str, Any]] = {}
         self.invoices: dict[str, dict[str, Any]] = {}
         self.credit_notes: dict[str, dict[str, Any]] = {}
@@ -121,6 +123,12 @@ class Organisation:
             for code, name in (("420", "Entertainment"), ("429", "General Expenses"),
                                ("449", "Motor Vehicle Expenses"), ("485", "Subscriptions"),
                                ("493", "Travel - National"), ("494", "Travel - International"))]
+        self.accounts += [  # where intercompany charges are coded: recharged consultants' revenue and cost
+            {"AccountID": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.tenant}/{code}")), "Code": code, "Name": name,
+             "Type": kind, "Status": "ACTIVE", "TaxType": "NONE",
+             "Class": "REVENUE" if kind == "REVENUE" else "EXPENSE"}
+            for code, name, kind in (("4030", "Intercompany recharges", "REVENUE"),
+                                     ("5030", "Intercompany consultant costs", "DIRECTCOSTS"))]
         self.accounts.append({  # where customer payments land (Xero's default chart names its bank account 090)
             "AccountID": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.tenant}/{PAYMENT_ACCOUNT}")),
             "Code": PAYMENT_ACCOUNT, "Name": "Business Bank Account", "Type": "BANK", "BankAccountType": "BANK",
@@ -152,6 +160,15 @@ class Organisation:
 
     def account(self, code: str) -> dict[str, Any] | None:
         return next((a for a in self.accounts if a["Code"] == code and a["Status"] == "ACTIVE"), None)
+
+    def currency_rate(self, code: str) -> Decimal:
+        """The day rate Xero applies to a document in `code` that names none (units of `code` per unit of the base
+        currency, as Xero's ``CurrencyRate``): the demo firm's table here, XE.com's at Xero."""
+        if code == self.currency:
+            return Decimal(1)
+        if code not in FX or self.currency not in FX:
+            raise Refused(f"No exchange rate for {code}.")
+        return (FX[code] / FX[self.currency]).quantize(Decimal("0.000001"))
 
     def option_names(self) -> set[str]:
         return {str(o["Name"]) for o in self.tracking["Options"]}
