@@ -298,6 +298,65 @@ async def _(w: World) -> None:
     only_mine(w, items, lambda t: w.project_entity.get(t["project_external_id"]))
 
 
+def expense_batch(project: dict[str, Any], le: str) -> dict[str, Any]:
+    line = {"line_key": f"grant-matrix-x{uuid.uuid4().hex[:8]}:1", "project_external_id": project["external_id"],
+            "employee_external_id": "W-00001", "date": "2026-10-05", "category": "Travel",
+            "amount": {"amount": "40.00", "currency": project["currency"]}, "billable": True}
+    return {"batch_key": f"grant-matrix-x{uuid.uuid4().hex}", "legal_entity_id": le, "lines": [line]}
+
+
+@check("erp.postExpenses")
+async def _(w: World) -> None:
+    before = await w.all(w.admin, "/system/erp/v1/posted-expenses", limit=1000)
+    other = project_of_other(w)
+    await forbidden(await w.uk.post("/system/erp/v1/expense-postings",
+                                    json=expense_batch(other, other["legal_entity_id"])))
+    await forbidden(await w.uk.post("/system/erp/v1/expense-postings",  # UK01's batch, a US01 project's line
+                                    json=expense_batch(other, w.ids["le:" + MINE])))
+    assert await w.all(w.admin, "/system/erp/v1/posted-expenses", limit=1000) == before
+
+
+@check("erp.getExpensePosting")
+async def _(w: World) -> None:
+    other = project_of_other(w)
+    batch = expense_batch(other, other["legal_entity_id"])
+    posted = await w.admin.post("/system/erp/v1/expense-postings", json=batch)
+    assert posted.status_code == 200 and posted.json()["posted"], posted.text
+    missing(await w.uk.get(f"/system/erp/v1/expense-postings/{batch['batch_key']}"))
+
+
+@check("erp.listPostedExpenses")
+async def _(w: World) -> None:
+    items = await w.all(w.uk, "/system/erp/v1/posted-expenses", limit=1000)
+    assert items
+    only_mine(w, items, lambda x: w.project_entity.get(x["project_external_id"]))
+
+
+@check("erp.upsertIntercompanyCharge")
+async def _(w: World) -> None:
+    other = project_of_other(w)
+    money = {"amount": "10.00", "currency": "GBP"}
+    line = {"line_key": "grant-matrix-ic:1", "project_external_id": other["external_id"],
+            "employee_external_id": "W-00005", "date": "2026-10-05", "hours": "1", "transfer_rate": money,
+            "amount": money}
+    body = {"legal_entity_id": other["legal_entity_id"], "counterparty": MINE, "side": "payable", "period": PERIOD,
+            "currency": "GBP", "lines": [line]}
+    before = await w.all(w.admin, "/system/erp/v1/intercompany-charges", period=PERIOD)
+    await forbidden(await w.uk.put("/system/erp/v1/intercompany-charges/by-external-id/IC-GRANT-1", json=body))
+    mine = {**body, "legal_entity_id": w.ids["le:" + MINE], "counterparty": OTHER, "side": "receivable"}
+    await forbidden(await w.uk.put("/system/erp/v1/intercompany-charges/by-external-id/IC-GRANT-2", json=mine))
+    assert await w.all(w.admin, "/system/erp/v1/intercompany-charges", period=PERIOD) == before
+
+
+@check("erp.listIntercompanyCharges")
+async def _(w: World) -> None:
+    items = await w.all(w.uk, "/system/erp/v1/intercompany-charges", period=PERIOD)
+    assert items  # UK01's receivable from US01 and its payable to DE01 (the demo's secondments)
+    only_mine(w, items, lambda c: w.entity_of_le[c["legal_entity_id"]])
+    everything = await w.all(w.admin, "/system/erp/v1/intercompany-charges", period=PERIOD)
+    assert len(everything) > len(items)
+
+
 @check("erp.upsertInvoice")
 async def _(w: World) -> None:
     other = project_of_other(w)
@@ -557,6 +616,23 @@ async def _(w: World) -> None:
         "from": "2026-10-01", "to": "2026-10-02", "project_code": project_of_other(w)["external_id"]})).json()["items"]
     assert entries
     missing(await w.uk.get(f"/system/time/v1/time-entries/{entries[0]['id']}"))
+
+
+@check("time.listExpenses")
+async def _(w: World) -> None:
+    items = await w.all(w.uk, "/system/time/v1/expenses", limit=2000, **{"from": "2026-10-01", "to": "2026-10-31"})
+    assert items
+    only_mine(w, items, lambda x: w.project_entity.get(x["project_code"]))
+
+
+@check("time.getExpense")
+async def _(w: World) -> None:
+    expenses = await w.all(w.admin, "/system/time/v1/expenses", **{"from": "2026-10-01", "to": "2026-10-31"})
+    others = [x for x in expenses if w.project_entity.get(x["project_code"]) == OTHER]
+    assert others
+    missing(await w.uk.get(f"/system/time/v1/expenses/{others[0]['id']}"))
+    mine = next(x for x in expenses if w.project_entity.get(x["project_code"]) == MINE)
+    assert (await w.uk.get(f"/system/time/v1/expenses/{mine['id']}")).status_code == 200
 
 
 @check("time.listProjects")
