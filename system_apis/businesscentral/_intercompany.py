@@ -102,7 +102,8 @@ class BusinessCentralIntercompany(BusinessCentralExpenses):
                     document = await self.client.create(await self.client.url(kind.entity_set), header)
                 else:
                     document = await self._patch(kind.entity_set, document, header)
-                await self._write_lines(kind, external_id, data, document, record)
+                if record is None:  # else lines and record went in together: only the posting is left
+                    await self._write_lines(kind, external_id, data, document)
                 await self._post(kind, str(document["id"]))
             record = await self.index.find(INTERCOMPANY, external_id)
             charge = await self._charge(record) if record is not None else None
@@ -148,9 +149,10 @@ class BusinessCentralIntercompany(BusinessCentralExpenses):
                 found[project] = str(index["targetId"])
         return found
 
-    async def _write_lines(self, kind: Document, external_id: str, data: IntercompanyChargeUpsert, document: Record,
-                           record: Record | None) -> None:
-        """Old lines out, new lines in and psconnect's record written: one transaction."""
+    async def _write_lines(self, kind: Document, external_id: str, data: IntercompanyChargeUpsert,
+                           document: Record) -> None:
+        """Lines a user left on the adopted draft out, the charge's lines in and psconnect's record written: one
+        transaction."""
         company = await self.client.company()
         base = f"companies({company})/{kind.entity_set}({document['id']})/{kind.lines_set}"
         old, _ = await self.client.list_page(f"{self.client.root}{API_PATH}/{base}")
@@ -165,14 +167,12 @@ class BusinessCentralIntercompany(BusinessCentralExpenses):
                 "parentKey": data.period, "groupKey": data.counterparty,
                 "recordDate": str(document.get("postingDate") or ""), "data": msgspec.json.encode(meta).decode()}
         records = f"{self.client.root}{EXTENSION_PATH}/companies({company})/{RECORDS}"
-        if record is None:
-            requests.append({"id": "x", "method": "POST", "url": records, "headers": _JSON, "body": body})
-        else:
-            requests.append({"id": "x", "method": "PATCH", "url": f"{records}({record['id']})",
-                             "headers": {**_JSON, "If-Match": str(record["@odata.etag"])}, "body": body})
+        requests.append({"id": "x", "method": "POST", "url": records, "headers": _JSON, "body": body})
         if len(requests) > 100:
-            raise ProblemError(422, "validation-error", "Validation failed", "Business Central takes one document "
-                               "with at most 98 lines in one transaction; split the charge.", code="validation_failed")
+            raise ProblemError(422, "validation-error", "Validation failed", "Business Central writes at most 100 "
+                               f"requests in one transaction; the draft {kind.entity_set}({document['id']}) holds "
+                               f"{len(old)} lines to replace besides the charge's {len(data.lines)}.",
+                               code="validation_failed")
         answers = await self.client.batch(requests)
         errors = [a for a in answers if int(a.get("status", 500)) >= 400 and int(a.get("status", 500)) != 424]
         if errors:
