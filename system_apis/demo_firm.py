@@ -92,6 +92,9 @@ class DemoFirm(msgspec.Struct, kw_only=True):
     accounting_periods: list[AccountingPeriod]
     projects: list[SeedProject]
     """Projects already delivering (provisioned before the demo starts), with their staffing."""
+    guests: list[Worker] = []
+    """Workers another entity employs, seconded onto these projects: a PSA or time account of these entities
+    staffs them and captures their time (the project's), an HR account does not hold them."""
 
 
 def _money(amount: Decimal, currency: str) -> Money:
@@ -124,7 +127,8 @@ def with_worker_ids(firm: DemoFirm, ids: Mapping[str, str]) -> DemoFirm:
         msgspec.structs.replace(a, worker_id=ids.get(a.worker_id, a.worker_id)) for a in p.assignments])
         for p in firm.projects]
     workers = [msgspec.structs.replace(w, id=ids.get(w.id, w.id)) for w in firm.workers]
-    return msgspec.structs.replace(firm, workers=workers, projects=projects)
+    guests = [msgspec.structs.replace(w, id=ids.get(w.id, w.id)) for w in firm.guests]
+    return msgspec.structs.replace(firm, workers=workers, projects=projects, guests=guests)
 
 
 @cache
@@ -139,13 +143,16 @@ def _part(firm: DemoFirm, legal_entities: frozenset[str]) -> DemoFirm:
     countries = {e.country for e in entities}
     accounts = [a for a in firm.accounts if (a.billing_address.country or "US") in countries]
     kept = {a.id for a in accounts}
+    projects = [p for p in firm.projects if p.legal_entity_code in codes]
+    seconded = {a.worker_id for p in projects for a in p.assignments if a.seconded}
     return DemoFirm(
         legal_entities=entities, accounts=accounts,
         opportunities=[o for o in firm.opportunities if o.account_id in kept],
         workers=[w for w in firm.workers if w.legal_entity_code in codes],
         rate_cards=[c for c in firm.rate_cards if c.legal_entity_code in codes],
         accounting_periods=[p for p in firm.accounting_periods if p.legal_entity_id in ids],
-        projects=[p for p in firm.projects if p.legal_entity_code in codes])
+        projects=projects,
+        guests=[w for w in [*firm.workers, *firm.guests] if w.id in seconded and w.legal_entity_code not in codes])
 
 
 @cache

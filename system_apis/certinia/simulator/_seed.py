@@ -49,8 +49,10 @@ def seed_firm(org: Org, firm: DemoFirm, entities: Collection[str],
             rates[card.id, line.role] = line.hourly_rate.amount
     practices: dict[str, str] = {}
     resources: dict[str, str] = {}
+    seconded = {a.worker_id for p in firm.projects if p.legal_entity_code in regions for a in p.assignments
+                if a.seconded}  # staffed here from an entity whose org is elsewhere: a resource here too
     for worker in firm.workers:
-        if worker.legal_entity_code not in regions:
+        if worker.legal_entity_code not in regions and worker.id not in seconded:
             continue
         if worker.practice not in practices:
             practices[worker.practice] = org.insert("pse__Practice__c", {"Name": worker.practice,

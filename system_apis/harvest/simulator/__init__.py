@@ -150,7 +150,7 @@ class HarvestSimulator:
         names = {a.id: a.name for a in firm.accounts}
         seeded = itertools.chain(time_entries(firm.projects, firm.workers, *self.period),
                                  defect_entries(firm.projects, firm.workers))
-        return Store(firm.workers, firm.projects, rates, names, seeded)
+        return Store([*firm.workers, *firm.guests], firm.projects, rates, names, seeded)
 
     def count(self, record_type: str, external_id: str | None = None) -> int:
         """Records of a type; `external_id` is the seed key (entry or expense reference, project code, worker id,

@@ -50,7 +50,7 @@ def _ref(sim: _Store, subject_type: str, subject_id: str, service_name: str, mod
 
 def seed_firm(sim: _Store, firm: DemoFirm, time_period: tuple[dt.date, dt.date] | None) -> None:
     users: dict[str, str] = {}
-    for worker in firm.workers:
+    for worker in [*firm.workers, *firm.guests]:
         uid = sim._insert("users", {
             "full_name": worker.name, "email_address": worker.email, "headline": role_name(worker.role),
             "disabled": worker.status == "terminated", "role_key": worker.role, "practice": worker.practice,

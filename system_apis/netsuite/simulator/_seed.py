@@ -13,7 +13,7 @@ from typing import Any
 
 from contracts.erp import BillingSchedule, CustomerUpsert, ErpProjectUpsert
 from contracts.workforce import EmployeeUpsert
-from system_apis.demo_firm import DemoFirm, demo_firm
+from system_apis.demo_firm import DemoFirm
 from system_apis.netsuite._billing_mapping import employee_to_record
 from system_apis.netsuite.mapping import JOB_STATUSES, customer_to_record, project_to_record
 
@@ -55,8 +55,7 @@ def seed_delivery(firm: DemoFirm, subsidiaries: Mapping[str, str]) -> Iterator[t
     own = {w.id for w in firm.workers}
     hosted = {a.worker_id: p.legal_entity_code for p in firm.projects for a in p.assignments
               if a.seconded and a.worker_id not in own and p.legal_entity_code in by_code}
-    guests = [w for w in demo_firm().workers if w.id in hosted]
-    for worker in [*firm.workers, *guests]:
+    for worker in [*firm.workers, *firm.guests]:
         home = worker.legal_entity_code if worker.id in own else hosted[worker.id]
         if home not in by_code:
             continue
