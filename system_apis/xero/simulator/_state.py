@@ -148,10 +148,10 @@ class Organisation:
         return str(uuid.uuid4())
 
     def touch(self) -> str:
-        """The ``UpdatedDateUTC`` of a change to an invoice, credit note or payment made now, in ms, never before
-        the tenant's previous such change. ``If-Modified-Since`` is read to the second, so a poller resumes at the
-        last change it saw, inclusive."""
-        self._stamped = max(int(self._clock() * 1000), self._stamped)
+        """The ``UpdatedDateUTC`` of a change to an invoice, credit note or payment made now, in ms, after the
+        tenant's previous such change (a millisecond on when both fall in one), so a change always shows.
+        ``If-Modified-Since`` is read to the second, so a poller resumes at the last change it saw, inclusive."""
+        self._stamped = max(int(self._clock() * 1000), self._stamped + 1)
         return f"/Date({self._stamped}+0000)/"
 
     def now(self) -> str:
