@@ -8,11 +8,11 @@ credits and re-approved entries are exact.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from msgspec import Meta
 
-from contracts.common import ENTITY_CODE, Currency, FrozenStruct, Money, NonEmpty, Struct
+from contracts.common import ENTITY_CODE, MONTH_PATTERN, Currency, FrozenStruct, Money, NonEmpty, Struct
 from contracts.erp import ErpRefusalReason
 
 __all__ = [
@@ -42,7 +42,7 @@ __all__ = [
     "TimePostingResult",
 ]
 
-Period = Annotated[str, Meta(pattern=r"^\d{4}-\d{2}$", description="Billing period YYYY-MM.", examples=["2026-10"])]
+Period = Annotated[str, Meta(pattern=MONTH_PATTERN, description="Billing period YYYY-MM.", examples=["2026-10"])]
 
 
 class RateCardLine(FrozenStruct, frozen=True):
@@ -286,6 +286,11 @@ class IntercompanyLine(FrozenStruct, frozen=True):
     amount: Money
 
 
+INTERCOMPANY_DOCUMENT_LINES: Final = 90
+"""Lines in one intercompany document: the fewest any ERP writes in one transaction (one request batch of at
+most 100 operations, two of which write the document and its record), rounded down."""
+
+
 class IntercompanyChargeUpsert(Struct):
     """One side of an intercompany charge: the same lines, under the same external id stem, go into both
     entities' books — a receivable in the employer's ERP, a payable in the project entity's ERP."""
@@ -296,7 +301,7 @@ class IntercompanyChargeUpsert(Struct):
     side: IntercompanySide
     period: Period
     currency: Currency
-    lines: Annotated[list[IntercompanyLine], Meta(min_length=1, max_length=1000)]
+    lines: Annotated[list[IntercompanyLine], Meta(min_length=1, max_length=INTERCOMPANY_DOCUMENT_LINES)]
     memo: Annotated[str, Meta(max_length=200)] | None = None
 
 

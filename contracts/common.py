@@ -32,6 +32,10 @@ Hours = Annotated[Decimal, Meta(description="Duration in decimal hours.", exampl
 ENTITY_CODE = r"[A-Z]{2}[0-9]{2}"
 """A legal entity's code (US01): two letters and two digits, unanchored to compose into larger patterns."""
 
+MONTH_PATTERN = r"^(000[1-9]|00[1-9]\d|0[1-9]\d{2}|[1-9]\d{3})-(0[1-9]|1[0-2])$"
+"""YYYY-MM naming a month that exists (year 0001 on, month 01-12): a period every API accepts as one. The
+first contracts published `^\\d{4}-\\d{2}$` and refused `2026-13` with a 422 (or, on a listing, failed)."""
+
 IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9._:~+/=-]{8,255}$"
 """What an `Idempotency-Key` may be: 8 to 255 characters of letters, digits and `._:~+/=-` (a UUID fits)."""
 

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 
 from msgspec import Meta
 
-from contracts.common import Currency, Hours, Money, Struct
+from contracts.common import MONTH_PATTERN, Currency, Hours, Money, Struct
 from contracts.currency import ConvertedMoney, ExchangeRate
 
 __all__ = [
@@ -52,7 +52,7 @@ __all__ = [
 
 Ratio = Annotated[Decimal | None, Meta(
     description="Decimal ratio with four places; null when the denominator is zero.", examples=["0.8125"])]
-DashPeriod = Annotated[str, Meta(pattern=r"^\d{4}-\d{2}$", description="Period YYYY-MM.", examples=["2026-10"])]
+DashPeriod = Annotated[str, Meta(pattern=MONTH_PATTERN, description="Period YYYY-MM.", examples=["2026-10"])]
 NextCursor = Annotated[str | None, Meta(description="Opaque cursor of the next page; null on the last page.")]
 AgingBucketName = Literal["0-30", "31-60", "61-90", "90+"]
 ArBucketName = Literal["current", "1-30", "31-60", "61-90", "90+"]

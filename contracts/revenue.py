@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from msgspec import Meta
 
-from contracts.common import Currency, Money, Struct
+from contracts.common import MONTH_PATTERN, Currency, Money, Struct
 
 __all__ = ["RecognitionMethod", "RevenuePeriod"]
 
@@ -18,7 +18,7 @@ value times hours posted over planned hours; mixed: time as posted plus mileston
 class RevenuePeriod(Struct):
     project: str
     legal_entity_code: Annotated[str, Meta(examples=["US01"])]
-    period: Annotated[str, Meta(pattern=r"^\d{4}-\d{2}$", examples=["2026-10"])]
+    period: Annotated[str, Meta(pattern=MONTH_PATTERN, examples=["2026-10"])]
     currency: Currency
     method: RecognitionMethod
     recognised: Annotated[Money, Meta(description="Revenue recognised in this period.")]

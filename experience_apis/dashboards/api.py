@@ -13,6 +13,7 @@ from typing import Annotated, Any, Final
 from litestar import Request, Router, get
 from litestar.params import QueryParameter
 
+from contracts.common import MONTH_PATTERN
 from contracts.dashboards import (
     AgingReport,
     BacklogPage,
@@ -38,7 +39,7 @@ API = "experience.dashboards"
 LegalEntity = Annotated[str | None, QueryParameter(
     pattern=r"^[A-Za-z0-9-]{2,20}$", description="Legal entity code (US01) or ERP id (LE-US01).")]
 Period = Annotated[str | None, QueryParameter(
-    pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM; default the latest period with figures.")]
+    pattern=MONTH_PATTERN, description="YYYY-MM; default the latest period with figures.")]
 Practice = Annotated[str | None, QueryParameter(max_length=60, description="Practice, e.g. technology.")]
 Limit = Annotated[int, QueryParameter(ge=1, le=200)]
 Cursor = Annotated[str | None, QueryParameter(

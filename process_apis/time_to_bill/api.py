@@ -19,7 +19,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter, JSONBody, QueryParameter
 from msgspec import Meta
 
-from contracts.common import IDEMPOTENCY_KEY_PATTERN, Page, Struct
+from contracts.common import IDEMPOTENCY_KEY_PATTERN, MONTH_PATTERN, Page, Struct
 from contracts.events import CloudEvent
 from contracts.problems import FieldError, ProblemError
 from contracts.revenue import RevenuePeriod
@@ -41,10 +41,6 @@ __all__ = ["API", "BASE", "TIMESHEET_APPROVED", "StartBillingRun", "TimesheetApp
 API = "process.time_to_bill"
 BASE = "/process/time-to-bill/v1"
 TIMESHEET_APPROVED = "psconnect.time.timesheet.approved"
-MONTH_PATTERN = r"^(000[1-9]|00[1-9]\d|0[1-9]\d{2}|[1-9]\d{3})-(0[1-9]|1[0-2])$"
-"""YYYY-MM naming a month that exists (year 0001 on, month 01-12): what the service accepts. v1 first
-published `^\\d{4}-\\d{2}$` but refused `2026-13` and `0000-01` with a 422 all along, so saying so takes
-nothing a client could use."""
 PeriodParam = Annotated[str, QueryParameter(pattern=MONTH_PATTERN, description="Billing period YYYY-MM.")]
 IdempotencyKey = Annotated[str | None, HeaderParameter(
     name="Idempotency-Key", min_length=8, max_length=255, pattern=IDEMPOTENCY_KEY_PATTERN,

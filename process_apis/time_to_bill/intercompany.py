@@ -26,7 +26,7 @@ from typing import Any, Final
 import msgspec
 import sqlalchemy as sa
 
-from contracts.billing import IntercompanyChargeUpsert, IntercompanyLine
+from contracts.billing import INTERCOMPANY_DOCUMENT_LINES, IntercompanyChargeUpsert, IntercompanyLine
 from contracts.common import Money
 from foundation.clock import utcnow
 from foundation.db import metadata
@@ -37,8 +37,6 @@ __all__ = ["IntercompanyBook", "IntercompanyDocument", "TransferMarkup", "interc
 
 TransferMarkup = Callable[[str, str], Decimal]
 """(employer's entity code, project's entity code) -> markup percent on the consultant's cost rate."""
-DOCUMENT_LINES: Final = 90
-"""Lines per charge document: Business Central writes a document's lines in one `$batch` of at most 100."""
 ASSIGNED: Final = "assigned"
 CHARGED: Final = "charged"
 
@@ -125,8 +123,8 @@ class IntercompanyBook:
             for v in values:
                 groups.setdefault((v["employer"], v["period"], v["currency"]), []).append(v)
             for (employer, period, _), members in groups.items():
-                for start in range(0, len(members), DOCUMENT_LINES):
-                    chunk = members[start:start + DOCUMENT_LINES]
+                for start in range(0, len(members), INTERCOMPANY_DOCUMENT_LINES):
+                    chunk = members[start:start + INTERCOMPANY_DOCUMENT_LINES]
                     digest = hashlib.blake2b("\n".join(v["line_key"] for v in chunk).encode(),
                                              digest_size=5).hexdigest()
                     for v in chunk:

@@ -41,7 +41,6 @@ __all__ = [
     "EXPENSE_BATCH",
     "EXPENSE_LINE",
     "ExpenseMeta",
-    "amount_errors",
     "expense_document_number",
     "expense_journal_line",
     "expense_meta",
@@ -60,7 +59,6 @@ DOCUMENT_PREFIX: Final = "PSX"
 DOCUMENT_PREFIX_END: Final = "PSY"
 """Every expense document number starts with ``DOCUMENT_PREFIX`` and sorts below ``DOCUMENT_PREFIX_END``."""
 _LINE_NUMBER: Final = re.compile(r"Line No\.\s*[=:]\s*'?(\d+)")
-_CENT: Final = Decimal("0.01")
 
 
 class ExpenseMeta(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -80,29 +78,6 @@ class ExpenseMeta(msgspec.Struct, kw_only=True, omit_defaults=True):
     original_currency: str | None = None
     receipt_url: str | None = None
     memo: str | None = None
-
-
-def _malformed(amount: Decimal) -> bool:
-    """Not a plain amount to the cent: exponent notation (``1.5e3``), fractions of a cent, NaN or infinity."""
-    if not amount.is_finite():
-        return True
-    exponent = amount.as_tuple().exponent
-    return (isinstance(exponent, int) and exponent > 0) or amount != amount.quantize(_CENT)
-
-
-def amount_errors(lines: list[ExpensePostingLine]) -> list[tuple[str, str]]:
-    """``(JSON pointer, detail)`` of every amount a journal line (Decimal, rounded to the cent) cannot take as sent.
-
-    Business Central would round a fraction of a cent away silently, so such an amount, like one in exponent
-    notation, makes the whole request wrong: it is refused before anything is written.
-    """
-    errors = []
-    for n, line in enumerate(lines):
-        for field, money in (("amount", line.amount), ("original_amount", line.original_amount)):
-            if money is not None and _malformed(money.amount):
-                errors.append((f"/lines/{n}/{field}/amount",
-                               f"{money.amount} is not an amount to the cent in plain decimal notation."))
-    return errors
 
 
 def expense_document_number(line_key: str) -> str:

@@ -47,7 +47,7 @@ import msgspec
 from contracts.billing import ExpensePostingBatch, ExpensePostingLine, ExpensePostingResult, PostedExpense
 from contracts.common import Page
 from contracts.erp import AccountingPeriod, ErpRefusalReason
-from contracts.problems import FieldError, ProblemError
+from contracts.problems import ProblemError
 from system_apis._internal.http import VendorRejected
 from system_apis.businesscentral._billing import LINES_PER_BATCH
 from system_apis.businesscentral._expense_mapping import (
@@ -56,7 +56,6 @@ from system_apis.businesscentral._expense_mapping import (
     EXPENSE_BATCH,
     EXPENSE_LINE,
     ExpenseMeta,
-    amount_errors,
     expense_journal_line,
     expense_meta,
     expense_result,
@@ -119,10 +118,6 @@ class BusinessCentralExpenses(BusinessCentralReceivables):
 
     async def post_expenses(self, batch: ExpensePostingBatch) -> ExpensePostingResult:
         await self._require_entity(batch.legal_entity_id)
-        errors = amount_errors(batch.lines)
-        if errors:
-            raise ProblemError(422, "validation-error", "Validation failed", errors[0][1],
-                               errors=[FieldError(pointer=p, detail=d) for p, d in errors], code="validation_failed")
         async with self._expenses:
             done = await self.index.find(EXPENSE_BATCH, batch.batch_key)
             if done is None:

@@ -43,7 +43,7 @@ from contracts.billing import (
     TimePostingJob,
     TimePostingResult,
 )
-from contracts.common import Page
+from contracts.common import MONTH_PATTERN, Page
 from contracts.currency import ExchangeRate
 from contracts.erp import (
     AccountingPeriod,
@@ -56,6 +56,7 @@ from contracts.erp import (
 )
 from contracts.problems import ProblemError
 from contracts.workforce import Employee, EmployeeUpsert
+from system_apis.domains._amounts import check_expense_batch, check_intercompany_charge
 from system_apis.domains._entity import ENTITY_PARAMETER, bind_call
 from system_apis.domains._params import Cursor, Limit, created_spec, upserted
 from system_apis.grants import SystemScope, kept, system_scope
@@ -67,7 +68,7 @@ ExternalId = Annotated[str, QueryParameter(max_length=80, pattern=r"^[A-Za-z0-9_
 RecordId = Annotated[str, QueryParameter(max_length=64)]
 BatchKey = Annotated[str, QueryParameter(min_length=8, max_length=120)]
 ProjectFilter = Annotated[str | None, QueryParameter(max_length=80, description="The project's external id.")]
-PeriodFilter = Annotated[str | None, QueryParameter(pattern=r"^\d{4}-\d{2}$", description="Billing period YYYY-MM.")]
+PeriodFilter = Annotated[str | None, QueryParameter(pattern=MONTH_PATTERN, description="Billing period YYYY-MM.")]
 CurrencyCode = Annotated[str, PathParameter(pattern=r"^[A-Z]{3}$", description="ISO 4217 currency code.")]
 PostedLimit = Annotated[int, QueryParameter(ge=1, le=1000, description="Page size (reconciliation reads in bulk).")]
 
@@ -296,6 +297,7 @@ def erp_router(system: ErpSystem) -> Router:
                             data: JSONBody[ExpensePostingBatch]) -> ExpensePostingResult:
         await require_entity(await system_scope(request), data.legal_entity_id,
                              [line.project_external_id for line in data.lines])
+        check_expense_batch(data)
         return await system.post_expenses(data)
 
     @get("/expense-postings/{batch_key:str}", operation_id="erp.getExpensePosting",
@@ -331,6 +333,7 @@ def erp_router(system: ErpSystem) -> Router:
         grant = (await system_scope(request)).grant
         grant.require(data.legal_entity_id)
         grant.require(data.counterparty)  # the lines name the counterparty's consultants or projects
+        check_intercompany_charge(data)
         return upserted(*await system.upsert_intercompany_charge(external_id, data))
 
     @get("/intercompany-charges", operation_id="erp.listIntercompanyCharges",

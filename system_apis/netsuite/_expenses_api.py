@@ -32,7 +32,7 @@ import msgspec
 from contracts.billing import ExpensePostingBatch, ExpensePostingLine, ExpensePostingResult, PostedExpense
 from contracts.common import Page
 from contracts.erp import ErpRefusalReason
-from contracts.problems import FieldError, ProblemError, invalid_cursor
+from contracts.problems import ProblemError, invalid_cursor
 from foundation.paging import decode_position, encode_position
 from system_apis._internal.http import VendorRejected
 from system_apis.netsuite._billing_api import NetSuiteBilling, not_found, vendor_data_invalid
@@ -40,7 +40,6 @@ from system_apis.netsuite._expenses_mapping import (
     EXPENSE_BATCH_RECORD,
     EXPENSE_REPORT,
     LineRefs,
-    amount_errors,
     expense_batch_to_record,
     expense_external_id,
     expense_report_to_record,
@@ -81,11 +80,6 @@ class NetSuiteExpenses(NetSuiteBilling):
     # ------------------------------------------------------------------ posting
 
     async def post_expenses(self, batch: ExpensePostingBatch) -> ExpensePostingResult:
-        malformed = amount_errors(batch)
-        if malformed:
-            raise ProblemError(422, "validation-error", "Validation failed", malformed[0][1],
-                               errors=[FieldError(pointer=p, detail=d) for p, d in malformed],
-                               code="validation_failed")
         batch_eid = expense_external_id(batch.batch_key)
         first = await self.client.find_by_external_id(EXPENSE_BATCH_RECORD, batch_eid)
         if first is not None:

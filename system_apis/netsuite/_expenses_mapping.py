@@ -37,7 +37,7 @@ from typing import Any, Final
 
 import msgspec
 
-from contracts.billing import ExpensePostingBatch, ExpensePostingLine, ExpensePostingResult, PostedExpense
+from contracts.billing import ExpensePostingLine, ExpensePostingResult, PostedExpense
 from contracts.common import Money
 from contracts.erp import ErpRefusalReason
 from system_apis.netsuite.mapping import MappingError, _currency_ref, _decimal
@@ -47,7 +47,6 @@ __all__ = [
     "EXPENSE_REPORT",
     "RATE_PLACES",
     "LineRefs",
-    "amount_errors",
     "expense_batch_to_record",
     "expense_external_id",
     "expense_report_to_record",
@@ -63,30 +62,6 @@ EXPENSE_BATCH_RECORD: Final = "customrecord_psc_expense_batch"
 RATE_PLACES: Final = Decimal("1E-10")
 """An exchange rate precise enough that ``foreignAmount x exchangeRate`` rounds back to the exact amount."""
 _SAFE: Final = re.compile(r"^[A-Za-z0-9_.:-]{1,80}$")
-_CENT: Final = Decimal("0.01")
-
-
-def _malformed(amount: Decimal) -> bool:
-    """Not a plain amount to the cent: exponent notation (``1.5e3``), fractions of a cent, NaN or infinity."""
-    if not amount.is_finite():
-        return True
-    exponent = amount.as_tuple().exponent
-    return (isinstance(exponent, int) and exponent > 0) or amount != amount.quantize(_CENT)
-
-
-def amount_errors(batch: ExpensePostingBatch) -> list[tuple[str, str]]:
-    """``(JSON pointer, detail)`` of every amount NetSuite's currency fields cannot hold as sent.
-
-    A malformed amount makes the whole request wrong (not one line's business), so the batch is refused
-    before anything is written.
-    """
-    errors = []
-    for n, line in enumerate(batch.lines):
-        for field, money in (("amount", line.amount), ("original_amount", line.original_amount)):
-            if money is not None and _malformed(money.amount):
-                errors.append((f"/lines/{n}/{field}/amount",
-                               f"{money.amount} is not an amount to the cent in plain decimal notation."))
-    return errors
 
 
 def expense_external_id(key: str) -> str:

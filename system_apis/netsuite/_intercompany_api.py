@@ -43,7 +43,6 @@ from system_apis._internal.http import VendorRejected
 from system_apis.netsuite._billing_api import NetSuiteBilling, _refusal, vendor_data_invalid
 from system_apis.netsuite._intercompany_mapping import (
     RECORD_TYPES,
-    amount_errors,
     charge_from_rows,
     charge_to_record,
     counterparty_external_id,
@@ -80,11 +79,6 @@ class NetSuiteIntercompany(NetSuiteBilling):
 
     async def upsert_intercompany_charge(self, external_id: str,
                                          data: IntercompanyChargeUpsert) -> tuple[IntercompanyCharge, bool]:
-        malformed = amount_errors(data)
-        if malformed:
-            raise ProblemError(422, "validation-error", "Validation failed", malformed[0][1],
-                               errors=[FieldError(pointer=p, detail=d) for p, d in malformed],
-                               code="validation_failed")
         if not _EXTERNAL_ID.match(external_id):
             raise _problem("validation_failed", "NetSuite external ids are 1-80 of [A-Za-z0-9_.:-].",
                            "Validation failed")

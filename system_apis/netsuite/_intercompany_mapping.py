@@ -43,7 +43,6 @@ __all__ = [
     "APPROVED",
     "IC_SERVICE_ITEM",
     "RECORD_TYPES",
-    "amount_errors",
     "charge_from_rows",
     "charge_to_record",
     "counterparty_external_id",
@@ -60,7 +59,6 @@ RECORD_TYPES: Final[Mapping[IntercompanySide, str]] = {"receivable": "invoice", 
 """The transaction that books each side."""
 _ENTITY_TYPES: Final[Mapping[IntercompanySide, tuple[str, str]]] = {"receivable": ("customer", "IC-CUST-"),
                                                                     "payable": ("vendor", "IC-VEND-")}
-_CENT: Final = Decimal("0.01")
 
 
 def counterparty_external_id(side: IntercompanySide, code: str) -> tuple[str, str]:
@@ -83,24 +81,6 @@ def counterparty_to_record(external_id: str, code: str, *, name: str, subsidiary
 def is_intercompany(record: Record) -> bool:
     """Whether a transaction read from NetSuite is one side of an intercompany charge (not a client invoice)."""
     return bool(record.get("custbody_psc_ic_side"))
-
-
-def _malformed(amount: Decimal) -> bool:
-    return not amount.is_finite() or amount != amount.quantize(_CENT)
-
-
-def amount_errors(data: IntercompanyChargeUpsert) -> list[tuple[str, str]]:
-    """``(JSON pointer, detail)`` of every amount NetSuite would not book as sent: in another currency than the
-    document (a NetSuite transaction has one), or not to the cent."""
-    errors = []
-    for n, line in enumerate(data.lines):
-        for field, money in (("transfer_rate", line.transfer_rate), ("amount", line.amount)):
-            if money.currency != data.currency:
-                errors.append((f"/lines/{n}/{field}/currency", f"{money.currency} is not the charge's currency "
-                                                               f"{data.currency}."))
-        if _malformed(line.amount.amount):
-            errors.append((f"/lines/{n}/amount/amount", f"{line.amount.amount} is not an amount to the cent."))
-    return errors
 
 
 def _description(line: IntercompanyLine) -> str:

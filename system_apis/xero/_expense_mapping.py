@@ -82,8 +82,6 @@ def line_problem(line: ExpensePostingLine) -> str | None:
                 "(letters, digits and _ . : @ / + = - only)")
     if SEPARATOR.strip() in line.category or "\n" in line.category:
         return f"the category {line.category!r} holds '|' or a line break"
-    if line.amount.amount != line.amount.amount.quantize(Decimal("0.01")):
-        return f"Xero holds amounts to the cent, not {line.amount.amount}"
     return None
 
 

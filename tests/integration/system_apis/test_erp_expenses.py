@@ -151,3 +151,15 @@ async def test_an_unknown_batch_is_a_404_and_a_bad_batch_a_422(erp: ApiClient) -
     response = await erp.post(f"{ERP}/expense-postings", json=bad)
     assert response.status_code == 422, response.text
     assert (await erp.get(f"{ERP}/expense-postings/EXPB-BAD1")).status_code == 404
+
+
+@pytest.mark.parametrize("amount", ["770307146618714484889744774386.35", "12.345", "1.5E+3"],
+                         ids=["33 digits", "a fraction of a cent", "exponent notation"])
+async def test_an_amount_no_erp_books_as_sent_refuses_the_batch(erp: ApiClient, amount: str) -> None:
+    s = await _setting(erp)
+    batch = s.batch("EXPB-BIG1", [s.line("EXP-OK:a", "42.00"), s.line("EXP-BIG:a", amount)])
+    response = await erp.post(f"{ERP}/expense-postings", json=batch)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["pointer"] == "/lines/1/amount/amount"
+    assert (await erp.get(f"{ERP}/expense-postings/EXPB-BIG1")).status_code == 404
+    assert await _posted(erp, s.project["external_id"]) == {}

@@ -130,3 +130,24 @@ async def test_a_charge_without_lines_or_with_a_bad_counterparty_is_a_422(erp: A
     assert (await erp.put(f"{ERP}/intercompany-charges/by-external-id/IC-T3-R",
                           json={**body, "counterparty": "us01"})).status_code == 422
     assert await _items(erp, "/intercompany-charges", period=period) == []
+
+
+@pytest.mark.parametrize(("field", "value", "pointer"), [
+    ("amount", {"amount": "770307146618714484889744774386.35", "currency": None}, "/lines/0/amount/amount"),
+    ("amount", {"amount": "625.625", "currency": None}, "/lines/0/amount/amount"),
+    ("amount", {"amount": "625.63", "currency": "XTG"}, "/lines/0/amount/currency"),
+    ("hours", "9939609928152939609928152.5", "/lines/0/hours"),
+    ("transfer_rate", {"amount": "1E+3", "currency": None}, "/lines/0/transfer_rate/amount"),
+], ids=["33 digits", "a fraction of a cent", "another currency", "27-digit hours", "exponent notation"])
+async def test_an_amount_no_erp_books_as_sent_is_a_422_that_records_nothing(erp: ApiClient, field: str, value: Any,
+                                                                            pointer: str) -> None:
+    entity, project, period, _ = await _entity(erp)
+    body = _charge(entity, "receivable", "US01" if entity["code"] != "US01" else "UK01", period, entity["currency"],
+                   project)
+    if isinstance(value, dict) and value["currency"] is None:
+        value = {**value, "currency": entity["currency"]}
+    body["lines"][0][field] = value
+    response = await erp.put(f"{ERP}/intercompany-charges/by-external-id/IC-T4-R", json=body)
+    assert response.status_code == 422, response.text
+    assert pointer in [e["pointer"] for e in response.json()["errors"]], response.text
+    assert await _items(erp, "/intercompany-charges", period=period) == []
