@@ -20,7 +20,7 @@ test: setup browser services
 	$(BIN)/psconnect contracts lint
 	$(BIN)/psconnect contracts diff contracts/releases contracts/openapi --fail-on breaking
 	@$(MAKE) --no-print-directory spectral
-	$(BIN)/pytest -q -n 2 --dist loadfile
+	$(BIN)/pytest -q -n 2 --dist loadfile --durations=25
 
 setup: $(VENV)/.synced
 

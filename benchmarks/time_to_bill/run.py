@@ -313,21 +313,23 @@ def _results_md(results: dict[str, Any], command: str) -> str:
     ]
     lines += _scaling_md(results.get("scaling", {}))
     lines += ["## Month-end run", "",
-              "| scenario | database | entries read | wall s | posting s | invoicing s | CPU s | entries/s "
-              "| peak RSS MB | posted | exceptions | invoice docs | dup. timeBills | reconcile s "
-              "| projects w/ discrepancies | faults injected |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for name in ("clean", "faults", "postgres"):
+              "| scenario | database | entries read | expenses read | wall s | posting s (time, expenses) "
+              "| invoicing s | CPU s | entries/s | peak RSS MB | posted (time, expenses) | exceptions (time, expenses) "
+              "| invoice docs | dup. timeBills | reconcile s | projects w/ discrepancies | faults injected |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name in ("clean", "time_only", "faults", "postgres"):
         r = results.get(name)
         if r:
-            lines.append(f"| {name} | {r.get('database', 'sqlite')} | {r['entries_read']} | {r['wall_s']} | "
-                         f"{r.get('post_time_s')} | {r.get('invoice_s')} | {r.get('cpu_s')} | {r['entries_per_s']} | "
-                         f"{r['peak_rss_mb']} | {r['posted']} | {r['exceptions']} | {r['invoice_documents']} | "
-                         f"{r['duplicate_time_bills']} | {r.get('reconcile_s')} | "
-                         f"{r.get('projects_with_discrepancies')}/{r.get('projects')} | {r['faults_injected']} |")
+            lines.append(f"| {name} | {r.get('database', 'sqlite')} | {r['entries_read']} | {r.get('expenses_read')} "
+                         f"| {r['wall_s']} | {r.get('post_time_s')}, {r.get('post_expenses_s', '–')} | "
+                         f"{r.get('invoice_s')} | {r.get('cpu_s')} | {r['entries_per_s']} | {r['peak_rss_mb']} | "
+                         f"{r['posted']}, {r.get('expenses_posted')} | {r['exceptions']}, "
+                         f"{r.get('expense_exceptions')} | {r['invoice_documents']} | {r['duplicate_time_bills']} | "
+                         f"{r.get('reconcile_s')} | {r.get('projects_with_discrepancies')}/{r.get('projects')} | "
+                         f"{r['faults_injected']} |")
     if floor:
-        lines.append(f"| floor (decode+validate+SQLite) | sqlite | {floor['entries_read']} | {floor['wall_s']} | – | – "
-                     f"| – | {floor['entries_per_s']} | {floor['peak_rss_mb']} | – | – | – | – | – | – | – |")
+        lines.append(f"| floor (decode+validate+SQLite) | sqlite | {floor['entries_read']} | – | {floor['wall_s']} | – "
+                     f"| – | – | {floor['entries_per_s']} | {floor['peak_rss_mb']} | – | – | – | – | – | – | – |")
     lines += ["", "Targets:",
               f"- clean run ≤ {TARGET_WALL:.0f} s: {_verdict(clean.get('wall_s'), TARGET_WALL)}",
               f"- faulted run ≤ {TARGET_FAULT_WALL:.0f} s: {_verdict(faults.get('wall_s'), TARGET_FAULT_WALL)}",
@@ -336,6 +338,11 @@ def _results_md(results: dict[str, Any], command: str) -> str:
               f"{_verdict(clean.get('reconcile_s'), TARGET_RECONCILE)}"]
     if clean and floor:
         lines.append(f"- run / floor wall ratio: {clean['wall_s'] / max(floor['wall_s'], 0.01):.1f}x")
+    time_only = results.get("time_only", {})
+    if clean and time_only:
+        lines.append(f"- expenses' cost (clean with {clean.get('expenses_read')} expenses / time_only, same run): "
+                     f"wall {clean['wall_s'] / max(time_only['wall_s'], 0.01):.2f}x, CPU "
+                     f"{clean['cpu_s'] / max(time_only['cpu_s'], 0.01):.2f}x")
     runs = {n: r for n, r in results.items() if n != "scaling"}
     lines += ["", "Setup (seeding the five simulators with the firm, gateway start-up), not in the wall times: "
               + ", ".join(f"{n} {r.get('setup_s')} s (RSS after setup {r.get('rss_after_setup_mb')} MB)"
