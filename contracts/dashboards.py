@@ -294,6 +294,9 @@ class WipItem(Struct):
     billed: Annotated[Money, Meta(description="Invoiced, less credits, to the end of the period.")]
     work_in_progress: Annotated[Money, Meta(description="recognised - billed (negative: billed ahead).")]
     as_of_period: Annotated[str, Meta(description="The latest period with revenue, at or before the one asked.")]
+    converted_recognised: Annotated[ConvertedMoney | None, Meta(
+        description="Recognised in the requested `currency` at the entity's rate for the period's last day.")] = None
+    converted_billed: ConvertedMoney | None = None
 
 
 class WipTotal(Struct):
@@ -307,3 +310,7 @@ class WipPage(Struct):
     items: list[WipItem]
     totals: Annotated[list[WipTotal], Meta(description="One per currency, over all pages.")]
     next_cursor: NextCursor = None
+    group_total: Annotated[WipTotal | None, Meta(description=(
+        "Every project of every page in the requested `currency`: the sums of the projects' converted recognised "
+        "and billed amounts (each converted and rounded on its own); work in progress is their difference."))] = None
+    rates: Annotated[list[ExchangeRate], Meta(description="Each rate used, with its date and source.")] = []

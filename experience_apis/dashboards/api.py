@@ -26,7 +26,7 @@ from contracts.dashboards import (
     WorkerUtilizationPage,
 )
 from experience_apis._internal.scope import entity_grant, resolve_entities
-from experience_apis.dashboards.group_currency import margin_in
+from experience_apis.dashboards.group_currency import margin_in, wip_in
 from experience_apis.dashboards.receivables import receivables_report
 from experience_apis.dashboards.store import DashboardStore, Entities
 from foundation.clock import utcnow
@@ -139,9 +139,14 @@ def dashboards_router(store: DashboardStore, rates: RateBook) -> Router:
          summary="Revenue recognised but not yet billed, per project, at the end of a period")
     async def work_in_progress(request: Request[Any, Any, Any], legal_entity: LegalEntity = None,
                                period: Period = None, practice: Practice = None, limit: Limit = 50,
-                               cursor: Cursor = None) -> WipPage:
+                               cursor: Cursor = None, currency: GroupCurrency = None) -> WipPage:
         entities = scope(request, legal_entity)
-        return store.work_in_progress(entities, period_of(entities, period), practice, limit, cursor)
+        chosen = period_of(entities, period)
+        page = store.work_in_progress(entities, chosen, practice, limit, cursor)
+        if currency is None:
+            return page
+        rows = store.wip_rows(entities, chosen, practice)
+        return await wip_in(page, rows, rates, currency, period_end(chosen) if rows else dt.date.max)
 
     @get("/sync-health", operation_id="dashboards.getSyncHealth", opt=_REFERS,
          summary="Open exceptions by reason, age and owner; failed runs, dead letters, last good run per flow")

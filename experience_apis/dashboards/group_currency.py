@@ -1,4 +1,4 @@
-"""Margin in a group currency: each project's revenue and cost converted on its own, then added.
+"""Margin and work in progress in a group currency: each project's two figures converted on their own, then added.
 
 Each project's figures are converted at its legal entity's rate for the period's last day
 (`process_apis/exchange_rates.py`) and rounded half-up to the cent; the group total is the sum of
@@ -15,35 +15,57 @@ import msgspec
 
 from contracts.common import Money
 from contracts.currency import ConvertedMoney, ExchangeRate, convert
-from contracts.dashboards import MarginPage, MarginTotal
-from experience_apis.dashboards.store import ratio
+from contracts.dashboards import MarginPage, MarginTotal, WipPage, WipTotal
+from experience_apis.dashboards.store import ProjectFigures, ratio
 from process_apis.exchange_rates import RateBook
 from process_apis.time_to_bill.billing_facts import from_units
 
-__all__ = ["margin_in"]
+__all__ = ["margin_in", "wip_in"]
+
+Converted = dict[str, tuple[ConvertedMoney, ConvertedMoney]]
 
 
 def _cents(units: int, currency: str) -> Money:
     return Money(amount=from_units(units).quantize(Decimal("0.01")), currency=currency)
 
 
-async def margin_in(page: MarginPage, rows: list[tuple[str, str, str, int, int]], rates: RateBook, currency: str,
-                    on: dt.date) -> MarginPage:
-    """`page` with each item's converted revenue and cost, the group total over `rows` and the rates used."""
+async def _converted(rows: list[ProjectFigures], rates: RateBook, currency: str,
+                     on: dt.date) -> tuple[Converted, list[ExchangeRate], Decimal, Decimal]:
+    """Each project's two figures converted, the rates used and the sums of the converted figures."""
     used: dict[tuple[str, str], ExchangeRate] = {}
-    converted: dict[str, tuple[ConvertedMoney, ConvertedMoney]] = {}
-    for project, entity, cur, revenue, cost in rows:
+    converted: Converted = {}
+    for project, entity, cur, first, second in rows:
         if (entity, cur) not in used:
             used[(entity, cur)] = await rates.rate(entity, cur, currency, on)
         rate = used[(entity, cur)]
-        converted[project] = (convert(_cents(revenue, cur), rate), convert(_cents(cost, cur), rate))
-    revenue_total = sum((r.amount.amount for r, _ in converted.values()), Decimal(0))
-    cost_total = sum((c.amount.amount for _, c in converted.values()), Decimal(0))
+        converted[project] = (convert(_cents(first, cur), rate), convert(_cents(second, cur), rate))
+    firsts = sum((a.amount.amount for a, _ in converted.values()), Decimal(0))
+    seconds = sum((b.amount.amount for _, b in converted.values()), Decimal(0))
+    return converted, [used[k] for k in sorted(used)], firsts, seconds
+
+
+async def margin_in(page: MarginPage, rows: list[ProjectFigures], rates: RateBook, currency: str,
+                    on: dt.date) -> MarginPage:
+    """`page` with each item's converted revenue and cost, the group total over `rows` and the rates used."""
+    converted, used, revenue, cost = await _converted(rows, rates, currency, on)
     items = [msgspec.structs.replace(i, converted_revenue=converted[i.project][0],
                                      converted_cost=converted[i.project][1]) if i.project in converted else i
              for i in page.items]
-    group = MarginTotal(currency=currency, revenue=Money(amount=revenue_total, currency=currency),
-                        cost=Money(amount=cost_total, currency=currency),
-                        margin=Money(amount=revenue_total - cost_total, currency=currency),
-                        margin_ratio=ratio(revenue_total - cost_total, revenue_total))
-    return msgspec.structs.replace(page, items=items, group_total=group, rates=[used[k] for k in sorted(used)])
+    group = MarginTotal(currency=currency, revenue=Money(amount=revenue, currency=currency),
+                        cost=Money(amount=cost, currency=currency),
+                        margin=Money(amount=revenue - cost, currency=currency),
+                        margin_ratio=ratio(revenue - cost, revenue))
+    return msgspec.structs.replace(page, items=items, group_total=group, rates=used)
+
+
+async def wip_in(page: WipPage, rows: list[ProjectFigures], rates: RateBook, currency: str,
+                 on: dt.date) -> WipPage:
+    """`page` with each item's converted recognised and billed amounts, the group total over `rows` and the rates."""
+    converted, used, recognised, billed = await _converted(rows, rates, currency, on)
+    items = [msgspec.structs.replace(i, converted_recognised=converted[i.project][0],
+                                     converted_billed=converted[i.project][1]) if i.project in converted else i
+             for i in page.items]
+    group = WipTotal(currency=currency, recognised=Money(amount=recognised, currency=currency),
+                     billed=Money(amount=billed, currency=currency),
+                     work_in_progress=Money(amount=recognised - billed, currency=currency))
+    return msgspec.structs.replace(page, items=items, group_total=group, rates=used)

@@ -59,13 +59,15 @@ from process_apis.time_to_bill.billing_facts import (
 )
 from process_apis.time_to_bill.revenue import ttb_revenue
 
-__all__ = ["DashboardStore", "Entities", "ratio"]
+__all__ = ["DashboardStore", "Entities", "ProjectFigures", "ratio"]
 
 RATIO_PLACES: Final = Decimal("0.0001")
 CENT: Final = Decimal("0.01")
 AGE_BUCKETS: Final = ("<1h", "1-24h", "1-7d", ">7d")
 AGING: Final[tuple[AgingBucketName, ...]] = get_args(AgingBucketName)
 Entities = frozenset[str] | None
+ProjectFigures = tuple[str, str, str, int, int]
+"""(project, legal entity, currency, two figures in 1/10,000 units): what a group-currency total converts and adds."""
 
 
 def ratio(numerator: Decimal, denominator: Decimal) -> Decimal | None:
@@ -292,9 +294,8 @@ class DashboardStore:
                         margin_ratio=ratio(from_units(int(r or 0) - int(c or 0)), from_units(r)))
             for cur, r, c in totals])
 
-    def margin_rows(self, entities: Entities, period: str,
-                    practice: str | None) -> list[tuple[str, str, str, int, int]]:
-        """(project, legal entity, currency, revenue units, cost units) of every project: what a group total adds."""
+    def margin_rows(self, entities: Entities, period: str, practice: str | None) -> list[ProjectFigures]:
+        """Revenue and cost of every project: what a group total adds."""
         f = fact_projects
         query = (sa.select(f.c.project, f.c.legal_entity_code, f.c.currency, f.c.revenue, f.c.cost)
                  .where(f.c.period == period, *_within(f, entities, practice)).order_by(f.c.project))
@@ -309,6 +310,26 @@ class DashboardStore:
 
         A project's practice is the billing facts' (`fact_contracts`)."""
         offset = decode_cursor(cursor, "dashboards.wip")
+        rows = self._wip(entities, period, practice)
+        totals: dict[str, list[int]] = {}
+        for *_, cur, recognised, billed, _ in rows:
+            sums = totals.setdefault(cur, [0, 0])
+            sums[0] += recognised
+            sums[1] += billed
+        items = [WipItem(project=p, legal_entity_code=e, method=m, recognised=_money(c, cur),
+                         billed=_money(b, cur), work_in_progress=_money(c - b, cur), as_of_period=at)
+                 for p, e, m, cur, c, b, at in rows[offset:offset + limit]]
+        return WipPage(items=items, next_cursor=_page_cursor(offset, limit, len(rows) - offset, "wip"), totals=[
+            WipTotal(currency=cur, recognised=_money(c, cur), billed=_money(b, cur),
+                     work_in_progress=_money(c - b, cur)) for cur, (c, b) in sorted(totals.items())])
+
+    def wip_rows(self, entities: Entities, period: str, practice: str | None) -> list[ProjectFigures]:
+        """Recognised and billed of every project: what a group total adds."""
+        return [(p, e, cur, c, b) for p, e, _, cur, c, b, _ in self._wip(entities, period, practice)]
+
+    def _wip(self, entities: Entities, period: str,
+             practice: str | None) -> list[tuple[str, str, str, str, int, int, str]]:
+        """(project, entity, method, currency, recognised, billed, period) at each project's latest period."""
         r = ttb_revenue
         where = [r.c.period <= period, *_within(r, entities)]
         if practice is not None:
@@ -320,18 +341,8 @@ class DashboardStore:
                                 r.c.billed_cumulative, r.c.period)
                       .join(latest, sa.and_(r.c.project == latest.c.project, r.c.period == latest.c.period)))
         with self.engine.connect() as conn:
-            rows = conn.execute(rows_query.order_by(r.c.project)).all()
-        totals: dict[str, list[int]] = {}
-        for *_, cur, recognised, billed, _ in rows:
-            sums = totals.setdefault(cur, [0, 0])
-            sums[0] += int(recognised)
-            sums[1] += int(billed)
-        items = [WipItem(project=p, legal_entity_code=e, method=m, recognised=_money(c, cur),
-                         billed=_money(b, cur), work_in_progress=_money(int(c) - int(b), cur), as_of_period=at)
-                 for p, e, m, cur, c, b, at in rows[offset:offset + limit]]
-        return WipPage(items=items, next_cursor=_page_cursor(offset, limit, len(rows) - offset, "wip"), totals=[
-            WipTotal(currency=cur, recognised=_money(c, cur), billed=_money(b, cur),
-                     work_in_progress=_money(c - b, cur)) for cur, (c, b) in sorted(totals.items())])
+            return [(p, e, m, cur, int(c), int(b), at)
+                    for p, e, m, cur, c, b, at in conn.execute(rows_query.order_by(r.c.project))]
 
     # --- 7: sync health --------------------------------------------------------------------------------------
 

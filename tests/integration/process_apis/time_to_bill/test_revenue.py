@@ -8,7 +8,7 @@ its fixed fees stay within their contract values, each (project, period) publish
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -77,3 +77,22 @@ async def test_a_billing_run_recognises_revenue_by_contract_and_publishes_it_onc
         [total] = wip["totals"]
         assert Decimal(total["work_in_progress"]["amount"]) == sum(
             (Decimal(i["work_in_progress"]["amount"]) for i in wip["items"]), Decimal(0))
+        assert wip["group_total"] is None and wip["rates"] == []
+
+        # In a group currency: each project's figures converted at UK01's rate for October's last day, then added.
+        usd = (await t.http.get("/experience/dashboards/v1/work-in-progress", params={
+            "legal_entity": "UK01", "period": PERIOD, "currency": "USD", "limit": 200})).json()
+        [rate] = usd["rates"]
+        assert (rate["base"], rate["quote"]) == ("GBP", "USD") and rate["date"] <= "2026-10-31", rate
+        group = usd["group_total"]
+        for field in ("recognised", "billed"):
+            for item in usd["items"]:
+                assert Decimal(item[f"converted_{field}"]["amount"]["amount"]) == (
+                    Decimal(item[field]["amount"]) * Decimal(rate["rate"])).quantize(Decimal("0.01"), ROUND_HALF_UP)
+            assert Decimal(group[field]["amount"]) == sum(
+                (Decimal(i[f"converted_{field}"]["amount"]["amount"]) for i in usd["items"]), Decimal(0))
+        assert group["currency"] == "USD" and Decimal(group["work_in_progress"]["amount"]) == \
+            Decimal(group["recognised"]["amount"]) - Decimal(group["billed"]["amount"])
+        unknown = await t.http.get("/experience/dashboards/v1/work-in-progress",
+                                   params={"legal_entity": "UK01", "period": PERIOD, "currency": "XXX"})
+        assert unknown.status_code == 422 and unknown.json()["code"] == "rate_unavailable", unknown.text
