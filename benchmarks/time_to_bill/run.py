@@ -52,24 +52,12 @@ def _install_vendors(workers: int, expenses: bool = True) -> Any:
     """Seed every simulator with the benchmark firm (the gateway builds its simulators from the vendor registry)."""
     import dataclasses
 
-    import httpx
-    from litestar import Router
-
-    from foundation.retry import RetryPolicy
     from system_apis import registry
     from system_apis.demo_firm import build_firm
-    from system_apis.domains.time import time_router
-    from system_apis.harvest.api import HarvestTime
-    from system_apis.harvest.client import HarvestClient
     from system_apis.harvest.simulator import HarvestSimulator
     from system_apis.kantata.simulator import KantataSimulator
     from system_apis.netsuite.simulator import NetSuiteSimulator
     from system_apis.workday.simulator import WorkdaySimulator
-
-    def unpaced_router(http: httpx.AsyncClient, *, token: str = "sim-token",
-                       retry: RetryPolicy | None = None) -> Router:
-        """Harvest's client without its 100-per-15-s pacing: the benchmark measures our cost, not Harvest's quota."""
-        return time_router(HarvestTime(HarvestClient(http, token=token, retry=retry, budget=None)))
 
     firm = build_firm(workers)
     makers: dict[str, Any] = {
@@ -81,11 +69,24 @@ def _install_vendors(workers: int, expenses: bool = True) -> Any:
     }
     for package in registry.installed():
         if package.name in makers:
-            package = dataclasses.replace(package, simulator=makers[package.name])
-            if package.name == "harvest":
-                package = dataclasses.replace(package, create_router=unpaced_router)
-            registry.register(package)
+            registry.register(dataclasses.replace(package, simulator=makers[package.name]))
     return firm
+
+
+def _unpaced_connections(home: str) -> str:
+    """The shipped connections file with Harvest's account unpaced (no 100-per-15-s client budget): the benchmark
+    measures our cost, not Harvest's quota."""
+    import msgspec
+
+    from system_apis.connections import DEFAULT_FILE
+
+    doc = msgspec.yaml.decode(DEFAULT_FILE.read_bytes())
+    for connection in doc["connections"].values():
+        if connection["vendor"] == "harvest":
+            connection["pacing"] = False
+    path = Path(home) / "connections.yaml"
+    path.write_bytes(msgspec.yaml.encode(doc))
+    return str(path)
 
 
 async def _scenario(name: str, workers: int, database_url: str | None = None,
@@ -103,7 +104,7 @@ async def _scenario(name: str, workers: int, database_url: str | None = None,
     home = tempfile.mkdtemp(prefix="bench-ttb-")
     retry = RetryPolicy(max_attempts=8, base_delay=0.01, max_delay=0.1, max_retry_after=0.5)
     vendor_retry = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05, max_retry_after=0.2)
-    overrides: dict[str, object] = {"home": home, "seed_demo": False}
+    overrides: dict[str, object] = {"home": home, "seed_demo": False, "connections_file": _unpaced_connections(home)}
     if database_url:
         overrides["database_url"] = database_url
     gw = create_gateway(load_settings(env={}, **overrides), retry=retry, vendor_retry=vendor_retry)
