@@ -94,6 +94,9 @@ class Dispatcher:
             self._http = None
 
     async def _run(self) -> None:
+        """Rounds until cancelled. The wait between rounds is `asyncio.timeout`, not `wait_for`: on 3.11 a
+        cancellation arriving as `wait_for`'s inner wait completes is swallowed, and `stop()` then waited forever
+        on a loop that kept ticking (a test hung 300 s)."""
         while True:
             try:
                 await self.tick()
@@ -102,7 +105,8 @@ class Dispatcher:
             except Exception:
                 log.exception("webhook dispatcher tick failed")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll)
+                async with asyncio.timeout(self.poll):
+                    await self._wake.wait()
             self._wake.clear()
 
     # --- one round -------------------------------------------------------------------------

@@ -301,3 +301,12 @@ async def test_a_hanging_subscriber_slows_no_one_else(engine: sa.Engine, subscri
         assert hanging.max_in_flight <= 2  # bounded per subscription
     finally:
         hanging.close()
+
+
+async def test_stop_ends_the_dispatcher_even_as_a_delivery_finishes(engine: sa.Engine) -> None:
+    """A gateway shutting down just as a delivery ends (which wakes the dispatcher's loop) still stops it."""
+    dispatcher = Dispatcher(SubscriptionStore(engine), poll=30)
+    await dispatcher.start()
+    await asyncio.sleep(0.2)  # the loop's first round is done: it waits for a wake-up or the poll interval
+    dispatcher._wake.set()  # what a finished delivery does, in the same turn of the event loop as the stop
+    await asyncio.wait_for(dispatcher.stop(), 5)
