@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Final, NamedTuple
 
+from system_apis._internal.instants import utc_text
+
 __all__ = ["Condition", "SoqlError", "SoqlQuery", "matches", "parse"]
 
 _QUERY = re.compile(
@@ -88,8 +90,7 @@ def _literal(token: str) -> Any:
 
 def _datetime(token: str) -> str:
     """A dateTime literal as records hold it (``2026-10-05T18:00:00.000+0000``): text order is time order."""
-    stamp = dt.datetime.fromisoformat(token.replace("Z", "+00:00")).astimezone(dt.UTC)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}+0000"
+    return f"{utc_text(dt.datetime.fromisoformat(token.replace('Z', '+00:00')), 'milliseconds')}+0000"
 
 
 def _where(text: str) -> list[Condition]:

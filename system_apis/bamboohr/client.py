@@ -54,6 +54,7 @@ from system_apis._internal.http import (
     VendorUnavailable,
     error_body,
 )
+from system_apis._internal.instants import utc_text
 
 __all__ = [
     "BASE_URL",
@@ -158,8 +159,7 @@ class BambooHRClient:
 
         Docs: https://documentation.bamboohr.com/reference/get-changed-employee-ids
         """
-        instant = (since if since.tzinfo else since.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
-        params = {"since": instant.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        params = {"since": f"{utc_text(since)}Z"}
         if change_type:
             params["type"] = change_type
         return await self._send("GET", "/employees/changed", ChangedEmployees, params=params)

@@ -16,6 +16,7 @@ import msgspec
 
 from contracts.problems import ProblemError
 from system_apis._internal.http import VendorRejected
+from system_apis._internal.instants import utc_text
 from system_apis.businesscentral.client import BusinessCentralClient
 
 __all__ = ["EXISTS", "GUID", "RECORDS", "Index", "not_found", "odata_instant", "odata_string", "unprocessable"]
@@ -37,8 +38,7 @@ def odata_instant(moment: dt.datetime) -> str:
     Rounding down keeps ``ge`` inclusive: a change stamped in the same millisecond as ``moment`` is kept.
     A naive ``moment`` is taken as UTC.
     """
-    utc = (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    return f"{utc_text(moment, 'milliseconds')}Z"
 
 
 def not_found(kind: str, ident: str) -> ProblemError:

@@ -32,6 +32,7 @@ import msgspec
 
 from foundation.retry import RetryPolicy
 from system_apis._internal.http import Sleep, VendorError, VendorHttp, VendorRejected, error_body, transient_error
+from system_apis._internal.instants import utc_text
 from system_apis.harvest import _wire as wire
 from system_apis.pacing import Pacer, VendorBudget
 
@@ -154,9 +155,7 @@ class HarvestClient:
         if end is not None:
             params["to"] = _day(end)
         if updated_since is not None:
-            # isoformat pads the year to four digits (strftime's %Y writes year 84 as `84`, which Harvest refuses)
-            stamp = updated_since.astimezone(dt.UTC).isoformat(timespec="seconds")
-            params["updated_since"] = stamp.replace("+00:00", "Z")
+            params["updated_since"] = f"{utc_text(updated_since)}Z"
         if project_id is not None:
             params["project_id"] = project_id
         if user_id is not None:

@@ -56,6 +56,7 @@ from system_apis._internal.http import (
     error_body,
     transient_error,
 )
+from system_apis._internal.instants import utc_text
 from system_apis.pacing import Pacer, Shares, VendorBudget
 from system_apis.xero._tokens import TOKEN_URL, MemoryTokenStore, RefreshTokenStore, XeroTokens
 
@@ -100,8 +101,7 @@ def if_modified_since(instant: dt.datetime) -> str:
     """The ``If-Modified-Since`` value for "changed at or after `instant`": UTC ``yyyy-mm-ddThh:mm:ss`` as Xero
     documents it, rounded down to the second so nothing changed within that second is missed (the caller keeps
     only what changed at or after `instant` itself). A naive instant is taken as UTC."""
-    utc = instant.replace(tzinfo=dt.UTC) if instant.tzinfo is None else instant.astimezone(dt.UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S")
+    return utc_text(instant)
 
 
 def _message(body: object, status: int) -> tuple[str | None, str]:

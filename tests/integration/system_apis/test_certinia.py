@@ -421,6 +421,15 @@ class TestTimeDomain:
         assert sorted(e["id"] for e in changed) == sorted(pending["time_entry_ids"])
         assert {e["status"] for e in changed} == {"rejected"}
 
+    async def test_an_early_year_updated_since_is_every_change_not_a_malformed_query(
+            self, sim: CertiniaSimulator, api: httpx.AsyncClient) -> None:
+        """Year 87 reaches SOQL as 0087 (strftime wrote `87`: MALFORMED_QUERY, a 422 a fuzzer found)."""
+        for path in (f"{TIME}/time-entries", f"{TIME}/expenses"):
+            response = await api.get(path, params={"updated_since": "0087-02-20T02:20:55.061261Z", "limit": 5})
+            assert response.status_code == 200, response.text
+            everything = await api.get(path, params={"limit": 5})
+            assert response.json()["items"] == everything.json()["items"], path
+
 
 class TestFaults:
     async def test_rate_limit_waits_at_least_retry_after(self, sim: CertiniaSimulator, client: CertiniaClient,
