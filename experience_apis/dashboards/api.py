@@ -142,11 +142,10 @@ def dashboards_router(store: DashboardStore, rates: RateBook) -> Router:
                                cursor: Cursor = None, currency: GroupCurrency = None) -> WipPage:
         entities = scope(request, legal_entity)
         chosen = period_of(entities, period)
-        page = store.work_in_progress(entities, chosen, practice, limit, cursor)
+        page, figures = store.work_in_progress(entities, chosen, practice, limit, cursor)
         if currency is None:
             return page
-        rows = store.wip_rows(entities, chosen, practice)
-        return await wip_in(page, rows, rates, currency, period_end(chosen) if rows else dt.date.max)
+        return await wip_in(page, figures, rates, currency, period_end(chosen) if figures else dt.date.max)
 
     @get("/sync-health", operation_id="dashboards.getSyncHealth", opt=_REFERS,
          summary="Open exceptions by reason, age and owner; failed runs, dead letters, last good run per flow")

@@ -305,31 +305,12 @@ class DashboardStore:
     # --- 9: work in progress --------------------------------------------------------------------------------
 
     def work_in_progress(self, entities: Entities, period: str, practice: str | None, limit: int,
-                         cursor: str | None) -> WipPage:
-        """Each project's revenue schedule at its latest period up to `period`: recognised, billed, the difference.
+                         cursor: str | None) -> tuple[WipPage, list[ProjectFigures]]:
+        """Each project's revenue schedule at its latest period up to `period`: recognised, billed, the difference;
+        and every project's recognised and billed figures, what a group total adds (one read serves both).
 
         A project's practice is the billing facts' (`fact_contracts`)."""
         offset = decode_cursor(cursor, "dashboards.wip")
-        rows = self._wip(entities, period, practice)
-        totals: dict[str, list[int]] = {}
-        for *_, cur, recognised, billed, _ in rows:
-            sums = totals.setdefault(cur, [0, 0])
-            sums[0] += recognised
-            sums[1] += billed
-        items = [WipItem(project=p, legal_entity_code=e, method=m, recognised=_money(c, cur),
-                         billed=_money(b, cur), work_in_progress=_money(c - b, cur), as_of_period=at)
-                 for p, e, m, cur, c, b, at in rows[offset:offset + limit]]
-        return WipPage(items=items, next_cursor=_page_cursor(offset, limit, len(rows) - offset, "wip"), totals=[
-            WipTotal(currency=cur, recognised=_money(c, cur), billed=_money(b, cur),
-                     work_in_progress=_money(c - b, cur)) for cur, (c, b) in sorted(totals.items())])
-
-    def wip_rows(self, entities: Entities, period: str, practice: str | None) -> list[ProjectFigures]:
-        """Recognised and billed of every project: what a group total adds."""
-        return [(p, e, cur, c, b) for p, e, _, cur, c, b, _ in self._wip(entities, period, practice)]
-
-    def _wip(self, entities: Entities, period: str,
-             practice: str | None) -> list[tuple[str, str, str, str, int, int, str]]:
-        """(project, entity, method, currency, recognised, billed, period) at each project's latest period."""
         r = ttb_revenue
         where = [r.c.period <= period, *_within(r, entities)]
         if practice is not None:
@@ -341,8 +322,20 @@ class DashboardStore:
                                 r.c.billed_cumulative, r.c.period)
                       .join(latest, sa.and_(r.c.project == latest.c.project, r.c.period == latest.c.period)))
         with self.engine.connect() as conn:
-            return [(p, e, m, cur, int(c), int(b), at)
-                    for p, e, m, cur, c, b, at in conn.execute(rows_query.order_by(r.c.project))]
+            rows = conn.execute(rows_query.order_by(r.c.project)).all()
+        figures = [(p, e, cur, int(c), int(b)) for p, e, _, cur, c, b, _ in rows]
+        totals: dict[str, list[int]] = {}
+        for _, _, cur, recognised, billed in figures:
+            sums = totals.setdefault(cur, [0, 0])
+            sums[0] += recognised
+            sums[1] += billed
+        items = [WipItem(project=p, legal_entity_code=e, method=m, recognised=_money(c, cur),
+                         billed=_money(b, cur), work_in_progress=_money(int(c) - int(b), cur), as_of_period=at)
+                 for p, e, m, cur, c, b, at in rows[offset:offset + limit]]
+        page = WipPage(items=items, next_cursor=_page_cursor(offset, limit, len(rows) - offset, "wip"), totals=[
+            WipTotal(currency=cur, recognised=_money(c, cur), billed=_money(b, cur),
+                     work_in_progress=_money(c - b, cur)) for cur, (c, b) in sorted(totals.items())])
+        return page, figures
 
     # --- 7: sync health --------------------------------------------------------------------------------------
 
