@@ -35,6 +35,7 @@ https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/intro_o
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -54,6 +55,7 @@ from system_apis._internal.http import (
     VendorRejected,
     VendorUnavailable,
 )
+from system_apis._internal.instants import utc_text
 from system_apis.pacing import Pacer, VendorBudget
 
 __all__ = [
@@ -84,15 +86,19 @@ def decode_json(content: bytes) -> Any:
     return _DECODER.decode(content)
 
 
-def soql_literal(value: str | bool | None) -> str:
-    """A SOQL literal for `value`, quoted and escaped so it cannot end the string early.
+def soql_literal(value: str | bool | dt.datetime | None) -> str:
+    """A SOQL literal for `value`: text quoted and escaped so it cannot end the string early; an instant as an
+    unquoted dateTime in UTC with a four-digit year (``0087-02-20T02:20:55Z``).
 
     https://developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/soql_sosl/sforce_api_calls_soql_select_quotedstringescapes.htm
+    https://developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/soql_sosl/sforce_api_calls_soql_select_dateformats.htm
     """
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, dt.datetime):
+        return f"{utc_text(value)}Z"
     return "'" + "".join(_SOQL_ESCAPES.get(ch, ch) for ch in value) + "'"
 
 

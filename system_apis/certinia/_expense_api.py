@@ -23,7 +23,6 @@ from contracts.psa import ExpenseTerms
 from contracts.time import Expense, TimeEntryStatus
 from foundation.paging import decode_position, encode_position
 from system_apis._internal.force_rest import soql_literal
-from system_apis._internal.instants import utc_text
 from system_apis.certinia._expense_mapping import (
     EXPENSE_FIELDS,
     EXPENSE_LIMIT_FIELDS,
@@ -63,7 +62,7 @@ def _where(query: TimeEntryQuery) -> list[str]:
     if query.end is not None:
         where.append(f"pse__Expense_Date__c <= {query.end.isoformat()}")
     if query.updated_since is not None:
-        where.append(f"LastModifiedDate >= {utc_text(query.updated_since)}Z")
+        where.append(f"LastModifiedDate >= {soql_literal(query.updated_since)}")
     if query.project_code is not None:
         where.append(f"pse__Project__r.External_Id__c = {soql_literal(query.project_code)}")
     return where

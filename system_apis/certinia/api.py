@@ -44,7 +44,6 @@ from foundation.paging import decode_position, encode_position
 from foundation.retry import RetryPolicy
 from system_apis._internal.force_rest import soql_literal
 from system_apis._internal.http import VendorRejected
-from system_apis._internal.instants import utc_text
 from system_apis.certinia._expense_api import expense_page, expense_terms, read_expense
 from system_apis.certinia._queries import Record, is_id, not_found, select, soql_in, unreadable
 from system_apis.certinia.client import RATE_LIMIT, CertiniaClient, session_from
@@ -120,7 +119,7 @@ def _timecard_where(status: TimeEntryStatus | None, start: dt.date | None, end: 
     if end is not None:
         where.append(f"pse__Start_Date__c <= {end.isoformat()}")
     if updated_since is not None:
-        where.append(f"LastModifiedDate >= {utc_text(updated_since)}Z")
+        where.append(f"LastModifiedDate >= {soql_literal(updated_since)}")
     if project_code is not None:
         where.append(f"pse__Project__r.External_Id__c = {soql_literal(project_code)}")
     return where

@@ -21,7 +21,7 @@ from system_apis.certinia.mapping import DAYS, EXTERNAL_ID_FIELD, STATUS_TO, rol
 from system_apis.certinia.simulator._org import Org
 from system_apis.certinia.simulator._seed_expenses import seed_expenses, seed_terms
 from system_apis.demo_delivery import defect_entries, time_entries
-from system_apis.demo_firm import DemoFirm
+from system_apis.demo_firm import DemoFirm, firm_for
 
 __all__ = ["seed_firm"]
 
@@ -49,8 +49,7 @@ def seed_firm(org: Org, firm: DemoFirm, entities: Collection[str],
             rates[card.id, line.role] = line.hourly_rate.amount
     practices: dict[str, str] = {}
     resources: dict[str, str] = {}
-    seconded = {a.worker_id for p in firm.projects if p.legal_entity_code in regions for a in p.assignments
-                if a.seconded}  # staffed here from an entity whose org is elsewhere: a resource here too
+    seconded = {w.id for w in firm_for(regions, firm).guests}  # staffed here, employed elsewhere: a resource too
     for worker in firm.workers:
         if worker.legal_entity_code not in regions and worker.id not in seconded:
             continue
