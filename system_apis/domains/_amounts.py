@@ -39,9 +39,7 @@ def plain(value: Decimal, places: int) -> bool:
 
 def check_expense_batch(batch: ExpensePostingBatch) -> None:
     """Refuse (422, nothing posted) a batch with an amount no ERP books as sent."""
-    errors = [FieldError(pointer=f"/lines/{n}/{field}/amount",
-                         detail=f"{money.amount} is not an amount to the cent in plain decimal notation "
-                                f"(at most {INTEGER_DIGITS} digits before the point).")
+    errors = [_not_cents(f"/lines/{n}/{field}/amount", money.amount)
               for n, line in enumerate(batch.lines)
               for field, money in (("amount", line.amount), ("original_amount", line.original_amount))
               if money is not None and not plain(money.amount, 2)]
@@ -58,15 +56,18 @@ def check_intercompany_charge(data: IntercompanyChargeUpsert) -> None:
                 errors.append(FieldError(pointer=f"/lines/{n}/{field}/currency",
                                          detail=f"{money.currency} is not the charge's currency {data.currency}."))
         if not plain(line.amount.amount, 2):
-            errors.append(FieldError(pointer=f"/lines/{n}/amount/amount",
-                                     detail=f"{line.amount.amount} is not an amount to the cent in plain decimal "
-                                            f"notation (at most {INTEGER_DIGITS} digits before the point)."))
+            errors.append(_not_cents(f"/lines/{n}/amount/amount", line.amount.amount))
         for field, value in (("transfer_rate/amount", line.transfer_rate.amount), ("hours", _decimal(line.hours))):
             if value is None or not plain(value, RATE_PLACES):
                 errors.append(FieldError(pointer=f"/lines/{n}/{field}",
                                          detail=f"At most {INTEGER_DIGITS} digits before the point and "
                                                 f"{RATE_PLACES} after it."))
     _refuse(errors)
+
+
+def _not_cents(pointer: str, amount: Decimal) -> FieldError:
+    return FieldError(pointer=pointer, detail=f"{amount} is not an amount to the cent in plain decimal notation "
+                                              f"(at most {INTEGER_DIGITS} digits before the point).")
 
 
 def _decimal(text: str) -> Decimal | None:
