@@ -21,6 +21,8 @@ from contracts.currency import ConvertedMoney, ExchangeRate
 __all__ = [
     "AgingBucket",
     "AgingBucketName",
+    "AgingConversion",
+    "AgingGroupBucket",
     "AgingReport",
     "ArBucket",
     "ArBucketName",
@@ -108,6 +110,10 @@ class ProjectBacklog(Struct):
     contracted: Money
     delivered: Annotated[Money, Meta(description="Value of approved time delivered up to the period's end.")]
     remaining: Annotated[Money, Meta(description="contracted - delivered (negative when overrun).")]
+    converted_contracted: Annotated[ConvertedMoney | None, Meta(
+        description="Contracted in the requested `currency` at the entity's rate for the period's last day.")] = None
+    converted_delivered: Annotated[ConvertedMoney | None, Meta(
+        description="Delivered in the requested `currency`, at the same rate (converted on its own).")] = None
 
 
 class BacklogTotal(Struct):
@@ -121,6 +127,10 @@ class BacklogPage(Struct):
     items: list[ProjectBacklog]
     totals: Annotated[list[BacklogTotal], Meta(description="One per currency, over all pages.")]
     next_cursor: NextCursor = None
+    group_total: Annotated[BacklogTotal | None, Meta(description=(
+        "Every project of every page in the requested `currency`: the sums of the projects' converted contracted "
+        "and delivered values (each converted and rounded on its own); remaining is their difference."))] = None
+    rates: Annotated[list[ExchangeRate], Meta(description="Each rate used, with its date and source.")] = []
 
 
 # --- 4: invoice readiness ----------------------------------------------------------------------
@@ -140,6 +150,13 @@ class ProjectReadiness(Struct):
     drafted_unposted: Annotated[Money, Meta(description=(
         "Invoice drafts of the period the ERP holds but has not posted to receivables (as last read back)."))]
     oldest_date: Annotated[dt.date | None, Meta(description="Work date of the oldest such line.")] = None
+    converted_approved_unbilled: Annotated[ConvertedMoney | None, Meta(
+        description="Approved unbilled in the requested `currency` at the entity's rate for the period's last "
+                    "day.")] = None
+    converted_posted_uninvoiced: Annotated[ConvertedMoney | None, Meta(
+        description="Posted uninvoiced in the requested `currency`, at the same rate (converted on its own).")] = None
+    converted_drafted_unposted: Annotated[ConvertedMoney | None, Meta(
+        description="Drafted unposted in the requested `currency`, at the same rate (converted on its own).")] = None
 
 
 class ReadinessTotal(Struct):
@@ -156,6 +173,11 @@ class ReadinessPage(Struct):
     items: list[ProjectReadiness]
     totals: Annotated[list[ReadinessTotal], Meta(description="One per currency, over all pages.")]
     next_cursor: NextCursor = None
+    group_total: Annotated[ReadinessTotal | None, Meta(description=(
+        "What `totals` adds, in the requested `currency`: each project's approved unbilled, posted uninvoiced and "
+        "drafted unposted values converted and rounded on their own, then added; hours and lines over every "
+        "currency."))] = None
+    rates: Annotated[list[ExchangeRate], Meta(description="Each rate used, with its date and source.")] = []
 
 
 # --- 5: unbilled aging -------------------------------------------------------------------------
@@ -168,9 +190,33 @@ class AgingBucket(Struct):
     amount: Money
 
 
+class AgingConversion(Struct):
+    """One legal entity's unbilled amount in one currency and bucket, converted on its own at that entity's rate."""
+
+    legal_entity_code: str
+    converted: ConvertedMoney
+
+
+class AgingGroupBucket(Struct):
+    """One bucket in the requested group currency: what every entity and currency holds in it, converted and added."""
+
+    bucket: Annotated[AgingBucketName, Meta(description="Age in days of the work date at `as_of`.")]
+    currency: Annotated[Currency, Meta(description="The requested group currency.")]
+    hours: Annotated[Hours, Meta(description="The bucket's hours over every currency.")]
+    amount: Annotated[Money, Meta(description="The sum of `parts`' converted amounts, to the cent.")]
+    parts: Annotated[list[AgingConversion], Meta(description=(
+        "Per legal entity and currency present, zeros too: its amount in the bucket at its entity's rate for "
+        "`as_of`, with the rate, its date and its source."))]
+
+
 class AgingReport(Struct):
     as_of: dt.date
     buckets: Annotated[list[AgingBucket], Meta(description="Every bucket of every currency present, zeros too.")]
+    group_buckets: Annotated[list[AgingGroupBucket], Meta(description=(
+        "With a requested `currency`, every bucket in it, zeros too: a currency's buckets span legal entities "
+        "that may convert at different rates, so each entity's share is converted on its own and then added."))] \
+        = []
+    rates: Annotated[list[ExchangeRate], Meta(description="Each rate used, with its date and source.")] = []
 
 
 # --- 6: margin ---------------------------------------------------------------------------------

@@ -3,6 +3,8 @@
 Every widget takes `legal_entity` (code or ERP id), `period` (YYYY-MM; default the latest
 period with figures) and `practice`; lists also `limit` and `cursor`. The caller's grant of
 legal entities (its token) narrows every query — see `experience_apis/_internal/scope.py`.
+Backlog, invoice readiness, unbilled aging, margin, receivables and work in progress also take
+`currency`: the same figures in a group currency as well (`group_currency.py`, `receivables.py`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from contracts.dashboards import (
     WorkerUtilizationPage,
 )
 from experience_apis._internal.scope import entity_grant, resolve_entities
-from experience_apis.dashboards.group_currency import margin_in, wip_in
+from experience_apis.dashboards.group_currency import aging_in, backlog_in, margin_in, readiness_in, wip_in
 from experience_apis.dashboards.receivables import receivables_report
 from experience_apis.dashboards.store import DashboardStore, Entities
 from foundation.clock import utcnow
@@ -54,8 +56,11 @@ GroupCurrency = Annotated[str | None, QueryParameter(
 
 
 def period_end(period: str) -> dt.date:
+    """The period's last day, the day its figures are converted at (December 9999 too: no year 10000 to step into)."""
     year, month = map(int, period.split("-"))
-    return (dt.date(year + month // 12, month % 12 + 1, 1)) - dt.timedelta(days=1)
+    if month == 12:
+        return dt.date(year, 12, 31)
+    return dt.date(year, month + 1, 1) - dt.timedelta(days=1)
 
 
 _REFERS: Final = {"refers_to": ("legal_entity",)}
@@ -90,26 +95,39 @@ def dashboards_router(store: DashboardStore, rates: RateBook) -> Router:
     @get("/backlog", operation_id="dashboards.listBacklog", opt=_REFERS,
          summary="Contracted value not yet delivered by the end of the period, per project")
     async def backlog(request: Request[Any, Any, Any], legal_entity: LegalEntity = None, period: Period = None,
-                      practice: Practice = None, limit: Limit = 50, cursor: Cursor = None) -> BacklogPage:
+                      practice: Practice = None, limit: Limit = 50, cursor: Cursor = None,
+                      currency: GroupCurrency = None) -> BacklogPage:
         entities = scope(request, legal_entity)
-        return store.backlog(entities, period_of(entities, period), practice, limit, cursor)
+        chosen = period_of(entities, period)
+        page, figures = store.backlog(entities, chosen, practice, limit, cursor)
+        if currency is None:
+            return page
+        return await backlog_in(page, figures, rates, currency, period_end(chosen) if figures else dt.date.max)
 
     @get("/invoice-readiness", operation_id="dashboards.listInvoiceReadiness", opt=_REFERS,
          summary="Approved time not yet invoiced, posted value and held hours, per project")
     async def invoice_readiness(request: Request[Any, Any, Any], legal_entity: LegalEntity = None,
                                 period: Period = None, practice: Practice = None, limit: Limit = 50,
-                                cursor: Cursor = None) -> ReadinessPage:
+                                cursor: Cursor = None, currency: GroupCurrency = None) -> ReadinessPage:
         entities = scope(request, legal_entity)
-        return store.readiness(entities, period_of(entities, period), practice, limit, cursor)
+        chosen = period_of(entities, period)
+        page, figures = store.readiness(entities, chosen, practice, limit, cursor)
+        if currency is None:
+            return page
+        return await readiness_in(page, figures, rates, currency, period_end(chosen) if figures else dt.date.max)
 
     @get("/unbilled-aging", operation_id="dashboards.getUnbilledAging", opt=_REFERS,
          summary="Unbilled approved time by age of its work date: 0-30, 31-60, 61-90, 90+ days")
     async def unbilled_aging(request: Request[Any, Any, Any], legal_entity: LegalEntity = None,
                              period: Period = None, practice: Practice = None,
                              as_of: Annotated[dt.date | None, QueryParameter(
-                                 description="Date ages are measured at; default today.")] = None) -> AgingReport:
+                                 description="Date ages are measured at; default today.")] = None,
+                             currency: GroupCurrency = None) -> AgingReport:
         entities = scope(request, legal_entity)
-        return store.aging(entities, period_of(entities, period), practice, as_of or utcnow().date())
+        report, figures = store.aging(entities, period_of(entities, period), practice, as_of or utcnow().date())
+        if currency is None:
+            return report
+        return await aging_in(report, figures, rates, currency)
 
     @get("/margin", operation_id="dashboards.listMargin",
          opt=_REFERS, summary="Revenue, cost and margin of the period, per project")

@@ -3,8 +3,9 @@
 Every query takes the legal entities the caller may see (`entities`, None = all, resolved
 by `experience_apis/_internal/scope.py`) and filters on them in SQL, so a restricted
 consumer's totals, groups, pages and counts are computed from its entities' rows only.
-Sums run in SQL over integer units of 1/10,000 (exact on SQLite and PostgreSQL) and become
-`Decimal` here; totals are kept per currency, never added across currencies.
+Sums run over integer units of 1/10,000 (in SQL, or here over the rows a page was read with: exact
+either way) and become `Decimal` here; totals are kept per currency, never added across currencies.
+What a group currency converts (`Figures`) comes from the same read as the page it is added to.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections import defaultdict
+from collections.abc import Hashable, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Final, get_args
 
@@ -59,15 +61,17 @@ from process_apis.time_to_bill.billing_facts import (
 )
 from process_apis.time_to_bill.revenue import ttb_revenue
 
-__all__ = ["DashboardStore", "Entities", "ProjectFigures", "ratio"]
+__all__ = ["AGING", "DashboardStore", "Entities", "Figures", "plain_hours", "ratio"]
 
 RATIO_PLACES: Final = Decimal("0.0001")
 CENT: Final = Decimal("0.01")
 AGE_BUCKETS: Final = ("<1h", "1-24h", "1-7d", ">7d")
 AGING: Final[tuple[AgingBucketName, ...]] = get_args(AgingBucketName)
 Entities = frozenset[str] | None
-ProjectFigures = tuple[str, str, str, int, int]
-"""(project, legal entity, currency, two figures in 1/10,000 units): what a group-currency total converts and adds."""
+Figures = tuple[Hashable, str, str, tuple[int, ...]]
+"""(key, legal entity, currency, money figures in 1/10,000 units): what a group-currency total converts, each figure
+on its own at the entity's rate, and adds. The key is what the converted figures are looked up by: a project, an
+aging bucket, or (project, entity, currency) for drafts of a project not listed."""
 
 
 def ratio(numerator: Decimal, denominator: Decimal) -> Decimal | None:
@@ -81,10 +85,14 @@ def _money(units: int | None, currency: str) -> Money:
     return Money(amount=from_units(units).quantize(CENT, ROUND_HALF_UP), currency=currency)
 
 
-def _hours(units: int | None) -> Decimal:
+def plain_hours(hours: Decimal) -> Decimal:
     """Hours without trailing zeros and never in exponent form (`normalize` alone turns 10560 into 1.056E+4)."""
-    hours = from_units(units).normalize() if units else Decimal("0")
+    hours = hours.normalize() if hours else Decimal("0")
     return hours.quantize(Decimal(1)) if hours == hours.to_integral_value() else hours
+
+
+def _hours(units: int | None) -> Decimal:
+    return plain_hours(from_units(units))
 
 
 def _figures(capacity: int, planned: int, actual: int, billable: int) -> UtilizationFigures:
@@ -106,6 +114,17 @@ def _within(table: sa.Table, entities: Entities, practice: str | None = None) ->
 
 def _page_cursor(offset: int, limit: int, fetched: int, widget: str) -> str | None:
     return encode_cursor(offset + limit, f"dashboards.{widget}") if fetched > limit else None
+
+
+def _sums(rows: Sequence[tuple[str, tuple[int, ...]]]) -> list[tuple[str, list[int]]]:
+    """Figures added per currency, in currency order: a page's `totals`, over every row read (never across
+    currencies)."""
+    sums: dict[str, list[int]] = {}
+    for currency, figures in rows:
+        kept = sums.setdefault(currency, [0] * len(figures))
+        for n, value in enumerate(figures):
+            kept[n] += value
+    return sorted(sums.items())
 
 
 class DashboardStore:
@@ -183,92 +202,106 @@ class DashboardStore:
     # --- 3: backlog ------------------------------------------------------------------------------------------
 
     def backlog(self, entities: Entities, period: str, practice: str | None, limit: int,
-                cursor: str | None) -> BacklogPage:
+                cursor: str | None) -> tuple[BacklogPage, list[Figures]]:
+        """Each project's contracted value less what was delivered up to `period`; and every project's contracted and
+        delivered figures, what a group total adds (one read serves the page, the totals and the figures)."""
         offset = decode_cursor(cursor, "dashboards.backlog")
         c, f = fact_contracts, fact_projects
         delivered = (sa.select(f.c.project, sa.func.sum(f.c.revenue).label("delivered"))
                      .where(f.c.period <= period, *_within(f, entities)).group_by(f.c.project).subquery())
-        base = (sa.select(c.c.project, c.c.legal_entity_code, c.c.practice, c.c.currency, c.c.contracted,
-                          sa.func.coalesce(delivered.c.delivered, 0).label("delivered"))
-                .select_from(c.outerjoin(delivered, delivered.c.project == c.c.project))
-                .where(*_within(c, entities, practice)))
-        inner = base.subquery()
-        totals_query = (sa.select(inner.c.currency, sa.func.sum(inner.c.contracted), sa.func.sum(inner.c.delivered))
-                        .group_by(inner.c.currency).order_by(inner.c.currency))
+        query = (sa.select(c.c.project, c.c.legal_entity_code, c.c.practice, c.c.currency, c.c.contracted,
+                           sa.func.coalesce(delivered.c.delivered, 0).label("delivered"))
+                 .select_from(c.outerjoin(delivered, delivered.c.project == c.c.project))
+                 .where(*_within(c, entities, practice)).order_by(c.c.project))
         with self.engine.connect() as conn:
-            rows = conn.execute(base.order_by(c.c.project).limit(limit + 1).offset(offset)).all()
-            totals = conn.execute(totals_query).all()
+            rows = [(p, e, pr, cur, int(k), int(d)) for p, e, pr, cur, k, d in conn.execute(query)]
         items = [ProjectBacklog(project=p, legal_entity_code=e, practice=pr, contracted=_money(k, cur),
-                                delivered=_money(d, cur), remaining=_money(int(k) - int(d), cur))
-                 for p, e, pr, cur, k, d in rows[:limit]]
-        return BacklogPage(items=items, next_cursor=_page_cursor(offset, limit, len(rows), "backlog"), totals=[
-            BacklogTotal(currency=cur, contracted=_money(k, cur), delivered=_money(d, cur),
-                         remaining=_money(int(k or 0) - int(d or 0), cur)) for cur, k, d in totals])
+                                delivered=_money(d, cur), remaining=_money(k - d, cur))
+                 for p, e, pr, cur, k, d in rows[offset:offset + limit]]
+        totals = [BacklogTotal(currency=cur, contracted=_money(k, cur), delivered=_money(d, cur),
+                               remaining=_money(k - d, cur))
+                  for cur, (k, d) in _sums([(cur, (k, d)) for _, _, _, cur, k, d in rows])]
+        page = BacklogPage(items=items, next_cursor=_page_cursor(offset, limit, len(rows) - offset, "backlog"),
+                           totals=totals)
+        return page, [(p, e, cur, (k, d)) for p, e, _, cur, k, d in rows]
 
     # --- 4: invoice readiness --------------------------------------------------------------------------------
 
     def readiness(self, entities: Entities, period: str, practice: str | None, limit: int,
-                  cursor: str | None) -> ReadinessPage:
+                  cursor: str | None) -> tuple[ReadinessPage, list[Figures]]:
+        """What of each project's approved time can be invoiced now; and every project's approved unbilled, posted
+        uninvoiced and drafted unposted figures, what a group total adds (one read serves page, totals and figures).
+
+        The drafted totals are every draft of the caller's entities in a currency the totals list, whatever its
+        project's practice or readiness (as the per-currency totals always counted them); the group total adds the
+        same drafts, those of a project not listed under their own key."""
         offset = decode_cursor(cursor, "dashboards.readiness")
         f = fact_projects
-        where = [f.c.period == period, *_within(f, entities, practice),
-                 sa.or_(f.c.lines > 0, f.c.held_hours != 0)]
-        page_query = (sa.select(f.c.project, f.c.legal_entity_code, f.c.practice, f.c.currency, f.c.unbilled_hours,
-                                f.c.unbilled, f.c.posted_uninvoiced, f.c.held_hours, f.c.lines, f.c.oldest_date)
-                      .where(*where).order_by(f.c.project).limit(limit + 1).offset(offset))
-        totals_query = (sa.select(f.c.currency, sa.func.sum(f.c.unbilled_hours), sa.func.sum(f.c.unbilled),
-                                  sa.func.sum(f.c.posted_uninvoiced), sa.func.sum(f.c.held_hours),
-                                  sa.func.sum(f.c.lines))
-                        .where(*where).group_by(f.c.currency).order_by(f.c.currency))
+        query = (sa.select(f.c.project, f.c.legal_entity_code, f.c.practice, f.c.currency, f.c.unbilled_hours,
+                           f.c.unbilled, f.c.posted_uninvoiced, f.c.held_hours, f.c.lines, f.c.oldest_date)
+                 .where(f.c.period == period, *_within(f, entities, practice),
+                        sa.or_(f.c.lines > 0, f.c.held_hours != 0)).order_by(f.c.project))
         with self.engine.connect() as conn:
-            rows = conn.execute(page_query).all()
-            totals = conn.execute(totals_query).all()
-            drafted = self._drafted(conn, entities, period, [r[0] for r in rows[:limit]])
-        by_project = {(p, cur): u for p, cur, u in drafted if p is not None}
-        by_currency = {cur: u for p, cur, u in drafted if p is None}
+            rows = [(p, e, pr, cur, int(uh), int(u), int(pu), int(h), int(n), oldest)
+                    for p, e, pr, cur, uh, u, pu, h, n, oldest in conn.execute(query)]
+            drafted = self._drafted(conn, entities, period)
         items = [ProjectReadiness(project=p, legal_entity_code=e, practice=pr, approved_unbilled_hours=_hours(uh),
                                   approved_unbilled=_money(u, cur), posted_uninvoiced=_money(pu, cur),
                                   held_hours=_hours(h), lines=n, oldest_date=oldest,
-                                  drafted_unposted=_money(by_project.get((p, cur), 0), cur))
-                 for p, e, pr, cur, uh, u, pu, h, n, oldest in rows[:limit]]
-        return ReadinessPage(items=items, next_cursor=_page_cursor(offset, limit, len(rows), "readiness"), totals=[
-            ReadinessTotal(currency=cur, approved_unbilled_hours=_hours(uh), approved_unbilled=_money(u, cur),
-                           posted_uninvoiced=_money(pu, cur), held_hours=_hours(h), lines=int(n or 0),
-                           drafted_unposted=_money(by_currency.get(cur, 0), cur))
-            for cur, uh, u, pu, h, n in totals])
+                                  drafted_unposted=_money(drafted.get((p, e, cur), 0), cur))
+                 for p, e, pr, cur, uh, u, pu, h, n, oldest in rows[offset:offset + limit]]
+        sums = _sums([(cur, (uh, u, pu, h, n)) for _, _, _, cur, uh, u, pu, h, n, _ in rows])
+        by_currency: dict[str, int] = defaultdict(int)
+        for (_, _, cur), units in drafted.items():
+            by_currency[cur] += units
+        totals = [ReadinessTotal(currency=cur, approved_unbilled_hours=_hours(uh), approved_unbilled=_money(u, cur),
+                                 posted_uninvoiced=_money(pu, cur), held_hours=_hours(h), lines=n,
+                                 drafted_unposted=_money(by_currency[cur], cur))
+                  for cur, (uh, u, pu, h, n) in sums]
+        page = ReadinessPage(items=items, next_cursor=_page_cursor(offset, limit, len(rows) - offset, "readiness"),
+                             totals=totals)
+        return page, _readiness_figures(rows, drafted, {t.currency for t in totals})
 
     @staticmethod
-    def _drafted(conn: sa.Connection, entities: Entities, period: str,
-                 projects: list[str]) -> list[tuple[str | None, str, int]]:
-        """Drafts the ERP holds unposted: (project, currency, units) for the page's projects, and (None, currency,
-        units) over every project of the caller's entities — the page's items and the totals."""
+    def _drafted(conn: sa.Connection, entities: Entities, period: str) -> dict[tuple[str, str, str], int]:
+        """Drafts the ERP holds unposted, (project, legal entity, currency) -> units, over every project of the
+        caller's entities: the page's items and the totals (one query)."""
         r = receivable_invoices
-        where = [r.c.period == period, r.c.status.in_(UNPOSTED), *_within(r, entities)]
-        per_project = conn.execute(sa.select(r.c.project, r.c.currency, sa.func.sum(r.c.total))
-                                   .where(*where, r.c.project.in_(projects)).group_by(r.c.project, r.c.currency)).all()
-        overall = conn.execute(sa.select(r.c.currency, sa.func.sum(r.c.total)).where(*where)
-                               .group_by(r.c.currency)).all()
-        return [(p, cur, int(u or 0)) for p, cur, u in per_project] + [(None, cur, int(u or 0)) for cur, u in overall]
+        query = (sa.select(r.c.project, r.c.legal_entity_code, r.c.currency, sa.func.sum(r.c.total))
+                 .where(r.c.period == period, r.c.status.in_(UNPOSTED), *_within(r, entities))
+                 .group_by(r.c.project, r.c.legal_entity_code, r.c.currency))
+        return {(p, e, cur): int(u or 0) for p, e, cur, u in conn.execute(query)}
 
     # --- 5: unbilled aging -----------------------------------------------------------------------------------
 
-    def aging(self, entities: Entities, period: str, practice: str | None, as_of: dt.date) -> AgingReport:
-        """Unbilled value of every period up to `period`, by the age of its work date at `as_of`."""
+    def aging(self, entities: Entities, period: str, practice: str | None,
+              as_of: dt.date) -> tuple[AgingReport, list[Figures]]:
+        """Unbilled value of every period up to `period`, by the age of its work date at `as_of`; and each legal
+        entity's amount per currency and bucket (keyed by the bucket, zeros too), what a group currency converts at
+        that entity's rate and adds: a currency's bucket may span entities whose rates differ."""
         d = fact_unbilled_days
-        query = (sa.select(d.c.currency, d.c.date, sa.func.sum(d.c.hours), sa.func.sum(d.c.amount))
-                 .where(d.c.period <= period, *_within(d, entities, practice)).group_by(d.c.currency, d.c.date))
+        query = (sa.select(d.c.legal_entity_code, d.c.currency, d.c.date, sa.func.sum(d.c.hours),
+                           sa.func.sum(d.c.amount))
+                 .where(d.c.period <= period, *_within(d, entities, practice))
+                 .group_by(d.c.legal_entity_code, d.c.currency, d.c.date))
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         sums: dict[tuple[str, str], list[int]] = {}
-        for currency, day, hours, amount in rows:
+        parts: dict[tuple[str, str, str], int] = {}
+        for entity, currency, day, hours, amount in rows:
             for bucket in AGING:
                 sums.setdefault((currency, bucket), [0, 0])
-            sums[(currency, _bucket((as_of - day).days))][0] += int(hours or 0)
-            sums[(currency, _bucket((as_of - day).days))][1] += int(amount or 0)
+                parts.setdefault((entity, currency, bucket), 0)
+            bucket = _bucket((as_of - day).days)
+            sums[(currency, bucket)][0] += int(hours or 0)
+            sums[(currency, bucket)][1] += int(amount or 0)
+            parts[(entity, currency, bucket)] += int(amount or 0)
         buckets = [AgingBucket(bucket=bucket, currency=currency, hours=_hours(h), amount=_money(a, currency))
                    for currency in sorted({c for c, _ in sums}) for bucket in AGING
                    for h, a in [sums[(currency, bucket)]]]
-        return AgingReport(as_of=as_of, buckets=buckets)
+        figures: list[Figures] = [(bucket, entity, currency, (parts[(entity, currency, bucket)],))
+                                  for entity, currency in sorted({(e, c) for e, c, _ in parts}) for bucket in AGING]
+        return AgingReport(as_of=as_of, buckets=buckets), figures
 
     # --- 6: margin -------------------------------------------------------------------------------------------
 
@@ -294,18 +327,18 @@ class DashboardStore:
                         margin_ratio=ratio(from_units(int(r or 0) - int(c or 0)), from_units(r)))
             for cur, r, c in totals])
 
-    def margin_rows(self, entities: Entities, period: str, practice: str | None) -> list[ProjectFigures]:
+    def margin_rows(self, entities: Entities, period: str, practice: str | None) -> list[Figures]:
         """Revenue and cost of every project: what a group total adds."""
         f = fact_projects
         query = (sa.select(f.c.project, f.c.legal_entity_code, f.c.currency, f.c.revenue, f.c.cost)
                  .where(f.c.period == period, *_within(f, entities, practice)).order_by(f.c.project))
         with self.engine.connect() as conn:
-            return [(p, e, c, int(r or 0), int(k or 0)) for p, e, c, r, k in conn.execute(query)]
+            return [(p, e, c, (int(r or 0), int(k or 0))) for p, e, c, r, k in conn.execute(query)]
 
     # --- 9: work in progress --------------------------------------------------------------------------------
 
     def work_in_progress(self, entities: Entities, period: str, practice: str | None, limit: int,
-                         cursor: str | None) -> tuple[WipPage, list[ProjectFigures]]:
+                         cursor: str | None) -> tuple[WipPage, list[Figures]]:
         """Each project's revenue schedule at its latest period up to `period`: recognised, billed, the difference;
         and every project's recognised and billed figures, what a group total adds (one read serves both).
 
@@ -323,18 +356,14 @@ class DashboardStore:
                       .join(latest, sa.and_(r.c.project == latest.c.project, r.c.period == latest.c.period)))
         with self.engine.connect() as conn:
             rows = conn.execute(rows_query.order_by(r.c.project)).all()
-        figures = [(p, e, cur, int(c), int(b)) for p, e, _, cur, c, b, _ in rows]
-        totals: dict[str, list[int]] = {}
-        for _, _, cur, recognised, billed in figures:
-            sums = totals.setdefault(cur, [0, 0])
-            sums[0] += recognised
-            sums[1] += billed
+        figures: list[Figures] = [(p, e, cur, (int(c), int(b))) for p, e, _, cur, c, b, _ in rows]
         items = [WipItem(project=p, legal_entity_code=e, method=m, recognised=_money(c, cur),
                          billed=_money(b, cur), work_in_progress=_money(int(c) - int(b), cur), as_of_period=at)
                  for p, e, m, cur, c, b, at in rows[offset:offset + limit]]
         page = WipPage(items=items, next_cursor=_page_cursor(offset, limit, len(rows) - offset, "wip"), totals=[
             WipTotal(currency=cur, recognised=_money(c, cur), billed=_money(b, cur),
-                     work_in_progress=_money(c - b, cur)) for cur, (c, b) in sorted(totals.items())])
+                     work_in_progress=_money(c - b, cur))
+            for cur, (c, b) in _sums([(cur, sums) for _, _, cur, sums in figures])])
         return page, figures
 
     # --- 7: sync health --------------------------------------------------------------------------------------
@@ -370,6 +399,16 @@ class DashboardStore:
             exceptions_by_owner=_counts(by_owner), failed_runs=[Count(key=p, count=n) for p, n in health.failed],
             dead_letters=dead,
             last_good_run=[FlowRun(process=p, run_id=i, finished_at=at) for p, i, at in health.last_good])
+
+
+def _readiness_figures(rows: list[tuple[str, str, str, str, int, int, int, int, int, dt.date | None]],
+                       drafted: dict[tuple[str, str, str], int], currencies: set[str]) -> list[Figures]:
+    """Each readiness row's approved unbilled, posted uninvoiced and drafted unposted units under its project; then
+    the drafts of projects not listed, under (project, entity, currency), in a currency the totals count."""
+    listed = {(p, e, cur) for p, e, _, cur, *_ in rows}
+    figures: list[Figures] = [(p, e, cur, (u, pu, drafted.get((p, e, cur), 0))) for p, e, _, cur, _, u, pu, *_ in rows]
+    return figures + [((p, e, cur), e, cur, (0, 0, units)) for (p, e, cur), units in sorted(drafted.items())
+                      if (p, e, cur) not in listed and cur in currencies]
 
 
 def _bucket(days: int) -> AgingBucketName:

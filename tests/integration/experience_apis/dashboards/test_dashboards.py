@@ -3,7 +3,9 @@
 Every widget's figures are checked against an independent computation from the ledger
 rows and the demo firm (`expected.py`); filters narrow, pages walk every item once, bad
 input is a 4xx problem, a consumer restricted to UK01 sees UK01 only in every widget, and
-the projection is refreshed idempotently and follows the event path.
+the projection is refreshed idempotently and follows the event path. Backlog, invoice
+readiness and unbilled aging in a group currency convert every figure at its entity's rate
+and add the converted figures to the cent.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import re
+import uuid
+from collections import defaultdict
 from collections.abc import AsyncIterator
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -328,3 +332,179 @@ class TestWorkbenchRestriction:
                                   json={"text": "looking"})).status_code == 201
         with s.engine.connect() as conn:
             assert conn.execute(sa.select(exceptions.c.status).where(exceptions.c.id == other)).scalar() == before
+
+
+GROUP = "USD"
+CENT = Decimal("0.01")
+PERIOD_END = "2026-10-31"
+
+
+async def pages(http: httpx.AsyncClient, path: str, **params: Any) -> list[dict[str, Any]]:
+    """Every page of a list, whole (its totals, group total and rates too)."""
+    out: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        out.append(await get(http, path, **params, **({"cursor": cursor} if cursor else {})))
+        if not (cursor := out[-1]["next_cursor"]):
+            return out
+
+
+def converted(figure: dict[str, Any], original: dict[str, Any], rates: list[dict[str, Any]]) -> Decimal:
+    """A converted figure keeps its original and a listed rate (its date and source too), and is the original x the
+    rate rounded half-up to the cent; its amount."""
+    assert figure["original"] == original
+    assert {"base": original["currency"], "quote": GROUP, "rate": figure["rate"], "date": figure["rate_date"],
+            "source": figure["source"]} in rates, figure
+    assert figure["amount"]["currency"] == GROUP
+    amount = D(figure["amount"]["amount"])
+    assert amount == (D(original["amount"]) * D(figure["rate"])).quantize(CENT, ROUND_HALF_UP), figure
+    return amount
+
+
+def rates_of(rates: list[dict[str, Any]], pairs: set[tuple[str, str]], on: str) -> dict[str, dict[str, Any]]:
+    """The rates listed: one per (legal entity, currency) converted, into the group currency, dated on or before
+    `on`, from a known source; by currency (the demo firm's entities each bill in their own)."""
+    assert len(rates) == len(pairs) and {r["base"] for r in rates} == {cur for _, cur in pairs}, (rates, pairs)
+    for rate in rates:
+        assert rate["quote"] == GROUP and rate["date"] <= on and D(rate["rate"]) > 0, rate
+        assert rate["source"] == "identity" if rate["base"] == GROUP else rate["source"] in ("erp", "rate_table")
+    return {r["base"]: r for r in rates}
+
+
+async def receivable_invoices(http: httpx.AsyncClient) -> list[dict[str, Any]]:
+    """Every invoice the receivables process has read back from the ERPs."""
+    out: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        response = await http.get("/process/receivables/v1/invoices",
+                                  params={"limit": 200, **({"cursor": cursor} if cursor else {})})
+        assert response.status_code == 200, response.text
+        out += response.json()["items"]
+        if not (cursor := response.json()["next_cursor"]):
+            return out
+
+
+def without(item: dict[str, Any], *names: str) -> dict[str, Any]:
+    """`item` as it reads without a group currency: its converted figures null."""
+    return {**item, **dict.fromkeys(names, None)}
+
+
+class TestGroupCurrency:
+    """`?currency=` on backlog, invoice readiness and unbilled aging: each figure at its entity's rate, then added."""
+
+    BACKLOG = ("converted_contracted", "converted_delivered")
+    READINESS = ("converted_approved_unbilled", "converted_posted_uninvoiced", "converted_drafted_unposted")
+
+    async def test_backlog_converts_each_project_and_adds_the_converted_figures(self, s: TtbStack) -> None:
+        got = await pages(s.http, "/backlog", period=PERIOD, currency=GROUP, limit=40)
+        items = [i for p in got for i in p["items"]]
+        group, rates = got[0]["group_total"], got[0]["rates"]
+        assert all(p["group_total"] == group and p["rates"] == rates for p in got)  # over every page, on each
+        rates_of(rates, {(i["legal_entity_code"], i["contracted"]["currency"]) for i in items}, PERIOD_END)
+        assert {i["contracted"]["currency"] for i in items} == {"EUR", "GBP", "USD"}
+        sums = {"contracted": Decimal(0), "delivered": Decimal(0)}
+        for item in items:
+            for field in sums:
+                sums[field] += converted(item[f"converted_{field}"], item[field], rates)
+        assert group["currency"] == GROUP and sums["contracted"] > 0 and sums["delivered"] > 0
+        assert (D(group["contracted"]["amount"]), D(group["delivered"]["amount"]),
+                D(group["remaining"]["amount"])) == (sums["contracted"], sums["delivered"],
+                                                     sums["contracted"] - sums["delivered"])
+        # Without a currency the same figures, nothing converted.
+        plain = await pages(s.http, "/backlog", period=PERIOD, limit=40)
+        assert [i for p in plain for i in p["items"]] == [without(i, *self.BACKLOG) for i in items]
+        assert all(p["group_total"] is None and p["rates"] == [] and p["totals"] == got[0]["totals"] for p in plain)
+
+    async def test_readiness_converts_each_project_and_every_draft_and_adds_them(self, s: TtbStack) -> None:
+        poll = await s.http.post("/process/receivables/v1/runs", json={"full": False},
+                                 headers={"Idempotency-Key": str(uuid.uuid4())})
+        assert poll.status_code == 202, poll.text  # the drafts the billing runs left in the ERPs, read back
+        assert (await s.stack.wait_for(f"/process/receivables/v1/runs/{poll.json()['id']}"))["status"] == "succeeded"
+        got = await pages(s.http, "/invoice-readiness", period=PERIOD, currency=GROUP, limit=25)
+        items = [i for p in got for i in p["items"]]
+        group, rates, totals = got[0]["group_total"], got[0]["rates"], got[0]["totals"]
+        assert all(p["group_total"] == group and p["rates"] == rates for p in got)
+        by_currency = rates_of(rates, {(i["legal_entity_code"], i["approved_unbilled"]["currency"]) for i in items},
+                               PERIOD_END)
+        assert len({i["approved_unbilled"]["currency"] for i in items}) >= 2
+        fields = ("approved_unbilled", "posted_uninvoiced", "drafted_unposted")
+        sums = dict.fromkeys(fields, Decimal(0))
+        for item in items:
+            for field in fields:
+                sums[field] += converted(item[f"converted_{field}"], item[field], rates)
+        assert sums["approved_unbilled"] > 0
+        assert (D(group["approved_unbilled"]["amount"]), D(group["posted_uninvoiced"]["amount"])) == \
+            (sums["approved_unbilled"], sums["posted_uninvoiced"])
+        # Drafts count as in `totals`: every draft of the period in a currency listed, its project's converted once.
+        drafts: dict[tuple[str, str, str], Decimal] = defaultdict(Decimal)
+        for invoice in await receivable_invoices(s.http):
+            if invoice["period"] == PERIOD and invoice["status"] in ("draft", "approved"):
+                drafts[(invoice["project_external_id"], invoice["legal_entity_code"], invoice["currency"])] += \
+                    D(invoice["total"]["amount"])
+        listed = {t["currency"] for t in totals}
+        expected = sum(((units * D(by_currency[cur]["rate"])).quantize(CENT, ROUND_HALF_UP)
+                        for (_, _, cur), units in drafts.items() if cur in listed), Decimal(0))
+        assert expected > 0 and D(group["drafted_unposted"]["amount"]) == expected
+        assert sums["drafted_unposted"] <= expected
+        assert group["currency"] == GROUP and group["lines"] == sum(t["lines"] for t in totals)
+        for hours in ("approved_unbilled_hours", "held_hours"):
+            assert D(group[hours]) == sum((D(t[hours]) for t in totals), Decimal(0))
+        plain = await pages(s.http, "/invoice-readiness", period=PERIOD, limit=25)
+        assert [i for p in plain for i in p["items"]] == [without(i, *self.READINESS) for i in items]
+        assert all(p["group_total"] is None and p["rates"] == [] and p["totals"] == totals for p in plain)
+
+    async def test_aging_converts_each_entitys_share_of_a_bucket_and_adds_the_shares(self, s: TtbStack) -> None:
+        as_of = "2027-01-20"
+        report = await get(s.http, "/unbilled-aging", period=PERIOD, as_of=as_of, currency=GROUP)
+        want = {e: Expected(s.engine).aging(e, PERIOD, dt.date.fromisoformat(as_of)) for e in BILLED}
+        pairs = {(e, cur) for e, figures in want.items() for cur, _ in figures}
+        rates = report["rates"]
+        rates_of(rates, pairs, as_of)
+        assert [b["bucket"] for b in report["group_buckets"]] == ["0-30", "31-60", "61-90", "90+"]
+        per_currency: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+        nonzero: set[str] = set()
+        for bucket in report["group_buckets"]:
+            assert bucket["currency"] == GROUP
+            assert sorted((p["legal_entity_code"], p["converted"]["original"]["currency"]) for p in bucket["parts"]) \
+                == sorted(pairs)  # every entity and currency present, zeros too
+            total = Decimal(0)
+            for part in bucket["parts"]:
+                original = part["converted"]["original"]
+                assert D(original["amount"]) == want[part["legal_entity_code"]][(original["currency"],
+                                                                                  bucket["bucket"])][1]
+                total += converted(part["converted"], original, rates)
+                per_currency[(original["currency"], bucket["bucket"])] += D(original["amount"])
+                if D(original["amount"]):
+                    nonzero.add(original["currency"])
+            assert D(bucket["amount"]["amount"]) == total
+            assert D(bucket["hours"]) == sum((D(b["hours"]) for b in report["buckets"]
+                                              if b["bucket"] == bucket["bucket"]), Decimal(0))
+        assert len(nonzero) >= 2  # converted from at least two currencies
+        # The parts of a currency add up to its own bucket: nothing left out, nothing counted twice.
+        assert {(b["currency"], b["bucket"]): D(b["amount"]["amount"]) for b in report["buckets"]} == per_currency
+        plain = await get(s.http, "/unbilled-aging", period=PERIOD, as_of=as_of)
+        assert plain == {**report, "group_buckets": [], "rates": []}
+
+    @pytest.mark.parametrize("path", ["/backlog", "/invoice-readiness", "/unbilled-aging"])
+    async def test_a_currency_without_a_rate_is_a_422_not_an_unconverted_sum(self, s: TtbStack, path: str) -> None:
+        response = await s.http.get(BASE + path, params={"period": PERIOD, "as_of": "2027-01-20", "currency": "XXX"}
+                                    if path == "/unbilled-aging" else {"period": PERIOD, "currency": "XXX"})
+        assert response.status_code == 422 and response.json()["code"] == "rate_unavailable", response.text
+        assert response.headers["content-type"].startswith("application/problem+json")
+
+    async def test_a_uk01_consumer_converts_and_adds_uk01_only(self, s: TtbStack) -> None:
+        params = {"period": PERIOD, "currency": GROUP, "limit": 200}
+        aging = {"period": PERIOD, "currency": GROUP, "as_of": "2027-01-20"}
+        async with consumer(s, ["UK01"]) as uk:
+            for path, query in (("/backlog", params), ("/invoice-readiness", params), ("/unbilled-aging", aging)):
+                mine = await get(uk, path, **query)
+                assert [(r["base"], r["quote"]) for r in mine["rates"]] == [("GBP", GROUP)], path
+                assert mine == await get(s.http, path, **query, legal_entity="UK01"), path
+                everyone = await get(s.http, path, **query)
+                if path == "/unbilled-aging":
+                    assert {p["legal_entity_code"] for b in mine["group_buckets"] for p in b["parts"]} == {"UK01"}
+                    assert mine["group_buckets"] != everyone["group_buckets"]
+                else:
+                    assert mine["items"] and {i["legal_entity_code"] for i in mine["items"]} == {"UK01"}, path
+                    assert mine["group_total"] != everyone["group_total"], path
+                assert len(everyone["rates"]) > 1
