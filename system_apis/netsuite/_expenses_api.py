@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import msgspec
@@ -47,7 +47,13 @@ from system_apis.netsuite._expenses_mapping import (
     posted_expense_from_row,
     vendor_refusal,
 )
-from system_apis.netsuite._queries import EXPENSE_CATEGORIES_QUERY, expense_keys_query, posted_expenses_query
+from system_apis.netsuite._queries import (
+    EXPENSE_CATEGORIES_QUERY,
+    EXPENSE_EMPLOYEES_SELECT,
+    EXPENSE_JOBS_SELECT,
+    expense_keys_query,
+    posted_expenses_query,
+)
 from system_apis.netsuite.client import MAX_PAGE
 from system_apis.netsuite.mapping import JOB_STATUSES, MappingError, _currency
 
@@ -121,19 +127,25 @@ class NetSuiteExpenses(NetSuiteBilling):
         months = sorted({line.date.strftime("%Y-%m") for line in lines})
         keys = sorted({expense_external_id(line.line_key) for line in lines})
         found_jobs, found_employees, categories, periods, posted = await asyncio.gather(
-            asyncio.gather(*(self._find("job", eid) for eid in jobs)),
-            asyncio.gather(*(self._find("employee", eid) for eid in employees)),
+            self._listed(EXPENSE_JOBS_SELECT, jobs, _job_from_row),
+            self._listed(EXPENSE_EMPLOYEES_SELECT, employees, _employee_from_row),
             self._categories(),
             asyncio.gather(*(self._open_period(batch.legal_entity_id, month) for month in months)),
             self._posted_reports(keys))
-        return _Books(jobs=dict(zip(jobs, found_jobs, strict=True)),
-                      employees=dict(zip(employees, found_employees, strict=True)),
+        return _Books(jobs={eid: found_jobs.get(eid) for eid in jobs},
+                      employees={eid: found_employees.get(eid) for eid in employees},
                       categories=categories, periods=dict(zip(months, periods, strict=True)), posted=posted)
 
-    async def _find(self, record_type: str, external_id: str) -> Record | None:
-        if expense_external_id(external_id) != external_id:
-            return None  # upserts only accept the safe alphabet, so no such record can exist
-        return await self.client.find_by_external_id(record_type, external_id)
+    async def _listed(self, select: str, external_ids: Sequence[str],
+                      as_record: Callable[[Record], Record]) -> dict[str, Record]:
+        """The records among these external ids, by external id, read with one SuiteQL statement per page; an id
+        outside the upsert alphabet names no record (none can have been written with it)."""
+        safe = [eid for eid in external_ids if expense_external_id(eid) == eid]
+        found: dict[str, Record] = {}
+        for start in range(0, len(safe), MAX_PAGE):
+            page = await self.client.suiteql(expense_keys_query(safe[start:start + MAX_PAGE], select), limit=MAX_PAGE)
+            found.update({str(row["externalid"]): as_record(row) for row in page.rows})
+        return found
 
     async def _categories(self) -> dict[str, tuple[str, bool]]:
         """Expense category name -> (internal id, inactive); read per batch (accounting may add or retire one)."""
@@ -242,6 +254,17 @@ class NetSuiteExpenses(NetSuiteBilling):
         following = (encode_position(_QueryPosition(q=digest, o=offset + len(page.rows)), _LIST)
                      if page.has_more and page.rows else None)
         return Page(items=items, next_cursor=following)
+
+
+def _job_from_row(row: Record) -> Record:
+    """A SuiteQL job row in the shape of the job record the line checks read (references as ``{"id": …}``)."""
+    return {"id": str(row["id"]), "entityStatus": {"id": str(row.get("entitystatus"))},
+            "subsidiary": {"id": str(row.get("subsidiary"))}, "currency": {"id": str(row.get("currency"))}}
+
+
+def _employee_from_row(row: Record) -> Record:
+    return {"id": str(row["id"]), "subsidiary": {"id": str(row.get("subsidiary"))},
+            "isInactive": str(row.get("isinactive")).upper() in ("T", "TRUE")}
 
 
 def _error_detail(body: object) -> tuple[str | None, str | None]:

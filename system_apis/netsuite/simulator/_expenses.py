@@ -27,6 +27,8 @@ from typing import Any, Final
 
 from system_apis.netsuite._queries import (
     EXPENSE_CATEGORIES_QUERY,
+    EXPENSE_EMPLOYEES_SELECT,
+    EXPENSE_JOBS_SELECT,
     EXPENSE_KEYS_END,
     EXPENSE_KEYS_SELECT,
     POSTED_EXPENSES_CONDITION,
@@ -71,12 +73,18 @@ def _code(ref: Any) -> str:
 class ExpenseBook:
     """Expense categories and the rules and queries of expense reports, over the store's record tables."""
 
-    def __init__(self, records: dict[str, dict[str, Record]], periods: dict[tuple[str, str], Record]) -> None:
+    def __init__(self, records: dict[str, dict[str, Record]], periods: dict[tuple[str, str], Record],
+                 by_eid: dict[str, dict[str, str]]) -> None:
         self.records = records
         self.periods = periods
+        self.by_eid = by_eid
         self.version = 0
         """Bumped on every expense report write, so a paged read need not rescan every page."""
         self._memo: tuple[str, int, list[Record]] = ("", -1, [])
+        self._joined: tuple[tuple[int, int, int, int], dict[str | None, list[Record]]] = ((-1, 0, 0, 0), {})
+        """The posted-expense rows of every report, by job external id (None: all), built once per version:
+        NetSuite answers a query by index, so a reconciliation reading one project after another must not
+        rescan every report for each (that made the simulator quadratic in the firm's size)."""
 
     @staticmethod
     def category_records(names: Iterable[str], stamp: str) -> list[Record]:
@@ -178,20 +186,43 @@ class ExpenseBook:
                     for c in sorted(self.records["expenseCategory"].values(), key=lambda c: int(c["id"]))]
         if statement.startswith(EXPENSE_KEYS_SELECT) and statement.endswith(EXPENSE_KEYS_END):
             return self._keys(statement[len(EXPENSE_KEYS_SELECT):-len(EXPENSE_KEYS_END)])
+        for select, record_type in ((EXPENSE_JOBS_SELECT, "job"), (EXPENSE_EMPLOYEES_SELECT, "employee")):
+            if statement.startswith(select) and statement.endswith(EXPENSE_KEYS_END):
+                return self._entities(record_type, statement[len(select):-len(EXPENSE_KEYS_END)])
         if statement.startswith(POSTED_EXPENSES_SELECT) and statement.endswith(POSTED_EXPENSES_ORDER):
             return self._posted(statement)
         return None
 
     def _keys(self, listed: str) -> list[Record]:
+        reports = self.records["expenseReport"]
+        return [{"links": [], "id": reports[i]["id"], "externalid": reports[i]["externalId"]}
+                for i in self._listed("expenseReport", listed)]
+
+    def _entities(self, record_type: str, listed: str) -> list[Record]:
+        """Job or employee rows: references as their ids, booleans as ``T``/``F``, every value a string."""
+        table = self.records[record_type]
+        rows = []
+        for internal in self._listed(record_type, listed):
+            record = table[internal]
+            row = {"links": [], "id": record["id"], "externalid": record["externalId"],
+                   "subsidiary": _ref(record, "subsidiary")}
+            if record_type == "job":
+                row.update(entitystatus=_ref(record, "entityStatus"), currency=_ref(record, "currency"))
+            else:
+                row["isinactive"] = "T" if record.get("isInactive") else "F"
+            rows.append(row)
+        return rows
+
+    def _listed(self, record_type: str, listed: str) -> list[str]:
+        """The internal ids, in id order, of the records whose external ids an ``IN ('a', 'b')`` list names."""
         keys = set()
         for part in listed.split(", "):
             match = _KEYS.match(part)
             if not match:
                 raise NsError(400, "INVALID_PARAMETER", f"Invalid search query near {part!r}.", "q")
             keys.add(match.group(1))
-        return [{"links": [], "id": r["id"], "externalid": r["externalId"]}
-                for r in sorted(self.records["expenseReport"].values(), key=lambda r: int(r["id"]))
-                if r.get("externalId") in keys]
+        table = self.records[record_type]
+        return sorted((i for key in keys if (i := self.by_eid[record_type].get(key)) in table), key=int)
 
     def _posted(self, statement: str) -> list[Record]:
         if self._memo[0] == statement and self._memo[1] == self.version:
@@ -207,20 +238,33 @@ class ExpenseBook:
                 first = match.group(3)
             elif match.group(2) == "<=":
                 last = match.group(3)
-        rows = []
+        rows = [row for row in self._rows_by_job().get(project, []) if first <= row["trandate"] <= last]
+        self._memo = (statement, self.version, rows)
+        return rows
+
+    def _rows_by_job(self) -> dict[str | None, list[Record]]:
+        """Every report line the posted-expenses join keeps, in report id order, by job external id and under
+        None; rebuilt when a report is written or a job, employee or category is added."""
+        state = (self.version, len(self.records["job"]), len(self.records["employee"]),
+                 len(self.records["expenseCategory"]))
+        if self._joined[0] == state:
+            return self._joined[1]
+        by_job: dict[str | None, list[Record]] = {None: []}
         for report in sorted(self.records["expenseReport"].values(), key=lambda r: int(r["id"])):
-            if not report.get("custbody_psc_line_key") or not first <= str(report.get("tranDate")) <= last:
+            if not report.get("custbody_psc_line_key"):
                 continue
             employee = self.records["employee"].get(_ref(report, "entity")) or {}
             for line in (report.get("expense") or {}).get("items") or []:
                 job = self.records["job"].get(_ref(line, "customer"))
                 category = self.records["expenseCategory"].get(_ref(line, "category"))
-                if job is None or category is None or (project is not None and job.get("externalId") != project):
+                if job is None or category is None:
                     continue  # the inner joins drop a line without a job or category
-                rows.append({"links": [], "id": report["id"], "linekey": report["custbody_psc_line_key"],
-                             "job": job.get("externalId"), "employee": employee.get("externalId"),
-                             "trandate": report["tranDate"], "amount": str(line["amount"]),
-                             "currency": _code(report.get("currency")), "category": category["name"],
-                             "isbillable": "T" if line.get("isBillable") else "F"})
-        self._memo = (statement, self.version, rows)
-        return rows
+                row = {"links": [], "id": report["id"], "linekey": report["custbody_psc_line_key"],
+                       "job": job.get("externalId"), "employee": employee.get("externalId"),
+                       "trandate": str(report["tranDate"]), "amount": str(line["amount"]),
+                       "currency": _code(report.get("currency")), "category": category["name"],
+                       "isbillable": "T" if line.get("isBillable") else "F"}
+                by_job[None].append(row)
+                by_job.setdefault(row["job"], []).append(row)
+        self._joined = (state, by_job)
+        return by_job

@@ -127,7 +127,7 @@ class RecordStore:
         self._next_other = 101
         self._stamps: dict[str, dt.datetime] = {}
         self.receivables = Receivables(self.records, self.periods, self.stamp)
-        self.expenses = ExpenseBook(self.records, self.periods)
+        self.expenses = ExpenseBook(self.records, self.periods, self.by_eid)
         self.intercompany = Intercompany(self.records, self.periods)
 
     def stamp(self, record_type: str) -> str:
