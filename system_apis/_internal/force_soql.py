@@ -19,7 +19,7 @@ from typing import Any, Final, NamedTuple
 
 from system_apis._internal.instants import utc_text
 
-__all__ = ["Condition", "SoqlError", "SoqlQuery", "matches", "parse"]
+__all__ = ["Condition", "SoqlError", "SoqlQuery", "matches", "parse", "record_instant"]
 
 _QUERY = re.compile(
     r"^\s*SELECT\s+(?P<fields>.+?)\s+FROM\s+(?P<object>\w+)"
@@ -88,9 +88,14 @@ def _literal(token: str) -> Any:
     return Decimal(token)
 
 
+def record_instant(moment: dt.datetime) -> str:
+    """A dateTime as Salesforce records hold it (``2026-10-05T18:00:00.000+0000``): text order is time order."""
+    return f"{utc_text(moment, 'milliseconds')}+0000"
+
+
 def _datetime(token: str) -> str:
-    """A dateTime literal as records hold it (``2026-10-05T18:00:00.000+0000``): text order is time order."""
-    return f"{utc_text(dt.datetime.fromisoformat(token.replace('Z', '+00:00')), 'milliseconds')}+0000"
+    """A dateTime literal of a query, as records hold it, so the two compare as text."""
+    return record_instant(dt.datetime.fromisoformat(token.replace("Z", "+00:00")))
 
 
 def _where(text: str) -> list[Condition]:

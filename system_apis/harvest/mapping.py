@@ -41,6 +41,7 @@ from typing import Any, Final
 
 from contracts.common import Money
 from contracts.time import Expense, TimeEntry, TimeEntryStatus, TimeProject, UninvoicedProject
+from system_apis._internal.instants import utc_text
 from system_apis.harvest import _wire as wire
 
 __all__ = [
@@ -108,7 +109,7 @@ def time_entry_to_wire(entry: TimeEntry, *, project_id: int, task_id: int | None
     canonical object does not carry (project, task) are passed in.
     """
     is_closed, is_locked, reason = status_flags(entry.status)
-    stamp = entry.updated_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = f"{utc_text(entry.updated_at)}Z"
     rate = entry.billable_rate
     return {
         "id": int(entry.id), "spent_date": entry.date.isoformat(),
@@ -118,7 +119,7 @@ def time_entry_to_wire(entry: TimeEntry, *, project_id: int, task_id: int | None
         "hours": float(entry.hours), "rounded_hours": float(entry.hours), "notes": entry.notes,
         "is_locked": is_locked, "locked_reason": reason, "is_closed": is_closed, "is_billed": entry.is_billed,
         "billable": entry.billable, "billable_rate": float(rate.amount) if rate is not None else None,
-        "created_at": (created_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if created_at else stamp),
+        "created_at": f"{utc_text(created_at)}Z" if created_at else stamp,
         "updated_at": stamp,
     }
 

@@ -21,6 +21,8 @@ from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Final
 
+from system_apis._internal.instants import utc_text
+
 __all__ = ["ENTITY_SETS", "JOURNAL_SETS", "JOURNAL_TEMPLATES", "LINE_SETS", "BcError", "EntityStore", "etag_of",
            "instant", "new_id"]
 
@@ -68,8 +70,7 @@ def etag_of(version: int) -> str:
 
 def instant(moment: dt.datetime) -> str:
     """An Edm.DateTimeOffset as Business Central writes it: UTC, milliseconds, ``Z``."""
-    utc = moment.astimezone(dt.UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    return f"{utc_text(moment, 'milliseconds')}Z"
 
 
 def _value(token: str) -> Any:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, Final
 
+from system_apis._internal.force_soql import record_instant
 from system_apis.certinia._expense_mapping import EXPENSE_FIELDS, EXPENSE_LIMIT_FIELDS, RECEIPT_LINK_FIELDS
 from system_apis.certinia.mapping import (
     ASSIGNMENT_FIELDS,
@@ -159,8 +160,7 @@ class Org:
         self._ids = itertools.count(1)
 
     def stamp(self) -> str:
-        moment = dt.datetime.fromtimestamp(self._clock(), dt.UTC)
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
+        return record_instant(dt.datetime.fromtimestamp(self._clock(), dt.UTC))
 
     # --- reads -----------------------------------------------------------------------------------------
 
