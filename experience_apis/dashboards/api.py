@@ -33,6 +33,7 @@ from experience_apis.dashboards.receivables import receivables_report
 from experience_apis.dashboards.store import DashboardStore, Entities
 from foundation.clock import utcnow
 from foundation.paging import CURSOR_MAX_LENGTH, CURSOR_PATTERN
+from foundation.periods import month_bounds
 from process_apis.exchange_rates import RateBook
 
 __all__ = ["API", "dashboards_router"]
@@ -53,14 +54,6 @@ Cursor = Annotated[str | None, QueryParameter(
 GroupCurrency = Annotated[str | None, QueryParameter(
     pattern=r"^[A-Z]{3}$", description="Also report in this group currency (ISO 4217), at each legal entity's own "
                                        "rate (its ERP's, else the configured table) for the day the figures are at.")]
-
-
-def period_end(period: str) -> dt.date:
-    """The period's last day, the day its figures are converted at (December 9999 too: no year 10000 to step into)."""
-    year, month = map(int, period.split("-"))
-    if month == 12:
-        return dt.date(year, 12, 31)
-    return dt.date(year, month + 1, 1) - dt.timedelta(days=1)
 
 
 _REFERS: Final = {"refers_to": ("legal_entity",)}
@@ -102,7 +95,7 @@ def dashboards_router(store: DashboardStore, rates: RateBook) -> Router:
         page, figures = store.backlog(entities, chosen, practice, limit, cursor)
         if currency is None:
             return page
-        return await backlog_in(page, figures, rates, currency, period_end(chosen) if figures else dt.date.max)
+        return await backlog_in(page, figures, rates, currency, month_bounds(chosen)[1])
 
     @get("/invoice-readiness", operation_id="dashboards.listInvoiceReadiness", opt=_REFERS,
          summary="Approved time not yet invoiced, posted value and held hours, per project")
@@ -114,7 +107,7 @@ def dashboards_router(store: DashboardStore, rates: RateBook) -> Router:
         page, figures = store.readiness(entities, chosen, practice, limit, cursor)
         if currency is None:
             return page
-        return await readiness_in(page, figures, rates, currency, period_end(chosen) if figures else dt.date.max)
+        return await readiness_in(page, figures, rates, currency, month_bounds(chosen)[1])
 
     @get("/unbilled-aging", operation_id="dashboards.getUnbilledAging", opt=_REFERS,
          summary="Unbilled approved time by age of its work date: 0-30, 31-60, 61-90, 90+ days")
@@ -139,8 +132,8 @@ def dashboards_router(store: DashboardStore, rates: RateBook) -> Router:
         page = store.margin(entities, chosen, practice, limit, cursor)
         if currency is None:
             return page
-        rows = store.margin_rows(entities, chosen, practice)  # none for a period without figures (0000-01)
-        return await margin_in(page, rows, rates, currency, period_end(chosen) if rows else dt.date.max)
+        rows = store.margin_rows(entities, chosen, practice)
+        return await margin_in(page, rows, rates, currency, month_bounds(chosen)[1])
 
     @get("/receivables", operation_id="dashboards.getReceivables", opt=_REFERS,
          summary="Accounts-receivable aging and days sales outstanding per legal entity and customer")
@@ -163,7 +156,7 @@ def dashboards_router(store: DashboardStore, rates: RateBook) -> Router:
         page, figures = store.work_in_progress(entities, chosen, practice, limit, cursor)
         if currency is None:
             return page
-        return await wip_in(page, figures, rates, currency, period_end(chosen) if figures else dt.date.max)
+        return await wip_in(page, figures, rates, currency, month_bounds(chosen)[1])
 
     @get("/sync-health", operation_id="dashboards.getSyncHealth", opt=_REFERS,
          summary="Open exceptions by reason, age and owner; failed runs, dead letters, last good run per flow")

@@ -37,6 +37,7 @@ import msgspec
 import sqlalchemy as sa
 
 from foundation.db import metadata
+from foundation.periods import month_bounds
 from foundation.units import UNIT, from_units, to_units
 from process_apis.time_to_bill.ledger import TIME_KINDS, ledger
 from process_apis.time_to_bill.rules import CENT, Reference, period_of
@@ -52,7 +53,6 @@ __all__ = [
     "fact_unbilled_days",
     "fact_workers",
     "from_units",
-    "period_bounds",
     "planned_in_period",
     "project_practices",
     "slices_of",
@@ -135,14 +135,9 @@ def weekdays(start: dt.date, end: dt.date) -> int:
     return full * 5 + sum(1 for i in range(rest) if (first + i) % 7 < 5)
 
 
-def period_bounds(period: str) -> tuple[dt.date, dt.date]:
-    year, month = (int(x) for x in period.split("-"))
-    return dt.date(year, month, 1), dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)
-
-
 def capacity_hours(period: str, hire_date: dt.date | None, termination_date: dt.date | None) -> Decimal:
     """8 h per weekday of the period on which the worker was employed."""
-    start, end = period_bounds(period)
+    start, end = month_bounds(period)
     lo = max(start, hire_date) if hire_date else start
     hi = min(end, termination_date) if termination_date else end
     return HOURS_PER_DAY * weekdays(lo, hi)
@@ -153,7 +148,7 @@ def planned_in_period(period: str, start_date: dt.date, end_date: dt.date, plann
     total = weekdays(start_date, end_date)
     if total == 0:
         return Decimal(0)
-    lo, hi = period_bounds(period)
+    lo, hi = month_bounds(period)
     share = weekdays(max(lo, start_date), min(hi, end_date))
     return (planned * share / total).quantize(CENT, ROUND_HALF_UP)
 

@@ -19,6 +19,7 @@ import msgspec
 
 from contracts.billing import IntercompanyCharge, InvoiceLine
 from contracts.common import Struct
+from foundation.periods import month_bounds
 from process_apis.time_to_bill.enrich import expense_rates
 from process_apis.time_to_bill.expense_rules import validate_expense
 from process_apis.time_to_bill.intercompany import transfer_rate
@@ -65,12 +66,6 @@ class Reconciliation(Struct):
         return not self.discrepancies
 
 
-def _bounds(period: str) -> tuple[dt.date, dt.date]:
-    year, month = (int(x) for x in period.split("-"))
-    end = dt.date(year, 12, 31) if month == 12 else dt.date(year, month + 1, 1) - dt.timedelta(days=1)
-    return dt.date(year, month, 1), end
-
-
 ChargeCache = dict[tuple[str, str], list[IntercompanyCharge]]
 """(entity code, period) -> the intercompany documents its ERP lists: read once per reconciliation of an entity."""
 
@@ -78,7 +73,7 @@ ChargeCache = dict[tuple[str, str], list[IntercompanyCharge]]
 async def reconcile_project(project_code: str, period: str, ref: Reference, as_of: dt.date,
                             charges: ChargeCache | None = None) -> Reconciliation:
     rt = runtime()
-    start, end = _bounds(period)
+    start, end = month_bounds(period)
     project = ref.projects[project_code]
     hours, amount, held = Decimal(0), Decimal(0), 0
     seconded: dict[str, tuple[str, Decimal]] = {}  # employer -> (currency, transfer-rate value)

@@ -41,6 +41,7 @@ from contracts.events import (
 from contracts.runs import Violation
 from contracts.time import Expense, TimeEntry
 from foundation import metrics
+from foundation.periods import month_bounds
 from foundation.tracing import span
 from process_apis._internal.crashes import describe, record_crash
 from process_apis._internal.events import event
@@ -104,10 +105,8 @@ async def reference(run_id: str, legal_entity_code: str = ALL_ENTITIES) -> Refer
 
 def _window(period: str) -> tuple[dt.date, dt.date]:
     year, month = (int(x) for x in period.split("-"))
-    start = dt.date(year, month, 1)
-    end = (dt.date(year + month // 12, month % 12 + 1, 1)) - dt.timedelta(days=1)
     back_year, back_month = divmod(year * 12 + month - 1 - CATCH_UP_MONTHS, 12)
-    return dt.date(back_year, back_month + 1, 1), max(start, end)
+    return dt.date(back_year, back_month + 1, 1), month_bounds(period)[1]
 
 
 Held = Callable[[str, str, str, str], ExceptionLine]

@@ -20,8 +20,9 @@ from contracts.billing import (
 from contracts.common import Page
 from contracts.problems import ProblemError
 from foundation.paging import decode_position, encode_position
+from foundation.periods import month_bounds
 from system_apis.xero._intercompany_mapping import CHARGE_PREFIX
-from system_apis.xero._lookups import Offset, period_end, vendor_data_invalid
+from system_apis.xero._lookups import Offset, vendor_data_invalid
 from system_apis.xero._posting import XeroPosting
 from system_apis.xero.client import ACCOUNTING, idempotency_key, if_modified_since
 from system_apis.xero.mapping import (
@@ -52,7 +53,7 @@ class XeroBilling(XeroPosting):
         await self._ensure_tracking_option(data.project_external_id)
         existing = await self._document("Invoices", "InvoiceNumber", external_id)
         body = invoice_from_upsert(external_id, data, invoice_id=existing.get("InvoiceID") if existing else None,
-                                   date=period_end(data.period))
+                                   date=month_bounds(data.period)[1])
         key = idempotency_key("invoice", external_id, hashlib.sha256(msgspec.json.encode(data)).hexdigest()[:16])
         saved = await self._write(lambda: self.client.request("POST", f"{ACCOUNTING}/Invoices",
                                                               json={"Invoices": [body]}, key=key))
@@ -67,7 +68,7 @@ class XeroBilling(XeroPosting):
                                f"Xero has no invoice {data.invoice_external_id!r}.", code="unknown_invoice")
         await self._ensure_tracking_option(data.project_external_id)
         existing = await self._document("CreditNotes", "CreditNoteNumber", external_id)
-        body = credit_note_from_upsert(external_id, data, date=period_end(data.period),
+        body = credit_note_from_upsert(external_id, data, date=month_bounds(data.period)[1],
                                        credit_note_id=existing.get("CreditNoteID") if existing else None)
         key = idempotency_key("credit", external_id, hashlib.sha256(msgspec.json.encode(data)).hexdigest()[:16])
         saved = await self._write(lambda: self.client.request("POST", f"{ACCOUNTING}/CreditNotes",

@@ -38,6 +38,7 @@ from contracts.billing import IntercompanyCharge, IntercompanyChargeUpsert
 from contracts.common import Page
 from contracts.problems import FieldError, ProblemError
 from foundation.paging import decode_position, encode_position
+from foundation.periods import month_bounds
 from system_apis._internal.http import VendorRejected
 from system_apis.xero._intercompany_mapping import (
     CHARGE_PREFIX,
@@ -53,7 +54,7 @@ from system_apis.xero._intercompany_mapping import (
     document_type,
     external_id_of,
 )
-from system_apis.xero._lookups import Offset, XeroLookups, period_end, vendor_data_invalid
+from system_apis.xero._lookups import Offset, XeroLookups, vendor_data_invalid
 from system_apis.xero.client import ACCOUNTING, idempotency_key
 from system_apis.xero.mapping import MappingError, due_date, xero_date
 
@@ -95,7 +96,7 @@ class XeroIntercompany(XeroLookups):
         if existing is not None:
             return self._existing(external_id, existing, data), False
         org = await self._organisation()
-        date = period_end(data.period)
+        date = month_bounds(data.period)[1]
         lock = xero_date(org["PeriodLockDate"]) if org.get("PeriodLockDate") else None
         if lock is not None and date <= lock:
             raise ProblemError(422, "period-closed", "Accounting period closed",
@@ -215,7 +216,7 @@ class XeroIntercompany(XeroLookups):
             if counterparty is not None:
                 clauses.append(f'Reference.StartsWith("IC {counterparty} {period or ""}")')
             if period is not None:  # dated the period's last day; the reference says which period
-                end = period_end(period)
+                end = month_bounds(period)[1]
                 clauses.append(f"Date>=DateTime({end.year},{end.month:02d},01)")
                 clauses.append(f"Date<=DateTime({end.year},{end.month:02d},{end.day:02d})")
             async for page in self.client.accounting_pages(collection, {"where": " AND ".join(clauses), **_UNITDP}):

@@ -29,7 +29,7 @@ from system_apis.xero.mapping import (
     xero_date,
 )
 
-__all__ = ["Offset", "XeroLookups", "locked", "not_found", "period_end", "refusal", "vendor_data_invalid"]
+__all__ = ["Offset", "XeroLookups", "locked", "not_found", "refusal", "vendor_data_invalid"]
 
 T = TypeVar("T")
 _LOCK_WORDS: Final = ("lock date", "period lock")
@@ -58,11 +58,6 @@ def refusal(exc: VendorRejected) -> ProblemError | None:
         return ProblemError(422, "validation-error", "Refused by the ERP", f"Xero refused the write: {exc}",
                             code="validation_failed")
     return None
-
-
-def period_end(period: str) -> dt.date:
-    year, month = (int(x) for x in period.split("-"))
-    return dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)
 
 
 class Offset(msgspec.Struct, frozen=True):

@@ -22,8 +22,8 @@ from contracts.dashboards import (
     ReadinessPage,
     ReadinessTotal,
 )
-from experience_apis.dashboards.api import period_end
 from experience_apis.dashboards.group_currency import aging_in, margin_in, readiness_in
+from foundation.periods import month_bounds
 from process_apis.exchange_rates import RateBook
 
 ON = dt.date(2026, 10, 31)
@@ -121,5 +121,5 @@ async def test_nothing_to_convert_is_a_zero_group_total_and_no_rates() -> None:
 
 
 def test_a_period_ends_on_its_last_day_even_in_the_last_year() -> None:
-    assert [period_end(p) for p in ("2026-10", "2026-12", "2028-02", "9999-12")] == \
+    assert [month_bounds(p)[1] for p in ("2026-10", "2026-12", "2028-02", "9999-12")] == \
         [dt.date(2026, 10, 31), dt.date(2026, 12, 31), dt.date(2028, 2, 29), dt.date(9999, 12, 31)]
