@@ -129,11 +129,10 @@ def dashboards_router(store: DashboardStore, rates: RateBook) -> Router:
                      currency: GroupCurrency = None) -> MarginPage:
         entities = scope(request, legal_entity)
         chosen = period_of(entities, period)
-        page = store.margin(entities, chosen, practice, limit, cursor)
+        page, figures = store.margin(entities, chosen, practice, limit, cursor)
         if currency is None:
             return page
-        rows = store.margin_rows(entities, chosen, practice)
-        return await margin_in(page, rows, rates, currency, month_bounds(chosen)[1])
+        return await margin_in(page, figures, rates, currency, month_bounds(chosen)[1])
 
     @get("/receivables", operation_id="dashboards.getReceivables", opt=_REFERS,
          summary="Accounts-receivable aging and days sales outstanding per legal entity and customer")

@@ -306,34 +306,25 @@ class DashboardStore:
     # --- 6: margin -------------------------------------------------------------------------------------------
 
     def margin(self, entities: Entities, period: str, practice: str | None, limit: int,
-               cursor: str | None) -> MarginPage:
+               cursor: str | None) -> tuple[MarginPage, list[Figures]]:
+        """Revenue, cost and margin of each project in the period; and every project's revenue and cost, what a group
+        total adds (one read serves the page, the totals and the figures)."""
         offset = decode_cursor(cursor, "dashboards.margin")
         f = fact_projects
-        where = [f.c.period == period, *_within(f, entities, practice)]
-        page_query = (sa.select(f.c.project, f.c.legal_entity_code, f.c.practice, f.c.currency, f.c.revenue,
-                                f.c.cost).where(*where).order_by(f.c.project).limit(limit + 1).offset(offset))
-        totals_query = (sa.select(f.c.currency, sa.func.sum(f.c.revenue), sa.func.sum(f.c.cost))
-                        .where(*where).group_by(f.c.currency).order_by(f.c.currency))
-        with self.engine.connect() as conn:
-            rows = conn.execute(page_query).all()
-            totals = conn.execute(totals_query).all()
-        items = [ProjectMargin(project=p, legal_entity_code=e, practice=pr, revenue=_money(r, cur),
-                               cost=_money(c, cur), margin=_money(int(r) - int(c), cur),
-                               margin_ratio=ratio(from_units(int(r) - int(c)), from_units(r)))
-                 for p, e, pr, cur, r, c in rows[:limit]]
-        return MarginPage(items=items, next_cursor=_page_cursor(offset, limit, len(rows), "margin"), totals=[
-            MarginTotal(currency=cur, revenue=_money(r, cur), cost=_money(c, cur),
-                        margin=_money(int(r or 0) - int(c or 0), cur),
-                        margin_ratio=ratio(from_units(int(r or 0) - int(c or 0)), from_units(r)))
-            for cur, r, c in totals])
-
-    def margin_rows(self, entities: Entities, period: str, practice: str | None) -> list[Figures]:
-        """Revenue and cost of every project: what a group total adds."""
-        f = fact_projects
-        query = (sa.select(f.c.project, f.c.legal_entity_code, f.c.currency, f.c.revenue, f.c.cost)
+        query = (sa.select(f.c.project, f.c.legal_entity_code, f.c.practice, f.c.currency, f.c.revenue, f.c.cost)
                  .where(f.c.period == period, *_within(f, entities, practice)).order_by(f.c.project))
         with self.engine.connect() as conn:
-            return [(p, e, c, (int(r or 0), int(k or 0))) for p, e, c, r, k in conn.execute(query)]
+            rows = [(p, e, pr, cur, int(r or 0), int(c or 0)) for p, e, pr, cur, r, c in conn.execute(query)]
+        items = [ProjectMargin(project=p, legal_entity_code=e, practice=pr, revenue=_money(r, cur),
+                               cost=_money(c, cur), margin=_money(r - c, cur),
+                               margin_ratio=ratio(from_units(r - c), from_units(r)))
+                 for p, e, pr, cur, r, c in rows[offset:offset + limit]]
+        totals = [MarginTotal(currency=cur, revenue=_money(r, cur), cost=_money(c, cur), margin=_money(r - c, cur),
+                              margin_ratio=ratio(from_units(r - c), from_units(r)))
+                  for cur, (r, c) in _sums([(cur, (r, c)) for _, _, _, cur, r, c in rows])]
+        page = MarginPage(items=items, next_cursor=_page_cursor(offset, limit, len(rows) - offset, "margin"),
+                          totals=totals)
+        return page, [(p, e, cur, (r, c)) for p, e, _, cur, r, c in rows]
 
     # --- 9: work in progress --------------------------------------------------------------------------------
 
