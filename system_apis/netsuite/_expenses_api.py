@@ -51,7 +51,8 @@ from system_apis.netsuite._queries import (
     EXPENSE_CATEGORIES_QUERY,
     EXPENSE_EMPLOYEES_SELECT,
     EXPENSE_JOBS_SELECT,
-    expense_keys_query,
+    EXPENSE_KEYS_SELECT,
+    external_ids_query,
     posted_expenses_query,
 )
 from system_apis.netsuite.client import MAX_PAGE
@@ -143,7 +144,7 @@ class NetSuiteExpenses(NetSuiteBilling):
         safe = [eid for eid in external_ids if expense_external_id(eid) == eid]
         found: dict[str, Record] = {}
         for start in range(0, len(safe), MAX_PAGE):
-            page = await self.client.suiteql(expense_keys_query(safe[start:start + MAX_PAGE], select), limit=MAX_PAGE)
+            page = await self.client.suiteql(external_ids_query(select, safe[start:start + MAX_PAGE]), limit=MAX_PAGE)
             found.update({str(row["externalid"]): as_record(row) for row in page.rows})
         return found
 
@@ -174,12 +175,8 @@ class NetSuiteExpenses(NetSuiteBilling):
 
     async def _posted_reports(self, external_ids: Sequence[str]) -> dict[str, str]:
         """Which of these external ids NetSuite already holds an expense report for: eid -> internal id."""
-        found: dict[str, str] = {}
-        for start in range(0, len(external_ids), MAX_PAGE):
-            statement = expense_keys_query(external_ids[start:start + MAX_PAGE])
-            page = await self.client.suiteql(statement, limit=MAX_PAGE)
-            found.update({str(row["externalid"]): str(row["id"]) for row in page.rows})
-        return found
+        reports = await self._listed(EXPENSE_KEYS_SELECT, external_ids, lambda row: row)
+        return {eid: str(row["id"]) for eid, row in reports.items()}
 
     @staticmethod
     def _check_line(batch: ExpensePostingBatch, line: ExpensePostingLine, books: _Books) -> Refusal | LineRefs:

@@ -12,8 +12,9 @@
   ``custbody_psc_line_key``) with their expense line (``transactionline``, ``mainline = 'F'``: the line's
   ``entity`` is the job, ``category`` the expense category, ``foreignamount`` the amount in the report's
   currency) of a project between two dates, ordered by id for OFFSET paging.
-- ``expense_keys_query``: which of some external ids already name an expense report (one read for a whole
-  batch instead of one GET per line).
+- ``external_ids_query``: which of some external ids name an expense report (``EXPENSE_KEYS_SELECT``), a job
+  (``EXPENSE_JOBS_SELECT``) or an employee (``EXPENSE_EMPLOYEES_SELECT``): one read for a whole batch instead
+  of one GET per line.
 - ``EXPENSE_CATEGORIES_QUERY``: every expense category with its name and inactive flag.
 - ``intercompany_charges_query``: psconnect's intercompany charges (invoices and vendor bills carrying
   ``custbody_psc_ic_side``), one row per document with its subsidiary from the main line, by period and
@@ -60,7 +61,7 @@ __all__ = [
     "RATE_SELECT",
     "applications_query",
     "exchange_rate_query",
-    "expense_keys_query",
+    "external_ids_query",
     "intercompany_charges_query",
     "intercompany_lines_query",
     "posted_expenses_query",
@@ -194,9 +195,9 @@ def posted_expenses_query(project_external_id: str | None, date_from: dt.date | 
                                                         date_to) + POSTED_EXPENSES_ORDER)
 
 
-def expense_keys_query(external_ids: Sequence[str], select: str = EXPENSE_KEYS_SELECT) -> str:
-    """The expense reports (or, with another `select`, the jobs or employees) among these external ids, each
-    of the quote-free alphabet psconnect gives them."""
+def external_ids_query(select: str, external_ids: Sequence[str]) -> str:
+    """`select` (one of the ``…_SELECT`` statements ending in ``IN (``) for these external ids, each of the
+    quote-free alphabet psconnect gives them."""
     if not external_ids or not all(_KEY.match(k) for k in external_ids):
         raise ValueError("external ids in a SuiteQL list are restricted to [A-Za-z0-9_.:-]{1,80}")
     return select + ", ".join(f"'{k}'" for k in external_ids) + EXPENSE_KEYS_END
