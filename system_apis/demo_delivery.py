@@ -312,11 +312,18 @@ def expenses(projects: Sequence[SeedProject], workers: Sequence[Worker], start: 
 
 def defect_expenses(projects: Sequence[SeedProject], workers: Sequence[Worker]) -> list[SeedExpense]:
     """Approved expenses that must not post or bill, one per rule (`EXPENSE_DEFECTS`), on the first worker's
-    primary project in October, except the closed-period one (August) and the unassigned one (another project)."""
+    primary project in October, except the closed-period one (August) and the unassigned one (another project).
+    A firm too small to hold them (no worker, or no second active project of the worker's entity) has none."""
+    if not workers:
+        return []
     worker = workers[0]
-    mine = next(p for p in projects if any(a.worker_id == worker.id for a in p.assignments))
-    other = next(p for p in projects if p.legal_entity_code == mine.legal_entity_code and p.status == "active"
-                 and all(a.worker_id != worker.id for a in p.assignments))
+    mine = next((p for p in projects if any(a.worker_id == worker.id for a in p.assignments)), None)
+    if mine is None:
+        return []
+    other = next((p for p in projects if p.legal_entity_code == mine.legal_entity_code and p.status == "active"
+                  and all(a.worker_id != worker.id for a in p.assignments)), None)
+    if other is None:
+        return []
     cur = mine.currency
 
     def bad(n: int, day: dt.date, category: str, amount: str, *, receipt: bool = True,

@@ -118,6 +118,21 @@ def firm_for(legal_entities: Collection[str], firm: DemoFirm | None = None) -> D
     return _part(firm, frozenset(legal_entities))
 
 
+def default_accounts(legal_entities: Collection[str]) -> list[tuple[str, ...]]:
+    """The default vendor accounts holding `legal_entities`: the home entities share the firm's, each acquired entity
+    has its own.
+
+    Demo time and expenses are computed per such account (their patterns cycle by a worker's position in it and
+    the deliberate defects sit on its first worker), so an entity moved to another account brings the time and
+    expenses it had and no new defects: what the vendor-swap test relies on."""
+    accounts: list[tuple[str, ...]] = []
+    for entity in legal_entities:
+        account = tuple(HOME_ENTITIES) if entity in HOME_ENTITIES else (entity,)
+        if account not in accounts:
+            accounts.append(account)
+    return accounts
+
+
 def with_worker_ids(firm: DemoFirm, ids: Mapping[str, str]) -> DemoFirm:
     """`firm` with workers known by other ids (old -> new) wherever it names them: what a PSA or ERP account
     holds when the entity's HR account is not the firm's own, whose worker ids name it (`ca01-hr:W-CA01001`)."""

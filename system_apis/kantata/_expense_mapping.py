@@ -1,4 +1,20 @@
-"""Kantata workspace custom field values -> the contract's `ExpenseTerms`. Pure functions, no I/O.
+"""Kantata expenses -> the canonical `Expense`, and workspace custom field values -> the contract's `ExpenseTerms`.
+
+Pure functions, no I/O.
+
+**Expenses** (https://developer.kantata.com/tag/Expenses): `date`, `category` (the expense category's
+name), `amount_in_cents` in the expense's `currency` (`currency_base_unit` minor units to the unit, so a
+JPY amount is not divided by 100), `is_billable`, `is_invoiced`, `notes`, `user_id`, `workspace_id`,
+`receipt_id` and `active_submission_id`. Kantata approves expenses through *expense report submissions*
+(https://developer.kantata.com/tag/Expense-Report-Submissions), "before they can be added to an
+invoice", so an expense's status is its active submission's: approved -> approved, pending ->
+submitted, rejected -> rejected, none (never submitted, or its submission cancelled) -> draft; its
+`approved_at` is the submission's `resolved_at`. A Kantata expense has an amount only, no quantity and
+unit price: a mileage line is read as its amount (`units` null). `receipt_url` is the receipt
+attachment's API address (`/api/v1/attachments/{receipt_id}`, fetched with the same token); null when
+no receipt is attached.
+
+**Expense terms**:
 
 Kantata OX has no expense-terms object: what a contract says about expenses lives where
 Kantata keeps any project fact it has no attribute for, in account-configured *custom fields*
@@ -35,16 +51,19 @@ markup or threshold that would bill the client wrongly. Caps are optional.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
 from contracts.common import Money
 from contracts.psa import ExpenseTerms
+from contracts.time import Expense, TimeEntryStatus
+from system_apis.kantata._wire import API_PREFIX, BASE_URL
 from system_apis.kantata.mapping import MappingError, from_minor
 
-__all__ = ["CAP_PREFIX", "CATEGORIES_FIELD", "MARKUP_FIELD", "RECEIPT_FIELD", "expense_choice_ids",
-           "expense_terms_of"]
+__all__ = ["CAP_PREFIX", "CATEGORIES_FIELD", "MARKUP_FIELD", "RECEIPT_FIELD", "SUBMISSION_STATUS", "expense_choice_ids",
+           "expense_of", "expense_terms_of"]
 
 CATEGORIES_FIELD: Final = "Billable expense categories"
 MARKUP_FIELD: Final = "Expense markup %"
@@ -52,6 +71,49 @@ RECEIPT_FIELD: Final = "Receipt required above"
 CAP_PREFIX: Final = "Expense cap: "
 
 Record = dict[str, Any]
+
+SUBMISSION_STATUS: Final[dict[str, TimeEntryStatus]] = {
+    "approved": "approved", "pending": "submitted", "rejected": "rejected", "canceled": "draft"}
+"""An expense report submission's `status` -> the expense's canonical status."""
+
+_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _instant(value: object) -> dt.datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def expense_of(expense: Record, *, user: Record | None, submission: Record | None, project_code: str,
+               base_url: str = BASE_URL) -> Expense:
+    """A Kantata expense with its included user and active submission as the canonical one (source "kantata")."""
+    eid = expense.get("id")
+    status_name = str(submission.get("status") or "") if submission else ""
+    if status_name and status_name not in SUBMISSION_STATUS:
+        raise MappingError(f"expense_report_submissions[{submission and submission.get('id')}].status",
+                           f"unknown submission status {status_name!r}")
+    status = SUBMISSION_STATUS[status_name] if status_name else "draft"
+    currency = str(expense.get("currency") or "")
+    cents = expense.get("amount_in_cents")
+    if len(currency) != 3 or isinstance(cents, bool) or not isinstance(cents, int):
+        raise MappingError(f"expenses[{eid}].amount_in_cents", f"no amount in minor units of a currency: "
+                                                                f"{cents!r} {currency!r}")
+    unit = expense.get("currency_base_unit")
+    raw_date = expense.get("date")
+    if not isinstance(raw_date, str) or not raw_date:
+        raise MappingError(f"expenses[{eid}].date", "missing date")
+    receipt = expense.get("receipt_id")
+    return Expense(
+        id=str(eid), source="kantata", user_id=str(expense.get("user_id") or ""),
+        user_email=str((user or {}).get("email_address") or ""), project_code=project_code,
+        date=dt.date.fromisoformat(raw_date[:10]), category=str(expense.get("category") or ""),
+        amount=from_minor(cents, currency, int(unit) if unit else None), billable=bool(expense.get("is_billable")),
+        status=status, updated_at=_instant(expense.get("updated_at")) or _EPOCH,
+        receipt_url=f"{base_url}{API_PREFIX}/attachments/{receipt}" if receipt else None,
+        notes=str(expense.get("notes") or "") or None,
+        approved_at=_instant(submission.get("resolved_at")) if submission and status == "approved" else None,
+        is_billed=bool(expense.get("is_invoiced")))
 
 
 def _is_expense_field(name: str) -> bool:

@@ -36,6 +36,7 @@ from foundation.paging import encode_position
 from foundation.retry import RetryPolicy
 from system_apis._internal.http import VendorRejected
 from system_apis.domains.psa import psa_router
+from system_apis.domains.time import time_router
 from system_apis.kantata._delivery_api import (
     Cursor,
     KantataDelivery,
@@ -44,6 +45,7 @@ from system_apis.kantata._delivery_api import (
     unprocessable,
 )
 from system_apis.kantata._expense_mapping import expense_choice_ids, expense_terms_of
+from system_apis.kantata._time_api import KantataTime
 from system_apis.kantata.client import VENDOR, KantataClient, KantataPage
 from system_apis.kantata.mapping import (
     ERP_SERVICE_NAME,
@@ -58,7 +60,7 @@ from system_apis.kantata.mapping import (
 )
 from system_apis.registry import Connection
 
-__all__ = ["KantataPsa", "create_router"]
+__all__ = ["KantataPsa", "KantataTime", "create_router", "create_systems"]
 
 _INCLUDE = ["external_references", "workspace_groups", "custom_field_values"]
 """A workspace page brings its references, company group and custom field values (the expense terms) in one call."""
@@ -179,11 +181,13 @@ class KantataPsa(KantataDelivery):
 
 
 def create_router(http: httpx.AsyncClient, *, token: str = "sim-token", retry: RetryPolicy | None = None) -> Router:
-    """The `/system/psa/v1` router backed by Kantata reached through `http`."""
-    return psa_router(KantataPsa(KantataClient(http, token=token, retry=retry)))
+    """The `/system/psa/v1` and `/system/time/v1` routes backed by the Kantata account reached through `http`."""
+    client = KantataClient(http, token=token, retry=retry)
+    return Router(path="/", route_handlers=[psa_router(KantataPsa(client)), time_router(KantataTime(client))])
 
 
 def create_systems(http: httpx.AsyncClient, connection: Connection, *,
                    retry: RetryPolicy | None = None) -> dict[str, object]:
-    """The psa adapter on one kantata account (`connection`: token, tenant, pacing), for routing per legal entity."""
-    return {"psa": KantataPsa(KantataClient(http, token=connection.credential("token", "sim-token"), retry=retry))}
+    """The psa and time adapters on one Kantata account (`connection`: token, tenant, pacing), one client."""
+    client = KantataClient(http, token=connection.credential("token", "sim-token"), retry=retry)
+    return {"psa": KantataPsa(client), "time": KantataTime(client)}

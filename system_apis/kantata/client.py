@@ -39,7 +39,8 @@ __all__ = ["API_PREFIX", "BASE_URL", "MAX_PER_PAGE", "VENDOR", "KantataClient", 
            "filter_params"]
 
 def _between(start: dt.date | None, end: dt.date | None) -> str | None:
-    """Kantata's `date_performed_between=YYYY-MM-DD:YYYY-MM-DD`; an open side takes a far bound."""
+    """Kantata's `date_performed_between` / `date_expensed_between` (`YYYY-MM-DD:YYYY-MM-DD`); an open side takes
+    a far bound."""
     if start is None and end is None:
         return None
     return f"{(start or dt.date(1970, 1, 1)).isoformat()}:{(end or dt.date(2999, 12, 31)).isoformat()}"
@@ -254,6 +255,26 @@ class KantataClient(KantataWire):
                                json={"time_entry": attributes})
         return page.records[0]
 
+    # --- expenses --------------------------------------------------------------------------------------
+
+    async def list_expenses(self, *, page: int = 1, per_page: int = 20, approved: bool = False,
+                            start: dt.date | None = None, end: dt.date | None = None,
+                            workspace_ids: list[str] | None = None) -> KantataPage:
+        """Expenses with their user, workspace and active expense report submission included.
+
+        `approved` ("on approved expense reports, or on a workspace that does not require approvals") is a
+        presence filter like every Kantata boolean, so only True is ever sent.
+        Docs: https://developer.kantata.com/kantata/specification/expenses/get-expenses
+        """
+        filters: dict[str, Filter] = {"approved": approved, "date_expensed_between": _between(start, end),
+                                      "workspace_id": workspace_ids, "include": _EXPENSE_INCLUDE}
+        return await self.list_page("expenses", page=page, per_page=per_page, filters=filters)
+
+    async def get_expense(self, expense_id: str) -> KantataPage:
+        """One expense with its associations. Docs: https://developer.kantata.com/tag/Expenses"""
+        return await self._one("GET", "expenses", f"expenses/{expense_id}.json",
+                               params=filter_params({"include": _EXPENSE_INCLUDE}))
+
     # --- timesheet submissions -------------------------------------------------------------------------
 
     async def list_timesheet_submissions(self, *, page: int = 1, per_page: int = 20,
@@ -290,3 +311,4 @@ class KantataClient(KantataWire):
 
 _TIME_INCLUDE: Final = ["user", "workspace", "story", "timesheet_submission"]
 _SUBMISSION_INCLUDE: Final = ["user", "workspace"]
+_EXPENSE_INCLUDE: Final = ["user", "workspace", "active_submission"]

@@ -26,7 +26,7 @@ from decimal import Decimal
 from system_apis.certinia._expense_mapping import EXPENSE_STATUS_TO, expense_type, limit_fields, terms_fields
 from system_apis.certinia.simulator._org import Org
 from system_apis.demo_delivery import MILEAGE_RATE, SeedExpense, SeedProject, defect_expenses, expense_terms, expenses
-from system_apis.demo_firm import HOME_ENTITIES, DemoFirm, firm_for
+from system_apis.demo_firm import DemoFirm, default_accounts, firm_for
 
 __all__ = ["seed_expenses", "seed_terms"]
 
@@ -40,23 +40,6 @@ def seed_terms(org: Org, project: SeedProject, project_id: str) -> None:
                                                   **limit_fields(project_id, category, cap)})
 
 
-def _defects(firm: DemoFirm) -> list[SeedExpense]:
-    try:
-        return defect_expenses(firm.projects, firm.workers)
-    except (StopIteration, IndexError):
-        return []  # a small test firm without a second active project (or without workers) has no defects
-
-
-def _default_accounts(entities: Collection[str]) -> list[tuple[str, ...]]:
-    """The default accounts holding `entities`: the home entities share one, each acquired entity has its own."""
-    accounts: list[tuple[str, ...]] = []
-    for entity in entities:
-        account = tuple(HOME_ENTITIES) if entity in HOME_ENTITIES else (entity,)
-        if account not in accounts:
-            accounts.append(account)
-    return accounts
-
-
 def seed_expenses(org: Org, firm: DemoFirm, entities: Collection[str], period: tuple[dt.date, dt.date],
                   regions: Mapping[str, str], resources: Mapping[str, str], projects: Mapping[str, str],
                   assignments: Mapping[tuple[str, str], tuple[str, Decimal | None]]) -> None:
@@ -64,9 +47,9 @@ def seed_expenses(org: Org, firm: DemoFirm, entities: Collection[str], period: t
     rates: dict[tuple[str, str], str] = {}
     seeds: list[SeedExpense] = []
     lost: set[str] = set()
-    for account in _default_accounts(entities):
+    for account in default_accounts(entities):
         part = firm_for(account, firm)
-        defects = _defects(part)
+        defects = defect_expenses(part.projects, part.workers)
         lost |= {e.id for e in defects if not e.has_receipt}
         seeds += [*expenses(part.projects, part.workers, *period), *defects]
     for seed in seeds:

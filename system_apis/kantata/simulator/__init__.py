@@ -8,7 +8,8 @@ id with their order in `results` and paging in `meta` (per_page silently capped 
 has no distinct concurrency error). Seeded from the demo firm: its workers as users, its
 delivering projects as workspaces with rate cards, staffing and their contract's expense terms
 as workspace custom field values (`simulator/_seed.py`, `simulator/_custom_fields.py`), and —
-when a period is given — their time with weekly timesheet submissions. Projects that
+when a period is given — their time with weekly timesheet submissions and their expenses with weekly
+expense report submissions (`simulator/_expenses.py`). Projects that
 provisioning creates (PRJ-OPP-...) are not seeded.
 """
 
@@ -24,12 +25,14 @@ import msgspec
 from litestar import Litestar, Request, Response, route
 
 from system_apis._internal.faults import Fault, FaultPlan, ReceivedRequest, control_router, received
-from system_apis.demo_firm import HOME_ENTITIES, DemoFirm, firm_for
+from system_apis.demo_delivery import DEMO_PERIOD
+from system_apis.demo_firm import HOME_ENTITIES, DemoFirm, default_accounts, firm_for
 from system_apis.kantata.mapping import STATUS_KEYS, base_unit, format_price
 from system_apis.kantata.simulator._custom_fields import CUSTOM_FIELD_TABLES, custom_field_filter
 from system_apis.kantata.simulator._delivery import DELIVERY_TABLES, DeliveryResources
 from system_apis.kantata.simulator._delivery import Invalid as _Invalid
 from system_apis.kantata.simulator._delivery import now as _now
+from system_apis.kantata.simulator._expenses import EXPENSE_TABLES, expense_filter
 from system_apis.kantata.simulator._seed import seed_firm
 
 __all__ = ["KantataSimulator"]
@@ -67,27 +70,30 @@ _INCLUDES = {  # include name -> (table, field on the record holding the id or t
     "story": ("stories", "story_id"), "timesheet_submission": ("timesheet_submissions", "timesheet_submission_id"),
     "rate_card": ("rate_cards", "rate_card_id"),
     "custom_field_values": ("custom_field_values", "custom_field_value_ids"),
-    "choices": ("custom_field_choices", "choice_ids"), "custom_field": ("custom_fields", "custom_field_id")}
+    "choices": ("custom_field_choices", "choice_ids"), "custom_field": ("custom_fields", "custom_field_id"),
+    "active_submission": ("expense_report_submissions", "active_submission_id")}
 _COUNTED = {"workspace": "workspaces", "story": "stories", "external_reference": "external_references",
             "workspace_group": "workspace_groups", "user": "users", "rate_card": "rate_cards",
             "workspace_resource": "workspace_resources", "time_entry": "time_entries",
-            "timesheet_submission": "timesheet_submissions"}
+            "timesheet_submission": "timesheet_submissions", "expense": "expenses"}
 
 
 class KantataSimulator(DeliveryResources):
     """Stateful fake of Kantata OX; `app` is its ASGI app, `faults` its fault plan.
 
-    `firm` (default: the demo firm) is what gets seeded; `time_period` adds its time.
+    `firm` (default: the demo firm) is what gets seeded; `time_period` adds its time and expenses, and
+    `demo_time` the demo period's (October 2026, as the Harvest simulator seeds) when no `time_period` is
+    given — what embedded mode asks for in the connections file for an account that captures time.
     """
 
     def __init__(self, *, seed: bool = True, firm: DemoFirm | None = None,
-                 time_period: tuple[dt.date, dt.date] | None = None,
+                 time_period: tuple[dt.date, dt.date] | None = None, demo_time: bool = False,
                  legal_entities: Collection[str] = HOME_ENTITIES) -> None:
         self.legal_entities = tuple(legal_entities)
         self.faults = FaultPlan()
         self._seed = seed
         self._firm = firm
-        self._time_period = time_period
+        self._time_period = time_period or (DEMO_PERIOD if demo_time else None)
         self._app: Litestar | None = None
         self.requests: list[ReceivedRequest] = []
         self.reset()
@@ -100,7 +106,7 @@ class KantataSimulator(DeliveryResources):
         self._ids = itertools.count(1001)
         self.tables: dict[str, dict[str, Record]] = {
             "workspaces": {}, "stories": {}, "external_references": {}, "workspace_groups": {}, "users": {},
-            **{table: {} for table in (*DELIVERY_TABLES, *CUSTOM_FIELD_TABLES)}}
+            **{table: {} for table in (*DELIVERY_TABLES, *CUSTOM_FIELD_TABLES, *EXPENSE_TABLES)}}
         self._refs_of: dict[tuple[str, str], list[str]] = {}
         self._values_of: dict[tuple[str, str], list[str]] = {}  # (subject type, id) -> custom field value ids
         self._stamp: str | None = None
@@ -108,7 +114,8 @@ class KantataSimulator(DeliveryResources):
                                             "integration@meridian.example", "headline": "API user"})
         if self._seed:
             self._stamp = _now()  # one shared timestamp string for the whole seed keeps memory flat
-            seed_firm(self, firm_for(self.legal_entities, self._firm), self._time_period)
+            seed_firm(self, firm_for(self.legal_entities, self._firm), self._time_period,
+                      [firm_for(account, self._firm) for account in default_accounts(self.legal_entities)])
             self._stamp = None
 
     def _insert(self, table: str, record: Record) -> str:
@@ -138,7 +145,7 @@ class KantataSimulator(DeliveryResources):
                   if r["subject_type"] == "Workspace" and r["service_model_ref"] == external_id}
         if table == "workspaces":
             return len(owners & self.tables["workspaces"].keys())
-        if table in ("stories", "workspace_resources", "time_entries", "timesheet_submissions"):
+        if table in ("stories", "workspace_resources", "time_entries", "timesheet_submissions", "expenses"):
             return sum(1 for s in self.tables[table].values() if s["workspace_id"] in owners)
         return sum(1 for r in self.tables[table].values() if r.get("service_model_ref") == external_id)
 
@@ -298,6 +305,7 @@ class KantataSimulator(DeliveryResources):
             rows = [r for r in rows if r["id"] in wanted]
         rows = self.delivery_filter(table, rows, query)
         rows = custom_field_filter(table, rows, query)
+        rows = expense_filter(table, rows, query, self.tables["expense_report_submissions"])
         if table == "stories" and "workspace_id" in query:
             wids = set(query["workspace_id"].split(","))
             rows = [r for r in rows if r["workspace_id"] in wids]

@@ -5,7 +5,7 @@ time system's project agree by external id (PRJ-A0001...). Per project: a worksp
 (status Active, or Completed for a closed project) in its client's company group, its
 milestones as stories, the legal entity's rate card, one named resource with one
 allocation per staffed worker, and the contract's expense terms as workspace custom field
-values. Time is seeded only when a period is asked for: the 10,000-worker benchmark firm
+values. Time and expenses are seeded only when a period is asked for: the 10,000-worker benchmark firm
 would otherwise hold 440,000 dicts here for nothing.
 """
 
@@ -28,6 +28,7 @@ from system_apis.kantata._delivery_mapping import (
 from system_apis.kantata.mapping import SERVICE_MODEL, SERVICE_NAME, STATUS_KEYS, base_unit, format_price, to_minor
 from system_apis.kantata.simulator._custom_fields import ExpenseTermsSeeder
 from system_apis.kantata.simulator._delivery import Record
+from system_apis.kantata.simulator._expenses import seed_expenses
 
 __all__ = ["seed_firm"]
 
@@ -48,7 +49,10 @@ def _ref(sim: _Store, subject_type: str, subject_id: str, service_name: str, mod
                                         "service_model_ref": ref, "status": "synced"})
 
 
-def seed_firm(sim: _Store, firm: DemoFirm, time_period: tuple[dt.date, dt.date] | None) -> None:
+def seed_firm(sim: _Store, firm: DemoFirm, time_period: tuple[dt.date, dt.date] | None,
+              parts: list[DemoFirm]) -> None:
+    """`firm`: what this account holds; `parts`: the default accounts' parts of the firm its entities come from,
+    whose time and expenses it holds (`demo_firm.default_accounts`), each kept to its own workspaces and users."""
     users: dict[str, str] = {}
     for worker in [*firm.workers, *firm.guests]:
         uid = sim._insert("users", {
@@ -107,15 +111,20 @@ def seed_firm(sim: _Store, firm: DemoFirm, time_period: tuple[dt.date, dt.date] 
                 "resource_id": rid, "workspace_id": wid, "start_date": assignment.start_date.isoformat(),
                 "end_date": assignment.end_date.isoformat(), "minutes": int(assignment.planned_hours * 60)})
     if time_period is not None:
-        _seed_time(sim, firm, time_period, users, workspaces, rates)
+        resolved = dt.datetime.combine(time_period[1], dt.time(18), dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        for part in parts:
+            _seed_time(sim, part, time_period, users, workspaces, rates, resolved)
+            seed_expenses(sim, part, time_period, users, workspaces, resolved)
 
 
 def _seed_time(sim: _Store, firm: DemoFirm, period: tuple[dt.date, dt.date], users: dict[str, str],
-               workspaces: dict[str, str], rates: dict[tuple[str, str], int]) -> None:
+               workspaces: dict[str, str], rates: dict[tuple[str, str], int], resolved: str) -> None:
     """Time of the period (plus the deliberate defects) with weekly submissions per person and project."""
     projects = {p.external_id: p for p in firm.projects}
     weeks: dict[tuple[str, str, str, str], list[str]] = defaultdict(list)
     for entry in [*time_entries(firm.projects, firm.workers, *period), *defect_entries(firm.projects, firm.workers)]:
+        if entry.project_external_id not in workspaces or entry.worker_id not in users:
+            continue
         project = projects[entry.project_external_id]
         rate = to_minor_rate(entry.billable_rate, project.currency) if entry.billable_rate is not None \
             else rates.get((project.rate_card_id, entry.task))
@@ -129,7 +138,6 @@ def _seed_time(sim: _Store, firm: DemoFirm, period: tuple[dt.date, dt.date], use
         if entry.status != "draft":
             monday = entry.date - dt.timedelta(days=entry.date.weekday())
             weeks[wid, uid, monday.isoformat(), entry.status].append(eid)
-    resolved = dt.datetime.combine(period[1], dt.time(18), dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     for (wid, uid, week_start, status), ids in weeks.items():
         week_end = (dt.date.fromisoformat(week_start) + dt.timedelta(days=6)).isoformat()
         sim.add_submission(wid, uid, week_start, week_end, ids, "approved" if status == "approved" else "pending",

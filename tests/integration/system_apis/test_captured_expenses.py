@@ -1,8 +1,9 @@
 """Every system that captures expenses, one contract: the time domain's `/expenses`, and the PSA's expense terms.
 
-Harvest (time) and Certinia (PSA and time, for the acquired CA01) hold expenses; Kantata and Certinia hold
-the contracts' expense terms. Each runs over its simulator's real wire format, through the canonical routes
-only, and is checked against the demo firm the simulators seed from (`system_apis/demo_delivery.py`).
+Harvest (time), Kantata (PSA, and time for a firm that captures it there) and Certinia (PSA and time, for the
+acquired CA01) hold expenses; Kantata and Certinia hold the contracts' expense terms. Each runs over its
+simulator's real wire format, through the canonical routes only, and is checked against the demo firm the
+simulators seed from (`system_apis/demo_delivery.py`).
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ TIME = "/system/time/v1"
 PSA = "/system/psa/v1"
 SEEDED: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "harvest": (("US01", "UK01", "DE01"), {}),
-    "kantata": (("US01", "UK01", "DE01"), {}),
+    "kantata": (("US01", "UK01", "DE01"), {"demo_time": True}),
     "certinia": (("CA01",), {"demo_time": True}),
 }
 """Vendor -> (the legal entities its simulator seeds by default, the simulator options of the demo)."""
+CAPTURES_UNITS = frozenset({"harvest", "certinia"})
+"""The vendors whose expenses carry a quantity and unit price; a Kantata expense is an amount only."""
 
 
 async def _client(vendor: str) -> AsyncIterator[tuple[ApiClient, DemoFirm]]:
@@ -41,7 +44,7 @@ async def _client(vendor: str) -> AsyncIterator[tuple[ApiClient, DemoFirm]]:
         yield client, firm_for(entities, demo_firm())
 
 
-@pytest.fixture(params=("harvest", "certinia"))
+@pytest.fixture(params=("harvest", "kantata", "certinia"))
 async def time_system(request: pytest.FixtureRequest) -> AsyncIterator[tuple[ApiClient, DemoFirm]]:
     async for pair in _client(request.param):
         yield pair
@@ -86,8 +89,10 @@ async def test_approved_expenses_are_listed_as_the_firm_spent_them(time_system: 
         expense = found[0]
         assert expense["amount"]["currency"] == seed.currency and expense["billable"] is seed.billable
         assert (expense["receipt_url"] is not None) is seed.has_receipt
-        if seed.units is not None:
+        if seed.units is not None and expense["source"] in CAPTURES_UNITS:
             assert Decimal(expense["units"]) == seed.units and expense["unit_price"] is not None
+        elif seed.units is not None:
+            assert expense["units"] is None and expense["unit_price"] is None
     assert len({e["id"] for e in listed}) == len(listed)
 
     one = listed[0]

@@ -3,7 +3,8 @@
 The swap test moves one legal entity to another account in the connections file — nothing else
 changes — and bills the same approved October time to the same invoice totals with a clean
 reconciliation. `SWAP_TARGETS` lists the moves: its ERP to an account of each ERP vendor installed,
-its PSA and time to Certinia (one org holds both, as for CA01), its HR to BambooHR; a new vendor is
+its PSA and time to Certinia (one org holds both, as for CA01) or to a Kantata account that captures time and
+expenses itself, its HR to BambooHR; a new vendor is
 one more line. The acquired entities bill through their own accounts.
 """
 
@@ -26,6 +27,7 @@ SWAPPED = "DE01"
 SWAP_TARGETS = [
     *(pytest.param(("erp",), account, id=vendor) for vendor, account in ERP_ACCOUNTS.items()),
     pytest.param(("psa", "time"), {"vendor": "certinia", "simulator": {"demo_time": True}}, id="certinia"),
+    pytest.param(("psa", "time"), {"vendor": "kantata", "simulator": {"demo_time": True}}, id="kantata"),
     pytest.param(("hr",), {"vendor": "bamboohr"}, id="bamboohr"),
 ]
 """(the domains the entity moves, the account they move to: a connection entry of the connections file)."""
@@ -78,6 +80,8 @@ async def test_an_entity_moved_to_another_account_bills_the_same_totals(tmp_path
 
     assert totals_after == totals_before and sum(totals_before.values()) > 0
     assert (after["validated"], after["posted"]) == (before["validated"], before["posted"])
+    assert (after["expenses_validated"], after["expenses_posted"]) == \
+        (before["expenses_validated"], before["expenses_posted"])
 
 
 async def sync_workers(s: TtbStack) -> None:
