@@ -232,9 +232,10 @@ class DashboardStore:
         """What of each project's approved time can be invoiced now; and every project's approved unbilled, posted
         uninvoiced and drafted unposted figures, what a group total adds (one read serves page, totals and figures).
 
-        The drafted totals are every draft of the caller's entities in a currency the totals list, whatever its
-        project's practice or readiness (as the per-currency totals always counted them); the group total adds the
-        same drafts, those of a project not listed under their own key."""
+        The drafted totals are every draft of the caller's entities (and of the practice's projects, with
+        `practice`) in a currency the totals list, whatever its project's readiness (as the per-currency totals
+        always counted them); the group total adds the same drafts, those of a project not listed under their own
+        key."""
         offset = decode_cursor(cursor, "dashboards.readiness")
         f = fact_projects
         query = (sa.select(f.c.project, f.c.legal_entity_code, f.c.practice, f.c.currency, f.c.unbilled_hours,
@@ -244,7 +245,7 @@ class DashboardStore:
         with self.engine.connect() as conn:
             rows = [(p, e, pr, cur, int(uh), int(u), int(pu), int(h), int(n), oldest)
                     for p, e, pr, cur, uh, u, pu, h, n, oldest in conn.execute(query)]
-            drafted = self._drafted(conn, entities, period)
+            drafted = self._drafted(conn, entities, period, practice)
         items = [ProjectReadiness(project=p, legal_entity_code=e, practice=pr, approved_unbilled_hours=_hours(uh),
                                   approved_unbilled=_money(u, cur), posted_uninvoiced=_money(pu, cur),
                                   held_hours=_hours(h), lines=n, oldest_date=oldest,
@@ -263,13 +264,17 @@ class DashboardStore:
         return page, _readiness_figures(rows, drafted, {t.currency for t in totals})
 
     @staticmethod
-    def _drafted(conn: sa.Connection, entities: Entities, period: str) -> dict[tuple[str, str, str], int]:
+    def _drafted(conn: sa.Connection, entities: Entities, period: str,
+                 practice: str | None) -> dict[tuple[str, str, str], int]:
         """Drafts the ERP holds unposted, (project, legal entity, currency) -> units, over every project of the
-        caller's entities: the page's items and the totals (one query)."""
-        r = receivable_invoices
+        caller's entities (of the practice, with one: an invoice names no practice, its project's facts do): the
+        page's items and the totals (one query)."""
+        r, f = receivable_invoices, fact_projects
+        where = [r.c.period == period, r.c.status.in_(UNPOSTED), *_within(r, entities)]
+        if practice is not None:
+            where.append(r.c.project.in_(sa.select(f.c.project).where(f.c.period == period, f.c.practice == practice)))
         query = (sa.select(r.c.project, r.c.legal_entity_code, r.c.currency, sa.func.sum(r.c.total))
-                 .where(r.c.period == period, r.c.status.in_(UNPOSTED), *_within(r, entities))
-                 .group_by(r.c.project, r.c.legal_entity_code, r.c.currency))
+                 .where(*where).group_by(r.c.project, r.c.legal_entity_code, r.c.currency))
         return {(p, e, cur): int(u or 0) for p, e, cur, u in conn.execute(query)}
 
     # --- 5: unbilled aging -----------------------------------------------------------------------------------

@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from contracts.events import INVOICE_POSTED, PAYMENT_RECEIVED
 from process_apis.event_feed import EventFeed
+from process_apis.time_to_bill.facts import fact_projects
 from system_apis._internal.faults import Fault
 from tests.integration.process_apis.time_to_bill.ttb_stack import PERIOD, ttb_stack
 from tests.stack import Stack, running_stack
@@ -258,6 +260,18 @@ async def test_readiness_shows_unposted_drafts_and_margin_adds_up_in_a_group_cur
         shown = {p["project"]: Decimal(p["drafted_unposted"]["amount"]) for p in before["items"]}
         assert {p: a for p, a in shown.items() if a} == {p: a for p, a in drafted.items() if p in shown}
         assert Decimal(before["totals"][0]["drafted_unposted"]["amount"]) == sum(drafted.values(), Decimal(0))
+
+        # With a practice, the drafted totals are those of the practice's projects only, like every other figure.
+        practice = before["items"][0]["practice"]
+        with t.engine.connect() as conn:
+            members = set(conn.scalars(sa.select(fact_projects.c.project).where(
+                fact_projects.c.period == PERIOD, fact_projects.c.practice == practice)))
+        narrowed = (await t.http.get("/experience/dashboards/v1/invoice-readiness", params={
+            "legal_entity": "UK01", "period": PERIOD, "practice": practice, "limit": 200})).json()
+        assert {p["practice"] for p in narrowed["items"]} == {practice}
+        assert members & set(drafted) and set(drafted) - members  # drafts on both sides of the filter
+        assert Decimal(narrowed["totals"][0]["drafted_unposted"]["amount"]) == \
+            sum((a for p, a in drafted.items() if p in members), Decimal(0))
 
         first = drafts[0]
         await t.http.post(f"{ERP}/invoices/by-external-id/{first['external_id']}/post",
