@@ -79,6 +79,23 @@ audit_events = sa.Table(
 
 _INSERT = audit_events.insert()
 
+
+def _row(actor: str, entity_type: str, entity_id: str, action: str,
+         changes: Mapping[str, tuple[str | None, str | None]], *, via: Via | None = None,
+         legal_entity: str | None = None, status: int | None = None, problem_code: str | None = None,
+         records: Mapping[str, Collection[str]] | None = None) -> dict[str, Any]:
+    """One event's row. One statement serves every event, the values as parameters: `.values(...)` with JSON
+    values made a new statement per call, which SQLAlchemy compiled again each time (issue 15)."""
+    via = via or Via()
+    return {"id": f"aud_{uuid.uuid4().hex[:20]}", "at": utcnow(), "actor": actor[:120],
+            "entity_type": entity_type[:40], "entity_id": entity_id[:120], "action": action[:40],
+            "changes": {k: list(v) for k, v in changes.items()}, "client_id": via.client_id, "person": via.person,
+            "api": via.api, "operation_id": via.operation_id, "method": via.method, "path": via.path,
+            "correlation_id": via.correlation_id, "legal_entity": legal_entity or via.legal_entity or None,
+            "status": status if status is not None else via.status, "problem_code": problem_code,
+            "records": None if records is None else {k: sorted(v) for k, v in records.items()}}
+
+
 _NEW_COLUMNS = ("client_id", "person", "api", "operation_id", "method", "path", "legal_entity", "correlation_id",
                 "status", "problem_code", "records")
 
@@ -199,18 +216,8 @@ class AuditLog:
         `via` says how the request came (client, person, operation, correlation id); `status`
         and `legal_entity` override its own.
         """
-        via = via or Via()
-        event_id = f"aud_{uuid.uuid4().hex[:20]}"
-        # One statement for every event, the values as parameters: `.values(...)` with JSON values made a new
-        # statement per call, which SQLAlchemy compiled again each time (most of the audit policy's cost, issue 15).
-        conn.execute(_INSERT, {
-            "id": event_id, "at": utcnow(), "actor": actor[:120], "entity_type": entity_type[:40],
-            "entity_id": entity_id[:120], "action": action[:40], "changes": {k: list(v) for k, v in changes.items()},
-            "client_id": via.client_id, "person": via.person, "api": via.api, "operation_id": via.operation_id,
-            "method": via.method, "path": via.path, "correlation_id": via.correlation_id,
-            "legal_entity": legal_entity or via.legal_entity or None,
-            "status": status if status is not None else via.status, "problem_code": problem_code,
-            "records": None if records is None else {k: sorted(v) for k, v in records.items()}})
+        conn.execute(_INSERT, _row(actor, entity_type, entity_id, action, changes, via=via, legal_entity=legal_entity,
+                                   status=status, problem_code=problem_code, records=records))
 
     def append(self, actor: str, entity_type: str, entity_id: str, action: str, **fields: Any) -> None:
         """`record` in a transaction of its own (a request's outcome, recorded after it was answered)."""
@@ -235,10 +242,12 @@ class AuditLog:
     def _commit_pending(self) -> None:
         pending, self._pending = self._pending, []
         try:
+            # One executemany for the turn's events: one statement, its parameters a list (issue 15).
+            rows = [_row(actor, entity_type, entity_id, action, dict(fields.get("changes", {})),
+                         **{k: v for k, v in fields.items() if k != "changes"})
+                    for _, (actor, entity_type, entity_id, action, fields) in pending]
             with self.engine.begin() as conn:
-                for _, (actor, entity_type, entity_id, action, fields) in pending:
-                    self.record(conn, actor, entity_type, entity_id, action, dict(fields.get("changes", {})),
-                                **{k: v for k, v in fields.items() if k != "changes"})
+                conn.execute(_INSERT, rows)
         except Exception:  # one bad event must not lose the others: each on its own then
             for done, (actor, entity_type, entity_id, action, fields) in pending:
                 try:
