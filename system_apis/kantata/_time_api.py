@@ -27,6 +27,7 @@ import msgspec
 from contracts.common import Money, Page
 from contracts.problems import invalid_cursor
 from contracts.time import Expense, TimeEntry, TimeEntryStatus, TimeProject, UninvoicedProject
+from foundation.clock import as_utc
 from foundation.paging import decode_position, encode_position
 from system_apis._internal.http import VendorRejected
 from system_apis.domains.time import TimeEntryQuery
@@ -68,9 +69,10 @@ class _Lister(Generic[T]):
         self.convert: Callable[[KantataPage, list[Record]], Awaitable[list[T]]] = convert
 
     def _position(self, query: TimeEntryQuery, limit: int, cursor: str | None) -> _Position:
-        if not cursor:
+        if not cursor:  # an instant without an offset is read as UTC, as the other time systems send it
             return _Position(page=1, per_page=min(limit, MAX_PER_PAGE), status=query.status, start=query.start,
-                             end=query.end, updated_since=query.updated_since, project_code=query.project_code)
+                             end=query.end, updated_since=as_utc(query.updated_since),
+                             project_code=query.project_code)
         position = decode_position(cursor, _Position, self.list_id)
         if position.page < 1 or not 1 <= position.per_page <= MAX_PER_PAGE or \
                 not 0 <= position.skip < position.per_page:
@@ -107,9 +109,10 @@ class _Lister(Generic[T]):
 
 
 async def _workspaces_of(client: KantataClient, project_code: str) -> set[str]:
+    """The workspaces carrying exactly this code (Kantata reads a comma in a filter as a list of codes)."""
     refs = await client.find_external_references(subject_type="Workspace", service_name=SERVICE_NAME,
                                                  service_model=SERVICE_MODEL, service_model_ref=project_code)
-    return {str(r["subject_id"]) for r in refs}
+    return {str(r["subject_id"]) for r in refs if r.get("service_model_ref") == project_code}
 
 
 async def _project_codes(client: KantataClient, workspace_ids: set[str]) -> dict[str, str]:

@@ -114,6 +114,15 @@ async def test_expenses_filter_by_project_and_change_time(time_system: tuple[Api
         {e["id"] for e in everything}
     statuses = {e["status"] for e in everything}
     assert "submitted" in statuses  # the unapproved ones are there unless filtered out
+    # An instant without an offset is UTC (a vendor whose filter counts whole seconds may add the same second's
+    # earlier changes, never miss one); a code with a comma names no project (not a list of two).
+    naive = latest.astimezone(dt.UTC).replace(tzinfo=None).isoformat()
+    since = {e["id"]: dt.datetime.fromisoformat(e["updated_at"])
+             for e in await _items(client, f"{TIME}/expenses", updated_since=naive)}
+    assert {e["id"] for e in everything if dt.datetime.fromisoformat(e["updated_at"]) >= latest} <= since.keys()
+    assert all(at >= latest.replace(microsecond=0) for at in since.values())
+    other = firm.projects[1].external_id
+    assert await _items(client, f"{TIME}/expenses", project_code=f"{project},{other}") == []
 
 
 async def test_the_contracts_expense_terms_come_from_the_psa(psa_system: tuple[ApiClient, DemoFirm]) -> None:

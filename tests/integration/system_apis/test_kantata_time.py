@@ -100,6 +100,19 @@ class TestPaging:
             {"approved"}
         assert all(q.get("workspace_id") for q in _kantata_reads(sim, "time_entries"))  # filtered by Kantata
         assert (await api.get(f"{TIME}/time-entries", params={"project_code": "PRJ-NONE"})).json()["items"] == []
+        # A comma is a list separator to Kantata, never part of a code: two projects' entries must not leak in.
+        other = firm_for(ENTITIES).projects[1].external_id
+        both = await api.get(f"{TIME}/time-entries", params={"project_code": f"{project},{other}"})
+        assert both.status_code == 200 and both.json()["items"] == []
+
+    async def test_an_instant_without_an_offset_is_read_as_utc(self, api: Api) -> None:
+        listed = [e for page in await _pages(api, f"{TIME}/expenses", limit="500") for e in page]
+        latest = max(dt.datetime.fromisoformat(e["updated_at"]) for e in listed)
+        naive = latest.astimezone(dt.UTC).replace(tzinfo=None).isoformat()
+        response = await api.get(f"{TIME}/expenses", params={"updated_since": naive, "limit": "500"})
+        assert response.status_code == 200
+        assert {e["id"] for e in response.json()["items"]} == \
+            {e["id"] for e in listed if dt.datetime.fromisoformat(e["updated_at"]) >= latest}
 
     async def test_a_retried_page_is_the_same_page(self, sim: KantataSimulator, api: Api, sleeps: Sleeps) -> None:
         clean = await api.get(f"{TIME}/expenses", params={"limit": "120"})
