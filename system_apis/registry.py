@@ -37,11 +37,13 @@ if TYPE_CHECKING:
 __all__ = [
     "ENTRY_POINT_GROUP",
     "Connection",
+    "InvoicesChangedSink",
     "RouterFactory",
     "Simulator",
     "SystemsFactory",
     "VendorConfigurationError",
     "VendorPackage",
+    "WebhookSinks",
     "WebhooksFactory",
     "WonDealSink",
     "domains",
@@ -121,6 +123,18 @@ class SystemsFactory(Protocol):
 WonDealSink = Callable[[str, str], Awaitable[None]]
 """Starts provisioning for a won deal: (the deal's id at its CRM account, a key unique to the event)."""
 
+InvoicesChangedSink = Callable[[str], Awaitable[None]]
+"""Starts reading invoice status and payments back from the ERPs (or joins the read-back already running):
+(a key unique to the event; the same key again starts nothing new)."""
+
+
+@dataclass(frozen=True)
+class WebhookSinks:
+    """What a vendor's verified events are handed to; each vendor package uses the ones its events carry."""
+
+    won_deal: WonDealSink
+    invoices_changed: InvoicesChangedSink
+
 
 class WebhooksFactory(Protocol):
     """``create_webhooks`` of a vendor package: the route the vendor's signed event deliveries reach on one
@@ -130,7 +144,7 @@ class WebhooksFactory(Protocol):
     deliveries; it holds no token of ours); ``public_base_url`` is the scheme and host the vendor calls.
     """
 
-    def __call__(self, connection: Connection, engine: sa.Engine, won_deal: WonDealSink, *,
+    def __call__(self, connection: Connection, engine: sa.Engine, sinks: WebhookSinks, *,
                  public_base_url: str | None) -> Router | None: ...
 
 

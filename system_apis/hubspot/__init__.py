@@ -7,18 +7,18 @@ from litestar import Router
 from system_apis.hubspot.api import HubSpotCrm, create_router, create_systems
 from system_apis.hubspot.client import BASE_URL, HubSpotClient
 from system_apis.hubspot.webhooks import webhook_router
-from system_apis.registry import Connection, VendorPackage, WonDealSink
+from system_apis.registry import Connection, VendorPackage, WebhookSinks
 
 __all__ = ["BASE_URL", "VENDOR", "HubSpotClient", "HubSpotCrm", "create_router", "create_systems"]
 
 
-def create_webhooks(connection: Connection, engine: sa.Engine, won_deal: WonDealSink, *,
+def create_webhooks(connection: Connection, engine: sa.Engine, sinks: WebhookSinks, *,
                     public_base_url: str | None) -> Router | None:
     """The closed-won deal webhook of one HubSpot portal, signed with the app's ``client_secret``."""
     secret = connection.credentials.get("client_secret")
     if not secret:
         return None
-    return webhook_router(client_secret=secret, sink=won_deal, engine=engine, path=f"/webhooks/{connection.name}",
+    return webhook_router(client_secret=secret, sink=sinks.won_deal, engine=engine, path=f"/webhooks/{connection.name}",
                           public_base_url=public_base_url)
 
 

@@ -11,7 +11,8 @@ every simulator answer with a declared status (body valid against the response s
 Organisation, Contacts, Invoices (also by id, and ``If-Modified-Since``), CreditNotes, Payments, Accounts,
 TrackingCategories (+ Options), Projects, Tasks, Time (list, create, read, update) and ProjectsUsers; the bills
 (``ACCPAY``) and supplier credit notes (``ACCPAYCREDIT``) expenses are posted as, created by ``PUT`` with
-``summarizeErrors=false`` (`_expenses`, `_expense_mapping`).
+``summarizeErrors=false`` (`_expenses`, `_expense_mapping`). Invoice changes can also arrive by Xero's signed
+webhook (`webhooks.py`), which starts the receivables read-back at once.
 
 What rests only on Xero's documentation (the documents do not describe it):
 
@@ -30,10 +31,14 @@ What rests only on Xero's documentation (the documents do not describe it):
   ``summarizeErrors=false``, ``where`` with ``OR`` and ``DateTime(…)``.
 """
 
-from system_apis.registry import Connection, VendorPackage
+import sqlalchemy as sa
+from litestar import Router
+
+from system_apis.registry import Connection, VendorPackage, WebhookSinks
 from system_apis.xero._defaults import DEFAULT_CODE, tenant_id
 from system_apis.xero.api import XeroErp, create_router, create_systems
 from system_apis.xero.client import BASE_URL, XeroClient
+from system_apis.xero.webhooks import webhook_router
 
 
 def simulated_connection(connection: Connection, legal_entities: tuple[str, ...]) -> Connection:
@@ -41,12 +46,21 @@ def simulated_connection(connection: Connection, legal_entities: tuple[str, ...]
     it accepts, where the file names none (one Xero organisation is one legal entity)."""
     code = connection.credentials.get("code") or (legal_entities[0] if legal_entities else DEFAULT_CODE)
     return connection.filled({"client_id": "psconnect", "client_secret": "sim-secret", "refresh_token": "sim-token",
-                              "code": code}, tenant=tenant_id(code))
+                              "code": code, "webhook_key": "sim-webhook-key"}, tenant=tenant_id(code))
+
+
+def create_webhooks(connection: Connection, engine: sa.Engine, sinks: WebhookSinks, *,
+                    public_base_url: str | None) -> Router | None:
+    """The invoice webhook of one Xero organisation, signed with the app's webhook key (`webhook_key`)."""
+    key = connection.credentials.get("webhook_key")
+    if not key:
+        return None
+    return webhook_router(webhook_key=key, sink=sinks.invoices_changed, path=f"/webhooks/{connection.name}")
 
 
 __all__ = ["BASE_URL", "VENDOR", "XeroClient", "XeroErp", "create_router", "create_systems"]
 
 VENDOR = VendorPackage(name="xero", domains=("erp",), base_url=BASE_URL, create_router=create_router,
                        simulator="system_apis.xero.simulator:XeroSimulator", order=7, create_systems=create_systems,
-                       simulated_connection=simulated_connection)
+                       create_webhooks=create_webhooks, simulated_connection=simulated_connection)
 """The erp vendor xero, found through the `psconnect.vendors` entry point (pyproject.toml)."""

@@ -10,19 +10,23 @@ widget reports per entity and customer, and in a group currency at each entity's
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 import sqlalchemy as sa
 
 from contracts.events import INVOICE_POSTED, PAYMENT_RECEIVED
+from process_apis._internal.tables import runs
 from process_apis.event_feed import EventFeed
 from process_apis.time_to_bill.facts import fact_projects
 from system_apis._internal.faults import Fault
+from system_apis.xero.webhooks import XeroEvent, event_key, sign
 from tests.integration.process_apis.time_to_bill.ttb_stack import PERIOD, ttb_stack
 from tests.stack import Stack, running_stack
 
@@ -299,3 +303,57 @@ async def test_readiness_shows_unposted_drafts_and_margin_adds_up_in_a_group_cur
         plain = (await t.http.get("/experience/dashboards/v1/margin",
                                   params={"legal_entity": "UK01", "period": PERIOD})).json()
         assert plain["group_total"] is None and plain["rates"] == []
+
+
+def _read_backs(s: Stack) -> int:
+    with s.gateway.engine.connect() as conn:
+        return int(conn.scalar(sa.select(sa.func.count()).select_from(runs).where(runs.c.process == "receivables"))
+                   or 0)
+
+
+async def _deliver(s: Stack, body: bytes, key: str = "sim-webhook-key") -> tuple[int, bytes]:
+    response = await s.http.post("/webhooks/au01-erp", content=body,
+                                 headers={"x-xero-signature": sign(key, body), "Content-Type": "application/json",
+                                          "Authorization": ""})
+    return response.status_code, response.content
+
+
+async def test_a_signed_xero_webhook_reads_a_payment_back_without_waiting_for_the_poll(stack: Stack) -> None:
+    s = stack
+    draft = await _draft(s, "AU01", "INV-HOOK-AU01", "500.00")
+    assert (await _poll(s))["status"] == "succeeded"
+    posted = await s.http.post(f"{ERP}/invoices/by-external-id/INV-HOOK-AU01/post", params={"legal_entity": "AU01"},
+                               headers={"Idempotency-Key": str(uuid.uuid4())})
+    assert posted.status_code == 200, posted.text
+    await _pay(s, "AU01", draft, "PAY-HOOK-AU01", "200.00")
+    before = _read_backs(s)
+
+    # Xero's intent-to-receive check: empty deliveries, one signed with the key (200, no body), one not (401).
+    empty = json.dumps({"events": [], "firstEventSequence": 0, "lastEventSequence": 0, "entropy": "QWERTY"}).encode()
+    assert await _deliver(s, empty) == (200, b"")
+    status, refused = await _deliver(s, empty, key="not-the-webhook-key")
+    assert status == 401 and json.loads(refused)["code"] == "signature_mismatch"
+
+    event = {"resourceUrl": f"https://api.xero.com/api.xro/2.0/Invoices/{draft['id']}", "resourceId": draft["id"],
+             "eventDateUtc": "2026-11-20T10:15:00.000", "eventType": "UPDATE", "eventCategory": "INVOICE",
+             "tenantId": "00000000-0000-0000-0000-000000000000", "tenantType": "ORGANISATION"}
+    body = json.dumps({"events": [event], "firstEventSequence": 7, "lastEventSequence": 7, "entropy": "A1"}).encode()
+    assert (await _deliver(s, body, key="not-the-webhook-key"))[0] == 401 and _read_backs(s) == before
+    assert await _deliver(s, body) == (200, b"")
+    assert _read_backs(s) == before + 1
+    # The read-back it started, found by the key it was started with: the payment is there, no poll asked for.
+    key = event_key([msgspec.convert(event, XeroEvent)])
+    found = await s.http.post(f"{BASE}/runs", json={"full": False}, headers={"Idempotency-Key": key})
+    assert found.status_code == 200, found.text
+    run = await s.wait_for(f"{BASE}/runs/{found.json()['id']}")
+    assert run["status"] == "succeeded" and run["result"]["payments"] == "1", run
+    row = next(i for i in await _all(s, f"{BASE}/invoices") if i["external_id"] == "INV-HOOK-AU01")
+    assert row["status"] == "partially_paid" and Decimal(row["amount_paid"]["amount"]) == Decimal("200.00")
+
+    # Xero's redelivery of the same events, and a contact change: acknowledged, no second read-back.
+    assert await _deliver(s, body) == (200, b"")
+    contact = {**event, "eventCategory": "CONTACT", "resourceId": "c-1"}
+    assert await _deliver(s, json.dumps({"events": [contact], "entropy": "B2"}).encode()) == (200, b"")
+    assert _read_backs(s) == before + 1
+    status, malformed = await _deliver(s, b'{"events": "not a list"}')
+    assert status == 400 and json.loads(malformed)["code"] == "invalid_webhook_body"
