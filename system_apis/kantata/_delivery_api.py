@@ -45,7 +45,8 @@ from system_apis.kantata._delivery_mapping import (
 from system_apis.kantata.client import VENDOR, KantataClient, KantataPage
 from system_apis.kantata.mapping import ERP_SERVICE_NAME, SERVICE_MODEL, SERVICE_NAME, MappingError
 
-__all__ = ["Cursor", "KantataDelivery", "decode_cursor", "not_found", "unprocessable"]
+__all__ = ["Cursor", "KantataDelivery", "decode_cursor", "not_found", "time_entries_of", "unprocessable",
+           "unreadable"]
 
 Record = dict[str, Any]
 
@@ -78,8 +79,22 @@ def unprocessable(exc: MappingError) -> ProblemError:
                         errors=[FieldError(pointer=exc.field, detail=str(exc))], code="unrepresentable_in_kantata")
 
 
-def _unreadable(exc: MappingError, what: str) -> VendorRejected:
+def unreadable(exc: MappingError, what: str) -> VendorRejected:
     return VendorRejected(VENDOR, f"unreadable {what} record: {exc}", status=502)
+
+
+def time_entries_of(page: KantataPage, records: list[Record], codes: dict[str, str]) -> list[TimeEntry]:
+    """`records` of a time-entry page with the associations the page included; `codes`: workspace -> project code."""
+    pools = {k: page.included.get(k, {}) for k in ("users", "workspaces", "stories", "timesheet_submissions")}
+    try:
+        return [time_entry_of(e, user=pools["users"].get(str(e.get("user_id"))),
+                              workspace=pools["workspaces"].get(str(e.get("workspace_id"))),
+                              story=pools["stories"].get(str(e.get("story_id"))),
+                              submission=pools["timesheet_submissions"].get(str(e.get("timesheet_submission_id"))),
+                              project_code=codes.get(str(e.get("workspace_id")), ""))
+                for e in records]
+    except MappingError as exc:
+        raise unreadable(exc, "time entry") from exc
 
 
 class KantataDelivery:
@@ -143,7 +158,7 @@ class KantataDelivery:
                                    worker_id=workers.get(str(r["user_id"])))
                      for r in named if allocations[str(r["id"])]]  # no allocation yet: not staffed in time
         except MappingError as exc:
-            raise _unreadable(exc, "workspace resource") from exc
+            raise unreadable(exc, "workspace resource") from exc
         return Page(items=items, next_cursor=_next(position, page, "assignments"))
 
     # --- rate cards ---------------------------------------------------------------------------------
@@ -160,7 +175,7 @@ class KantataDelivery:
             return [rate_card_of(c, refs=page.associated(c, "external_references", "external_reference_ids"),
                                  versions=versions[str(c["id"])], rates=rates) for c in page.records]
         except MappingError as exc:
-            raise _unreadable(exc, "rate card") from exc
+            raise unreadable(exc, "rate card") from exc
 
     async def list_rate_cards(self, legal_entity_code: str | None, limit: int, cursor: str | None) -> Page[RateCard]:
         position = decode_cursor(cursor, limit, "rate_cards")
@@ -226,16 +241,7 @@ class KantataDelivery:
                     next_cursor=_next(position, page, "time_entries"))
 
     def _time_entries(self, page: KantataPage, codes: dict[str, str]) -> list[TimeEntry]:
-        pools = {k: page.included.get(k, {}) for k in ("users", "workspaces", "stories", "timesheet_submissions")}
-        try:
-            return [time_entry_of(e, user=pools["users"].get(str(e.get("user_id"))),
-                                  workspace=pools["workspaces"].get(str(e.get("workspace_id"))),
-                                  story=pools["stories"].get(str(e.get("story_id"))),
-                                  submission=pools["timesheet_submissions"].get(str(e.get("timesheet_submission_id"))),
-                                  project_code=codes.get(str(e.get("workspace_id")), ""))
-                    for e in page.records]
-        except MappingError as exc:
-            raise _unreadable(exc, "time entry") from exc
+        return time_entries_of(page, page.records, codes)
 
     async def get_time_entry(self, entry_id: str) -> TimeEntry:
         if not entry_id.isdigit():
@@ -253,7 +259,7 @@ class KantataDelivery:
                                   project_external_id=codes.get(str(s["workspace_id"]), ""))
                     for s in page.records]
         except MappingError as exc:
-            raise _unreadable(exc, "timesheet submission") from exc
+            raise unreadable(exc, "timesheet submission") from exc
 
     async def list_timesheet_submissions(self, status: Literal["pending", "approved", "rejected"] | None, limit: int,
                                          cursor: str | None) -> Page[TimesheetSubmission]:

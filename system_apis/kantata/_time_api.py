@@ -29,13 +29,12 @@ from contracts.problems import invalid_cursor
 from contracts.time import Expense, TimeEntry, TimeEntryStatus, TimeProject, UninvoicedProject
 from foundation.clock import as_utc
 from foundation.paging import decode_position, encode_position
-from system_apis._internal.http import VendorRejected
 from system_apis.domains.time import TimeEntryQuery
-from system_apis.kantata._delivery_api import not_found
-from system_apis.kantata._delivery_mapping import hours_of, time_entry_of
+from system_apis.kantata._delivery_api import not_found, time_entries_of, unreadable
+from system_apis.kantata._delivery_mapping import hours_of
 from system_apis.kantata._expense_mapping import expense_of
 from system_apis.kantata._wire import Record
-from system_apis.kantata.client import MAX_PER_PAGE, VENDOR, KantataClient, KantataPage
+from system_apis.kantata.client import MAX_PER_PAGE, KantataClient, KantataPage
 from system_apis.kantata.mapping import SERVICE_MODEL, SERVICE_NAME, MappingError, from_minor, status_of
 
 __all__ = ["KantataTime"]
@@ -53,10 +52,6 @@ class _Position(msgspec.Struct, frozen=True, kw_only=True):
     end: dt.date | None = None
     updated_since: dt.datetime | None = None
     project_code: str | None = None
-
-
-def _unreadable(exc: MappingError, what: str) -> VendorRejected:
-    return VendorRejected(VENDOR, f"unreadable {what} record: {exc}", status=502)
 
 
 class _Lister(Generic[T]):
@@ -137,17 +132,8 @@ class KantataTime:
                                                    end=end, workspace_ids=workspaces)
 
     async def _time_entries(self, page: KantataPage, records: list[Record]) -> list[TimeEntry]:
-        codes = await _project_codes(self.client, {str(e["workspace_id"]) for e in records})
-        pools = {k: page.included.get(k, {}) for k in ("users", "workspaces", "stories", "timesheet_submissions")}
-        try:
-            return [time_entry_of(e, user=pools["users"].get(str(e.get("user_id"))),
-                                  workspace=pools["workspaces"].get(str(e.get("workspace_id"))),
-                                  story=pools["stories"].get(str(e.get("story_id"))),
-                                  submission=pools["timesheet_submissions"].get(str(e.get("timesheet_submission_id"))),
-                                  project_code=codes.get(str(e.get("workspace_id")), ""))
-                    for e in records]
-        except MappingError as exc:
-            raise _unreadable(exc, "time entry") from exc
+        return time_entries_of(page, records, await _project_codes(self.client, {str(e["workspace_id"])
+                                                                                for e in records}))
 
     async def list_time_entries(self, query: TimeEntryQuery, limit: int, cursor: str | None) -> Page[TimeEntry]:
         return await self._entries.page(self.client, query, limit, cursor)
@@ -174,7 +160,7 @@ class KantataTime:
                                project_code=codes.get(str(e.get("workspace_id")), ""))
                     for e in records]
         except MappingError as exc:
-            raise _unreadable(exc, "expense") from exc
+            raise unreadable(exc, "expense") from exc
 
     async def list_expenses(self, query: TimeEntryQuery, limit: int, cursor: str | None) -> Page[Expense]:
         return await self._expenses.page(self.client, query, limit, cursor)
