@@ -9,10 +9,12 @@ JPY amount is not divided by 100), `is_billable`, `is_invoiced`, `notes`, `user_
 (https://developer.kantata.com/tag/Expense-Report-Submissions), "before they can be added to an
 invoice", so an expense's status is its active submission's: approved -> approved, pending ->
 submitted, rejected -> rejected, none (never submitted, or its submission cancelled) -> draft; its
-`approved_at` is the submission's `resolved_at`. A Kantata expense has an amount only, no quantity and
-unit price: a mileage line is read as its amount (`units` null). `receipt_url` is the receipt
-attachment's API address (`/api/v1/attachments/{receipt_id}`, fetched with the same token); null when
-no receipt is attached.
+`approved_at` is the submission's `resolved_at`. A project may switch approvals off ("Expenses must be
+approved before invoicing", the workspace's `require_expense_approvals`): Kantata's `approved` filter then
+lists its expenses as approved without a submission, and so do we (no `approved_at`). A Kantata expense has
+an amount only, no quantity and unit price: a mileage line is read as its amount (`units` null).
+`receipt_url` is the receipt attachment's API address (`/api/v1/attachments/{receipt_id}`, fetched with the
+same token); null when no receipt is attached.
 
 **Expense terms**:
 
@@ -86,14 +88,16 @@ def _instant(value: object) -> dt.datetime | None:
 
 
 def expense_of(expense: Record, *, user: Record | None, submission: Record | None, project_code: str,
-               base_url: str = BASE_URL) -> Expense:
-    """A Kantata expense with its included user and active submission as the canonical one (source "kantata")."""
+               workspace: Record | None = None, base_url: str = BASE_URL) -> Expense:
+    """A Kantata expense with its included user, active submission and workspace as the canonical one (source
+    "kantata")."""
     eid = expense.get("id")
     status_name = str(submission.get("status") or "") if submission else ""
     if status_name and status_name not in SUBMISSION_STATUS:
         raise MappingError(f"expense_report_submissions[{submission and submission.get('id')}].status",
                            f"unknown submission status {status_name!r}")
-    status = SUBMISSION_STATUS[status_name] if status_name else "draft"
+    unapproved_project = workspace is not None and workspace.get("require_expense_approvals") is False
+    status = SUBMISSION_STATUS[status_name] if status_name else "approved" if unapproved_project else "draft"
     currency = str(expense.get("currency") or "")
     cents = expense.get("amount_in_cents")
     if len(currency) != 3 or isinstance(cents, bool) or not isinstance(cents, int):

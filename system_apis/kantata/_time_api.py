@@ -154,9 +154,11 @@ class KantataTime:
     async def _expense_items(self, page: KantataPage, records: list[Record]) -> list[Expense]:
         codes = await _project_codes(self.client, {str(e["workspace_id"]) for e in records})
         users, submissions = page.included.get("users", {}), page.included.get("expense_report_submissions", {})
+        workspaces = page.included.get("workspaces", {})
         try:
             return [expense_of(e, user=users.get(str(e.get("user_id"))),
                                submission=submissions.get(str(e.get("active_submission_id"))),
+                               workspace=workspaces.get(str(e.get("workspace_id"))),
                                project_code=codes.get(str(e.get("workspace_id")), ""))
                     for e in records]
         except MappingError as exc:

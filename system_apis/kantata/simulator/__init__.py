@@ -305,7 +305,7 @@ class KantataSimulator(DeliveryResources):
             rows = [r for r in rows if r["id"] in wanted]
         rows = self.delivery_filter(table, rows, query)
         rows = custom_field_filter(table, rows, query)
-        rows = expense_filter(table, rows, query, self.tables["expense_report_submissions"])
+        rows = expense_filter(table, rows, query, self.tables["expense_report_submissions"], self.tables["workspaces"])
         if table == "stories" and "workspace_id" in query:
             wids = set(query["workspace_id"].split(","))
             rows = [r for r in rows if r["workspace_id"] in wids]

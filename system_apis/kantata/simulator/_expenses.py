@@ -6,7 +6,9 @@ Wire shapes follow the Kantata OX reference: an expense (https://developer.kanta
 `active_submission_id`; an expense report submission
 (https://developer.kantata.com/tag/Expense-Report-Submissions) holds expenses of one workspace with a
 `status` (pending, approved, rejected) and `resolved_at`. Filters: `approved` (present means true: on an
-approved submission), `date_expensed_between`, `workspace_id` and `user_id` (comma-separated ids).
+approved submission, or unsubmitted on a workspace whose `require_expense_approvals` is off),
+`date_expensed_between`, `workspace_id` and `user_id` (comma-separated ids). Seeded workspaces require
+expense approvals.
 
 Seeded, when the simulator seeds time, from `demo_delivery.expenses` for the period plus
 `defect_expenses`, one submission per person, workspace, week and state, like the time's.
@@ -35,16 +37,18 @@ class _Store(Protocol):
     def _insert(self, table: str, record: Record) -> str: ...
 
 
-def expense_filter(table: str, rows: list[Record], query: dict[str, str],
-                   submissions: dict[str, Record]) -> list[Record]:
+def expense_filter(table: str, rows: list[Record], query: dict[str, str], submissions: dict[str, Record],
+                   workspaces: dict[str, Record]) -> list[Record]:
     if table != "expenses":
         return rows
     for name in ("workspace_id", "user_id"):
         if name in query:
             wanted = set(query[name].split(","))
             rows = [r for r in rows if str(r.get(name)) in wanted]
-    if "approved" in query:  # Kantata quirk: present means true, whatever the value
-        rows = [r for r in rows if submissions.get(str(r.get("active_submission_id")), {}).get("status") == "approved"]
+    if "approved" in query:  # present means true, whatever the value: on an approved report, or needing none
+        rows = [r for r in rows if submissions.get(str(r.get("active_submission_id")), {}).get("status") == "approved"
+                or (r.get("active_submission_id") is None
+                    and workspaces.get(str(r["workspace_id"]), {}).get("require_expense_approvals") is False)]
     if "date_expensed_between" in query:
         start, _, end = query["date_expensed_between"].partition(":")
         rows = [r for r in rows if (start or "0000-01-01") <= r["date"] <= (end or "9999-12-31")]

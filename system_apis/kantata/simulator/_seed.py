@@ -94,7 +94,7 @@ def seed_firm(sim: _Store, firm: DemoFirm, time_period: tuple[dt.date, dt.date] 
             "status": dict(STATUS_KEYS["completed" if project.status == "closed" else "active"]),
             "stories_are_fixed_fee_by_default": project.billing_type == "fixed_fee",
             "workspace_group_ids": [groups[client]], "rate_card_id": cards.get(project.rate_card_id),
-            "client_role_name": "Client", "consultant_role_name": "Provider"})
+            "client_role_name": "Client", "consultant_role_name": "Provider", "require_expense_approvals": True})
         _ref(sim, "Workspace", wid, SERVICE_NAME, SERVICE_MODEL, project.external_id)
         workspaces[project.external_id] = wid
         terms.seed(wid, expense_terms(project))

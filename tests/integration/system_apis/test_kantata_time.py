@@ -159,6 +159,27 @@ class TestExpenses:
         assert (await api.get(f"{TIME}/expenses/abc")).status_code == 404
         assert (await api.get(f"{TIME}/expenses/99999999")).status_code == 404
 
+    async def test_a_project_without_expense_approvals_bills_its_unsubmitted_expenses(
+            self, sim: KantataSimulator, api: Api) -> None:
+        """Kantata's `approved` filter lists them (no approval needed); they must read as approved, not draft."""
+        record = next(e for e in sim.tables["expenses"].values() if e["active_submission_id"] is not None)
+        workspace = sim.tables["workspaces"][record["workspace_id"]]
+        submission_id = record["active_submission_id"]
+        before = {e["id"] for page in await _pages(api, f"{TIME}/expenses", status="approved", limit="500")
+                  for e in page}
+        record["active_submission_id"] = None  # never submitted
+        try:
+            assert (await api.get(f"{TIME}/expenses/{record['id']}")).json()["status"] == "draft"
+            workspace["require_expense_approvals"] = False
+            read = (await api.get(f"{TIME}/expenses/{record['id']}")).json()
+            assert read["status"] == "approved" and read["approved_at"] is None
+            after = {e["id"] for page in await _pages(api, f"{TIME}/expenses", status="approved", limit="500")
+                     for e in page}
+            assert record["id"] in after and before <= after
+        finally:
+            record["active_submission_id"] = submission_id
+            workspace["require_expense_approvals"] = True
+
     def test_minor_units_follow_the_currency_base_unit_and_the_receipt_is_the_attachment(self) -> None:
         record = {"id": 7, "date": "2026-10-05", "category": "Travel", "amount_in_cents": 12345, "currency": "JPY",
                   "currency_base_unit": 1, "is_billable": True, "is_invoiced": True, "user_id": 3,
