@@ -126,9 +126,12 @@ class Gateway:
 
 
 def _dbos_config(settings: Settings) -> dict[str, Any]:
+    # The notification listener polls (SQLite) every 0.1 s rather than DBOS's 1 s: a workflow waiting on an event
+    # or a message wakes sooner, and shutting down no longer waits out a second-long sleep of that thread.
     return {"name": "psconnect", "system_database_url": settings.workflow_database_url,
             "application_version": "psconnect-1", "log_level": "WARNING",
-            "scheduler_polling_interval_sec": 5.0}  # how soon a pause or resume reaches every worker
+            "scheduler_polling_interval_sec": 5.0,  # how soon a pause or resume reaches every worker
+            "notification_listener_polling_interval_sec": 0.1}
 
 
 def create_gateway(settings: Settings | None = None, *, bindings: Bindings | None = None,
