@@ -45,8 +45,8 @@ from system_apis.kantata._delivery_mapping import (
 from system_apis.kantata.client import VENDOR, KantataClient, KantataPage
 from system_apis.kantata.mapping import ERP_SERVICE_NAME, SERVICE_MODEL, SERVICE_NAME, MappingError
 
-__all__ = ["Cursor", "KantataDelivery", "decode_cursor", "not_found", "time_entries_of", "unprocessable",
-           "unreadable"]
+__all__ = ["Cursor", "KantataDelivery", "decode_cursor", "not_found", "project_codes", "references_of", "subject_of",
+           "time_entries_of", "unprocessable", "unreadable", "workspace_of"]
 
 Record = dict[str, Any]
 
@@ -97,38 +97,47 @@ def time_entries_of(page: KantataPage, records: list[Record], codes: dict[str, s
         raise unreadable(exc, "time entry") from exc
 
 
+async def subject_of(client: KantataClient, subject_type: str, service_name: str, model: str, ref: str) -> str | None:
+    """The oldest Kantata record carrying that reference (a duplicate could only be a later mistake)."""
+    refs = await client.find_external_references(subject_type=subject_type, service_name=service_name,
+                                                 service_model=model, service_model_ref=ref)
+    ids = sorted({str(r["subject_id"]) for r in refs}, key=int)
+    return ids[0] if ids else None
+
+
+async def references_of(client: KantataClient, subject_type: str, service_name: str, model: str,
+                        ids: set[str]) -> dict[str, str]:
+    """subject id -> reference, for a whole page in one call."""
+    refs = await client.find_external_references(subject_type=subject_type, service_name=service_name,
+                                                 service_model=model, subject_id=sorted(ids))
+    return {str(r["subject_id"]): str(r["service_model_ref"]) for r in refs}
+
+
+async def workspace_of(client: KantataClient, project_code: str) -> str | None:
+    """The workspace carrying this project code (PRJ-…) in its "psconnect"/"project" reference."""
+    return await subject_of(client, "Workspace", SERVICE_NAME, SERVICE_MODEL, project_code)
+
+
+async def project_codes(client: KantataClient, workspace_ids: set[str]) -> dict[str, str]:
+    """Workspace id -> the project code (PRJ-…) its "psconnect"/"project" reference carries."""
+    return await references_of(client, "Workspace", SERVICE_NAME, SERVICE_MODEL, workspace_ids)
+
+
 class KantataDelivery:
     """Mixin for `KantataPsa`: the PSA additions of issue 3."""
 
     client: KantataClient
     _locks: defaultdict[str, asyncio.Lock]
 
-    # --- external references ------------------------------------------------------------------------
-
-    async def _subject(self, subject_type: str, service_name: str, model: str, ref: str) -> str | None:
-        """The oldest Kantata record carrying that reference (a duplicate could only be a later mistake)."""
-        refs = await self.client.find_external_references(subject_type=subject_type, service_name=service_name,
-                                                          service_model=model, service_model_ref=ref)
-        ids = sorted({str(r["subject_id"]) for r in refs}, key=int)
-        return ids[0] if ids else None
-
-    async def _refs(self, subject_type: str, service_name: str, model: str, ids: set[str]) -> dict[str, str]:
-        """subject id -> reference, for a whole page in one call."""
-        refs = await self.client.find_external_references(subject_type=subject_type, service_name=service_name,
-                                                          service_model=model, subject_id=sorted(ids))
-        return {str(r["subject_id"]): str(r["service_model_ref"]) for r in refs}
-
-    async def _project_codes(self, workspace_ids: set[str]) -> dict[str, str]:
-        return await self._refs("Workspace", SERVICE_NAME, SERVICE_MODEL, workspace_ids)
-
     async def rate_card_codes(self, rate_card_ids: set[str]) -> dict[str, str]:
         """Kantata rate card id -> canonical rate card id."""
-        return await self._refs("RateCard", SERVICE_NAME, RATE_CARD_MODEL, {i for i in rate_card_ids if i})
+        return await references_of(self.client, "RateCard", SERVICE_NAME, RATE_CARD_MODEL,
+                                   {i for i in rate_card_ids if i})
 
     async def rate_card_kantata_id(self, rate_card_id: str) -> str | None:
         if rate_card_id.isdigit():
             return rate_card_id
-        return await self._subject("RateCard", SERVICE_NAME, RATE_CARD_MODEL, rate_card_id)
+        return await subject_of(self.client, "RateCard", SERVICE_NAME, RATE_CARD_MODEL, rate_card_id)
 
     # --- staffing -----------------------------------------------------------------------------------
 
@@ -137,7 +146,7 @@ class KantataDelivery:
         position = decode_cursor(cursor, limit, "assignments")
         workspace_ids: list[str] | None = None
         if project_external_id is not None:
-            found = await self._subject("Workspace", SERVICE_NAME, SERVICE_MODEL, project_external_id)
+            found = await workspace_of(self.client, project_external_id)
             if found is None:
                 return Page(items=[])
             workspace_ids = [found]
@@ -148,8 +157,9 @@ class KantataDelivery:
         if named:
             async for allocation in self.client.iter_workspace_allocations([str(r["id"]) for r in named]):
                 allocations[str(allocation["resource_id"])].append(allocation)
-        codes = await self._project_codes({str(r["workspace_id"]) for r in named})
-        workers = await self._refs("User", HR_SERVICE_NAME, WORKER_MODEL, {str(r["user_id"]) for r in named})
+        codes = await project_codes(self.client, {str(r["workspace_id"]) for r in named})
+        workers = await references_of(self.client, "User", HR_SERVICE_NAME, WORKER_MODEL,
+                                      {str(r["user_id"]) for r in named})
         users, roles = page.included.get("users", {}), page.included.get("roles", {})
         try:
             items = [assignment_of(r, user=users.get(str(r["user_id"])), role=roles.get(str(r.get("role_id"))),
@@ -209,7 +219,7 @@ class KantataDelivery:
             raise unprocessable(exc) from exc
         async with self._locks[f"user:{external_id}"]:
             try:
-                user_id = await self._subject("User", HR_SERVICE_NAME, WORKER_MODEL, external_id)
+                user_id = await subject_of(self.client, "User", HR_SERVICE_NAME, WORKER_MODEL, external_id)
                 if user_id is None:
                     attributes["external_reference"] = {"service_name": HR_SERVICE_NAME, "service_model": WORKER_MODEL,
                                                         "service_model_ref": external_id}
@@ -235,7 +245,7 @@ class KantataDelivery:
         position = decode_cursor(cursor, limit, "time_entries")
         page = await self.client.list_time_entries(page=position.page, per_page=position.per_page,
                                                    approved=status == "approved", start=start, end=end)
-        codes = await self._project_codes({str(e["workspace_id"]) for e in page.records})
+        codes = await project_codes(self.client, {str(e["workspace_id"]) for e in page.records})
         entries = self._time_entries(page, codes)
         return Page(items=[e for e in entries if status is None or e.status == status],
                     next_cursor=_next(position, page, "time_entries"))
@@ -247,12 +257,12 @@ class KantataDelivery:
         if not entry_id.isdigit():
             raise not_found("time entry", entry_id)
         page = await self.client.get_time_entry(entry_id)
-        return self._time_entries(page, await self._project_codes({str(page.records[0]["workspace_id"])}))[0]
+        return self._time_entries(page, await project_codes(self.client, {str(page.records[0]["workspace_id"])}))[0]
 
     # --- timesheet submissions -------------------------------------------------------------------------
 
     async def _submissions(self, page: KantataPage) -> list[TimesheetSubmission]:
-        codes = await self._project_codes({str(s["workspace_id"]) for s in page.records})
+        codes = await project_codes(self.client, {str(s["workspace_id"]) for s in page.records})
         users = page.included.get("users", {})
         try:
             return [submission_of(s, user=users.get(str(s.get("user_id"))),

@@ -30,7 +30,7 @@ from contracts.time import Expense, TimeEntry, TimeEntryStatus, TimeProject, Uni
 from foundation.clock import as_utc
 from foundation.paging import decode_position, encode_position
 from system_apis.domains.time import TimeEntryQuery
-from system_apis.kantata._delivery_api import not_found, time_entries_of, unreadable
+from system_apis.kantata._delivery_api import not_found, project_codes, time_entries_of, unreadable, workspace_of
 from system_apis.kantata._delivery_mapping import hours_of
 from system_apis.kantata._expense_mapping import expense_of
 from system_apis.kantata._wire import Record
@@ -78,9 +78,10 @@ class _Lister(Generic[T]):
         at = self._position(query, limit, cursor)
         workspaces: list[str] | None = None
         if at.project_code is not None:
-            workspaces = sorted(await _workspaces_of(client, at.project_code))
-            if not workspaces:
+            workspace = await workspace_of(client, at.project_code)
+            if workspace is None:
                 return Page(items=[])
+            workspaces = [workspace]
         items: list[T] = []
         number, skip, taken = at.page, at.skip, 0
         while True:
@@ -103,19 +104,6 @@ class _Lister(Generic[T]):
         return Page(items=items, next_cursor=encode_position(following, self.list_id))
 
 
-async def _workspaces_of(client: KantataClient, project_code: str) -> set[str]:
-    """The workspaces carrying exactly this code (Kantata reads a comma in a filter as a list of codes)."""
-    refs = await client.find_external_references(subject_type="Workspace", service_name=SERVICE_NAME,
-                                                 service_model=SERVICE_MODEL, service_model_ref=project_code)
-    return {str(r["subject_id"]) for r in refs if r.get("service_model_ref") == project_code}
-
-
-async def _project_codes(client: KantataClient, workspace_ids: set[str]) -> dict[str, str]:
-    refs = await client.find_external_references(subject_type="Workspace", service_name=SERVICE_NAME,
-                                                 service_model=SERVICE_MODEL, subject_id=sorted(workspace_ids))
-    return {str(r["subject_id"]): str(r["service_model_ref"]) for r in refs}
-
-
 class KantataTime:
     """`TimeSystem` on one Kantata account (`system_apis/domains/time.py`)."""
 
@@ -132,7 +120,7 @@ class KantataTime:
                                                    end=end, workspace_ids=workspaces)
 
     async def _time_entries(self, page: KantataPage, records: list[Record]) -> list[TimeEntry]:
-        return time_entries_of(page, records, await _project_codes(self.client, {str(e["workspace_id"])
+        return time_entries_of(page, records, await project_codes(self.client, {str(e["workspace_id"])
                                                                                 for e in records}))
 
     async def list_time_entries(self, query: TimeEntryQuery, limit: int, cursor: str | None) -> Page[TimeEntry]:
@@ -152,7 +140,7 @@ class KantataTime:
                                                workspace_ids=workspaces)
 
     async def _expense_items(self, page: KantataPage, records: list[Record]) -> list[Expense]:
-        codes = await _project_codes(self.client, {str(e["workspace_id"]) for e in records})
+        codes = await project_codes(self.client, {str(e["workspace_id"]) for e in records})
         users, submissions = page.included.get("users", {}), page.included.get("expense_report_submissions", {})
         workspaces = page.included.get("workspaces", {})
         try:
@@ -216,7 +204,7 @@ class KantataTime:
                 hours[wid] += hours_of(e.get("time_in_minutes"))
                 minor[wid] += (Decimal(int(e.get("time_in_minutes") or 0)) * int(e["rate_in_cents"]) / 60).quantize(
                     Decimal(1), ROUND_HALF_UP)
-        codes = await _project_codes(self.client, set(hours))
+        codes = await project_codes(self.client, set(hours))
         rows = []
         for wid in sorted(hours, key=lambda w: codes.get(w, "")):
             workspace = workspaces.get(wid, {})

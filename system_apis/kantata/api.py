@@ -43,14 +43,13 @@ from system_apis.kantata._delivery_api import (
     decode_cursor,
     not_found,
     unprocessable,
+    workspace_of,
 )
 from system_apis.kantata._expense_mapping import expense_choice_ids, expense_terms_of
 from system_apis.kantata._time_api import KantataTime
 from system_apis.kantata.client import VENDOR, KantataClient, KantataPage
 from system_apis.kantata.mapping import (
     ERP_SERVICE_NAME,
-    SERVICE_MODEL,
-    SERVICE_NAME,
     MappingError,
     external_reference,
     milestone_key,
@@ -107,16 +106,9 @@ class KantataPsa(KantataDelivery):
         except MappingError as exc:
             raise VendorRejected(VENDOR, f"unreadable workspace record: {exc}", status=502) from exc
 
-    async def _find(self, external_id: str) -> str | None:
-        refs = await self.client.find_external_references(
-            subject_type="Workspace", service_name=SERVICE_NAME, service_model=SERVICE_MODEL,
-            service_model_ref=external_id)
-        ids = sorted({str(r["subject_id"]) for r in refs}, key=int)
-        return ids[0] if ids else None
-
     async def list_projects(self, external_id: str | None, limit: int, cursor: str | None) -> Page[PsaProject]:
         if external_id is not None:
-            found = await self._find(external_id)
+            found = await workspace_of(self.client, external_id)
             return Page(items=[await self.get_project(found)] if found else [])
         position = decode_cursor(cursor, limit, "projects")
         page = await self.client.list_workspaces(page=position.page, per_page=position.per_page, include=_INCLUDE)
@@ -152,7 +144,7 @@ class KantataPsa(KantataDelivery):
             raise ProblemError(422, "validation-error", "Validation failed", f"No rate card {data.rate_card_id!r}.",
                                errors=[FieldError(pointer="/rate_card_id", detail="unknown rate card")],
                                code="unknown_rate_card")
-        workspace_id = await self._find(external_id)
+        workspace_id = await workspace_of(self.client, external_id)
         attributes = project_to_workspace(data, workspace_group_id=await self._company_id(data.client_name))
         if rate_card is not None:
             attributes["rate_card_id"] = rate_card

@@ -98,6 +98,8 @@ class KantataClient(KantataWire):
                                        subject_id: str | list[str] | None = None) -> list[Record]:
         """Look up external references; a list filter matches any of its values (comma-separated on the wire).
 
+        A single value matches itself only: Kantata reads a comma in any filter value as a list, so a reference
+        given as ``A,B`` would otherwise find the records of ``A`` and of ``B``.
         Docs: https://developer.kantata.com/#tag/External-References
         """
         found: list[Record] = []
@@ -107,7 +109,9 @@ class KantataClient(KantataWire):
                 "subject_type": subject_type, "service_name": service_name, "service_model": service_model,
                 "service_model_ref": service_model_ref, "subject_id": subject_id}):
             found.extend(page.records)
-        return found
+        exact = {field: value for field, value in (("service_model_ref", service_model_ref),
+                                                   ("subject_id", subject_id)) if isinstance(value, str)}
+        return [r for r in found if all(str(r.get(field)) == value for field, value in exact.items())]
 
     async def save_external_reference(self, attributes: Record) -> Record:
         """Create or update (by subject + service) an external reference.

@@ -19,8 +19,9 @@ from litestar.testing import AsyncTestClient
 from system_apis._internal.faults import Fault
 from system_apis.demo_delivery import DEMO_PERIOD, defect_expenses, expenses
 from system_apis.demo_firm import HOME_ENTITIES, firm_for
+from system_apis.domains.psa import psa_router
 from system_apis.domains.time import time_router
-from system_apis.kantata import BASE_URL, KantataClient, KantataTime
+from system_apis.kantata import BASE_URL, KantataClient, KantataPsa, KantataTime
 from system_apis.kantata._expense_mapping import expense_of
 from system_apis.kantata.mapping import MappingError
 from system_apis.kantata.simulator import KantataSimulator
@@ -104,6 +105,16 @@ class TestPaging:
         other = firm_for(ENTITIES).projects[1].external_id
         both = await api.get(f"{TIME}/time-entries", params={"project_code": f"{project},{other}"})
         assert both.status_code == 200 and both.json()["items"] == []
+
+    async def test_the_psa_finds_a_project_by_its_exact_code_too(self, sim: KantataSimulator) -> None:
+        """The same reference lookup serves the PSA: `A,B` names no project, where Kantata would read two."""
+        first, second = (p.external_id for p in firm_for(ENTITIES).projects[:2])
+        async with vendor_http(sim.app, BASE_URL) as http, \
+                domain_api(psa_router(KantataPsa(KantataClient(http, retry=PACE)))) as psa:
+            one = await psa.get("/system/psa/v1/projects", params={"external_id": first})
+            assert [p["external_id"] for p in one.json()["items"]] == [first]
+            both = await psa.get("/system/psa/v1/projects", params={"external_id": f"{first},{second}"})
+            assert both.status_code == 200 and both.json()["items"] == []
 
     async def test_an_instant_without_an_offset_is_read_as_utc(self, api: Api) -> None:
         listed = [e for page in await _pages(api, f"{TIME}/expenses", limit="500") for e in page]
