@@ -40,7 +40,9 @@ __all__ = [
     "RATE_CARD_MODEL",
     "WORKER_MODEL",
     "assignment_of",
+    "date_of",
     "hours_of",
+    "instant_of",
     "minutes_of",
     "psa_user_of",
     "rate_card_of",
@@ -85,13 +87,15 @@ def minutes_of(hours: Decimal, field: str = "hours") -> int:
     return int(minutes)
 
 
-def _date(value: object, field: str) -> dt.date:
+def date_of(value: object, field: str) -> dt.date:
+    """A Kantata date (or the date of a timestamp); a missing one is a `MappingError` on `field`."""
     if not isinstance(value, str) or not value:
         raise MappingError(field, "missing date")
     return dt.date.fromisoformat(value[:10])
 
 
-def _instant(value: object) -> dt.datetime | None:
+def instant_of(value: object) -> dt.datetime | None:
+    """A Kantata timestamp (`…Z` or with an offset) as an aware instant; None when absent."""
     if not isinstance(value, str) or not value:
         return None
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -117,7 +121,7 @@ def rate_card_of(card: Record, *, refs: list[Record], versions: list[Record],
     day = (on or dt.date.today()).isoformat()
     current = next((v for v in reversed(dated) if str(v["effective_date"])[:10] <= day), dated[0])
     later = [v for v in dated if str(v["effective_date"]) > str(current["effective_date"])]
-    valid_to = _date(later[0]["effective_date"], "effective_date") - dt.timedelta(days=1) if later else None
+    valid_to = date_of(later[0]["effective_date"], "effective_date") - dt.timedelta(days=1) if later else None
     lines = sorted((RateCardLine(role=role_key(role.get("name")), hourly_rate=from_minor(int(rate["rate"]), currency))
                     for rate, role in rates
                     if role is not None and str(rate.get("rate_card_version_id")) == str(current["id"])),
@@ -125,7 +129,7 @@ def rate_card_of(card: Record, *, refs: list[Record], versions: list[Record],
     return RateCard(id=ref_of(refs, "psconnect", RATE_CARD_MODEL) or str(card["id"]),
                     name=str(card.get("title") or ""),
                     legal_entity_code=ref_of(refs, "erp", LEGAL_ENTITY_MODEL) or "",
-                    currency=currency, valid_from=_date(current["effective_date"], "effective_date"),
+                    currency=currency, valid_from=date_of(current["effective_date"], "effective_date"),
                     valid_to=valid_to, lines=lines)
 
 
@@ -134,8 +138,8 @@ def assignment_of(resource: Record, *, user: Record | None, role: Record | None,
     """A named workspace resource and its allocations as one assignment (dates span the allocations)."""
     if not allocations:
         raise MappingError("workspace_allocations", f"resource {resource.get('id')} has no allocation")
-    starts = [_date(a.get("start_date"), "start_date") for a in allocations]
-    ends = [_date(a.get("end_date"), "end_date") for a in allocations]
+    starts = [date_of(a.get("start_date"), "start_date") for a in allocations]
+    ends = [date_of(a.get("end_date"), "end_date") for a in allocations]
     return Assignment(id=str(resource["id"]), project_external_id=project_external_id,
                       worker_email=str((user or {}).get("email_address") or ""),
                       role=role_key((role or {}).get("name") or resource.get("label")),
@@ -176,14 +180,14 @@ def time_entry_of(entry: Record, *, user: Record | None, workspace: Record | Non
     """A Kantata time entry as the canonical one (source "kantata")."""
     currency = str((workspace or {}).get("currency") or entry.get("currency") or "USD")
     cents = entry.get("rate_in_cents")
-    updated = _instant(entry.get("updated_at")) or dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    updated = instant_of(entry.get("updated_at")) or dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
     return TimeEntry(
         id=str(entry["id"]), source="kantata", user_id=str(entry.get("user_id") or ""),
         user_email=str((user or {}).get("email_address") or ""), project_code=project_code,
-        date=_date(entry.get("date_performed"), "date_performed"), hours=hours_of(entry.get("time_in_minutes")),
+        date=date_of(entry.get("date_performed"), "date_performed"), hours=hours_of(entry.get("time_in_minutes")),
         billable=bool(entry.get("billable")), status=_entry_status(entry, submission), updated_at=updated,
         task=str(story["title"]) if story and story.get("title") else None, notes=entry.get("notes") or None,
-        approved_at=_instant(submission.get("resolved_at"))
+        approved_at=instant_of(submission.get("resolved_at"))
         if entry.get("approved") and submission and submission.get("status") == "approved" else None,
         billable_rate=from_minor(int(cents), currency) if cents is not None and entry.get("billable") else None,
         is_billed=bool(entry.get("invoice_id")))
@@ -196,8 +200,8 @@ def submission_of(submission: Record, *, user: Record | None, project_external_i
     return TimesheetSubmission(
         id=str(submission["id"]), user_email=str((user or {}).get("email_address") or ""),
         project_external_id=project_external_id,
-        period_start=_date(submission.get("start_date"), "start_date"),
-        period_end=_date(submission.get("end_date"), "end_date"),
+        period_start=date_of(submission.get("start_date"), "start_date"),
+        period_end=date_of(submission.get("end_date"), "end_date"),
         status=status,  # type: ignore[arg-type]
         time_entry_ids=[str(i) for i in submission.get("time_entry_ids") or []],
-        decided_at=_instant(submission.get("resolved_at")) if status != "pending" else None)
+        decided_at=instant_of(submission.get("resolved_at")) if status != "pending" else None)

@@ -61,6 +61,7 @@ from typing import Any, Final
 from contracts.common import Money
 from contracts.psa import ExpenseTerms
 from contracts.time import Expense, TimeEntryStatus
+from system_apis.kantata._delivery_mapping import date_of, instant_of
 from system_apis.kantata._wire import API_PREFIX, BASE_URL
 from system_apis.kantata.mapping import MappingError, from_minor
 
@@ -81,14 +82,8 @@ SUBMISSION_STATUS: Final[dict[str, TimeEntryStatus]] = {
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
-def _instant(value: object) -> dt.datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
 def expense_of(expense: Record, *, user: Record | None, submission: Record | None, project_code: str,
-               workspace: Record | None = None, base_url: str = BASE_URL) -> Expense:
+               workspace: Record | None = None) -> Expense:
     """A Kantata expense with its included user, active submission and workspace as the canonical one (source
     "kantata")."""
     eid = expense.get("id")
@@ -104,19 +99,16 @@ def expense_of(expense: Record, *, user: Record | None, submission: Record | Non
         raise MappingError(f"expenses[{eid}].amount_in_cents", f"no amount in minor units of a currency: "
                                                                 f"{cents!r} {currency!r}")
     unit = expense.get("currency_base_unit")
-    raw_date = expense.get("date")
-    if not isinstance(raw_date, str) or not raw_date:
-        raise MappingError(f"expenses[{eid}].date", "missing date")
     receipt = expense.get("receipt_id")
     return Expense(
         id=str(eid), source="kantata", user_id=str(expense.get("user_id") or ""),
         user_email=str((user or {}).get("email_address") or ""), project_code=project_code,
-        date=dt.date.fromisoformat(raw_date[:10]), category=str(expense.get("category") or ""),
+        date=date_of(expense.get("date"), f"expenses[{eid}].date"), category=str(expense.get("category") or ""),
         amount=from_minor(cents, currency, int(unit) if unit else None), billable=bool(expense.get("is_billable")),
-        status=status, updated_at=_instant(expense.get("updated_at")) or _EPOCH,
-        receipt_url=f"{base_url}{API_PREFIX}/attachments/{receipt}" if receipt else None,
+        status=status, updated_at=instant_of(expense.get("updated_at")) or _EPOCH,
+        receipt_url=f"{BASE_URL}{API_PREFIX}/attachments/{receipt}" if receipt else None,
         notes=str(expense.get("notes") or "") or None,
-        approved_at=_instant(submission.get("resolved_at")) if submission and status == "approved" else None,
+        approved_at=instant_of(submission.get("resolved_at")) if submission and status == "approved" else None,
         is_billed=bool(expense.get("is_invoiced")))
 
 

@@ -20,7 +20,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import msgspec
 
@@ -40,7 +40,13 @@ from system_apis.kantata.mapping import SERVICE_MODEL, SERVICE_NAME, MappingErro
 __all__ = ["KantataTime"]
 
 T = TypeVar("T", TimeEntry, Expense)
-Fetch = Callable[[int, int, bool, dt.date | None, dt.date | None, list[str] | None], Awaitable[KantataPage]]
+
+
+class Fetch(Protocol):
+    """A client list of the time system's (`list_time_entries`, `list_expenses`): one numbered Kantata page."""
+
+    def __call__(self, *, page: int, per_page: int, approved: bool, start: dt.date | None, end: dt.date | None,
+                 workspace_ids: list[str] | None) -> Awaitable[KantataPage]: ...
 
 
 class _Position(msgspec.Struct, frozen=True, kw_only=True):
@@ -85,7 +91,8 @@ class _Lister(Generic[T]):
         items: list[T] = []
         number, skip, taken = at.page, at.skip, 0
         while True:
-            page = await self.fetch(number, at.per_page, at.status == "approved", at.start, at.end, workspaces)
+            page = await self.fetch(page=number, per_page=at.per_page, approved=at.status == "approved",
+                                    start=at.start, end=at.end, workspace_ids=workspaces)
             rest = page.records[skip:]
             take = rest[:limit - taken]
             items += [x for x in await self.convert(page, take)
@@ -109,15 +116,10 @@ class KantataTime:
 
     def __init__(self, client: KantataClient) -> None:
         self.client = client
-        self._entries = _Lister[TimeEntry]("time.kantata.time_entries", self._fetch_entries, self._time_entries)
-        self._expenses = _Lister[Expense]("time.kantata.expenses", self._fetch_expenses, self._expense_items)
+        self._entries = _Lister[TimeEntry]("time.kantata.time_entries", client.list_time_entries, self._time_entries)
+        self._expenses = _Lister[Expense]("time.kantata.expenses", client.list_expenses, self._expense_items)
 
     # --- time entries ---------------------------------------------------------------------------------
-
-    async def _fetch_entries(self, page: int, per_page: int, approved: bool, start: dt.date | None,
-                             end: dt.date | None, workspaces: list[str] | None) -> KantataPage:
-        return await self.client.list_time_entries(page=page, per_page=per_page, approved=approved, start=start,
-                                                   end=end, workspace_ids=workspaces)
 
     async def _time_entries(self, page: KantataPage, records: list[Record]) -> list[TimeEntry]:
         return time_entries_of(page, records, await project_codes(self.client, {str(e["workspace_id"])
@@ -133,11 +135,6 @@ class KantataTime:
         return (await self._time_entries(page, page.records))[0]
 
     # --- expenses -------------------------------------------------------------------------------------
-
-    async def _fetch_expenses(self, page: int, per_page: int, approved: bool, start: dt.date | None,
-                              end: dt.date | None, workspaces: list[str] | None) -> KantataPage:
-        return await self.client.list_expenses(page=page, per_page=per_page, approved=approved, start=start, end=end,
-                                               workspace_ids=workspaces)
 
     async def _expense_items(self, page: KantataPage, records: list[Record]) -> list[Expense]:
         codes = await project_codes(self.client, {str(e["workspace_id"]) for e in records})
