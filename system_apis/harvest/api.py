@@ -107,8 +107,16 @@ class HarvestTime:
 
     # --- reference cache ------------------------------------------------------------------------------
 
+    MISS_RELOAD_AFTER = 10.0
+    """Seconds a load answers misses for: a code Harvest did not have then reloads the references at most this
+    often. Lists that merge every time connection ask each for projects it never had (a month-end
+    reconciliation, once per project), and a reload reads every user and project."""
+
+    def _age(self) -> float:
+        return float("inf") if self._loaded_at is None else self._clock() - self._loaded_at
+
     def _fresh(self) -> bool:
-        return self._loaded_at is not None and self._clock() - self._loaded_at < self.cache_ttl
+        return self._age() < self.cache_ttl
 
     async def _reload(self) -> None:
         emails = {u.id: u.email async for u in self.client.iter_users()}
@@ -117,10 +125,11 @@ class HarvestTime:
         self.codes = {p.code: p.id for p in projects.values() if p.code}
         self._loaded_at = self._clock()
 
-    async def refresh(self, *, force: bool = False) -> None:
-        """Load users and projects unless the cache is fresh (or reload anyway with `force`)."""
+    async def refresh(self, *, force: bool = False, unless_newer_than: float = 0.0) -> None:
+        """Load users and projects unless the cache is fresh (or reload anyway with `force`, unless the last load
+        is younger than `unless_newer_than` seconds: concurrent misses then share one reload)."""
         async with self._lock:
-            if force or not self._fresh():
+            if not self._fresh() or (force and self._age() >= unless_newer_than):
                 await self._reload()
 
     async def _ensure(self, records: Iterable[wire.TimeEntry | wire.Expense]) -> None:
@@ -139,11 +148,12 @@ class HarvestTime:
                 self._categories_at = self._clock()
 
     async def _project_id(self, code: str) -> int | None:
-        """The Harvest id of the project whose code is `code` (reloading once for a project created since)."""
+        """The Harvest id of the project whose code is `code` (reloading for a project created since, unless the
+        references were loaded in the last `MISS_RELOAD_AFTER` seconds)."""
         await self.refresh()
         project_id = self.codes.get(code)
         if project_id is None:
-            await self.refresh(force=True)
+            await self.refresh(force=True, unless_newer_than=self.MISS_RELOAD_AFTER)
             project_id = self.codes.get(code)
         return project_id
 

@@ -232,6 +232,25 @@ class TestListExpenses:
         nothing = await time_api.list_expenses(TimeEntryQuery(project_code="PRJ-NOPE"), 10, None)
         assert nothing.items == [] and nothing.next_cursor is None
 
+    async def test_codes_harvest_lacks_reload_its_references_at_most_every_few_seconds(
+            self, client: HarvestClient, recording: Recording) -> None:
+        """A list across every time connection asks Harvest for each project of the firm; the ones Harvest never
+        had must not each reread every user and project (a month-end reconciliation asks per project)."""
+        now = [0.0]
+        time_api = HarvestTime(client, clock=lambda: now[0])
+
+        def loads() -> int:
+            return sum(1 for r, _, _ in recording.exchanges if r.url.path == "/v2/users")
+
+        for n in range(20):
+            assert (await time_api.list_time_entries(TimeEntryQuery(project_code=f"PRJ-NOPE{n}"), 10, None)).items == []
+        assert loads() == 1
+        now[0] = HarvestTime.MISS_RELOAD_AFTER + 1
+        assert (await time_api.list_expenses(TimeEntryQuery(project_code="PRJ-NOPE"), 10, None)).items == []
+        assert loads() == 2  # a project created since the last load is found within seconds
+        assert (await time_api.list_expenses(TimeEntryQuery(project_code="PRJ-A0005"), 10, None)).items
+        assert loads() == 2
+
     async def test_a_change_after_approval_moves_updated_at(self, sim: HarvestSimulator, http: httpx.AsyncClient,
                                                             time_api: HarvestTime) -> None:
         expense_id = sim.expense_id(MILES)
