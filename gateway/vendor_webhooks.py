@@ -5,8 +5,9 @@ Xero's invoice changes) gets one route per account that names a webhook secret. 
 provisioning exactly as `POST /process/provisioning/v1/runs` would, with the deal's routed id
 (`ca01-crm:…` for an account other than the domain's default) and the event's key as the idempotency
 key, so HubSpot's redelivery or a second webhook for the same deal starts nothing twice. A changed
-invoice starts the receivables read-back as `POST /process/receivables/v1/runs` would (or joins the one
-running), keyed by the event, so a redelivery starts nothing new. The route is outside the policy chain:
+invoice starts the receivables read-back as `POST /process/receivables/v1/runs` would, keyed by the event,
+so a redelivery starts nothing new; one already running may have read that entity before the change, so
+joining it also has one more read-back run after it. The route is outside the policy chain:
 the vendor proves itself by its signature, not by a token of ours.
 """
 
@@ -52,6 +53,6 @@ def _sinks(processes: Processes, prefix: str) -> WebhookSinks:
         await processes.service(WON_DEAL_PROCESS).start(f"{prefix}{deal_id}", event_key)
 
     async def invoices_changed(event_key: str) -> None:
-        await processes.service(READ_BACK_PROCESS).start(False, event_key)
+        await processes.service(READ_BACK_PROCESS).start(False, event_key, changed=True)
 
     return WebhookSinks(won_deal=won_deal, invoices_changed=invoices_changed)

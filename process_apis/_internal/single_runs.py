@@ -2,7 +2,9 @@
 
 A start while another run of the process is queued or running answers that run instead of racing it; an
 Idempotency-Key answers the run it first started (for the same body). A new run's subject is its mode
-(`full` or `changes`), when and its id's first characters.
+(`full` or `changes`), when and its id's first characters. A start prompted by a change the vendor reported
+(`follow_up`) that joins a run in flight also gets one more run after it, which reads what the first may have
+read past.
 """
 
 from __future__ import annotations
@@ -16,13 +18,17 @@ from foundation.clock import utcnow
 from process_apis._internal.runs import RunStore
 from process_apis._internal.start_keys import StartKeys
 
-__all__ = ["start_or_join"]
+__all__ = ["start_or_join", "take_follow_up"]
 
 
 async def start_or_join(runs: RunStore, process: str, scope: str, id_prefix: str, steps: tuple[str, ...], *,
-                        full: bool, idempotency_key: str | None,
-                        launch: Callable[[Run], Awaitable[None]]) -> tuple[Run, bool]:
-    """The run this start answers with, and True when this call created it (`launch` hands it to DBOS)."""
+                        full: bool, idempotency_key: str | None, launch: Callable[[Run], Awaitable[None]],
+                        follow_up: bool = False) -> tuple[Run, bool]:
+    """The run this start answers with, and True when this call created it (`launch` hands it to DBOS).
+
+    `follow_up`: the caller knows something changed just now (a vendor's event), which a run in flight may have
+    read past; joining it then also wants one more run after it (`take_follow_up`, at the end of the run).
+    """
     mode = "full" if full else "changes"
     body_print = hashlib.sha256(mode.encode()).hexdigest()
     keys = StartKeys(runs.engine, scope)
@@ -32,13 +38,30 @@ async def start_or_join(runs: RunStore, process: str, scope: str, id_prefix: str
         if earlier is not None:
             return earlier, False
     active = next(iter(runs.unfinished(process)), None)
+    if active is not None and follow_up:
+        keys.want_follow_up(active.id)
+        # The run may have ended and taken its follow-ups between the two reads: then this call starts it.
+        if active.id not in {r.id for r in runs.unfinished(process)} and keys.take_follow_up():
+            active = None
     if active is not None:
         run, started = active, False
     else:
-        token = uuid.uuid4().hex[:16]
-        run, started = runs.create(process, f"{mode}:{utcnow():%Y-%m-%dT%H:%M:%SZ}:{token[:6]}",
-                                   f"{id_prefix}_{token}", steps)
+        run, started = _create(runs, process, mode, id_prefix, steps)
+        keys.take_follow_up()  # a new run reads from every cursor: whatever a follow-up was wanted for
         await launch(run)
     if idempotency_key:
         keys.remember(idempotency_key, body_print, run.id)
     return run, started
+
+
+def take_follow_up(runs: RunStore, process: str, scope: str, id_prefix: str, steps: tuple[str, ...]) -> Run | None:
+    """The follow-up run, created now, when one was wanted while the ending run was in flight (the run's
+    workflow launches it: a workflow, not a step, may start another)."""
+    if not StartKeys(runs.engine, scope).take_follow_up():
+        return None
+    return _create(runs, process, "changes", id_prefix, steps)[0]
+
+
+def _create(runs: RunStore, process: str, mode: str, id_prefix: str, steps: tuple[str, ...]) -> tuple[Run, bool]:
+    token = uuid.uuid4().hex[:16]
+    return runs.create(process, f"{mode}:{utcnow():%Y-%m-%dT%H:%M:%SZ}:{token[:6]}", f"{id_prefix}_{token}", steps)

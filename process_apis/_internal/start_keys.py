@@ -40,3 +40,23 @@ class StartKeys:
                                                               run_id=run_id, created_at=utcnow()))
         except sa.exc.IntegrityError:
             pass  # a concurrent request with the same key recorded it first
+
+    # A follow-up is one more run wanted after the one in flight, which may have read past what a caller (a
+    # vendor's change event) knows changed. One row at most: wanting it again while it is pending adds nothing.
+    _FOLLOW_UP = "follow-up"
+
+    def want_follow_up(self, run_id: str) -> None:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(idempotency_keys.insert().values(scope=self.scope, key=self._FOLLOW_UP,
+                                                              fingerprint=self._FOLLOW_UP, run_id=run_id,
+                                                              created_at=utcnow()))
+        except sa.exc.IntegrityError:
+            pass  # already wanted: the one follow-up reads this change too
+
+    def take_follow_up(self) -> bool:
+        """Whether a follow-up was wanted, clearing it: of two callers racing, one alone is told so."""
+        with self.engine.begin() as conn:
+            taken = conn.execute(idempotency_keys.delete().where(idempotency_keys.c.scope == self.scope,
+                                                                 idempotency_keys.c.key == self._FOLLOW_UP))
+        return taken.rowcount == 1

@@ -13,16 +13,19 @@ from contracts.runs import Run
 from foundation.workflow_queue import start_workflow
 from process_apis._internal.single_runs import start_or_join
 from process_apis.receivables.runtime import runtime
+from process_apis.receivables.state import START_SCOPE
 from process_apis.receivables.workflow import PROCESS, STEPS, poll_receivables, workflow_id
 
 __all__ = ["ReceivablesService"]
 
-SCOPE = "receivables.startRun"
-
 
 class ReceivablesService:
-    async def start(self, full: bool = False, idempotency_key: str | None = None) -> tuple[Run, bool]:
-        """Start a poll (or find the one running / the one this key started); True when this call started it."""
+    async def start(self, full: bool = False, idempotency_key: str | None = None, *,
+                    changed: bool = False) -> tuple[Run, bool]:
+        """Start a poll (or find the one running / the one this key started); True when this call started it.
+
+        `changed`: an ERP just reported a change (its webhook). A poll in flight may have read that entity
+        already, so joining it also wants one more (changes) poll after it."""
         rt = runtime()
 
         async def launch(run: Run) -> None:
@@ -30,8 +33,8 @@ class ReceivablesService:
                 rt.state.forget_cursors()
             await self._launch(run)
 
-        return await start_or_join(rt.runs, PROCESS, SCOPE, "rcv", STEPS, full=full, idempotency_key=idempotency_key,
-                                   launch=launch)
+        return await start_or_join(rt.runs, PROCESS, START_SCOPE, "rcv", STEPS, full=full,
+                                   idempotency_key=idempotency_key, launch=launch, follow_up=changed)
 
     async def replay(self, exception_id: str) -> Run:
         runtime().exceptions.claim(exception_id, PROCESS)

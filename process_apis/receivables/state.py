@@ -28,10 +28,12 @@ from foundation.db import metadata
 from foundation.units import from_units, to_units
 from process_apis._internal.events import event, publish_in
 
-__all__ = ["OPEN", "POSTED", "PROCESS", "UNPOSTED", "ReceivablesState", "Recorded", "receivable_cursors",
+__all__ = ["OPEN", "POSTED", "PROCESS", "START_SCOPE", "UNPOSTED", "ReceivablesState", "Recorded", "receivable_cursors",
            "receivable_invoices"]
 
 PROCESS: Final = "receivables"
+START_SCOPE: Final = "receivables.startRun"
+"""Where a poll's start keys and its wanted follow-up are kept (`process_apis._internal.start_keys`)."""
 POSTED: Final[frozenset[InvoiceStatus]] = frozenset({"approved", "posted", "sent", "partially_paid", "paid"})
 """Statuses of an invoice that is in receivables (its `invoice.posted` event has been published)."""
 UNPOSTED: Final[tuple[InvoiceStatus, ...]] = ("draft", "approved")

@@ -24,11 +24,13 @@ from contracts.billing import Invoice
 from contracts.common import Page
 from contracts.runs import RunStatus, Violation
 from foundation.tracing import span
+from foundation.workflow_queue import start_workflow
 from process_apis._internal.crashes import describe, record_crash
+from process_apis._internal.single_runs import take_follow_up
 from process_apis._internal.steps import StepExhausted, retrying
 from process_apis._internal.system_clients import BusinessFailure
 from process_apis.receivables.runtime import runtime
-from process_apis.receivables.state import PROCESS, Recorded
+from process_apis.receivables.state import PROCESS, START_SCOPE, Recorded
 
 __all__ = ["INTEGRATION_OPS", "PROCESS", "STEPS", "exception_id_for", "poll_receivables", "workflow_id"]
 
@@ -128,14 +130,26 @@ async def crashed(run_id: str, attempt: int, error: str) -> str:
     return "failed"
 
 
+@DBOS.step(name="receivables.follow_up")
+async def follow_up() -> str | None:
+    """The id of the poll to run next, when an ERP reported a change while this one was in flight."""
+    rt = runtime()
+    run = take_follow_up(rt.runs, PROCESS, START_SCOPE, "rcv", STEPS)
+    return run.id if run is not None else None
+
+
 @DBOS.workflow(name="receivables.poll")
 async def poll_receivables(run_id: str, attempt: int, entities_only: list[str] | None) -> str:
     """Poll every legal entity's ERP (or `entities_only`); returns the run's final status."""
     try:
         with span("process receivables", {"psconnect.run_id": run_id}):
-            return await _poll(run_id, attempt, entities_only)
+            status = await _poll(run_id, attempt, entities_only)
     except Exception as exc:
         return await crashed(run_id, attempt, describe(exc))
+    following = await follow_up()
+    if following is not None:
+        await start_workflow(workflow_id(following, 1), poll_receivables, following, 1, None)
+    return status
 
 
 async def _poll(run_id: str, attempt: int, entities_only: list[str] | None) -> str:

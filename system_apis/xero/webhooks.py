@@ -13,7 +13,7 @@ An event names the changed invoice, not its new state, so it only says *when* to
 starts the receivables read-back (`WebhookSinks.invoices_changed`), which reads the changes of every entity's
 ERP by its cursor, this organisation's among them. The start is keyed by the delivery's invoice events (their
 tenant, resource, type and time), so a redelivery starts nothing new; a read-back already running is joined,
-and a change it has already passed is read by the next one (the scheduled poll at the latest). CONTACT
+and as it may have passed this organisation before the change, one more read-back runs after it. CONTACT
 events are acknowledged and ignored.
 """
 

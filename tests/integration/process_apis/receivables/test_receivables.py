@@ -24,6 +24,8 @@ import sqlalchemy as sa
 from contracts.events import INVOICE_POSTED, PAYMENT_RECEIVED
 from process_apis._internal.tables import runs
 from process_apis.event_feed import EventFeed
+from process_apis.receivables.runtime import runtime
+from process_apis.receivables.workflow import STEPS
 from process_apis.time_to_bill.facts import fact_projects
 from system_apis._internal.faults import Fault
 from system_apis.xero.webhooks import XeroEvent, event_key, sign
@@ -357,3 +359,42 @@ async def test_a_signed_xero_webhook_reads_a_payment_back_without_waiting_for_th
     assert _read_backs(s) == before + 1
     status, malformed = await _deliver(s, b'{"events": "not a list"}')
     assert status == 400 and json.loads(malformed)["code"] == "invalid_webhook_body"
+
+
+async def test_an_invoice_event_during_a_read_back_gets_one_more_read_back_after_it(stack: Stack) -> None:
+    """The read-back in flight may have read AU01 before the change Xero reports: joining it is not enough."""
+    s = stack
+    assert (await _poll(s))["status"] == "succeeded"
+    # A read-back recorded but not yet running: certainly in flight when the events arrive.
+    in_flight, _ = runtime().runs.create("receivables", "changes:in-flight", "rcv_inflight", STEPS)
+    event = {"resourceUrl": "https://api.xero.com/api.xro/2.0/Invoices/i-1", "resourceId": "i-1",
+             "eventDateUtc": "2026-11-20T10:15:00.000", "eventType": "UPDATE", "eventCategory": "INVOICE",
+             "tenantId": "00000000-0000-0000-0000-000000000000", "tenantType": "ORGANISATION"}
+    before = _read_backs(s)
+    for n in range(3):  # three deliveries while it is in flight: one follow-up serves them all
+        body = json.dumps({"events": [{**event, "eventDateUtc": f"2026-11-20T10:1{n}:00.000"}],
+                           "entropy": f"F{n}"}).encode()
+        assert await _deliver(s, body) == (200, b"")
+    assert _read_backs(s) == before  # joined, nothing started beside it
+    assert await s.gateway.processes.service("receivables").resume_unstarted() == 1
+    assert (await s.wait_for(f"{BASE}/runs/{in_flight.id}"))["status"] == "succeeded"
+    for _ in range(100):
+        if _read_backs(s) == before + 1:
+            break
+        await asyncio.sleep(0.05)
+    assert _read_backs(s) == before + 1
+    assert (await s.wait_for(f"{BASE}/runs/{_newest_read_back(s)}"))["status"] == "succeeded"
+    # Taken once: the follow-up's own end starts nothing more, and a start with nothing in flight wants none.
+    await asyncio.sleep(0.3)
+    assert _read_backs(s) == before + 1
+    assert (await _deliver(s, json.dumps({"events": [event], "entropy": "G"}).encode())) == (200, b"")
+    assert _read_backs(s) == before + 2
+    assert (await s.wait_for(f"{BASE}/runs/{_newest_read_back(s)}"))["status"] == "succeeded"
+    await asyncio.sleep(0.3)
+    assert _read_backs(s) == before + 2
+
+
+def _newest_read_back(s: Stack) -> str:
+    with s.gateway.engine.connect() as conn:
+        return str(conn.execute(sa.select(runs.c.id).where(runs.c.process == "receivables")
+                                .order_by(runs.c.created_at.desc(), runs.c.id)).scalars().first())
