@@ -155,7 +155,7 @@ async def _scenario(name: str, workers: int, database_url: str | None = None,
             out["duplicate_time_bills"] = sum(n - 1 for n in keys.values() if n > 1)
             if reconcile:
                 rec_started = time.perf_counter()
-                recs = await service.reconcile_entity("*", PERIOD)
+                recs, _ = await service.reconcile_entity("*", PERIOD)
                 out["reconcile_s"] = round(time.perf_counter() - rec_started, 1)
                 out["projects"] = len(recs)
                 out["projects_with_discrepancies"] = sum(1 for r in recs if r.discrepancies)

@@ -169,17 +169,15 @@ def time_to_bill_router(service: TimeToBillService) -> Router:
                     raise visibility.missing("Project", project)
             elif legal_entity_code:
                 visibility.grant.require(legal_entity_code)
+        offset = decode_cursor(cursor, "time_to_bill.reconciliation")
         if project:
-            rows = [await service.reconcile(project, period)]
+            page, more = [await service.reconcile(project, period)][offset:offset + limit], False
         elif legal_entity_code:
-            rows = await service.reconcile_entity(legal_entity_code, period)
+            page, more = await service.reconcile_entity(legal_entity_code, period, offset, limit)
         else:
             raise ProblemError(422, "validation-error", "Missing filter", "Give project or legal_entity_code.",
                                errors=[FieldError(pointer="project", detail="give project or legal_entity_code")],
                                code="missing_filter")
-        offset = decode_cursor(cursor, "time_to_bill.reconciliation")
-        page = rows[offset:offset + limit]
-        more = offset + limit < len(rows)
         following = encode_cursor(offset + limit, "time_to_bill.reconciliation") if more else None
         return Page(items=page, next_cursor=following)
 

@@ -281,13 +281,18 @@ class TimeToBillService:
             raise ProblemError(404, "not-found", "Project not found", f"The ERP has no project {project!r}.")
         return await reconcile_project(project, period, ref, self.today())
 
-    async def reconcile_entity(self, legal_entity_code: str, period: str) -> list[Reconciliation]:
+    async def reconcile_entity(self, legal_entity_code: str, period: str, offset: int = 0,
+                               limit: int | None = None) -> tuple[list[Reconciliation], bool]:
+        """The entity's projects (`*`: every entity's) in code order, from `offset`, at most `limit` of them, and
+        whether more follow. Only those are reconciled: a page costs its own projects' reads, not the firm's."""
         rt = runtime()
         ref = await load_reference(rt.erp, rt.psa, rt.hr, None if legal_entity_code == ALL_ENTITIES
                                    else legal_entity_code)  # one entity's reconciliation: its ERP account only
         codes = sorted(c for c, p in ref.projects.items() if legal_entity_code in (ALL_ENTITIES, p.legal_entity_code))
+        end = len(codes) if limit is None else offset + limit
         charges: ChargeCache = {}
-        return [await reconcile_project(c, period, ref, self.today(), charges) for c in codes]
+        return [await reconcile_project(c, period, ref, self.today(), charges) for c in codes[offset:end]], \
+            end < len(codes)
 
     async def resume_unstarted(self) -> int:
         unfinished = runtime().runs.unfinished(PROCESS)

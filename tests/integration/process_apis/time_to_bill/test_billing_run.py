@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from system_apis.demo_delivery import TIME_DEFECTS
 from system_apis.demo_firm import demo_firm
@@ -132,6 +133,35 @@ async def test_a_run_bills_its_own_period_only(tmp_path: Path) -> None:
         run = await s.bill("US01")
         assert run["status"] in ("succeeded", "needs_attention")
         assert not [b for b in s.time_bills() if b.date >= "2026-11-01"]
+
+
+def _posted_time_reads() -> float:
+    return sum(sample.value for metric in REGISTRY.collect() for sample in metric.samples
+               if sample.name == "psconnect_gateway_requests_total"
+               and sample.labels.get("operation") == "erp.listPostedTime")
+
+
+async def test_a_reconciliation_page_reads_its_own_projects_only(tmp_path: Path) -> None:
+    """Paging through every project's reconciliation: the pages add up to the whole, and each page reads the
+    ERP for its projects alone (a page used to reconcile the whole firm and keep 50 rows)."""
+    async with ttb_stack(tmp_path) as s:
+        assert (await s.bill("US01"))["status"] in ("succeeded", "needs_attention")
+        whole = await s.reconcile(entity="*")
+        assert len(whole) > 6
+        pages: list[list[dict[str, Any]]] = []
+        cursor: str | None = None
+        while True:
+            before = _posted_time_reads()
+            response = await s.http.get(f"{BASE}/reconciliation", params={
+                "period": PERIOD, "legal_entity_code": "*", "limit": 3, **({"cursor": cursor} if cursor else {})})
+            assert response.status_code == 200, response.text
+            pages.append(response.json()["items"])
+            assert _posted_time_reads() - before == len(pages[-1])  # one posted-time read per project on the page
+            cursor = response.json()["next_cursor"]
+            if not cursor:
+                break
+        assert [len(p) for p in pages[:-1]] == [3] * (len(pages) - 1) and 1 <= len(pages[-1]) <= 3
+        assert [row for page in pages for row in page] == whole
 
 
 async def test_starting_a_run_twice_with_one_key_is_one_run(tmp_path: Path) -> None:
