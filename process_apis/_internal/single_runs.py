@@ -40,9 +40,11 @@ async def start_or_join(runs: RunStore, process: str, scope: str, id_prefix: str
     active = next(iter(runs.unfinished(process)), None)
     if active is not None and follow_up:
         keys.want_follow_up(active.id)
-        # The run may have ended and taken its follow-ups between the two reads: then this call starts it.
-        if active.id not in {r.id for r in runs.unfinished(process)} and keys.take_follow_up():
-            active = None
+        now = runs.unfinished(process)
+        if active.id not in {r.id for r in now}:
+            # It ended between the two reads, maybe before it looked for follow-ups: join the run that came
+            # after it, else start one (unless its workflow took the wish first, and starts it).
+            active = now[0] if now else (None if keys.take_follow_up() else active)
     if active is not None:
         run, started = active, False
     else:
@@ -56,10 +58,16 @@ async def start_or_join(runs: RunStore, process: str, scope: str, id_prefix: str
 
 def take_follow_up(runs: RunStore, process: str, scope: str, id_prefix: str, steps: tuple[str, ...]) -> Run | None:
     """The follow-up run, created now, when one was wanted while the ending run was in flight (the run's
-    workflow launches it: a workflow, not a step, may start another)."""
-    if not StartKeys(runs.engine, scope).take_follow_up():
+    workflow launches it: a workflow, not a step, may start another).
+
+    Created before the wish is cleared: a crash between the two leaves one run too many (launched at start-up
+    with the other unstarted runs), never none."""
+    keys = StartKeys(runs.engine, scope)
+    if not keys.follow_up_wanted():
         return None
-    return _create(runs, process, "changes", id_prefix, steps)[0]
+    run, _ = _create(runs, process, "changes", id_prefix, steps)
+    keys.take_follow_up()
+    return run
 
 
 def _create(runs: RunStore, process: str, mode: str, id_prefix: str, steps: tuple[str, ...]) -> tuple[Run, bool]:

@@ -54,6 +54,11 @@ class StartKeys:
         except sa.exc.IntegrityError:
             pass  # already wanted: the one follow-up reads this change too
 
+    def follow_up_wanted(self) -> bool:
+        with self.engine.connect() as conn:
+            return conn.scalar(sa.select(idempotency_keys.c.run_id).where(
+                idempotency_keys.c.scope == self.scope, idempotency_keys.c.key == self._FOLLOW_UP)) is not None
+
     def take_follow_up(self) -> bool:
         """Whether a follow-up was wanted, clearing it: of two callers racing, one alone is told so."""
         with self.engine.begin() as conn:
