@@ -12,6 +12,7 @@ the expected difference until someone fixes and replays them.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from decimal import Decimal
 
@@ -66,8 +67,9 @@ class Reconciliation(Struct):
         return not self.discrepancies
 
 
-ChargeCache = dict[tuple[str, str], list[IntercompanyCharge]]
-"""(entity code, period) -> the intercompany documents its ERP lists: read once per reconciliation of an entity."""
+ChargeCache = dict[tuple[str, str], asyncio.Task[list[IntercompanyCharge]]]
+"""(entity code, period) -> the read of the intercompany documents its ERP lists: once per reconciliation of an
+entity, shared by the projects reconciled at the same time."""
 
 
 async def reconcile_project(project_code: str, period: str, ref: Reference, as_of: dt.date,
@@ -161,8 +163,8 @@ async def _charged(project: ProjectRef, period: str, employers: set[str], ref: R
     documents: dict[str, IntercompanyCharge] = {}
     for code in sorted({project.legal_entity_code, *employers}):
         if (code, period) not in cache:
-            cache[(code, period)] = await runtime().erp.intercompany_charges(code, period)
-        documents.update((c.id, c) for c in cache[(code, period)])
+            cache[(code, period)] = asyncio.ensure_future(runtime().erp.intercompany_charges(code, period))
+        documents.update((c.id, c) for c in await cache[(code, period)])
     employer_of = {w.id: w.legal_entity_code for w in ref.workers.values()}
     receivable: dict[str, Decimal] = {}
     payable: dict[str, Decimal] = {}

@@ -55,6 +55,9 @@ __all__ = ["EventOutcome", "TimeToBillService"]
 
 TERMINAL = ("succeeded", "needs_attention", "failed")
 POSTING_ONLY = "_posting"
+RECONCILE_CONCURRENCY = 8
+"""Projects reconciled at a time: each is ~10 reads of the time system and the ERP, which against real vendors
+wait on the network; the vendors' clients still hold their own concurrency and pacing limits."""
 """The run-id suffix of an entity's posting-only run of a period (`start_run(..., invoice=False)`)."""
 PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 """A billing period: YYYY-MM with a real month (01-12) and a year from 0001 on."""
@@ -291,8 +294,20 @@ class TimeToBillService:
         codes = sorted(c for c, p in ref.projects.items() if legal_entity_code in (ALL_ENTITIES, p.legal_entity_code))
         end = len(codes) if limit is None else offset + limit
         charges: ChargeCache = {}
-        return [await reconcile_project(c, period, ref, self.today(), charges) for c in codes[offset:end]], \
-            end < len(codes)
+        slots = asyncio.Semaphore(RECONCILE_CONCURRENCY)
+
+        async def one(code: str) -> Reconciliation:
+            async with slots:
+                return await reconcile_project(code, period, ref, self.today(), charges)
+
+        tasks = [asyncio.ensure_future(one(c)) for c in codes[offset:end]]
+        try:
+            return list(await asyncio.gather(*tasks)), end < len(codes)
+        except BaseException:  # the first failure is the answer (a vendor's 503 stays a 503): stop the rest
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
 
     async def resume_unstarted(self) -> int:
         unfinished = runtime().runs.unfinished(PROCESS)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
+from system_apis._internal.faults import Fault
 from system_apis.demo_delivery import TIME_DEFECTS
 from system_apis.demo_firm import demo_firm
 from tests.integration.process_apis.time_to_bill.ttb_stack import BASE, PERIOD, TtbStack, mispriced, ttb_stack
@@ -162,6 +164,20 @@ async def test_a_reconciliation_page_reads_its_own_projects_only(tmp_path: Path)
                 break
         assert [len(p) for p in pages[:-1]] == [3] * (len(pages) - 1) and 1 <= len(pages[-1]) <= 3
         assert [row for page in pages for row in page] == whole
+
+        # Against vendors that take their time, a page's projects are reconciled several at a time.
+        delay = 0.1
+        slowed = [s.sim("erp"), s.sim("time")]
+        for sim in slowed:
+            sim.faults.add(Fault(kind="slow", rate=1.0, delay=delay))
+        started = time.perf_counter()
+        response = await s.http.get(f"{BASE}/reconciliation", params={"period": PERIOD, "legal_entity_code": "*",
+                                                                      "limit": 16})
+        elapsed = time.perf_counter() - started
+        assert response.status_code == 200 and response.json()["items"] == whole[:16]
+        waited = sum(sim.faults.injected for sim in slowed) * delay
+        assert waited > 8  # one after another, the page would take that long
+        assert elapsed < waited / 2, (elapsed, waited)
 
 
 async def test_starting_a_run_twice_with_one_key_is_one_run(tmp_path: Path) -> None:
