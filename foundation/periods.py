@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-__all__ = ["month_bounds"]
+__all__ = ["month_bounds", "month_of"]
 
 
 def month_bounds(period: str) -> tuple[dt.date, dt.date]:
@@ -13,3 +13,8 @@ def month_bounds(period: str) -> tuple[dt.date, dt.date]:
     year, month = (int(x) for x in period.split("-"))
     last = dt.date(year, 12, 31) if month == 12 else dt.date(year, month + 1, 1) - dt.timedelta(days=1)
     return dt.date(year, month, 1), last
+
+
+def month_of(day: dt.date) -> tuple[dt.date, dt.date]:
+    """The first and last day of the month `day` falls in."""
+    return month_bounds(f"{day:%Y-%m}")

@@ -124,8 +124,8 @@ WonDealSink = Callable[[str, str], Awaitable[None]]
 """Starts provisioning for a won deal: (the deal's id at its CRM account, a key unique to the event)."""
 
 InvoicesChangedSink = Callable[[str], Awaitable[None]]
-"""Starts reading invoice status and payments back from the ERPs (or joins the read-back already running):
-(a key unique to the event; the same key again starts nothing new)."""
+"""Starts reading invoice status and payments back from the ERPs (a read-back already running is joined, and one
+more follows it): (a key unique to the event; the same key again starts nothing new)."""
 
 
 @dataclass(frozen=True)

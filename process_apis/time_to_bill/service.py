@@ -55,10 +55,10 @@ __all__ = ["EventOutcome", "TimeToBillService"]
 
 TERMINAL = ("succeeded", "needs_attention", "failed")
 POSTING_ONLY = "_posting"
+"""The run-id suffix of an entity's posting-only run of a period (`start_run(..., invoice=False)`)."""
 RECONCILE_CONCURRENCY = 8
 """Projects reconciled at a time: each is ~10 reads of the time system and the ERP, which against real vendors
 wait on the network; the vendors' clients still hold their own concurrency and pacing limits."""
-"""The run-id suffix of an entity's posting-only run of a period (`start_run(..., invoice=False)`)."""
 PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 """A billing period: YYYY-MM with a real month (01-12) and a year from 0001 on."""
 T = TypeVar("T")

@@ -246,18 +246,16 @@ class KantataDelivery:
         page = await self.client.list_time_entries(page=position.page, per_page=position.per_page,
                                                    approved=status == "approved", start=start, end=end)
         codes = await project_codes(self.client, {str(e["workspace_id"]) for e in page.records})
-        entries = self._time_entries(page, codes)
+        entries = time_entries_of(page, page.records, codes)
         return Page(items=[e for e in entries if status is None or e.status == status],
                     next_cursor=_next(position, page, "time_entries"))
-
-    def _time_entries(self, page: KantataPage, codes: dict[str, str]) -> list[TimeEntry]:
-        return time_entries_of(page, page.records, codes)
 
     async def get_time_entry(self, entry_id: str) -> TimeEntry:
         if not entry_id.isdigit():
             raise not_found("time entry", entry_id)
         page = await self.client.get_time_entry(entry_id)
-        return self._time_entries(page, await project_codes(self.client, {str(page.records[0]["workspace_id"])}))[0]
+        codes = await project_codes(self.client, {str(page.records[0]["workspace_id"])})
+        return time_entries_of(page, page.records, codes)[0]
 
     # --- timesheet submissions -------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from contracts.common import Money, Page
 from contracts.erp import ErpRefusalReason
 from contracts.problems import ProblemError
 from foundation.paging import decode_position, encode_position
-from foundation.periods import month_bounds
+from foundation.periods import month_of
 from system_apis._internal.http import VendorRejected
 from system_apis.xero._lookups import Offset, XeroLookups, locked, not_found, vendor_data_invalid
 from system_apis.xero._summary import (
@@ -192,7 +192,7 @@ class XeroPosting(XeroLookups):
         if date_from is not None:  # a summary is dated at its last line, within its month
             params["dateAfterUtc"] = f"{date_from.replace(day=1).isoformat()}T00:00:00Z"
         if date_to is not None:
-            params["dateBeforeUtc"] = f"{month_bounds(f'{date_to:%Y-%m}')[1].isoformat()}T23:59:59Z"
+            params["dateBeforeUtc"] = f"{month_of(date_to)[1].isoformat()}T23:59:59Z"
         entries = [e async for page in self.client.projects_pages(f"/Projects/{project_id}/Time", params)
                    for e in page]
         ours = {str(e["timeEntryId"]) for e in entries

@@ -59,7 +59,7 @@ from contracts.common import Money
 from contracts.crm import Address
 from contracts.erp import AccountingPeriod, Customer, CustomerUpsert, ErpProject, LegalEntity, ProjectTask
 from contracts.workforce import Employee, EmployeeUpsert
-from foundation.periods import month_bounds
+from foundation.periods import month_of
 from system_apis._internal.tax_regimes import requires_customer_tax_id, tax_regime
 
 __all__ = [
@@ -164,7 +164,7 @@ def month_periods(org: dict[str, Any], *, tenant: str, through: dt.date) -> list
     out: list[AccountingPeriod] = []
     for year in range(first_year, max(first_year, through.year) + 1):
         for month in range(1, 13):
-            start, end = month_bounds(f"{year:04d}-{month:02d}")
+            start, end = month_of(dt.date(year, month, 1))
             closed = lock is not None and end <= lock
             out.append(AccountingPeriod(id=f"{tenant}:{start:%Y-%m}", name=start.strftime("%b %Y"), start_date=start,
                                         end_date=end, is_closed=closed, ar_locked=closed, ap_locked=closed,
@@ -360,7 +360,7 @@ def due_date(issued: dt.date, terms: dict[str, Any] | None) -> dt.date:
     if not terms or terms.get("Day") is None:
         return issued + dt.timedelta(days=DEFAULT_TERMS_DAYS)
     day, kind = int(terms["Day"]), str(terms.get("Type"))
-    month_end = month_bounds(f"{issued.year:04d}-{issued.month:02d}")[1]
+    month_end = month_of(issued)[1]
     if kind == "DAYSAFTERBILLDATE":
         return issued + dt.timedelta(days=day)
     if kind == "DAYSAFTERBILLMONTH":
@@ -368,8 +368,7 @@ def due_date(issued: dt.date, terms: dict[str, Any] | None) -> dt.date:
     if kind == "OFCURRENTMONTH":
         return max(issued, month_end.replace(day=min(max(day, 1), month_end.day)))
     if kind == "OFFOLLOWINGMONTH":
-        after = month_end + dt.timedelta(days=1)
-        following, last = month_bounds(f"{after.year:04d}-{after.month:02d}")
+        following, last = month_of(month_end + dt.timedelta(days=1))
         return following.replace(day=min(max(day, 1), last.day))
     raise MappingError(f"unknown Xero payment terms type {kind!r}")
 

@@ -313,6 +313,13 @@ def _read_backs(s: Stack) -> int:
                    or 0)
 
 
+def _invoice_event(invoice_id: str) -> dict[str, str]:
+    """One INVOICE event of a Xero delivery, as Xero's webhook documentation shows it."""
+    return {"resourceUrl": f"https://api.xero.com/api.xro/2.0/Invoices/{invoice_id}", "resourceId": invoice_id,
+            "eventDateUtc": "2026-11-20T10:15:00.000", "eventType": "UPDATE", "eventCategory": "INVOICE",
+            "tenantId": "00000000-0000-0000-0000-000000000000", "tenantType": "ORGANISATION"}
+
+
 async def _deliver(s: Stack, body: bytes, key: str = "sim-webhook-key") -> tuple[int, bytes]:
     response = await s.http.post("/webhooks/au01-erp", content=body,
                                  headers={"x-xero-signature": sign(key, body), "Content-Type": "application/json",
@@ -336,9 +343,7 @@ async def test_a_signed_xero_webhook_reads_a_payment_back_without_waiting_for_th
     status, refused = await _deliver(s, empty, key="not-the-webhook-key")
     assert status == 401 and json.loads(refused)["code"] == "signature_mismatch"
 
-    event = {"resourceUrl": f"https://api.xero.com/api.xro/2.0/Invoices/{draft['id']}", "resourceId": draft["id"],
-             "eventDateUtc": "2026-11-20T10:15:00.000", "eventType": "UPDATE", "eventCategory": "INVOICE",
-             "tenantId": "00000000-0000-0000-0000-000000000000", "tenantType": "ORGANISATION"}
+    event = _invoice_event(draft["id"])
     body = json.dumps({"events": [event], "firstEventSequence": 7, "lastEventSequence": 7, "entropy": "A1"}).encode()
     assert (await _deliver(s, body, key="not-the-webhook-key"))[0] == 401 and _read_backs(s) == before
     assert await _deliver(s, body) == (200, b"")
@@ -367,9 +372,7 @@ async def test_an_invoice_event_during_a_read_back_gets_one_more_read_back_after
     assert (await _poll(s))["status"] == "succeeded"
     # A read-back recorded but not yet running: certainly in flight when the events arrive.
     in_flight, _ = runtime().runs.create("receivables", "changes:in-flight", "rcv_inflight", STEPS)
-    event = {"resourceUrl": "https://api.xero.com/api.xro/2.0/Invoices/i-1", "resourceId": "i-1",
-             "eventDateUtc": "2026-11-20T10:15:00.000", "eventType": "UPDATE", "eventCategory": "INVOICE",
-             "tenantId": "00000000-0000-0000-0000-000000000000", "tenantType": "ORGANISATION"}
+    event = _invoice_event("i-1")
     before = _read_backs(s)
     for n in range(3):  # three deliveries while it is in flight: one follow-up serves them all
         body = json.dumps({"events": [{**event, "eventDateUtc": f"2026-11-20T10:1{n}:00.000"}],
