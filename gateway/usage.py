@@ -18,6 +18,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 __all__ = ["Bucket", "UsageRecorder"]
@@ -58,6 +60,7 @@ class UsageRecorder:
     _buckets: dict[str, dict[int, Bucket]] = field(default_factory=lambda: defaultdict(dict))
     _redis: aioredis.Redis | None = None
     _flusher: asyncio.Task[None] | None = None
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     def record(self, client_id: str, status: int, duration_ms: float, now: float | None = None) -> None:
         minute = int((time.time() if now is None else now) // 60)
@@ -104,15 +107,19 @@ class UsageRecorder:
 
     async def start(self) -> None:
         if self.redis_url and self._redis is None:
-            self._redis = aioredis.from_url(self.redis_url)
+            # One attempt, bounded: a failed flush keeps its buckets for the next one, and a Redis that hangs must
+            # not hold up the portal's usage page (it flushes first) or the gateway's shutdown.
+            self._redis = aioredis.from_url(self.redis_url, socket_connect_timeout=1.0, socket_timeout=2.0,
+                                            retry=Retry(NoBackoff(), 0))
+            self._stopping = asyncio.Event()  # bound to the loop that starts this recorder
             self._flusher = asyncio.create_task(self._flush_every_interval())
 
     async def stop(self) -> None:
-        """Stop the flusher and hand the last counts to Redis."""
+        """Stop the flusher and hand the last counts to Redis. The flusher is let finish a flush under way rather
+        than cancelled in it: a cancelled flush has taken its buckets and may or may not have added them."""
         if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
+            self._stopping.set()
+            await self._flusher
             self._flusher = None
         if self._redis is not None:
             await self.flush()
@@ -120,8 +127,10 @@ class UsageRecorder:
             self._redis = None
 
     async def _flush_every_interval(self) -> None:
-        while True:
-            await asyncio.sleep(self.flush_interval)
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.flush_interval):
+                    await self._stopping.wait()
             await self.flush()
 
     async def flush(self) -> None:

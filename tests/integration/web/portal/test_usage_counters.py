@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 
@@ -64,3 +65,20 @@ async def test_embedded_mode_keeps_the_last_hour_in_memory() -> None:
     recorder.record("app-1", 404, 7.0, now)
     [bucket] = await recorder.series("app-1")
     assert (bucket.requests, bucket.errors) == (1, 1)
+
+
+async def test_stopping_during_a_flush_loses_and_doubles_no_request() -> None:
+    namespace = f"psconnect-test-{uuid.uuid4().hex[:12]}"
+    reader = UsageRecorder(REDIS_URL, namespace)
+    await reader.start()
+    try:
+        for _ in range(20):  # the flusher never rests: each stop lands in a flush under way or about to start
+            recorder = UsageRecorder(REDIS_URL, namespace, flush_interval=0.0)
+            await recorder.start()
+            for _ in range(10):
+                recorder.record("app-1", 200, 1.0)
+                await asyncio.sleep(0)
+            await recorder.stop()
+        assert sum(b.requests for b in await reader.series("app-1")) == 200
+    finally:
+        await reader.stop()
