@@ -13,6 +13,7 @@ import asyncio
 import gc
 import logging
 import time
+from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -254,18 +255,18 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
                                                       "resumed_runs": resumed, "schedules_caught_up": caught_up}})
 
     async def shutdown() -> None:
-        await dispatcher.stop()
-        await asyncio.to_thread(executors.stop)
+        await _logged_if_slow("webhook dispatcher", dispatcher.stop())
+        await _logged_if_slow("executor lease", asyncio.to_thread(executors.stop))
         # Off the event loop: DBOS joins its background threads, which may need this loop to finish.
-        await asyncio.to_thread(DBOS.destroy, destroy_registry=False)
+        await _logged_if_slow("DBOS", asyncio.to_thread(DBOS.destroy, destroy_registry=False))
         # DBOS made its (now shut down) pool this loop's default executor; a gateway started again on the same
         # loop (a test, an in-process restart) would get "cannot schedule new futures after shutdown".
         asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(thread_name_prefix="psconnect"))
         await internal_http.aclose()
         await process_http.aclose()
         await upstream_pool.aclose()
-        await policy_runtime.shutdown()
-        await usage.stop()
+        await _logged_if_slow("limit and idempotency stores", policy_runtime.shutdown())
+        await _logged_if_slow("usage counters", usage.stop())
         await oauth_http.aclose()
         accounts = {id(c): c for v in vendors.values() for c in v.connections.values()}  # shared across domains
         for account in accounts.values():
@@ -275,6 +276,20 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
     litestar.on_startup.append(startup)
     litestar.on_shutdown.append(shutdown)
     return gateway
+
+
+SLOW_SHUTDOWN_STEP = 2.0
+"""Seconds after which a shutdown step is logged: the steps join threads and close connections that a loaded host
+or a vanished peer can hold up, and a shutdown that overruns its grace period must say which step held it."""
+
+
+async def _logged_if_slow(step: str, done: Awaitable[None]) -> None:
+    began = time.monotonic()
+    await done
+    took = time.monotonic() - began
+    if took > SLOW_SHUTDOWN_STEP:
+        log.warning("slow shutdown step", extra={"fields": {"event": "shutdown_step_slow", "step": step,
+                                                            "seconds": round(took, 3)}})
 
 
 def portal_start_up(settings: Settings, engine: sa.Engine, accounts: Accounts) -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -24,8 +26,8 @@ from gateway.app import Gateway, create_gateway
 from gateway.settings import load_settings
 from system_apis.connections import DEFAULT_FILE as DEFAULT_CONNECTIONS
 
-__all__ = ["ALL_SCOPES", "ERP_ACCOUNTS", "PG_ADMIN_URL", "Stack", "connections_file", "postgres_database",
-           "running_stack"]
+__all__ = ["ALL_SCOPES", "ERP_ACCOUNTS", "PG_ADMIN_URL", "Stack", "connections_file", "lifespan",
+           "postgres_database", "running_stack"]
 
 ALL_SCOPES = ("system.crm:read", "system.crm:write", "system.erp:read", "system.erp:write", "system.psa:read",
               "system.psa:write", "process.provisioning:read", "process.provisioning:write",
@@ -126,6 +128,22 @@ async def postgres_database() -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
+async def lifespan(app: Any) -> AsyncIterator[None]:
+    """The gateway started and, after the block, shut down. Shutdown joins DBOS's threads (up to 10 s each) and
+    may take a while on a loaded CI host; should it hang, every thread's and task's stack is printed before the
+    timeout fails the test, so the failure says where it hung."""
+    manager = LifespanManager(app, startup_timeout=60, shutdown_timeout=90)
+    try:
+        async with manager:
+            yield
+    except TimeoutError:
+        faulthandler.dump_traceback(all_threads=True)
+        for task in asyncio.all_tasks():
+            task.print_stack(file=sys.stderr)
+        raise
+
+
+@contextlib.asynccontextmanager
 async def running_stack(home: Path, *, database_url: str | None = None, retry: RetryPolicy = FAST_RETRY,
                         connections: Path | None = None, **settings: object) -> AsyncIterator[Stack]:
     """The embedded stack; `connections` names another connections file than the shipped one; `settings`:
@@ -136,7 +154,7 @@ async def running_stack(home: Path, *, database_url: str | None = None, retry: R
     if connections is not None:
         overrides["connections_file"] = str(connections)
     gateway = create_gateway(load_settings(env={}, **overrides), retry=retry, vendor_retry=FAST_VENDOR_RETRY)
-    async with LifespanManager(gateway.app, startup_timeout=60, shutdown_timeout=30):  # type: ignore[arg-type]
+    async with lifespan(gateway.app):
         client_id, secret = gateway.oauth.clients.create("integration tests", ALL_SCOPES)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway.app),  # type: ignore[arg-type]
                                      base_url="http://testserver", timeout=60) as http:

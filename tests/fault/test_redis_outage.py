@@ -19,12 +19,11 @@ from pathlib import Path
 import httpx
 import msgspec
 import pytest
-from asgi_lifespan import LifespanManager
 
 from gateway.app import create_gateway
 from gateway.settings import load_settings
 from policies.bindings import Bindings, load_bindings
-from tests.stack import FAST_VENDOR_RETRY
+from tests.stack import FAST_VENDOR_RETRY, lifespan
 
 ACCOUNTS = "/system/crm/v1/accounts?limit=1"
 
@@ -75,7 +74,7 @@ async def _gateway(home: Path, redis_url: str) -> AsyncIterator[tuple[httpx.Asyn
                              redis_prefix=f"psconnect-test-{uuid.uuid4().hex[:12]}")
     gateway = create_gateway(settings, bindings=_bindings(), vendor_retry=FAST_VENDOR_RETRY)
     transport = httpx.ASGITransport(app=gateway.app)  # type: ignore[arg-type]
-    async with LifespanManager(gateway.app, startup_timeout=60, shutdown_timeout=30), \
+    async with lifespan(gateway.app), \
             httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=30) as http:  # type: ignore[arg-type]
         headers: dict[str, dict[str, str]] = {}
         for mode in ("open", "closed"):

@@ -9,13 +9,12 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from asgi_lifespan import LifespanManager
 
 from gateway.app import create_gateway
 from gateway.settings import load_settings
 from policies.bindings import BINDINGS_ENV, DEFAULT_FILE
 from policies.idempotency import REPLAYED_HEADER
-from tests.stack import Stack, running_stack
+from tests.stack import Stack, lifespan, running_stack
 
 PORTAL = "http://portal.example.test"
 
@@ -62,7 +61,7 @@ class TestCors:
     async def http(self, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
         settings = load_settings(env={}, home=str(tmp_path), seed_demo=False, cors_origins=(PORTAL,))
         gateway = create_gateway(settings)
-        async with (LifespanManager(gateway.app, startup_timeout=60, shutdown_timeout=30),  # type: ignore[arg-type]
+        async with (lifespan(gateway.app),
                     httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway.app),  # type: ignore[arg-type]
                                       base_url="http://gw") as http):
             yield http

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
 from gateway.app import Gateway, create_gateway
 from gateway.settings import load_settings
+from tests.stack import lifespan
 
 PROJECTS = "/system/time/v1/projects?limit=1"
 BURST = 130
@@ -33,7 +33,7 @@ BURST = 130
 async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
     # No vendor_retry: the vendor clients wait as production's do (Retry-After honoured up to 60 s before).
     gw = create_gateway(load_settings(env={}, home=str(tmp_path), seed_demo=False))
-    async with LifespanManager(gw.app, startup_timeout=60, shutdown_timeout=30):  # type: ignore[arg-type]
+    async with lifespan(gw.app):
         yield gw
 
 
