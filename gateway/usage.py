@@ -107,10 +107,11 @@ class UsageRecorder:
 
     async def start(self) -> None:
         if self.redis_url and self._redis is None:
-            # One attempt, bounded: a failed flush keeps its buckets for the next one, and a Redis that hangs must
-            # not hold up the portal's usage page (it flushes first) or the gateway's shutdown.
+            # Bounded: a Redis that hangs must not hold up the portal's usage page (it flushes first) or the
+            # gateway's shutdown, and a failed flush keeps its buckets for the next. One immediate retry, for the
+            # pooled connection a restarted Redis has closed.
             self._redis = aioredis.from_url(self.redis_url, socket_connect_timeout=1.0, socket_timeout=2.0,
-                                            retry=Retry(NoBackoff(), 0))
+                                            retry=Retry(NoBackoff(), 1))
             self._stopping = asyncio.Event()  # bound to the loop that starts this recorder
             self._flusher = asyncio.create_task(self._flush_every_interval())
 

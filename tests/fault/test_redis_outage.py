@@ -1,6 +1,6 @@
 """Redis stopped mid-load and restarted: each plan's failure mode holds, nothing crashes, limits come back alone.
 
-Uses its own redis-server on a free port (never the shared one other tests use).
+Uses its own redis-server (`tests.redis_server`).
 """
 
 from __future__ import annotations
@@ -8,10 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
-import socket
-import subprocess
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -23,41 +19,16 @@ import pytest
 from gateway.app import create_gateway
 from gateway.settings import load_settings
 from policies.bindings import Bindings, load_bindings
+from tests.redis_server import RedisServer, own_redis
 from tests.stack import FAST_VENDOR_RETRY, lifespan
 
 ACCOUNTS = "/system/crm/v1/accounts?limit=1"
 
 
-class RedisServer:
-    def __init__(self) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = int(s.getsockname()[1])
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                                      "--appendonly", "no"], stdout=subprocess.DEVNULL)
-        for _ in range(100):
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.1):
-                return
-            time.sleep(0.02)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-            self.proc = None
-
-
 @pytest.fixture
 def redis_server() -> Iterator[RedisServer]:
-    assert shutil.which("redis-server"), "redis-server is missing: `make test` runs .ci/services.sh, which installs it"
-    server = RedisServer()
-    server.start()
-    yield server
-    server.stop()
+    with own_redis() as server:
+        yield server
 
 
 def _bindings() -> Bindings:

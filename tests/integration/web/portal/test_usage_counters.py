@@ -9,6 +9,7 @@ import uuid
 import pytest
 
 from gateway.usage import UsageRecorder
+from tests.redis_server import own_redis
 
 pytestmark = pytest.mark.redis
 
@@ -82,3 +83,22 @@ async def test_stopping_during_a_flush_loses_and_doubles_no_request() -> None:
         assert sum(b.requests for b in await reader.series("app-1")) == 200
     finally:
         await reader.stop()
+
+
+async def test_the_first_flush_after_a_redis_restart_lands() -> None:
+    with own_redis() as server:
+        url = f"redis://127.0.0.1:{server.port}/0"
+        recorder, reader = UsageRecorder(url, "restart", flush_interval=3600), UsageRecorder(url, "restart")
+        await recorder.start()
+        try:
+            recorder.record("app-1", 200, 1.0)
+            await recorder.flush()  # its pooled connection now points at the server about to go
+            server.stop()
+            server.start()
+            recorder.record("app-1", 200, 1.0)
+            await recorder.flush()
+            await reader.start()
+            assert [b.requests for b in await reader.series("app-1")] == [1]  # the restart emptied Redis
+        finally:
+            await recorder.stop()
+            await reader.stop()
