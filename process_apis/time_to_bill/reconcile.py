@@ -14,13 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
+from functools import partial
+from typing import TypeVar
 
 import msgspec
 
 from contracts.billing import IntercompanyCharge, InvoiceLine
 from contracts.common import Struct
+from contracts.time import TimeEntry
 from foundation.periods import month_bounds
+from process_apis._internal.steps import retrying
 from process_apis.time_to_bill.enrich import expense_rates
 from process_apis.time_to_bill.expense_rules import validate_expense
 from process_apis.time_to_bill.intercompany import transfer_rate
@@ -28,7 +33,9 @@ from process_apis.time_to_bill.invoicing import EXPENSE_CREDIT
 from process_apis.time_to_bill.rules import PricedLine, ProjectRef, Reference, period_of, quantize, validate
 from process_apis.time_to_bill.runtime import runtime
 
-__all__ = ["Reconciliation", "reconcile_project"]
+__all__ = ["Approved", "Reconciliation", "approved", "reconcile_project"]
+
+T = TypeVar("T")
 
 
 class IntercompanyFigures(Struct):
@@ -72,49 +79,106 @@ ChargeCache = dict[tuple[str, str], asyncio.Task[list[IntercompanyCharge]]]
 entity, shared by the projects reconciled at the same time."""
 
 
+class Approved(msgspec.Struct):
+    """The time system's side of one project's reconciliation: its approved time and expenses of the period, priced
+    by the run's rules, and what of them is held."""
+
+    hours: Decimal = Decimal(0)
+    amount: Decimal = Decimal(0)
+    held: int = 0
+    seconded: dict[str, tuple[str, Decimal]] = {}
+    """employer -> (currency, transfer-rate value) of the time of consultants another entity employs"""
+    expense_cost: Decimal = Decimal(0)
+    expense_billed: Decimal = Decimal(0)
+    expenses_held: int = 0
+
+
+Narrowing = dict[str, str | int]
+"""What a read of the time system is narrowed to: `{"project_code": …}` (one project), `{"legal_entity": …}` (that
+entity's time account, every project in it) or `{}` (every account)."""
+
+
+async def approved(codes: set[str], period: str, ref: Reference, as_of: dt.date,
+                   narrowing: Narrowing) -> dict[str, Approved]:
+    """The approved figures of the projects `codes`, from one paged read of entries and one of expenses narrowed
+    as given: per project, or one read for many projects when a reconciliation covers all of an entity's — a few
+    pages, not a read per project (Harvest allows 100 requests per 15 s)."""
+    rt = runtime()
+    start, end = month_bounds(period)
+    out = {code: Approved() for code in codes}
+    params: Narrowing = {"status": "approved", "from": start.isoformat(), "to": end.isoformat(),
+                         "limit": rt.page_size, **narrowing}
+    cursor: str | None = None
+    while True:
+        page = await _read(partial(rt.time.entries, params, cursor))
+        for entry in page.items:
+            if (figures := out.get(entry.project_code)) is not None:
+                _count_time(figures, entry, ref, as_of)
+        if not (cursor := page.next_cursor):
+            break
+    while True:
+        expenses = await _read(partial(rt.time.expenses, params, cursor))
+        mine = [x for x in expenses.items if x.project_code in out]
+        rates = await expense_rates(mine, ref, rt.rates)
+        priced = [(out[x.project_code], validate_expense(x, ref, as_of, rates.get(x.id))) for x in mine]
+        refused = rt.ledger.states([p.line_key for _, p in priced if isinstance(p, PricedLine)])
+        for figures, line in priced:
+            # held: broken rules, or a line the ERP refused (parked on an owned exception until replayed)
+            if not isinstance(line, PricedLine) or refused.get(line.line_key) == "exception":
+                figures.expenses_held += 1
+                continue
+            figures.expense_cost += line.rate
+            figures.expense_billed += line.amount
+        if not (cursor := expenses.next_cursor):
+            return out
+
+
+async def _read(fn: Callable[[], Awaitable[T]]) -> T:
+    """A system API read, retried on a transient failure as a step's call is, then the failure (a 503 to the
+    caller): a page's projects read the ERP several at a time, and the system API's spike arrest may answer one of
+    them 429 for a moment — that must not throw the page's work away."""
+    rt = runtime()
+    return await retrying(fn, retry=rt.retry, sleep=rt.sleep)
+
+
+def _count_time(into: Approved, entry: TimeEntry, ref: Reference, as_of: dt.date) -> None:
+    priced = validate(entry, ref, as_of)
+    if not isinstance(priced, PricedLine):
+        into.held += 1
+        return
+    if priced.billable:
+        into.hours += priced.hours
+        into.amount += priced.amount
+    worker = ref.workers[entry.user_email.lower()]
+    employer, entity = worker.legal_entity_code, ref.projects[entry.project_code].legal_entity_code
+    if employer not in ("", entity):
+        value = quantize(priced.hours * transfer_rate(worker.cost_rate or Decimal(0),
+                                                      runtime().transfer_markup(employer, entity)))
+        into.seconded[employer] = (worker.cost_currency, into.seconded.get(employer, ("", Decimal(0)))[1] + value)
+
+
 async def reconcile_project(project_code: str, period: str, ref: Reference, as_of: dt.date,
-                            charges: ChargeCache | None = None) -> Reconciliation:
+                            charges: ChargeCache | None = None, figures: Approved | None = None) -> Reconciliation:
+    """One project's reconciliation; `figures`, its approved side when a read for many projects already has it."""
     rt = runtime()
     start, end = month_bounds(period)
     project = ref.projects[project_code]
-    hours, amount, held = Decimal(0), Decimal(0), 0
-    seconded: dict[str, tuple[str, Decimal]] = {}  # employer -> (currency, transfer-rate value)
-    cursor: str | None = None
-    params: dict[str, str | int] = {"status": "approved", "from": start.isoformat(), "to": end.isoformat(),
-                                    "project_code": project_code, "limit": rt.page_size}
-    while True:
-        page = await rt.time.entries(params, cursor)
-        for entry in page.items:
-            priced = validate(entry, ref, as_of)
-            if not isinstance(priced, PricedLine):
-                held += 1
-                continue
-            if priced.billable:
-                hours += priced.hours
-                amount += priced.amount
-            worker = ref.workers[entry.user_email.lower()]
-            employer = worker.legal_entity_code
-            if employer not in ("", project.legal_entity_code):
-                value = quantize(priced.hours * transfer_rate(worker.cost_rate or Decimal(0), rt.transfer_markup(
-                    employer, project.legal_entity_code)))
-                seconded[employer] = (worker.cost_currency, seconded.get(employer, ("", Decimal(0)))[1] + value)
-        cursor = page.next_cursor
-        if not cursor:
-            break
+    if figures is None:
+        figures = (await approved({project_code}, period, ref, as_of, {"project_code": project_code}))[project_code]
+    hours, amount, held, seconded = figures.hours, figures.amount, figures.held, figures.seconded
     entity = project.legal_entity_code  # the project's ERP account only: another account's outage is not ours
-    posted = [p for p in await rt.erp.posted_time(project_code, start.isoformat(), end.isoformat(), entity)
-              if p.billable]
+    posted = [p for p in await _read(partial(rt.erp.posted_time, project_code, start.isoformat(), end.isoformat(),
+                                             entity)) if p.billable]
     posted_hours = sum((Decimal(str(p.hours)) for p in posted), Decimal(0))
     posted_amount = sum((p.amount.amount for p in posted), Decimal(0))
-    invoices = await rt.erp.invoices(project_code, period, entity)
-    credits = await rt.erp.credit_memos(project_code, period, entity)
+    invoices = await _read(partial(rt.erp.invoices, project_code, period, entity))
+    credits = await _read(partial(rt.erp.credit_memos, project_code, period, entity))
     invoiced = sum((ln.amount.amount for inv in invoices for ln in inv.lines if ln.kind == "time"), Decimal(0))
     milestones = sum((ln.amount.amount for inv in invoices for ln in inv.lines if ln.kind == "milestone"), Decimal(0))
     credit_lines = [ln for memo in credits for ln in memo.lines]
     credited = sum((ln.amount.amount for ln in credit_lines if not _of_expense(ln)), Decimal(0))
-    x = await _expenses(project_code, start, end, ref, as_of)
-    x_posted = sum((p.amount.amount for p in await rt.erp.posted_expenses(project_code, start.isoformat(),
-                                                                         end.isoformat(), entity)), Decimal(0))
+    x_posted = sum((p.amount.amount for p in await _read(partial(
+        rt.erp.posted_expenses, project_code, start.isoformat(), end.isoformat(), entity))), Decimal(0))
     x_invoiced = sum((ln.amount.amount for inv in invoices for ln in inv.lines if ln.kind == "expense"), Decimal(0))
     x_credited = sum((ln.amount.amount for ln in credit_lines if _of_expense(ln)), Decimal(0))
     due = sum((m.amount.amount for m in project.milestones if period_of(m.due_date) == period), Decimal(0)) \
@@ -129,10 +193,10 @@ async def reconcile_project(project_code: str, period: str, ref: Reference, as_o
         out.append(f"invoiced time {invoiced} + credits {credited} != billable {expected_time}")
     if milestones != due:
         out.append(f"invoiced milestones {milestones} != due {due}")
-    if x.cost != x_posted:
-        out.append(f"approved expense cost {x.cost} != posted {x_posted}")
-    if x_invoiced + x_credited != x.billed:
-        out.append(f"invoiced expenses {x_invoiced} + credits {x_credited} != billable {x.billed}")
+    if figures.expense_cost != x_posted:
+        out.append(f"approved expense cost {figures.expense_cost} != posted {x_posted}")
+    if x_invoiced + x_credited != figures.expense_billed:
+        out.append(f"invoiced expenses {x_invoiced} + credits {x_credited} != billable {figures.expense_billed}")
     receivable, payable = await _charged(project, period, set(seconded), ref, {} if charges is None else charges)
     intercompany = [IntercompanyFigures(employer=e, currency=c, expected=str(v), receivable=str(receivable.get(e, 0)),
                                         payable=str(payable.get(e, 0)))
@@ -149,8 +213,9 @@ async def reconcile_project(project_code: str, period: str, ref: Reference, as_o
                           approved_amount=str(amount), held_in_exceptions=held, posted_hours=str(posted_hours),
                           posted_amount=str(posted_amount), invoiced_amount=str(invoiced + milestones),
                           credited_amount=str(credited), milestone_amount=str(milestones), discrepancies=out,
-                          approved_expense_cost=str(x.cost), billable_expense_amount=str(x.billed),
-                          expenses_held=x.held, posted_expense_cost=str(x_posted),
+                          approved_expense_cost=str(figures.expense_cost),
+                          billable_expense_amount=str(figures.expense_billed), expenses_held=figures.expenses_held,
+                          posted_expense_cost=str(x_posted),
                           invoiced_expense_amount=str(x_invoiced), credited_expense_amount=str(x_credited),
                           intercompany=intercompany)
 
@@ -163,7 +228,8 @@ async def _charged(project: ProjectRef, period: str, employers: set[str], ref: R
     documents: dict[str, IntercompanyCharge] = {}
     for code in sorted({project.legal_entity_code, *employers}):
         if (code, period) not in cache:
-            cache[(code, period)] = asyncio.ensure_future(runtime().erp.intercompany_charges(code, period))
+            cache[(code, period)] = asyncio.ensure_future(_read(partial(runtime().erp.intercompany_charges, code,
+                                                                        period)))
         documents.update((c.id, c) for c in await cache[(code, period)])
     employer_of = {w.id: w.legal_entity_code for w in ref.workers.values()}
     receivable: dict[str, Decimal] = {}
@@ -182,37 +248,6 @@ async def _charged(project: ProjectRef, period: str, employers: set[str], ref: R
     return receivable, payable
 
 
-class _ExpenseFigures(msgspec.Struct):
-    cost: Decimal = Decimal(0)
-    billed: Decimal = Decimal(0)
-    held: int = 0
-
-
 def _of_expense(line: InvoiceLine) -> bool:
     """A credit line that reverses an expense (`invoicing.EXPENSE_CREDIT`)."""
     return line.description.startswith(EXPENSE_CREDIT)
-
-
-async def _expenses(project_code: str, start: dt.date, end: dt.date, ref: Reference, as_of: dt.date) -> _ExpenseFigures:
-    """The project's approved expenses of the period as the run would price them: cost, billed, and held (broken
-    rules, or refused by the ERP)."""
-    rt = runtime()
-    out = _ExpenseFigures()
-    params: dict[str, str | int] = {"status": "approved", "from": start.isoformat(), "to": end.isoformat(),
-                                    "project_code": project_code, "limit": rt.page_size}
-    cursor: str | None = None
-    while True:
-        page = await rt.time.expenses(params, cursor)
-        rates = await expense_rates(page.items, ref, rt.rates)
-        priced = [validate_expense(x, ref, as_of, rates.get(x.id)) for x in page.items]
-        refused = rt.ledger.states([p.line_key for p in priced if isinstance(p, PricedLine)])
-        for line in priced:
-            # held: broken rules, or a line the ERP refused (parked on an owned exception until replayed)
-            if not isinstance(line, PricedLine) or refused.get(line.line_key) == "exception":
-                out.held += 1
-                continue
-            out.cost += line.rate
-            out.billed += line.amount
-        cursor = page.next_cursor
-        if not cursor:
-            return out

@@ -36,7 +36,7 @@ from process_apis.time_to_bill.expense_rules import EXPENSE
 from process_apis.time_to_bill.expense_rules import entry_id as expense_entry_id
 from process_apis.time_to_bill.facts import BillingFacts
 from process_apis.time_to_bill.ledger import LedgerRow
-from process_apis.time_to_bill.reconcile import ChargeCache, Reconciliation, reconcile_project
+from process_apis.time_to_bill.reconcile import Approved, ChargeCache, Reconciliation, approved, reconcile_project
 from process_apis.time_to_bill.rules import Reference, period_of
 from process_apis.time_to_bill.runtime import runtime
 from process_apis.time_to_bill.workflow import (
@@ -287,20 +287,26 @@ class TimeToBillService:
     async def reconcile_entity(self, legal_entity_code: str, period: str, offset: int = 0,
                                limit: int | None = None) -> tuple[list[Reconciliation], bool]:
         """The entity's projects (`*`: every entity's) in code order, from `offset`, at most `limit` of them, and
-        whether more follow. Only those are reconciled: a page costs its own projects' reads, not the firm's."""
+        whether more follow. Only those are reconciled: a page costs its own projects' reads, not the firm's, and a
+        page of the entity whole reads its time account once instead of once per project."""
         rt = runtime()
         ref = await load_reference(rt.erp, rt.psa, rt.hr, None if legal_entity_code == ALL_ENTITIES
                                    else legal_entity_code)  # one entity's reconciliation: its ERP account only
         codes = sorted(c for c, p in ref.projects.items() if legal_entity_code in (ALL_ENTITIES, p.legal_entity_code))
         end = len(codes) if limit is None else offset + limit
+        page = codes[offset:end]
+        figures: dict[str, Approved] = {}
+        if len(page) > 1 and len(page) == len(codes):  # the entity whole: its time account(s) read once
+            figures = await approved(set(page), period, ref, self.today(), {} if legal_entity_code == ALL_ENTITIES
+                                     else {"legal_entity": legal_entity_code})
         charges: ChargeCache = {}
         slots = asyncio.Semaphore(RECONCILE_CONCURRENCY)
 
         async def one(code: str) -> Reconciliation:
             async with slots:
-                return await reconcile_project(code, period, ref, self.today(), charges)
+                return await reconcile_project(code, period, ref, self.today(), charges, figures.get(code))
 
-        tasks = [asyncio.ensure_future(one(c)) for c in codes[offset:end]]
+        tasks = [asyncio.ensure_future(one(c)) for c in page]
         try:
             return list(await asyncio.gather(*tasks)), end < len(codes)
         except BaseException:  # the first failure is the answer (a vendor's 503 stays a 503): stop the rest

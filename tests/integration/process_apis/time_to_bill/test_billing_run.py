@@ -23,6 +23,7 @@ from system_apis._internal.faults import Fault
 from system_apis.demo_delivery import TIME_DEFECTS
 from system_apis.demo_firm import demo_firm
 from tests.integration.process_apis.time_to_bill.ttb_stack import BASE, PERIOD, TtbStack, mispriced, ttb_stack
+from tests.stack import FAST_RETRY
 
 pytestmark = pytest.mark.slow
 
@@ -137,10 +138,44 @@ async def test_a_run_bills_its_own_period_only(tmp_path: Path) -> None:
         assert not [b for b in s.time_bills() if b.date >= "2026-11-01"]
 
 
-def _posted_time_reads() -> float:
+def _requests(*operations: str) -> float:
+    """Requests the gateway answered 200 (a read the spike arrest refused for a moment is retried: not counted)."""
     return sum(sample.value for metric in REGISTRY.collect() for sample in metric.samples
-               if sample.name == "psconnect_gateway_requests_total"
-               and sample.labels.get("operation") == "erp.listPostedTime")
+               if sample.name == "psconnect_gateway_requests_total" and sample.labels.get("operation") in operations
+               and sample.labels.get("status") == "200")
+
+
+def _posted_time_reads() -> float:
+    return _requests("erp.listPostedTime")
+
+
+async def test_reconciling_an_entity_whole_reads_its_time_account_once_and_finds_what_per_project_reads_find(
+        tmp_path: Path) -> None:
+    """Every project of an entity (or of the firm) on one page: the approved time and expenses come from one paged
+    read of the time account(s), not a read per project (Harvest allows 100 requests per 15 s), and each row is
+    what reconciling that project alone gives — held entries, expenses and seconded consultants' charges too."""
+    async with ttb_stack(tmp_path) as s:
+        assert (await s.bill("*"))["status"] in ("succeeded", "needs_attention")
+        for entity in ("US01", "*"):
+            before = _requests("time.listTimeEntries", "time.listExpenses")
+            whole = await s.reconcile(entity=entity)
+            whole_reads = _requests("time.listTimeEntries", "time.listExpenses") - before
+            before = _requests("time.listTimeEntries", "time.listExpenses")
+            alone = [row for r in whole for row in await s.reconcile(project=r["project"])]
+            alone_reads = _requests("time.listTimeEntries", "time.listExpenses") - before
+            assert alone == whole
+            assert whole_reads < len(whole) <= alone_reads / 2, (len(whole), whole_reads, alone_reads)
+        assert all(not r["discrepancies"] for r in whole)
+        assert any(r["held_in_exceptions"] for r in whole) and any(r["expenses_held"] for r in whole)
+        assert any(r["intercompany"] for r in whole) and any(r["approved_expense_cost"] != "0" for r in whole)
+
+        # An ERP that fails a moment longer than its client's own retries: the reconciliation's read is retried
+        # like a step's call, and the caller gets the figures, not a 503.
+        erp = s.sim("erp")
+        erp.faults.add(Fault(kind="server_error", count=FAST_RETRY.max_attempts + 1, path="suiteql"))
+        response = await s.http.get(f"{BASE}/reconciliation", params={"period": PERIOD, "project": whole[0]["project"]})
+        assert response.status_code == 200, response.text
+        assert response.json()["items"] == whole[:1] and erp.faults.injected == FAST_RETRY.max_attempts + 1
 
 
 async def test_a_reconciliation_page_reads_its_own_projects_only(tmp_path: Path) -> None:
