@@ -102,7 +102,7 @@ async def approved(codes: set[str], period: str, ref: Reference, as_of: dt.date,
                    narrowing: Narrowing) -> dict[str, Approved]:
     """The approved figures of the projects `codes`, from one paged read of entries and one of expenses narrowed
     as given: per project, or one read for many projects when a reconciliation covers all of an entity's — a few
-    pages, not a read per project (Harvest allows 100 requests per 15 s)."""
+    pages, not a read per project (a time system allows few requests: 100 per 15 s for one of ours)."""
     rt = runtime()
     start, end = month_bounds(period)
     out = {code: Approved() for code in codes}
