@@ -279,7 +279,7 @@ class TimeToBillService:
 
     async def reconcile(self, project: str, period: str) -> Reconciliation:
         rt = runtime()
-        ref = await load_reference(rt.erp, rt.psa, rt.hr)
+        ref = await _with_retry(partial(load_reference, rt.erp, rt.psa, rt.hr), "Reference data")
         if project not in ref.projects:
             raise ProblemError(404, "not-found", "Project not found", f"The ERP has no project {project!r}.")
         return await reconcile_project(project, period, ref, self.today())
@@ -290,8 +290,8 @@ class TimeToBillService:
         whether more follow. Only those are reconciled: a page costs its own projects' reads, not the firm's, and a
         page of the entity whole reads its time account once instead of once per project."""
         rt = runtime()
-        ref = await load_reference(rt.erp, rt.psa, rt.hr, None if legal_entity_code == ALL_ENTITIES
-                                   else legal_entity_code)  # one entity's reconciliation: its ERP account only
+        scope = None if legal_entity_code == ALL_ENTITIES else legal_entity_code  # one entity's: its ERP account only
+        ref = await _with_retry(partial(load_reference, rt.erp, rt.psa, rt.hr, scope), "Reference data")
         codes = sorted(c for c, p in ref.projects.items() if legal_entity_code in (ALL_ENTITIES, p.legal_entity_code))
         end = len(codes) if limit is None else offset + limit
         page = codes[offset:end]
