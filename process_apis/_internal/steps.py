@@ -12,6 +12,7 @@ stays down).
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -62,8 +63,8 @@ async def retrying(fn: Callable[[], Awaitable[T]], *, retry: RetryPolicy,
 
 def unavailable(exc: TransientFailure, what: str) -> ProblemError:
     """The 503 a caller gets when a system API stays down, with the Retry-After it announced."""
-    return ProblemError(503, "upstream-unavailable", f"{what} unavailable", str(exc),
-                        headers={"Retry-After": str(int(exc.retry_after or 1))})
+    return ProblemError(503, "upstream-unavailable", f"{what} unavailable", str(exc), code="upstream_unavailable",
+                        headers={"Retry-After": str(max(1, math.ceil(exc.retry_after or 1)))})
 
 
 async def run_step(runs: RunStore, run_id: str, name: str, fn: Callable[[], Awaitable[T]], *,
