@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from functools import partial
-from typing import TypeVar
 
 import msgspec
 
@@ -25,17 +23,14 @@ from contracts.billing import IntercompanyCharge, InvoiceLine
 from contracts.common import Struct
 from contracts.time import TimeEntry
 from foundation.periods import month_bounds
-from process_apis._internal.steps import retrying
 from process_apis.time_to_bill.enrich import expense_rates
 from process_apis.time_to_bill.expense_rules import validate_expense
 from process_apis.time_to_bill.intercompany import transfer_rate
 from process_apis.time_to_bill.invoicing import EXPENSE_CREDIT
 from process_apis.time_to_bill.rules import PricedLine, ProjectRef, Reference, period_of, quantize, validate
-from process_apis.time_to_bill.runtime import runtime
+from process_apis.time_to_bill.runtime import retried, runtime
 
 __all__ = ["Approved", "Reconciliation", "approved", "reconcile_project"]
-
-T = TypeVar("T")
 
 
 class IntercompanyFigures(Struct):
@@ -110,14 +105,14 @@ async def approved(codes: set[str], period: str, ref: Reference, as_of: dt.date,
                          "limit": rt.page_size, **narrowing}
     cursor: str | None = None
     while True:
-        page = await _read(partial(rt.time.entries, params, cursor))
+        page = await retried(partial(rt.time.entries, params, cursor), "Time system")
         for entry in page.items:
             if (figures := out.get(entry.project_code)) is not None:
                 _count_time(figures, entry, ref, as_of)
         if not (cursor := page.next_cursor):
             break
     while True:
-        expenses = await _read(partial(rt.time.expenses, params, cursor))
+        expenses = await retried(partial(rt.time.expenses, params, cursor), "Time system")
         mine = [x for x in expenses.items if x.project_code in out]
         rates = await expense_rates(mine, ref, rt.rates)
         priced = [(out[x.project_code], validate_expense(x, ref, as_of, rates.get(x.id))) for x in mine]
@@ -131,14 +126,6 @@ async def approved(codes: set[str], period: str, ref: Reference, as_of: dt.date,
             figures.expense_billed += line.amount
         if not (cursor := expenses.next_cursor):
             return out
-
-
-async def _read(fn: Callable[[], Awaitable[T]]) -> T:
-    """A system API read, retried on a transient failure as a step's call is, then the failure (a 503 to the
-    caller): a page's projects read the ERP several at a time, and the system API's spike arrest may answer one of
-    them 429 for a moment — that must not throw the page's work away."""
-    rt = runtime()
-    return await retrying(fn, retry=rt.retry, sleep=rt.sleep)
 
 
 def _count_time(into: Approved, entry: TimeEntry, ref: Reference, as_of: dt.date) -> None:
@@ -165,30 +152,29 @@ async def reconcile_project(project_code: str, period: str, ref: Reference, as_o
     project = ref.projects[project_code]
     if figures is None:
         figures = (await approved({project_code}, period, ref, as_of, {"project_code": project_code}))[project_code]
-    hours, amount, held, seconded = figures.hours, figures.amount, figures.held, figures.seconded
     entity = project.legal_entity_code  # the project's ERP account only: another account's outage is not ours
-    posted = [p for p in await _read(partial(rt.erp.posted_time, project_code, start.isoformat(), end.isoformat(),
-                                             entity)) if p.billable]
+    posted = [p for p in await retried(partial(rt.erp.posted_time, project_code, start.isoformat(), end.isoformat(),
+                                               entity), "ERP") if p.billable]
     posted_hours = sum((Decimal(str(p.hours)) for p in posted), Decimal(0))
     posted_amount = sum((p.amount.amount for p in posted), Decimal(0))
-    invoices = await _read(partial(rt.erp.invoices, project_code, period, entity))
-    credits = await _read(partial(rt.erp.credit_memos, project_code, period, entity))
+    invoices = await retried(partial(rt.erp.invoices, project_code, period, entity), "ERP")
+    credits = await retried(partial(rt.erp.credit_memos, project_code, period, entity), "ERP")
     invoiced = sum((ln.amount.amount for inv in invoices for ln in inv.lines if ln.kind == "time"), Decimal(0))
     milestones = sum((ln.amount.amount for inv in invoices for ln in inv.lines if ln.kind == "milestone"), Decimal(0))
     credit_lines = [ln for memo in credits for ln in memo.lines]
     credited = sum((ln.amount.amount for ln in credit_lines if not _of_expense(ln)), Decimal(0))
-    x_posted = sum((p.amount.amount for p in await _read(partial(
-        rt.erp.posted_expenses, project_code, start.isoformat(), end.isoformat(), entity))), Decimal(0))
+    x_posted = sum((p.amount.amount for p in await retried(partial(
+        rt.erp.posted_expenses, project_code, start.isoformat(), end.isoformat(), entity), "ERP")), Decimal(0))
     x_invoiced = sum((ln.amount.amount for inv in invoices for ln in inv.lines if ln.kind == "expense"), Decimal(0))
     x_credited = sum((ln.amount.amount for ln in credit_lines if _of_expense(ln)), Decimal(0))
     due = sum((m.amount.amount for m in project.milestones if period_of(m.due_date) == period), Decimal(0)) \
         if project.billing_type in ("fixed_fee", "mixed") else Decimal(0)
-    expected_time = amount if project.billing_type != "fixed_fee" else Decimal(0)
+    expected_time = figures.amount if project.billing_type != "fixed_fee" else Decimal(0)
     out: list[str] = []
-    if hours != posted_hours:
-        out.append(f"approved billable hours {hours} != posted {posted_hours}")
-    if amount != posted_amount:
-        out.append(f"approved amount {amount} != posted {posted_amount}")
+    if figures.hours != posted_hours:
+        out.append(f"approved billable hours {figures.hours} != posted {posted_hours}")
+    if figures.amount != posted_amount:
+        out.append(f"approved amount {figures.amount} != posted {posted_amount}")
     if invoiced + credited != expected_time:
         out.append(f"invoiced time {invoiced} + credits {credited} != billable {expected_time}")
     if milestones != due:
@@ -197,11 +183,12 @@ async def reconcile_project(project_code: str, period: str, ref: Reference, as_o
         out.append(f"approved expense cost {figures.expense_cost} != posted {x_posted}")
     if x_invoiced + x_credited != figures.expense_billed:
         out.append(f"invoiced expenses {x_invoiced} + credits {x_credited} != billable {figures.expense_billed}")
-    receivable, payable = await _charged(project, period, set(seconded), ref, {} if charges is None else charges)
+    receivable, payable = await _charged(project, period, set(figures.seconded), ref,
+                                         {} if charges is None else charges)
     intercompany = [IntercompanyFigures(employer=e, currency=c, expected=str(v), receivable=str(receivable.get(e, 0)),
                                         payable=str(payable.get(e, 0)))
-                    for e, (c, v) in sorted(seconded.items())]
-    for employer in sorted((set(receivable) | set(payable)) - set(seconded)):  # charged, yet nothing approved
+                    for e, (c, v) in sorted(figures.seconded.items())]
+    for employer in sorted((set(receivable) | set(payable)) - set(figures.seconded)):  # charged, yet nothing approved
         intercompany.append(IntercompanyFigures(employer=employer, currency="", expected="0",
                                                 receivable=str(receivable.get(employer, 0)),
                                                 payable=str(payable.get(employer, 0))))
@@ -209,8 +196,9 @@ async def reconcile_project(project_code: str, period: str, ref: Reference, as_o
         if not Decimal(f.expected) == Decimal(f.receivable) == Decimal(f.payable):
             out.append(f"intercompany from {f.employer}: charged {f.receivable} in its books and {f.payable} in the "
                        f"project entity's != {f.expected} {f.currency} at the transfer rate")
-    return Reconciliation(project=project_code, period=period, currency=project.currency, approved_hours=str(hours),
-                          approved_amount=str(amount), held_in_exceptions=held, posted_hours=str(posted_hours),
+    return Reconciliation(project=project_code, period=period, currency=project.currency,
+                          approved_hours=str(figures.hours), approved_amount=str(figures.amount),
+                          held_in_exceptions=figures.held, posted_hours=str(posted_hours),
                           posted_amount=str(posted_amount), invoiced_amount=str(invoiced + milestones),
                           credited_amount=str(credited), milestone_amount=str(milestones), discrepancies=out,
                           approved_expense_cost=str(figures.expense_cost),
@@ -228,8 +216,8 @@ async def _charged(project: ProjectRef, period: str, employers: set[str], ref: R
     documents: dict[str, IntercompanyCharge] = {}
     for code in sorted({project.legal_entity_code, *employers}):
         if (code, period) not in cache:
-            cache[(code, period)] = asyncio.ensure_future(_read(partial(runtime().erp.intercompany_charges, code,
-                                                                        period)))
+            cache[(code, period)] = asyncio.ensure_future(retried(partial(runtime().erp.intercompany_charges, code,
+                                                                          period), "ERP"))
         documents.update((c.id, c) for c in await cache[(code, period)])
     employer_of = {w.id: w.legal_entity_code for w in ref.workers.values()}
     receivable: dict[str, Decimal] = {}

@@ -6,20 +6,22 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import TypeVar
 
 from foundation.retry import RetryPolicy
 from process_apis._internal.events import EventOutbox
 from process_apis._internal.exceptions import ExceptionStore
 from process_apis._internal.runs import RunStore
 from process_apis._internal.slots import RuntimeSlot
-from process_apis._internal.system_clients import ErpApi, HrApi, PsaApi, TimeApi
+from process_apis._internal.steps import retrying, unavailable
+from process_apis._internal.system_clients import ErpApi, HrApi, PsaApi, TimeApi, TransientFailure
 from process_apis.exchange_rates import DEFAULT_TABLE, RateBook, RateTable
 from process_apis.registry import SharedParts
 from process_apis.time_to_bill.intercompany import IntercompanyBook, TransferMarkup
 from process_apis.time_to_bill.ledger import Ledger
 from process_apis.time_to_bill.rules import Reference
 
-__all__ = ["Runtime", "build_runtime", "configure", "runtime"]
+__all__ = ["Runtime", "build_runtime", "configure", "retried", "runtime"]
 
 
 @dataclass(frozen=True)
@@ -58,3 +60,18 @@ def build_runtime(parts: SharedParts) -> Runtime:
 _slot: RuntimeSlot[Runtime] = RuntimeSlot("time_to_bill")
 configure = _slot.set
 runtime = _slot.get
+
+
+T = TypeVar("T")
+
+
+async def retried(fn: Callable[[], Awaitable[T]], system: str) -> T:
+    """A read outside a workflow step: retried like a step's vendor call, then a 503 problem naming `system`.
+
+    A request that reads a system API several times at once (a reconciliation page) meets the system API's spike
+    arrest for a moment; that must not throw the request's work away."""
+    rt = runtime()
+    try:
+        return await retrying(fn, retry=rt.retry, sleep=rt.sleep)
+    except TransientFailure as exc:
+        raise unavailable(exc, system) from exc

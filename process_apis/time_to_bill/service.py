@@ -28,7 +28,7 @@ from contracts.time import Expense, TimeEntry
 from foundation.clock import utcnow
 from foundation.workflow_queue import start_workflow
 from process_apis._internal.start_keys import StartKeys
-from process_apis._internal.steps import retrying, unavailable
+from process_apis._internal.steps import unavailable
 from process_apis._internal.system_clients import BusinessFailure, TransientFailure
 from process_apis._internal.tables import runs
 from process_apis.time_to_bill.enrich import expense_rates, load_reference
@@ -38,7 +38,7 @@ from process_apis.time_to_bill.facts import BillingFacts
 from process_apis.time_to_bill.ledger import LedgerRow
 from process_apis.time_to_bill.reconcile import Approved, ChargeCache, Reconciliation, approved, reconcile_project
 from process_apis.time_to_bill.rules import Reference, period_of
-from process_apis.time_to_bill.runtime import runtime
+from process_apis.time_to_bill.runtime import retried, runtime
 from process_apis.time_to_bill.workflow import (
     ALL_ENTITIES,
     PROCESS,
@@ -57,11 +57,11 @@ TERMINAL = ("succeeded", "needs_attention", "failed")
 POSTING_ONLY = "_posting"
 """The run-id suffix of an entity's posting-only run of a period (`start_run(..., invoice=False)`)."""
 RECONCILE_CONCURRENCY = 8
-"""Projects reconciled at a time: each is ~10 reads of the time system and the ERP, which against real vendors
-wait on the network; the vendors' clients still hold their own concurrency and pacing limits."""
+"""Projects reconciled at a time: each is ~5 reads of the ERP (and 2 of the time system unless its page covers
+the entity whole), which against real vendors wait on the network; the vendors' clients still hold their own
+concurrency and pacing limits."""
 PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 """A billing period: YYYY-MM with a real month (01-12) and a year from 0001 on."""
-T = TypeVar("T")
 
 
 Captured = TypeVar("Captured", TimeEntry, Expense)
@@ -82,7 +82,7 @@ async def _current(rows: list[LedgerRow], read: Callable[[dict[str, str | int], 
                                         "limit": runtime().page_size}
         cursor: str | None = None
         while True:
-            page = await _with_retry(partial(read, params, cursor), "Time system")
+            page = await retried(partial(read, params, cursor), "Time system")
             found.update((entry_id(e), e) for e in page.items if entry_id(e) in wanted)
             cursor = page.next_cursor
             if not cursor:
@@ -103,15 +103,6 @@ def check_period(period: str) -> None:
 def origin_run_id(run_id: str) -> str:
     """The billing run behind an exception: a replay's exceptions carry `<run id>:replay<n>`."""
     return re.sub(r":replay\d+$", "", run_id)
-
-
-async def _with_retry(fn: Callable[[], Awaitable[T]], system: str) -> T:
-    """A read outside a workflow step: retried like a step's vendor call, then a 503 problem naming `system`."""
-    rt = runtime()
-    try:
-        return await retrying(fn, retry=rt.retry, sleep=rt.sleep)
-    except TransientFailure as exc:
-        raise unavailable(exc, system) from exc
 
 
 class EventOutcome(msgspec.Struct, kw_only=True):
@@ -169,7 +160,7 @@ class TimeToBillService:
         """A 422 unless the ERP has this legal entity: a run for an unknown one would bill nothing and succeed.
         Asked at the entity's own account (an unknown code reaches the default one), so another entity's ERP
         being down does not refuse this run."""
-        known = {e.code for e in await _with_retry(partial(runtime().erp.legal_entities, legal_entity_code), "ERP")}
+        known = {e.code for e in await retried(partial(runtime().erp.legal_entities, legal_entity_code), "ERP")}
         if legal_entity_code not in known:
             raise ProblemError(422, "validation-error", "Unknown legal entity",
                                f"The ERP has no legal entity {legal_entity_code!r}; known: "
@@ -247,7 +238,7 @@ class TimeToBillService:
         label = record.run_id if origin_run_id(record.run_id) != record.run_id else \
             f"{record.run_id}:replay{record.replay_count + 1}"
         valid, failed = record_entries(label, entries, ref, self.today(), ALL_ENTITIES)
-        rates = await _with_retry(partial(expense_rates, expenses, ref, rt.rates), "Exchange rates")
+        rates = await retried(partial(expense_rates, expenses, ref, rt.rates), "Exchange rates")
         valid_x, failed_x = record_expenses(label, expenses, ref, self.today(), ALL_ENTITIES, rates)
         valid, failed = valid + valid_x, failed + failed_x
         if not failed:
@@ -279,7 +270,7 @@ class TimeToBillService:
 
     async def reconcile(self, project: str, period: str) -> Reconciliation:
         rt = runtime()
-        ref = await _with_retry(partial(load_reference, rt.erp, rt.psa, rt.hr), "Reference data")
+        ref = await retried(partial(load_reference, rt.erp, rt.psa, rt.hr), "Reference data")
         if project not in ref.projects:
             raise ProblemError(404, "not-found", "Project not found", f"The ERP has no project {project!r}.")
         return await reconcile_project(project, period, ref, self.today())
@@ -291,14 +282,13 @@ class TimeToBillService:
         page of the entity whole reads its time account once instead of once per project."""
         rt = runtime()
         scope = None if legal_entity_code == ALL_ENTITIES else legal_entity_code  # one entity's: its ERP account only
-        ref = await _with_retry(partial(load_reference, rt.erp, rt.psa, rt.hr, scope), "Reference data")
+        ref = await retried(partial(load_reference, rt.erp, rt.psa, rt.hr, scope), "Reference data")
         codes = sorted(c for c, p in ref.projects.items() if legal_entity_code in (ALL_ENTITIES, p.legal_entity_code))
         end = len(codes) if limit is None else offset + limit
         page = codes[offset:end]
         figures: dict[str, Approved] = {}
         if len(page) > 1 and len(page) == len(codes):  # the entity whole: its time account(s) read once
-            figures = await approved(set(page), period, ref, self.today(), {} if legal_entity_code == ALL_ENTITIES
-                                     else {"legal_entity": legal_entity_code})
+            figures = await approved(set(page), period, ref, self.today(), {"legal_entity": scope} if scope else {})
         charges: ChargeCache = {}
         slots = asyncio.Semaphore(RECONCILE_CONCURRENCY)
 
