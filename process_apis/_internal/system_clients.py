@@ -147,20 +147,17 @@ class ErpApi(SystemApi):
     async def time_posting(self, batch_key: str) -> TimePostingResult:
         return await self.call("GET", f"/time-postings/{batch_key}", TimePostingResult)
 
-    async def posted_time(self, project_external_id: str, start: str, end: str,
-                          legal_entity: str | None = None) -> list[PostedTime]:
-        return await self.all_pages("/posted-time", Page[PostedTime], 1000,
-                                    {"project_external_id": project_external_id, "from": start, "to": end,
-                                     **_entity(legal_entity)})
+    async def posted_time(self, params: dict[str, str | int], cursor: str | None) -> Page[PostedTime]:
+        """One page of the time the ERP holds as posted (`from`/`to`; `project_external_id` and `legal_entity`
+        narrow it: without a project, every project of the account in one pass)."""
+        return await self.call("GET", "/posted-time", Page[PostedTime], params=_paged(params, cursor))
 
     async def post_expenses(self, batch: ExpensePostingBatch) -> ExpensePostingResult:
         return await self.call("POST", "/expense-postings", ExpensePostingResult, json=batch)
 
-    async def posted_expenses(self, project_external_id: str, start: str, end: str,
-                              legal_entity: str | None = None) -> list[PostedExpense]:
-        return await self.all_pages("/posted-expenses", Page[PostedExpense], 1000,
-                                    {"project_external_id": project_external_id, "from": start, "to": end,
-                                     **_entity(legal_entity)})
+    async def posted_expenses(self, params: dict[str, str | int], cursor: str | None) -> Page[PostedExpense]:
+        """One page of the expenses the ERP holds as posted, narrowed as `posted_time`."""
+        return await self.call("GET", "/posted-expenses", Page[PostedExpense], params=_paged(params, cursor))
 
     async def upsert_intercompany_charge(self, external_id: str, data: IntercompanyChargeUpsert) -> IntercompanyCharge:
         return await self.call("PUT", f"/intercompany-charges/by-external-id/{external_id}", IntercompanyCharge,
@@ -174,10 +171,9 @@ class ErpApi(SystemApi):
     async def upsert_invoice(self, external_id: str, data: InvoiceUpsert) -> Invoice:
         return await self.call("PUT", f"/invoices/by-external-id/{external_id}", Invoice, json=data)
 
-    async def invoices(self, project_external_id: str, period: str, legal_entity: str | None = None) -> list[Invoice]:
-        return await self.all_pages("/invoices", Page[Invoice], 200,
-                                    {"project_external_id": project_external_id, "period": period,
-                                     **_entity(legal_entity)})
+    async def invoices(self, params: dict[str, str | int], cursor: str | None) -> Page[Invoice]:
+        """One page of the invoices of a `period`, narrowed as `posted_time`."""
+        return await self.call("GET", "/invoices", Page[Invoice], params=_paged(params, cursor))
 
     async def invoice_changes(self, legal_entity: str, updated_since: dt.datetime | None, cursor: str | None,
                               limit: int) -> Page[Invoice]:
@@ -196,11 +192,9 @@ class ErpApi(SystemApi):
     async def upsert_credit_memo(self, external_id: str, data: CreditMemoUpsert) -> CreditMemo:
         return await self.call("PUT", f"/credit-memos/by-external-id/{external_id}", CreditMemo, json=data)
 
-    async def credit_memos(self, project_external_id: str, period: str,
-                           legal_entity: str | None = None) -> list[CreditMemo]:
-        return await self.all_pages("/credit-memos", Page[CreditMemo], 200,
-                                    {"project_external_id": project_external_id, "period": period,
-                                     **_entity(legal_entity)})
+    async def credit_memos(self, params: dict[str, str | int], cursor: str | None) -> Page[CreditMemo]:
+        """One page of the credit memos of a `period`, narrowed as `posted_time`."""
+        return await self.call("GET", "/credit-memos", Page[CreditMemo], params=_paged(params, cursor))
 
     async def upsert_employee(self, external_id: str, data: EmployeeUpsert) -> Employee:
         return await self.call("PUT", f"/employees/by-external-id/{external_id}", Employee, json=data)
@@ -239,15 +233,13 @@ class TimeApi(SystemApi):
         super().__init__(http, token, "/system/time/v1")
 
     async def entries(self, params: dict[str, str | int], cursor: str | None) -> Page[TimeEntry]:
-        query = {**params, **({"cursor": cursor} if cursor else {})}
-        return await self.call("GET", "/time-entries", Page[TimeEntry], params=query)
+        return await self.call("GET", "/time-entries", Page[TimeEntry], params=_paged(params, cursor))
 
     async def entry(self, entry_id: str) -> TimeEntry:
         return await self.call("GET", f"/time-entries/{entry_id}", TimeEntry)
 
     async def expenses(self, params: dict[str, str | int], cursor: str | None) -> Page[Expense]:
-        query = {**params, **({"cursor": cursor} if cursor else {})}
-        return await self.call("GET", "/expenses", Page[Expense], params=query)
+        return await self.call("GET", "/expenses", Page[Expense], params=_paged(params, cursor))
 
 
 class HrApi(SystemApi):
@@ -267,6 +259,10 @@ class HrApi(SystemApi):
 
     async def get_worker(self, worker_id: str) -> Worker:
         return await self.call("GET", f"/workers/{worker_id}", Worker)
+
+
+def _paged(params: dict[str, str | int], cursor: str | None) -> dict[str, str | int]:
+    return {**params, "cursor": cursor} if cursor else params
 
 
 def _entity(legal_entity: str | None) -> dict[str, str | int]:

@@ -28,9 +28,9 @@ from process_apis.time_to_bill.expense_rules import validate_expense
 from process_apis.time_to_bill.intercompany import transfer_rate
 from process_apis.time_to_bill.invoicing import EXPENSE_CREDIT
 from process_apis.time_to_bill.rules import PricedLine, ProjectRef, Reference, period_of, quantize, validate
-from process_apis.time_to_bill.runtime import retried, runtime
+from process_apis.time_to_bill.runtime import pages, retried, runtime
 
-__all__ = ["Approved", "Reconciliation", "approved", "reconcile_project"]
+__all__ = ["Approved", "Booked", "Reconciliation", "approved", "booked", "reconcile_project"]
 
 
 class IntercompanyFigures(Struct):
@@ -88,9 +88,24 @@ class Approved(msgspec.Struct):
     expenses_held: int = 0
 
 
+class Booked(msgspec.Struct):
+    """The ERP's side of one project's reconciliation for the period: time posted (billable), time and milestones
+    invoiced, time credited, and expenses posted (cost), invoiced and credited."""
+
+    posted_hours: Decimal = Decimal(0)
+    posted_amount: Decimal = Decimal(0)
+    invoiced: Decimal = Decimal(0)
+    milestones: Decimal = Decimal(0)
+    credited: Decimal = Decimal(0)
+    expense_cost: Decimal = Decimal(0)
+    expenses_invoiced: Decimal = Decimal(0)
+    expenses_credited: Decimal = Decimal(0)
+
+
 Narrowing = dict[str, str | int]
 """What a read of the time system is narrowed to: `{"project_code": …}` (one project), `{"legal_entity": …}` (that
-entity's time account, every project in it) or `{}` (every account)."""
+entity's time account, every project in it) or `{}` (every account); the ERP's lists take `project_external_id`
+for one project and the same `legal_entity`."""
 
 
 async def approved(codes: set[str], period: str, ref: Reference, as_of: dt.date,
@@ -103,17 +118,12 @@ async def approved(codes: set[str], period: str, ref: Reference, as_of: dt.date,
     out = {code: Approved() for code in codes}
     params: Narrowing = {"status": "approved", "from": start.isoformat(), "to": end.isoformat(),
                          "limit": rt.page_size, **narrowing}
-    cursor: str | None = None
-    while True:
-        page = await retried(partial(rt.time.entries, params, cursor), "Time system")
-        for entry in page.items:
+    async for entries in pages(rt.time.entries, params, "Time system"):
+        for entry in entries:
             if (figures := out.get(entry.project_code)) is not None:
                 _count_time(figures, entry, ref, as_of)
-        if not (cursor := page.next_cursor):
-            break
-    while True:
-        expenses = await retried(partial(rt.time.expenses, params, cursor), "Time system")
-        mine = [x for x in expenses.items if x.project_code in out]
+    async for expenses in pages(rt.time.expenses, params, "Time system"):
+        mine = [x for x in expenses if x.project_code in out]
         rates = await expense_rates(mine, ref, rt.rates)
         priced = [(out[x.project_code], validate_expense(x, ref, as_of, rates.get(x.id))) for x in mine]
         refused = rt.ledger.states([p.line_key for _, p in priced if isinstance(p, PricedLine)])
@@ -124,8 +134,46 @@ async def approved(codes: set[str], period: str, ref: Reference, as_of: dt.date,
                 continue
             figures.expense_cost += line.rate
             figures.expense_billed += line.amount
-        if not (cursor := expenses.next_cursor):
-            return out
+    return out
+
+
+async def booked(codes: set[str], period: str, narrowing: Narrowing) -> dict[str, Booked]:
+    """What the ERP holds for the projects `codes` in the period, from one paged read of each of its four lists
+    narrowed as the ERP takes it: for one project, or for an entity's (or every) account whole — as many reads
+    as pages instead of four per project. Each list is summed page by page, never held whole."""
+    erp = runtime().erp
+    start, end = month_bounds(period)
+    out = {code: Booked() for code in codes}
+    dates: Narrowing = {"from": start.isoformat(), "to": end.isoformat(), "limit": 1000, **narrowing}
+    by_period: Narrowing = {"period": period, "limit": 200, **narrowing}
+    async for posted in pages(erp.posted_time, dates, "ERP"):
+        for p in posted:
+            if p.billable and (books := out.get(p.project_external_id)) is not None:
+                books.posted_hours += Decimal(str(p.hours))
+                books.posted_amount += p.amount.amount
+    async for invoices in pages(erp.invoices, by_period, "ERP"):
+        for invoice in invoices:
+            if (books := out.get(invoice.project_external_id)) is not None:
+                for ln in invoice.lines:
+                    if ln.kind == "time":
+                        books.invoiced += ln.amount.amount
+                    elif ln.kind == "milestone":
+                        books.milestones += ln.amount.amount
+                    elif ln.kind == "expense":
+                        books.expenses_invoiced += ln.amount.amount
+    async for memos in pages(erp.credit_memos, by_period, "ERP"):
+        for memo in memos:
+            if (books := out.get(memo.project_external_id)) is not None:
+                for ln in memo.lines:
+                    if _of_expense(ln):
+                        books.expenses_credited += ln.amount.amount
+                    else:
+                        books.credited += ln.amount.amount
+    async for expenses in pages(erp.posted_expenses, dates, "ERP"):
+        for x in expenses:
+            if (books := out.get(x.project_external_id)) is not None:
+                books.expense_cost += x.amount.amount
+    return out
 
 
 def _count_time(into: Approved, entry: TimeEntry, ref: Reference, as_of: dt.date) -> None:
@@ -145,44 +193,33 @@ def _count_time(into: Approved, entry: TimeEntry, ref: Reference, as_of: dt.date
 
 
 async def reconcile_project(project_code: str, period: str, ref: Reference, as_of: dt.date,
-                            charges: ChargeCache | None = None, figures: Approved | None = None) -> Reconciliation:
-    """One project's reconciliation; `figures`, its approved side when a read for many projects already has it."""
-    rt = runtime()
-    start, end = month_bounds(period)
+                            charges: ChargeCache | None = None, figures: Approved | None = None,
+                            books: Booked | None = None) -> Reconciliation:
+    """One project's reconciliation; `figures` and `books`, its two sides when reads for many projects already
+    have them."""
     project = ref.projects[project_code]
     if figures is None:
         figures = (await approved({project_code}, period, ref, as_of, {"project_code": project_code}))[project_code]
-    entity = project.legal_entity_code  # the project's ERP account only: another account's outage is not ours
-    posted = [p for p in await retried(partial(rt.erp.posted_time, project_code, start.isoformat(), end.isoformat(),
-                                               entity), "ERP") if p.billable]
-    posted_hours = sum((Decimal(str(p.hours)) for p in posted), Decimal(0))
-    posted_amount = sum((p.amount.amount for p in posted), Decimal(0))
-    invoices = await retried(partial(rt.erp.invoices, project_code, period, entity), "ERP")
-    credits = await retried(partial(rt.erp.credit_memos, project_code, period, entity), "ERP")
-    invoiced = sum((ln.amount.amount for inv in invoices for ln in inv.lines if ln.kind == "time"), Decimal(0))
-    milestones = sum((ln.amount.amount for inv in invoices for ln in inv.lines if ln.kind == "milestone"), Decimal(0))
-    credit_lines = [ln for memo in credits for ln in memo.lines]
-    credited = sum((ln.amount.amount for ln in credit_lines if not _of_expense(ln)), Decimal(0))
-    x_posted = sum((p.amount.amount for p in await retried(partial(
-        rt.erp.posted_expenses, project_code, start.isoformat(), end.isoformat(), entity), "ERP")), Decimal(0))
-    x_invoiced = sum((ln.amount.amount for inv in invoices for ln in inv.lines if ln.kind == "expense"), Decimal(0))
-    x_credited = sum((ln.amount.amount for ln in credit_lines if _of_expense(ln)), Decimal(0))
+    if books is None:  # the project's ERP account only: another account's outage is not ours
+        books = (await booked({project_code}, period, {"project_external_id": project_code,
+                                                       "legal_entity": project.legal_entity_code}))[project_code]
     due = sum((m.amount.amount for m in project.milestones if period_of(m.due_date) == period), Decimal(0)) \
         if project.billing_type in ("fixed_fee", "mixed") else Decimal(0)
     expected_time = figures.amount if project.billing_type != "fixed_fee" else Decimal(0)
     out: list[str] = []
-    if figures.hours != posted_hours:
-        out.append(f"approved billable hours {figures.hours} != posted {posted_hours}")
-    if figures.amount != posted_amount:
-        out.append(f"approved amount {figures.amount} != posted {posted_amount}")
-    if invoiced + credited != expected_time:
-        out.append(f"invoiced time {invoiced} + credits {credited} != billable {expected_time}")
-    if milestones != due:
-        out.append(f"invoiced milestones {milestones} != due {due}")
-    if figures.expense_cost != x_posted:
-        out.append(f"approved expense cost {figures.expense_cost} != posted {x_posted}")
-    if x_invoiced + x_credited != figures.expense_billed:
-        out.append(f"invoiced expenses {x_invoiced} + credits {x_credited} != billable {figures.expense_billed}")
+    if figures.hours != books.posted_hours:
+        out.append(f"approved billable hours {figures.hours} != posted {books.posted_hours}")
+    if figures.amount != books.posted_amount:
+        out.append(f"approved amount {figures.amount} != posted {books.posted_amount}")
+    if books.invoiced + books.credited != expected_time:
+        out.append(f"invoiced time {books.invoiced} + credits {books.credited} != billable {expected_time}")
+    if books.milestones != due:
+        out.append(f"invoiced milestones {books.milestones} != due {due}")
+    if figures.expense_cost != books.expense_cost:
+        out.append(f"approved expense cost {figures.expense_cost} != posted {books.expense_cost}")
+    if books.expenses_invoiced + books.expenses_credited != figures.expense_billed:
+        out.append(f"invoiced expenses {books.expenses_invoiced} + credits {books.expenses_credited} != billable "
+                   f"{figures.expense_billed}")
     receivable, payable = await _charged(project, period, set(figures.seconded), ref,
                                          {} if charges is None else charges)
     intercompany = [IntercompanyFigures(employer=e, currency=c, expected=str(v), receivable=str(receivable.get(e, 0)),
@@ -198,14 +235,15 @@ async def reconcile_project(project_code: str, period: str, ref: Reference, as_o
                        f"project entity's != {f.expected} {f.currency} at the transfer rate")
     return Reconciliation(project=project_code, period=period, currency=project.currency,
                           approved_hours=str(figures.hours), approved_amount=str(figures.amount),
-                          held_in_exceptions=figures.held, posted_hours=str(posted_hours),
-                          posted_amount=str(posted_amount), invoiced_amount=str(invoiced + milestones),
-                          credited_amount=str(credited), milestone_amount=str(milestones), discrepancies=out,
+                          held_in_exceptions=figures.held, posted_hours=str(books.posted_hours),
+                          posted_amount=str(books.posted_amount),
+                          invoiced_amount=str(books.invoiced + books.milestones), credited_amount=str(books.credited),
+                          milestone_amount=str(books.milestones), discrepancies=out,
                           approved_expense_cost=str(figures.expense_cost),
                           billable_expense_amount=str(figures.expense_billed), expenses_held=figures.expenses_held,
-                          posted_expense_cost=str(x_posted),
-                          invoiced_expense_amount=str(x_invoiced), credited_expense_amount=str(x_credited),
-                          intercompany=intercompany)
+                          posted_expense_cost=str(books.expense_cost),
+                          invoiced_expense_amount=str(books.expenses_invoiced),
+                          credited_expense_amount=str(books.expenses_credited), intercompany=intercompany)
 
 
 async def _charged(project: ProjectRef, period: str, employers: set[str], ref: Reference,
@@ -219,7 +257,6 @@ async def _charged(project: ProjectRef, period: str, employers: set[str], ref: R
             cache[(code, period)] = asyncio.ensure_future(retried(partial(runtime().erp.intercompany_charges, code,
                                                                           period), "ERP"))
         documents.update((c.id, c) for c in await cache[(code, period)])
-    employer_of = {w.id: w.legal_entity_code for w in ref.workers.values()}
     receivable: dict[str, Decimal] = {}
     payable: dict[str, Decimal] = {}
     for charge in documents.values():
@@ -231,7 +268,7 @@ async def _charged(project: ProjectRef, period: str, employers: set[str], ref: R
             continue
         for ln in charge.lines:
             if ln.project_external_id == project.external_id:
-                employer = employer_of.get(ln.employee_external_id, "?")
+                employer = ref.employer(ln.employee_external_id)
                 into[employer] = into.get(employer, Decimal(0)) + ln.amount.amount
     return receivable, payable
 

@@ -106,6 +106,14 @@ class Reference(msgspec.Struct, kw_only=True):
     """Assignments with planned hours (PSA), for the billing facts' planned utilization."""
     _rates: dict[tuple[str, str], Decimal] = {}
     _staffed: dict[tuple[str, str], list[tuple[dt.date, dt.date]]] | None = None
+    _employers: dict[str, str] | None = None
+
+    def employer(self, worker_id: str) -> str:
+        """The code of the entity employing a worker known by HR id (`?` for one HR does not know); the map is
+        built once, not per project reconciled (workers x projects at month end)."""
+        if self._employers is None:
+            self._employers = {w.id: w.legal_entity_code for w in self.workers.values()}
+        return self._employers.get(worker_id, "?")
 
     def staffed(self, project: str, worker_id: str, day: dt.date) -> bool:
         """Whether the PSA has the worker assigned to the project on that day (an assignment spanning it)."""

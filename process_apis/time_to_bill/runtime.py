@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 from typing import TypeVar
 
+from contracts.common import Page
 from foundation.retry import RetryPolicy
 from process_apis._internal.events import EventOutbox
 from process_apis._internal.exceptions import ExceptionStore
@@ -21,7 +23,7 @@ from process_apis.time_to_bill.intercompany import IntercompanyBook, TransferMar
 from process_apis.time_to_bill.ledger import Ledger
 from process_apis.time_to_bill.rules import Reference
 
-__all__ = ["Runtime", "build_runtime", "configure", "retried", "runtime"]
+__all__ = ["Runtime", "build_runtime", "configure", "pages", "retried", "runtime"]
 
 
 @dataclass(frozen=True)
@@ -75,3 +77,15 @@ async def retried(fn: Callable[[], Awaitable[T]], system: str) -> T:
         return await retrying(fn, retry=rt.retry, sleep=rt.sleep)
     except TransientFailure as exc:
         raise unavailable(exc, system) from exc
+
+
+async def pages(read: Callable[[dict[str, str | int], str | None], Awaitable[Page[T]]], params: dict[str, str | int],
+                system: str) -> AsyncIterator[list[T]]:
+    """The items of a cursor-paged list, page by page, each page's read `retried` on its own: a spike arrest met on
+    page 300 of a whole account's posted time costs that page again, not the 299 before it."""
+    cursor: str | None = None
+    while True:
+        page = await retried(partial(read, params, cursor), system)
+        yield page.items
+        if not (cursor := page.next_cursor):
+            return

@@ -36,7 +36,16 @@ from process_apis.time_to_bill.expense_rules import EXPENSE
 from process_apis.time_to_bill.expense_rules import entry_id as expense_entry_id
 from process_apis.time_to_bill.facts import BillingFacts
 from process_apis.time_to_bill.ledger import LedgerRow
-from process_apis.time_to_bill.reconcile import Approved, ChargeCache, Reconciliation, approved, reconcile_project
+from process_apis.time_to_bill.reconcile import (
+    Approved,
+    Booked,
+    ChargeCache,
+    Narrowing,
+    Reconciliation,
+    approved,
+    booked,
+    reconcile_project,
+)
 from process_apis.time_to_bill.rules import Reference, period_of
 from process_apis.time_to_bill.runtime import retried, runtime
 from process_apis.time_to_bill.workflow import (
@@ -57,9 +66,9 @@ TERMINAL = ("succeeded", "needs_attention", "failed")
 POSTING_ONLY = "_posting"
 """The run-id suffix of an entity's posting-only run of a period (`start_run(..., invoice=False)`)."""
 RECONCILE_CONCURRENCY = 8
-"""Projects reconciled at a time: each is ~5 reads of the ERP (and 2 of the time system unless its page covers
-the entity whole), which against real vendors wait on the network; the vendors' clients still hold their own
-concurrency and pacing limits."""
+"""Projects reconciled at a time: each is ~5 reads of the ERP and 2 of the time system (1 of the ERP, its
+intercompany documents per entity, when its page covers the entity whole), which against real vendors wait on the
+network; the vendors' clients still hold their own concurrency and pacing limits."""
 PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 """A billing period: YYYY-MM with a real month (01-12) and a year from 0001 on."""
 
@@ -279,7 +288,7 @@ class TimeToBillService:
                                limit: int | None = None) -> tuple[list[Reconciliation], bool]:
         """The entity's projects (`*`: every entity's) in code order, from `offset`, at most `limit` of them, and
         whether more follow. Only those are reconciled: a page costs its own projects' reads, not the firm's, and a
-        page of the entity whole reads its time account once instead of once per project."""
+        page of the entity whole reads its time and ERP accounts once instead of once per project."""
         rt = runtime()
         scope = None if legal_entity_code == ALL_ENTITIES else legal_entity_code  # one entity's: its ERP account only
         ref = await retried(partial(load_reference, rt.erp, rt.psa, rt.hr, scope), "Reference data")
@@ -287,14 +296,23 @@ class TimeToBillService:
         end = len(codes) if limit is None else offset + limit
         page = codes[offset:end]
         figures: dict[str, Approved] = {}
-        if len(page) > 1 and len(page) == len(codes):  # the entity whole: its time account(s) read once
-            figures = await approved(set(page), period, ref, self.today(), {"legal_entity": scope} if scope else {})
+        books: dict[str, Booked] = {}
+        if len(page) > 1 and len(page) == len(codes):  # the entity whole: its accounts read once, side by side
+            narrowing: Narrowing = {"legal_entity": scope} if scope else {}
+            try:
+                async with asyncio.TaskGroup() as sides:
+                    time_side = sides.create_task(approved(set(page), period, ref, self.today(), narrowing))
+                    erp_side = sides.create_task(booked(set(page), period, narrowing))
+            except BaseExceptionGroup as failed:  # the side that failed answers (a vendor's 503 stays a 503)
+                raise failed.exceptions[0] from None
+            figures, books = time_side.result(), erp_side.result()
         charges: ChargeCache = {}
         slots = asyncio.Semaphore(RECONCILE_CONCURRENCY)
 
         async def one(code: str) -> Reconciliation:
             async with slots:
-                return await reconcile_project(code, period, ref, self.today(), charges, figures.get(code))
+                return await reconcile_project(code, period, ref, self.today(), charges, figures.get(code),
+                                               books.get(code))
 
         tasks = [asyncio.ensure_future(one(c)) for c in page]
         try:

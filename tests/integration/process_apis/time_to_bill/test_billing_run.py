@@ -149,33 +149,51 @@ def _posted_time_reads() -> float:
     return _requests("erp.listPostedTime")
 
 
-async def test_reconciling_an_entity_whole_reads_its_time_account_once_and_finds_what_per_project_reads_find(
+async def test_reconciling_an_entity_whole_reads_its_accounts_once_and_finds_what_per_project_reads_find(
         tmp_path: Path) -> None:
     """Every project of an entity (or of the firm) on one page: the approved time and expenses come from one paged
-    read of the time account(s), not a read per project (Harvest allows 100 requests per 15 s), and each row is
-    what reconciling that project alone gives — held entries, expenses and seconded consultants' charges too."""
+    read of the time account(s) and the posted, invoiced and credited figures from one of each ERP list, not reads
+    per project (Harvest allows 100 requests per 15 s), and each row is what reconciling that project alone gives —
+    held entries, expenses and seconded consultants' charges too."""
+    time_lists = ("time.listTimeEntries", "time.listExpenses")
+    erp_lists = ("erp.listPostedTime", "erp.listInvoices", "erp.listCreditMemos", "erp.listPostedExpenses")
     async with ttb_stack(tmp_path) as s:
         assert (await s.bill("*"))["status"] in ("succeeded", "needs_attention")
+        wholes: dict[str, list[dict[str, Any]]] = {}
         for entity in ("US01", "*"):
-            before = _requests("time.listTimeEntries", "time.listExpenses")
-            whole = await s.reconcile(entity=entity)
-            whole_reads = _requests("time.listTimeEntries", "time.listExpenses") - before
-            before = _requests("time.listTimeEntries", "time.listExpenses")
+            before = _requests(*time_lists), _requests(*erp_lists)
+            whole = wholes[entity] = await s.reconcile(entity=entity)
+            whole_reads = _requests(*time_lists) - before[0], _requests(*erp_lists) - before[1]
+            before = _requests(*time_lists), _requests(*erp_lists)
             alone = [row for r in whole for row in await s.reconcile(project=r["project"])]
-            alone_reads = _requests("time.listTimeEntries", "time.listExpenses") - before
+            alone_reads = _requests(*time_lists) - before[0], _requests(*erp_lists) - before[1]
             assert alone == whole
-            assert whole_reads < len(whole) <= alone_reads / 2, (len(whole), whole_reads, alone_reads)
+            assert whole_reads[0] < len(whole) <= alone_reads[0] / 2, (len(whole), whole_reads, alone_reads)
+            # the ERP account is read in pages of 1,000 posted lines: US01's holds UK01's and DE01's time as well
+            assert whole_reads[1] < alone_reads[1] / 2 and len(whole) * 4 <= alone_reads[1], (whole_reads, alone_reads)
+        assert whole_reads[1] < len(whole)  # the firm whole: fewer ERP reads than projects
         assert all(not r["discrepancies"] for r in whole)
         assert any(r["held_in_exceptions"] for r in whole) and any(r["expenses_held"] for r in whole)
         assert any(r["intercompany"] for r in whole) and any(r["approved_expense_cost"] != "0" for r in whole)
 
         # An ERP that fails a moment longer than its client's own retries: the reconciliation's read is retried
-        # like a step's call, and the caller gets the figures, not a 503.
+        # like a step's call, and the caller gets the figures, not a 503 — for one project and for an entity whole.
         erp = s.sim("erp")
-        erp.faults.add(Fault(kind="server_error", count=FAST_RETRY.max_attempts + 1, path="suiteql"))
-        response = await s.http.get(f"{BASE}/reconciliation", params={"period": PERIOD, "project": whole[0]["project"]})
-        assert response.status_code == 200, response.text
-        assert response.json()["items"] == whole[:1] and erp.faults.injected == FAST_RETRY.max_attempts + 1
+        for params, expected in (({"project": whole[0]["project"]}, whole[:1]),
+                                 ({"legal_entity_code": "US01"}, wholes["US01"])):
+            injected = erp.faults.injected
+            erp.faults.add(Fault(kind="server_error", count=FAST_RETRY.max_attempts + 1, path="suiteql"))
+            response = await s.http.get(f"{BASE}/reconciliation", params={"period": PERIOD, **params})
+            assert response.status_code == 200, response.text
+            assert response.json()["items"] == expected
+            assert erp.faults.injected - injected == FAST_RETRY.max_attempts + 1
+        # One that stays down (its invoices; reference data still reads until its client's circuit opens): the
+        # entity's reconciliation answers 503 naming the ERP, as a project's does.
+        erp.faults.add(Fault(kind="server_error", path="record/v1/invoice"))
+        response = await s.http.get(f"{BASE}/reconciliation", params={"period": PERIOD, "legal_entity_code": "US01"})
+        assert response.status_code == 503 and response.json()["title"] == "ERP unavailable", response.text
+        assert response.json()["code"] == "upstream_unavailable" and int(response.headers["Retry-After"]) >= 1
+        erp.faults.clear()
 
 
 async def test_a_reconciliation_page_reads_its_own_projects_only(tmp_path: Path) -> None:
