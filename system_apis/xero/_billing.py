@@ -19,10 +19,9 @@ from contracts.billing import (
 )
 from contracts.common import Page
 from contracts.problems import ProblemError
-from foundation.paging import decode_position, encode_position
 from foundation.periods import month_bounds
 from system_apis.xero._intercompany_mapping import CHARGE_PREFIX
-from system_apis.xero._lookups import Offset, vendor_data_invalid
+from system_apis.xero._lookups import vendor_data_invalid
 from system_apis.xero._posting import XeroPosting
 from system_apis.xero.client import ACCOUNTING, idempotency_key, if_modified_since
 from system_apis.xero.mapping import (
@@ -81,19 +80,13 @@ class XeroBilling(XeroPosting):
     async def _documents(self, collection: str, where: str, limit: int, cursor: str | None, q: str,
                          headers: Mapping[str, str] | None = None) -> tuple[list[dict[str, Any]], str | None]:
         number = "InvoiceNumber" if collection == "Invoices" else "CreditNoteNumber"
-        records = [r async for page in self.client.accounting_pages(collection, {"where": where} if where else None,
-                                                                    headers=headers) for r in page
-                   if not str(r.get(number) or "").startswith(CHARGE_PREFIX)]  # intercompany: `_intercompany`
-        offset = 0
-        if cursor is not None:
-            position = decode_position(cursor, Offset, f"erp.xero.{collection}")
-            if position.q != q or position.offset < 0:
-                raise ProblemError(400, "invalid-cursor", "Invalid cursor", "The cursor is not one this list issued.",
-                                   code="invalid_cursor")
-            offset = position.offset
-        following = offset + limit
-        return records[offset:following], (encode_position(Offset(q=q, offset=following), f"erp.xero.{collection}")
-                                            if following < len(records) else None)
+
+        async def read() -> list[dict[str, Any]]:
+            return [r async for page in self.client.accounting_pages(collection, {"where": where} if where else None,
+                                                                     headers=headers) for r in page
+                    if not str(r.get(number) or "").startswith(CHARGE_PREFIX)]  # intercompany: `_intercompany`
+
+        return await self.listings.page(f"erp.xero.{collection}", q, limit, cursor, read)
 
     @staticmethod
     def _where(kind: str, project_external_id: str | None, period: str | None) -> str:

@@ -33,7 +33,6 @@ from contracts.billing import ExpensePostingBatch, ExpensePostingLine, ExpensePo
 from contracts.common import Page
 from contracts.erp import ErpRefusalReason
 from contracts.problems import ProblemError
-from foundation.paging import decode_position, encode_position
 from system_apis._internal.http import VendorRejected
 from system_apis.xero._expense_mapping import (
     BILL,
@@ -49,7 +48,7 @@ from system_apis.xero._expense_mapping import (
     posted_expense_from_record,
 )
 from system_apis.xero._expense_store import ExpenseLine, ExpenseStore
-from system_apis.xero._lookups import Offset, XeroLookups, locked, not_found, vendor_data_invalid
+from system_apis.xero._lookups import XeroLookups, locked, not_found, vendor_data_invalid
 from system_apis.xero.client import ACCOUNTING, idempotency_key
 from system_apis.xero.mapping import MappingError, employee_number
 
@@ -218,34 +217,31 @@ class XeroExpenses(XeroLookups):
     async def list_posted_expenses(self, project_external_id: str | None, date_from: dt.date | None,
                                    date_to: dt.date | None, limit: int, cursor: str | None) -> Page[PostedExpense]:
         q = hashlib.sha256(f"{project_external_id}|{date_from}|{date_to}".encode()).hexdigest()[:24]
-        offset = 0
-        if cursor is not None:
-            position = decode_position(cursor, Offset, _LIST_ID)
-            if position.q != q or position.offset < 0:
-                raise ProblemError(400, "invalid-cursor", "Invalid cursor", "The cursor is not one this list issued.",
-                                   code="invalid_cursor")
-            offset = position.offset
-        records: list[dict[str, Any]] = []
-        for collection in ("Invoices", "CreditNotes"):
-            clauses = [f'Type=="{_TYPE[collection]}"', f'{_NUMBER_FIELD[collection]}.StartsWith("{EXPENSE_PREFIX}")']
-            if date_from is not None:
-                clauses.append(_where_date("Date", ">=", date_from))
-            if date_to is not None:
-                clauses.append(_where_date("Date", "<=", date_to))
-            async for page in self.client.accounting_pages(collection, {"where": " AND ".join(clauses)}):
-                records += [r for r in page if r.get("Status") in POSTED_STATUSES]
-        employees = await self._employees_by_contact({str((r.get("Contact") or {}).get("ContactID")) for r in records})
-        try:
-            items = [posted_expense_from_record(r, employees) for r in records]
-        except (MappingError, KeyError) as exc:
-            raise vendor_data_invalid(MappingError(str(exc))) from exc
-        items = [i for i in items if project_external_id in (None, i.project_external_id)
-                 and (date_from is None or i.date >= date_from) and (date_to is None or i.date <= date_to)]
-        items.sort(key=lambda p: (p.date, p.line_key))
-        following = offset + limit
-        return Page(items=items[offset:following],
-                    next_cursor=encode_position(Offset(q=q, offset=following), _LIST_ID)
-                    if following < len(items) else None)
+
+        async def read() -> list[PostedExpense]:
+            records: list[dict[str, Any]] = []
+            for collection in ("Invoices", "CreditNotes"):
+                clauses = [f'Type=="{_TYPE[collection]}"',
+                           f'{_NUMBER_FIELD[collection]}.StartsWith("{EXPENSE_PREFIX}")']
+                if date_from is not None:
+                    clauses.append(_where_date("Date", ">=", date_from))
+                if date_to is not None:
+                    clauses.append(_where_date("Date", "<=", date_to))
+                async for page in self.client.accounting_pages(collection, {"where": " AND ".join(clauses)}):
+                    records += [r for r in page if r.get("Status") in POSTED_STATUSES]
+            employees = await self._employees_by_contact({str((r.get("Contact") or {}).get("ContactID"))
+                                                          for r in records})
+            try:
+                items = [posted_expense_from_record(r, employees) for r in records]
+            except (MappingError, KeyError) as exc:
+                raise vendor_data_invalid(MappingError(str(exc))) from exc
+            items = [i for i in items if project_external_id in (None, i.project_external_id)
+                     and (date_from is None or i.date >= date_from) and (date_to is None or i.date <= date_to)]
+            items.sort(key=lambda p: (p.date, p.line_key))
+            return items
+
+        items, following = await self.listings.page(_LIST_ID, q, limit, cursor, read)
+        return Page(items=items, next_cursor=following)
 
     async def _employees_by_contact(self, contact_ids: set[str]) -> dict[str, str]:
         """The employee external id of each contact (``ContactNumber`` ``EMP:<id>``), read by ``IDs``."""

@@ -37,7 +37,6 @@ import msgspec
 from contracts.billing import IntercompanyCharge, IntercompanyChargeUpsert
 from contracts.common import Page
 from contracts.problems import FieldError, ProblemError
-from foundation.paging import decode_position, encode_position
 from foundation.periods import month_bounds
 from system_apis._internal.http import VendorRejected
 from system_apis.xero._intercompany_mapping import (
@@ -54,7 +53,7 @@ from system_apis.xero._intercompany_mapping import (
     document_type,
     external_id_of,
 )
-from system_apis.xero._lookups import Offset, XeroLookups, vendor_data_invalid
+from system_apis.xero._lookups import XeroLookups, vendor_data_invalid
 from system_apis.xero.client import ACCOUNTING, idempotency_key
 from system_apis.xero.mapping import MappingError, due_date, xero_date
 
@@ -203,29 +202,25 @@ class XeroIntercompany(XeroLookups):
     async def list_intercompany_charges(self, period: str | None, counterparty: str | None, limit: int,
                                         cursor: str | None) -> Page[IntercompanyCharge]:
         q = f"{period}|{counterparty}"
-        offset = 0
-        if cursor is not None:
-            position = decode_position(cursor, Offset, _LIST_ID)
-            if position.q != q or position.offset < 0:
-                raise ProblemError(400, "invalid-cursor", "Invalid cursor", "The cursor is not one this list issued.",
-                                   code="invalid_cursor")
-            offset = position.offset
-        records: list[dict[str, Any]] = []
-        for collection in _COLLECTIONS:
-            clauses = [f'{_NUMBER_FIELD[collection]}.StartsWith("{CHARGE_PREFIX}")']
-            if counterparty is not None:
-                clauses.append(f'Reference.StartsWith("IC {counterparty} {period or ""}")')
-            if period is not None:  # dated the period's last day; the reference says which period
-                end = month_bounds(period)[1]
-                clauses.append(f"Date>=DateTime({end.year},{end.month:02d},01)")
-                clauses.append(f"Date<=DateTime({end.year},{end.month:02d},{end.day:02d})")
-            async for page in self.client.accounting_pages(collection, {"where": " AND ".join(clauses), **_UNITDP}):
-                records += [r for r in page if r.get("Status") in POSTED_STATUSES
-                            and external_id_of(r.get(_NUMBER_FIELD[collection])) is not None]
-        items = [self._charge(r) for r in records]
-        items = [c for c in items if period in (None, c.period) and counterparty in (None, c.counterparty)]
-        items.sort(key=lambda c: (c.period, c.external_id, c.side))
-        following = offset + limit
-        return Page(items=items[offset:following],
-                    next_cursor=encode_position(Offset(q=q, offset=following), _LIST_ID)
-                    if following < len(items) else None)
+
+        async def read() -> list[IntercompanyCharge]:
+            records: list[dict[str, Any]] = []
+            for collection in _COLLECTIONS:
+                clauses = [f'{_NUMBER_FIELD[collection]}.StartsWith("{CHARGE_PREFIX}")']
+                if counterparty is not None:
+                    clauses.append(f'Reference.StartsWith("IC {counterparty} {period or ""}")')
+                if period is not None:  # dated the period's last day; the reference says which period
+                    end = month_bounds(period)[1]
+                    clauses.append(f"Date>=DateTime({end.year},{end.month:02d},01)")
+                    clauses.append(f"Date<=DateTime({end.year},{end.month:02d},{end.day:02d})")
+                async for page in self.client.accounting_pages(collection, {"where": " AND ".join(clauses),
+                                                                            **_UNITDP}):
+                    records += [r for r in page if r.get("Status") in POSTED_STATUSES
+                                and external_id_of(r.get(_NUMBER_FIELD[collection])) is not None]
+            items = [self._charge(r) for r in records]
+            items = [c for c in items if period in (None, c.period) and counterparty in (None, c.counterparty)]
+            items.sort(key=lambda c: (c.period, c.external_id, c.side))
+            return items
+
+        items, following = await self.listings.page(_LIST_ID, q, limit, cursor, read)
+        return Page(items=items, next_cursor=following)

@@ -11,11 +11,10 @@ import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, TypeVar
 
-import msgspec
-
 from contracts.common import Money
 from contracts.problems import ProblemError
 from system_apis._internal.http import VendorRejected
+from system_apis.xero._listing import Listings
 from system_apis.xero._summary import (
     SummaryLine,
     SummaryStore,
@@ -29,7 +28,7 @@ from system_apis.xero.mapping import (
     xero_date,
 )
 
-__all__ = ["Offset", "XeroLookups", "locked", "not_found", "refusal", "vendor_data_invalid"]
+__all__ = ["XeroLookups", "locked", "not_found", "refusal", "vendor_data_invalid"]
 
 T = TypeVar("T")
 _LOCK_WORDS: Final = ("lock date", "period lock")
@@ -60,12 +59,6 @@ def refusal(exc: VendorRejected) -> ProblemError | None:
     return None
 
 
-class Offset(msgspec.Struct, frozen=True):
-    q: str
-    offset: int
-
-
-
 class XeroLookups:
     """The base of `XeroErp`'s parts."""
 
@@ -77,6 +70,7 @@ class XeroLookups:
         self._rate_tasks: dict[tuple[str, str], str] = {}
         self._user_id: str | None = None
         self._tracking: tuple[str, set[str]] | None = None
+        self.listings = Listings()
 
     # ------------------------------------------------------------------ shared lookups
 

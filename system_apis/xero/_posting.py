@@ -15,11 +15,9 @@ from contracts.billing import (
 )
 from contracts.common import Money, Page
 from contracts.erp import ErpRefusalReason
-from contracts.problems import ProblemError
-from foundation.paging import decode_position, encode_position
 from foundation.periods import month_of
 from system_apis._internal.http import VendorRejected
-from system_apis.xero._lookups import Offset, XeroLookups, locked, not_found, vendor_data_invalid
+from system_apis.xero._lookups import XeroLookups, locked, not_found, vendor_data_invalid
 from system_apis.xero._summary import (
     DESCRIPTION_PREFIX,
     SummaryLine,
@@ -163,26 +161,21 @@ class XeroPosting(XeroLookups):
     async def list_posted_time(self, project_external_id: str | None, date_from: dt.date | None,
                                date_to: dt.date | None, limit: int, cursor: str | None) -> Page[PostedTime]:
         q = hashlib.sha256(f"{project_external_id}|{date_from}|{date_to}".encode()).hexdigest()[:24]
-        offset = 0
-        if cursor is not None:
-            position = decode_position(cursor, Offset, "erp.xero.posted")
-            if position.q != q or position.offset < 0:
-                raise ProblemError(400, "invalid-cursor", "Invalid cursor", "The cursor is not one this list issued.",
-                                   code="invalid_cursor")
-            offset = position.offset
-        if project_external_id is not None:
-            record = await self._project_record(project_external_id)
-            projects = {project_external_id: record} if record is not None else {}
-        else:
-            projects = await self._projects(fresh=True)
-        items: list[PostedTime] = []
-        for external_id, found in sorted(projects.items()):
-            items += await self._posted(external_id, found, date_from, date_to)
-        items.sort(key=lambda p: (p.date, p.line_key))
-        following = offset + limit
-        return Page(items=items[offset:following],
-                    next_cursor=encode_position(Offset(q=q, offset=following), "erp.xero.posted")
-                    if following < len(items) else None)
+
+        async def read() -> list[PostedTime]:
+            if project_external_id is not None:
+                record = await self._project_record(project_external_id)
+                projects = {project_external_id: record} if record is not None else {}
+            else:
+                projects = await self._projects(fresh=True)
+            items: list[PostedTime] = []
+            for external_id, found in sorted(projects.items()):
+                items += await self._posted(external_id, found, date_from, date_to)
+            items.sort(key=lambda p: (p.date, p.line_key))
+            return items
+
+        items, following = await self.listings.page("erp.xero.posted", q, limit, cursor, read)
+        return Page(items=items, next_cursor=following)
 
     async def _posted(self, external_id: str, record: dict[str, Any], date_from: dt.date | None,
                       date_to: dt.date | None) -> list[PostedTime]:

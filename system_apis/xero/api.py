@@ -38,7 +38,6 @@ from contracts.erp import (
 from contracts.problems import FieldError, ProblemError
 from contracts.workforce import Employee, EmployeeUpsert
 from foundation.db import create_engine
-from foundation.paging import decode_position, encode_position
 from foundation.retry import RetryPolicy
 from system_apis.domains.erp import erp_router
 from system_apis.registry import Connection
@@ -46,6 +45,7 @@ from system_apis.xero._defaults import DEFAULT_CODE, DEFAULT_TENANT, PAYMENT_ACC
 from system_apis.xero._expense_store import ExpenseStore
 from system_apis.xero._expenses import XeroExpenses
 from system_apis.xero._intercompany import XeroIntercompany
+from system_apis.xero._listing import cut, position
 from system_apis.xero._lookups import not_found, vendor_data_invalid
 from system_apis.xero._receivables import XeroReceivables
 from system_apis.xero._summary import SUMMARY_GROUPING, SummaryStore
@@ -71,11 +71,6 @@ _CONTACT_NUMBER: Final = re.compile(r"^[A-Za-z0-9_.:-]{1,50}$")
 _UUID: Final = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
-class _Offset(msgspec.Struct, frozen=True):
-    q: str
-    offset: int
-
-
 def _mapped(mapper: Callable[[], T]) -> T:
     try:
         return mapper()
@@ -84,17 +79,8 @@ def _mapped(mapper: Callable[[], T]) -> T:
 
 
 def _sliced(items: list[T], list_id: str, q: str, limit: int, cursor: str | None) -> Page[T]:
-    offset = 0
-    if cursor is not None:
-        position = decode_position(cursor, _Offset, list_id)
-        if position.q != q or position.offset < 0:
-            raise ProblemError(400, "invalid-cursor", "Invalid cursor", "The cursor is not one this list issued.",
-                               code="invalid_cursor")
-        offset = position.offset
-    following = offset + limit
-    more = following < len(items)
-    return Page(items=items[offset:following],
-                next_cursor=encode_position(_Offset(q=q, offset=following), list_id) if more else None)
+    page, following = cut(items, list_id, q, position(list_id, q, cursor), limit)
+    return Page(items=page, next_cursor=following)
 
 
 class XeroErp(XeroReceivables, XeroExpenses, XeroIntercompany):

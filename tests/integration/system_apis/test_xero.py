@@ -30,6 +30,7 @@ from system_apis.domains.erp import erp_router
 from system_apis.pacing import VendorBudget
 from system_apis.registry import Connection
 from system_apis.xero import BASE_URL, VENDOR, XeroClient, XeroErp, create_systems
+from system_apis.xero._listing import KEPT_FOR, Listings
 from system_apis.xero._summary import SummaryStore
 from system_apis.xero._tokens import TOKEN_URL, MemoryTokenStore, SqlTokenStore
 from system_apis.xero.mapping import invoice_from_upsert
@@ -321,7 +322,7 @@ class TestSpecConformance:
 
 class TestPaging:
     async def test_accounting_pages_of_100_and_projects_pages_are_followed_to_the_end(
-            self, api: ApiClient, sim: XeroSimulator, client: XeroClient, recording: Recording) -> None:
+            self, api: ApiClient, sim: XeroSimulator, client: XeroClient, recording: Recording, erp: XeroErp) -> None:
         tenant = sim.tenant(CODE)
         await provision(api, tenant)
         org = sim.organisation(CODE)
@@ -344,8 +345,21 @@ class TestPaging:
             if not cursor:
                 break
         assert sorted(seen) == [f"INV-{i:04d}" for i in range(205)]
-        pages = {r.url.params.get("page") for r, _, _ in recording.exchanges if r.url.path.endswith("/Invoices")}
-        assert {"1", "2", "3"} <= pages
+        pages = [r.url.params.get("page") for r, _, _ in recording.exchanges if r.url.path.endswith("/Invoices")]
+        # our five pages of 50 came from one read of Xero's three pages of 100, not from five reads of all three
+        assert pages == ["1", "2", "3"]
+
+        # A page asked for after the read was let go (120 s) reads Xero again: the same page, later.
+        now = [0.0]
+        erp.listings = Listings(clock=lambda: now[0])
+        first = (await api.get(f"{ERP}/invoices", params={"project_external_id": "PRJ-X0001", "limit": 50})).json()
+        now[0] = KEPT_FOR + 1
+        before = len(recording.exchanges)
+        later = (await api.get(f"{ERP}/invoices", params={"project_external_id": "PRJ-X0001", "limit": 50,
+                                                           "cursor": first["next_cursor"]})).json()
+        assert [i["external_id"] for i in later["items"]] == seen[50:100]
+        assert [r.url.params.get("page") for r, _, _ in recording.exchanges[before:]
+                if r.url.path.endswith("/Invoices")] == ["1", "2", "3"]
         for n in range(4):
             sim._project(org, None, {"name": f"PRJ-P{n} · paged", "contactId": contact["ContactID"]})
         projects = [p async for page in client.projects_pages("/Projects", page_size=2) for p in page]
@@ -446,8 +460,8 @@ class TestSummarisedTime:
         assert response.status_code == 502 and response.json()["code"] == "vendor_data_invalid"
 
 
-    async def test_many_batches_of_mixed_lines_read_back_exactly_per_line(self, api: ApiClient,
-                                                                          sim: XeroSimulator) -> None:
+    async def test_many_batches_of_mixed_lines_read_back_exactly_per_line(self, api: ApiClient, sim: XeroSimulator,
+                                                                          recording: Recording) -> None:
         tenant = sim.tenant(CODE)
         await provision(api, tenant)
         await provision(api, tenant, project="PRJ-X0002", customer="ACC-0002")
@@ -475,6 +489,20 @@ class TestSummarisedTime:
             response = await api.get(f"{ERP}/posted-time", params={"project_external_id": project, "limit": 1000})
             read += response.json()["items"]
         assert {p["line_key"] for p in read} == set(results)  # every posted line, and only those, read back
+        # the account whole (a reconciliation of the entity), in pages of 15: the same lines, each project's time
+        # read from Xero once for all the pages
+        exchanges = len(recording.exchanges)
+        whole: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            response = await api.get(f"{ERP}/posted-time", params={"limit": 15, **({"cursor": cursor} if cursor
+                                                                                    else {})})
+            whole += response.json()["items"]
+            if not (cursor := response.json().get("next_cursor")):
+                break
+        assert sorted(whole, key=lambda p: p["line_key"]) == sorted(read, key=lambda p: p["line_key"])
+        time_reads = [r.url.path for r, _, _ in recording.exchanges[exchanges:] if r.url.path.endswith("/Time")]
+        assert len(whole) > 15 * 10 and sorted(time_reads) == sorted(set(time_reads)) and len(time_reads) == 2
         by_key = {ln.line_key: ln for ln in sent}
         for item in read:
             line = by_key[item["line_key"]]
