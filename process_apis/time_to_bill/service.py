@@ -47,7 +47,7 @@ from process_apis.time_to_bill.reconcile import (
     reconcile_project,
 )
 from process_apis.time_to_bill.rules import Reference, period_of
-from process_apis.time_to_bill.runtime import retried, runtime
+from process_apis.time_to_bill.runtime import pages, retried, runtime
 from process_apis.time_to_bill.workflow import (
     ALL_ENTITIES,
     PROCESS,
@@ -89,13 +89,8 @@ async def _current(rows: list[LedgerRow], read: Callable[[dict[str, str | int], 
     for project, (start, end) in sorted(spans.items()):
         params: dict[str, str | int] = {"project_code": project, "from": start.isoformat(), "to": end.isoformat(),
                                         "limit": runtime().page_size}
-        cursor: str | None = None
-        while True:
-            page = await retried(partial(read, params, cursor), "Time system")
-            found.update((entry_id(e), e) for e in page.items if entry_id(e) in wanted)
-            cursor = page.next_cursor
-            if not cursor:
-                break
+        async for items in pages(read, params, "Time system"):
+            found.update((entry_id(e), e) for e in items if entry_id(e) in wanted)
     return found
 
 
