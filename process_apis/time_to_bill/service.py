@@ -14,7 +14,8 @@ import asyncio
 import datetime as dt
 import hashlib
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from functools import partial
 from typing import TypeVar
 
@@ -92,6 +93,17 @@ async def _current(rows: list[LedgerRow], read: Callable[[dict[str, str | int], 
         async for items in pages(read, params, "Time system"):
             found.update((entry_id(e), e) for e in items if entry_id(e) in wanted)
     return found
+
+
+@asynccontextmanager
+async def _first_failure_answers() -> AsyncIterator[asyncio.TaskGroup]:
+    """Tasks run together whose first failure stops the rest and is the answer as itself (a vendor's 503 stays a
+    503), not wrapped in the task group's ExceptionGroup (which would answer 500)."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            yield group
+    except BaseExceptionGroup as failed:
+        raise failed.exceptions[0] from None
 
 
 def check_period(period: str) -> None:
@@ -294,12 +306,9 @@ class TimeToBillService:
         books: dict[str, Booked] = {}
         if len(page) > 1 and len(page) == len(codes):  # the entity whole: its accounts read once, side by side
             narrowing: Narrowing = {"legal_entity": scope} if scope else {}
-            try:
-                async with asyncio.TaskGroup() as sides:
-                    time_side = sides.create_task(approved(set(page), period, ref, self.today(), narrowing))
-                    erp_side = sides.create_task(booked(set(page), period, narrowing))
-            except BaseExceptionGroup as failed:  # the side that failed answers (a vendor's 503 stays a 503)
-                raise failed.exceptions[0] from None
+            async with _first_failure_answers() as sides:
+                time_side = sides.create_task(approved(set(page), period, ref, self.today(), narrowing))
+                erp_side = sides.create_task(booked(set(page), period, narrowing))
             figures, books = time_side.result(), erp_side.result()
         charges: ChargeCache = {}
         slots = asyncio.Semaphore(RECONCILE_CONCURRENCY)
@@ -309,14 +318,9 @@ class TimeToBillService:
                 return await reconcile_project(code, period, ref, self.today(), charges, figures.get(code),
                                                books.get(code))
 
-        tasks = [asyncio.ensure_future(one(c)) for c in page]
-        try:
-            return list(await asyncio.gather(*tasks)), end < len(codes)
-        except BaseException:  # the first failure is the answer (a vendor's 503 stays a 503): stop the rest
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
+        async with _first_failure_answers() as projects:
+            tasks = [projects.create_task(one(c)) for c in page]
+        return [task.result() for task in tasks], end < len(codes)
 
     async def resume_unstarted(self) -> int:
         unfinished = runtime().runs.unfinished(PROCESS)

@@ -68,14 +68,15 @@ class Listings:
         kept = self._kept.get(key)
         items: list[T]
         if offset and kept is not None and self._clock() - kept[0] < KEPT_FOR:
-            items = kept[1]
+            items, fresh = kept[1], False
         else:
-            items = await read()
+            items, fresh = await read(), True
+        page, following = cut(items, list_id, q, offset, limit)
+        if following is None:
+            self._kept.pop(key, None)  # paged to the end
+        elif fresh:
             self._kept[key] = (self._clock(), items)
             self._kept.move_to_end(key)
             while len(self._kept) > KEPT_LISTS:
                 self._kept.popitem(last=False)
-        page, following = cut(items, list_id, q, offset, limit)
-        if following is None:
-            self._kept.pop(key, None)  # paged to the end
         return page, following

@@ -250,18 +250,21 @@ def batch(key: str, tenant: str, posting: list[TimePostingLine]) -> dict[str, An
     return built
 
 
-async def posted_time(api: ApiClient, project: str = "PRJ-X0001") -> list[dict[str, Any]]:
+async def listed(api: ApiClient, path: str, params: dict[str, str | int]) -> list[dict[str, Any]]:
+    """Every item of an ERP list, following its cursors."""
     items: list[dict[str, Any]] = []
     cursor = None
     while True:
-        params: dict[str, str | int] = {"project_external_id": project, "from": "2026-10-01", "to": "2026-10-31",
-                                        "limit": 15}
-        response = await api.get(f"{ERP}/posted-time", params={**params, **({"cursor": cursor} if cursor else {})})
+        response = await api.get(f"{ERP}{path}", params={**params, **({"cursor": cursor} if cursor else {})})
         assert response.status_code == 200, response.text
         items += response.json()["items"]
-        cursor = response.json().get("next_cursor")
-        if not cursor:
+        if not (cursor := response.json().get("next_cursor")):
             return items
+
+
+async def posted_time(api: ApiClient, project: str = "PRJ-X0001") -> list[dict[str, Any]]:
+    return await listed(api, "/posted-time", {"project_external_id": project, "from": "2026-10-01",
+                                              "to": "2026-10-31", "limit": 15})
 
 
 # --- tests ------------------------------------------------------------------------------------------------------
@@ -334,16 +337,8 @@ class TestPaging:
                                  legal_entity_id=tenant, period="2026-10", currency="GBP", lines=[line])
             sim._save_document(org, "Invoices", invoice_from_upsert(f"INV-{i:04d}", data, invoice_id=None,
                                                                     date=dt.date(2026, 10, 31)))
-        seen: list[str] = []
-        cursor = None
-        while True:
-            params: dict[str, str | int] = {"project_external_id": "PRJ-X0001", "limit": 50}
-            page = (await api.get(f"{ERP}/invoices", params={**params, **({"cursor": cursor} if cursor else {})})
-                    ).json()
-            seen += [i["external_id"] for i in page["items"]]
-            cursor = page.get("next_cursor")
-            if not cursor:
-                break
+        seen = [i["external_id"] for i in await listed(api, "/invoices", {"project_external_id": "PRJ-X0001",
+                                                                          "limit": 50})]
         assert sorted(seen) == [f"INV-{i:04d}" for i in range(205)]
         pages = [r.url.params.get("page") for r, _, _ in recording.exchanges if r.url.path.endswith("/Invoices")]
         # our five pages of 50 came from one read of Xero's three pages of 100, not from five reads of all three
@@ -492,14 +487,7 @@ class TestSummarisedTime:
         # the account whole (a reconciliation of the entity), in pages of 15: the same lines, each project's time
         # read from Xero once for all the pages
         exchanges = len(recording.exchanges)
-        whole: list[dict[str, Any]] = []
-        cursor = None
-        while True:
-            response = await api.get(f"{ERP}/posted-time", params={"limit": 15, **({"cursor": cursor} if cursor
-                                                                                    else {})})
-            whole += response.json()["items"]
-            if not (cursor := response.json().get("next_cursor")):
-                break
+        whole = await listed(api, "/posted-time", {"limit": 15})
         assert sorted(whole, key=lambda p: p["line_key"]) == sorted(read, key=lambda p: p["line_key"])
         time_reads = [r.url.path for r, _, _ in recording.exchanges[exchanges:] if r.url.path.endswith("/Time")]
         assert len(whole) > 15 * 10 and sorted(time_reads) == sorted(set(time_reads)) and len(time_reads) == 2
