@@ -6,6 +6,7 @@ with the correlation id, so no endpoint formats errors by hand.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Final
 
 import msgspec
@@ -66,3 +67,10 @@ def invalid_cursor(detail: str = "The cursor is not one this API issued.") -> Pr
     """Every list answers a forged, stale or foreign cursor the same way: a 422 on `cursor`."""
     return ProblemError(422, "validation-error", "Validation failed", detail,
                         errors=[FieldError(pointer="cursor", detail="invalid cursor")], code="invalid_cursor")
+
+
+def upstream_unavailable(title: str, detail: str, retry_after: float | None) -> ProblemError:
+    """A system the call needs is down or throttling, and stayed so through the caller's retries: a 503 with the
+    wait it announced, at least a second (a `Retry-After: 0` would invite an immediate, futile retry)."""
+    return ProblemError(503, "upstream-unavailable", title, detail, code="upstream_unavailable",
+                        headers={"Retry-After": str(max(1, math.ceil(retry_after or 1)))})

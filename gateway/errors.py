@@ -8,7 +8,6 @@ detail hides internals; the traceback goes to the log with the correlation id).
 from __future__ import annotations
 
 import logging
-import math
 import re
 from typing import Any
 
@@ -17,7 +16,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
 from contracts.correlation import correlation_id
-from contracts.problems import MEDIA_TYPE, FieldError, Problem, ProblemError, problem_type
+from contracts.problems import MEDIA_TYPE, FieldError, Problem, ProblemError, problem_type, upstream_unavailable
 from process_apis.failures import TransientFailure
 from system_apis.problems import VendorError, vendor_problem
 
@@ -101,10 +100,7 @@ def _vendor(request: Request[Any, Any, Any], exc: VendorError) -> Response[bytes
 def _upstream_transient(request: Request[Any, Any, Any], exc: TransientFailure) -> Response[bytes]:
     """A process read a system API that is down or throttling: the caller retries, as the process would."""
     log.warning("upstream unavailable on %s: %s", request.url.path, exc)
-    wait = max(1, math.ceil(exc.retry_after or 1))
-    problem = Problem(type=problem_type("upstream-unavailable"), title="Upstream system unavailable", status=503,
-                      detail=str(exc), code="upstream_unavailable")
-    return problem_response(problem, request, {"Retry-After": str(wait)})
+    return _problem_error(request, upstream_unavailable("Upstream system unavailable", str(exc), exc.retry_after))
 
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:

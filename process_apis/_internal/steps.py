@@ -12,12 +12,11 @@ stays down).
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from contracts.problems import ProblemError
+from contracts.problems import ProblemError, upstream_unavailable
 from foundation import metrics
 from foundation.retry import RetryPolicy
 from foundation.tracing import span
@@ -63,8 +62,7 @@ async def retrying(fn: Callable[[], Awaitable[T]], *, retry: RetryPolicy,
 
 def unavailable(exc: TransientFailure, what: str) -> ProblemError:
     """The 503 a caller gets when a system API stays down, with the Retry-After it announced."""
-    return ProblemError(503, "upstream-unavailable", f"{what} unavailable", str(exc), code="upstream_unavailable",
-                        headers={"Retry-After": str(max(1, math.ceil(exc.retry_after or 1)))})
+    return upstream_unavailable(f"{what} unavailable", str(exc), exc.retry_after)
 
 
 async def run_step(runs: RunStore, run_id: str, name: str, fn: Callable[[], Awaitable[T]], *,
