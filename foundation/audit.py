@@ -22,10 +22,12 @@ import datetime as dt
 import re
 import uuid
 from collections.abc import Collection, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import msgspec
 import sqlalchemy as sa
+from sqlalchemy.pool import StaticPool
 
 from contracts.audit import AuditEntry
 from contracts.workbench import AuditEvent
@@ -202,10 +204,19 @@ class AuditQuery(msgspec.Struct, frozen=True, kw_only=True):
     entity_id: str | None = None
 
 
+_Event = tuple[str, str, str, str, dict[str, Any]]
+_Waiting = tuple[asyncio.Future[None], _Event]
+_WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="psconnect-audit")
+"""The audit writer: one thread for the process, so commits never run on an event loop and never two at once
+per trail; its thread starts with the first write (after any fork of the server's workers)."""
+
+
 class AuditLog:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
-        self._pending: list[tuple[asyncio.Future[None], tuple[str, str, str, str, dict[str, Any]]]] = []
+        self._pending: list[_Waiting] = []
+        self._writing = False  # a write is on the writer thread, or scheduled
+        self._one_connection = isinstance(engine.pool, StaticPool)
 
     def record(self, conn: sa.Connection, actor: str, entity_type: str, entity_id: str, action: str,
                changes: Mapping[str, tuple[str | None, str | None]], *, via: Via | None = None,
@@ -225,43 +236,69 @@ class AuditLog:
             self.record(conn, actor, entity_type, entity_id, action, fields.pop("changes", {}), **fields)
 
     async def append_soon(self, actor: str, entity_type: str, entity_id: str, action: str, **fields: Any) -> None:
-        """`append`, committed with the other events of this event-loop turn: returns once it is committed.
+        """`append`, committed with the other events waiting for the writer: returns once it is committed.
 
-        Group commit: the commit was most of the audit policy's cost per write (issue 15), and
-        the requests that reach it in one turn of the loop can share one. Each caller still
-        waits for its own event to be committed before it goes on (the policy sends the last
-        byte of the answer only then), so no answer completes without its event, as before.
+        Group commit, off the event loop (issue 15): the commit was most of the audit policy's cost per
+        write, and on the loop it stalled every other request for its length (a network round trip on
+        PostgreSQL). One write at a time runs on the audit writer thread; the events that arrive while it
+        runs wait for the next, so the busier the gateway the more events share a commit. Each caller
+        still waits for its own event to be committed before it goes on (the policy sends the last byte
+        of the answer only then), so no answer completes without its event.
         """
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
-        if not self._pending:
-            loop.call_soon(self._commit_pending)
         self._pending.append((done, (actor, entity_type, entity_id, action, fields)))
+        if not self._writing:
+            self._writing = True
+            loop.call_soon(self._write_pending, loop)  # after this turn's other requests have joined
         await done
 
-    def _commit_pending(self) -> None:
+    def _write_pending(self, loop: asyncio.AbstractEventLoop) -> None:
         pending, self._pending = self._pending, []
+        events = [event for _, event in pending]
+        if self._one_connection:  # an in-memory database's single connection is never used from two threads
+            self._written(loop, pending, self._commit(events))
+            return
         try:
-            # One executemany for the turn's events: one statement, its parameters a list (issue 15).
+            written = loop.run_in_executor(_WRITER, self._commit, events)
+        except RuntimeError as exc:  # the interpreter is shutting down: the callers hear it, none waits forever
+            self._written(loop, pending, [exc] * len(events))
+            return
+        written.add_done_callback(lambda outcome: self._written(loop, pending, outcome.result()))
+
+    def _written(self, loop: asyncio.AbstractEventLoop, pending: list[_Waiting],
+                 failures: list[Exception | None]) -> None:
+        for (done, _), failure in zip(pending, failures, strict=True):
+            if done.done():  # its request was cancelled (the client left); the event is stored all the same
+                continue
+            if failure is None:
+                done.set_result(None)
+            else:  # handed to the caller, who reports it
+                done.set_exception(failure)
+        if self._pending:
+            self._write_pending(loop)
+        else:
+            self._writing = False
+
+    def _commit(self, events: list[_Event]) -> list[Exception | None]:
+        """On the writer thread (on the loop for an in-memory database): the events in one `executemany`; each on its own when that fails, so one bad
+        event does not lose the others. What failed, per event."""
+        try:
             rows = [_row(actor, entity_type, entity_id, action, dict(fields.get("changes", {})),
                          **{k: v for k, v in fields.items() if k != "changes"})
-                    for _, (actor, entity_type, entity_id, action, fields) in pending]
+                    for actor, entity_type, entity_id, action, fields in events]
             with self.engine.begin() as conn:
                 conn.execute(_INSERT, rows)
-        except Exception:  # one bad event must not lose the others: each on its own then
-            for done, (actor, entity_type, entity_id, action, fields) in pending:
+            return [None] * len(events)
+        except Exception:
+            failures: list[Exception | None] = []
+            for actor, entity_type, entity_id, action, fields in events:
                 try:
                     self.append(actor, entity_type, entity_id, action, **fields)
-                except Exception as exc:  # handed to the caller, who reports it
-                    if not done.done():
-                        done.set_exception(exc)
-                    continue
-                if not done.done():
-                    done.set_result(None)
-            return
-        for done, _ in pending:
-            if not done.done():
-                done.set_result(None)
+                    failures.append(None)
+                except Exception as exc:
+                    failures.append(exc)
+            return failures
 
     def trail(self, entity_type: str, entity_id: str) -> list[AuditEvent]:
         """What was done to one record, oldest first; attempts that were refused are not actions on it."""
