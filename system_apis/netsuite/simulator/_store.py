@@ -370,16 +370,21 @@ class RecordStore:
     # ------------------------------------------------------------------ rendering
 
     def render(self, record_type: str, record: Record, *, expand: bool, root: str) -> Record:
-        """A record as GET returns it: self links, referenced names, sublists as links unless expanded."""
+        """A record as GET returns it: self links, referenced names, sublists as links unless expanded.
+
+        A new top level over the stored record's values, not a deep copy (0.6 s of a profiled reconciliation of
+        384 projects): what rendering adds goes into new dicts, never into the stored record, and every caller
+        encodes the result at once."""
         href = f"{root}/{record_type}/{record['id']}"
-        out = copy.deepcopy(record)
+        out = dict(record)
         out["links"] = [{"rel": "self", "href": href}]
         for field, target in REFERENCES.items():
             ref = out.get(field)
             if isinstance(ref, dict) and ref.get("id") is not None:
                 named = self.records[target].get(str(ref["id"]))
                 if named:
-                    ref["refName"] = named.get("name") or named.get("companyName") or named.get("tranId")
+                    name = named.get("name") or named.get("companyName") or named.get("tranId")
+                    out[field] = {**ref, "refName": name}
         for sub in SUBLISTS.get(record_type, ()):
             links = [{"rel": "self", "href": f"{href}/{sub}"}]
             items = (out.get(sub) or {}).get("items") or []

@@ -138,6 +138,21 @@ class TestWireFormat:
         assert response.status_code == 204
         assert response.headers["Location"].startswith(f"{BASE_URL}{RECORD_PATH}/customer/")
 
+    async def test_reading_a_record_names_its_references_and_leaves_the_record_as_stored(
+            self, http: httpx.AsyncClient, sim: NetSuiteSimulator) -> None:
+        auth = {"Authorization": "Bearer t"}
+        created = await http.put(f"{RECORD_PATH}/customer/eid:ACC-0010", headers=auth,
+                                 json={"companyName": "Acme", "subsidiary": {"id": "1"}, "currency": {"id": "1"}})
+        location = created.headers["Location"]
+        internal = location.rsplit("/", 1)[-1]
+        stored = sim.store.records["customer"][internal]
+        before = repr(stored)
+        for _ in range(2):  # the second read renders from the same stored record as the first
+            body = (await http.get(location.removeprefix(BASE_URL), headers=auth)).json()
+            assert body["subsidiary"]["id"] == "1" and body["subsidiary"]["refName"]
+            assert body["links"] == [{"rel": "self", "href": location}]
+        assert repr(stored) == before and "links" not in stored and "refName" not in stored["subsidiary"]
+
     async def test_subsidiaries_are_read_only_to_the_integration(self, client: NetSuiteClient) -> None:
         with pytest.raises(VendorRejected) as exc:
             await client.upsert("subsidiary", "LE-FR01", {"name": "France"})
