@@ -183,9 +183,10 @@ def validate(entry: TimeEntry, ref: Reference, as_of: dt.date) -> PricedLine | t
         broken("entry_not_approved", f"Entry {entry.id} is {entry.status}, not approved.", DELIVERY_OPS)
     if entry.date > as_of:
         broken("future_dated", f"Entry {entry.id} is dated {entry.date}, after {as_of}.", DELIVERY_OPS)
+    email, month = entry.user_email.lower(), period_of(entry.date)
     project = ref.projects.get(entry.project_code)
-    worker = ref.workers.get(entry.user_email.lower())
-    role = ref.roles.get((entry.project_code, entry.user_email.lower()))
+    worker = ref.workers.get(email)
+    role = ref.roles.get((entry.project_code, email))
     rate: Decimal | None = None
     if project is None:
         broken("unknown_project", f"Project {entry.project_code!r} is not an ERP project.", DELIVERY_OPS)
@@ -212,10 +213,10 @@ def validate(entry: TimeEntry, ref: Reference, as_of: dt.date) -> PricedLine | t
                 elif entry.billable_rate is not None and entry.billable_rate.amount != rate:
                     broken("rate_card_mismatch", f"The time system prices entry {entry.id} at "
                            f"{entry.billable_rate.amount}, rate card {card.id} at {rate} for {role}.", COMMERCIAL)
-        period = ref.periods.get((project.legal_entity_code, period_of(entry.date)))
+        period = ref.periods.get((project.legal_entity_code, month))
         if period is None or period.is_closed or period.ar_locked:
             state = "missing" if period is None else "closed"
-            broken("period_closed", f"Accounting period {period_of(entry.date)} of {project.legal_entity_code} "
+            broken("period_closed", f"Accounting period {month} of {project.legal_entity_code} "
                    f"is {state}.", FINANCE_CLOSE)
         entity_currency = ref.entity_currency.get(project.legal_entity_code)
         if entity_currency != project.currency:
@@ -231,7 +232,7 @@ def validate(entry: TimeEntry, ref: Reference, as_of: dt.date) -> PricedLine | t
     assert project is not None and worker is not None and role is not None and rate is not None
     amount = quantize(entry.hours * rate) if entry.billable else Decimal("0.00")
     return PricedLine(line_key=line_key(entry), entry_id=entry.id, project=project.external_id, worker_id=worker.id,
-                      legal_entity_code=project.legal_entity_code, period=period_of(entry.date), date=entry.date,
+                      legal_entity_code=project.legal_entity_code, period=month, date=entry.date,
                       hours=entry.hours, rate=rate, amount=amount, currency=project.currency,
                       billable=entry.billable, role=role)
 
