@@ -92,7 +92,8 @@ class Audit(Policy[AuditConfig]):
 
     async def record_soon(self, ctx: RequestContext, status: int, *, request_body: bytes,
                           response_body: bytes) -> None:
-        """`record`, committed with the other events of this loop turn (`AuditLog.append_soon`)."""
+        """`record`, committed off the event loop with the other events waiting for the writer
+        (`AuditLog.append_soon`)."""
         event = self._event(ctx, status, None, request_body, response_body, None)
         if event is None:
             return
@@ -162,7 +163,7 @@ class _Tap:
                 if sum(map(len, sent)) <= limit:
                     sent.append(message.get("body", b""))
                 if not message.get("more_body", False) and not recorded:
-                    recorded = True  # committed before the answer's last byte leaves, with this turn's others
+                    recorded = True  # committed before the answer's last byte leaves, with the others waiting
                     request_body, response_body = self._bodies(scope, received, sent)
                     await self.policy.record_soon(self.ctx, status, request_body=request_body,
                                                   response_body=response_body)

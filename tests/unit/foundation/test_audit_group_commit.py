@@ -1,4 +1,5 @@
-"""Writes recorded in one event-loop turn share a commit, and each caller returns only once its event is stored."""
+"""Writes waiting for the audit writer share a commit, off the event loop, and each caller returns only once its
+event is stored."""
 
 from __future__ import annotations
 
