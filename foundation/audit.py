@@ -207,8 +207,8 @@ class AuditQuery(msgspec.Struct, frozen=True, kw_only=True):
 _Event = tuple[str, str, str, str, dict[str, Any]]
 _Waiting = tuple[asyncio.Future[None], _Event]
 _WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="psconnect-audit")
-"""The audit writer: one thread for the process, so commits never run on an event loop and never two at once
-per trail; its thread starts with the first write (after any fork of the server's workers)."""
+"""The audit writer: one thread for the process, so commits never run on an event loop and one trail never has
+two under way; its thread starts with the first write (after any fork of the server's workers)."""
 
 
 class AuditLog:
@@ -281,8 +281,8 @@ class AuditLog:
             self._writing = False
 
     def _commit(self, events: list[_Event]) -> list[Exception | None]:
-        """On the writer thread (on the loop for an in-memory database): the events in one `executemany`; each on its own when that fails, so one bad
-        event does not lose the others. What failed, per event."""
+        """The events in one `executemany`, each on its own when that fails, so one bad event does not lose the
+        others; what failed, per event. On the writer thread (on the loop for an in-memory database)."""
         try:
             rows = [_row(actor, entity_type, entity_id, action, dict(fields.get("changes", {})),
                          **{k: v for k, v in fields.items() if k != "changes"})
