@@ -177,7 +177,7 @@ async def booked(codes: set[str], period: str, narrowing: Narrowing) -> dict[str
 
 
 def _count_time(into: Approved, entry: TimeEntry, ref: Reference, as_of: dt.date) -> None:
-    priced = validate(entry, ref, as_of)
+    priced = validate(entry, ref, as_of, keyed=False)
     if not isinstance(priced, PricedLine):
         into.held += 1
         return

@@ -172,8 +172,12 @@ def line_key(entry: TimeEntry) -> str:
     return f"{entry.id}:{hashlib.blake2b(raw.encode(), digest_size=6).hexdigest()}"
 
 
-def validate(entry: TimeEntry, ref: Reference, as_of: dt.date) -> PricedLine | tuple[Violation, ...]:
-    """Price the entry, or say every reason it cannot post, each with its owner."""
+def validate(entry: TimeEntry, ref: Reference, as_of: dt.date, *, keyed: bool = True,
+             ) -> PricedLine | tuple[Violation, ...]:
+    """Price the entry, or say every reason it cannot post, each with its owner.
+
+    `keyed=False` leaves the line's `line_key` empty, for a reading that only sums what it prices (the
+    reconciliation): the key's hash is over a quarter of pricing an entry."""
     out: list[Violation] = []
 
     def broken(code: str, detail: str, owner: str) -> None:
@@ -231,8 +235,8 @@ def validate(entry: TimeEntry, ref: Reference, as_of: dt.date) -> PricedLine | t
         return tuple(out)
     assert project is not None and worker is not None and role is not None and rate is not None
     amount = quantize(entry.hours * rate) if entry.billable else Decimal("0.00")
-    return PricedLine(line_key=line_key(entry), entry_id=entry.id, project=project.external_id, worker_id=worker.id,
-                      legal_entity_code=project.legal_entity_code, period=month, date=entry.date,
+    return PricedLine(line_key=line_key(entry) if keyed else "", entry_id=entry.id, project=project.external_id,
+                      worker_id=worker.id, legal_entity_code=project.legal_entity_code, period=month, date=entry.date,
                       hours=entry.hours, rate=rate, amount=amount, currency=project.currency,
                       billable=entry.billable, role=role)
 
