@@ -70,7 +70,7 @@ async def test_a_slow_audit_database_does_not_stall_other_requests(tmp_path: Pat
     await asyncio.gather(first, *(trail.append_soon("client-a", "order", f"ord-{n}", "create", changes={}, status=201)
                                   for n in range(1, 6)))
     ticker.cancel()
-    assert ticks >= 20  # ~0.4 s of writes; a commit on the loop would have let it tick about 5 times
+    assert ticks >= 10  # 0.2-0.4 s of writes (one or two commits); with the commit on the loop it ticked twice
     assert threading.current_thread().name not in writers
     assert {e.entity_id for e in trail.events(AuditQuery(), limit=10)} == {f"ord-{n}" for n in range(6)}
 
