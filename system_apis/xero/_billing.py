@@ -78,7 +78,7 @@ class XeroBilling(XeroPosting):
             raise vendor_data_invalid(exc) from exc
 
     async def _documents(self, collection: str, where: str, limit: int, cursor: str | None, q: str,
-                         headers: Mapping[str, str] | None = None) -> tuple[list[dict[str, Any]], str | None]:
+                         headers: Mapping[str, str] | None = None) -> Page[dict[str, Any]]:
         number = "InvoiceNumber" if collection == "Invoices" else "CreditNoteNumber"
 
         async def read() -> list[dict[str, Any]]:
@@ -106,22 +106,23 @@ class XeroBilling(XeroPosting):
             else updated_since
         headers = {"If-Modified-Since": if_modified_since(since)} if since is not None else None
         q = f"{where}|{period}|{since.isoformat() if since else ''}"
-        records, following = await self._documents("Invoices", where, limit, cursor, q, headers)
+        records = await self._documents("Invoices", where, limit, cursor, q, headers)
         try:
-            items = [invoice_from_record(r, tenant=self.client.tenant) for r in records]
+            items = [invoice_from_record(r, tenant=self.client.tenant) for r in records.items]
         except MappingError as exc:
             raise vendor_data_invalid(exc) from exc
         return Page(items=[i for i in items if (period is None or i.period == period) and (
-            since is None or (i.updated_at is not None and i.updated_at >= since))], next_cursor=following)
+            since is None or (i.updated_at is not None and i.updated_at >= since))], next_cursor=records.next_cursor)
 
     async def list_credit_memos(self, project_external_id: str | None, period: str | None, limit: int,
                                 cursor: str | None) -> Page[CreditMemo]:
         where = self._where("ACCRECCREDIT", project_external_id, period)
-        records, following = await self._documents("CreditNotes", where, limit, cursor, f"{where}|{period}")
+        records = await self._documents("CreditNotes", where, limit, cursor, f"{where}|{period}")
         try:
-            items = [credit_memo_from_note(r) for r in records]
+            items = [credit_memo_from_note(r) for r in records.items]
         except MappingError as exc:
             raise vendor_data_invalid(exc) from exc
-        return Page(items=[m for m in items if period is None or m.period == period], next_cursor=following)
+        return Page(items=[m for m in items if period is None or m.period == period],
+                    next_cursor=records.next_cursor)
 
 

@@ -240,8 +240,7 @@ class XeroExpenses(XeroLookups):
             items.sort(key=lambda p: (p.date, p.line_key))
             return items
 
-        items, following = await self.listings.page(_LIST_ID, q, limit, cursor, read)
-        return Page(items=items, next_cursor=following)
+        return await self.listings.page(_LIST_ID, q, limit, cursor, read)
 
     async def _employees_by_contact(self, contact_ids: set[str]) -> dict[str, str]:
         """The employee external id of each contact (``ContactNumber`` ``EMP:<id>``), read by ``IDs``."""

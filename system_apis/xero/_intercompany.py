@@ -222,5 +222,4 @@ class XeroIntercompany(XeroLookups):
             items.sort(key=lambda c: (c.period, c.external_id, c.side))
             return items
 
-        items, following = await self.listings.page(_LIST_ID, q, limit, cursor, read)
-        return Page(items=items, next_cursor=following)
+        return await self.listings.page(_LIST_ID, q, limit, cursor, read)

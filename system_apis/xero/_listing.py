@@ -19,10 +19,11 @@ from typing import Any, Final, TypeVar
 
 import msgspec
 
+from contracts.common import Page
 from contracts.problems import invalid_cursor
 from foundation.paging import decode_position, encode_position
 
-__all__ = ["KEPT_FOR", "Listings", "Offset", "cut", "position"]
+__all__ = ["KEPT_FOR", "Listings", "Offset", "sliced"]
 
 T = TypeVar("T")
 KEPT_FOR: Final = 120.0
@@ -34,7 +35,7 @@ class Offset(msgspec.Struct, frozen=True):
     offset: int
 
 
-def position(list_id: str, q: str, cursor: str | None) -> int:
+def _position(list_id: str, q: str, cursor: str | None) -> int:
     """Where a page starts: 0 without a cursor, else the offset of a cursor this list (`q`) issued."""
     if cursor is None:
         return 0
@@ -44,12 +45,17 @@ def position(list_id: str, q: str, cursor: str | None) -> int:
     return found.offset
 
 
-def cut(items: list[T], list_id: str, q: str, offset: int, limit: int) -> tuple[list[T], str | None]:
-    """The page of `items` from `offset`, and the next page's cursor (None on the last page)."""
+def _cut(items: list[T], list_id: str, q: str, offset: int, limit: int) -> Page[T]:
+    """The page of `items` from `offset`, with the next page's cursor (None on the last page)."""
     following = offset + limit
     if following >= len(items):
-        return items[offset:], None
-    return items[offset:following], encode_position(Offset(q=q, offset=following), list_id)
+        return Page(items=items[offset:], next_cursor=None)
+    return Page(items=items[offset:following], next_cursor=encode_position(Offset(q=q, offset=following), list_id))
+
+
+def sliced(items: list[T], list_id: str, q: str, limit: int, cursor: str | None) -> Page[T]:
+    """The page at `cursor` (the first without) of a list already in hand."""
+    return _cut(items, list_id, q, _position(list_id, q, cursor), limit)
 
 
 class Listings:
@@ -60,10 +66,10 @@ class Listings:
         self._kept: OrderedDict[tuple[str, str], tuple[float, list[Any]]] = OrderedDict()
 
     async def page(self, list_id: str, q: str, limit: int, cursor: str | None,
-                   read: Callable[[], Awaitable[list[T]]]) -> tuple[list[T], str | None]:
-        """The page at `cursor` (the first without) of the list `q` (what the list was asked for) and the next
-        page's cursor; `read` reads the whole list from Xero, on a first page or when the kept one is gone."""
-        offset = position(list_id, q, cursor)
+                   read: Callable[[], Awaitable[list[T]]]) -> Page[T]:
+        """The page at `cursor` (the first without) of the list `q` (what the list was asked for); `read` reads
+        the whole list from Xero, on a first page or when the kept one is gone."""
+        offset = _position(list_id, q, cursor)
         key = (list_id, q)
         kept = self._kept.get(key)
         items: list[T]
@@ -71,12 +77,12 @@ class Listings:
             items, fresh = kept[1], False
         else:
             items, fresh = await read(), True
-        page, following = cut(items, list_id, q, offset, limit)
-        if following is None:
+        page = _cut(items, list_id, q, offset, limit)
+        if page.next_cursor is None:
             self._kept.pop(key, None)  # paged to the end
         elif fresh:
             self._kept[key] = (self._clock(), items)
             self._kept.move_to_end(key)
             while len(self._kept) > KEPT_LISTS:
                 self._kept.popitem(last=False)
-        return page, following
+        return page

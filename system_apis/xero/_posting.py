@@ -174,8 +174,7 @@ class XeroPosting(XeroLookups):
             items.sort(key=lambda p: (p.date, p.line_key))
             return items
 
-        items, following = await self.listings.page("erp.xero.posted", q, limit, cursor, read)
-        return Page(items=items, next_cursor=following)
+        return await self.listings.page("erp.xero.posted", q, limit, cursor, read)
 
     async def _posted(self, external_id: str, record: dict[str, Any], date_from: dt.date | None,
                       date_to: dt.date | None) -> list[PostedTime]:

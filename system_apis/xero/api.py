@@ -45,7 +45,7 @@ from system_apis.xero._defaults import DEFAULT_CODE, DEFAULT_TENANT, PAYMENT_ACC
 from system_apis.xero._expense_store import ExpenseStore
 from system_apis.xero._expenses import XeroExpenses
 from system_apis.xero._intercompany import XeroIntercompany
-from system_apis.xero._listing import cut, position
+from system_apis.xero._listing import sliced
 from system_apis.xero._lookups import not_found, vendor_data_invalid
 from system_apis.xero._receivables import XeroReceivables
 from system_apis.xero._summary import SUMMARY_GROUPING, SummaryStore
@@ -78,11 +78,6 @@ def _mapped(mapper: Callable[[], T]) -> T:
         raise vendor_data_invalid(MappingError(str(exc))) from exc
 
 
-def _sliced(items: list[T], list_id: str, q: str, limit: int, cursor: str | None) -> Page[T]:
-    page, following = cut(items, list_id, q, position(list_id, q, cursor), limit)
-    return Page(items=page, next_cursor=following)
-
-
 class XeroErp(XeroReceivables, XeroExpenses, XeroIntercompany):
     """`ErpSystem` on one Xero organisation; `code` is psconnect's code of its legal entity, `payment_account`
     the code of the bank account customer payments are applied to, `expenses` where expense posting batches are
@@ -108,7 +103,7 @@ class XeroErp(XeroReceivables, XeroExpenses, XeroIntercompany):
         return _mapped(lambda: legal_entity_from_organisation(org, code=self.code, tenant=self.client.tenant))
 
     async def list_legal_entities(self, limit: int, cursor: str | None) -> Page[LegalEntity]:
-        return _sliced([await self._entity()], "erp.xero.entities", "", limit, cursor)
+        return sliced([await self._entity()], "erp.xero.entities", "", limit, cursor)
 
     async def get_legal_entity(self, legal_entity_id: str) -> LegalEntity:
         if legal_entity_id not in (self.client.tenant, self.code):
@@ -121,7 +116,7 @@ class XeroErp(XeroReceivables, XeroExpenses, XeroIntercompany):
             return Page(items=[])
         org = await self._organisation()
         periods = _mapped(lambda: month_periods(org, tenant=self.client.tenant, through=self._today()))
-        return _sliced(periods, "erp.xero.periods", "", limit, cursor)
+        return sliced(periods, "erp.xero.periods", "", limit, cursor)
 
     # ------------------------------------------------------------------ customers and employees
 
@@ -192,7 +187,7 @@ class XeroErp(XeroReceivables, XeroExpenses, XeroIntercompany):
         else:
             projects = await self._projects(fresh=cursor is None)
         keys = sorted(projects)
-        page = _sliced(keys, "erp.xero.projects", external_id or "", limit, cursor)
+        page = sliced(keys, "erp.xero.projects", external_id or "", limit, cursor)
         return Page(items=[await self._project(projects[k]) for k in page.items], next_cursor=page.next_cursor)
 
     async def get_project(self, project_id: str) -> ErpProject:
