@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.gateway.bare import BODY, CLIENT_ID, CLIENT_SECRET, bare_app
-from benchmarks.gateway.run import bench_bindings
+from benchmarks.gateway.run import governed_env
 
 Message = dict[str, Any]
 PATH = "/bench/v1/orders"
@@ -106,12 +106,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="psconnect-inprocess-"))
-    bindings, _ = bench_bindings(home)
-    os.environ.update({"PSCONNECT_HOME": str(home / "home"), "PSCONNECT_TOKEN_TTL": "3600",
-                       "PSCONNECT_SEED_DEMO": "0", "PSCONNECT_REDIS_PREFIX": f"inproc{os.getpid()}",
-                       "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")})
-    if bindings is not None:
-        os.environ["PSCONNECT_BINDINGS"] = str(bindings)
+    governed, _ = governed_env(home, os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"), f"inproc{os.getpid()}")
+    os.environ.update(governed)
     cpu = asyncio.run(measure(args.target, args.requests, args.concurrency))
     print(f"{args.target}: {cpu:.3f} ms CPU per request ({args.requests} requests, {args.concurrency} at a time)")
 

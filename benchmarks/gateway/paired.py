@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 
 from benchmarks.gateway.bare import BODY, CLIENT_ID, CLIENT_SECRET
-from benchmarks.gateway.run import PATH, Target, bench_bindings, wait_http, wrk
+from benchmarks.gateway.run import PATH, Target, governed_env, wait_http, wrk
 
 FIRST_PORT = 18300
 
@@ -32,14 +32,10 @@ def _serve(tree: Path, i: int, tmp: Path, redis: str, database_url: str | None) 
     port = FIRST_PORT + i
     home = tmp / f"tree{i}"
     home.mkdir()
-    bindings, _ = bench_bindings(home)
-    env = {**os.environ, "PSCONNECT_HOME": str(home / "home"), "PSCONNECT_PORT": str(port),
-           "PSCONNECT_TOKEN_TTL": "3600", "PSCONNECT_SEED_DEMO": "0", "REDIS_URL": redis,
-           "PSCONNECT_REDIS_PREFIX": f"paired{os.getpid()}_{i}", "PYTHONPATH": str(tree)}
+    governed, _ = governed_env(home, redis, f"paired{os.getpid()}_{i}")
+    env = {**os.environ, **governed, "PSCONNECT_PORT": str(port), "PYTHONPATH": str(tree)}
     if database_url:
         env["DATABASE_URL"] = database_url.format(i=i)
-    if bindings is not None:
-        env["PSCONNECT_BINDINGS"] = str(bindings)
     server = subprocess.Popen([sys.executable, "-m", "uvicorn", "--no-access-log", "--log-level", "warning",
                                "--host", "127.0.0.1", "--port", str(port), "--factory",
                                "benchmarks.gateway.governed:governed_app"], env=env, cwd=tree,

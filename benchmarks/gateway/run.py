@@ -189,6 +189,17 @@ def bench_bindings(tmp: Path) -> tuple[Path | None, bool]:
     return path, True
 
 
+def governed_env(home: Path, redis: str, prefix: str) -> tuple[dict[str, str], bool]:
+    """The settings of a benchmark gateway with its state under `home` and its counters under `prefix` in Redis,
+    and whether its bindings declare plans (so rate limits are counted)."""
+    bindings, limited = bench_bindings(home)
+    env = {"PSCONNECT_HOME": str(home / "home"), "PSCONNECT_TOKEN_TTL": "3600", "PSCONNECT_SEED_DEMO": "0",
+           "REDIS_URL": redis, "PSCONNECT_REDIS_PREFIX": prefix}
+    if bindings is not None:
+        env["PSCONNECT_BINDINGS"] = str(bindings)
+    return env, limited
+
+
 def token_claims(token: str) -> dict[str, object]:
     payload = token.split(".")[1]
     claims: dict[str, object] = msgspec.json.decode(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
@@ -219,14 +230,10 @@ def main() -> None:
             sys.exit(f"{tool} is missing: apt-get install -y wrk nginx (make bench-gateway does)")
 
     tmp = Path(tempfile.mkdtemp(prefix="psconnect-bench-"))
-    bindings, limited = bench_bindings(tmp)
     prefix = f"bench{os.getpid()}"
-    env = {**os.environ, "PSCONNECT_HOME": str(tmp / "home"), "PSCONNECT_PORT": str(GATEWAY),
-           "PSCONNECT_TOKEN_TTL": "3600", "PSCONNECT_SEED_DEMO": "0", "REDIS_URL": args.redis,
-           "PSCONNECT_REDIS_PREFIX": prefix, "BENCH_UPSTREAM_URL": f"http://127.0.0.1:{BARE}/bench/v1",
-           "PYTHONPATH": str(ROOT)}
-    if bindings is not None:
-        env["PSCONNECT_BINDINGS"] = str(bindings)
+    governed, limited = governed_env(tmp, args.redis, prefix)
+    env = {**os.environ, **governed, "PSCONNECT_PORT": str(GATEWAY),
+           "BENCH_UPSTREAM_URL": f"http://127.0.0.1:{BARE}/bench/v1", "PYTHONPATH": str(ROOT)}
     uvicorn = [PY, "-m", "uvicorn", "--no-access-log", "--log-level", "warning", "--host", "127.0.0.1"]
     nginx = subprocess.Popen([shutil.which("nginx") or "/usr/sbin/nginx", "-c", str(nginx_conf(tmp))])
     procs = [
