@@ -38,6 +38,7 @@ from experience_apis.workbench.store import WorkbenchStore
 from foundation import tracing
 from foundation.audit import AuditLog
 from foundation.db import create_engine, metadata
+from foundation.http_client import CycleFreeClient
 from foundation.retry import RetryPolicy
 from foundation.workflow_queue import WORK_QUEUE, run_on_workers
 from gateway.allow import repair_options_allow
@@ -151,7 +152,7 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
     vendors = {} if role == "worker" else build_vendors(settings, retry=vendor_retry, engine=engine)
     for vendor_client in {id(c.client): c.client for v in vendors.values() for c in v.connections.values()}.values():
         tracing.instrument_client(vendor_client)  # the vendor HTTP call's span; a no-op unless tracing is on
-    oauth_http = httpx.AsyncClient(timeout=httpx.Timeout(5.0))
+    oauth_http = CycleFreeClient(timeout=httpx.Timeout(5.0))
     oauth = OAuth(settings, engine, http=oauth_http)
 
     # The portal's applications carry the plan their consumer subscribed to; their sensitive scopes wait for an admin.
@@ -178,11 +179,11 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
     async def whole_app(scope: Any, receive: Any, send: Any) -> None:  # bound below; routes need the client first
         await app(scope, receive, send)
 
-    internal_http = httpx.AsyncClient(transport=httpx.ASGITransport(app=whole_app), base_url="http://psconnect.internal",
-                                      timeout=httpx.Timeout(60.0))
+    internal_http = CycleFreeClient(transport=httpx.ASGITransport(app=whole_app), base_url="http://psconnect.internal",
+                                    timeout=httpx.Timeout(60.0))
     tracing.instrument_client(internal_http)  # the in-process hops carry the step's span as traceparent
     # Apart, a worker's steps call the gateways over HTTP with the service token, as an external caller would.
-    process_http = internal_http
+    process_http: httpx.AsyncClient = internal_http
     if role == "worker":
         process_http = gateway_client(settings.gateway_urls, 60.0)
         tracing.instrument_client(process_http)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import httpx
 
+from foundation.http_client import CycleFreeClient
+
 __all__ = ["FailoverTransport", "gateway_client"]
 
 
@@ -45,5 +47,5 @@ class FailoverTransport(httpx.AsyncBaseTransport):
 
 def gateway_client(base_urls: tuple[str, ...], timeout: float) -> httpx.AsyncClient:
     """The client a worker's process steps use; its requests' paths are the gateway's own."""
-    return httpx.AsyncClient(transport=FailoverTransport(base_urls), base_url=base_urls[0],
-                             timeout=httpx.Timeout(timeout))
+    return CycleFreeClient(transport=FailoverTransport(base_urls), base_url=base_urls[0],
+                           timeout=httpx.Timeout(timeout))

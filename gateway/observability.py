@@ -200,8 +200,10 @@ class ObservedApp:
         try:
             await self.app(scope, receive, send_observed)
         finally:
-            state = scope.get("state", {})
-            ctx = state.get("policy_context")
+            # Taken off the scope, not read: the context holds the request, which holds the scope, so leaving it
+            # there made every governed request (and the body Litestar decoded into the scope's state) a cycle
+            # only the cyclic collector could free (issue 15). Nothing reads it after this, the outermost layer.
+            ctx = scope.get("state", {}).pop("policy_context", None)
             principal = getattr(ctx, "principal", None)
             duration_ms = (time.perf_counter() - started) * 1000
             if self.usage is not None and principal is not None:

@@ -23,6 +23,7 @@ import httpx
 import sqlalchemy as sa
 from litestar import Router
 
+from foundation.http_client import CycleFreeClient
 from foundation.retry import RetryPolicy
 from gateway.settings import Settings
 from system_apis.connections import ConnectionEntry, Connections, ConnectionsError, load_connections
@@ -199,10 +200,10 @@ def _runtime(entry: ConnectionEntry, settings: Settings, connections: Connection
                             simulator=entry.simulator)
     simulator: Simulator | None = None
     if not simulated:
-        client = httpx.AsyncClient(base_url=url or connection.base_url, timeout=VENDOR_TIMEOUT,
-                                   limits=httpx.Limits(max_connections=50, max_keepalive_connections=20))
+        client = CycleFreeClient(base_url=url or connection.base_url, timeout=VENDOR_TIMEOUT,
+                                 limits=httpx.Limits(max_connections=50, max_keepalive_connections=20))
     else:
         simulator = _simulator(entry, connections, known)
         transport = httpx.ASGITransport(app=simulator.app)  # type: ignore[arg-type]
-        client = httpx.AsyncClient(transport=transport, base_url=connection.base_url, timeout=VENDOR_TIMEOUT)
+        client = CycleFreeClient(transport=transport, base_url=connection.base_url, timeout=VENDOR_TIMEOUT)
     return ConnectionRuntime(entry=entry, client=client, simulator=simulator, legal_entities=entities)

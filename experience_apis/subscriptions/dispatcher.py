@@ -26,6 +26,7 @@ import msgspec
 from experience_apis.subscriptions.signing import headers
 from experience_apis.subscriptions.store import Claimed, SubscriptionStore
 from foundation.clock import utcnow
+from foundation.http_client import CycleFreeClient
 
 __all__ = ["Backoff", "Dispatcher"]
 
@@ -78,7 +79,7 @@ class Dispatcher:
 
     async def start(self) -> None:
         if self._http is None:
-            self._http = httpx.AsyncClient(follow_redirects=False)
+            self._http = CycleFreeClient(follow_redirects=False)
         self._loop_task = asyncio.create_task(self._run(), name="webhook-dispatcher")
 
     async def stop(self) -> None:

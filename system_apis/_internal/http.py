@@ -305,20 +305,30 @@ class VendorHttp:
                 if remaining is not None:
                     metrics.observe_vendor_budget(self.vendor, remaining)
                 return response
-            if not isinstance(error, TransientVendorError):
-                self.breaker.record_success()  # the vendor is up; it just said no
-                raise error
-            if not isinstance(error, VendorRateLimited):
-                self.breaker.record_failure()  # throttling is a healthy vendor pacing us, not an outage
-            retryable = isinstance(error, VendorRateLimited) or safe
-            if not retryable or attempt >= self.retry.max_attempts:
-                raise error
-            delay = self.retry.delay(attempt, error.retry_after)
-            if delay > self.max_wait or waited + delay > self.wait_budget:
-                raise error  # answered at once with Retry-After; not waited out inside the request
+            delay = self._retry_delay(error, attempt, safe, waited)
+            if delay is None:
+                try:
+                    raise error
+                finally:  # the raised error's traceback holds this frame: a frame holding the error is a cycle
+                    del error
             waited += delay
             metrics.observe_vendor_retry(self.vendor, type(error).__name__)
             await self._sleep(delay)
+
+    def _retry_delay(self, error: VendorError, attempt: int, safe: bool, waited: float) -> float | None:
+        """How long to wait before sending again after `error`; None: give up, the call fails with it."""
+        if not isinstance(error, TransientVendorError):
+            self.breaker.record_success()  # the vendor is up; it just said no
+            return None
+        if not isinstance(error, VendorRateLimited):
+            self.breaker.record_failure()  # throttling is a healthy vendor pacing us, not an outage
+        retryable = isinstance(error, VendorRateLimited) or safe
+        if not retryable or attempt >= self.retry.max_attempts:
+            return None
+        delay = self.retry.delay(attempt, error.retry_after)
+        if delay > self.max_wait or waited + delay > self.wait_budget:
+            return None  # answered at once with Retry-After; not waited out inside the request
+        return delay
 
     async def _pace(self, waited: float) -> float:
         """Take a send from the vendor's budget for this request's consumer, waiting briefly if need be."""
