@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import gc
 import json
 import os
 import platform
@@ -95,7 +94,7 @@ async def _scenario(name: str, workers: int, database_url: str | None = None,
     from asgi_lifespan import LifespanManager
 
     from foundation.retry import RetryPolicy
-    from gateway.app import create_gateway
+    from gateway.app import create_gateway, settle_heap
     from gateway.settings import load_settings
     from system_apis._internal.faults import Fault
     from system_apis.demo_firm import ANCHOR_DATE
@@ -118,8 +117,7 @@ async def _scenario(name: str, workers: int, database_url: str | None = None,
         out["entries_seeded"] = harvest.count("time_entry", None)
         # As the server's workers do after start-up (gateway.app.freeze_heap_after_startup): here the frozen heap
         # also holds the seeded simulators, which in production are the vendors' own processes, not ours.
-        gc.collect()
-        gc.freeze()
+        settle_heap()
         out["setup_s"] = round(time.perf_counter() - t0, 1)
         out["rss_after_setup_mb"] = round(peak_rss_mb())
         service = gw.processes.service("time_to_bill")
