@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import gc
 import json
 import os
 import platform
@@ -46,6 +47,21 @@ PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class CollectorClock:
+    """Seconds the cyclic garbage collector has run in this process, and how many full collections it made."""
+
+    def __init__(self) -> None:
+        self.seconds, self.full, self._started = 0.0, 0, 0.0
+        gc.callbacks.append(self._tick)
+
+    def _tick(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        self.seconds += time.perf_counter() - self._started
+        self.full += info["generation"] == 2
 
 
 def _install_vendors(workers: int, expenses: bool = True) -> Any:
@@ -129,10 +145,13 @@ async def _scenario(name: str, workers: int, database_url: str | None = None,
                 erp.faults.add(Fault(kind="server_error", rate=0.05))
                 erp.faults.add(Fault(kind="rate_limit", rate=0.05, retry_after=0))
             load_before = os.getloadavg()[0]
+            collector = CollectorClock()
             started, cpu_started = time.perf_counter(), time.process_time()
             run = await service.run_and_wait("*", PERIOD)
             wall = time.perf_counter() - started
             out["cpu_s"] = round(time.process_time() - cpu_started, 1)
+            run_gc = collector.seconds
+            out["gc_s"], out["gc_full_collections"] = round(run_gc, 1), collector.full
             out["load_avg"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]  # 1-min, before and after
             erp.faults.clear()
             result = dict(run.result or {})
@@ -155,6 +174,7 @@ async def _scenario(name: str, workers: int, database_url: str | None = None,
                 rec_started = time.perf_counter()
                 recs, _ = await service.reconcile_entity("*", PERIOD)
                 out["reconcile_s"] = round(time.perf_counter() - rec_started, 1)
+                out["reconcile_gc_s"] = round(collector.seconds - run_gc, 1)
                 out["projects"] = len(recs)
                 out["projects_with_discrepancies"] = sum(1 for r in recs if r.discrepancies)
         out["peak_rss_mb"] = round(peak_rss_mb())
