@@ -9,8 +9,9 @@ the cyclic collector runs, so collecting less often cost memory instead of only 
 
 from __future__ import annotations
 
+import contextlib
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -27,7 +28,22 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
         yield s
 
 
-def _cyclic(objects: list[object]) -> list[object]:
+@contextlib.contextmanager
+def _garbage() -> Iterator[list[object]]:
+    """What the cyclic collector finds unreachable from entering to leaving (kept to be looked at, not freed)."""
+    found: list[object] = []
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        yield found
+        gc.collect()
+        found.extend(gc.garbage)
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+
+
+def _ours(objects: list[object]) -> list[object]:
     """Our contexts and our clients' responses (not the test client's own, which is plain httpx)."""
     return [o for o in objects if isinstance(o, RequestContext)
             or (isinstance(o, httpx.Response) and o.request.url.host != "testserver")]
@@ -37,18 +53,11 @@ async def test_a_governed_write_to_a_vendor_leaves_no_cyclic_garbage(stack: Stac
     body = {"name": "Contoso Holdings", "legal_entity_id": "2", "currency": "GBP", "tax_id": "GB987654321"}
     first = await stack.http.put("/system/erp/v1/customers/by-external-id/ACC-0091", json=body)
     assert first.status_code in (200, 201)  # a warm-up: caches filled on first use are not garbage
-    gc.collect()
-    gc.set_debug(gc.DEBUG_SAVEALL)
-    try:
+    with _garbage() as garbage:
         answer = await stack.http.put("/system/erp/v1/customers/by-external-id/ACC-0092", json=body)
         assert answer.status_code in (200, 201)
         assert stack.sim("erp").count("customer", "ACC-0092") == 1  # it did reach the vendor
-        gc.collect()
-        left = _cyclic(gc.garbage)
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-    assert left == []
+    assert _ours(garbage) == []
 
 
 async def _app(scope: dict[str, object], receive: object, send: object) -> None:
@@ -60,18 +69,11 @@ async def _app(scope: dict[str, object], receive: object, send: object) -> None:
 
 async def test_a_read_response_is_freed_by_its_last_reference_and_keeps_its_body() -> None:
     async with CycleFreeClient(transport=httpx.ASGITransport(app=_app), base_url="http://vendor") as http:
-        gc.collect()
-        gc.set_debug(gc.DEBUG_SAVEALL)
-        try:
+        with _garbage() as garbage:
             response = await http.get("/items")
             assert response.json() == {"items": [1, 2, 3]} and response.elapsed.total_seconds() >= 0
             assert response.read() == b'{"items": [1, 2, 3]}'  # read again: the same bytes
             del response
-            gc.collect()
-            left = [o for o in gc.garbage if isinstance(o, httpx.Response)]
-        finally:
-            gc.set_debug(0)
-            gc.garbage.clear()
-        assert left == []
+        assert [o for o in garbage if isinstance(o, httpx.Response)] == []
         async with http.stream("GET", "/items") as streamed:  # a stream is left to its reader
             assert b"".join([chunk async for chunk in streamed.aiter_bytes()]) == b'{"items": [1, 2, 3]}'
