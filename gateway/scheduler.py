@@ -132,7 +132,9 @@ class Scheduler:
         hosted = self.processes.hosted[schedule.process]
         operation = hosted.package.schedulable[schedule.action]
         local = instant.astimezone(ZoneInfo(schedule.timezone))
-        fire = Fire(at=local, params=schedule.params, idempotency_key=f"schedule:{name}:{instant.isoformat()}")
+        # The key names the instant in UTC: DBOS hands it over in the schedule's zone, a caller may not.
+        at_utc = instant.astimezone(dt.UTC).isoformat()
+        fire = Fire(at=local, params=schedule.params, idempotency_key=f"schedule:{name}:{at_utc}")
         async def start() -> Run:
             return await operation.start(hosted.service, fire)
 
@@ -151,7 +153,7 @@ class Scheduler:
 
     def _record(self, name: str, instant: dt.datetime, outcome: str, *, run_id: str | None = None,
                 run_status: str | None = None, detail: str | None = None) -> str:
-        key = f"{name}@{instant.astimezone(dt.UTC).isoformat()}"
+        key = f"{name}@{instant.astimezone(dt.UTC).isoformat()}"  # as the start's key: one row per instant
         values = {"schedule": name, "scheduled_at": instant.astimezone(dt.UTC), "outcome": outcome,
                   "run_id": run_id, "run_status": run_status, "detail": (detail or "")[:500] or None,
                   "recorded_at": utcnow()}
