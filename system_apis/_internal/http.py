@@ -143,8 +143,26 @@ def transient_error(vendor: str, response: httpx.Response, message: str, body: o
     return None
 
 
+class _Circuit:
+    __slots__ = ("failures", "opened_at", "trial_in_flight")
+
+    def __init__(self) -> None:
+        self.failures = 0
+        self.opened_at: float | None = None
+        self.trial_in_flight = False
+
+
+_STATE_RANK: Final = {"closed": 0, "half_open": 1, "open": 2}
+
+
 class CircuitBreaker:
-    """Per-vendor breaker: opens after `threshold` consecutive failures (5xx, timeouts, no connection).
+    """A vendor connection's breaker: a circuit opens after `threshold` consecutive failures (5xx, timeouts,
+    no connection).
+
+    One circuit per legal entity the connection serves (the `scope` of each call; "-" for calls that name
+    none): a connection shared by several entities keeps serving the others when one entity's calls fail —
+    a subsidiary's records answered with 5xx must not fail its sister companies' postings fast. An outage of
+    the whole account opens each entity's circuit after its own `threshold` failures.
 
     Rate-limit answers do not count: backoff handles them, and opening the circuit on
     them would turn the vendor's pacing into an outage of our own.
@@ -160,36 +178,41 @@ class CircuitBreaker:
         self.threshold = threshold
         self.cooldown = cooldown
         self._clock = clock
-        self._failures = 0
-        self._opened_at: float | None = None
-        self._trial_in_flight = False
+        self._circuits: dict[str, _Circuit] = {}
+
+    def state_of(self, scope: str = "-") -> str:
+        circuit = self._circuits.get(scope)
+        if circuit is None or circuit.opened_at is None:
+            return "closed"
+        return "half_open" if self._clock() - circuit.opened_at >= self.cooldown else "open"
 
     @property
     def state(self) -> str:
-        if self._opened_at is None:
-            return "closed"
-        return "half_open" if self._clock() - self._opened_at >= self.cooldown else "open"
+        """The worst of the connection's circuits: what its health gauge shows."""
+        return max((self.state_of(scope) for scope in self._circuits), key=_STATE_RANK.__getitem__,
+                   default="closed")
 
-    def before_call(self) -> None:
-        state = self.state
+    def before_call(self, scope: str = "-") -> None:
+        state = self.state_of(scope)
+        if state == "closed":
+            return
+        circuit = self._circuits[scope]
+        assert circuit.opened_at is not None
         if state == "open":
-            assert self._opened_at is not None
-            raise CircuitOpenError(self.vendor, self.cooldown - (self._clock() - self._opened_at))
-        if state == "half_open":
-            if self._trial_in_flight:
-                raise CircuitOpenError(self.vendor, self.cooldown)
-            self._trial_in_flight = True
+            raise CircuitOpenError(self.vendor, self.cooldown - (self._clock() - circuit.opened_at))
+        if circuit.trial_in_flight:
+            raise CircuitOpenError(self.vendor, self.cooldown)
+        circuit.trial_in_flight = True
 
-    def record_success(self) -> None:
-        self._failures = 0
-        self._opened_at = None
-        self._trial_in_flight = False
+    def record_success(self, scope: str = "-") -> None:
+        self._circuits.pop(scope, None)
 
-    def record_failure(self) -> None:
-        self._trial_in_flight = False
-        self._failures += 1
-        if self._failures >= self.threshold or self._opened_at is not None:
-            self._opened_at = self._clock()
+    def record_failure(self, scope: str = "-") -> None:
+        circuit = self._circuits.setdefault(scope, _Circuit())
+        circuit.trial_in_flight = False
+        circuit.failures += 1
+        if circuit.failures >= self.threshold or circuit.opened_at is not None:
+            circuit.opened_at = self._clock()
 
 
 Classifier = Callable[[httpx.Response], VendorError | None]
@@ -284,11 +307,12 @@ class VendorHttp:
             send_headers.setdefault("Content-Type", "application/json")
         attempt = 0
         waited = 0.0
+        scope = metrics.legal_entity.get()  # the breaker keeps one circuit per legal entity
         while True:
             attempt += 1
             if self.pacer is not None:
                 waited += await self._pace(waited)
-            self.breaker.before_call()
+            self.breaker.before_call(scope)
             self.calls += 1
             error: VendorError | None
             try:
@@ -300,12 +324,12 @@ class VendorHttp:
             except httpx.TransportError as exc:
                 error = VendorUnavailable(self.vendor, f"connection failed: {exc!r}")
             if error is None:
-                self.breaker.record_success()
+                self.breaker.record_success(scope)
                 remaining = metrics.remaining_budget(response.headers)
                 if remaining is not None:
                     metrics.observe_vendor_budget(self.vendor, remaining)
                 return response
-            delay = self._retry_delay(error, attempt, safe, waited)
+            delay = self._retry_delay(error, attempt, safe, waited, scope)
             if delay is None:
                 try:
                     raise error
@@ -315,13 +339,14 @@ class VendorHttp:
             metrics.observe_vendor_retry(self.vendor, type(error).__name__)
             await self._sleep(delay)
 
-    def _retry_delay(self, error: VendorError, attempt: int, safe: bool, waited: float) -> float | None:
+    def _retry_delay(self, error: VendorError, attempt: int, safe: bool, waited: float,
+                     scope: str) -> float | None:
         """How long to wait before sending again after `error`; None: give up, the call fails with it."""
         if not isinstance(error, TransientVendorError):
-            self.breaker.record_success()  # the vendor is up; it just said no
+            self.breaker.record_success(scope)  # the vendor is up; it just said no
             return None
         if not isinstance(error, VendorRateLimited):
-            self.breaker.record_failure()  # throttling is a healthy vendor pacing us, not an outage
+            self.breaker.record_failure(scope)  # throttling is a healthy vendor pacing us, not an outage
         retryable = isinstance(error, VendorRateLimited) or safe
         if not retryable or attempt >= self.retry.max_attempts:
             return None

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from contracts.correlation import correlation_id
+from foundation import metrics
 from foundation.retry import RetryPolicy, parse_retry_after
 from system_apis._internal.http import (
     CircuitBreaker,
@@ -104,6 +105,30 @@ async def test_breaker_opens_fails_fast_then_half_opens() -> None:
     now[0] = 11
     assert (await http.request("GET", "/x")).status_code == 200
     assert breaker.state == "closed"
+
+
+async def test_one_legal_entitys_failures_open_its_own_circuit_only() -> None:
+    """A connection serving UK01 and US01: UK01's 5xx storm fails UK01's calls fast, US01's still reach the
+    vendor, and the connection's gauge shows the open circuit."""
+    breaker = CircuitBreaker("acme", threshold=2, cooldown=60)
+    script = Script((503, {}), (503, {}), (200, {}))
+    http, _ = make(script, retry=RetryPolicy(max_attempts=1), breaker=breaker)
+
+    async def call_as(entity: str) -> httpx.Response:
+        token = metrics.legal_entity.set(entity)
+        try:
+            return await http.request("POST", "/x")
+        finally:
+            metrics.legal_entity.reset(token)
+
+    for _ in range(2):
+        with pytest.raises(VendorUnavailable):
+            await call_as("UK01")
+    with pytest.raises(CircuitOpenError):
+        await call_as("UK01")
+    assert (await call_as("US01")).status_code == 200 and len(script.seen) == 3
+    assert breaker.state_of("UK01") == "open" and breaker.state_of("US01") == "closed"
+    assert breaker.state == "open"
 
 
 def test_retry_after_parses_seconds_and_http_dates() -> None:
