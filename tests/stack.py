@@ -10,6 +10,8 @@ import asyncio
 import contextlib
 import faulthandler
 import sys
+import threading
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -122,9 +124,22 @@ async def postgres_database() -> AsyncIterator[str]:
     try:
         yield f"postgresql://postgres@127.0.0.1:5432/{name}"
     finally:
+        await asyncio.to_thread(_steps_in_flight_finish)
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def _steps_in_flight_finish(within: float = 30.0) -> None:
+    """Wait for DBOS's executor threads, shut down with the gateway, to finish the step each may still run.
+
+    DBOS's shutdown does not wait for a step in flight (a schedule's fire that began as the gateway stopped).
+    Dropped under it, the database would leave that step retrying its connection forever, and the test
+    process hanging at exit, which joins those threads."""
+    deadline = time.monotonic() + within
+    for thread in threading.enumerate():
+        if thread.name.startswith("dbos-executor") and thread is not threading.current_thread():
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 @contextlib.asynccontextmanager
