@@ -32,6 +32,7 @@ How a call finds its connection:
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar, cast
 
@@ -93,6 +94,8 @@ from system_apis.domains.time import TimeEntryQuery, TimeSystem
 __all__ = ["ENTITY_PARAMETER", "REFS", "SEPARATOR", "bind_call", "legal_entity", "routed_systems", "split_id"]
 
 SEPARATOR = ":"
+LIST_AGAIN_AFTER = 60.0
+"""Seconds before an ERP's legal entities are listed again for an id or code not among them."""
 S = TypeVar("S")
 T = TypeVar("T", bound=msgspec.Struct)
 
@@ -367,16 +370,42 @@ class RoutedErp:
     connection) or an entity code; either names the connection.
     """
 
-    def __init__(self, routes: _Routes[ErpSystem]) -> None:
+    def __init__(self, routes: _Routes[ErpSystem], *, clock: Callable[[], float] = time.monotonic) -> None:
         self.r = routes
+        self._codes: dict[str, dict[str, str]] = {}
+        """Per connection: each legal entity's id and code -> its code, as the ERP lists them."""
+        self._listed_at: dict[str, float] = {}
+        self._clock = clock
 
-    def _for_body(self, legal_entity_id: str) -> str:
+    async def _for_body(self, legal_entity_id: str) -> str:
+        """The connection of a write's entity. The vendor calls that follow are labelled with the entity's code —
+        in the metrics and for the connection's circuit breaker — even when the body names it by the ERP's id."""
         name, raw = split_id(legal_entity_id, [n for n in self.r.order if n != self.r.default])
-        if name is not None:
-            return name
-        if legal_entity.get() is not None:
+        if name is None and legal_entity.get() is not None:
             return self.r.requested()
-        return self.r.for_entity(raw)  # a code names its entity's connection; any other id the default's
+        if name is None:
+            name = self.r.for_entity(raw)  # a code names its entity's connection; any other id the default's
+        metrics.legal_entity.set(self.r.sole_entity.get(name, "-"))  # a listing for the code names no entity
+        if code := await self._code_of(name, raw):
+            metrics.legal_entity.set(code)
+        return name
+
+    async def _code_of(self, name: str, id_or_code: str) -> str | None:
+        """The code of the entity `id_or_code` names on connection `name`; its legal entities are listed again
+        on an unknown one, at most once a minute (a body naming no entity must not cost a listing each)."""
+        codes = self._codes.get(name, {})
+        if id_or_code not in codes and self._clock() - self._listed_at.get(name, -LIST_AGAIN_AFTER) >= \
+                LIST_AGAIN_AFTER:
+            self._listed_at[name] = self._clock()
+            listed: dict[str, str] = {}
+            cursor: str | None = None
+            while True:
+                page = await self.r.systems[name].list_legal_entities(200, cursor)
+                listed.update({**{e.id: e.code for e in page.items}, **{e.code: e.code for e in page.items}})
+                if not (cursor := page.next_cursor):
+                    break
+            self._codes[name] = codes = listed
+        return codes.get(id_or_code)
 
     async def capabilities(self) -> ErpCapabilities:
         """The requested entity's ERP (the default's without `legal_entity`): each ERP answers its own."""
@@ -396,7 +425,7 @@ class RoutedErp:
         return await self.r.one(name, lambda s: s.get_customer(raw))
 
     async def upsert_customer(self, external_id: str, data: CustomerUpsert) -> tuple[Customer, bool]:
-        name = self._for_body(data.legal_entity_id)
+        name = await self._for_body(data.legal_entity_id)
         customer, created = await self.r.systems[name].upsert_customer(external_id, self.r.untag(name, data))
         return self.r.tag(name, customer), created
 
@@ -408,14 +437,14 @@ class RoutedErp:
         return await self.r.one(name, lambda s: s.get_project(raw))
 
     async def upsert_project(self, external_id: str, data: ErpProjectUpsert) -> tuple[ErpProject, bool]:
-        name = self._for_body(data.legal_entity_id)
+        name = await self._for_body(data.legal_entity_id)
         project, created = await self.r.systems[name].upsert_project(external_id, self.r.untag(name, data))
         return self.r.tag(name, project), created
 
     async def list_accounting_periods(self, legal_entity_id: str | None, limit: int,
                                       cursor: str | None) -> Page[AccountingPeriod]:
         if legal_entity_id is not None:  # the id names its account (with `legal_entity` too: the same one)
-            name = self._for_body(legal_entity_id)
+            name = await self._for_body(legal_entity_id)
             raw = legal_entity_id.removeprefix(f"{name}{SEPARATOR}")
             page = await self.r.systems[name].list_accounting_periods(raw, limit, cursor)
             return self.r.tag_page(name, page, page.next_cursor)
@@ -423,19 +452,19 @@ class RoutedErp:
                                    lambda s, c: s.list_accounting_periods(legal_entity_id, limit, c))
 
     async def upsert_employee(self, external_id: str, data: EmployeeUpsert) -> tuple[Employee, bool]:
-        name = self._for_body(data.legal_entity_id)
+        name = await self._for_body(data.legal_entity_id)
         employee, created = await self.r.systems[name].upsert_employee(external_id, self.r.untag(name, data))
         return self.r.tag(name, employee), created
 
     async def post_time(self, batch: TimePostingBatch) -> TimePostingJob:
-        name = self._for_body(batch.legal_entity_id)
+        name = await self._for_body(batch.legal_entity_id)
         return await self.r.systems[name].post_time(self.r.untag(name, batch))
 
     async def get_time_posting(self, batch_key: str) -> TimePostingResult:
         return await self.r.found(lambda s: s.get_time_posting(batch_key))
 
     async def post_expenses(self, batch: ExpensePostingBatch) -> ExpensePostingResult:
-        name = self._for_body(batch.legal_entity_id)
+        name = await self._for_body(batch.legal_entity_id)
         return await self.r.systems[name].post_expenses(self.r.untag(name, batch))
 
     async def get_expense_posting(self, batch_key: str) -> ExpensePostingResult:
@@ -453,7 +482,7 @@ class RoutedErp:
 
     async def upsert_intercompany_charge(self, external_id: str,
                                          data: IntercompanyChargeUpsert) -> tuple[IntercompanyCharge, bool]:
-        name = self._for_body(data.legal_entity_id)
+        name = await self._for_body(data.legal_entity_id)
         charge, created = await self.r.systems[name].upsert_intercompany_charge(external_id, self.r.untag(name, data))
         return self.r.tag(name, charge), created
 
@@ -463,7 +492,7 @@ class RoutedErp:
             period, counterparty, limit, c))
 
     async def upsert_invoice(self, external_id: str, data: InvoiceUpsert) -> tuple[Invoice, bool]:
-        name = self._for_body(data.legal_entity_id)
+        name = await self._for_body(data.legal_entity_id)
         invoice, created = await self.r.systems[name].upsert_invoice(external_id, self.r.untag(name, data))
         return self.r.tag(name, invoice), created
 
@@ -479,7 +508,7 @@ class RoutedErp:
         return await self.r.found(lambda s: s.post_invoice(external_id))
 
     async def upsert_payment(self, external_id: str, data: PaymentUpsert) -> tuple[Payment, bool]:
-        name = self._for_body(data.legal_entity_id)
+        name = await self._for_body(data.legal_entity_id)
         payment, created = await self.r.systems[name].upsert_payment(external_id, self.r.untag(name, data))
         return self.r.tag(name, payment), created
 
@@ -488,7 +517,7 @@ class RoutedErp:
         return await self.r.systems[self.r.requested()].exchange_rate(base, quote, on)
 
     async def upsert_credit_memo(self, external_id: str, data: CreditMemoUpsert) -> tuple[CreditMemo, bool]:
-        name = self._for_body(data.legal_entity_id)
+        name = await self._for_body(data.legal_entity_id)
         memo, created = await self.r.systems[name].upsert_credit_memo(external_id, self.r.untag(name, data))
         return self.r.tag(name, memo), created
 

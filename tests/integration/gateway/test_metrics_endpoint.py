@@ -144,3 +144,60 @@ async def test_an_unpaged_report_for_one_entity_names_it(stack: Stack) -> None:
         return total(values, "psconnect_vendor_calls_total", vendor="harvest", legal_entity="US01")
 
     assert harvest_us01(after) > harvest_us01(before)
+
+
+async def test_a_write_naming_its_entity_by_the_erps_id_is_labelled_with_the_entitys_code(stack: Stack) -> None:
+    """On the shared NetSuite account an ERP body names its entity by the subsidiary's id: the calls it makes
+    are labelled with the entity's code (as an operator filters them, and as the circuit breaker keeps one
+    circuit per entity), never with a vendor's id."""
+    entities = (await stack.http.get("/system/erp/v1/legal-entities", params={"limit": 200})).json()["items"]
+    uk01 = next(e for e in entities if e["code"] == "UK01")
+    assert uk01["id"] != "UK01" and ":" not in uk01["id"]  # the shared account's own id for the subsidiary
+    http = await scraper(stack)
+    try:
+        before = await scrape(http)
+        for n in range(2):  # the second write needs no listing of the legal entities: they are known
+            written = await stack.http.put(
+                f"/system/erp/v1/customers/by-external-id/ACC-LABEL-{n}",
+                json={"name": f"Label test {n}", "legal_entity_id": uk01["id"], "currency": uk01["currency"],
+                      "tax_id": "GB123456789"},
+                headers={"Idempotency-Key": f"label-test-{n}"})
+            assert written.status_code in (200, 201), written.text
+        after = await scrape(http)
+    finally:
+        await http.aclose()
+
+    def netsuite(values: dict[tuple[str, frozenset[tuple[str, str]]], float], entity: str) -> float:
+        return total(values, "psconnect_vendor_calls_total", vendor="netsuite", legal_entity=entity)
+
+    assert netsuite(after, "UK01") > netsuite(before, "UK01")
+    assert netsuite(after, uk01["id"]) == 0
+
+
+async def test_an_unknown_entity_id_lists_the_erps_entities_at_most_once_a_minute(stack: Stack) -> None:
+    """A body naming an entity the ERP does not list is refused as before; looking for its code costs one
+    listing of the ERP's legal entities, not one per request."""
+    http = await scraper(stack)
+
+    async def write(n: int) -> None:
+        refused = await stack.http.put(
+            f"/system/erp/v1/customers/by-external-id/ACC-NOWHERE-{n}",
+            json={"name": "Nowhere", "legal_entity_id": "999999", "currency": "USD"},
+            headers={"Idempotency-Key": f"nowhere-test-{n}"})
+        assert refused.status_code == 422, refused.text
+
+    def listings(values: dict[tuple[str, frozenset[tuple[str, str]]], float]) -> float:
+        return sum(v for (n, lbl), v in values.items() if n == "psconnect_vendor_calls_total"
+                   and ("vendor", "netsuite") in lbl and "subsidiary" in dict(lbl)["operation"].lower())
+
+    try:
+        before = await scrape(http)
+        await write(0)
+        once = await scrape(http)
+        for n in range(1, 4):
+            await write(n)
+        after = await scrape(http)
+    finally:
+        await http.aclose()
+    assert listings(once) > listings(before)
+    assert listings(after) == listings(once)
