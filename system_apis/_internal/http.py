@@ -204,6 +204,12 @@ class CircuitBreaker:
             raise CircuitOpenError(self.vendor, self.cooldown)
         circuit.trial_in_flight = True
 
+    def abandon_trial(self, scope: str = "-") -> None:
+        """A call ended with no outcome (cancelled): if it was the trial, the next call may be one instead —
+        else the circuit would wait for an outcome that never comes, refusing every call."""
+        if (circuit := self._circuits.get(scope)) is not None:
+            circuit.trial_in_flight = False
+
     def record_success(self, scope: str = "-") -> None:
         self._circuits.pop(scope, None)
 
@@ -323,6 +329,9 @@ class VendorHttp:
                 error = VendorUnavailable(self.vendor, f"timeout: {exc!r}")
             except httpx.TransportError as exc:
                 error = VendorUnavailable(self.vendor, f"connection failed: {exc!r}")
+            except BaseException:  # cancelled (the caller went away) or worse: no outcome to record
+                self.breaker.abandon_trial(scope)
+                raise
             if error is None:
                 self.breaker.record_success(scope)
                 remaining = metrics.remaining_budget(response.headers)

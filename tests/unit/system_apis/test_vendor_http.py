@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from email.utils import format_datetime
 
@@ -129,6 +130,33 @@ async def test_one_legal_entitys_failures_open_its_own_circuit_only() -> None:
     assert (await call_as("US01")).status_code == 200 and len(script.seen) == 3
     assert breaker.state_of("UK01") == "open" and breaker.state_of("US01") == "closed"
     assert breaker.state == "open"
+
+
+async def test_a_cancelled_trial_call_lets_the_next_call_try() -> None:
+    """The half-open circuit's one trial is cancelled (its caller went away): the next call is let through as the
+    trial, instead of the circuit refusing every call while it waits for an outcome that never comes."""
+    now = [0.0]
+    breaker = CircuitBreaker("acme", threshold=1, cooldown=10, clock=lambda: now[0])
+    started = asyncio.Event()
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/hang":
+            started.set()
+            await asyncio.sleep(60)
+        return httpx.Response(503 if request.url.path == "/down" else 200, json={})
+
+    http = VendorHttp("acme", httpx.AsyncClient(transport=httpx.MockTransport(answer), base_url="http://acme"),
+                      retry=RetryPolicy(max_attempts=1), breaker=breaker)
+    with pytest.raises(VendorUnavailable):
+        await http.request("GET", "/down")
+    now[0] = 11  # half-open: one trial
+    trial = asyncio.ensure_future(http.request("GET", "/hang"))
+    await started.wait()
+    trial.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await trial
+    assert (await http.request("GET", "/up")).status_code == 200
+    assert breaker.state == "closed"
 
 
 def test_retry_after_parses_seconds_and_http_dates() -> None:
