@@ -7,7 +7,7 @@ step twice or loses the vendor ids it created.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import sqlalchemy as sa
 
@@ -33,22 +33,30 @@ class RunStore:
         existing = self.by_subject(process, subject)
         if existing is not None:
             return existing, False
-        now = utcnow()
         try:
             with self.engine.begin() as conn:
-                conn.execute(runs.insert().values(id=run_id, process=process, subject=subject, status="queued",
-                                                  attempt=1, created_at=now, updated_at=now, result={}))
-                conn.execute(run_steps.insert(), [
-                    {"run_id": run_id, "position": i, "name": name, "state": "pending", "attempts": 0,
-                     "vendor_ids": {}} for i, name in enumerate(steps)])
+                _insert(conn, process, subject, run_id, steps)
         except sa.exc.IntegrityError:
             found = self.by_subject(process, subject)
             assert found is not None
             return found, False
+        return self._created(process, run_id), True
+
+    def create_if(self, claim: Callable[[sa.Connection], bool], process: str, subject: str, run_id: str,
+                  steps: Sequence[str]) -> Run | None:
+        """Insert the run in the transaction in which `claim` succeeds (None, and nothing written, when it
+        does not): what makes a one-at-a-time process's start exclusive across workers."""
+        with self.engine.begin() as conn:
+            if not claim(conn):
+                return None
+            _insert(conn, process, subject, run_id, steps)
+        return self._created(process, run_id)
+
+    def _created(self, process: str, run_id: str) -> Run:
         run = self.get(run_id)
         assert run is not None
         metrics.observe_run_started(process)
-        return run, True
+        return run
 
     def get(self, run_id: str) -> Run | None:
         with self.engine.connect() as conn:
@@ -164,3 +172,11 @@ def _step(s: sa.RowMapping) -> RunStep:
     return RunStep(name=s["name"], state=s["state"], attempts=s["attempts"], started_at=started,
                    finished_at=finished, duration_ms=round(duration, 1) if duration is not None else None,
                    vendor_ids=dict(s["vendor_ids"] or {}), detail=s["detail"])
+
+
+def _insert(conn: sa.Connection, process: str, subject: str, run_id: str, steps: Sequence[str]) -> None:
+    now = utcnow()
+    conn.execute(runs.insert().values(id=run_id, process=process, subject=subject, status="queued", attempt=1,
+                                      created_at=now, updated_at=now, result={}))
+    conn.execute(run_steps.insert(), [{"run_id": run_id, "position": i, "name": name, "state": "pending",
+                                       "attempts": 0, "vendor_ids": {}} for i, name in enumerate(steps)])

@@ -2,15 +2,18 @@
 
 A retried start with the same key and body answers the run the first call started; the
 same key with another body is refused (422), so a client bug cannot pass for a retry.
+The same table holds, per scope, two rows of a process that runs one at a time: the slot
+naming its unfinished run, and a follow-up wanted after it.
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from contracts.problems import ProblemError
 from foundation.clock import utcnow
-from process_apis._internal.tables import idempotency_keys
+from process_apis._internal.tables import idempotency_keys, runs
 
 __all__ = ["StartKeys"]
 
@@ -65,3 +68,25 @@ class StartKeys:
             taken = conn.execute(idempotency_keys.delete().where(idempotency_keys.c.scope == self.scope,
                                                                  idempotency_keys.c.key == self._FOLLOW_UP))
         return taken.rowcount == 1
+
+    # The slot: the run of a one-at-a-time process that is unfinished. Taken in the transaction that inserts
+    # the run, so starts racing on two workers (two webhook deliveries, a schedule and a client) insert one run
+    # between them; the others join it.
+    _SLOT = "unfinished-run"
+
+    def take_slot(self, conn: sa.Connection, run_id: str) -> bool:
+        """Name `run_id` (inserted in `conn`'s transaction) the unfinished run; False while another is."""
+        values = {"scope": self.scope, "key": self._SLOT, "fingerprint": self._SLOT, "run_id": run_id,
+                  "created_at": utcnow()}
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        first = dialect.insert(idempotency_keys).values(**values).on_conflict_do_nothing(
+            index_elements=[idempotency_keys.c.scope, idempotency_keys.c.key])
+        if conn.execute(first).rowcount == 1:
+            return True
+        slot = (idempotency_keys.c.scope == self.scope, idempotency_keys.c.key == self._SLOT)
+        holder = conn.scalar(sa.select(idempotency_keys.c.run_id).where(*slot))
+        if conn.scalar(sa.select(runs.c.status).where(runs.c.id == holder)) in ("queued", "running"):
+            return False
+        # Only from the holder just read: a start that took the slot meanwhile changed it, and this matches nothing.
+        return conn.execute(idempotency_keys.update().where(*slot, idempotency_keys.c.run_id == holder)
+                            .values(run_id=run_id, created_at=values["created_at"])).rowcount == 1
