@@ -82,7 +82,7 @@ from contracts.workforce import (
 )
 from foundation import metrics
 from foundation.paging import decode_position, encode_position
-from system_apis._internal.http import VendorRejected
+from system_apis._internal.http import VendorError, VendorRejected
 from system_apis.connections import DEFAULT_ENTITY, Connections
 from system_apis.domains._entity import ENTITY_PARAMETER, bind_call, legal_entity
 from system_apis.domains.crm import CrmSystem
@@ -399,11 +399,14 @@ class RoutedErp:
             self._listed_at[name] = self._clock()
             listed: dict[str, str] = {}
             cursor: str | None = None
-            while True:
-                page = await self.r.systems[name].list_legal_entities(200, cursor)
-                listed.update({**{e.id: e.code for e in page.items}, **{e.code: e.code for e in page.items}})
-                if not (cursor := page.next_cursor):
-                    break
+            try:
+                while True:
+                    page = await self.r.systems[name].list_legal_entities(200, cursor)
+                    listed.update({**{e.id: e.code for e in page.items}, **{e.code: e.code for e in page.items}})
+                    if not (cursor := page.next_cursor):
+                        break
+            except (VendorError, ProblemError):
+                return None  # a label is not worth failing the write for: its calls name no entity this time
             self._codes[name] = codes = listed
         return codes.get(id_or_code)
 

@@ -9,6 +9,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from system_apis._internal.faults import Fault
 from tests.stack import ALL_SCOPES, Stack, running_stack
 
 
@@ -201,3 +202,19 @@ async def test_an_unknown_entity_id_lists_the_erps_entities_at_most_once_a_minut
         await http.aclose()
     assert listings(once) > listings(before)
     assert listings(after) == listings(once)
+
+
+async def test_a_write_goes_through_when_the_erps_legal_entities_cannot_be_listed_for_its_label(
+        stack: Stack) -> None:
+    """The listing that finds a write's entity code fails (the ERP answers it 503): the write is made all the
+    same, its calls labelled with no entity, rather than failed for a metrics label."""
+    entities = (await stack.http.get("/system/erp/v1/legal-entities", params={"limit": 200})).json()["items"]
+    uk01 = next(e for e in entities if e["code"] == "UK01")
+    stack.sim("erp").faults.add(Fault(kind="server_error", status=503, path="subsidiary"))
+    written = await stack.http.put(
+        "/system/erp/v1/customers/by-external-id/ACC-UNLISTED",
+        json={"name": "Unlisted", "legal_entity_id": uk01["id"], "currency": uk01["currency"],
+              "tax_id": "GB123456789"},
+        headers={"Idempotency-Key": "unlisted-test-0"})
+    assert written.status_code == 201, written.text
+    assert stack.sim("erp").faults.injected > 0  # the listing was tried, and refused
