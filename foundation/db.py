@@ -9,9 +9,10 @@ each is sub-millisecond on SQLite and one round-trip on PostgreSQL.
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.pool import StaticPool
 
-__all__ = ["create_engine", "metadata"]
+__all__ = ["create_engine", "insert_new", "metadata"]
 
 metadata = sa.MetaData()
 
@@ -33,3 +34,11 @@ def create_engine(url: str) -> sa.Engine:
 
         return engine
     return sa.create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+def insert_new(conn: sa.Connection, table: sa.Table, *key: sa.Column[object]) -> sa.Insert:
+    """An insert into `table` that skips rows whose `key` is already there (`ON CONFLICT DO NOTHING`, both
+    engines): its rowcount says whether this statement wrote the row, even against a concurrent writer."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=list(key))
+    return sqlite.insert(table).on_conflict_do_nothing(index_elements=list(key))

@@ -153,8 +153,9 @@ class Scheduler:
 
     def _record(self, name: str, instant: dt.datetime, outcome: str, *, run_id: str | None = None,
                 run_status: str | None = None, detail: str | None = None) -> str:
-        key = f"{name}@{instant.astimezone(dt.UTC).isoformat()}"  # as the start's key: one row per instant
-        values = {"schedule": name, "scheduled_at": instant.astimezone(dt.UTC), "outcome": outcome,
+        at = instant.astimezone(dt.UTC)
+        key = f"{name}@{at.isoformat()}"
+        values = {"schedule": name, "scheduled_at": at, "outcome": outcome,
                   "run_id": run_id, "run_status": run_status, "detail": (detail or "")[:500] or None,
                   "recorded_at": utcnow()}
         with self.engine.begin() as conn:

@@ -370,12 +370,11 @@ class RoutedErp:
     connection) or an entity code; either names the connection.
     """
 
-    def __init__(self, routes: _Routes[ErpSystem], *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, routes: _Routes[ErpSystem]) -> None:
         self.r = routes
         self._codes: dict[str, dict[str, str]] = {}
         """Per connection: each legal entity's id and code -> its code, as the ERP lists them."""
         self._listed_at: dict[str, float] = {}
-        self._clock = clock
 
     async def _for_body(self, legal_entity_id: str) -> str:
         """The connection of a write's entity. The vendor calls that follow are labelled with the entity's code —
@@ -394,15 +393,16 @@ class RoutedErp:
         """The code of the entity `id_or_code` names on connection `name`; its legal entities are listed again
         on an unknown one, at most once a minute (a body naming no entity must not cost a listing each)."""
         codes = self._codes.get(name, {})
-        if id_or_code not in codes and self._clock() - self._listed_at.get(name, -LIST_AGAIN_AFTER) >= \
-                LIST_AGAIN_AFTER:
-            self._listed_at[name] = self._clock()
+        now = time.monotonic()
+        if id_or_code not in codes and now - self._listed_at.get(name, -LIST_AGAIN_AFTER) >= LIST_AGAIN_AFTER:
+            self._listed_at[name] = now
             listed: dict[str, str] = {}
             cursor: str | None = None
             try:
                 while True:
                     page = await self.r.systems[name].list_legal_entities(200, cursor)
-                    listed.update({**{e.id: e.code for e in page.items}, **{e.code: e.code for e in page.items}})
+                    for entity in page.items:
+                        listed[entity.id] = listed[entity.code] = entity.code
                     if not (cursor := page.next_cursor):
                         break
             except (VendorError, ProblemError):

@@ -19,9 +19,10 @@ from foundation.clock import as_utc, utcnow
 from foundation.paging import decode_cursor, encode_cursor
 from process_apis._internal.tables import run_steps, runs
 
-__all__ = ["RunStore"]
+__all__ = ["UNFINISHED", "RunStore"]
 
 TERMINAL: frozenset[RunStatus] = frozenset({"succeeded", "needs_attention", "failed"})
+UNFINISHED: frozenset[RunStatus] = frozenset({"queued", "running"})
 
 
 class RunStore:
@@ -78,7 +79,7 @@ class RunStore:
         """`process`'s queued and running runs, oldest first: the one a start joins, or those to launch again."""
         with self.engine.connect() as conn:
             ids = conn.execute(sa.select(runs.c.id).where(runs.c.process == process,
-                                                          runs.c.status.in_(("queued", "running")))
+                                                          runs.c.status.in_(UNFINISHED))
                                .order_by(runs.c.created_at, runs.c.id)).scalars().all()
         return [r for r in (self.get(i) for i in ids) if r is not None]
 

@@ -9,10 +9,11 @@ naming its unfinished run, and a follow-up wanted after it.
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from contracts.problems import ProblemError
 from foundation.clock import utcnow
+from foundation.db import insert_new
+from process_apis._internal.runs import UNFINISHED
 from process_apis._internal.tables import idempotency_keys, runs
 
 __all__ = ["StartKeys"]
@@ -78,14 +79,12 @@ class StartKeys:
         """Name `run_id` (inserted in `conn`'s transaction) the unfinished run; False while another is."""
         values = {"scope": self.scope, "key": self._SLOT, "fingerprint": self._SLOT, "run_id": run_id,
                   "created_at": utcnow()}
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        first = dialect.insert(idempotency_keys).values(**values).on_conflict_do_nothing(
-            index_elements=[idempotency_keys.c.scope, idempotency_keys.c.key])
-        if conn.execute(first).rowcount == 1:
+        first = insert_new(conn, idempotency_keys, idempotency_keys.c.scope, idempotency_keys.c.key)
+        if conn.execute(first.values(**values)).rowcount == 1:
             return True
         slot = (idempotency_keys.c.scope == self.scope, idempotency_keys.c.key == self._SLOT)
         holder = conn.scalar(sa.select(idempotency_keys.c.run_id).where(*slot))
-        if conn.scalar(sa.select(runs.c.status).where(runs.c.id == holder)) in ("queued", "running"):
+        if conn.scalar(sa.select(runs.c.status).where(runs.c.id == holder)) in UNFINISHED:
             return False
         # Only from the holder just read: a start that took the slot meanwhile changed it, and this matches nothing.
         return conn.execute(idempotency_keys.update().where(*slot, idempotency_keys.c.run_id == holder)

@@ -24,10 +24,9 @@ from typing import Any
 
 import msgspec
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from foundation.clock import utcnow
-from foundation.db import metadata
+from foundation.db import insert_new, metadata
 from process_apis.time_to_bill.rules import PricedLine
 
 __all__ = ["EXPENSE_KINDS", "LEDGER_STATES", "TIME_KINDS", "ExceptionLine", "Ledger", "LedgerRow", "RecordCounts",
@@ -371,7 +370,7 @@ class Ledger:
                 conn.execute(ledger.update().where(ledger.c.line_key == sa.bindparam("k"), ledger.c.state == "posted")
                              .values(state="invoiced", invoice_id=sa.bindparam("inv"), updated_at=now), lines)
             if milestones:
-                conn.execute(_insert_new(conn), milestones)
+                conn.execute(insert_new(conn, ledger, ledger.c.line_key), milestones)
 
     def projects_with_work(self, legal_entity_code: str, period: str) -> list[str]:
         with self.engine.connect() as conn:
@@ -418,13 +417,6 @@ class Ledger:
     def _select(self, where: Iterable[sa.ColumnElement[bool]]) -> list[LedgerRow]:
         with self.engine.connect() as conn:
             return [_row(r) for r in conn.execute(sa.select(*_COLS).where(*where).order_by(ledger.c.line_key))]
-
-
-def _insert_new(conn: sa.Connection) -> sa.Insert:
-    """An insert that skips rows whose key is already there (`ON CONFLICT DO NOTHING`, both engines)."""
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(ledger).on_conflict_do_nothing(index_elements=[ledger.c.line_key])
-    return sqlite.insert(ledger).on_conflict_do_nothing(index_elements=[ledger.c.line_key])
 
 
 def _claimed(conn: sa.Connection, row: LedgerRow) -> bool:
