@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -147,22 +148,32 @@ async def test_an_unpaged_report_for_one_entity_names_it(stack: Stack) -> None:
     assert harvest_us01(after) > harvest_us01(before)
 
 
+async def uk01(stack: Stack) -> dict[str, Any]:
+    """UK01 as the ERP system API lists it: on the shared NetSuite account, by the subsidiary's id."""
+    entities = (await stack.http.get("/system/erp/v1/legal-entities", params={"limit": 200})).json()["items"]
+    entity: dict[str, Any] = next(e for e in entities if e["code"] == "UK01")
+    return entity
+
+
+async def put_customer(stack: Stack, key: str, legal_entity_id: str, currency: str) -> httpx.Response:
+    """A customer write whose body names its legal entity; `key` names the customer and the request."""
+    return await stack.http.put(f"/system/erp/v1/customers/by-external-id/ACC-{key}",
+                                json={"name": f"Customer {key}", "legal_entity_id": legal_entity_id,
+                                      "currency": currency, "tax_id": "GB123456789"},
+                                headers={"Idempotency-Key": f"customer-{key.lower()}"})
+
+
 async def test_a_write_naming_its_entity_by_the_erps_id_is_labelled_with_the_entitys_code(stack: Stack) -> None:
     """On the shared NetSuite account an ERP body names its entity by the subsidiary's id: the calls it makes
     are labelled with the entity's code (as an operator filters them, and as the circuit breaker keeps one
     circuit per entity), never with a vendor's id."""
-    entities = (await stack.http.get("/system/erp/v1/legal-entities", params={"limit": 200})).json()["items"]
-    uk01 = next(e for e in entities if e["code"] == "UK01")
-    assert uk01["id"] != "UK01" and ":" not in uk01["id"]  # the shared account's own id for the subsidiary
+    entity = await uk01(stack)
+    assert entity["id"] != "UK01" and ":" not in entity["id"]  # the shared account's own id for the subsidiary
     http = await scraper(stack)
     try:
         before = await scrape(http)
         for n in range(2):  # the second write needs no listing of the legal entities: they are known
-            written = await stack.http.put(
-                f"/system/erp/v1/customers/by-external-id/ACC-LABEL-{n}",
-                json={"name": f"Label test {n}", "legal_entity_id": uk01["id"], "currency": uk01["currency"],
-                      "tax_id": "GB123456789"},
-                headers={"Idempotency-Key": f"label-test-{n}"})
+            written = await put_customer(stack, f"LABEL-{n}", entity["id"], entity["currency"])
             assert written.status_code in (200, 201), written.text
         after = await scrape(http)
     finally:
@@ -172,7 +183,7 @@ async def test_a_write_naming_its_entity_by_the_erps_id_is_labelled_with_the_ent
         return total(values, "psconnect_vendor_calls_total", vendor="netsuite", legal_entity=entity)
 
     assert netsuite(after, "UK01") > netsuite(before, "UK01")
-    assert netsuite(after, uk01["id"]) == 0
+    assert netsuite(after, entity["id"]) == 0
 
 
 async def test_an_unknown_entity_id_lists_the_erps_entities_at_most_once_a_minute(stack: Stack) -> None:
@@ -181,10 +192,7 @@ async def test_an_unknown_entity_id_lists_the_erps_entities_at_most_once_a_minut
     http = await scraper(stack)
 
     async def write(n: int) -> None:
-        refused = await stack.http.put(
-            f"/system/erp/v1/customers/by-external-id/ACC-NOWHERE-{n}",
-            json={"name": "Nowhere", "legal_entity_id": "999999", "currency": "USD"},
-            headers={"Idempotency-Key": f"nowhere-test-{n}"})
+        refused = await put_customer(stack, f"NOWHERE-{n}", "999999", "USD")
         assert refused.status_code == 422, refused.text
 
     def listings(values: dict[tuple[str, frozenset[tuple[str, str]]], float]) -> float:
@@ -208,13 +216,8 @@ async def test_a_write_goes_through_when_the_erps_legal_entities_cannot_be_liste
         stack: Stack) -> None:
     """The listing that finds a write's entity code fails (the ERP answers it 503): the write is made all the
     same, its calls labelled with no entity, rather than failed for a metrics label."""
-    entities = (await stack.http.get("/system/erp/v1/legal-entities", params={"limit": 200})).json()["items"]
-    uk01 = next(e for e in entities if e["code"] == "UK01")
+    entity = await uk01(stack)
     stack.sim("erp").faults.add(Fault(kind="server_error", status=503, path="subsidiary"))
-    written = await stack.http.put(
-        "/system/erp/v1/customers/by-external-id/ACC-UNLISTED",
-        json={"name": "Unlisted", "legal_entity_id": uk01["id"], "currency": uk01["currency"],
-              "tax_id": "GB123456789"},
-        headers={"Idempotency-Key": "unlisted-test-0"})
+    written = await put_customer(stack, "UNLISTED", entity["id"], entity["currency"])
     assert written.status_code == 201, written.text
     assert stack.sim("erp").faults.injected > 0  # the listing was tried, and refused

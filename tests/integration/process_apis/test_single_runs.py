@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -46,25 +47,14 @@ def _race(store: RunStore, launched: list[str]) -> list[tuple[str, bool]]:
     async def launch(run: Run) -> None:
         launched.append(run.id)
 
-    def start() -> tuple[str, bool]:
-        async def one() -> tuple[str, bool]:
-            gate.wait()
-            run, started = await start_or_join(store, "race", "race.start", "rc", ("only",), full=False,
-                                               idempotency_key=None, launch=launch)
-            return run.id, started
-        return asyncio.run(one())
+    async def start() -> tuple[str, bool]:
+        gate.wait()
+        run, started = await start_or_join(store, "race", "race.start", "rc", ("only",), full=False,
+                                           idempotency_key=None, launch=launch)
+        return run.id, started
 
-    threads: list[tuple[str, bool]] = []
-
-    def collect() -> None:
-        threads.append(start())
-
-    workers = [threading.Thread(target=collect) for _ in range(STARTS)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join(60)
-    return threads
+    with ThreadPoolExecutor(STARTS) as pool:
+        return list(pool.map(lambda _: asyncio.run(start()), range(STARTS)))
 
 
 async def test_starts_racing_on_several_workers_create_one_run_and_join_it(store: RunStore) -> None:

@@ -54,17 +54,6 @@ async def wait_for(stack: Stack, count: int, within: float = 20) -> list[sa.RowM
     return found
 
 
-async def run_ended(stack: Stack, run_id: str, within: float = 30) -> None:
-    deadline = time.monotonic() + within
-    while True:
-        with stack.gateway.engine.connect() as conn:
-            status = conn.scalar(sa.select(runs.c.status).where(runs.c.id == run_id))
-        if status not in ("queued", "running"):
-            return
-        assert time.monotonic() < deadline, f"run {run_id} still {status} after {within} s"
-        await asyncio.sleep(0.2)
-
-
 async def test_each_instant_starts_the_process_once_through_its_own_start(tmp_path: Path, database: str) -> None:
     async with running_stack(tmp_path, database_url=database, schedules_enabled=True,
                              schedules_file=schedule_file(tmp_path, "*/2 * * * * *")) as stack:
@@ -79,7 +68,7 @@ async def test_each_instant_starts_the_process_once_through_its_own_start(tmp_pa
         # The same instant again (a second worker, a re-executed step), once its run has ended, so that joining
         # whatever runs now cannot pass for finding it: the same run, not another, however the instant is written.
         first = recorded[0]
-        await run_ended(stack, first["run_id"])
+        await stack.wait_for(f"/process/worker-sync/v1/runs/{first['run_id']}")
         for written in (as_utc(first["scheduled_at"]), as_utc(first["scheduled_at"]).astimezone(TOKYO)):
             again = await stack.gateway.scheduler.fire(SYNC, written)
             same = [f["run_id"] for f in fires(stack) if f["scheduled_at"] == first["scheduled_at"]]
