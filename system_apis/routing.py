@@ -376,9 +376,10 @@ class RoutedErp:
         """Per connection: each legal entity's id and code -> its code, as the ERP lists them."""
         self._listed_at: dict[str, float] = {}
 
-    async def _for_body(self, legal_entity_id: str) -> str:
-        """The connection of a write's entity. The vendor calls that follow are labelled with the entity's code —
-        in the metrics and for the connection's circuit breaker — even when the body names it by the ERP's id."""
+    async def _entity_connection(self, legal_entity_id: str) -> str:
+        """The connection of the entity a body or path names (its id as published, or its code). The vendor calls
+        that follow are labelled with the entity's code — in the metrics and for the connection's circuit breaker —
+        even when it is named by the ERP's id."""
         name, raw = split_id(legal_entity_id, [n for n in self.r.order if n != self.r.default])
         if name is None and legal_entity.get() is not None:
             return self.r.requested()
@@ -418,17 +419,16 @@ class RoutedErp:
         return await self.r.listed("legal_entities", cursor, lambda s, c: s.list_legal_entities(limit, c))
 
     async def get_legal_entity(self, legal_entity_id: str) -> LegalEntity:
-        name, raw = split_id(legal_entity_id, [n for n in self.r.order if n != self.r.default])
-        if name is None and legal_entity.get() is None:
-            name = self.r.for_entity(raw)  # an entity code
-        return await self.r.one(name or self.r.requested(), lambda s: s.get_legal_entity(raw))
+        name = await self._entity_connection(legal_entity_id)  # by its id or its code
+        raw = legal_entity_id.removeprefix(f"{name}{SEPARATOR}")
+        return await self.r.one(name, lambda s: s.get_legal_entity(raw))
 
     async def get_customer(self, customer_id: str) -> Customer:
         name, raw = self.r.by_id(customer_id)
         return await self.r.one(name, lambda s: s.get_customer(raw))
 
     async def upsert_customer(self, external_id: str, data: CustomerUpsert) -> tuple[Customer, bool]:
-        name = await self._for_body(data.legal_entity_id)
+        name = await self._entity_connection(data.legal_entity_id)
         customer, created = await self.r.systems[name].upsert_customer(external_id, self.r.untag(name, data))
         return self.r.tag(name, customer), created
 
@@ -440,14 +440,14 @@ class RoutedErp:
         return await self.r.one(name, lambda s: s.get_project(raw))
 
     async def upsert_project(self, external_id: str, data: ErpProjectUpsert) -> tuple[ErpProject, bool]:
-        name = await self._for_body(data.legal_entity_id)
+        name = await self._entity_connection(data.legal_entity_id)
         project, created = await self.r.systems[name].upsert_project(external_id, self.r.untag(name, data))
         return self.r.tag(name, project), created
 
     async def list_accounting_periods(self, legal_entity_id: str | None, limit: int,
                                       cursor: str | None) -> Page[AccountingPeriod]:
         if legal_entity_id is not None:  # the id names its account (with `legal_entity` too: the same one)
-            name = await self._for_body(legal_entity_id)
+            name = await self._entity_connection(legal_entity_id)
             raw = legal_entity_id.removeprefix(f"{name}{SEPARATOR}")
             page = await self.r.systems[name].list_accounting_periods(raw, limit, cursor)
             return self.r.tag_page(name, page, page.next_cursor)
@@ -455,19 +455,19 @@ class RoutedErp:
                                    lambda s, c: s.list_accounting_periods(legal_entity_id, limit, c))
 
     async def upsert_employee(self, external_id: str, data: EmployeeUpsert) -> tuple[Employee, bool]:
-        name = await self._for_body(data.legal_entity_id)
+        name = await self._entity_connection(data.legal_entity_id)
         employee, created = await self.r.systems[name].upsert_employee(external_id, self.r.untag(name, data))
         return self.r.tag(name, employee), created
 
     async def post_time(self, batch: TimePostingBatch) -> TimePostingJob:
-        name = await self._for_body(batch.legal_entity_id)
+        name = await self._entity_connection(batch.legal_entity_id)
         return await self.r.systems[name].post_time(self.r.untag(name, batch))
 
     async def get_time_posting(self, batch_key: str) -> TimePostingResult:
         return await self.r.found(lambda s: s.get_time_posting(batch_key))
 
     async def post_expenses(self, batch: ExpensePostingBatch) -> ExpensePostingResult:
-        name = await self._for_body(batch.legal_entity_id)
+        name = await self._entity_connection(batch.legal_entity_id)
         return await self.r.systems[name].post_expenses(self.r.untag(name, batch))
 
     async def get_expense_posting(self, batch_key: str) -> ExpensePostingResult:
@@ -485,7 +485,7 @@ class RoutedErp:
 
     async def upsert_intercompany_charge(self, external_id: str,
                                          data: IntercompanyChargeUpsert) -> tuple[IntercompanyCharge, bool]:
-        name = await self._for_body(data.legal_entity_id)
+        name = await self._entity_connection(data.legal_entity_id)
         charge, created = await self.r.systems[name].upsert_intercompany_charge(external_id, self.r.untag(name, data))
         return self.r.tag(name, charge), created
 
@@ -495,7 +495,7 @@ class RoutedErp:
             period, counterparty, limit, c))
 
     async def upsert_invoice(self, external_id: str, data: InvoiceUpsert) -> tuple[Invoice, bool]:
-        name = await self._for_body(data.legal_entity_id)
+        name = await self._entity_connection(data.legal_entity_id)
         invoice, created = await self.r.systems[name].upsert_invoice(external_id, self.r.untag(name, data))
         return self.r.tag(name, invoice), created
 
@@ -511,7 +511,7 @@ class RoutedErp:
         return await self.r.found(lambda s: s.post_invoice(external_id))
 
     async def upsert_payment(self, external_id: str, data: PaymentUpsert) -> tuple[Payment, bool]:
-        name = await self._for_body(data.legal_entity_id)
+        name = await self._entity_connection(data.legal_entity_id)
         payment, created = await self.r.systems[name].upsert_payment(external_id, self.r.untag(name, data))
         return self.r.tag(name, payment), created
 
@@ -520,7 +520,7 @@ class RoutedErp:
         return await self.r.systems[self.r.requested()].exchange_rate(base, quote, on)
 
     async def upsert_credit_memo(self, external_id: str, data: CreditMemoUpsert) -> tuple[CreditMemo, bool]:
-        name = await self._for_body(data.legal_entity_id)
+        name = await self._entity_connection(data.legal_entity_id)
         memo, created = await self.r.systems[name].upsert_credit_memo(external_id, self.r.untag(name, data))
         return self.r.tag(name, memo), created
 

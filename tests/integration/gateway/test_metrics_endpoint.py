@@ -183,7 +183,7 @@ async def test_a_write_naming_its_entity_by_the_erps_id_is_labelled_with_the_ent
         return total(values, "psconnect_vendor_calls_total", vendor="netsuite", legal_entity=entity)
 
     assert netsuite(after, "UK01") > netsuite(before, "UK01")
-    assert netsuite(after, entity["id"]) == 0
+    assert netsuite(after, entity["id"]) == netsuite(before, entity["id"]) == 0
 
 
 async def test_an_unknown_entity_id_lists_the_erps_entities_at_most_once_a_minute(stack: Stack) -> None:
