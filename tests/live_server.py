@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 
 from tests.ports import free_port
+from tests.processes import NO_SCHEDULES
 
 __all__ = ["PSCONNECT", "REPO", "served"]
 
@@ -28,7 +29,7 @@ def served(home: Path, env: Mapping[str, str] | None = None) -> Iterator[str]:
     `env`: settings of this instance (PSCONNECT_… variables)."""
     port = free_port()
     proc = subprocess.Popen([*PSCONNECT, "serve", "--port", str(port)],
-                            env={**os.environ, **(env or {}), "PSCONNECT_HOME": str(home)}, cwd=REPO,
+                            env={**os.environ, **NO_SCHEDULES, **(env or {}), "PSCONNECT_HOME": str(home)}, cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -28,10 +28,14 @@ from gateway.settings import load_settings
 from system_apis.registry import installed
 from tests.ports import free_port
 
-__all__ = ["PSCONNECT", "SharedDb", "posted_time", "register_client", "running_simulators", "sim_count", "sim_requests",
-           "spawn", "start_gateway", "stop", "token", "wait_until"]
+__all__ = ["NO_SCHEDULES", "PSCONNECT", "SharedDb", "posted_time", "register_client", "running_simulators", "sim_count",
+           "sim_requests", "spawn", "start_gateway", "stop", "token", "wait_until"]
 
 PSCONNECT = [sys.executable, "-m", "cli"]
+NO_SCHEDULES = {"PSCONNECT_SCHEDULES_ENABLED": "0"}
+"""A `psconnect serve` the suite spawns reads the process environment, where the shipped schedules fire (as
+under `make run`): a 15-minute posting fire during a billing test posts that test's lines under a run of its own.
+Spawned instances fire none unless a test asks (its `env` overrides this)."""
 
 
 def wait_until(check: Any, what: str, within: float = 120.0) -> Any:
@@ -48,8 +52,8 @@ def wait_until(check: Any, what: str, within: float = 120.0) -> Any:
 
 
 def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(args, env={**os.environ, **env}, stdout=log.open("ab"), stderr=subprocess.STDOUT,
-                            cwd=Path(__file__).resolve().parents[1])
+    return subprocess.Popen(args, env={**os.environ, **NO_SCHEDULES, **env}, stdout=log.open("ab"),
+                            stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[1])
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:

@@ -24,6 +24,7 @@ import yaml
 from gateway.app import create_gateway
 from gateway.settings import load_settings
 from policies.bindings import DEFAULT_FILE, load_bindings
+from tests.processes import NO_SCHEDULES
 from tests.stack import postgres_database
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
@@ -64,7 +65,7 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
     async with postgres_database() as db:
         bindings = tmp_path / "bindings.yaml"
         _bindings(bindings)
-        env = {**os.environ, "DATABASE_URL": db, "REDIS_URL": "redis://127.0.0.1:6379/0",
+        env = {**os.environ, **NO_SCHEDULES, "DATABASE_URL": db, "REDIS_URL": "redis://127.0.0.1:6379/0",
                "PSCONNECT_REDIS_PREFIX": f"psconnect-test-{uuid.uuid4().hex[:12]}", "PSCONNECT_BINDINGS": str(bindings),
                "PSCONNECT_HOME": str(tmp_path / "home"), "PSCONNECT_SEED_DEMO": "0",
                # one issuer for both, as behind a load balancer
