@@ -37,6 +37,7 @@ from experience_apis.workbench.api import workbench_router
 from experience_apis.workbench.store import WorkbenchStore
 from foundation import tracing
 from foundation.audit import AuditLog
+from foundation.clock import utcnow
 from foundation.db import create_engine, metadata
 from foundation.http_client import CycleFreeClient
 from foundation.retry import RetryPolicy
@@ -244,12 +245,13 @@ def create_gateway(settings: Settings | None = None, *, bindings: Bindings | Non
         DBOS(config=executors.configure(_dbos_config(settings)))  # type: ignore[arg-type]
         if role == "gateway":
             DBOS.listen_queues([])  # a gateway queues workflows and runs none: the workers take them
+        launched_at = utcnow()
         executors.launch()  # takes the lease, DBOS.launch(), then recovers dead executors' workflows
         await DBOS.register_queue_async(WORK_QUEUE, polling_interval_sec=0.5)
         resumed = await processes.resume()
         if role != "gateway":
             await dispatcher.start()  # webhook deliveries, off the request path (experience_apis/subscriptions)
-        caught_up = await asyncio.to_thread(scheduler.start)  # after DBOS is up: schedules live in its database
+        caught_up = await asyncio.to_thread(scheduler.start, launched_at)  # after DBOS is up: schedules live there
         portal_start_up(settings, engine, accounts)
         log.info("gateway started", extra={"fields": {"event": "startup", "issuer": settings.issuer,
                                                       "embedded": settings.embedded, "role": role,

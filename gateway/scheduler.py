@@ -88,9 +88,10 @@ class Scheduler:
         """The missed instant each schedule fired on recovery at this start-up."""
 
     # --- start-up --------------------------------------------------------------------------------------------
-    def start(self) -> list[str]:
+    def start(self, launched_at: dt.datetime) -> list[str]:
         """Register every entry with DBOS (keeping each one's paused status), drop entries no longer in the
-        file, and enqueue the latest missed instant of each active one; the schedules caught up."""
+        file, and enqueue the latest instant of each active one missed before `launched_at` (when this process
+        launched DBOS); the schedules caught up."""
         global _host
         _host = self
         if not self.enabled:
@@ -102,17 +103,20 @@ class Scheduler:
         for stale in DBOS.list_schedules(workflow_name=FIRE_WORKFLOW):
             if stale["schedule_name"] not in self.schedules:
                 DBOS.delete_schedule(stale["schedule_name"])
-        return [name for name in self.schedules if self._catch_up(name)]
+        return [name for name in self.schedules if self._catch_up(name, launched_at)]
 
-    def _catch_up(self, name: str) -> bool:
+    def _catch_up(self, name: str, launched_at: dt.datetime) -> bool:
         found = DBOS.get_schedule(name)
         if found is None or found["status"] != "ACTIVE" or not found["last_fired_at"]:
             return False  # never fired here: nothing was missed; paused: nothing is owed
         schedule = self.schedules[name]
-        latest: dt.datetime = croniter(schedule.cron, dt.datetime.now(ZoneInfo(schedule.timezone)),
+        # The latest instant before DBOS launched here, and whether anyone enqueued it. Not `last_fired_at`
+        # against now: DBOS's own thread starts at launch and may already have fired a live instant, which moves
+        # `last_fired_at` past the missed one when start-up is slower than the cron (seen at 3 s on a busy machine).
+        latest: dt.datetime = croniter(schedule.cron, launched_at.astimezone(ZoneInfo(schedule.timezone)),
                                        second_at_beginning=len(schedule.cron.split()) == 6).get_prev(dt.datetime)
-        if latest <= dt.datetime.fromisoformat(found["last_fired_at"]):
-            return False
+        if DBOS.get_workflow_status(f"sched-{name}-{latest.isoformat()}") is not None:
+            return False  # DBOS names an instant's workflow so, whoever enqueued it (its live thread, a backfill)
         # One instant: the window (latest - 1 s, latest + 1 s) holds only it. Same workflow id as the live thread.
         DBOS.backfill_schedule(name, latest - dt.timedelta(seconds=1), latest + dt.timedelta(microseconds=1))
         self.caught_up[name] = latest
