@@ -365,7 +365,7 @@ class BusinessCentralSimulator:
             if status >= 400 and isolated:
                 failed = True
         if failed and saved is not None:
-            self.store.records, self.store.lines = saved
+            self.store.restore(*saved)
             answers = [a if a["status"] >= 400 else {**a, "status": 424, "body": {"error": {
                 "code": "FailedDependency", "message": "Rolled back: another operation of the batch failed."}}}
                        for a in answers]
@@ -407,7 +407,7 @@ class BusinessCentralSimulator:
         if len(parts) == 2:
             if key is None:
                 if method == "GET":
-                    records = list(self.store.entity_set(cid, name).values())
+                    records = self.store.candidates(cid, name, parse_filter(query.get("$filter")))
                     return self._list(base, f"companies({cid})/{name}", records, query, headers, context)
                 if method == "POST":
                     return 201, {"@odata.context": context + "/$entity",

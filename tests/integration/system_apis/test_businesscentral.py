@@ -431,6 +431,24 @@ class TestODataWire:
         assert [a["status"] for a in answers] == [424, 400]
         assert sim.count("customers", None) == before
 
+    async def test_a_key_is_one_records_whatever_its_case_and_free_again_after_a_rolled_back_transaction(
+            self, client: BusinessCentralClient) -> None:
+        await client.check()
+        url = f"companies({COMPANY})/customers"
+
+        def customer(number: str, name: str = "Keyed") -> dict[str, Any]:
+            return {"id": "1", "method": "POST", "url": url, "body": {"displayName": name, "number": number}}
+
+        rolled_back = await client.batch([customer("C-KEY"), {**customer("C-OTHER", ""), "id": "2"}])
+        assert [a["status"] for a in rolled_back] == [424, 400]
+        assert await client.find(f"{API}/{url}", "number eq 'C-KEY'") is None
+        assert (await client.batch([customer("C-KEY")]))[0]["status"] == 201  # the rolled-back number is free
+        again = (await client.batch([customer("c-key", "Twin")]))[0]
+        assert (again["status"], again["body"]["error"]["code"]) == (400, "Internal_EntityWithSameKeyExists")
+        found = await client.find(f"{API}/{url}", "number eq 'c-KEY' and displayName eq 'keyed'")
+        assert found is not None and found["number"] == "C-KEY"
+        assert await client.find(f"{API}/{url}", "number eq 'C-KEY' and displayName eq 'Twin'") is None
+
 
 class TestMasterData:
     async def test_customer_upsert_creates_then_updates_one_record(self, api: ApiClient,
