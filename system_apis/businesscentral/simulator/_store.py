@@ -265,7 +265,7 @@ class EntityStore:
         del self.entity_set(company_id, name)[record["id"]]
         self.lines[company_id].pop(record["id"], None)
         if (key := _key(name, record)) is not None:
-            del self._ids[(company_id.lower(), name, key)]
+            self._ids.pop((company_id.lower(), name, key), None)
 
     def _hold_key(self, company_id: str, name: str, record: Record, before: Record | None) -> None:
         """Index `record` (replacing `before`) under its key; refused as Business Central refuses a duplicate."""
