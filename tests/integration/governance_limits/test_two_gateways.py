@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,19 +22,14 @@ import yaml
 from gateway.app import create_gateway
 from gateway.settings import load_settings
 from policies.bindings import DEFAULT_FILE, load_bindings
-from tests.processes import NO_SCHEDULES
+from tests.ports import free_port
+from tests.processes import PSCONNECT, spawn
 from tests.stack import postgres_database
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
 
 STRATEGIES = ("fixed-window", "moving-window", "sliding-window-counter")
 ACCOUNTS = "/system/crm/v1/accounts?limit=1"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _bindings(path: Path) -> None:
@@ -65,7 +58,7 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
     async with postgres_database() as db:
         bindings = tmp_path / "bindings.yaml"
         _bindings(bindings)
-        env = {**os.environ, **NO_SCHEDULES, "DATABASE_URL": db, "REDIS_URL": "redis://127.0.0.1:6379/0",
+        env = {**os.environ, "DATABASE_URL": db, "REDIS_URL": "redis://127.0.0.1:6379/0",
                "PSCONNECT_REDIS_PREFIX": f"psconnect-test-{uuid.uuid4().hex[:12]}", "PSCONNECT_BINDINGS": str(bindings),
                "PSCONNECT_HOME": str(tmp_path / "home"), "PSCONNECT_SEED_DEMO": "0",
                # one issuer for both, as behind a load balancer
@@ -76,19 +69,14 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
         secrets = {cid: admin.oauth.clients.create(cid, ("system.crm:read",), client_id=cid)[1]
                    for cid in [*(f"lim-{s}" for s in STRATEGIES), "lim-quota"]}
         admin.engine.dispose()
-        ports = [_free_port(), _free_port()]
+        ports = [free_port(), free_port()]
         urls = [f"http://127.0.0.1:{p}" for p in ports]
         procs: list[subprocess.Popen[bytes]] = []
         try:
             # One after the other: the first creates the signing key, the second finds it in the database.
             async with httpx.AsyncClient(timeout=2) as http:
                 for port, url in zip(ports, urls, strict=True):
-                    # the access log goes to a file: an unread pipe would fill up and block the server
-                    log = (tmp_path / f"gateway-{port}.log").open("wb")
-                    proc = subprocess.Popen(  # noqa: ASYNC220 - starting a server returns at once
-                        [sys.executable, "-m", "cli", "serve", "--port", str(port)], env=env,
-                        stdout=subprocess.DEVNULL, stderr=log)
-                    log.close()
+                    proc = spawn([*PSCONNECT, "serve", "--port", str(port)], env, tmp_path / f"gateway-{port}.log")
                     procs.append(proc)
                     for _ in range(300):
                         assert proc.poll() is None, (tmp_path / f"gateway-{port}.log").read_text()[-4000:]
