@@ -82,7 +82,7 @@ def _test(args: argparse.Namespace) -> int:
         results = run_live_tests(args.base_url, client_id, secret, report_dir=Path(args.report_dir),
                                  max_examples=args.max_examples, apis=args.api or None,
                                  checks=tuple(c.strip() for c in args.checks.split(",") if c.strip()),
-                                 jobs=args.jobs)
+                                 jobs=args.jobs, max_response_time=args.max_response_time)
     except LiveTestError as exc:
         print(f"contract tests could not run: {exc}", file=sys.stderr)
         return 2
@@ -135,6 +135,8 @@ def register(subparsers: Any) -> None:
 
     test.add_argument("--checks", default=",".join(DEFAULT_CHECKS),
                       help="schemathesis checks, comma-separated, or `all` (default: the response conformance checks)")
+    test.add_argument("--max-response-time", type=float, metavar="SECONDS",
+                      help="the slowest answer the max_response_time check (on with `all`) accepts; default 10")
     test.add_argument("--report-dir", default="artifacts/contract-tests",
                       help="JUnit per API and merged contract-tests.xml land here")
     test.set_defaults(func=_test)
