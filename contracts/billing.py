@@ -34,6 +34,7 @@ __all__ = [
     "PaymentUpsert",
     "PostedExpense",
     "PostedTime",
+    "PostedTimeTotal",
     "RateCard",
     "RateCardLine",
     "TimePostingBatch",
@@ -173,6 +174,17 @@ class PostedTime(Struct):
     hours: Annotated[str, Meta(pattern=r"^-?\d+(\.\d+)?$", description="Decimal hours; negative for a reversal.")]
     amount: Money
     billable: bool
+
+
+class PostedTimeTotal(Struct):
+    """One project's billable time as the ERP holds it over a date range, summed: what a reconciliation compares,
+    one row per project instead of one per posted line (an account's month is hundreds of thousands of lines)."""
+
+    project_external_id: str
+    billable_hours: Annotated[str, Meta(pattern=r"^-?\d+(\.\d+)?$",
+                                        description="Decimal hours of the billable lines, reversals subtracted.")]
+    billable_amount: Annotated[Money, Meta(description="The sum of the billable lines' amounts, each as posted.")]
+    lines: Annotated[int, Meta(ge=0, description="Billable lines summed, reversals included.")]
 
 
 class InvoiceLine(FrozenStruct, frozen=True):

@@ -51,6 +51,7 @@ from contracts.billing import (
     PaymentUpsert,
     PostedExpense,
     PostedTime,
+    PostedTimeTotal,
     RateCard,
     TimePostingBatch,
     TimePostingJob,
@@ -481,6 +482,12 @@ class RoutedErp:
     async def list_posted_time(self, project_external_id: str | None, date_from: dt.date | None,
                                date_to: dt.date | None, limit: int, cursor: str | None) -> Page[PostedTime]:
         return await self.r.listed("posted_time", cursor, lambda s, c: s.list_posted_time(
+            project_external_id, date_from, date_to, limit, c))
+
+    async def list_posted_time_totals(self, project_external_id: str | None, date_from: dt.date | None,
+                                      date_to: dt.date | None, limit: int,
+                                      cursor: str | None) -> Page[PostedTimeTotal]:
+        return await self.r.listed("posted_time_totals", cursor, lambda s, c: s.list_posted_time_totals(
             project_external_id, date_from, date_to, limit, c))
 
     async def upsert_intercompany_charge(self, external_id: str,

@@ -30,7 +30,7 @@ from contracts.billing import (
     Invoice,
     InvoiceUpsert,
     PostedExpense,
-    PostedTime,
+    PostedTimeTotal,
     RateCard,
     TimePostingBatch,
     TimePostingJob,
@@ -147,16 +147,16 @@ class ErpApi(SystemApi):
     async def time_posting(self, batch_key: str) -> TimePostingResult:
         return await self.call("GET", f"/time-postings/{batch_key}", TimePostingResult)
 
-    async def posted_time(self, params: dict[str, str | int], cursor: str | None) -> Page[PostedTime]:
-        """One page of the time the ERP holds as posted (`from`/`to`; `project_external_id` and `legal_entity`
-        narrow it: without a project, every project of the account in one pass)."""
-        return await self.call("GET", "/posted-time", Page[PostedTime], params=_paged(params, cursor))
+    async def posted_time_totals(self, params: dict[str, str | int], cursor: str | None) -> Page[PostedTimeTotal]:
+        """One page of the billable time the ERP holds as posted, summed per project (`from`/`to`;
+        `project_external_id` and `legal_entity` narrow it: without a project, every project of the account)."""
+        return await self.call("GET", "/posted-time/totals", Page[PostedTimeTotal], params=_paged(params, cursor))
 
     async def post_expenses(self, batch: ExpensePostingBatch) -> ExpensePostingResult:
         return await self.call("POST", "/expense-postings", ExpensePostingResult, json=batch)
 
     async def posted_expenses(self, params: dict[str, str | int], cursor: str | None) -> Page[PostedExpense]:
-        """One page of the expenses the ERP holds as posted, narrowed as `posted_time`."""
+        """One page of the expenses the ERP holds as posted, narrowed as `posted_time_totals`."""
         return await self.call("GET", "/posted-expenses", Page[PostedExpense], params=_paged(params, cursor))
 
     async def upsert_intercompany_charge(self, external_id: str, data: IntercompanyChargeUpsert) -> IntercompanyCharge:
@@ -172,7 +172,7 @@ class ErpApi(SystemApi):
         return await self.call("PUT", f"/invoices/by-external-id/{external_id}", Invoice, json=data)
 
     async def invoices(self, params: dict[str, str | int], cursor: str | None) -> Page[Invoice]:
-        """One page of the invoices of a `period`, narrowed as `posted_time`."""
+        """One page of the invoices of a `period`, narrowed as `posted_time_totals`."""
         return await self.call("GET", "/invoices", Page[Invoice], params=_paged(params, cursor))
 
     async def invoice_changes(self, legal_entity: str, updated_since: dt.datetime | None, cursor: str | None,
@@ -193,7 +193,7 @@ class ErpApi(SystemApi):
         return await self.call("PUT", f"/credit-memos/by-external-id/{external_id}", CreditMemo, json=data)
 
     async def credit_memos(self, params: dict[str, str | int], cursor: str | None) -> Page[CreditMemo]:
-        """One page of the credit memos of a `period`, narrowed as `posted_time`."""
+        """One page of the credit memos of a `period`, narrowed as `posted_time_totals`."""
         return await self.call("GET", "/credit-memos", Page[CreditMemo], params=_paged(params, cursor))
 
     async def upsert_employee(self, external_id: str, data: EmployeeUpsert) -> Employee:

@@ -140,17 +140,18 @@ async def approved(codes: set[str], period: str, ref: Reference, as_of: dt.date,
 async def booked(codes: set[str], period: str, narrowing: Narrowing) -> dict[str, Booked]:
     """What the ERP holds for the projects `codes` in the period, from one paged read of each of its four lists
     narrowed as the ERP takes it: for one project, or for an entity's (or every) account whole — as many reads
-    as pages instead of four per project. Each list is summed page by page, never held whole."""
+    as pages instead of four per project. Posted time is read summed per project (an account's month is hundreds
+    of thousands of lines); the other lists are summed here page by page, never held whole."""
     erp = runtime().erp
     start, end = month_bounds(period)
     out = {code: Booked() for code in codes}
     dates: Narrowing = {"from": start.isoformat(), "to": end.isoformat(), "limit": 1000, **narrowing}
     by_period: Narrowing = {"period": period, "limit": 200, **narrowing}
-    async for posted in pages(erp.posted_time, dates, "ERP"):
-        for p in posted:
-            if p.billable and (books := out.get(p.project_external_id)) is not None:
-                books.posted_hours += Decimal(str(p.hours))
-                books.posted_amount += p.amount.amount
+    async for totals in pages(erp.posted_time_totals, dates, "ERP"):  # summed by the ERP: a row per project
+        for total in totals:
+            if (books := out.get(total.project_external_id)) is not None:
+                books.posted_hours += Decimal(total.billable_hours)
+                books.posted_amount += total.billable_amount.amount
     async for invoices in pages(erp.invoices, by_period, "ERP"):
         for invoice in invoices:
             if (books := out.get(invoice.project_external_id)) is not None:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
+from collections.abc import Awaitable
 from decimal import Decimal
 from typing import Any, Final
 
@@ -44,6 +45,7 @@ from contracts.billing import (
     Invoice,
     InvoiceUpsert,
     PostedTime,
+    PostedTimeTotal,
     TimePostingBatch,
     TimePostingJob,
     TimePostingLine,
@@ -69,6 +71,7 @@ from system_apis.businesscentral.mapping import (
     period_of,
     time_entry_body,
 )
+from system_apis.posted_totals import summed_listing
 
 __all__ = ["LINES_PER_BATCH", "BusinessCentralBilling"]
 
@@ -346,6 +349,15 @@ class BusinessCentralBilling:
                                     amount=Money(amount=Decimal(line.amount), currency=line.currency),
                                     billable=line.billable))
         return Page(items=items, next_cursor=following)
+
+    async def list_posted_time_totals(self, project_external_id: str | None, date_from: dt.date | None,
+                                      date_to: dt.date | None, limit: int,
+                                      cursor: str | None) -> Page[PostedTimeTotal]:
+        """Summed here: the API has no aggregate of posted time."""
+        def read(size: int, at: str | None) -> Awaitable[Page[PostedTime]]:
+            return self.list_posted_time(project_external_id, date_from, date_to, size, at)
+
+        return await summed_listing(read, "erp.businesscentral.posted_totals", limit, cursor)
 
     async def _page(self, url: str, filter: str | None, limit: int, cursor: str | None,
                     list_id: str) -> tuple[list[Record], str | None]:

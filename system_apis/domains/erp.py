@@ -39,6 +39,7 @@ from contracts.billing import (
     PaymentUpsert,
     PostedExpense,
     PostedTime,
+    PostedTimeTotal,
     TimePostingBatch,
     TimePostingJob,
     TimePostingResult,
@@ -70,6 +71,8 @@ BatchKey = Annotated[str, QueryParameter(min_length=8, max_length=120)]
 ProjectFilter = Annotated[str | None, QueryParameter(max_length=80, description="The project's external id.")]
 PeriodFilter = Annotated[str | None, QueryParameter(pattern=MONTH_PATTERN, description="Billing period YYYY-MM.")]
 CurrencyCode = Annotated[str, PathParameter(pattern=r"^[A-Z]{3}$", description="ISO 4217 currency code.")]
+DateFrom = Annotated[dt.date | None, QueryParameter(name="from", description="Inclusive first date (YYYY-MM-DD).")]
+DateTo = Annotated[dt.date | None, QueryParameter(name="to", description="Inclusive last date (YYYY-MM-DD).")]
 PostedLimit = Annotated[int, QueryParameter(ge=1, le=1000, description="Page size (reconciliation reads in bulk).")]
 
 
@@ -107,6 +110,13 @@ class ErpSystem(Protocol):
 
     async def list_posted_time(self, project_external_id: str | None, date_from: dt.date | None,
                                date_to: dt.date | None, limit: int, cursor: str | None) -> Page[PostedTime]: ...
+
+    async def list_posted_time_totals(self, project_external_id: str | None, date_from: dt.date | None,
+                                      date_to: dt.date | None, limit: int,
+                                      cursor: str | None) -> Page[PostedTimeTotal]:
+        """Per project, in project order, the billable lines `list_posted_time` lists with the same filters, summed
+        (`system_apis.posted_totals.summed_listing` where the ERP cannot sum)."""
+        ...
 
     async def post_expenses(self, batch: ExpensePostingBatch) -> ExpensePostingResult:
         """Post a batch of expense costs once: the same ``batch_key`` returns the first result and posts nothing
@@ -281,14 +291,20 @@ def erp_router(system: ErpSystem) -> Router:
 
     @get("/posted-time", operation_id="erp.listPostedTime", summary="List time as posted in the ERP")
     async def list_posted_time(request: Request[Any, Any, Any], project_external_id: ProjectFilter = None,
-                               date_from: Annotated[dt.date | None, QueryParameter(
-                                   name="from", description="Inclusive first date (YYYY-MM-DD).")] = None,
-                               date_to: Annotated[dt.date | None, QueryParameter(
-                                   name="to", description="Inclusive last date (YYYY-MM-DD).")] = None,
+                               date_from: DateFrom = None, date_to: DateTo = None,
                                limit: PostedLimit = 200, cursor: Cursor = None) -> Page[PostedTime]:
         allowed = await (await system_scope(request)).project_filter()
         page = await system.list_posted_time(project_external_id, date_from, date_to, limit, cursor)
         return kept(page, lambda p: allowed(p.project_external_id))
+
+    @get("/posted-time/totals", operation_id="erp.listPostedTimeTotals",
+         summary="Billable time as posted in the ERP, summed per project (what reconciliation compares)")
+    async def list_posted_time_totals(request: Request[Any, Any, Any], project_external_id: ProjectFilter = None,
+                                      date_from: DateFrom = None, date_to: DateTo = None,
+                                      limit: PostedLimit = 200, cursor: Cursor = None) -> Page[PostedTimeTotal]:
+        allowed = await (await system_scope(request)).project_filter()
+        page = await system.list_posted_time_totals(project_external_id, date_from, date_to, limit, cursor)
+        return kept(page, lambda t: allowed(t.project_external_id))
 
     @post("/expense-postings", operation_id="erp.postExpenses", status_code=200,
           opt={"refers_to": ("/legal_entity_id", "/lines/*/project_external_id", "/lines/*/employee_external_id")},
@@ -314,10 +330,7 @@ def erp_router(system: ErpSystem) -> Router:
 
     @get("/posted-expenses", operation_id="erp.listPostedExpenses", summary="List expenses as posted in the ERP")
     async def list_posted_expenses(request: Request[Any, Any, Any], project_external_id: ProjectFilter = None,
-                                   date_from: Annotated[dt.date | None, QueryParameter(
-                                       name="from", description="Inclusive first date (YYYY-MM-DD).")] = None,
-                                   date_to: Annotated[dt.date | None, QueryParameter(
-                                       name="to", description="Inclusive last date (YYYY-MM-DD).")] = None,
+                                   date_from: DateFrom = None, date_to: DateTo = None,
                                    limit: PostedLimit = 200, cursor: Cursor = None) -> Page[PostedExpense]:
         allowed = await (await system_scope(request)).project_filter()
         page = await system.list_posted_expenses(project_external_id, date_from, date_to, limit, cursor)
@@ -423,7 +436,8 @@ def erp_router(system: ErpSystem) -> Router:
                   parameters=ENTITY_PARAMETER,
                   route_handlers=[get_capabilities, list_legal_entities, get_legal_entity, get_customer,
                                   upsert_customer, list_projects, get_project, upsert_project, list_accounting_periods,
-                                  upsert_employee, post_time, get_time_posting, list_posted_time, post_expenses,
+                                  upsert_employee, post_time, get_time_posting, list_posted_time,
+                                  list_posted_time_totals, post_expenses,
                                   get_expense_posting, list_posted_expenses, upsert_intercompany_charge,
                                   list_intercompany_charges,
                                   upsert_invoice, list_invoices, get_invoice, post_invoice, upsert_payment,

@@ -17,7 +17,8 @@ import base64
 import datetime as dt
 import hashlib
 import re
-from typing import Any, Final
+from collections.abc import Callable
+from typing import Any, Final, TypeVar
 
 import msgspec
 
@@ -27,6 +28,7 @@ from contracts.billing import (
     Invoice,
     InvoiceUpsert,
     PostedTime,
+    PostedTimeTotal,
     TimePostingBatch,
     TimePostingJob,
     TimePostingResult,
@@ -45,10 +47,11 @@ from system_apis.netsuite._billing_mapping import (
     invoice_from_record,
     invoice_to_record,
     posted_time_from_row,
+    posted_total_from_row,
     posting_result_from_record,
 )
 from system_apis.netsuite._intercompany_mapping import is_intercompany
-from system_apis.netsuite._queries import applications_query, posted_time_query
+from system_apis.netsuite._queries import applications_query, posted_time_query, posted_time_totals_query
 from system_apis.netsuite._receivables_mapping import NOTHING_APPLIED, applications_from_rows, has_applications
 from system_apis.netsuite.client import MAX_PAGE, NetSuiteClient
 from system_apis.netsuite.mapping import INSTANT_FORMAT, MappingError
@@ -56,6 +59,7 @@ from system_apis.netsuite.mapping import INSTANT_FORMAT, MappingError
 __all__ = ["NetSuiteBilling", "not_found", "vendor_data_invalid"]
 
 Record = dict[str, Any]
+T = TypeVar("T")
 _EXTERNAL_ID: Final = re.compile(r"^[A-Za-z0-9_.:-]{1,80}$")
 _BATCH_KEY: Final = re.compile(r"^[A-Za-z0-9_.:-]{8,120}$")
 
@@ -194,7 +198,20 @@ class NetSuiteBilling:
                                date_to: dt.date | None, limit: int, cursor: str | None) -> Page[PostedTime]:
         if project_external_id is not None and not _EXTERNAL_ID.match(project_external_id):
             return Page(items=[])  # no job can carry an id outside the upsert alphabet
-        query = posted_time_query(project_external_id, date_from, date_to)
+        return await self._rows(posted_time_query(project_external_id, date_from, date_to), limit, cursor,
+                                posted_time_from_row)
+
+    async def list_posted_time_totals(self, project_external_id: str | None, date_from: dt.date | None,
+                                      date_to: dt.date | None, limit: int,
+                                      cursor: str | None) -> Page[PostedTimeTotal]:
+        """Summed by SuiteQL: a row per job, not the account's every timebill."""
+        if project_external_id is not None and not _EXTERNAL_ID.match(project_external_id):
+            return Page(items=[])
+        return await self._rows(posted_time_totals_query(project_external_id, date_from, date_to), limit, cursor,
+                                posted_total_from_row)
+
+    async def _rows(self, query: str, limit: int, cursor: str | None, mapped: Callable[[Record], T]) -> Page[T]:
+        """A page of a SuiteQL statement's rows, mapped; the cursor holds the statement's digest and the offset."""
         digest = hashlib.sha256(query.encode()).hexdigest()[:24]
         offset = 0
         if cursor is not None:
@@ -208,7 +225,7 @@ class NetSuiteBilling:
             offset = state.offset
         page = await self.client.suiteql(query, limit=limit, offset=offset)
         try:
-            items = [posted_time_from_row(row) for row in page.rows]
+            items = [mapped(row) for row in page.rows]
         except MappingError as exc:
             raise vendor_data_invalid(exc) from exc
         following = None

@@ -31,6 +31,7 @@ from contracts.billing import (
     InvoiceLine,
     InvoiceUpsert,
     PostedTime,
+    PostedTimeTotal,
     TimePostingBatch,
     TimePostingLine,
     TimePostingResult,
@@ -172,6 +173,18 @@ def posted_time_from_row(row: Record) -> PostedTime:
         )
     except (KeyError, ValueError) as exc:
         raise MappingError(f"timebill row {row.get('id')} unreadable: {exc!r}") from exc
+
+
+def posted_total_from_row(row: Record) -> PostedTimeTotal:
+    """One row of the summed ``timebill`` statement (``netsuite._queries.posted_time_totals_query``)."""
+    try:
+        return PostedTimeTotal(project_external_id=str(row["job"]),
+                               billable_hours=_decimal_text(_decimal(row["hours"], "hours")),
+                               billable_amount=Money(amount=_decimal(row["amount"], "amount"),
+                                                     currency=str(row["currency"])),
+                               lines=int(str(row["lines"])))
+    except (KeyError, ValueError) as exc:
+        raise MappingError(f"summed timebill row of job {row.get('job')} unreadable: {exc!r}") from exc
 
 
 # ---------------------------------------------------------------- invoice and credit memo

@@ -56,6 +56,8 @@ __all__ = [
     "POSTED_TIME_CONDITION",
     "POSTED_TIME_ORDER",
     "POSTED_TIME_SELECT",
+    "POSTED_TOTALS_GROUP",
+    "POSTED_TOTALS_SELECT",
     "RATE_CONDITION",
     "RATE_ORDER",
     "RATE_SELECT",
@@ -66,6 +68,7 @@ __all__ = [
     "intercompany_lines_query",
     "posted_expenses_query",
     "posted_time_query",
+    "posted_time_totals_query",
 ]
 
 POSTED_TIME_SELECT: Final = ("SELECT t.id, t.externalid, j.externalid AS job, e.externalid AS employee, "
@@ -77,6 +80,13 @@ POSTED_TIME_CONDITION: Final = re.compile(r"^(?:j\.externalid = '([A-Za-z0-9_.:-
                                           r"t\.trandate (>=|<=) TO_DATE\('(\d{4}-\d{2}-\d{2})', 'YYYY-MM-DD'\)|"
                                           r"1 = 1)$")
 """One WHERE condition ``posted_time_query`` writes."""
+POSTED_TOTALS_SELECT: Final = ("SELECT j.externalid AS job, c.symbol AS currency, SUM(t.hours) AS hours, "
+                               "SUM(ROUND(t.hours * t.rate, 2)) AS amount, COUNT(t.id) AS lines FROM timebill t "
+                               "JOIN job j ON j.id = t.customer JOIN currency c ON c.id = j.currency "
+                               "WHERE t.isbillable = 'T' AND ")
+POSTED_TOTALS_GROUP: Final = " GROUP BY j.externalid, c.symbol ORDER BY j.externalid"
+"""The billable time of ``posted_time_query``'s conditions summed per job: each line's amount rounded as the
+listing rounds it (Oracle's ROUND is half away from zero), then added."""
 
 PAYMENT_TYPE: Final = "CustPymt"
 CREDIT_TYPE: Final = "CustCred"
@@ -148,14 +158,15 @@ _ENTITY_CODE: Final = re.compile(r"^[A-Z]{2}[0-9]{2}$")
 
 def posted_time_query(project_external_id: str | None, date_from: dt.date | None, date_to: dt.date | None) -> str:
     """The SuiteQL statement listing posted time; project ids are restricted to a quote-free alphabet."""
-    conditions = []
-    if project_external_id is not None:
-        conditions.append(f"j.externalid = '{project_external_id}'")
-    if date_from is not None:
-        conditions.append(f"t.trandate >= TO_DATE('{date_from.isoformat()}', 'YYYY-MM-DD')")
-    if date_to is not None:
-        conditions.append(f"t.trandate <= TO_DATE('{date_to.isoformat()}', 'YYYY-MM-DD')")
-    return POSTED_TIME_SELECT + (" AND ".join(conditions) or "1 = 1") + POSTED_TIME_ORDER
+    return POSTED_TIME_SELECT + _period_conditions("j.externalid", "t.trandate", project_external_id, date_from,
+                                                   date_to) + POSTED_TIME_ORDER
+
+
+def posted_time_totals_query(project_external_id: str | None, date_from: dt.date | None,
+                             date_to: dt.date | None) -> str:
+    """The SuiteQL statement summing the billable time ``posted_time_query`` lists, per job."""
+    return POSTED_TOTALS_SELECT + _period_conditions("j.externalid", "t.trandate", project_external_id, date_from,
+                                                     date_to) + POSTED_TOTALS_GROUP
 
 
 def applications_query(invoice_ids: Sequence[str]) -> str:

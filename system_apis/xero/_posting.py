@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Awaitable
 from decimal import Decimal
 from typing import Any
 
 from contracts.billing import (
     PostedTime,
+    PostedTimeTotal,
     TimePostingBatch,
     TimePostingJob,
     TimePostingResult,
@@ -17,6 +19,7 @@ from contracts.common import Money, Page
 from contracts.erp import ErpRefusalReason
 from foundation.periods import month_of
 from system_apis._internal.http import VendorRejected
+from system_apis.posted_totals import summed_listing
 from system_apis.xero._lookups import XeroLookups, locked, not_found, vendor_data_invalid
 from system_apis.xero._summary import (
     DESCRIPTION_PREFIX,
@@ -175,6 +178,15 @@ class XeroPosting(XeroLookups):
             return items
 
         return await self.listings.page("erp.xero.posted", q, limit, cursor, read)
+
+    async def list_posted_time_totals(self, project_external_id: str | None, date_from: dt.date | None,
+                                      date_to: dt.date | None, limit: int,
+                                      cursor: str | None) -> Page[PostedTimeTotal]:
+        """Summed here: the API has no aggregate of posted time."""
+        def read(size: int, at: str | None) -> Awaitable[Page[PostedTime]]:
+            return self.list_posted_time(project_external_id, date_from, date_to, size, at)
+
+        return await summed_listing(read, "erp.xero.posted_totals", limit, cursor)
 
     async def _posted(self, external_id: str, record: dict[str, Any], date_from: dt.date | None,
                       date_to: dt.date | None) -> list[PostedTime]:

@@ -298,6 +298,13 @@ async def _(w: World) -> None:
     only_mine(w, items, lambda t: w.project_entity.get(t["project_external_id"]))
 
 
+@check("erp.listPostedTimeTotals")
+async def _(w: World) -> None:
+    totals = await w.all(w.uk, "/system/erp/v1/posted-time/totals", limit=1000)
+    assert totals
+    only_mine(w, totals, lambda t: w.project_entity.get(t["project_external_id"]))
+
+
 def expense_batch(project: dict[str, Any], le: str) -> dict[str, Any]:
     line = {"line_key": f"grant-matrix-x{uuid.uuid4().hex[:8]}:1", "project_external_id": project["external_id"],
             "employee_external_id": "W-00001", "date": "2026-10-05", "category": "Travel",

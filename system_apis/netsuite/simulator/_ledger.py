@@ -10,7 +10,7 @@ understood (its WHERE conditions are parsed); anything else is 400 ``INVALID_PAR
 from __future__ import annotations
 
 import re
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Final, NamedTuple
 
 import msgspec
@@ -19,6 +19,8 @@ from system_apis.netsuite._billing_mapping import BatchLine
 from system_apis.netsuite._queries import POSTED_TIME_CONDITION as _CONDITION
 from system_apis.netsuite._queries import POSTED_TIME_ORDER as _ORDER
 from system_apis.netsuite._queries import POSTED_TIME_SELECT as _SELECT
+from system_apis.netsuite._queries import POSTED_TOTALS_GROUP as _TOTALS_GROUP
+from system_apis.netsuite._queries import POSTED_TOTALS_SELECT as _TOTALS_SELECT
 from system_apis.netsuite.mapping import JOB_STATUSES
 from system_apis.netsuite.simulator._store import NsError, RecordStore
 
@@ -30,6 +32,7 @@ FIRST_TIME_BILL_ID: Final = 1_000_001
 _CLOSED_JOB: Final = JOB_STATUSES["closed"][0]
 _NUMBER: Final = re.compile(r"^-?\d{1,6}(\.\d{1,6})?$")
 _DATE: Final = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_CENT: Final = Decimal("0.01")
 
 
 class TimeBill(NamedTuple):
@@ -58,6 +61,8 @@ class TimeLedger:
         self._lines = msgspec.json.Decoder(list[BatchLine])
         self._memo: tuple[str, int, list[int]] = ("", -1, [])
         """The last statement's matches, so paging through a large result does not rescan every page."""
+        self._summed: tuple[str, int, list[Record]] = ("", -1, [])
+        """The last summing statement's rows, likewise."""
 
     def count(self, external_id: str | None) -> int:
         return len(self.bills) if external_id is None else int(external_id in self.by_key)
@@ -140,15 +145,26 @@ class TimeLedger:
                 "rate": Decimal(bill.rate), "isBillable": bill.billable, "memo": bill.memo or ""}
 
     def query(self, statement: str, limit: int, offset: int) -> tuple[list[Record], int]:
-        """Rows ``[offset, offset + limit)`` of the posted-time statement, and the total."""
+        """Rows ``[offset, offset + limit)`` of the posted-time statement or of its sum per job, and the total."""
+        if statement.startswith(_TOTALS_SELECT) and statement.endswith(_TOTALS_GROUP):
+            if self._summed[0] != statement or self._summed[1] != len(self.bills):
+                self._summed = (statement, len(self.bills),
+                                self._totals(self._matching(statement[len(_TOTALS_SELECT):-len(_TOTALS_GROUP)])))
+            return self._summed[2][offset:offset + limit], len(self._summed[2])
         if self._memo[0] == statement and self._memo[1] == len(self.bills):
             matching = self._memo[2]
             return [self._row(i) for i in matching[offset:offset + limit]], len(matching)
         if not statement.startswith(_SELECT) or not statement.endswith(_ORDER):
             raise NsError(400, "INVALID_PARAMETER", "Invalid search query: this simulator answers only the "
-                          "posted-time statement.", "q")
+                          "posted-time statements.", "q")
+        matching = self._matching(statement[len(_SELECT):-len(_ORDER)])
+        self._memo = (statement, len(self.bills), matching)
+        return [self._row(i) for i in matching[offset:offset + limit]], len(matching)
+
+    def _matching(self, where: str) -> list[int]:
+        """The bills the conditions of ``netsuite._queries._period_conditions`` select, in id order."""
         project, first, last = None, "", "9999"
-        for part in statement[len(_SELECT):-len(_ORDER)].split(" AND "):
+        for part in where.split(" AND "):
             match = _CONDITION.match(part.strip())
             if not match:
                 raise NsError(400, "INVALID_PARAMETER", f"Invalid search query near {part!r}.", "q")
@@ -163,9 +179,23 @@ class TimeLedger:
         else:
             candidates = range(len(self.bills))
         bills = self.bills
-        matching = [i for i in candidates if first <= bills[i].date <= last]
-        self._memo = (statement, len(bills), matching)
-        return [self._row(i) for i in matching[offset:offset + limit]], len(matching)
+        return [i for i in candidates if first <= bills[i].date <= last]
+
+    def _totals(self, matching: list[int]) -> list[Record]:
+        """The billable bills among `matching` summed per job as SuiteQL's GROUP BY answers: ordered by the job's
+        external id, numbers as text."""
+        sums: dict[str, tuple[Decimal, Decimal, int, str]] = {}
+        for i in matching:
+            bill = self.bills[i]
+            if bill.billable:
+                hours = Decimal(bill.hours)
+                amount = (hours * Decimal(bill.rate)).quantize(_CENT, rounding=ROUND_HALF_UP)
+                had = sums.get(bill.job)
+                sums[bill.job] = ((had[0] + hours, had[1] + amount, had[2] + 1, bill.currency) if had
+                                  else (hours, amount, 1, bill.currency))
+        rows = [{"links": [], "job": self._eid("job", job), "currency": currency, "hours": str(hours),
+                 "amount": str(amount), "lines": str(lines)} for job, (hours, amount, lines, currency) in sums.items()]
+        return sorted(rows, key=lambda row: str(row["job"]))
 
     def _eid(self, record_type: str, internal: str) -> str:
         # External ids of jobs and employees never change once a timeBill points at them: cache them.

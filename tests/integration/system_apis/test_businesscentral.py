@@ -45,7 +45,16 @@ from system_apis.businesscentral.simulator import BusinessCentralSimulator, comp
 from system_apis.domains.erp import erp_router
 from system_apis.registry import Connection, load_simulator
 from tests.integration.system_apis import vendor_kit
-from tests.integration.system_apis.vendor_kit import PACE, Clock, Sleeps, domain_api, vendor_http
+from tests.integration.system_apis.vendor_kit import (
+    PACE,
+    Clock,
+    Sleeps,
+    domain_api,
+    every_item,
+    posted_sums,
+    totals_sums,
+    vendor_http,
+)
 
 ApiClient = AsyncTestClient[Litestar]
 ERP = "/system/erp/v1"
@@ -527,6 +536,10 @@ class TestTimePosting:
                                        for p in posted["items"])
         entry_ids = {e["id"] for e in sim.records(ENTITY, "timeRegistrationEntries")}
         assert {p["id"] for p in posted["items"]} <= entry_ids
+        window = {"from": "2026-10-01", "to": "2026-10-31"}
+        whole = await every_item(api, f"{ERP}/posted-time", {**window, "limit": 1000})
+        totals = await every_item(api, f"{ERP}/posted-time/totals", {**window, "limit": 1})
+        assert len(totals) == 3 and totals_sums(totals) == posted_sums(whole)  # summed by the adapter, paged
 
     async def test_a_lost_answer_and_a_retry_register_nothing_twice(self, api: ApiClient, recording: Recording,
                                                                     sim: BusinessCentralSimulator) -> None:

@@ -18,7 +18,15 @@ from system_apis.netsuite import BASE_URL, NetSuiteClient, NetSuiteErp
 from system_apis.netsuite._billing_mapping import BATCH_RECORD
 from system_apis.netsuite.client import RECORD_PATH, idempotency_key
 from system_apis.netsuite.simulator import NetSuiteSimulator
-from tests.integration.system_apis.vendor_kit import PACE, Sleeps, domain_api, vendor_http
+from tests.integration.system_apis.vendor_kit import (
+    PACE,
+    Sleeps,
+    domain_api,
+    every_item,
+    posted_sums,
+    totals_sums,
+    vendor_http,
+)
 
 ApiClient = AsyncTestClient[Litestar]
 ERP = "/system/erp/v1"
@@ -215,6 +223,29 @@ class TestPostedTime:
         first = next(i for i in seen if i["line_key"] == "A-2")
         assert first["hours"] == "6.5" and first["amount"] == {"amount": "1625.00", "currency": "USD"}
         assert first["employee_external_id"] == WORKER and first["date"] == "2026-10-03"
+
+    async def test_totals_sum_the_billable_lines_the_listing_holds_per_project(self, api: ApiClient,
+                                                                               sim: NetSuiteSimulator) -> None:
+        other = next(p for p in FIRM.projects if p.legal_entity_code == "US01" and p is not US_PROJECT
+                     and p.status == "active")
+        lines = [line(f"T-{n}", day=f"2026-10-{n + 1:02d}", hours=f"{n + 1}.25", rate="199.99") for n in range(6)]
+        lines += [line("T-free", hours="3", billable=False), line("T-late", day="2026-11-02"),
+                  line("T-other", project=other.external_id, worker=other.assignments[0].worker_id, hours="2")]
+        await post(api, batch("US01-2026-10-0012", lines))
+        listed = (await api.get(f"{ERP}/posted-time", params={"from": "2026-10-01", "to": "2026-10-31",
+                                                               "limit": "1000"})).json()["items"]
+        assert {i["line_key"] for i in listed} == {f"T-{n}" for n in range(6)} | {"T-free", "T-other"}
+        # a page per project: the summed statement pages as the listing does
+        totals = await every_item(api, f"{ERP}/posted-time/totals", {"from": "2026-10-01", "to": "2026-10-31",
+                                                                     "limit": 1})
+        expected = posted_sums(listed)
+        assert totals_sums(totals) == expected and len(expected) == 2
+        assert expected[US_PROJECT.external_id][2] == 6 and all(t["billable_amount"]["currency"] == "USD"
+                                                                for t in totals)
+        one = (await api.get(f"{ERP}/posted-time/totals", params={"project_external_id": other.external_id})).json()
+        assert [(t["billable_hours"], t["lines"]) for t in one["items"]] == [("2", 1)]
+        forged = await api.get(f"{ERP}/posted-time/totals", params={"cursor": "bm9wZQ"})
+        assert forged.status_code == 422 and forged.json()["code"] == "invalid_cursor"
 
     async def test_forged_cursor_is_refused(self, api: ApiClient) -> None:
         response = await api.get(f"{ERP}/posted-time", params={"cursor": "bm9wZQ"})

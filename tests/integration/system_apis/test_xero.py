@@ -36,7 +36,16 @@ from system_apis.xero._tokens import TOKEN_URL, MemoryTokenStore, SqlTokenStore
 from system_apis.xero.mapping import invoice_from_upsert
 from system_apis.xero.simulator import XeroSimulator
 from tests.integration.system_apis import vendor_kit
-from tests.integration.system_apis.vendor_kit import PACE, Clock, Sleeps, domain_api, vendor_http
+from tests.integration.system_apis.vendor_kit import (
+    PACE,
+    Clock,
+    Sleeps,
+    domain_api,
+    every_item,
+    posted_sums,
+    totals_sums,
+    vendor_http,
+)
 from tests.stack import postgres_database, running_stack
 
 SPECS = Path(__file__).resolve().parents[3] / "system_apis" / "xero" / "spec"
@@ -252,14 +261,7 @@ def batch(key: str, tenant: str, posting: list[TimePostingLine]) -> dict[str, An
 
 async def listed(api: ApiClient, path: str, params: dict[str, str | int]) -> list[dict[str, Any]]:
     """Every item of an ERP list, following its cursors."""
-    items: list[dict[str, Any]] = []
-    cursor = None
-    while True:
-        response = await api.get(f"{ERP}{path}", params={**params, **({"cursor": cursor} if cursor else {})})
-        assert response.status_code == 200, response.text
-        items += response.json()["items"]
-        if not (cursor := response.json().get("next_cursor")):
-            return items
+    return await every_item(api, f"{ERP}{path}", params)
 
 
 async def posted_time(api: ApiClient, project: str = "PRJ-X0001") -> list[dict[str, Any]]:
@@ -491,6 +493,8 @@ class TestSummarisedTime:
         assert sorted(whole, key=lambda p: p["line_key"]) == sorted(read, key=lambda p: p["line_key"])
         time_reads = [r.url.path for r, _, _ in recording.exchanges[exchanges:] if r.url.path.endswith("/Time")]
         assert len(whole) > 15 * 10 and sorted(time_reads) == sorted(set(time_reads)) and len(time_reads) == 2
+        # summed per project, in pages of one project: what the listing's billable lines add up to
+        assert totals_sums(await listed(api, "/posted-time/totals", {"limit": 1})) == posted_sums(whole)
         by_key = {ln.line_key: ln for ln in sent}
         for item in read:
             line = by_key[item["line_key"]]

@@ -7,8 +7,10 @@ stand-ins and the wiring live here once, so a change to how vendors are tested i
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from decimal import Decimal
+from typing import Any
 
 import httpx
 from litestar import Litestar, Router
@@ -17,7 +19,10 @@ from litestar.testing import AsyncTestClient
 from foundation.retry import RetryPolicy
 from gateway.errors import EXCEPTION_HANDLERS
 
-__all__ = ["PACE", "Clock", "Sleeps", "asgi", "domain_api", "vendor_http"]
+__all__ = ["PACE", "Clock", "Sleeps", "asgi", "domain_api", "every_item", "posted_sums", "totals_sums", "vendor_http"]
+
+Sums = dict[str, tuple[Decimal, Decimal, int]]
+"""project -> (billable hours, billable amount, billable lines)"""
 
 # Enough attempts to see a retry succeed after two transient faults; tiny backoff, though `Sleeps` never waits.
 PACE = RetryPolicy(max_attempts=4, base_delay=0.01)
@@ -74,3 +79,34 @@ async def domain_api(router: Router) -> AsyncIterator[AsyncTestClient[Litestar]]
     app = Litestar(route_handlers=[router], exception_handlers=EXCEPTION_HANDLERS)
     async with AsyncTestClient(app=app) as client:
         yield client
+
+
+async def every_item(api: AsyncTestClient[Litestar], path: str, params: dict[str, str | int]) -> list[dict[str, Any]]:
+    """Every item of a list, following its cursors."""
+    items: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        response = await api.get(path, params={**params, **({"cursor": cursor} if cursor else {})})
+        assert response.status_code == 200, response.text
+        items += response.json()["items"]
+        if not (cursor := response.json().get("next_cursor")):
+            return items
+
+
+def posted_sums(lines: Iterable[dict[str, Any]]) -> Sums:
+    """The billable lines of a posted-time listing summed per project: what its totals list should hold."""
+    sums: Sums = {}
+    for line in lines:
+        if line["billable"]:
+            hours, amount, count = sums.get(line["project_external_id"], (Decimal(0), Decimal(0), 0))
+            sums[line["project_external_id"]] = (hours + Decimal(line["hours"]),
+                                                 amount + Decimal(line["amount"]["amount"]), count + 1)
+    return sums
+
+
+def totals_sums(totals: list[dict[str, Any]]) -> Sums:
+    """A posted-time totals list in the shape of `posted_sums`; its projects must come in order, once each."""
+    projects = [t["project_external_id"] for t in totals]
+    assert projects == sorted(set(projects)), projects
+    return {t["project_external_id"]: (Decimal(t["billable_hours"]), Decimal(t["billable_amount"]["amount"]),
+                                       t["lines"]) for t in totals}

@@ -146,7 +146,7 @@ def _requests(*operations: str) -> float:
 
 
 def _posted_time_reads() -> float:
-    return _requests("erp.listPostedTime")
+    return _requests("erp.listPostedTimeTotals")
 
 
 async def test_reconciling_an_entity_whole_reads_its_accounts_once_and_finds_what_per_project_reads_find(
@@ -156,7 +156,7 @@ async def test_reconciling_an_entity_whole_reads_its_accounts_once_and_finds_wha
     per project (Harvest allows 100 requests per 15 s), and each row is what reconciling that project alone gives —
     held entries, expenses and seconded consultants' charges too."""
     time_lists = ("time.listTimeEntries", "time.listExpenses")
-    erp_lists = ("erp.listPostedTime", "erp.listInvoices", "erp.listCreditMemos", "erp.listPostedExpenses")
+    erp_lists = ("erp.listPostedTimeTotals", "erp.listInvoices", "erp.listCreditMemos", "erp.listPostedExpenses")
     async with ttb_stack(tmp_path) as s:
         assert (await s.bill("*"))["status"] in ("succeeded", "needs_attention")
         wholes: dict[str, list[dict[str, Any]]] = {}
@@ -169,7 +169,8 @@ async def test_reconciling_an_entity_whole_reads_its_accounts_once_and_finds_wha
             alone_reads = _requests(*time_lists) - before[0], _requests(*erp_lists) - before[1]
             assert alone == whole
             assert whole_reads[0] < len(whole) <= alone_reads[0] / 2, (len(whole), whole_reads, alone_reads)
-            # the ERP account is read in pages of 1,000 posted lines: US01's holds UK01's and DE01's time as well
+            # posted time is read summed per project, the other lists in pages (US01's account holds UK01's and
+            # DE01's records as well): a read of each list for the whole, four per project alone
             assert whole_reads[1] < alone_reads[1] / 2 and len(whole) * 4 <= alone_reads[1], (whole_reads, alone_reads)
         assert whole_reads[1] < len(whole)  # the firm whole: fewer ERP reads than projects
         assert all(not r["discrepancies"] for r in whole)
