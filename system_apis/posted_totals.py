@@ -10,6 +10,7 @@ page of 1,000 in the firms we serve, so that is rare, and it is never wrong.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Awaitable, Callable, Iterable
 from decimal import Decimal
 from typing import Final
@@ -18,7 +19,7 @@ from contracts.billing import PostedTime, PostedTimeTotal
 from contracts.common import Money, Page
 from foundation.paging import decode_cursor, encode_cursor
 
-__all__ = ["READ_PAGE", "summed", "summed_listing"]
+__all__ = ["READ_PAGE", "ListPostedTime", "summed", "summed_listing"]
 
 READ_PAGE: Final = 1000
 """Lines per page read from the listing (the posted-time list's largest page)."""
@@ -37,16 +38,20 @@ def summed(lines: Iterable[PostedTime]) -> list[PostedTimeTotal]:
             for project, (hours, amount, currency, count) in sorted(sums.items())]
 
 
-async def summed_listing(read: Callable[[int, str | None], Awaitable[Page[PostedTime]]], list_id: str, limit: int,
-                         cursor: str | None) -> Page[PostedTimeTotal]:
-    """The page at `cursor` of the totals of every line `read(limit, cursor)` lists (one adapter's
-    `list_posted_time` with its filters bound); `list_id` names the list its cursors belong to."""
+ListPostedTime = Callable[[str | None, dt.date | None, dt.date | None, int, str | None], Awaitable[Page[PostedTime]]]
+"""An adapter's `list_posted_time` (project, from, to, limit, cursor)."""
+
+
+async def summed_listing(list_posted_time: ListPostedTime, project_external_id: str | None,
+                         date_from: dt.date | None, date_to: dt.date | None, limit: int, cursor: str | None,
+                         list_id: str) -> Page[PostedTimeTotal]:
+    """The page at `cursor` of the totals of every line `list_posted_time` lists with these filters; `list_id`
+    names the list its cursors belong to."""
     offset = decode_cursor(cursor, list_id)
-    lines: list[PostedTime] = []
-    page = await read(READ_PAGE, None)
-    lines += page.items
+    page = await list_posted_time(project_external_id, date_from, date_to, READ_PAGE, None)
+    lines = list(page.items)
     while page.next_cursor:
-        page = await read(READ_PAGE, page.next_cursor)
+        page = await list_posted_time(project_external_id, date_from, date_to, READ_PAGE, page.next_cursor)
         lines += page.items
     totals = summed(lines)
     following = offset + limit

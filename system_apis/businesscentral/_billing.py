@@ -33,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
-from collections.abc import Awaitable
 from decimal import Decimal
 from typing import Any, Final
 
@@ -354,10 +353,8 @@ class BusinessCentralBilling:
                                       date_to: dt.date | None, limit: int,
                                       cursor: str | None) -> Page[PostedTimeTotal]:
         """Summed here: the API has no aggregate of posted time."""
-        def read(size: int, at: str | None) -> Awaitable[Page[PostedTime]]:
-            return self.list_posted_time(project_external_id, date_from, date_to, size, at)
-
-        return await summed_listing(read, "erp.businesscentral.posted_totals", limit, cursor)
+        return await summed_listing(self.list_posted_time, project_external_id, date_from, date_to, limit, cursor,
+                                    "erp.businesscentral.posted_totals")
 
     async def _page(self, url: str, filter: str | None, limit: int, cursor: str | None,
                     list_id: str) -> tuple[list[Record], str | None]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Awaitable
 from decimal import Decimal
 from typing import Any
 
@@ -183,10 +182,8 @@ class XeroPosting(XeroLookups):
                                       date_to: dt.date | None, limit: int,
                                       cursor: str | None) -> Page[PostedTimeTotal]:
         """Summed here: the API has no aggregate of posted time."""
-        def read(size: int, at: str | None) -> Awaitable[Page[PostedTime]]:
-            return self.list_posted_time(project_external_id, date_from, date_to, size, at)
-
-        return await summed_listing(read, "erp.xero.posted_totals", limit, cursor)
+        return await summed_listing(self.list_posted_time, project_external_id, date_from, date_to, limit, cursor,
+                                    "erp.xero.posted_totals")
 
     async def _posted(self, external_id: str, record: dict[str, Any], date_from: dt.date | None,
                       date_to: dt.date | None) -> list[PostedTime]:

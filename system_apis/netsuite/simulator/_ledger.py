@@ -10,8 +10,9 @@ understood (its WHERE conditions are parsed); anything else is 400 ``INVALID_PAR
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, TypeVar
 
 import msgspec
 
@@ -27,6 +28,7 @@ from system_apis.netsuite.simulator._store import NsError, RecordStore
 __all__ = ["AsyncJobs", "SimJob", "TimeLedger"]
 
 Record = dict[str, Any]
+T = TypeVar("T")
 
 FIRST_TIME_BILL_ID: Final = 1_000_001
 _CLOSED_JOB: Final = JOB_STATUSES["closed"][0]
@@ -59,10 +61,8 @@ class TimeLedger:
         self._intern: dict[str, str] = {}
         self._eids: dict[str, str] = {}
         self._lines = msgspec.json.Decoder(list[BatchLine])
-        self._memo: tuple[str, int, list[int]] = ("", -1, [])
-        """The last statement's matches, so paging through a large result does not rescan every page."""
-        self._summed: tuple[str, int, list[Record]] = ("", -1, [])
-        """The last summing statement's rows, likewise."""
+        self._memo: tuple[str, int, list[Any]] = ("", -1, [])
+        """(statement, bills when answered, its answer): `_memoized`."""
 
     def count(self, external_id: str | None) -> int:
         return len(self.bills) if external_id is None else int(external_id in self.by_key)
@@ -147,19 +147,21 @@ class TimeLedger:
     def query(self, statement: str, limit: int, offset: int) -> tuple[list[Record], int]:
         """Rows ``[offset, offset + limit)`` of the posted-time statement or of its sum per job, and the total."""
         if statement.startswith(_TOTALS_SELECT) and statement.endswith(_TOTALS_GROUP):
-            if self._summed[0] != statement or self._summed[1] != len(self.bills):
-                self._summed = (statement, len(self.bills),
-                                self._totals(self._matching(statement[len(_TOTALS_SELECT):-len(_TOTALS_GROUP)])))
-            return self._summed[2][offset:offset + limit], len(self._summed[2])
-        if self._memo[0] == statement and self._memo[1] == len(self.bills):
-            matching = self._memo[2]
-            return [self._row(i) for i in matching[offset:offset + limit]], len(matching)
+            rows = self._memoized(statement, lambda: self._totals(
+                self._matching(statement[len(_TOTALS_SELECT):-len(_TOTALS_GROUP)])))
+            return rows[offset:offset + limit], len(rows)
         if not statement.startswith(_SELECT) or not statement.endswith(_ORDER):
             raise NsError(400, "INVALID_PARAMETER", "Invalid search query: this simulator answers only the "
                           "posted-time statements.", "q")
-        matching = self._matching(statement[len(_SELECT):-len(_ORDER)])
-        self._memo = (statement, len(self.bills), matching)
+        matching = self._memoized(statement, lambda: self._matching(statement[len(_SELECT):-len(_ORDER)]))
         return [self._row(i) for i in matching[offset:offset + limit]], len(matching)
+
+    def _memoized(self, statement: str, answer: Callable[[], list[T]]) -> list[T]:
+        """The last statement's answer while no bill was added, so paging through a large result does not rescan
+        every page."""
+        if self._memo[0] != statement or self._memo[1] != len(self.bills):
+            self._memo = (statement, len(self.bills), answer())
+        return self._memo[2]
 
     def _matching(self, where: str) -> list[int]:
         """The bills the conditions of ``netsuite._queries._period_conditions`` select, in id order."""
